@@ -1,0 +1,77 @@
+# rpcboot_add_interface(<target> HEADERS <header>... [INCLUDE_DIRS <dir>...] [CODEGEN_ARGS <arg>...])
+#
+# Runs rpcboot-codegen on the annotated HEADERS at build time (again whenever one of them, or
+# any project header they include, changes) and defines <target>, a static library holding the
+# generated C++ glue. Link it next to rpcboot::rpcboot.
+#
+# The emitted files land in ${CMAKE_CURRENT_BINARY_DIR}/<target>_rpcboot/ :
+#   <stem>.thrift, <stem>.proto      for other languages
+#   <stem>.rpcboot.h, <stem>.rpcboot.cc
+# and their paths are stored on the target as the properties RPCBOOT_THRIFT_FILES,
+# RPCBOOT_PROTO_FILES and RPCBOOT_OUTPUT_DIR.
+#
+# INCLUDE_DIRS default to the headers' own directories; they are given to codegen (clang) and
+# become PUBLIC include directories of <target>.
+function(rpcboot_add_interface target)
+  cmake_parse_arguments(ARG "" "" "HEADERS;INCLUDE_DIRS;CODEGEN_ARGS" ${ARGN})
+  if(NOT ARG_HEADERS)
+    message(FATAL_ERROR "rpcboot_add_interface(${target}): HEADERS is required")
+  endif()
+  if(TARGET rpcboot::codegen)
+    set(codegen rpcboot::codegen)
+  else()
+    message(FATAL_ERROR "rpcboot_add_interface(${target}): the rpcboot::codegen executable is not defined")
+  endif()
+
+  set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/${target}_rpcboot)
+  file(MAKE_DIRECTORY ${out_dir})
+  set(headers "")
+  set(include_dirs ${ARG_INCLUDE_DIRS})
+  foreach(header IN LISTS ARG_HEADERS)
+    get_filename_component(abs ${header} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    list(APPEND headers ${abs})
+    if(NOT ARG_INCLUDE_DIRS)
+      get_filename_component(dir ${abs} DIRECTORY)
+      list(APPEND include_dirs ${dir})
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES include_dirs)
+
+  set(outputs "")
+  set(sources "")
+  set(thrift_files "")
+  set(proto_files "")
+  foreach(abs IN LISTS headers)
+    get_filename_component(name ${abs} NAME)
+    string(REGEX REPLACE "\\..*$" "" stem ${name})
+    list(APPEND outputs ${out_dir}/${stem}.thrift ${out_dir}/${stem}.proto
+                        ${out_dir}/${stem}.rpcboot.h ${out_dir}/${stem}.rpcboot.cc)
+    list(APPEND sources ${out_dir}/${stem}.rpcboot.cc)
+    list(APPEND thrift_files ${out_dir}/${stem}.thrift)
+    list(APPEND proto_files ${out_dir}/${stem}.proto)
+  endforeach()
+
+  set(include_args "")
+  foreach(dir IN LISTS include_dirs)
+    get_filename_component(abs_dir ${dir} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    list(APPEND include_args -I${abs_dir})
+  endforeach()
+
+  add_custom_command(
+    OUTPUT ${outputs}
+    COMMAND ${codegen} --out-dir ${out_dir} --depfile ${out_dir}/${target}.d ${include_args}
+            ${ARG_CODEGEN_ARGS} ${headers}
+    DEPENDS ${headers} ${codegen}
+    DEPFILE ${out_dir}/${target}.d
+    COMMENT "rpcboot-codegen: ${target}"
+    VERBATIM)
+
+  add_library(${target} STATIC ${sources})
+  target_include_directories(${target} PUBLIC ${out_dir} ${include_dirs})
+  target_link_libraries(${target} PUBLIC rpcboot::rpcboot)
+  target_compile_features(${target} PUBLIC cxx_std_17)
+  set_target_properties(${target} PROPERTIES
+    RPCBOOT_THRIFT_FILES "${thrift_files}"
+    RPCBOOT_PROTO_FILES "${proto_files}"
+    RPCBOOT_OUTPUT_DIR "${out_dir}")
+endfunction()

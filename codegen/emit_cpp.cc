@@ -1,0 +1,110 @@
+#include <cctype>
+#include <sstream>
+
+#include "codegen/emitters.h"
+
+namespace rpcboot::codegen {
+namespace {
+
+std::string FullName(const std::string& package, const std::string& name) {
+  return package.empty() ? name : package + "." + name;
+}
+
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+std::string NameArray(const std::vector<std::string>& names) {
+  std::string out = "std::array<std::string_view, " + std::to_string(names.size()) + ">{";
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i > 0 ? ", " : "") + Quoted(names[i]);
+  return out + "}";
+}
+
+}  // namespace
+
+std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
+  const FilePlan& fp = plan.files[file];
+  std::ostringstream out;
+  out << Banner(model, file, "//");
+  out << "// Names, ids and method tables for rpcboot's codecs, servers and client proxies.\n"
+         "#pragma once\n\n"
+         "#include <array>\n#include <cstddef>\n#include <cstdint>\n#include <string_view>\n\n"
+         "#include \"rpcboot/reflect.h\"\n"
+      << "#include " << Quoted(model.headers[file].include_path) << "\n";
+  for (int f : fp.imports) out << "#include " << Quoted(model.headers[f].stem + ".rpcboot.h") << "\n";
+  out << "\nnamespace rpcboot {\n";
+  for (int e : fp.enums) {
+    const EnumDecl& d = model.enums[e];
+    std::vector<std::string> names;
+    for (const auto& v : d.values) names.push_back(v.name);
+    out << "\ntemplate <>\nstruct EnumInfo<" << d.cpp_name << "> {\n"
+        << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
+        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(fp.package, d.name)) << ";\n"
+        << "  static constexpr auto kNames = " << NameArray(names) << ";\n"
+        << "  static constexpr std::array<" << d.cpp_name << ", " << d.values.size() << "> kValues{";
+    for (std::size_t i = 0; i < d.values.size(); ++i) out << (i > 0 ? ", " : "") << d.cpp_name << "::" << d.values[i].name;
+    out << "};\n"
+        << "  static constexpr std::int64_t kMinValue = " << d.min_value << ";\n"
+        << "  static constexpr std::int64_t kMaxValue = " << d.max_value << ";\n};\n";
+  }
+  for (int s : fp.structs) {
+    const StructDecl& d = model.structs[s];
+    std::vector<std::string> names;
+    for (const auto& f : d.fields) names.push_back(f.name);
+    out << "\ntemplate <>\nstruct StructInfo<" << d.cpp_name << "> {\n"
+        << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
+        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(fp.package, d.name)) << ";\n"
+        << "  // Field id = index + 1.\n"
+        << "  static constexpr auto kFieldNames = " << NameArray(names) << ";\n};\n";
+  }
+  for (int s : fp.services) {
+    const ServiceDecl& d = model.services[s];
+    out << "\ntemplate <>\nstruct ServiceInfo<" << d.cpp_name << "> {\n"
+        << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
+        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(d.package, d.name)) << ";\n"
+        << "  static constexpr std::size_t kMethodCount = " << d.methods.size() << ";\n"
+        << "  template <std::size_t I>\n  struct Method;\n};\n";
+    for (std::size_t m = 0; m < d.methods.size(); ++m) {
+      const MethodDecl& md = d.methods[m];
+      const MethodPlan& mp = plan.methods[s][m];
+      std::vector<std::string> params;
+      for (const auto& p : md.params) params.push_back(p.name);
+      out << "\ntemplate <>\nstruct ServiceInfo<" << d.cpp_name << ">::Method<" << m << ">\n"
+          << "    : MethodTraits<&" << d.cpp_name << "::" << md.name << "> {\n"
+          << "  static constexpr std::string_view kName = " << Quoted(md.name) << ";\n"
+          << "  static constexpr bool kIdempotent = " << (md.idempotent ? "true" : "false") << ";\n"
+          << "  static constexpr auto kParamNames = " << NameArray(params) << ";\n"
+          << "  static constexpr bool kProtoRequestIsParam = " << (mp.request_is_param ? "true" : "false") << ";\n"
+          << "  static constexpr bool kProtoResponseIsReturn = " << (mp.response_is_return ? "true" : "false")
+          << ";\n"
+          << "  static constexpr std::string_view kProtoRequest = " << Quoted(FullName(d.package, mp.request)) << ";\n"
+          << "  static constexpr std::string_view kProtoResponse = " << Quoted(FullName(d.package, mp.response))
+          << ";\n};\n";
+    }
+  }
+  out << "\n}  // namespace rpcboot\n";
+  return out.str();
+}
+
+std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
+  const FilePlan& fp = plan.files[file];
+  std::ostringstream out;
+  out << Banner(model, file, "//");
+  out << "// Checks, at compile time, that Boost.PFR sees each struct as rpcboot-codegen did.\n"
+      << "#include " << Quoted(model.headers[file].stem + ".rpcboot.h") << "\n\n"
+      << "#include <boost/pfr/core.hpp>\n#include <type_traits>\n";
+  for (int s : fp.structs) {
+    const StructDecl& d = model.structs[s];
+    std::string shown = d.cpp_name.substr(2);
+    out << "\nstatic_assert(boost::pfr::tuple_size_v<" << d.cpp_name << "> == " << d.fields.size() << ",\n"
+        << "              \"rpcboot-codegen: Boost.PFR does not see " << d.fields.size() << " fields in " << shown
+        << "; regenerate from " << model.headers[file].include_path << "\");\n";
+    for (std::size_t i = 0; i < d.fields.size(); ++i) {
+      out << "static_assert(std::is_same_v<boost::pfr::tuple_element_t<" << i << ", " << d.cpp_name << ">, decltype("
+          << d.cpp_name << "::" << d.fields[i].name << ")>,\n"
+          << "              \"rpcboot-codegen: field " << (i + 1) << " of " << shown << " is not '" << d.fields[i].name
+          << "' as Boost.PFR sees it; regenerate\");\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace rpcboot::codegen

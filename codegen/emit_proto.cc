@@ -1,0 +1,206 @@
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "codegen/emitters.h"
+
+namespace rpcboot::codegen {
+namespace {
+
+// Builds one message: its fields, plus the wrapper messages proto needs for a list or map that
+// sits inside another container or an optional. Wrappers are nested in the message that uses
+// them, so they never collide across messages or files.
+class MessageBuilder {
+ public:
+  MessageBuilder(const Model& model, const Plan& plan, int file, const std::set<std::string>& global_names)
+      : model_(model), plan_(plan), file_(file), global_names_(global_names) {}
+
+  void AddField(const std::string& name, const TypeRef& t, std::size_t number) {
+    fields_ << "  " << FieldType(t) << " " << name << " = " << number << ";\n";
+  }
+
+  std::string Finish(const std::string& message_name) const {
+    std::string body = nested_ + fields_.str();
+    if (body.empty()) return "\nmessage " + message_name + " {}\n";
+    return "\nmessage " + message_name + " {\n" + body + "}\n";
+  }
+
+ private:
+  std::string Ref(const Decl& decl, int owner) const {
+    const std::string& package = plan_.files[owner].package;
+    if (package == plan_.files[file_].package) return decl.name;
+    return "." + (package.empty() ? decl.name : package + "." + decl.name);
+  }
+
+  static const char* Scalar(Kind kind) {
+    switch (kind) {
+      case Kind::kBool: return "bool";
+      case Kind::kInt8:
+      case Kind::kInt16:
+      case Kind::kInt32: return "int32";
+      case Kind::kInt64: return "int64";
+      case Kind::kUint8:
+      case Kind::kUint16:
+      case Kind::kUint32: return "uint32";
+      case Kind::kUint64: return "uint64";
+      case Kind::kFloat: return "float";
+      case Kind::kDouble: return "double";
+      case Kind::kString: return "string";
+      case Kind::kBytes: return "bytes";
+      default: return nullptr;
+    }
+  }
+
+  // A CamelCase name for a type's shape, for wrapper message names.
+  std::string Shape(const TypeRef& t) const {
+    switch (t.kind) {
+      case Kind::kEnum: return model_.enums[t.decl].name;
+      case Kind::kStruct: return model_.structs[t.decl].name;
+      case Kind::kList: return Shape(t.args[0]) + "List";
+      case Kind::kMap: return Shape(t.args[0]) + Shape(t.args[1]) + "Map";
+      default: {
+        std::string s = Scalar(t.kind);
+        s[0] = static_cast<char>(s[0] - 'a' + 'A');
+        return s;
+      }
+    }
+  }
+
+  // The type of a single value: a repeated element, a map value, an optional's value.
+  std::string ValueType(const TypeRef& t) {
+    if (t.kind == Kind::kEnum) return Ref(model_.enums[t.decl], plan_.enum_file[t.decl]);
+    if (t.kind == Kind::kStruct) return Ref(model_.structs[t.decl], plan_.struct_file[t.decl]);
+    if (IsContainer(t)) return Wrapper(t);
+    return Scalar(t.kind);
+  }
+
+  std::string Wrapper(const TypeRef& t) {
+    std::string shape = Shape(t);
+    auto it = wrappers_.find(shape);
+    if (it != wrappers_.end()) return it->second;
+    std::string name = shape;
+    while (global_names_.count(name) != 0) name += "_";
+    wrappers_[shape] = name;
+    std::string field = "    " + FieldType(t) + " values = 1;\n";
+    nested_ += "  message " + name + " {\n" + field + "  }\n";
+    return name;
+  }
+
+  std::string FieldType(const TypeRef& t) {
+    switch (t.kind) {
+      case Kind::kList: return "repeated " + ValueType(t.args[0]);
+      case Kind::kMap: return "map<" + std::string(Scalar(t.args[0].kind)) + ", " + ValueType(t.args[1]) + ">";
+      case Kind::kOptional: {
+        const TypeRef& v = t.args[0];
+        if (v.kind == Kind::kStruct || IsContainer(v)) return ValueType(v);  // messages carry presence
+        return "optional " + ValueType(v);
+      }
+      default: return ValueType(t);
+    }
+  }
+
+  const Model& model_;
+  const Plan& plan_;
+  int file_;
+  const std::set<std::string>& global_names_;
+  std::map<std::string, std::string> wrappers_;
+  std::string nested_;
+  std::ostringstream fields_;
+};
+
+class ProtoEmitter {
+ public:
+  ProtoEmitter(const Model& model, const Plan& plan, int file) : model_(model), plan_(plan), file_(file) {
+    for (const auto& e : model.enums) names_.insert(e.name);
+    for (const auto& s : model.structs) names_.insert(s.name);
+  }
+
+  std::string Emit() {
+    const FilePlan& fp = plan_.files[file_];
+    out_ << Banner(model_, file_, "//") << "syntax = \"proto3\";\n";
+    if (!fp.package.empty()) out_ << "\npackage " << fp.package << ";\n";
+    if (!fp.imports.empty()) out_ << "\n";
+    for (int f : fp.imports) out_ << "import \"" << model_.headers[f].stem << ".proto\";\n";
+    for (int e : fp.enums) EmitEnum(e);
+    for (int s : fp.structs) {
+      const StructDecl& decl = model_.structs[s];
+      MessageBuilder b(model_, plan_, file_, names_);
+      for (std::size_t i = 0; i < decl.fields.size(); ++i) b.AddField(decl.fields[i].name, decl.fields[i].type, i + 1);
+      out_ << b.Finish(decl.name);
+    }
+    for (int s : fp.services) EmitService(s);
+    return out_.str();
+  }
+
+ private:
+  void EmitEnum(int index) {
+    const EnumDecl& e = model_.enums[index];
+    const std::vector<std::string>& names = plan_.proto_enum_values[index];
+    std::set<int64_t> values;
+    bool alias = false;
+    for (const Enumerator& v : e.values) alias |= !values.insert(v.value).second;
+    out_ << "\nenum " << e.name << " {\n";
+    if (alias) out_ << "  option allow_alias = true;\n";
+    // proto3 wants the zero value first; a C++ enum without one gets an UNSPECIFIED value.
+    if (values.count(0) == 0) {
+      std::string zero = UpperSnake(e.name, false) + "_UNSPECIFIED";
+      while (std::find(names.begin(), names.end(), zero) != names.end()) zero += "_";
+      out_ << "  " << zero << " = 0;\n";
+    }
+    for (std::size_t i = 0; i < e.values.size(); ++i) {
+      if (e.values[i].value == 0) out_ << "  " << names[i] << " = 0;\n";
+    }
+    for (std::size_t i = 0; i < e.values.size(); ++i) {
+      if (e.values[i].value != 0) out_ << "  " << names[i] << " = " << e.values[i].value << ";\n";
+    }
+    out_ << "}\n";
+  }
+
+  void EmitService(int index) {
+    const ServiceDecl& service = model_.services[index];
+    for (std::size_t m = 0; m < service.methods.size(); ++m) {
+      const MethodDecl& method = service.methods[m];
+      const MethodPlan& mp = plan_.methods[index][m];
+      if (!mp.request_is_param) {
+        MessageBuilder b(model_, plan_, file_, names_);
+        for (std::size_t i = 0; i < method.params.size(); ++i) b.AddField(method.params[i].name, method.params[i].type, i + 1);
+        out_ << b.Finish(mp.request);
+      }
+      if (!mp.response_is_return) {
+        MessageBuilder b(model_, plan_, file_, names_);
+        if (method.result.kind != Kind::kVoid) b.AddField("value", method.result, 1);
+        out_ << b.Finish(mp.response);
+      }
+    }
+    out_ << "\nservice " << service.name << " {\n";
+    for (std::size_t m = 0; m < service.methods.size(); ++m) {
+      const MethodDecl& method = service.methods[m];
+      const MethodPlan& mp = plan_.methods[index][m];
+      std::string request = mp.request, response = mp.response;
+      if (mp.request_is_param) request = MessageRef(method.params[0].type);
+      if (mp.response_is_return) response = MessageRef(method.result);
+      out_ << "  rpc " << method.name << "(" << request << ") returns (" << response << ");\n";
+    }
+    out_ << "}\n";
+  }
+
+  std::string MessageRef(const TypeRef& t) const {
+    const StructDecl& s = model_.structs[t.decl];
+    const std::string& package = plan_.files[plan_.struct_file[t.decl]].package;
+    if (package == plan_.files[file_].package) return s.name;
+    return "." + (package.empty() ? s.name : package + "." + s.name);
+  }
+
+  const Model& model_;
+  const Plan& plan_;
+  int file_;
+  std::set<std::string> names_;
+  std::ostringstream out_;
+};
+
+}  // namespace
+
+std::string EmitProto(const Model& model, const Plan& plan, int file) { return ProtoEmitter(model, plan, file).Emit(); }
+
+}  // namespace rpcboot::codegen

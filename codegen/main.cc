@@ -1,0 +1,200 @@
+// rpcboot-codegen: annotated C++ headers in; .thrift, .proto and C++ glue out.
+//
+//   rpcboot-codegen --out-dir gen -I include include/shop/shop_service.h
+//
+// Exit status: 0 on success, 1 when a header has errors (printed as file:line:col: error: ...),
+// 2 on a bad command line.
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "codegen/diagnostics.h"
+#include "codegen/emitters.h"
+#include "codegen/parser.h"
+#include "codegen/plan.h"
+
+namespace rpcboot::codegen {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: rpcboot-codegen [options] HEADER...\n"
+    "\n"
+    "Reads C++ headers that declare RPCBOOT_SERVICE interfaces and writes, for each HEADER,\n"
+    "<stem>.thrift, <stem>.proto, <stem>.rpcboot.h and <stem>.rpcboot.cc.\n"
+    "\n"
+    "options:\n"
+    "  -o, --out-dir DIR   directory for the generated files (default: .)\n"
+    "  -I DIR, -IDIR       add an include directory (passed to clang)\n"
+    "  -D NAME[=V], -isystem DIR, -std=STD\n"
+    "                      passed to clang as they are\n"
+    "  --clang-arg ARG     pass any other argument to clang\n"
+    "  --depfile FILE      write a Makefile-style dependency file for the build system\n"
+    "  --check             report errors only, write nothing\n"
+    "  -h, --help          show this help\n"
+    "  --version           show the version\n";
+
+int UsageError(const std::string& message) {
+  std::cerr << "rpcboot-codegen: error: " << message << "\nTry 'rpcboot-codegen --help'.\n";
+  return 2;
+}
+
+std::string RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) == nullptr) return "";
+  return buf;
+}
+
+std::string Stem(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  std::size_t dot = base.find('.');
+  return dot == std::string::npos ? base : base.substr(0, dot);
+}
+
+// Writes only when the content changed, so unchanged outputs keep their timestamps and the build
+// system does not rebuild what depends on them.
+bool WriteIfChanged(const std::string& path, const std::string& content) {
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+      std::ostringstream existing;
+      existing << in.rdbuf();
+      if (existing.str() == content) return true;
+    }
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) {
+    std::cerr << "rpcboot-codegen: error: cannot write '" << path << "'\n";
+    return false;
+  }
+  return true;
+}
+
+int Run(int argc, char** argv) {
+  std::string out_dir = ".";
+  std::string depfile;
+  bool check_only = false;
+  std::vector<std::string> clang_args;
+  std::vector<std::string> include_dirs;
+  std::vector<std::string> inputs;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string& flag) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)flag;
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--version") {
+      std::cout << "rpcboot-codegen " << RPCBOOT_VERSION << "\n";
+      return 0;
+    } else if (a == "-o" || a == "--out-dir") {
+      const char* v = value(a);
+      if (v == nullptr) return UsageError("option '" + a + "' needs a directory");
+      out_dir = v;
+    } else if (a == "--depfile") {
+      const char* v = value(a);
+      if (v == nullptr) return UsageError("option '--depfile' needs a file name");
+      depfile = v;
+    } else if (a == "--check") {
+      check_only = true;
+    } else if (a == "--clang-arg") {
+      const char* v = value(a);
+      if (v == nullptr) return UsageError("option '--clang-arg' needs an argument");
+      clang_args.push_back(v);
+    } else if (a == "-I" || a == "-D" || a == "-isystem" || a == "-U") {
+      const char* v = value(a);
+      if (v == nullptr) return UsageError("option '" + a + "' needs an argument");
+      clang_args.push_back(a);
+      clang_args.push_back(v);
+      if (a == "-I") include_dirs.push_back(v);
+    } else if (a.rfind("-I", 0) == 0) {
+      clang_args.push_back(a);
+      include_dirs.push_back(a.substr(2));
+    } else if (a.rfind("-D", 0) == 0 || a.rfind("-U", 0) == 0 || a.rfind("-std=", 0) == 0) {
+      clang_args.push_back(a);
+    } else if (!a.empty() && a[0] == '-') {
+      return UsageError("unknown option '" + a + "'");
+    } else {
+      inputs.push_back(a);
+    }
+  }
+  if (inputs.empty()) return UsageError("no input headers");
+#ifdef RPCBOOT_CODEGEN_INCLUDE_DIR
+  // rpcboot's own headers (rpcboot/annotations.h), searched after everything the user gave.
+  clang_args.push_back("-idirafter");
+  clang_args.push_back(RPCBOOT_CODEGEN_INCLUDE_DIR);
+#endif
+
+  Model model;
+  Diagnostics diags;
+  std::set<std::string> stems;
+  for (const std::string& path : inputs) {
+    Header h;
+    h.path = path;
+    h.real_path = RealPath(path);
+    if (h.real_path.empty()) {
+      diags.Error({}, "cannot read header '" + path + "': no such file");
+      continue;
+    }
+    h.stem = Stem(path);
+    if (!stems.insert(h.stem).second) {
+      diags.Error({}, "two input headers are named '" + h.stem +
+                          "'; outputs are named after the header, so run rpcboot-codegen once per header name");
+      continue;
+    }
+    // Generated C++ includes the header by the shortest path an include directory gives.
+    h.include_path = h.real_path;
+    for (const std::string& dir : include_dirs) {
+      std::string real_dir = RealPath(dir);
+      if (real_dir.empty()) continue;
+      if (h.real_path.rfind(real_dir + "/", 0) == 0) {
+        std::string rel = h.real_path.substr(real_dir.size() + 1);
+        if (rel.size() < h.include_path.size()) h.include_path = rel;
+      }
+    }
+    model.headers.push_back(std::move(h));
+  }
+  if (diags.has_errors()) {
+    diags.Print(std::cerr);
+    return 1;
+  }
+
+  Plan plan;
+  if (!ParseHeaders(clang_args, &model, &diags) || !MakePlan(model, &plan, &diags)) {
+    diags.Print(std::cerr);
+    return 1;
+  }
+  if (check_only) return 0;
+
+  bool ok = true;
+  std::string first_output;
+  for (std::size_t f = 0; f < model.headers.size(); ++f) {
+    int file = static_cast<int>(f);
+    std::string base = out_dir + "/" + model.headers[f].stem;
+    if (first_output.empty()) first_output = base + ".thrift";
+    ok &= WriteIfChanged(base + ".thrift", EmitThrift(model, plan, file));
+    ok &= WriteIfChanged(base + ".proto", EmitProto(model, plan, file));
+    ok &= WriteIfChanged(base + ".rpcboot.h", EmitCppHeader(model, plan, file));
+    ok &= WriteIfChanged(base + ".rpcboot.cc", EmitCppSource(model, plan, file));
+  }
+  if (!depfile.empty()) {
+    std::string deps = first_output + ":";
+    for (const std::string& d : model.dependencies) deps += " \\\n  " + d;
+    ok &= WriteIfChanged(depfile, deps + "\n");
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace rpcboot::codegen
+
+int main(int argc, char** argv) { return rpcboot::codegen::Run(argc, argv); }

@@ -1,0 +1,685 @@
+#include "codegen/parser.h"
+
+#include <clang-c/Index.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+namespace rpcboot::codegen {
+namespace {
+
+std::string ToString(CXString s) {
+  const char* c = clang_getCString(s);
+  std::string out = c != nullptr ? c : "";
+  clang_disposeString(s);
+  return out;
+}
+
+SourceLocation LocationOf(CXCursor cursor) {
+  CXFile file;
+  unsigned line, column, offset;
+  clang_getSpellingLocation(clang_getCursorLocation(cursor), &file, &line, &column, &offset);
+  SourceLocation loc;
+  if (file != nullptr) loc.file = ToString(clang_getFileName(file));
+  loc.line = line;
+  loc.column = column;
+  return loc;
+}
+
+std::string RealPathOf(CXCursor cursor) {
+  CXFile file;
+  clang_getSpellingLocation(clang_getCursorLocation(cursor), &file, nullptr, nullptr, nullptr);
+  if (file == nullptr) return "";
+  std::string real = ToString(clang_File_tryGetRealPathName(file));
+  return real.empty() ? ToString(clang_getFileName(file)) : real;
+}
+
+bool HasAnnotation(CXCursor cursor, const char* annotation) {
+  struct State {
+    const char* wanted;
+    bool found = false;
+  } state{annotation};
+  clang_visitChildren(
+      cursor,
+      [](CXCursor child, CXCursor, CXClientData data) {
+        auto* s = static_cast<State*>(data);
+        if (clang_getCursorKind(child) == CXCursor_AnnotateAttr && ToString(clang_getCursorSpelling(child)) == s->wanted) {
+          s->found = true;
+          return CXChildVisit_Break;
+        }
+        return CXChildVisit_Continue;
+      },
+      &state);
+  return state.found;
+}
+
+std::vector<CXCursor> Children(CXCursor cursor) {
+  std::vector<CXCursor> out;
+  clang_visitChildren(
+      cursor,
+      [](CXCursor child, CXCursor, CXClientData data) {
+        static_cast<std::vector<CXCursor>*>(data)->push_back(child);
+        return CXChildVisit_Continue;
+      },
+      &out);
+  return out;
+}
+
+// Namespaces enclosing a declaration, outermost first, skipping inline namespaces (std::__cxx11).
+// Sets *nested_in_class when a class or function encloses it.
+std::vector<std::string> EnclosingNamespaces(CXCursor cursor, bool* nested_in_class, bool* anonymous_ns) {
+  std::vector<std::string> names;
+  *nested_in_class = false;
+  *anonymous_ns = false;
+  for (CXCursor p = clang_getCursorSemanticParent(cursor); !clang_Cursor_isNull(p) &&
+                                                           clang_getCursorKind(p) != CXCursor_TranslationUnit;
+       p = clang_getCursorSemanticParent(p)) {
+    CXCursorKind kind = clang_getCursorKind(p);
+    if (kind == CXCursor_Namespace) {
+      if (clang_Cursor_isInlineNamespace(p)) continue;
+      if (clang_Cursor_isAnonymous(p)) {
+        *anonymous_ns = true;
+        continue;
+      }
+      names.push_back(ToString(clang_getCursorSpelling(p)));
+    } else if (kind == CXCursor_LinkageSpec) {
+      continue;
+    } else {
+      *nested_in_class = true;
+    }
+  }
+  std::reverse(names.begin(), names.end());
+  return names;
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+std::string QualifiedTemplateName(CXCursor decl) {
+  bool nested, anonymous;
+  std::vector<std::string> ns = EnclosingNamespaces(decl, &nested, &anonymous);
+  ns.push_back(ToString(clang_getCursorSpelling(decl)));
+  return Join(ns, "::");
+}
+
+// Where a type is used, for messages and for the rules that depend on position.
+enum class Position { kField, kParam, kResult, kElement, kMapKey, kMapValue, kOptionalValue };
+
+class Parser {
+ public:
+  Parser(Model* model, Diagnostics* diags) : model_(model), diags_(diags) {}
+
+  void VisitTopLevel(CXCursor cursor);
+  void CollectDependencies(CXTranslationUnit tu);
+
+ private:
+  void ParseService(CXCursor cls, int header);
+  std::optional<MethodDecl> ParseMethod(CXCursor method, const std::string& service);
+  std::optional<TypeRef> Resolve(CXType type, Position pos, const SourceLocation& loc, const std::string& what);
+  std::optional<TypeRef> ResolveRecord(CXType canonical, const std::string& spelling, Position pos,
+                                       const SourceLocation& loc, const std::string& what);
+  std::optional<int> ResolveStruct(CXCursor decl, const std::string& spelling, const SourceLocation& use,
+                                   const std::string& what);
+  std::optional<int> ResolveEnum(CXCursor decl, const std::string& spelling, const SourceLocation& use,
+                                 const std::string& what);
+  bool FillDecl(CXCursor def, const char* what_kind, const std::string& spelling, const SourceLocation& use,
+                const std::string& what, Decl* decl);
+  int HeaderIndex(const std::string& real_path) const;
+
+  Model* model_;
+  Diagnostics* diags_;
+  std::map<std::string, int> struct_by_usr_;
+  std::map<std::string, int> enum_by_usr_;
+  std::set<std::string> failed_usr_;  // reported once, not again for every use
+};
+
+int Parser::HeaderIndex(const std::string& real_path) const {
+  for (std::size_t i = 0; i < model_->headers.size(); ++i) {
+    if (model_->headers[i].real_path == real_path) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void Parser::VisitTopLevel(CXCursor cursor) {
+  for (CXCursor child : Children(cursor)) {
+    CXCursorKind kind = clang_getCursorKind(child);
+    if (kind == CXCursor_Namespace || kind == CXCursor_LinkageSpec) {
+      VisitTopLevel(child);
+      continue;
+    }
+    bool is_class = kind == CXCursor_ClassDecl || kind == CXCursor_StructDecl;
+    bool is_template = kind == CXCursor_ClassTemplate;
+    if (!is_class && !is_template) continue;
+    int header = HeaderIndex(RealPathOf(child));
+    if (header < 0 || !clang_isCursorDefinition(child)) continue;
+    if (!HasAnnotation(child, "rpcboot_service")) continue;
+    if (is_template) {
+      diags_->Error(LocationOf(child), "service '" + ToString(clang_getCursorSpelling(child)) +
+                                           "' is a class template; an RPCBOOT_SERVICE must be a plain class");
+      continue;
+    }
+    ParseService(child, header);
+  }
+}
+
+void Parser::ParseService(CXCursor cls, int header) {
+  ServiceDecl service;
+  bool nested, anonymous;
+  std::vector<std::string> ns = EnclosingNamespaces(cls, &nested, &anonymous);
+  service.name = ToString(clang_getCursorSpelling(cls));
+  service.package = Join(ns, ".");
+  service.cpp_name = "::" + (ns.empty() ? service.name : Join(ns, "::") + "::" + service.name);
+  service.loc = LocationOf(cls);
+  service.file = model_->headers[header].real_path;
+  service.header = header;
+  if (nested || anonymous) {
+    diags_->Error(service.loc, "service '" + service.name +
+                                   "' is declared inside a class or an anonymous namespace; declare it at "
+                                   "namespace scope");
+    return;
+  }
+  std::set<std::string> seen;
+  for (CXCursor child : Children(cls)) {
+    SourceLocation loc = LocationOf(child);
+    switch (clang_getCursorKind(child)) {
+      case CXCursor_CXXBaseSpecifier:
+        diags_->Error(loc, "service '" + service.name +
+                               "' has a base class; services cannot inherit: declare every RPC method in '" +
+                               service.name + "' itself");
+        break;
+      case CXCursor_FieldDecl:
+        diags_->Error(loc, "service '" + service.name + "' has a data member '" +
+                               ToString(clang_getCursorSpelling(child)) +
+                               "'; a service holds only pure virtual methods: keep state in the implementation");
+        break;
+      case CXCursor_FunctionTemplate:
+        diags_->Error(loc, "method template '" + ToString(clang_getCursorSpelling(child)) + "' in service '" +
+                               service.name + "'; RPC methods must be plain pure virtual methods");
+        break;
+      case CXCursor_CXXMethod: {
+        std::string name = ToString(clang_getCursorSpelling(child));
+        if (!seen.insert(name).second) {
+          diags_->Error(loc, "method '" + name + "' of service '" + service.name +
+                                 "' is overloaded; RPC method names must be unique: give each overload its own "
+                                 "name (for example '" +
+                                 name + "ById')");
+          break;
+        }
+        if (auto method = ParseMethod(child, service.name)) service.methods.push_back(std::move(*method));
+        break;
+      }
+      default:
+        break;  // destructor, constructors, nested types, access specifiers, attributes
+    }
+  }
+  model_->services.push_back(std::move(service));
+}
+
+std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string& service) {
+  MethodDecl m;
+  m.name = ToString(clang_getCursorSpelling(method));
+  m.loc = LocationOf(method);
+  std::string what = "method '" + service + "::" + m.name + "'";
+  if (clang_CXXMethod_isStatic(method)) {
+    diags_->Error(m.loc, what + " is static; RPC methods must be 'virtual ... = 0'");
+    return std::nullopt;
+  }
+  if (!clang_CXXMethod_isPureVirtual(method)) {
+    diags_->Error(m.loc, what + " is not pure virtual; declare it 'virtual <result> " + m.name +
+                             "(...) = 0' (a service holds only RPC methods; put helpers in the implementation)");
+    return std::nullopt;
+  }
+  if (clang_getCXXAccessSpecifier(method) != CX_CXXPublic) {
+    diags_->Error(m.loc, what + " is not public; RPC methods must be declared under 'public:'");
+    return std::nullopt;
+  }
+  CXType fn = clang_getCursorType(method);
+  if (clang_isFunctionTypeVariadic(fn)) {
+    diags_->Error(m.loc, what + " is variadic; declare each parameter");
+    return std::nullopt;
+  }
+  m.idempotent = HasAnnotation(method, "rpcboot_idempotent");
+  bool ok = true;
+  int nargs = clang_Cursor_getNumArguments(method);
+  for (int i = 0; i < nargs; ++i) {
+    CXCursor arg = clang_Cursor_getArgument(method, static_cast<unsigned>(i));
+    FieldDecl param;
+    param.name = ToString(clang_getCursorSpelling(arg));
+    if (param.name.empty()) param.name = "arg" + std::to_string(i + 1);
+    param.loc = LocationOf(arg);
+    if (param.loc.file.empty()) param.loc = m.loc;
+    std::string pwhat = "parameter '" + param.name + "' of " + what;
+    CXType type = clang_getCursorType(arg);
+    CXType canonical = clang_getCanonicalType(type);
+    if (canonical.kind == CXType_LValueReference) {
+      CXType pointee = clang_getPointeeType(canonical);
+      if (!clang_isConstQualifiedType(pointee)) {
+        diags_->Error(param.loc, pwhat + " is a non-const reference; take it by value or by const& (results "
+                                         "travel back as the return value)");
+        ok = false;
+        continue;
+      }
+      type = clang_getPointeeType(type);
+    } else if (canonical.kind == CXType_RValueReference) {
+      diags_->Error(param.loc, pwhat + " is an rvalue reference; take it by value or by const&");
+      ok = false;
+      continue;
+    }
+    auto resolved = Resolve(type, Position::kParam, param.loc, pwhat);
+    if (!resolved) {
+      ok = false;
+      continue;
+    }
+    param.type = *resolved;
+    m.params.push_back(std::move(param));
+  }
+  CXType result = clang_getResultType(fn);
+  if (clang_getCanonicalType(result).kind != CXType_Void) {
+    auto resolved = Resolve(result, Position::kResult, m.loc, "result of " + what);
+    if (!resolved) {
+      ok = false;
+    } else {
+      m.result = *resolved;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return m;
+}
+
+std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLocation& loc,
+                                       const std::string& what) {
+  std::string spelling = ToString(clang_getTypeSpelling(type));
+  CXType c = clang_getCanonicalType(type);
+  auto fail = [&](const std::string& message) -> std::optional<TypeRef> {
+    diags_->Error(loc, what + " has type '" + spelling + "': " + message);
+    return std::nullopt;
+  };
+  if (clang_isConstQualifiedType(c) && pos != Position::kParam && pos != Position::kResult) {
+    return fail("const members and elements cannot be decoded into; drop the const");
+  }
+  if (clang_isVolatileQualifiedType(c)) return fail("volatile is not supported; drop it");
+  TypeRef t;
+  switch (c.kind) {
+    case CXType_Bool: t.kind = Kind::kBool; return t;
+    case CXType_SChar: t.kind = Kind::kInt8; return t;
+    case CXType_UChar: t.kind = Kind::kUint8; return t;
+    case CXType_Short: t.kind = Kind::kInt16; return t;
+    case CXType_UShort: t.kind = Kind::kUint16; return t;
+    case CXType_Int: t.kind = Kind::kInt32; return t;
+    case CXType_UInt: t.kind = Kind::kUint32; return t;
+    case CXType_Long:
+    case CXType_LongLong:
+      t.kind = clang_Type_getSizeOf(c) == 8 ? Kind::kInt64 : Kind::kInt32;
+      return t;
+    case CXType_ULong:
+    case CXType_ULongLong:
+      t.kind = clang_Type_getSizeOf(c) == 8 ? Kind::kUint64 : Kind::kUint32;
+      return t;
+    case CXType_Float: t.kind = Kind::kFloat; return t;
+    case CXType_Double: t.kind = Kind::kDouble; return t;
+    case CXType_Char_S:
+    case CXType_Char_U:
+      return fail("plain 'char' has no wire mapping; use int8_t for a number or std::string for text");
+    case CXType_LongDouble: return fail("long double has no wire mapping; use double");
+    case CXType_WChar:
+    case CXType_Char16:
+    case CXType_Char32:
+      return fail("wide characters have no wire mapping; use std::string (UTF-8)");
+    case CXType_Int128:
+    case CXType_UInt128:
+      return fail("128-bit integers have no wire mapping; use int64_t, or two fields");
+    case CXType_Pointer:
+    case CXType_MemberPointer:
+    case CXType_BlockPointer:
+      return fail("pointers cannot cross the wire; hold the value itself, std::optional<T> for an optional "
+                  "value, or std::vector<T> for several");
+    case CXType_LValueReference:
+    case CXType_RValueReference:
+      return fail("references cannot cross the wire; hold the value itself");
+    case CXType_ConstantArray:
+    case CXType_IncompleteArray:
+    case CXType_VariableArray:
+    case CXType_DependentSizedArray:
+      return fail("C arrays are not supported (Boost.PFR cannot reflect them); use std::vector<T>");
+    case CXType_Enum: {
+      auto index = ResolveEnum(clang_getTypeDeclaration(c), spelling, loc, what);
+      if (!index) return std::nullopt;
+      t.kind = Kind::kEnum;
+      t.decl = *index;
+      if (pos == Position::kMapKey) {
+        return fail("enum map keys are not allowed in proto3; key the map by an integer or std::string");
+      }
+      return t;
+    }
+    case CXType_Record:
+      return ResolveRecord(c, spelling, pos, loc, what);
+    default:
+      return fail("this type is not in rpcboot's type mapping (see docs/annotations.md)");
+  }
+}
+
+std::optional<TypeRef> Parser::ResolveRecord(CXType c, const std::string& spelling, Position pos,
+                                             const SourceLocation& loc, const std::string& what) {
+  auto fail = [&](const std::string& message) -> std::optional<TypeRef> {
+    diags_->Error(loc, what + " has type '" + spelling + "': " + message);
+    return std::nullopt;
+  };
+  CXCursor decl = clang_getTypeDeclaration(c);
+  CXCursor templ = clang_getSpecializedCursorTemplate(decl);
+  TypeRef t;
+  if (!clang_Cursor_isNull(templ)) {
+    std::string name = QualifiedTemplateName(templ);
+    int nargs = clang_Type_getNumTemplateArguments(c);
+    auto arg = [&](unsigned i) { return clang_Type_getTemplateArgumentAsType(c, i); };
+    if (name == "std::basic_string") {
+      if (nargs < 1 || clang_getCanonicalType(arg(0)).kind != CXType_Char_S) {
+        if (clang_getCanonicalType(arg(0)).kind != CXType_Char_U) {
+          return fail("only std::string is supported among string types");
+        }
+      }
+      t.kind = Kind::kString;
+      return t;
+    }
+    if (name == "std::vector") {
+      CXType elem = arg(0);
+      if (clang_getCanonicalType(elem).kind == CXType_UChar) {
+        t.kind = Kind::kBytes;
+        return t;
+      }
+      auto e = Resolve(elem, Position::kElement, loc, "element of " + what);
+      if (!e) return std::nullopt;
+      if (e->kind == Kind::kOptional) return fail("std::optional elements are not supported");
+      t.kind = Kind::kList;
+      t.args.push_back(*e);
+      return t;
+    }
+    if (name == "std::map" || name == "std::unordered_map") {
+      auto k = Resolve(arg(0), Position::kMapKey, loc, "key of " + what);
+      if (!k) return std::nullopt;
+      bool key_ok = k->kind == Kind::kString || k->kind == Kind::kBool ||
+                    (IsScalar(*k) && k->kind != Kind::kFloat && k->kind != Kind::kDouble);
+      if (!key_ok) return fail("map keys must be integers, bool or std::string");
+      auto v = Resolve(arg(1), Position::kMapValue, loc, "value of " + what);
+      if (!v) return std::nullopt;
+      if (v->kind == Kind::kOptional) return fail("std::optional map values are not supported");
+      t.kind = Kind::kMap;
+      t.args = {*k, *v};
+      return t;
+    }
+    if (name == "std::optional") {
+      if (pos != Position::kField) {
+        return fail("std::optional is supported only as a struct field; wrap the value in a struct");
+      }
+      auto v = Resolve(arg(0), Position::kOptionalValue, loc, "value of " + what);
+      if (!v) return std::nullopt;
+      t.kind = Kind::kOptional;
+      t.args.push_back(*v);
+      return t;
+    }
+    return fail("template '" + name +
+                "' is not supported; use std::vector<T>, std::map<K, V>, std::unordered_map<K, V>, "
+                "std::optional<T> or a plain struct");
+  }
+  auto index = ResolveStruct(decl, spelling, loc, what);
+  if (!index) return std::nullopt;
+  t.kind = Kind::kStruct;
+  t.decl = *index;
+  return t;
+}
+
+bool Parser::FillDecl(CXCursor def, const char* what_kind, const std::string& spelling, const SourceLocation& use,
+                      const std::string& what, Decl* decl) {
+  decl->name = ToString(clang_getCursorSpelling(def));
+  decl->loc = LocationOf(def);
+  decl->file = RealPathOf(def);
+  if (clang_Location_isInSystemHeader(clang_getCursorLocation(def))) {
+    diags_->Error(use, what + " has type '" + spelling + "', a " + what_kind +
+                           " from a system or library header; rpcboot maps only the project's own structs "
+                           "and enums and the standard types in docs/annotations.md");
+    return false;
+  }
+  bool nested, anonymous;
+  std::vector<std::string> ns = EnclosingNamespaces(def, &nested, &anonymous);
+  if (decl->name.empty() || clang_Cursor_isAnonymous(def)) {
+    diags_->Error(decl->loc, std::string("anonymous ") + what_kind + " used by " + what + "; give it a name");
+    return false;
+  }
+  if (nested || anonymous) {
+    diags_->Error(decl->loc, std::string(what_kind) + " '" + decl->name + "' (used by " + what +
+                                 ") is declared inside a class, function or anonymous namespace; declare it at "
+                                 "namespace scope");
+    return false;
+  }
+  decl->package = Join(ns, ".");
+  decl->cpp_name = "::" + (ns.empty() ? decl->name : Join(ns, "::") + "::" + decl->name);
+  return true;
+}
+
+std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spelling, const SourceLocation& use,
+                                       const std::string& what) {
+  CXCursor def = clang_getCursorDefinition(decl);
+  if (clang_Cursor_isNull(def)) def = decl;
+  std::string usr = ToString(clang_getCursorUSR(def));
+  if (auto it = enum_by_usr_.find(usr); it != enum_by_usr_.end()) return it->second;
+  if (failed_usr_.count(usr) != 0) return std::nullopt;
+  EnumDecl e;
+  if (!FillDecl(def, "enum", spelling, use, what, &e)) {
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  bool ok = true;
+  for (CXCursor child : Children(def)) {
+    if (clang_getCursorKind(child) != CXCursor_EnumConstantDecl) continue;
+    Enumerator value{ToString(clang_getCursorSpelling(child)), clang_getEnumConstantDeclValue(child)};
+    if (value.value < INT32_MIN || value.value > INT32_MAX) {
+      diags_->Error(LocationOf(child), "enumerator '" + e.name + "::" + value.name + "' = " +
+                                           std::to_string(value.value) +
+                                           " does not fit in 32 bits; Thrift and proto enums are int32");
+      ok = false;
+    }
+    e.values.push_back(value);
+  }
+  if (!ok) {
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  // The values a decoder may store. A scoped enum holds every value of its underlying type (int32
+  // on the wire caps it); an unscoped one may hold only the smallest bit-field range covering its
+  // enumerators ([dcl.enum]), which is also safe when it has a fixed type.
+  CXType underlying = clang_getCanonicalType(clang_getEnumDeclIntegerType(def));
+  long long bits = clang_Type_getSizeOf(underlying) * 8;
+  bool is_signed = underlying.kind == CXType_SChar || underlying.kind == CXType_Short ||
+                   underlying.kind == CXType_Int || underlying.kind == CXType_Long ||
+                   underlying.kind == CXType_LongLong || underlying.kind == CXType_Char_S;
+  if (clang_EnumDecl_isScoped(def)) {
+    int64_t lo = is_signed ? -(int64_t{1} << (std::min<long long>(bits, 33) - 1)) : 0;
+    int64_t hi = is_signed ? (int64_t{1} << (std::min<long long>(bits, 33) - 1)) - 1
+                           : (int64_t{1} << std::min<long long>(bits, 32)) - 1;
+    e.min_value = std::max<int64_t>(lo, INT32_MIN);
+    e.max_value = std::min<int64_t>(hi, INT32_MAX);
+  } else {
+    int64_t lo = 0, hi = 0;
+    for (const auto& v : e.values) {
+      lo = std::min(lo, v.value);
+      hi = std::max(hi, v.value);
+    }
+    int m = 0;
+    while (!(hi <= (int64_t{1} << m) - 1 && (lo >= 0 || lo >= -(int64_t{1} << m)))) ++m;
+    e.min_value = lo < 0 ? -(int64_t{1} << m) : 0;
+    e.max_value = (int64_t{1} << m) - 1;
+  }
+  int index = static_cast<int>(model_->enums.size());
+  enum_by_usr_[usr] = index;
+  model_->enums.push_back(std::move(e));
+  return index;
+}
+
+std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spelling, const SourceLocation& use,
+                                         const std::string& what) {
+  CXCursor def = clang_getCursorDefinition(decl);
+  std::string usr = ToString(clang_getCursorUSR(clang_Cursor_isNull(def) ? decl : def));
+  if (auto it = struct_by_usr_.find(usr); it != struct_by_usr_.end()) return it->second;
+  if (failed_usr_.count(usr) != 0) return std::nullopt;
+  if (clang_Cursor_isNull(def)) {
+    diags_->Error(use, what + " has type '" + spelling +
+                           "', which is only declared; define the struct in a header rpcboot-codegen reads");
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  if (clang_getCursorKind(def) == CXCursor_UnionDecl) {
+    diags_->Error(use, what + " has type '" + spelling +
+                           "', a union; unions are not supported: use a struct of std::optional fields");
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  StructDecl s;
+  if (!FillDecl(def, "struct", spelling, use, what, &s)) {
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  // Register before the fields so that a struct reaching itself through a vector resolves.
+  int index = static_cast<int>(model_->structs.size());
+  struct_by_usr_[usr] = index;
+  model_->structs.push_back(s);
+  bool ok = true;
+  std::vector<FieldDecl> fields;
+  for (CXCursor child : Children(def)) {
+    SourceLocation loc = LocationOf(child);
+    switch (clang_getCursorKind(child)) {
+      case CXCursor_CXXBaseSpecifier:
+        diags_->Error(loc, "struct '" + s.name + "' has a base class; rpcboot structs are aggregates without "
+                                                 "bases (Boost.PFR): copy the base's fields into '" +
+                               s.name + "' or hold the base as a member");
+        ok = false;
+        break;
+      case CXCursor_Constructor:
+        diags_->Error(loc, "struct '" + s.name +
+                               "' declares a constructor; rpcboot structs are aggregates (Boost.PFR): remove the "
+                               "constructor and give fields default member initializers (int64_t id = 0;)");
+        ok = false;
+        break;
+      case CXCursor_CXXMethod:
+        if (clang_CXXMethod_isVirtual(child)) {
+          diags_->Error(loc, "struct '" + s.name + "' has a virtual method '" +
+                                 ToString(clang_getCursorSpelling(child)) +
+                                 "'; rpcboot structs are aggregates: remove 'virtual'");
+          ok = false;
+        }
+        break;
+      case CXCursor_FieldDecl: {
+        FieldDecl field;
+        field.name = ToString(clang_getCursorSpelling(child));
+        field.loc = loc;
+        std::string fwhat = "field '" + field.name + "' of struct '" + s.name + "'";
+        if (clang_getCXXAccessSpecifier(child) != CX_CXXPublic) {
+          diags_->Error(loc, fwhat + " is not public; rpcboot structs are aggregates: make every field public");
+          ok = false;
+          break;
+        }
+        if (clang_Cursor_isBitField(child)) {
+          diags_->Error(loc, fwhat + " is a bit-field; use a plain integer field");
+          ok = false;
+          break;
+        }
+        if (field.name.empty()) {
+          diags_->Error(loc, "struct '" + s.name + "' has an anonymous member; name it");
+          ok = false;
+          break;
+        }
+        auto type = Resolve(clang_getCursorType(child), Position::kField, loc, fwhat);
+        if (!type) {
+          ok = false;
+          break;
+        }
+        field.type = *type;
+        fields.push_back(std::move(field));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (!ok) {
+    failed_usr_.insert(usr);
+    struct_by_usr_.erase(usr);
+    return std::nullopt;
+  }
+  model_->structs[index].fields = std::move(fields);
+  return index;
+}
+
+void Parser::CollectDependencies(CXTranslationUnit tu) {
+  clang_getInclusions(
+      tu,
+      [](CXFile file, CXSourceLocation*, unsigned, CXClientData data) {
+        auto* model = static_cast<Model*>(data);
+        std::string name = ToString(clang_getFileName(file));
+        if (name.empty() || name.rfind("/usr/", 0) == 0 || name.find("rpcboot_codegen_input") != std::string::npos) {
+          return;
+        }
+        model->dependencies.push_back(name);
+      },
+      model_);
+  std::sort(model_->dependencies.begin(), model_->dependencies.end());
+  model_->dependencies.erase(std::unique(model_->dependencies.begin(), model_->dependencies.end()),
+                             model_->dependencies.end());
+}
+
+}  // namespace
+
+bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diagnostics* diags) {
+  std::string source;
+  for (const auto& h : model->headers) source += "#include \"" + h.real_path + "\"\n";
+  const char* kInputName = "rpcboot_codegen_input.cc";
+  CXUnsavedFile unsaved{kInputName, source.c_str(), static_cast<unsigned long>(source.size())};
+
+  std::vector<const char*> argv = {"-x", "c++", "-std=c++17", "-fsyntax-only", "-Wno-everything"};
+  for (const auto& a : clang_args) argv.push_back(a.c_str());
+
+  std::unique_ptr<void, void (*)(CXIndex)> index(clang_createIndex(0, 0), clang_disposeIndex);
+  CXTranslationUnit tu = nullptr;
+  CXErrorCode rc = clang_parseTranslationUnit2(index.get(), kInputName, argv.data(), static_cast<int>(argv.size()),
+                                               &unsaved, 1, CXTranslationUnit_SkipFunctionBodies, &tu);
+  if (rc != CXError_Success || tu == nullptr) {
+    diags->Error({}, "libclang could not parse the headers (error code " + std::to_string(rc) + ")");
+    return false;
+  }
+  std::unique_ptr<CXTranslationUnitImpl, void (*)(CXTranslationUnit)> tu_owner(tu, clang_disposeTranslationUnit);
+
+  bool clang_failed = false;
+  for (unsigned i = 0, n = clang_getNumDiagnostics(tu); i < n; ++i) {
+    CXDiagnostic d = clang_getDiagnostic(tu, i);
+    CXDiagnosticSeverity severity = clang_getDiagnosticSeverity(d);
+    if (severity >= CXDiagnostic_Error) {
+      CXFile file;
+      unsigned line, column;
+      clang_getSpellingLocation(clang_getDiagnosticLocation(d), &file, &line, &column, nullptr);
+      SourceLocation loc;
+      if (file != nullptr) loc = {ToString(clang_getFileName(file)), line, column};
+      std::string message = ToString(clang_getDiagnosticSpelling(d));
+      if (message.find("file not found") != std::string::npos) {
+        message += "; add the directory that holds it with -I (INCLUDE_DIRS in rpcboot_add_interface)";
+      }
+      diags->Error(loc, message);
+      clang_failed = true;
+    }
+    clang_disposeDiagnostic(d);
+  }
+  if (clang_failed) return false;
+
+  Parser parser(model, diags);
+  parser.VisitTopLevel(clang_getTranslationUnitCursor(tu));
+  parser.CollectDependencies(tu);
+  return !diags->has_errors();
+}
+
+}  // namespace rpcboot::codegen

@@ -1,0 +1,272 @@
+#include "codegen/plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <set>
+
+namespace rpcboot::codegen {
+
+bool IsThriftReserved(const std::string& name) {
+  // Thrift's own keywords and the language keywords thrift-compiler 0.17 rejects for its cpp,
+  // java and py generators (measured against the compiler).
+  static const std::set<std::string> kReserved = {
+      "BEGIN", "END", "False", "None", "True", "__CLASS__", "__DIR__", "__FILE__", "__FUNCTION__",
+      "__LINE__", "__METHOD__", "__NAMESPACE__", "abstract", "alias", "and", "args", "as", "assert",
+      "async", "begin", "binary", "bool", "break", "byte", "case", "catch", "class", "clone", "const",
+      "continue", "cpp_include", "cpp_type", "declare", "def", "default", "del", "delete", "do",
+      "double", "dynamic", "elif", "else", "elseif", "elsif", "end", "enddeclare", "endfor",
+      "endforeach", "endif", "endswitch", "endwhile", "ensure", "enum", "except", "exception", "exec",
+      "extends", "finally", "float", "for", "foreach", "from", "function", "global", "goto", "i16",
+      "i32", "i64", "i8", "if", "implements", "import", "in", "include", "inline", "instanceof",
+      "interface", "is", "lambda", "list", "map", "module", "namespace", "native", "new", "next", "nil",
+      "nonlocal", "not", "oneway", "optional", "or", "package", "pass", "print", "private",
+      "protected", "public", "raise", "redo", "register", "required", "rescue", "retry", "return",
+      "self", "senum", "service", "set", "sizeof", "slist", "static", "string", "struct", "super",
+      "switch", "synchronized", "then", "this", "throw", "throws", "transient", "try", "typedef",
+      "undef", "union", "unless", "unsigned", "until", "use", "var", "virtual", "void", "volatile",
+      "when", "while", "with", "xor", "xsd_all", "xsd_attrs", "xsd_namespace", "xsd_nillable",
+      "xsd_optional", "yield"};
+  return kReserved.count(name) != 0;
+}
+
+std::string ThriftSafeName(const std::string& name) { return IsThriftReserved(name) ? name + "_" : name; }
+
+std::string UpperSnake(const std::string& name, bool strip_k_prefix) {
+  std::string s = name;
+  if (strip_k_prefix && s.size() > 1 && s[0] == 'k' && std::isupper(static_cast<unsigned char>(s[1]))) {
+    s = s.substr(1);
+  }
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool upper = std::isupper(static_cast<unsigned char>(c));
+    if (upper && i > 0 && s[i - 1] != '_') {
+      bool prev_lower = std::islower(static_cast<unsigned char>(s[i - 1])) ||
+                        std::isdigit(static_cast<unsigned char>(s[i - 1]));
+      bool next_lower = i + 1 < s.size() && std::islower(static_cast<unsigned char>(s[i + 1]));
+      if (prev_lower || (next_lower && std::isupper(static_cast<unsigned char>(s[i - 1])))) out += '_';
+    }
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+namespace {
+
+int HeaderIndexOf(const Model& model, const std::string& real_path) {
+  for (std::size_t i = 0; i < model.headers.size(); ++i) {
+    if (model.headers[i].real_path == real_path) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+class Planner {
+ public:
+  Planner(const Model& model, Plan* plan, Diagnostics* diags) : model_(model), plan_(plan), diags_(diags) {}
+
+  void Run() {
+    plan_->files.assign(model_.headers.size(), FilePlan{});
+    plan_->enum_file.assign(model_.enums.size(), -1);
+    plan_->struct_file.assign(model_.structs.size(), -1);
+    for (std::size_t s = 0; s < model_.services.size(); ++s) {
+      const ServiceDecl& service = model_.services[s];
+      plan_->files[service.header].services.push_back(static_cast<int>(s));
+      for (const MethodDecl& m : service.methods) {
+        for (const FieldDecl& p : m.params) Reach(p.type, service.header);
+        Reach(m.result, service.header);
+      }
+    }
+    AssignPackages();
+    CheckNames();
+    PlanMethods();
+    PlanEnumValues();
+    PlanImports();
+  }
+
+ private:
+  // Assigns owners and emission order: post-order, so a type comes after everything it uses.
+  void Reach(const TypeRef& type, int referrer_file) {
+    for (const TypeRef& arg : type.args) Reach(arg, referrer_file);
+    if (type.kind == Kind::kEnum && plan_->enum_file[type.decl] < 0) {
+      int owner = HeaderIndexOf(model_, model_.enums[type.decl].file);
+      if (owner < 0) owner = referrer_file;
+      plan_->enum_file[type.decl] = owner;
+      plan_->files[owner].enums.push_back(type.decl);
+    } else if (type.kind == Kind::kStruct && plan_->struct_file[type.decl] < 0) {
+      int owner = HeaderIndexOf(model_, model_.structs[type.decl].file);
+      if (owner < 0) owner = referrer_file;
+      plan_->struct_file[type.decl] = owner;  // set first: a struct may reach itself
+      for (const FieldDecl& f : model_.structs[type.decl].fields) Reach(f.type, owner);
+      plan_->files[owner].structs.push_back(type.decl);
+    }
+  }
+
+  void AssignPackages() {
+    for (std::size_t f = 0; f < plan_->files.size(); ++f) {
+      FilePlan& file = plan_->files[f];
+      const std::string* package = nullptr;
+      for (int s : file.services) {
+        const ServiceDecl& service = model_.services[s];
+        if (package == nullptr) {
+          package = &service.package;
+        } else if (*package != service.package) {
+          diags_->Error(service.loc, "service '" + service.name + "' is in namespace '" + service.package +
+                                         "' but an earlier service in the same header is in '" + *package +
+                                         "'; one header's services share one namespace (the proto package): "
+                                         "move it to its own header");
+        }
+      }
+      if (package == nullptr && !file.structs.empty()) package = &model_.structs[file.structs.front()].package;
+      if (package == nullptr && !file.enums.empty()) package = &model_.enums[file.enums.front()].package;
+      if (package != nullptr) file.package = *package;
+    }
+  }
+
+  void CheckTypeName(const Decl& decl, const char* kind) {
+    if (auto [it, inserted] = type_names_.emplace(decl.name, &decl); !inserted) {
+      diags_->Error(decl.loc, std::string(kind) + " '" + decl.cpp_name.substr(2) + "' has the same IDL name '" +
+                                  decl.name + "' as '" + it->second->cpp_name.substr(2) +
+                                  "' (IDL names are unqualified); rename one of them");
+    }
+    if (decl.name == "RpcError") {
+      diags_->Error(decl.loc, std::string("the name 'RpcError' is reserved for rpcboot's error exception; rename "
+                                          "this ") +
+                                  kind);
+    }
+    if (IsThriftReserved(decl.name)) {
+      diags_->Error(decl.loc, std::string(kind) + " name '" + decl.name +
+                                  "' is a reserved word in Thrift's target languages; rename it");
+    }
+  }
+
+  void CheckNames() {
+    for (std::size_t i = 0; i < model_.enums.size(); ++i) {
+      if (plan_->enum_file[i] >= 0) CheckTypeName(model_.enums[i], "enum");
+    }
+    for (std::size_t i = 0; i < model_.structs.size(); ++i) {
+      if (plan_->struct_file[i] >= 0) CheckTypeName(model_.structs[i], "struct");
+    }
+    for (const ServiceDecl& service : model_.services) {
+      CheckTypeName(service, "service");
+      for (const MethodDecl& m : service.methods) {
+        if (IsThriftReserved(m.name)) {
+          diags_->Error(m.loc, "method name '" + m.name +
+                                   "' is a reserved word in Thrift's target languages (the Thrift message name "
+                                   "is the method name); rename it");
+        }
+      }
+    }
+  }
+
+  // gRPC needs one message in and one out; a single struct parameter and a struct result are used
+  // as they are, any other shape gets <Method>Request / <Method>Response.
+  void PlanMethods() {
+    std::map<std::string, std::set<std::string>> synthesized;  // per package
+    plan_->methods.resize(model_.services.size());
+    for (std::size_t s = 0; s < model_.services.size(); ++s) {
+      const ServiceDecl& service = model_.services[s];
+      for (const MethodDecl& m : service.methods) {
+        MethodPlan mp;
+        mp.request_is_param = m.params.size() == 1 && m.params[0].type.kind == Kind::kStruct;
+        mp.response_is_return = m.result.kind == Kind::kStruct;
+        auto name_for = [&](const std::string& suffix) {
+          std::set<std::string>& taken = synthesized[service.package];
+          for (const std::string& candidate : {m.name + suffix, service.name + m.name + suffix}) {
+            if (type_names_.count(candidate) == 0 && taken.count(candidate) == 0) {
+              taken.insert(candidate);
+              return candidate;
+            }
+          }
+          diags_->Error(m.loc, "cannot name the gRPC message for method '" + m.name + "': both '" + m.name + suffix +
+                                   "' and '" + service.name + m.name + suffix +
+                                   "' are taken by other types; rename the method or the struct");
+          return m.name + suffix;
+        };
+        mp.request = mp.request_is_param ? model_.structs[m.params[0].type.decl].name : name_for("Request");
+        mp.response = mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
+        plan_->methods[s].push_back(mp);
+      }
+    }
+  }
+
+  // proto3 enum values share the package's scope, so each gets its enum's name as a prefix.
+  void PlanEnumValues() {
+    plan_->proto_enum_values.resize(model_.enums.size());
+    std::map<std::string, std::map<std::string, const EnumDecl*>> seen;  // package -> value -> enum
+    for (std::size_t i = 0; i < model_.enums.size(); ++i) {
+      if (plan_->enum_file[i] < 0) continue;
+      const EnumDecl& e = model_.enums[i];
+      std::string prefix = UpperSnake(e.name, false) + "_";
+      auto& scope = seen[plan_->files[plan_->enum_file[i]].package];
+      for (const Enumerator& v : e.values) {
+        std::string value = UpperSnake(v.name, true);
+        if (value.rfind(prefix, 0) != 0) value = prefix + value;
+        if (auto [it, inserted] = scope.emplace(value, &e); !inserted) {
+          diags_->Error(e.loc, "enumerator '" + e.name + "::" + v.name + "' becomes proto value '" + value +
+                                   "', which '" + it->second->name +
+                                   "' already uses; rename one of the enumerators");
+        }
+        plan_->proto_enum_values[i].push_back(value);
+      }
+    }
+  }
+
+  void CollectFiles(const TypeRef& type, std::set<int>* files) const {
+    if (type.kind == Kind::kEnum) files->insert(plan_->enum_file[type.decl]);
+    if (type.kind == Kind::kStruct) files->insert(plan_->struct_file[type.decl]);
+    for (const TypeRef& arg : type.args) CollectFiles(arg, files);
+  }
+
+  void PlanImports() {
+    std::vector<std::set<int>> uses(plan_->files.size());
+    for (std::size_t f = 0; f < plan_->files.size(); ++f) {
+      for (int s : plan_->files[f].structs) {
+        for (const FieldDecl& field : model_.structs[s].fields) CollectFiles(field.type, &uses[f]);
+      }
+      for (int s : plan_->files[f].services) {
+        for (const MethodDecl& m : model_.services[s].methods) {
+          for (const FieldDecl& p : m.params) CollectFiles(p.type, &uses[f]);
+          CollectFiles(m.result, &uses[f]);
+        }
+      }
+      uses[f].erase(static_cast<int>(f));
+      plan_->files[f].imports.assign(uses[f].begin(), uses[f].end());
+    }
+    // Thrift and protoc reject import cycles.
+    std::vector<int> state(plan_->files.size(), 0);
+    std::function<bool(int)> cyclic = [&](int f) {
+      if (state[f] == 1) return true;
+      if (state[f] == 2) return false;
+      state[f] = 1;
+      for (int g : plan_->files[f].imports) {
+        if (cyclic(g)) return true;
+      }
+      state[f] = 2;
+      return false;
+    };
+    for (std::size_t f = 0; f < plan_->files.size(); ++f) {
+      if (cyclic(static_cast<int>(f))) {
+        diags_->Error({}, "the headers '" + model_.headers[f].path +
+                              "' and another input header use each other's types, and IDL files cannot import "
+                              "each other; move the shared types into one header");
+        return;
+      }
+    }
+  }
+
+  const Model& model_;
+  Plan* plan_;
+  Diagnostics* diags_;
+  std::map<std::string, const Decl*> type_names_;
+};
+
+}  // namespace
+
+bool MakePlan(const Model& model, Plan* plan, Diagnostics* diags) {
+  Planner(model, plan, diags).Run();
+  return !diags->has_errors();
+}
+
+}  // namespace rpcboot::codegen

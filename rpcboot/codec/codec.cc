@@ -1,0 +1,84 @@
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/codec/proto_codec.h"
+#include "rpcboot/codec/thrift_codec.h"
+
+namespace rpcboot::internal {
+
+const char* ThriftTypeName(TType type) {
+  using namespace apache::thrift::protocol;
+  switch (type) {
+    case T_STOP: return "stop";
+    case T_BOOL: return "bool";
+    case T_BYTE: return "byte";
+    case T_I16: return "i16";
+    case T_I32: return "i32";
+    case T_I64: return "i64";
+    case T_DOUBLE: return "double";
+    case T_STRING: return "string";
+    case T_STRUCT: return "struct";
+    case T_MAP: return "map";
+    case T_SET: return "set";
+    case T_LIST: return "list";
+    default: return "unknown type";
+  }
+}
+
+void ThrowThriftDecodeError(std::string message) {
+  throw TProtocolException(TProtocolException::INVALID_DATA, std::move(message));
+}
+
+bool ProtoValidUtf8(const uint8_t* data, std::size_t size) {
+  const uint8_t* p = data;
+  const uint8_t* end = data + size;
+  while (p < end) {
+    // ASCII fast path, eight bytes at a time.
+    while (end - p >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, 8);
+      if (word & 0x8080808080808080ull) break;
+      p += 8;
+    }
+    if (p >= end) break;
+    uint8_t c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    std::size_t n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      n = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) < n) return false;
+    for (std::size_t i = 1; i < n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values past U+10FFFF.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return false;
+    }
+    p += n;
+  }
+  return true;
+}
+
+absl::Status ProtoDecodeError(const char* type_name, const ProtoReader& reader) {
+  std::string where = *type_name != '\0' ? type_name : "message";
+  return absl::InvalidArgumentError(absl::StrCat("proto: ", where, reader.path, ": ", reader.error));
+}
+
+}  // namespace rpcboot::internal

@@ -1,0 +1,389 @@
+// Thrift codec: writes reflected C++ structs straight to a Thrift TProtocol and reads them back,
+// with no generated Thrift classes and no copy through them.
+//
+//   std::string bytes = rpcboot::ThriftEncode(shop, rpcboot::ThriftProtocol::kCompact);
+//   shop::Shop decoded;
+//   absl::Status status = rpcboot::ThriftDecode(bytes, rpcboot::ThriftProtocol::kCompact, &decoded);
+//
+// The bytes are those thrift-compiler's C++ code writes for the emitted `.thrift` file: field
+// id = declaration index + 1, fields in id order, std::optional fields only when set.
+// ThriftWriteStruct/ThriftReadStruct take any protocol; pass the concrete protocol type
+// (TCompactProtocolT<TMemoryBuffer>, ...) to avoid a virtual call per value.
+//
+// Reading follows the generated code's rules: unknown field ids are skipped, missing fields keep
+// their defaults. It is stricter in one way: a known field id with the wrong wire type is an
+// error, not silently skipped. ThriftReadStruct throws apache::thrift::TException on bad input
+// (as Thrift's own readers do); ThriftDecode returns a status instead and bounds every length by
+// the input's size.
+//
+// Thread safety: the functions keep no state; a protocol object must not be shared by threads.
+#ifndef RPCBOOT_CODEC_THRIFT_CODEC_H_
+#define RPCBOOT_CODEC_THRIFT_CODEC_H_
+
+#include <thrift/TApplicationException.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/protocol/TProtocol.h>
+#include <thrift/protocol/TProtocolException.h>
+#include <thrift/transport/TBufferTransports.h>
+
+#include <boost/pfr/core.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "rpcboot/codec/type_traits.h"
+
+namespace rpcboot {
+
+enum class ThriftProtocol { kBinary, kCompact };
+
+namespace internal {
+
+using apache::thrift::protocol::TProtocolException;
+using apache::thrift::protocol::TType;
+
+template <class T>
+constexpr TType ThriftTypeOf() {
+  using apache::thrift::protocol::T_BOOL;
+  using apache::thrift::protocol::T_BYTE;
+  using apache::thrift::protocol::T_DOUBLE;
+  using apache::thrift::protocol::T_I16;
+  using apache::thrift::protocol::T_I32;
+  using apache::thrift::protocol::T_I64;
+  using apache::thrift::protocol::T_LIST;
+  using apache::thrift::protocol::T_MAP;
+  using apache::thrift::protocol::T_STRING;
+  using apache::thrift::protocol::T_STRUCT;
+  if constexpr (kIsOptional<T>) {
+    return ThriftTypeOf<typename T::value_type>();
+  } else if constexpr (kIsBool<T>) {
+    return T_BOOL;
+  } else if constexpr (kIsEnum<T>) {
+    return T_I32;
+  } else if constexpr (kIsInteger<T>) {
+    // Unsigned types widen to the next signed width (lossless); uint64_t keeps its bits in i64.
+    constexpr std::size_t kWidth = std::is_signed_v<T> ? sizeof(T) : sizeof(T) * 2;
+    if constexpr (kWidth == 1) return T_BYTE;
+    if constexpr (kWidth == 2) return T_I16;
+    if constexpr (kWidth == 4) return T_I32;
+    return T_I64;
+  } else if constexpr (kIsFloat<T>) {
+    return T_DOUBLE;
+  } else if constexpr (kIsString<T> || kIsBytes<T>) {
+    return T_STRING;
+  } else if constexpr (kIsList<T>) {
+    return T_LIST;
+  } else if constexpr (kIsMap<T>) {
+    return T_MAP;
+  } else if constexpr (kIsStruct<T>) {
+    return T_STRUCT;
+  } else {
+    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+  }
+}
+
+const char* ThriftTypeName(TType type);
+
+[[noreturn]] void ThrowThriftDecodeError(std::string message);
+
+template <class P, class T>
+uint32_t ThriftWriteValue(P& p, const T& v);
+
+template <class P, class T, std::size_t... I>
+uint32_t ThriftWriteFields(P& p, const T& v, std::index_sequence<I...>) {
+  uint32_t n = 0;
+  (
+      [&] {
+        const auto& field = boost::pfr::get<I>(v);
+        using F = std::decay_t<decltype(field)>;
+        constexpr int16_t kId = static_cast<int16_t>(I + 1);
+        if constexpr (kIsOptional<F>) {
+          if (!field.has_value()) return;
+          n += p.writeFieldBegin(FieldName<T, I>(), ThriftTypeOf<F>(), kId);
+          n += ThriftWriteValue(p, *field);
+        } else {
+          n += p.writeFieldBegin(FieldName<T, I>(), ThriftTypeOf<F>(), kId);
+          n += ThriftWriteValue(p, field);
+        }
+        n += p.writeFieldEnd();
+      }(),
+      ...);
+  return n;
+}
+
+template <class P, class T>
+uint32_t ThriftWriteValue(P& p, const T& v) {
+  if constexpr (kIsBool<T>) {
+    return p.writeBool(v);
+  } else if constexpr (kIsEnum<T>) {
+    return p.writeI32(static_cast<int32_t>(v));
+  } else if constexpr (kIsInteger<T>) {
+    constexpr TType kType = ThriftTypeOf<T>();
+    if constexpr (kType == apache::thrift::protocol::T_BYTE) return p.writeByte(static_cast<int8_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I16) return p.writeI16(static_cast<int16_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I32) return p.writeI32(static_cast<int32_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I64) return p.writeI64(static_cast<int64_t>(v));
+  } else if constexpr (kIsFloat<T>) {
+    return p.writeDouble(static_cast<double>(v));
+  } else if constexpr (kIsString<T>) {
+    return p.writeString(v);
+  } else if constexpr (kIsBytes<T>) {
+    // TProtocol takes binary as std::string only.
+    return p.writeBinary(std::string(v.begin(), v.end()));
+  } else if constexpr (kIsList<T>) {
+    using E = typename T::value_type;
+    uint32_t n = p.writeListBegin(ThriftTypeOf<E>(), static_cast<uint32_t>(v.size()));
+    for (const auto& e : v) n += ThriftWriteValue(p, static_cast<const E&>(e));
+    return n + p.writeListEnd();
+  } else if constexpr (kIsMap<T>) {
+    using K = typename T::key_type;
+    using V = typename T::mapped_type;
+    uint32_t n = p.writeMapBegin(ThriftTypeOf<K>(), ThriftTypeOf<V>(), static_cast<uint32_t>(v.size()));
+    for (const auto& [key, value] : v) {
+      n += ThriftWriteValue(p, key);
+      n += ThriftWriteValue(p, value);
+    }
+    return n + p.writeMapEnd();
+  } else if constexpr (kIsStruct<T>) {
+    uint32_t n = p.writeStructBegin(StructName<T>());
+    n += ThriftWriteFields(p, v, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    n += p.writeFieldStop();
+    return n + p.writeStructEnd();
+  } else {
+    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+  }
+}
+
+template <class P, class T>
+void ThriftReadValue(P& p, T& v);
+
+// Reads a wire integer of the field's Thrift width and range-checks narrowing conversions.
+template <class P, class T>
+void ThriftReadInteger(P& p, T& v) {
+  constexpr TType kType = ThriftTypeOf<T>();
+  int64_t wide = 0;
+  if constexpr (kType == apache::thrift::protocol::T_BYTE) {
+    int8_t x;
+    p.readByte(x);
+    wide = x;
+  } else if constexpr (kType == apache::thrift::protocol::T_I16) {
+    int16_t x;
+    p.readI16(x);
+    wide = x;
+  } else if constexpr (kType == apache::thrift::protocol::T_I32) {
+    int32_t x;
+    p.readI32(x);
+    wide = x;
+  } else {
+    int64_t x;
+    p.readI64(x);
+    wide = x;
+  }
+  if constexpr (std::is_same_v<T, uint64_t>) {
+    v = static_cast<uint64_t>(wide);  // same bits by contract
+  } else {
+    if (!FitsIn<T>(wide)) {
+      ThrowThriftDecodeError(absl::StrCat("value ", wide, " is out of range for the field's type"));
+    }
+    v = static_cast<T>(wide);
+  }
+}
+
+template <class P, class T>
+void ThriftReadStructFields(P& p, T& v);
+
+template <class P, class T>
+void ThriftReadValue(P& p, T& v) {
+  using apache::thrift::protocol::TType;
+  if constexpr (kIsBool<T>) {
+    p.readBool(v);
+  } else if constexpr (kIsEnum<T>) {
+    int32_t x;
+    p.readI32(x);
+    if (!EnumValueFits<T>(x)) {
+      ThrowThriftDecodeError(absl::StrCat("enum value ", x, " is out of range"));
+    }
+    v = static_cast<T>(x);
+  } else if constexpr (kIsInteger<T>) {
+    ThriftReadInteger(p, v);
+  } else if constexpr (kIsFloat<T>) {
+    double x;
+    p.readDouble(x);
+    v = static_cast<T>(x);
+  } else if constexpr (kIsString<T>) {
+    p.readString(v);
+  } else if constexpr (kIsBytes<T>) {
+    std::string tmp;
+    p.readBinary(tmp);
+    v.assign(tmp.begin(), tmp.end());
+  } else if constexpr (kIsList<T>) {
+    using E = typename T::value_type;
+    TType elem_type;
+    uint32_t size;
+    p.readListBegin(elem_type, size);
+    if (size > 0 && elem_type != ThriftTypeOf<E>()) {
+      ThrowThriftDecodeError(absl::StrCat("list of ", ThriftTypeName(elem_type), ", expected list of ",
+                                          ThriftTypeName(ThriftTypeOf<E>())));
+    }
+    v.clear();
+    // The size prefix is not trusted for allocation: grow as elements actually arrive.
+    v.reserve(std::min<uint32_t>(size, 1024));
+    for (uint32_t i = 0; i < size; ++i) {
+      E e{};
+      ThriftReadValue(p, e);
+      v.push_back(std::move(e));
+    }
+    p.readListEnd();
+  } else if constexpr (kIsMap<T>) {
+    using K = typename T::key_type;
+    using V = typename T::mapped_type;
+    TType key_type, value_type;
+    uint32_t size;
+    p.readMapBegin(key_type, value_type, size);
+    if (size > 0 && (key_type != ThriftTypeOf<K>() || value_type != ThriftTypeOf<V>())) {
+      ThrowThriftDecodeError(absl::StrCat("map<", ThriftTypeName(key_type), ",", ThriftTypeName(value_type),
+                                          ">, expected map<", ThriftTypeName(ThriftTypeOf<K>()), ",",
+                                          ThriftTypeName(ThriftTypeOf<V>()), ">"));
+    }
+    v.clear();
+    for (uint32_t i = 0; i < size; ++i) {
+      K key{};
+      ThriftReadValue(p, key);
+      V value{};
+      ThriftReadValue(p, value);
+      v.insert_or_assign(std::move(key), std::move(value));
+    }
+    p.readMapEnd();
+  } else if constexpr (kIsStruct<T>) {
+    ThriftReadStructFields(p, v);
+  } else {
+    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+  }
+}
+
+template <class T, std::size_t I>
+std::string ThriftFieldLabel() {
+  std::string label = StructName<T>();
+  if (label.empty()) label = "struct";
+  absl::StrAppend(&label, ".", I + 1);
+  if (*FieldName<T, I>() != '\0') absl::StrAppend(&label, "(", FieldName<T, I>(), ")");
+  return label;
+}
+
+template <class P, class T, std::size_t I>
+void ThriftReadField(P& p, T& v, TType wire_type) {
+  auto& field = boost::pfr::get<I>(v);
+  using F = std::decay_t<decltype(field)>;
+  try {
+    if (wire_type != ThriftTypeOf<F>()) {
+      ThrowThriftDecodeError(absl::StrCat("wire type ", ThriftTypeName(wire_type), ", expected ",
+                                          ThriftTypeName(ThriftTypeOf<F>())));
+    }
+    if constexpr (kIsOptional<F>) {
+      ThriftReadValue(p, field.emplace());
+    } else {
+      ThriftReadValue(p, field);
+    }
+  } catch (const TProtocolException& e) {
+    throw TProtocolException(e.getType(), absl::StrCat(ThriftFieldLabel<T, I>(), ": ", e.what()));
+  }
+}
+
+template <class P, class T, std::size_t... I>
+bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_sequence<I...>) {
+  return ((id == static_cast<int16_t>(I + 1) ? (ThriftReadField<P, T, I>(p, v, wire_type), true) : false) ||
+          ...);
+}
+
+template <class P, class T>
+void ThriftReadStructFields(P& p, T& v) {
+  apache::thrift::protocol::TInputRecursionTracker tracker(p);
+  std::string name;
+  TType wire_type;
+  int16_t id;
+  p.readStructBegin(name);
+  while (true) {
+    p.readFieldBegin(name, wire_type, id);
+    if (wire_type == apache::thrift::protocol::T_STOP) break;
+    if (!ThriftDispatchField(p, v, id, wire_type,
+                             std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
+      apache::thrift::protocol::skip(p, wire_type);  // a newer peer's field
+    }
+    p.readFieldEnd();
+  }
+  p.readStructEnd();
+}
+
+template <class T, class Protocol>
+absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
+  auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
+      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())), static_cast<uint32_t>(bytes.size()),
+      apache::thrift::transport::TMemoryBuffer::OBSERVE, config);
+  Protocol protocol(buffer);
+  // No string or container may claim more than the input holds.
+  protocol.setStringSizeLimit(static_cast<int32_t>(bytes.size()));
+  protocol.setContainerSizeLimit(static_cast<int32_t>(bytes.size()));
+  try {
+    ThriftReadValue(protocol, *out);
+  } catch (const apache::thrift::TException& e) {
+    return absl::InvalidArgumentError(absl::StrCat("thrift: ", e.what()));
+  }
+  if (buffer->available_read() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("thrift: ", buffer->available_read(), " bytes left after the struct"));
+  }
+  return absl::OkStatus();
+}
+
+using ThriftMemoryCompact = apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
+using ThriftMemoryBinary = apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
+
+}  // namespace internal
+
+// Writes `value` as a Thrift struct. Returns the bytes written, as Thrift's writers do.
+template <class Protocol, class T>
+uint32_t ThriftWriteStruct(Protocol& protocol, const T& value) {
+  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftWriteStruct takes an aggregate struct");
+  return internal::ThriftWriteValue(protocol, value);
+}
+
+// Reads a Thrift struct into `*value` (merging into what it holds, as Thrift's readers do).
+// Throws apache::thrift::TException on bad input.
+template <class Protocol, class T>
+void ThriftReadStruct(Protocol& protocol, T* value) {
+  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftReadStruct takes an aggregate struct");
+  internal::ThriftReadValue(protocol, *value);
+}
+
+// Encodes `value` with the binary or compact protocol into a fresh string.
+template <class T>
+std::string ThriftEncode(const T& value, ThriftProtocol protocol_kind) {
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(256);
+  if (protocol_kind == ThriftProtocol::kCompact) {
+    internal::ThriftMemoryCompact protocol(buffer);
+    ThriftWriteStruct(protocol, value);
+  } else {
+    internal::ThriftMemoryBinary protocol(buffer);
+    ThriftWriteStruct(protocol, value);
+  }
+  return buffer->getBufferAsString();
+}
+
+// Decodes one struct that fills `bytes` exactly. `*out` should be default-constructed.
+template <class T>
+absl::Status ThriftDecode(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
+  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftDecode takes an aggregate struct");
+  if (protocol_kind == ThriftProtocol::kCompact) {
+    return internal::ThriftDecodeWith<T, internal::ThriftMemoryCompact>(bytes, out);
+  }
+  return internal::ThriftDecodeWith<T, internal::ThriftMemoryBinary>(bytes, out);
+}
+
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_CODEC_THRIFT_CODEC_H_

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package rpcboot needs to build, test and run its demo.
+# Idempotent: installs only what is missing. Never installs libboost-dev or libboost-all-dev:
+# they pull Boost 1.74 headers, which conflict with libboost1.81-dev (Boost.PFR).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config clang-format
+  libboost1.81-dev
+  libthrift-dev thrift-compiler libevent-dev
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libzookeeper-mt-dev zookeeper default-jre-headless
+  libclang-14-dev clang-14 llvm-14-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev zlib1g-dev
+  python3-grpcio python3-protobuf python3-thrift python3-kazoo
+  libcurator-discovery-java libcurator-framework-java libcurator-client-java
+  uuid-dev netcat-openbsd
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${#missing[@]} missing packages: ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+if dpkg-query -W -f='${Status}' libboost-dev 2>/dev/null | grep -q 'install ok installed'; then
+  echo "setup: error: libboost-dev (Boost 1.74) is installed and conflicts with libboost1.81-dev;" \
+       "remove it with: apt-get remove libboost-dev" >&2
+  exit 1
+fi
+echo "setup: done"
