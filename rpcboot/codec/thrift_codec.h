@@ -29,6 +29,7 @@
 
 #include <boost/pfr/core.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -318,16 +319,24 @@ void ThriftReadStructFields(P& p, T& v) {
   p.readStructEnd();
 }
 
+using ThriftMemoryCompact = apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
+using ThriftMemoryBinary = apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
+
 template <class T, class Protocol>
 absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
   auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
       reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())), static_cast<uint32_t>(bytes.size()),
       apache::thrift::transport::TMemoryBuffer::OBSERVE, config);
-  Protocol protocol(buffer);
   // No string or container may claim more than the input holds.
-  protocol.setStringSizeLimit(static_cast<int32_t>(bytes.size()));
-  protocol.setContainerSizeLimit(static_cast<int32_t>(bytes.size()));
+  auto limit = static_cast<int32_t>(bytes.size());
+  std::optional<Protocol> holder;
+  if constexpr (std::is_same_v<Protocol, ThriftMemoryCompact>) {
+    holder.emplace(buffer, limit, limit);
+  } else {
+    holder.emplace(buffer, limit, limit, /*strict_read=*/false, /*strict_write=*/true);
+  }
+  Protocol& protocol = *holder;
   try {
     ThriftReadValue(protocol, *out);
   } catch (const apache::thrift::TException& e) {
@@ -339,9 +348,6 @@ absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
   }
   return absl::OkStatus();
 }
-
-using ThriftMemoryCompact = apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
-using ThriftMemoryBinary = apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
 
 }  // namespace internal
 

@@ -1,0 +1,349 @@
+// The Thrift and protobuf codecs on reflected structs: exact bytes for small cases, round trips
+// of the whole mapping table, schema evolution, and every class of bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "common_types.rpcboot.h"
+#include "rich_service.rpcboot.h"
+#include "rpcboot/codec/proto_codec.h"
+#include "rpcboot/codec/thrift_codec.h"
+#include "value_testing.h"
+
+namespace evolution {
+// Version 1 and 2 of one message: v2 appended fields, as a newer peer would.
+struct V1 {
+  int32_t a = 0;
+  int32_t later = 42;  // keeps its default when the peer did not send it
+};
+struct V2 {
+  int32_t a = 0;
+  int32_t later = 0;
+  std::string b;
+  std::vector<int32_t> c;
+  rich::Point d;
+  std::map<std::string, rich::Point> e;
+};
+struct OnlyA {
+  int32_t a = 0;
+};
+struct AsString {
+  std::string a;
+};
+struct AsUint8 {
+  uint8_t a = 0;
+};
+struct AsInt16 {
+  int16_t a = 0;
+};
+struct AsVector {
+  std::vector<int32_t> a;
+};
+struct AsMap {
+  std::map<int32_t, std::string> a;
+};
+}  // namespace evolution
+
+namespace rpcboot {
+namespace {
+
+using testing::DeepEqual;
+using testing::Hex;
+using testing::Randomizer;
+
+constexpr ThriftProtocol kThriftProtocols[] = {ThriftProtocol::kBinary, ThriftProtocol::kCompact};
+
+std::string Bytes(std::initializer_list<int> bytes) {
+  std::string s;
+  for (int b : bytes) s += static_cast<char>(b);
+  return s;
+}
+
+// ---- exact bytes ----
+
+TEST(ProtoCodec, EncodesKnownBytes) {
+  EXPECT_EQ(ProtoEncode(rich::Point{1, 2}), Bytes({0x08, 0x01, 0x10, 0x02}));
+  EXPECT_EQ(ProtoEncode(rich::Point{0, 0}), "") << "proto3 omits zero scalars";
+  EXPECT_EQ(ProtoEncode(rich::Point{-1, 0}),
+            Bytes({0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}))
+      << "negative int32 is sign-extended to ten bytes";
+  rich::Stamp stamp{300, 0, "utc"};
+  EXPECT_EQ(ProtoEncode(stamp), Bytes({0x08, 0xac, 0x02, 0x1a, 0x03, 'u', 't', 'c'}));
+  EXPECT_EQ(ProtoByteSize(stamp), ProtoEncode(stamp).size());
+}
+
+TEST(ProtoCodec, PacksRepeatedScalarsAndWritesNestedStructs) {
+  rich::Containers c;
+  c.ints = {1, 2, 300};
+  EXPECT_EQ(ProtoEncode(c), Bytes({0x0a, 0x04, 0x01, 0x02, 0xac, 0x02}));
+  rich::Everything e;
+  std::string bytes = ProtoEncode(e);
+  // Nested structs are always present (like a set submessage), empty ones as tag + length 0.
+  // Scalars.level defaults to LEVEL_LOW (1), so scalars (field 2) holds field 16 = 1.
+  EXPECT_EQ(bytes, Bytes({0x12, 0x03, 0x80, 0x01, 0x01, 0x1a, 0x00, 0x22, 0x00, 0x2a, 0x00}));
+}
+
+TEST(ProtoCodec, WritesOptionalsWhenSetEvenIfZero) {
+  rich::Optionals o;
+  o.maybe_int = 0;
+  o.maybe_list = std::vector<int32_t>{};
+  EXPECT_EQ(ProtoEncode(o), Bytes({0x08, 0x00, 0x2a, 0x00}));
+}
+
+TEST(ProtoCodec, WritesNegativeZeroLikeProtoc) {
+  rich::Scalars s;
+  s.level = static_cast<rich::Level>(0);
+  s.f64 = -0.0;
+  std::string bytes = ProtoEncode(s);
+  ASSERT_EQ(bytes.size(), 9u);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), (11 << 3) | 1);
+}
+
+TEST(ThriftCodec, EncodesKnownCompactAndBinaryBytes) {
+  // Compact: field header (delta 1, type i32 = 5), zigzag varint; then stop.
+  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact), Bytes({0x15, 0x02, 0x15, 0x04, 0x00}));
+  // Binary: type, id (i16), value (i32 big-endian); then stop.
+  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kBinary),
+            Bytes({0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00}));
+  rich::Optionals empty;
+  EXPECT_EQ(ThriftEncode(empty, ThriftProtocol::kCompact), Bytes({0x00})) << "unset optionals are not written";
+}
+
+TEST(ThriftCodec, WidensUnsignedTypes) {
+  rich::Scalars s;
+  s.u8 = 255;
+  s.u64 = std::numeric_limits<uint64_t>::max();
+  for (ThriftProtocol p : kThriftProtocols) {
+    rich::Scalars back;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(s, p), p, &back).ok());
+    EXPECT_EQ(back.u8, 255);
+    EXPECT_EQ(back.u64, std::numeric_limits<uint64_t>::max()) << "uint64_t keeps its bits in i64";
+  }
+}
+
+// ---- round trips ----
+
+TEST(Codecs, RoundTripEveryMappedTypeOverAllProtocols) {
+  Randomizer random(1);
+  for (int i = 0; i < 300; ++i) {
+    auto value = random.Make<rich::Everything>();
+    for (ThriftProtocol p : kThriftProtocols) {
+      rich::Everything back;
+      std::string bytes = ThriftEncode(value, p);
+      ASSERT_TRUE(ThriftDecode(bytes, p, &back).ok()) << Hex(bytes);
+      ASSERT_TRUE(DeepEqual(value, back)) << "thrift round trip " << i;
+    }
+    rich::Everything back;
+    std::string bytes = ProtoEncode(value);
+    ASSERT_EQ(bytes.size(), ProtoByteSize(value));
+    auto status = ProtoDecode(bytes, &back);
+    ASSERT_TRUE(status.ok()) << status << " " << Hex(bytes);
+    ASSERT_TRUE(DeepEqual(value, back)) << "proto round trip " << i;
+  }
+}
+
+TEST(Codecs, NegativeEnumValuesRoundTrip) {
+  rich::Scalars s;
+  s.light = rich::Light::kOff;
+  rich::Scalars back;
+  ASSERT_TRUE(ProtoDecode(ProtoEncode(s), &back).ok());
+  EXPECT_EQ(back.light, rich::Light::kOff);
+  back = {};
+  ASSERT_TRUE(ThriftDecode(ThriftEncode(s, ThriftProtocol::kCompact), ThriftProtocol::kCompact, &back).ok());
+  EXPECT_EQ(back.light, rich::Light::kOff);
+}
+
+// ---- schema evolution ----
+
+TEST(Codecs, SkipUnknownFieldsFromANewerPeer) {
+  evolution::V2 v2{7, 8, "hello", {1, 2, 3}, {4, 5}, {{"k", {6, 7}}}};
+  for (ThriftProtocol p : kThriftProtocols) {
+    evolution::OnlyA old;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(v2, p), p, &old).ok());
+    EXPECT_EQ(old.a, 7);
+  }
+  evolution::OnlyA old;
+  ASSERT_TRUE(ProtoDecode(ProtoEncode(v2), &old).ok());
+  EXPECT_EQ(old.a, 7);
+}
+
+TEST(Codecs, MissingFieldsKeepTheirDefaults) {
+  evolution::OnlyA a{5};
+  for (ThriftProtocol p : kThriftProtocols) {
+    evolution::V1 v1;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(a, p), p, &v1).ok());
+    EXPECT_EQ(v1.a, 5);
+    EXPECT_EQ(v1.later, 42);
+  }
+  evolution::V1 v1;
+  ASSERT_TRUE(ProtoDecode(ProtoEncode(a), &v1).ok());
+  EXPECT_EQ(v1.a, 5);
+  EXPECT_EQ(v1.later, 42);
+}
+
+TEST(ProtoCodec, AcceptsPackedAndUnpackedRepeatedScalars) {
+  rich::Containers c;
+  // ints (field 1) unpacked: two varint occurrences, then a packed run.
+  std::string bytes = Bytes({0x08, 0x05, 0x08, 0x06, 0x0a, 0x02, 0x07, 0x08});
+  ASSERT_TRUE(ProtoDecode(bytes, &c).ok());
+  EXPECT_EQ(c.ints, (std::vector<int32_t>{5, 6, 7, 8}));
+}
+
+TEST(ProtoCodec, MapEntriesWithMissingKeyOrValueUseDefaults) {
+  rich::Containers c;
+  // counts (field 12): one entry with only a value (field 2 = 9), one with only a key "x".
+  std::string bytes = Bytes({0x62, 0x02, 0x10, 0x09, 0x62, 0x03, 0x0a, 0x01, 'x'});
+  ASSERT_TRUE(ProtoDecode(bytes, &c).ok());
+  EXPECT_EQ(c.counts.at(""), 9);
+  EXPECT_EQ(c.counts.at("x"), 0);
+}
+
+// ---- bad input ----
+
+TEST(Codecs, WrongWireTypeForAKnownFieldIsAnError) {
+  evolution::OnlyA a{5};
+  for (ThriftProtocol p : kThriftProtocols) {
+    evolution::AsString s;
+    auto status = ThriftDecode(ThriftEncode(a, p), p, &s);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(status.message().find("wire type i32, expected string"), std::string::npos) << status;
+  }
+  evolution::AsString s;
+  auto status = ProtoDecode(ProtoEncode(a), &s);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("wrong wire type"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(".1"), std::string::npos) << "names the field: " << status;
+}
+
+TEST(Codecs, ErrorsNameTheFieldPath) {
+  rich::Everything e;
+  e.stamp.zone = "utc";
+  std::string bytes = ProtoEncode(e);
+  bytes[bytes.size() - 2] = static_cast<char>(0xff);  // invalid UTF-8 inside stamp.zone
+  rich::Everything back;
+  auto status = ProtoDecode(bytes, &back);
+  EXPECT_EQ(status.message(), "proto: rich.Everything.stamp.zone: string field holds invalid UTF-8") << status;
+}
+
+TEST(Codecs, OutOfRangeValuesAreErrors) {
+  evolution::AsInt16 wide{300};
+  for (ThriftProtocol p : kThriftProtocols) {
+    evolution::AsUint8 narrow;
+    auto status = ThriftDecode(ThriftEncode(wide, p), p, &narrow);
+    EXPECT_NE(status.message().find("value 300 is out of range"), std::string::npos) << status;
+  }
+  evolution::AsUint8 narrow;
+  auto status = ProtoDecode(ProtoEncode(evolution::OnlyA{300}), &narrow);
+  EXPECT_NE(status.message().find("out of range"), std::string::npos) << status;
+  // An enum value outside what the C++ enum can hold (Level holds 0..3).
+  rich::Scalars s;
+  status = ProtoDecode(Bytes({0x80, 0x01, 0x09}), &s);  // field 16 (level) = 9
+  EXPECT_NE(status.message().find("enum value out of range"), std::string::npos) << status;
+}
+
+TEST(Codecs, EveryTruncationIsHandled) {
+  Randomizer random(2);
+  for (int i = 0; i < 20; ++i) {
+    auto value = random.Make<rich::Everything>();
+    for (ThriftProtocol p : kThriftProtocols) {
+      std::string bytes = ThriftEncode(value, p);
+      for (std::size_t n = 0; n < bytes.size(); ++n) {
+        rich::Everything back;
+        EXPECT_FALSE(ThriftDecode(std::string_view(bytes).substr(0, n), p, &back).ok())
+            << "a Thrift struct cut at " << n << " of " << bytes.size() << " lacks its stop byte";
+      }
+    }
+    // A proto message cut at a field boundary is a valid shorter message; anywhere else it is
+    // an error. Neither may crash or read past the end (ASan checks).
+    std::string bytes = ProtoEncode(value);
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      rich::Everything back;
+      (void)ProtoDecode(std::string_view(bytes).substr(0, n), &back);
+    }
+  }
+  rich::Stamp stamp{1, 2, "abcdef"};
+  std::string bytes = ProtoEncode(stamp);
+  rich::Stamp back;
+  auto status = ProtoDecode(std::string_view(bytes).substr(0, bytes.size() - 2), &back);
+  EXPECT_NE(status.message().find("length prefix runs past the end of the input"), std::string::npos) << status;
+}
+
+TEST(Codecs, HugeLengthPrefixesDoNotAllocate) {
+  // proto: field 3 (zone), length 2^32 - 1, with four bytes behind it.
+  rich::Stamp stamp;
+  auto status = ProtoDecode(Bytes({0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a', 'b', 'c', 'd'}), &stamp);
+  EXPECT_NE(status.message().find("length prefix runs past the end"), std::string::npos) << status;
+  // Thrift compact: field 3 string with length 2^31 - 1.
+  status = ThriftDecode(Bytes({0x38, 0xff, 0xff, 0xff, 0xff, 0x07, 'a', 0x00}), ThriftProtocol::kCompact, &stamp);
+  EXPECT_FALSE(status.ok());
+  // Thrift binary: field 1 of Containers, list<i32> claiming 2^31 - 1 elements.
+  rich::Containers c;
+  status = ThriftDecode(Bytes({0x0f, 0x00, 0x01, 0x08, 0x7f, 0xff, 0xff, 0xff, 0x00}), ThriftProtocol::kBinary, &c);
+  EXPECT_FALSE(status.ok());
+  // Thrift compact: a map claiming 2^31 - 1 entries.
+  evolution::AsMap m;
+  status = ThriftDecode(Bytes({0x1b, 0xff, 0xff, 0xff, 0xff, 0x07, 0x58, 0x00}), ThriftProtocol::kCompact, &m);
+  EXPECT_FALSE(status.ok());
+}
+
+TEST(Codecs, DeepNestingIsRejected) {
+  // Everything.children (field 6) nested 150 levels deep.
+  std::string proto;
+  for (int i = 0; i < 150; ++i) {
+    std::string outer;
+    outer += static_cast<char>(0x32);
+    std::size_t len = proto.size();
+    do {
+      outer += static_cast<char>((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
+      len >>= 7;
+    } while (len > 0);
+    proto = outer + proto;
+  }
+  rich::Everything e;
+  auto status = ProtoDecode(proto, &e);
+  EXPECT_NE(status.message().find("nested deeper than 100"), std::string::npos) << status;
+
+  // Thrift: the same through list<Everything> (field 6), 100 levels; Thrift's limit is 64.
+  std::string thrift;
+  for (int i = 0; i < 100; ++i) thrift += Bytes({0x69, 0x1c});  // field 6 list, 1 struct
+  thrift += std::string(101, '\0');
+  status = ThriftDecode(thrift, ThriftProtocol::kCompact, &e);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("thrift:"), std::string::npos) << status;
+}
+
+TEST(Codecs, TrailingBytesAfterAThriftStructAreAnError) {
+  std::string bytes = ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact) + "x";
+  rich::Point p;
+  auto status = ThriftDecode(bytes, ThriftProtocol::kCompact, &p);
+  EXPECT_NE(status.message().find("1 bytes left after the struct"), std::string::npos) << status;
+}
+
+TEST(ProtoCodec, RejectsInvalidWireTypesAndFieldZero) {
+  rich::Point p;
+  EXPECT_NE(ProtoDecode(Bytes({0x2b}), &p).message().find("group wire type"), std::string::npos);
+  EXPECT_NE(ProtoDecode(Bytes({0x2e}), &p).message().find("invalid wire type"), std::string::npos);
+  EXPECT_NE(ProtoDecode(Bytes({0x0b}), &p).message().find("wrong wire type"), std::string::npos);
+  EXPECT_NE(ProtoDecode(Bytes({0x00, 0x01}), &p).message().find("invalid field number"), std::string::npos);
+  EXPECT_NE(ProtoDecode(Bytes({0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}), &p)
+                .message()
+                .find("varint longer than 10 bytes"),
+            std::string::npos);
+}
+
+TEST(ProtoCodec, Utf8Validation) {
+  auto check = [](std::string_view s) {
+    return internal::ProtoValidUtf8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  EXPECT_TRUE(check("plain ascii text, long enough for the fast path"));
+  EXPECT_TRUE(check("é日本🍕"));
+  EXPECT_FALSE(check("\xc0\x80")) << "overlong";
+  EXPECT_FALSE(check("\xed\xa0\x80")) << "surrogate";
+  EXPECT_FALSE(check("\xf4\x90\x80\x80")) << "past U+10FFFF";
+  EXPECT_FALSE(check("abc\xe6\x97")) << "truncated sequence";
+}
+
+}  // namespace
+}  // namespace rpcboot
