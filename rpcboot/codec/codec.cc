@@ -30,6 +30,10 @@ void ThrowThriftDecodeError(std::string message) {
   throw TProtocolException(TProtocolException::INVALID_DATA, std::move(message));
 }
 
+void ThrowInvalidTypeByte(int byte) {
+  ThrowThriftDecodeError(absl::StrCat("invalid Thrift type byte ", byte));
+}
+
 bool ProtoValidUtf8(const uint8_t* data, std::size_t size) {
   const uint8_t* p = data;
   const uint8_t* end = data + size;

@@ -162,6 +162,150 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
 template <class P, class T>
 void ThriftReadValue(P& p, T& v);
 
+template <class P>
+struct IsThriftBinary : std::false_type {};
+template <class Transport, class ByteOrder>
+struct IsThriftBinary<apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>> : std::true_type {};
+
+// The transport a binary protocol reads from (a protected member; read through a member pointer).
+template <class Transport, class ByteOrder>
+Transport* ThriftBinaryTransport(apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>& p) {
+  using Base = apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>;
+  struct Access : Base {
+    static Transport* Get(Base& b) { return b.*(&Access::trans_); }
+  };
+  return Access::Get(p);
+}
+
+void ThrowInvalidTypeByte(int byte);
+
+// Thrift's binary reader casts whatever byte it reads to TType, which is undefined behaviour for
+// bytes the enum cannot hold. Before a binary header is read, its `count` type bytes are peeked
+// (buffered transports, which rpcboot always uses, allow it) and checked. The compact reader
+// validates type nibbles itself.
+template <class P>
+void ThriftCheckTypeBytes(P& p, uint32_t count) {
+  if constexpr (IsThriftBinary<P>::value) {
+    uint32_t len = count;
+    const uint8_t* peek = ThriftBinaryTransport(p)->borrow(nullptr, &len);
+    if (peek == nullptr) return;  // too short: the read itself will fail cleanly
+    for (uint32_t i = 0; i < count; ++i) {
+      if (peek[i] > apache::thrift::protocol::T_UTF16) ThrowInvalidTypeByte(peek[i]);
+    }
+  } else {
+    (void)p;
+    (void)count;
+  }
+}
+
+template <class P>
+void ThriftReadFieldBegin(P& p, std::string& name, TType& type, int16_t& id) {
+  ThriftCheckTypeBytes(p, 1);
+  p.readFieldBegin(name, type, id);
+}
+
+template <class P>
+void ThriftReadListBegin(P& p, TType& elem_type, uint32_t& size) {
+  ThriftCheckTypeBytes(p, 1);
+  p.readListBegin(elem_type, size);
+}
+
+template <class P>
+void ThriftReadMapBegin(P& p, TType& key_type, TType& value_type, uint32_t& size) {
+  ThriftCheckTypeBytes(p, 2);
+  p.readMapBegin(key_type, value_type, size);
+}
+
+// Skips a value of a field this struct does not know (a newer peer's), like Thrift's skip() but
+// through the checked header readers above.
+template <class P>
+void ThriftSkip(P& p, TType type) {
+  using namespace apache::thrift::protocol;
+  TInputRecursionTracker tracker(p);
+  switch (type) {
+    case T_BOOL: {
+      bool b;
+      p.readBool(b);
+      return;
+    }
+    case T_BYTE: {
+      int8_t x;
+      p.readByte(x);
+      return;
+    }
+    case T_I16: {
+      int16_t x;
+      p.readI16(x);
+      return;
+    }
+    case T_I32: {
+      int32_t x;
+      p.readI32(x);
+      return;
+    }
+    case T_I64: {
+      int64_t x;
+      p.readI64(x);
+      return;
+    }
+    case T_DOUBLE: {
+      double x;
+      p.readDouble(x);
+      return;
+    }
+    case T_STRING: {
+      std::string x;
+      p.readBinary(x);
+      return;
+    }
+    case T_STRUCT: {
+      std::string name;
+      TType field_type;
+      int16_t id;
+      p.readStructBegin(name);
+      while (true) {
+        ThriftReadFieldBegin(p, name, field_type, id);
+        if (field_type == T_STOP) break;
+        ThriftSkip(p, field_type);
+        p.readFieldEnd();
+      }
+      p.readStructEnd();
+      return;
+    }
+    case T_MAP: {
+      TType key_type, value_type;
+      uint32_t size;
+      ThriftReadMapBegin(p, key_type, value_type, size);
+      for (uint32_t i = 0; i < size; ++i) {
+        ThriftSkip(p, key_type);
+        ThriftSkip(p, value_type);
+      }
+      p.readMapEnd();
+      return;
+    }
+    case T_SET:
+    case T_LIST: {
+      TType elem_type;
+      uint32_t size;
+      ThriftCheckTypeBytes(p, 1);
+      if (type == T_SET) {
+        p.readSetBegin(elem_type, size);
+      } else {
+        ThriftReadListBegin(p, elem_type, size);
+      }
+      for (uint32_t i = 0; i < size; ++i) ThriftSkip(p, elem_type);
+      if (type == T_SET) {
+        p.readSetEnd();
+      } else {
+        p.readListEnd();
+      }
+      return;
+    }
+    default:
+      ThrowThriftDecodeError(absl::StrCat("cannot skip a value of type ", ThriftTypeName(type)));
+  }
+}
+
 // Reads a wire integer of the field's Thrift width and range-checks narrowing conversions.
 template <class P, class T>
 void ThriftReadInteger(P& p, T& v) {
@@ -225,7 +369,7 @@ void ThriftReadValue(P& p, T& v) {
     using E = typename T::value_type;
     TType elem_type;
     uint32_t size;
-    p.readListBegin(elem_type, size);
+    ThriftReadListBegin(p, elem_type, size);
     if (size > 0 && elem_type != ThriftTypeOf<E>()) {
       ThrowThriftDecodeError(absl::StrCat("list of ", ThriftTypeName(elem_type), ", expected list of ",
                                           ThriftTypeName(ThriftTypeOf<E>())));
@@ -244,7 +388,7 @@ void ThriftReadValue(P& p, T& v) {
     using V = typename T::mapped_type;
     TType key_type, value_type;
     uint32_t size;
-    p.readMapBegin(key_type, value_type, size);
+    ThriftReadMapBegin(p, key_type, value_type, size);
     if (size > 0 && (key_type != ThriftTypeOf<K>() || value_type != ThriftTypeOf<V>())) {
       ThrowThriftDecodeError(absl::StrCat("map<", ThriftTypeName(key_type), ",", ThriftTypeName(value_type),
                                           ">, expected map<", ThriftTypeName(ThriftTypeOf<K>()), ",",
@@ -308,11 +452,11 @@ void ThriftReadStructFields(P& p, T& v) {
   int16_t id;
   p.readStructBegin(name);
   while (true) {
-    p.readFieldBegin(name, wire_type, id);
+    ThriftReadFieldBegin(p, name, wire_type, id);
     if (wire_type == apache::thrift::protocol::T_STOP) break;
     if (!ThriftDispatchField(p, v, id, wire_type,
                              std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
-      apache::thrift::protocol::skip(p, wire_type);  // a newer peer's field
+      ThriftSkip(p, wire_type);  // a newer peer's field
     }
     p.readFieldEnd();
   }

@@ -314,6 +314,19 @@ TEST(Codecs, DeepNestingIsRejected) {
   EXPECT_NE(status.message().find("thrift:"), std::string::npos) << status;
 }
 
+TEST(ThriftCodec, InvalidTypeBytesAreErrorsNotUndefinedBehaviour) {
+  rich::Everything e;
+  // A field header whose type byte (0x35) is no Thrift type.
+  auto status = ThriftDecode(Bytes({0x35, 0x00, 0x01, 0x00}), ThriftProtocol::kBinary, &e);
+  EXPECT_NE(status.message().find("invalid Thrift type byte 53"), std::string::npos) << status;
+  // The same inside an unknown field being skipped: field 99, a list whose element type is 0x80.
+  status = ThriftDecode(Bytes({0x0f, 0x00, 0x63, 0x80, 0x00, 0x00, 0x00, 0x01, 0x00}), ThriftProtocol::kBinary, &e);
+  EXPECT_NE(status.message().find("invalid Thrift type byte 128"), std::string::npos) << status;
+  // Compact validates type nibbles itself.
+  status = ThriftDecode(Bytes({0x1e, 0x00}), ThriftProtocol::kCompact, &e);
+  EXPECT_FALSE(status.ok());
+}
+
 TEST(Codecs, TrailingBytesAfterAThriftStructAreAnError) {
   std::string bytes = ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact) + "x";
   rich::Point p;

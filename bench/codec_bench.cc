@@ -1,0 +1,240 @@
+// rpcboot's codecs against the code thrift-compiler and protoc generate from the same emitted
+// IDL, on the same values, in the same run. Prints Google Benchmark's table, then one line per
+// pair with the ratio generated_time / rpcboot_time (above 1.0: rpcboot is faster).
+//
+//   build/bench/codec_bench [--benchmark_min_time=0.2]
+//
+// Both sides use the same transport and protocol classes: TMemoryBuffer with
+// TCompactProtocol/TBinaryProtocol for Thrift (generated code calls them through TProtocol*, as
+// it always does; rpcboot through the concrete type), std::string for protobuf. Decoding starts
+// from a fresh object on both sides.
+#include <benchmark/benchmark.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common_types.pb.h"
+#include "common_types.rpcboot.h"
+#include "common_types_types.h"
+#include "rich_service.pb.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_types.h"
+#include "rpcboot/codec/proto_codec.h"
+#include "rpcboot/codec/thrift_codec.h"
+#include "value_testing.h"
+
+namespace {
+
+using apache::thrift::transport::TMemoryBuffer;
+using rpcboot::ThriftProtocol;
+
+// A menu-like message: what an order or shop service sends most.
+rich::Containers MakeContainers() {
+  rich::Containers c;
+  for (int i = 0; i < 16; ++i) {
+    c.ints.push_back(i * 37);
+    c.longs.push_back(int64_t{i} * 1000003);
+    c.names.push_back("item-" + std::to_string(i));
+    c.points.push_back({i, -i});
+    c.counts["sku-" + std::to_string(i)] = i * 199;
+    c.doubles.push_back(i * 1.25);
+  }
+  return c;
+}
+
+rich::Scalars MakeScalars() {
+  rich::Scalars s;
+  s.flag = true;
+  s.i8 = -5;
+  s.i16 = 1200;
+  s.i32 = 123456;
+  s.i64 = 9876543210;
+  s.u8 = 200;
+  s.u16 = 60000;
+  s.u32 = 4000000000u;
+  s.u64 = 1234567890123;
+  s.f32 = 1.5f;
+  s.f64 = 2.25;
+  s.text = "a short text field";
+  s.blob = {1, 2, 3, 4, 5, 6, 7, 8};
+  s.color = rich::Color::kBlue;
+  s.light = rich::Light::kRed;
+  s.level = rich::LEVEL_HIGH;
+  return s;
+}
+
+rich::Everything MakeEverything() {
+  rpcboot::testing::RandomOptions options;
+  options.max_unordered = 1;
+  options.uint64_keys_below_sign_bit = true;
+  rpcboot::testing::Randomizer random(7, options);
+  return random.Make<rich::Everything>();
+}
+
+template <class T, class Protocol>
+void ThriftEncodeRpcboot(benchmark::State& state, const T& value) {
+  auto buffer = std::make_shared<TMemoryBuffer>(4096);
+  Protocol protocol(buffer);
+  for (auto _ : state) {
+    buffer->resetBuffer();
+    rpcboot::ThriftWriteStruct(protocol, value);
+    benchmark::DoNotOptimize(buffer->available_read());
+  }
+}
+
+template <class Ref, class Protocol>
+void ThriftEncodeGenerated(benchmark::State& state, const Ref& ref) {
+  auto buffer = std::make_shared<TMemoryBuffer>(4096);
+  Protocol protocol(buffer);
+  apache::thrift::protocol::TProtocol* base = &protocol;
+  for (auto _ : state) {
+    buffer->resetBuffer();
+    ref.write(base);
+    benchmark::DoNotOptimize(buffer->available_read());
+  }
+}
+
+template <class T, class Protocol>
+void ThriftDecodeRpcboot(benchmark::State& state, std::string bytes) {
+  auto buffer = std::make_shared<TMemoryBuffer>();
+  Protocol protocol(buffer);
+  for (auto _ : state) {
+    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()), static_cast<uint32_t>(bytes.size()));
+    T value{};
+    rpcboot::ThriftReadStruct(protocol, &value);
+    benchmark::DoNotOptimize(value);
+  }
+}
+
+template <class Ref, class Protocol>
+void ThriftDecodeGenerated(benchmark::State& state, std::string bytes) {
+  auto buffer = std::make_shared<TMemoryBuffer>();
+  Protocol protocol(buffer);
+  apache::thrift::protocol::TProtocol* base = &protocol;
+  for (auto _ : state) {
+    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()), static_cast<uint32_t>(bytes.size()));
+    Ref ref;
+    ref.read(base);
+    benchmark::DoNotOptimize(ref);
+  }
+}
+
+template <class T>
+void ProtoEncodeRpcboot(benchmark::State& state, const T& value) {
+  std::string out;
+  for (auto _ : state) {
+    rpcboot::ProtoEncode(value, &out);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+template <class Ref>
+void ProtoEncodeGenerated(benchmark::State& state, const Ref& ref) {
+  std::string out;
+  for (auto _ : state) {
+    ref.SerializeToString(&out);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+template <class T>
+void ProtoDecodeRpcboot(benchmark::State& state, const std::string& bytes) {
+  for (auto _ : state) {
+    T value{};
+    if (!rpcboot::ProtoDecode(bytes, &value).ok()) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(value);
+  }
+}
+
+template <class Ref>
+void ProtoDecodeGenerated(benchmark::State& state, const std::string& bytes) {
+  for (auto _ : state) {
+    Ref ref;
+    if (!ref.ParseFromString(bytes)) state.SkipWithError("parse failed");
+    benchmark::DoNotOptimize(ref);
+  }
+}
+
+// Registers the twelve benchmarks (3 protocols x encode/decode x rpcboot/generated) of one
+// value; the generated objects are built from rpcboot's bytes, so both encode the same value.
+template <class T, class ThriftRef, class ProtoRef>
+void RegisterValue(const std::string& name, const T& value) {
+  using Compact = apache::thrift::protocol::TCompactProtocolT<TMemoryBuffer>;
+  using Binary = apache::thrift::protocol::TBinaryProtocolT<TMemoryBuffer>;
+  auto proto_bytes = rpcboot::ProtoEncode(value);
+  auto proto_ref = std::make_shared<ProtoRef>();
+  proto_ref->ParseFromString(proto_bytes);
+  auto thrift_ref = std::make_shared<ThriftRef>();
+  std::string compact = rpcboot::ThriftEncode(value, ThriftProtocol::kCompact);
+  std::string binary = rpcboot::ThriftEncode(value, ThriftProtocol::kBinary);
+  {
+    auto in = std::make_shared<TMemoryBuffer>(reinterpret_cast<uint8_t*>(compact.data()),
+                                              static_cast<uint32_t>(compact.size()));
+    Compact p(in);
+    thrift_ref->read(&p);
+  }
+  auto reg = [&](const std::string& bench, auto fn) { benchmark::RegisterBenchmark((bench + "/" + name).c_str(), fn); };
+  reg("ThriftCompact/Encode/rpcboot", [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Compact>(s, value); });
+  reg("ThriftCompact/Encode/generated", [thrift_ref](benchmark::State& s) { ThriftEncodeGenerated<ThriftRef, Compact>(s, *thrift_ref); });
+  reg("ThriftCompact/Decode/rpcboot", [compact](benchmark::State& s) { ThriftDecodeRpcboot<T, Compact>(s, compact); });
+  reg("ThriftCompact/Decode/generated", [compact](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Compact>(s, compact); });
+  reg("ThriftBinary/Encode/rpcboot", [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Binary>(s, value); });
+  reg("ThriftBinary/Encode/generated", [thrift_ref](benchmark::State& s) { ThriftEncodeGenerated<ThriftRef, Binary>(s, *thrift_ref); });
+  reg("ThriftBinary/Decode/rpcboot", [binary](benchmark::State& s) { ThriftDecodeRpcboot<T, Binary>(s, binary); });
+  reg("ThriftBinary/Decode/generated", [binary](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Binary>(s, binary); });
+  reg("Proto/Encode/rpcboot", [value](benchmark::State& s) { ProtoEncodeRpcboot<T>(s, value); });
+  reg("Proto/Encode/generated", [proto_ref](benchmark::State& s) { ProtoEncodeGenerated<ProtoRef>(s, *proto_ref); });
+  reg("Proto/Decode/rpcboot", [proto_bytes](benchmark::State& s) { ProtoDecodeRpcboot<T>(s, proto_bytes); });
+  reg("Proto/Decode/generated", [proto_bytes](benchmark::State& s) { ProtoDecodeGenerated<ProtoRef>(s, proto_bytes); });
+}
+
+// Keeps each run's time per iteration so main can pair rpcboot with generated.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type == Run::RT_Iteration && !run.error_occurred) times_[run.benchmark_name()] = run.GetAdjustedRealTime();
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+  const std::map<std::string, double>& times() const { return times_; }
+
+ private:
+  std::map<std::string, double> times_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  RegisterValue<rich::Scalars, rich_thrift::Scalars, rich_pb::Scalars>("Scalars", MakeScalars());
+  RegisterValue<rich::Containers, rich_thrift::Containers, rich_pb::Containers>("Menu", MakeContainers());
+  RegisterValue<rich::Everything, rich_thrift::Everything, rich_pb::Everything>("Nested", MakeEverything());
+  benchmark::Initialize(&argc, argv);
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+
+  std::printf("\n%-36s %12s %12s %8s\n", "codec/operation/value", "rpcboot ns", "generated ns", "ratio");
+  const auto& times = reporter.times();
+  int slower = 0, pairs = 0;
+  for (const auto& [name, ours] : times) {
+    std::size_t pos = name.find("/rpcboot/");
+    if (pos == std::string::npos) continue;
+    std::string theirs_name = name.substr(0, pos) + "/generated/" + name.substr(pos + 9);
+    auto it = times.find(theirs_name);
+    if (it == times.end()) continue;
+    double ratio = it->second / ours;
+    std::string label = name.substr(0, pos) + "/" + name.substr(pos + 9);
+    std::printf("%-36s %12.1f %12.1f %8.2f\n", label.c_str(), ours, it->second, ratio);
+    ++pairs;
+    slower += ratio < 1.0;
+  }
+  std::printf("\n%d pairs; rpcboot at least as fast in %d (ratio = generated time / rpcboot time)\n", pairs,
+              pairs - slower);
+  benchmark::Shutdown();
+  return 0;
+}
