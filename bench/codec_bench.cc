@@ -104,7 +104,8 @@ void ThriftDecodeRpcboot(benchmark::State& state, std::string bytes) {
   auto buffer = std::make_shared<TMemoryBuffer>();
   Protocol protocol(buffer);
   for (auto _ : state) {
-    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()), static_cast<uint32_t>(bytes.size()));
+    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()),
+                        static_cast<uint32_t>(bytes.size()));
     T value{};
     rpcboot::ThriftReadStruct(protocol, &value);
     benchmark::DoNotOptimize(value);
@@ -117,7 +118,8 @@ void ThriftDecodeGenerated(benchmark::State& state, std::string bytes) {
   Protocol protocol(buffer);
   apache::thrift::protocol::TProtocol* base = &protocol;
   for (auto _ : state) {
-    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()), static_cast<uint32_t>(bytes.size()));
+    buffer->resetBuffer(reinterpret_cast<uint8_t*>(bytes.data()),
+                        static_cast<uint32_t>(bytes.size()));
     Ref ref;
     ref.read(base);
     benchmark::DoNotOptimize(ref);
@@ -178,19 +180,34 @@ void RegisterValue(const std::string& name, const T& value) {
     Compact p(in);
     thrift_ref->read(&p);
   }
-  auto reg = [&](const std::string& bench, auto fn) { benchmark::RegisterBenchmark((bench + "/" + name).c_str(), fn); };
-  reg("ThriftCompact/Encode/rpcboot", [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Compact>(s, value); });
-  reg("ThriftCompact/Encode/generated", [thrift_ref](benchmark::State& s) { ThriftEncodeGenerated<ThriftRef, Compact>(s, *thrift_ref); });
-  reg("ThriftCompact/Decode/rpcboot", [compact](benchmark::State& s) { ThriftDecodeRpcboot<T, Compact>(s, compact); });
-  reg("ThriftCompact/Decode/generated", [compact](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Compact>(s, compact); });
-  reg("ThriftBinary/Encode/rpcboot", [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Binary>(s, value); });
-  reg("ThriftBinary/Encode/generated", [thrift_ref](benchmark::State& s) { ThriftEncodeGenerated<ThriftRef, Binary>(s, *thrift_ref); });
-  reg("ThriftBinary/Decode/rpcboot", [binary](benchmark::State& s) { ThriftDecodeRpcboot<T, Binary>(s, binary); });
-  reg("ThriftBinary/Decode/generated", [binary](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Binary>(s, binary); });
+  auto reg = [&](const std::string& bench, auto fn) {
+    benchmark::RegisterBenchmark((bench + "/" + name).c_str(), fn);
+  };
+  reg("ThriftCompact/Encode/rpcboot",
+      [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Compact>(s, value); });
+  reg("ThriftCompact/Encode/generated", [thrift_ref](benchmark::State& s) {
+    ThriftEncodeGenerated<ThriftRef, Compact>(s, *thrift_ref);
+  });
+  reg("ThriftCompact/Decode/rpcboot",
+      [compact](benchmark::State& s) { ThriftDecodeRpcboot<T, Compact>(s, compact); });
+  reg("ThriftCompact/Decode/generated",
+      [compact](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Compact>(s, compact); });
+  reg("ThriftBinary/Encode/rpcboot",
+      [value](benchmark::State& s) { ThriftEncodeRpcboot<T, Binary>(s, value); });
+  reg("ThriftBinary/Encode/generated", [thrift_ref](benchmark::State& s) {
+    ThriftEncodeGenerated<ThriftRef, Binary>(s, *thrift_ref);
+  });
+  reg("ThriftBinary/Decode/rpcboot",
+      [binary](benchmark::State& s) { ThriftDecodeRpcboot<T, Binary>(s, binary); });
+  reg("ThriftBinary/Decode/generated",
+      [binary](benchmark::State& s) { ThriftDecodeGenerated<ThriftRef, Binary>(s, binary); });
   reg("Proto/Encode/rpcboot", [value](benchmark::State& s) { ProtoEncodeRpcboot<T>(s, value); });
-  reg("Proto/Encode/generated", [proto_ref](benchmark::State& s) { ProtoEncodeGenerated<ProtoRef>(s, *proto_ref); });
-  reg("Proto/Decode/rpcboot", [proto_bytes](benchmark::State& s) { ProtoDecodeRpcboot<T>(s, proto_bytes); });
-  reg("Proto/Decode/generated", [proto_bytes](benchmark::State& s) { ProtoDecodeGenerated<ProtoRef>(s, proto_bytes); });
+  reg("Proto/Encode/generated",
+      [proto_ref](benchmark::State& s) { ProtoEncodeGenerated<ProtoRef>(s, *proto_ref); });
+  reg("Proto/Decode/rpcboot",
+      [proto_bytes](benchmark::State& s) { ProtoDecodeRpcboot<T>(s, proto_bytes); });
+  reg("Proto/Decode/generated",
+      [proto_bytes](benchmark::State& s) { ProtoDecodeGenerated<ProtoRef>(s, proto_bytes); });
 }
 
 // Keeps each run's time per iteration so main can pair rpcboot with generated.
@@ -198,7 +215,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
-      if (run.run_type == Run::RT_Iteration && !run.error_occurred) times_[run.benchmark_name()] = run.GetAdjustedRealTime();
+      if (run.run_type == Run::RT_Iteration && !run.error_occurred)
+        times_[run.benchmark_name()] = run.GetAdjustedRealTime();
     }
     ConsoleReporter::ReportRuns(runs);
   }
@@ -212,13 +230,16 @@ class RatioReporter : public benchmark::ConsoleReporter {
 
 int main(int argc, char** argv) {
   RegisterValue<rich::Scalars, rich_thrift::Scalars, rich_pb::Scalars>("Scalars", MakeScalars());
-  RegisterValue<rich::Containers, rich_thrift::Containers, rich_pb::Containers>("Menu", MakeContainers());
-  RegisterValue<rich::Everything, rich_thrift::Everything, rich_pb::Everything>("Nested", MakeEverything());
+  RegisterValue<rich::Containers, rich_thrift::Containers, rich_pb::Containers>("Menu",
+                                                                                MakeContainers());
+  RegisterValue<rich::Everything, rich_thrift::Everything, rich_pb::Everything>("Nested",
+                                                                                MakeEverything());
   benchmark::Initialize(&argc, argv);
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
 
-  std::printf("\n%-36s %12s %12s %8s\n", "codec/operation/value", "rpcboot ns", "generated ns", "ratio");
+  std::printf("\n%-36s %12s %12s %8s\n", "codec/operation/value", "rpcboot ns", "generated ns",
+              "ratio");
   const auto& times = reporter.times();
   int slower = 0, pairs = 0;
   for (const auto& [name, ours] : times) {
@@ -233,8 +254,9 @@ int main(int argc, char** argv) {
     ++pairs;
     slower += ratio < 1.0;
   }
-  std::printf("\n%d pairs; rpcboot at least as fast in %d (ratio = generated time / rpcboot time)\n", pairs,
-              pairs - slower);
+  std::printf(
+      "\n%d pairs; rpcboot at least as fast in %d (ratio = generated time / rpcboot time)\n", pairs,
+      pairs - slower);
   benchmark::Shutdown();
   return 0;
 }

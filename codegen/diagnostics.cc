@@ -4,7 +4,9 @@
 
 namespace rpcboot::codegen {
 
-bool IsContainer(const TypeRef& type) { return type.kind == Kind::kList || type.kind == Kind::kMap; }
+bool IsContainer(const TypeRef& type) {
+  return type.kind == Kind::kList || type.kind == Kind::kMap;
+}
 
 bool IsScalar(const TypeRef& type) {
   switch (type.kind) {
@@ -35,7 +37,8 @@ void Diagnostics::Error(const SourceLocation& loc, std::string message) {
   }
   line += "error: " + message;
   // The same construct reached along two paths is reported once.
-  if (std::find(errors_.begin(), errors_.end(), line) == errors_.end()) errors_.push_back(std::move(line));
+  if (std::find(errors_.begin(), errors_.end(), line) == errors_.end())
+    errors_.push_back(std::move(line));
 }
 
 void Diagnostics::Print(std::ostream& out) const {

@@ -29,7 +29,8 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
          "#include <array>\n#include <cstddef>\n#include <cstdint>\n#include <string_view>\n\n"
          "#include \"rpcboot/reflect.h\"\n"
       << "#include " << Quoted(model.headers[file].include_path) << "\n";
-  for (int f : fp.imports) out << "#include " << Quoted(model.headers[f].stem + ".rpcboot.h") << "\n";
+  for (int f : fp.imports)
+    out << "#include " << Quoted(model.headers[f].stem + ".rpcboot.h") << "\n";
   out << "\nnamespace rpcboot {\n";
   for (int e : fp.enums) {
     const EnumDecl& d = model.enums[e];
@@ -37,10 +38,13 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
     for (const auto& v : d.values) names.push_back(v.name);
     out << "\ntemplate <>\nstruct EnumInfo<" << d.cpp_name << "> {\n"
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
-        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(fp.package, d.name)) << ";\n"
+        << "  static constexpr std::string_view kFullName = "
+        << Quoted(FullName(fp.package, d.name)) << ";\n"
         << "  static constexpr auto kNames = " << NameArray(names) << ";\n"
-        << "  static constexpr std::array<" << d.cpp_name << ", " << d.values.size() << "> kValues{";
-    for (std::size_t i = 0; i < d.values.size(); ++i) out << (i > 0 ? ", " : "") << d.cpp_name << "::" << d.values[i].name;
+        << "  static constexpr std::array<" << d.cpp_name << ", " << d.values.size()
+        << "> kValues{";
+    for (std::size_t i = 0; i < d.values.size(); ++i)
+      out << (i > 0 ? ", " : "") << d.cpp_name << "::" << d.values[i].name;
     out << "};\n"
         << "  static constexpr std::int64_t kMinValue = " << d.min_value << ";\n"
         << "  static constexpr std::int64_t kMaxValue = " << d.max_value << ";\n};\n";
@@ -51,7 +55,8 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
     for (const auto& f : d.fields) names.push_back(f.name);
     out << "\ntemplate <>\nstruct StructInfo<" << d.cpp_name << "> {\n"
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
-        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(fp.package, d.name)) << ";\n"
+        << "  static constexpr std::string_view kFullName = "
+        << Quoted(FullName(fp.package, d.name)) << ";\n"
         << "  // Field id = index + 1.\n"
         << "  static constexpr auto kFieldNames = " << NameArray(names) << ";\n};\n";
   }
@@ -59,7 +64,8 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
     const ServiceDecl& d = model.services[s];
     out << "\ntemplate <>\nstruct ServiceInfo<" << d.cpp_name << "> {\n"
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
-        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(d.package, d.name)) << ";\n"
+        << "  static constexpr std::string_view kFullName = " << Quoted(FullName(d.package, d.name))
+        << ";\n"
         << "  static constexpr std::size_t kMethodCount = " << d.methods.size() << ";\n"
         << "  template <std::size_t I>\n  struct Method;\n};\n";
     for (std::size_t m = 0; m < d.methods.size(); ++m) {
@@ -72,12 +78,14 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
           << "  static constexpr std::string_view kName = " << Quoted(md.name) << ";\n"
           << "  static constexpr bool kIdempotent = " << (md.idempotent ? "true" : "false") << ";\n"
           << "  static constexpr auto kParamNames = " << NameArray(params) << ";\n"
-          << "  static constexpr bool kProtoRequestIsParam = " << (mp.request_is_param ? "true" : "false") << ";\n"
-          << "  static constexpr bool kProtoResponseIsReturn = " << (mp.response_is_return ? "true" : "false")
-          << ";\n"
-          << "  static constexpr std::string_view kProtoRequest = " << Quoted(FullName(d.package, mp.request)) << ";\n"
-          << "  static constexpr std::string_view kProtoResponse = " << Quoted(FullName(d.package, mp.response))
-          << ";\n};\n";
+          << "  static constexpr bool kProtoRequestIsParam = "
+          << (mp.request_is_param ? "true" : "false") << ";\n"
+          << "  static constexpr bool kProtoResponseIsReturn = "
+          << (mp.response_is_return ? "true" : "false") << ";\n"
+          << "  static constexpr std::string_view kProtoRequest = "
+          << Quoted(FullName(d.package, mp.request)) << ";\n"
+          << "  static constexpr std::string_view kProtoResponse = "
+          << Quoted(FullName(d.package, mp.response)) << ";\n};\n";
     }
   }
   out << "\n}  // namespace rpcboot\n";
@@ -94,14 +102,16 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
   for (int s : fp.structs) {
     const StructDecl& d = model.structs[s];
     std::string shown = d.cpp_name.substr(2);
-    out << "\nstatic_assert(boost::pfr::tuple_size_v<" << d.cpp_name << "> == " << d.fields.size() << ",\n"
-        << "              \"rpcboot-codegen: Boost.PFR does not see " << d.fields.size() << " fields in " << shown
-        << "; regenerate from " << model.headers[file].include_path << "\");\n";
+    out << "\nstatic_assert(boost::pfr::tuple_size_v<" << d.cpp_name << "> == " << d.fields.size()
+        << ",\n"
+        << "              \"rpcboot-codegen: Boost.PFR does not see " << d.fields.size()
+        << " fields in " << shown << "; regenerate from " << model.headers[file].include_path
+        << "\");\n";
     for (std::size_t i = 0; i < d.fields.size(); ++i) {
-      out << "static_assert(std::is_same_v<boost::pfr::tuple_element_t<" << i << ", " << d.cpp_name << ">, decltype("
-          << d.cpp_name << "::" << d.fields[i].name << ")>,\n"
-          << "              \"rpcboot-codegen: field " << (i + 1) << " of " << shown << " is not '" << d.fields[i].name
-          << "' as Boost.PFR sees it; regenerate\");\n";
+      out << "static_assert(std::is_same_v<boost::pfr::tuple_element_t<" << i << ", " << d.cpp_name
+          << ">, decltype(" << d.cpp_name << "::" << d.fields[i].name << ")>,\n"
+          << "              \"rpcboot-codegen: field " << (i + 1) << " of " << shown << " is not '"
+          << d.fields[i].name << "' as Boost.PFR sees it; regenerate\");\n";
     }
   }
   return out.str();

@@ -13,7 +13,8 @@ namespace {
 // them, so they never collide across messages or files.
 class MessageBuilder {
  public:
-  MessageBuilder(const Model& model, const Plan& plan, int file, const std::set<std::string>& global_names)
+  MessageBuilder(const Model& model, const Plan& plan, int file,
+                 const std::set<std::string>& global_names)
       : model_(model), plan_(plan), file_(file), global_names_(global_names) {}
 
   void AddField(const std::string& name, const TypeRef& t, std::size_t number) {
@@ -35,30 +36,44 @@ class MessageBuilder {
 
   static const char* Scalar(Kind kind) {
     switch (kind) {
-      case Kind::kBool: return "bool";
+      case Kind::kBool:
+        return "bool";
       case Kind::kInt8:
       case Kind::kInt16:
-      case Kind::kInt32: return "int32";
-      case Kind::kInt64: return "int64";
+      case Kind::kInt32:
+        return "int32";
+      case Kind::kInt64:
+        return "int64";
       case Kind::kUint8:
       case Kind::kUint16:
-      case Kind::kUint32: return "uint32";
-      case Kind::kUint64: return "uint64";
-      case Kind::kFloat: return "float";
-      case Kind::kDouble: return "double";
-      case Kind::kString: return "string";
-      case Kind::kBytes: return "bytes";
-      default: return nullptr;
+      case Kind::kUint32:
+        return "uint32";
+      case Kind::kUint64:
+        return "uint64";
+      case Kind::kFloat:
+        return "float";
+      case Kind::kDouble:
+        return "double";
+      case Kind::kString:
+        return "string";
+      case Kind::kBytes:
+        return "bytes";
+      default:
+        return nullptr;
     }
   }
 
   // A CamelCase name for a type's shape, for wrapper message names.
   std::string Shape(const TypeRef& t) const {
     switch (t.kind) {
-      case Kind::kEnum: return model_.enums[t.decl].name;
-      case Kind::kStruct: return model_.structs[t.decl].name;
-      case Kind::kList: return Shape(t.args[0]) + "List";
-      case Kind::kMap: return Shape(t.args[0]) + Shape(t.args[1]) + "Map";
+      case Kind::kEnum:
+        return model_.enums[t.decl].name;
+      case Kind::kStruct:
+        return model_.structs[t.decl].name;
+      case Kind::kList:
+        return Shape(t.args[0]) + "List";
+      case Kind::kMap:
+        return Shape(t.args[0]) + Shape(t.args[1]) + "Map";
       default: {
         std::string s = Scalar(t.kind);
         s[0] = static_cast<char>(s[0] - 'a' + 'A');
@@ -89,14 +104,18 @@ class MessageBuilder {
 
   std::string FieldType(const TypeRef& t) {
     switch (t.kind) {
-      case Kind::kList: return "repeated " + ValueType(t.args[0]);
-      case Kind::kMap: return "map<" + std::string(Scalar(t.args[0].kind)) + ", " + ValueType(t.args[1]) + ">";
+      case Kind::kList:
+        return "repeated " + ValueType(t.args[0]);
+      case Kind::kMap:
+        return "map<" + std::string(Scalar(t.args[0].kind)) + ", " + ValueType(t.args[1]) + ">";
       case Kind::kOptional: {
         const TypeRef& v = t.args[0];
-        if (v.kind == Kind::kStruct || IsContainer(v)) return ValueType(v);  // messages carry presence
+        if (v.kind == Kind::kStruct || IsContainer(v))
+          return ValueType(v);  // messages carry presence
         return "optional " + ValueType(v);
       }
-      default: return ValueType(t);
+      default:
+        return ValueType(t);
     }
   }
 
@@ -111,7 +130,8 @@ class MessageBuilder {
 
 class ProtoEmitter {
  public:
-  ProtoEmitter(const Model& model, const Plan& plan, int file) : model_(model), plan_(plan), file_(file) {
+  ProtoEmitter(const Model& model, const Plan& plan, int file)
+      : model_(model), plan_(plan), file_(file) {
     for (const auto& e : model.enums) names_.insert(e.name);
     for (const auto& s : model.structs) names_.insert(s.name);
   }
@@ -126,7 +146,8 @@ class ProtoEmitter {
     for (int s : fp.structs) {
       const StructDecl& decl = model_.structs[s];
       MessageBuilder b(model_, plan_, file_, names_);
-      for (std::size_t i = 0; i < decl.fields.size(); ++i) b.AddField(decl.fields[i].name, decl.fields[i].type, i + 1);
+      for (std::size_t i = 0; i < decl.fields.size(); ++i)
+        b.AddField(decl.fields[i].name, decl.fields[i].type, i + 1);
       out_ << b.Finish(decl.name);
     }
     for (int s : fp.services) EmitService(s);
@@ -164,7 +185,8 @@ class ProtoEmitter {
       const MethodPlan& mp = plan_.methods[index][m];
       if (!mp.request_is_param) {
         MessageBuilder b(model_, plan_, file_, names_);
-        for (std::size_t i = 0; i < method.params.size(); ++i) b.AddField(method.params[i].name, method.params[i].type, i + 1);
+        for (std::size_t i = 0; i < method.params.size(); ++i)
+          b.AddField(method.params[i].name, method.params[i].type, i + 1);
         out_ << b.Finish(mp.request);
       }
       if (!mp.response_is_return) {
@@ -201,6 +223,8 @@ class ProtoEmitter {
 
 }  // namespace
 
-std::string EmitProto(const Model& model, const Plan& plan, int file) { return ProtoEmitter(model, plan, file).Emit(); }
+std::string EmitProto(const Model& model, const Plan& plan, int file) {
+  return ProtoEmitter(model, plan, file).Emit();
+}
 
 }  // namespace rpcboot::codegen

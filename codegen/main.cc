@@ -147,8 +147,10 @@ int Run(int argc, char** argv) {
     }
     h.stem = Stem(path);
     if (!stems.insert(h.stem).second) {
-      diags.Error({}, "two input headers are named '" + h.stem +
-                          "'; outputs are named after the header, so run rpcboot-codegen once per header name");
+      diags.Error(
+          {},
+          "two input headers are named '" + h.stem +
+              "'; outputs are named after the header, so run rpcboot-codegen once per header name");
       continue;
     }
     // Generated C++ includes the header by the shortest path an include directory gives.

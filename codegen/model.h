@@ -53,10 +53,10 @@ struct Enumerator {
 
 // What every named declaration shares.
 struct Decl {
-  std::string name;       // "MenuItem"
-  std::string cpp_name;   // "::shop::MenuItem"
-  std::string package;    // "shop" (namespaces joined by '.')
-  std::string file;       // real path of the declaring header
+  std::string name;      // "MenuItem"
+  std::string cpp_name;  // "::shop::MenuItem"
+  std::string package;   // "shop" (namespaces joined by '.')
+  std::string file;      // real path of the declaring header
   SourceLocation loc;
 };
 

@@ -46,7 +46,8 @@ bool HasAnnotation(CXCursor cursor, const char* annotation) {
       cursor,
       [](CXCursor child, CXCursor, CXClientData data) {
         auto* s = static_cast<State*>(data);
-        if (clang_getCursorKind(child) == CXCursor_AnnotateAttr && ToString(clang_getCursorSpelling(child)) == s->wanted) {
+        if (clang_getCursorKind(child) == CXCursor_AnnotateAttr &&
+            ToString(clang_getCursorSpelling(child)) == s->wanted) {
           s->found = true;
           return CXChildVisit_Break;
         }
@@ -69,13 +70,16 @@ std::vector<CXCursor> Children(CXCursor cursor) {
 }
 
 // Namespaces enclosing a declaration, outermost first, skipping inline namespaces (std::__cxx11).
-// Sets *nested_in_class when a class or function encloses it.
-std::vector<std::string> EnclosingNamespaces(CXCursor cursor, bool* nested_in_class, bool* anonymous_ns) {
+// `scope` receives the C++ scopes (namespaces and classes) that qualify its name. Sets
+// *local when a function encloses it and *anonymous_ns inside an anonymous namespace.
+std::vector<std::string> EnclosingNamespaces(CXCursor cursor, bool* local, bool* anonymous_ns,
+                                             std::vector<std::string>* scope = nullptr) {
   std::vector<std::string> names;
-  *nested_in_class = false;
+  std::vector<std::string> scopes;
+  *local = false;
   *anonymous_ns = false;
-  for (CXCursor p = clang_getCursorSemanticParent(cursor); !clang_Cursor_isNull(p) &&
-                                                           clang_getCursorKind(p) != CXCursor_TranslationUnit;
+  for (CXCursor p = clang_getCursorSemanticParent(cursor);
+       !clang_Cursor_isNull(p) && clang_getCursorKind(p) != CXCursor_TranslationUnit;
        p = clang_getCursorSemanticParent(p)) {
     CXCursorKind kind = clang_getCursorKind(p);
     if (kind == CXCursor_Namespace) {
@@ -85,13 +89,18 @@ std::vector<std::string> EnclosingNamespaces(CXCursor cursor, bool* nested_in_cl
         continue;
       }
       names.push_back(ToString(clang_getCursorSpelling(p)));
+      scopes.push_back(names.back());
     } else if (kind == CXCursor_LinkageSpec) {
       continue;
+    } else if (kind == CXCursor_StructDecl || kind == CXCursor_ClassDecl) {
+      scopes.push_back(ToString(clang_getCursorSpelling(p)));
     } else {
-      *nested_in_class = true;
+      *local = true;
     }
   }
   std::reverse(names.begin(), names.end());
+  std::reverse(scopes.begin(), scopes.end());
+  if (scope != nullptr) *scope = std::move(scopes);
   return names;
 }
 
@@ -124,15 +133,16 @@ class Parser {
  private:
   void ParseService(CXCursor cls, int header);
   std::optional<MethodDecl> ParseMethod(CXCursor method, const std::string& service);
-  std::optional<TypeRef> Resolve(CXType type, Position pos, const SourceLocation& loc, const std::string& what);
+  std::optional<TypeRef> Resolve(CXType type, Position pos, const SourceLocation& loc,
+                                 const std::string& what);
   std::optional<TypeRef> ResolveRecord(CXType canonical, const std::string& spelling, Position pos,
                                        const SourceLocation& loc, const std::string& what);
-  std::optional<int> ResolveStruct(CXCursor decl, const std::string& spelling, const SourceLocation& use,
-                                   const std::string& what);
-  std::optional<int> ResolveEnum(CXCursor decl, const std::string& spelling, const SourceLocation& use,
-                                 const std::string& what);
-  bool FillDecl(CXCursor def, const char* what_kind, const std::string& spelling, const SourceLocation& use,
-                const std::string& what, Decl* decl);
+  std::optional<int> ResolveStruct(CXCursor decl, const std::string& spelling,
+                                   const SourceLocation& use, const std::string& what);
+  std::optional<int> ResolveEnum(CXCursor decl, const std::string& spelling,
+                                 const SourceLocation& use, const std::string& what);
+  bool FillDecl(CXCursor def, const char* what_kind, const std::string& spelling,
+                const SourceLocation& use, const std::string& what, Decl* decl);
   int HeaderIndex(const std::string& real_path) const;
 
   Model* model_;
@@ -163,8 +173,9 @@ void Parser::VisitTopLevel(CXCursor cursor) {
     if (header < 0 || !clang_isCursorDefinition(child)) continue;
     if (!HasAnnotation(child, "rpcboot_service")) continue;
     if (is_template) {
-      diags_->Error(LocationOf(child), "service '" + ToString(clang_getCursorSpelling(child)) +
-                                           "' is a class template; an RPCBOOT_SERVICE must be a plain class");
+      diags_->Error(LocationOf(child),
+                    "service '" + ToString(clang_getCursorSpelling(child)) +
+                        "' is a class template; an RPCBOOT_SERVICE must be a plain class");
       continue;
     }
     ParseService(child, header);
@@ -182,9 +193,10 @@ void Parser::ParseService(CXCursor cls, int header) {
   service.file = model_->headers[header].real_path;
   service.header = header;
   if (nested || anonymous) {
-    diags_->Error(service.loc, "service '" + service.name +
-                                   "' is declared inside a class or an anonymous namespace; declare it at "
-                                   "namespace scope");
+    diags_->Error(service.loc,
+                  "service '" + service.name +
+                      "' is declared inside a class or an anonymous namespace; declare it at "
+                      "namespace scope");
     return;
   }
   std::set<std::string> seen;
@@ -192,29 +204,36 @@ void Parser::ParseService(CXCursor cls, int header) {
     SourceLocation loc = LocationOf(child);
     switch (clang_getCursorKind(child)) {
       case CXCursor_CXXBaseSpecifier:
-        diags_->Error(loc, "service '" + service.name +
-                               "' has a base class; services cannot inherit: declare every RPC method in '" +
-                               service.name + "' itself");
+        diags_->Error(
+            loc, "service '" + service.name +
+                     "' has a base class; services cannot inherit: declare every RPC method in '" +
+                     service.name + "' itself");
         break;
       case CXCursor_FieldDecl:
-        diags_->Error(loc, "service '" + service.name + "' has a data member '" +
-                               ToString(clang_getCursorSpelling(child)) +
-                               "'; a service holds only pure virtual methods: keep state in the implementation");
+        diags_->Error(
+            loc,
+            "service '" + service.name + "' has a data member '" +
+                ToString(clang_getCursorSpelling(child)) +
+                "'; a service holds only pure virtual methods: keep state in the implementation");
         break;
       case CXCursor_FunctionTemplate:
-        diags_->Error(loc, "method template '" + ToString(clang_getCursorSpelling(child)) + "' in service '" +
-                               service.name + "'; RPC methods must be plain pure virtual methods");
+        diags_->Error(loc, "method template '" + ToString(clang_getCursorSpelling(child)) +
+                               "' in service '" + service.name +
+                               "'; RPC methods must be plain pure virtual methods");
         break;
       case CXCursor_CXXMethod: {
         std::string name = ToString(clang_getCursorSpelling(child));
         if (!seen.insert(name).second) {
-          diags_->Error(loc, "method '" + name + "' of service '" + service.name +
-                                 "' is overloaded; RPC method names must be unique: give each overload its own "
-                                 "name (for example '" +
-                                 name + "ById')");
+          diags_->Error(
+              loc,
+              "method '" + name + "' of service '" + service.name +
+                  "' is overloaded; RPC method names must be unique: give each overload its own "
+                  "name (for example '" +
+                  name + "ById')");
           break;
         }
-        if (auto method = ParseMethod(child, service.name)) service.methods.push_back(std::move(*method));
+        if (auto method = ParseMethod(child, service.name))
+          service.methods.push_back(std::move(*method));
         break;
       }
       default:
@@ -234,8 +253,10 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
     return std::nullopt;
   }
   if (!clang_CXXMethod_isPureVirtual(method)) {
-    diags_->Error(m.loc, what + " is not pure virtual; declare it 'virtual <result> " + m.name +
-                             "(...) = 0' (a service holds only RPC methods; put helpers in the implementation)");
+    diags_->Error(
+        m.loc,
+        what + " is not pure virtual; declare it 'virtual <result> " + m.name +
+            "(...) = 0' (a service holds only RPC methods; put helpers in the implementation)");
     return std::nullopt;
   }
   if (clang_getCXXAccessSpecifier(method) != CX_CXXPublic) {
@@ -263,8 +284,10 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
     if (canonical.kind == CXType_LValueReference) {
       CXType pointee = clang_getPointeeType(canonical);
       if (!clang_isConstQualifiedType(pointee)) {
-        diags_->Error(param.loc, pwhat + " is a non-const reference; take it by value or by const& (results "
-                                         "travel back as the return value)");
+        diags_->Error(param.loc,
+                      pwhat +
+                          " is a non-const reference; take it by value or by const& (results "
+                          "travel back as the return value)");
         ok = false;
         continue;
       }
@@ -309,13 +332,27 @@ std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLo
   if (clang_isVolatileQualifiedType(c)) return fail("volatile is not supported; drop it");
   TypeRef t;
   switch (c.kind) {
-    case CXType_Bool: t.kind = Kind::kBool; return t;
-    case CXType_SChar: t.kind = Kind::kInt8; return t;
-    case CXType_UChar: t.kind = Kind::kUint8; return t;
-    case CXType_Short: t.kind = Kind::kInt16; return t;
-    case CXType_UShort: t.kind = Kind::kUint16; return t;
-    case CXType_Int: t.kind = Kind::kInt32; return t;
-    case CXType_UInt: t.kind = Kind::kUint32; return t;
+    case CXType_Bool:
+      t.kind = Kind::kBool;
+      return t;
+    case CXType_SChar:
+      t.kind = Kind::kInt8;
+      return t;
+    case CXType_UChar:
+      t.kind = Kind::kUint8;
+      return t;
+    case CXType_Short:
+      t.kind = Kind::kInt16;
+      return t;
+    case CXType_UShort:
+      t.kind = Kind::kUint16;
+      return t;
+    case CXType_Int:
+      t.kind = Kind::kInt32;
+      return t;
+    case CXType_UInt:
+      t.kind = Kind::kUint32;
+      return t;
     case CXType_Long:
     case CXType_LongLong:
       t.kind = clang_Type_getSizeOf(c) == 8 ? Kind::kInt64 : Kind::kInt32;
@@ -324,12 +361,18 @@ std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLo
     case CXType_ULongLong:
       t.kind = clang_Type_getSizeOf(c) == 8 ? Kind::kUint64 : Kind::kUint32;
       return t;
-    case CXType_Float: t.kind = Kind::kFloat; return t;
-    case CXType_Double: t.kind = Kind::kDouble; return t;
+    case CXType_Float:
+      t.kind = Kind::kFloat;
+      return t;
+    case CXType_Double:
+      t.kind = Kind::kDouble;
+      return t;
     case CXType_Char_S:
     case CXType_Char_U:
-      return fail("plain 'char' has no wire mapping; use int8_t for a number or std::string for text");
-    case CXType_LongDouble: return fail("long double has no wire mapping; use double");
+      return fail(
+          "plain 'char' has no wire mapping; use int8_t for a number or std::string for text");
+    case CXType_LongDouble:
+      return fail("long double has no wire mapping; use double");
     case CXType_WChar:
     case CXType_Char16:
     case CXType_Char32:
@@ -340,8 +383,9 @@ std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLo
     case CXType_Pointer:
     case CXType_MemberPointer:
     case CXType_BlockPointer:
-      return fail("pointers cannot cross the wire; hold the value itself, std::optional<T> for an optional "
-                  "value, or std::vector<T> for several");
+      return fail(
+          "pointers cannot cross the wire; hold the value itself, std::optional<T> for an optional "
+          "value, or std::vector<T> for several");
     case CXType_LValueReference:
     case CXType_RValueReference:
       return fail("references cannot cross the wire; hold the value itself");
@@ -356,7 +400,8 @@ std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLo
       t.kind = Kind::kEnum;
       t.decl = *index;
       if (pos == Position::kMapKey) {
-        return fail("enum map keys are not allowed in proto3; key the map by an integer or std::string");
+        return fail(
+            "enum map keys are not allowed in proto3; key the map by an integer or std::string");
       }
       return t;
     }
@@ -417,7 +462,8 @@ std::optional<TypeRef> Parser::ResolveRecord(CXType c, const std::string& spelli
     }
     if (name == "std::optional") {
       if (pos != Position::kField) {
-        return fail("std::optional is supported only as a struct field; wrap the value in a struct");
+        return fail(
+            "std::optional is supported only as a struct field; wrap the value in a struct");
       }
       auto v = Resolve(arg(0), Position::kOptionalValue, loc, "value of " + what);
       if (!v) return std::nullopt;
@@ -436,36 +482,42 @@ std::optional<TypeRef> Parser::ResolveRecord(CXType c, const std::string& spelli
   return t;
 }
 
-bool Parser::FillDecl(CXCursor def, const char* what_kind, const std::string& spelling, const SourceLocation& use,
-                      const std::string& what, Decl* decl) {
+bool Parser::FillDecl(CXCursor def, const char* what_kind, const std::string& spelling,
+                      const SourceLocation& use, const std::string& what, Decl* decl) {
   decl->name = ToString(clang_getCursorSpelling(def));
   decl->loc = LocationOf(def);
   decl->file = RealPathOf(def);
   if (clang_Location_isInSystemHeader(clang_getCursorLocation(def))) {
-    diags_->Error(use, what + " has type '" + spelling + "', a " + what_kind +
-                           " from a system or library header; rpcboot maps only the project's own structs "
-                           "and enums and the standard types in docs/annotations.md");
+    diags_->Error(
+        use, what + " has type '" + spelling + "', a " + what_kind +
+                 " from a system or library header; rpcboot maps only the project's own structs "
+                 "and enums and the standard types in docs/annotations.md");
     return false;
   }
-  bool nested, anonymous;
-  std::vector<std::string> ns = EnclosingNamespaces(def, &nested, &anonymous);
+  bool local, anonymous;
+  std::vector<std::string> scope;
+  std::vector<std::string> ns = EnclosingNamespaces(def, &local, &anonymous, &scope);
   if (decl->name.empty() || clang_Cursor_isAnonymous(def)) {
-    diags_->Error(decl->loc, std::string("anonymous ") + what_kind + " used by " + what + "; give it a name");
+    diags_->Error(decl->loc,
+                  std::string("anonymous ") + what_kind + " used by " + what + "; give it a name");
     return false;
   }
-  if (nested || anonymous) {
-    diags_->Error(decl->loc, std::string(what_kind) + " '" + decl->name + "' (used by " + what +
-                                 ") is declared inside a class, function or anonymous namespace; declare it at "
-                                 "namespace scope");
+  if (local || anonymous) {
+    diags_->Error(decl->loc,
+                  std::string(what_kind) + " '" + decl->name + "' (used by " + what +
+                      ") is declared inside a function or an anonymous namespace; declare it in a "
+                      "named namespace");
     return false;
   }
   decl->package = Join(ns, ".");
-  decl->cpp_name = "::" + (ns.empty() ? decl->name : Join(ns, "::") + "::" + decl->name);
+  // Nested declarations (struct Shop { struct Address {...}; }) keep their C++ scope; their IDL
+  // name is the simple name, unique like every other.
+  decl->cpp_name = "::" + (scope.empty() ? decl->name : Join(scope, "::") + "::" + decl->name);
   return true;
 }
 
-std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spelling, const SourceLocation& use,
-                                       const std::string& what) {
+std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spelling,
+                                       const SourceLocation& use, const std::string& what) {
   CXCursor def = clang_getCursorDefinition(decl);
   if (clang_Cursor_isNull(def)) def = decl;
   std::string usr = ToString(clang_getCursorUSR(def));
@@ -479,11 +531,13 @@ std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spellin
   bool ok = true;
   for (CXCursor child : Children(def)) {
     if (clang_getCursorKind(child) != CXCursor_EnumConstantDecl) continue;
-    Enumerator value{ToString(clang_getCursorSpelling(child)), clang_getEnumConstantDeclValue(child)};
+    Enumerator value{ToString(clang_getCursorSpelling(child)),
+                     clang_getEnumConstantDeclValue(child)};
     if (value.value < INT32_MIN || value.value > INT32_MAX) {
-      diags_->Error(LocationOf(child), "enumerator '" + e.name + "::" + value.name + "' = " +
-                                           std::to_string(value.value) +
-                                           " does not fit in 32 bits; Thrift and proto enums are int32");
+      diags_->Error(LocationOf(child),
+                    "enumerator '" + e.name + "::" + value.name +
+                        "' = " + std::to_string(value.value) +
+                        " does not fit in 32 bits; Thrift and proto enums are int32");
       ok = false;
     }
     e.values.push_back(value);
@@ -523,21 +577,23 @@ std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spellin
   return index;
 }
 
-std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spelling, const SourceLocation& use,
-                                         const std::string& what) {
+std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spelling,
+                                         const SourceLocation& use, const std::string& what) {
   CXCursor def = clang_getCursorDefinition(decl);
   std::string usr = ToString(clang_getCursorUSR(clang_Cursor_isNull(def) ? decl : def));
   if (auto it = struct_by_usr_.find(usr); it != struct_by_usr_.end()) return it->second;
   if (failed_usr_.count(usr) != 0) return std::nullopt;
   if (clang_Cursor_isNull(def)) {
-    diags_->Error(use, what + " has type '" + spelling +
-                           "', which is only declared; define the struct in a header rpcboot-codegen reads");
+    diags_->Error(
+        use, what + " has type '" + spelling +
+                 "', which is only declared; define the struct in a header rpcboot-codegen reads");
     failed_usr_.insert(usr);
     return std::nullopt;
   }
   if (clang_getCursorKind(def) == CXCursor_UnionDecl) {
-    diags_->Error(use, what + " has type '" + spelling +
-                           "', a union; unions are not supported: use a struct of std::optional fields");
+    diags_->Error(use,
+                  what + " has type '" + spelling +
+                      "', a union; unions are not supported: use a struct of std::optional fields");
     failed_usr_.insert(usr);
     return std::nullopt;
   }
@@ -556,15 +612,18 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
     SourceLocation loc = LocationOf(child);
     switch (clang_getCursorKind(child)) {
       case CXCursor_CXXBaseSpecifier:
-        diags_->Error(loc, "struct '" + s.name + "' has a base class; rpcboot structs are aggregates without "
-                                                 "bases (Boost.PFR): copy the base's fields into '" +
+        diags_->Error(loc, "struct '" + s.name +
+                               "' has a base class; rpcboot structs are aggregates without "
+                               "bases (Boost.PFR): copy the base's fields into '" +
                                s.name + "' or hold the base as a member");
         ok = false;
         break;
       case CXCursor_Constructor:
-        diags_->Error(loc, "struct '" + s.name +
-                               "' declares a constructor; rpcboot structs are aggregates (Boost.PFR): remove the "
-                               "constructor and give fields default member initializers (int64_t id = 0;)");
+        diags_->Error(
+            loc,
+            "struct '" + s.name +
+                "' declares a constructor; rpcboot structs are aggregates (Boost.PFR): remove the "
+                "constructor and give fields default member initializers (int64_t id = 0;)");
         ok = false;
         break;
       case CXCursor_CXXMethod:
@@ -581,7 +640,9 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
         field.loc = loc;
         std::string fwhat = "field '" + field.name + "' of struct '" + s.name + "'";
         if (clang_getCXXAccessSpecifier(child) != CX_CXXPublic) {
-          diags_->Error(loc, fwhat + " is not public; rpcboot structs are aggregates: make every field public");
+          diags_->Error(
+              loc,
+              fwhat + " is not public; rpcboot structs are aggregates: make every field public");
           ok = false;
           break;
         }
@@ -623,7 +684,8 @@ void Parser::CollectDependencies(CXTranslationUnit tu) {
       [](CXFile file, CXSourceLocation*, unsigned, CXClientData data) {
         auto* model = static_cast<Model*>(data);
         std::string name = ToString(clang_getFileName(file));
-        if (name.empty() || name.rfind("/usr/", 0) == 0 || name.find("rpcboot_codegen_input") != std::string::npos) {
+        if (name.empty() || name.rfind("/usr/", 0) == 0 ||
+            name.find("rpcboot_codegen_input") != std::string::npos) {
           return;
         }
         model->dependencies.push_back(name);
@@ -647,13 +709,16 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
 
   std::unique_ptr<void, void (*)(CXIndex)> index(clang_createIndex(0, 0), clang_disposeIndex);
   CXTranslationUnit tu = nullptr;
-  CXErrorCode rc = clang_parseTranslationUnit2(index.get(), kInputName, argv.data(), static_cast<int>(argv.size()),
-                                               &unsaved, 1, CXTranslationUnit_SkipFunctionBodies, &tu);
+  CXErrorCode rc = clang_parseTranslationUnit2(index.get(), kInputName, argv.data(),
+                                               static_cast<int>(argv.size()), &unsaved, 1,
+                                               CXTranslationUnit_SkipFunctionBodies, &tu);
   if (rc != CXError_Success || tu == nullptr) {
-    diags->Error({}, "libclang could not parse the headers (error code " + std::to_string(rc) + ")");
+    diags->Error({},
+                 "libclang could not parse the headers (error code " + std::to_string(rc) + ")");
     return false;
   }
-  std::unique_ptr<CXTranslationUnitImpl, void (*)(CXTranslationUnit)> tu_owner(tu, clang_disposeTranslationUnit);
+  std::unique_ptr<CXTranslationUnitImpl, void (*)(CXTranslationUnit)> tu_owner(
+      tu, clang_disposeTranslationUnit);
 
   bool clang_failed = false;
   for (unsigned i = 0, n = clang_getNumDiagnostics(tu); i < n; ++i) {
@@ -667,7 +732,8 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
       if (file != nullptr) loc = {ToString(clang_getFileName(file)), line, column};
       std::string message = ToString(clang_getDiagnosticSpelling(d));
       if (message.find("file not found") != std::string::npos) {
-        message += "; add the directory that holds it with -I (INCLUDE_DIRS in rpcboot_add_interface)";
+        message +=
+            "; add the directory that holds it with -I (INCLUDE_DIRS in rpcboot_add_interface)";
       }
       diags->Error(loc, message);
       clang_failed = true;

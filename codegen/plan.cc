@@ -11,31 +11,65 @@ namespace rpcboot::codegen {
 bool IsThriftReserved(const std::string& name) {
   // Thrift's own keywords and the language keywords thrift-compiler 0.17 rejects for its cpp,
   // java and py generators (measured against the compiler).
-  static const std::set<std::string> kReserved = {
-      "BEGIN", "END", "False", "None", "True", "__CLASS__", "__DIR__", "__FILE__", "__FUNCTION__",
-      "__LINE__", "__METHOD__", "__NAMESPACE__", "abstract", "alias", "and", "args", "as", "assert",
-      "async", "begin", "binary", "bool", "break", "byte", "case", "catch", "class", "clone", "const",
-      "continue", "cpp_include", "cpp_type", "declare", "def", "default", "del", "delete", "do",
-      "double", "dynamic", "elif", "else", "elseif", "elsif", "end", "enddeclare", "endfor",
-      "endforeach", "endif", "endswitch", "endwhile", "ensure", "enum", "except", "exception", "exec",
-      "extends", "finally", "float", "for", "foreach", "from", "function", "global", "goto", "i16",
-      "i32", "i64", "i8", "if", "implements", "import", "in", "include", "inline", "instanceof",
-      "interface", "is", "lambda", "list", "map", "module", "namespace", "native", "new", "next", "nil",
-      "nonlocal", "not", "oneway", "optional", "or", "package", "pass", "print", "private",
-      "protected", "public", "raise", "redo", "register", "required", "rescue", "retry", "return",
-      "self", "senum", "service", "set", "sizeof", "slist", "static", "string", "struct", "super",
-      "switch", "synchronized", "then", "this", "throw", "throws", "transient", "try", "typedef",
-      "undef", "union", "unless", "unsigned", "until", "use", "var", "virtual", "void", "volatile",
-      "when", "while", "with", "xor", "xsd_all", "xsd_attrs", "xsd_namespace", "xsd_nillable",
-      "xsd_optional", "yield"};
+  static const std::set<std::string> kReserved = {"BEGIN",        "END",          "False",
+                                                  "None",         "True",         "__CLASS__",
+                                                  "__DIR__",      "__FILE__",     "__FUNCTION__",
+                                                  "__LINE__",     "__METHOD__",   "__NAMESPACE__",
+                                                  "abstract",     "alias",        "and",
+                                                  "args",         "as",           "assert",
+                                                  "async",        "begin",        "binary",
+                                                  "bool",         "break",        "byte",
+                                                  "case",         "catch",        "class",
+                                                  "clone",        "const",        "continue",
+                                                  "cpp_include",  "cpp_type",     "declare",
+                                                  "def",          "default",      "del",
+                                                  "delete",       "do",           "double",
+                                                  "dynamic",      "elif",         "else",
+                                                  "elseif",       "elsif",        "end",
+                                                  "enddeclare",   "endfor",       "endforeach",
+                                                  "endif",        "endswitch",    "endwhile",
+                                                  "ensure",       "enum",         "except",
+                                                  "exception",    "exec",         "extends",
+                                                  "finally",      "float",        "for",
+                                                  "foreach",      "from",         "function",
+                                                  "global",       "goto",         "i16",
+                                                  "i32",          "i64",          "i8",
+                                                  "if",           "implements",   "import",
+                                                  "in",           "include",      "inline",
+                                                  "instanceof",   "interface",    "is",
+                                                  "lambda",       "list",         "map",
+                                                  "module",       "namespace",    "native",
+                                                  "new",          "next",         "nil",
+                                                  "nonlocal",     "not",          "oneway",
+                                                  "optional",     "or",           "package",
+                                                  "pass",         "print",        "private",
+                                                  "protected",    "public",       "raise",
+                                                  "redo",         "register",     "required",
+                                                  "rescue",       "retry",        "return",
+                                                  "self",         "senum",        "service",
+                                                  "set",          "sizeof",       "slist",
+                                                  "static",       "string",       "struct",
+                                                  "super",        "switch",       "synchronized",
+                                                  "then",         "this",         "throw",
+                                                  "throws",       "transient",    "try",
+                                                  "typedef",      "undef",        "union",
+                                                  "unless",       "unsigned",     "until",
+                                                  "use",          "var",          "virtual",
+                                                  "void",         "volatile",     "when",
+                                                  "while",        "with",         "xor",
+                                                  "xsd_all",      "xsd_attrs",    "xsd_namespace",
+                                                  "xsd_nillable", "xsd_optional", "yield"};
   return kReserved.count(name) != 0;
 }
 
-std::string ThriftSafeName(const std::string& name) { return IsThriftReserved(name) ? name + "_" : name; }
+std::string ThriftSafeName(const std::string& name) {
+  return IsThriftReserved(name) ? name + "_" : name;
+}
 
 std::string UpperSnake(const std::string& name, bool strip_k_prefix) {
   std::string s = name;
-  if (strip_k_prefix && s.size() > 1 && s[0] == 'k' && std::isupper(static_cast<unsigned char>(s[1]))) {
+  if (strip_k_prefix && s.size() > 1 && s[0] == 'k' &&
+      std::isupper(static_cast<unsigned char>(s[1]))) {
     s = s.substr(1);
   }
   std::string out;
@@ -46,7 +80,8 @@ std::string UpperSnake(const std::string& name, bool strip_k_prefix) {
       bool prev_lower = std::islower(static_cast<unsigned char>(s[i - 1])) ||
                         std::isdigit(static_cast<unsigned char>(s[i - 1]));
       bool next_lower = i + 1 < s.size() && std::islower(static_cast<unsigned char>(s[i + 1]));
-      if (prev_lower || (next_lower && std::isupper(static_cast<unsigned char>(s[i - 1])))) out += '_';
+      if (prev_lower || (next_lower && std::isupper(static_cast<unsigned char>(s[i - 1]))))
+        out += '_';
     }
     out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
@@ -64,7 +99,8 @@ int HeaderIndexOf(const Model& model, const std::string& real_path) {
 
 class Planner {
  public:
-  Planner(const Model& model, Plan* plan, Diagnostics* diags) : model_(model), plan_(plan), diags_(diags) {}
+  Planner(const Model& model, Plan* plan, Diagnostics* diags)
+      : model_(model), plan_(plan), diags_(diags) {}
 
   void Run() {
     plan_->files.assign(model_.headers.size(), FilePlan{});
@@ -112,28 +148,34 @@ class Planner {
         if (package == nullptr) {
           package = &service.package;
         } else if (*package != service.package) {
-          diags_->Error(service.loc, "service '" + service.name + "' is in namespace '" + service.package +
-                                         "' but an earlier service in the same header is in '" + *package +
-                                         "'; one header's services share one namespace (the proto package): "
-                                         "move it to its own header");
+          diags_->Error(service.loc,
+                        "service '" + service.name + "' is in namespace '" + service.package +
+                            "' but an earlier service in the same header is in '" + *package +
+                            "'; one header's services share one namespace (the proto package): "
+                            "move it to its own header");
         }
       }
-      if (package == nullptr && !file.structs.empty()) package = &model_.structs[file.structs.front()].package;
-      if (package == nullptr && !file.enums.empty()) package = &model_.enums[file.enums.front()].package;
+      if (package == nullptr && !file.structs.empty())
+        package = &model_.structs[file.structs.front()].package;
+      if (package == nullptr && !file.enums.empty())
+        package = &model_.enums[file.enums.front()].package;
       if (package != nullptr) file.package = *package;
     }
   }
 
   void CheckTypeName(const Decl& decl, const char* kind) {
     if (auto [it, inserted] = type_names_.emplace(decl.name, &decl); !inserted) {
-      diags_->Error(decl.loc, std::string(kind) + " '" + decl.cpp_name.substr(2) + "' has the same IDL name '" +
-                                  decl.name + "' as '" + it->second->cpp_name.substr(2) +
+      diags_->Error(decl.loc, std::string(kind) + " '" + decl.cpp_name.substr(2) +
+                                  "' has the same IDL name '" + decl.name + "' as '" +
+                                  it->second->cpp_name.substr(2) +
                                   "' (IDL names are unqualified); rename one of them");
     }
     if (decl.name == "RpcError") {
-      diags_->Error(decl.loc, std::string("the name 'RpcError' is reserved for rpcboot's error exception; rename "
-                                          "this ") +
-                                  kind);
+      diags_->Error(
+          decl.loc,
+          std::string("the name 'RpcError' is reserved for rpcboot's error exception; rename "
+                      "this ") +
+              kind);
     }
     if (IsThriftReserved(decl.name)) {
       diags_->Error(decl.loc, std::string(kind) + " name '" + decl.name +
@@ -152,9 +194,11 @@ class Planner {
       CheckTypeName(service, "service");
       for (const MethodDecl& m : service.methods) {
         if (IsThriftReserved(m.name)) {
-          diags_->Error(m.loc, "method name '" + m.name +
-                                   "' is a reserved word in Thrift's target languages (the Thrift message name "
-                                   "is the method name); rename it");
+          diags_->Error(
+              m.loc,
+              "method name '" + m.name +
+                  "' is a reserved word in Thrift's target languages (the Thrift message name "
+                  "is the method name); rename it");
         }
       }
     }
@@ -179,13 +223,15 @@ class Planner {
               return candidate;
             }
           }
-          diags_->Error(m.loc, "cannot name the gRPC message for method '" + m.name + "': both '" + m.name + suffix +
-                                   "' and '" + service.name + m.name + suffix +
+          diags_->Error(m.loc, "cannot name the gRPC message for method '" + m.name + "': both '" +
+                                   m.name + suffix + "' and '" + service.name + m.name + suffix +
                                    "' are taken by other types; rename the method or the struct");
           return m.name + suffix;
         };
-        mp.request = mp.request_is_param ? model_.structs[m.params[0].type.decl].name : name_for("Request");
-        mp.response = mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
+        mp.request =
+            mp.request_is_param ? model_.structs[m.params[0].type.decl].name : name_for("Request");
+        mp.response =
+            mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
         plan_->methods[s].push_back(mp);
       }
     }
@@ -204,8 +250,8 @@ class Planner {
         std::string value = UpperSnake(v.name, true);
         if (value.rfind(prefix, 0) != 0) value = prefix + value;
         if (auto [it, inserted] = scope.emplace(value, &e); !inserted) {
-          diags_->Error(e.loc, "enumerator '" + e.name + "::" + v.name + "' becomes proto value '" + value +
-                                   "', which '" + it->second->name +
+          diags_->Error(e.loc, "enumerator '" + e.name + "::" + v.name + "' becomes proto value '" +
+                                   value + "', which '" + it->second->name +
                                    "' already uses; rename one of the enumerators");
         }
         plan_->proto_enum_values[i].push_back(value);
@@ -248,9 +294,11 @@ class Planner {
     };
     for (std::size_t f = 0; f < plan_->files.size(); ++f) {
       if (cyclic(static_cast<int>(f))) {
-        diags_->Error({}, "the headers '" + model_.headers[f].path +
-                              "' and another input header use each other's types, and IDL files cannot import "
-                              "each other; move the shared types into one header");
+        diags_->Error(
+            {},
+            "the headers '" + model_.headers[f].path +
+                "' and another input header use each other's types, and IDL files cannot import "
+                "each other; move the shared types into one header");
         return;
       }
     }

@@ -22,7 +22,7 @@ struct FilePlan {
 };
 
 struct MethodPlan {
-  bool request_is_param = false;   // the single struct parameter is the gRPC request
+  bool request_is_param = false;    // the single struct parameter is the gRPC request
   bool response_is_return = false;  // the struct result is the gRPC response
   std::string request;              // proto message name (synthesized or the struct's)
   std::string response;
@@ -32,7 +32,7 @@ struct Plan {
   std::vector<FilePlan> files;  // one per Model::headers entry
   std::vector<int> enum_file;   // owning file of each enum
   std::vector<int> struct_file;
-  std::vector<std::vector<MethodPlan>> methods;  // per service, per method
+  std::vector<std::vector<MethodPlan>> methods;             // per service, per method
   std::vector<std::vector<std::string>> proto_enum_values;  // per enum, per enumerator
 };
 

@@ -10,19 +10,32 @@ namespace rpcboot::internal {
 const char* ThriftTypeName(TType type) {
   using namespace apache::thrift::protocol;
   switch (type) {
-    case T_STOP: return "stop";
-    case T_BOOL: return "bool";
-    case T_BYTE: return "byte";
-    case T_I16: return "i16";
-    case T_I32: return "i32";
-    case T_I64: return "i64";
-    case T_DOUBLE: return "double";
-    case T_STRING: return "string";
-    case T_STRUCT: return "struct";
-    case T_MAP: return "map";
-    case T_SET: return "set";
-    case T_LIST: return "list";
-    default: return "unknown type";
+    case T_STOP:
+      return "stop";
+    case T_BOOL:
+      return "bool";
+    case T_BYTE:
+      return "byte";
+    case T_I16:
+      return "i16";
+    case T_I32:
+      return "i32";
+    case T_I64:
+      return "i64";
+    case T_DOUBLE:
+      return "double";
+    case T_STRING:
+      return "string";
+    case T_STRUCT:
+      return "struct";
+    case T_MAP:
+      return "map";
+    case T_SET:
+      return "set";
+    case T_LIST:
+      return "list";
+    default:
+      return "unknown type";
   }
 }
 
@@ -82,7 +95,8 @@ bool ProtoValidUtf8(const uint8_t* data, std::size_t size) {
 
 absl::Status ProtoDecodeError(const char* type_name, const ProtoReader& reader) {
   std::string where = *type_name != '\0' ? type_name : "message";
-  return absl::InvalidArgumentError(absl::StrCat("proto: ", where, reader.path, ": ", reader.error));
+  return absl::InvalidArgumentError(
+      absl::StrCat("proto: ", where, reader.path, ": ", reader.error));
 }
 
 }  // namespace rpcboot::internal

@@ -189,7 +189,8 @@ std::size_t ProtoElemSize(const T& v, ProtoSizeCache& cache) {
     cache.Set(slot, body);
     return VarintSize(body) + body;
   } else {
-    static_assert(kDependentFalse<T>, "rpcboot: type has no proto mapping (see docs/annotations.md)");
+    static_assert(kDependentFalse<T>,
+                  "rpcboot: type has no proto mapping (see docs/annotations.md)");
   }
 }
 
@@ -347,7 +348,8 @@ struct ProtoReader {
   bool ReadLength(std::size_t* out) {
     uint64_t len;
     if (!ReadVarint(&len)) return false;
-    if (len > static_cast<uint64_t>(end - p)) return Fail("length prefix runs past the end of the input");
+    if (len > static_cast<uint64_t>(end - p))
+      return Fail("length prefix runs past the end of the input");
     *out = static_cast<std::size_t>(len);
     return true;
   }
@@ -464,7 +466,8 @@ bool ProtoReadBody(ProtoReader& r, const uint8_t* end, T* v) {
     if (number == 0 || tag > 0xFFFFFFFFu) return r.Fail("invalid field number");
     bool known = false;
     if constexpr (kIsStruct<T>) {
-      if (!ProtoDispatch(r, number, wire, v, &known, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
+      if (!ProtoDispatch(r, number, wire, v, &known,
+                         std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
         return false;
       }
     } else {  // wrapper message around a container
@@ -527,7 +530,8 @@ bool ProtoReadField(ProtoReader& r, uint32_t wire, T* v) {
         if (!r.ReadLength(&len)) return false;
         const uint8_t* end = r.p + len;
         if constexpr (kIsFloat<E>) {
-          if (len % sizeof(E) != 0) return r.Fail("packed fixed-width payload is not a whole number of values");
+          if (len % sizeof(E) != 0)
+            return r.Fail("packed fixed-width payload is not a whole number of values");
           std::size_t n = len / sizeof(E);
           std::size_t old = v->size();
           v->resize(old + n);  // bounded by the input length checked above
@@ -584,7 +588,8 @@ template <class T>
 std::size_t ProtoByteSize(const T& value) {
   static_assert(internal::kIsStruct<T>, "rpcboot: ProtoByteSize takes an aggregate struct");
   internal::ProtoSizeCache cache;
-  return internal::ProtoBodySize(value, cache, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+  return internal::ProtoBodySize(value, cache,
+                                 std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
 }
 
 // Encodes `value` as a proto3 message body, replacing `*out`.

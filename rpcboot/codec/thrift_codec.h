@@ -3,7 +3,8 @@
 //
 //   std::string bytes = rpcboot::ThriftEncode(shop, rpcboot::ThriftProtocol::kCompact);
 //   shop::Shop decoded;
-//   absl::Status status = rpcboot::ThriftDecode(bytes, rpcboot::ThriftProtocol::kCompact, &decoded);
+//   absl::Status status = rpcboot::ThriftDecode(bytes, rpcboot::ThriftProtocol::kCompact,
+//   &decoded);
 //
 // The bytes are those thrift-compiler's C++ code writes for the emitted `.thrift` file: field
 // id = declaration index + 1, fields in id order, std::optional fields only when set.
@@ -83,7 +84,8 @@ constexpr TType ThriftTypeOf() {
   } else if constexpr (kIsStruct<T>) {
     return T_STRUCT;
   } else {
-    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+    static_assert(kDependentFalse<T>,
+                  "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
   }
 }
 
@@ -124,10 +126,14 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
     return p.writeI32(static_cast<int32_t>(v));
   } else if constexpr (kIsInteger<T>) {
     constexpr TType kType = ThriftTypeOf<T>();
-    if constexpr (kType == apache::thrift::protocol::T_BYTE) return p.writeByte(static_cast<int8_t>(v));
-    if constexpr (kType == apache::thrift::protocol::T_I16) return p.writeI16(static_cast<int16_t>(v));
-    if constexpr (kType == apache::thrift::protocol::T_I32) return p.writeI32(static_cast<int32_t>(v));
-    if constexpr (kType == apache::thrift::protocol::T_I64) return p.writeI64(static_cast<int64_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_BYTE)
+      return p.writeByte(static_cast<int8_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I16)
+      return p.writeI16(static_cast<int16_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I32)
+      return p.writeI32(static_cast<int32_t>(v));
+    if constexpr (kType == apache::thrift::protocol::T_I64)
+      return p.writeI64(static_cast<int64_t>(v));
   } else if constexpr (kIsFloat<T>) {
     return p.writeDouble(static_cast<double>(v));
   } else if constexpr (kIsString<T>) {
@@ -143,7 +149,8 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
   } else if constexpr (kIsMap<T>) {
     using K = typename T::key_type;
     using V = typename T::mapped_type;
-    uint32_t n = p.writeMapBegin(ThriftTypeOf<K>(), ThriftTypeOf<V>(), static_cast<uint32_t>(v.size()));
+    uint32_t n =
+        p.writeMapBegin(ThriftTypeOf<K>(), ThriftTypeOf<V>(), static_cast<uint32_t>(v.size()));
     for (const auto& [key, value] : v) {
       n += ThriftWriteValue(p, key);
       n += ThriftWriteValue(p, value);
@@ -155,7 +162,8 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
     n += p.writeFieldStop();
     return n + p.writeStructEnd();
   } else {
-    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+    static_assert(kDependentFalse<T>,
+                  "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
   }
 }
 
@@ -165,11 +173,13 @@ void ThriftReadValue(P& p, T& v);
 template <class P>
 struct IsThriftBinary : std::false_type {};
 template <class Transport, class ByteOrder>
-struct IsThriftBinary<apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>> : std::true_type {};
+struct IsThriftBinary<apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>>
+    : std::true_type {};
 
 // The transport a binary protocol reads from (a protected member; read through a member pointer).
 template <class Transport, class ByteOrder>
-Transport* ThriftBinaryTransport(apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>& p) {
+Transport* ThriftBinaryTransport(
+    apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>& p) {
   using Base = apache::thrift::protocol::TBinaryProtocolT<Transport, ByteOrder>;
   struct Access : Base {
     static Transport* Get(Base& b) { return b.*(&Access::trans_); }
@@ -371,7 +381,8 @@ void ThriftReadValue(P& p, T& v) {
     uint32_t size;
     ThriftReadListBegin(p, elem_type, size);
     if (size > 0 && elem_type != ThriftTypeOf<E>()) {
-      ThrowThriftDecodeError(absl::StrCat("list of ", ThriftTypeName(elem_type), ", expected list of ",
+      ThrowThriftDecodeError(absl::StrCat("list of ", ThriftTypeName(elem_type),
+                                          ", expected list of ",
                                           ThriftTypeName(ThriftTypeOf<E>())));
     }
     v.clear();
@@ -390,9 +401,9 @@ void ThriftReadValue(P& p, T& v) {
     uint32_t size;
     ThriftReadMapBegin(p, key_type, value_type, size);
     if (size > 0 && (key_type != ThriftTypeOf<K>() || value_type != ThriftTypeOf<V>())) {
-      ThrowThriftDecodeError(absl::StrCat("map<", ThriftTypeName(key_type), ",", ThriftTypeName(value_type),
-                                          ">, expected map<", ThriftTypeName(ThriftTypeOf<K>()), ",",
-                                          ThriftTypeName(ThriftTypeOf<V>()), ">"));
+      ThrowThriftDecodeError(absl::StrCat(
+          "map<", ThriftTypeName(key_type), ",", ThriftTypeName(value_type), ">, expected map<",
+          ThriftTypeName(ThriftTypeOf<K>()), ",", ThriftTypeName(ThriftTypeOf<V>()), ">"));
     }
     v.clear();
     for (uint32_t i = 0; i < size; ++i) {
@@ -406,7 +417,8 @@ void ThriftReadValue(P& p, T& v) {
   } else if constexpr (kIsStruct<T>) {
     ThriftReadStructFields(p, v);
   } else {
-    static_assert(kDependentFalse<T>, "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
+    static_assert(kDependentFalse<T>,
+                  "rpcboot: type has no Thrift mapping (see docs/annotations.md)");
   }
 }
 
@@ -440,7 +452,8 @@ void ThriftReadField(P& p, T& v, TType wire_type) {
 
 template <class P, class T, std::size_t... I>
 bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_sequence<I...>) {
-  return ((id == static_cast<int16_t>(I + 1) ? (ThriftReadField<P, T, I>(p, v, wire_type), true) : false) ||
+  return ((id == static_cast<int16_t>(I + 1) ? (ThriftReadField<P, T, I>(p, v, wire_type), true)
+                                             : false) ||
           ...);
 }
 
@@ -463,15 +476,18 @@ void ThriftReadStructFields(P& p, T& v) {
   p.readStructEnd();
 }
 
-using ThriftMemoryCompact = apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
-using ThriftMemoryBinary = apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
+using ThriftMemoryCompact =
+    apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
+using ThriftMemoryBinary =
+    apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
 
 template <class T, class Protocol>
 absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
   auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
-      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())), static_cast<uint32_t>(bytes.size()),
-      apache::thrift::transport::TMemoryBuffer::OBSERVE, config);
+      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
+      static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
+      config);
   // No string or container may claim more than the input holds.
   auto limit = static_cast<int32_t>(bytes.size());
   std::optional<Protocol> holder;

@@ -54,15 +54,16 @@ template <class T>
 inline constexpr bool kIsBool = std::is_same_v<T, bool>;
 // Fixed-width integers; plain char is excluded on purpose (use int8_t or std::string).
 template <class T>
-inline constexpr bool kIsInteger = std::is_integral_v<T> && !std::is_same_v<T, bool> &&
-                                   !std::is_same_v<T, char> && !std::is_same_v<T, wchar_t> &&
-                                   !std::is_same_v<T, char16_t> && !std::is_same_v<T, char32_t>;
+inline constexpr bool kIsInteger =
+    std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char> &&
+    !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char16_t> && !std::is_same_v<T, char32_t>;
 template <class T>
 inline constexpr bool kIsFloat = std::is_same_v<T, float> || std::is_same_v<T, double>;
 template <class T>
 inline constexpr bool kIsEnum = std::is_enum_v<T>;
 template <class T>
-inline constexpr bool kIsStruct = std::is_class_v<T> && std::is_aggregate_v<T> && !IsStdArray<T>::value;
+inline constexpr bool kIsStruct =
+    std::is_class_v<T>&& std::is_aggregate_v<T> && !IsStdArray<T>::value;
 // A list or map: proto needs a wrapper message when one sits inside another container.
 template <class T>
 inline constexpr bool kIsContainer = kIsList<T> || kIsMap<T>;

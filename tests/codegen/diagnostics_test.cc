@@ -32,8 +32,11 @@ Expected RunOn(const std::string& name, std::string source) {
   if (at != std::string::npos) source.erase(at, 1);
   std::string dir = MakeTempDir("diag_" + name);
   std::string header = dir + "/" + name + ".h";
-  WriteFile(header, "#include <cstdint>\n#include <map>\n#include <optional>\n#include <set>\n#include <string>\n"
-                    "#include <vector>\n#include \"rpcboot/annotations.h\"\n" + source);
+  WriteFile(
+      header,
+      "#include <cstdint>\n#include <map>\n#include <optional>\n#include <set>\n#include <string>\n"
+      "#include <vector>\n#include \"rpcboot/annotations.h\"\n" +
+          source);
   Expected e;
   e.location = name + ".h:" + std::to_string(line + 7) + ":" + std::to_string(col) + ": error: ";
   e.out_dir = dir + "/out";
@@ -44,9 +47,11 @@ Expected RunOn(const std::string& name, std::string source) {
 
 void ExpectError(const Expected& e, const std::string& phrase) {
   EXPECT_EQ(e.run.exit_code, 1) << e.run.output;
-  EXPECT_NE(e.run.output.find(e.location), std::string::npos) << "expected an error at " << e.location << ", got:\n"
-                                                             << e.run.output;
-  EXPECT_NE(e.run.output.find(phrase), std::string::npos) << "expected '" << phrase << "' in:\n" << e.run.output;
+  EXPECT_NE(e.run.output.find(e.location), std::string::npos)
+      << "expected an error at " << e.location << ", got:\n"
+      << e.run.output;
+  EXPECT_NE(e.run.output.find(phrase), std::string::npos) << "expected '" << phrase << "' in:\n"
+                                                          << e.run.output;
   EXPECT_TRUE(std::filesystem::is_empty(e.out_dir)) << "no files are written when there are errors";
 }
 
@@ -83,7 +88,8 @@ struct Money {
 };
 class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual Money Price() = 0; };
 )"),
-              "declares a constructor; rpcboot structs are aggregates (Boost.PFR): remove the constructor and give "
+              "declares a constructor; rpcboot structs are aggregates (Boost.PFR): remove the "
+              "constructor and give "
               "fields default member initializers");
 }
 
@@ -104,25 +110,27 @@ class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual Tags Get() = 0
 }
 
 TEST(CodegenDiagnostics, VirtualButNotPure) {
-  ExpectError(RunOn("not_pure_virtual", R"(
+  ExpectError(
+      RunOn("not_pure_virtual", R"(
 class RPCBOOT_SERVICE S {
  public:
   virtual ~S() = default;
   virtual int32_t @Count() { return 0; }
 };
 )"),
-              "method 'S::Count' is not pure virtual; declare it 'virtual <result> Count(...) = 0'");
+      "method 'S::Count' is not pure virtual; declare it 'virtual <result> Count(...) = 0'");
 }
 
 TEST(CodegenDiagnostics, NonVirtualHelperMethod) {
-  ExpectError(RunOn("helper_method", R"(
+  ExpectError(
+      RunOn("helper_method", R"(
 class RPCBOOT_SERVICE S {
  public:
   virtual ~S() = default;
   int32_t @Helper() { return 1; }
 };
 )"),
-              "method 'S::Helper' is not pure virtual; declare it 'virtual <result> Helper(...) = 0'");
+      "method 'S::Helper' is not pure virtual; declare it 'virtual <result> Helper(...) = 0'");
 }
 
 TEST(CodegenDiagnostics, OverloadedMethod) {
@@ -149,8 +157,9 @@ TEST(CodegenDiagnostics, MissingInputHeader) {
   std::string dir = MakeTempDir("diag_missing_input");
   CodegenRun run = RunCodegen({"-o", dir, dir + "/does_not_exist.h"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.output.find("error: cannot read header '" + dir + "/does_not_exist.h': no such file"),
-            std::string::npos)
+  EXPECT_NE(
+      run.output.find("error: cannot read header '" + dir + "/does_not_exist.h': no such file"),
+      std::string::npos)
       << run.output;
 }
 
@@ -170,7 +179,8 @@ class RPCBOOT_SERVICE S {
   virtual void Fill(std::string& @out) = 0;
 };
 )"),
-              "parameter 'out' of method 'S::Fill' is a non-const reference; take it by value or by const&");
+              "parameter 'out' of method 'S::Fill' is a non-const reference; take it by value or "
+              "by const&");
 }
 
 TEST(CodegenDiagnostics, PointerParameter) {
@@ -263,7 +273,8 @@ class RPCBOOT_SERVICE S {
 TEST(CodegenCli, UnknownOptionIsAUsageError) {
   CodegenRun run = RunCodegen({"--frobnicate", "x.h"});
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.output.find("error: unknown option '--frobnicate'"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("error: unknown option '--frobnicate'"), std::string::npos)
+      << run.output;
 }
 
 TEST(CodegenCli, NoHeadersIsAUsageError) {
@@ -275,7 +286,8 @@ TEST(CodegenCli, NoHeadersIsAUsageError) {
 TEST(CodegenCli, OptionMissingItsValue) {
   CodegenRun run = RunCodegen({"x.h", "--out-dir"});
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.output.find("option '--out-dir' needs a directory"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("option '--out-dir' needs a directory"), std::string::npos)
+      << run.output;
 }
 
 }  // namespace

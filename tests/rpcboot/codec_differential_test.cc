@@ -39,8 +39,8 @@ using google::protobuf::Message;
 using google::protobuf::Reflection;
 using testing::DeepEqual;
 using testing::Hex;
-using testing::RandomOptions;
 using testing::Randomizer;
+using testing::RandomOptions;
 
 // ---- value -> protoc message through reflection ----
 
@@ -70,11 +70,20 @@ void SetSingular(const X& x, Message* m, const FieldDescriptor* fd) {
     r->SetDouble(m, fd, x);
   } else {
     switch (fd->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_INT32: r->SetInt32(m, fd, static_cast<int32_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_INT64: r->SetInt64(m, fd, static_cast<int64_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_UINT32: r->SetUInt32(m, fd, static_cast<uint32_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_UINT64: r->SetUInt64(m, fd, static_cast<uint64_t>(x)); break;
-      default: FAIL() << "unexpected proto type for " << fd->full_name();
+      case FieldDescriptor::CPPTYPE_INT32:
+        r->SetInt32(m, fd, static_cast<int32_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        r->SetInt64(m, fd, static_cast<int64_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        r->SetUInt32(m, fd, static_cast<uint32_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        r->SetUInt64(m, fd, static_cast<uint64_t>(x));
+        break;
+      default:
+        FAIL() << "unexpected proto type for " << fd->full_name();
     }
   }
 }
@@ -100,11 +109,20 @@ void AddElement(const X& x, Message* m, const FieldDescriptor* fd) {
     r->AddDouble(m, fd, x);
   } else {
     switch (fd->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_INT32: r->AddInt32(m, fd, static_cast<int32_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_INT64: r->AddInt64(m, fd, static_cast<int64_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_UINT32: r->AddUInt32(m, fd, static_cast<uint32_t>(x)); break;
-      case FieldDescriptor::CPPTYPE_UINT64: r->AddUInt64(m, fd, static_cast<uint64_t>(x)); break;
-      default: FAIL() << "unexpected proto type for " << fd->full_name();
+      case FieldDescriptor::CPPTYPE_INT32:
+        r->AddInt32(m, fd, static_cast<int32_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        r->AddInt64(m, fd, static_cast<int64_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        r->AddUInt32(m, fd, static_cast<uint32_t>(x));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        r->AddUInt64(m, fd, static_cast<uint64_t>(x));
+        break;
+      default:
+        FAIL() << "unexpected proto type for " << fd->full_name();
     }
   }
 }
@@ -183,7 +201,8 @@ void CheckThrift(const T& value, ThriftProtocol kind) {
   ASSERT_EQ(Hex(ours), Hex(theirs)) << "rpcboot and thrift-compiler bytes differ";
   T decoded{};
   ASSERT_TRUE(ThriftDecode(theirs, kind, &decoded).ok());
-  ASSERT_TRUE(DeepEqual(value, decoded)) << "rpcboot decoded thrift-compiler's bytes to a different value";
+  ASSERT_TRUE(DeepEqual(value, decoded))
+      << "rpcboot decoded thrift-compiler's bytes to a different value";
 }
 
 using Compact = apache::thrift::protocol::TCompactProtocol;
@@ -207,7 +226,9 @@ void RunDifferential(uint64_t seed, int iterations) {
   }
 }
 
-TEST(CodecDifferential, Scalars) { RunDifferential<rich::Scalars, rich_thrift::Scalars, rich_pb::Scalars>(21, 500); }
+TEST(CodecDifferential, Scalars) {
+  RunDifferential<rich::Scalars, rich_thrift::Scalars, rich_pb::Scalars>(21, 500);
+}
 TEST(CodecDifferential, Containers) {
   RunDifferential<rich::Containers, rich_thrift::Containers, rich_pb::Containers>(22, 300);
 }

@@ -81,9 +81,15 @@ void FuzzType(uint64_t seed) {
     T valid = random.Make<T>();
     std::string base;
     switch (i % 3) {
-      case 0: base = ThriftEncode(valid, ThriftProtocol::kBinary); break;
-      case 1: base = ThriftEncode(valid, ThriftProtocol::kCompact); break;
-      default: base = ProtoEncode(valid); break;
+      case 0:
+        base = ThriftEncode(valid, ThriftProtocol::kBinary);
+        break;
+      case 1:
+        base = ThriftEncode(valid, ThriftProtocol::kCompact);
+        break;
+      default:
+        base = ProtoEncode(valid);
+        break;
     }
     DecodeEverywhere<T>(Mutate(base, rng), &accepted);
   }

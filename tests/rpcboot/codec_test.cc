@@ -103,12 +103,15 @@ TEST(ProtoCodec, WritesNegativeZeroLikeProtoc) {
 
 TEST(ThriftCodec, EncodesKnownCompactAndBinaryBytes) {
   // Compact: field header (delta 1, type i32 = 5), zigzag varint; then stop.
-  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact), Bytes({0x15, 0x02, 0x15, 0x04, 0x00}));
+  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact),
+            Bytes({0x15, 0x02, 0x15, 0x04, 0x00}));
   // Binary: type, id (i16), value (i32 big-endian); then stop.
   EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kBinary),
-            Bytes({0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00}));
+            Bytes({0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00,
+                   0x02, 0x00}));
   rich::Optionals empty;
-  EXPECT_EQ(ThriftEncode(empty, ThriftProtocol::kCompact), Bytes({0x00})) << "unset optionals are not written";
+  EXPECT_EQ(ThriftEncode(empty, ThriftProtocol::kCompact), Bytes({0x00}))
+      << "unset optionals are not written";
 }
 
 TEST(ThriftCodec, WidensUnsignedTypes) {
@@ -144,6 +147,14 @@ TEST(Codecs, RoundTripEveryMappedTypeOverAllProtocols) {
   }
 }
 
+TEST(Codecs, NestedStructDeclarationsRoundTrip) {
+  rich::Order order{{{1, 2}, {3, 4}}, {{"x", {5, 6}}}};
+  rich::Order back;
+  ASSERT_TRUE(ProtoDecode(ProtoEncode(order), &back).ok());
+  EXPECT_TRUE(DeepEqual(order, back));
+  EXPECT_EQ(StructInfo<rich::Order::Line>::kFullName, "rich.Line");
+}
+
 TEST(Codecs, NegativeEnumValuesRoundTrip) {
   rich::Scalars s;
   s.light = rich::Light::kOff;
@@ -151,7 +162,9 @@ TEST(Codecs, NegativeEnumValuesRoundTrip) {
   ASSERT_TRUE(ProtoDecode(ProtoEncode(s), &back).ok());
   EXPECT_EQ(back.light, rich::Light::kOff);
   back = {};
-  ASSERT_TRUE(ThriftDecode(ThriftEncode(s, ThriftProtocol::kCompact), ThriftProtocol::kCompact, &back).ok());
+  ASSERT_TRUE(
+      ThriftDecode(ThriftEncode(s, ThriftProtocol::kCompact), ThriftProtocol::kCompact, &back)
+          .ok());
   EXPECT_EQ(back.light, rich::Light::kOff);
 }
 
@@ -224,7 +237,8 @@ TEST(Codecs, ErrorsNameTheFieldPath) {
   bytes[bytes.size() - 2] = static_cast<char>(0xff);  // invalid UTF-8 inside stamp.zone
   rich::Everything back;
   auto status = ProtoDecode(bytes, &back);
-  EXPECT_EQ(status.message(), "proto: rich.Everything.stamp.zone: string field holds invalid UTF-8") << status;
+  EXPECT_EQ(status.message(), "proto: rich.Everything.stamp.zone: string field holds invalid UTF-8")
+      << status;
 }
 
 TEST(Codecs, OutOfRangeValuesAreErrors) {
@@ -267,24 +281,30 @@ TEST(Codecs, EveryTruncationIsHandled) {
   std::string bytes = ProtoEncode(stamp);
   rich::Stamp back;
   auto status = ProtoDecode(std::string_view(bytes).substr(0, bytes.size() - 2), &back);
-  EXPECT_NE(status.message().find("length prefix runs past the end of the input"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("length prefix runs past the end of the input"),
+            std::string::npos)
+      << status;
 }
 
 TEST(Codecs, HugeLengthPrefixesDoNotAllocate) {
   // proto: field 3 (zone), length 2^32 - 1, with four bytes behind it.
   rich::Stamp stamp;
-  auto status = ProtoDecode(Bytes({0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a', 'b', 'c', 'd'}), &stamp);
+  auto status =
+      ProtoDecode(Bytes({0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'a', 'b', 'c', 'd'}), &stamp);
   EXPECT_NE(status.message().find("length prefix runs past the end"), std::string::npos) << status;
   // Thrift compact: field 3 string with length 2^31 - 1.
-  status = ThriftDecode(Bytes({0x38, 0xff, 0xff, 0xff, 0xff, 0x07, 'a', 0x00}), ThriftProtocol::kCompact, &stamp);
+  status = ThriftDecode(Bytes({0x38, 0xff, 0xff, 0xff, 0xff, 0x07, 'a', 0x00}),
+                        ThriftProtocol::kCompact, &stamp);
   EXPECT_FALSE(status.ok());
   // Thrift binary: field 1 of Containers, list<i32> claiming 2^31 - 1 elements.
   rich::Containers c;
-  status = ThriftDecode(Bytes({0x0f, 0x00, 0x01, 0x08, 0x7f, 0xff, 0xff, 0xff, 0x00}), ThriftProtocol::kBinary, &c);
+  status = ThriftDecode(Bytes({0x0f, 0x00, 0x01, 0x08, 0x7f, 0xff, 0xff, 0xff, 0x00}),
+                        ThriftProtocol::kBinary, &c);
   EXPECT_FALSE(status.ok());
   // Thrift compact: a map claiming 2^31 - 1 entries.
   evolution::AsMap m;
-  status = ThriftDecode(Bytes({0x1b, 0xff, 0xff, 0xff, 0xff, 0x07, 0x58, 0x00}), ThriftProtocol::kCompact, &m);
+  status = ThriftDecode(Bytes({0x1b, 0xff, 0xff, 0xff, 0xff, 0x07, 0x58, 0x00}),
+                        ThriftProtocol::kCompact, &m);
   EXPECT_FALSE(status.ok());
 }
 
@@ -320,7 +340,8 @@ TEST(ThriftCodec, InvalidTypeBytesAreErrorsNotUndefinedBehaviour) {
   auto status = ThriftDecode(Bytes({0x35, 0x00, 0x01, 0x00}), ThriftProtocol::kBinary, &e);
   EXPECT_NE(status.message().find("invalid Thrift type byte 53"), std::string::npos) << status;
   // The same inside an unknown field being skipped: field 99, a list whose element type is 0x80.
-  status = ThriftDecode(Bytes({0x0f, 0x00, 0x63, 0x80, 0x00, 0x00, 0x00, 0x01, 0x00}), ThriftProtocol::kBinary, &e);
+  status = ThriftDecode(Bytes({0x0f, 0x00, 0x63, 0x80, 0x00, 0x00, 0x00, 0x01, 0x00}),
+                        ThriftProtocol::kBinary, &e);
   EXPECT_NE(status.message().find("invalid Thrift type byte 128"), std::string::npos) << status;
   // Compact validates type nibbles itself.
   status = ThriftDecode(Bytes({0x1e, 0x00}), ThriftProtocol::kCompact, &e);
@@ -339,8 +360,10 @@ TEST(ProtoCodec, RejectsInvalidWireTypesAndFieldZero) {
   EXPECT_NE(ProtoDecode(Bytes({0x2b}), &p).message().find("group wire type"), std::string::npos);
   EXPECT_NE(ProtoDecode(Bytes({0x2e}), &p).message().find("invalid wire type"), std::string::npos);
   EXPECT_NE(ProtoDecode(Bytes({0x0b}), &p).message().find("wrong wire type"), std::string::npos);
-  EXPECT_NE(ProtoDecode(Bytes({0x00, 0x01}), &p).message().find("invalid field number"), std::string::npos);
-  EXPECT_NE(ProtoDecode(Bytes({0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}), &p)
+  EXPECT_NE(ProtoDecode(Bytes({0x00, 0x01}), &p).message().find("invalid field number"),
+            std::string::npos);
+  EXPECT_NE(ProtoDecode(
+                Bytes({0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}), &p)
                 .message()
                 .find("varint longer than 10 bytes"),
             std::string::npos);

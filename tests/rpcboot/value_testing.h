@@ -15,7 +15,7 @@
 namespace rpcboot::testing {
 
 struct RandomOptions {
-  int max_depth = 3;            // recursion through nested containers and recursive structs
+  int max_depth = 3;  // recursion through nested containers and recursive structs
   std::size_t max_elements = 4;
   std::size_t max_unordered = 4;  // unordered maps iterate in no fixed order
   // Thrift carries uint64_t as i64, so stock Thrift code orders uint64_t map keys at or above
@@ -45,19 +45,34 @@ class Randomizer {
     } else if constexpr (kIsInteger<T>) {
       // Mostly small values (the common case and 1-byte varints), sometimes the extremes.
       switch (Below(4)) {
-        case 0: v = 0; break;
-        case 1: v = static_cast<T>(Below(100)); break;
-        case 2: v = Below(2) ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min(); break;
-        default: v = static_cast<T>(rng_()); break;
+        case 0:
+          v = 0;
+          break;
+        case 1:
+          v = static_cast<T>(Below(100));
+          break;
+        case 2:
+          v = Below(2) ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
+          break;
+        default:
+          v = static_cast<T>(rng_());
+          break;
       }
     } else if constexpr (kIsFloat<T>) {
       switch (Below(4)) {
-        case 0: v = 0; break;
-        case 1: v = static_cast<T>(-0.0); break;
-        default: v = static_cast<T>(std::uniform_real_distribution<double>(-1e6, 1e6)(rng_)); break;
+        case 0:
+          v = 0;
+          break;
+        case 1:
+          v = static_cast<T>(-0.0);
+          break;
+        default:
+          v = static_cast<T>(std::uniform_real_distribution<double>(-1e6, 1e6)(rng_));
+          break;
       }
     } else if constexpr (kIsString<T>) {
-      static constexpr std::string_view kPieces[] = {"a", "Z", "0", " ", "é", "日本", "🍕", "\n", "\\", "\""};
+      static constexpr std::string_view kPieces[] = {"a",    "Z", "0",  " ",  "é",
+                                                     "日本", "🍕", "\n", "\\", "\""};
       v.clear();
       for (std::size_t n = Below(8); n > 0; --n) v += kPieces[Below(std::size(kPieces))];
     } else if constexpr (kIsBytes<T>) {

@@ -58,6 +58,16 @@ struct EchoRequest {
   1: Everything value,
 }
 
+struct Line {
+  1: i64 sku,
+  2: i32 quantity,
+}
+
+struct Order {
+  1: list<Line> lines,
+  2: map<string, Line> by_code,
+}
+
 // The error every method may throw: code is an rpcboot::StatusCode (gRPC's canonical codes).
 exception RpcError {
   1: i32 code,
@@ -74,6 +84,7 @@ service RichService {
   common_types.Color Mix(1: common_types.Color a, 2: common_types.Color b) throws (1: RpcError error),
   list<list<i32>> Transpose(1: list<list<i32>> m) throws (1: RpcError error),
   Stamp Now() throws (1: RpcError error),
+  i64 PlaceOrder(1: Order order) throws (1: RpcError error),
 }
 
 service AdminService {

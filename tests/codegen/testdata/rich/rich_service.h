@@ -59,6 +59,16 @@ struct Everything {
   std::string end;  // a Thrift keyword: renamed to end_ in the .thrift only
 };
 
+// A struct declared inside another: its IDL name is the simple name.
+struct Order {
+  struct Line {
+    int64_t sku = 0;
+    int32_t quantity = 0;
+  };
+  std::vector<Line> lines;
+  std::map<std::string, Line> by_code;
+};
+
 struct EchoRequest {
   Everything value;
 };
@@ -73,8 +83,10 @@ class RPCBOOT_SERVICE RichService {
   virtual std::vector<Point> Path(const std::vector<Point>& points, bool reversed) = 0;
   virtual std::map<std::string, int32_t> Histogram(std::vector<std::string> words) = 0;
   virtual Color Mix(Color a, Color b) = 0;
-  virtual std::vector<std::vector<int32_t>> Transpose(const std::vector<std::vector<int32_t>>& m) = 0;
+  virtual std::vector<std::vector<int32_t>> Transpose(
+      const std::vector<std::vector<int32_t>>& m) = 0;
   virtual Stamp Now() = 0;
+  virtual int64_t PlaceOrder(const Order& order) = 0;
 };
 
 class RPCBOOT_SERVICE AdminService {
