@@ -533,9 +533,11 @@ bool ProtoReadField(ProtoReader& r, uint32_t wire, T* v) {
           if (len % sizeof(E) != 0)
             return r.Fail("packed fixed-width payload is not a whole number of values");
           std::size_t n = len / sizeof(E);
-          std::size_t old = v->size();
-          v->resize(old + n);  // bounded by the input length checked above
-          std::memcpy(v->data() + old, r.p, len);
+          if (n > 0) {
+            std::size_t old = v->size();
+            v->resize(old + n);  // bounded by the input length checked above
+            std::memcpy(v->data() + old, r.p, len);
+          }
           r.p = end;
           return true;
         } else {

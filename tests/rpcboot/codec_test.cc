@@ -204,6 +204,15 @@ TEST(ProtoCodec, AcceptsPackedAndUnpackedRepeatedScalars) {
   EXPECT_EQ(c.ints, (std::vector<int32_t>{5, 6, 7, 8}));
 }
 
+TEST(ProtoCodec, EmptyPackedRunsDecodeToNothing) {
+  rich::Containers c;
+  // floats (field 6) and ints (field 1) as packed runs of length 0.
+  ASSERT_TRUE(ProtoDecode(Bytes({0x32, 0x00, 0x0a, 0x00}), &c).ok());
+  EXPECT_TRUE(c.floats.empty());
+  EXPECT_TRUE(c.ints.empty());
+  EXPECT_FALSE(ProtoDecode(Bytes({0x32, 0x03, 0x00, 0x00, 0x00}), &c).ok()) << "3 bytes are no whole float";
+}
+
 TEST(ProtoCodec, MapEntriesWithMissingKeyOrValueUseDefaults) {
   rich::Containers c;
   // counts (field 12): one entry with only a value (field 2 = 9), one with only a key "x".
