@@ -210,7 +210,8 @@ TEST(ProtoCodec, EmptyPackedRunsDecodeToNothing) {
   ASSERT_TRUE(ProtoDecode(Bytes({0x32, 0x00, 0x0a, 0x00}), &c).ok());
   EXPECT_TRUE(c.floats.empty());
   EXPECT_TRUE(c.ints.empty());
-  EXPECT_FALSE(ProtoDecode(Bytes({0x32, 0x03, 0x00, 0x00, 0x00}), &c).ok()) << "3 bytes are no whole float";
+  EXPECT_FALSE(ProtoDecode(Bytes({0x32, 0x03, 0x00, 0x00, 0x00}), &c).ok())
+      << "3 bytes are no whole float";
 }
 
 TEST(ProtoCodec, MapEntriesWithMissingKeyOrValueUseDefaults) {
