@@ -153,14 +153,19 @@ int Run(int argc, char** argv) {
               "'; outputs are named after the header, so run rpcboot-codegen once per header name");
       continue;
     }
-    // Generated C++ includes the header by the shortest path an include directory gives.
-    h.include_path = h.real_path;
+    // Generated C++ includes the header by the shortest path an include directory gives, or
+    // by its file name (protoc's convention) when none does.
+    h.include_path = h.real_path.substr(h.real_path.find_last_of('/') + 1);
+    std::size_t best = std::string::npos;
     for (const std::string& dir : include_dirs) {
       std::string real_dir = RealPath(dir);
       if (real_dir.empty()) continue;
       if (h.real_path.rfind(real_dir + "/", 0) == 0) {
         std::string rel = h.real_path.substr(real_dir.size() + 1);
-        if (rel.size() < h.include_path.size()) h.include_path = rel;
+        if (rel.size() < best) {
+          best = rel.size();
+          h.include_path = rel;
+        }
       }
     }
     model.headers.push_back(std::move(h));

@@ -529,10 +529,20 @@ std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spellin
     return std::nullopt;
   }
   bool ok = true;
+  CXType underlying = clang_getCanonicalType(clang_getEnumDeclIntegerType(def));
+  bool is_signed = underlying.kind == CXType_SChar || underlying.kind == CXType_Short ||
+                   underlying.kind == CXType_Int || underlying.kind == CXType_Long ||
+                   underlying.kind == CXType_LongLong || underlying.kind == CXType_Char_S;
   for (CXCursor child : Children(def)) {
     if (clang_getCursorKind(child) != CXCursor_EnumConstantDecl) continue;
-    Enumerator value{ToString(clang_getCursorSpelling(child)),
-                     clang_getEnumConstantDeclValue(child)};
+    Enumerator value{ToString(clang_getCursorSpelling(child)), 0};
+    if (is_signed) {
+      value.value = clang_getEnumConstantDeclValue(child);
+    } else {
+      unsigned long long u = clang_getEnumConstantDeclUnsignedValue(child);
+      value.value =
+          u > static_cast<unsigned long long>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(u);
+    }
     if (value.value < INT32_MIN || value.value > INT32_MAX) {
       diags_->Error(LocationOf(child),
                     "enumerator '" + e.name + "::" + value.name +
@@ -549,11 +559,7 @@ std::optional<int> Parser::ResolveEnum(CXCursor decl, const std::string& spellin
   // The values a decoder may store. A scoped enum holds every value of its underlying type (int32
   // on the wire caps it); an unscoped one may hold only the smallest bit-field range covering its
   // enumerators ([dcl.enum]), which is also safe when it has a fixed type.
-  CXType underlying = clang_getCanonicalType(clang_getEnumDeclIntegerType(def));
   long long bits = clang_Type_getSizeOf(underlying) * 8;
-  bool is_signed = underlying.kind == CXType_SChar || underlying.kind == CXType_Short ||
-                   underlying.kind == CXType_Int || underlying.kind == CXType_Long ||
-                   underlying.kind == CXType_LongLong || underlying.kind == CXType_Char_S;
   if (clang_EnumDecl_isScoped(def)) {
     int64_t lo = is_signed ? -(int64_t{1} << (std::min<long long>(bits, 33) - 1)) : 0;
     int64_t hi = is_signed ? (int64_t{1} << (std::min<long long>(bits, 33) - 1)) - 1
@@ -679,18 +685,24 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
 }
 
 void Parser::CollectDependencies(CXTranslationUnit tu) {
+  struct State {
+    CXTranslationUnit tu;
+    Model* model;
+  } state{tu, model_};
   clang_getInclusions(
       tu,
       [](CXFile file, CXSourceLocation*, unsigned, CXClientData data) {
-        auto* model = static_cast<Model*>(data);
+        auto* s = static_cast<State*>(data);
         std::string name = ToString(clang_getFileName(file));
-        if (name.empty() || name.rfind("/usr/", 0) == 0 ||
-            name.find("rpcboot_codegen_input") != std::string::npos) {
+        // System headers do not change between builds; the synthetic input is not a file.
+        if (name.empty() || name.find("rpcboot_codegen_input") != std::string::npos ||
+            clang_Location_isInSystemHeader(clang_getLocationForOffset(s->tu, file, 0))) {
           return;
         }
-        model->dependencies.push_back(name);
+        std::string real = ToString(clang_File_tryGetRealPathName(file));
+        s->model->dependencies.push_back(real.empty() ? name : real);
       },
-      model_);
+      &state);
   std::sort(model_->dependencies.begin(), model_->dependencies.end());
   model_->dependencies.erase(std::unique(model_->dependencies.begin(), model_->dependencies.end()),
                              model_->dependencies.end());

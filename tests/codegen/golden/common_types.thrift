@@ -20,6 +20,11 @@ enum Level {
   LEVEL_HIGH = 2,
 }
 
+enum Tier {
+  kFree = 0,
+  kGold = 200,
+}
+
 struct Scalars {
   1: bool flag,
   2: byte i8_,
@@ -37,6 +42,7 @@ struct Scalars {
   14: Color color,
   15: Light light,
   16: Level level,
+  17: Tier tier,
 }
 
 struct Point {

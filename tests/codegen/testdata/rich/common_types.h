@@ -13,6 +13,8 @@ namespace rich {
 enum class Color { kRed, kGreen, kBlue = 7 };
 // Shares value names with Color: the .proto must still compile.
 enum class Light { kRed = 1, kGreen = 0, kOff = -2 };
+// Unsigned underlying type with a value above INT8_MAX.
+enum class Tier : uint8_t { kFree = 0, kGold = 200 };
 // Unscoped, without a zero value.
 enum Level { LEVEL_LOW = 1, LEVEL_HIGH = 2 };
 
@@ -38,6 +40,7 @@ struct Scalars {
   Color color = Color::kRed;
   Light light = Light::kGreen;
   Level level = LEVEL_LOW;
+  Tier tier = Tier::kFree;
 };
 
 }  // namespace rich
