@@ -2,7 +2,10 @@
 // IDL, on the same values, in the same run. Prints Google Benchmark's table, then one line per
 // pair with the ratio generated_time / rpcboot_time (above 1.0: rpcboot is faster).
 //
-//   build/bench/codec_bench [--benchmark_min_time=0.2]
+//   build/bench/codec_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// The machine this runs on may be shared: use repetitions (medians are compared) and read
+// ratios within about 5% of 1.0 as a tie.
 //
 // Both sides use the same transport and protocol classes: TMemoryBuffer with
 // TCompactProtocol/TBinaryProtocol for Thrift (generated code calls them through TProtocol*, as
@@ -16,6 +19,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common_types.pb.h"
@@ -214,9 +218,16 @@ void RegisterValue(const std::string& name, const T& value) {
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
+    // With --benchmark_repetitions, the median of the repetitions is used.
     for (const Run& run : runs) {
-      if (run.run_type == Run::RT_Iteration && !run.error_occurred)
-        times_[run.benchmark_name()] = run.GetAdjustedRealTime();
+      if (run.error_occurred) continue;
+      std::string name = run.run_name.str();
+      if (run.run_type == Run::RT_Iteration && medians_.count(name) == 0) {
+        times_[name] = run.GetAdjustedRealTime();
+      } else if (run.run_type == Run::RT_Aggregate && run.aggregate_name == "median") {
+        times_[name] = run.GetAdjustedRealTime();
+        medians_.insert(name);
+      }
     }
     ConsoleReporter::ReportRuns(runs);
   }
@@ -224,6 +235,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 
  private:
   std::map<std::string, double> times_;
+  std::set<std::string> medians_;
 };
 
 }  // namespace

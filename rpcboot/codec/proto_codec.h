@@ -559,10 +559,7 @@ bool ProtoReadField(ProtoReader& r, uint32_t wire, T* v) {
       return true;
     } else {
       if (wire != kLengthDelimited) return r.Fail("wrong wire type");
-      E e{};
-      if (!ProtoReadElem(r, &e)) return false;
-      v->push_back(std::move(e));
-      return true;
+      return ProtoReadElem(r, &v->emplace_back());  // in place: no move of large elements
     }
   } else if constexpr (kIsMap<T>) {
     if (wire != kLengthDelimited) return r.Fail("wrong wire type");

@@ -389,9 +389,13 @@ void ThriftReadValue(P& p, T& v) {
     // The size prefix is not trusted for allocation: grow as elements actually arrive.
     v.reserve(std::min<uint32_t>(size, 1024));
     for (uint32_t i = 0; i < size; ++i) {
-      E e{};
-      ThriftReadValue(p, e);
-      v.push_back(std::move(e));
+      if constexpr (kIsBool<E>) {  // std::vector<bool> has no bool& to read into
+        bool b;
+        p.readBool(b);
+        v.push_back(b);
+      } else {
+        ThriftReadValue(p, v.emplace_back());  // in place: no move of large elements
+      }
     }
     p.readListEnd();
   } else if constexpr (kIsMap<T>) {
@@ -409,9 +413,7 @@ void ThriftReadValue(P& p, T& v) {
     for (uint32_t i = 0; i < size; ++i) {
       K key{};
       ThriftReadValue(p, key);
-      V value{};
-      ThriftReadValue(p, value);
-      v.insert_or_assign(std::move(key), std::move(value));
+      ThriftReadValue(p, v[std::move(key)]);  // in place, as generated code does
     }
     p.readMapEnd();
   } else if constexpr (kIsStruct<T>) {
@@ -457,8 +459,10 @@ bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_seq
           ...);
 }
 
+// One out-of-line reader per struct type, as generated code has: inlining whole nested types
+// into their parents makes large, cache-unfriendly functions.
 template <class P, class T>
-void ThriftReadStructFields(P& p, T& v) {
+__attribute__((noinline)) void ThriftReadStructFields(P& p, T& v) {
   apache::thrift::protocol::TInputRecursionTracker tracker(p);
   std::string name;
   TType wire_type;
