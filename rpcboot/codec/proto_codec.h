@@ -156,12 +156,12 @@ uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p);
 
 template <class T, std::size_t... I>
 std::size_t ProtoBodySize(const T& v, ProtoSizeCache& cache, std::index_sequence<I...>) {
-  return (std::size_t{0} + ... + ProtoFieldSize<I + 1>(boost::pfr::get<I>(v), cache));
+  return (std::size_t{0} + ... + ProtoFieldSize<I + 1>(FieldRef<I>(v), cache));
 }
 
 template <class T, std::size_t... I>
 uint8_t* ProtoWriteBody(const T& v, ProtoSizeCache& cache, uint8_t* p, std::index_sequence<I...>) {
-  ((p = ProtoWriteField<I + 1>(boost::pfr::get<I>(v), cache, p)), ...);
+  ((p = ProtoWriteField<I + 1>(FieldRef<I>(v), cache, p)), ...);
   return p;
 }
 
@@ -177,12 +177,12 @@ std::size_t ProtoElemSize(const T& v, ProtoSizeCache& cache) {
     return VarintSize(ProtoVarintOf(v));
   } else if constexpr (kIsString<T> || kIsBytes<T>) {
     return VarintSize(v.size()) + v.size();
-  } else if constexpr (kIsStruct<T> || kIsContainer<T>) {
+  } else if constexpr (kIsMessage<T> || kIsContainer<T>) {
     // A struct is a message; a container here is a wrapper message holding it as field 1.
     std::size_t slot = cache.Reserve();
     std::size_t body;
-    if constexpr (kIsStruct<T>) {
-      body = ProtoBodySize(v, cache, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    if constexpr (kIsMessage<T>) {
+      body = ProtoBodySize(v, cache, FieldIndexes<T>{});
     } else {
       body = ProtoFieldSize<1>(v, cache);
     }
@@ -205,10 +205,10 @@ uint8_t* ProtoWriteElem(const T& v, ProtoSizeCache& cache, uint8_t* p) {
     p = WriteVarint(v.size(), p);
     if (!v.empty()) std::memcpy(p, v.data(), v.size());
     return p + v.size();
-  } else if constexpr (kIsStruct<T> || kIsContainer<T>) {
+  } else if constexpr (kIsMessage<T> || kIsContainer<T>) {
     p = WriteVarint(cache.Next(), p);
-    if constexpr (kIsStruct<T>) {
-      return ProtoWriteBody(v, cache, p, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    if constexpr (kIsMessage<T>) {
+      return ProtoWriteBody(v, cache, p, FieldIndexes<T>{});
     } else {
       return ProtoWriteField<1>(v, cache, p);
     }
@@ -252,7 +252,7 @@ std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache) {
       size += VarintSize(entry) + entry;
     }
     return size;
-  } else if constexpr (kIsStruct<T>) {
+  } else if constexpr (kIsMessage<T>) {
     return VarintSize(ProtoTag(kNumber, kLengthDelimited)) + ProtoElemSize(v, cache);
   } else {
     if (ProtoIsDefault(v)) return 0;
@@ -305,7 +305,7 @@ uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p) {
       p = ProtoWriteElem(value, cache, p);
     }
     return p;
-  } else if constexpr (kIsStruct<T>) {
+  } else if constexpr (kIsMessage<T>) {
     p = WriteTag<ProtoTag(kNumber, kLengthDelimited)>(p);
     return ProtoWriteElem(v, cache, p);
   } else {
@@ -465,9 +465,8 @@ bool ProtoReadBody(ProtoReader& r, const uint8_t* end, T* v) {
     uint32_t wire = static_cast<uint32_t>(tag & 7);
     if (number == 0 || tag > 0xFFFFFFFFu) return r.Fail("invalid field number");
     bool known = false;
-    if constexpr (kIsStruct<T>) {
-      if (!ProtoDispatch(r, number, wire, v, &known,
-                         std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
+    if constexpr (kIsMessage<T>) {
+      if (!ProtoDispatch(r, number, wire, v, &known, FieldIndexes<T>{})) {
         return false;
       }
     } else {  // wrapper message around a container
@@ -572,7 +571,7 @@ bool ProtoReadField(ProtoReader& r, uint32_t wire, T* v) {
 
 template <class T, std::size_t I>
 bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v) {
-  if (ProtoReadField(r, wire, &boost::pfr::get<I>(*v))) return true;
+  if (ProtoReadField(r, wire, &FieldRef<I>(*v))) return true;
   std::string part = ".";
   const char* name = FieldName<T, I>();
   part += *name != '\0' ? std::string(name) : std::to_string(I + 1);
@@ -585,18 +584,19 @@ bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v) {
 // The exact size of ProtoEncode's output.
 template <class T>
 std::size_t ProtoByteSize(const T& value) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ProtoByteSize takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ProtoByteSize takes an aggregate struct or a std::tuple");
   internal::ProtoSizeCache cache;
-  return internal::ProtoBodySize(value, cache,
-                                 std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+  return internal::ProtoBodySize(value, cache, internal::FieldIndexes<T>{});
 }
 
 // Encodes `value` as a proto3 message body, replacing `*out`.
 template <class T>
 void ProtoEncode(const T& value, std::string* out) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ProtoEncode takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ProtoEncode takes an aggregate struct or a std::tuple");
   internal::ProtoSizeCache cache;
-  constexpr auto kFields = std::make_index_sequence<boost::pfr::tuple_size_v<T>>{};
+  constexpr auto kFields = internal::FieldIndexes<T>{};
   std::size_t size = internal::ProtoBodySize(value, cache, kFields);
   out->resize(size);
   internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data()), kFields);
@@ -613,7 +613,8 @@ std::string ProtoEncode(const T& value) {
 // default-constructed value for a plain decode).
 template <class T>
 absl::Status ProtoDecode(std::string_view bytes, T* out) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ProtoDecode takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ProtoDecode takes an aggregate struct or a std::tuple");
   const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
   internal::ProtoReader reader{begin, begin + bytes.size()};
   if (internal::ProtoReadBody(reader, reader.end, out)) return absl::OkStatus();

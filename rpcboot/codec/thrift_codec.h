@@ -81,7 +81,7 @@ constexpr TType ThriftTypeOf() {
     return T_LIST;
   } else if constexpr (kIsMap<T>) {
     return T_MAP;
-  } else if constexpr (kIsStruct<T>) {
+  } else if constexpr (kIsMessage<T>) {
     return T_STRUCT;
   } else {
     static_assert(kDependentFalse<T>,
@@ -101,7 +101,7 @@ uint32_t ThriftWriteFields(P& p, const T& v, std::index_sequence<I...>) {
   uint32_t n = 0;
   (
       [&] {
-        const auto& field = boost::pfr::get<I>(v);
+        const auto& field = FieldRef<I>(v);
         using F = std::decay_t<decltype(field)>;
         constexpr int16_t kId = static_cast<int16_t>(I + 1);
         if constexpr (kIsOptional<F>) {
@@ -156,9 +156,9 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
       n += ThriftWriteValue(p, value);
     }
     return n + p.writeMapEnd();
-  } else if constexpr (kIsStruct<T>) {
+  } else if constexpr (kIsMessage<T>) {
     uint32_t n = p.writeStructBegin(StructName<T>());
-    n += ThriftWriteFields(p, v, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
+    n += ThriftWriteFields(p, v, FieldIndexes<T>{});
     n += p.writeFieldStop();
     return n + p.writeStructEnd();
   } else {
@@ -416,7 +416,7 @@ void ThriftReadValue(P& p, T& v) {
       ThriftReadValue(p, v[std::move(key)]);  // in place, as generated code does
     }
     p.readMapEnd();
-  } else if constexpr (kIsStruct<T>) {
+  } else if constexpr (kIsMessage<T>) {
     ThriftReadStructFields(p, v);
   } else {
     static_assert(kDependentFalse<T>,
@@ -435,7 +435,7 @@ std::string ThriftFieldLabel() {
 
 template <class P, class T, std::size_t I>
 void ThriftReadField(P& p, T& v, TType wire_type) {
-  auto& field = boost::pfr::get<I>(v);
+  auto& field = FieldRef<I>(v);
   using F = std::decay_t<decltype(field)>;
   try {
     if (wire_type != ThriftTypeOf<F>()) {
@@ -471,8 +471,7 @@ __attribute__((noinline)) void ThriftReadStructFields(P& p, T& v) {
   while (true) {
     ThriftReadFieldBegin(p, name, wire_type, id);
     if (wire_type == apache::thrift::protocol::T_STOP) break;
-    if (!ThriftDispatchField(p, v, id, wire_type,
-                             std::make_index_sequence<boost::pfr::tuple_size_v<T>>{})) {
+    if (!ThriftDispatchField(p, v, id, wire_type, FieldIndexes<T>{})) {
       ThriftSkip(p, wire_type);  // a newer peer's field
     }
     p.readFieldEnd();
@@ -518,7 +517,8 @@ absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
 // Writes `value` as a Thrift struct. Returns the bytes written, as Thrift's writers do.
 template <class Protocol, class T>
 uint32_t ThriftWriteStruct(Protocol& protocol, const T& value) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftWriteStruct takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ThriftWriteStruct takes an aggregate struct or a std::tuple");
   return internal::ThriftWriteValue(protocol, value);
 }
 
@@ -526,7 +526,8 @@ uint32_t ThriftWriteStruct(Protocol& protocol, const T& value) {
 // Throws apache::thrift::TException on bad input.
 template <class Protocol, class T>
 void ThriftReadStruct(Protocol& protocol, T* value) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftReadStruct takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ThriftReadStruct takes an aggregate struct or a std::tuple");
   internal::ThriftReadValue(protocol, *value);
 }
 
@@ -547,7 +548,8 @@ std::string ThriftEncode(const T& value, ThriftProtocol protocol_kind) {
 // Decodes one struct that fills `bytes` exactly. `*out` should be default-constructed.
 template <class T>
 absl::Status ThriftDecode(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
-  static_assert(internal::kIsStruct<T>, "rpcboot: ThriftDecode takes an aggregate struct");
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ThriftDecode takes an aggregate struct or a std::tuple");
   if (protocol_kind == ThriftProtocol::kCompact) {
     return internal::ThriftDecodeWith<T, internal::ThriftMemoryCompact>(bytes, out);
   }

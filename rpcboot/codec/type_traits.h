@@ -5,11 +5,13 @@
 #define RPCBOOT_CODEC_TYPE_TRAITS_H_
 
 #include <array>
+#include <boost/pfr/core.hpp>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -64,6 +66,37 @@ inline constexpr bool kIsEnum = std::is_enum_v<T>;
 template <class T>
 inline constexpr bool kIsStruct =
     std::is_class_v<T>&& std::is_aggregate_v<T> && !IsStdArray<T>::value;
+template <class T>
+struct IsTuple : std::false_type {};
+template <class... A>
+struct IsTuple<std::tuple<A...>> : std::true_type {};
+// What the codecs write as a Thrift struct or a proto message: a user struct, or a method's
+// argument list (std::tuple, field i + 1 = argument i).
+template <class T>
+inline constexpr bool kIsMessage = kIsStruct<T> || IsTuple<T>::value;
+
+template <class T>
+constexpr std::size_t FieldCount() {
+  if constexpr (IsTuple<T>::value) {
+    return std::tuple_size_v<T>;
+  } else {
+    return boost::pfr::tuple_size_v<T>;
+  }
+}
+
+// Field I (0-based) of a message.
+template <std::size_t I, class T>
+constexpr decltype(auto) FieldRef(T& v) {
+  if constexpr (IsTuple<std::remove_const_t<T>>::value) {
+    return std::get<I>(v);
+  } else {
+    return boost::pfr::get<I>(v);
+  }
+}
+
+template <class T>
+using FieldIndexes = std::make_index_sequence<FieldCount<T>()>;
+
 // A list or map: proto needs a wrapper message when one sits inside another container.
 template <class T>
 inline constexpr bool kIsContainer = kIsList<T> || kIsMap<T>;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "RichService.h"
 #include "common_types.pb.h"
 #include "common_types.rpcboot.h"
 #include "common_types_types.h"
@@ -240,6 +241,38 @@ TEST(CodecDifferential, EverythingNested) {
 }
 TEST(CodecDifferential, DesignCardStyleRequest) {
   RunDifferential<rich::EchoRequest, rich_thrift::EchoRequest, rich_pb::EchoRequest>(25, 50);
+}
+
+// A method's argument list (std::tuple) is the Thrift args struct and the proto request message.
+TEST(CodecDifferential, ArgumentListsAreArgsStructsAndRequestMessages) {
+  Randomizer random(26);
+  for (int i = 0; i < 50; ++i) {
+    auto id = random.Make<rich::Stamp>().seconds;
+    std::string message = random.Make<rich::Stamp>().zone;
+    rich::Color color = random.Make<rich::Scalars>().color;
+    std::tuple<const int64_t&, const std::string&, const rich::Color&> args(id, message, color);
+
+    rich_pb::NotifyRequest request;
+    request.set_id(id);
+    request.set_message(message);
+    request.set_color(static_cast<rich_pb::Color>(color));
+    ASSERT_EQ(Hex(ProtoEncode(args)), Hex(DeterministicBytes(request)));
+
+    rich_thrift::RichService_Notify_args thrift_args;
+    thrift_args.id = id;
+    thrift_args.message = message;
+    thrift_args.color = static_cast<rich_thrift::Color::type>(color);
+    auto out = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
+    Compact writer(out);
+    thrift_args.write(&writer);
+    ASSERT_EQ(Hex(ThriftEncode(args, ThriftProtocol::kCompact)), Hex(out->getBufferAsString()));
+
+    std::tuple<int64_t, std::string, rich::Color> decoded;
+    ASSERT_TRUE(ThriftDecode(out->getBufferAsString(), ThriftProtocol::kCompact, &decoded).ok());
+    EXPECT_EQ(std::get<0>(decoded), id);
+    EXPECT_EQ(std::get<1>(decoded), message);
+    EXPECT_EQ(std::get<2>(decoded), color);
+  }
 }
 
 // uint64_t map keys at or above 2^63 are negative i64 keys to stock Thrift code, which orders
