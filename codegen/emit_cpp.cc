@@ -20,13 +20,41 @@ std::string NameArray(const std::vector<std::string>& names) {
 
 }  // namespace
 
+// "::rpcboot::ServiceInfo<::shop::ShopService>::Method<0>"
+std::string MethodInfo(const ServiceDecl& d, std::size_t m) {
+  return "::rpcboot::ServiceInfo<" + d.cpp_name + ">::Method<" + std::to_string(m) + ">";
+}
+
+// The override's declaration: types come from the member function pointer, so they match the
+// interface exactly without spelling the user's types again.
+std::string ProxySignature(const ServiceDecl& d, std::size_t m, bool qualified) {
+  const MethodDecl& md = d.methods[m];
+  std::string info = MethodInfo(d, m);
+  std::string sig = "typename " + info + "::Return ";
+  if (qualified) sig += "Proxy<" + d.cpp_name + ">::";
+  sig += md.name + "(";
+  for (std::size_t i = 0; i < md.params.size(); ++i) {
+    if (i > 0) sig += ", ";
+    sig += "std::tuple_element_t<" + std::to_string(i) + ", typename " + info + "::RawParams> a" +
+           std::to_string(i);
+  }
+  sig += ")";
+  if (md.is_const) sig += " const";
+  if (md.is_noexcept) sig += " noexcept";
+  return sig;
+}
+
 std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
   const FilePlan& fp = plan.files[file];
   std::ostringstream out;
   out << Banner(model, file, "//");
   out << "// Names, ids and method tables for rpcboot's codecs, servers and client proxies.\n"
          "#pragma once\n\n"
-         "#include <array>\n#include <cstddef>\n#include <cstdint>\n#include <string_view>\n\n"
+         "#include <array>\n#include <cstddef>\n#include <cstdint>\n#include <memory>\n#include "
+         "<string_view>\n"
+         "#include <tuple>\n#include <utility>\n\n"
+         "#include \"rpcboot/channel.h\"\n"
+         "#include \"rpcboot/internal/binding.h\"\n"
          "#include \"rpcboot/reflect.h\"\n"
       << "#include " << Quoted(model.headers[file].include_path) << "\n";
   for (int f : fp.imports)
@@ -89,6 +117,19 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
     }
   }
   out << "\n}  // namespace rpcboot\n";
+  if (!fp.services.empty()) out << "\nnamespace rpcboot::internal {\n";
+  for (int s : fp.services) {
+    const ServiceDecl& d = model.services[s];
+    out << "\ntemplate <>\nconst ServiceBinding& BindingOf<" << d.cpp_name << ">();\n";
+    out << "\n// Implements " << d.cpp_name.substr(2) << " by calling through a Channel.\n"
+        << "template <>\nclass Proxy<" << d.cpp_name << "> final : public " << d.cpp_name
+        << " {\n public:\n"
+        << "  explicit Proxy(std::shared_ptr<Channel> channel) : channel_(std::move(channel)) {}\n";
+    for (std::size_t m = 0; m < d.methods.size(); ++m)
+      out << "  " << ProxySignature(d, m, false) << " override;\n";
+    out << "\n private:\n  std::shared_ptr<Channel> channel_;\n};\n";
+  }
+  if (!fp.services.empty()) out << "\n}  // namespace rpcboot::internal\n";
   return out.str();
 }
 
@@ -98,7 +139,8 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
   out << Banner(model, file, "//");
   out << "// Checks, at compile time, that Boost.PFR sees each struct as rpcboot-codegen did.\n"
       << "#include " << Quoted(model.headers[file].stem + ".rpcboot.h") << "\n\n"
-      << "#include <boost/pfr/core.hpp>\n#include <type_traits>\n";
+      << "#include <boost/pfr/core.hpp>\n#include <type_traits>\n\n"
+      << "#include \"rpcboot/internal/binding_impl.h\"\n";
   for (int s : fp.structs) {
     const StructDecl& d = model.structs[s];
     std::string shown = d.cpp_name.substr(2);
@@ -114,6 +156,21 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
           << d.fields[i].name << "' as Boost.PFR sees it; regenerate\");\n";
     }
   }
+  if (!fp.services.empty()) out << "\nnamespace rpcboot::internal {\n";
+  for (int s : fp.services) {
+    const ServiceDecl& d = model.services[s];
+    out << "\ntemplate <>\nconst ServiceBinding& BindingOf<" << d.cpp_name << ">() {\n"
+        << "  static const ServiceBinding* binding = new ServiceBinding(MakeServiceBinding<"
+        << d.cpp_name << ">());\n  return *binding;\n}\n";
+    for (std::size_t m = 0; m < d.methods.size(); ++m) {
+      out << "\n"
+          << ProxySignature(d, m, true) << " {\n  return CallMethod<" << d.cpp_name << ", " << m
+          << ">(*channel_";
+      for (std::size_t i = 0; i < d.methods[m].params.size(); ++i) out << ", a" << i;
+      out << ");\n}\n";
+    }
+  }
+  if (!fp.services.empty()) out << "\n}  // namespace rpcboot::internal\n";
   return out.str();
 }
 

@@ -269,6 +269,12 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
     return std::nullopt;
   }
   m.idempotent = HasAnnotation(method, "rpcboot_idempotent");
+  m.is_const = clang_CXXMethod_isConst(method) != 0;
+  CXCursor_ExceptionSpecificationKind spec = static_cast<CXCursor_ExceptionSpecificationKind>(
+      clang_getCursorExceptionSpecificationType(method));
+  m.is_noexcept = spec == CXCursor_ExceptionSpecificationKind_BasicNoexcept ||
+                  spec == CXCursor_ExceptionSpecificationKind_ComputedNoexcept ||
+                  spec == CXCursor_ExceptionSpecificationKind_DynamicNone;
   bool ok = true;
   int nargs = clang_Cursor_getNumArguments(method);
   for (int i = 0; i < nargs; ++i) {

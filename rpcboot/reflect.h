@@ -45,15 +45,31 @@ struct MethodSignature {
   using Return = R;
   // Parameters as values: what a server decodes into and a client encodes from.
   using Params = std::tuple<std::remove_cv_t<std::remove_reference_t<Args>>...>;
+  // Parameters exactly as declared (const& included): what a proxy's override must take.
+  using RawParams = std::tuple<Args...>;
   static constexpr std::size_t kParamCount = sizeof...(Args);
 };
 }  // namespace internal
 
 template <class Service, class R, class... Args, R (Service::*Pointer)(Args...)>
-struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {};
+struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
+  static constexpr auto kPointer = Pointer;
+};
 
 template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) const>
-struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {};
+struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
+  static constexpr auto kPointer = Pointer;
+};
+
+template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) noexcept>
+struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
+  static constexpr auto kPointer = Pointer;
+};
+
+template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) const noexcept>
+struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
+  static constexpr auto kPointer = Pointer;
+};
 
 // Specialized by generated code for each service. Members:
 //   kName, kFullName, kMethodCount

@@ -446,6 +446,7 @@ bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v);
 template <class T, std::size_t... I>
 bool ProtoDispatch(ProtoReader& r, uint32_t number, uint32_t wire, T* v, bool* known,
                    std::index_sequence<I...>) {
+  (void)r, (void)wire, (void)v;  // unused for an empty message
   bool ok = true;
   *known = ((number == I + 1 ? (ok = ProtoReadFieldOf<T, I>(r, wire, v), true) : false) || ...);
   return ok;

@@ -454,6 +454,7 @@ void ThriftReadField(P& p, T& v, TType wire_type) {
 
 template <class P, class T, std::size_t... I>
 bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_sequence<I...>) {
+  (void)p, (void)v, (void)wire_type;  // unused for an empty struct
   return ((id == static_cast<int16_t>(I + 1) ? (ThriftReadField<P, T, I>(p, v, wire_type), true)
                                              : false) ||
           ...);

@@ -1,0 +1,50 @@
+// A Channel carries encoded calls from a generated client proxy to a server (or to an in-process
+// implementation) and brings back encoded replies. Proxies are what users hold; channels are
+// what rpcboot's transports implement.
+//
+//   std::shared_ptr<shop::ShopService> shop =
+//       rpcboot::MakeClient<shop::ShopService>(rpcboot::MakeGrpcChannel("127.0.0.1:9091"));
+//
+// Channels are thread-safe: any number of threads may call through one at once. A channel lives
+// as long as the proxies that share it.
+#ifndef RPCBOOT_CHANNEL_H_
+#define RPCBOOT_CHANNEL_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace rpcboot {
+
+// How a channel wants request and reply bodies encoded.
+enum class WireFormat {
+  kProto,          // gRPC and in-process: proto3 messages as in the emitted .proto
+  kThriftCompact,  // Thrift args and result structs, compact protocol
+  kThriftBinary,   // Thrift args and result structs, binary protocol
+};
+
+// Per-call settings. A zero timeout means the channel's default.
+struct CallOptions {
+  std::chrono::milliseconds timeout{0};
+};
+
+namespace internal {
+struct MethodBinding;
+}  // namespace internal
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  virtual WireFormat format() const = 0;
+
+  // Sends one request body for `method` and returns the reply body. Throws RpcError (with
+  // kUnavailable, kDeadlineExceeded, ... for transport failures).
+  virtual std::string Call(const internal::MethodBinding& method, std::string_view request,
+                           const CallOptions& options) = 0;
+};
+
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_CHANNEL_H_

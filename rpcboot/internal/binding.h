@@ -1,0 +1,49 @@
+// Type-erased per-method entry points that generated code provides for each service, so that
+// servers and channels move bytes and never see user types. Internal: users go through
+// rpcboot::Server, rpcboot::MakeClient and rpcboot::BindInProcess.
+#ifndef RPCBOOT_INTERNAL_BINDING_H_
+#define RPCBOOT_INTERNAL_BINDING_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rpcboot/channel.h"
+#include "rpcboot/status.h"
+
+namespace rpcboot::internal {
+
+struct MethodBinding {
+  std::string name;       // "GetShop": the Thrift message name
+  std::string grpc_path;  // "/shop.ShopService/GetShop"
+  bool idempotent = false;
+  // Decodes a proto request, calls the method on `impl` (the service interface) and returns the
+  // encoded proto response. Throws RpcError(kInvalidArgument) for a request that does not
+  // decode; lets the handler's exceptions through.
+  std::string (*serve_proto)(void* impl, std::string_view request) = nullptr;
+  // The same for a Thrift args struct; returns the result struct (success in field 0).
+  std::string (*serve_thrift)(void* impl, WireFormat format, std::string_view args) = nullptr;
+};
+
+struct ServiceBinding {
+  std::string full_name;  // "shop.ShopService": Thrift multiplexing name, gRPC service name
+  std::vector<MethodBinding> methods;
+
+  const MethodBinding* Find(std::string_view method_name) const;
+};
+
+// Defined by the generated <stem>.rpcboot.cc of the header that declares S.
+template <class S>
+const ServiceBinding& BindingOf();
+
+// The generated client proxy of S: implements S by calling through a Channel.
+template <class S>
+class Proxy;
+
+// Encodes an error into a Thrift result struct (field 1: RpcError {1: code, 2: message}).
+std::string ThriftErrorResult(WireFormat format, StatusCode code, std::string_view message);
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_INTERNAL_BINDING_H_

@@ -1,0 +1,252 @@
+// The templates behind generated bindings and proxies: decode a request, call the user's
+// method, encode the reply (server side); encode the arguments, call through a Channel, decode
+// the reply (client side). Included only by generated <stem>.rpcboot.cc files and rpcboot's
+// own sources, because it pulls in the codecs (and with them Thrift's headers).
+#ifndef RPCBOOT_INTERNAL_BINDING_IMPL_H_
+#define RPCBOOT_INTERNAL_BINDING_IMPL_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "rpcboot/channel.h"
+#include "rpcboot/codec/proto_codec.h"
+#include "rpcboot/codec/thrift_codec.h"
+#include "rpcboot/internal/binding.h"
+#include "rpcboot/reflect.h"
+#include "rpcboot/status.h"
+
+namespace rpcboot::internal {
+
+inline ThriftProtocol ThriftProtocolOf(WireFormat format) {
+  return format == WireFormat::kThriftBinary ? ThriftProtocol::kBinary : ThriftProtocol::kCompact;
+}
+
+template <class S, std::size_t I>
+using MethodOf = typename ServiceInfo<S>::template Method<I>;
+
+// Calls method I of `impl` with the decoded parameters.
+template <class S, std::size_t I, class Params>
+decltype(auto) Apply(void* impl, Params& params) {
+  S* service = static_cast<S*>(impl);
+  return std::apply(
+      [service](auto&... args) -> decltype(auto) {
+        return (service->*MethodOf<S, I>::kPointer)(args...);
+      },
+      params);
+}
+
+[[noreturn]] void ThrowBadRequest(const absl::Status& status);
+
+template <class S, std::size_t I>
+std::string ServeProto(void* impl, std::string_view request) {
+  using M = MethodOf<S, I>;
+  using R = typename M::Return;
+  typename M::Params params{};
+  absl::Status status;
+  if constexpr (M::kProtoRequestIsParam) {
+    status = ProtoDecode(request, &std::get<0>(params));
+  } else {
+    status = ProtoDecode(request, &params);
+  }
+  if (!status.ok()) ThrowBadRequest(status);
+  if constexpr (std::is_void_v<R>) {
+    Apply<S, I>(impl, params);
+    return std::string();
+  } else {
+    R result = Apply<S, I>(impl, params);
+    if constexpr (M::kProtoResponseIsReturn) {
+      return ProtoEncode(result);
+    } else {
+      return ProtoEncode(std::tuple<const R&>(result));
+    }
+  }
+}
+
+using ThriftMemoryCompactWriter =
+    apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
+using ThriftMemoryBinaryWriter =
+    apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
+
+// A Thrift result struct: field 0 = the return value (absent for void), written like
+// thrift-compiler's <Service>_<Method>_result.
+template <class P, class R>
+void ThriftWriteSuccess(P& p, const R* result) {
+  p.writeStructBegin("result");
+  if constexpr (!std::is_void_v<R>) {
+    p.writeFieldBegin("success", ThriftTypeOf<R>(), 0);
+    ThriftWriteValue(p, *result);
+    p.writeFieldEnd();
+  }
+  p.writeFieldStop();
+  p.writeStructEnd();
+}
+
+template <class R>
+std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(256);
+  if (format == WireFormat::kThriftBinary) {
+    ThriftMemoryBinaryWriter p(buffer);
+    ThriftWriteSuccess(p, result);
+  } else {
+    ThriftMemoryCompactWriter p(buffer);
+    ThriftWriteSuccess(p, result);
+  }
+  return buffer->getBufferAsString();
+}
+
+template <class S, std::size_t I>
+std::string ServeThrift(void* impl, WireFormat format, std::string_view args) {
+  using M = MethodOf<S, I>;
+  using R = typename M::Return;
+  typename M::Params params{};
+  absl::Status status = ThriftDecode(args, ThriftProtocolOf(format), &params);
+  if (!status.ok()) ThrowBadRequest(status);
+  if constexpr (std::is_void_v<R>) {
+    Apply<S, I>(impl, params);
+    return ThriftEncodeSuccess<void>(format, nullptr);
+  } else {
+    R result = Apply<S, I>(impl, params);
+    return ThriftEncodeSuccess(format, &result);
+  }
+}
+
+template <class S, std::size_t... I>
+ServiceBinding MakeServiceBinding(std::index_sequence<I...>) {
+  ServiceBinding binding;
+  binding.full_name = std::string(ServiceInfo<S>::kFullName);
+  (binding.methods.push_back(MethodBinding{
+       std::string(MethodOf<S, I>::kName),
+       "/" + binding.full_name + "/" + std::string(MethodOf<S, I>::kName),
+       MethodOf<S, I>::kIdempotent,
+       &ServeProto<S, I>,
+       &ServeThrift<S, I>,
+   }),
+   ...);
+  return binding;
+}
+
+template <class S>
+ServiceBinding MakeServiceBinding() {
+  return MakeServiceBinding<S>(std::make_index_sequence<ServiceInfo<S>::kMethodCount>{});
+}
+
+// ---- client side ----
+
+[[noreturn]] void ThrowBadReply(std::string_view what);
+
+// Reads a Thrift result struct: field 0 is the value, field 1 an RpcError, others are skipped.
+template <class R, class P>
+R ThriftReadResult(P& p) {
+  using apache::thrift::protocol::T_I32;
+  using apache::thrift::protocol::T_STOP;
+  using apache::thrift::protocol::T_STRING;
+  using apache::thrift::protocol::T_STRUCT;
+  using apache::thrift::protocol::TType;
+  std::conditional_t<std::is_void_v<R>, bool, R> result{};
+  bool has_result = false;
+  bool has_error = false;
+  int32_t code = static_cast<int32_t>(StatusCode::kUnknown);
+  std::string message;
+  std::string name;
+  TType type;
+  int16_t id;
+  p.readStructBegin(name);
+  while (true) {
+    ThriftReadFieldBegin(p, name, type, id);
+    if (type == T_STOP) break;
+    if constexpr (!std::is_void_v<R>) {
+      if (id == 0 && type == ThriftTypeOf<R>()) {
+        ThriftReadValue(p, result);
+        has_result = true;
+        p.readFieldEnd();
+        continue;
+      }
+    }
+    if (id == 1 && type == T_STRUCT) {
+      has_error = true;
+      p.readStructBegin(name);
+      while (true) {
+        ThriftReadFieldBegin(p, name, type, id);
+        if (type == T_STOP) break;
+        if (id == 1 && type == T_I32) {
+          p.readI32(code);
+        } else if (id == 2 && type == T_STRING) {
+          p.readString(message);
+        } else {
+          ThriftSkip(p, type);
+        }
+        p.readFieldEnd();
+      }
+      p.readStructEnd();
+    } else {
+      ThriftSkip(p, type);
+    }
+    p.readFieldEnd();
+  }
+  p.readStructEnd();
+  if (has_error) throw RpcError(StatusCodeFromInt(code), message);
+  if constexpr (!std::is_void_v<R>) {
+    if (!has_result) ThrowBadReply("Thrift reply holds neither a result nor an error");
+    return result;
+  }
+}
+
+template <class R>
+R ThriftDecodeResult(std::string_view bytes, WireFormat format) {
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
+      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
+      static_cast<uint32_t>(bytes.size()));
+  auto limit = static_cast<int32_t>(bytes.size());
+  try {
+    if (format == WireFormat::kThriftBinary) {
+      ThriftMemoryBinaryWriter p(buffer, limit, limit, false, true);
+      return ThriftReadResult<R>(p);
+    }
+    ThriftMemoryCompactWriter p(buffer, limit, limit);
+    return ThriftReadResult<R>(p);
+  } catch (const apache::thrift::TException& e) {
+    ThrowBadReply(e.what());
+  }
+}
+
+template <class S, std::size_t I, class... Args>
+typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args) {
+  using M = MethodOf<S, I>;
+  using R = typename M::Return;
+  const MethodBinding& method = BindingOf<S>().methods[I];
+  std::tuple<const Args&...> params(args...);
+  WireFormat format = channel.format();
+  if (format == WireFormat::kProto) {
+    std::string request;
+    if constexpr (M::kProtoRequestIsParam) {
+      request = ProtoEncode(std::get<0>(params));
+    } else {
+      request = ProtoEncode(params);
+    }
+    std::string reply = channel.Call(method, request, CallOptions{});
+    if constexpr (std::is_void_v<R>) {
+      return;
+    } else {
+      std::conditional_t<M::kProtoResponseIsReturn, R, std::tuple<R>> decoded{};
+      absl::Status status = ProtoDecode(reply, &decoded);
+      if (!status.ok()) ThrowBadReply(std::string(status.message()));
+      if constexpr (M::kProtoResponseIsReturn) {
+        return decoded;
+      } else {
+        return std::move(std::get<0>(decoded));
+      }
+    }
+  } else {
+    std::string request = ThriftEncode(params, ThriftProtocolOf(format));
+    std::string reply = channel.Call(method, request, CallOptions{});
+    return ThriftDecodeResult<R>(reply, format);
+  }
+}
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_INTERNAL_BINDING_IMPL_H_

@@ -1,0 +1,74 @@
+// A real implementation of the rich test interface, shared by proxy, server and interop tests.
+#ifndef RPCBOOT_TESTS_RPCBOOT_RICH_SERVICE_IMPL_H_
+#define RPCBOOT_TESTS_RPCBOOT_RICH_SERVICE_IMPL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "rich_service.h"
+#include "rpcboot/status.h"
+
+namespace rpcboot::testing {
+
+class RichServiceImpl : public rich::RichService {
+ public:
+  rich::Everything Echo(const rich::EchoRequest& request) override { return request.value; }
+  rich::Scalars EchoScalars(rich::Scalars scalars) override { return scalars; }
+  // id < 0: an RpcError the caller must see as is; id == 0: a plain exception (INTERNAL);
+  // id == 1000 + n: sleeps n milliseconds (deadline tests).
+  void Notify(int64_t id, const std::string& message, rich::Color color) override {
+    if (id < 0)
+      throw RpcError(StatusCode::kFailedPrecondition, "negative id " + std::to_string(id));
+    if (id == 0) throw std::runtime_error("boom: " + message);
+    if (id >= 1000) std::this_thread::sleep_for(std::chrono::milliseconds(id - 1000));
+    last_color = color;
+    notified++;
+  }
+  int64_t Count() override { return ++count; }
+  std::vector<rich::Point> Path(const std::vector<rich::Point>& points, bool reversed) override {
+    std::vector<rich::Point> out = points;
+    if (reversed) std::reverse(out.begin(), out.end());
+    return out;
+  }
+  std::map<std::string, int32_t> Histogram(std::vector<std::string> words) override {
+    std::map<std::string, int32_t> h;
+    for (const auto& w : words) h[w]++;
+    return h;
+  }
+  rich::Color Mix(rich::Color a, rich::Color b) override { return a == b ? a : rich::Color::kBlue; }
+  std::vector<std::vector<int32_t>> Transpose(const std::vector<std::vector<int32_t>>& m) override {
+    std::vector<std::vector<int32_t>> t;
+    for (std::size_t r = 0; r < m.size(); ++r) {
+      for (std::size_t c = 0; c < m[r].size(); ++c) {
+        if (t.size() <= c) t.resize(c + 1);
+        t[c].push_back(m[r][c]);
+      }
+    }
+    return t;
+  }
+  rich::Stamp Now() override { return rich::Stamp{1795422103, 964000000, "UTC"}; }
+  int64_t PlaceOrder(const rich::Order& order) override {
+    int64_t total = 0;
+    for (const auto& line : order.lines) total += line.quantity;
+    return total;
+  }
+
+  std::atomic<int64_t> count{0};
+  std::atomic<int64_t> notified{0};
+  std::atomic<rich::Color> last_color{rich::Color::kRed};
+};
+
+class AdminServiceImpl : public rich::AdminService {
+ public:
+  void Reset() override { resets++; }
+  std::string Version() const override { return "1.2.3"; }
+  rich::Level SetLevel(rich::Level level) override { return level; }
+  std::atomic<int> resets{0};
+};
+
+}  // namespace rpcboot::testing
+
+#endif  // RPCBOOT_TESTS_RPCBOOT_RICH_SERVICE_IMPL_H_
