@@ -12,7 +12,10 @@
 #ifndef RPCBOOT_CLIENT_H_
 #define RPCBOOT_CLIENT_H_
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "rpcboot/channel.h"
@@ -20,6 +23,37 @@
 #include "rpcboot/status.h"
 
 namespace rpcboot {
+
+struct ChannelOptions {
+  // Deadline of a call that sets none (see ScopedCallOptions).
+  std::chrono::milliseconds default_timeout{std::chrono::seconds(5)};
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // Thrift channels: compact (default) or binary.
+  WireFormat thrift_format = WireFormat::kThriftCompact;
+};
+
+// A channel to one gRPC endpoint ("host:port", or any gRPC target string).
+std::shared_ptr<Channel> MakeGrpcChannel(const std::string& target, ChannelOptions options = {});
+
+// A channel to one Thrift endpoint ("host:port"): framed transport, a pool of connections.
+std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port,
+                                           ChannelOptions options = {});
+
+// Sets call options (a deadline) for the proxy calls this thread makes while it lives:
+//   { rpcboot::ScopedCallOptions o({std::chrono::milliseconds(50)}); shop->GetShop(request); }
+class ScopedCallOptions {
+ public:
+  explicit ScopedCallOptions(CallOptions options);
+  ~ScopedCallOptions();
+  ScopedCallOptions(const ScopedCallOptions&) = delete;
+  ScopedCallOptions& operator=(const ScopedCallOptions&) = delete;
+  // The options in force on this thread.
+  static const CallOptions& Current();
+
+ private:
+  const CallOptions* previous_;
+  CallOptions options_;
+};
 
 template <class S>
 std::shared_ptr<S> MakeClient(std::shared_ptr<Channel> channel) {

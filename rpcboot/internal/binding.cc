@@ -74,6 +74,20 @@ class InProcessChannel final : public Channel {
 
 namespace rpcboot {
 
+namespace {
+const CallOptions kDefaultCallOptions{};
+thread_local const CallOptions* current_call_options = &kDefaultCallOptions;
+}  // namespace
+
+ScopedCallOptions::ScopedCallOptions(CallOptions options)
+    : previous_(current_call_options), options_(options) {
+  current_call_options = &options_;
+}
+
+ScopedCallOptions::~ScopedCallOptions() { current_call_options = previous_; }
+
+const CallOptions& ScopedCallOptions::Current() { return *current_call_options; }
+
 std::shared_ptr<Channel> MakeInProcessChannel(const internal::ServiceBinding& binding,
                                               std::shared_ptr<void> impl) {
   return std::make_shared<internal::InProcessChannel>(binding, std::move(impl));

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "rpcboot/channel.h"
+#include "rpcboot/client.h"
 #include "rpcboot/codec/proto_codec.h"
 #include "rpcboot/codec/thrift_codec.h"
 #include "rpcboot/internal/binding.h"
@@ -227,7 +228,7 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
     } else {
       request = ProtoEncode(params);
     }
-    std::string reply = channel.Call(method, request, CallOptions{});
+    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
     if constexpr (std::is_void_v<R>) {
       return;
     } else {
@@ -242,7 +243,7 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
     }
   } else {
     std::string request = ThriftEncode(params, ThriftProtocolOf(format));
-    std::string reply = channel.Call(method, request, CallOptions{});
+    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
     return ThriftDecodeResult<R>(reply, format);
   }
 }

@@ -1,0 +1,69 @@
+#include "rpcboot/server.h"
+
+#include <utility>
+#include <vector>
+
+#include "rpcboot/transport/server_transport.h"
+
+namespace rpcboot {
+
+class Server::Impl {
+ public:
+  explicit Impl(ServerOptions options) : options_(std::move(options)) {}
+
+  ServerOptions options_;
+  std::vector<internal::BoundService> services_;
+  std::unique_ptr<internal::ServerTransport> grpc_;
+  std::unique_ptr<internal::ServerTransport> thrift_;
+  bool started_ = false;
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Server::~Server() { Shutdown(); }
+
+void Server::AddBinding(const internal::ServiceBinding& binding, std::shared_ptr<void> impl) {
+  impl_->services_.push_back({&binding, std::move(impl)});
+}
+
+absl::Status Server::Start() {
+  if (impl_->started_) return absl::FailedPreconditionError("server already started");
+  if (impl_->services_.empty())
+    return absl::FailedPreconditionError("no service added before Start()");
+  if (impl_->options_.grpc_port < 0 && impl_->options_.thrift_port < 0) {
+    return absl::InvalidArgumentError(
+        "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
+  }
+  // Bind every port before serving anything, so that a failure leaves nothing half-started.
+  if (impl_->options_.grpc_port >= 0) {
+    impl_->grpc_ = internal::MakeGrpcServerTransport(impl_->options_);
+    if (absl::Status s = impl_->grpc_->Start(impl_->services_); !s.ok()) {
+      impl_->grpc_.reset();
+      return s;
+    }
+  }
+  if (impl_->options_.thrift_port >= 0) {
+    impl_->thrift_ = internal::MakeThriftServerTransport(impl_->options_);
+    if (absl::Status s = impl_->thrift_->Start(impl_->services_); !s.ok()) {
+      impl_->thrift_.reset();
+      if (impl_->grpc_) impl_->grpc_->Shutdown();
+      impl_->grpc_.reset();
+      return s;
+    }
+  }
+  impl_->started_ = true;
+  return absl::OkStatus();
+}
+
+int Server::grpc_port() const { return impl_->grpc_ ? impl_->grpc_->port() : -1; }
+int Server::thrift_port() const { return impl_->thrift_ ? impl_->thrift_->port() : -1; }
+
+void Server::Shutdown() {
+  if (!impl_->started_) return;
+  impl_->started_ = false;
+  // Both protocols stop accepting at once, then drain.
+  if (impl_->thrift_) impl_->thrift_->Shutdown();
+  if (impl_->grpc_) impl_->grpc_->Shutdown();
+}
+
+}  // namespace rpcboot

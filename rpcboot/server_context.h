@@ -1,0 +1,57 @@
+// What a handler can learn about the call it is serving.
+//
+//   shop::Shop ShopServiceImpl::GetShop(const shop::GetShopRequest& request) {
+//     if (auto* call = rpcboot::ServerContext::Current(); call && call->remaining() < 5ms) {
+//       throw rpcboot::RpcError(rpcboot::StatusCode::kDeadlineExceeded, "no time left");
+//     }
+//     ...
+//   }
+#ifndef RPCBOOT_SERVER_CONTEXT_H_
+#define RPCBOOT_SERVER_CONTEXT_H_
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace rpcboot {
+
+// Lives for one call, on the thread that runs its handler; not thread-safe, not to be kept.
+class ServerContext {
+ public:
+  using Clock = std::chrono::system_clock;
+
+  // The context of the call this thread is serving, or nullptr outside a handler.
+  static const ServerContext* Current();
+
+  // The caller's deadline, when it sent one.
+  const std::optional<Clock::time_point>& deadline() const { return deadline_; }
+  // Time left before the deadline (negative when past; hours when there is none).
+  std::chrono::milliseconds remaining() const;
+  // "grpc" or "thrift".
+  const std::string& protocol() const { return protocol_; }
+  const std::string& peer() const { return peer_; }
+
+  // Used by transports: makes `context` Current() for this thread until destroyed.
+  class Scope {
+   public:
+    explicit Scope(const ServerContext* context);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    const ServerContext* previous_;
+  };
+
+  ServerContext(std::string protocol, std::string peer, std::optional<Clock::time_point> deadline)
+      : protocol_(std::move(protocol)), peer_(std::move(peer)), deadline_(deadline) {}
+
+ private:
+  std::string protocol_;
+  std::string peer_;
+  std::optional<Clock::time_point> deadline_;
+};
+
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_SERVER_CONTEXT_H_

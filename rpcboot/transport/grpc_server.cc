@@ -1,0 +1,169 @@
+// gRPC server transport: one callback generic service serves every bound interface (no
+// generated gRPC code); requests are handed to a handler thread pool so that slow handlers never
+// block gRPC's own threads. grpc.health.v1.Health answers on the same port.
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include "rpcboot/internal/log.h"
+#include "rpcboot/internal/thread_pool.h"
+#include "rpcboot/server_context.h"
+#include "rpcboot/transport/server_transport.h"
+
+namespace rpcboot::internal {
+namespace {
+
+struct Route {
+  const MethodBinding* method;
+  void* impl;
+};
+
+std::string ToBytes(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+class GrpcServerTransport;
+
+// One unary call: read the request, run the handler on the pool, write the reply and finish.
+class UnaryReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  UnaryReactor(grpc::GenericCallbackServerContext* context,
+               const std::map<std::string, Route>* routes, ThreadPool* pool)
+      : context_(context), routes_(routes), pool_(pool) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rpcboot: no request message"));
+      return;
+    }
+    pool_->Submit([this] { Handle(); });
+  }
+
+  void OnWriteDone(bool) override {}
+  void OnDone() override { delete this; }
+
+ private:
+  void Handle() {
+    auto it = routes_->find(context_->method());
+    if (it == routes_->end()) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          "rpcboot: unknown method " + context_->method()));
+      return;
+    }
+    std::optional<ServerContext::Clock::time_point> deadline;
+    if (context_->raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
+      deadline = context_->deadline();
+      if (*deadline <= ServerContext::Clock::now()) {
+        Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            "rpcboot: deadline passed before the handler ran"));
+        return;
+      }
+    }
+    ServerContext call("grpc", context_->peer(), deadline);
+    ServerContext::Scope scope(&call);
+    std::string request = ToBytes(request_);
+    const Route& route = it->second;
+    HandlerOutcome outcome =
+        RunHandler([&] { return route.method->serve_proto(route.impl, request); });
+    if (outcome.code != StatusCode::kOk) {
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
+      return;
+    }
+    grpc::Slice slice(outcome.reply);
+    reply_ = grpc::ByteBuffer(&slice, 1);
+    StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  grpc::GenericCallbackServerContext* context_;
+  const std::map<std::string, Route>* routes_;
+  ThreadPool* pool_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer reply_;
+};
+
+class Service final : public grpc::CallbackGenericService {
+ public:
+  Service(const std::map<std::string, Route>* routes, ThreadPool* pool)
+      : routes_(routes), pool_(pool) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    return new UnaryReactor(context, routes_, pool_);
+  }
+
+ private:
+  const std::map<std::string, Route>* routes_;
+  ThreadPool* pool_;
+};
+
+class GrpcServerTransport final : public ServerTransport {
+ public:
+  explicit GrpcServerTransport(const ServerOptions& options) : options_(options) {}
+  ~GrpcServerTransport() override { Shutdown(); }
+
+  absl::Status Start(const std::vector<BoundService>& services) override {
+    for (const BoundService& s : services) {
+      for (const MethodBinding& m : s.binding->methods)
+        routes_[m.grpc_path] = Route{&m, s.impl.get()};
+    }
+    int threads = options_.handler_threads > 0
+                      ? options_.handler_threads
+                      : std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+    pool_ = std::make_unique<ThreadPool>(threads);
+    service_ = std::make_unique<Service>(&routes_, pool_.get());
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+    builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+    builder.RegisterCallbackGenericService(service_.get());
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      server_.reset();
+      return absl::UnavailableError("gRPC: cannot listen on " + address +
+                                    " (port in use or bad host)");
+    }
+    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(true);
+    Log(LogLevel::kInfo, "gRPC listening on " + options_.host + ":" + std::to_string(port_));
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  void Shutdown() override {
+    if (server_ == nullptr) return;
+    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
+    // Stops accepting; in-flight calls may finish until the deadline, then are cancelled.
+    server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+    server_->Wait();
+    pool_.reset();  // runs what is queued, joins
+    server_.reset();
+  }
+
+ private:
+  ServerOptions options_;
+  std::map<std::string, Route> routes_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerTransport> MakeGrpcServerTransport(const ServerOptions& options) {
+  return std::make_unique<GrpcServerTransport>(options);
+}
+
+}  // namespace rpcboot::internal

@@ -1,0 +1,189 @@
+// Thrift client channel: framed messages over a pool of TCP connections to one endpoint. A call
+// takes an idle connection (or opens one), writes its frame, waits for the reply until the
+// call's deadline, and returns the connection to the pool; a connection that failed or timed out
+// is closed instead, because a late reply would confuse the next call.
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/client.h"
+#include "rpcboot/internal/binding.h"
+#include "rpcboot/transport/thrift_wire.h"
+
+namespace rpcboot {
+namespace {
+
+using internal::IoError;
+
+class ThriftChannel final : public Channel {
+ public:
+  ThriftChannel(std::string host, std::string port, ChannelOptions options)
+      : host_(std::move(host)), port_(std::move(port)), options_(options) {}
+
+  ~ThriftChannel() override {
+    for (int fd : idle_) ::close(fd);
+  }
+
+  WireFormat format() const override { return options_.thrift_format; }
+
+  std::string Call(const internal::MethodBinding& method, std::string_view request,
+                   const CallOptions& call_options) override {
+    auto timeout =
+        call_options.timeout.count() > 0 ? call_options.timeout : options_.default_timeout;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int fd = TakeConnection(deadline);
+    int32_t seqid = next_seqid_.fetch_add(1);
+    std::string frame = internal::ThriftMessage(options_.thrift_format, method.name,
+                                                internal::kThriftCall, seqid, request);
+    char prefix[4];
+    internal::EncodeFrameLength(static_cast<uint32_t>(frame.size()), prefix);
+    frame.insert(0, prefix, 4);
+    IoError error = IoError::kNone;
+    if (!internal::WriteFull(fd, frame, deadline, &error)) {
+      ::close(fd);
+      // Nothing reached the server in a usable form: safe to report as unavailable.
+      throw RpcError(StatusCode::kUnavailable, absl::StrCat("Thrift: cannot send to ", Endpoint()));
+    }
+    char reply_prefix[4];
+    if (!internal::ReadFull(fd, reply_prefix, 4, deadline, &error)) Fail(fd, error, timeout);
+    uint32_t length = internal::DecodeFrameLength(reply_prefix);
+    if (length == 0 || length > options_.max_message_bytes) {
+      ::close(fd);
+      throw RpcError(StatusCode::kResourceExhausted,
+                     absl::StrCat("Thrift: reply of ", length, " bytes exceeds the limit of ",
+                                  options_.max_message_bytes));
+    }
+    std::string reply(length, '\0');
+    if (!internal::ReadFull(fd, reply.data(), length, deadline, &error)) Fail(fd, error, timeout);
+    internal::ThriftMessageHeader header;
+    if (absl::Status s = internal::ParseThriftHeader(reply, &header); !s.ok()) {
+      ::close(fd);
+      throw RpcError(StatusCode::kInternal,
+                     "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
+    }
+    if (header.seqid != seqid) {
+      ::close(fd);
+      throw RpcError(StatusCode::kInternal, "Thrift: reply out of sequence from " + Endpoint());
+    }
+    GiveBack(fd);
+    std::string_view body = std::string_view(reply).substr(header.body_offset);
+    if (header.type == internal::kThriftException) {
+      auto [type, message] = internal::ReadThriftApplicationException(header.format, body);
+      // UNKNOWN_METHOD (1) and WRONG_METHOD_NAME (3) mean the server does not have the method.
+      StatusCode code =
+          (type == 1 || type == 3) ? StatusCode::kUnimplemented : StatusCode::kInternal;
+      throw RpcError(code, message);
+    }
+    return std::string(body);
+  }
+
+ private:
+  std::string Endpoint() const { return host_ + ":" + port_; }
+
+  [[noreturn]] void Fail(int fd, IoError error, std::chrono::milliseconds timeout) {
+    ::close(fd);
+    if (error == IoError::kTimeout) {
+      throw RpcError(
+          StatusCode::kDeadlineExceeded,
+          absl::StrCat("Thrift: no reply from ", Endpoint(), " within ", timeout.count(), " ms"));
+    }
+    throw RpcError(StatusCode::kUnavailable,
+                   "Thrift: connection to " + Endpoint() + " lost during the call");
+  }
+
+  int TakeConnection(std::chrono::steady_clock::time_point deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (!idle_.empty()) {
+        int fd = idle_.back();
+        idle_.pop_back();
+        // A pooled connection the server closed (idle timeout, restart) reads as readable.
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) == 0) return fd;
+        ::close(fd);
+      }
+    }
+    return Connect(deadline);
+  }
+
+  void GiveBack(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < 64) {
+      idle_.push_back(fd);
+    } else {
+      ::close(fd);
+    }
+  }
+
+  int Connect(std::chrono::steady_clock::time_point deadline) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* result = nullptr;
+    if (int rc = getaddrinfo(host_.c_str(), port_.c_str(), &hints, &result); rc != 0) {
+      throw RpcError(StatusCode::kUnavailable,
+                     absl::StrCat("Thrift: cannot resolve ", Endpoint(), ": ", gai_strerror(rc)));
+    }
+    int fd = ::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int rc = ::connect(fd, result->ai_addr, result->ai_addrlen);
+    freeaddrinfo(result);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) {
+        ::close(fd);
+        throw RpcError(StatusCode::kDeadlineExceeded,
+                       "Thrift: connecting to " + Endpoint() + " timed out");
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc != 0) {
+      int err = errno;
+      ::close(fd);
+      throw RpcError(StatusCode::kUnavailable, absl::StrCat("Thrift: cannot connect to ",
+                                                            Endpoint(), ": ", std::strerror(err)));
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+  }
+
+  std::string host_;
+  std::string port_;
+  ChannelOptions options_;
+  std::atomic<int32_t> next_seqid_{1};
+  std::mutex mu_;
+  std::vector<int> idle_;
+};
+
+}  // namespace
+
+std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port, ChannelOptions options) {
+  std::size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= host_port.size()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   "Thrift endpoint '" + host_port + "' is not host:port");
+  }
+  std::string host = host_port.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return std::make_shared<ThriftChannel>(host, host_port.substr(colon + 1), options);
+}
+
+}  // namespace rpcboot

@@ -1,0 +1,57 @@
+// Thrift message framing shared by rpcboot's Thrift server and channel: frames are a 4-byte
+// big-endian length and a message (header + struct), as TFramedTransport writes them.
+#ifndef RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
+#define RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "rpcboot/channel.h"
+
+namespace rpcboot::internal {
+
+enum ThriftMessageType : int32_t {
+  kThriftCall = 1,
+  kThriftReply = 2,
+  kThriftException = 3,
+  kThriftOneway = 4
+};
+
+struct ThriftMessageHeader {
+  std::string name;
+  int32_t type = 0;
+  int32_t seqid = 0;
+  WireFormat format = WireFormat::kThriftCompact;
+  std::size_t body_offset = 0;  // where the struct after the header starts in the frame
+};
+
+// Parses a message header, detecting compact (0x82) or binary (0x80 0x01) from the first byte.
+absl::Status ParseThriftHeader(std::string_view frame, ThriftMessageHeader* header);
+
+// header + body, as a frame body (without the length prefix).
+std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type, int32_t seqid,
+                          std::string_view body);
+
+// A TApplicationException struct, for T_EXCEPTION replies.
+std::string ThriftApplicationException(WireFormat format, int32_t type, std::string_view message);
+// Reads a TApplicationException struct: its type and message.
+std::pair<int32_t, std::string> ReadThriftApplicationException(WireFormat format,
+                                                               std::string_view body);
+
+// Socket helpers. Each returns false on error or timeout and says which in *error.
+enum class IoError { kNone, kClosed, kTimeout, kFailed };
+bool WaitReadable(int fd, std::chrono::milliseconds timeout, IoError* error);
+bool ReadFull(int fd, char* out, std::size_t n, std::chrono::steady_clock::time_point deadline,
+              IoError* error);
+bool WriteFull(int fd, std::string_view data, std::chrono::steady_clock::time_point deadline,
+               IoError* error);
+void EncodeFrameLength(uint32_t length, char out[4]);
+uint32_t DecodeFrameLength(const char in[4]);
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
