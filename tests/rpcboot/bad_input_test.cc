@@ -1,0 +1,249 @@
+// Bad input from the network: each case gets a clear error or a closed connection plus a log
+// line, and the server keeps serving everyone else.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common_types.rpcboot.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/client.h"
+#include "rpcboot/codec/thrift_codec.h"
+#include "rpcboot/internal/binding_impl.h"
+#include "rpcboot/server.h"
+#include "rpcboot/transport/thrift_wire.h"
+
+namespace rpcboot {
+namespace {
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.grpc_port = 0;
+    options.thrift_port = 0;
+    options.max_message_bytes = 64 * 1024;
+    options.idle_timeout = std::chrono::milliseconds(300);
+    server_ = std::make_unique<Server>(options);
+    server_->AddService<rich::RichService>(std::make_shared<testing::RichServiceImpl>());
+    ASSERT_TRUE(server_->Start().ok());
+    thrift_ = MakeClient<rich::RichService>(
+        MakeThriftChannel("127.0.0.1:" + std::to_string(server_->thrift_port())));
+    grpc_ = MakeClient<rich::RichService>(
+        MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port())));
+  }
+
+  int Connect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->thrift_port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  }
+
+  // True when the server closes the connection within `timeout` (reads EOF or a reset).
+  static bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char buf[256];
+    return ::recv(fd, buf, sizeof buf, 0) <= 0;
+  }
+
+  static std::string Frame(std::string_view message) {
+    char prefix[4];
+    internal::EncodeFrameLength(static_cast<uint32_t>(message.size()), prefix);
+    return std::string(prefix, 4) + std::string(message);
+  }
+
+  // Sends a frame and returns the reply frame's body.
+  static std::string RoundTrip(int fd, std::string_view message) {
+    std::string frame = Frame(message);
+    EXPECT_EQ(::send(fd, frame.data(), frame.size(), 0), static_cast<ssize_t>(frame.size()));
+    internal::IoError error;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    char prefix[4];
+    if (!internal::ReadFull(fd, prefix, 4, deadline, &error)) return "";
+    std::string body(internal::DecodeFrameLength(prefix), '\0');
+    if (!internal::ReadFull(fd, body.data(), body.size(), deadline, &error)) return "";
+    return body;
+  }
+
+  void ExpectStillServing() {
+    EXPECT_EQ(thrift_->Mix(rich::Color::kRed, rich::Color::kRed), rich::Color::kRed);
+    EXPECT_EQ(grpc_->Mix(rich::Color::kRed, rich::Color::kRed), rich::Color::kRed);
+  }
+
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<rich::RichService> thrift_;
+  std::shared_ptr<rich::RichService> grpc_;
+};
+
+TEST_F(BadInputTest, BytesThatAreNotThrift) {
+  int fd = Connect();
+  std::string http = Frame("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ::send(fd, http.data(), http.size(), 0);
+  EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(5)));
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, UnframedHttpRequestLooksLikeAHugeFrame) {
+  int fd = Connect();
+  std::string http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";  // "GET " = a 1.2 GB frame length
+  ::send(fd, http.data(), http.size(), 0);
+  EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(5)));
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, FrameBeyondTheLimit) {
+  int fd = Connect();
+  char prefix[4];
+  internal::EncodeFrameLength(64 * 1024 + 1, prefix);
+  ::send(fd, prefix, 4, 0);
+  EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(5))) << "closed without reading the body";
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, MalformedFrameAfterAValidHeader) {
+  int fd = Connect();
+  // A valid call header for Echo, then garbage where the args struct should be.
+  std::string message =
+      internal::ThriftMessage(WireFormat::kThriftCompact, "Echo", internal::kThriftCall, 7,
+                              std::string("\x1c\xff\xff\xff\xff\x0f", 6));
+  std::string reply = RoundTrip(fd, message);
+  internal::ThriftMessageHeader header;
+  ASSERT_TRUE(internal::ParseThriftHeader(reply, &header).ok());
+  EXPECT_EQ(header.seqid, 7);
+  EXPECT_EQ(header.type, internal::kThriftReply)
+      << "a result struct with RpcError, not a dropped connection";
+  try {
+    internal::ThriftDecodeResult<rich::Everything>(
+        std::string_view(reply).substr(header.body_offset), WireFormat::kThriftCompact);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.message().find("bad request"), std::string::npos) << e.message();
+  }
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, WrongArgumentTypes) {
+  int fd = Connect();
+  // Mix(a: Color, b: Color) called with strings.
+  std::string args =
+      ThriftEncode(std::tuple<std::string, std::string>("red", "blue"), ThriftProtocol::kBinary);
+  std::string reply = RoundTrip(fd, internal::ThriftMessage(WireFormat::kThriftBinary, "Mix",
+                                                            internal::kThriftCall, 3, args));
+  internal::ThriftMessageHeader header;
+  ASSERT_TRUE(internal::ParseThriftHeader(reply, &header).ok());
+  try {
+    internal::ThriftDecodeResult<rich::Color>(std::string_view(reply).substr(header.body_offset),
+                                              WireFormat::kThriftBinary);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.message().find("wire type string, expected i32"), std::string::npos) << e.message();
+  }
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, UnknownMethodGetsAnApplicationException) {
+  int fd = Connect();
+  std::string reply =
+      RoundTrip(fd, internal::ThriftMessage(WireFormat::kThriftCompact, "DropTables",
+                                            internal::kThriftCall, 9, ""));
+  internal::ThriftMessageHeader header;
+  ASSERT_TRUE(internal::ParseThriftHeader(reply, &header).ok());
+  EXPECT_EQ(header.type, internal::kThriftException);
+  auto [type, message] = internal::ReadThriftApplicationException(
+      WireFormat::kThriftCompact, std::string_view(reply).substr(header.body_offset));
+  EXPECT_EQ(type, 1) << "UNKNOWN_METHOD";
+  EXPECT_NE(message.find("DropTables"), std::string::npos);
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, ClientThatSendsNothingIsClosedAfterTheIdleTimeout) {
+  int fd = Connect();
+  EXPECT_FALSE(ClosedWithin(fd, std::chrono::milliseconds(50)));
+  EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(5)));
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, ClientDisconnectsMidFrame) {
+  int fd = Connect();
+  std::string frame = Frame(internal::ThriftMessage(
+      WireFormat::kThriftCompact, "Count", internal::kThriftCall, 1, std::string("\x00", 1)));
+  ::send(fd, frame.data(), frame.size() / 2, 0);
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, ClientDisconnectsDuringACall) {
+  int fd = Connect();
+  std::string args = ThriftEncode(
+      std::tuple<int64_t, std::string, rich::Color>(1000 + 200, "slow", rich::Color::kRed),
+      ThriftProtocol::kCompact);
+  std::string frame = Frame(internal::ThriftMessage(WireFormat::kThriftCompact, "Notify",
+                                                    internal::kThriftCall, 1, args));
+  ::send(fd, frame.data(), frame.size(), 0);
+  ::close(fd);  // the handler finishes; the reply has nowhere to go
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, GrpcMessageBeyondTheLimit) {
+  rich::EchoRequest big;
+  big.value.stamp.zone.assign(100 * 1024, 'x');
+  try {
+    grpc_->Echo(big);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+  }
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, ThriftMessageBeyondTheLimitFromAProxy) {
+  rich::EchoRequest big;
+  big.value.stamp.zone.assign(100 * 1024, 'x');
+  EXPECT_THROW(thrift_->Echo(big), RpcError);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, GrpcHealthServiceAnswersServing) {
+  // grpc.health.v1.Health/Check with an empty HealthCheckRequest; SERVING is field 1 = 1.
+  internal::MethodBinding check;
+  check.name = "Check";
+  check.grpc_path = "/grpc.health.v1.Health/Check";
+  auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()));
+  EXPECT_EQ(channel->Call(check, "", CallOptions{}), std::string("\x08\x01", 2));
+}
+
+TEST_F(BadInputTest, GrpcUndecodableRequestIsInvalidArgument) {
+  internal::MethodBinding echo = *internal::BindingOf<rich::RichService>().Find("Echo");
+  auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()));
+  try {
+    channel->Call(echo, std::string("\x0a\xff\xff\x03", 4), CallOptions{});
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+  }
+  ExpectStillServing();
+}
+
+}  // namespace
+}  // namespace rpcboot
