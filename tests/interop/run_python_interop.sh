@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
+# rich server, runs the Python clients against it, and stops the server by its pid.
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC
+set -euo pipefail
+idl_dir=$1 work=$2 server_bin=$3 protoc=$4
+here=$(cd "$(dirname "$0")" && pwd)
+python=/usr/bin/python3
+for tool in thrift "$protoc" /usr/bin/grpc_python_plugin "$python"; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool missing: run ./scripts/setup.sh"; exit 1; }
+done
+rm -rf "$work" && mkdir -p "$work/thrift" "$work/proto"
+for f in "$idl_dir"/*.thrift; do thrift --gen py -out "$work/thrift" "$f" 2>/dev/null; done
+"$protoc" -I"$idl_dir" --python_out="$work/proto" --grpc_out="$work/proto" \
+  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin "$idl_dir"/*.proto
+
+"$server_bin" > "$work/server.out" 2> "$work/server.err" &
+server_pid=$!
+trap 'kill -TERM $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q '^ports' "$work/server.out" 2>/dev/null && break
+  kill -0 $server_pid 2>/dev/null || { cat "$work/server.err"; echo "FAIL: server exited"; exit 1; }
+  sleep 0.05
+done
+read -r _ grpc thrift < "$work/server.out"
+"$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
+kill -TERM $server_pid
+wait $server_pid
+trap - EXIT
+echo "server stopped cleanly"
