@@ -2,6 +2,7 @@
 // takes an idle connection (or opens one), writes its frame, waits for the reply until the
 // call's deadline, and returns the connection to the pool; a connection that failed or timed out
 // is closed instead, because a late reply would confuse the next call.
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,7 +32,7 @@ class ThriftChannel final : public Channel {
       : host_(std::move(host)), port_(std::move(port)), options_(options) {}
 
   ~ThriftChannel() override {
-    for (int fd : idle_) ::close(fd);
+    for (const Connection& conn : idle_) ::close(conn.fd);
   }
 
   WireFormat format() const override { return options_.thrift_format; }
@@ -41,41 +42,46 @@ class ThriftChannel final : public Channel {
     auto timeout =
         call_options.timeout.count() > 0 ? call_options.timeout : options_.default_timeout;
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    int fd = TakeConnection(deadline);
+    Connection conn = TakeConnection(deadline);
+    // Reads and writes block with the call's timeout as SO_RCVTIMEO/SO_SNDTIMEO: one system
+    // call per read in the common case. The timeout bounds each read, so a reply that trickles
+    // in can take longer than the deadline; a silent server cannot.
+    if (conn.timeout != timeout) {
+      internal::SetSocketTimeouts(conn.fd, timeout);
+      conn.timeout = timeout;
+    }
     int32_t seqid = next_seqid_.fetch_add(1);
-    std::string frame = internal::ThriftMessage(options_.thrift_format, method.name,
-                                                internal::kThriftCall, seqid, request);
-    char prefix[4];
-    internal::EncodeFrameLength(static_cast<uint32_t>(frame.size()), prefix);
-    frame.insert(0, prefix, 4);
+    std::string frame =
+        std::string(4, '\0') + internal::ThriftMessage(options_.thrift_format, method.name,
+                                                       internal::kThriftCall, seqid, request);
+    internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
     IoError error = IoError::kNone;
-    if (!internal::WriteFull(fd, frame, deadline, &error)) {
-      ::close(fd);
-      // Nothing reached the server in a usable form: safe to report as unavailable.
+    if (!internal::SendFull(conn.fd, frame, &error)) {
+      ::close(conn.fd);
       throw RpcError(StatusCode::kUnavailable, absl::StrCat("Thrift: cannot send to ", Endpoint()));
     }
     char reply_prefix[4];
-    if (!internal::ReadFull(fd, reply_prefix, 4, deadline, &error)) Fail(fd, error, timeout);
+    if (!internal::RecvFull(conn.fd, reply_prefix, 4, &error)) Fail(conn.fd, error, timeout);
     uint32_t length = internal::DecodeFrameLength(reply_prefix);
     if (length == 0 || length > options_.max_message_bytes) {
-      ::close(fd);
+      ::close(conn.fd);
       throw RpcError(StatusCode::kResourceExhausted,
                      absl::StrCat("Thrift: reply of ", length, " bytes exceeds the limit of ",
                                   options_.max_message_bytes));
     }
     std::string reply(length, '\0');
-    if (!internal::ReadFull(fd, reply.data(), length, deadline, &error)) Fail(fd, error, timeout);
+    if (!internal::RecvFull(conn.fd, reply.data(), length, &error)) Fail(conn.fd, error, timeout);
     internal::ThriftMessageHeader header;
     if (absl::Status s = internal::ParseThriftHeader(reply, &header); !s.ok()) {
-      ::close(fd);
+      ::close(conn.fd);
       throw RpcError(StatusCode::kInternal,
                      "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
     }
     if (header.seqid != seqid) {
-      ::close(fd);
+      ::close(conn.fd);
       throw RpcError(StatusCode::kInternal, "Thrift: reply out of sequence from " + Endpoint());
     }
-    GiveBack(fd);
+    GiveBack(conn);
     std::string_view body = std::string_view(reply).substr(header.body_offset);
     if (header.type == internal::kThriftException) {
       auto [type, message] = internal::ReadThriftApplicationException(header.format, body);
@@ -88,6 +94,12 @@ class ThriftChannel final : public Channel {
   }
 
  private:
+  struct Connection {
+    int fd = -1;
+    std::chrono::milliseconds timeout{0};  // the SO_RCVTIMEO last set
+    std::chrono::steady_clock::time_point last_used;
+  };
+
   std::string Endpoint() const { return host_ + ":" + port_; }
 
   [[noreturn]] void Fail(int fd, IoError error, std::chrono::milliseconds timeout) {
@@ -101,27 +113,33 @@ class ThriftChannel final : public Channel {
                    "Thrift: connection to " + Endpoint() + " lost during the call");
   }
 
-  int TakeConnection(std::chrono::steady_clock::time_point deadline) {
+  Connection TakeConnection(std::chrono::steady_clock::time_point deadline) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (!idle_.empty()) {
-        int fd = idle_.back();
+        Connection conn = idle_.back();
         idle_.pop_back();
-        // A pooled connection the server closed (idle timeout, restart) reads as readable.
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 0) == 0) return fd;
-        ::close(fd);
+        // A connection idle for a while may have been closed by the server (idle timeout,
+        // restart); it then reads as readable. Recently used ones skip the check.
+        if (std::chrono::steady_clock::now() - conn.last_used < std::chrono::seconds(1))
+          return conn;
+        pollfd p{conn.fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) == 0) return conn;
+        ::close(conn.fd);
       }
     }
-    return Connect(deadline);
+    Connection conn;
+    conn.fd = Connect(deadline);
+    return conn;
   }
 
-  void GiveBack(int fd) {
+  void GiveBack(Connection conn) {
+    conn.last_used = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(mu_);
     if (idle_.size() < 64) {
-      idle_.push_back(fd);
+      idle_.push_back(conn);
     } else {
-      ::close(fd);
+      ::close(conn.fd);
     }
   }
 
@@ -161,6 +179,7 @@ class ThriftChannel final : public Channel {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // blocking, bounded by timeouts
     return fd;
   }
 
@@ -169,7 +188,7 @@ class ThriftChannel final : public Channel {
   ChannelOptions options_;
   std::atomic<int32_t> next_seqid_{1};
   std::mutex mu_;
-  std::vector<int> idle_;
+  std::vector<Connection> idle_;
 };
 
 }  // namespace

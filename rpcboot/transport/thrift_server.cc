@@ -28,7 +28,6 @@ namespace {
 
 constexpr int32_t kUnknownMethod = 1;       // TApplicationException::UNKNOWN_METHOD
 constexpr int32_t kInvalidMessageType = 2;  // TApplicationException::INVALID_MESSAGE_TYPE
-constexpr auto kFrameReadTimeout = std::chrono::seconds(30);  // once a frame has started
 constexpr int kMaxConnections = 4096;
 
 struct Target {
@@ -171,21 +170,20 @@ class ThriftServerTransport final : public ServerTransport {
   }
 
   void Serve(int fd, const std::string& peer) {
+    // Blocking reads bounded by the idle timeout: one system call per read, as in TSocket.
+    SetSocketTimeouts(fd, options_.idle_timeout);
     std::string frame;
+    std::string reply;
     while (running_) {
       IoError error = IoError::kNone;
-      if (!WaitReadable(fd, options_.idle_timeout, &error)) {
+      char prefix[4];
+      if (!RecvFull(fd, prefix, 4, &error)) {
         if (error == IoError::kTimeout) {
           Log(LogLevel::kInfo, absl::StrCat("Thrift: closing ", peer, ": idle for ",
                                             options_.idle_timeout.count(), " ms"));
-        }
-        return;
-      }
-      char prefix[4];
-      auto frame_deadline = std::chrono::steady_clock::now() + kFrameReadTimeout;
-      if (!ReadFull(fd, prefix, 4, frame_deadline, &error)) {
-        if (error != IoError::kClosed)
+        } else if (error == IoError::kFailed) {
           Log(LogLevel::kWarning, "Thrift: " + peer + ": cannot read a frame length");
+        }
         return;
       }
       uint32_t length = DecodeFrameLength(prefix);
@@ -196,27 +194,26 @@ class ThriftServerTransport final : public ServerTransport {
         return;
       }
       frame.resize(length);
-      if (!ReadFull(fd, frame.data(), length, frame_deadline, &error)) {
+      if (!RecvFull(fd, frame.data(), length, &error)) {
         Log(LogLevel::kWarning,
             absl::StrCat("Thrift: closing ", peer, ": ",
                          error == IoError::kTimeout ? "frame not completed in time"
                                                     : "disconnected in the middle of a frame"));
         return;
       }
-      std::string reply;
+      reply.clear();
       if (!Handle(frame, peer, &reply)) return;
       if (reply.empty()) continue;  // oneway
-      char out_prefix[4];
-      EncodeFrameLength(static_cast<uint32_t>(reply.size()), out_prefix);
-      reply.insert(0, out_prefix, 4);
-      if (!WriteFull(fd, reply, std::chrono::steady_clock::now() + kFrameReadTimeout, &error)) {
+      EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
+      if (!SendFull(fd, reply, &error)) {
         Log(LogLevel::kWarning, "Thrift: " + peer + ": could not write a reply; client gone");
         return;
       }
     }
   }
 
-  // Returns false when the connection must close (not Thrift at all).
+  // Fills *reply with a frame (4 bytes for the length, then the message), or leaves it empty for
+  // a oneway call. Returns false when the connection must close (not Thrift at all).
   bool Handle(const std::string& frame, const std::string& peer, std::string* reply) {
     ThriftMessageHeader header;
     if (absl::Status s = ParseThriftHeader(frame, &header); !s.ok()) {
@@ -224,7 +221,8 @@ class ThriftServerTransport final : public ServerTransport {
       return false;
     }
     if (header.type != kThriftCall && header.type != kThriftOneway) {
-      *reply = ThriftMessage(header.format, header.name, kThriftException, header.seqid,
+      *reply = std::string(4, '\0') +
+               ThriftMessage(header.format, header.name, kThriftException, header.seqid,
                              ThriftApplicationException(header.format, kInvalidMessageType,
                                                         "rpcboot: expected a call message"));
       return true;
@@ -233,10 +231,11 @@ class ThriftServerTransport final : public ServerTransport {
     if (target == nullptr) {
       Log(LogLevel::kInfo, "Thrift: " + peer + " called unknown method '" + header.name + "'");
       if (header.type == kThriftCall) {
-        *reply = ThriftMessage(
-            header.format, header.name, kThriftException, header.seqid,
-            ThriftApplicationException(header.format, kUnknownMethod,
-                                       "rpcboot: unknown method '" + header.name + "'"));
+        *reply = std::string(4, '\0') +
+                 ThriftMessage(
+                     header.format, header.name, kThriftException, header.seqid,
+                     ThriftApplicationException(header.format, kUnknownMethod,
+                                                "rpcboot: unknown method '" + header.name + "'"));
       }
       return true;
     }
@@ -249,7 +248,8 @@ class ThriftServerTransport final : public ServerTransport {
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
     }
-    *reply = ThriftMessage(header.format, header.name, kThriftReply, header.seqid, outcome.reply);
+    *reply = std::string(4, '\0') +
+             ThriftMessage(header.format, header.name, kThriftReply, header.seqid, outcome.reply);
     return true;
   }
 

@@ -175,6 +175,53 @@ bool WriteFull(int fd, std::string_view data, std::chrono::steady_clock::time_po
   return true;
 }
 
+bool RecvFull(int fd, char* out, std::size_t n, IoError* error) {
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::recv(fd, out + done, n - done, 0);
+    if (got > 0) {
+      done += static_cast<std::size_t>(got);
+      continue;
+    }
+    if (got == 0) {
+      *error = IoError::kClosed;
+      return false;
+    }
+    if (errno == EINTR) continue;
+    *error = errno == EAGAIN || errno == EWOULDBLOCK ? IoError::kTimeout
+             : errno == ECONNRESET                   ? IoError::kClosed
+                                                     : IoError::kFailed;
+    return false;
+  }
+  return true;
+}
+
+bool SendFull(int fd, std::string_view data, IoError* error) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    *error = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? IoError::kTimeout
+             : n < 0 && (errno == EPIPE || errno == ECONNRESET) ? IoError::kClosed
+                                                                : IoError::kFailed;
+    return false;
+  }
+  return true;
+}
+
+void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{};
+  auto ms = std::max<int64_t>(timeout.count(), 1);
+  tv.tv_sec = static_cast<time_t>(ms / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 void EncodeFrameLength(uint32_t length, char out[4]) {
   out[0] = static_cast<char>(length >> 24);
   out[1] = static_cast<char>(length >> 16);

@@ -49,6 +49,12 @@ bool ReadFull(int fd, char* out, std::size_t n, std::chrono::steady_clock::time_
               IoError* error);
 bool WriteFull(int fd, std::string_view data, std::chrono::steady_clock::time_point deadline,
                IoError* error);
+// Blocking reads and writes on a socket whose SO_RCVTIMEO/SO_SNDTIMEO bound each call (one
+// system call per read in the common case, like Thrift's own TSocket).
+bool RecvFull(int fd, char* out, std::size_t n, IoError* error);
+bool SendFull(int fd, std::string_view data, IoError* error);
+// Sets SO_RCVTIMEO and SO_SNDTIMEO.
+void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout);
 void EncodeFrameLength(uint32_t length, char out[4]);
 uint32_t DecodeFrameLength(const char in[4]);
 

@@ -1,0 +1,237 @@
+// Unary small-message calls over loopback: rpcboot against the same runtime with generated code,
+// in the same run, at several caller counts. Prints calls/s, p50 and p99 latency, and the ratio
+// rpcboot calls/s / stock calls/s (above 1.0: rpcboot faster).
+//
+//   build/bench/rpc_bench [--seconds=1.5] [--callers=1,8,64]
+//
+// Thrift: rpcboot's server (thread per connection) and pooled channel, against thrift-compiler's
+// processor on TThreadedServer (thread per connection) and its client, one connection per
+// caller, framed compact on both sides. gRPC: rpcboot's callback generic server and channel,
+// against a grpc_cpp_plugin sync service and stub; one HTTP/2 channel shared by the callers.
+// Every call is Mix(Color, Color) -> Color. Traffic goes to 127.0.0.1 only; each run is bounded
+// in time and stops by itself.
+#include <grpcpp/grpcpp.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/server/TThreadedServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TServerSocket.h>
+#include <thrift/transport/TSocket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "RichService.h"
+#include "common_types.rpcboot.h"
+#include "rich_service.grpc.pb.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/client.h"
+#include "rpcboot/server.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+  double calls_per_second = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  long errors = 0;
+};
+
+// Runs `callers` threads, each making calls through its own `make_caller()` until time is up.
+Result Load(int callers, double seconds,
+            const std::function<std::function<bool()>()>& make_caller) {
+  std::vector<std::function<bool()>> calls;
+  for (int i = 0; i < callers; ++i) calls.push_back(make_caller());
+  for (auto& call : calls) call();  // connect and warm up
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<float>> latencies(callers);
+  std::vector<long> errors(callers, 0);
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int i = 0; i < callers; ++i) {
+    threads.emplace_back([&, i] {
+      latencies[i].reserve(1 << 16);
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto t0 = Clock::now();
+        if (!calls[i]()) ++errors[i];
+        latencies[i].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<float> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  Result r;
+  r.calls_per_second = all.size() / elapsed;
+  if (!all.empty()) {
+    r.p50_us = all[all.size() / 2];
+    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  for (long e : errors) r.errors += e;
+  return r;
+}
+
+class StockThriftHandler : public rich_thrift::RichServiceIf {
+ public:
+  void Echo(rich_thrift::Everything& out, const rich_thrift::EchoRequest& request) override {
+    out = request.value;
+  }
+  void EchoScalars(rich_thrift::Scalars& out, const rich_thrift::Scalars& s) override { out = s; }
+  void Notify(const int64_t, const std::string&, const rich_thrift::Color::type) override {}
+  int64_t Count() override { return 0; }
+  void Path(std::vector<rich_thrift::Point>& out, const std::vector<rich_thrift::Point>& p,
+            const bool) override {
+    out = p;
+  }
+  void Histogram(std::map<std::string, int32_t>&, const std::vector<std::string>&) override {}
+  rich_thrift::Color::type Mix(const rich_thrift::Color::type a,
+                               const rich_thrift::Color::type b) override {
+    return a == b ? a : rich_thrift::Color::kBlue;
+  }
+  void Transpose(std::vector<std::vector<int32_t>>& out,
+                 const std::vector<std::vector<int32_t>>& m) override {
+    out = m;
+  }
+  void Now(rich_thrift::Stamp&) override {}
+  int64_t PlaceOrder(const rich_thrift::Order&) override { return 0; }
+};
+
+class StockGrpcService final : public rich_pb::RichService::Service {
+ public:
+  grpc::Status Mix(grpc::ServerContext*, const rich_pb::MixRequest* request,
+                   rich_pb::MixResponse* reply) override {
+    reply->set_value(request->a() == request->b() ? request->a() : rich_pb::COLOR_BLUE);
+    return grpc::Status::OK;
+  }
+};
+
+Result StockThrift(int callers, double seconds) {
+  using namespace apache::thrift;
+  auto socket = std::make_shared<transport::TServerSocket>("127.0.0.1", 0);
+  server::TThreadedServer server(
+      std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>()),
+      socket, std::make_shared<transport::TFramedTransportFactory>(),
+      std::make_shared<protocol::TCompactProtocolFactory>());
+  std::thread serving([&] { server.serve(); });
+  while (socket->getPort() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  int port = socket->getPort();
+  Result r = Load(callers, seconds, [port] {
+    auto sock = std::make_shared<transport::TSocket>("127.0.0.1", port);
+    auto framed = std::make_shared<transport::TFramedTransport>(sock);
+    auto client = std::make_shared<rich_thrift::RichServiceClient>(
+        std::make_shared<protocol::TCompactProtocol>(framed));
+    framed->open();
+    return std::function<bool()>([client, framed] {
+      try {
+        return client->Mix(rich_thrift::Color::kRed, rich_thrift::Color::kGreen) ==
+               rich_thrift::Color::kBlue;
+      } catch (const TException&) {
+        return false;
+      }
+    });
+  });
+  server.stop();
+  serving.join();
+  return r;
+}
+
+Result RpcbootLoad(int callers, double seconds, bool grpc) {
+  rpcboot::ServerOptions options;
+  options.host = "127.0.0.1";
+  (grpc ? options.grpc_port : options.thrift_port) = 0;
+  rpcboot::Server server(options);
+  server.AddService<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
+  if (!server.Start().ok()) std::abort();
+  std::string target =
+      "127.0.0.1:" + std::to_string(grpc ? server.grpc_port() : server.thrift_port());
+  auto channel = grpc ? rpcboot::MakeGrpcChannel(target) : rpcboot::MakeThriftChannel(target);
+  auto rich = rpcboot::MakeClient<rich::RichService>(channel);
+  Result r = Load(callers, seconds, [rich] {
+    return std::function<bool()>([rich] {
+      try {
+        return rich->Mix(rich::Color::kRed, rich::Color::kGreen) == rich::Color::kBlue;
+      } catch (const rpcboot::RpcError&) {
+        return false;
+      }
+    });
+  });
+  server.Shutdown();
+  return r;
+}
+
+Result StockGrpc(int callers, double seconds) {
+  StockGrpcService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  auto stub = std::shared_ptr<rich_pb::RichService::Stub>(rich_pb::RichService::NewStub(channel));
+  Result r = Load(callers, seconds, [stub] {
+    return std::function<bool()>([stub] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      rich_pb::MixRequest request;
+      request.set_a(rich_pb::COLOR_RED);
+      request.set_b(rich_pb::COLOR_GREEN);
+      rich_pb::MixResponse reply;
+      return stub->Mix(&context, request, &reply).ok() && reply.value() == rich_pb::COLOR_BLUE;
+    });
+  });
+  server->Shutdown();
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 1.5;
+  std::vector<int> callers = {1, 8, 64};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--seconds=", 0) == 0) {
+      seconds = std::stod(a.substr(10));
+    } else if (a.rfind("--callers=", 0) == 0) {
+      callers.clear();
+      std::stringstream list(a.substr(10));
+      for (std::string n; std::getline(list, n, ',');) callers.push_back(std::stoi(n));
+    } else {
+      std::fprintf(stderr, "usage: rpc_bench [--seconds=S] [--callers=1,8,64]\n");
+      return 2;
+    }
+  }
+  if (seconds <= 0 || seconds > 30 || callers.empty()) {
+    std::fprintf(stderr, "rpc_bench: --seconds must be in (0, 30] and --callers non-empty\n");
+    return 2;
+  }
+  std::printf("%-8s %7s %-8s %12s %9s %9s %7s %7s\n", "protocol", "callers", "impl", "calls/s",
+              "p50 us", "p99 us", "errors", "ratio");
+  for (bool grpc : {false, true}) {
+    for (int n : callers) {
+      Result stock = grpc ? StockGrpc(n, seconds) : StockThrift(n, seconds);
+      Result ours = RpcbootLoad(n, seconds, grpc);
+      const char* name = grpc ? "grpc" : "thrift";
+      std::printf("%-8s %7d %-8s %12.0f %9.1f %9.1f %7ld %7s\n", name, n, "stock",
+                  stock.calls_per_second, stock.p50_us, stock.p99_us, stock.errors, "");
+      std::printf("%-8s %7d %-8s %12.0f %9.1f %9.1f %7ld %7.2f\n", name, n, "rpcboot",
+                  ours.calls_per_second, ours.p50_us, ours.p99_us, ours.errors,
+                  ours.calls_per_second / stock.calls_per_second);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
