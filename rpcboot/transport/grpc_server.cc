@@ -1,11 +1,13 @@
 // gRPC server transport: one callback generic service serves every bound interface (no
-// generated gRPC code); requests are handed to a handler thread pool so that slow handlers never
-// block gRPC's own threads. grpc.health.v1.Health answers on the same port.
+// generated gRPC code). Handlers run on gRPC's callback thread while few are running, and on a
+// handler thread pool beyond that, so slow handlers never block all of gRPC's own threads.
+// grpc.health.v1.Health answers on the same port.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -37,8 +39,13 @@ class GrpcServerTransport;
 class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  public:
   UnaryReactor(grpc::GenericCallbackServerContext* context,
-               const std::map<std::string, Route>* routes, ThreadPool* pool)
-      : context_(context), routes_(routes), pool_(pool) {
+               const std::map<std::string, Route>* routes, ThreadPool* pool,
+               std::atomic<int>* inline_active, int inline_limit)
+      : context_(context),
+        routes_(routes),
+        pool_(pool),
+        inline_active_(inline_active),
+        inline_limit_(inline_limit) {
     StartRead(&request_);
   }
 
@@ -47,6 +54,17 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rpcboot: no request message"));
       return;
     }
+    // Up to `inline_limit` handlers run right here on gRPC's callback thread (no thread hop: a
+    // cross-CPU wake-up costs ~100 us on small VMs); beyond that they go to the handler pool, so
+    // that blocking handlers never hold all of gRPC's threads.
+    std::atomic<int>* active =
+        inline_active_;  // `this` may be deleted once Handle() finishes the call
+    if (active->fetch_add(1) < inline_limit_) {
+      Handle();
+      active->fetch_sub(1);
+      return;
+    }
+    active->fetch_sub(1);
     pool_->Submit([this] { Handle(); });
   }
 
@@ -88,6 +106,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   grpc::GenericCallbackServerContext* context_;
   const std::map<std::string, Route>* routes_;
   ThreadPool* pool_;
+  std::atomic<int>* inline_active_;
+  int inline_limit_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
 };
@@ -95,15 +115,19 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 class Service final : public grpc::CallbackGenericService {
  public:
   Service(const std::map<std::string, Route>* routes, ThreadPool* pool)
-      : routes_(routes), pool_(pool) {}
+      : routes_(routes),
+        pool_(pool),
+        inline_limit_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new UnaryReactor(context, routes_, pool_);
+    return new UnaryReactor(context, routes_, pool_, &inline_active_, inline_limit_);
   }
 
  private:
   const std::map<std::string, Route>* routes_;
   ThreadPool* pool_;
+  std::atomic<int> inline_active_{0};
+  int inline_limit_;
 };
 
 class GrpcServerTransport final : public ServerTransport {
