@@ -30,49 +30,103 @@ std::shared_ptr<TMemoryBuffer> Observe(std::string_view bytes) {
 
 }  // namespace
 
+namespace {
+
+bool ReadVarint32(std::string_view in, std::size_t* pos, uint32_t* out) {
+  uint32_t result = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    if (*pos >= in.size()) return false;
+    auto b = static_cast<uint8_t>(in[(*pos)++]);
+    result |= static_cast<uint32_t>(b & 0x7f) << shift;
+    if (b < 0x80) {
+      *out = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+void WriteVarint32(uint32_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+uint32_t ReadBigEndian32(std::string_view in, std::size_t pos) {
+  return (uint32_t{static_cast<uint8_t>(in[pos])} << 24) |
+         (uint32_t{static_cast<uint8_t>(in[pos + 1])} << 16) |
+         (uint32_t{static_cast<uint8_t>(in[pos + 2])} << 8) |
+         uint32_t{static_cast<uint8_t>(in[pos + 3])};
+}
+
+void WriteBigEndian32(uint32_t v, std::string* out) {
+  char b[4];
+  EncodeFrameLength(v, b);
+  out->append(b, 4);
+}
+
+}  // namespace
+
+// Message headers are small fixed layouts, parsed and written by hand: no protocol object per
+// call on the hot path. Compact: 0x82, version 1 | type << 5, varint seqid, varint name length,
+// name. Binary (strict): 0x80 0x01 0x00 type, name length, name, seqid (big-endian).
 absl::Status ParseThriftHeader(std::string_view frame, ThriftMessageHeader* header) {
   if (frame.empty()) return absl::InvalidArgumentError("empty Thrift frame");
   auto first = static_cast<uint8_t>(frame[0]);
-  if (first != 0x82 &&
-      !(first == 0x80 && frame.size() > 1 && static_cast<uint8_t>(frame[1]) == 0x01)) {
-    return absl::InvalidArgumentError(absl::StrCat("not a Thrift message (first byte 0x",
-                                                   absl::Hex(first),
-                                                   "; expected 0x82 compact or 0x80 binary)"));
+  auto bad = [](const char* what) {
+    return absl::InvalidArgumentError(absl::StrCat("bad Thrift message header: ", what));
+  };
+  if (first == 0x82) {
+    if (frame.size() < 2) return bad("truncated");
+    auto version_type = static_cast<uint8_t>(frame[1]);
+    if ((version_type & 0x1f) != 1) return bad("unsupported compact protocol version");
+    header->type = version_type >> 5;
+    std::size_t pos = 2;
+    uint32_t seqid, length;
+    if (!ReadVarint32(frame, &pos, &seqid) || !ReadVarint32(frame, &pos, &length))
+      return bad("truncated");
+    if (length > frame.size() - pos) return bad("name runs past the frame");
+    header->seqid = static_cast<int32_t>(seqid);
+    header->name.assign(frame.substr(pos, length));
+    header->body_offset = pos + length;
+    header->format = WireFormat::kThriftCompact;
+    return absl::OkStatus();
   }
-  auto buffer = Observe(frame);
-  auto limit = static_cast<int32_t>(frame.size());
-  try {
-    apache::thrift::protocol::TMessageType type;
-    if (first == 0x82) {
-      Compact p(buffer, limit, limit);
-      p.readMessageBegin(header->name, type, header->seqid);
-      header->format = WireFormat::kThriftCompact;
-    } else {
-      Binary p(buffer, limit, limit, true, true);
-      p.readMessageBegin(header->name, type, header->seqid);
-      header->format = WireFormat::kThriftBinary;
-    }
-    header->type = type;
-  } catch (const apache::thrift::TException& e) {
-    return absl::InvalidArgumentError(absl::StrCat("bad Thrift message header: ", e.what()));
+  if (first == 0x80 && frame.size() > 1 && static_cast<uint8_t>(frame[1]) == 0x01) {
+    if (frame.size() < 8) return bad("truncated");
+    header->type = static_cast<uint8_t>(frame[3]);
+    uint32_t length = ReadBigEndian32(frame, 4);
+    if (length > frame.size() - 8 || frame.size() - 8 - length < 4)
+      return bad("name runs past the frame");
+    header->name.assign(frame.substr(8, length));
+    header->seqid = static_cast<int32_t>(ReadBigEndian32(frame, 8 + length));
+    header->body_offset = 12 + length;
+    header->format = WireFormat::kThriftBinary;
+    return absl::OkStatus();
   }
-  header->body_offset = frame.size() - buffer->available_read();
-  return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("not a Thrift message (first byte 0x",
+                                                 absl::Hex(first),
+                                                 "; expected 0x82 compact or 0x80 binary)"));
 }
 
 std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type, int32_t seqid,
                           std::string_view body) {
-  auto buffer =
-      std::make_shared<TMemoryBuffer>(static_cast<uint32_t>(64 + name.size() + body.size()));
-  auto message_type = static_cast<apache::thrift::protocol::TMessageType>(type);
+  std::string out;
+  out.reserve(16 + name.size() + body.size());
   if (format == WireFormat::kThriftBinary) {
-    Binary p(buffer);
-    p.writeMessageBegin(std::string(name), message_type, seqid);
+    out.append({static_cast<char>(0x80), 0x01, 0x00, static_cast<char>(type)});
+    WriteBigEndian32(static_cast<uint32_t>(name.size()), &out);
+    out.append(name);
+    WriteBigEndian32(static_cast<uint32_t>(seqid), &out);
   } else {
-    Compact p(buffer);
-    p.writeMessageBegin(std::string(name), message_type, seqid);
+    out.push_back(static_cast<char>(0x82));
+    out.push_back(static_cast<char>(0x01 | (type << 5)));
+    WriteVarint32(static_cast<uint32_t>(seqid), &out);
+    WriteVarint32(static_cast<uint32_t>(name.size()), &out);
+    out.append(name);
   }
-  std::string out = buffer->getBufferAsString();
   out.append(body);
   return out;
 }
