@@ -14,8 +14,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <future>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "rpcboot/channel.h"
@@ -54,6 +57,43 @@ class ScopedCallOptions {
   const CallOptions* previous_;
   CallOptions options_;
 };
+
+namespace internal {
+// Runs `task` on rpcboot's shared client executor (a fixed pool, created on first use).
+void RunOnClientExecutor(std::function<void()> task);
+}  // namespace internal
+
+// The async form: runs a proxy call on rpcboot's client executor and returns a future. The
+// future holds the result, or rethrows the call's RpcError from get(). The call sees the
+// ScopedCallOptions of the thread that called CallAsync.
+//
+//   std::future<shop::Shop> f = rpcboot::CallAsync([&] { return shop->GetShop({42}); });
+//   ... other work ...
+//   shop::Shop s = f.get();
+//
+// The executor has max(8, 4 x cores) threads; a call waiting for its reply holds one of them,
+// so keep the number of outstanding async calls in proportion (or use more threads of your own).
+template <class Fn>
+auto CallAsync(Fn&& fn) -> std::future<std::invoke_result_t<Fn>> {
+  using R = std::invoke_result_t<Fn>;
+  auto promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
+  CallOptions options = ScopedCallOptions::Current();
+  internal::RunOnClientExecutor([promise, options, fn = std::forward<Fn>(fn)]() mutable {
+    ScopedCallOptions scope(options);
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        promise->set_value();
+      } else {
+        promise->set_value(fn());
+      }
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+    }
+  });
+  return future;
+}
 
 template <class S>
 std::shared_ptr<S> MakeClient(std::shared_ptr<Channel> channel) {

@@ -1,10 +1,13 @@
 #include "rpcboot/internal/binding.h"
 
+#include <algorithm>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding_impl.h"
+#include "rpcboot/internal/thread_pool.h"
 
 namespace rpcboot::internal {
 
@@ -87,6 +90,15 @@ ScopedCallOptions::ScopedCallOptions(CallOptions options)
 ScopedCallOptions::~ScopedCallOptions() { current_call_options = previous_; }
 
 const CallOptions& ScopedCallOptions::Current() { return *current_call_options; }
+
+namespace internal {
+void RunOnClientExecutor(std::function<void()> task) {
+  // Never destroyed: outstanding calls may still be running when static destructors run.
+  static ThreadPool* executor =
+      new ThreadPool(std::max(8, 4 * static_cast<int>(std::thread::hardware_concurrency())));
+  executor->Submit(std::move(task));
+}
+}  // namespace internal
 
 std::shared_ptr<Channel> MakeInProcessChannel(const internal::ServiceBinding& binding,
                                               std::shared_ptr<void> impl) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "rich_service.h"
+#include "rpcboot/server_context.h"
 #include "rpcboot/status.h"
 
 namespace rpcboot::testing {
@@ -24,6 +25,8 @@ class RichServiceImpl : public rich::RichService {
       throw RpcError(StatusCode::kFailedPrecondition, "negative id " + std::to_string(id));
     if (id == 0) throw std::runtime_error("boom: " + message);
     if (id >= 1000) std::this_thread::sleep_for(std::chrono::milliseconds(id - 1000));
+    if (const ServerContext* call = ServerContext::Current())
+      seen_remaining_ms = call->remaining().count();
     last_color = color;
     notified++;
   }
@@ -59,6 +62,7 @@ class RichServiceImpl : public rich::RichService {
   std::atomic<int64_t> count{0};
   std::atomic<int64_t> notified{0};
   std::atomic<rich::Color> last_color{rich::Color::kRed};
+  std::atomic<int64_t> seen_remaining_ms{-1};
 };
 
 class AdminServiceImpl : public rich::AdminService {
