@@ -42,6 +42,19 @@ std::shared_ptr<Channel> MakeGrpcChannel(const std::string& target, ChannelOptio
 std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port,
                                            ChannelOptions options = {});
 
+enum class Protocol { kGrpc, kThrift };
+
+// A channel for an address in rpcboot's grammar:
+//   "host:port"                        one endpoint
+//   "static://host:port,host:port,..." a fixed list, used in turn (round robin); a call that
+//                                      finds its endpoint UNAVAILABLE moves on to the next one
+//                                      when its method is RPCBOOT_IDEMPOTENT, and fails fast
+//                                      with UNAVAILABLE otherwise
+// ("zk://" addresses arrive with ZooKeeper discovery.) Throws RpcError(kInvalidArgument) for
+// an address it cannot parse, naming the part that is wrong.
+std::shared_ptr<Channel> MakeChannel(const std::string& address, Protocol protocol,
+                                     ChannelOptions options = {});
+
 // Sets call options (a deadline) for the proxy calls this thread makes while it lives:
 //   { rpcboot::ScopedCallOptions o({std::chrono::milliseconds(50)}); shop->GetShop(request); }
 class ScopedCallOptions {

@@ -39,6 +39,11 @@ const char* ThriftTypeName(TType type) {
   }
 }
 
+ThriftScratchWriter& ScratchWriter() {
+  thread_local ThriftScratchWriter writer;
+  return writer;
+}
+
 void ThrowThriftDecodeError(std::string message) {
   throw TProtocolException(TProtocolException::INVALID_DATA, std::move(message));
 }

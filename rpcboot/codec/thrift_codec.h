@@ -532,18 +532,40 @@ void ThriftReadStruct(Protocol& protocol, T* value) {
   internal::ThriftReadValue(protocol, *value);
 }
 
+namespace internal {
+// A memory buffer and both protocols over it, reused by every encode on this thread (no
+// allocation per message once the buffer has grown).
+struct ThriftScratchWriter {
+  std::shared_ptr<apache::thrift::transport::TMemoryBuffer> buffer =
+      std::make_shared<apache::thrift::transport::TMemoryBuffer>(1024);
+  ThriftMemoryCompact compact{buffer};
+  ThriftMemoryBinary binary{buffer};
+};
+ThriftScratchWriter& ScratchWriter();
+}  // namespace internal
+
+// Appends `value`, encoded with the binary or compact protocol, to `*out`.
+template <class T>
+void ThriftEncodeAppend(const T& value, ThriftProtocol protocol_kind, std::string* out) {
+  internal::ThriftScratchWriter& w = internal::ScratchWriter();
+  w.buffer->resetBuffer();
+  if (protocol_kind == ThriftProtocol::kCompact) {
+    ThriftWriteStruct(w.compact, value);
+  } else {
+    ThriftWriteStruct(w.binary, value);
+  }
+  uint8_t* data;
+  uint32_t size;
+  w.buffer->getBuffer(&data, &size);
+  out->append(reinterpret_cast<const char*>(data), size);
+}
+
 // Encodes `value` with the binary or compact protocol into a fresh string.
 template <class T>
 std::string ThriftEncode(const T& value, ThriftProtocol protocol_kind) {
-  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(256);
-  if (protocol_kind == ThriftProtocol::kCompact) {
-    internal::ThriftMemoryCompact protocol(buffer);
-    ThriftWriteStruct(protocol, value);
-  } else {
-    internal::ThriftMemoryBinary protocol(buffer);
-    ThriftWriteStruct(protocol, value);
-  }
-  return buffer->getBufferAsString();
+  std::string out;
+  ThriftEncodeAppend(value, protocol_kind, &out);
+  return out;
 }
 
 // Decodes one struct that fills `bytes` exactly. `*out` should be default-constructed.

@@ -88,15 +88,17 @@ void ThriftWriteSuccess(P& p, const R* result) {
 
 template <class R>
 std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
-  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(256);
+  ThriftScratchWriter& w = ScratchWriter();
+  w.buffer->resetBuffer();
   if (format == WireFormat::kThriftBinary) {
-    ThriftMemoryBinaryWriter p(buffer);
-    ThriftWriteSuccess(p, result);
+    ThriftWriteSuccess(w.binary, result);
   } else {
-    ThriftMemoryCompactWriter p(buffer);
-    ThriftWriteSuccess(p, result);
+    ThriftWriteSuccess(w.compact, result);
   }
-  return buffer->getBufferAsString();
+  uint8_t* data;
+  uint32_t size;
+  w.buffer->getBuffer(&data, &size);
+  return std::string(reinterpret_cast<const char*>(data), size);
 }
 
 template <class S, std::size_t I>
