@@ -33,6 +33,10 @@ struct ChannelOptions {
   std::size_t max_message_bytes = 16 * 1024 * 1024;
   // Thrift channels: compact (default) or binary.
   WireFormat thrift_format = WireFormat::kThriftCompact;
+  // Thrift channels: wrap calls in THeader frames, which carry the call's deadline to the
+  // server (rpcboot servers and Thrift's THeader servers read them; plain framed servers,
+  // such as a stock TThreadedServer with TFramedTransport, do not).
+  bool thrift_header = false;
 };
 
 // A channel to one gRPC endpoint ("host:port", or any gRPC target string).

@@ -51,9 +51,19 @@ class ThriftChannel final : public Channel {
       conn.timeout = timeout;
     }
     int32_t seqid = next_seqid_.fetch_add(1);
-    std::string frame =
-        std::string(4, '\0') + internal::ThriftMessage(options_.thrift_format, method.name,
-                                                       internal::kThriftCall, seqid, request);
+    std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
+                                                  internal::kThriftCall, seqid, request);
+    std::string frame(4, '\0');
+    if (options_.thrift_header) {
+      internal::THeaderFrame header;
+      header.seqid = seqid;
+      header.protocol_id = options_.thrift_format == WireFormat::kThriftBinary ? 0 : 2;
+      header.headers.emplace_back(std::string(internal::kTimeoutHeader),
+                                  std::to_string(timeout.count()));
+      frame += internal::WrapTHeader(header, message);
+    } else {
+      frame += message;
+    }
     internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
     IoError error = IoError::kNone;
     if (!internal::SendFull(conn.fd, frame, &error)) {
@@ -71,8 +81,19 @@ class ThriftChannel final : public Channel {
     }
     std::string reply(length, '\0');
     if (!internal::RecvFull(conn.fd, reply.data(), length, &error)) Fail(conn.fd, error, timeout);
+    std::size_t message_offset = 0;
+    if (internal::IsTHeaderFrame(reply)) {
+      internal::THeaderFrame theader;
+      if (absl::Status s = internal::ParseTHeader(reply, &theader); !s.ok()) {
+        ::close(conn.fd);
+        throw RpcError(StatusCode::kInternal,
+                       "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
+      }
+      message_offset = theader.payload_offset;
+    }
+    std::string_view reply_message = std::string_view(reply).substr(message_offset);
     internal::ThriftMessageHeader header;
-    if (absl::Status s = internal::ParseThriftHeader(reply, &header); !s.ok()) {
+    if (absl::Status s = internal::ParseThriftHeader(reply_message, &header); !s.ok()) {
       ::close(conn.fd);
       throw RpcError(StatusCode::kInternal,
                      "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
@@ -82,13 +103,13 @@ class ThriftChannel final : public Channel {
       throw RpcError(StatusCode::kInternal, "Thrift: reply out of sequence from " + Endpoint());
     }
     GiveBack(conn);
-    std::string_view body = std::string_view(reply).substr(header.body_offset);
+    std::string_view body = reply_message.substr(header.body_offset);
     if (header.type == internal::kThriftException) {
-      auto [type, message] = internal::ReadThriftApplicationException(header.format, body);
+      auto [type, what] = internal::ReadThriftApplicationException(header.format, body);
       // UNKNOWN_METHOD (1) and WRONG_METHOD_NAME (3) mean the server does not have the method.
       StatusCode code =
           (type == 1 || type == 3) ? StatusCode::kUnimplemented : StatusCode::kInternal;
-      throw RpcError(code, message);
+      throw RpcError(code, what);
     }
     return std::string(body);
   }

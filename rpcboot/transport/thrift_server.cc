@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -202,8 +204,33 @@ class ThriftServerTransport final : public ServerTransport {
         return;
       }
       reply.clear();
-      if (!Handle(frame, peer, &reply)) return;
-      if (reply.empty()) continue;  // oneway
+      if (IsTHeaderFrame(frame)) {
+        // THeader: unwrap, serve the message inside with the caller's deadline, answer in kind.
+        THeaderFrame header;
+        if (absl::Status s = ParseTHeader(frame, &header); !s.ok()) {
+          Log(LogLevel::kWarning, absl::StrCat("Thrift: closing ", peer, ": ", s.message()));
+          return;
+        }
+        std::optional<ServerContext::Clock::time_point> deadline;
+        for (const auto& [key, value] : header.headers) {
+          char* end = nullptr;
+          long long ms = key == kTimeoutHeader ? std::strtoll(value.c_str(), &end, 10) : -1;
+          if (ms >= 0 && end != nullptr && *end == '\0') {
+            deadline = ServerContext::Clock::now() + std::chrono::milliseconds(ms);
+          }
+        }
+        std::string message;
+        if (!Handle(std::string_view(frame).substr(header.payload_offset), peer, deadline,
+                    &message))
+          return;
+        if (message.empty()) continue;  // oneway
+        header.headers.clear();
+        reply = std::string(4, '\0') + WrapTHeader(header, message);
+      } else {
+        if (!Handle(frame, peer, std::nullopt, &reply)) return;
+        if (reply.empty()) continue;  // oneway
+        reply.insert(0, 4, '\0');
+      }
       EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
       if (!SendFull(fd, reply, &error)) {
         Log(LogLevel::kWarning, "Thrift: " + peer + ": could not write a reply; client gone");
@@ -212,17 +239,17 @@ class ThriftServerTransport final : public ServerTransport {
     }
   }
 
-  // Fills *reply with a frame (4 bytes for the length, then the message), or leaves it empty for
-  // a oneway call. Returns false when the connection must close (not Thrift at all).
-  bool Handle(const std::string& frame, const std::string& peer, std::string* reply) {
+  // Fills *reply with the reply message, or leaves it empty for a oneway call. Returns false
+  // when the connection must close (not Thrift at all).
+  bool Handle(std::string_view frame, const std::string& peer,
+              std::optional<ServerContext::Clock::time_point> deadline, std::string* reply) {
     ThriftMessageHeader header;
     if (absl::Status s = ParseThriftHeader(frame, &header); !s.ok()) {
       Log(LogLevel::kWarning, absl::StrCat("Thrift: closing ", peer, ": ", s.message()));
       return false;
     }
     if (header.type != kThriftCall && header.type != kThriftOneway) {
-      *reply = std::string(4, '\0') +
-               ThriftMessage(header.format, header.name, kThriftException, header.seqid,
+      *reply = ThriftMessage(header.format, header.name, kThriftException, header.seqid,
                              ThriftApplicationException(header.format, kInvalidMessageType,
                                                         "rpcboot: expected a call message"));
       return true;
@@ -231,25 +258,29 @@ class ThriftServerTransport final : public ServerTransport {
     if (target == nullptr) {
       Log(LogLevel::kInfo, "Thrift: " + peer + " called unknown method '" + header.name + "'");
       if (header.type == kThriftCall) {
-        *reply = std::string(4, '\0') +
-                 ThriftMessage(
-                     header.format, header.name, kThriftException, header.seqid,
-                     ThriftApplicationException(header.format, kUnknownMethod,
-                                                "rpcboot: unknown method '" + header.name + "'"));
+        *reply = ThriftMessage(
+            header.format, header.name, kThriftException, header.seqid,
+            ThriftApplicationException(header.format, kUnknownMethod,
+                                       "rpcboot: unknown method '" + header.name + "'"));
       }
       return true;
     }
-    ServerContext call("thrift", peer, std::nullopt);
+    if (deadline && *deadline <= ServerContext::Clock::now()) {
+      *reply = ThriftMessage(header.format, header.name, kThriftReply, header.seqid,
+                             ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
+                                               "rpcboot: deadline passed before the handler ran"));
+      return true;
+    }
+    ServerContext call("thrift", peer, deadline);
     ServerContext::Scope scope(&call);
-    std::string_view body = std::string_view(frame).substr(header.body_offset);
+    std::string_view body = frame.substr(header.body_offset);
     HandlerOutcome outcome =
         RunHandler([&] { return target->method->serve_thrift(target->impl, header.format, body); });
     if (header.type == kThriftOneway) return true;
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
     }
-    *reply = std::string(4, '\0') +
-             ThriftMessage(header.format, header.name, kThriftReply, header.seqid, outcome.reply);
+    *reply = ThriftMessage(header.format, header.name, kThriftReply, header.seqid, outcome.reply);
     return true;
   }
 

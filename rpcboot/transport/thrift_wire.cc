@@ -7,6 +7,7 @@
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
@@ -128,6 +129,83 @@ std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type
     out.append(name);
   }
   out.append(body);
+  return out;
+}
+
+bool IsTHeaderFrame(std::string_view frame) {
+  return frame.size() >= 2 && static_cast<uint8_t>(frame[0]) == 0x0F &&
+         static_cast<uint8_t>(frame[1]) == 0xFF;
+}
+
+absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out) {
+  auto bad = [](const char* what) {
+    return absl::InvalidArgumentError(absl::StrCat("bad THeader frame: ", what));
+  };
+  if (!IsTHeaderFrame(frame) || frame.size() < 10) return bad("truncated");
+  out->flags =
+      static_cast<uint16_t>((static_cast<uint8_t>(frame[2]) << 8) | static_cast<uint8_t>(frame[3]));
+  out->seqid = static_cast<int32_t>(ReadBigEndian32(frame, 4));
+  std::size_t header_size = 4 * static_cast<std::size_t>((static_cast<uint8_t>(frame[8]) << 8) |
+                                                         static_cast<uint8_t>(frame[9]));
+  if (header_size > frame.size() - 10) return bad("header runs past the frame");
+  std::string_view header = frame.substr(10, header_size);
+  std::size_t pos = 0;
+  uint32_t protocol_id, transforms;
+  if (!ReadVarint32(header, &pos, &protocol_id) || !ReadVarint32(header, &pos, &transforms))
+    return bad("truncated");
+  if (protocol_id != 0 && protocol_id != 2) return bad("unsupported protocol id");
+  if (transforms != 0) return bad("transforms (zlib) are not supported");
+  out->protocol_id = static_cast<int32_t>(protocol_id);
+  out->headers.clear();
+  while (pos < header.size()) {
+    uint32_t info_id;
+    if (!ReadVarint32(header, &pos, &info_id)) return bad("truncated info header");
+    if (info_id == 0) break;  // padding
+    if (info_id != 1) break;  // an info type this reader does not know: stop, as Thrift does
+    uint32_t count;
+    if (!ReadVarint32(header, &pos, &count)) return bad("truncated info header");
+    for (uint32_t i = 0; i < count; ++i) {
+      std::string kv[2];
+      for (std::string& part : kv) {
+        uint32_t length;
+        if (!ReadVarint32(header, &pos, &length) || length > header.size() - pos)
+          return bad("truncated info header");
+        part.assign(header.substr(pos, length));
+        pos += length;
+      }
+      out->headers.emplace_back(std::move(kv[0]), std::move(kv[1]));
+    }
+  }
+  out->payload_offset = 10 + header_size;
+  return absl::OkStatus();
+}
+
+std::string WrapTHeader(const THeaderFrame& header, std::string_view message) {
+  std::string info;
+  WriteVarint32(static_cast<uint32_t>(header.protocol_id), &info);
+  WriteVarint32(0, &info);  // no transforms
+  if (!header.headers.empty()) {
+    WriteVarint32(1, &info);  // key-value info headers
+    WriteVarint32(static_cast<uint32_t>(header.headers.size()), &info);
+    auto sorted = header.headers;  // THeaderTransport keeps them in a std::map: sorted by key
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [key, value] : sorted) {
+      WriteVarint32(static_cast<uint32_t>(key.size()), &info);
+      info.append(key);
+      WriteVarint32(static_cast<uint32_t>(value.size()), &info);
+      info.append(value);
+    }
+  }
+  info.append(4 - info.size() % 4, '\0');  // THeaderTransport always pads, 1 to 4 bytes
+  std::string out;
+  out.reserve(10 + info.size() + message.size());
+  out.append({0x0F, static_cast<char>(0xFF), static_cast<char>(header.flags >> 8),
+              static_cast<char>(header.flags)});
+  WriteBigEndian32(static_cast<uint32_t>(header.seqid), &out);
+  out.push_back(static_cast<char>((info.size() / 4) >> 8));
+  out.push_back(static_cast<char>(info.size() / 4));
+  out.append(info);
+  out.append(message);
   return out;
 }
 

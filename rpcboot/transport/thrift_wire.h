@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "rpcboot/channel.h"
@@ -35,6 +37,24 @@ absl::Status ParseThriftHeader(std::string_view frame, ThriftMessageHeader* head
 // header + body, as a frame body (without the length prefix).
 std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type, int32_t seqid,
                           std::string_view body);
+
+// THeader frames (Thrift's header transport, libthriftz): a frame whose body starts with 0x0FFF
+// carries key-value info headers around an ordinary message. rpcboot uses the header
+// "rpcboot-timeout-ms" to carry a call's deadline to the server.
+struct THeaderFrame {
+  uint16_t flags = 0;
+  int32_t seqid = 0;
+  int32_t protocol_id = 2;  // 0 binary, 2 compact
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::size_t payload_offset = 0;  // where the message starts in the frame body
+};
+inline constexpr std::string_view kTimeoutHeader = "rpcboot-timeout-ms";
+
+bool IsTHeaderFrame(std::string_view frame);
+absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out);
+// A THeader frame body (without the 4-byte length) around `message`, laid out as Thrift's
+// THeaderTransport writes it.
+std::string WrapTHeader(const THeaderFrame& header, std::string_view message);
 
 // A TApplicationException struct, for T_EXCEPTION replies.
 std::string ThriftApplicationException(WireFormat format, int32_t type, std::string_view message);

@@ -225,8 +225,45 @@ TEST(Server, GrpcHandlerSeesTheRemainingTime) {
       MakeGrpcChannel("127.0.0.1:" + std::to_string(server.grpc_port())));
   ScopedCallOptions deadline({std::chrono::milliseconds(1500)});
   rich->Notify(2, "context", rich::Color::kRed);
-  EXPECT_GT(impl->seen_remaining_ms.load(), 1000);
-  EXPECT_LE(impl->seen_remaining_ms.load(), 1500);
+  // About the caller's 1.5 s, less transit; gRPC rounds deadlines, so allow a little over.
+  EXPECT_GT(impl->seen_remaining_ms.load(), 500);
+  EXPECT_LE(impl->seen_remaining_ms.load(), 1600);
+}
+
+TEST(Server, ThriftHeaderCarriesTheDeadlineToTheHandler) {
+  auto impl = std::make_shared<RichServiceImpl>();
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.thrift_port = 0;
+  Server server(options);
+  server.AddService<rich::RichService>(impl);
+  ASSERT_TRUE(server.Start().ok());
+  for (WireFormat format : {WireFormat::kThriftCompact, WireFormat::kThriftBinary}) {
+    ChannelOptions channel_options;
+    channel_options.thrift_header = true;
+    channel_options.thrift_format = format;
+    auto rich = MakeClient<rich::RichService>(
+        MakeThriftChannel("127.0.0.1:" + std::to_string(server.thrift_port()), channel_options));
+    impl->seen_remaining_ms = -1;
+    {
+      ScopedCallOptions deadline({std::chrono::milliseconds(1500)});
+      rich->Notify(2, "context", rich::Color::kRed);
+    }
+    EXPECT_GT(impl->seen_remaining_ms.load(), 500);
+    EXPECT_LE(impl->seen_remaining_ms.load(), 1500);
+    EXPECT_EQ(rich->Mix(rich::Color::kRed, rich::Color::kGreen), rich::Color::kBlue);
+    try {
+      rich->Notify(-1, "x", rich::Color::kRed);
+      FAIL();
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kFailedPrecondition);
+    }
+  }
+  // Without THeader, plain framed Thrift has no place for a deadline: the handler sees none.
+  auto plain = MakeClient<rich::RichService>(
+      MakeThriftChannel("127.0.0.1:" + std::to_string(server.thrift_port())));
+  plain->Notify(2, "context", rich::Color::kRed);
+  EXPECT_GT(impl->seen_remaining_ms.load(), 1000LL * 3600) << "no deadline: hours remain";
 }
 
 TEST(Server, PortInUseIsAClearError) {

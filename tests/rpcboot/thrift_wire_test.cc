@@ -7,7 +7,9 @@
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/THeaderTransport.h>
 
+#include <algorithm>
 #include <random>
 
 namespace rpcboot::internal {
@@ -71,6 +73,63 @@ TEST(ThriftWire, ParserRejectsGarbageWithoutReadingPastTheEnd) {
   EXPECT_NE(ParseThriftHeader(std::string("\x82\x21\x01\x7f", 4), &header)
                 .message()
                 .find("name runs past"),
+            std::string::npos);
+}
+
+// THeader frames as Thrift's own THeaderTransport (libthriftz) writes and reads them.
+TEST(ThriftWire, THeaderMatchesThriftsHeaderTransport) {
+  using apache::thrift::transport::THeaderTransport;
+  for (int16_t protocol_id : {int16_t{0}, int16_t{2}}) {
+    for (int headers = 0; headers < 3; ++headers) {
+      auto sink = std::make_shared<TMemoryBuffer>();
+      THeaderTransport writer(sink);
+      writer.setProtocolId(protocol_id);
+      writer.setSequenceNumber(77);
+      THeaderFrame ours;
+      ours.seqid = 77;
+      ours.protocol_id = protocol_id;
+      for (int h = 0; h < headers; ++h) {
+        std::string key = h == 0 ? "rpcboot-timeout-ms" : "k" + std::to_string(h);
+        std::string value = std::string(h * 5, 'v');
+        writer.setHeader(key, value);
+        ours.headers.emplace_back(key, value);
+      }
+      std::string payload = "payload bytes";
+      writer.write(reinterpret_cast<const uint8_t*>(payload.data()),
+                   static_cast<uint32_t>(payload.size()));
+      writer.flush();
+      std::string theirs = sink->getBufferAsString();
+      std::string mine = WrapTHeader(ours, payload);
+      ASSERT_EQ(theirs.substr(4), mine)
+          << "protocol " << protocol_id << ", " << headers << " headers";
+      EXPECT_EQ(DecodeFrameLength(theirs.data()), mine.size());
+
+      THeaderFrame parsed;
+      ASSERT_TRUE(ParseTHeader(mine, &parsed).ok());
+      EXPECT_EQ(parsed.seqid, 77);
+      EXPECT_EQ(parsed.protocol_id, protocol_id);
+      std::sort(ours.headers.begin(), ours.headers.end());
+      EXPECT_EQ(parsed.headers, ours.headers);
+      EXPECT_EQ(mine.substr(parsed.payload_offset), payload);
+    }
+  }
+}
+
+TEST(ThriftWire, THeaderParserRejectsGarbage) {
+  std::mt19937_64 rng(6);
+  for (int i = 0; i < 50000; ++i) {
+    std::string frame(rng() % 40, '\0');
+    for (auto& c : frame) c = static_cast<char>(rng() % 4 == 0 ? 0 : rng());
+    if (frame.size() >= 2) frame.replace(0, 2, "\x0f\xff");
+    THeaderFrame parsed;
+    if (ParseTHeader(frame, &parsed).ok()) {
+      EXPECT_LE(parsed.payload_offset, frame.size());
+    }
+  }
+  THeaderFrame parsed;
+  EXPECT_NE(ParseTHeader(std::string("\x0f\xff\0\0\0\0\0\x01\x00\x10", 10), &parsed)
+                .message()
+                .find("runs past"),
             std::string::npos);
 }
 
