@@ -33,6 +33,7 @@
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
+#include "stock_services.h"
 
 namespace {
 
@@ -83,39 +84,8 @@ Result Load(int callers, double seconds,
   return r;
 }
 
-class StockThriftHandler : public rich_thrift::RichServiceIf {
- public:
-  void Echo(rich_thrift::Everything& out, const rich_thrift::EchoRequest& request) override {
-    out = request.value;
-  }
-  void EchoScalars(rich_thrift::Scalars& out, const rich_thrift::Scalars& s) override { out = s; }
-  void Notify(const int64_t, const std::string&, const rich_thrift::Color::type) override {}
-  int64_t Count() override { return 0; }
-  void Path(std::vector<rich_thrift::Point>& out, const std::vector<rich_thrift::Point>& p,
-            const bool) override {
-    out = p;
-  }
-  void Histogram(std::map<std::string, int32_t>&, const std::vector<std::string>&) override {}
-  rich_thrift::Color::type Mix(const rich_thrift::Color::type a,
-                               const rich_thrift::Color::type b) override {
-    return a == b ? a : rich_thrift::Color::kBlue;
-  }
-  void Transpose(std::vector<std::vector<int32_t>>& out,
-                 const std::vector<std::vector<int32_t>>& m) override {
-    out = m;
-  }
-  void Now(rich_thrift::Stamp&) override {}
-  int64_t PlaceOrder(const rich_thrift::Order&) override { return 0; }
-};
-
-class StockGrpcService final : public rich_pb::RichService::Service {
- public:
-  grpc::Status Mix(grpc::ServerContext*, const rich_pb::MixRequest* request,
-                   rich_pb::MixResponse* reply) override {
-    reply->set_value(request->a() == request->b() ? request->a() : rich_pb::COLOR_BLUE);
-    return grpc::Status::OK;
-  }
-};
+using rpcboot::testing::StockGrpcService;
+using rpcboot::testing::StockThriftHandler;
 
 Result StockThrift(int callers, double seconds) {
   using namespace apache::thrift;

@@ -485,32 +485,39 @@ using ThriftMemoryCompact =
 using ThriftMemoryBinary =
     apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
 
-template <class T, class Protocol>
-absl::Status ThriftDecodeWith(std::string_view bytes, T* out) {
+// Calls fn(protocol) with a reader over `bytes` whose strings and containers may not claim more
+// than the input holds. Thrift's exceptions pass through.
+template <class Fn>
+decltype(auto) WithBoundedThriftReader(std::string_view bytes, ThriftProtocol protocol_kind,
+                                       Fn&& fn) {
   auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
       reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
       static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
       config);
-  // No string or container may claim more than the input holds.
   auto limit = static_cast<int32_t>(bytes.size());
-  std::optional<Protocol> holder;
-  if constexpr (std::is_same_v<Protocol, ThriftMemoryCompact>) {
-    holder.emplace(buffer, limit, limit);
-  } else {
-    holder.emplace(buffer, limit, limit, /*strict_read=*/false, /*strict_write=*/true);
+  if (protocol_kind == ThriftProtocol::kCompact) {
+    ThriftMemoryCompact protocol(buffer, limit, limit);
+    return fn(protocol, *buffer);
   }
-  Protocol& protocol = *holder;
+  ThriftMemoryBinary protocol(buffer, limit, limit, /*strict_read=*/false, /*strict_write=*/true);
+  return fn(protocol, *buffer);
+}
+
+template <class T>
+absl::Status ThriftDecodeValue(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
   try {
-    ThriftReadValue(protocol, *out);
+    return WithBoundedThriftReader(bytes, protocol_kind, [out](auto& protocol, auto& buffer) {
+      ThriftReadValue(protocol, *out);
+      if (buffer.available_read() != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("thrift: ", buffer.available_read(), " bytes left after the struct"));
+      }
+      return absl::OkStatus();
+    });
   } catch (const apache::thrift::TException& e) {
     return absl::InvalidArgumentError(absl::StrCat("thrift: ", e.what()));
   }
-  if (buffer->available_read() != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("thrift: ", buffer->available_read(), " bytes left after the struct"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace internal
@@ -573,10 +580,7 @@ template <class T>
 absl::Status ThriftDecode(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
   static_assert(internal::kIsMessage<T>,
                 "rpcboot: ThriftDecode takes an aggregate struct or a std::tuple");
-  if (protocol_kind == ThriftProtocol::kCompact) {
-    return internal::ThriftDecodeWith<T, internal::ThriftMemoryCompact>(bytes, out);
-  }
-  return internal::ThriftDecodeWith<T, internal::ThriftMemoryBinary>(bytes, out);
+  return internal::ThriftDecodeValue(bytes, protocol_kind, out);
 }
 
 }  // namespace rpcboot

@@ -200,17 +200,10 @@ R ThriftReadResult(P& p) {
 
 template <class R>
 R ThriftDecodeResult(std::string_view bytes, WireFormat format) {
-  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
-      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
-      static_cast<uint32_t>(bytes.size()));
-  auto limit = static_cast<int32_t>(bytes.size());
   try {
-    if (format == WireFormat::kThriftBinary) {
-      ThriftMemoryBinaryWriter p(buffer, limit, limit, false, true);
-      return ThriftReadResult<R>(p);
-    }
-    ThriftMemoryCompactWriter p(buffer, limit, limit);
-    return ThriftReadResult<R>(p);
+    return WithBoundedThriftReader(bytes, ThriftProtocolOf(format), [](auto& protocol, auto&) {
+      return ThriftReadResult<R>(protocol);
+    });
   } catch (const apache::thrift::TException& e) {
     ThrowBadReply(e.what());
   }

@@ -6,18 +6,10 @@
 
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/transport/grpc_bytes.h"
 
 namespace rpcboot {
 namespace {
-
-std::string ToBytes(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
 
 class GrpcChannel final : public Channel {
  public:
@@ -36,8 +28,7 @@ class GrpcChannel final : public Channel {
     auto timeout =
         call_options.timeout.count() > 0 ? call_options.timeout : options_.default_timeout;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
-    grpc::Slice slice(request.data(), request.size());
-    grpc::ByteBuffer request_buffer(&slice, 1);
+    grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;
     grpc::internal::RpcMethod rpc(method.grpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
     grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
@@ -46,7 +37,7 @@ class GrpcChannel final : public Channel {
       throw RpcError(StatusCodeFromInt(static_cast<int>(status.error_code())),
                      status.error_message());
     }
-    return ToBytes(reply);
+    return internal::ToBytes(reply);
   }
 
  private:

@@ -14,6 +14,7 @@
 #include "rpcboot/internal/log.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/server_context.h"
+#include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/server_transport.h"
 
 namespace rpcboot::internal {
@@ -23,15 +24,6 @@ struct Route {
   const MethodBinding* method;
   void* impl;
 };
-
-std::string ToBytes(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
 
 class GrpcServerTransport;
 
@@ -98,8 +90,7 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
     }
-    grpc::Slice slice(outcome.reply);
-    reply_ = grpc::ByteBuffer(&slice, 1);
+    reply_ = ToByteBuffer(outcome.reply);
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 

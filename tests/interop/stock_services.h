@@ -1,0 +1,105 @@
+// Stock services written against the code thrift-compiler and protoc + grpc_cpp_plugin
+// generate from rpcboot's emitted IDL (namespaces rich_thrift and rich_pb): the peers rpcboot
+// is tested and measured against.
+#ifndef RPCBOOT_TESTS_INTEROP_STOCK_SERVICES_H_
+#define RPCBOOT_TESTS_INTEROP_STOCK_SERVICES_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "RichService.h"
+#include "rich_service.grpc.pb.h"
+#include "rpcboot/status.h"
+
+namespace rpcboot::testing {
+
+// A stock Thrift handler, written against thrift-compiler's interface (namespace rich_thrift).
+class StockThriftHandler : public rich_thrift::RichServiceIf {
+ public:
+  void Echo(rich_thrift::Everything& out, const rich_thrift::EchoRequest& request) override {
+    out = request.value;
+  }
+  void EchoScalars(rich_thrift::Scalars& out, const rich_thrift::Scalars& scalars) override {
+    out = scalars;
+  }
+  void Notify(const int64_t id, const std::string& message,
+              const rich_thrift::Color::type) override {
+    if (id < 0) {
+      rich_thrift::RpcError e;
+      e.code = static_cast<int32_t>(StatusCode::kNotFound);
+      e.message = "stock thrift: no " + message;
+      throw e;
+    }
+  }
+  int64_t Count() override { return ++count_; }
+  void Path(std::vector<rich_thrift::Point>& out, const std::vector<rich_thrift::Point>& points,
+            const bool reversed) override {
+    out = points;
+    if (reversed) std::reverse(out.begin(), out.end());
+  }
+  void Histogram(std::map<std::string, int32_t>& out,
+                 const std::vector<std::string>& words) override {
+    for (const auto& w : words) out[w]++;
+  }
+  rich_thrift::Color::type Mix(const rich_thrift::Color::type a,
+                               const rich_thrift::Color::type b) override {
+    return a == b ? a : rich_thrift::Color::kBlue;
+  }
+  void Transpose(std::vector<std::vector<int32_t>>& out,
+                 const std::vector<std::vector<int32_t>>& m) override {
+    for (std::size_t r = 0; r < m.size(); ++r) {
+      for (std::size_t c = 0; c < m[r].size(); ++c) {
+        if (out.size() <= c) out.resize(c + 1);
+        out[c].push_back(m[r][c]);
+      }
+    }
+  }
+  void Now(rich_thrift::Stamp& out) override {
+    out.seconds = 42;
+    out.zone = "stock";
+  }
+  int64_t PlaceOrder(const rich_thrift::Order& order) override {
+    return static_cast<int64_t>(order.lines.size());
+  }
+
+ private:
+  std::atomic<int64_t> count_{0};
+};
+
+// A stock gRPC service, written against protoc + grpc_cpp_plugin's code (package rich_pb is the
+// emitted package renamed; the test serves it under the original path by a generic stub below).
+class StockGrpcService final : public rich_pb::RichService::Service {
+ public:
+  grpc::Status Mix(grpc::ServerContext*, const rich_pb::MixRequest* request,
+                   rich_pb::MixResponse* reply) override {
+    reply->set_value(request->a() == request->b() ? request->a() : rich_pb::COLOR_BLUE);
+    return grpc::Status::OK;
+  }
+  grpc::Status Path(grpc::ServerContext*, const rich_pb::PathRequest* request,
+                    rich_pb::PathResponse* reply) override {
+    for (int i = request->points_size() - 1; i >= 0; --i) *reply->add_value() = request->points(i);
+    return grpc::Status::OK;
+  }
+  grpc::Status EchoScalars(grpc::ServerContext*, const rich_pb::Scalars* request,
+                           rich_pb::Scalars* reply) override {
+    *reply = *request;
+    return grpc::Status::OK;
+  }
+  grpc::Status Now(grpc::ServerContext*, const rich_pb::NowRequest*,
+                   rich_pb::Stamp* reply) override {
+    reply->set_seconds(7);
+    reply->set_zone("stock grpc");
+    return grpc::Status::OK;
+  }
+  grpc::Status Notify(grpc::ServerContext*, const rich_pb::NotifyRequest* request,
+                      rich_pb::NotifyResponse*) override {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "stock grpc: no " + request->message());
+  }
+};
+
+}  // namespace rpcboot::testing
+
+#endif  // RPCBOOT_TESTS_INTEROP_STOCK_SERVICES_H_
