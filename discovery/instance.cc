@@ -1,0 +1,137 @@
+#include "discovery/instance.h"
+
+#include <charconv>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace rpcboot::discovery {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+constexpr const char* kPayloadClass =
+    "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance";
+
+std::optional<int> ParseInt(const std::string& s) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return value;
+}
+}  // namespace
+
+bool Instance::IsUp() const {
+  auto it = metadata.find(std::string(kStatusKey));
+  return it == metadata.end() || it->second == "UP";
+}
+
+std::optional<int> Instance::PortFor(std::string_view protocol) const {
+  auto protocols = metadata.find(std::string(kProtocolsKey));
+  if (protocols == metadata.end()) return std::nullopt;
+  bool listed = false;
+  std::string_view list = protocols->second;
+  while (!list.empty()) {
+    std::size_t comma = list.find(',');
+    listed |= list.substr(0, comma) == protocol;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  if (!listed) return std::nullopt;
+  auto port_entry = metadata.find("rpcboot." + std::string(protocol) + ".port");
+  if (port_entry == metadata.end()) return std::nullopt;
+  std::optional<int> value = ParseInt(port_entry->second);
+  if (!value || *value <= 0 || *value > 65535) return std::nullopt;
+  return value;
+}
+
+int Instance::Weight() const {
+  auto it = metadata.find(std::string(kWeightKey));
+  if (it == metadata.end()) return 100;
+  std::optional<int> value = ParseInt(it->second);
+  return value && *value >= 0 ? *value : 100;
+}
+
+std::string ToJson(const Instance& instance) {
+  Json metadata = Json::object();
+  for (const auto& [key, value] : instance.metadata) metadata[key] = value;
+  auto part = [](const char* value, bool variable) {
+    return Json{{"value", value}, {"variable", variable}};
+  };
+  Json j;
+  j["name"] = instance.name;
+  j["id"] = instance.id;
+  j["address"] = instance.address;
+  j["port"] = instance.port;
+  j["sslPort"] = instance.ssl_port ? Json(*instance.ssl_port) : Json(nullptr);
+  j["payload"] = Json{{"@class", kPayloadClass},
+                      {"id", instance.name + "-" + instance.id},
+                      {"name", instance.name},
+                      {"metadata", metadata}};
+  j["registrationTimeUTC"] = instance.registration_time_ms;
+  j["serviceType"] = instance.service_type;
+  j["uriSpec"] =
+      Json{{"parts", Json::array({part("scheme", true), part("://", false), part("address", true),
+                                  part(":", false), part("port", true)})}};
+  return j.dump();
+}
+
+absl::StatusOr<Instance> ParseInstance(std::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("instance data is not JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("instance data is not a JSON object");
+  Instance out;
+  auto string_field = [&](const char* key, std::string* value) -> absl::Status {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("instance field '", key, "' is missing or not a string"));
+    }
+    *value = it->get<std::string>();
+    return absl::OkStatus();
+  };
+  for (auto [key, value] :
+       {std::pair{"name", &out.name}, {"id", &out.id}, {"address", &out.address}}) {
+    if (absl::Status s = string_field(key, value); !s.ok()) return s;
+  }
+  auto port = j.find("port");
+  if (port == j.end() || !port->is_number_integer() || port->get<int64_t>() < 0 ||
+      port->get<int64_t>() > 65535) {
+    return absl::InvalidArgumentError("instance field 'port' is missing or not a port number");
+  }
+  out.port = port->get<int>();
+  if (auto ssl = j.find("sslPort"); ssl != j.end() && ssl->is_number_integer())
+    out.ssl_port = ssl->get<int>();
+  if (auto t = j.find("registrationTimeUTC"); t != j.end() && t->is_number_integer()) {
+    out.registration_time_ms = t->get<int64_t>();
+  }
+  if (auto type = j.find("serviceType"); type != j.end() && type->is_string())
+    out.service_type = type->get<std::string>();
+  // Spring's payload carries the metadata; Curator-only instances have none (payload null).
+  if (auto payload = j.find("payload"); payload != j.end() && payload->is_object()) {
+    if (auto metadata = payload->find("metadata");
+        metadata != payload->end() && metadata->is_object()) {
+      for (const auto& [key, value] : metadata->items()) {
+        if (value.is_string()) out.metadata[key] = value.get<std::string>();
+      }
+    }
+  }
+  return out;
+}
+
+std::string NewInstanceId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
+  return buf;
+}
+
+}  // namespace rpcboot::discovery

@@ -1,0 +1,66 @@
+// One registered instance as it sits in ZooKeeper: Apache Curator's ServiceInstance JSON with
+// Spring Cloud Zookeeper's ZookeeperInstance payload, so that Java services read rpcboot
+// instances and rpcboot reads theirs (docs/registry.md).
+//
+//   Instance self = ...;                        // name "shop", address, port, metadata
+//   std::string node_data = ToJson(self);       // what the registrar writes
+//   absl::StatusOr<Instance> other = ParseInstance(node_data);  // what the resolver reads
+//
+// Plain values; thread-compatible.
+#ifndef RPCBOOT_DISCOVERY_INSTANCE_H_
+#define RPCBOOT_DISCOVERY_INSTANCE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace rpcboot::discovery {
+
+// Metadata keys rpcboot writes (and reads) in payload.metadata.
+inline constexpr std::string_view kStatusKey = "instance_status";  // Spring: "UP" to be used
+inline constexpr std::string_view kServicesKey = "rpcboot.services";
+inline constexpr std::string_view kProtocolsKey = "rpcboot.protocols";
+inline constexpr std::string_view kGrpcPortKey = "rpcboot.grpc.port";
+inline constexpr std::string_view kThriftPortKey = "rpcboot.thrift.port";
+inline constexpr std::string_view kWeightKey = "rpcboot.weight";
+inline constexpr std::string_view kZoneKey = "rpcboot.zone";
+inline constexpr std::string_view kVersionKey = "rpcboot.version";
+
+struct Instance {
+  std::string name;     // the application name: "shop"
+  std::string id;       // a UUID
+  std::string address;  // host or IP clients connect to
+  int port = 0;         // the first listed protocol's port
+  std::optional<int> ssl_port;
+  std::map<std::string, std::string> metadata;  // payload.metadata
+  int64_t registration_time_ms = 0;             // registrationTimeUTC
+  std::string service_type = "DYNAMIC";
+
+  // instance_status is "UP" (or absent: Curator instances without Spring's payload).
+  bool IsUp() const;
+  // The port of "grpc" or "thrift" from rpcboot metadata, or nullopt when this instance does not
+  // speak it (an instance without rpcboot metadata speaks nothing rpcboot knows).
+  std::optional<int> PortFor(std::string_view protocol) const;
+  // rpcboot.weight, 100 when absent or unreadable.
+  int Weight() const;
+};
+
+// The node data: UTF-8 JSON in the layout of contract 5.
+std::string ToJson(const Instance& instance);
+
+// Reads node data written by rpcboot, Curator or Spring. Unknown fields are ignored; a value of
+// the wrong type, a missing name, id, address or port, or text that is not JSON is an
+// InvalidArgument error naming the field.
+absl::StatusOr<Instance> ParseInstance(std::string_view json);
+
+// A random (version 4) UUID, the instance id.
+std::string NewInstanceId();
+
+}  // namespace rpcboot::discovery
+
+#endif  // RPCBOOT_DISCOVERY_INSTANCE_H_

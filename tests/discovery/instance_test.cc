@@ -1,0 +1,136 @@
+// The registry's instance JSON: contract 5's layout, round trips, Curator-only instances, and a
+// tolerant reader that names what is wrong with bad node data.
+#include "discovery/instance.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
+namespace rpcboot::discovery {
+namespace {
+
+Instance ShopInstance() {
+  Instance i;
+  i.name = "shop";
+  i.id = "6f1c2a9e-1b2c-4d3e-8f40-5a6b7c8d9e0f";
+  i.address = "10.1.2.3";
+  i.port = 9091;
+  i.registration_time_ms = 1795422103964;
+  i.metadata = {{"instance_status", "UP"},
+                {"rpcboot.services", "shop.ShopService"},
+                {"rpcboot.protocols", "grpc,thrift"},
+                {"rpcboot.grpc.port", "9091"},
+                {"rpcboot.thrift.port", "9090"},
+                {"rpcboot.weight", "100"},
+                {"rpcboot.zone", "a"},
+                {"rpcboot.version", "1.0.0"}};
+  return i;
+}
+
+TEST(Instance, JsonHasContractFivesLayout) {
+  nlohmann::json j = nlohmann::json::parse(ToJson(ShopInstance()));
+  EXPECT_EQ(j["name"], "shop");
+  EXPECT_EQ(j["id"], "6f1c2a9e-1b2c-4d3e-8f40-5a6b7c8d9e0f");
+  EXPECT_EQ(j["address"], "10.1.2.3");
+  EXPECT_EQ(j["port"], 9091);
+  EXPECT_TRUE(j["sslPort"].is_null());
+  EXPECT_EQ(j["payload"]["@class"],
+            "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance");
+  EXPECT_EQ(j["payload"]["id"], "shop-6f1c2a9e-1b2c-4d3e-8f40-5a6b7c8d9e0f");
+  EXPECT_EQ(j["payload"]["name"], "shop");
+  EXPECT_EQ(j["payload"]["metadata"]["rpcboot.thrift.port"], "9090");
+  EXPECT_EQ(j["payload"]["metadata"]["instance_status"], "UP");
+  EXPECT_EQ(j["registrationTimeUTC"], 1795422103964);
+  EXPECT_EQ(j["serviceType"], "DYNAMIC");
+  ASSERT_EQ(j["uriSpec"]["parts"].size(), 5u);
+  EXPECT_EQ(j["uriSpec"]["parts"][0], (nlohmann::json{{"value", "scheme"}, {"variable", true}}));
+  EXPECT_EQ(j["uriSpec"]["parts"][1], (nlohmann::json{{"value", "://"}, {"variable", false}}));
+  EXPECT_EQ(j["uriSpec"]["parts"][4], (nlohmann::json{{"value", "port"}, {"variable", true}}));
+}
+
+TEST(Instance, RoundTrips) {
+  Instance original = ShopInstance();
+  original.ssl_port = 9443;
+  absl::StatusOr<Instance> back = ParseInstance(ToJson(original));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->name, original.name);
+  EXPECT_EQ(back->id, original.id);
+  EXPECT_EQ(back->address, original.address);
+  EXPECT_EQ(back->port, original.port);
+  EXPECT_EQ(back->ssl_port, 9443);
+  EXPECT_EQ(back->metadata, original.metadata);
+  EXPECT_EQ(back->registration_time_ms, original.registration_time_ms);
+  EXPECT_EQ(back->PortFor("grpc"), 9091);
+  EXPECT_EQ(back->PortFor("thrift"), 9090);
+  EXPECT_EQ(back->Weight(), 100);
+  EXPECT_TRUE(back->IsUp());
+}
+
+TEST(Instance, CuratorInstanceWithoutPayloadParsesButSpeaksNoRpcbootProtocol) {
+  // What Curator's JsonInstanceSerializer writes for ServiceInstance<Void>.
+  std::string curator =
+      R"({"name":"shop","id":"java-1","address":"127.0.0.1","port":8080,"sslPort":null,"payload":null,)"
+      R"("registrationTimeUTC":1700000000000,"serviceType":"DYNAMIC","uriSpec":null})";
+  absl::StatusOr<Instance> i = ParseInstance(curator);
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_EQ(i->port, 8080);
+  EXPECT_TRUE(i->IsUp());
+  EXPECT_EQ(i->PortFor("grpc"), std::nullopt);
+  EXPECT_EQ(i->PortFor("thrift"), std::nullopt);
+}
+
+TEST(Instance, ReaderIgnoresUnknownFieldsAndHonoursStatus) {
+  std::string json =
+      R"({"name":"shop","id":"x","address":"h","port":1,"future":{"a":[1,2]},"payload":{"@class":"Other",)"
+      R"("metadata":{"instance_status":"OUT_OF_SERVICE","rpcboot.protocols":"thrift","rpcboot.thrift.port":"70000",)"
+      R"("rpcboot.weight":"heavy","n":5}}})";
+  absl::StatusOr<Instance> i = ParseInstance(json);
+  ASSERT_TRUE(i.ok()) << i.status();
+  EXPECT_FALSE(i->IsUp());
+  EXPECT_EQ(i->PortFor("thrift"), std::nullopt) << "70000 is no port";
+  EXPECT_EQ(i->Weight(), 100) << "an unreadable weight falls back to the default";
+  EXPECT_EQ(i->metadata.count("n"), 0u) << "non-string metadata values are skipped";
+}
+
+TEST(Instance, BadNodeDataNamesWhatIsWrong) {
+  EXPECT_EQ(ParseInstance("garbage").status().message(), "instance data is not JSON");
+  EXPECT_EQ(ParseInstance("[1,2]").status().message(), "instance data is not a JSON object");
+  EXPECT_EQ(ParseInstance(R"({"id":"x","address":"h","port":1})").status().message(),
+            "instance field 'name' is missing or not a string");
+  EXPECT_EQ(ParseInstance(R"({"name":"s","id":7,"address":"h","port":1})").status().message(),
+            "instance field 'id' is missing or not a string");
+  EXPECT_EQ(ParseInstance(R"({"name":"s","id":"x","address":"h","port":"80"})").status().message(),
+            "instance field 'port' is missing or not a port number");
+  EXPECT_EQ(ParseInstance(R"({"name":"s","id":"x","address":"h","port":70000})").status().message(),
+            "instance field 'port' is missing or not a port number");
+}
+
+TEST(Instance, GarbageNeverCrashesTheReader) {
+  std::mt19937_64 rng(9);
+  std::string base = ToJson(ShopInstance());
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = base;
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 4); ++e) {
+      std::size_t pos = rng() % s.size();
+      if (rng() % 2) {
+        s[pos] = static_cast<char>(rng());
+      } else {
+        s.erase(pos, 1 + rng() % 8);
+      }
+      if (s.empty()) s = "{";
+    }
+    (void)ParseInstance(s);
+  }
+}
+
+TEST(Instance, IdsAreVersionFourUuids) {
+  std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::string a = NewInstanceId(), b = NewInstanceId();
+  EXPECT_TRUE(std::regex_match(a, uuid)) << a;
+  EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace rpcboot::discovery
