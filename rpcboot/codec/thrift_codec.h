@@ -551,20 +551,29 @@ struct ThriftScratchWriter {
 ThriftScratchWriter& ScratchWriter();
 }  // namespace internal
 
-// Appends `value`, encoded with the binary or compact protocol, to `*out`.
-template <class T>
-void ThriftEncodeAppend(const T& value, ThriftProtocol protocol_kind, std::string* out) {
-  internal::ThriftScratchWriter& w = internal::ScratchWriter();
+namespace internal {
+// Runs fn(protocol) on this thread's scratch writer and appends what it wrote to `*out`.
+template <class Fn>
+void ThriftWriteToString(ThriftProtocol protocol_kind, std::string* out, Fn&& fn) {
+  ThriftScratchWriter& w = ScratchWriter();
   w.buffer->resetBuffer();
   if (protocol_kind == ThriftProtocol::kCompact) {
-    ThriftWriteStruct(w.compact, value);
+    fn(w.compact);
   } else {
-    ThriftWriteStruct(w.binary, value);
+    fn(w.binary);
   }
   uint8_t* data;
   uint32_t size;
   w.buffer->getBuffer(&data, &size);
   out->append(reinterpret_cast<const char*>(data), size);
+}
+}  // namespace internal
+
+// Appends `value`, encoded with the binary or compact protocol, to `*out`.
+template <class T>
+void ThriftEncodeAppend(const T& value, ThriftProtocol protocol_kind, std::string* out) {
+  internal::ThriftWriteToString(protocol_kind, out,
+                                [&value](auto& protocol) { ThriftWriteStruct(protocol, value); });
 }
 
 // Encodes `value` with the binary or compact protocol into a fresh string.

@@ -88,17 +88,10 @@ void ThriftWriteSuccess(P& p, const R* result) {
 
 template <class R>
 std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
-  ThriftScratchWriter& w = ScratchWriter();
-  w.buffer->resetBuffer();
-  if (format == WireFormat::kThriftBinary) {
-    ThriftWriteSuccess(w.binary, result);
-  } else {
-    ThriftWriteSuccess(w.compact, result);
-  }
-  uint8_t* data;
-  uint32_t size;
-  w.buffer->getBuffer(&data, &size);
-  return std::string(reinterpret_cast<const char*>(data), size);
+  std::string out;
+  ThriftWriteToString(ThriftProtocolOf(format), &out,
+                      [result](auto& protocol) { ThriftWriteSuccess(protocol, result); });
+  return out;
 }
 
 template <class S, std::size_t I>
