@@ -18,8 +18,9 @@ if [ "$sanitize" = "1" ]; then
 fi
 
 echo "== configure ($build_dir)"
-cmake -S . -B "$build_dir" "${cmake_args[@]}" >"$build_dir.configure.log" 2>&1 || {
-  cat "$build_dir.configure.log"; exit 1; }
+mkdir -p "$build_dir"
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || {
+  cat "$build_dir/configure.log"; exit 1; }
 echo "== build"
 cmake --build "$build_dir" -j "$(nproc)"
 echo "== test"
