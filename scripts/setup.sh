@@ -9,7 +9,7 @@ PACKAGES=(
   libboost1.81-dev
   libthrift-dev thrift-compiler libevent-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libzookeeper-mt-dev zookeeper default-jre-headless
+  libzookeeper-mt-dev zookeeper default-jre-headless default-jdk-headless
   libclang-14-dev clang-14 llvm-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev zlib1g-dev nlohmann-json3-dev

@@ -17,7 +17,9 @@ cmd=$1 dir=$2 port=${3:-0}
 jars=/usr/share/java
 classpath=$jars/zookeeper.jar:$jars/zookeeper-jute.jar:$jars/slf4j-api.jar:$jars/slf4j-simple.jar:$jars/metrics-core.jar:$jars/commons-io.jar
 
-ruok() { [ "$(echo ruok | nc -w 1 127.0.0.1 "$1" 2>/dev/null)" = "imok" ]; }
+ruok() { [ "$(echo ruok | nc -w 2 127.0.0.1 "$1" 2>/dev/null)" = "imok" ]; }
+# A busy machine can be slow to answer: a few tries before saying no.
+ruok_retry() { for _ in 1 2 3; do ruok "$1" && return 0; sleep 0.2; done; return 1; }
 
 case "$cmd" in
   start)
@@ -72,7 +74,7 @@ CFG
     rm -f "$dir/zk.pid"
     ;;
   status)
-    [ -f "$dir/zk.port" ] && ruok "$(cat "$dir/zk.port")"
+    [ -f "$dir/zk.pid" ] && kill -0 "$(cat "$dir/zk.pid")" 2>/dev/null && ruok_retry "$(cat "$dir/zk.port")"
     ;;
   *) usage ;;
 esac

@@ -7,7 +7,9 @@ rm -rf "$work" && mkdir -p "$work"
 trap '"$script" stop "$work/a" || true; "$script" stop "$work/b" || true' EXIT
 out=$("$script" start "$work/a")
 port=${out#port=}
-[ "$(echo ruok | nc -w 1 127.0.0.1 "$port")" = "imok" ] || { echo "FAIL: no imok on $port"; exit 1; }
+imok=no
+for _ in 1 2 3; do [ "$(echo ruok | nc -w 2 127.0.0.1 "$port")" = "imok" ] && { imok=yes; break; }; sleep 0.2; done
+[ $imok = yes ] || { echo "FAIL: no imok on $port"; exit 1; }
 "$script" status "$work/a" || { echo "FAIL: status"; exit 1; }
 if msg=$("$script" start "$work/b" "$port" 2>&1); then echo "FAIL: a taken port must be refused"; exit 1; fi
 [[ "$msg" == *"port $port on 127.0.0.1 is already in use"* ]] || { echo "FAIL: unclear message: $msg"; exit 1; }

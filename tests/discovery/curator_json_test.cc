@@ -1,0 +1,133 @@
+// Apache Curator's own JsonInstanceSerializer (Debian's curator jars) reads the instance JSON
+// rpcboot writes, with Spring's payload class, and rpcboot reads what Curator writes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "discovery/instance.h"
+
+namespace rpcboot::discovery {
+namespace {
+
+const std::string kJars = "/usr/share/java";
+
+std::string ClassPath(const std::string& classes) {
+  std::string cp = classes;
+  for (const char* jar :
+       {"curator-x-discovery", "curator-framework", "curator-client", "jackson-databind",
+        "jackson-core", "jackson-annotations", "guava", "slf4j-api", "zookeeper"}) {
+    cp += ":" + kJars + "/" + jar + ".jar";
+  }
+  return cp;
+}
+
+// Runs a shell command; returns its exit status and stdout+stderr.
+std::pair<int, std::string> RunShell(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class CuratorJson : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(std::filesystem::temp_directory_path() /
+                           ("rpcboot_curator_" + std::to_string(getpid())));
+    std::filesystem::create_directories(*dir_ + "/classes");
+    for (const char* tool : {"javac", "java"}) {
+      if (RunShell(std::string("command -v ") + tool).first != 0) {
+        setup_error_ = std::string(tool) +
+                       " not found: apt-get install default-jdk-headless (./scripts/setup.sh)";
+        return;
+      }
+    }
+    if (!std::filesystem::exists(kJars + "/curator-x-discovery.jar")) {
+      setup_error_ =
+          "Curator jars not found: apt-get install libcurator-discovery-java (./scripts/setup.sh)";
+      return;
+    }
+    std::string sources = std::string(RPCBOOT_JAVA_SOURCES);
+    auto [rc, out] =
+        RunShell("javac -d " + *dir_ + "/classes -cp " + ClassPath(*dir_ + "/classes") + " " +
+                 sources + "/CuratorJsonCheck.java " + sources +
+                 "/org/springframework/cloud/zookeeper/discovery/ZookeeperInstance.java");
+    if (rc != 0) setup_error_ = "javac failed: " + out;
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+
+  std::pair<int, std::string> Java(const std::string& args) {
+    return RunShell("java -cp " + ClassPath(*dir_ + "/classes") + " CuratorJsonCheck " + args);
+  }
+
+  static std::string* dir_;
+  static std::string setup_error_;
+};
+std::string* CuratorJson::dir_ = nullptr;
+std::string CuratorJson::setup_error_;
+
+TEST_F(CuratorJson, CuratorReadsWhatRpcbootWrites) {
+  Instance i;
+  i.name = "shop";
+  i.id = NewInstanceId();
+  i.address = "10.1.2.3";
+  i.port = 9091;
+  i.registration_time_ms = 1795422103964;
+  i.metadata = {{"instance_status", "UP"},
+                {"rpcboot.protocols", "grpc,thrift"},
+                {"rpcboot.grpc.port", "9091"}};
+  std::string file = *dir_ + "/rpcboot.json";
+  std::ofstream(file) << ToJson(i);
+  auto [rc, out] = Java("read " + file);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("name=shop\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("id=" + i.id + "\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("address=10.1.2.3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("port=9091\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("sslPort=null\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("type=DYNAMIC\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("uri=http://10.1.2.3:9091\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("payload.id=shop-" + i.id + "\n"), std::string::npos) << out;
+  EXPECT_NE(
+      out.find(
+          "metadata={instance_status=UP, rpcboot.grpc.port=9091, rpcboot.protocols=grpc,thrift}"),
+      std::string::npos)
+      << out;
+}
+
+TEST_F(CuratorJson, RpcbootReadsWhatCuratorWrites) {
+  std::string file = *dir_ + "/curator.json";
+  auto [rc, out] = Java("write " + file);
+  ASSERT_EQ(rc, 0) << out;
+  std::ifstream in(file);
+  std::stringstream json;
+  json << in.rdbuf();
+  absl::StatusOr<Instance> i = ParseInstance(json.str());
+  ASSERT_TRUE(i.ok()) << i.status() << "\n" << json.str();
+  EXPECT_EQ(i->name, "shop");
+  EXPECT_EQ(i->id, "java-1");
+  EXPECT_EQ(i->address, "127.0.0.7");
+  EXPECT_EQ(i->port, 8080);
+  EXPECT_TRUE(i->IsUp());
+  EXPECT_EQ(i->metadata.at("instance_status"), "UP");
+  EXPECT_EQ(i->PortFor("grpc"), std::nullopt) << "a Java instance without rpcboot metadata";
+  // Byte for byte the same layout as rpcboot's own writer (apart from values).
+  Instance same = *i;
+  EXPECT_EQ(ToJson(same), json.str());
+}
+
+}  // namespace
+}  // namespace rpcboot::discovery
