@@ -143,11 +143,8 @@ Result RpcbootLoad(int callers, double seconds, bool grpc) {
 
 Result StockGrpc(int callers, double seconds) {
   StockGrpcService service;
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  auto server = builder.BuildAndStart();
+  auto server = rpcboot::testing::StartStockGrpcServer(&service, &port);
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = std::shared_ptr<rich_pb::RichService::Stub>(rich_pb::RichService::NewStub(channel));

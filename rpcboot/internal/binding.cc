@@ -19,11 +19,6 @@ const MethodBinding* ServiceBinding::Find(std::string_view method_name) const {
 }
 
 namespace {
-// Thrift's RpcError exception struct: 1: i32 code, 2: string message.
-struct ThriftRpcError {
-  int32_t code = 0;
-  std::string message;
-};
 struct ThriftErrorOnly {
   ThriftRpcError error;  // field 1 of the result struct
 };

@@ -130,6 +130,12 @@ ServiceBinding MakeServiceBinding() {
   return MakeServiceBinding<S>(std::make_index_sequence<ServiceInfo<S>::kMethodCount>{});
 }
 
+// The exception every emitted method declares: exception RpcError {1: i32 code, 2: string message}.
+struct ThriftRpcError {
+  int32_t code = 0;
+  std::string message;
+};
+
 // ---- client side ----
 
 [[noreturn]] void ThrowBadReply(std::string_view what);
@@ -137,16 +143,13 @@ ServiceBinding MakeServiceBinding() {
 // Reads a Thrift result struct: field 0 is the value, field 1 an RpcError, others are skipped.
 template <class R, class P>
 R ThriftReadResult(P& p) {
-  using apache::thrift::protocol::T_I32;
   using apache::thrift::protocol::T_STOP;
-  using apache::thrift::protocol::T_STRING;
   using apache::thrift::protocol::T_STRUCT;
   using apache::thrift::protocol::TType;
   std::conditional_t<std::is_void_v<R>, bool, R> result{};
   bool has_result = false;
   bool has_error = false;
-  int32_t code = static_cast<int32_t>(StatusCode::kUnknown);
-  std::string message;
+  ThriftRpcError error{static_cast<int32_t>(StatusCode::kUnknown), ""};
   std::string name;
   TType type;
   int16_t id;
@@ -164,27 +167,14 @@ R ThriftReadResult(P& p) {
     }
     if (id == 1 && type == T_STRUCT) {
       has_error = true;
-      p.readStructBegin(name);
-      while (true) {
-        ThriftReadFieldBegin(p, name, type, id);
-        if (type == T_STOP) break;
-        if (id == 1 && type == T_I32) {
-          p.readI32(code);
-        } else if (id == 2 && type == T_STRING) {
-          p.readString(message);
-        } else {
-          ThriftSkip(p, type);
-        }
-        p.readFieldEnd();
-      }
-      p.readStructEnd();
+      ThriftReadValue(p, error);
     } else {
       ThriftSkip(p, type);
     }
     p.readFieldEnd();
   }
   p.readStructEnd();
-  if (has_error) throw RpcError(StatusCodeFromInt(code), message);
+  if (has_error) throw RpcError(StatusCodeFromInt(error.code), error.message);
   if constexpr (!std::is_void_v<R>) {
     if (!has_result) ThrowBadReply("Thrift reply holds neither a result nor an error");
     return result;

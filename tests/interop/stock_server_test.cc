@@ -106,11 +106,8 @@ TEST(StockServers, UnknownMethodOnAStockThriftServerIsUnimplemented) {
 
 TEST(StockServers, RpcbootProxyCallsGrpcCppPluginServer) {
   StockGrpcService service;
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  auto server = builder.BuildAndStart();
+  auto server = testing::StartStockGrpcServer(&service, &port);
   ASSERT_GT(port, 0);
   // The stock service's full name is rich_pb.RichService (renamed package); a proxy addresses
   // rich.RichService. A channel that rewrites the path tells the two apart honestly.

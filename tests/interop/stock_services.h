@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 
 #include "RichService.h"
 #include "rich_service.grpc.pb.h"
@@ -99,6 +100,14 @@ class StockGrpcService final : public rich_pb::RichService::Service {
                         "stock grpc: no " + request->message());
   }
 };
+
+// Starts `service` on 127.0.0.1 at a free port, written to *port.
+inline std::unique_ptr<grpc::Server> StartStockGrpcServer(grpc::Service* service, int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
 
 }  // namespace rpcboot::testing
 
