@@ -12,22 +12,6 @@
 namespace rpcboot {
 namespace internal {
 
-void Log(LogLevel level, std::string_view message) {
-  static std::mutex mu;
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  const char* tag = level == LogLevel::kInfo ? "I" : level == LogLevel::kWarning ? "W" : "E";
-  std::lock_guard<std::mutex> lock(mu);
-  std::fprintf(stderr, "%s %s.%03lldZ rpcboot: %.*s\n", tag, stamp, static_cast<long long>(ms),
-               static_cast<int>(message.size()), message.data());
-}
-
 ThreadPool::ThreadPool(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }

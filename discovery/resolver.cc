@@ -1,0 +1,174 @@
+#include "discovery/resolver.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/internal/log.h"
+
+namespace rpcboot::discovery {
+
+using internal::Log;
+using internal::LogLevel;
+
+namespace {
+constexpr char kAllChildren[] = "*";
+}  // namespace
+
+Resolver::Resolver(std::shared_ptr<Session> session, std::string base_path)
+    : session_(std::move(session)), base_path_(base_path == "/" ? "" : std::move(base_path)) {
+  session_->AddObserver(this);
+}
+
+Resolver::~Resolver() { session_->RemoveObserver(this); }
+
+std::string Resolver::ServicePath(const std::string& name) const {
+  return absl::StrCat(base_path_, "/", name);
+}
+
+int Resolver::Watch(const std::string& name, Listener listener) {
+  int id;
+  bool load;
+  InstanceList current;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    Watched& w = watched_[name];
+    if (w.list == nullptr) w.list = std::make_shared<const std::vector<Instance>>();
+    w.listeners.emplace(id, listener);
+    load = !w.loaded;
+    current = w.list;
+  }
+  if (load) Refresh(name, kAllChildren);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current = watched_[name].list;
+  }
+  listener(current);
+  return id;
+}
+
+void Resolver::Unwatch(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, w] : watched_) w.listeners.erase(id);
+}
+
+InstanceList Resolver::Current(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(name);
+  if (it == watched_.end()) return std::make_shared<const std::vector<Instance>>();
+  return it->second.list;
+}
+
+void Resolver::Refresh(const std::string& name, const std::string& changed_child) {
+  std::lock_guard<std::mutex> refresh_lock(refresh_mu_);
+  const std::string path = ServicePath(name);
+  std::map<std::string, Entry> old_children;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    old_children = watched_[name].children;
+  }
+  auto fail = [&](const absl::Status& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stale_.insert(name).second) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("registry: cannot read ", path, " (", s.message(), "); keeping the last ",
+                       watched_[name].list ? watched_[name].list->size() : 0,
+                       " instance(s) and retrying"));
+    }
+  };
+  absl::StatusOr<std::vector<std::string>> names = session_->Children(path, /*watch=*/true);
+  std::map<std::string, Entry> children;
+  if (absl::IsNotFound(names.status())) {
+    // No instance has ever registered (or the container was cleaned up): watch for creation.
+    absl::StatusOr<bool> exists = session_->Exists(path, /*watch=*/true);
+    if (!exists.ok()) return fail(exists.status());
+    if (*exists) return Refresh(name, changed_child);  // created in between
+  } else if (!names.ok()) {
+    return fail(names.status());
+  } else {
+    for (const std::string& node : *names) {
+      auto old = old_children.find(node);
+      if (old != old_children.end() && changed_child != kAllChildren && changed_child != node) {
+        children.emplace(node, old->second);
+        continue;
+      }
+      absl::StatusOr<Session::Node> data = session_->Get(path + "/" + node, /*watch=*/true);
+      if (absl::IsNotFound(data.status())) continue;  // gone since the listing
+      if (!data.ok()) return fail(data.status());
+      Entry entry{node, std::nullopt};
+      absl::StatusOr<Instance> instance = ParseInstance(data->data);
+      if (instance.ok()) {
+        entry.instance = std::move(*instance);
+      } else if (old == old_children.end() || old->second.instance.has_value()) {
+        Log(LogLevel::kWarning, absl::StrCat("registry: skipping ", path, "/", node, ": ",
+                                             instance.status().message()));
+      }
+      children.emplace(node, std::move(entry));
+    }
+  }
+  std::vector<Instance> list;
+  for (const auto& [node, entry] : children) {
+    if (entry.instance.has_value() && entry.instance->IsUp()) list.push_back(*entry.instance);
+  }
+  std::sort(list.begin(), list.end(),
+            [](const Instance& a, const Instance& b) { return a.id < b.id; });
+  std::map<int, Listener> listeners;
+  InstanceList published;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stale_.erase(name);
+    Watched& w = watched_[name];
+    w.children = std::move(children);
+    bool changed = !w.loaded || w.list->size() != list.size();
+    for (std::size_t i = 0; !changed && i < list.size(); ++i)
+      changed = ToJson((*w.list)[i]) != ToJson(list[i]);
+    w.loaded = true;
+    if (!changed) return;
+    w.list = std::make_shared<const std::vector<Instance>>(std::move(list));
+    published = w.list;
+    listeners = w.listeners;
+  }
+  for (auto& [id, listener] : listeners) listener(published);
+}
+
+void Resolver::OnConnected(bool new_session) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, w] : watched_) names.push_back(name);
+  }
+  // A new session has none of the old watches: read everything again. A reconnect keeps them,
+  // but children may have changed while the connection was down.
+  for (const std::string& name : names) Refresh(name, new_session ? kAllChildren : "");
+}
+
+void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
+  std::string name;
+  std::string child;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [n, w] : watched_) {
+      std::string service = ServicePath(n);
+      if (path == service) {
+        name = n;
+      } else if (path.size() > service.size() + 1 &&
+                 path.compare(0, service.size(), service) == 0 && path[service.size()] == '/') {
+        name = n;
+        child = path.substr(service.size() + 1);
+      }
+    }
+  }
+  if (!name.empty()) Refresh(name, child);
+}
+
+void Resolver::OnTick() {
+  std::set<std::string> stale;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stale = stale_;
+  }
+  if (stale.empty() || !session_->connected()) return;
+  for (const std::string& name : stale) Refresh(name, kAllChildren);
+}
+
+}  // namespace rpcboot::discovery

@@ -1,0 +1,83 @@
+// A watched, cached view of the instances registered under <base>/<name>, for each name asked
+// for: what clients pick from without a ZooKeeper round trip per call.
+//
+//   rpcboot::discovery::Resolver resolver(session, "/services");
+//   int id = resolver.Watch("shop", [](InstanceList list) { ... });  // now, then on changes
+//   InstanceList now = resolver.Current("shop");
+//   resolver.Unwatch(id);
+//
+// Tolerant as contract 5 asks: a node whose data does not parse is logged once and skipped, an
+// instance whose instance_status is not UP is left out, and while ZooKeeper is unreachable the
+// last known list stays. Watches are one-shot in ZooKeeper; the resolver re-arms them after each
+// event and re-reads everything after a new session.
+//
+// Thread-safe. Listeners run on the session's event thread: they must be quick and must not
+// call Watch or Unwatch. Does not own the session; must be destroyed before it.
+#ifndef RPCBOOT_DISCOVERY_RESOLVER_H_
+#define RPCBOOT_DISCOVERY_RESOLVER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "discovery/instance.h"
+#include "discovery/session.h"
+
+namespace rpcboot::discovery {
+
+// An immutable snapshot, sorted by id.
+using InstanceList = std::shared_ptr<const std::vector<Instance>>;
+
+class Resolver final : private Session::Observer {
+ public:
+  using Listener = std::function<void(const InstanceList&)>;
+
+  Resolver(std::shared_ptr<Session> session, std::string base_path);
+  ~Resolver() override;
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
+
+  // Starts watching `name` (if not yet) and calls `listener` with the current list (possibly
+  // empty, when ZooKeeper has not answered yet), then after every change. Returns an id for
+  // Unwatch.
+  int Watch(const std::string& name, Listener listener);
+  void Unwatch(int id);
+  // The current list of `name`; empty when not watched.
+  InstanceList Current(const std::string& name) const;
+
+ private:
+  struct Entry {
+    std::string node;                  // the child node's name
+    std::optional<Instance> instance;  // nullopt: the data did not parse (skipped)
+  };
+  struct Watched {
+    std::map<std::string, Entry> children;  // by node name: cached, re-read on change
+    InstanceList list;
+    std::map<int, Listener> listeners;
+    bool loaded = false;
+  };
+
+  void OnConnected(bool new_session) override;
+  void OnNodeEvent(NodeEvent event, const std::string& path) override;
+  void OnTick() override;
+  // Re-reads the children of `name` (and the data of new or changed ones), publishes on change.
+  void Refresh(const std::string& name, const std::string& changed_child);
+  std::string ServicePath(const std::string& name) const;
+
+  std::shared_ptr<Session> session_;
+  const std::string base_path_;
+  std::mutex refresh_mu_;  // one refresh at a time (the user's Watch, the event thread)
+  mutable std::mutex mu_;  // guards watched_, stale_ and next_id_
+  std::map<std::string, Watched> watched_;
+  std::set<std::string> stale_;  // names whose last refresh failed: retried on tick
+  int next_id_ = 1;
+};
+
+}  // namespace rpcboot::discovery
+
+#endif  // RPCBOOT_DISCOVERY_RESOLVER_H_

@@ -1,0 +1,321 @@
+// The session, registrar and resolver against a real ZooKeeper server on 127.0.0.1.
+#include <zookeeper/zookeeper.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "discovery/registrar.h"
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "gtest/gtest.h"
+#include "tests/discovery/zookeeper_testing.h"
+
+namespace rpcboot::discovery {
+namespace {
+
+using rpcboot::testing::Eventually;
+using rpcboot::testing::ZooKeeperServer;
+using std::chrono::milliseconds;
+
+Instance MakeInstance(const std::string& name, int port) {
+  Instance i;
+  i.name = name;
+  i.id = NewInstanceId();
+  i.address = "127.0.0.1";
+  i.port = port;
+  i.metadata = {{std::string(kStatusKey), "UP"},
+                {std::string(kServicesKey), "shop.ShopService"},
+                {std::string(kProtocolsKey), "grpc"},
+                {std::string(kGrpcPortKey), std::to_string(port)}};
+  return i;
+}
+
+std::shared_ptr<Session> Connect(const std::string& connect,
+                                 milliseconds timeout = milliseconds(2000),
+                                 std::string digest = "") {
+  auto session = std::make_shared<Session>(SessionOptions{connect, timeout, std::move(digest)});
+  session->Start();
+  EXPECT_TRUE(session->WaitConnected(std::chrono::seconds(10))) << "no session with " << connect;
+  return session;
+}
+
+std::vector<std::string> Ids(const InstanceList& list) {
+  std::vector<std::string> ids;
+  for (const Instance& i : *list) ids.push_back(i.id);
+  return ids;
+}
+
+bool Lists(Resolver& resolver, const std::string& name, const std::string& id) {
+  for (const Instance& i : *resolver.Current(name))
+    if (i.id == id) return true;
+  return false;
+}
+
+TEST(Registry, InstanceAppearsInAClientsViewAndDisappearsOnDeregister) {
+  ZooKeeperServer zk("registry-basic");
+  auto server_session = Connect(zk.connect());
+  auto client_session = Connect(zk.connect());
+  Resolver resolver(client_session, "/services");
+  std::atomic<int> updates{0};
+  resolver.Watch("shop", [&](const InstanceList&) { ++updates; });
+  EXPECT_TRUE(resolver.Current("shop")->empty());
+
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(server_session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  EXPECT_EQ(registrar.path(), "/services/shop/" + self.id);
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+  const Instance& seen = resolver.Current("shop")->front();
+  EXPECT_EQ(seen.address, "127.0.0.1");
+  EXPECT_EQ(seen.PortFor("grpc"), 9091);
+
+  // The node is ephemeral and owned by the registering session.
+  absl::StatusOr<Session::Node> node = client_session->Get(registrar.path(), false);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->ephemeral_owner, server_session->session_id());
+  EXPECT_EQ(node->data, ToJson(self));
+
+  Instance other = MakeInstance("shop", 9092);
+  Registrar second(server_session, "/services", other);
+  ASSERT_TRUE(second.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return resolver.Current("shop")->size() == 2; }));
+
+  ASSERT_TRUE(registrar.Deregister().ok());
+  ASSERT_TRUE(Eventually([&] { return !Lists(resolver, "shop", self.id); }));
+  EXPECT_EQ(Ids(resolver.Current("shop")), std::vector<std::string>{other.id});
+  EXPECT_GE(updates.load(), 3);
+
+  // The parents are container nodes: once empty, ZooKeeper removes them by itself (the test
+  // server checks every second), and a later registration creates them again.
+  ASSERT_TRUE(second.Deregister().ok());
+  EXPECT_TRUE(Eventually([&] { return !*client_session->Exists("/services/shop", false); }));
+  ASSERT_TRUE(second.Register().ok());
+  EXPECT_TRUE(Eventually([&] { return Lists(resolver, "shop", other.id); }));
+}
+
+TEST(Registry, SessionEndRemovesTheInstance) {
+  ZooKeeperServer zk("registry-close");
+  auto client_session = Connect(zk.connect());
+  Resolver resolver(client_session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  Instance self = MakeInstance("shop", 9091);
+  {
+    auto server_session = Connect(zk.connect());
+    Registrar registrar(server_session, "/services", self);
+    ASSERT_TRUE(registrar.Register().ok());
+    ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+  }  // the session closes: its ephemeral node goes at once
+  EXPECT_TRUE(Eventually([&] { return resolver.Current("shop")->empty(); }));
+}
+
+TEST(Registry, ForcedSessionExpiryLeadsToReRegistration) {
+  ZooKeeperServer zk("registry-expiry");
+  auto server_session = Connect(zk.connect());
+  auto client_session = Connect(zk.connect());
+  Resolver resolver(client_session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(server_session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  int64_t old_session = server_session->session_id();
+
+  // Expire the registrar's session the way ZooKeeper's own tests do: a second handle with the
+  // same id and password, closed.
+  clientid_t id{};
+  id.client_id = old_session;
+  std::string password = server_session->session_password();
+  std::memcpy(id.passwd, password.data(), sizeof id.passwd);
+  zhandle_t* thief = zookeeper_init(zk.connect().c_str(), nullptr, 2000, &id, nullptr, 0);
+  ASSERT_NE(thief, nullptr);
+  ASSERT_TRUE(Eventually([&] { return zoo_state(thief) == ZOO_CONNECTED_STATE; }));
+  zookeeper_close(thief);
+
+  ASSERT_TRUE(Eventually([&] {
+    return server_session->session_id() != old_session && registrar.registered() &&
+           registrar.writes() == 2;
+  })) << "writes "
+      << registrar.writes();
+  absl::StatusOr<Session::Node> node = client_session->Get(registrar.path(), false);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->ephemeral_owner, server_session->session_id());
+  EXPECT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+}
+
+TEST(Registry, NodeDeletedByHandIsRegisteredAgain) {
+  ZooKeeperServer zk("registry-delete");
+  auto server_session = Connect(zk.connect());
+  auto admin = Connect(zk.connect());
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(server_session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  for (int round = 2; round <= 3; ++round) {
+    ASSERT_TRUE(admin->Delete(registrar.path()).ok());
+    ASSERT_TRUE(Eventually([&] { return registrar.writes() == round && registrar.registered(); }))
+        << "round " << round;
+    absl::StatusOr<bool> exists = admin->Exists(registrar.path(), false);
+    ASSERT_TRUE(exists.ok());
+    EXPECT_TRUE(*exists);
+  }
+  // After Deregister the registrar stops keeping it.
+  ASSERT_TRUE(registrar.Deregister().ok());
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_FALSE(*admin->Exists(registrar.path(), false));
+}
+
+TEST(Registry, OutageLongerThanTheSessionTimeoutKeepsTheViewAndRegistersAgain) {
+  ZooKeeperServer zk("registry-outage");
+  auto server_session = Connect(zk.connect(), milliseconds(1500));
+  auto client_session = Connect(zk.connect(), milliseconds(1500));
+  Resolver resolver(client_session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(server_session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+  int64_t old_session = server_session->session_id();
+
+  zk.Stop();
+  // Three session timeouts without ZooKeeper: the view stays as it was.
+  for (int i = 0; i < 45; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    ASSERT_TRUE(Lists(resolver, "shop", self.id)) << "view emptied after " << i * 100 << " ms";
+  }
+  EXPECT_FALSE(server_session->connected());
+  zk.Start();  // same port, same data
+
+  ASSERT_TRUE(Eventually([&] {
+    return server_session->connected() && server_session->session_id() != old_session &&
+           registrar.registered();
+  }));
+  absl::StatusOr<Session::Node> node = client_session->Get(registrar.path(), false);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->ephemeral_owner, server_session->session_id());
+  // Once the old session expires on the server, the node (of the new session) stays.
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_TRUE(*client_session->Exists(registrar.path(), false));
+  EXPECT_TRUE(Lists(resolver, "shop", self.id));
+}
+
+TEST(Registry, GarbageAndForeignNodesNeverBreakTheView) {
+  ZooKeeperServer zk("registry-garbage");
+  auto session = Connect(zk.connect());
+  Resolver resolver(session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+
+  auto admin = Connect(zk.connect());
+  ASSERT_TRUE(
+      admin->Create("/services/shop/garbage", "\xff{not json", Session::Mode::kPersistent).ok());
+  ASSERT_TRUE(admin->Create("/services/shop/empty", "", Session::Mode::kPersistent).ok());
+  ASSERT_TRUE(admin
+                  ->Create("/services/shop/wrong-types", R"({"name":"shop","id":7,"address":1})",
+                           Session::Mode::kPersistent)
+                  .ok());
+  // A plain Curator instance (no Spring payload, no rpcboot metadata): listed, speaks nothing
+  // rpcboot knows.
+  ASSERT_TRUE(admin
+                  ->Create("/services/shop/curator-1",
+                           R"({"name":"shop","id":"curator-1","address":"10.0.0.9","port":8080,)"
+                           R"("sslPort":null,"payload":null,"registrationTimeUTC":1,)"
+                           R"("serviceType":"DYNAMIC","uriSpec":null})",
+                           Session::Mode::kPersistent)
+                  .ok());
+  Instance down = MakeInstance("shop", 9093);
+  down.metadata[std::string(kStatusKey)] = "OUT_OF_SERVICE";
+  ASSERT_TRUE(
+      admin->Create("/services/shop/" + down.id, ToJson(down), Session::Mode::kPersistent).ok());
+
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", "curator-1"); }));
+  InstanceList list = resolver.Current("shop");
+  EXPECT_EQ(list->size(), 2u);
+  EXPECT_TRUE(Lists(resolver, "shop", self.id));
+  EXPECT_FALSE(Lists(resolver, "shop", down.id));
+  for (const Instance& i : *list) {
+    if (i.id == "curator-1") {
+      EXPECT_FALSE(i.PortFor("grpc").has_value());
+    }
+  }
+
+  // A node that turns into garbage drops out; the rest stay.
+  ASSERT_TRUE(admin->Delete("/services/shop/curator-1").ok());
+  ASSERT_TRUE(admin->Create("/services/shop/curator-1", "[]", Session::Mode::kPersistent).ok());
+  ASSERT_TRUE(Eventually([&] { return !Lists(resolver, "shop", "curator-1"); }));
+  EXPECT_TRUE(Lists(resolver, "shop", self.id));
+}
+
+TEST(Registry, ChrootAndSeveralHosts) {
+  ZooKeeperServer zk("registry-chroot");
+  {
+    auto root = Connect(zk.connect());
+    ASSERT_TRUE(root->Create("/apps", "", Session::Mode::kPersistent).ok());
+  }
+  // A dead host first in the list: the client moves on to the live one.
+  std::string connect = "127.0.0.1:1," + zk.connect() + "/apps";
+  ASSERT_TRUE(Session::Validate(SessionOptions{connect}).ok());
+  auto session = Connect(connect);
+  Registrar registrar(session, "/services", MakeInstance("shop", 9091));
+  ASSERT_TRUE(registrar.Register().ok());
+  auto root = Connect(zk.connect());
+  absl::StatusOr<std::vector<std::string>> children = root->Children("/apps/services/shop", false);
+  ASSERT_TRUE(children.ok()) << children.status();
+  EXPECT_EQ(children->size(), 1u);
+}
+
+TEST(Registry, DigestAclLetsOthersReadButNotWrite) {
+  ZooKeeperServer zk("registry-acl");
+  auto owner = Connect(zk.connect(), milliseconds(2000), "rpcboot:secret");
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(owner, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  auto stranger = Connect(zk.connect());
+  absl::StatusOr<Session::Node> node = stranger->Get(registrar.path(), false);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->data, ToJson(self));
+  absl::Status s = stranger->Set(registrar.path(), "{}");
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  EXPECT_TRUE(owner->Set(registrar.path(), ToJson(self)).ok());
+  EXPECT_EQ(stranger->Get(registrar.path(), false)->data, ToJson(self));
+}
+
+TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {
+  struct Case {
+    std::string connect;
+    std::string says;
+  } cases[] = {
+      {"", "empty"},
+      {"localhost", "'localhost' is not host:port"},
+      {"a:1,b", "'b' is not host:port"},
+      {"a:99999", "'a:99999' is not host:port"},
+      {"a:1/apps/", "must not end with '/'"},
+      {"a:1/apps//x", "empty path element"},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = Session::Validate(SessionOptions{c.connect});
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << c.connect;
+    EXPECT_NE(std::string(s.message()).find(c.says), std::string::npos) << s;
+  }
+  EXPECT_FALSE(Session::Validate(SessionOptions{"a:1", milliseconds(2000), "nocolon"}).ok());
+}
+
+TEST(Registry, UnreachableZooKeeperKeepsRetrying) {
+  // Nothing listens on this port at first; the registration waits, then lands when a server
+  // comes up there.
+  ZooKeeperServer zk("registry-late");
+  std::string port = zk.port();
+  zk.Stop();
+  auto session = std::make_shared<Session>(SessionOptions{"127.0.0.1:" + port, milliseconds(2000)});
+  session->Start();
+  Registrar registrar(session, "/services", MakeInstance("shop", 9091));
+  absl::Status s = registrar.Register();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  zk.Start();
+  EXPECT_TRUE(Eventually([&] { return registrar.registered(); }));
+}
+
+}  // namespace
+}  // namespace rpcboot::discovery
