@@ -28,22 +28,23 @@ std::string Resolver::ServicePath(const std::string& name) const {
 int Resolver::Watch(const std::string& name, Listener listener) {
   int id;
   bool load;
-  InstanceList current;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_id_++;
     Watched& w = watched_[name];
     if (w.list == nullptr) w.list = std::make_shared<const std::vector<Instance>>();
-    w.listeners.emplace(id, listener);
     load = !w.loaded;
-    current = w.list;
   }
   if (load) Refresh(name, kAllChildren);
+  InstanceList current;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    current = watched_[name].list;
+    Watched& w = watched_[name];
+    w.listeners.emplace(id, listener);
+    // Not read yet (ZooKeeper unreachable): the listener hears the first list when it comes.
+    if (w.loaded) current = w.list;
   }
-  listener(current);
+  if (current != nullptr) listener(current);
   return id;
 }
 

@@ -42,9 +42,9 @@ class Resolver final : private Session::Observer {
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
-  // Starts watching `name` (if not yet) and calls `listener` with the current list (possibly
-  // empty, when ZooKeeper has not answered yet), then after every change. Returns an id for
-  // Unwatch.
+  // Starts watching `name` (if not yet) and calls `listener` with the current list (when
+  // ZooKeeper has answered; else with the first list it gives), then after every change.
+  // Returns an id for Unwatch.
   int Watch(const std::string& name, Listener listener);
   void Unwatch(int id);
   // The current list of `name`; empty when not watched.

@@ -24,9 +24,13 @@ enum class WireFormat {
   kThriftBinary,   // Thrift args and result structs, binary protocol
 };
 
-// Per-call settings. A zero timeout means the channel's default.
+// Per-call settings.
 struct CallOptions {
+  // The call's deadline, from now; zero: the channel's default.
   std::chrono::milliseconds timeout{0};
+  // For the "consistent_hash" load balancer: calls with equal keys go to the same instance
+  // (while the instance list stays the same). Empty: any instance.
+  std::string request_key;
 };
 
 namespace internal {

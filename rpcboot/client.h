@@ -37,6 +37,12 @@ struct ChannelOptions {
   // server (rpcboot servers and Thrift's THeader servers read them; plain framed servers,
   // such as a stock TThreadedServer with TFramedTransport, do not).
   bool thrift_header = false;
+  // Lists of several instances ("static://", "zk://"): the load balancer by name, see
+  // rpcboot/lb/load_balancer.h ("p2c", "round_robin", "weighted_random", "consistent_hash").
+  std::string load_balancer = "p2c";
+  // Lists: how many instances one call may try when an attempt fails in a way that allows
+  // another (the request never left, or the method is RPCBOOT_IDEMPOTENT).
+  int max_attempts = 3;
 };
 
 // A channel to one gRPC endpoint ("host:port", or any gRPC target string).
@@ -50,12 +56,17 @@ enum class Protocol { kGrpc, kThrift };
 
 // A channel for an address in rpcboot's grammar:
 //   "host:port"                        one endpoint
-//   "static://host:port,host:port,..." a fixed list, used in turn (round robin); a call that
-//                                      finds its endpoint UNAVAILABLE moves on to the next one
-//                                      when its method is RPCBOOT_IDEMPOTENT, and fails fast
-//                                      with UNAVAILABLE otherwise
-// ("zk://" addresses arrive with ZooKeeper discovery.) Throws RpcError(kInvalidArgument) for
-// an address it cannot parse, naming the part that is wrong.
+//   "static://host:port,host:port,..." a fixed list
+//   "zk://host:port,host:port/services/shop"
+//                                      the instances of application "shop" registered under
+//                                      /services in that ZooKeeper (docs/registry.md), watched
+//                                      and cached: no ZooKeeper round trip per call
+// Lists spread calls with options.load_balancer. A call whose instance refuses the connection
+// (the request never left) moves on to another instance; one whose connection drops after the
+// request left moves on only when its method is RPCBOOT_IDEMPOTENT, and fails fast with
+// UNAVAILABLE otherwise. An instance that refused is avoided for a while (100 ms, doubling up
+// to 5 s). Throws RpcError(kInvalidArgument) for an address it cannot parse, naming the part
+// that is wrong.
 std::shared_ptr<Channel> MakeChannel(const std::string& address, Protocol protocol,
                                      ChannelOptions options = {});
 

@@ -6,6 +6,7 @@
 
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/grpc_bytes.h"
 
 namespace rpcboot {
@@ -34,6 +35,13 @@ class GrpcChannel final : public Channel {
     grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
         channel_.get(), rpc, &context, request_buffer, &reply);
     if (!status.ok()) {
+      // gRPC retries by itself a call that never left; what still fails UNAVAILABLE while the
+      // channel cannot connect never reached a server either.
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+          (status.error_message().find("failed to connect") != std::string::npos ||
+           channel_->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE)) {
+        throw internal::UnsentError(status.error_message());
+      }
       throw RpcError(StatusCodeFromInt(static_cast<int>(status.error_code())),
                      status.error_message());
     }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/thrift_wire.h"
 
 namespace rpcboot {
@@ -68,7 +69,8 @@ class ThriftChannel final : public Channel {
     IoError error = IoError::kNone;
     if (!internal::SendFull(conn.fd, frame, &error)) {
       ::close(conn.fd);
-      throw RpcError(StatusCode::kUnavailable, absl::StrCat("Thrift: cannot send to ", Endpoint()));
+      // Not every byte went out: the server cannot have read a whole request.
+      throw internal::UnsentError(absl::StrCat("Thrift: cannot send to ", Endpoint()));
     }
     char reply_prefix[4];
     if (!internal::RecvFull(conn.fd, reply_prefix, 4, &error)) Fail(conn.fd, error, timeout);
@@ -171,8 +173,8 @@ class ThriftChannel final : public Channel {
     hints.ai_flags = AI_NUMERICSERV;
     addrinfo* result = nullptr;
     if (int rc = getaddrinfo(host_.c_str(), port_.c_str(), &hints, &result); rc != 0) {
-      throw RpcError(StatusCode::kUnavailable,
-                     absl::StrCat("Thrift: cannot resolve ", Endpoint(), ": ", gai_strerror(rc)));
+      throw internal::UnsentError(
+          absl::StrCat("Thrift: cannot resolve ", Endpoint(), ": ", gai_strerror(rc)));
     }
     int fd = ::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int rc = ::connect(fd, result->ai_addr, result->ai_addrlen);
@@ -195,8 +197,8 @@ class ThriftChannel final : public Channel {
     if (rc != 0) {
       int err = errno;
       ::close(fd);
-      throw RpcError(StatusCode::kUnavailable, absl::StrCat("Thrift: cannot connect to ",
-                                                            Endpoint(), ": ", std::strerror(err)));
+      throw internal::UnsentError(
+          absl::StrCat("Thrift: cannot connect to ", Endpoint(), ": ", std::strerror(err)));
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

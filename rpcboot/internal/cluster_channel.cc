@@ -1,0 +1,144 @@
+#include "rpcboot/internal/cluster_channel.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/log.h"
+#include "rpcboot/internal/unsent_error.h"
+
+namespace rpcboot::internal {
+
+ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOptions options,
+                               std::unique_ptr<LoadBalancer> balancer)
+    : target_(std::move(target)),
+      protocol_(protocol),
+      options_(std::move(options)),
+      balancer_(std::move(balancer)) {}
+
+WireFormat ClusterChannel::format() const {
+  return protocol_ == Protocol::kGrpc ? WireFormat::kProto : options_.thrift_format;
+}
+
+void ClusterChannel::Hold(std::shared_ptr<void> owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  held_.push_back(std::move(owner));
+}
+
+std::size_t ClusterChannel::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return backends_.size();
+}
+
+void ClusterChannel::Update(const std::vector<EndpointSpec>& endpoints) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (endpoints.empty() && !backends_.empty()) {
+    Log(LogLevel::kWarning, absl::StrCat(target_, ": the registry lists no instance; keeping the ",
+                                         backends_.size(), " known until it lists some again"));
+    return;
+  }
+  std::map<std::string, std::shared_ptr<Backend>> next;
+  for (const EndpointSpec& e : endpoints) {
+    auto old = backends_.find(e.address);
+    if (old != backends_.end() && old->second->id() == e.id && old->second->weight() == e.weight) {
+      next.emplace(e.address, old->second);
+      continue;
+    }
+    // A new instance, or one that restarted on the same address: its own counters, but the
+    // endpoint channel (connections) can be shared.
+    std::shared_ptr<Channel> channel;
+    if (old != backends_.end()) {
+      channel = std::shared_ptr<Channel>(old->second, &old->second->channel());
+    } else if (protocol_ == Protocol::kGrpc) {
+      channel = MakeGrpcChannel(e.address, options_);
+    } else {
+      channel = MakeThriftChannel(e.address, options_);
+    }
+    next.emplace(e.address, std::make_shared<Backend>(e.id, e.address, e.weight, channel));
+  }
+  backends_ = std::move(next);
+  std::shared_ptr<const Picker> picker;
+  if (!backends_.empty()) {
+    std::vector<std::shared_ptr<Backend>> list;
+    for (const auto& [address, backend] : backends_) list.push_back(backend);
+    picker = balancer_->Build(std::move(list));
+  }
+  std::atomic_store(&picker_, picker);
+  resolved_ = true;
+  lock.unlock();
+  resolved_cv_.notify_all();
+}
+
+std::shared_ptr<const Picker> ClusterChannel::CurrentPicker(
+    std::chrono::steady_clock::time_point deadline) {
+  std::shared_ptr<const Picker> picker = std::atomic_load(&picker_);
+  if (picker != nullptr) return picker;
+  // Before the registry's first answer, a call waits for it (within its deadline).
+  std::unique_lock<std::mutex> lock(mu_);
+  resolved_cv_.wait_until(lock, deadline, [this] { return resolved_; });
+  return std::atomic_load(&picker_);
+}
+
+std::string ClusterChannel::Call(const MethodBinding& method, std::string_view request,
+                                 const CallOptions& options) {
+  auto timeout = options.timeout.count() > 0 ? options.timeout : options_.default_timeout;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
+  if (picker == nullptr) {
+    bool resolved;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      resolved = resolved_;
+    }
+    throw RpcError(StatusCode::kUnavailable,
+                   absl::StrCat(target_, ": no instance ",
+                                resolved ? "registered" : "known yet (registry not answering)"));
+  }
+  std::vector<const Backend*> tried;
+  std::string last_error;
+  for (int attempt = 0; attempt < std::max(options_.max_attempts, 1); ++attempt) {
+    PickArgs args;
+    args.request_key = options.request_key;
+    args.tried = &tried;
+    Backend* backend = picker->Pick(args);
+    if (backend == nullptr) {
+      args.skip_unhealthy = false;  // all backing off: try one anyway, it may be back
+      backend = picker->Pick(args);
+    }
+    if (backend == nullptr) break;
+    CallOptions attempt_options = options;
+    attempt_options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (attempt_options.timeout.count() <= 0) {
+      throw RpcError(StatusCode::kDeadlineExceeded,
+                     absl::StrCat(target_, ": deadline exceeded after ", attempt, " attempt(s)"));
+    }
+    tried.push_back(backend);
+    backend->CallStarted();
+    try {
+      std::string reply = backend->channel().Call(method, request, attempt_options);
+      backend->CallEnded();
+      backend->Succeeded();
+      return reply;
+    } catch (const UnsentError& e) {
+      backend->CallEnded();
+      backend->ConnectionFailed();
+      last_error = e.message();
+    } catch (const RpcError& e) {
+      backend->CallEnded();
+      if (e.code() != StatusCode::kUnavailable) throw;
+      backend->ConnectionFailed();
+      if (!method.idempotent) {
+        throw RpcError(StatusCode::kUnavailable,
+                       absl::StrCat(e.message(), " (not retried: ", method.name,
+                                    " is not idempotent and its request had left)"));
+      }
+      last_error = e.message();
+    }
+  }
+  throw RpcError(StatusCode::kUnavailable,
+                 absl::StrCat(target_, ": no instance could take the call after ", tried.size(),
+                              " attempt(s)", last_error.empty() ? "" : "; last: " + last_error));
+}
+
+}  // namespace rpcboot::internal

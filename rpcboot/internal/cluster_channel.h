@@ -1,0 +1,63 @@
+// The channel behind every list of instances ("static://", "zk://", App clients): one endpoint
+// channel per instance, a load balancer's picker over an immutable snapshot of them, retries on
+// another instance when that is safe, and a short back-off for instances that refused.
+#ifndef RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_
+#define RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rpcboot/channel.h"
+#include "rpcboot/client.h"
+#include "rpcboot/lb/load_balancer.h"
+
+namespace rpcboot::internal {
+
+struct EndpointSpec {
+  std::string id;       // the registry's instance id (or the address, for static lists)
+  std::string address;  // "host:port"
+  int weight = 100;
+};
+
+// Thread-safe: Update from the resolver's thread, Call from any number of threads.
+class ClusterChannel final : public Channel {
+ public:
+  // `target` names the list in errors and logs ("zk://.../services/shop").
+  ClusterChannel(std::string target, Protocol protocol, ChannelOptions options,
+                 std::unique_ptr<LoadBalancer> balancer);
+
+  // Replaces the list. Endpoint channels (and their connections) of instances still listed are
+  // kept. An empty list after a non-empty one is ignored and logged (as Dubbo's "empty
+  // protection" does): a registry hiccup must not stop all traffic, and instances that are
+  // really gone refuse connections, which callers see as UNAVAILABLE anyway.
+  void Update(const std::vector<EndpointSpec>& endpoints);
+  // Keeps `owner` (the registry watch feeding Update) alive as long as this channel.
+  void Hold(std::shared_ptr<void> owner);
+  std::size_t size() const;
+
+  WireFormat format() const override;
+  std::string Call(const MethodBinding& method, std::string_view request,
+                   const CallOptions& options) override;
+
+ private:
+  std::shared_ptr<const Picker> CurrentPicker(std::chrono::steady_clock::time_point deadline);
+
+  const std::string target_;
+  const Protocol protocol_;
+  const ChannelOptions options_;
+  const std::unique_ptr<LoadBalancer> balancer_;
+  mutable std::mutex mu_;
+  std::condition_variable resolved_cv_;
+  bool resolved_ = false;
+  std::map<std::string, std::shared_ptr<Backend>> backends_;  // by address
+  std::shared_ptr<const Picker> picker_;                      // read with std::atomic_load
+  std::vector<std::shared_ptr<void>> held_;
+};
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_

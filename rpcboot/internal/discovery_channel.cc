@@ -1,0 +1,101 @@
+#include "rpcboot/internal/discovery_channel.h"
+
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "discovery/session.h"
+#include "rpcboot/internal/log.h"
+
+namespace rpcboot::internal {
+namespace {
+
+constexpr std::string_view kZkScheme = "zk://";
+
+// A session and a resolver, shared by the zk:// channels with the same connect string and base.
+struct SharedRegistry {
+  std::shared_ptr<discovery::Session> session;
+  std::shared_ptr<discovery::Resolver> resolver;
+  ~SharedRegistry() { resolver.reset(); }  // before the session it observes
+};
+
+std::shared_ptr<SharedRegistry> RegistryFor(const std::string& connect, const std::string& base) {
+  static std::mutex mu;
+  static auto* registries = new std::map<std::string, std::weak_ptr<SharedRegistry>>();
+  std::lock_guard<std::mutex> lock(mu);
+  std::weak_ptr<SharedRegistry>& slot = (*registries)[connect + "|" + base];
+  if (std::shared_ptr<SharedRegistry> shared = slot.lock()) return shared;
+  auto shared = std::make_shared<SharedRegistry>();
+  shared->session = std::make_shared<discovery::Session>(discovery::SessionOptions{connect});
+  shared->session->Start();
+  shared->resolver = std::make_shared<discovery::Resolver>(shared->session, base);
+  slot = shared;
+  return shared;
+}
+
+}  // namespace
+
+std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& instances,
+                                       Protocol protocol) {
+  std::vector<EndpointSpec> endpoints;
+  for (const discovery::Instance& instance : instances) {
+    std::optional<int> port = instance.PortFor(protocol == Protocol::kGrpc ? "grpc" : "thrift");
+    if (!port.has_value()) continue;
+    std::string host = instance.address.find(':') != std::string::npos
+                           ? "[" + instance.address + "]"  // IPv6
+                           : instance.address;
+    endpoints.push_back({instance.id, absl::StrCat(host, ":", *port), instance.Weight()});
+  }
+  return endpoints;
+}
+
+std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolver> resolver,
+                                              const std::string& app, Protocol protocol,
+                                              ChannelOptions options, const std::string& target,
+                                              std::shared_ptr<void> owner) {
+  absl::StatusOr<std::unique_ptr<LoadBalancer>> balancer = MakeLoadBalancer(options.load_balancer);
+  if (!balancer.ok()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   absl::StrCat(target, ": ", balancer.status().message()));
+  }
+  // Every rpcboot server reads THeader frames, which carry the call's deadline to it.
+  options.thrift_header = true;
+  auto channel = std::make_shared<ClusterChannel>(target, protocol, options, std::move(*balancer));
+  std::weak_ptr<ClusterChannel> weak = channel;
+  int id = resolver->Watch(app, [weak, protocol](const discovery::InstanceList& list) {
+    if (std::shared_ptr<ClusterChannel> c = weak.lock()) c->Update(EndpointsFor(*list, protocol));
+  });
+  // The watch ends with the channel.
+  std::shared_ptr<void> watch(nullptr, [resolver, id](void*) { resolver->Unwatch(id); });
+  channel->Hold(watch);
+  if (owner != nullptr) channel->Hold(std::move(owner));
+  return channel;
+}
+
+std::shared_ptr<Channel> MakeZooKeeperChannel(const std::string& address, Protocol protocol,
+                                              ChannelOptions options) {
+  std::string rest = address.substr(kZkScheme.size());
+  std::size_t slash = rest.find('/');
+  std::size_t last = rest.rfind('/');
+  if (slash == std::string::npos || last + 1 >= rest.size()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   "address '" + address +
+                       "': a zk:// address ends with the application's path, as in "
+                       "zk://127.0.0.1:2181/services/shop");
+  }
+  std::string connect = rest.substr(0, slash);
+  std::string base = last == slash ? "/" : rest.substr(slash, last - slash);
+  std::string app = rest.substr(last + 1);
+  if (absl::Status s = discovery::Session::Validate(discovery::SessionOptions{connect}); !s.ok()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   "address '" + address + "': " + std::string(s.message()));
+  }
+  if (rest.find("//", slash) != std::string::npos) {
+    throw RpcError(StatusCode::kInvalidArgument, "address '" + address + "': empty path element");
+  }
+  std::shared_ptr<SharedRegistry> registry = RegistryFor(connect, base);
+  return MakeDiscoveryChannel(registry->resolver, app, protocol, std::move(options), address,
+                              registry);
+}
+
+}  // namespace rpcboot::internal
