@@ -70,7 +70,8 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
   }
   auto fail = [&](const absl::Status& s) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stale_.insert(name).second) {
+    // Before the first answer there is nothing to keep: the session's connection will refresh.
+    if (stale_.insert(name).second && watched_[name].loaded) {
       Log(LogLevel::kWarning,
           absl::StrCat("registry: cannot read ", path, " (", s.message(), "); keeping the last ",
                        watched_[name].list ? watched_[name].list->size() : 0,

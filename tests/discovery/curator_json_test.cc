@@ -10,6 +10,10 @@
 #include <sstream>
 
 #include "discovery/instance.h"
+#include "discovery/registrar.h"
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "tests/discovery/zookeeper_testing.h"
 
 namespace rpcboot::discovery {
 namespace {
@@ -59,8 +63,8 @@ class CuratorJson : public ::testing::Test {
     std::string sources = std::string(RPCBOOT_JAVA_SOURCES);
     auto [rc, out] =
         RunShell("javac -d " + *dir_ + "/classes -cp " + ClassPath(*dir_ + "/classes") + " " +
-                 sources + "/CuratorJsonCheck.java " + sources +
-                 "/org/springframework/cloud/zookeeper/discovery/ZookeeperInstance.java");
+                 sources + "/CuratorJsonCheck.java " + sources + "/CuratorRegistryCheck.java " +
+                 sources + "/org/springframework/cloud/zookeeper/discovery/ZookeeperInstance.java");
     if (rc != 0) setup_error_ = "javac failed: " + out;
   }
   static void TearDownTestSuite() {
@@ -69,8 +73,9 @@ class CuratorJson : public ::testing::Test {
   }
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
 
-  std::pair<int, std::string> Java(const std::string& args) {
-    return RunShell("java -cp " + ClassPath(*dir_ + "/classes") + " CuratorJsonCheck " + args);
+  std::pair<int, std::string> Java(const std::string& args,
+                                   const std::string& main = "CuratorJsonCheck") {
+    return RunShell("java -cp " + ClassPath(*dir_ + "/classes") + " " + main + " " + args);
   }
 
   static std::string* dir_;
@@ -127,6 +132,65 @@ TEST_F(CuratorJson, RpcbootReadsWhatCuratorWrites) {
   // Byte for byte the same layout as rpcboot's own writer (apart from values).
   Instance same = *i;
   EXPECT_EQ(ToJson(same), json.str());
+}
+
+TEST_F(CuratorJson, CuratorServiceDiscoveryListsRpcbootInstances) {
+  rpcboot::testing::ZooKeeperServer zk("curator-list");
+  auto session = std::make_shared<Session>(SessionOptions{zk.connect()});
+  session->Start();
+  ASSERT_TRUE(session->WaitConnected(std::chrono::seconds(10)));
+  std::vector<std::unique_ptr<Registrar>> registrars;
+  std::vector<std::string> ids;
+  for (int port : {9091, 9092}) {
+    Instance i;
+    i.name = "shop";
+    i.id = NewInstanceId();
+    i.address = "127.0.0.1";
+    i.port = port;
+    i.metadata = {{"instance_status", "UP"},
+                  {"rpcboot.protocols", "grpc"},
+                  {"rpcboot.grpc.port", std::to_string(port)},
+                  {"rpcboot.services", "shop.ShopService"}};
+    ids.push_back(i.id);
+    registrars.push_back(std::make_unique<Registrar>(session, "/services", i));
+    ASSERT_TRUE(registrars.back()->Register().ok());
+  }
+  auto [rc, out] = Java("list " + zk.connect() + " /services shop", "CuratorRegistryCheck");
+  ASSERT_EQ(rc, 0) << out;
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    std::string port = std::to_string(9091 + k);
+    EXPECT_NE(out.find(ids[k] + " 127.0.0.1 " + port + " {instance_status=UP, rpcboot.grpc.port=" +
+                       port + ", rpcboot.protocols=grpc, rpcboot.services=shop.ShopService}"),
+              std::string::npos)
+        << out;
+  }
+}
+
+TEST_F(CuratorJson, RpcbootListsAnInstanceCuratorRegistered) {
+  rpcboot::testing::ZooKeeperServer zk("curator-register");
+  auto session = std::make_shared<Session>(SessionOptions{zk.connect()});
+  session->Start();
+  ASSERT_TRUE(session->WaitConnected(std::chrono::seconds(10)));
+  Resolver resolver(session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  // The Java process stays registered while its stdin is open.
+  std::string command = "java -cp " + ClassPath(*dir_ + "/classes") +
+                        " CuratorRegistryCheck register " + zk.connect() +
+                        " /services shop java-7 7070";
+  FILE* java = popen(command.c_str(), "w");
+  ASSERT_NE(java, nullptr);
+  bool listed = rpcboot::testing::Eventually([&] { return resolver.Current("shop")->size() == 1; },
+                                             std::chrono::seconds(30));
+  InstanceList list = resolver.Current("shop");
+  pclose(java);  // closes its stdin: it unregisters and exits
+  ASSERT_TRUE(listed) << "Curator's instance never reached rpcboot's view";
+  const Instance& i = list->front();
+  EXPECT_EQ(i.id, "java-7");
+  EXPECT_EQ(i.address, "127.0.0.1");
+  EXPECT_EQ(i.port, 7070);
+  EXPECT_EQ(i.PortFor("grpc"), 7070);
+  EXPECT_TRUE(i.IsUp());
+  EXPECT_TRUE(rpcboot::testing::Eventually([&] { return resolver.Current("shop")->empty(); }));
 }
 
 }  // namespace

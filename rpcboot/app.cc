@@ -1,0 +1,229 @@
+#include "rpcboot/app.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "discovery/instance.h"
+#include "discovery/registrar.h"
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "rpcboot/internal/discovery_channel.h"
+#include "rpcboot/internal/log.h"
+
+namespace rpcboot {
+namespace {
+
+using internal::Log;
+using internal::LogLevel;
+
+// The write end of the running App's stop pipe, for the signal handler.
+std::atomic<int> g_stop_fd{-1};
+
+void OnSignal(int) {
+  int fd = g_stop_fd.load();
+  if (fd >= 0) {
+    char byte = 's';
+    [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
+  }
+}
+
+std::string DetectHost() {
+  ifaddrs* list = nullptr;
+  std::string found = "127.0.0.1";
+  if (::getifaddrs(&list) != 0) return found;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    auto* in = reinterpret_cast<sockaddr_in*>(a->ifa_addr);
+    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    found = text;
+    break;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<App>> App::Create(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return absl::NotFoundError(ConfigHelp());
+  }
+  absl::StatusOr<AppConfig> config = LoadConfig(args);
+  if (!config.ok()) return config.status();
+  return FromConfig(std::move(*config));
+}
+
+absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
+  if (config.name.empty()) return absl::InvalidArgumentError("app.name is missing");
+  if (config.server.grpc_port < 0 && config.server.thrift_port < 0) {
+    Log(LogLevel::kInfo, absl::StrCat(config.name, ": no server port configured (client only)"));
+  }
+  return std::unique_ptr<App>(new App(std::move(config)));
+}
+
+App::App(AppConfig config)
+    : config_(std::move(config)), server_(std::make_unique<Server>(config_.server)) {
+  if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) stop_pipe_[0] = stop_pipe_[1] = -1;
+}
+
+App::~App() {
+  Shutdown();
+  resolver_.reset();
+  session_.reset();
+  for (int fd : stop_pipe_)
+    if (fd >= 0) ::close(fd);
+}
+
+void App::EnsureSession() {
+  if (session_ != nullptr || config_.registry.zookeeper.empty()) return;
+  session_ = std::make_shared<discovery::Session>(discovery::SessionOptions{
+      config_.registry.zookeeper, config_.registry.session_timeout, config_.registry.digest});
+  session_->Start();
+  resolver_ = std::make_shared<discovery::Resolver>(session_, config_.registry.base_path);
+}
+
+std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
+  ClientConfig client;
+  auto it = config_.clients.find(service);
+  if (it != config_.clients.end()) {
+    client = it->second;
+  } else {
+    client.app = service.substr(0, service.find('.'));
+  }
+  if (!client.address.empty()) return MakeChannel(client.address, client.protocol, client.channel);
+  if (config_.registry.zookeeper.empty()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   absl::StrCat("no way to reach ", service, ": set registry.zookeeper or clients.",
+                                service, ".address"));
+  }
+  EnsureSession();
+  std::string target = absl::StrCat("zk://", config_.registry.zookeeper, config_.registry.base_path,
+                                    "/", client.app);
+  return internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
+                                        target);
+}
+
+absl::Status App::Start() {
+  if (started_) return absl::FailedPreconditionError("App::Start called twice");
+  started_ = true;
+  if (absl::Status s = server_->Start(); !s.ok()) return s;
+  if (config_.registry.zookeeper.empty()) {
+    Log(LogLevel::kInfo, config_.name + ": no registry.zookeeper: not registering");
+    return absl::OkStatus();
+  }
+  discovery::Instance self;
+  self.name = config_.name;
+  self.id = discovery::NewInstanceId();
+  self.address = !config_.advertise_host.empty() ? config_.advertise_host
+                 : config_.server.host != "0.0.0.0" && !config_.server.host.empty()
+                     ? config_.server.host
+                     : DetectHost();
+  std::vector<std::string> protocols;
+  self.metadata[std::string(discovery::kStatusKey)] = "UP";
+  if (grpc_port() > 0) {
+    protocols.push_back("grpc");
+    self.metadata[std::string(discovery::kGrpcPortKey)] = std::to_string(grpc_port());
+  }
+  if (thrift_port() > 0) {
+    protocols.push_back("thrift");
+    self.metadata[std::string(discovery::kThriftPortKey)] = std::to_string(thrift_port());
+  }
+  self.port = grpc_port() > 0 ? grpc_port() : std::max(thrift_port(), 0);
+  self.metadata[std::string(discovery::kServicesKey)] = absl::StrJoin(services_, ",");
+  self.metadata[std::string(discovery::kProtocolsKey)] = absl::StrJoin(protocols, ",");
+  self.metadata[std::string(discovery::kWeightKey)] = std::to_string(config_.weight);
+  self.metadata[std::string(discovery::kVersionKey)] = config_.version;
+  if (!config_.zone.empty()) self.metadata[std::string(discovery::kZoneKey)] = config_.zone;
+  self.registration_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+
+  EnsureSession();
+  registrar_ = std::make_unique<discovery::Registrar>(session_, config_.registry.base_path, self);
+  session_->WaitConnected(config_.registry.connect_timeout);
+  absl::Status s = registrar_->Register();
+  if (!s.ok()) {
+    if (config_.registry.fail_fast) {
+      return absl::UnavailableError(absl::StrCat("cannot register in ZooKeeper ",
+                                                 config_.registry.zookeeper, ": ", s.message(),
+                                                 " (registry.fail_fast is on)"));
+    }
+    Log(LogLevel::kWarning,
+        absl::StrCat(config_.name, ": ZooKeeper ", config_.registry.zookeeper,
+                     " unreachable; serving anyway and registering as soon as it answers"));
+  }
+  return absl::OkStatus();
+}
+
+void App::Stop() {
+  if (stop_pipe_[1] >= 0) {
+    char byte = 's';
+    [[maybe_unused]] ssize_t n = ::write(stop_pipe_[1], &byte, 1);
+  }
+}
+
+int App::Run() {
+  if (absl::Status s = Start(); !s.ok()) {
+    Log(LogLevel::kError, absl::StrCat(config_.name, ": cannot start: ", s.message()));
+    return 1;
+  }
+  Log(LogLevel::kInfo, absl::StrCat(config_.name, ": serving (gRPC ", grpc_port(), ", Thrift ",
+                                    thrift_port(), "); SIGTERM or SIGINT stops"));
+  g_stop_fd.store(stop_pipe_[1]);
+  struct sigaction action {};
+  action.sa_handler = &OnSignal;
+  sigemptyset(&action.sa_mask);
+  struct sigaction old_term {
+  }, old_int{};
+  ::sigaction(SIGTERM, &action, &old_term);
+  ::sigaction(SIGINT, &action, &old_int);
+  while (true) {
+    pollfd p{stop_pipe_[0], POLLIN, 0};
+    int rc = ::poll(&p, 1, -1);
+    if (rc > 0) break;
+    if (rc < 0 && errno != EINTR) break;
+  }
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  g_stop_fd.store(-1);
+  Log(LogLevel::kInfo, config_.name + ": stopping");
+  Shutdown();
+  Log(LogLevel::kInfo, config_.name + ": stopped");
+  return 0;
+}
+
+void App::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (registrar_ != nullptr) {
+    absl::Status s = registrar_->Deregister();
+    if (!s.ok()) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("cannot deregister: ", s.message(), " (the node goes with the session)"));
+    }
+    // Clients' watches fire within milliseconds; this bounds how late one may still pick us.
+    std::this_thread::sleep_for(config_.registry.drain);
+    registrar_.reset();
+  }
+  server_->Shutdown();
+}
+
+std::string App::registry_path() const { return registrar_ == nullptr ? "" : registrar_->path(); }
+
+bool App::registered() const { return registrar_ != nullptr && registrar_->registered(); }
+
+}  // namespace rpcboot

@@ -1,0 +1,103 @@
+// rpcboot::App: a service process in a few lines. It loads the configuration (rpcboot/config.h),
+// serves the bound interfaces over Thrift and/or gRPC, registers in ZooKeeper once every port
+// listens, and on SIGTERM or SIGINT deregisters, drains, stops and returns 0.
+//
+//   int main(int argc, char** argv) {
+//     auto app = rpcboot::App::Create(argc, argv);   // --config=shop.yaml, env, --key=value
+//     if (!app.ok()) { std::cerr << app.status() << "\n"; return 2; }
+//     (*app)->Serve<shop::ShopService>(std::make_shared<ShopServiceImpl>());
+//     return (*app)->Run();
+//   }
+//
+//   // A proxy for another service, resolved through the registry (or clients.<svc>.address),
+//   // balanced, retried when safe:
+//   std::shared_ptr<shop::ShopService> shops = app->Client<shop::ShopService>();
+//
+// Lifecycle (Run): bind every port, then connect to ZooKeeper and register (ZooKeeper
+// unreachable: serve anyway and register when it is back, unless registry.fail_fast); serve,
+// keeping the registration through session expiry, long outages and deletions; on a signal,
+// delete the node, wait registry.drain_ms for clients to see it, stop accepting, let in-flight
+// calls finish within server.shutdown_grace_ms, close.
+//
+// Serve and Client before Start/Run; Client also after. One App per process is the usual shape
+// (it installs the signal handlers while Run runs). Not copyable; Stop is thread-safe.
+#ifndef RPCBOOT_APP_H_
+#define RPCBOOT_APP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "rpcboot/client.h"
+#include "rpcboot/config.h"
+#include "rpcboot/server.h"
+
+namespace rpcboot {
+
+namespace discovery {
+class Session;
+class Registrar;
+class Resolver;
+}  // namespace discovery
+
+class App {
+ public:
+  // From the command line (see LoadConfig). "--help" returns a NotFound status holding the
+  // help text: print it and exit 0.
+  static absl::StatusOr<std::unique_ptr<App>> Create(int argc, const char* const* argv);
+  static absl::StatusOr<std::unique_ptr<App>> FromConfig(AppConfig config);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  const AppConfig& config() const { return config_; }
+
+  template <class S>
+  void Serve(std::shared_ptr<S> impl) {
+    services_.push_back(internal::BindingOf<S>().full_name);
+    server_->AddService<S>(std::move(impl));
+  }
+
+  // A proxy for S, configured by clients.<S's full name> (see ClientConfig): by default the
+  // instances of S's package name in this app's registry. Throws RpcError(kInvalidArgument)
+  // when there is nothing to resolve S with (no registry and no address).
+  template <class S>
+  std::shared_ptr<S> Client() {
+    return MakeClient<S>(ChannelFor(internal::BindingOf<S>().full_name));
+  }
+
+  // Start, wait for SIGTERM/SIGINT (or Stop()), Shutdown. Returns the exit code: 0 after a clean
+  // stop, 1 when Start failed (the error is logged).
+  int Run();
+
+  // The parts of Run, for tests and for programs with a loop of their own.
+  absl::Status Start();
+  void Stop();      // makes Run return; safe from any thread and from signal handlers
+  void Shutdown();  // deregister, drain, stop serving; idempotent
+
+  int grpc_port() const { return server_->grpc_port(); }
+  int thrift_port() const { return server_->thrift_port(); }
+  // The registry path of this instance ("" without a registry).
+  std::string registry_path() const;
+  bool registered() const;
+
+ private:
+  explicit App(AppConfig config);
+  std::shared_ptr<Channel> ChannelFor(const std::string& service);
+  void EnsureSession();
+
+  AppConfig config_;
+  std::unique_ptr<Server> server_;
+  std::vector<std::string> services_;
+  std::shared_ptr<discovery::Session> session_;
+  std::shared_ptr<discovery::Resolver> resolver_;
+  std::unique_ptr<discovery::Registrar> registrar_;
+  int stop_pipe_[2] = {-1, -1};
+  bool started_ = false;
+  bool shut_down_ = false;
+};
+
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_APP_H_

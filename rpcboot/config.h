@@ -1,0 +1,81 @@
+// rpcboot's configuration: a YAML file, then environment variables, then command-line flags,
+// each overriding the one before (docs/configuration.md lists every key).
+//
+//   # shop.yaml
+//   app: {name: shop, version: 1.2.0}
+//   server: {grpc_port: 9091, thrift_port: 9090}
+//   registry: {zookeeper: "zk1:2181,zk2:2181,zk3:2181"}
+//   clients:
+//     order.OrderService: {protocol: thrift, load_balancer: consistent_hash}
+//
+//   $ RPCBOOT_SERVER_GRPC_PORT=0 ./shop --config=shop.yaml --registry.drain_ms=200
+//
+// Every error names the key, the value and where it came from ("server.grpc_port: 'x' from
+// shop.yaml:3 is not an integer in -1..65535"). Plain values; thread-compatible.
+#ifndef RPCBOOT_CONFIG_H_
+#define RPCBOOT_CONFIG_H_
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "rpcboot/client.h"
+#include "rpcboot/server.h"
+
+namespace rpcboot {
+
+// How this process calls one service (`clients.<package.Service>.*`).
+struct ClientConfig {
+  // The application whose instances serve it (its registry name); default: the service's
+  // package ("shop" for shop.ShopService).
+  std::string app;
+  // Where the instances are: empty for this process's registry (registry.zookeeper), or any
+  // address MakeChannel takes ("static://h:p,h:p", "zk://h:p/services/shop", "h:p").
+  std::string address;
+  Protocol protocol = Protocol::kGrpc;
+  ChannelOptions channel;  // load_balancer, timeout_ms, max_attempts, thrift_format
+};
+
+struct AppConfig {
+  std::string name;  // app.name: the registry name (required)
+  std::string version = "1.0.0";
+  std::string zone;
+  ServerOptions server;        // server.*
+  std::string advertise_host;  // the address written in the registry; empty: detected
+  int weight = 100;            // rpcboot.weight in the registry
+
+  struct Registry {
+    std::string zookeeper;  // connect string, with an optional chroot; empty: no registry
+    std::string base_path = "/services";
+    std::chrono::milliseconds session_timeout{std::chrono::seconds(10)};
+    std::string digest;  // "user:password": digest ACL on the instance node
+    // Start fails when ZooKeeper cannot be reached within connect_timeout; otherwise the app
+    // serves anyway and registers once it can.
+    bool fail_fast = false;
+    std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+    // On shutdown: time between deleting the node and closing the ports, so that clients' watches
+    // fire and they stop sending new calls first.
+    std::chrono::milliseconds drain{std::chrono::seconds(1)};
+  } registry;
+
+  std::map<std::string, ClientConfig> clients;  // by service full name
+};
+
+// Reads `args` (argv without the program name): --config=FILE (or --config FILE), then every
+// --<key>=<value>; the environment (RPCBOOT_<KEY>, as in RPCBOOT_SERVER_GRPC_PORT, for the
+// app/server/registry keys) applies between the file and the flags. `env` defaults to the
+// process environment.
+absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
+                                     const std::map<std::string, std::string>* env = nullptr);
+
+// Parses YAML text as if it were a file called `source`, without environment or flags.
+absl::StatusOr<AppConfig> ParseConfig(const std::string& yaml, const std::string& source);
+
+// Every key with its default and meaning: what --help prints.
+std::string ConfigHelp();
+
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_CONFIG_H_

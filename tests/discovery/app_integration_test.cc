@@ -1,0 +1,336 @@
+// Service processes built on rpcboot::App, a real ZooKeeper (standalone or a 3-node ensemble)
+// and clients that keep calling through zk:// channels while instances start, stop, die and
+// ZooKeeper goes away.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common_types.rpcboot.h"
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "rich_service.rpcboot.h"
+#include "rpcboot/client.h"
+#include "tests/discovery/process_testing.h"
+#include "tests/discovery/zookeeper_testing.h"
+
+namespace rpcboot {
+namespace {
+
+using rpcboot::testing::ChildProcess;
+using rpcboot::testing::Eventually;
+using rpcboot::testing::ZooKeeperDir;
+using rpcboot::testing::ZooKeeperEnsemble;
+using rpcboot::testing::ZooKeeperServer;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string ProtocolName(Protocol p) { return p == Protocol::kGrpc ? "Grpc" : "Thrift"; }
+
+// Instances of the rich test app, and a client-side view of the registry.
+class Fleet {
+ public:
+  Fleet(std::string connect, const std::string& name)
+      : connect_(std::move(connect)), log_(ZooKeeperDir(name) + "-apps.log") {
+    session_ = std::make_shared<discovery::Session>(discovery::SessionOptions{connect_});
+    session_->Start();
+    resolver_ = std::make_unique<discovery::Resolver>(session_, "/services");
+    resolver_->Watch("rich", [](const discovery::InstanceList&) {});
+  }
+  ~Fleet() {
+    instances_.clear();
+    resolver_.reset();
+  }
+
+  ChildProcess& StartInstance(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {RPCBOOT_RICH_APP,
+                                     "--app.name=rich",
+                                     "--server.host=127.0.0.1",
+                                     "--server.grpc_port=0",
+                                     "--server.thrift_port=0",
+                                     "--registry.zookeeper=" + connect_,
+                                     "--registry.session_timeout_ms=2000",
+                                     "--registry.drain_ms=300",
+                                     "--server.shutdown_grace_ms=3000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    instances_.push_back(std::make_unique<ChildProcess>(argv, log_));
+    return *instances_.back();
+  }
+  std::size_t Seen() const { return resolver_->Current("rich")->size(); }
+  discovery::InstanceList View() const { return resolver_->Current("rich"); }
+  std::vector<std::unique_ptr<ChildProcess>>& instances() { return instances_; }
+  discovery::Session& session() { return *session_; }
+  std::string Address() const { return "zk://" + connect_ + "/services/rich"; }
+  std::string Log() const {
+    std::ifstream in(log_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  std::string connect_;
+  std::string log_;
+  std::shared_ptr<discovery::Session> session_;
+  std::unique_ptr<discovery::Resolver> resolver_;
+  std::vector<std::unique_ptr<ChildProcess>> instances_;
+};
+
+// Threads calling Echo (idempotent) and, optionally, Notify (not) until stopped.
+class Load {
+ public:
+  Load(std::shared_ptr<rich::RichService> client, int threads, bool with_notify) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, client, with_notify, t] {
+        int64_t i = 0;
+        while (!stop_) {
+          try {
+            rich::EchoRequest request;
+            request.value.id = t * 1000000 + i++;
+            if (client->Echo(request).id != request.value.id) Fail("Echo returned another id");
+            ++ok_;
+            if (with_notify) {
+              client->Notify(1, "load", rich::Color::kRed);
+              ++ok_;
+            }
+          } catch (const RpcError& e) {
+            Fail(e.what());
+          }
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  int64_t ok() const { return ok_; }
+  int64_t failed() const { return failed_; }
+  std::string first_failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_failure_;
+  }
+  // Waits until `n` more calls have succeeded.
+  bool Progress(int64_t n) {
+    int64_t target = ok_ + n;
+    return Eventually([&] { return ok_ >= target; }, seconds(20));
+  }
+
+ private:
+  void Fail(const std::string& what) {
+    ++failed_;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_failure_.empty()) first_failure_ = what;
+  }
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> ok_{0};
+  std::atomic<int64_t> failed_{0};
+  std::mutex mu_;
+  std::string first_failure_;
+  std::vector<std::thread> threads_;
+};
+
+ChannelOptions FastOptions() {
+  ChannelOptions options;
+  options.default_timeout = seconds(5);
+  return options;
+}
+
+TEST(AppLifecycle, InstancesAppearAfterStartAndDisappearAfterSigterm) {
+  ZooKeeperServer zk("app-lifecycle");
+  Fleet fleet(zk.connect(), "app-lifecycle");
+  ChildProcess& app = fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  const discovery::Instance& seen = fleet.View()->front();
+  EXPECT_EQ(seen.address, "127.0.0.1");
+  EXPECT_EQ(seen.metadata.at("rpcboot.services"), "rich.RichService");
+  EXPECT_EQ(seen.metadata.at("rpcboot.protocols"), "grpc,thrift");
+  EXPECT_EQ(seen.port, *seen.PortFor("grpc"));
+
+  for (Protocol p : {Protocol::kGrpc, Protocol::kThrift}) {
+    auto client = MakeClient<rich::RichService>(MakeChannel(fleet.Address(), p, FastOptions()));
+    EXPECT_EQ(client->Count(), p == Protocol::kGrpc ? 1 : 2) << ProtocolName(p);
+  }
+
+  app.Signal(SIGTERM);
+  // The node goes first (deregistration), the process after the drain period.
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 0; }));
+  int code = -1;
+  ASSERT_TRUE(app.WaitFor(seconds(10), &code));
+  EXPECT_EQ(code, 0) << fleet.Log();
+  EXPECT_NE(fleet.Log().find("rich: stopped"), std::string::npos) << fleet.Log();
+}
+
+class AppUnderLoad : public ::testing::TestWithParam<Protocol> {};
+
+TEST_P(AppUnderLoad, KillNineOfOneOfThreeFailsNoIdempotentCall) {
+  ZooKeeperServer zk("app-kill9-" + ProtocolName(GetParam()));
+  Fleet fleet(zk.connect(), "app-kill9-" + ProtocolName(GetParam()));
+  for (int i = 0; i < 3; ++i) fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), GetParam(), FastOptions()));
+  Load load(client, 4, /*with_notify=*/false);
+  ASSERT_TRUE(load.Progress(500));
+  fleet.instances()[1]->Signal(SIGKILL);
+  // Its node lives on until its session times out (2 s): calls meet the dead instance and move on.
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; }));
+  ASSERT_TRUE(load.Progress(2000));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+  EXPECT_GT(load.ok(), 2500);
+}
+
+TEST_P(AppUnderLoad, RollingRestartWithSigtermFailsNoCall) {
+  ZooKeeperServer zk("app-rolling-" + ProtocolName(GetParam()));
+  Fleet fleet(zk.connect(), "app-rolling-" + ProtocolName(GetParam()));
+  for (int i = 0; i < 3; ++i) fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), GetParam(), FastOptions()));
+  Load load(client, 4, /*with_notify=*/true);  // non-idempotent calls too
+  ASSERT_TRUE(load.Progress(500));
+  for (int i = 0; i < 3; ++i) {
+    ChildProcess& old = *fleet.instances()[i];
+    old.Signal(SIGTERM);
+    int code = -1;
+    ASSERT_TRUE(old.WaitFor(seconds(15), &code));
+    EXPECT_EQ(code, 0);
+    fleet.StartInstance();
+    ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+    ASSERT_TRUE(load.Progress(300));
+  }
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, AppUnderLoad,
+                         ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
+                         [](const auto& param_info) { return ProtocolName(param_info.param); });
+
+TEST(AppZooKeeper, OutageLongerThanTheSessionTimeoutKeepsCallsFlowingAndRegistrationsComeBack) {
+  ZooKeeperServer zk("app-outage");
+  Fleet fleet(zk.connect(), "app-outage");
+  for (int i = 0; i < 2; ++i) fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; })) << fleet.Log();
+  std::vector<std::string> ids;
+  for (const discovery::Instance& i : *fleet.View()) ids.push_back(i.id);
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), Protocol::kGrpc, FastOptions()));
+  Load load(client, 4, /*with_notify=*/true);
+  ASSERT_TRUE(load.Progress(300));
+
+  zk.Stop();
+  std::this_thread::sleep_for(seconds(5));  // 2.5 session timeouts
+  ASSERT_TRUE(load.Progress(300)) << "calls keep flowing on the cached list";
+  zk.Start();  // same port, data intact
+
+  // Both instances are registered again, under new sessions, with the same ids.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        if (!fleet.session().connected()) return false;
+        for (const std::string& id : ids) {
+          absl::StatusOr<discovery::Session::Node> node =
+              fleet.session().Get("/services/rich/" + id, false);
+          if (!node.ok()) return false;
+        }
+        return true;
+      },
+      seconds(20)))
+      << fleet.Log();
+  std::this_thread::sleep_for(seconds(3));  // past the old sessions' expiry
+  EXPECT_EQ(fleet.Seen(), 2u);
+  ASSERT_TRUE(load.Progress(300));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+}
+
+TEST(AppZooKeeper, KillingTheEnsembleLeaderUnderLoadFailsNoCallAndLosesNoRegistration) {
+  ZooKeeperEnsemble ensemble("app-ensemble");
+  Fleet fleet(ensemble.connect(), "app-ensemble");
+  for (int i = 0; i < 2; ++i) fleet.StartInstance({"--registry.session_timeout_ms=6000"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; })) << fleet.Log();
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), Protocol::kThrift, FastOptions()));
+  Load load(client, 4, /*with_notify=*/true);
+  ASSERT_TRUE(load.Progress(300));
+  int leader = ensemble.Leader();
+  ASSERT_NE(leader, 0);
+  ensemble.StopMember(leader);
+  ASSERT_TRUE(Eventually([&] { return ensemble.Leader() != 0; }, seconds(30)))
+      << "the two left elect a leader";
+  ASSERT_TRUE(load.Progress(500));
+  std::this_thread::sleep_for(seconds(2));
+  ASSERT_TRUE(Eventually([&] { return fleet.session().connected(); }));
+  absl::StatusOr<std::vector<std::string>> nodes =
+      fleet.session().Children("/services/rich", false);
+  ASSERT_TRUE(nodes.ok()) << nodes.status();
+  EXPECT_EQ(nodes->size(), 2u) << "no registration lost";
+  EXPECT_EQ(fleet.Seen(), 2u);
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+}
+
+TEST(AppZooKeeper, GarbageAndForeignNodesNeverBreakTheViewUnderLoad) {
+  ZooKeeperServer zk("app-garbage");
+  Fleet fleet(zk.connect(), "app-garbage");
+  fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), Protocol::kGrpc, FastOptions()));
+  Load load(client, 2, /*with_notify=*/true);
+  ASSERT_TRUE(load.Progress(200));
+  discovery::Session& admin = fleet.session();
+  ASSERT_TRUE(
+      admin.Create("/services/rich/garbage", "{{{", discovery::Session::Mode::kPersistent).ok());
+  // A Java service registered by Curator with Spring's payload but no rpcboot metadata.
+  ASSERT_TRUE(admin
+                  .Create("/services/rich/java-1",
+                          R"({"name":"rich","id":"java-1","address":"127.0.0.1","port":1,)"
+                          R"("sslPort":null,"payload":{"@class":"org.springframework.cloud.)"
+                          R"(zookeeper.discovery.ZookeeperInstance","id":"rich-java","name":)"
+                          R"("rich","metadata":{"instance_status":"UP"}},)"
+                          R"("registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null})",
+                          discovery::Session::Mode::kPersistent)
+                  .ok());
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; }));
+  ASSERT_TRUE(load.Progress(500));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+}
+
+TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {
+  ChildProcess app({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=http"},
+                   ZooKeeperDir("app-config") + ".log");
+  int code = app.Wait();
+  EXPECT_EQ(code, 2);
+  std::ifstream in(ZooKeeperDir("app-config") + ".log");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("server.grpc_port: 'http' from command line --server.grpc_port is not an "
+                      "integer in -1..65535"),
+            std::string::npos)
+      << text;
+}
+
+TEST(AppConfig, FailFastWithoutZooKeeperExitsOne) {
+  ZooKeeperServer zk("app-failfast");
+  std::string connect = zk.connect();
+  zk.Stop();
+  std::string log = ZooKeeperDir("app-failfast") + ".log";
+  ChildProcess app({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=0",
+                    "--registry.zookeeper=" + connect, "--registry.fail_fast=true",
+                    "--registry.connect_timeout_ms=1000"},
+                   log);
+  EXPECT_EQ(app.Wait(), 1);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("cannot register in ZooKeeper " + connect), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace rpcboot

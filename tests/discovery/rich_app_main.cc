@@ -1,0 +1,23 @@
+// A service process built on rpcboot::App, serving the rich test interface: what the
+// integration tests start, signal and kill.
+#include <iostream>
+#include <memory>
+
+#include "common_types.rpcboot.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/app.h"
+
+int main(int argc, char** argv) {
+  absl::StatusOr<std::unique_ptr<rpcboot::App>> app = rpcboot::App::Create(argc, argv);
+  if (!app.ok()) {
+    if (absl::IsNotFound(app.status())) {  // --help
+      std::cout << app.status().message();
+      return 0;
+    }
+    std::cerr << "rich_app: " << app.status().message() << "\n";
+    return 2;
+  }
+  (*app)->Serve<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
+  return (*app)->Run();
+}

@@ -1,0 +1,172 @@
+// Configuration: YAML, then environment, then flags; every error names key, value and source.
+#include "rpcboot/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace rpcboot {
+namespace {
+
+std::string WriteFile(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/rpcboot_config_test_" + std::to_string(::getpid()) + "_" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+const std::map<std::string, std::string> kNoEnv;
+
+TEST(Config, FileThenEnvironmentThenFlags) {
+  std::string file = WriteFile("full.yaml", R"(
+app: {name: shop, version: 2.1.0, zone: a}
+server:
+  host: 127.0.0.1
+  grpc_port: 9091
+  thrift_port: 9090
+  shutdown_grace_ms: 2500
+  weight: 300
+registry:
+  zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
+  session_timeout_ms: 4000
+  drain_ms: 200
+  fail_fast: yes
+clients:
+  order.OrderService:
+    protocol: thrift
+    load_balancer: consistent_hash
+    timeout_ms: 800
+    thrift_format: binary
+  shop.ShopService:
+    address: static://127.0.0.1:1,127.0.0.1:2
+)");
+  std::map<std::string, std::string> env = {{"RPCBOOT_SERVER_GRPC_PORT", "0"},
+                                            {"RPCBOOT_SERVER_THRIFT_PORT", "7000"}};
+  absl::StatusOr<AppConfig> c =
+      LoadConfig({"--config=" + file, "--server.thrift_port=-1", "--registry.drain_ms=50"}, &env);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "shop");
+  EXPECT_EQ(c->version, "2.1.0");
+  EXPECT_EQ(c->zone, "a");
+  EXPECT_EQ(c->server.host, "127.0.0.1");
+  EXPECT_EQ(c->server.grpc_port, 0) << "environment over file";
+  EXPECT_EQ(c->server.thrift_port, -1) << "flag over environment";
+  EXPECT_EQ(c->server.shutdown_grace, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->weight, 300);
+  EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
+  EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
+  EXPECT_EQ(c->registry.drain, std::chrono::milliseconds(50));
+  EXPECT_TRUE(c->registry.fail_fast);
+  EXPECT_EQ(c->registry.base_path, "/services");
+  const ClientConfig& order = c->clients.at("order.OrderService");
+  EXPECT_EQ(order.app, "order") << "the package by default";
+  EXPECT_EQ(order.protocol, Protocol::kThrift);
+  EXPECT_EQ(order.channel.load_balancer, "consistent_hash");
+  EXPECT_EQ(order.channel.default_timeout, std::chrono::milliseconds(800));
+  EXPECT_EQ(order.channel.thrift_format, WireFormat::kThriftBinary);
+  EXPECT_EQ(c->clients.at("shop.ShopService").address, "static://127.0.0.1:1,127.0.0.1:2");
+}
+
+TEST(Config, DefaultsWithOnlyAName) {
+  absl::StatusOr<AppConfig> c = LoadConfig({"--app.name=shop"}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.grpc_port, -1);
+  EXPECT_EQ(c->server.thrift_port, -1);
+  EXPECT_EQ(c->registry.zookeeper, "");
+  EXPECT_EQ(c->registry.session_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(c->registry.drain, std::chrono::seconds(1));
+  EXPECT_FALSE(c->registry.fail_fast);
+}
+
+std::string Error(const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env = kNoEnv) {
+  absl::StatusOr<AppConfig> c = LoadConfig(args, &env);
+  EXPECT_FALSE(c.ok());
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
+  std::string file = WriteFile("bad_port.yaml", "app:\n  name: shop\nserver:\n  grpc_port: http\n");
+  EXPECT_EQ(Error({"--config=" + file}),
+            "server.grpc_port: 'http' from " + file + ":4 is not an integer in -1..65535");
+  EXPECT_EQ(Error({"--app.name=shop"}, {{"RPCBOOT_SERVER_THRIFT_PORT", "70000"}}),
+            "server.thrift_port: '70000' from environment RPCBOOT_SERVER_THRIFT_PORT is not an "
+            "integer in -1..65535");
+  EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
+            "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
+            "false");
+  EXPECT_EQ(Error({"--app.name=shop", "--registry.zookeeper=zk1"}),
+            "registry.zookeeper: 'zk1' from command line --registry.zookeeper is not a connect "
+            "string: ZooKeeper connect string 'zk1': 'zk1' is not host:port (port 0-65535)");
+  EXPECT_EQ(Error({"--app.name=shop", "--registry.base_path=services/"}),
+            "registry.base_path: 'services/' from command line --registry.base_path is not a "
+            "ZooKeeper path (starts with '/', no trailing or double '/')");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.grcp_port=1"}),
+            "unknown key 'server.grcp_port' from command line --server.grcp_port (rpcboot's keys: "
+            "--help or docs/configuration.md)");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocl=grpc"}),
+            "unknown key 'clients.shop.ShopService.protocl' from command line "
+            "--clients.shop.ShopService.protocl: client keys are "
+            "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
+            "timeout_ms, max_attempts, thrift_format");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocol=http"}),
+            "clients.shop.ShopService.protocol: 'http' from command line "
+            "--clients.shop.ShopService.protocol is not grpc or thrift");
+  EXPECT_EQ(Error({"serve"}),
+            "command line: 'serve' is not --config=FILE or --<key>=<value> (as in "
+            "--server.grpc_port=9091)");
+  EXPECT_EQ(Error({}),
+            "app.name is missing: set it in the config file (app: {name: shop}), as "
+            "RPCBOOT_APP_NAME or as --app.name=shop");
+  EXPECT_EQ(Error({"--config=/nonexistent/shop.yaml"}),
+            "config file /nonexistent/shop.yaml cannot be read");
+}
+
+TEST(Config, FilesThatAreNotTheRightShape) {
+  std::string not_yaml = WriteFile("not_yaml.yaml", "app: {name: shop\nserver: [\n");
+  std::string message = Error({"--config=" + not_yaml});
+  EXPECT_EQ(message.rfind(not_yaml + ":", 0), 0u) << message;
+  EXPECT_NE(message.find(": not YAML: "), std::string::npos) << message;
+
+  std::string list = WriteFile("list.yaml", "app:\n  name: [shop, order]\n");
+  EXPECT_EQ(Error({"--config=" + list}),
+            "app.name: a list from " + list + ":2 where a single value belongs");
+
+  std::string scalar = WriteFile("scalar.yaml", "just text\n");
+  EXPECT_EQ(Error({"--config=" + scalar}),
+            scalar + ": the top level must be a mapping (app:, server:, ...)");
+  EXPECT_EQ(
+      ParseConfig("app: {name: shop}\nregistry: {drain_ms: -5}\n", "inline").status().message(),
+      "registry.drain_ms: '-5' from inline:2 is not an integer in 0..86400000");
+}
+
+TEST(Config, HelpListsEveryKey) {
+  std::string help = ConfigHelp();
+  for (const char* key : {"app.name",
+                          "app.version",
+                          "app.zone",
+                          "server.host",
+                          "server.advertise_host",
+                          "server.grpc_port",
+                          "server.thrift_port",
+                          "server.handler_threads",
+                          "server.max_message_bytes",
+                          "server.idle_timeout_ms",
+                          "server.shutdown_grace_ms",
+                          "server.weight",
+                          "registry.zookeeper",
+                          "registry.base_path",
+                          "registry.session_timeout_ms",
+                          "registry.digest",
+                          "registry.fail_fast",
+                          "registry.connect_timeout_ms",
+                          "registry.drain_ms",
+                          "RPCBOOT_SERVER_GRPC_PORT",
+                          "load_balancer",
+                          "thrift_format"}) {
+    EXPECT_NE(help.find(key), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace rpcboot
