@@ -47,22 +47,30 @@ int Registrar::writes() const {
 absl::Status Registrar::Ensure() {
   if (!wanted_) return absl::OkStatus();
   in_place_ = false;
-  int64_t session_id = session_->session_id();
-  absl::StatusOr<Session::Node> node = session_->Get(path_, /*watch=*/false);
-  absl::Status s = node.status();
-  if (node.ok() && node->ephemeral_owner != session_id) {
-    // Left by an earlier session of this process (same instance id): it would vanish when
-    // that session expires, so put a node of the current session in its place.
-    s = session_->Delete(path_, node->version);
-    if (s.ok() || absl::IsNotFound(s)) s = absl::NotFoundError("replaced");
-  }
-  if (absl::IsNotFound(s)) {
+  // The common case first: one round trip.
+  absl::Status s = session_->Create(path_, data_, Session::Mode::kEphemeral, true);
+  if (absl::IsNotFound(s)) {  // a parent is missing
     s = session_->CreateParents(path_);
     if (s.ok()) s = session_->Create(path_, data_, Session::Mode::kEphemeral, true);
-    if (s.ok()) {
-      ++writes_;
-      Log(LogLevel::kInfo,
-          absl::StrCat("registry: registered ", path_, " (", self_.address, ":", self_.port, ")"));
+  }
+  if (s.ok()) {
+    ++writes_;
+    Log(LogLevel::kInfo,
+        absl::StrCat("registry: registered ", path_, " (", self_.address, ":", self_.port, ")"));
+  } else if (absl::IsAlreadyExists(s)) {
+    absl::StatusOr<Session::Node> node = session_->Get(path_, /*watch=*/false);
+    s = node.status();
+    if (node.ok() && node->ephemeral_owner != session_->session_id()) {
+      // Left by an earlier session of this process (same instance id): it would vanish when
+      // that session expires, so put a node of the current session in its place.
+      s = session_->Delete(path_, node->version);
+      if (s.ok() || absl::IsNotFound(s)) {
+        s = session_->Create(path_, data_, Session::Mode::kEphemeral, true);
+        if (s.ok()) {
+          ++writes_;
+          Log(LogLevel::kInfo, "registry: registered " + path_ + " again (new session)");
+        }
+      }
     }
   }
   if (s.ok()) {
