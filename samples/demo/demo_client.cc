@@ -1,0 +1,149 @@
+// The demo's client: shows the registry, places and reads orders through the order service
+// (Thrift, found in ZooKeeper), and tries invalid orders. Prints what happens; exits 0 when
+// every valid order succeeded and every invalid one was rejected with the expected code.
+//
+//   demo_client --zookeeper=127.0.0.1:2181 [--orders=30] [--interval_ms=100]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "order_service.rpcboot.h"
+#include "rpcboot/client.h"
+
+namespace {
+
+void ShowInstances(rpcboot::discovery::Resolver& resolver, const std::string& app) {
+  rpcboot::discovery::InstanceList list = resolver.Current(app);
+  std::printf("  %-6s %zu instance(s)\n", app.c_str(), list->size());
+  for (const rpcboot::discovery::Instance& i : *list) {
+    std::string ports;
+    for (const char* p : {"grpc", "thrift"})
+      if (i.PortFor(p))
+        ports += std::string(ports.empty() ? "" : ", ") + p + " " + std::to_string(*i.PortFor(p));
+    std::printf("         %s  %s (%s)\n", i.id.c_str(), i.address.c_str(), ports.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string zookeeper;
+  int orders = 30;
+  int interval_ms = 100;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--zookeeper=", 0) == 0) {
+      zookeeper = a.substr(12);
+    } else if (a.rfind("--orders=", 0) == 0) {
+      orders = std::atoi(a.c_str() + 9);
+    } else if (a.rfind("--interval_ms=", 0) == 0) {
+      interval_ms = std::atoi(a.c_str() + 14);
+    } else {
+      std::fprintf(stderr,
+                   "usage: demo_client --zookeeper=host:port [--orders=N] [--interval_ms=M]\n");
+      return 2;
+    }
+  }
+  if (zookeeper.empty() || orders < 1 || orders > 100000 || interval_ms < 0) {
+    std::fprintf(stderr, "demo_client: --zookeeper is required; --orders in 1..100000\n");
+    return 2;
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  auto session =
+      std::make_shared<rpcboot::discovery::Session>(rpcboot::discovery::SessionOptions{zookeeper});
+  session->Start();
+  if (!session->WaitConnected(std::chrono::seconds(10))) {
+    std::fprintf(stderr, "demo_client: no ZooKeeper at %s\n", zookeeper.c_str());
+    return 1;
+  }
+  rpcboot::discovery::Resolver resolver(session, "/services");
+  for (const char* app : {"shop", "order"}) resolver.Watch(app, [](const auto&) {});
+  std::printf("registered in ZooKeeper %s under /services:\n", zookeeper.c_str());
+  ShowInstances(resolver, "shop");
+  ShowInstances(resolver, "order");
+
+  auto orders_client = rpcboot::MakeClient<order::OrderService>(
+      rpcboot::MakeChannel("zk://" + zookeeper + "/services/order", rpcboot::Protocol::kThrift));
+
+  std::printf(
+      "\nplacing %d orders (order service over Thrift; it checks each with a shop "
+      "instance over gRPC):\n",
+      orders);
+  int placed = 0, failed = 0;
+  std::map<std::string, int> checked_by;
+  std::vector<std::string> ids;
+  for (int n = 0; n < orders; ++n) {
+    order::PlaceOrderRequest request;
+    request.customer = "customer-" + std::to_string(n % 7);
+    if (n % 2 == 0) {
+      request.shop_id = 1;
+      request.lines = {{11, 1 + n % 3, 1250}, {13, 2, 250}};
+    } else {
+      request.shop_id = 2;
+      request.lines = {{21, 1, 990}};
+    }
+    try {
+      order::Order o = orders_client->PlaceOrder(request);
+      ++placed;
+      ++checked_by[o.shop_checked_by];
+      ids.push_back(o.order_id);
+      std::printf("  order %-12s shop %lld  %6lld cents  shard %d  checked by %s\n",
+                  o.order_id.c_str(), static_cast<long long>(o.shop_id),
+                  static_cast<long long>(o.total_cents), o.shard, o.shop_checked_by.c_str());
+    } catch (const rpcboot::RpcError& e) {
+      ++failed;
+      std::printf("  order FAILED: %s\n", e.what());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+
+  int read_back = 0;
+  for (const std::string& id : ids) {
+    try {
+      if (orders_client->GetOrder({id}).order_id == id) ++read_back;
+    } catch (const rpcboot::RpcError& e) {
+      std::printf("  GetOrder %s FAILED: %s\n", id.c_str(), e.what());
+    }
+  }
+
+  std::printf("\ninvalid orders are rejected with a code and a reason:\n");
+  struct Bad {
+    const char* what;
+    order::PlaceOrderRequest request;
+    rpcboot::StatusCode expected;
+  };
+  Bad bad[] = {
+      {"closed shop", {3, "c", {{31, 1, 800}}}, rpcboot::StatusCode::kFailedPrecondition},
+      {"unknown shop", {9, "c", {{11, 1, 1250}}}, rpcboot::StatusCode::kNotFound},
+      {"unknown item", {1, "c", {{99, 1, 100}}}, rpcboot::StatusCode::kInvalidArgument},
+      {"wrong price", {1, "c", {{12, 1, 600}}}, rpcboot::StatusCode::kInvalidArgument},
+  };
+  int rejected_right = 0;
+  for (Bad& b : bad) {
+    try {
+      orders_client->PlaceOrder(b.request);
+      std::printf("  %-13s ACCEPTED (wrong)\n", b.what);
+    } catch (const rpcboot::RpcError& e) {
+      bool right = e.code() == b.expected;
+      rejected_right += right;
+      std::printf("  %-13s %s%s\n", b.what, e.what(), right ? "" : "  (unexpected code)");
+    }
+  }
+
+  std::printf(
+      "\nsummary: %d placed, %d failed, %d read back, %d/%zu invalid orders rejected "
+      "correctly\n",
+      placed, failed, read_back, rejected_right, std::size(bad));
+  for (const auto& [instance, count] : checked_by)
+    std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
+  bool ok =
+      failed == 0 && read_back == placed && rejected_right == static_cast<int>(std::size(bad));
+  std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");
+  return ok ? 0 : 1;
+}
