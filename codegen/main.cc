@@ -4,6 +4,8 @@
 //
 // Exit status: 0 on success, 1 when a header has errors (printed as file:line:col: error: ...),
 // 2 on a bad command line.
+#include <unistd.h>
+
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -128,8 +130,20 @@ int Run(int argc, char** argv) {
     }
   }
   if (inputs.empty()) return UsageError("no input headers");
+  // rpcboot's own headers (rpcboot/annotations.h), searched after everything the user gave:
+  // <prefix>/include beside an installed <prefix>/bin/rpcboot-codegen, then the source tree of
+  // a build-tree codegen.
+  {
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+      std::string dir(exe, static_cast<std::size_t>(n));
+      dir = dir.substr(0, dir.rfind('/'));
+      clang_args.push_back("-idirafter");
+      clang_args.push_back(dir + "/../include");
+    }
+  }
 #ifdef RPCBOOT_CODEGEN_INCLUDE_DIR
-  // rpcboot's own headers (rpcboot/annotations.h), searched after everything the user gave.
   clang_args.push_back("-idirafter");
   clang_args.push_back(RPCBOOT_CODEGEN_INCLUDE_DIR);
 #endif
