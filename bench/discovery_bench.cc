@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,6 +39,15 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The ZooKeeper this run started: stopped at every exit, also the early ones.
+std::string g_zk_stop_command;
+void StopZooKeeper() {
+  if (!g_zk_stop_command.empty()) {
+    [[maybe_unused]] int rc = std::system(g_zk_stop_command.c_str());
+    g_zk_stop_command.clear();
+  }
+}
 
 struct Stats {
   double median_ms;
@@ -252,6 +262,12 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/rpcboot_discovery_bench_" + std::to_string(::getpid());
   std::string script = RPCBOOT_ZOOKEEPER_SCRIPT;
   std::string out = Run(script + " start " + dir);
+  g_zk_stop_command = script + " stop " + dir + " && rm -rf " + dir;
+  std::atexit(&StopZooKeeper);
+  std::set_terminate([] {
+    StopZooKeeper();
+    std::abort();
+  });
   std::string connect =
       "127.0.0.1:" + out.substr(out.rfind("port=") + 5,
                                 out.find('\n', out.rfind("port=")) - out.rfind("port=") - 5);
@@ -321,6 +337,6 @@ int main(int argc, char** argv) {
     std::printf("  zk:// channel (p2c)           %10.0f  %6.2f\n", zk, zk / direct);
   }
   server.Shutdown();
-  Run(script + " stop " + dir + " && rm -rf " + dir);
+  StopZooKeeper();
   return 0;
 }

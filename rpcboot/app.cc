@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -65,6 +67,19 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(int argc, const char* const* ar
   absl::StatusOr<AppConfig> config = LoadConfig(args);
   if (!config.ok()) return config.status();
   return FromConfig(std::move(*config));
+}
+
+std::unique_ptr<App> App::FromCommandLine(int argc, const char* const* argv) {
+  absl::StatusOr<std::unique_ptr<App>> app = Create(argc, argv);
+  if (app.ok()) return std::move(*app);
+  std::string program = argc > 0 ? argv[0] : "rpcboot";
+  program = program.substr(program.rfind('/') + 1);
+  if (absl::IsNotFound(app.status())) {
+    std::fprintf(stdout, "%s\n", std::string(app.status().message()).c_str());
+    std::exit(0);
+  }
+  std::fprintf(stderr, "%s: %s\n", program.c_str(), std::string(app.status().message()).c_str());
+  std::exit(2);
 }
 
 absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {

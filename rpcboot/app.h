@@ -3,10 +3,9 @@
 // listens, and on SIGTERM or SIGINT deregisters, drains, stops and returns 0.
 //
 //   int main(int argc, char** argv) {
-//     auto app = rpcboot::App::Create(argc, argv);   // --config=shop.yaml, env, --key=value
-//     if (!app.ok()) { std::cerr << app.status() << "\n"; return 2; }
-//     (*app)->Serve<shop::ShopService>(std::make_shared<ShopServiceImpl>());
-//     return (*app)->Run();
+//     auto app = rpcboot::App::FromCommandLine(argc, argv);  // --config=shop.yaml, env, --k=v
+//     app->Serve<shop::ShopService>(std::make_shared<ShopServiceImpl>());
+//     return app->Run();
 //   }
 //
 //   // A proxy for another service, resolved through the registry (or clients.<svc>.address),
@@ -46,6 +45,9 @@ class App {
   // From the command line (see LoadConfig). "--help" returns a NotFound status holding the
   // help text: print it and exit 0.
   static absl::StatusOr<std::unique_ptr<App>> Create(int argc, const char* const* argv);
+  // Create for main(): prints the help and exits 0 for --help, prints the error and exits 2
+  // for a bad configuration.
+  static std::unique_ptr<App> FromCommandLine(int argc, const char* const* argv);
   static absl::StatusOr<std::unique_ptr<App>> FromConfig(AppConfig config);
   ~App();
   App(const App&) = delete;

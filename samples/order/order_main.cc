@@ -115,14 +115,9 @@ class OrderServiceImpl final : public order::OrderService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto app = rpcboot::App::Create(argc, argv);
-  if (!app.ok()) {
-    bool help = absl::IsNotFound(app.status());
-    (help ? std::cout : std::cerr) << app.status().message() << "\n";
-    return help ? 0 : 2;
-  }
+  std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
   // The shop service, found through the registry (clients.shop.ShopService in order.yaml).
-  std::shared_ptr<shop::ShopService> shops = (*app)->Client<shop::ShopService>();
-  (*app)->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops));
-  return (*app)->Run();
+  std::shared_ptr<shop::ShopService> shops = app->Client<shop::ShopService>();
+  app->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops));
+  return app->Run();
 }

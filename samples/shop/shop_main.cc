@@ -55,14 +55,9 @@ class ShopServiceImpl final : public shop::ShopService {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto app = rpcboot::App::Create(argc, argv);
-  if (!app.ok()) {
-    bool help = absl::IsNotFound(app.status());
-    (help ? std::cout : std::cerr) << app.status().message() << "\n";
-    return help ? 0 : 2;
-  }
+  std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
   // Replies name the instance by process id, so the demo can show how calls spread.
-  (*app)->Serve<shop::ShopService>(
-      std::make_shared<ShopServiceImpl>((*app)->config().name + "@" + std::to_string(getpid())));
-  return (*app)->Run();
+  app->Serve<shop::ShopService>(
+      std::make_shared<ShopServiceImpl>(app->config().name + "@" + std::to_string(getpid())));
+  return app->Run();
 }

@@ -317,6 +317,17 @@ TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {
       << text;
 }
 
+TEST(AppConfig, HelpListsTheKeysAndExitsZero) {
+  std::string log = ZooKeeperDir("app-help") + ".log";
+  ChildProcess app({RPCBOOT_RICH_APP, "--help"}, log);
+  EXPECT_EQ(app.Wait(), 0);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("registry.zookeeper (RPCBOOT_REGISTRY_ZOOKEEPER, default empty)"),
+            std::string::npos)
+      << text;
+}
+
 TEST(AppConfig, FailFastWithoutZooKeeperExitsOne) {
   ZooKeeperServer zk("app-failfast");
   std::string connect = zk.connect();

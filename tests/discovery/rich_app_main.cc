@@ -9,15 +9,7 @@
 #include "rpcboot/app.h"
 
 int main(int argc, char** argv) {
-  absl::StatusOr<std::unique_ptr<rpcboot::App>> app = rpcboot::App::Create(argc, argv);
-  if (!app.ok()) {
-    if (absl::IsNotFound(app.status())) {  // --help
-      std::cout << app.status().message();
-      return 0;
-    }
-    std::cerr << "rich_app: " << app.status().message() << "\n";
-    return 2;
-  }
-  (*app)->Serve<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
-  return (*app)->Run();
+  std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
+  app->Serve<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
+  return app->Run();
 }
