@@ -73,7 +73,7 @@ wait_registered "$run/order.log" "order"
 echo "order:  pid $!, $(grep -o 'registered .*' "$run/order.log" | head -1)"
 
 step "5/7 the demo client places orders; shop instance 2 (pid $shop2_pid) is stopped mid-run"
-"$build/samples/demo_client" --zookeeper="$zk" --orders=30 --interval_ms=100 &
+RPCBOOT_LOG_LEVEL=warning "$build/samples/demo_client" --zookeeper="$zk" --orders=30 --interval_ms=100 &
 client=$!
 sleep 1.5
 echo ">> stopping shop instance 2 (pid $shop2_pid) with SIGTERM"

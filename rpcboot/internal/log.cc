@@ -2,12 +2,30 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
 namespace rpcboot::internal {
+namespace {
+
+// RPCBOOT_LOG_LEVEL=info (default), warning or error: the least severe level written.
+LogLevel MinimumLevel() {
+  static const LogLevel level = [] {
+    const char* v = std::getenv("RPCBOOT_LOG_LEVEL");
+    if (v == nullptr) return LogLevel::kInfo;
+    if (std::strcmp(v, "warning") == 0) return LogLevel::kWarning;
+    if (std::strcmp(v, "error") == 0) return LogLevel::kError;
+    return LogLevel::kInfo;
+  }();
+  return level;
+}
+
+}  // namespace
 
 void Log(LogLevel level, std::string_view message) {
+  if (static_cast<int>(level) < static_cast<int>(MinimumLevel())) return;
   static std::mutex mu;
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
