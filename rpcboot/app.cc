@@ -104,6 +104,7 @@ App::~App() {
 }
 
 void App::EnsureSession() {
+  std::lock_guard<std::mutex> lock(session_mu_);
   if (session_ != nullptr || config_.registry.zookeeper.empty()) return;
   session_ = std::make_shared<discovery::Session>(discovery::SessionOptions{
       config_.registry.zookeeper, config_.registry.session_timeout, config_.registry.digest});

@@ -18,12 +18,13 @@
 // delete the node, wait registry.drain_ms for clients to see it, stop accepting, let in-flight
 // calls finish within server.shutdown_grace_ms, close.
 //
-// Serve and Client before Start/Run; Client also after. One App per process is the usual shape
-// (it installs the signal handlers while Run runs). Not copyable; Stop is thread-safe.
+// Serve before Start/Run. Client any time, from any thread. One App per process is the usual
+// shape (it installs the signal handlers while Run runs). Not copyable; Stop is thread-safe.
 #ifndef RPCBOOT_APP_H_
 #define RPCBOOT_APP_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,7 @@ class App {
   AppConfig config_;
   std::unique_ptr<Server> server_;
   std::vector<std::string> services_;
+  std::mutex session_mu_;  // Client may be called from several threads
   std::shared_ptr<discovery::Session> session_;
   std::shared_ptr<discovery::Resolver> resolver_;
   std::unique_ptr<discovery::Registrar> registrar_;

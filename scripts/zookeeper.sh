@@ -3,6 +3,7 @@
 #
 #   scripts/zookeeper.sh start DIR [PORT]   start on 127.0.0.1:PORT (0 or absent: a free port);
 #                                           prints "port=<port>" once it answers ruok with imok
+#                                           and serves requests
 #   scripts/zookeeper.sh stop DIR           stop the server started in DIR, by its pid
 #   scripts/zookeeper.sh status DIR         exit 0 when it answers ruok
 #   scripts/zookeeper.sh ensemble DIR       start a 3-node ensemble on 127.0.0.1 in DIR/1..3
@@ -57,9 +58,9 @@ start_java() {  # DIR MAIN_CLASS
   echo $! > "$1/zk.pid"
 }
 
-wait_ruok() {  # DIR PORT
+wait_ruok() {  # DIR PORT: until it answers ruok and serves requests (srvr shows a mode)
   for _ in $(seq 150); do
-    if ruok "$2"; then echo "port=$2"; return 0; fi
+    if ruok "$2" && [ -n "$(mode_of "$2")" ]; then echo "port=$2"; return 0; fi
     kill -0 "$(cat "$1/zk.pid")" 2>/dev/null || { tail -20 "$1/zk.log" >&2; echo "zookeeper.sh: server exited" >&2; return 1; }
     sleep 0.1
   done

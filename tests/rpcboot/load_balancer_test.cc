@@ -119,9 +119,10 @@ TEST(Pickers, PassOverTriedAndUnhealthyBackends) {
     backends[1]->ConnectionFailed();
     EXPECT_FALSE(backends[1]->healthy());
     for (int i = 0; i < 200; ++i) {
+      std::string key = "k" + std::to_string(i);
       PickArgs args;
       args.tried = &tried;
-      args.request_key = "k" + std::to_string(i);
+      args.request_key = key;
       EXPECT_EQ(picker->Pick(args), backends[2].get()) << name;
     }
     tried.push_back(backends[2].get());
