@@ -75,6 +75,7 @@ echo "order:  pid $!, $(grep -o 'registered .*' "$run/order.log" | head -1)"
 step "5/7 the demo client places orders; shop instance 2 (pid $shop2_pid) is stopped mid-run"
 RPCBOOT_LOG_LEVEL=warning "$build/samples/demo_client" --zookeeper="$zk" --orders=30 --interval_ms=100 &
 client=$!
+pids+=($client)
 sleep 1.5
 echo ">> stopping shop instance 2 (pid $shop2_pid) with SIGTERM"
 kill -TERM "$shop2_pid"
