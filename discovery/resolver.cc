@@ -79,12 +79,18 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     }
   };
   absl::StatusOr<std::vector<std::string>> names = session_->Children(path, /*watch=*/true);
-  std::map<std::string, Entry> children;
-  if (absl::IsNotFound(names.status())) {
-    // No instance has ever registered (or the container was cleaned up): watch for creation.
+  // No instance has ever registered (or the container was cleaned up): watch for creation. A
+  // node created between the two calls is listed again (a few times at most: it would have to
+  // be deleted and created again in between each time).
+  for (int retry = 0; absl::IsNotFound(names.status()) && retry < 5; ++retry) {
     absl::StatusOr<bool> exists = session_->Exists(path, /*watch=*/true);
     if (!exists.ok()) return fail(exists.status());
-    if (*exists) return Refresh(name, changed_child);  // created in between
+    if (!*exists) break;
+    names = session_->Children(path, /*watch=*/true);
+  }
+  std::map<std::string, Entry> children;
+  if (absl::IsNotFound(names.status())) {
+    // Empty: the exists watch reports the creation.
   } else if (!names.ok()) {
     return fail(names.status());
   } else {

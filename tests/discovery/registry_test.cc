@@ -248,6 +248,27 @@ TEST(Registry, GarbageAndForeignNodesNeverBreakTheView) {
   EXPECT_TRUE(Lists(resolver, "shop", self.id));
 }
 
+TEST(Registry, TheViewSurvivesTheApplicationNodeComingAndGoing) {
+  // Another client creates and deletes /services/shop as fast as it can (as ZooKeeper's
+  // container reaper and a registrar do at the edges): the resolver sees the node missing in one
+  // call and present in the next, many times. It must keep working.
+  ZooKeeperServer zk("registry-churn");
+  auto session = Connect(zk.connect());
+  Resolver resolver(session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  auto churn = Connect(zk.connect());
+  ASSERT_TRUE(churn->CreateParents("/services/shop").ok());
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(churn->Create("/services/shop", "", Session::Mode::kPersistent).ok());
+    ASSERT_TRUE(churn->Delete("/services/shop").ok());
+  }
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(churn, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  EXPECT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }))
+      << "the resolver stopped following the registry";
+}
+
 TEST(Registry, ChrootAndSeveralHosts) {
   ZooKeeperServer zk("registry-chroot");
   {
