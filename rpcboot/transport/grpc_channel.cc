@@ -35,11 +35,12 @@ class GrpcChannel final : public Channel {
     grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
         channel_.get(), rpc, &context, request_buffer, &reply);
     if (!status.ok()) {
-      // gRPC retries by itself a call that never left; what still fails UNAVAILABLE while the
-      // channel cannot connect never reached a server either.
+      // gRPC retries by itself a call that never left. What still fails with "failed to connect
+      // to all addresses" failed at the pick, before anything was sent. (The channel's state
+      // after a failure says nothing: a server that died mid-call also leaves it in
+      // TRANSIENT_FAILURE a moment later.)
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-          (status.error_message().find("failed to connect") != std::string::npos ||
-           channel_->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE)) {
+          status.error_message().find("failed to connect") != std::string::npos) {
         throw internal::UnsentError(status.error_message());
       }
       throw RpcError(StatusCodeFromInt(static_cast<int>(status.error_code())),

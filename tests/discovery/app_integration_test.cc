@@ -209,6 +209,32 @@ TEST_P(AppUnderLoad, RollingRestartWithSigtermFailsNoCall) {
   EXPECT_EQ(load.failed(), 0) << load.first_failure();
 }
 
+TEST_P(AppUnderLoad, AnInstanceDyingMidCallFailsANonIdempotentCallWithoutRetry) {
+  // The request has left: the method may have run. A non-idempotent call must not be sent again
+  // (here there is nowhere else to send it; the error says why it was not retried).
+  ZooKeeperServer zk("app-midcall-" + ProtocolName(GetParam()));
+  Fleet fleet(zk.connect(), "app-midcall-" + ProtocolName(GetParam()));
+  ChildProcess& app = fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  auto client =
+      MakeClient<rich::RichService>(MakeChannel(fleet.Address(), GetParam(), FastOptions()));
+  client->Count();  // connected
+  std::thread killer([&] {
+    std::this_thread::sleep_for(milliseconds(400));
+    app.Signal(SIGKILL);
+  });
+  try {
+    client->Notify(1000 + 3000, "slow", rich::Color::kRed);  // the handler sleeps 3 s
+    ADD_FAILURE() << "the call succeeded although its server died";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.what();
+    EXPECT_NE(e.message().find("not retried: Notify is not idempotent and its request had left"),
+              std::string::npos)
+        << e.message();
+  }
+  killer.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(Protocols, AppUnderLoad,
                          ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
                          [](const auto& param_info) { return ProtocolName(param_info.param); });
