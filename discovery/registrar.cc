@@ -49,7 +49,9 @@ absl::Status Registrar::Ensure() {
   in_place_ = false;
   // The common case first: one round trip.
   absl::Status s = session_->Create(path_, data_, Session::Mode::kEphemeral, true);
-  if (absl::IsNotFound(s)) {  // a parent is missing
+  // A parent is missing; ZooKeeper may also remove an empty container parent between the two
+  // calls, so try a few times.
+  for (int attempt = 0; absl::IsNotFound(s) && attempt < 3; ++attempt) {
     s = session_->CreateParents(path_);
     if (s.ok()) s = session_->Create(path_, data_, Session::Mode::kEphemeral, true);
   }

@@ -262,10 +262,13 @@ TEST(Registry, TheViewSurvivesTheApplicationNodeComingAndGoing) {
   Resolver resolver(session, "/services");
   resolver.Watch("shop", [](const InstanceList&) {});
   auto churn = Connect(zk.connect());
-  ASSERT_TRUE(churn->CreateParents("/services/shop").ok());
+  // A persistent parent: a container would be reaped whenever the loop leaves it empty.
+  ASSERT_TRUE(churn->Create("/services", "", Session::Mode::kPersistent).ok());
   for (int i = 0; i < 400; ++i) {
-    ASSERT_TRUE(churn->Create("/services/shop", "", Session::Mode::kPersistent).ok());
-    ASSERT_TRUE(churn->Delete("/services/shop").ok());
+    absl::Status created = churn->Create("/services/shop", "", Session::Mode::kPersistent);
+    ASSERT_TRUE(created.ok()) << created;
+    absl::Status deleted = churn->Delete("/services/shop");
+    ASSERT_TRUE(deleted.ok()) << deleted;
   }
   Instance self = MakeInstance("shop", 9091);
   Registrar registrar(churn, "/services", self);
