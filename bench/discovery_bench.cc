@@ -11,7 +11,8 @@
 //
 //   build/bench/discovery_bench [--changes=200] [--seconds=2]
 //
-// Starts its own ZooKeeper on 127.0.0.1 (scripts/zookeeper.sh) and stops it at the end.
+// Starts its own ZooKeeper on 127.0.0.1 (scripts/zookeeper.sh, as the tests do) and stops it at
+// the end, also when a step fails.
 #include <zookeeper/zookeeper.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,19 +37,11 @@
 #include "rpcboot/client.h"
 #include "rpcboot/lb/load_balancer.h"
 #include "rpcboot/server.h"
+#include "tests/discovery/zookeeper_testing.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The ZooKeeper this run started: stopped at every exit, also the early ones.
-std::string g_zk_stop_command;
-void StopZooKeeper() {
-  if (!g_zk_stop_command.empty()) {
-    [[maybe_unused]] int rc = std::system(g_zk_stop_command.c_str());
-    g_zk_stop_command.clear();
-  }
-}
 
 struct Stats {
   double median_ms;
@@ -57,18 +51,6 @@ struct Stats {
 Stats Summarize(std::vector<double> ms) {
   std::sort(ms.begin(), ms.end());
   return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
-}
-
-std::string Run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  char buffer[256];
-  while (pipe != nullptr && std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
-  if (pipe == nullptr || ::pclose(pipe) != 0) {
-    std::fprintf(stderr, "discovery_bench: '%s' failed: %s\n", command.c_str(), out.c_str());
-    std::exit(1);
-  }
-  return out;
 }
 
 // One change seen by a listener: waits for `predicate` on the published list.
@@ -119,20 +101,17 @@ void PropagationRpcboot(const std::string& connect, int changes, std::vector<dou
     };
     auto start = Clock::now();
     if (absl::Status s = registrar.Register(); !s.ok()) {
-      std::fprintf(stderr, "discovery_bench: registration %d failed: %s\n", i,
-                   std::string(s.message()).c_str());
-      std::exit(1);
+      throw std::runtime_error("registration " + std::to_string(i) +
+                               " failed: " + std::string(s.message()));
     }
     if (!waiter.Wait(has)) {
-      std::fprintf(stderr, "discovery_bench: registration %d never reached the view\n", i);
-      std::exit(1);
+      throw std::runtime_error("registration " + std::to_string(i) + " never reached the view");
     }
     add_ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     start = Clock::now();
     if (!registrar.Deregister().ok() ||
         !waiter.Wait([&](const std::vector<Instance>& list) { return !has(list); })) {
-      std::fprintf(stderr, "discovery_bench: removal %d never reached the view\n", i);
-      std::exit(1);
+      throw std::runtime_error("removal " + std::to_string(i) + " never reached the view");
     }
     remove_ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
@@ -241,6 +220,8 @@ double CallsPerSecond(const std::shared_ptr<rpcboot::Channel>& channel, int call
 
 }  // namespace
 
+int Bench(const std::string& connect, int changes, double seconds);
+
 int main(int argc, char** argv) {
   int changes = 200;
   double seconds = 2;
@@ -259,18 +240,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "discovery_bench: --changes in 10..10000, --seconds in (0, 30]\n");
     return 2;
   }
-  std::string dir = "/tmp/rpcboot_discovery_bench_" + std::to_string(::getpid());
-  std::string script = RPCBOOT_ZOOKEEPER_SCRIPT;
-  std::string out = Run(script + " start " + dir);
-  g_zk_stop_command = script + " stop " + dir + " && rm -rf " + dir;
-  std::atexit(&StopZooKeeper);
-  std::set_terminate([] {
-    StopZooKeeper();
-    std::abort();
-  });
-  std::string connect =
-      "127.0.0.1:" + out.substr(out.rfind("port=") + 5,
-                                out.find('\n', out.rfind("port=")) - out.rfind("port=") - 5);
+  try {
+    rpcboot::testing::ZooKeeperServer zk("discovery_bench");  // stopped on every way out
+    return Bench(zk.connect(), changes, seconds);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "discovery_bench: %s\n", e.what());
+    return 1;
+  }
+}
+
+int Bench(const std::string& connect, int changes, double seconds) {
   zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -337,6 +316,5 @@ int main(int argc, char** argv) {
     std::printf("  zk:// channel (p2c)           %10.0f  %6.2f\n", zk, zk / direct);
   }
   server.Shutdown();
-  StopZooKeeper();
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/internal/host_port.h"
 #include "rpcboot/internal/log.h"
 
 namespace rpcboot::discovery {
@@ -62,13 +63,7 @@ absl::Status Session::Validate(const SessionOptions& options) {
   while (true) {
     std::size_t comma = hosts.find(',');
     std::string host = hosts.substr(0, comma);
-    std::size_t colon = host.rfind(':');
-    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < host.size() &&
-              host.size() - colon - 1 <= 5;
-    for (std::size_t i = colon + 1; ok && i < host.size(); ++i)
-      ok = host[i] >= '0' && host[i] <= '9';
-    if (ok) ok = std::stoi(host.substr(colon + 1)) <= 65535;
-    if (!ok) {
+    if (!internal::IsHostPort(host)) {
       return absl::InvalidArgumentError(absl::StrCat("ZooKeeper connect string '", connect, "': '",
                                                      host, "' is not host:port (port 0-65535)"));
     }

@@ -2,10 +2,10 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/cluster_channel.h"
 #include "rpcboot/internal/discovery_channel.h"
+#include "rpcboot/internal/host_port.h"
 
 namespace rpcboot {
 namespace {
@@ -14,14 +14,7 @@ constexpr std::string_view kStaticScheme = "static://";
 constexpr std::string_view kZkScheme = "zk://";
 
 void CheckEndpoint(const std::string& endpoint, const std::string& address) {
-  std::size_t colon = endpoint.rfind(':');
-  bool ok = colon != std::string::npos && colon > 0 && colon + 1 < endpoint.size();
-  if (ok) {
-    for (std::size_t i = colon + 1; i < endpoint.size(); ++i)
-      ok &= endpoint[i] >= '0' && endpoint[i] <= '9';
-    ok &= endpoint.size() - colon - 1 <= 5 && std::stoi(endpoint.substr(colon + 1)) <= 65535;
-  }
-  if (!ok) {
+  if (!internal::IsHostPort(endpoint)) {
     throw RpcError(
         StatusCode::kInvalidArgument,
         "address '" + address + "': endpoint '" + endpoint + "' is not host:port (port 0-65535)");
@@ -56,13 +49,7 @@ std::shared_ptr<Channel> MakeChannel(const std::string& address, Protocol protoc
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
-  absl::StatusOr<std::unique_ptr<LoadBalancer>> balancer = MakeLoadBalancer(options.load_balancer);
-  if (!balancer.ok()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   absl::StrCat("address '", address, "': ", balancer.status().message()));
-  }
-  auto channel =
-      std::make_shared<internal::ClusterChannel>(address, protocol, options, std::move(*balancer));
+  auto channel = std::make_shared<internal::ClusterChannel>(address, protocol, options);
   channel->Update(endpoints);
   return channel;
 }

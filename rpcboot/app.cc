@@ -232,7 +232,8 @@ void App::Shutdown() {
           absl::StrCat("cannot deregister: ", s.message(), " (the node goes with the session)"));
     }
     // Clients' watches fire within milliseconds; this bounds how late one may still pick us.
-    std::this_thread::sleep_for(config_.registry.drain);
+    // A node never written had no clients to tell.
+    if (registrar_->writes() > 0) std::this_thread::sleep_for(config_.registry.drain);
     registrar_.reset();
   }
   server_->Shutdown();

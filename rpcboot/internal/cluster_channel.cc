@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/log.h"
@@ -9,12 +10,24 @@
 
 namespace rpcboot::internal {
 
-ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOptions options,
-                               std::unique_ptr<LoadBalancer> balancer)
+namespace {
+
+std::unique_ptr<LoadBalancer> BalancerFor(const std::string& target, const std::string& name) {
+  absl::StatusOr<std::unique_ptr<LoadBalancer>> balancer = MakeLoadBalancer(name);
+  if (!balancer.ok()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   absl::StrCat("address '", target, "': ", balancer.status().message()));
+  }
+  return std::move(*balancer);
+}
+
+}  // namespace
+
+ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOptions options)
     : target_(std::move(target)),
       protocol_(protocol),
       options_(std::move(options)),
-      balancer_(std::move(balancer)) {}
+      balancer_(BalancerFor(target_, options_.load_balancer)) {}
 
 WireFormat ClusterChannel::format() const {
   return protocol_ == Protocol::kGrpc ? WireFormat::kProto : options_.thrift_format;
@@ -94,12 +107,12 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
                    absl::StrCat(target_, ": no instance ",
                                 resolved ? "registered" : "known yet (registry not answering)"));
   }
-  std::vector<const Backend*> tried;
+  absl::InlinedVector<const Backend*, 4> tried;  // no allocation on the call path
   std::string last_error;
   for (int attempt = 0; attempt < std::max(options_.max_attempts, 1); ++attempt) {
     PickArgs args;
     args.request_key = options.request_key;
-    args.tried = &tried;
+    args.tried = tried;
     Backend* backend = picker->Pick(args);
     if (backend == nullptr) {
       args.skip_unhealthy = false;  // all backing off: try one anyway, it may be back

@@ -26,9 +26,9 @@ struct EndpointSpec {
 // Thread-safe: Update from the resolver's thread, Call from any number of threads.
 class ClusterChannel final : public Channel {
  public:
-  // `target` names the list in errors and logs ("zk://.../services/shop").
-  ClusterChannel(std::string target, Protocol protocol, ChannelOptions options,
-                 std::unique_ptr<LoadBalancer> balancer);
+  // `target` names the list in errors and logs ("zk://.../services/shop"). Throws
+  // RpcError(kInvalidArgument) when options.load_balancer names no balancer.
+  ClusterChannel(std::string target, Protocol protocol, ChannelOptions options);
 
   // Replaces the list. Endpoint channels (and their connections) of instances still listed are
   // kept. An empty list after a non-empty one is ignored and logged (as Dubbo's "empty

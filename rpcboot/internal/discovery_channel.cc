@@ -53,14 +53,9 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
                                               const std::string& app, Protocol protocol,
                                               ChannelOptions options, const std::string& target,
                                               std::shared_ptr<void> owner) {
-  absl::StatusOr<std::unique_ptr<LoadBalancer>> balancer = MakeLoadBalancer(options.load_balancer);
-  if (!balancer.ok()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   absl::StrCat(target, ": ", balancer.status().message()));
-  }
   // Every rpcboot server reads THeader frames, which carry the call's deadline to it.
   options.thrift_header = true;
-  auto channel = std::make_shared<ClusterChannel>(target, protocol, options, std::move(*balancer));
+  auto channel = std::make_shared<ClusterChannel>(target, protocol, options);
   std::weak_ptr<ClusterChannel> weak = channel;
   int id = resolver->Watch(app, [weak, protocol](const discovery::InstanceList& list) {
     if (std::shared_ptr<ClusterChannel> c = weak.lock()) c->Update(EndpointsFor(*list, protocol));

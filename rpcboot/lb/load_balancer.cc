@@ -63,7 +63,7 @@ void Backend::Succeeded() {
 
 bool PickArgs::Avoid(const Backend& b) const {
   if (skip_unhealthy && !b.healthy()) return true;
-  return tried != nullptr && std::find(tried->begin(), tried->end(), &b) != tried->end();
+  return std::find(tried.begin(), tried.end(), &b) != tried.end();
 }
 
 absl::Status RegisterLoadBalancer(const std::string& name, LoadBalancerFactory factory) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace rpcboot {
 
@@ -71,7 +72,7 @@ struct PickArgs {
   // CallOptions::request_key: consistent hashing routes equal keys alike. May be empty.
   std::string_view request_key;
   // Backends to pass over when any other will do: those already tried by this call.
-  const std::vector<const Backend*>* tried = nullptr;
+  absl::Span<const Backend* const> tried;
   // Pass over unhealthy backends too (the first round); the client asks again without this
   // when every backend is unhealthy.
   bool skip_unhealthy = true;

@@ -121,13 +121,13 @@ TEST(Pickers, PassOverTriedAndUnhealthyBackends) {
     for (int i = 0; i < 200; ++i) {
       std::string key = "k" + std::to_string(i);
       PickArgs args;
-      args.tried = &tried;
+      args.tried = tried;
       args.request_key = key;
       EXPECT_EQ(picker->Pick(args), backends[2].get()) << name;
     }
     tried.push_back(backends[2].get());
     PickArgs args;
-    args.tried = &tried;
+    args.tried = tried;
     EXPECT_EQ(picker->Pick(args), nullptr) << name << ": all tried or unhealthy";
     args.skip_unhealthy = false;
     EXPECT_EQ(picker->Pick(args), backends[1].get()) << name << ": an unhealthy one as last resort";
