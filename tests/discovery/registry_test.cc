@@ -190,9 +190,11 @@ TEST(Registry, OutageLongerThanTheSessionTimeoutKeepsTheViewAndRegistersAgain) {
   EXPECT_FALSE(server_session->connected());
   zk.Start();  // same port, same data
 
+  // Both sessions come back (each on its own schedule); the checks below read through the
+  // client's.
   ASSERT_TRUE(Eventually([&] {
     return server_session->connected() && server_session->session_id() != old_session &&
-           registrar.registered();
+           registrar.registered() && client_session->connected();
   }));
   absl::StatusOr<Session::Node> node = client_session->Get(registrar.path(), false);
   ASSERT_TRUE(node.ok()) << node.status();
