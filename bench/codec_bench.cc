@@ -35,7 +35,7 @@
 namespace {
 
 using apache::thrift::transport::TMemoryBuffer;
-using rpcboot::ThriftProtocol;
+using rpcboot::WireFormat;
 
 // A menu-like message: what an order or shop service sends most.
 rich::Containers MakeContainers() {
@@ -176,8 +176,8 @@ void RegisterValue(const std::string& name, const T& value) {
   auto proto_ref = std::make_shared<ProtoRef>();
   proto_ref->ParseFromString(proto_bytes);
   auto thrift_ref = std::make_shared<ThriftRef>();
-  std::string compact = rpcboot::ThriftEncode(value, ThriftProtocol::kCompact);
-  std::string binary = rpcboot::ThriftEncode(value, ThriftProtocol::kBinary);
+  std::string compact = rpcboot::ThriftEncode(value, WireFormat::kThriftCompact);
+  std::string binary = rpcboot::ThriftEncode(value, WireFormat::kThriftBinary);
   {
     auto in = std::make_shared<TMemoryBuffer>(reinterpret_cast<uint8_t*>(compact.data()),
                                               static_cast<uint32_t>(compact.size()));

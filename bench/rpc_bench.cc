@@ -85,18 +85,12 @@ Result Load(int callers, double seconds,
 }
 
 using rpcboot::testing::StockGrpcService;
-using rpcboot::testing::StockThriftHandler;
 
 Result StockThrift(int callers, double seconds) {
   using namespace apache::thrift;
-  auto socket = std::make_shared<transport::TServerSocket>("127.0.0.1", 0);
-  server::TThreadedServer server(
-      std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>()),
-      socket, std::make_shared<transport::TFramedTransportFactory>(),
-      std::make_shared<protocol::TCompactProtocolFactory>());
-  std::thread serving([&] { server.serve(); });
-  while (socket->getPort() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  int port = socket->getPort();
+  rpcboot::testing::StockThriftServer<protocol::TCompactProtocolFactory> server;
+  int port = server.port();
+  if (port == 0) std::abort();
   Result r = Load(callers, seconds, [port] {
     auto sock = std::make_shared<transport::TSocket>("127.0.0.1", port);
     auto framed = std::make_shared<transport::TFramedTransport>(sock);
@@ -112,8 +106,6 @@ Result StockThrift(int callers, double seconds) {
       }
     });
   });
-  server.stop();
-  serving.join();
   return r;
 }
 

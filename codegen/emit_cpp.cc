@@ -137,7 +137,9 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
   const FilePlan& fp = plan.files[file];
   std::ostringstream out;
   out << Banner(model, file, "//");
-  out << "// Checks, at compile time, that Boost.PFR sees each struct as rpcboot-codegen did.\n"
+  out << "// Checks, at compile time, that Boost.PFR sees each struct as rpcboot-codegen did;\n"
+         "// defines each service's binding (method table and codec entry points) and its client\n"
+         "// proxy's methods.\n"
       << "#include " << Quoted(model.headers[file].stem + ".rpcboot.h") << "\n\n"
       << "#include <boost/pfr/core.hpp>\n#include <type_traits>\n\n"
       << "#include \"rpcboot/internal/binding_impl.h\"\n";

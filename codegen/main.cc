@@ -32,7 +32,7 @@ constexpr const char* kUsage =
     "options:\n"
     "  -o, --out-dir DIR   directory for the generated files (default: .)\n"
     "  -I DIR, -IDIR       add an include directory (passed to clang)\n"
-    "  -D NAME[=V], -isystem DIR, -std=STD\n"
+    "  -D NAME[=V], -U NAME, -isystem DIR, -std=STD\n"
     "                      passed to clang as they are\n"
     "  --clang-arg ARG     pass any other argument to clang\n"
     "  --depfile FILE      write a Makefile-style dependency file for the build system\n"

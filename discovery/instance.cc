@@ -1,11 +1,14 @@
 #include "discovery/instance.h"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace rpcboot::discovery {
 
@@ -132,6 +135,33 @@ std::string NewInstanceId() {
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
   return buf;
+}
+
+Instance MakeServingInstance(const Serving& serving) {
+  Instance self;
+  self.name = serving.app;
+  self.id = NewInstanceId();
+  self.address = serving.address;
+  std::vector<std::string> protocols;
+  self.metadata[std::string(kStatusKey)] = "UP";
+  if (serving.grpc_port > 0) {
+    protocols.push_back("grpc");
+    self.metadata[std::string(kGrpcPortKey)] = std::to_string(serving.grpc_port);
+  }
+  if (serving.thrift_port > 0) {
+    protocols.push_back("thrift");
+    self.metadata[std::string(kThriftPortKey)] = std::to_string(serving.thrift_port);
+  }
+  self.port = serving.grpc_port > 0 ? serving.grpc_port : std::max(serving.thrift_port, 0);
+  self.metadata[std::string(kServicesKey)] = absl::StrJoin(serving.services, ",");
+  self.metadata[std::string(kProtocolsKey)] = absl::StrJoin(protocols, ",");
+  self.metadata[std::string(kWeightKey)] = std::to_string(serving.weight);
+  self.metadata[std::string(kVersionKey)] = serving.version;
+  if (!serving.zone.empty()) self.metadata[std::string(kZoneKey)] = serving.zone;
+  self.registration_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  return self;
 }
 
 }  // namespace rpcboot::discovery

@@ -61,6 +61,22 @@ absl::StatusOr<Instance> ParseInstance(std::string_view json);
 // A random (version 4) UUID, the instance id.
 std::string NewInstanceId();
 
+// What an rpcboot process serves, to be published in its registry node.
+struct Serving {
+  std::string app;      // the application name: "shop"
+  std::string address;  // where clients connect
+  int grpc_port = -1;   // -1: not served
+  int thrift_port = -1;
+  std::vector<std::string> services;  // full names: "shop.ShopService"
+  int weight = 100;
+  std::string version;
+  std::string zone;  // empty: not written
+};
+
+// The instance an rpcboot process registers for `serving`: a new id, status UP, registered now,
+// rpcboot's metadata keys filled in; `port` is the first listed protocol's (gRPC, then Thrift).
+Instance MakeServingInstance(const Serving& serving);
+
 }  // namespace rpcboot::discovery
 
 #endif  // RPCBOOT_DISCOVERY_INSTANCE_H_

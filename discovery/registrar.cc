@@ -1,12 +1,11 @@
 #include "discovery/registrar.h"
 
 #include "absl/strings/str_cat.h"
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/log.h"
 
 namespace rpcboot::discovery {
 
 using internal::Log;
-using internal::LogLevel;
 
 Registrar::Registrar(std::shared_ptr<Session> session, std::string base_path, Instance self)
     : session_(std::move(session)),

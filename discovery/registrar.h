@@ -10,8 +10,9 @@
 // session re-creates it), after a long outage, and when someone else deletes it. A node left by
 // an earlier session of this process (same id) is replaced.
 //
-// Thread-safe. Does not own the session; must be destroyed before it (the destructor stops
-// keeping the node but does not delete it: the session's end does).
+// Thread-safe. Shares ownership of the session (it keeps it alive) and observes it until
+// destroyed; the destructor stops keeping the node but does not delete it (Deregister does, or
+// the session's end).
 #ifndef RPCBOOT_DISCOVERY_REGISTRAR_H_
 #define RPCBOOT_DISCOVERY_REGISTRAR_H_
 

@@ -3,12 +3,11 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/log.h"
 
 namespace rpcboot::discovery {
 
 using internal::Log;
-using internal::LogLevel;
 
 namespace {
 constexpr char kAllChildren[] = "*";

@@ -12,7 +12,8 @@
 // event and re-reads everything after a new session.
 //
 // Thread-safe. Listeners run on the session's event thread: they must be quick and must not
-// call Watch or Unwatch. Does not own the session; must be destroyed before it.
+// call Watch or Unwatch. Shares ownership of the session (it keeps it alive) and observes it
+// until destroyed.
 #ifndef RPCBOOT_DISCOVERY_RESOLVER_H_
 #define RPCBOOT_DISCOVERY_RESOLVER_H_
 

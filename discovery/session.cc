@@ -8,12 +8,11 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "rpcboot/internal/host_port.h"
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/internal/host_port.h"
+#include "rpcboot/base/log.h"
 
 namespace rpcboot::discovery {
 using internal::Log;
-using internal::LogLevel;
 namespace {
 
 struct WatcherContext {

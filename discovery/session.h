@@ -10,8 +10,8 @@
 // server says so: after a server has lost its state, or during an outage longer than the session
 // timeout, it never does. Session watches for both. When the session is expired, or the
 // connection has been down for longer than the session timeout, it closes the handle and opens a
-// new one; observers then hear OnSessionStarted and re-create what was theirs (ephemeral nodes,
-// one-shot watches).
+// new one; observers then hear OnConnected(new_session = true) and re-create what was theirs
+// (ephemeral nodes, one-shot watches).
 //
 // Thread-safe. Observer callbacks run on the session's own event thread, one at a time; they may
 // call the session's blocking operations. The session lives as long as its owners (shared_ptr);

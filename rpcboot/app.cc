@@ -15,19 +15,17 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "discovery/instance.h"
 #include "discovery/registrar.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/internal/discovery_channel.h"
-#include "rpcboot/internal/log.h"
 
 namespace rpcboot {
 namespace {
 
 using internal::Log;
-using internal::LogLevel;
 
 // The write end of the running App's stop pipe, for the signal handler.
 std::atomic<int> g_stop_fd{-1};
@@ -38,6 +36,10 @@ void OnSignal(int) {
     char byte = 's';
     [[maybe_unused]] ssize_t n = ::write(fd, &byte, 1);
   }
+}
+
+std::vector<std::string> ProgramArguments(int argc, const char* const* argv) {
+  return std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc);
 }
 
 std::string DetectHost() {
@@ -60,24 +62,20 @@ std::string DetectHost() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<App>> App::Create(int argc, const char* const* argv) {
-  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") return absl::NotFoundError(ConfigHelp());
-  }
-  absl::StatusOr<AppConfig> config = LoadConfig(args);
+  absl::StatusOr<AppConfig> config = LoadConfig(ProgramArguments(argc, argv));
   if (!config.ok()) return config.status();
   return FromConfig(std::move(*config));
 }
 
 std::unique_ptr<App> App::FromCommandLine(int argc, const char* const* argv) {
+  if (WantsHelp(ProgramArguments(argc, argv))) {
+    std::fprintf(stdout, "%s", ConfigHelp().c_str());
+    std::exit(0);
+  }
   absl::StatusOr<std::unique_ptr<App>> app = Create(argc, argv);
   if (app.ok()) return std::move(*app);
   std::string program = argc > 0 ? argv[0] : "rpcboot";
   program = program.substr(program.rfind('/') + 1);
-  if (absl::IsNotFound(app.status())) {
-    std::fprintf(stdout, "%s\n", std::string(app.status().message()).c_str());
-    std::exit(0);
-  }
   std::fprintf(stderr, "%s: %s\n", program.c_str(), std::string(app.status().message()).c_str());
   std::exit(2);
 }
@@ -127,10 +125,10 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
                                 service, ".address"));
   }
   EnsureSession();
-  std::string target = absl::StrCat("zk://", config_.registry.zookeeper, config_.registry.base_path,
-                                    "/", client.app);
+  internal::ZooKeeperAddress where{config_.registry.zookeeper, config_.registry.base_path,
+                                   client.app};
   return internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
-                                        target);
+                                        where.ToString());
 }
 
 absl::Status App::Start() {
@@ -141,32 +139,19 @@ absl::Status App::Start() {
     Log(LogLevel::kInfo, config_.name + ": no registry.zookeeper: not registering");
     return absl::OkStatus();
   }
-  discovery::Instance self;
-  self.name = config_.name;
-  self.id = discovery::NewInstanceId();
-  self.address = !config_.advertise_host.empty() ? config_.advertise_host
-                 : config_.server.host != "0.0.0.0" && !config_.server.host.empty()
-                     ? config_.server.host
-                     : DetectHost();
-  std::vector<std::string> protocols;
-  self.metadata[std::string(discovery::kStatusKey)] = "UP";
-  if (grpc_port() > 0) {
-    protocols.push_back("grpc");
-    self.metadata[std::string(discovery::kGrpcPortKey)] = std::to_string(grpc_port());
-  }
-  if (thrift_port() > 0) {
-    protocols.push_back("thrift");
-    self.metadata[std::string(discovery::kThriftPortKey)] = std::to_string(thrift_port());
-  }
-  self.port = grpc_port() > 0 ? grpc_port() : std::max(thrift_port(), 0);
-  self.metadata[std::string(discovery::kServicesKey)] = absl::StrJoin(services_, ",");
-  self.metadata[std::string(discovery::kProtocolsKey)] = absl::StrJoin(protocols, ",");
-  self.metadata[std::string(discovery::kWeightKey)] = std::to_string(config_.weight);
-  self.metadata[std::string(discovery::kVersionKey)] = config_.version;
-  if (!config_.zone.empty()) self.metadata[std::string(discovery::kZoneKey)] = config_.zone;
-  self.registration_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  discovery::Serving serving;
+  serving.app = config_.name;
+  serving.address = !config_.advertise_host.empty() ? config_.advertise_host
+                    : config_.server.host != "0.0.0.0" && !config_.server.host.empty()
+                        ? config_.server.host
+                        : DetectHost();
+  serving.grpc_port = grpc_port();
+  serving.thrift_port = thrift_port();
+  serving.services = services_;
+  serving.weight = config_.weight;
+  serving.version = config_.version;
+  serving.zone = config_.zone;
+  discovery::Instance self = discovery::MakeServingInstance(serving);
 
   EnsureSession();
   registrar_ = std::make_unique<discovery::Registrar>(session_, config_.registry.base_path, self);

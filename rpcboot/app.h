@@ -43,11 +43,11 @@ class Resolver;
 
 class App {
  public:
-  // From the command line (see LoadConfig). "--help" returns a NotFound status holding the
-  // help text: print it and exit 0.
+  // From the command line (see LoadConfig); an error names the key, value and source. Does not
+  // know --help: check WantsHelp (rpcboot/config.h) first, or use FromCommandLine.
   static absl::StatusOr<std::unique_ptr<App>> Create(int argc, const char* const* argv);
-  // Create for main(): prints the help and exits 0 for --help, prints the error and exits 2
-  // for a bad configuration.
+  // Create for main(): for --help (or -h) prints ConfigHelp() on stdout and exits 0; for a bad
+  // configuration prints "<program>: <reason>" on stderr and exits 2.
   static std::unique_ptr<App> FromCommandLine(int argc, const char* const* argv);
   static absl::StatusOr<std::unique_ptr<App>> FromConfig(AppConfig config);
   ~App();

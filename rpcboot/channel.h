@@ -15,14 +15,9 @@
 #include <string>
 #include <string_view>
 
-namespace rpcboot {
+#include "rpcboot/wire_format.h"
 
-// How a channel wants request and reply bodies encoded.
-enum class WireFormat {
-  kProto,          // gRPC and in-process: proto3 messages as in the emitted .proto
-  kThriftCompact,  // Thrift args and result structs, compact protocol
-  kThriftBinary,   // Thrift args and result structs, binary protocol
-};
+namespace rpcboot {
 
 // Per-call settings.
 struct CallOptions {

@@ -43,6 +43,12 @@ struct ChannelOptions {
   // Lists: how many instances one call may try when an attempt fails in a way that allows
   // another (the request never left, or the method is RPCBOOT_IDEMPOTENT).
   int max_attempts = 3;
+
+  // A call's time budget from now: its own CallOptions::timeout, else default_timeout. Every
+  // channel computes deadlines through this one function.
+  std::chrono::milliseconds TimeoutFor(const CallOptions& call) const {
+    return call.timeout.count() > 0 ? call.timeout : default_timeout;
+  }
 };
 
 // A channel to one gRPC endpoint ("host:port", or any gRPC target string).

@@ -24,14 +24,26 @@ struct Setting {
   std::string source;  // "shop.yaml:3", "environment RPCBOOT_X", "command line --x"
 };
 
-// A problem with a value: "is not an integer in -1..65535".
-using Setter = std::function<std::string(AppConfig&, const std::string&)>;
+// A problem with a value ("is not an integer in -1..65535"), or "" when it was taken.
+template <class Config>
+using Setter = std::function<std::string(Config&, const std::string&)>;
+// The value as text, for --help: what a default-constructed config holds is the default.
+// (Takes the config by non-const reference only because fields are reached through Field.)
+template <class Config>
+using Shower = std::function<std::string(Config&)>;
+
+// How one key reads and shows its value. The defaults live only in the config structs' member
+// initializers; --help prints them from a default-constructed config.
+template <class Config>
+struct Rule {
+  Setter<Config> set;
+  Shower<Config> show;
+};
 
 struct Key {
   const char* name;
-  const char* default_text;
   const char* meaning;
-  Setter set;
+  Rule<AppConfig> rule;
 };
 
 std::string SetInt(const std::string& value, int64_t min, int64_t max, int64_t* out) {
@@ -42,25 +54,47 @@ std::string SetInt(const std::string& value, int64_t min, int64_t max, int64_t* 
   return "";
 }
 
-Setter IntKey(int64_t min, int64_t max, std::function<void(AppConfig&, int64_t)> assign) {
-  return [=](AppConfig& c, const std::string& value) {
-    int64_t v = 0;
-    std::string problem = SetInt(value, min, max, &v);
-    if (problem.empty()) assign(c, v);
-    return problem;
-  };
+// A field of `Config` reached by `field(config)`.
+template <class Config, class T>
+using Field = T& (*)(Config&);
+
+template <class Config, class T>
+Rule<Config> IntRule(int64_t min, int64_t max, Field<Config, T> field) {
+  return {[=](Config& c, const std::string& value) {
+            int64_t v = 0;
+            std::string problem = SetInt(value, min, max, &v);
+            if (problem.empty()) field(c) = static_cast<T>(v);
+            return problem;
+          },
+          [=](Config& c) { return std::to_string(field(c)); }};
 }
 
-Setter MsKey(int64_t min, std::function<std::chrono::milliseconds&(AppConfig&)> field) {
-  return IntKey(min, int64_t{24} * 3600 * 1000,
-                [=](AppConfig& c, int64_t v) { field(c) = std::chrono::milliseconds(v); });
+template <class Config>
+Rule<Config> MsRule(int64_t min, Field<Config, std::chrono::milliseconds> field) {
+  return {[=](Config& c, const std::string& value) {
+            int64_t v = 0;
+            std::string problem = SetInt(value, min, int64_t{24} * 3600 * 1000, &v);
+            if (problem.empty()) field(c) = std::chrono::milliseconds(v);
+            return problem;
+          },
+          [=](Config& c) { return std::to_string(field(c).count()); }};
 }
 
-Setter StringKey(std::function<std::string&(AppConfig&)> field) {
-  return [=](AppConfig& c, const std::string& value) {
-    field(c) = value;
-    return std::string();
-  };
+// `check` returns a problem with a value, or "" to take it. `unset` is what --help shows for an
+// empty default ("(required)"); "" shows "empty".
+template <class Config>
+Rule<Config> StringRule(Field<Config, std::string> field,
+                        std::function<std::string(const std::string&)> check = nullptr,
+                        std::string unset = "") {
+  return {[=](Config& c, const std::string& value) {
+            std::string problem = check ? check(value) : "";
+            if (problem.empty()) field(c) = value;
+            return problem;
+          },
+          [=](Config& c) {
+            const std::string& v = field(c);
+            return !v.empty() ? v : !unset.empty() ? unset : std::string("empty");
+          }};
 }
 
 std::string ParseBool(const std::string& value, bool* out) {
@@ -75,152 +109,151 @@ std::string ParseBool(const std::string& value, bool* out) {
   return "";
 }
 
+template <class Config>
+Rule<Config> BoolRule(Field<Config, bool> field) {
+  return {[=](Config& c, const std::string& value) { return ParseBool(value, &field(c)); },
+          [=](Config& c) { return std::string(field(c) ? "true" : "false"); }};
+}
+
+// One of a few names, each standing for a value of T.
+template <class Config, class T>
+Rule<Config> EnumRule(Field<Config, T> field, std::vector<std::pair<std::string, T>> names) {
+  std::string choices;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    absl::StrAppend(&choices, i == 0 ? "" : i + 1 == names.size() ? " or " : ", ", names[i].first);
+  return {[=](Config& c, const std::string& value) -> std::string {
+            for (const auto& [name, v] : names) {
+              if (value != name) continue;
+              field(c) = v;
+              return "";
+            }
+            return "is not " + choices;
+          },
+          [=](Config& c) {
+            for (const auto& [name, v] : names)
+              if (field(c) == v) return name;
+            return std::string("?");
+          }};
+}
+
+std::string CheckName(const std::string& v) {
+  return v.empty() || v.find('/') != std::string::npos ? "is not a name (non-empty, no '/')" : "";
+}
+
 const std::vector<Key>& Keys() {
   static const auto* keys = new std::vector<Key>{
-      {"app.name", "(required)", "the application's name in the registry: <base>/<name>/<id>",
-       [](AppConfig& c, const std::string& v) -> std::string {
-         if (v.empty() || v.find('/') != std::string::npos)
-           return "is not a name (non-empty, no '/')";
-         c.name = v;
-         return "";
-       }},
-      {"app.version", "1.0.0", "written as rpcboot.version",
-       StringKey([](AppConfig& c) -> std::string& { return c.version; })},
-      {"app.zone", "", "written as rpcboot.zone",
-       StringKey([](AppConfig& c) -> std::string& { return c.zone; })},
-      {"server.host", "0.0.0.0", "the address the ports bind",
-       StringKey([](AppConfig& c) -> std::string& { return c.server.host; })},
-      {"server.advertise_host", "(detected)",
+      {"app.name", "the application's name in the registry: <base>/<name>/<id>",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.name; }, CheckName,
+                             "(required)")},
+      {"app.version", "written as rpcboot.version",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.version; })},
+      {"app.zone", "written as rpcboot.zone",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.zone; })},
+      {"server.host", "the address the ports bind",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.server.host; })},
+      {"server.advertise_host",
        "the address clients connect to, written in the registry; default: server.host unless "
        "it is 0.0.0.0, else this machine's first non-loopback IPv4 address",
-       StringKey([](AppConfig& c) -> std::string& { return c.advertise_host; })},
-      {"server.grpc_port", "-1", "gRPC port; 0: pick a free one; -1: no gRPC",
-       IntKey(-1, 65535,
-              [](AppConfig& c, int64_t v) { c.server.grpc_port = static_cast<int>(v); })},
-      {"server.thrift_port", "-1", "Thrift port; 0: pick a free one; -1: no Thrift",
-       IntKey(-1, 65535,
-              [](AppConfig& c, int64_t v) { c.server.thrift_port = static_cast<int>(v); })},
-      {"server.handler_threads", "0", "gRPC handler threads; 0: twice the cores, at least 8",
-       IntKey(0, 4096,
-              [](AppConfig& c, int64_t v) { c.server.handler_threads = static_cast<int>(v); })},
-      {"server.max_message_bytes", "16777216", "largest request or reply",
-       IntKey(1024, int64_t{1} << 30,
-              [](AppConfig& c, int64_t v) {
-                c.server.max_message_bytes = static_cast<std::size_t>(v);
-              })},
-      {"server.idle_timeout_ms", "60000", "Thrift: close a connection silent for this long",
-       MsKey(1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.idle_timeout; })},
-      {"server.shutdown_grace_ms", "5000", "on shutdown, how long in-flight calls may take",
-       MsKey(0,
-             [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.shutdown_grace; })},
-      {"server.weight", "100", "written as rpcboot.weight (weighted_random balancers)",
-       IntKey(1, 1000000, [](AppConfig& c, int64_t v) { c.weight = static_cast<int>(v); })},
-      {"registry.zookeeper", "",
-       "ZooKeeper connect string host:port,host:port[/chroot]; empty: "
-       "no registration",
-       [](AppConfig& c, const std::string& v) -> std::string {
-         if (!v.empty()) {
-           absl::Status s = discovery::Session::Validate(discovery::SessionOptions{v});
-           if (!s.ok()) return "is not a connect string: " + std::string(s.message());
-         }
-         c.registry.zookeeper = v;
-         return "";
-       }},
-      {"registry.base_path", "/services", "parent of the application nodes",
-       [](AppConfig& c, const std::string& v) -> std::string {
-         if (v.empty() || v[0] != '/' || (v.size() > 1 && v.back() == '/') ||
-             v.find("//") != std::string::npos)
-           return "is not a ZooKeeper path (starts with '/', no trailing or double '/')";
-         c.registry.base_path = v;
-         return "";
-       }},
-      {"registry.session_timeout_ms", "10000", "ZooKeeper session timeout",
-       MsKey(
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.advertise_host; }, nullptr,
+                             "(detected)")},
+      {"server.grpc_port", "gRPC port; 0: pick a free one; -1: no gRPC",
+       IntRule<AppConfig, int>(-1, 65535, [](AppConfig& c) -> int& { return c.server.grpc_port; })},
+      {"server.thrift_port", "Thrift port; 0: pick a free one; -1: no Thrift",
+       IntRule<AppConfig, int>(-1, 65535,
+                               [](AppConfig& c) -> int& { return c.server.thrift_port; })},
+      {"server.handler_threads", "gRPC handler threads; 0: twice the cores, at least 8",
+       IntRule<AppConfig, int>(0, 4096,
+                               [](AppConfig& c) -> int& { return c.server.handler_threads; })},
+      {"server.max_message_bytes", "largest request or reply",
+       IntRule<AppConfig, std::size_t>(
+           1024, int64_t{1} << 30,
+           [](AppConfig& c) -> std::size_t& { return c.server.max_message_bytes; })},
+      {"server.idle_timeout_ms", "Thrift: close a connection silent for this long",
+       MsRule<AppConfig>(
+           1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.idle_timeout; })},
+      {"server.shutdown_grace_ms", "on shutdown, how long in-flight calls may take",
+       MsRule<AppConfig>(
+           0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.shutdown_grace; })},
+      {"server.weight", "written as rpcboot.weight (weighted_random balancers)",
+       IntRule<AppConfig, int>(1, 1000000, [](AppConfig& c) -> int& { return c.weight; })},
+      {"registry.zookeeper",
+       "ZooKeeper connect string host:port,host:port[/chroot]; empty: no registration",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.registry.zookeeper; },
+           [](const std::string& v) -> std::string {
+             if (v.empty()) return "";
+             absl::Status s = discovery::Session::Validate(discovery::SessionOptions{v});
+             return s.ok() ? "" : "is not a connect string: " + std::string(s.message());
+           })},
+      {"registry.base_path", "parent of the application nodes",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.registry.base_path; },
+                             [](const std::string& v) -> std::string {
+                               if (v.empty() || v[0] != '/' || (v.size() > 1 && v.back() == '/') ||
+                                   v.find("//") != std::string::npos)
+                                 return "is not a ZooKeeper path (starts with '/', no trailing "
+                                        "or double '/')";
+                               return "";
+                             })},
+      {"registry.session_timeout_ms", "ZooKeeper session timeout",
+       MsRule<AppConfig>(
            100,
            [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.session_timeout; })},
-      {"registry.digest", "", "user:password: only this identity may change the instance node",
-       [](AppConfig& c, const std::string& v) -> std::string {
-         if (!v.empty() && v.find(':') == std::string::npos) return "is not user:password";
-         c.registry.digest = v;
-         return "";
-       }},
-      {"registry.fail_fast", "false",
+      {"registry.digest", "user:password: only this identity may change the instance node",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.registry.digest; },
+                             [](const std::string& v) -> std::string {
+                               return !v.empty() && v.find(':') == std::string::npos
+                                          ? "is not user:password"
+                                          : "";
+                             })},
+      {"registry.fail_fast",
        "fail at start when ZooKeeper is unreachable (else serve and keep trying)",
-       [](AppConfig& c, const std::string& v) { return ParseBool(v, &c.registry.fail_fast); }},
-      {"registry.connect_timeout_ms", "5000", "how long start waits for ZooKeeper",
-       MsKey(
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.registry.fail_fast; })},
+      {"registry.connect_timeout_ms", "how long start waits for ZooKeeper",
+       MsRule<AppConfig>(
            0,
            [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.connect_timeout; })},
-      {"registry.drain_ms", "1000", "on shutdown, time between deregistering and closing the ports",
-       MsKey(0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.drain; })},
+      {"registry.drain_ms", "on shutdown, time between deregistering and closing the ports",
+       MsRule<AppConfig>(
+           0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.drain; })},
   };
   return *keys;
 }
 
 struct ClientKey {
   const char* field;
-  const char* default_text;
   const char* meaning;
-  std::function<std::string(ClientConfig&, const std::string&)> set;
+  Rule<ClientConfig> rule;
 };
 
 const std::vector<ClientKey>& ClientKeys() {
   static const auto* keys = new std::vector<ClientKey>{
-      {"app", "(the service's package)", "the application serving it, as registered",
-       [](ClientConfig& c, const std::string& v) -> std::string {
-         if (v.empty() || v.find('/') != std::string::npos) return "is not a name";
-         c.app = v;
-         return "";
-       }},
-      {"address", "(this app's registry)",
-       "static://h:p,h:p, zk://h:p/services/<app> or h:p instead of the registry",
-       [](ClientConfig& c, const std::string& v) {
-         c.address = v;
-         return std::string();
-       }},
-      {"protocol", "grpc", "grpc or thrift",
-       [](ClientConfig& c, const std::string& v) -> std::string {
-         if (v == "grpc") {
-           c.protocol = Protocol::kGrpc;
-         } else if (v == "thrift") {
-           c.protocol = Protocol::kThrift;
-         } else {
-           return "is not grpc or thrift";
-         }
-         return "";
-       }},
-      {"load_balancer", "p2c", "p2c, round_robin, weighted_random, consistent_hash, or your own",
-       // Checked when the client is made: balancers of one's own may be registered later.
-       [](ClientConfig& c, const std::string& v) -> std::string {
-         if (v.empty()) return "is empty";
-         c.channel.load_balancer = v;
-         return "";
-       }},
-      {"timeout_ms", "5000", "deadline of a call that sets none",
-       [](ClientConfig& c, const std::string& v) {
-         int64_t ms = 0;
-         std::string problem = SetInt(v, 1, int64_t{24} * 3600 * 1000, &ms);
-         if (problem.empty()) c.channel.default_timeout = std::chrono::milliseconds(ms);
-         return problem;
-       }},
-      {"max_attempts", "3", "instances one call may try when retrying is safe",
-       [](ClientConfig& c, const std::string& v) {
-         int64_t n = 0;
-         std::string problem = SetInt(v, 1, 10, &n);
-         if (problem.empty()) c.channel.max_attempts = static_cast<int>(n);
-         return problem;
-       }},
-      {"thrift_format", "compact", "compact or binary (Thrift)",
-       [](ClientConfig& c, const std::string& v) -> std::string {
-         if (v == "compact") {
-           c.channel.thrift_format = WireFormat::kThriftCompact;
-         } else if (v == "binary") {
-           c.channel.thrift_format = WireFormat::kThriftBinary;
-         } else {
-           return "is not compact or binary";
-         }
-         return "";
-       }},
+      {"app", "the application serving it, as registered",
+       StringRule<ClientConfig>([](ClientConfig& c) -> std::string& { return c.app; }, CheckName,
+                                "(the service's package)")},
+      {"address", "static://h:p,h:p, zk://h:p/services/<app> or h:p instead of the registry",
+       StringRule<ClientConfig>([](ClientConfig& c) -> std::string& { return c.address; }, nullptr,
+                                "(this app's registry)")},
+      {"protocol", "grpc or thrift",
+       EnumRule<ClientConfig, Protocol>(
+           [](ClientConfig& c) -> Protocol& { return c.protocol; },
+           {{"grpc", Protocol::kGrpc}, {"thrift", Protocol::kThrift}})},
+      // Checked when the client is made: balancers of one's own may be registered later.
+      {"load_balancer", "p2c, round_robin, weighted_random, consistent_hash, or your own",
+       StringRule<ClientConfig>(
+           [](ClientConfig& c) -> std::string& { return c.channel.load_balancer; },
+           [](const std::string& v) -> std::string { return v.empty() ? "is empty" : ""; })},
+      {"timeout_ms", "deadline of a call that sets none",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.default_timeout;
+                            })},
+      {"max_attempts", "instances one call may try when retrying is safe",
+       IntRule<ClientConfig, int>(1, 10,
+                                  [](ClientConfig& c) -> int& { return c.channel.max_attempts; })},
+      {"thrift_format", "compact or binary (Thrift)",
+       EnumRule<ClientConfig, WireFormat>(
+           [](ClientConfig& c) -> WireFormat& { return c.channel.thrift_format; },
+           {{"compact", WireFormat::kThriftCompact}, {"binary", WireFormat::kThriftBinary}})},
   };
   return *keys;
 }
@@ -266,7 +299,7 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
   };
   for (const Key& key : Keys()) {
     if (s.key != key.name) continue;
-    std::string problem = key.set(*config, s.value);
+    std::string problem = key.rule.set(*config, s.value);
     return problem.empty() ? absl::OkStatus() : fail(problem);
   }
   if (s.key.rfind("clients.", 0) == 0) {
@@ -276,7 +309,7 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     if (!service.empty() && service.find('.') != std::string::npos) {
       for (const ClientKey& key : ClientKeys()) {
         if (field != key.field) continue;
-        std::string problem = key.set(config->clients[service], s.value);
+        std::string problem = key.rule.set(config->clients[service], s.value);
         return problem.empty() ? absl::OkStatus() : fail(problem);
       }
     }
@@ -389,19 +422,27 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   return Build(settings);
 }
 
+bool WantsHelp(const std::vector<std::string>& args) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
 std::string ConfigHelp() {
   std::string help =
       "rpcboot configuration: --config=FILE (YAML), RPCBOOT_<KEY> environment variables, "
       "--<key>=<value> flags (later ones win)\n\n";
+  AppConfig defaults;
   for (const Key& key : Keys()) {
     absl::StrAppend(&help, "  ", key.name, " (", EnvName(key.name), ", default ",
-                    key.default_text[0] ? key.default_text : "empty", ")\n      ", key.meaning,
-                    "\n");
+                    key.rule.show(defaults), ")\n      ", key.meaning, "\n");
   }
   absl::StrAppend(&help, "\n  clients.<package.Service>.<field>, fields:\n");
+  ClientConfig client_defaults;
   for (const ClientKey& key : ClientKeys()) {
-    absl::StrAppend(&help, "    ", key.field, " (default ", key.default_text, ")\n      ",
-                    key.meaning, "\n");
+    absl::StrAppend(&help, "    ", key.field, " (default ", key.rule.show(client_defaults),
+                    ")\n      ", key.meaning, "\n");
   }
   return help;
 }

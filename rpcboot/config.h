@@ -76,6 +76,9 @@ absl::StatusOr<AppConfig> ParseConfig(const std::string& yaml, const std::string
 // Every key with its default and meaning: what --help prints.
 std::string ConfigHelp();
 
+// True when `args` (argv without the program name) hold --help or -h.
+bool WantsHelp(const std::vector<std::string>& args);
+
 }  // namespace rpcboot
 
 #endif  // RPCBOOT_CONFIG_H_

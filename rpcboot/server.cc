@@ -6,6 +6,33 @@
 #include "rpcboot/transport/server_transport.h"
 
 namespace rpcboot {
+namespace internal {
+
+MethodTable::MethodTable(const std::vector<BoundService>& services) {
+  for (const BoundService& s : services) {
+    for (const MethodBinding& m : s.binding->methods) {
+      Route route{&m, s.impl.get()};
+      thrift_qualified_[s.binding->full_name + ":" + m.name] = route;
+      thrift_plain_[m.name].push_back(route);
+      grpc_[m.grpc_path] = route;
+    }
+  }
+}
+
+const Route* MethodTable::FindThrift(std::string_view message_name) const {
+  if (auto it = thrift_qualified_.find(message_name); it != thrift_qualified_.end())
+    return &it->second;
+  auto it = thrift_plain_.find(message_name);
+  if (it != thrift_plain_.end() && it->second.size() == 1) return &it->second.front();
+  return nullptr;  // unknown, or ambiguous without the service name
+}
+
+const Route* MethodTable::FindGrpc(std::string_view path) const {
+  auto it = grpc_.find(path);
+  return it == grpc_.end() ? nullptr : &it->second;
+}
+
+}  // namespace internal
 
 class Server::Impl {
  public:
@@ -13,6 +40,7 @@ class Server::Impl {
 
   ServerOptions options_;
   std::vector<internal::BoundService> services_;
+  std::unique_ptr<internal::MethodTable> table_;
   std::unique_ptr<internal::ServerTransport> grpc_;
   std::unique_ptr<internal::ServerTransport> thrift_;
   bool started_ = false;
@@ -34,17 +62,18 @@ absl::Status Server::Start() {
     return absl::InvalidArgumentError(
         "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
   }
+  impl_->table_ = std::make_unique<internal::MethodTable>(impl_->services_);
   // Bind every port before serving anything, so that a failure leaves nothing half-started.
   if (impl_->options_.grpc_port >= 0) {
     impl_->grpc_ = internal::MakeGrpcServerTransport(impl_->options_);
-    if (absl::Status s = impl_->grpc_->Start(impl_->services_); !s.ok()) {
+    if (absl::Status s = impl_->grpc_->Start(*impl_->table_); !s.ok()) {
       impl_->grpc_.reset();
       return s;
     }
   }
   if (impl_->options_.thrift_port >= 0) {
     impl_->thrift_ = internal::MakeThriftServerTransport(impl_->options_);
-    if (absl::Status s = impl_->thrift_->Start(impl_->services_); !s.ok()) {
+    if (absl::Status s = impl_->thrift_->Start(*impl_->table_); !s.ok()) {
       impl_->thrift_.reset();
       if (impl_->grpc_) impl_->grpc_->Shutdown();
       impl_->grpc_.reset();

@@ -52,7 +52,7 @@ void ThrowInvalidTypeByte(int byte) {
   ThrowThriftDecodeError(absl::StrCat("invalid Thrift type byte ", byte));
 }
 
-bool ProtoValidUtf8(const uint8_t* data, std::size_t size) {
+bool ValidUtf8(const uint8_t* data, std::size_t size) {
   const uint8_t* p = data;
   const uint8_t* end = data + size;
   while (p < end) {

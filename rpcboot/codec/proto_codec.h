@@ -149,19 +149,43 @@ template <class T>
 std::size_t ProtoElemSize(const T& v, ProtoSizeCache& cache);
 template <class T>
 uint8_t* ProtoWriteElem(const T& v, ProtoSizeCache& cache, uint8_t* p);
+// `write_zero`: write a singular scalar, enum, string or bytes field even when it holds
+// proto3's zero (see ProtoMustWriteZero).
 template <uint32_t kNumber, class T>
-std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache);
+std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache, bool write_zero = false);
 template <uint32_t kNumber, class T>
-uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p);
+uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p, bool write_zero = false);
+
+// Decoders leave a field absent from the bytes at its default member initializer (contract 2:
+// so that a field added later keeps its default when an older peer talks). proto3 omits a zero
+// field, so where a struct's default for a field is not zero (`int32_t retries = 3;`), a zero
+// it holds is written explicitly, or the receiver would read 3. Every proto3 parser reads an
+// explicit zero as zero. Fields whose default is zero (the usual case) are omitted as protoc
+// omits them, byte for byte. Lists and maps have no way to say "empty" in proto3: give them
+// empty defaults.
+template <class T, std::size_t I>
+bool ProtoMustWriteZero() {
+  using F = std::decay_t<decltype(FieldRef<I>(std::declval<T&>()))>;
+  if constexpr (IsTuple<T>::value || kIsOptional<F> || kIsList<F> || kIsMap<F> || kIsMessage<F>) {
+    return false;  // arguments start value-initialized; the others carry presence themselves
+  } else {
+    static const bool kNonZeroDefault = [] {
+      const T defaults{};
+      return !ProtoIsDefault(FieldRef<I>(defaults));
+    }();
+    return kNonZeroDefault;
+  }
+}
 
 template <class T, std::size_t... I>
 std::size_t ProtoBodySize(const T& v, ProtoSizeCache& cache, std::index_sequence<I...>) {
-  return (std::size_t{0} + ... + ProtoFieldSize<I + 1>(FieldRef<I>(v), cache));
+  return (std::size_t{0} + ... +
+          ProtoFieldSize<I + 1>(FieldRef<I>(v), cache, ProtoMustWriteZero<T, I>()));
 }
 
 template <class T, std::size_t... I>
 uint8_t* ProtoWriteBody(const T& v, ProtoSizeCache& cache, uint8_t* p, std::index_sequence<I...>) {
-  ((p = ProtoWriteField<I + 1>(FieldRef<I>(v), cache, p)), ...);
+  ((p = ProtoWriteField<I + 1>(FieldRef<I>(v), cache, p, ProtoMustWriteZero<T, I>())), ...);
   return p;
 }
 
@@ -216,7 +240,7 @@ uint8_t* ProtoWriteElem(const T& v, ProtoSizeCache& cache, uint8_t* p) {
 }
 
 template <uint32_t kNumber, class T>
-std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache) {
+std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache, bool write_zero) {
   if constexpr (kIsOptional<T>) {
     using E = typename T::value_type;
     if (!v.has_value()) return 0;
@@ -255,13 +279,13 @@ std::size_t ProtoFieldSize(const T& v, ProtoSizeCache& cache) {
   } else if constexpr (kIsMessage<T>) {
     return VarintSize(ProtoTag(kNumber, kLengthDelimited)) + ProtoElemSize(v, cache);
   } else {
-    if (ProtoIsDefault(v)) return 0;
+    if (!write_zero && ProtoIsDefault(v)) return 0;
     return VarintSize(ProtoTag(kNumber, ProtoWireTypeOf<T>())) + ProtoElemSize(v, cache);
   }
 }
 
 template <uint32_t kNumber, class T>
-uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p) {
+uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p, bool write_zero) {
   if constexpr (kIsOptional<T>) {
     using E = typename T::value_type;
     if (!v.has_value()) return p;
@@ -309,7 +333,7 @@ uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p) {
     p = WriteTag<ProtoTag(kNumber, kLengthDelimited)>(p);
     return ProtoWriteElem(v, cache, p);
   } else {
-    if (ProtoIsDefault(v)) return p;
+    if (!write_zero && ProtoIsDefault(v)) return p;
     p = WriteTag<ProtoTag(kNumber, ProtoWireTypeOf<T>())>(p);
     return ProtoWriteElem(v, cache, p);
   }
@@ -383,7 +407,6 @@ struct ProtoReader {
   }
 };
 
-bool ProtoValidUtf8(const uint8_t* data, std::size_t size);
 absl::Status ProtoDecodeError(const char* type_name, const ProtoReader& reader);
 
 template <class T>
@@ -429,7 +452,7 @@ bool ProtoReadElem(ProtoReader& r, T* v) {
     if (!r.ReadLength(&len)) return false;
     if constexpr (kIsString<T> || kIsBytes<T>) {
       if constexpr (kIsString<T>) {
-        if (!ProtoValidUtf8(r.p, len)) return r.Fail("string field holds invalid UTF-8");
+        if (!ValidUtf8(r.p, len)) return r.Fail("string field holds invalid UTF-8");
       }
       v->assign(reinterpret_cast<const char*>(r.p), reinterpret_cast<const char*>(r.p) + len);
       r.p += len;

@@ -1,10 +1,12 @@
 // Thrift codec: writes reflected C++ structs straight to a Thrift TProtocol and reads them back,
 // with no generated Thrift classes and no copy through them.
 //
-//   std::string bytes = rpcboot::ThriftEncode(shop, rpcboot::ThriftProtocol::kCompact);
+//   std::string bytes = rpcboot::ThriftEncode(shop, rpcboot::WireFormat::kThriftCompact);
 //   shop::Shop decoded;
-//   absl::Status status = rpcboot::ThriftDecode(bytes, rpcboot::ThriftProtocol::kCompact,
-//   &decoded);
+//   absl::Status status = rpcboot::ThriftDecode(bytes, rpcboot::WireFormat::kThriftCompact,
+//                                               &decoded);
+//
+// The format is kThriftCompact or kThriftBinary; any other value is read as binary.
 //
 // The bytes are those thrift-compiler's C++ code writes for the emitted `.thrift` file: field
 // id = declaration index + 1, fields in id order, std::optional fields only when set.
@@ -38,10 +40,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/codec/type_traits.h"
+#include "rpcboot/wire_format.h"
 
 namespace rpcboot {
-
-enum class ThriftProtocol { kBinary, kCompact };
 
 namespace internal {
 
@@ -371,6 +372,9 @@ void ThriftReadValue(P& p, T& v) {
     v = static_cast<T>(x);
   } else if constexpr (kIsString<T>) {
     p.readString(v);
+    if (!ValidUtf8(reinterpret_cast<const uint8_t*>(v.data()), v.size())) {
+      ThrowThriftDecodeError("string field holds invalid UTF-8");
+    }
   } else if constexpr (kIsBytes<T>) {
     std::string tmp;
     p.readBinary(tmp);
@@ -424,13 +428,15 @@ void ThriftReadValue(P& p, T& v) {
   }
 }
 
+// Decode errors carry the field path as the proto codec writes it: ".stamp.zone: <problem>",
+// each level adding its field name (its id when unnamed) on the way out; ThriftDecode puts the
+// top-level struct's name in front ("rich.Everything.stamp.zone: <problem>").
 template <class T, std::size_t I>
-std::string ThriftFieldLabel() {
-  std::string label = StructName<T>();
-  if (label.empty()) label = "struct";
-  absl::StrAppend(&label, ".", I + 1);
-  if (*FieldName<T, I>() != '\0') absl::StrAppend(&label, "(", FieldName<T, I>(), ")");
-  return label;
+std::string ThriftFieldPath(const char* inner) {
+  const char* name = FieldName<T, I>();
+  std::string path = absl::StrCat(".", *name != '\0' ? std::string(name) : std::to_string(I + 1));
+  if (inner[0] != '.') path += ": ";
+  return path + inner;
 }
 
 template <class P, class T, std::size_t I>
@@ -448,7 +454,7 @@ void ThriftReadField(P& p, T& v, TType wire_type) {
       ThriftReadValue(p, field);
     }
   } catch (const TProtocolException& e) {
-    throw TProtocolException(e.getType(), absl::StrCat(ThriftFieldLabel<T, I>(), ": ", e.what()));
+    throw TProtocolException(e.getType(), ThriftFieldPath<T, I>(e.what()));
   }
 }
 
@@ -488,15 +494,14 @@ using ThriftMemoryBinary =
 // Calls fn(protocol) with a reader over `bytes` whose strings and containers may not claim more
 // than the input holds. Thrift's exceptions pass through.
 template <class Fn>
-decltype(auto) WithBoundedThriftReader(std::string_view bytes, ThriftProtocol protocol_kind,
-                                       Fn&& fn) {
+decltype(auto) WithBoundedThriftReader(std::string_view bytes, WireFormat format, Fn&& fn) {
   auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
       reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
       static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
       config);
   auto limit = static_cast<int32_t>(bytes.size());
-  if (protocol_kind == ThriftProtocol::kCompact) {
+  if (format == WireFormat::kThriftCompact) {
     ThriftMemoryCompact protocol(buffer, limit, limit);
     return fn(protocol, *buffer);
   }
@@ -505,9 +510,9 @@ decltype(auto) WithBoundedThriftReader(std::string_view bytes, ThriftProtocol pr
 }
 
 template <class T>
-absl::Status ThriftDecodeValue(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
+absl::Status ThriftDecodeValue(std::string_view bytes, WireFormat format, T* out) {
   try {
-    return WithBoundedThriftReader(bytes, protocol_kind, [out](auto& protocol, auto& buffer) {
+    return WithBoundedThriftReader(bytes, format, [out](auto& protocol, auto& buffer) {
       ThriftReadValue(protocol, *out);
       if (buffer.available_read() != 0) {
         return absl::InvalidArgumentError(
@@ -516,7 +521,10 @@ absl::Status ThriftDecodeValue(std::string_view bytes, ThriftProtocol protocol_k
       return absl::OkStatus();
     });
   } catch (const apache::thrift::TException& e) {
-    return absl::InvalidArgumentError(absl::StrCat("thrift: ", e.what()));
+    if (e.what()[0] != '.') return absl::InvalidArgumentError(absl::StrCat("thrift: ", e.what()));
+    const char* name = StructName<T>();
+    return absl::InvalidArgumentError(
+        absl::StrCat("thrift: ", *name != '\0' ? name : "struct", e.what()));
   }
 }
 
@@ -554,10 +562,10 @@ ThriftScratchWriter& ScratchWriter();
 namespace internal {
 // Runs fn(protocol) on this thread's scratch writer and appends what it wrote to `*out`.
 template <class Fn>
-void ThriftWriteToString(ThriftProtocol protocol_kind, std::string* out, Fn&& fn) {
+void ThriftWriteToString(WireFormat format, std::string* out, Fn&& fn) {
   ThriftScratchWriter& w = ScratchWriter();
   w.buffer->resetBuffer();
-  if (protocol_kind == ThriftProtocol::kCompact) {
+  if (format == WireFormat::kThriftCompact) {
     fn(w.compact);
   } else {
     fn(w.binary);
@@ -571,25 +579,25 @@ void ThriftWriteToString(ThriftProtocol protocol_kind, std::string* out, Fn&& fn
 
 // Appends `value`, encoded with the binary or compact protocol, to `*out`.
 template <class T>
-void ThriftEncodeAppend(const T& value, ThriftProtocol protocol_kind, std::string* out) {
-  internal::ThriftWriteToString(protocol_kind, out,
+void ThriftEncodeAppend(const T& value, WireFormat format, std::string* out) {
+  internal::ThriftWriteToString(format, out,
                                 [&value](auto& protocol) { ThriftWriteStruct(protocol, value); });
 }
 
 // Encodes `value` with the binary or compact protocol into a fresh string.
 template <class T>
-std::string ThriftEncode(const T& value, ThriftProtocol protocol_kind) {
+std::string ThriftEncode(const T& value, WireFormat format) {
   std::string out;
-  ThriftEncodeAppend(value, protocol_kind, &out);
+  ThriftEncodeAppend(value, format, &out);
   return out;
 }
 
 // Decodes one struct that fills `bytes` exactly. `*out` should be default-constructed.
 template <class T>
-absl::Status ThriftDecode(std::string_view bytes, ThriftProtocol protocol_kind, T* out) {
+absl::Status ThriftDecode(std::string_view bytes, WireFormat format, T* out) {
   static_assert(internal::kIsMessage<T>,
                 "rpcboot: ThriftDecode takes an aggregate struct or a std::tuple");
-  return internal::ThriftDecodeValue(bytes, protocol_kind, out);
+  return internal::ThriftDecodeValue(bytes, format, out);
 }
 
 }  // namespace rpcboot

@@ -129,6 +129,11 @@ constexpr bool EnumValueFits(std::int64_t v) {
   }
 }
 
+// Both codecs hold `std::string` fields to UTF-8 (proto3 requires it, and Thrift's Java, Python
+// and Go peers decode strings as UTF-8), so a string behaves the same over either wire. Bytes
+// belong in std::vector<uint8_t>.
+bool ValidUtf8(const uint8_t* data, std::size_t size);
+
 }  // namespace rpcboot::internal
 
 #endif  // RPCBOOT_CODEC_TYPE_TRAITS_H_

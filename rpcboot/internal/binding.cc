@@ -1,13 +1,8 @@
 #include "rpcboot/internal/binding.h"
 
-#include <algorithm>
-#include <exception>
-#include <thread>
-#include <utility>
+#include <string>
 
-#include "rpcboot/client.h"
 #include "rpcboot/internal/binding_impl.h"
-#include "rpcboot/internal/thread_pool.h"
 
 namespace rpcboot::internal {
 
@@ -26,78 +21,40 @@ struct ThriftErrorOnly {
 
 std::string ThriftErrorResult(WireFormat format, StatusCode code, std::string_view message) {
   ThriftErrorOnly result{{static_cast<int32_t>(code), std::string(message)}};
-  return ThriftEncode(result, ThriftProtocolOf(format));
+  return ThriftEncode(result, format);
 }
 
-void ThrowBadRequest(const absl::Status& status) {
-  throw RpcError(StatusCode::kInvalidArgument, "bad request: " + std::string(status.message()));
+void ThrowBadRequest(const absl::Status& status, std::string_view placeholder,
+                     const RequestNames& names) {
+  // The codecs' message is "<codec>: <path>: <problem>", with an unnamed top level written as
+  // "<placeholder>.<field id>" (Thrift may add "(<name>)"). Name it as the emitted .proto does.
+  std::string message(status.message());
+  std::size_t start = message.find(": ");
+  start = start == std::string::npos ? 0 : start + 2;
+  std::string_view rest = std::string_view(message).substr(start);
+  std::size_t pos = placeholder.size() + 1;
+  std::size_t id = 0;
+  if (rest.substr(0, placeholder.size()) == placeholder && rest.size() > pos &&
+      rest[placeholder.size()] == '.') {
+    std::size_t digits = pos;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9')
+      id = id * 10 + static_cast<std::size_t>(rest[digits++] - '0');
+    if (digits > pos && id >= 1 && id <= names.param_count) {
+      std::size_t end = digits;
+      if (end < rest.size() && rest[end] == '(') {
+        std::size_t close = rest.find(')', end);
+        if (close != std::string_view::npos) end = close + 1;
+      }
+      std::string named(names.request);
+      if (!names.request_is_param) named += "." + std::string(names.params[id - 1]);
+      message.replace(start, end, named);
+    }
+  }
+  throw RpcError(StatusCode::kInvalidArgument, "bad request: " + message);
 }
 
 void ThrowBadReply(std::string_view what) {
   throw RpcError(StatusCode::kInternal, "bad reply: " + std::string(what));
 }
 
-namespace {
-
-// Serves calls in the caller's thread through the same proto encode/decode path as gRPC, so a
-// call site behaves the same before and after it moves to RPC. Error mapping follows contract 4.
-class InProcessChannel final : public Channel {
- public:
-  InProcessChannel(const ServiceBinding& binding, std::shared_ptr<void> impl)
-      : impl_(std::move(impl)) {
-    (void)binding;
-  }
-
-  WireFormat format() const override { return WireFormat::kProto; }
-
-  std::string Call(const MethodBinding& method, std::string_view request,
-                   const CallOptions&) override {
-    try {
-      return method.serve_proto(impl_.get(), request);
-    } catch (const RpcError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw RpcError(StatusCode::kInternal, e.what());
-    } catch (...) {
-      throw RpcError(StatusCode::kInternal, "handler threw a non-standard exception");
-    }
-  }
-
- private:
-  std::shared_ptr<void> impl_;
-};
-
-}  // namespace
 }  // namespace rpcboot::internal
-
-namespace rpcboot {
-
-namespace {
-const CallOptions kDefaultCallOptions{};
-thread_local const CallOptions* current_call_options = &kDefaultCallOptions;
-}  // namespace
-
-ScopedCallOptions::ScopedCallOptions(CallOptions options)
-    : previous_(current_call_options), options_(options) {
-  current_call_options = &options_;
-}
-
-ScopedCallOptions::~ScopedCallOptions() { current_call_options = previous_; }
-
-const CallOptions& ScopedCallOptions::Current() { return *current_call_options; }
-
-namespace internal {
-void RunOnClientExecutor(std::function<void()> task) {
-  // Never destroyed: outstanding calls may still be running when static destructors run.
-  static ThreadPool* executor =
-      new ThreadPool(std::max(8, 4 * static_cast<int>(std::thread::hardware_concurrency())));
-  executor->Submit(std::move(task));
-}
-}  // namespace internal
-
-std::shared_ptr<Channel> MakeInProcessChannel(const internal::ServiceBinding& binding,
-                                              std::shared_ptr<void> impl) {
-  return std::make_shared<internal::InProcessChannel>(binding, std::move(impl));
-}
-
-}  // namespace rpcboot

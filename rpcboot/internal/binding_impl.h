@@ -22,10 +22,6 @@
 
 namespace rpcboot::internal {
 
-inline ThriftProtocol ThriftProtocolOf(WireFormat format) {
-  return format == WireFormat::kThriftBinary ? ThriftProtocol::kBinary : ThriftProtocol::kCompact;
-}
-
 template <class S, std::size_t I>
 using MethodOf = typename ServiceInfo<S>::template Method<I>;
 
@@ -40,7 +36,27 @@ decltype(auto) Apply(void* impl, Params& params) {
       params);
 }
 
-[[noreturn]] void ThrowBadRequest(const absl::Status& status);
+// How a request names its parts in decode errors, the same on both wires: as the emitted
+// .proto does. A request that is one declared struct is named by that struct
+// ("rich.EchoRequest.value.stamp"); parameters carried by a synthesized message are named
+// "<package>.<Method>Request.<parameter>", whether they came in that message (gRPC) or in a
+// Thrift args struct.
+struct RequestNames {
+  std::string_view request;  // ServiceInfo's kProtoRequest: "rich.NotifyRequest"
+  const std::string_view* params;
+  std::size_t param_count;
+  bool request_is_param;
+};
+
+// Throws INVALID_ARGUMENT "bad request: ..." for a request that did not decode. `placeholder`
+// is what the codec called the unnamed top level ("message" for proto, "struct" for Thrift).
+[[noreturn]] void ThrowBadRequest(const absl::Status& status, std::string_view placeholder,
+                                  const RequestNames& names);
+
+template <class M>
+RequestNames RequestNamesOf() {
+  return {M::kProtoRequest, M::kParamNames.data(), M::kParamNames.size(), M::kProtoRequestIsParam};
+}
 
 template <class S, std::size_t I>
 std::string ServeProto(void* impl, std::string_view request) {
@@ -53,7 +69,7 @@ std::string ServeProto(void* impl, std::string_view request) {
   } else {
     status = ProtoDecode(request, &params);
   }
-  if (!status.ok()) ThrowBadRequest(status);
+  if (!status.ok()) ThrowBadRequest(status, "message", RequestNamesOf<M>());
   if constexpr (std::is_void_v<R>) {
     Apply<S, I>(impl, params);
     return std::string();
@@ -89,7 +105,7 @@ void ThriftWriteSuccess(P& p, const R* result) {
 template <class R>
 std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
   std::string out;
-  ThriftWriteToString(ThriftProtocolOf(format), &out,
+  ThriftWriteToString(format, &out,
                       [result](auto& protocol) { ThriftWriteSuccess(protocol, result); });
   return out;
 }
@@ -99,8 +115,8 @@ std::string ServeThrift(void* impl, WireFormat format, std::string_view args) {
   using M = MethodOf<S, I>;
   using R = typename M::Return;
   typename M::Params params{};
-  absl::Status status = ThriftDecode(args, ThriftProtocolOf(format), &params);
-  if (!status.ok()) ThrowBadRequest(status);
+  absl::Status status = ThriftDecode(args, format, &params);
+  if (!status.ok()) ThrowBadRequest(status, "struct", RequestNamesOf<M>());
   if constexpr (std::is_void_v<R>) {
     Apply<S, I>(impl, params);
     return ThriftEncodeSuccess<void>(format, nullptr);
@@ -184,9 +200,8 @@ R ThriftReadResult(P& p) {
 template <class R>
 R ThriftDecodeResult(std::string_view bytes, WireFormat format) {
   try {
-    return WithBoundedThriftReader(bytes, ThriftProtocolOf(format), [](auto& protocol, auto&) {
-      return ThriftReadResult<R>(protocol);
-    });
+    return WithBoundedThriftReader(
+        bytes, format, [](auto& protocol, auto&) { return ThriftReadResult<R>(protocol); });
   } catch (const apache::thrift::TException& e) {
     ThrowBadReply(e.what());
   }
@@ -220,7 +235,7 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
       }
     }
   } else {
-    std::string request = ThriftEncode(params, ThriftProtocolOf(format));
+    std::string request = ThriftEncode(params, format);
     std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
     return ThriftDecodeResult<R>(reply, format);
   }

@@ -4,8 +4,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/internal/binding.h"
-#include "rpcboot/internal/log.h"
 #include "rpcboot/internal/unsent_error.h"
 
 namespace rpcboot::internal {
@@ -94,8 +94,7 @@ std::shared_ptr<const Picker> ClusterChannel::CurrentPicker(
 
 std::string ClusterChannel::Call(const MethodBinding& method, std::string_view request,
                                  const CallOptions& options) {
-  auto timeout = options.timeout.count() > 0 ? options.timeout : options_.default_timeout;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + options_.TimeoutFor(options);
   std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
   if (picker == nullptr) {
     bool resolved;

@@ -5,12 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "discovery/session.h"
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/log.h"
 
 namespace rpcboot::internal {
 namespace {
-
-constexpr std::string_view kZkScheme = "zk://";
 
 // A session and a resolver, shared by the zk:// channels with the same connect string and base.
 struct SharedRegistry {
@@ -67,30 +65,11 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
   return channel;
 }
 
-std::shared_ptr<Channel> MakeZooKeeperChannel(const std::string& address, Protocol protocol,
+std::shared_ptr<Channel> MakeZooKeeperChannel(const ZooKeeperAddress& address, Protocol protocol,
                                               ChannelOptions options) {
-  std::string rest = address.substr(kZkScheme.size());
-  std::size_t slash = rest.find('/');
-  std::size_t last = rest.rfind('/');
-  if (slash == std::string::npos || last + 1 >= rest.size()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   "address '" + address +
-                       "': a zk:// address ends with the application's path, as in "
-                       "zk://127.0.0.1:2181/services/shop");
-  }
-  std::string connect = rest.substr(0, slash);
-  std::string base = last == slash ? "/" : rest.substr(slash, last - slash);
-  std::string app = rest.substr(last + 1);
-  if (absl::Status s = discovery::Session::Validate(discovery::SessionOptions{connect}); !s.ok()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   "address '" + address + "': " + std::string(s.message()));
-  }
-  if (rest.find("//", slash) != std::string::npos) {
-    throw RpcError(StatusCode::kInvalidArgument, "address '" + address + "': empty path element");
-  }
-  std::shared_ptr<SharedRegistry> registry = RegistryFor(connect, base);
-  return MakeDiscoveryChannel(registry->resolver, app, protocol, std::move(options), address,
-                              registry);
+  std::shared_ptr<SharedRegistry> registry = RegistryFor(address.connect, address.base);
+  return MakeDiscoveryChannel(registry->resolver, address.app, protocol, std::move(options),
+                              address.ToString(), registry);
 }
 
 }  // namespace rpcboot::internal

@@ -8,6 +8,7 @@
 #include "discovery/instance.h"
 #include "discovery/resolver.h"
 #include "rpcboot/client.h"
+#include "rpcboot/internal/address.h"
 #include "rpcboot/internal/cluster_channel.h"
 
 namespace rpcboot::internal {
@@ -24,9 +25,9 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
                                               ChannelOptions options, const std::string& target,
                                               std::shared_ptr<void> owner = nullptr);
 
-// "zk://host:port,host:port/base/app": one ZooKeeper session per connect string and base path,
-// shared by the channels of a process.
-std::shared_ptr<Channel> MakeZooKeeperChannel(const std::string& address, Protocol protocol,
+// A "zk://" address: one ZooKeeper session per connect string and base path, shared by the
+// channels of a process.
+std::shared_ptr<Channel> MakeZooKeeperChannel(const ZooKeeperAddress& address, Protocol protocol,
                                               ChannelOptions options);
 
 }  // namespace rpcboot::internal

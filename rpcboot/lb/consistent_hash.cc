@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "rpcboot/base/hash.h"
+
 namespace rpcboot {
 namespace {
 
@@ -19,16 +21,14 @@ class ConsistentHashPicker final : public Picker {
     // address) gets its keys back.
     for (std::size_t i = 0; i < backends_.size(); ++i) {
       for (int p = 0; p < kPointsPerBackend; ++p) {
-        ring_.emplace_back(internal::StableHash(backends_[i]->address() + "#" + std::to_string(p)),
-                           i);
+        ring_.emplace_back(StableHash(backends_[i]->address() + "#" + std::to_string(p)), i);
       }
     }
     std::sort(ring_.begin(), ring_.end());
   }
 
   Backend* Pick(const PickArgs& args) const override {
-    uint64_t h =
-        args.request_key.empty() ? internal::RandomU64() : internal::StableHash(args.request_key);
+    uint64_t h = args.request_key.empty() ? internal::RandomU64() : StableHash(args.request_key);
     auto it = std::lower_bound(ring_.begin(), ring_.end(), std::make_pair(h, std::size_t{0}));
     // Walk on from the key's point to the first backend not to be avoided.
     for (std::size_t k = 0; k < ring_.size(); ++k, ++it) {

@@ -46,7 +46,8 @@ class Backend {
 
   const std::string& id() const { return id_; }            // the registry's instance id
   const std::string& address() const { return address_; }  // "host:port"
-  int weight() const { return weight_; }                   // > 0
+  // rpcboot.weight: >= 0; "weighted_random" treats 0 as 1 (an instance listed is callable).
+  int weight() const { return weight_; }
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
   // False for a while after a connection to it failed (backing off, doubling up to 5 s).
   bool healthy() const;
@@ -107,8 +108,6 @@ absl::StatusOr<std::unique_ptr<LoadBalancer>> MakeLoadBalancer(const std::string
 namespace internal {
 // A fast per-thread random number.
 uint64_t RandomU64();
-// The 64-bit hash consistent hashing uses (FNV-1a, then a finalizer): stable across builds.
-uint64_t StableHash(std::string_view bytes);
 }  // namespace internal
 
 }  // namespace rpcboot

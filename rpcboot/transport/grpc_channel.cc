@@ -26,8 +26,7 @@ class GrpcChannel final : public Channel {
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
     grpc::ClientContext context;
-    auto timeout =
-        call_options.timeout.count() > 0 ? call_options.timeout : options_.default_timeout;
+    auto timeout = options_.TimeoutFor(call_options);
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;

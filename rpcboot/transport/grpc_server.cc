@@ -11,7 +11,7 @@
 #include <map>
 #include <thread>
 
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
@@ -20,21 +20,15 @@
 namespace rpcboot::internal {
 namespace {
 
-struct Route {
-  const MethodBinding* method;
-  void* impl;
-};
-
 class GrpcServerTransport;
 
 // One unary call: read the request, run the handler on the pool, write the reply and finish.
 class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  public:
-  UnaryReactor(grpc::GenericCallbackServerContext* context,
-               const std::map<std::string, Route>* routes, ThreadPool* pool,
-               std::atomic<int>* inline_active, int inline_limit)
+  UnaryReactor(grpc::GenericCallbackServerContext* context, const MethodTable* table,
+               ThreadPool* pool, std::atomic<int>* inline_active, int inline_limit)
       : context_(context),
-        routes_(routes),
+        table_(table),
         pool_(pool),
         inline_active_(inline_active),
         inline_limit_(inline_limit) {
@@ -65,8 +59,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
  private:
   void Handle() {
-    auto it = routes_->find(context_->method());
-    if (it == routes_->end()) {
+    const Route* route = table_->FindGrpc(context_->method());
+    if (route == nullptr) {
       Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                           "rpcboot: unknown method " + context_->method()));
       return;
@@ -83,9 +77,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     ServerContext call("grpc", context_->peer(), deadline);
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
-    const Route& route = it->second;
     HandlerOutcome outcome =
-        RunHandler([&] { return route.method->serve_proto(route.impl, request); });
+        RunHandler([&] { return route->method->serve_proto(route->impl, request); });
     if (outcome.code != StatusCode::kOk) {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
@@ -95,7 +88,7 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   }
 
   grpc::GenericCallbackServerContext* context_;
-  const std::map<std::string, Route>* routes_;
+  const MethodTable* table_;
   ThreadPool* pool_;
   std::atomic<int>* inline_active_;
   int inline_limit_;
@@ -105,17 +98,17 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
 class Service final : public grpc::CallbackGenericService {
  public:
-  Service(const std::map<std::string, Route>* routes, ThreadPool* pool)
-      : routes_(routes),
+  Service(const MethodTable* table, ThreadPool* pool)
+      : table_(table),
         pool_(pool),
         inline_limit_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new UnaryReactor(context, routes_, pool_, &inline_active_, inline_limit_);
+    return new UnaryReactor(context, table_, pool_, &inline_active_, inline_limit_);
   }
 
  private:
-  const std::map<std::string, Route>* routes_;
+  const MethodTable* table_;
   ThreadPool* pool_;
   std::atomic<int> inline_active_{0};
   int inline_limit_;
@@ -126,16 +119,12 @@ class GrpcServerTransport final : public ServerTransport {
   explicit GrpcServerTransport(const ServerOptions& options) : options_(options) {}
   ~GrpcServerTransport() override { Shutdown(); }
 
-  absl::Status Start(const std::vector<BoundService>& services) override {
-    for (const BoundService& s : services) {
-      for (const MethodBinding& m : s.binding->methods)
-        routes_[m.grpc_path] = Route{&m, s.impl.get()};
-    }
+  absl::Status Start(const MethodTable& table) override {
     int threads = options_.handler_threads > 0
                       ? options_.handler_threads
                       : std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
     pool_ = std::make_unique<ThreadPool>(threads);
-    service_ = std::make_unique<Service>(&routes_, pool_.get());
+    service_ = std::make_unique<Service>(&table, pool_.get());
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
@@ -168,7 +157,6 @@ class GrpcServerTransport final : public ServerTransport {
 
  private:
   ServerOptions options_;
-  std::map<std::string, Route> routes_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

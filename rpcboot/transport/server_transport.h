@@ -3,12 +3,16 @@
 #ifndef RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 #define RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/dispatch.h"
 #include "rpcboot/server.h"
 
 namespace rpcboot::internal {
@@ -18,41 +22,41 @@ struct BoundService {
   std::shared_ptr<void> impl;
 };
 
+// One served method: its binding and the object that implements it.
+struct Route {
+  const MethodBinding* method;
+  void* impl;
+};
+
+// Every method of every bound service, found by Thrift message name or gRPC path: the one
+// method table both transports serve from. Built before Start; read-only afterwards, so any
+// number of threads may look up at once. Does not own the services (Server does).
+class MethodTable {
+ public:
+  explicit MethodTable(const std::vector<BoundService>& services);
+  // "shop.ShopService:GetShop" (the multiplexed protocol's name), or a plain "GetShop" when
+  // exactly one bound service has that method. nullptr: unknown or ambiguous.
+  const Route* FindThrift(std::string_view message_name) const;
+  // "/shop.ShopService/GetShop". nullptr: unknown.
+  const Route* FindGrpc(std::string_view path) const;
+
+ private:
+  std::map<std::string, Route, std::less<>> thrift_qualified_;
+  std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;
+  std::map<std::string, Route, std::less<>> grpc_;
+};
+
 class ServerTransport {
  public:
   virtual ~ServerTransport() = default;
-  // Binds the port and starts serving `services` (which outlive the transport).
-  virtual absl::Status Start(const std::vector<BoundService>& services) = 0;
+  // Binds the port and starts serving the methods of `table` (which outlives the transport).
+  virtual absl::Status Start(const MethodTable& table) = 0;
   virtual int port() const = 0;
   virtual void Shutdown() = 0;
 };
 
 std::unique_ptr<ServerTransport> MakeGrpcServerTransport(const ServerOptions& options);
 std::unique_ptr<ServerTransport> MakeThriftServerTransport(const ServerOptions& options);
-
-// Runs a handler and maps what it throws to a status code and message (contract 4).
-struct HandlerOutcome {
-  StatusCode code = StatusCode::kOk;
-  std::string message;
-  std::string reply;
-};
-template <class Fn>
-HandlerOutcome RunHandler(Fn&& fn) {
-  HandlerOutcome out;
-  try {
-    out.reply = fn();
-  } catch (const RpcError& e) {
-    out.code = e.code();
-    out.message = e.message();
-  } catch (const std::exception& e) {
-    out.code = StatusCode::kInternal;
-    out.message = e.what();
-  } catch (...) {
-    out.code = StatusCode::kInternal;
-    out.message = "handler threw a non-standard exception";
-  }
-  return out;
-}
 
 }  // namespace rpcboot::internal
 

@@ -2,23 +2,17 @@
 // takes an idle connection (or opens one), writes its frame, waits for the reply until the
 // call's deadline, and returns the connection to the pool; a connection that failed or timed out
 // is closed instead, because a late reply would confuse the next call.
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/thrift_wire.h"
 
@@ -40,9 +34,30 @@ class ThriftChannel final : public Channel {
 
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
-    auto timeout =
-        call_options.timeout.count() > 0 ? call_options.timeout : options_.default_timeout;
+    auto timeout = options_.TimeoutFor(call_options);
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    int32_t seqid = next_seqid_.fetch_add(1);
+    std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
+                                                  internal::kThriftCall, seqid, request);
+    std::string frame(4, '\0');
+    if (options_.thrift_header) {
+      internal::THeaderFrame header;
+      header.seqid = seqid;
+      header.format = options_.thrift_format;
+      header.headers.emplace_back(std::string(internal::kTimeoutHeader),
+                                  std::to_string(timeout.count()));
+      frame += internal::WrapTHeader(header, message);
+    } else {
+      frame += message;
+    }
+    internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
+    // The same limit, and the same answer, as a gRPC channel's: nothing is sent.
+    if (frame.size() - 4 > options_.max_message_bytes) {
+      throw RpcError(
+          StatusCode::kResourceExhausted,
+          absl::StrCat("Thrift: request of ", frame.size() - 4, " bytes exceeds the limit of ",
+                       options_.max_message_bytes, " (max_message_bytes)"));
+    }
     Connection conn = TakeConnection(deadline);
     // Reads and writes block with the call's timeout as SO_RCVTIMEO/SO_SNDTIMEO: one system
     // call per read in the common case. The timeout bounds each read, so a reply that trickles
@@ -51,21 +66,6 @@ class ThriftChannel final : public Channel {
       internal::SetSocketTimeouts(conn.fd, timeout);
       conn.timeout = timeout;
     }
-    int32_t seqid = next_seqid_.fetch_add(1);
-    std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
-                                                  internal::kThriftCall, seqid, request);
-    std::string frame(4, '\0');
-    if (options_.thrift_header) {
-      internal::THeaderFrame header;
-      header.seqid = seqid;
-      header.protocol_id = options_.thrift_format == WireFormat::kThriftBinary ? 0 : 2;
-      header.headers.emplace_back(std::string(internal::kTimeoutHeader),
-                                  std::to_string(timeout.count()));
-      frame += internal::WrapTHeader(header, message);
-    } else {
-      frame += message;
-    }
-    internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
     IoError error = IoError::kNone;
     if (!internal::SendFull(conn.fd, frame, &error)) {
       ::close(conn.fd);
@@ -108,9 +108,11 @@ class ThriftChannel final : public Channel {
     std::string_view body = reply_message.substr(header.body_offset);
     if (header.type == internal::kThriftException) {
       auto [type, what] = internal::ReadThriftApplicationException(header.format, body);
-      // UNKNOWN_METHOD (1) and WRONG_METHOD_NAME (3) mean the server does not have the method.
+      // The server does not have the method.
       StatusCode code =
-          (type == 1 || type == 3) ? StatusCode::kUnimplemented : StatusCode::kInternal;
+          (type == internal::kThriftUnknownMethod || type == internal::kThriftWrongMethodName)
+              ? StatusCode::kUnimplemented
+              : StatusCode::kInternal;
       throw RpcError(code, what);
     }
     return std::string(body);
@@ -167,43 +169,13 @@ class ThriftChannel final : public Channel {
   }
 
   int Connect(std::chrono::steady_clock::time_point deadline) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* result = nullptr;
-    if (int rc = getaddrinfo(host_.c_str(), port_.c_str(), &hints, &result); rc != 0) {
-      throw internal::UnsentError(
-          absl::StrCat("Thrift: cannot resolve ", Endpoint(), ": ", gai_strerror(rc)));
+    internal::ConnectError error;
+    int fd = internal::Connect(host_, port_, deadline, &error);
+    if (fd >= 0) return fd;
+    if (error.kind == internal::ConnectError::Kind::kTimeout) {
+      throw RpcError(StatusCode::kDeadlineExceeded, "Thrift: " + error.message);
     }
-    int fd = ::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int rc = ::connect(fd, result->ai_addr, result->ai_addrlen);
-    freeaddrinfo(result);
-    if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) {
-        ::close(fd);
-        throw RpcError(StatusCode::kDeadlineExceeded,
-                       "Thrift: connecting to " + Endpoint() + " timed out");
-      }
-      int err = 0;
-      socklen_t len = sizeof err;
-      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      rc = err == 0 ? 0 : -1;
-      errno = err;
-    }
-    if (rc != 0) {
-      int err = errno;
-      ::close(fd);
-      throw internal::UnsentError(
-          absl::StrCat("Thrift: cannot connect to ", Endpoint(), ": ", std::strerror(err)));
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // blocking, bounded by timeouts
-    return fd;
+    throw internal::UnsentError("Thrift: " + error.message);
   }
 
   std::string host_;

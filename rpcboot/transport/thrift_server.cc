@@ -3,13 +3,12 @@
 // server). Compact and binary are detected per message and answered in kind. Several services
 // on one port use the multiplexed protocol's "<full service name>:<method>" message names; a
 // plain method name works when it is unambiguous.
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +19,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "rpcboot/internal/log.h"
+#include "rpcboot/base/log.h"
+#include "rpcboot/internal/socket.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/server_transport.h"
 #include "rpcboot/transport/thrift_wire.h"
@@ -28,64 +28,21 @@
 namespace rpcboot::internal {
 namespace {
 
-constexpr int32_t kUnknownMethod = 1;       // TApplicationException::UNKNOWN_METHOD
-constexpr int32_t kInvalidMessageType = 2;  // TApplicationException::INVALID_MESSAGE_TYPE
 constexpr int kMaxConnections = 4096;
-
-struct Target {
-  const MethodBinding* method;
-  void* impl;
-};
-
-std::string PeerName(const sockaddr_storage& addr) {
-  char host[NI_MAXHOST], port[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), sizeof addr, host, sizeof host, port,
-                  sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-    return "unknown peer";
-  }
-  return std::string(host) + ":" + port;
-}
+// Of a frame over the size limit, the bytes read to find the call it carries.
+constexpr std::size_t kOversizedHead = 4096;
 
 class ThriftServerTransport final : public ServerTransport {
  public:
   explicit ThriftServerTransport(const ServerOptions& options) : options_(options) {}
   ~ThriftServerTransport() override { Shutdown(); }
 
-  absl::Status Start(const std::vector<BoundService>& services) override {
-    for (const BoundService& s : services) {
-      for (const MethodBinding& m : s.binding->methods) {
-        qualified_[s.binding->full_name + ":" + m.name] = Target{&m, s.impl.get()};
-        plain_[m.name].push_back(Target{&m, s.impl.get()});
-      }
-    }
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* result = nullptr;
-    std::string port = std::to_string(options_.thrift_port);
-    if (int rc = getaddrinfo(options_.host.c_str(), port.c_str(), &hints, &result); rc != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Thrift: bad host '", options_.host, "': ", gai_strerror(rc)));
-    }
-    int fd = ::socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    bool ok =
-        fd >= 0 && ::bind(fd, result->ai_addr, result->ai_addrlen) == 0 && ::listen(fd, 1024) == 0;
-    int err = errno;
-    freeaddrinfo(result);
-    if (!ok) {
-      if (fd >= 0) ::close(fd);
-      return absl::UnavailableError(absl::StrCat("Thrift: cannot listen on ", options_.host, ":",
-                                                 options_.thrift_port, ": ", std::strerror(err)));
-    }
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    listen_fd_ = fd;
+  absl::Status Start(const MethodTable& table) override {
+    table_ = &table;
+    absl::StatusOr<int> fd = Listen(options_.host, options_.thrift_port, &port_);
+    if (!fd.ok())
+      return absl::Status(fd.status().code(), absl::StrCat("Thrift: ", fd.status().message()));
+    listen_fd_ = *fd;
     running_ = true;
     acceptor_ = std::thread([this] { Accept(); });
     Log(LogLevel::kInfo, absl::StrCat("Thrift listening on ", options_.host, ":", port_));
@@ -189,19 +146,25 @@ class ThriftServerTransport final : public ServerTransport {
         return;
       }
       uint32_t length = DecodeFrameLength(prefix);
-      if (length == 0 || length > options_.max_message_bytes) {
-        Log(LogLevel::kWarning,
-            absl::StrCat("Thrift: closing ", peer, ": frame of ", length, " bytes (limit ",
-                         options_.max_message_bytes, "; is the client using framed transport?)"));
+      if (length == 0) {
+        Log(LogLevel::kWarning, "Thrift: closing " + peer + ": empty frame");
         return;
       }
-      frame.resize(length);
-      if (!RecvFull(fd, frame.data(), length, &error)) {
+      // Over the limit: read only the head (never the declared length), answer
+      // RESOURCE_EXHAUSTED as the gRPC side does, and skip the rest of the frame.
+      const bool oversized = length > options_.max_message_bytes;
+      const std::size_t take = oversized ? std::min<std::size_t>(length, kOversizedHead) : length;
+      frame.resize(take);
+      if (!RecvFull(fd, frame.data(), take, &error)) {
         Log(LogLevel::kWarning,
             absl::StrCat("Thrift: closing ", peer, ": ",
                          error == IoError::kTimeout ? "frame not completed in time"
                                                     : "disconnected in the middle of a frame"));
         return;
+      }
+      if (oversized) {
+        if (!AnswerOversized(fd, peer, frame, length)) return;
+        continue;
       }
       reply.clear();
       if (IsTHeaderFrame(frame)) {
@@ -239,6 +202,53 @@ class ThriftServerTransport final : public ServerTransport {
     }
   }
 
+  // A frame of `length` bytes over the limit, of which `head` was read: answers the call it
+  // carries with RESOURCE_EXHAUSTED (in the frame's own format), reading and dropping the rest
+  // in small pieces. Returns false when the connection must close: the head is not a Thrift
+  // call (a client without framed transport), or the rest does not arrive.
+  bool AnswerOversized(int fd, const std::string& peer, std::string_view head, uint32_t length) {
+    std::string what = absl::StrCat("request of ", length, " bytes exceeds the server's limit of ",
+                                    options_.max_message_bytes, " (server.max_message_bytes)");
+    THeaderFrame theader;
+    bool is_theader = IsTHeaderFrame(head);
+    std::string_view message = head;
+    if (is_theader) {
+      if (!ParseTHeader(head, &theader).ok()) return CloseOversized(peer, length);
+      message = head.substr(theader.payload_offset);
+    }
+    ThriftMessageHeader header;
+    if (!ParseThriftHeader(message, &header).ok() ||
+        (header.type != kThriftCall && header.type != kThriftOneway)) {
+      return CloseOversized(peer, length);
+    }
+    Log(LogLevel::kWarning, "Thrift: " + peer + ": " + what);
+    char scratch[16384];
+    IoError error = IoError::kNone;
+    for (std::size_t left = length - head.size(); left > 0;) {
+      std::size_t n = std::min(left, sizeof scratch);
+      if (!RecvFull(fd, scratch, n, &error)) return false;
+      left -= n;
+    }
+    if (header.type == kThriftOneway) return true;
+    std::string reply =
+        ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid,
+                      ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what));
+    if (is_theader) {
+      theader.headers.clear();
+      reply = WrapTHeader(theader, reply);
+    }
+    reply.insert(0, 4, '\0');
+    EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
+    return SendFull(fd, reply, &error);
+  }
+
+  bool CloseOversized(const std::string& peer, uint32_t length) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("Thrift: closing ", peer, ": frame of ", length, " bytes (limit ",
+                     options_.max_message_bytes, "; is the client using framed transport?)"));
+    return false;
+  }
+
   // Fills *reply with the reply message, or leaves it empty for a oneway call. Returns false
   // when the connection must close (not Thrift at all).
   bool Handle(std::string_view frame, const std::string& peer,
@@ -248,25 +258,28 @@ class ThriftServerTransport final : public ServerTransport {
       Log(LogLevel::kWarning, absl::StrCat("Thrift: closing ", peer, ": ", s.message()));
       return false;
     }
+    // Replies carry the plain method name, as Thrift's TMultiplexedProcessor answers: a
+    // thrift-compiler client skips a reply of any other name and waits for the next frame.
+    const std::string_view reply_name = ReplyName(header.name);
     if (header.type != kThriftCall && header.type != kThriftOneway) {
-      *reply = ThriftMessage(header.format, header.name, kThriftException, header.seqid,
-                             ThriftApplicationException(header.format, kInvalidMessageType,
+      *reply = ThriftMessage(header.format, reply_name, kThriftException, header.seqid,
+                             ThriftApplicationException(header.format, kThriftInvalidMessageType,
                                                         "rpcboot: expected a call message"));
       return true;
     }
-    const Target* target = Find(header.name);
+    const Route* target = table_->FindThrift(header.name);
     if (target == nullptr) {
       Log(LogLevel::kInfo, "Thrift: " + peer + " called unknown method '" + header.name + "'");
       if (header.type == kThriftCall) {
         *reply = ThriftMessage(
-            header.format, header.name, kThriftException, header.seqid,
-            ThriftApplicationException(header.format, kUnknownMethod,
+            header.format, reply_name, kThriftException, header.seqid,
+            ThriftApplicationException(header.format, kThriftUnknownMethod,
                                        "rpcboot: unknown method '" + header.name + "'"));
       }
       return true;
     }
     if (deadline && *deadline <= ServerContext::Clock::now()) {
-      *reply = ThriftMessage(header.format, header.name, kThriftReply, header.seqid,
+      *reply = ThriftMessage(header.format, reply_name, kThriftReply, header.seqid,
                              ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
                                                "rpcboot: deadline passed before the handler ran"));
       return true;
@@ -280,20 +293,18 @@ class ThriftServerTransport final : public ServerTransport {
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
     }
-    *reply = ThriftMessage(header.format, header.name, kThriftReply, header.seqid, outcome.reply);
+    *reply = ThriftMessage(header.format, reply_name, kThriftReply, header.seqid, outcome.reply);
     return true;
   }
 
-  const Target* Find(const std::string& name) const {
-    if (auto it = qualified_.find(name); it != qualified_.end()) return &it->second;
-    auto it = plain_.find(name);
-    if (it != plain_.end() && it->second.size() == 1) return &it->second.front();
-    return nullptr;  // unknown, or ambiguous without the service name
+  // "shop.ShopService:GetShop" -> "GetShop"; a plain name is returned as it is.
+  static std::string_view ReplyName(std::string_view name) {
+    std::size_t colon = name.find(':');
+    return colon == std::string_view::npos ? name : name.substr(colon + 1);
   }
 
   ServerOptions options_;
-  std::map<std::string, Target> qualified_;
-  std::map<std::string, std::vector<Target>> plain_;
+  const MethodTable* table_ = nullptr;
   std::atomic<bool> running_{false};
   int listen_fd_ = -1;
   int port_ = 0;

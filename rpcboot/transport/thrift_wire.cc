@@ -1,14 +1,10 @@
 #include "rpcboot/transport/thrift_wire.h"
 
-#include <poll.h>
-#include <sys/socket.h>
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -155,7 +151,7 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out) {
     return bad("truncated");
   if (protocol_id != 0 && protocol_id != 2) return bad("unsupported protocol id");
   if (transforms != 0) return bad("transforms (zlib) are not supported");
-  out->protocol_id = static_cast<int32_t>(protocol_id);
+  out->format = protocol_id == 0 ? WireFormat::kThriftBinary : WireFormat::kThriftCompact;
   out->headers.clear();
   while (pos < header.size()) {
     uint32_t info_id;
@@ -182,7 +178,7 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out) {
 
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message) {
   std::string info;
-  WriteVarint32(static_cast<uint32_t>(header.protocol_id), &info);
+  WriteVarint32(header.format == WireFormat::kThriftBinary ? 0 : 2, &info);
   WriteVarint32(0, &info);  // no transforms
   if (!header.headers.empty()) {
     WriteVarint32(1, &info);  // key-value info headers
@@ -242,116 +238,6 @@ std::pair<int32_t, std::string> ReadThriftApplicationException(WireFormat format
             std::string("unreadable exception: ") + ex.what()};
   }
   return {e.getType(), e.what()};
-}
-
-bool WaitReadable(int fd, std::chrono::milliseconds timeout, IoError* error) {
-  pollfd p{fd, POLLIN, 0};
-  while (true) {
-    int rc = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(timeout.count(), 0)));
-    if (rc > 0) return true;
-    if (rc == 0) {
-      *error = IoError::kTimeout;
-      return false;
-    }
-    if (errno != EINTR) {
-      *error = IoError::kFailed;
-      return false;
-    }
-  }
-}
-
-bool ReadFull(int fd, char* out, std::size_t n, std::chrono::steady_clock::time_point deadline,
-              IoError* error) {
-  std::size_t done = 0;
-  while (done < n) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (!WaitReadable(fd, left, error)) return false;
-    ssize_t got = ::recv(fd, out + done, n - done, 0);
-    if (got == 0) {
-      *error = IoError::kClosed;
-      return false;
-    }
-    if (got < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      *error = IoError::kFailed;
-      return false;
-    }
-    done += static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
-bool WriteFull(int fd, std::string_view data, std::chrono::steady_clock::time_point deadline,
-               IoError* error) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        pollfd p{fd, POLLOUT, 0};
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-          *error = IoError::kTimeout;
-          return false;
-        }
-        continue;
-      }
-      *error = errno == EPIPE || errno == ECONNRESET ? IoError::kClosed : IoError::kFailed;
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-bool RecvFull(int fd, char* out, std::size_t n, IoError* error) {
-  std::size_t done = 0;
-  while (done < n) {
-    ssize_t got = ::recv(fd, out + done, n - done, 0);
-    if (got > 0) {
-      done += static_cast<std::size_t>(got);
-      continue;
-    }
-    if (got == 0) {
-      *error = IoError::kClosed;
-      return false;
-    }
-    if (errno == EINTR) continue;
-    *error = errno == EAGAIN || errno == EWOULDBLOCK ? IoError::kTimeout
-             : errno == ECONNRESET                   ? IoError::kClosed
-                                                     : IoError::kFailed;
-    return false;
-  }
-  return true;
-}
-
-bool SendFull(int fd, std::string_view data, IoError* error) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n > 0) {
-      done += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    *error = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? IoError::kTimeout
-             : n < 0 && (errno == EPIPE || errno == ECONNRESET) ? IoError::kClosed
-                                                                : IoError::kFailed;
-    return false;
-  }
-  return true;
-}
-
-void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout) {
-  timeval tv{};
-  auto ms = std::max<int64_t>(timeout.count(), 1);
-  tv.tv_sec = static_cast<time_t>(ms / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 void EncodeFrameLength(uint32_t length, char out[4]) {

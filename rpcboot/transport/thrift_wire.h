@@ -3,7 +3,6 @@
 #ifndef RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
 #define RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -44,7 +43,7 @@ std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type
 struct THeaderFrame {
   uint16_t flags = 0;
   int32_t seqid = 0;
-  int32_t protocol_id = 2;  // 0 binary, 2 compact
+  WireFormat format = WireFormat::kThriftCompact;  // the protocol id: 0 binary, 2 compact
   std::vector<std::pair<std::string, std::string>> headers;
   std::size_t payload_offset = 0;  // where the message starts in the frame body
 };
@@ -56,25 +55,25 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out);
 // THeaderTransport writes it.
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message);
 
+// TApplicationException's types, as Thrift's runtimes number them.
+enum ThriftApplicationExceptionType : int32_t {
+  kThriftUnknownError = 0,
+  kThriftUnknownMethod = 1,
+  kThriftInvalidMessageType = 2,
+  kThriftWrongMethodName = 3,
+  kThriftBadSequenceId = 4,
+  kThriftMissingResult = 5,
+  kThriftInternalError = 6,
+  kThriftProtocolError = 7,
+};
+
 // A TApplicationException struct, for T_EXCEPTION replies.
 std::string ThriftApplicationException(WireFormat format, int32_t type, std::string_view message);
 // Reads a TApplicationException struct: its type and message.
 std::pair<int32_t, std::string> ReadThriftApplicationException(WireFormat format,
                                                                std::string_view body);
 
-// Socket helpers. Each returns false on error or timeout and says which in *error.
-enum class IoError { kNone, kClosed, kTimeout, kFailed };
-bool WaitReadable(int fd, std::chrono::milliseconds timeout, IoError* error);
-bool ReadFull(int fd, char* out, std::size_t n, std::chrono::steady_clock::time_point deadline,
-              IoError* error);
-bool WriteFull(int fd, std::string_view data, std::chrono::steady_clock::time_point deadline,
-               IoError* error);
-// Blocking reads and writes on a socket whose SO_RCVTIMEO/SO_SNDTIMEO bound each call (one
-// system call per read in the common case, like Thrift's own TSocket).
-bool RecvFull(int fd, char* out, std::size_t n, IoError* error);
-bool SendFull(int fd, std::string_view data, IoError* error);
-// Sets SO_RCVTIMEO and SO_SNDTIMEO.
-void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout);
+// The 4-byte big-endian frame length of TFramedTransport.
 void EncodeFrameLength(uint32_t length, char out[4]);
 uint32_t DecodeFrameLength(const char in[4]);
 

@@ -14,7 +14,7 @@
 
 #include "order_service.rpcboot.h"
 #include "rpcboot/app.h"
-#include "rpcboot/lb/load_balancer.h"
+#include "rpcboot/base/hash.h"
 #include "rpcboot/status.h"
 #include "shop_service.rpcboot.h"
 
@@ -30,7 +30,7 @@ class OrderStore {
   static constexpr int kShards = 8;
 
   static int ShardOf(const std::string& order_id) {
-    return static_cast<int>(rpcboot::internal::StableHash(order_id) % kShards);
+    return static_cast<int>(rpcboot::StableHash(order_id) % kShards);
   }
   void Put(const order::Order& o) {
     Shard& shard = shards_[o.shard];

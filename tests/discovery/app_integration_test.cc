@@ -220,7 +220,10 @@ TEST_P(AppUnderLoad, AnInstanceDyingMidCallFailsANonIdempotentCallWithoutRetry) 
       MakeClient<rich::RichService>(MakeChannel(fleet.Address(), GetParam(), FastOptions()));
   client->Count();  // connected
   std::thread killer([&] {
-    std::this_thread::sleep_for(milliseconds(400));
+    // Kill it once the call is in its handler: the request has surely left.
+    EXPECT_TRUE(Eventually([&] {
+      return fleet.Log().find("Notify 4000 started") != std::string::npos;
+    })) << fleet.Log();
     app.Signal(SIGKILL);
   });
   try {
@@ -341,6 +344,19 @@ TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("server.grpc_port: 'http' from command line --server.grpc_port is not an "
                       "integer in -1..65535"),
+            std::string::npos)
+      << text;
+}
+
+TEST(AppConfig, MissingConfigFileExitsTwoWithTheProgramName) {
+  std::string log = ZooKeeperDir("app-noconfig") + ".log";
+  ChildProcess app({RPCBOOT_RICH_APP, "--config=/nonexistent/rich.yaml"}, log);
+  EXPECT_EQ(app.Wait(), 2);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string program = RPCBOOT_RICH_APP;
+  program = program.substr(program.rfind('/') + 1);
+  EXPECT_NE(text.find(program + ": config file /nonexistent/rich.yaml cannot be read"),
             std::string::npos)
       << text;
 }

@@ -145,5 +145,50 @@ TEST(Instance, IdsAreVersionFourUuids) {
   EXPECT_FALSE(IsUuidV4("6f1c2a9e-1b2c-3d3e-8f40-5a6b7c8d9e0f")) << "version 3";
 }
 
+TEST(ServingInstance, DescribesWhatTheProcessServes) {
+  Serving serving;
+  serving.app = "shop";
+  serving.address = "10.1.2.3";
+  serving.grpc_port = 9091;
+  serving.thrift_port = 9090;
+  serving.services = {"shop.ShopService", "shop.AdminService"};
+  serving.weight = 50;
+  serving.version = "2.1.0";
+  serving.zone = "b";
+  Instance self = MakeServingInstance(serving);
+  EXPECT_EQ(self.name, "shop");
+  EXPECT_EQ(self.address, "10.1.2.3");
+  EXPECT_EQ(self.port, 9091);  // the first listed protocol's
+  EXPECT_EQ(self.id.size(), 36u);
+  EXPECT_GT(self.registration_time_ms, 1700000000000);
+  EXPECT_TRUE(self.IsUp());
+  EXPECT_EQ(self.metadata.at("rpcboot.protocols"), "grpc,thrift");
+  EXPECT_EQ(self.metadata.at("rpcboot.services"), "shop.ShopService,shop.AdminService");
+  EXPECT_EQ(self.PortFor("grpc"), 9091);
+  EXPECT_EQ(self.PortFor("thrift"), 9090);
+  EXPECT_EQ(self.Weight(), 50);
+  EXPECT_EQ(self.metadata.at("rpcboot.version"), "2.1.0");
+  EXPECT_EQ(self.metadata.at("rpcboot.zone"), "b");
+  // The JSON reads back as the same instance.
+  absl::StatusOr<Instance> back = ParseInstance(ToJson(self));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->metadata, self.metadata);
+}
+
+TEST(ServingInstance, ThriftOnlyPublishesTheThriftPortAndNoZone) {
+  Serving serving;
+  serving.app = "order";
+  serving.address = "127.0.0.1";
+  serving.thrift_port = 7000;
+  serving.services = {"order.OrderService"};
+  serving.version = "1.0.0";
+  Instance self = MakeServingInstance(serving);
+  EXPECT_EQ(self.port, 7000);
+  EXPECT_EQ(self.metadata.at("rpcboot.protocols"), "thrift");
+  EXPECT_FALSE(self.PortFor("grpc").has_value());
+  EXPECT_EQ(self.metadata.count("rpcboot.zone"), 0u);
+  EXPECT_NE(MakeServingInstance(serving).id, self.id);  // a fresh id each time
+}
+
 }  // namespace
 }  // namespace rpcboot::discovery

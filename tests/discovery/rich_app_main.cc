@@ -8,8 +8,22 @@
 #include "rich_service_impl.h"
 #include "rpcboot/app.h"
 
+namespace {
+
+// Says on stderr (the test's log of this process) when a slow call has reached its handler, so
+// that a test acts on the call being in flight instead of hoping it is.
+class AnnouncingRichService final : public rpcboot::testing::RichServiceImpl {
+ public:
+  void Notify(int64_t id, const std::string& message, rich::Color color) override {
+    if (id >= 1000) std::cerr << "rich_app: Notify " << id << " started" << std::endl;
+    RichServiceImpl::Notify(id, message, color);
+  }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
-  app->Serve<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
+  app->Serve<rich::RichService>(std::make_shared<AnnouncingRichService>());
   return app->Run();
 }

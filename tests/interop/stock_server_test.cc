@@ -5,11 +5,6 @@
 #include <gtest/gtest.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
-#include <thrift/server/TThreadedServer.h>
-#include <thrift/transport/TBufferTransports.h>
-#include <thrift/transport/TServerSocket.h>
-
-#include <thread>
 
 #include "RichService.h"
 #include "common_types.rpcboot.h"
@@ -23,32 +18,7 @@ namespace {
 
 using testing::StockGrpcService;
 using testing::StockThriftHandler;
-
-template <class ProtocolFactory>
-class StockThriftServer {
- public:
-  StockThriftServer() {
-    auto socket = std::make_shared<apache::thrift::transport::TServerSocket>("127.0.0.1", 0);
-    server_ = std::make_unique<apache::thrift::server::TThreadedServer>(
-        std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>()),
-        socket, std::make_shared<apache::thrift::transport::TFramedTransportFactory>(),
-        std::make_shared<ProtocolFactory>());
-    thread_ = std::thread([this] { server_->serve(); });
-    for (int i = 0; i < 500 && socket->getPort() == 0; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    port_ = socket->getPort();
-  }
-  ~StockThriftServer() {
-    server_->stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  std::unique_ptr<apache::thrift::server::TThreadedServer> server_;
-  std::thread thread_;
-  int port_ = 0;
-};
+using testing::StockThriftServer;
 
 void CheckAgainstStockThrift(const std::shared_ptr<rich::RichService>& rich) {
   EXPECT_EQ(rich->Count(), 1);

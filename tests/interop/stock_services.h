@@ -5,10 +5,15 @@
 #define RPCBOOT_TESTS_INTEROP_STOCK_SERVICES_H_
 
 #include <grpcpp/grpcpp.h>
+#include <thrift/server/TThreadedServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TServerSocket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "RichService.h"
 #include "rich_service.grpc.pb.h"
@@ -99,6 +104,37 @@ class StockGrpcService final : public rich_pb::RichService::Service {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "stock grpc: no " + request->message());
   }
+};
+
+// thrift-compiler's stock server for StockThriftHandler: TThreadedServer, framed transport, the
+// protocol of ProtocolFactory, on 127.0.0.1 at a free port; stops when destroyed.
+template <class ProtocolFactory>
+class StockThriftServer {
+ public:
+  StockThriftServer() {
+    auto socket = std::make_shared<apache::thrift::transport::TServerSocket>("127.0.0.1", 0);
+    server_ = std::make_unique<apache::thrift::server::TThreadedServer>(
+        std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>()),
+        socket, std::make_shared<apache::thrift::transport::TFramedTransportFactory>(),
+        std::make_shared<ProtocolFactory>());
+    thread_ = std::thread([this] { server_->serve(); });
+    // TServerSocket publishes its port once it listens; serve() gets there within milliseconds.
+    for (int i = 0; i < 5000 && socket->getPort() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    port_ = socket->getPort();
+  }
+  ~StockThriftServer() {
+    server_->stop();
+    thread_.join();
+  }
+  StockThriftServer(const StockThriftServer&) = delete;
+  StockThriftServer& operator=(const StockThriftServer&) = delete;
+  int port() const { return port_; }  // 0 when it could not listen
+
+ private:
+  std::unique_ptr<apache::thrift::server::TThreadedServer> server_;
+  std::thread thread_;
+  int port_ = 0;
 };
 
 // Starts `service` on 127.0.0.1 at a free port, written to *port.

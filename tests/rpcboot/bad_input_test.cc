@@ -15,6 +15,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/codec/thrift_codec.h"
 #include "rpcboot/internal/binding_impl.h"
+#include "rpcboot/internal/socket.h"
 #include "rpcboot/server.h"
 #include "rpcboot/transport/thrift_wire.h"
 
@@ -31,7 +32,7 @@ class BadInputTest : public ::testing::Test {
     options.max_message_bytes = 64 * 1024;
     options.idle_timeout = std::chrono::milliseconds(300);
     server_ = std::make_unique<Server>(options);
-    server_->AddService<rich::RichService>(std::make_shared<testing::RichServiceImpl>());
+    server_->AddService<rich::RichService>(impl_);
     ASSERT_TRUE(server_->Start().ok());
     thrift_ = MakeClient<rich::RichService>(
         MakeThriftChannel("127.0.0.1:" + std::to_string(server_->thrift_port())));
@@ -67,12 +68,12 @@ class BadInputTest : public ::testing::Test {
   static std::string RoundTrip(int fd, std::string_view message) {
     std::string frame = Frame(message);
     EXPECT_EQ(::send(fd, frame.data(), frame.size(), 0), static_cast<ssize_t>(frame.size()));
+    internal::SetSocketTimeouts(fd, std::chrono::seconds(5));
     internal::IoError error;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     char prefix[4];
-    if (!internal::ReadFull(fd, prefix, 4, deadline, &error)) return "";
+    if (!internal::RecvFull(fd, prefix, 4, &error)) return "";
     std::string body(internal::DecodeFrameLength(prefix), '\0');
-    if (!internal::ReadFull(fd, body.data(), body.size(), deadline, &error)) return "";
+    if (!internal::RecvFull(fd, body.data(), body.size(), &error)) return "";
     return body;
   }
 
@@ -81,6 +82,7 @@ class BadInputTest : public ::testing::Test {
     EXPECT_EQ(grpc_->Mix(rich::Color::kRed, rich::Color::kRed), rich::Color::kRed);
   }
 
+  std::shared_ptr<testing::RichServiceImpl> impl_ = std::make_shared<testing::RichServiceImpl>();
   std::unique_ptr<Server> server_;
   std::shared_ptr<rich::RichService> thrift_;
   std::shared_ptr<rich::RichService> grpc_;
@@ -142,7 +144,7 @@ TEST_F(BadInputTest, WrongArgumentTypes) {
   int fd = Connect();
   // Mix(a: Color, b: Color) called with strings.
   std::string args =
-      ThriftEncode(std::tuple<std::string, std::string>("red", "blue"), ThriftProtocol::kBinary);
+      ThriftEncode(std::tuple<std::string, std::string>("red", "blue"), WireFormat::kThriftBinary);
   std::string reply = RoundTrip(fd, internal::ThriftMessage(WireFormat::kThriftBinary, "Mix",
                                                             internal::kThriftCall, 3, args));
   internal::ThriftMessageHeader header;
@@ -196,12 +198,12 @@ TEST_F(BadInputTest, ClientDisconnectsDuringACall) {
   int fd = Connect();
   std::string args = ThriftEncode(
       std::tuple<int64_t, std::string, rich::Color>(1000 + 200, "slow", rich::Color::kRed),
-      ThriftProtocol::kCompact);
+      WireFormat::kThriftCompact);
   std::string frame = Frame(internal::ThriftMessage(WireFormat::kThriftCompact, "Notify",
                                                     internal::kThriftCall, 1, args));
   ::send(fd, frame.data(), frame.size(), 0);
   ::close(fd);  // the handler finishes; the reply has nowhere to go
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(impl_->WaitNotified(1)) << "the handler ran to its end";
   ExpectStillServing();
 }
 
@@ -244,6 +246,80 @@ TEST_F(BadInputTest, GrpcUndecodableRequestIsInvalidArgument) {
   }
   ExpectStillServing();
 }
+
+// One behaviour per protocol choice: switching a client from gRPC to Thrift changes no result.
+class SameOnBothWiresTest : public BadInputTest, public ::testing::WithParamInterface<Protocol> {
+ protected:
+  std::shared_ptr<rich::RichService> Client(ChannelOptions options = {}) {
+    int port = GetParam() == Protocol::kGrpc ? server_->grpc_port() : server_->thrift_port();
+    return MakeClient<rich::RichService>(
+        MakeChannel("127.0.0.1:" + std::to_string(port), GetParam(), options));
+  }
+};
+
+TEST_P(SameOnBothWiresTest, InvalidUtf8InAStringIsInvalidArgument) {
+  try {
+    Client()->Notify(1, std::string("caf\xc3", 4), rich::Color::kRed);
+    FAIL() << "a string that is not UTF-8 was accepted";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument) << e.what();
+    EXPECT_NE(e.message().find("rich.NotifyRequest.message: string field holds invalid UTF-8"),
+              std::string::npos)
+        << e.message();
+  }
+  ExpectStillServing();
+}
+
+TEST_P(SameOnBothWiresTest, DecodeErrorsNameTheRequestAsTheProtoDoes) {
+  rich::Scalars scalars;
+  scalars.text = std::string("\xff", 1);
+  try {
+    Client()->EchoScalars(scalars);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+    // A declared struct as the request: named by the struct, on both wires.
+    EXPECT_NE(e.message().find("rich.Scalars.text: string field holds invalid UTF-8"),
+              std::string::npos)
+        << e.message();
+  }
+}
+
+TEST_P(SameOnBothWiresTest, RequestOverTheServersLimitIsResourceExhausted) {
+  rich::EchoRequest big;  // the client allows 16 MiB; this server 64 KiB
+  big.value.stamp.zone.assign(100 * 1024, 'x');
+  try {
+    Client()->Echo(big);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+  }
+  ExpectStillServing();
+  // The connection the oversized call used serves the next call too.
+  EXPECT_EQ(Client()->Mix(rich::Color::kRed, rich::Color::kRed), rich::Color::kRed);
+}
+
+TEST_P(SameOnBothWiresTest, RequestOverTheClientsLimitIsResourceExhaustedAndNotSent) {
+  ChannelOptions options;
+  options.max_message_bytes = 1024;
+  rich::EchoRequest big;
+  big.value.stamp.zone.assign(4096, 'x');
+  auto client = Client(options);
+  try {
+    client->Echo(big);
+    FAIL();
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+  }
+  EXPECT_EQ(client->Mix(rich::Color::kRed, rich::Color::kRed), rich::Color::kRed);
+}
+
+INSTANTIATE_TEST_SUITE_P(GrpcAndThrift, SameOnBothWiresTest,
+                         ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param == Protocol::kGrpc ? "Grpc"
+                                                                                  : "Thrift");
+                         });
 
 }  // namespace
 }  // namespace rpcboot

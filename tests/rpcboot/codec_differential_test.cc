@@ -187,7 +187,7 @@ void CheckProto(const T& value) {
 }
 
 template <class Protocol, class T, class Ref>
-void CheckThrift(const T& value, ThriftProtocol kind) {
+void CheckThrift(const T& value, WireFormat kind) {
   std::string ours = ThriftEncode(value, kind);
   auto in = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
       reinterpret_cast<uint8_t*>(ours.data()), static_cast<uint32_t>(ours.size()));
@@ -221,8 +221,8 @@ void RunDifferential(uint64_t seed, int iterations) {
     T value = random.Make<T>();
     SCOPED_TRACE("iteration " + std::to_string(i));
     CheckProto<T, ProtoRef>(value);
-    CheckThrift<Compact, T, ThriftRef>(value, ThriftProtocol::kCompact);
-    CheckThrift<Binary, T, ThriftRef>(value, ThriftProtocol::kBinary);
+    CheckThrift<Compact, T, ThriftRef>(value, WireFormat::kThriftCompact);
+    CheckThrift<Binary, T, ThriftRef>(value, WireFormat::kThriftBinary);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
@@ -265,10 +265,10 @@ TEST(CodecDifferential, ArgumentListsAreArgsStructsAndRequestMessages) {
     auto out = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
     Compact writer(out);
     thrift_args.write(&writer);
-    ASSERT_EQ(Hex(ThriftEncode(args, ThriftProtocol::kCompact)), Hex(out->getBufferAsString()));
+    ASSERT_EQ(Hex(ThriftEncode(args, WireFormat::kThriftCompact)), Hex(out->getBufferAsString()));
 
     std::tuple<int64_t, std::string, rich::Color> decoded;
-    ASSERT_TRUE(ThriftDecode(out->getBufferAsString(), ThriftProtocol::kCompact, &decoded).ok());
+    ASSERT_TRUE(ThriftDecode(out->getBufferAsString(), WireFormat::kThriftCompact, &decoded).ok());
     EXPECT_EQ(std::get<0>(decoded), id);
     EXPECT_EQ(std::get<1>(decoded), message);
     EXPECT_EQ(std::get<2>(decoded), color);
@@ -280,13 +280,13 @@ TEST(CodecDifferential, ArgumentListsAreArgsStructsAndRequestMessages) {
 TEST(CodecDifferential, Uint64MapKeysAboveTheSignBitKeepTheirValues) {
   rich::Containers value;
   value.bits = {{1, true}, {uint64_t{1} << 63, false}, {~uint64_t{0}, true}};
-  for (ThriftProtocol kind : {ThriftProtocol::kCompact, ThriftProtocol::kBinary}) {
+  for (WireFormat kind : {WireFormat::kThriftCompact, WireFormat::kThriftBinary}) {
     std::string ours = ThriftEncode(value, kind);
     auto in = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
         reinterpret_cast<uint8_t*>(ours.data()), static_cast<uint32_t>(ours.size()));
     auto out = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
     rich_thrift::Containers generated;
-    if (kind == ThriftProtocol::kCompact) {
+    if (kind == WireFormat::kThriftCompact) {
       Compact reader(in), writer(out);
       generated.read(&reader);
       generated.write(&writer);

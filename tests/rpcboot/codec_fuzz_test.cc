@@ -5,6 +5,7 @@
 // RPCBOOT_FUZZ_ITERATIONS to run longer.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -54,20 +55,40 @@ std::string RandomBytes(std::mt19937_64& rng) {
   return s;
 }
 
-// A decoded value must be usable: encoding it again must work.
+// Inputs each decoder accepted: [0] Thrift binary, [1] Thrift compact, [2] proto.
+using Accepted = std::array<int, 3>;
+
+// What a decoder accepts must be a value the codec can carry: encoded again and decoded again it
+// is the same value (or, for values with NaNs, which never compare equal, the same bytes).
+template <class T, class Encode, class Decode>
+void ExpectRoundTrip(const T& value, Encode encode, Decode decode) {
+  std::string again = encode(value);
+  T back{};
+  absl::Status status = decode(again, &back);
+  ASSERT_TRUE(status.ok()) << "a decoded value does not decode after encoding: " << status;
+  EXPECT_TRUE(testing::DeepEqual(value, back) || encode(back) == again)
+      << "decode(encode(decode(x))) differs from decode(x): " << testing::Hex(again) << " vs "
+      << testing::Hex(encode(back));
+}
+
 template <class T>
-void DecodeEverywhere(const std::string& bytes, int* accepted) {
-  for (ThriftProtocol p : {ThriftProtocol::kBinary, ThriftProtocol::kCompact}) {
+void DecodeEverywhere(const std::string& bytes, Accepted* accepted) {
+  for (WireFormat p : {WireFormat::kThriftBinary, WireFormat::kThriftCompact}) {
     T value{};
     if (ThriftDecode(bytes, p, &value).ok()) {
-      ++*accepted;
-      (void)ThriftEncode(value, p);
+      ++(*accepted)[p == WireFormat::kThriftBinary ? 0 : 1];
+      ExpectRoundTrip(
+          value, [p](const T& v) { return ThriftEncode(v, p); },
+          [p](const std::string& b, T* out) { return ThriftDecode(b, p, out); });
     }
   }
   T value{};
   if (ProtoDecode(bytes, &value).ok()) {
-    ++*accepted;
+    ++(*accepted)[2];
     EXPECT_EQ(ProtoEncode(value).size(), ProtoByteSize(value));
+    ExpectRoundTrip(
+        value, [](const T& v) { return ProtoEncode(v); },
+        [](const std::string& b, T* out) { return ProtoDecode(b, out); });
   }
 }
 
@@ -75,17 +96,17 @@ template <class T>
 void FuzzType(uint64_t seed) {
   std::mt19937_64 rng(seed);
   testing::Randomizer random(seed);
-  int accepted = 0;
+  Accepted accepted{};
   for (int i = 0; i < Iterations(); ++i) {
     DecodeEverywhere<T>(RandomBytes(rng), &accepted);
     T valid = random.Make<T>();
     std::string base;
     switch (i % 3) {
       case 0:
-        base = ThriftEncode(valid, ThriftProtocol::kBinary);
+        base = ThriftEncode(valid, WireFormat::kThriftBinary);
         break;
       case 1:
-        base = ThriftEncode(valid, ThriftProtocol::kCompact);
+        base = ThriftEncode(valid, WireFormat::kThriftCompact);
         break;
       default:
         base = ProtoEncode(valid);
@@ -93,8 +114,13 @@ void FuzzType(uint64_t seed) {
     }
     DecodeEverywhere<T>(Mutate(base, rng), &accepted);
   }
-  // Random proto bytes often parse as unknown fields; report how many inputs were accepted.
-  ::testing::Test::RecordProperty("accepted", accepted);
+  // The garbage reached the decoders' success paths too, not only their error paths.
+  EXPECT_GT(accepted[0], 0) << "Thrift binary accepted no input";
+  EXPECT_GT(accepted[1], 0) << "Thrift compact accepted no input";
+  EXPECT_GT(accepted[2], 0) << "proto accepted no input";
+  ::testing::Test::RecordProperty("accepted_thrift_binary", accepted[0]);
+  ::testing::Test::RecordProperty("accepted_thrift_compact", accepted[1]);
+  ::testing::Test::RecordProperty("accepted_proto", accepted[2]);
 }
 
 TEST(CodecFuzz, Everything) { FuzzType<rich::Everything>(11); }

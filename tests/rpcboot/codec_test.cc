@@ -53,7 +53,7 @@ using testing::DeepEqual;
 using testing::Hex;
 using testing::Randomizer;
 
-constexpr ThriftProtocol kThriftProtocols[] = {ThriftProtocol::kBinary, ThriftProtocol::kCompact};
+constexpr WireFormat kThriftProtocols[] = {WireFormat::kThriftBinary, WireFormat::kThriftCompact};
 
 std::string Bytes(std::initializer_list<int> bytes) {
   std::string s;
@@ -97,20 +97,23 @@ TEST(ProtoCodec, WritesNegativeZeroLikeProtoc) {
   s.level = static_cast<rich::Level>(0);
   s.f64 = -0.0;
   std::string bytes = ProtoEncode(s);
-  ASSERT_EQ(bytes.size(), 9u);
+  // f64 (field 11): tag and 8 bytes of -0.0; then level (field 16), a zero written explicitly
+  // because Scalars defaults it to LEVEL_LOW (see AZeroWhereTheDefaultIsNotZeroSurvives).
+  ASSERT_EQ(bytes.size(), 9u + 3u);
   EXPECT_EQ(static_cast<uint8_t>(bytes[0]), (11 << 3) | 1);
+  EXPECT_EQ(Hex(bytes.substr(9)), "80 01 00 ");
 }
 
 TEST(ThriftCodec, EncodesKnownCompactAndBinaryBytes) {
   // Compact: field header (delta 1, type i32 = 5), zigzag varint; then stop.
-  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact),
+  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, WireFormat::kThriftCompact),
             Bytes({0x15, 0x02, 0x15, 0x04, 0x00}));
   // Binary: type, id (i16), value (i32 big-endian); then stop.
-  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kBinary),
+  EXPECT_EQ(ThriftEncode(rich::Point{1, 2}, WireFormat::kThriftBinary),
             Bytes({0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00,
                    0x02, 0x00}));
   rich::Optionals empty;
-  EXPECT_EQ(ThriftEncode(empty, ThriftProtocol::kCompact), Bytes({0x00}))
+  EXPECT_EQ(ThriftEncode(empty, WireFormat::kThriftCompact), Bytes({0x00}))
       << "unset optionals are not written";
 }
 
@@ -118,7 +121,7 @@ TEST(ThriftCodec, WidensUnsignedTypes) {
   rich::Scalars s;
   s.u8 = 255;
   s.u64 = std::numeric_limits<uint64_t>::max();
-  for (ThriftProtocol p : kThriftProtocols) {
+  for (WireFormat p : kThriftProtocols) {
     rich::Scalars back;
     ASSERT_TRUE(ThriftDecode(ThriftEncode(s, p), p, &back).ok());
     EXPECT_EQ(back.u8, 255);
@@ -132,7 +135,7 @@ TEST(Codecs, RoundTripEveryMappedTypeOverAllProtocols) {
   Randomizer random(1);
   for (int i = 0; i < 300; ++i) {
     auto value = random.Make<rich::Everything>();
-    for (ThriftProtocol p : kThriftProtocols) {
+    for (WireFormat p : kThriftProtocols) {
       rich::Everything back;
       std::string bytes = ThriftEncode(value, p);
       ASSERT_TRUE(ThriftDecode(bytes, p, &back).ok()) << Hex(bytes);
@@ -163,7 +166,7 @@ TEST(Codecs, NegativeEnumValuesRoundTrip) {
   EXPECT_EQ(back.light, rich::Light::kOff);
   back = {};
   ASSERT_TRUE(
-      ThriftDecode(ThriftEncode(s, ThriftProtocol::kCompact), ThriftProtocol::kCompact, &back)
+      ThriftDecode(ThriftEncode(s, WireFormat::kThriftCompact), WireFormat::kThriftCompact, &back)
           .ok());
   EXPECT_EQ(back.light, rich::Light::kOff);
 }
@@ -172,7 +175,7 @@ TEST(Codecs, NegativeEnumValuesRoundTrip) {
 
 TEST(Codecs, SkipUnknownFieldsFromANewerPeer) {
   evolution::V2 v2{7, 8, "hello", {1, 2, 3}, {4, 5}, {{"k", {6, 7}}}};
-  for (ThriftProtocol p : kThriftProtocols) {
+  for (WireFormat p : kThriftProtocols) {
     evolution::OnlyA old;
     ASSERT_TRUE(ThriftDecode(ThriftEncode(v2, p), p, &old).ok());
     EXPECT_EQ(old.a, 7);
@@ -184,7 +187,7 @@ TEST(Codecs, SkipUnknownFieldsFromANewerPeer) {
 
 TEST(Codecs, MissingFieldsKeepTheirDefaults) {
   evolution::OnlyA a{5};
-  for (ThriftProtocol p : kThriftProtocols) {
+  for (WireFormat p : kThriftProtocols) {
     evolution::V1 v1;
     ASSERT_TRUE(ThriftDecode(ThriftEncode(a, p), p, &v1).ok());
     EXPECT_EQ(v1.a, 5);
@@ -194,6 +197,24 @@ TEST(Codecs, MissingFieldsKeepTheirDefaults) {
   ASSERT_TRUE(ProtoDecode(ProtoEncode(a), &v1).ok());
   EXPECT_EQ(v1.a, 5);
   EXPECT_EQ(v1.later, 42);
+}
+
+TEST(Codecs, AZeroWhereTheDefaultIsNotZeroSurvives) {
+  // later defaults to 42: a 0 the sender holds must arrive as 0, not as the receiver's default.
+  evolution::V1 zero{5, 0};
+  for (WireFormat p : kThriftProtocols) {
+    evolution::V1 back;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(zero, p), p, &back).ok());
+    EXPECT_EQ(back.later, 0);
+  }
+  std::string bytes = ProtoEncode(zero);
+  EXPECT_EQ(Hex(bytes), "08 05 10 00 ") << "written explicitly, as proto3 parsers accept";
+  evolution::V1 back;
+  ASSERT_TRUE(ProtoDecode(bytes, &back).ok());
+  EXPECT_EQ(back.later, 0);
+  EXPECT_EQ(ProtoByteSize(zero), bytes.size());
+  // A field whose default is zero is still omitted when zero, as protoc omits it.
+  EXPECT_EQ(Hex(ProtoEncode(evolution::V1{0, 42})), "10 2a ");
 }
 
 TEST(ProtoCodec, AcceptsPackedAndUnpackedRepeatedScalars) {
@@ -227,7 +248,7 @@ TEST(ProtoCodec, MapEntriesWithMissingKeyOrValueUseDefaults) {
 
 TEST(Codecs, WrongWireTypeForAKnownFieldIsAnError) {
   evolution::OnlyA a{5};
-  for (ThriftProtocol p : kThriftProtocols) {
+  for (WireFormat p : kThriftProtocols) {
     evolution::AsString s;
     auto status = ThriftDecode(ThriftEncode(a, p), p, &s);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
@@ -251,9 +272,30 @@ TEST(Codecs, ErrorsNameTheFieldPath) {
       << status;
 }
 
+TEST(Codecs, ThriftHoldsStringsToUtf8AndNamesThePathAsProtoDoes) {
+  rich::Everything e;
+  e.stamp.zone = std::string("\xc3\x28", 2);  // a lead byte without its continuation
+  for (WireFormat p : kThriftProtocols) {
+    std::string bytes = ThriftEncode(e, p);
+    rich::Everything back;
+    auto status = ThriftDecode(bytes, p, &back);
+    EXPECT_EQ(status.message(),
+              "thrift: rich.Everything.stamp.zone: string field holds invalid UTF-8")
+        << status;
+  }
+  // Bytes are bytes: any value round-trips in a std::vector<uint8_t>.
+  rich::Containers c;
+  c.blobs = {{0xff, 0xfe, 0x00}};
+  for (WireFormat p : kThriftProtocols) {
+    rich::Containers back;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(c, p), p, &back).ok());
+    EXPECT_EQ(back.blobs, c.blobs);
+  }
+}
+
 TEST(Codecs, OutOfRangeValuesAreErrors) {
   evolution::AsInt16 wide{300};
-  for (ThriftProtocol p : kThriftProtocols) {
+  for (WireFormat p : kThriftProtocols) {
     evolution::AsUint8 narrow;
     auto status = ThriftDecode(ThriftEncode(wide, p), p, &narrow);
     EXPECT_NE(status.message().find("value 300 is out of range"), std::string::npos) << status;
@@ -271,7 +313,7 @@ TEST(Codecs, EveryTruncationIsHandled) {
   Randomizer random(2);
   for (int i = 0; i < 20; ++i) {
     auto value = random.Make<rich::Everything>();
-    for (ThriftProtocol p : kThriftProtocols) {
+    for (WireFormat p : kThriftProtocols) {
       std::string bytes = ThriftEncode(value, p);
       for (std::size_t n = 0; n < bytes.size(); ++n) {
         rich::Everything back;
@@ -304,17 +346,17 @@ TEST(Codecs, HugeLengthPrefixesDoNotAllocate) {
   EXPECT_NE(status.message().find("length prefix runs past the end"), std::string::npos) << status;
   // Thrift compact: field 3 string with length 2^31 - 1.
   status = ThriftDecode(Bytes({0x38, 0xff, 0xff, 0xff, 0xff, 0x07, 'a', 0x00}),
-                        ThriftProtocol::kCompact, &stamp);
+                        WireFormat::kThriftCompact, &stamp);
   EXPECT_FALSE(status.ok());
   // Thrift binary: field 1 of Containers, list<i32> claiming 2^31 - 1 elements.
   rich::Containers c;
   status = ThriftDecode(Bytes({0x0f, 0x00, 0x01, 0x08, 0x7f, 0xff, 0xff, 0xff, 0x00}),
-                        ThriftProtocol::kBinary, &c);
+                        WireFormat::kThriftBinary, &c);
   EXPECT_FALSE(status.ok());
   // Thrift compact: a map claiming 2^31 - 1 entries.
   evolution::AsMap m;
   status = ThriftDecode(Bytes({0x1b, 0xff, 0xff, 0xff, 0xff, 0x07, 0x58, 0x00}),
-                        ThriftProtocol::kCompact, &m);
+                        WireFormat::kThriftCompact, &m);
   EXPECT_FALSE(status.ok());
 }
 
@@ -339,7 +381,7 @@ TEST(Codecs, DeepNestingIsRejected) {
   std::string thrift;
   for (int i = 0; i < 100; ++i) thrift += Bytes({0x69, 0x1c});  // field 6 list, 1 struct
   thrift += std::string(101, '\0');
-  status = ThriftDecode(thrift, ThriftProtocol::kCompact, &e);
+  status = ThriftDecode(thrift, WireFormat::kThriftCompact, &e);
   EXPECT_FALSE(status.ok());
   EXPECT_NE(status.message().find("thrift:"), std::string::npos) << status;
 }
@@ -347,21 +389,21 @@ TEST(Codecs, DeepNestingIsRejected) {
 TEST(ThriftCodec, InvalidTypeBytesAreErrorsNotUndefinedBehaviour) {
   rich::Everything e;
   // A field header whose type byte (0x35) is no Thrift type.
-  auto status = ThriftDecode(Bytes({0x35, 0x00, 0x01, 0x00}), ThriftProtocol::kBinary, &e);
+  auto status = ThriftDecode(Bytes({0x35, 0x00, 0x01, 0x00}), WireFormat::kThriftBinary, &e);
   EXPECT_NE(status.message().find("invalid Thrift type byte 53"), std::string::npos) << status;
   // The same inside an unknown field being skipped: field 99, a list whose element type is 0x80.
   status = ThriftDecode(Bytes({0x0f, 0x00, 0x63, 0x80, 0x00, 0x00, 0x00, 0x01, 0x00}),
-                        ThriftProtocol::kBinary, &e);
+                        WireFormat::kThriftBinary, &e);
   EXPECT_NE(status.message().find("invalid Thrift type byte 128"), std::string::npos) << status;
   // Compact validates type nibbles itself.
-  status = ThriftDecode(Bytes({0x1e, 0x00}), ThriftProtocol::kCompact, &e);
+  status = ThriftDecode(Bytes({0x1e, 0x00}), WireFormat::kThriftCompact, &e);
   EXPECT_FALSE(status.ok());
 }
 
 TEST(Codecs, TrailingBytesAfterAThriftStructAreAnError) {
-  std::string bytes = ThriftEncode(rich::Point{1, 2}, ThriftProtocol::kCompact) + "x";
+  std::string bytes = ThriftEncode(rich::Point{1, 2}, WireFormat::kThriftCompact) + "x";
   rich::Point p;
-  auto status = ThriftDecode(bytes, ThriftProtocol::kCompact, &p);
+  auto status = ThriftDecode(bytes, WireFormat::kThriftCompact, &p);
   EXPECT_NE(status.message().find("1 bytes left after the struct"), std::string::npos) << status;
 }
 
@@ -381,7 +423,7 @@ TEST(ProtoCodec, RejectsInvalidWireTypesAndFieldZero) {
 
 TEST(ProtoCodec, Utf8Validation) {
   auto check = [](std::string_view s) {
-    return internal::ProtoValidUtf8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    return internal::ValidUtf8(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   };
   EXPECT_TRUE(check("plain ascii text, long enough for the fast path"));
   EXPECT_TRUE(check("é日本🍕"));

@@ -168,5 +168,44 @@ TEST(Config, HelpListsEveryKey) {
   }
 }
 
+TEST(Config, HelpShowsTheDefaultsTheStructsHold) {
+  std::string help = ConfigHelp();
+  AppConfig defaults;
+  ClientConfig client;
+  for (const std::string& line :
+       {"server.idle_timeout_ms (RPCBOOT_SERVER_IDLE_TIMEOUT_MS, default " +
+            std::to_string(defaults.server.idle_timeout.count()) + ")",
+        "server.max_message_bytes (RPCBOOT_SERVER_MAX_MESSAGE_BYTES, default " +
+            std::to_string(defaults.server.max_message_bytes) + ")",
+        "registry.base_path (RPCBOOT_REGISTRY_BASE_PATH, default " + defaults.registry.base_path +
+            ")",
+        std::string("registry.fail_fast (RPCBOOT_REGISTRY_FAIL_FAST, default false)"),
+        std::string("app.name (RPCBOOT_APP_NAME, default (required))"),
+        "timeout_ms (default " + std::to_string(client.channel.default_timeout.count()) + ")",
+        std::string("protocol (default grpc)"), std::string("thrift_format (default compact)")}) {
+    EXPECT_NE(help.find(line), std::string::npos) << line << "\n" << help;
+  }
+}
+
+TEST(Config, HelpIsAskedForExplicitly) {
+  EXPECT_TRUE(WantsHelp({"--config=x.yaml", "--help"}));
+  EXPECT_TRUE(WantsHelp({"-h"}));
+  EXPECT_FALSE(WantsHelp({"--config=help"}));
+  // LoadConfig does not treat --help as anything but a bad argument.
+  absl::StatusOr<AppConfig> config = LoadConfig({"--help"}, &kNoEnv);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("'--help' is not --config=FILE"), std::string::npos)
+      << config.status();
+}
+
+TEST(Config, MissingConfigFileIsAnErrorNotHelp) {
+  absl::StatusOr<AppConfig> config = LoadConfig({"--config=/nonexistent/rpcboot.yaml"}, &kNoEnv);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(config.status().message().find("/nonexistent/rpcboot.yaml cannot be read"),
+            std::string::npos)
+      << config.status();
+}
+
 }  // namespace
 }  // namespace rpcboot

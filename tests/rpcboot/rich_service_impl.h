@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -19,16 +21,21 @@ class RichServiceImpl : public rich::RichService {
   rich::Everything Echo(const rich::EchoRequest& request) override { return request.value; }
   rich::Scalars EchoScalars(rich::Scalars scalars) override { return scalars; }
   // id < 0: an RpcError the caller must see as is; id == 0: a plain exception (INTERNAL);
-  // id == 1000 + n: sleeps n milliseconds (deadline tests).
+  // id == kHeld: the handler counts itself in (WaitEntered) and waits for Release();
+  // id == 1000 + n: sleeps n milliseconds (deadline tests: the caller gives up first).
+  static constexpr int64_t kHeld = 3;
   void Notify(int64_t id, const std::string& message, rich::Color color) override {
     if (id < 0)
       throw RpcError(StatusCode::kFailedPrecondition, "negative id " + std::to_string(id));
     if (id == 0) throw std::runtime_error("boom: " + message);
+    if (id == kHeld) Hold();
     if (id >= 1000) std::this_thread::sleep_for(std::chrono::milliseconds(id - 1000));
     if (const ServerContext* call = ServerContext::Current())
       seen_remaining_ms = call->remaining().count();
     last_color = color;
+    std::lock_guard<std::mutex> lock(latch_mu_);
     notified++;
+    latch_cv_.notify_all();
   }
   int64_t Count() override { return ++count; }
   std::vector<rich::Point> Path(const std::vector<rich::Point>& points, bool reversed) override {
@@ -59,10 +66,40 @@ class RichServiceImpl : public rich::RichService {
     return total;
   }
 
+  // True once n held handlers have started (false after 10 s: the test fails, never hangs).
+  bool WaitEntered(int n) {
+    std::unique_lock<std::mutex> lock(latch_mu_);
+    return latch_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_ >= n; });
+  }
+  // Lets every held handler, present and future, finish.
+  void Release() {
+    std::lock_guard<std::mutex> lock(latch_mu_);
+    released_ = true;
+    latch_cv_.notify_all();
+  }
+  // True once n calls of Notify have returned normally (false after 10 s).
+  bool WaitNotified(int64_t n) {
+    std::unique_lock<std::mutex> lock(latch_mu_);
+    return latch_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return notified >= n; });
+  }
+
   std::atomic<int64_t> count{0};
   std::atomic<int64_t> notified{0};
   std::atomic<rich::Color> last_color{rich::Color::kRed};
   std::atomic<int64_t> seen_remaining_ms{-1};
+
+ private:
+  void Hold() {
+    std::unique_lock<std::mutex> lock(latch_mu_);
+    ++entered_;
+    latch_cv_.notify_all();
+    latch_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return released_; });
+  }
+
+  std::mutex latch_mu_;
+  std::condition_variable latch_cv_;
+  int entered_ = 0;
+  bool released_ = false;
 };
 
 class AdminServiceImpl : public rich::AdminService {

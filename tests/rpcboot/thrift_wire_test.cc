@@ -87,7 +87,7 @@ TEST(ThriftWire, THeaderMatchesThriftsHeaderTransport) {
       writer.setSequenceNumber(77);
       THeaderFrame ours;
       ours.seqid = 77;
-      ours.protocol_id = protocol_id;
+      ours.format = protocol_id == 0 ? WireFormat::kThriftBinary : WireFormat::kThriftCompact;
       for (int h = 0; h < headers; ++h) {
         std::string key = h == 0 ? "rpcboot-timeout-ms" : "k" + std::to_string(h);
         std::string value = std::string(h * 5, 'v');
@@ -107,7 +107,7 @@ TEST(ThriftWire, THeaderMatchesThriftsHeaderTransport) {
       THeaderFrame parsed;
       ASSERT_TRUE(ParseTHeader(mine, &parsed).ok());
       EXPECT_EQ(parsed.seqid, 77);
-      EXPECT_EQ(parsed.protocol_id, protocol_id);
+      EXPECT_EQ(parsed.format, ours.format);
       std::sort(ours.headers.begin(), ours.headers.end());
       EXPECT_EQ(parsed.headers, ours.headers);
       EXPECT_EQ(mine.substr(parsed.payload_offset), payload);

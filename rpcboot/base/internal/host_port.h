@@ -1,6 +1,6 @@
 // "host:port" as rpcboot's addresses and ZooKeeper connect strings write it.
-#ifndef RPCBOOT_INTERNAL_HOST_PORT_H_
-#define RPCBOOT_INTERNAL_HOST_PORT_H_
+#ifndef RPCBOOT_BASE_INTERNAL_HOST_PORT_H_
+#define RPCBOOT_BASE_INTERNAL_HOST_PORT_H_
 
 #include <string_view>
 
@@ -23,4 +23,4 @@ inline bool IsHostPort(std::string_view s) {
 
 }  // namespace rpcboot::internal
 
-#endif  // RPCBOOT_INTERNAL_HOST_PORT_H_
+#endif  // RPCBOOT_BASE_INTERNAL_HOST_PORT_H_

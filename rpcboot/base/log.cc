@@ -1,0 +1,77 @@
+#include "rpcboot/base/log.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+namespace rpcboot {
+namespace {
+
+// RPCBOOT_LOG_LEVEL=info (default), warning or error: the least severe level written.
+LogLevel MinimumLevel() {
+  static const LogLevel level = [] {
+    const char* v = std::getenv("RPCBOOT_LOG_LEVEL");
+    if (v == nullptr) return LogLevel::kInfo;
+    if (std::strcmp(v, "warning") == 0) return LogLevel::kWarning;
+    if (std::strcmp(v, "error") == 0) return LogLevel::kError;
+    return LogLevel::kInfo;
+  }();
+  return level;
+}
+
+void WriteToStderr(LogLevel level, std::string_view message) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  const char* tag = level == LogLevel::kInfo ? "I" : level == LogLevel::kWarning ? "W" : "E";
+  // One fprintf per line: stdio locks the stream, so concurrent lines never interleave.
+  std::fprintf(stderr, "%s %s.%03lldZ rpcboot: %.*s\n", tag, stamp, static_cast<long long>(ms),
+               static_cast<int>(message.size()), message.data());
+}
+
+// The installed sink, swapped whole; never destroyed (threads may log during static exit).
+std::mutex& SinkMutex() {
+  static auto* mu = new std::mutex();
+  return *mu;
+}
+std::shared_ptr<const LogSink>& SinkSlot() {
+  static auto* slot = new std::shared_ptr<const LogSink>();
+  return *slot;
+}
+
+}  // namespace
+
+void SetLogSink(LogSink sink) {
+  auto next = sink ? std::make_shared<const LogSink>(std::move(sink)) : nullptr;
+  std::lock_guard<std::mutex> lock(SinkMutex());
+  SinkSlot() = std::move(next);
+}
+
+namespace internal {
+
+void Log(LogLevel level, std::string_view message) {
+  if (static_cast<int>(level) < static_cast<int>(MinimumLevel())) return;
+  std::shared_ptr<const LogSink> sink;
+  {
+    std::lock_guard<std::mutex> lock(SinkMutex());
+    sink = SinkSlot();
+  }
+  if (sink != nullptr) {
+    (*sink)(level, message);
+  } else {
+    WriteToStderr(level, message);
+  }
+}
+
+}  // namespace internal
+}  // namespace rpcboot

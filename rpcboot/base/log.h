@@ -1,0 +1,40 @@
+// rpcboot's log lines, and where they go.
+//
+// By default each line goes to stderr with a level and a UTC timestamp:
+//   W 2026-11-29T10:00:00.123Z rpcboot: Thrift: closing 10.0.0.7:4412: frame not completed in time
+// RPCBOOT_LOG_LEVEL=info (default), warning or error sets the least severe level written.
+//
+// A program with a logging library of its own installs a sink, and every line rpcboot writes
+// (library, discovery, transports) goes there instead, already filtered by level:
+//
+//   rpcboot::SetLogSink([](rpcboot::LogLevel level, std::string_view message) {
+//     spdlog::log(level == rpcboot::LogLevel::kError ? spdlog::level::err : ..., message);
+//   });
+//
+// Thread-safety: a sink is called from any rpcboot thread, concurrently; it must be thread-safe
+// and must not call back into rpcboot. SetLogSink may be called at any time; lines being written
+// while it runs go to the old or the new sink. The sink is copied and kept until replaced.
+#ifndef RPCBOOT_BASE_LOG_H_
+#define RPCBOOT_BASE_LOG_H_
+
+#include <functional>
+#include <string_view>
+
+namespace rpcboot {
+
+enum class LogLevel { kInfo, kWarning, kError };
+
+using LogSink = std::function<void(LogLevel level, std::string_view message)>;
+
+// Sends rpcboot's log lines to `sink`; an empty sink restores the stderr default.
+void SetLogSink(LogSink sink);
+
+namespace internal {
+
+// Writes one line at `level` (dropped below RPCBOOT_LOG_LEVEL).
+void Log(LogLevel level, std::string_view message);
+
+}  // namespace internal
+}  // namespace rpcboot
+
+#endif  // RPCBOOT_BASE_LOG_H_

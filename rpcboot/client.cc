@@ -1,0 +1,94 @@
+// The client side's shared pieces: call options in scope, the async executor, in-process
+// channels, and MakeChannel over rpcboot's address grammar. The protocol channels live in
+// rpcboot/transport/ (MakeGrpcChannel, MakeThriftChannel), lists in internal/cluster_channel.
+#include "rpcboot/client.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "rpcboot/internal/address.h"
+#include "rpcboot/internal/cluster_channel.h"
+#include "rpcboot/internal/discovery_channel.h"
+#include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/thread_pool.h"
+
+namespace rpcboot::internal {
+namespace {
+
+// Serves calls in the caller's thread through the same proto encode/decode path as gRPC, so a
+// call site behaves the same before and after it moves to RPC. Error mapping follows contract 4.
+class InProcessChannel final : public Channel {
+ public:
+  explicit InProcessChannel(std::shared_ptr<void> impl) : impl_(std::move(impl)) {}
+
+  WireFormat format() const override { return WireFormat::kProto; }
+
+  std::string Call(const MethodBinding& method, std::string_view request,
+                   const CallOptions&) override {
+    HandlerOutcome outcome = RunHandler([&] { return method.serve_proto(impl_.get(), request); });
+    if (outcome.code != StatusCode::kOk) throw RpcError(outcome.code, std::move(outcome.message));
+    return std::move(outcome.reply);
+  }
+
+ private:
+  std::shared_ptr<void> impl_;
+};
+
+}  // namespace
+}  // namespace rpcboot::internal
+
+namespace rpcboot {
+
+namespace {
+const CallOptions kDefaultCallOptions{};
+thread_local const CallOptions* current_call_options = &kDefaultCallOptions;
+}  // namespace
+
+ScopedCallOptions::ScopedCallOptions(CallOptions options)
+    : previous_(current_call_options), options_(options) {
+  current_call_options = &options_;
+}
+
+ScopedCallOptions::~ScopedCallOptions() { current_call_options = previous_; }
+
+const CallOptions& ScopedCallOptions::Current() { return *current_call_options; }
+
+namespace internal {
+void RunOnClientExecutor(std::function<void()> task) {
+  // Never destroyed: outstanding calls may still be running when static destructors run.
+  static ThreadPool* executor =
+      new ThreadPool(std::max(8, 4 * static_cast<int>(std::thread::hardware_concurrency())));
+  executor->Submit(std::move(task));
+}
+}  // namespace internal
+
+std::shared_ptr<Channel> MakeInProcessChannel(const internal::ServiceBinding& /*binding*/,
+                                              std::shared_ptr<void> impl) {
+  return std::make_shared<internal::InProcessChannel>(std::move(impl));
+}
+
+std::shared_ptr<Channel> MakeChannel(const std::string& address, Protocol protocol,
+                                     ChannelOptions options) {
+  absl::StatusOr<internal::Address> parsed = internal::ParseAddress(address);
+  if (!parsed.ok()) {
+    throw RpcError(StatusCode::kInvalidArgument, std::string(parsed.status().message()));
+  }
+  switch (parsed->kind) {
+    case internal::Address::Kind::kZooKeeper:
+      return internal::MakeZooKeeperChannel(parsed->zookeeper, protocol, std::move(options));
+    case internal::Address::Kind::kEndpoint:
+      return protocol == Protocol::kGrpc ? MakeGrpcChannel(address, options)
+                                         : MakeThriftChannel(address, options);
+    case internal::Address::Kind::kStatic:
+      break;
+  }
+  std::vector<internal::EndpointSpec> endpoints;
+  for (const std::string& endpoint : parsed->endpoints) endpoints.push_back({endpoint, endpoint});
+  auto channel = std::make_shared<internal::ClusterChannel>(address, protocol, options);
+  channel->Update(endpoints);
+  return channel;
+}
+
+}  // namespace rpcboot

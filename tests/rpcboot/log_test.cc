@@ -1,0 +1,68 @@
+// rpcboot's log lines go to a sink the program installs, from every part of the library.
+#include "rpcboot/base/log.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/server.h"
+
+namespace rpcboot {
+namespace {
+
+struct Captured {
+  std::mutex mu;
+  std::vector<std::pair<LogLevel, std::string>> lines;
+
+  bool Has(LogLevel level, const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [l, text] : lines)
+      if (l == level && text.find(part) != std::string::npos) return true;
+    return false;
+  }
+};
+
+class LogSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogSink([this](LogLevel level, std::string_view message) {
+      std::lock_guard<std::mutex> lock(captured_.mu);
+      captured_.lines.emplace_back(level, std::string(message));
+    });
+  }
+  void TearDown() override { SetLogSink(nullptr); }
+  Captured captured_;
+};
+
+TEST_F(LogSinkTest, LinesGoToTheInstalledSink) {
+  internal::Log(LogLevel::kWarning, "a warning for the sink");
+  EXPECT_TRUE(captured_.Has(LogLevel::kWarning, "a warning for the sink"));
+}
+
+TEST_F(LogSinkTest, TheServerLogsThroughTheSink) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.thrift_port = 0;
+  Server server(options);
+  server.AddService<rich::RichService>(std::make_shared<testing::RichServiceImpl>());
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_TRUE(captured_.Has(
+      LogLevel::kInfo, "Thrift listening on 127.0.0.1:" + std::to_string(server.thrift_port())));
+}
+
+TEST_F(LogSinkTest, AnEmptySinkRestoresStderr) {
+  SetLogSink(nullptr);
+  ::testing::internal::CaptureStderr();
+  internal::Log(LogLevel::kError, "back on stderr");
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("rpcboot: back on stderr"), std::string::npos) << err;
+  EXPECT_EQ(err.rfind("E ", 0), 0u) << err;
+  EXPECT_FALSE(captured_.Has(LogLevel::kError, "back on stderr"));
+}
+
+}  // namespace
+}  // namespace rpcboot
