@@ -161,9 +161,27 @@ const std::vector<Key>& Keys() {
       {"server.thrift_port", "Thrift port; 0: pick a free one; -1: no Thrift",
        IntRule<AppConfig, int>(-1, 65535,
                                [](AppConfig& c) -> int& { return c.server.thrift_port; })},
-      {"server.handler_threads", "gRPC handler threads; 0: twice the cores, at least 8",
+      {"server.handler_threads",
+       "handler threads, both protocols (handlers may block); 0: twice the cores, at least 8",
        IntRule<AppConfig, int>(0, 4096,
                                [](AppConfig& c) -> int& { return c.server.handler_threads; })},
+      {"server.max_concurrent_calls",
+       "calls queued and running at once; one more is answered RESOURCE_EXHAUSTED; 0: 64 x "
+       "handler threads",
+       IntRule<AppConfig, int>(0, 1000000,
+                               [](AppConfig& c) -> int& { return c.server.max_concurrent_calls; })},
+      {"server.io_threads", "Thrift event loops; 0: one per two cores, at least one",
+       IntRule<AppConfig, int>(0, 256, [](AppConfig& c) -> int& { return c.server.io_threads; })},
+      {"server.max_connections",
+       "Thrift: open connections at most (the oldest idle one makes room for a new one)",
+       IntRule<AppConfig, int>(1, 1000000,
+                               [](AppConfig& c) -> int& { return c.server.max_connections; })},
+      {"server.frame_timeout_ms", "Thrift: a frame must arrive, and a reply be read, within this",
+       MsRule<AppConfig>(
+           1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.frame_timeout; })},
+      {"server.grpc_max_concurrent_streams", "gRPC: concurrent calls per HTTP/2 connection",
+       IntRule<AppConfig, int>(
+           1, 100000, [](AppConfig& c) -> int& { return c.server.grpc_max_concurrent_streams; })},
       {"server.max_message_bytes", "largest request or reply",
        IntRule<AppConfig, std::size_t>(
            1024, int64_t{1} << 30,

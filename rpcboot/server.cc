@@ -1,8 +1,12 @@
 #include "rpcboot/server.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/transport/server_transport.h"
 
 namespace rpcboot {
@@ -41,6 +45,7 @@ class Server::Impl {
   ServerOptions options_;
   std::vector<internal::BoundService> services_;
   std::unique_ptr<internal::MethodTable> table_;
+  std::unique_ptr<internal::CallScheduler> scheduler_;
   std::unique_ptr<internal::ServerTransport> grpc_;
   std::unique_ptr<internal::ServerTransport> thrift_;
   bool started_ = false;
@@ -63,19 +68,29 @@ absl::Status Server::Start() {
         "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
   }
   impl_->table_ = std::make_unique<internal::MethodTable>(impl_->services_);
+  const ServerOptions& options = impl_->options_;
+  int threads = options.handler_threads > 0
+                    ? options.handler_threads
+                    : std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+  impl_->scheduler_ = std::make_unique<internal::CallScheduler>(
+      threads, options.max_concurrent_calls > 0 ? options.max_concurrent_calls : 64 * threads);
+  if (impl_->scheduler_->threads() == 0) {
+    impl_->scheduler_.reset();
+    return absl::ResourceExhaustedError("cannot start any handler thread");
+  }
   // Bind every port before serving anything, so that a failure leaves nothing half-started.
   if (impl_->options_.grpc_port >= 0) {
     impl_->grpc_ = internal::MakeGrpcServerTransport(impl_->options_);
-    if (absl::Status s = impl_->grpc_->Start(*impl_->table_); !s.ok()) {
+    if (absl::Status s = impl_->grpc_->Start(*impl_->table_, impl_->scheduler_.get()); !s.ok()) {
       impl_->grpc_.reset();
       return s;
     }
   }
   if (impl_->options_.thrift_port >= 0) {
     impl_->thrift_ = internal::MakeThriftServerTransport(impl_->options_);
-    if (absl::Status s = impl_->thrift_->Start(*impl_->table_); !s.ok()) {
+    if (absl::Status s = impl_->thrift_->Start(*impl_->table_, impl_->scheduler_.get()); !s.ok()) {
       impl_->thrift_.reset();
-      if (impl_->grpc_) impl_->grpc_->Shutdown();
+      if (impl_->grpc_) impl_->grpc_->Shutdown(std::chrono::steady_clock::now());
       impl_->grpc_.reset();
       return s;
     }
@@ -90,9 +105,20 @@ int Server::thrift_port() const { return impl_->thrift_ ? impl_->thrift_->port()
 void Server::Shutdown() {
   if (!impl_->started_) return;
   impl_->started_ = false;
-  // Both protocols stop accepting at once, then drain.
-  if (impl_->thrift_) impl_->thrift_->Shutdown();
-  if (impl_->grpc_) impl_->grpc_->Shutdown();
+  auto deadline = std::chrono::steady_clock::now() + impl_->options_.shutdown_grace;
+  // Both protocols stop taking calls at once; the calls taken run out within the grace period
+  // (what is still queued then is refused unrun); replies are written; then the ports close.
+  if (impl_->thrift_) impl_->thrift_->StopAccepting();
+  if (impl_->grpc_) impl_->grpc_->StopAccepting();
+  impl_->scheduler_->Drain(deadline);
+  // A moment past the grace period for the last replies to reach their callers.
+  auto flush =
+      std::max(deadline, std::chrono::steady_clock::now()) + std::chrono::milliseconds(500);
+  if (impl_->thrift_) impl_->thrift_->Shutdown(flush);
+  if (impl_->grpc_) impl_->grpc_->Shutdown(flush);
+  impl_->thrift_.reset();
+  impl_->grpc_.reset();
+  impl_->scheduler_.reset();
 }
 
 }  // namespace rpcboot

@@ -11,9 +11,11 @@
 //   ...
 //   server.Shutdown();   // stop accepting, finish in-flight calls within options.shutdown_grace
 //
-// Threading: handlers run concurrently on a pool of options.handler_threads threads (gRPC) and
-// on one thread per connection (Thrift); an implementation must be thread-safe. Start,
-// Shutdown and the destructor are called from one thread; the port accessors from any.
+// Threading: I/O threads (gRPC's, and options.io_threads event loops for Thrift) move bytes and
+// never run user code; handlers run on one pool of options.handler_threads threads shared by
+// both protocols, so a handler may block without stalling anything but its own call. An
+// implementation is called from many threads at once and must be thread-safe. Start, Shutdown
+// and the destructor are called from one thread; the port accessors from any.
 #ifndef RPCBOOT_SERVER_H_
 #define RPCBOOT_SERVER_H_
 
@@ -31,12 +33,26 @@ struct ServerOptions {
   std::string host = "0.0.0.0";
   int grpc_port = -1;    // -1: no gRPC; 0: pick a free port
   int thrift_port = -1;  // -1: no Thrift; 0: pick a free port
-  // Largest request or reply, in bytes (a Thrift frame, a gRPC message).
+  // Largest request or reply, in bytes (a Thrift frame, a gRPC message). A larger request is
+  // answered RESOURCE_EXHAUSTED on both protocols.
   std::size_t max_message_bytes = 16 * 1024 * 1024;
-  // gRPC handler threads; 0: twice the number of cores, at least 8.
+  // Handler threads, shared by both protocols; handlers may block. 0: max(8, 2 x cores).
   int handler_threads = 0;
-  // Thrift: a connection that sends nothing for this long is closed.
+  // Calls queued and running at once, both protocols together; one more is answered
+  // RESOURCE_EXHAUSTED at once. 0: 64 x handler threads.
+  int max_concurrent_calls = 0;
+  // Thrift: I/O threads (event loops). 0: one per two cores, at least one.
+  int io_threads = 0;
+  // Thrift: open connections at most. At the cap, a new connection replaces the oldest idle
+  // one, or is closed at once when none is idle.
+  int max_connections = 10000;
+  // Thrift: a frame must arrive whole within this of its first byte, and a reply must be read
+  // within it; otherwise the connection closes.
+  std::chrono::milliseconds frame_timeout{std::chrono::seconds(10)};
+  // Thrift: a connection with nothing in progress for this long is closed.
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  // gRPC: concurrent streams (calls) one HTTP/2 connection may open.
+  int grpc_max_concurrent_streams = 100;
   // Shutdown: how long in-flight calls may take to finish.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
 };
@@ -58,7 +74,10 @@ class Server {
   absl::Status Start();
   int grpc_port() const;    // the bound port, -1 when off
   int thrift_port() const;  // the bound port, -1 when off
-  // Stops accepting, lets in-flight calls finish within the grace period, closes. Idempotent.
+  // Stops taking calls on both protocols (new ones are refused with UNAVAILABLE before any
+  // handler runs), lets the calls already taken finish within options.shutdown_grace and
+  // writes their replies, then closes. A call still queued at the end of the grace period is
+  // answered UNAVAILABLE without running. Idempotent.
   void Shutdown();
 
  private:

@@ -1,18 +1,17 @@
 // gRPC server transport: one callback generic service serves every bound interface (no
-// generated gRPC code). Handlers run on gRPC's callback thread while few are running, and on a
-// handler thread pool beyond that, so slow handlers never block all of gRPC's own threads.
+// generated gRPC code). gRPC's threads only read the request and write the reply: every handler
+// runs on the server's CallScheduler, so handlers may block without stalling gRPC itself, and
+// admission control (max_concurrent_calls) and deadlines apply as on Thrift.
 // grpc.health.v1.Health answers on the same port.
+#include <grpc/compression.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <algorithm>
-#include <atomic>
-#include <map>
 #include <thread>
 
 #include "rpcboot/base/log.h"
-#include "rpcboot/internal/thread_pool.h"
+#include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/server_transport.h"
@@ -20,18 +19,13 @@
 namespace rpcboot::internal {
 namespace {
 
-class GrpcServerTransport;
-
-// One unary call: read the request, run the handler on the pool, write the reply and finish.
+// One unary call: read the request, hand it to the scheduler, write the reply and finish.
+// gRPC deletes nothing: the reactor deletes itself in OnDone, after Finish.
 class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  public:
   UnaryReactor(grpc::GenericCallbackServerContext* context, const MethodTable* table,
-               ThreadPool* pool, std::atomic<int>* inline_active, int inline_limit)
-      : context_(context),
-        table_(table),
-        pool_(pool),
-        inline_active_(inline_active),
-        inline_limit_(inline_limit) {
+               CallScheduler* scheduler)
+      : context_(context), table_(table), scheduler_(scheduler) {
     StartRead(&request_);
   }
 
@@ -40,18 +34,23 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rpcboot: no request message"));
       return;
     }
-    // Up to `inline_limit` handlers run right here on gRPC's callback thread (no thread hop: a
-    // cross-CPU wake-up costs ~100 us on small VMs); beyond that they go to the handler pool, so
-    // that blocking handlers never hold all of gRPC's threads.
-    std::atomic<int>* active =
-        inline_active_;  // `this` may be deleted once Handle() finishes the call
-    if (active->fetch_add(1) < inline_limit_) {
-      Handle();
-      active->fetch_sub(1);
+    route_ = table_->FindGrpc(context_->method());
+    if (route_ == nullptr) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          "rpcboot: unknown method " + context_->method()));
       return;
     }
-    active->fetch_sub(1);
-    pool_->Submit([this] { Handle(); });
+    ScheduledCall call;
+    if (context_->raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
+      call.deadline = context_->deadline();
+    }
+    deadline_ = call.deadline;
+    // `this` lives until Finish: exactly one of run and refuse calls it.
+    call.run = [this] { Handle(); };
+    call.refuse = [this](StatusCode code, std::string message) {
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(code), "rpcboot: " + message));
+    };
+    scheduler_->Submit(std::move(call));
   }
 
   void OnWriteDone(bool) override {}
@@ -59,26 +58,11 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
  private:
   void Handle() {
-    const Route* route = table_->FindGrpc(context_->method());
-    if (route == nullptr) {
-      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          "rpcboot: unknown method " + context_->method()));
-      return;
-    }
-    std::optional<ServerContext::Clock::time_point> deadline;
-    if (context_->raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
-      deadline = context_->deadline();
-      if (*deadline <= ServerContext::Clock::now()) {
-        Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                            "rpcboot: deadline passed before the handler ran"));
-        return;
-      }
-    }
-    ServerContext call("grpc", context_->peer(), deadline);
+    ServerContext call("grpc", context_->peer(), deadline_);
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
     HandlerOutcome outcome =
-        RunHandler([&] { return route->method->serve_proto(route->impl, request); });
+        RunHandler([&] { return route_->method->serve_proto(route_->impl, request); });
     if (outcome.code != StatusCode::kOk) {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
@@ -89,48 +73,46 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
   grpc::GenericCallbackServerContext* context_;
   const MethodTable* table_;
-  ThreadPool* pool_;
-  std::atomic<int>* inline_active_;
-  int inline_limit_;
+  CallScheduler* scheduler_;
+  const Route* route_ = nullptr;
+  std::optional<ServerContext::Clock::time_point> deadline_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
 };
 
 class Service final : public grpc::CallbackGenericService {
  public:
-  Service(const MethodTable* table, ThreadPool* pool)
-      : table_(table),
-        pool_(pool),
-        inline_limit_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
+  Service(const MethodTable* table, CallScheduler* scheduler)
+      : table_(table), scheduler_(scheduler) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new UnaryReactor(context, table_, pool_, &inline_active_, inline_limit_);
+    return new UnaryReactor(context, table_, scheduler_);
   }
 
  private:
   const MethodTable* table_;
-  ThreadPool* pool_;
-  std::atomic<int> inline_active_{0};
-  int inline_limit_;
+  CallScheduler* scheduler_;
 };
 
 class GrpcServerTransport final : public ServerTransport {
  public:
   explicit GrpcServerTransport(const ServerOptions& options) : options_(options) {}
-  ~GrpcServerTransport() override { Shutdown(); }
+  ~GrpcServerTransport() override { Shutdown(std::chrono::steady_clock::now()); }
 
-  absl::Status Start(const MethodTable& table) override {
-    int threads = options_.handler_threads > 0
-                      ? options_.handler_threads
-                      : std::max(8, 2 * static_cast<int>(std::thread::hardware_concurrency()));
-    pool_ = std::make_unique<ThreadPool>(threads);
-    service_ = std::make_unique<Service>(&table, pool_.get());
+  absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
+    service_ = std::make_unique<Service>(&table, scheduler);
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                               options_.grpc_max_concurrent_streams);
+    // Compressed requests are refused before they are inflated (a small gzip bomb would
+    // otherwise be inflated in full before the size limit applies).
+    builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+    builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
     builder.RegisterCallbackGenericService(service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
@@ -145,21 +127,31 @@ class GrpcServerTransport final : public ServerTransport {
 
   int port() const override { return port_; }
 
-  void Shutdown() override {
-    if (server_ == nullptr) return;
+  void StopAccepting() override {
+    if (server_ == nullptr || stopping_.joinable()) return;
     if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
-    // Stops accepting; in-flight calls may finish until the deadline, then are cancelled.
-    server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
+    // grpc::Server::Shutdown stops new calls at once and waits for those in flight, which the
+    // scheduler finishes (or refuses) during its drain; it blocks, so it runs beside the drain.
+    // Its own deadline is far: the drain, not gRPC, decides when a call is given up.
+    stopping_ = std::thread([this] {
+      server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace +
+                        std::chrono::seconds(2));
+    });
+  }
+
+  void Shutdown(std::chrono::steady_clock::time_point) override {
+    if (server_ == nullptr) return;
+    StopAccepting();
+    stopping_.join();
     server_->Wait();
-    pool_.reset();  // runs what is queued, joins
     server_.reset();
   }
 
  private:
   ServerOptions options_;
-  std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::thread stopping_;
   int port_ = 0;
 };
 

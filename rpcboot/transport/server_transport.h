@@ -3,6 +3,7 @@
 #ifndef RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 #define RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,13 +47,23 @@ class MethodTable {
   std::map<std::string, Route, std::less<>> grpc_;
 };
 
+class CallScheduler;
+
+// A protocol's server side. Transports move bytes: they decode framing, hand calls to the
+// scheduler (which runs handlers) and write what comes back; they never run user code on their
+// own threads.
 class ServerTransport {
  public:
   virtual ~ServerTransport() = default;
-  // Binds the port and starts serving the methods of `table` (which outlives the transport).
-  virtual absl::Status Start(const MethodTable& table) = 0;
+  // Binds the port and starts serving the methods of `table` through `scheduler` (both outlive
+  // the transport).
+  virtual absl::Status Start(const MethodTable& table, CallScheduler* scheduler) = 0;
   virtual int port() const = 0;
-  virtual void Shutdown() = 0;
+  // Takes no new connections or calls; calls already taken go on. Returns at once.
+  virtual void StopAccepting() = 0;
+  // Writes the replies of finished calls (until `deadline`), then closes everything. Called
+  // after the scheduler has drained. Idempotent.
+  virtual void Shutdown(std::chrono::steady_clock::time_point deadline) = 0;
 };
 
 std::unique_ptr<ServerTransport> MakeGrpcServerTransport(const ServerOptions& options);

@@ -1,25 +1,42 @@
-// Thrift server transport: framed messages on a plain TCP socket, one thread per connection
-// (170k calls/s on a 2-core machine in the design card's measurements, ahead of the libevent
-// server). Compact and binary are detected per message and answered in kind. Several services
-// on one port use the multiplexed protocol's "<full service name>:<method>" message names; a
-// plain method name works when it is unambiguous.
+// Thrift server transport: framed messages (compact or binary, plain or THeader, multiplexed or
+// not) on an event-driven core. A few I/O threads, each an epoll loop, own the sockets: they
+// accept, read frames as bytes arrive (a frame's buffer grows with the bytes received; the
+// declared length is only a limit), parse message headers and answer what needs no handler
+// (unknown method, wrong message type, a frame over the size limit, a deadline already passed).
+// Calls go to the server's CallScheduler, whose handler threads run user code and post the reply
+// back to the connection's loop, which writes it. One call per connection is in flight at a time
+// (Thrift clients wait for each reply); oneway calls do not hold the connection.
+//
+// Limits, each enforced before the resource is spent: max_connections (at the cap the loop
+// closes its oldest idle connection for the newcomer, or refuses it), a frame must be complete
+// within frame_timeout of its first byte, a connection with nothing in progress closes after
+// idle_timeout, a reply the peer does not read closes the connection after frame_timeout.
+// Running out of file descriptors or memory fails one connection, never the process.
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
-#include <list>
-#include <map>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
+#include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/server_transport.h"
@@ -28,290 +45,833 @@
 namespace rpcboot::internal {
 namespace {
 
-constexpr int kMaxConnections = 4096;
+using SteadyClock = std::chrono::steady_clock;
+
 // Of a frame over the size limit, the bytes read to find the call it carries.
 constexpr std::size_t kOversizedHead = 4096;
+// Bytes read from one socket per readiness event before the loop serves the others.
+constexpr std::size_t kReadBudget = 1 << 20;
+constexpr auto kScanInterval = std::chrono::milliseconds(100);
+
+// "shop.ShopService:GetShop" -> "GetShop": replies carry the plain method name, as Thrift's
+// TMultiplexedProcessor answers; a thrift-compiler client skips a reply of any other name.
+std::string_view ReplyName(std::string_view name) {
+  std::size_t colon = name.find(':');
+  return colon == std::string_view::npos ? name : name.substr(colon + 1);
+}
+
+// Names from the network, made safe for one log line: control bytes escaped, length bounded.
+std::string Printable(std::string_view name) {
+  std::string out;
+  for (unsigned char c : name.substr(0, 128)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += absl::StrCat("\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  if (name.size() > 128) out += "...";
+  return out;
+}
+
+std::string Framed(const THeaderFrame* theader, std::string message);
+
+class Loop;
+
+// One client connection. Its I/O state belongs to its loop's thread; a handler thread holds a
+// shared_ptr only to post the reply back through the loop.
+struct Connection {
+  int fd = -1;
+  std::string peer;
+  Loop* loop = nullptr;
+  std::string in;          // received, not yet consumed: the current frame so far
+  std::size_t skip = 0;    // of an oversized frame: bytes still to drop
+  std::string skip_reply;  // its answer, sent once the frame has been dropped
+  std::string out;         // reply bytes not yet written
+  std::size_t out_sent = 0;
+  bool call_in_flight = false;
+  bool closed = false;
+  uint32_t events = 0;                  // registered with epoll
+  SteadyClock::time_point frame_start;  // first byte of the frame being read
+  SteadyClock::time_point write_start;  // first byte of the reply being written
+  SteadyClock::time_point last_active;
+};
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+class ThriftServerTransport;
+
+// One I/O thread: an epoll loop over its connections (and, for loop 0, the listening socket).
+class Loop {
+ public:
+  Loop(ThriftServerTransport* server, int index) : server_(server), index_(index) {}
+  ~Loop();
+
+  absl::Status Init();
+  void Run();
+
+  // From any thread: a new connection for this loop (over_cap: only if an idle one can go).
+  void Adopt(int fd, std::string peer, bool over_cap);
+  // From a handler thread (or the loop itself): the reply of `conn`'s call; empty for none.
+  void PostReply(const ConnectionPtr& conn, std::string reply);
+  // From any thread: stop taking frames, close idle connections, and (finally) stop.
+  void PostDrain();
+  void PostStop();
+  // Connections with a call or a reply still in progress (read by Shutdown's wait).
+  int busy() const { return busy_.load(); }
+  int index() const { return index_; }
+
+  void WatchListener(int listen_fd);
+  void UnwatchListener();
+
+ private:
+  struct Inbox {
+    std::vector<std::pair<int, std::string>> adopt;
+    std::vector<std::pair<int, std::string>> adopt_over_cap;
+    std::vector<std::pair<ConnectionPtr, std::string>> replies;
+    bool drain = false;
+    bool stop = false;
+  };
+
+  void Wake();
+  void TakeInbox();
+  void Register(int fd, std::string peer);
+  bool EvictOldestIdle();
+  void OnReadable(const ConnectionPtr& conn);
+  void OnWritable(const ConnectionPtr& conn);
+  void ProcessInput(const ConnectionPtr& conn);
+  void HandleFrame(const ConnectionPtr& conn, std::string frame);
+  void QueueReply(const ConnectionPtr& conn, std::string reply);
+  void Flush(const ConnectionPtr& conn);
+  void SetEvents(const ConnectionPtr& conn, uint32_t events);
+  void UpdateEvents(const ConnectionPtr& conn);
+  void Close(const ConnectionPtr& conn, std::string_view why, LogLevel level);
+  void Answer(const ConnectionPtr& conn, const THeaderFrame* theader, WireFormat format,
+              std::string_view name, int32_t seqid, StatusCode code, std::string_view message);
+  void Scan(SteadyClock::time_point now);
+  void Accept();
+
+  ThriftServerTransport* const server_;
+  const int index_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int listen_fd_ = -1;
+  std::mutex inbox_mu_;
+  Inbox inbox_;
+  std::atomic<bool> wake_pending_{false};
+  std::unordered_map<int, ConnectionPtr> connections_;  // by descriptor; loop thread only
+  std::atomic<int> busy_{0};
+  bool draining_ = false;
+  bool stopping_ = false;
+};
 
 class ThriftServerTransport final : public ServerTransport {
  public:
   explicit ThriftServerTransport(const ServerOptions& options) : options_(options) {}
-  ~ThriftServerTransport() override { Shutdown(); }
+  ~ThriftServerTransport() override { Shutdown(SteadyClock::now()); }
 
-  absl::Status Start(const MethodTable& table) override {
+  absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
     table_ = &table;
+    scheduler_ = scheduler;
     absl::StatusOr<int> fd = Listen(options_.host, options_.thrift_port, &port_);
-    if (!fd.ok())
+    if (!fd.ok()) {
       return absl::Status(fd.status().code(), absl::StrCat("Thrift: ", fd.status().message()));
+    }
     listen_fd_ = *fd;
-    running_ = true;
-    acceptor_ = std::thread([this] { Accept(); });
-    Log(LogLevel::kInfo, absl::StrCat("Thrift listening on ", options_.host, ":", port_));
+    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    // A descriptor held back for the moment the process runs out: closing it lets accept()
+    // take a connection off the backlog to close it, instead of spinning on EMFILE.
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int io_threads = options_.io_threads > 0
+                         ? options_.io_threads
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+    for (int i = 0; i < io_threads; ++i) {
+      loops_.push_back(std::make_unique<Loop>(this, i));
+      if (absl::Status s = loops_.back()->Init(); !s.ok()) {
+        loops_.clear();
+        ::close(listen_fd_);
+        return s;
+      }
+    }
+    loops_.front()->WatchListener(listen_fd_);
+    for (auto& loop : loops_) {
+      try {
+        threads_.emplace_back([l = loop.get()] { l->Run(); });
+      } catch (const std::system_error& e) {
+        for (std::size_t i = 0; i < threads_.size(); ++i) loops_[i]->PostStop();
+        for (std::thread& t : threads_) t.join();
+        threads_.clear();
+        loops_.clear();
+        ::close(listen_fd_);
+        return absl::ResourceExhaustedError(
+            absl::StrCat("Thrift: cannot start an I/O thread: ", e.what()));
+      }
+    }
+    Log(LogLevel::kInfo, absl::StrCat("Thrift listening on ", options_.host, ":", port_,
+                                      " (I/O threads: ", io_threads, ")"));
     return absl::OkStatus();
   }
 
   int port() const override { return port_; }
 
-  void Shutdown() override {
-    if (!running_.exchange(false)) return;
-    ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-    acceptor_.join();
-    ::close(listen_fd_);
-    // Idle connections wake up and close; a connection in the middle of a call finishes it and
-    // writes the reply first. Handlers get the grace period.
-    std::list<Connection> connections;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (Connection& c : connections_) ::shutdown(c.fd, SHUT_RD);
-      connections.swap(connections_);
+  void StopAccepting() override {
+    if (loops_.empty() || accepting_stopped_.exchange(true)) return;
+    loops_.front()->UnwatchListener();
+    for (auto& loop : loops_) loop->PostDrain();
+  }
+
+  void Shutdown(SteadyClock::time_point deadline) override {
+    if (loops_.empty()) return;
+    StopAccepting();
+    // Replies of calls that finished are written before the sockets close.
+    while (SteadyClock::now() < deadline) {
+      int busy = 0;
+      for (auto& loop : loops_) busy += loop->busy();
+      if (busy == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    auto deadline = std::chrono::steady_clock::now() + options_.shutdown_grace;
-    for (Connection& c : connections) {
-      while (!c.done->load() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      if (!c.done->load()) {
-        Log(LogLevel::kWarning,
-            "Thrift: a call outlived the shutdown grace period; closing its connection");
-        ::shutdown(c.fd, SHUT_RDWR);
-      }
-      c.thread.join();
-    }
+    for (auto& loop : loops_) loop->PostStop();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+    loops_.clear();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+    if (spare_fd_ >= 0) ::close(spare_fd_);
+    spare_fd_ = -1;
+  }
+
+  // Loop 0 accepted `fd`: give it to a loop, round robin.
+  void Assign(int fd, std::string peer) {
+    Loop* loop = loops_[next_loop_++ % loops_.size()].get();
+    bool over_cap = connections_.load() >= options_.max_connections;
+    loop->Adopt(fd, std::move(peer), over_cap);
+  }
+
+  // Out of descriptors: accept one connection with the spare and close it at once.
+  void ShedOneConnection(int listen_fd) {
+    if (spare_fd_ < 0) return;
+    ::close(spare_fd_);
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) ::close(fd);
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+
+  const ServerOptions& options() const { return options_; }
+  const MethodTable& table() const { return *table_; }
+  CallScheduler& scheduler() { return *scheduler_; }
+  std::atomic<int>& connections() { return connections_; }
+
+  // At most one log line per second for floods (refusals, descriptor exhaustion).
+  bool ShouldLogFlood() {
+    auto now = SteadyClock::now().time_since_epoch().count();
+    auto last = last_flood_log_.load();
+    if (now - last < std::chrono::nanoseconds(std::chrono::seconds(1)).count()) return false;
+    return last_flood_log_.compare_exchange_strong(last, now);
   }
 
  private:
-  struct Connection {
-    int fd;
-    std::shared_ptr<std::atomic<bool>> done;
-    std::thread thread;
-  };
-
-  void Accept() {
-    while (running_) {
-      sockaddr_storage addr{};
-      socklen_t len = sizeof addr;
-      int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (!running_) return;
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        Log(LogLevel::kWarning, absl::StrCat("Thrift: accept failed: ", std::strerror(errno)));
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        continue;
-      }
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      std::lock_guard<std::mutex> lock(mu_);
-      Reap();
-      if (connections_.size() >= kMaxConnections) {
-        Log(LogLevel::kWarning, "Thrift: connection limit reached; refusing " + PeerName(addr));
-        ::close(fd);
-        continue;
-      }
-      auto done = std::make_shared<std::atomic<bool>>(false);
-      std::string peer = PeerName(addr);
-      connections_.push_back(Connection{fd, done, std::thread([this, fd, done, peer] {
-                                          Serve(fd, peer);
-                                          ::close(fd);
-                                          done->store(true);
-                                        })});
-    }
-  }
-
-  // Joins finished connection threads. Called with mu_ held.
-  void Reap() {
-    for (auto it = connections_.begin(); it != connections_.end();) {
-      if (it->done->load()) {
-        it->thread.join();
-        it = connections_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-
-  void Serve(int fd, const std::string& peer) {
-    // Blocking reads bounded by the idle timeout: one system call per read, as in TSocket.
-    SetSocketTimeouts(fd, options_.idle_timeout);
-    std::string frame;
-    std::string reply;
-    while (running_) {
-      IoError error = IoError::kNone;
-      char prefix[4];
-      if (!RecvFull(fd, prefix, 4, &error)) {
-        if (error == IoError::kTimeout) {
-          Log(LogLevel::kInfo, absl::StrCat("Thrift: closing ", peer, ": idle for ",
-                                            options_.idle_timeout.count(), " ms"));
-        } else if (error == IoError::kFailed) {
-          Log(LogLevel::kWarning, "Thrift: " + peer + ": cannot read a frame length");
-        }
-        return;
-      }
-      uint32_t length = DecodeFrameLength(prefix);
-      if (length == 0) {
-        Log(LogLevel::kWarning, "Thrift: closing " + peer + ": empty frame");
-        return;
-      }
-      // Over the limit: read only the head (never the declared length), answer
-      // RESOURCE_EXHAUSTED as the gRPC side does, and skip the rest of the frame.
-      const bool oversized = length > options_.max_message_bytes;
-      const std::size_t take = oversized ? std::min<std::size_t>(length, kOversizedHead) : length;
-      frame.resize(take);
-      if (!RecvFull(fd, frame.data(), take, &error)) {
-        Log(LogLevel::kWarning,
-            absl::StrCat("Thrift: closing ", peer, ": ",
-                         error == IoError::kTimeout ? "frame not completed in time"
-                                                    : "disconnected in the middle of a frame"));
-        return;
-      }
-      if (oversized) {
-        if (!AnswerOversized(fd, peer, frame, length)) return;
-        continue;
-      }
-      reply.clear();
-      if (IsTHeaderFrame(frame)) {
-        // THeader: unwrap, serve the message inside with the caller's deadline, answer in kind.
-        THeaderFrame header;
-        if (absl::Status s = ParseTHeader(frame, &header); !s.ok()) {
-          Log(LogLevel::kWarning, absl::StrCat("Thrift: closing ", peer, ": ", s.message()));
-          return;
-        }
-        std::optional<ServerContext::Clock::time_point> deadline;
-        for (const auto& [key, value] : header.headers) {
-          char* end = nullptr;
-          long long ms = key == kTimeoutHeader ? std::strtoll(value.c_str(), &end, 10) : -1;
-          if (ms >= 0 && end != nullptr && *end == '\0') {
-            deadline = ServerContext::Clock::now() + std::chrono::milliseconds(ms);
-          }
-        }
-        std::string message;
-        if (!Handle(std::string_view(frame).substr(header.payload_offset), peer, deadline,
-                    &message))
-          return;
-        if (message.empty()) continue;  // oneway
-        header.headers.clear();
-        reply = std::string(4, '\0') + WrapTHeader(header, message);
-      } else {
-        if (!Handle(frame, peer, std::nullopt, &reply)) return;
-        if (reply.empty()) continue;  // oneway
-        reply.insert(0, 4, '\0');
-      }
-      EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
-      if (!SendFull(fd, reply, &error)) {
-        Log(LogLevel::kWarning, "Thrift: " + peer + ": could not write a reply; client gone");
-        return;
-      }
-    }
-  }
-
-  // A frame of `length` bytes over the limit, of which `head` was read: answers the call it
-  // carries with RESOURCE_EXHAUSTED (in the frame's own format), reading and dropping the rest
-  // in small pieces. Returns false when the connection must close: the head is not a Thrift
-  // call (a client without framed transport), or the rest does not arrive.
-  bool AnswerOversized(int fd, const std::string& peer, std::string_view head, uint32_t length) {
-    std::string what = absl::StrCat("request of ", length, " bytes exceeds the server's limit of ",
-                                    options_.max_message_bytes, " (server.max_message_bytes)");
-    THeaderFrame theader;
-    bool is_theader = IsTHeaderFrame(head);
-    std::string_view message = head;
-    if (is_theader) {
-      if (!ParseTHeader(head, &theader).ok()) return CloseOversized(peer, length);
-      message = head.substr(theader.payload_offset);
-    }
-    ThriftMessageHeader header;
-    if (!ParseThriftHeader(message, &header).ok() ||
-        (header.type != kThriftCall && header.type != kThriftOneway)) {
-      return CloseOversized(peer, length);
-    }
-    Log(LogLevel::kWarning, "Thrift: " + peer + ": " + what);
-    char scratch[16384];
-    IoError error = IoError::kNone;
-    for (std::size_t left = length - head.size(); left > 0;) {
-      std::size_t n = std::min(left, sizeof scratch);
-      if (!RecvFull(fd, scratch, n, &error)) return false;
-      left -= n;
-    }
-    if (header.type == kThriftOneway) return true;
-    std::string reply =
-        ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid,
-                      ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what));
-    if (is_theader) {
-      theader.headers.clear();
-      reply = WrapTHeader(theader, reply);
-    }
-    reply.insert(0, 4, '\0');
-    EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
-    return SendFull(fd, reply, &error);
-  }
-
-  bool CloseOversized(const std::string& peer, uint32_t length) {
-    Log(LogLevel::kWarning,
-        absl::StrCat("Thrift: closing ", peer, ": frame of ", length, " bytes (limit ",
-                     options_.max_message_bytes, "; is the client using framed transport?)"));
-    return false;
-  }
-
-  // Fills *reply with the reply message, or leaves it empty for a oneway call. Returns false
-  // when the connection must close (not Thrift at all).
-  bool Handle(std::string_view frame, const std::string& peer,
-              std::optional<ServerContext::Clock::time_point> deadline, std::string* reply) {
-    ThriftMessageHeader header;
-    if (absl::Status s = ParseThriftHeader(frame, &header); !s.ok()) {
-      Log(LogLevel::kWarning, absl::StrCat("Thrift: closing ", peer, ": ", s.message()));
-      return false;
-    }
-    // Replies carry the plain method name, as Thrift's TMultiplexedProcessor answers: a
-    // thrift-compiler client skips a reply of any other name and waits for the next frame.
-    const std::string_view reply_name = ReplyName(header.name);
-    if (header.type != kThriftCall && header.type != kThriftOneway) {
-      *reply = ThriftMessage(header.format, reply_name, kThriftException, header.seqid,
-                             ThriftApplicationException(header.format, kThriftInvalidMessageType,
-                                                        "rpcboot: expected a call message"));
-      return true;
-    }
-    const Route* target = table_->FindThrift(header.name);
-    if (target == nullptr) {
-      Log(LogLevel::kInfo, "Thrift: " + peer + " called unknown method '" + header.name + "'");
-      if (header.type == kThriftCall) {
-        *reply = ThriftMessage(
-            header.format, reply_name, kThriftException, header.seqid,
-            ThriftApplicationException(header.format, kThriftUnknownMethod,
-                                       "rpcboot: unknown method '" + header.name + "'"));
-      }
-      return true;
-    }
-    if (deadline && *deadline <= ServerContext::Clock::now()) {
-      *reply = ThriftMessage(header.format, reply_name, kThriftReply, header.seqid,
-                             ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
-                                               "rpcboot: deadline passed before the handler ran"));
-      return true;
-    }
-    ServerContext call("thrift", peer, deadline);
-    ServerContext::Scope scope(&call);
-    std::string_view body = frame.substr(header.body_offset);
-    HandlerOutcome outcome =
-        RunHandler([&] { return target->method->serve_thrift(target->impl, header.format, body); });
-    if (header.type == kThriftOneway) return true;
-    if (outcome.code != StatusCode::kOk) {
-      outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
-    }
-    *reply = ThriftMessage(header.format, reply_name, kThriftReply, header.seqid, outcome.reply);
-    return true;
-  }
-
-  // "shop.ShopService:GetShop" -> "GetShop"; a plain name is returned as it is.
-  static std::string_view ReplyName(std::string_view name) {
-    std::size_t colon = name.find(':');
-    return colon == std::string_view::npos ? name : name.substr(colon + 1);
-  }
-
-  ServerOptions options_;
+  const ServerOptions options_;
   const MethodTable* table_ = nullptr;
-  std::atomic<bool> running_{false};
+  CallScheduler* scheduler_ = nullptr;
   int listen_fd_ = -1;
+  int spare_fd_ = -1;
   int port_ = 0;
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::list<Connection> connections_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> connections_{0};
+  std::atomic<bool> accepting_stopped_{false};
+  std::atomic<int64_t> last_flood_log_{0};
+  std::size_t next_loop_ = 0;  // loop 0's thread only
 };
+
+// ---- Loop ----
+
+Loop::~Loop() {
+  for (auto& [fd, conn] : connections_) {
+    ::close(fd);
+    conn->closed = true;
+    server_->connections().fetch_sub(1);
+  }
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  for (auto* list : {&inbox_.adopt, &inbox_.adopt_over_cap}) {
+    for (auto& [fd, peer] : *list) {
+      ::close(fd);
+      server_->connections().fetch_sub(1);
+    }
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+absl::Status Loop::Init() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Thrift: cannot create an event loop: ", std::strerror(errno)));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  return absl::OkStatus();
+}
+
+void Loop::WatchListener(int listen_fd) {
+  listen_fd_ = listen_fd;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listen_fd;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd, &ev);
+}
+
+void Loop::UnwatchListener() {
+  // epoll_ctl is safe from any thread: no accept event is reported after this returns.
+  if (listen_fd_ >= 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+}
+
+void Loop::Wake() {
+  if (wake_pending_.exchange(true)) return;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Loop::Adopt(int fd, std::string peer, bool over_cap) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    (over_cap ? inbox_.adopt_over_cap : inbox_.adopt).emplace_back(fd, std::move(peer));
+  }
+  Wake();
+}
+
+void Loop::PostReply(const ConnectionPtr& conn, std::string reply) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.replies.emplace_back(conn, std::move(reply));
+  }
+  Wake();
+}
+
+void Loop::PostDrain() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.drain = true;
+  }
+  Wake();
+}
+
+void Loop::PostStop() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.stop = true;
+  }
+  Wake();
+}
+
+void Loop::Run() {
+  std::vector<epoll_event> events(256);
+  auto next_scan = SteadyClock::now() + kScanInterval;
+  while (!stopping_) {
+    int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                         static_cast<int>(kScanInterval.count()));
+    if (n < 0 && errno != EINTR) {
+      Log(LogLevel::kError, absl::StrCat("Thrift: epoll_wait: ", std::strerror(errno)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (int i = 0; i < n && !stopping_; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        wake_pending_.store(false);
+        TakeInbox();
+      } else if (fd == listen_fd_) {
+        Accept();
+      } else if (auto it = connections_.find(fd); it != connections_.end()) {
+        ConnectionPtr conn = it->second;  // alive through this event
+        if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+          // Gone both ways. Still read what arrived (a last call from a client that closed)
+          // unless a call is running: its reply has nowhere to go.
+          if (!conn->call_in_flight) OnReadable(conn);
+          if (!conn->call_in_flight && !conn->out.empty()) Flush(conn);
+          Close(conn, "", LogLevel::kInfo);
+          continue;
+        }
+        if (events[i].events & EPOLLOUT) OnWritable(conn);
+        if (!conn->closed && (events[i].events & EPOLLIN)) OnReadable(conn);
+      }
+    }
+    auto now = SteadyClock::now();
+    if (now >= next_scan) {
+      Scan(now);
+      next_scan = now + kScanInterval;
+    }
+  }
+}
+
+void Loop::TakeInbox() {
+  Inbox taken;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    std::swap(taken, inbox_);
+  }
+  for (auto& [fd, peer] : taken.adopt) {
+    if (draining_) {
+      ::close(fd);
+      server_->connections().fetch_sub(1);
+    } else {
+      Register(fd, std::move(peer));
+    }
+  }
+  for (auto& [fd, peer] : taken.adopt_over_cap) {
+    if (!draining_ && EvictOldestIdle()) {
+      Register(fd, std::move(peer));
+    } else {
+      if (server_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("Thrift: refusing ", peer, ": ", server_->options().max_connections,
+                         " connections open and none idle (server.max_connections)"));
+      }
+      ::close(fd);
+      server_->connections().fetch_sub(1);
+    }
+  }
+  for (auto& [conn, reply] : taken.replies) {
+    if (conn->call_in_flight) {
+      conn->call_in_flight = false;
+      busy_.fetch_sub(1);
+    }
+    if (conn->closed) continue;
+    conn->last_active = SteadyClock::now();
+    if (!conn->in.empty()) conn->frame_start = conn->last_active;  // waited on the call
+    if (!reply.empty()) QueueReply(conn, std::move(reply));
+    if (conn->closed) continue;
+    if (draining_ && conn->out.empty()) {
+      Close(conn, "", LogLevel::kInfo);
+      continue;
+    }
+    UpdateEvents(conn);
+    if (!draining_) ProcessInput(conn);  // frames that arrived while the call ran
+  }
+  if (taken.drain && !draining_) {
+    draining_ = true;
+    std::vector<ConnectionPtr> idle;
+    for (auto& [fd, conn] : connections_) {
+      if (!conn->call_in_flight && conn->out.empty()) idle.push_back(conn);
+    }
+    for (const ConnectionPtr& conn : idle) Close(conn, "", LogLevel::kInfo);
+  }
+  if (taken.stop) stopping_ = true;
+}
+
+void Loop::Register(int fd, std::string peer) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ConnectionPtr conn;
+  try {
+    conn = std::make_shared<Connection>();
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    server_->connections().fetch_sub(1);
+    return;
+  }
+  conn->fd = fd;
+  conn->peer = std::move(peer);
+  conn->loop = this;
+  conn->last_active = SteadyClock::now();
+  connections_.emplace(fd, conn);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    Close(conn, absl::StrCat("cannot watch it: ", std::strerror(errno)), LogLevel::kWarning);
+    return;
+  }
+  conn->events = EPOLLIN;
+}
+
+bool Loop::EvictOldestIdle() {
+  ConnectionPtr oldest;
+  for (auto& [fd, conn] : connections_) {
+    if (conn->call_in_flight || !conn->out.empty() || !conn->in.empty() || conn->skip > 0) continue;
+    if (oldest == nullptr || conn->last_active < oldest->last_active) oldest = conn;
+  }
+  if (oldest == nullptr) return false;
+  Close(oldest, "closed for a new connection: server.max_connections reached, this one idle",
+        LogLevel::kInfo);
+  return true;
+}
+
+void Loop::Accept() {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EMFILE || errno == ENFILE) {
+        if (server_->ShouldLogFlood()) {
+          Log(LogLevel::kWarning, "Thrift: out of file descriptors; refusing connections");
+        }
+        server_->ShedOneConnection(listen_fd_);
+        return;
+      }
+      if (server_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning, absl::StrCat("Thrift: accept failed: ", std::strerror(errno)));
+      }
+      return;
+    }
+    server_->connections().fetch_add(1);
+    server_->Assign(fd, PeerName(addr));
+  }
+}
+
+void Loop::OnReadable(const ConnectionPtr& conn) {
+  if (conn->call_in_flight || conn->closed) return;
+  thread_local char buffer[64 * 1024];
+  std::size_t budget = kReadBudget;
+  while (budget > 0 && !conn->closed && !conn->call_in_flight) {
+    ssize_t got = ::recv(conn->fd, buffer, sizeof buffer, 0);
+    if (got > 0) {
+      budget -= std::min(budget, static_cast<std::size_t>(got));
+      conn->last_active = SteadyClock::now();
+      std::size_t take = static_cast<std::size_t>(got);
+      const char* data = buffer;
+      // An oversized frame's tail is dropped as it arrives, never kept.
+      if (conn->skip > 0) {
+        std::size_t dropped = std::min(conn->skip, take);
+        conn->skip -= dropped;
+        data += dropped;
+        take -= dropped;
+        if (conn->skip == 0 && !conn->skip_reply.empty()) {
+          QueueReply(conn, std::move(conn->skip_reply));
+          conn->skip_reply.clear();
+        }
+      }
+      if (take > 0) {
+        if (conn->in.empty()) conn->frame_start = conn->last_active;
+        try {
+          conn->in.append(data, take);
+        } catch (const std::bad_alloc&) {
+          Close(conn, "out of memory for its frame", LogLevel::kWarning);
+          return;
+        }
+      }
+      ProcessInput(conn);
+      continue;
+    }
+    if (got == 0) {
+      bool quiet = conn->in.empty() && conn->skip == 0;
+      Close(conn, quiet ? "" : "disconnected in the middle of a frame",
+            quiet ? LogLevel::kInfo : LogLevel::kWarning);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    Close(conn, absl::StrCat("read failed: ", std::strerror(errno)), LogLevel::kInfo);
+    return;
+  }
+}
+
+void Loop::ProcessInput(const ConnectionPtr& conn) {
+  const ServerOptions& options = server_->options();
+  while (!conn->closed && !conn->call_in_flight && conn->skip == 0 && conn->in.size() >= 4) {
+    uint32_t length = DecodeFrameLength(conn->in.data());
+    if (length == 0) {
+      Close(conn, "empty frame", LogLevel::kWarning);
+      return;
+    }
+    if (length > options.max_message_bytes) {
+      // Read only the head (never the declared length), answer RESOURCE_EXHAUSTED as the gRPC
+      // side does, and drop the rest as it arrives.
+      std::size_t head = std::min<std::size_t>(length, kOversizedHead);
+      if (conn->in.size() < 4 + head) {
+        // Bytes that cannot start a Thrift message (an HTTP request read as a length, say)
+        // need no more reading.
+        auto first = conn->in.size() > 4 ? static_cast<uint8_t>(conn->in[4]) : 0x82;
+        if (first != 0x82 && first != 0x80 && first != 0x0F) {
+          Close(conn,
+                absl::StrCat("frame of ", length, " bytes (limit ", options.max_message_bytes,
+                             "; is the client using framed transport?)"),
+                LogLevel::kWarning);
+        }
+        return;
+      }
+      std::string_view frame(conn->in.data() + 4, head);
+      THeaderFrame theader;
+      bool is_theader = IsTHeaderFrame(frame);
+      std::string_view message = frame;
+      if (is_theader) {
+        if (!ParseTHeader(frame, &theader).ok())
+          message = {};
+        else
+          message = frame.substr(theader.payload_offset);
+      }
+      ThriftMessageHeader header;
+      if (message.empty() || !ParseThriftHeader(message, &header).ok() ||
+          (header.type != kThriftCall && header.type != kThriftOneway)) {
+        Close(conn,
+              absl::StrCat("frame of ", length, " bytes (limit ", options.max_message_bytes,
+                           "; is the client using framed transport?)"),
+              LogLevel::kWarning);
+        return;
+      }
+      std::string what =
+          absl::StrCat("request of ", length, " bytes exceeds the server's limit of ",
+                       options.max_message_bytes, " (server.max_message_bytes)");
+      Log(LogLevel::kWarning, "Thrift: " + conn->peer + ": " + what);
+      std::size_t have = conn->in.size() - 4;
+      std::size_t dropped_now = std::min<std::size_t>(have, length);
+      conn->skip = length - dropped_now;
+      std::string reply;
+      if (header.type == kThriftCall) {
+        theader.headers.clear();
+        reply = Framed(
+            is_theader ? &theader : nullptr,
+            ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid,
+                          ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what)));
+      }
+      conn->in.erase(0, 4 + dropped_now);
+      if (!conn->in.empty()) conn->frame_start = SteadyClock::now();
+      if (conn->skip == 0) {
+        if (!reply.empty()) QueueReply(conn, std::move(reply));
+      } else {
+        conn->skip_reply = std::move(reply);
+      }
+      continue;
+    }
+    if (conn->in.size() < 4 + std::size_t{length}) return;  // wait for the rest
+    std::string frame;
+    if (conn->in.size() == 4 + std::size_t{length}) {
+      frame = std::move(conn->in);
+      frame.erase(0, 4);
+      conn->in.clear();
+    } else {
+      frame.assign(conn->in, 4, length);
+      conn->in.erase(0, 4 + std::size_t{length});
+      conn->frame_start = SteadyClock::now();
+    }
+    HandleFrame(conn, std::move(frame));
+  }
+}
+
+// `message` as a frame: THeader around it when the call came in THeader, then the length.
+std::string Framed(const THeaderFrame* theader, std::string message) {
+  std::string reply = theader != nullptr ? WrapTHeader(*theader, message) : std::move(message);
+  reply.insert(0, 4, '\0');
+  EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
+  return reply;
+}
+
+void Loop::Answer(const ConnectionPtr& conn, const THeaderFrame* theader, WireFormat format,
+                  std::string_view name, int32_t seqid, StatusCode code, std::string_view message) {
+  QueueReply(conn, Framed(theader, ThriftMessage(format, ReplyName(name), kThriftReply, seqid,
+                                                 ThriftErrorResult(format, code, message))));
+}
+
+void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
+  // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
+  std::optional<THeaderFrame> theader;
+  std::size_t offset = 0;
+  if (IsTHeaderFrame(frame)) {
+    theader.emplace();
+    if (absl::Status s = ParseTHeader(frame, &*theader); !s.ok()) {
+      Close(conn, std::string(s.message()), LogLevel::kWarning);
+      return;
+    }
+    offset = theader->payload_offset;
+  }
+  std::string_view message = std::string_view(frame).substr(offset);
+  ThriftMessageHeader header;
+  if (absl::Status s = ParseThriftHeader(message, &header); !s.ok()) {
+    Close(conn, std::string(s.message()), LogLevel::kWarning);
+    return;
+  }
+  std::optional<ServerContext::Clock::time_point> deadline;
+  if (theader) {
+    for (const auto& [key, value] : theader->headers) {
+      if (key != kTimeoutHeader) continue;
+      char* end = nullptr;
+      long long ms = std::strtoll(value.c_str(), &end, 10);
+      if (ms < 0 || end == nullptr || *end != '\0') continue;
+      // A deadline past any the system clock can say is no deadline: clamp to a year.
+      ms = std::min<long long>(ms, 365LL * 24 * 3600 * 1000);
+      deadline = ServerContext::Clock::now() + std::chrono::milliseconds(ms);
+    }
+    theader->headers.clear();
+  }
+  const THeaderFrame* wrap = theader ? &*theader : nullptr;
+  if (header.type != kThriftCall && header.type != kThriftOneway) {
+    QueueReply(
+        conn,
+        Framed(wrap,
+               ThriftMessage(header.format, ReplyName(header.name), kThriftException, header.seqid,
+                             ThriftApplicationException(header.format, kThriftInvalidMessageType,
+                                                        "rpcboot: expected a call message"))));
+    return;
+  }
+  const Route* route = server_->table().FindThrift(header.name);
+  if (route == nullptr) {
+    std::string shown = Printable(header.name);
+    Log(LogLevel::kInfo, "Thrift: " + conn->peer + " called unknown method '" + shown + "'");
+    if (header.type == kThriftCall) {
+      QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name),
+                                                  kThriftException, header.seqid,
+                                                  ThriftApplicationException(
+                                                      header.format, kThriftUnknownMethod,
+                                                      "rpcboot: unknown method '" + shown + "'"))));
+    }
+    return;
+  }
+  const bool oneway = header.type == kThriftOneway;
+  if (deadline && *deadline <= ServerContext::Clock::now()) {
+    if (!oneway) {
+      Answer(conn, wrap, header.format, header.name, header.seqid, StatusCode::kDeadlineExceeded,
+             "rpcboot: deadline passed before the handler ran");
+    }
+    return;
+  }
+  if (!oneway) {
+    conn->call_in_flight = true;
+    busy_.fetch_add(1);
+    UpdateEvents(conn);  // no more reading until the reply is out
+  }
+  // What the handler thread needs, owned by the call.
+  struct Pending {
+    ConnectionPtr conn;
+    std::string frame;
+    std::optional<THeaderFrame> theader;
+    ThriftMessageHeader header;
+    std::size_t body_offset;
+    const Route* route;
+    std::optional<ServerContext::Clock::time_point> deadline;
+    bool oneway;
+
+    std::string Reply(std::string result) {
+      return Framed(
+          theader ? &*theader : nullptr,
+          ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid, result));
+    }
+  };
+  auto pending = std::make_shared<Pending>(Pending{conn, std::move(frame), std::move(theader),
+                                                   std::move(header), offset + header.body_offset,
+                                                   route, deadline, oneway});
+  ScheduledCall call;
+  call.deadline = deadline;
+  call.run = [pending] {
+    Pending& p = *pending;
+    ServerContext context("thrift", p.conn->peer, p.deadline);
+    ServerContext::Scope scope(&context);
+    std::string_view body = std::string_view(p.frame).substr(p.body_offset);
+    HandlerOutcome outcome = RunHandler(
+        [&] { return p.route->method->serve_thrift(p.route->impl, p.header.format, body); });
+    if (p.oneway) return;
+    if (outcome.code != StatusCode::kOk) {
+      outcome.reply = ThriftErrorResult(p.header.format, outcome.code, outcome.message);
+    }
+    p.conn->loop->PostReply(p.conn, p.Reply(std::move(outcome.reply)));
+  };
+  call.refuse = [pending](StatusCode code, std::string why) {
+    Pending& p = *pending;
+    if (p.oneway) return;
+    p.conn->loop->PostReply(p.conn,
+                            p.Reply(ThriftErrorResult(p.header.format, code, "rpcboot: " + why)));
+  };
+  server_->scheduler().Submit(std::move(call));
+}
+
+void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
+  if (conn->out.empty()) {
+    conn->out = std::move(reply);
+    conn->out_sent = 0;
+    conn->write_start = SteadyClock::now();
+  } else {
+    conn->out.append(reply);
+  }
+  Flush(conn);
+}
+
+void Loop::Flush(const ConnectionPtr& conn) {
+  while (conn->out_sent < conn->out.size()) {
+    ssize_t n = ::send(conn->fd, conn->out.data() + conn->out_sent,
+                       conn->out.size() - conn->out_sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      conn->out_sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      UpdateEvents(conn);  // wait for EPOLLOUT
+      return;
+    }
+    Close(conn, "could not write a reply; client gone", LogLevel::kInfo);
+    return;
+  }
+  conn->out.clear();
+  conn->out_sent = 0;
+  UpdateEvents(conn);
+}
+
+void Loop::OnWritable(const ConnectionPtr& conn) {
+  Flush(conn);
+  if (conn->closed) return;
+  if (draining_ && conn->out.empty() && !conn->call_in_flight) {
+    Close(conn, "", LogLevel::kInfo);
+    return;
+  }
+  if (conn->out.empty()) ProcessInput(conn);
+}
+
+void Loop::UpdateEvents(const ConnectionPtr& conn) {
+  uint32_t events = 0;
+  if (!conn->call_in_flight && !draining_) events |= EPOLLIN;
+  if (!conn->out.empty()) events |= EPOLLOUT;
+  if (events == conn->events || conn->closed) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = conn->fd;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn->fd, &ev);
+  conn->events = events;
+}
+
+void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level) {
+  if (conn->closed) return;
+  if (!why.empty()) Log(level, "Thrift: closing " + conn->peer + ": " + std::string(why));
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn->fd, nullptr);
+  ::close(conn->fd);
+  connections_.erase(conn->fd);
+  conn->closed = true;
+  conn->in.clear();
+  conn->in.shrink_to_fit();
+  conn->out.clear();
+  conn->out.shrink_to_fit();
+  server_->connections().fetch_sub(1);
+  // A call still running keeps the object; its reply finds the connection closed.
+}
+
+void Loop::Scan(SteadyClock::time_point now) {
+  const ServerOptions& options = server_->options();
+  std::vector<std::pair<ConnectionPtr, std::string>> expired;
+  for (auto& [fd, conn] : connections_) {
+    bool mid_frame = (!conn->in.empty() || conn->skip > 0) && !conn->call_in_flight;
+    if (mid_frame && now - conn->frame_start > options.frame_timeout) {
+      expired.emplace_back(
+          conn, absl::StrCat("frame not completed within ", options.frame_timeout.count(),
+                             " ms (server.frame_timeout_ms)"));
+    } else if (mid_frame && now - conn->last_active > options.idle_timeout) {
+      expired.emplace_back(
+          conn, absl::StrCat("no byte of its frame for ", options.idle_timeout.count(), " ms"));
+    } else if (!conn->out.empty() && now - conn->write_start > options.frame_timeout) {
+      expired.emplace_back(
+          conn, absl::StrCat("reply not read within ", options.frame_timeout.count(), " ms"));
+    } else if (conn->in.empty() && conn->skip == 0 && !conn->call_in_flight && conn->out.empty() &&
+               now - conn->last_active > options.idle_timeout) {
+      expired.emplace_back(conn, absl::StrCat("idle for ", options.idle_timeout.count(), " ms"));
+    }
+  }
+  for (auto& [conn, why] : expired) Close(conn, why, LogLevel::kInfo);
+}
 
 }  // namespace
 

@@ -1,10 +1,16 @@
 // Service processes built on rpcboot::App, a real ZooKeeper (standalone or a 3-node ensemble)
 // and clients that keep calling through zk:// channels while instances start, stop, die and
 // ZooKeeper goes away.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -333,6 +339,129 @@ TEST(AppZooKeeper, GarbageAndForeignNodesNeverBreakTheViewUnderLoad) {
   ASSERT_TRUE(load.Progress(500));
   load.Stop();
   EXPECT_EQ(load.failed(), 0) << load.first_failure();
+}
+
+// A port free now (bound and released), for a child process told where to listen.
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::size_t Occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// A rich_app without a registry on two fixed loopback ports, optionally under prlimit.
+struct LocalApp {
+  LocalApp(const std::string& name, std::vector<std::string> extra,
+           std::vector<std::string> prefix = {})
+      : grpc_port(FreePort()), thrift_port(FreePort()), log(ZooKeeperDir(name) + ".log") {
+    std::vector<std::string> argv = std::move(prefix);
+    for (const std::string& a :
+         {std::string(RPCBOOT_RICH_APP), std::string("--app.name=rich"),
+          std::string("--server.host=127.0.0.1"), "--server.grpc_port=" + std::to_string(grpc_port),
+          "--server.thrift_port=" + std::to_string(thrift_port)})
+      argv.push_back(a);
+    for (std::string& a : extra) argv.push_back(std::move(a));
+    std::remove(log.c_str());
+    process = std::make_unique<ChildProcess>(argv, log);
+  }
+  std::shared_ptr<rich::RichService> Client(Protocol p) const {
+    int port = p == Protocol::kGrpc ? grpc_port : thrift_port;
+    return MakeClient<rich::RichService>(
+        MakeChannel("127.0.0.1:" + std::to_string(port), p, FastOptions()));
+  }
+  bool Ready() const {
+    return Eventually([&] {
+      try {
+        Client(Protocol::kGrpc)->Count();
+        Client(Protocol::kThrift)->Count();
+        return true;
+      } catch (const RpcError&) {
+        return false;
+      }
+    });
+  }
+  int grpc_port;
+  int thrift_port;
+  std::string log;
+  std::unique_ptr<ChildProcess> process;
+};
+
+TEST(AppShutdown, SigtermWithFiftyCallsInFlightOnEachProtocolFailsNone) {
+  LocalApp app("app-sigterm-inflight",
+               {"--server.handler_threads=128", "--server.shutdown_grace_ms=6000"});
+  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+  std::vector<std::future<std::string>> calls;
+  for (Protocol p : {Protocol::kGrpc, Protocol::kThrift}) {
+    for (int i = 0; i < 50; ++i) {
+      auto client = app.Client(p);  // its own channel: Thrift serves one call per connection
+      calls.push_back(std::async(std::launch::async, [client] {
+        try {
+          ScopedCallOptions patient({seconds(20)});
+          client->Notify(1000 + 1500, "in flight", rich::Color::kRed);  // a 1.5 s handler
+          return std::string();
+        } catch (const RpcError& e) {
+          return std::string(e.what());
+        }
+      }));
+    }
+  }
+  ASSERT_TRUE(Eventually(
+      [&] { return Occurrences(ReadFile(app.log), "Notify 2500 started") == 100; }, seconds(30)))
+      << "all 100 calls reached their handlers";
+  app.process->Signal(SIGTERM);
+  int failed = 0;
+  std::string first;
+  for (auto& call : calls) {
+    std::string error = call.get();
+    if (!error.empty() && failed++ == 0) first = error;
+  }
+  EXPECT_EQ(failed, 0) << "first failure: " << first;
+  EXPECT_EQ(app.process->Wait(), 0) << ReadFile(app.log);
+}
+
+TEST(AppResources, AConnectionFloodUnderADescriptorLimitFailsConnectionsNotTheProcess) {
+  // 160 descriptors in all: the flood below asks for far more than the process can hold.
+  LocalApp app("app-fd-flood", {"--server.max_connections=100000"},
+               {"/usr/bin/prlimit", "--nofile=160:160", "--"});
+  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+  std::vector<int> flood;
+  for (int i = 0; i < 400; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(app.thrift_port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      flood.push_back(fd);
+    } else {
+      ::close(fd);
+    }
+  }
+  int code = 0;
+  EXPECT_FALSE(app.process->WaitFor(milliseconds(200), &code)) << "the flood ended the process";
+  for (int fd : flood) ::close(fd);
+  // Once the flood is gone, the process serves again on both protocols.
+  EXPECT_TRUE(app.Ready()) << ReadFile(app.log);
+  EXPECT_NE(ReadFile(app.log).find("out of file descriptors"), std::string::npos)
+      << "the shortage is logged";
+  app.process->Signal(SIGTERM);
+  EXPECT_EQ(app.process->Wait(), 0);
 }
 
 TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {

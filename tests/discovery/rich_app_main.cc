@@ -1,7 +1,9 @@
 // A service process built on rpcboot::App, serving the rich test interface: what the
 // integration tests start, signal and kill.
+#include <cstdio>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -15,7 +17,11 @@ namespace {
 class AnnouncingRichService final : public rpcboot::testing::RichServiceImpl {
  public:
   void Notify(int64_t id, const std::string& message, rich::Color color) override {
-    if (id >= 1000) std::cerr << "rich_app: Notify " << id << " started" << std::endl;
+    if (id >= 1000) {
+      // One write per line: concurrent handlers' lines must not interleave.
+      std::string line = "rich_app: Notify " + std::to_string(id) + " started\n";
+      std::fwrite(line.data(), 1, line.size(), stderr);
+    }
     RichServiceImpl::Notify(id, message, color);
   }
 };

@@ -1,0 +1,477 @@
+// The serving core against the stock servers and the physical bound, with the load generator
+// and the server in separate processes (this binary starts itself as the server, by pid, and
+// stops it). Three parts, all on 127.0.0.1, each bounded in time:
+//
+//  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
+//     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
+//     rpcboot, the stock server (TThreadedServer; a grpc sync service) and a raw TCP ping-pong
+//     server echoing a message of the same size: ratios rpcboot/stock and rpcboot/raw.
+//  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy.
+//  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
+//     and 8 callers' calls/s with them against without them.
+//
+//   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
+//                             [--parts=throughput,mixed,scale]
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TSocket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "RichService.h"
+#include "common_types.rpcboot.h"
+#include "rich_service.grpc.pb.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/server.h"
+#include "stock_services.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using apache::thrift::protocol::TCompactProtocol;
+using apache::thrift::transport::TFramedTransport;
+using apache::thrift::transport::TSocket;
+
+// ---- Server side (a child process) ----
+
+// About the bytes of one framed compact Mix call or reply: the raw loop's message size.
+constexpr std::size_t kRawMessage = 20;
+
+// A thread per connection echoing fixed-size messages: the physical bound of a ping-pong.
+void ServeRaw() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::listen(fd, 4096);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::printf("ports raw=%d\n", ntohs(addr.sin_port));
+  std::fflush(stdout);
+  while (true) {
+    int c = ::accept(fd, nullptr, nullptr);
+    if (c < 0) continue;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::thread([c] {
+      char buf[kRawMessage];
+      while (true) {
+        std::size_t got = 0;
+        while (got < sizeof buf) {
+          ssize_t n = ::recv(c, buf + got, sizeof buf - got, 0);
+          if (n <= 0) {
+            ::close(c);
+            return;
+          }
+          got += static_cast<std::size_t>(n);
+        }
+        if (::send(c, buf, sizeof buf, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof buf)) {
+          ::close(c);
+          return;
+        }
+      }
+    }).detach();
+  }
+}
+
+// A stock Thrift handler whose Notify blocks like rpcboot's test service (id >= 1000: sleep).
+class BlockingStockHandler : public rpcboot::testing::StockThriftHandler {
+ public:
+  void Notify(const int64_t id, const std::string& message,
+              const rich_thrift::Color::type color) override {
+    if (id >= 1000) std::this_thread::sleep_for(std::chrono::milliseconds(id - 1000));
+    StockThriftHandler::Notify(id, message, color);
+  }
+};
+
+class BlockingStockGrpc final : public rpcboot::testing::StockGrpcService {
+ public:
+  grpc::Status Notify(grpc::ServerContext* context, const rich_pb::NotifyRequest* request,
+                      rich_pb::NotifyResponse* reply) override {
+    if (request->id() >= 1000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(request->id() - 1000));
+      return grpc::Status::OK;
+    }
+    return StockGrpcService::Notify(context, request, reply);
+  }
+};
+
+int Serve(const std::string& kind) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (kind == "raw") {
+    std::thread(ServeRaw).detach();
+  } else if (kind == "rpcboot") {
+    static rpcboot::ServerOptions options;
+    options.host = "127.0.0.1";
+    options.grpc_port = 0;
+    options.thrift_port = 0;
+    options.handler_threads = 96;  // room for the mixed load's 50 blocked handlers
+    options.max_connections = 30000;
+    static rpcboot::Server server(options);
+    server.AddService<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());
+    if (!server.Start().ok()) return 1;
+    std::printf("ports grpc=%d thrift=%d\n", server.grpc_port(), server.thrift_port());
+  } else if (kind == "stock") {
+    using namespace apache::thrift;
+    // TThreadedServer: a thread per connection, the stock server the issue measures.
+    static auto socket = std::make_shared<transport::TServerSocket>("127.0.0.1", 0);
+    static server::TThreadedServer thrift(std::make_shared<rich_thrift::RichServiceProcessor>(
+                                              std::make_shared<BlockingStockHandler>()),
+                                          socket,
+                                          std::make_shared<transport::TFramedTransportFactory>(),
+                                          std::make_shared<protocol::TCompactProtocolFactory>());
+    std::thread([] { thrift.serve(); }).detach();
+    while (socket->getPort() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    static BlockingStockGrpc service;
+    int grpc_port = 0;
+    static auto grpc = rpcboot::testing::StartStockGrpcServer(&service, &grpc_port);
+    std::printf("ports grpc=%d thrift=%d\n", grpc_port, socket->getPort());
+  } else {
+    return 2;
+  }
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::_Exit(0);  // the stock servers have no clean stop from another thread worth waiting for
+}
+
+// ---- Load side ----
+
+struct ServerProcess {
+  pid_t pid = -1;
+  int grpc_port = 0, thrift_port = 0, raw_port = 0;
+
+  ServerProcess(const char* self, const std::string& kind) {
+    int out[2];
+    if (::pipe(out) != 0) std::abort();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::string arg = "--serve=" + kind;
+    char* argv[] = {const_cast<char*>(self), const_cast<char*>(arg.c_str()), nullptr};
+    setenv("RPCBOOT_LOG_LEVEL", "warning", 1);
+    if (posix_spawn(&pid, self, &actions, nullptr, argv, environ) != 0) std::abort();
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    std::string line;
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    std::sscanf(line.c_str(), "ports grpc=%d thrift=%d", &grpc_port, &thrift_port);
+    std::sscanf(line.c_str(), "ports raw=%d", &raw_port);
+  }
+  ~ServerProcess() {
+    ::kill(pid, SIGTERM);
+    int status;
+    ::waitpid(pid, &status, 0);
+  }
+  long Rss() const { return StatusField("VmRSS:"); }
+  long Threads() const { return StatusField("Threads:"); }
+  long StatusField(const char* field) const {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field)));
+    }
+    return -1;
+  }
+};
+
+struct Result {
+  double calls_per_second = 0;
+  double p50_us = 0, p99_us = 0;
+  long errors = 0;
+};
+
+// `callers` threads, each calling through its own `make_caller()` until time is up.
+Result Load(int callers, double seconds,
+            const std::function<std::function<bool()>(int)>& make_caller) {
+  std::vector<std::function<bool()>> calls;
+  for (int i = 0; i < callers; ++i) calls.push_back(make_caller(i));
+  for (auto& call : calls) call();  // connect, warm up
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<float>> latencies(callers);
+  std::vector<long> errors(callers, 0);
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int i = 0; i < callers; ++i) {
+    threads.emplace_back([&, i] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto t0 = Clock::now();
+        if (!calls[i]()) ++errors[i];
+        latencies[i].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<float> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  Result r;
+  r.calls_per_second = static_cast<double>(all.size()) / elapsed;
+  if (!all.empty()) {
+    r.p50_us = all[all.size() / 2];
+    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  for (long e : errors) r.errors += e;
+  return r;
+}
+
+std::function<bool()> ThriftMixCaller(int port) {
+  auto socket = std::make_shared<TSocket>("127.0.0.1", port);
+  socket->setRecvTimeout(10000);
+  auto framed = std::make_shared<TFramedTransport>(socket);
+  auto client =
+      std::make_shared<rich_thrift::RichServiceClient>(std::make_shared<TCompactProtocol>(framed));
+  framed->open();
+  return [client, framed] {
+    try {
+      return client->Mix(rich_thrift::Color::kRed, rich_thrift::Color::kGreen) ==
+             rich_thrift::Color::kBlue;
+    } catch (const apache::thrift::TException&) {
+      return false;
+    }
+  };
+}
+
+std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
+  auto socket = std::make_shared<TSocket>("127.0.0.1", port);
+  socket->setRecvTimeout(10000);
+  auto framed = std::make_shared<TFramedTransport>(socket);
+  auto client =
+      std::make_shared<rich_thrift::RichServiceClient>(std::make_shared<TCompactProtocol>(framed));
+  framed->open();
+  return [client, framed, id] {
+    try {
+      client->Notify(id, "blocking", rich_thrift::Color::kRed);
+      return true;
+    } catch (const apache::thrift::TException&) {
+      return false;
+    }
+  };
+}
+
+// One stub per 32 callers: gRPC multiplexes a channel's calls on one HTTP/2 connection.
+std::function<bool()> GrpcMixCaller(int port, int caller) {
+  static std::vector<std::shared_ptr<grpc::Channel>> channels;
+  static int channels_port = 0;
+  if (channels_port != port) {
+    channels.clear();
+    channels_port = port;
+  }
+  std::size_t index = static_cast<std::size_t>(caller / 32);
+  grpc::ChannelArguments args;
+  args.SetInt("rpcboot.bench.channel", static_cast<int>(index));  // distinct connections
+  while (channels.size() <= index) {
+    channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                                 grpc::InsecureChannelCredentials(), args));
+  }
+  auto stub =
+      std::shared_ptr<rich_pb::RichService::Stub>(rich_pb::RichService::NewStub(channels[index]));
+  return [stub] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    rich_pb::MixRequest request;
+    request.set_a(rich_pb::COLOR_RED);
+    request.set_b(rich_pb::COLOR_GREEN);
+    rich_pb::MixResponse reply;
+    return stub->Mix(&context, request, &reply).ok() && reply.value() == rich_pb::COLOR_BLUE;
+  };
+}
+
+std::function<bool()> RawCaller(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  auto holder = std::shared_ptr<int>(new int(fd), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+  return [holder] {
+    char buf[kRawMessage] = {};
+    if (::send(*holder, buf, sizeof buf, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof buf))
+      return false;
+    std::size_t got = 0;
+    while (got < sizeof buf) {
+      ssize_t n = ::recv(*holder, buf + got, sizeof buf - got, 0);
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+}
+
+void Print(const char* part, const char* protocol, int callers, const char* impl, const Result& r,
+           const std::string& ratio) {
+  std::printf("%-10s %-7s %7d %-8s %11.0f %9.1f %9.1f %6ld  %s\n", part, protocol, callers, impl,
+              r.calls_per_second, r.p50_us, r.p99_us, r.errors, ratio.c_str());
+  std::fflush(stdout);
+}
+
+std::string Ratio(const char* name, double a, double b) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%s %.2f", name, b > 0 ? a / b : 0.0);
+  return text;
+}
+
+void RaiseDescriptorLimit(rlim_t want) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_max < want) limit.rlim_max = want;  // root may; others keep their hard limit
+  limit.rlim_cur = std::min(want, limit.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+void Throughput(const char* self, double seconds, const std::vector<int>& callers) {
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess stock(self, "stock");
+  ServerProcess raw(self, "raw");
+  for (int n : callers) {
+    Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
+    Result r_stock = Load(n, seconds, [&](int) { return ThriftMixCaller(stock.thrift_port); });
+    Result r_ours = Load(n, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+    Print("throughput", "raw", n, "tcp", r_raw, "");
+    Print("throughput", "thrift", n, "stock", r_stock, "");
+    Print("throughput", "thrift", n, "rpcboot", r_ours,
+          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs raw", r_ours.calls_per_second, r_raw.calls_per_second));
+  }
+  for (int n : callers) {
+    Result r_stock = Load(n, seconds, [&](int i) { return GrpcMixCaller(stock.grpc_port, i); });
+    Result r_ours = Load(n, seconds, [&](int i) { return GrpcMixCaller(ours.grpc_port, i); });
+    Print("throughput", "grpc", n, "stock", r_stock, "");
+    Print("throughput", "grpc", n, "rpcboot", r_ours,
+          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+  }
+}
+
+void Mixed(const char* self, double seconds) {
+  for (const char* kind : {"stock", "rpcboot"}) {
+    ServerProcess server(self, kind);
+    // 50 callers keep 200 ms handlers busy; 2 callers measure the cheap method beside them.
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> blockers;
+    for (int i = 0; i < 50; ++i) {
+      blockers.emplace_back([&, port = server.thrift_port] {
+        auto call = ThriftNotifyCaller(port, 1000 + 200);
+        while (!stop) call();
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let them take their threads
+    Result cheap = Load(2, seconds, [&](int) { return ThriftMixCaller(server.thrift_port); });
+    stop = true;
+    for (auto& t : blockers) t.join();
+    Print("mixed", "thrift", 2, kind, cheap, "(50 handlers blocked 200 ms each)");
+  }
+}
+
+void Scale(const char* self, double seconds, int idle_count) {
+  RaiseDescriptorLimit(static_cast<rlim_t>(idle_count) + 1024);
+  ServerProcess ours(self, "rpcboot");
+  Result without = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+  long threads_before = ours.Threads(), rss_before = ours.Rss();
+  std::vector<int> idle;
+  for (int i = 0; i < idle_count; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(ours.thrift_port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (fd >= 0) ::close(fd);
+      break;
+    }
+    idle.push_back(fd);
+  }
+  Result with = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+  std::printf(
+      "scale      %zu idle connections held: server threads %ld -> %ld, RSS %ld -> %ld "
+      "KiB\n",
+      idle.size(), threads_before, ours.Threads(), rss_before, ours.Rss());
+  Print("scale", "thrift", 8, "without", without, "");
+  Print("scale", "thrift", 8, "with", with,
+        Ratio("with/without", with.calls_per_second, without.calls_per_second));
+  for (int fd : idle) ::close(fd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 1.5;
+  std::vector<int> callers = {1, 8, 64, 512};
+  int idle = 10000;
+  std::string parts = "throughput,mixed,scale";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
+    if (a.rfind("--seconds=", 0) == 0) {
+      seconds = std::stod(a.substr(10));
+    } else if (a.rfind("--callers=", 0) == 0) {
+      callers.clear();
+      std::stringstream list(a.substr(10));
+      for (std::string n; std::getline(list, n, ',');) callers.push_back(std::stoi(n));
+    } else if (a.rfind("--idle=", 0) == 0) {
+      idle = std::stoi(a.substr(7));
+    } else if (a.rfind("--parts=", 0) == 0) {
+      parts = a.substr(8);
+    } else {
+      std::fprintf(stderr,
+                   "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
+                   "[--parts=throughput,mixed,scale]\n");
+      return 2;
+    }
+  }
+  if (seconds <= 0 || seconds > 30 || callers.empty() || idle < 0 || idle > 100000) {
+    std::fprintf(stderr, "serving_bench: --seconds in (0, 30], --idle in [0, 100000]\n");
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  RaiseDescriptorLimit(4096);  // 512 callers' connections, twice (client and server sides)
+  std::printf("%-10s %-7s %7s %-8s %11s %9s %9s %6s  %s\n", "part", "proto", "callers", "impl",
+              "calls/s", "p50 us", "p99 us", "errors", "ratio");
+  if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers);
+  if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
+  if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
+  return 0;
+}

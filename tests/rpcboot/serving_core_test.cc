@@ -1,0 +1,233 @@
+// The serving core under pressure, on real loopback sockets: blocking handlers on the shared
+// pool, admission control, deadlines of queued calls, memory that follows bytes received,
+// per-frame deadlines and the connection cap. Every wait is on a latch or a condition; nothing
+// asserts a duration.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common_types.rpcboot.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/client.h"
+#include "rpcboot/server.h"
+#include "rpcboot/transport/thrift_wire.h"
+
+namespace rpcboot {
+namespace {
+
+using testing::RichServiceImpl;
+
+// Resident memory of this process, in KiB (from /proc).
+long RssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+int ConnectTo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the peer closes `fd` within `limit` (EOF or reset); a bound, not a measurement.
+bool ClosedWithin(int fd, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  char buf[256];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) return ::recv(fd, buf, sizeof buf, 0) <= 0;
+  }
+  return false;
+}
+
+class ServingCoreTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions options) {
+    options.host = "127.0.0.1";
+    options.grpc_port = 0;
+    options.thrift_port = 0;
+    server_ = std::make_unique<Server>(options);
+    server_->AddService<rich::RichService>(impl_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    impl_->Release();
+    if (server_) server_->Shutdown();
+  }
+  std::shared_ptr<rich::RichService> Client(Protocol protocol, ChannelOptions options = {}) {
+    int port = protocol == Protocol::kGrpc ? server_->grpc_port() : server_->thrift_port();
+    return MakeClient<rich::RichService>(
+        MakeChannel("127.0.0.1:" + std::to_string(port), protocol, options));
+  }
+  // Starts `n` calls that block in their handler until Release; returns their futures.
+  std::vector<std::future<void>> Hold(int n, Protocol protocol) {
+    std::vector<std::future<void>> held;
+    for (int i = 0; i < n; ++i) {
+      auto client = Client(protocol);  // a connection each: Thrift serves one call per connection
+      held.push_back(std::async(std::launch::async, [client] {
+        client->Notify(RichServiceImpl::kHeld, "held", rich::Color::kRed);
+      }));
+    }
+    return held;
+  }
+
+  std::shared_ptr<RichServiceImpl> impl_ = std::make_shared<RichServiceImpl>();
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ServingCoreTest, BlockedHandlersDoNotDelayACheapCall) {
+  ServerOptions options;
+  options.handler_threads = 8;
+  StartServer(options);
+  auto grpc_held = Hold(3, Protocol::kGrpc);
+  auto thrift_held = Hold(3, Protocol::kThrift);
+  ASSERT_TRUE(impl_->WaitEntered(6)) << "six handlers blocked on the latch";
+  // Both protocols still answer while six of eight handler threads are blocked.
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 2);
+  EXPECT_EQ(impl_->notified.load(), 0) << "the held calls are still held";
+  impl_->Release();
+  for (auto& f : grpc_held) f.get();
+  for (auto& f : thrift_held) f.get();
+  EXPECT_EQ(impl_->notified.load(), 6);
+}
+
+TEST_F(ServingCoreTest, CallsOverMaxConcurrentCallsAreResourceExhausted) {
+  ServerOptions options;
+  options.handler_threads = 4;
+  options.max_concurrent_calls = 4;
+  StartServer(options);
+  auto held = Hold(2, Protocol::kGrpc);
+  auto more = Hold(2, Protocol::kThrift);
+  ASSERT_TRUE(impl_->WaitEntered(4));
+  for (Protocol protocol : {Protocol::kGrpc, Protocol::kThrift}) {
+    try {
+      Client(protocol)->Count();
+      ADD_FAILURE() << "a fifth call was taken";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+      EXPECT_NE(e.message().find("server.max_concurrent_calls"), std::string::npos) << e.message();
+    }
+  }
+  EXPECT_EQ(impl_->count.load(), 0) << "the refused calls never ran";
+  impl_->Release();
+  for (auto& f : held) f.get();
+  for (auto& f : more) f.get();
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1) << "served again once calls finished";
+}
+
+TEST_F(ServingCoreTest, AQueuedCallWhoseDeadlinePassedNeverRuns) {
+  ServerOptions options;
+  options.handler_threads = 1;
+  StartServer(options);
+  auto held = Hold(1, Protocol::kThrift);
+  ASSERT_TRUE(impl_->WaitEntered(1)) << "the only handler thread is busy";
+  for (Protocol protocol : {Protocol::kGrpc, Protocol::kThrift}) {
+    ChannelOptions channel;
+    channel.thrift_header = true;  // carries the deadline to the server
+    ScopedCallOptions quick({std::chrono::milliseconds(200)});
+    try {
+      Client(protocol, channel)->Notify(5, "queued", rich::Color::kGreen);
+      ADD_FAILURE() << "the queued call returned";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+    }
+  }
+  impl_->Release();
+  held.front().get();
+  // The pool runs calls in order: once this one is back, the expired ones have been dealt with.
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+  EXPECT_EQ(impl_->notified.load(), 1) << "only the held call ran; the expired ones did not";
+}
+
+TEST_F(ServingCoreTest, DeclaredFrameLengthsCostNoMemory) {
+  StartServer(ServerOptions{});
+  long before = RssKb();
+  std::vector<int> fds;
+  for (int i = 0; i < 24; ++i) {
+    int fd = ConnectTo(server_->thrift_port());
+    ASSERT_GE(fd, 0);
+    char prefix[5];
+    internal::EncodeFrameLength(16 * 1024 * 1024, prefix);  // the limit itself: accepted
+    prefix[4] = static_cast<char>(0x82);                    // and one byte of it
+    ASSERT_EQ(::send(fd, prefix, 5, 0), 5);
+    fds.push_back(fd);
+  }
+  // The server has read them all once a call on a fresh connection comes back.
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+  long after = RssKb();
+  // 24 x 16 MiB would be 384 MiB; memory follows the bytes received (a few each).
+  EXPECT_LT(after - before, 32 * 1024) << before << " KiB -> " << after << " KiB";
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_F(ServingCoreTest, ATrickledFrameIsClosedAtItsDeadline) {
+  ServerOptions options;
+  options.frame_timeout = std::chrono::milliseconds(400);
+  StartServer(options);
+  int fd = ConnectTo(server_->thrift_port());
+  ASSERT_GE(fd, 0);
+  char prefix[4];
+  internal::EncodeFrameLength(1000, prefix);
+  ASSERT_EQ(::send(fd, prefix, 4, 0), 4);
+  // One byte every 50 ms keeps the connection from ever being idle, never completes the frame.
+  bool closed = false;
+  for (int i = 0; i < 200 && !closed; ++i) {
+    char byte = static_cast<char>(0x82);
+    if (::send(fd, &byte, 1, MSG_NOSIGNAL) != 1) break;
+    closed = ClosedWithin(fd, std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(closed || ClosedWithin(fd, std::chrono::seconds(5)))
+      << "a frame that never completes holds its connection forever";
+  ::close(fd);
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+}
+
+TEST_F(ServingCoreTest, IdleSocketsAtTheCapDoNotLockOutAWorkingClient) {
+  ServerOptions options;
+  options.max_connections = 40;
+  StartServer(options);
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) {
+    int fd = ConnectTo(server_->thrift_port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  // The cap is reached by sockets that send nothing; working clients still get in.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Client(Protocol::kThrift)->Mix(rich::Color::kRed, rich::Color::kRed),
+              rich::Color::kRed);
+  }
+  int closed = 0;
+  for (int fd : idle) {
+    pollfd p{fd, POLLIN, 0};
+    char buf[8];
+    if (::poll(&p, 1, 0) > 0 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) ++closed;
+    ::close(fd);
+  }
+  EXPECT_GT(closed, 0) << "the oldest idle connections made room";
+}
+
+}  // namespace
+}  // namespace rpcboot
