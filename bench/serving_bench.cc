@@ -14,6 +14,7 @@
 //                             [--parts=throughput,mixed,scale]
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -283,8 +284,10 @@ std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
   };
 }
 
-// One stub per 32 callers: gRPC multiplexes a channel's calls on one HTTP/2 connection.
-std::function<bool()> GrpcMixCaller(int port, int caller) {
+// The generated stub's own call, on `path`: the stock service is registered under the renamed
+// package rich_pb, rpcboot's under rich; the client code is the same for both. One channel (one
+// HTTP/2 connection) per 32 callers.
+std::function<bool()> GrpcMixCaller(int port, int caller, const char* path) {
   static std::vector<std::shared_ptr<grpc::Channel>> channels;
   static int channels_port = 0;
   if (channels_port != port) {
@@ -292,22 +295,26 @@ std::function<bool()> GrpcMixCaller(int port, int caller) {
     channels_port = port;
   }
   std::size_t index = static_cast<std::size_t>(caller / 32);
-  grpc::ChannelArguments args;
-  args.SetInt("rpcboot.bench.channel", static_cast<int>(index));  // distinct connections
   while (channels.size() <= index) {
+    grpc::ChannelArguments args;
+    args.SetInt("rpcboot.bench.channel", static_cast<int>(channels.size()));  // own connection
     channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
                                                  grpc::InsecureChannelCredentials(), args));
   }
-  auto stub =
-      std::shared_ptr<rich_pb::RichService::Stub>(rich_pb::RichService::NewStub(channels[index]));
-  return [stub] {
+  auto channel = channels[index];
+  auto method = std::make_shared<grpc::internal::RpcMethod>(
+      path, grpc::internal::RpcMethod::NORMAL_RPC, channel);
+  return [channel, method] {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     rich_pb::MixRequest request;
     request.set_a(rich_pb::COLOR_RED);
     request.set_b(rich_pb::COLOR_GREEN);
     rich_pb::MixResponse reply;
-    return stub->Mix(&context, request, &reply).ok() && reply.value() == rich_pb::COLOR_BLUE;
+    grpc::Status status =
+        grpc::internal::BlockingUnaryCall<rich_pb::MixRequest, rich_pb::MixResponse>(
+            channel.get(), *method, &context, request, &reply);
+    return status.ok() && reply.value() == rich_pb::COLOR_BLUE;
   };
 }
 
@@ -378,8 +385,12 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
               Ratio("vs raw", r_ours.calls_per_second, r_raw.calls_per_second));
   }
   for (int n : callers) {
-    Result r_stock = Load(n, seconds, [&](int i) { return GrpcMixCaller(stock.grpc_port, i); });
-    Result r_ours = Load(n, seconds, [&](int i) { return GrpcMixCaller(ours.grpc_port, i); });
+    Result r_stock = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(stock.grpc_port, i, "/rich_pb.RichService/Mix");
+    });
+    Result r_ours = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(ours.grpc_port, i, "/rich.RichService/Mix");
+    });
     Print("throughput", "grpc", n, "stock", r_stock, "");
     Print("throughput", "grpc", n, "rpcboot", r_ours,
           Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));

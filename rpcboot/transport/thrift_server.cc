@@ -89,7 +89,11 @@ struct Connection {
   std::string skip_reply;  // its answer, sent once the frame has been dropped
   std::string out;         // reply bytes not yet written
   std::size_t out_sent = 0;
-  bool call_in_flight = false;
+  // Set by the loop when it hands a call to the scheduler; cleared by whoever finishes it (the
+  // loop, or the handler thread on the direct path). While set, the loop leaves `in` and `out`
+  // alone and never closes the descriptor.
+  std::atomic<bool> call_in_flight{false};
+  std::atomic<bool> hung_up{false};  // the peer is gone while a call ran: close when it ends
   bool closed = false;
   uint32_t events = 0;                  // registered with epoll
   SteadyClock::time_point frame_start;  // first byte of the frame being read
@@ -113,6 +117,11 @@ class Loop {
   void Adopt(int fd, std::string peer, bool over_cap);
   // From a handler thread (or the loop itself): the reply of `conn`'s call; empty for none.
   void PostReply(const ConnectionPtr& conn, std::string reply);
+  // From a handler thread: writes the reply straight to the socket and gives the connection
+  // back to reading, without waking the loop (the common case: one thread hop per call, not
+  // two). False when the loop must take it (draining, peer gone, bytes of a next frame already
+  // read, a socket buffer full): post the reply instead.
+  bool FinishOnWorker(const ConnectionPtr& conn, const std::string& reply);
   // From any thread: stop taking frames, close idle connections, and (finally) stop.
   void PostDrain();
   void PostStop();
@@ -161,6 +170,7 @@ class Loop {
   std::unordered_map<int, ConnectionPtr> connections_;  // by descriptor; loop thread only
   std::atomic<int> busy_{0};
   bool draining_ = false;
+  std::atomic<bool> draining_seen_{false};  // draining_, for handler threads
   bool stopping_ = false;
 };
 
@@ -351,6 +361,40 @@ void Loop::PostReply(const ConnectionPtr& conn, std::string reply) {
   Wake();
 }
 
+bool Loop::FinishOnWorker(const ConnectionPtr& conn, const std::string& reply) {
+  if (draining_seen_.load() || conn->hung_up.load() || !conn->in.empty()) return false;
+  std::size_t sent = 0;
+  while (sent < reply.size()) {
+    ssize_t n =
+        ::send(conn->fd, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  if (sent == 0) return false;
+  if (sent < reply.size()) {
+    PostReply(conn, reply.substr(sent));  // the loop writes the rest as the peer reads
+    return true;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = conn->fd;
+  conn->events = EPOLLIN;
+  busy_.fetch_sub(1);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn->fd, &ev) != 0) {
+    // The loop dropped it (the peer hung up): let the loop close it.
+    conn->call_in_flight = false;
+    PostReply(conn, std::string());
+    return true;
+  }
+  conn->call_in_flight = false;  // from here on the loop owns the connection again
+  return true;
+}
+
 void Loop::PostDrain() {
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
@@ -391,9 +435,15 @@ void Loop::Run() {
         if (events[i].events & (EPOLLERR | EPOLLHUP)) {
           // Gone both ways. Still read what arrived (a last call from a client that closed)
           // unless a call is running: its reply has nowhere to go.
-          if (!conn->call_in_flight) OnReadable(conn);
+          if (conn->call_in_flight) {
+            // Its handler may still write to the descriptor: close once the call ends.
+            ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+            conn->hung_up = true;
+            continue;
+          }
+          OnReadable(conn);
           if (!conn->call_in_flight && !conn->out.empty()) Flush(conn);
-          Close(conn, "", LogLevel::kInfo);
+          if (!conn->call_in_flight) Close(conn, "", LogLevel::kInfo);
           continue;
         }
         if (events[i].events & EPOLLOUT) OnWritable(conn);
@@ -441,6 +491,10 @@ void Loop::TakeInbox() {
       busy_.fetch_sub(1);
     }
     if (conn->closed) continue;
+    if (conn->hung_up) {
+      Close(conn, "", LogLevel::kInfo);
+      continue;
+    }
     conn->last_active = SteadyClock::now();
     if (!conn->in.empty()) conn->frame_start = conn->last_active;  // waited on the call
     if (!reply.empty()) QueueReply(conn, std::move(reply));
@@ -454,6 +508,7 @@ void Loop::TakeInbox() {
   }
   if (taken.drain && !draining_) {
     draining_ = true;
+    draining_seen_ = true;
     std::vector<ConnectionPtr> idle;
     for (auto& [fd, conn] : connections_) {
       if (!conn->call_in_flight && conn->out.empty()) idle.push_back(conn);
@@ -770,7 +825,8 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(p.header.format, outcome.code, outcome.message);
     }
-    p.conn->loop->PostReply(p.conn, p.Reply(std::move(outcome.reply)));
+    std::string reply = p.Reply(std::move(outcome.reply));
+    if (!p.conn->loop->FinishOnWorker(p.conn, reply)) p.conn->loop->PostReply(p.conn, reply);
   };
   call.refuse = [pending](StatusCode code, std::string why) {
     Pending& p = *pending;
@@ -855,7 +911,9 @@ void Loop::Scan(SteadyClock::time_point now) {
   std::vector<std::pair<ConnectionPtr, std::string>> expired;
   for (auto& [fd, conn] : connections_) {
     bool mid_frame = (!conn->in.empty() || conn->skip > 0) && !conn->call_in_flight;
-    if (mid_frame && now - conn->frame_start > options.frame_timeout) {
+    if (conn->hung_up && !conn->call_in_flight) {
+      expired.emplace_back(conn, "");
+    } else if (mid_frame && now - conn->frame_start > options.frame_timeout) {
       expired.emplace_back(
           conn, absl::StrCat("frame not completed within ", options.frame_timeout.count(),
                              " ms (server.frame_timeout_ms)"));

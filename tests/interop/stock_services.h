@@ -76,7 +76,7 @@ class StockThriftHandler : public rich_thrift::RichServiceIf {
 
 // A stock gRPC service, written against protoc + grpc_cpp_plugin's code (package rich_pb is the
 // emitted package renamed; the test serves it under the original path by a generic stub below).
-class StockGrpcService final : public rich_pb::RichService::Service {
+class StockGrpcService : public rich_pb::RichService::Service {
  public:
   grpc::Status Mix(grpc::ServerContext*, const rich_pb::MixRequest* request,
                    rich_pb::MixResponse* reply) override {
