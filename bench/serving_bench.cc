@@ -129,8 +129,10 @@ int Serve(const std::string& kind) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
     std::thread(ServeRaw).detach();
-  } else if (kind == "rpcboot") {
+  } else if (kind == "rpcboot" || kind == "rpcboot-inline") {
     static rpcboot::ServerOptions options;
+    // "rpcboot-inline": Mix marked as never blocking (server.inline_methods): no hop.
+    if (kind == "rpcboot-inline") options.inline_methods = {"rich.RichService/Mix"};
     options.host = "127.0.0.1";
     options.grpc_port = 0;
     options.thrift_port = 0;
@@ -372,17 +374,22 @@ void RaiseDescriptorLimit(rlim_t want) {
 
 void Throughput(const char* self, double seconds, const std::vector<int>& callers) {
   ServerProcess ours(self, "rpcboot");
+  ServerProcess inlined(self, "rpcboot-inline");
   ServerProcess stock(self, "stock");
   ServerProcess raw(self, "raw");
   for (int n : callers) {
     Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
     Result r_stock = Load(n, seconds, [&](int) { return ThriftMixCaller(stock.thrift_port); });
     Result r_ours = Load(n, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+    Result r_inline = Load(n, seconds, [&](int) { return ThriftMixCaller(inlined.thrift_port); });
     Print("throughput", "raw", n, "tcp", r_raw, "");
     Print("throughput", "thrift", n, "stock", r_stock, "");
     Print("throughput", "thrift", n, "rpcboot", r_ours,
           Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second) + "  " +
               Ratio("vs raw", r_ours.calls_per_second, r_raw.calls_per_second));
+    Print("throughput", "thrift", n, "inline", r_inline,
+          Ratio("vs stock", r_inline.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs raw", r_inline.calls_per_second, r_raw.calls_per_second));
   }
   for (int n : callers) {
     Result r_stock = Load(n, seconds, [&](int i) {
@@ -391,9 +398,14 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
     Result r_ours = Load(n, seconds, [&](int i) {
       return GrpcMixCaller(ours.grpc_port, i, "/rich.RichService/Mix");
     });
+    Result r_inline = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(inlined.grpc_port, i, "/rich.RichService/Mix");
+    });
     Print("throughput", "grpc", n, "stock", r_stock, "");
     Print("throughput", "grpc", n, "rpcboot", r_ours,
           Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+    Print("throughput", "grpc", n, "inline", r_inline,
+          Ratio("vs stock", r_inline.calls_per_second, r_stock.calls_per_second));
   }
 }
 

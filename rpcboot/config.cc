@@ -9,7 +9,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "discovery/session.h"
 
 extern char** environ;
@@ -179,6 +182,20 @@ const std::vector<Key>& Keys() {
       {"server.frame_timeout_ms", "Thrift: a frame must arrive, and a reply be read, within this",
        MsRule<AppConfig>(
            1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.frame_timeout; })},
+      {"server.inline_methods",
+       "comma-separated <package>.<Service>/<Method> or /* whose handlers never block: run on "
+       "the I/O thread, no hop",
+       {[](AppConfig& c, const std::string& v) {
+          c.server.inline_methods.clear();
+          for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+            c.server.inline_methods.emplace_back(absl::StripAsciiWhitespace(part));
+          }
+          return std::string();
+        },
+        [](AppConfig& c) {
+          return c.server.inline_methods.empty() ? std::string("empty")
+                                                 : absl::StrJoin(c.server.inline_methods, ",");
+        }}},
       {"server.grpc_max_concurrent_streams", "gRPC: concurrent calls per HTTP/2 connection",
        IntRule<AppConfig, int>(
            1, 100000, [](AppConfig& c) -> int& { return c.server.grpc_max_concurrent_streams; })},

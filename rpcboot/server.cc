@@ -12,15 +12,33 @@
 namespace rpcboot {
 namespace internal {
 
-MethodTable::MethodTable(const std::vector<BoundService>& services) {
+absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
+    const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods) {
+  auto table = std::unique_ptr<MethodTable>(new MethodTable());
+  std::vector<bool> used(inline_methods.size(), false);
   for (const BoundService& s : services) {
     for (const MethodBinding& m : s.binding->methods) {
       Route route{&m, s.impl.get()};
-      thrift_qualified_[s.binding->full_name + ":" + m.name] = route;
-      thrift_plain_[m.name].push_back(route);
-      grpc_[m.grpc_path] = route;
+      for (std::size_t i = 0; i < inline_methods.size(); ++i) {
+        const std::string& entry = inline_methods[i];
+        if (entry == s.binding->full_name + "/" + m.name || entry == s.binding->full_name + "/*") {
+          route.run_inline = true;
+          used[i] = true;
+        }
+      }
+      table->thrift_qualified_[s.binding->full_name + ":" + m.name] = route;
+      table->thrift_plain_[m.name].push_back(route);
+      table->grpc_[m.grpc_path] = route;
     }
   }
+  for (std::size_t i = 0; i < inline_methods.size(); ++i) {
+    if (!used[i]) {
+      return absl::InvalidArgumentError(
+          "server.inline_methods: '" + inline_methods[i] +
+          "' names no served method (write <package>.<Service>/<Method> or <package>.<Service>/*)");
+    }
+  }
+  return table;
 }
 
 const Route* MethodTable::FindThrift(std::string_view message_name) const {
@@ -67,7 +85,10 @@ absl::Status Server::Start() {
     return absl::InvalidArgumentError(
         "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
   }
-  impl_->table_ = std::make_unique<internal::MethodTable>(impl_->services_);
+  absl::StatusOr<std::unique_ptr<internal::MethodTable>> table =
+      internal::MethodTable::Make(impl_->services_, impl_->options_.inline_methods);
+  if (!table.ok()) return table.status();
+  impl_->table_ = *std::move(table);
   const ServerOptions& options = impl_->options_;
   int threads = options.handler_threads > 0
                     ? options.handler_threads

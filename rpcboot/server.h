@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "rpcboot/internal/binding.h"
@@ -53,6 +54,12 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // gRPC: concurrent streams (calls) one HTTP/2 connection may open.
   int grpc_max_concurrent_streams = 100;
+  // Methods whose handlers never block (no I/O, no locks held long), as
+  // "<package>.<Service>/<Method>" or "<package>.<Service>/*": they run on the I/O thread that
+  // read the call, with no hop to the handler pool (the fastest path for cheap methods). A
+  // listed handler that blocks stalls every connection of its I/O thread: list only what is
+  // known not to. Empty by default: every handler runs on the pool.
+  std::vector<std::string> inline_methods;
   // Shutdown: how long in-flight calls may take to finish.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
 };

@@ -45,6 +45,10 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       call.deadline = context_->deadline();
     }
     deadline_ = call.deadline;
+    if (route_->run_inline) {  // server.inline_methods: never blocks, no hop
+      Handle();
+      return;
+    }
     // `this` lives until Finish: exactly one of run and refuse calls it.
     call.run = [this] { Handle(); };
     call.refuse = [this](StatusCode code, std::string message) {

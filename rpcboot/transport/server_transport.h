@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/server.h"
@@ -27,6 +28,9 @@ struct BoundService {
 struct Route {
   const MethodBinding* method;
   void* impl;
+  // Listed in ServerOptions::inline_methods: the handler never blocks, so it runs on the I/O
+  // thread that read the call, with no hop to the handler pool.
+  bool run_inline = false;
 };
 
 // Every method of every bound service, found by Thrift message name or gRPC path: the one
@@ -34,7 +38,10 @@ struct Route {
 // number of threads may look up at once. Does not own the services (Server does).
 class MethodTable {
  public:
-  explicit MethodTable(const std::vector<BoundService>& services);
+  // `inline_methods` as ServerOptions::inline_methods says; Make fails (InvalidArgument) on an
+  // entry that names no bound method.
+  static absl::StatusOr<std::unique_ptr<MethodTable>> Make(
+      const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods);
   // "shop.ShopService:GetShop" (the multiplexed protocol's name), or a plain "GetShop" when
   // exactly one bound service has that method. nullptr: unknown or ambiguous.
   const Route* FindThrift(std::string_view message_name) const;
@@ -42,6 +49,7 @@ class MethodTable {
   const Route* FindGrpc(std::string_view path) const;
 
  private:
+  MethodTable() = default;
   std::map<std::string, Route, std::less<>> thrift_qualified_;
   std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;
   std::map<std::string, Route, std::less<>> grpc_;

@@ -787,6 +787,21 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     }
     return;
   }
+  if (route->run_inline) {
+    // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
+    ServerContext context("thrift", conn->peer, deadline);
+    ServerContext::Scope scope(&context);
+    std::string_view body = message.substr(header.body_offset);
+    HandlerOutcome outcome =
+        RunHandler([&] { return route->method->serve_thrift(route->impl, header.format, body); });
+    if (oneway) return;
+    if (outcome.code != StatusCode::kOk) {
+      outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
+    }
+    QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name), kThriftReply,
+                                                header.seqid, outcome.reply)));
+    return;
+  }
   if (!oneway) {
     conn->call_in_flight = true;
     busy_.fetch_add(1);

@@ -229,5 +229,34 @@ TEST_F(ServingCoreTest, IdleSocketsAtTheCapDoNotLockOutAWorkingClient) {
   EXPECT_GT(closed, 0) << "the oldest idle connections made room";
 }
 
+TEST_F(ServingCoreTest, InlineMethodsNeedNoHandlerThread) {
+  ServerOptions options;
+  options.handler_threads = 1;
+  options.inline_methods = {"rich.RichService/Mix"};
+  StartServer(options);
+  auto held = Hold(1, Protocol::kThrift);
+  ASSERT_TRUE(impl_->WaitEntered(1)) << "the only handler thread is blocked";
+  // Mix is listed as never blocking: it runs on the I/O threads, so it is served anyway.
+  for (Protocol protocol : {Protocol::kGrpc, Protocol::kThrift}) {
+    EXPECT_EQ(Client(protocol)->Mix(rich::Color::kRed, rich::Color::kGreen), rich::Color::kBlue);
+  }
+  impl_->Release();
+  held.front().get();
+}
+
+TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.thrift_port = 0;
+  options.inline_methods = {"rich.RichService/Mixx"};
+  Server server(options);
+  server.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
+  absl::Status status = server.Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("'rich.RichService/Mixx' names no served method"),
+            std::string::npos)
+      << status;
+}
+
 }  // namespace
 }  // namespace rpcboot
