@@ -17,6 +17,7 @@ absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
   auto table = std::unique_ptr<MethodTable>(new MethodTable());
   std::vector<bool> used(inline_methods.size(), false);
   for (const BoundService& s : services) {
+    table->services_.push_back(s.binding->full_name);
     for (const MethodBinding& m : s.binding->methods) {
       Route route{&m, s.impl.get()};
       for (std::size_t i = 0; i < inline_methods.size(); ++i) {

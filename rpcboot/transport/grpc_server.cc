@@ -124,7 +124,13 @@ class GrpcServerTransport final : public ServerTransport {
       return absl::UnavailableError("gRPC: cannot listen on " + address +
                                     " (port in use or bad host)");
     }
-    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(true);
+    // grpc.health.v1.Health: SERVING for "" (the server) and for each service by its full name,
+    // as Kubernetes and Envoy probes ask; NOT_SERVING from the moment the server stops taking
+    // calls.
+    if (auto* health = server_->GetHealthCheckService()) {
+      health->SetServingStatus(true);
+      for (const std::string& service : table.services()) health->SetServingStatus(service, true);
+    }
     Log(LogLevel::kInfo, "gRPC listening on " + options_.host + ":" + std::to_string(port_));
     return absl::OkStatus();
   }
@@ -133,7 +139,7 @@ class GrpcServerTransport final : public ServerTransport {
 
   void StopAccepting() override {
     if (server_ == nullptr || stopping_.joinable()) return;
-    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
+    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);  // all
     // grpc::Server::Shutdown stops new calls at once and waits for those in flight, which the
     // scheduler finishes (or refuses) during its drain; it blocks, so it runs beside the drain.
     // Its own deadline is far: the drain, not gRPC, decides when a call is given up.

@@ -47,9 +47,12 @@ class MethodTable {
   const Route* FindThrift(std::string_view message_name) const;
   // "/shop.ShopService/GetShop". nullptr: unknown.
   const Route* FindGrpc(std::string_view path) const;
+  // The full names of the bound services ("shop.ShopService"), in the order they were added.
+  const std::vector<std::string>& services() const { return services_; }
 
  private:
   MethodTable() = default;
+  std::vector<std::string> services_;
   std::map<std::string, Route, std::less<>> thrift_qualified_;
   std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;
   std::map<std::string, Route, std::less<>> grpc_;

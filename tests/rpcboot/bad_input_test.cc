@@ -235,6 +235,27 @@ TEST_F(BadInputTest, GrpcHealthServiceAnswersServing) {
   EXPECT_EQ(channel->Call(check, "", CallOptions{}), std::string("\x08\x01", 2));
 }
 
+TEST_F(BadInputTest, GrpcHealthAnswersByServiceName) {
+  internal::MethodBinding check;
+  check.name = "Check";
+  check.grpc_path = "/grpc.health.v1.Health/Check";
+  auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()));
+  // HealthCheckRequest{service = "rich.RichService"} (field 1, a string).
+  std::string served = "rich.RichService";
+  EXPECT_EQ(channel->Call(check, "\x0a" + std::string(1, static_cast<char>(served.size())) + served,
+                          CallOptions{}),
+            std::string("\x08\x01", 2))
+      << "SERVING by the service's full name, as Kubernetes and Envoy probes ask";
+  std::string unknown = "rich.Nope";
+  try {
+    channel->Call(check, "\x0a" + std::string(1, static_cast<char>(unknown.size())) + unknown,
+                  CallOptions{});
+    FAIL() << "a service this server does not serve is reported";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kNotFound) << e.what();
+  }
+}
+
 TEST_F(BadInputTest, GrpcUndecodableRequestIsInvalidArgument) {
   internal::MethodBinding echo = *internal::BindingOf<rich::RichService>().Find("Echo");
   auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()));
