@@ -1,7 +1,9 @@
 #include "rpcboot/config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "discovery/session.h"
+#include "rpcboot/base/log.h"
 
 extern char** environ;
 
@@ -139,8 +142,27 @@ Rule<Config> EnumRule(Field<Config, T> field, std::vector<std::pair<std::string,
           }};
 }
 
+// A ZooKeeper node name: not empty, no '/', not "." or ".." (ZooKeeper refuses those), no
+// control characters.
 std::string CheckName(const std::string& v) {
-  return v.empty() || v.find('/') != std::string::npos ? "is not a name (non-empty, no '/')" : "";
+  bool control = std::any_of(
+      v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (v.empty() || v.find('/') != std::string::npos || v == "." || v == ".." || control)
+    return "is not a name (non-empty, no '/', not '.' or '..', no control characters)";
+  return "";
+}
+
+std::string CheckBasePath(const std::string& v) {
+  if (v.empty() || v[0] != '/' || (v.size() > 1 && v.back() == '/') ||
+      v.find("//") != std::string::npos)
+    return "is not a ZooKeeper path (starts with '/', no trailing or double '/')";
+  if (v == "/zookeeper" || v.rfind("/zookeeper/", 0) == 0)
+    return "is inside /zookeeper, which ZooKeeper keeps for itself";
+  for (absl::string_view part : absl::StrSplit(v.substr(1), '/', absl::SkipEmpty())) {
+    if (!CheckName(std::string(part)).empty())
+      return "has an element that is not a node name ('.', '..' or a control character)";
+  }
+  return "";
 }
 
 const std::vector<Key>& Keys() {
@@ -222,13 +244,7 @@ const std::vector<Key>& Keys() {
            })},
       {"registry.base_path", "parent of the application nodes",
        StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.registry.base_path; },
-                             [](const std::string& v) -> std::string {
-                               if (v.empty() || v[0] != '/' || (v.size() > 1 && v.back() == '/') ||
-                                   v.find("//") != std::string::npos)
-                                 return "is not a ZooKeeper path (starts with '/', no trailing "
-                                        "or double '/')";
-                               return "";
-                             })},
+                             CheckBasePath)},
       {"registry.session_timeout_ms", "ZooKeeper session timeout",
        MsRule<AppConfig>(
            100,
@@ -396,6 +412,19 @@ absl::StatusOr<std::vector<Setting>> ReadYaml(LoadFn load, const std::string& so
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not YAML: ", e.msg));
+  } catch (const std::exception& e) {  // an I/O error while reading
+    return absl::InvalidArgumentError(
+        absl::StrCat("config file ", source, " cannot be read: ", e.what()));
+  }
+  // YAML lets a later key silently replace an earlier one; a config file saying two things is
+  // a mistake worth naming.
+  std::map<std::string, const Setting*> seen;
+  for (const Setting& setting : settings) {
+    auto [it, fresh] = seen.emplace(setting.key, &setting);
+    if (!fresh) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          setting.key, " is set twice: at ", it->second->source, " and at ", setting.source));
+    }
   }
   return settings;
 }
@@ -434,6 +463,11 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   }
   std::vector<Setting> settings;
   if (!file.empty()) {
+    struct stat info {};
+    if (::stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config file ", file, " is a directory (give the YAML file itself)"));
+    }
     absl::StatusOr<std::vector<Setting>> from_file =
         ReadYaml([&] { return YAML::LoadFile(file); }, file);
     if (!from_file.ok()) return from_file.status();
@@ -452,6 +486,18 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   for (const Key& key : Keys()) {
     auto it = env->find(EnvName(key.name));
     if (it != env->end()) settings.push_back({key.name, it->second, "environment " + it->first});
+  }
+  // A misspelt variable would otherwise be ignored without a word. Reported, not fatal: scripts
+  // around rpcboot set variables of their own under the prefix.
+  for (const auto& [name, value] : *env) {
+    if (name.rfind("RPCBOOT_", 0) != 0 || name == "RPCBOOT_LOG_LEVEL") continue;
+    bool known = std::any_of(Keys().begin(), Keys().end(),
+                             [&](const Key& key) { return EnvName(key.name) == name; });
+    if (!known) {
+      internal::Log(LogLevel::kWarning, absl::StrCat("environment ", name,
+                                                     " is not an rpcboot setting; ignored "
+                                                     "(settings: --help)"));
+    }
   }
   settings.insert(settings.end(), flags.begin(), flags.end());
   return Build(settings);

@@ -113,6 +113,9 @@ class GrpcServerTransport final : public ServerTransport {
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                options_.grpc_max_concurrent_streams);
+    // gRPC binds with SO_REUSEPORT by default, so a second process would share a port in use
+    // and register a second instance on it; a port in use must be an error, as on Thrift.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     // Compressed requests are refused before they are inflated (a small gzip bomb would
     // otherwise be inflated in full before the size limit applies).
     builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);

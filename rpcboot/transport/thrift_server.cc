@@ -5,7 +5,7 @@
 // (unknown method, wrong message type, a frame over the size limit, a deadline already passed).
 // Calls go to the server's CallScheduler, whose handler threads run user code and post the reply
 // back to the connection's loop, which writes it. One call per connection is in flight at a time
-// (Thrift clients wait for each reply); oneway calls do not hold the connection.
+// (Thrift clients wait for each reply). rpcboot methods all answer: a ONEWAY message is refused.
 //
 // Limits, each enforced before the resource is spent: max_connections (at the cap the loop
 // closes its oldest idle connection for the newcomer, or refuses it), a frame must be complete
@@ -757,34 +757,32 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     theader->headers.clear();
   }
   const THeaderFrame* wrap = theader ? &*theader : nullptr;
-  if (header.type != kThriftCall && header.type != kThriftOneway) {
-    QueueReply(
-        conn,
-        Framed(wrap,
-               ThriftMessage(header.format, ReplyName(header.name), kThriftException, header.seqid,
-                             ThriftApplicationException(header.format, kThriftInvalidMessageType,
-                                                        "rpcboot: expected a call message"))));
+  if (header.type != kThriftCall) {
+    // Every rpcboot method answers (the emitted IDL declares none oneway): a ONEWAY message is
+    // refused, never run silently.
+    std::string why = header.type == kThriftOneway ? "rpcboot: methods are not oneway"
+                                                   : "rpcboot: expected a call message";
+    QueueReply(conn,
+               Framed(wrap, ThriftMessage(header.format, ReplyName(header.name), kThriftException,
+                                          header.seqid,
+                                          ThriftApplicationException(
+                                              header.format, kThriftInvalidMessageType, why))));
     return;
   }
   const Route* route = server_->table().FindThrift(header.name);
   if (route == nullptr) {
     std::string shown = Printable(header.name);
     Log(LogLevel::kInfo, "Thrift: " + conn->peer + " called unknown method '" + shown + "'");
-    if (header.type == kThriftCall) {
-      QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name),
-                                                  kThriftException, header.seqid,
-                                                  ThriftApplicationException(
-                                                      header.format, kThriftUnknownMethod,
-                                                      "rpcboot: unknown method '" + shown + "'"))));
-    }
+    QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name),
+                                                kThriftException, header.seqid,
+                                                ThriftApplicationException(
+                                                    header.format, kThriftUnknownMethod,
+                                                    "rpcboot: unknown method '" + shown + "'"))));
     return;
   }
-  const bool oneway = header.type == kThriftOneway;
   if (deadline && *deadline <= ServerContext::Clock::now()) {
-    if (!oneway) {
-      Answer(conn, wrap, header.format, header.name, header.seqid, StatusCode::kDeadlineExceeded,
-             "rpcboot: deadline passed before the handler ran");
-    }
+    Answer(conn, wrap, header.format, header.name, header.seqid, StatusCode::kDeadlineExceeded,
+           "rpcboot: deadline passed before the handler ran");
     return;
   }
   if (route->run_inline) {
@@ -794,7 +792,6 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     std::string_view body = message.substr(header.body_offset);
     HandlerOutcome outcome =
         RunHandler([&] { return route->method->serve_thrift(route->impl, header.format, body); });
-    if (oneway) return;
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
     }
@@ -802,11 +799,9 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
                                                 header.seqid, outcome.reply)));
     return;
   }
-  if (!oneway) {
-    conn->call_in_flight = true;
-    busy_.fetch_add(1);
-    UpdateEvents(conn);  // no more reading until the reply is out
-  }
+  conn->call_in_flight = true;
+  busy_.fetch_add(1);
+  UpdateEvents(conn);  // no more reading until the reply is out
   // What the handler thread needs, owned by the call.
   struct Pending {
     ConnectionPtr conn;
@@ -816,7 +811,6 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     std::size_t body_offset;
     const Route* route;
     std::optional<ServerContext::Clock::time_point> deadline;
-    bool oneway;
 
     std::string Reply(std::string result) {
       return Framed(
@@ -826,7 +820,7 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
   };
   auto pending = std::make_shared<Pending>(Pending{conn, std::move(frame), std::move(theader),
                                                    std::move(header), offset + header.body_offset,
-                                                   route, deadline, oneway});
+                                                   route, deadline});
   ScheduledCall call;
   call.deadline = deadline;
   call.run = [pending] {
@@ -836,7 +830,6 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     std::string_view body = std::string_view(p.frame).substr(p.body_offset);
     HandlerOutcome outcome = RunHandler(
         [&] { return p.route->method->serve_thrift(p.route->impl, p.header.format, body); });
-    if (p.oneway) return;
     if (outcome.code != StatusCode::kOk) {
       outcome.reply = ThriftErrorResult(p.header.format, outcome.code, outcome.message);
     }
@@ -845,7 +838,6 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
   };
   call.refuse = [pending](StatusCode code, std::string why) {
     Pending& p = *pending;
-    if (p.oneway) return;
     p.conn->loop->PostReply(p.conn,
                             p.Reply(ThriftErrorResult(p.header.format, code, "rpcboot: " + why)));
   };

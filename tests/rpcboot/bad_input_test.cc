@@ -342,5 +342,25 @@ INSTANTIATE_TEST_SUITE_P(GrpcAndThrift, SameOnBothWiresTest,
                                                                                   : "Thrift");
                          });
 
+TEST_F(BadInputTest, OnewayMessageIsRefusedAndNotRun) {
+  // rpcboot methods all answer; a ONEWAY message for one must not run it silently.
+  int fd = Connect();
+  std::string args = ThriftEncode(std::tuple<int64_t, std::string, rich::Color>(5, "x", {}),
+                                  WireFormat::kThriftCompact);
+  std::string reply = RoundTrip(fd, internal::ThriftMessage(WireFormat::kThriftCompact, "Notify",
+                                                            internal::kThriftOneway, 9, args));
+  internal::ThriftMessageHeader header;
+  ASSERT_TRUE(internal::ParseThriftHeader(reply, &header).ok());
+  EXPECT_EQ(header.type, internal::kThriftException);
+  EXPECT_EQ(header.seqid, 9);
+  auto [type, message] = internal::ReadThriftApplicationException(
+      header.format, std::string_view(reply).substr(header.body_offset));
+  EXPECT_EQ(type, internal::kThriftInvalidMessageType);
+  EXPECT_EQ(message, "rpcboot: methods are not oneway");
+  ::close(fd);
+  EXPECT_EQ(impl_->notified.load(), 0) << "the handler did not run";
+  ExpectStillServing();
+}
+
 }  // namespace
 }  // namespace rpcboot

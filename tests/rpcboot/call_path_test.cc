@@ -345,6 +345,25 @@ TEST(Server, PortInUseIsAClearError) {
       << status;
 }
 
+TEST(Server, GrpcPortInUseIsAClearErrorToo) {
+  // gRPC binds with SO_REUSEPORT unless told not to: a second server must not share the port.
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  Server first(options);
+  first.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
+  ASSERT_TRUE(first.Start().ok());
+  options.grpc_port = first.grpc_port();
+  Server second(options);
+  second.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
+  absl::Status status = second.Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("gRPC: cannot listen on 127.0.0.1:" +
+                                  std::to_string(first.grpc_port())),
+            std::string::npos)
+      << status;
+}
+
 TEST(Server, NoReachableServerIsUnavailable) {
   for (auto channel : {MakeGrpcChannel("127.0.0.1:1", {std::chrono::milliseconds(500)}),
                        MakeThriftChannel("127.0.0.1:1", {std::chrono::milliseconds(500)})}) {

@@ -4,7 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <string_view>
+#include <vector>
+
+#include "rpcboot/base/log.h"
 
 namespace rpcboot {
 namespace {
@@ -205,6 +210,56 @@ TEST(Config, MissingConfigFileIsAnErrorNotHelp) {
   EXPECT_NE(config.status().message().find("/nonexistent/rpcboot.yaml cannot be read"),
             std::string::npos)
       << config.status();
+}
+
+TEST(Config, ADirectoryAsTheConfigFileIsAnError) {
+  std::string dir = ::testing::TempDir() + "/rpcboot-config-dir";
+  std::filesystem::create_directories(dir);
+  absl::StatusOr<AppConfig> config = LoadConfig({"--config=" + dir}, &kNoEnv);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "config file " + dir + " is a directory (give the YAML file itself)");
+}
+
+TEST(Config, AKeySetTwiceInOneFileIsAnError) {
+  absl::StatusOr<AppConfig> config =
+      ParseConfig("app: {name: shop}\nserver: {grpc_port: 1}\nserver.grpc_port: 2\n", "dup.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "server.grpc_port is set twice: at dup.yaml:2 and at dup.yaml:3");
+  config = ParseConfig("app: {name: a}\napp: {name: b}\n", "twice.yaml");
+  EXPECT_FALSE(config.ok()) << "a repeated top-level key";
+}
+
+TEST(Config, NamesAndPathsZooKeeperWouldRefuse) {
+  for (const char* name : {"..", ".", "a\x01b"}) {
+    absl::StatusOr<AppConfig> config =
+        ParseConfig(std::string("app: {name: \"") + name + "\"}\n", "names.yaml");
+    ASSERT_FALSE(config.ok()) << name;
+    EXPECT_NE(config.status().message().find("is not a name"), std::string::npos)
+        << config.status();
+  }
+  for (const char* path : {"/zookeeper", "/zookeeper/quota", "/services/..", "/a/./b"}) {
+    absl::StatusOr<AppConfig> config = ParseConfig(
+        std::string("app: {name: shop}\nregistry: {base_path: \"") + path + "\"}\n", "p.yaml");
+    ASSERT_FALSE(config.ok()) << path;
+    EXPECT_NE(config.status().message().find("registry.base_path"), std::string::npos)
+        << config.status();
+  }
+}
+
+TEST(Config, AMisspeltEnvironmentVariableIsReported) {
+  std::vector<std::string> lines;
+  SetLogSink([&](LogLevel, std::string_view message) { lines.emplace_back(message); });
+  std::map<std::string, std::string> env = {{"RPCBOOT_APP_NAME", "shop"},
+                                            {"RPCBOOT_SERVER_GRPC_PROT", "9000"}};
+  absl::StatusOr<AppConfig> config = LoadConfig({}, &env);
+  SetLogSink(nullptr);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "environment RPCBOOT_SERVER_GRPC_PROT is not an rpcboot setting; ignored (settings: "
+            "--help)");
 }
 
 }  // namespace
