@@ -20,6 +20,7 @@
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/address.h"
 #include "rpcboot/internal/discovery_channel.h"
 
 namespace rpcboot {
@@ -82,6 +83,21 @@ std::unique_ptr<App> App::FromCommandLine(int argc, const char* const* argv) {
 
 absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
   if (config.name.empty()) return absl::InvalidArgumentError("app.name is missing");
+  // A configured client that can never reach its service is a configuration error now, not an
+  // exception when the program first asks for it.
+  for (const auto& [service, client] : config.clients) {
+    if (!client.address.empty()) {
+      if (absl::StatusOr<internal::Address> address = internal::ParseAddress(client.address);
+          !address.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("clients.", service, ".address: ", address.status().message()));
+      }
+    } else if (config.registry.zookeeper.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("clients.", service,
+                                                     ": no way to reach it: set clients.", service,
+                                                     ".address or registry.zookeeper"));
+    }
+  }
   if (config.server.grpc_port < 0 && config.server.thrift_port < 0) {
     Log(LogLevel::kInfo, absl::StrCat(config.name, ": no server port configured (client only)"));
   }

@@ -117,7 +117,13 @@ class OrderServiceImpl final : public order::OrderService {
 int main(int argc, char** argv) {
   std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
   // The shop service, found through the registry (clients.shop.ShopService in order.yaml).
-  std::shared_ptr<shop::ShopService> shops = app->Client<shop::ShopService>();
+  std::shared_ptr<shop::ShopService> shops;
+  try {
+    shops = app->Client<shop::ShopService>();
+  } catch (const rpcboot::RpcError& e) {  // no registry and no address, an unknown balancer
+    std::cerr << "order: " << e.message() << "\n";
+    return 2;
+  }
   app->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops));
   return app->Run();
 }

@@ -477,6 +477,27 @@ TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {
       << text;
 }
 
+TEST(AppConfig, AClientThatCannotReachItsServiceStopsTheProcessWithTheKey) {
+  std::string log = ZooKeeperDir("app-badclient") + ".log";
+  ChildProcess bad_address({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=0",
+                            "--clients.rich.RichService.address=static://10.0.0.1:1,nonsense"},
+                           log);
+  EXPECT_EQ(bad_address.Wait(), 2);
+  EXPECT_NE(ReadFile(log).find("clients.rich.RichService.address: address "
+                               "'static://10.0.0.1:1,nonsense': endpoint 'nonsense' is not "
+                               "host:port"),
+            std::string::npos)
+      << ReadFile(log);
+  ChildProcess no_route({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=0",
+                         "--clients.rich.RichService.protocol=thrift"},
+                        log);
+  EXPECT_EQ(no_route.Wait(), 2);
+  EXPECT_NE(ReadFile(log).find("clients.rich.RichService: no way to reach it: set "
+                               "clients.rich.RichService.address or registry.zookeeper"),
+            std::string::npos)
+      << ReadFile(log);
+}
+
 TEST(AppConfig, MissingConfigFileExitsTwoWithTheProgramName) {
   std::string log = ZooKeeperDir("app-noconfig") + ".log";
   ChildProcess app({RPCBOOT_RICH_APP, "--config=/nonexistent/rich.yaml"}, log);
