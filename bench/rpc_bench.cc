@@ -4,12 +4,12 @@
 //
 //   build/bench/rpc_bench [--seconds=1.5] [--callers=1,8,64]
 //
-// Thrift: rpcboot's server (thread per connection) and pooled channel, against thrift-compiler's
-// processor on TThreadedServer (thread per connection) and its client, one connection per
-// caller, framed compact on both sides. gRPC: rpcboot's callback generic server and channel,
-// against a grpc_cpp_plugin sync service and stub; one HTTP/2 channel shared by the callers.
-// Every call is Mix(Color, Color) -> Color. Traffic goes to 127.0.0.1 only; each run is bounded
-// in time and stops by itself.
+// Thrift: rpcboot's server (epoll loops, handler pool) and pooled channel, against
+// thrift-compiler's processor on TThreadedServer (thread per connection) and its client, one
+// connection per caller, framed compact on both sides. gRPC: rpcboot's callback generic server and
+// channel, against a grpc_cpp_plugin sync service and stub; one HTTP/2 channel shared by the
+// callers. Every call is Mix(Color, Color) -> Color. Traffic goes to 127.0.0.1 only; each run is
+// bounded in time and stops by itself.
 #include <grpcpp/grpcpp.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/server/TThreadedServer.h>
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "RichService.h"
+#include "bench/load_testing.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.grpc.pb.h"
 #include "rich_service.rpcboot.h"
@@ -39,50 +40,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Result {
-  double calls_per_second = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  long errors = 0;
-};
-
-// Runs `callers` threads, each making calls through its own `make_caller()` until time is up.
-Result Load(int callers, double seconds,
-            const std::function<std::function<bool()>()>& make_caller) {
-  std::vector<std::function<bool()>> calls;
-  for (int i = 0; i < callers; ++i) calls.push_back(make_caller());
-  for (auto& call : calls) call();  // connect and warm up
-  std::atomic<bool> stop{false};
-  std::vector<std::vector<float>> latencies(callers);
-  std::vector<long> errors(callers, 0);
-  std::vector<std::thread> threads;
-  auto start = Clock::now();
-  for (int i = 0; i < callers; ++i) {
-    threads.emplace_back([&, i] {
-      latencies[i].reserve(1 << 16);
-      while (!stop.load(std::memory_order_relaxed)) {
-        auto t0 = Clock::now();
-        if (!calls[i]()) ++errors[i];
-        latencies[i].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<float> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  Result r;
-  r.calls_per_second = all.size() / elapsed;
-  if (!all.empty()) {
-    r.p50_us = all[all.size() / 2];
-    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
-  for (long e : errors) r.errors += e;
-  return r;
-}
+using rpcboot::bench::Load;
+using rpcboot::bench::Result;
 
 using rpcboot::testing::StockGrpcService;
 
@@ -91,7 +50,7 @@ Result StockThrift(int callers, double seconds) {
   rpcboot::testing::StockThriftServer<protocol::TCompactProtocolFactory> server;
   int port = server.port();
   if (port == 0) std::abort();
-  Result r = Load(callers, seconds, [port] {
+  Result r = Load(callers, seconds, [port](int) {
     auto sock = std::make_shared<transport::TSocket>("127.0.0.1", port);
     auto framed = std::make_shared<transport::TFramedTransport>(sock);
     auto client = std::make_shared<rich_thrift::RichServiceClient>(
@@ -120,7 +79,7 @@ Result RpcbootLoad(int callers, double seconds, bool grpc) {
       "127.0.0.1:" + std::to_string(grpc ? server.grpc_port() : server.thrift_port());
   auto channel = grpc ? rpcboot::MakeGrpcChannel(target) : rpcboot::MakeThriftChannel(target);
   auto rich = rpcboot::MakeClient<rich::RichService>(channel);
-  Result r = Load(callers, seconds, [rich] {
+  Result r = Load(callers, seconds, [rich](int) {
     return std::function<bool()>([rich] {
       try {
         return rich->Mix(rich::Color::kRed, rich::Color::kGreen) == rich::Color::kBlue;
@@ -140,7 +99,7 @@ Result StockGrpc(int callers, double seconds) {
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   auto stub = std::shared_ptr<rich_pb::RichService::Stub>(rich_pb::RichService::NewStub(channel));
-  Result r = Load(callers, seconds, [stub] {
+  Result r = Load(callers, seconds, [stub](int) {
     return std::function<bool()>([stub] {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

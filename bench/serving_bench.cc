@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "RichService.h"
+#include "bench/load_testing.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.grpc.pb.h"
 #include "rich_service.rpcboot.h"
@@ -209,81 +210,41 @@ struct ServerProcess {
   }
 };
 
-struct Result {
-  double calls_per_second = 0;
-  double p50_us = 0, p99_us = 0;
-  long errors = 0;
-};
+using rpcboot::bench::Load;
+using rpcboot::bench::Result;
 
-// `callers` threads, each calling through its own `make_caller()` until time is up.
-Result Load(int callers, double seconds,
-            const std::function<std::function<bool()>(int)>& make_caller) {
-  std::vector<std::function<bool()>> calls;
-  for (int i = 0; i < callers; ++i) calls.push_back(make_caller(i));
-  for (auto& call : calls) call();  // connect, warm up
-  std::atomic<bool> stop{false};
-  std::vector<std::vector<float>> latencies(callers);
-  std::vector<long> errors(callers, 0);
-  std::vector<std::thread> threads;
-  auto start = Clock::now();
-  for (int i = 0; i < callers; ++i) {
-    threads.emplace_back([&, i] {
-      while (!stop.load(std::memory_order_relaxed)) {
-        auto t0 = Clock::now();
-        if (!calls[i]()) ++errors[i];
-        latencies[i].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<float> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  Result r;
-  r.calls_per_second = static_cast<double>(all.size()) / elapsed;
-  if (!all.empty()) {
-    r.p50_us = all[all.size() / 2];
-    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-  }
-  for (long e : errors) r.errors += e;
-  return r;
-}
-
-std::function<bool()> ThriftMixCaller(int port) {
+// A thrift-compiler client on its own framed compact connection, calling `call(client)`.
+std::function<bool()> ThriftCaller(int port,
+                                   std::function<void(rich_thrift::RichServiceClient&)> call) {
   auto socket = std::make_shared<TSocket>("127.0.0.1", port);
   socket->setRecvTimeout(10000);
   auto framed = std::make_shared<TFramedTransport>(socket);
   auto client =
       std::make_shared<rich_thrift::RichServiceClient>(std::make_shared<TCompactProtocol>(framed));
   framed->open();
-  return [client, framed] {
+  return [client, framed, call] {
     try {
-      return client->Mix(rich_thrift::Color::kRed, rich_thrift::Color::kGreen) ==
-             rich_thrift::Color::kBlue;
-    } catch (const apache::thrift::TException&) {
-      return false;
-    }
-  };
-}
-
-std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
-  auto socket = std::make_shared<TSocket>("127.0.0.1", port);
-  socket->setRecvTimeout(10000);
-  auto framed = std::make_shared<TFramedTransport>(socket);
-  auto client =
-      std::make_shared<rich_thrift::RichServiceClient>(std::make_shared<TCompactProtocol>(framed));
-  framed->open();
-  return [client, framed, id] {
-    try {
-      client->Notify(id, "blocking", rich_thrift::Color::kRed);
+      call(*client);
       return true;
     } catch (const apache::thrift::TException&) {
       return false;
     }
   };
+}
+
+std::function<bool()> ThriftMixCaller(int port) {
+  return ThriftCaller(port, [](rich_thrift::RichServiceClient& client) {
+    if (client.Mix(rich_thrift::Color::kRed, rich_thrift::Color::kGreen) !=
+        rich_thrift::Color::kBlue) {
+      throw apache::thrift::TException("wrong reply");
+    }
+  });
+}
+
+std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
+  return ThriftCaller(port, [id](rich_thrift::RichServiceClient& client) {
+    client.Notify(id, "blocking", rich_thrift::Color::kRed);
+  });
 }
 
 // The generated stub's own call, on `path`: the stock service is registered under the renamed

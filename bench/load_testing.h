@@ -1,0 +1,65 @@
+// The closed-loop load both RPC benchmarks drive: `callers` threads, each calling through its
+// own caller function as fast as replies come back, for a fixed time. Latencies are kept per
+// call (no sampling), so p50 and p99 are exact for the run.
+#ifndef RPCBOOT_BENCH_LOAD_TESTING_H_
+#define RPCBOOT_BENCH_LOAD_TESTING_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace rpcboot::bench {
+
+struct Result {
+  double calls_per_second = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  long errors = 0;
+};
+
+// make_caller(i) returns caller i's call, which answers true on success. Each is called once
+// first (to connect and warm up), then in a loop for `seconds`.
+inline Result Load(int callers, double seconds,
+                   const std::function<std::function<bool()>(int)>& make_caller) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::function<bool()>> calls;
+  for (int i = 0; i < callers; ++i) calls.push_back(make_caller(i));
+  for (auto& call : calls) call();
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<float>> latencies(callers);
+  std::vector<long> errors(callers, 0);
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int i = 0; i < callers; ++i) {
+    threads.emplace_back([&, i] {
+      latencies[i].reserve(1 << 16);
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto t0 = Clock::now();
+        if (!calls[i]()) ++errors[i];
+        latencies[i].push_back(std::chrono::duration<float, std::micro>(Clock::now() - t0).count());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<float> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  Result r;
+  r.calls_per_second = static_cast<double>(all.size()) / elapsed;
+  if (!all.empty()) {
+    r.p50_us = all[all.size() / 2];
+    r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  for (long e : errors) r.errors += e;
+  return r;
+}
+
+}  // namespace rpcboot::bench
+
+#endif  // RPCBOOT_BENCH_LOAD_TESTING_H_
