@@ -138,9 +138,11 @@ void Server::Shutdown() {
       std::max(deadline, std::chrono::steady_clock::now()) + std::chrono::milliseconds(500);
   if (impl_->thrift_) impl_->thrift_->Shutdown(flush);
   if (impl_->grpc_) impl_->grpc_->Shutdown(flush);
+  // The pool goes first (joining a handler that outlived the grace period), then the
+  // transports it may still have been writing through.
+  impl_->scheduler_.reset();
   impl_->thrift_.reset();
   impl_->grpc_.reset();
-  impl_->scheduler_.reset();
 }
 
 }  // namespace rpcboot

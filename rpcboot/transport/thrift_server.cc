@@ -229,8 +229,12 @@ class ThriftServerTransport final : public ServerTransport {
     for (auto& loop : loops_) loop->PostDrain();
   }
 
+  // Stops the loops; the Loop objects and their sockets live on until the transport is
+  // destroyed, which Server does only after the handler pool is gone: a handler that outlived
+  // the grace period may still hand its reply to its loop or write it to its socket.
   void Shutdown(SteadyClock::time_point deadline) override {
-    if (loops_.empty()) return;
+    if (loops_.empty() || stopped_) return;
+    stopped_ = true;
     StopAccepting();
     // Replies of calls that finished are written before the sockets close.
     while (SteadyClock::now() < deadline) {
@@ -242,7 +246,6 @@ class ThriftServerTransport final : public ServerTransport {
     for (auto& loop : loops_) loop->PostStop();
     for (std::thread& t : threads_) t.join();
     threads_.clear();
-    loops_.clear();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
     if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -289,6 +292,7 @@ class ThriftServerTransport final : public ServerTransport {
   std::vector<std::thread> threads_;
   std::atomic<int> connections_{0};
   std::atomic<bool> accepting_stopped_{false};
+  bool stopped_ = false;
   std::atomic<int64_t> last_flood_log_{0};
   std::size_t next_loop_ = 0;  // loop 0's thread only
 };
