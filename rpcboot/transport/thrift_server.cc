@@ -255,7 +255,7 @@ class ThriftServerTransport final : public ServerTransport {
   // Loop 0 accepted `fd`: give it to a loop, round robin.
   void Assign(int fd, std::string peer) {
     Loop* loop = loops_[next_loop_++ % loops_.size()].get();
-    bool over_cap = connections_.load() >= options_.max_connections;
+    bool over_cap = connections_.load() > options_.max_connections;  // counts this one
     loop->Adopt(fd, std::move(peer), over_cap);
   }
 
