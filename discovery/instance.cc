@@ -7,8 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace rpcboot::discovery {
 
@@ -32,22 +35,31 @@ bool Instance::IsUp() const {
 }
 
 std::optional<int> Instance::PortFor(std::string_view protocol) const {
+  auto valid = [](std::optional<int> number) -> std::optional<int> {
+    if (!number || *number <= 0 || *number > 65535) return std::nullopt;
+    return number;
+  };
   auto protocols = metadata.find(std::string(kProtocolsKey));
-  if (protocols == metadata.end()) return std::nullopt;
+  if (protocols == metadata.end()) {
+    // Not an rpcboot instance. grpc-spring-boot-starter publishes its gRPC port as gRPC_port
+    // (earlier versions: gRPC.port): such an instance says it speaks gRPC there.
+    if (protocol != "grpc") return std::nullopt;
+    for (std::string_view key : {kSpringGrpcPortKey, kSpringGrpcPortLegacyKey}) {
+      auto it = metadata.find(std::string(key));
+      if (it != metadata.end()) return valid(ParseInt(it->second));
+    }
+    return std::nullopt;
+  }
+  // "grpc,thrift", tolerantly: "thrift, grpc" and "GRPC" list the same protocols.
   bool listed = false;
-  std::string_view list = protocols->second;
-  while (!list.empty()) {
-    std::size_t comma = list.find(',');
-    listed |= list.substr(0, comma) == protocol;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
+  for (absl::string_view entry : absl::StrSplit(protocols->second, ',')) {
+    listed |= absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(entry),
+                                     absl::string_view(protocol.data(), protocol.size()));
   }
   if (!listed) return std::nullopt;
   auto port_entry = metadata.find("rpcboot." + std::string(protocol) + ".port");
   if (port_entry == metadata.end()) return std::nullopt;
-  std::optional<int> value = ParseInt(port_entry->second);
-  if (!value || *value <= 0 || *value > 65535) return std::nullopt;
-  return value;
+  return valid(ParseInt(port_entry->second));
 }
 
 int Instance::Weight() const {
@@ -147,6 +159,8 @@ Instance MakeServingInstance(const Serving& serving) {
   if (serving.grpc_port > 0) {
     protocols.push_back("grpc");
     self.metadata[std::string(kGrpcPortKey)] = std::to_string(serving.grpc_port);
+    // For grpc-spring-boot-starter clients, which read their own key.
+    self.metadata[std::string(kSpringGrpcPortKey)] = std::to_string(serving.grpc_port);
   }
   if (serving.thrift_port > 0) {
     protocols.push_back("thrift");

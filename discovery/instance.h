@@ -30,6 +30,9 @@ inline constexpr std::string_view kThriftPortKey = "rpcboot.thrift.port";
 inline constexpr std::string_view kWeightKey = "rpcboot.weight";
 inline constexpr std::string_view kZoneKey = "rpcboot.zone";
 inline constexpr std::string_view kVersionKey = "rpcboot.version";
+// grpc-spring-boot-starter's key for an instance's gRPC port (and its older spelling).
+inline constexpr std::string_view kSpringGrpcPortKey = "gRPC_port";
+inline constexpr std::string_view kSpringGrpcPortLegacyKey = "gRPC.port";
 
 struct Instance {
   std::string name;     // the application name: "shop"
@@ -43,8 +46,10 @@ struct Instance {
 
   // instance_status is "UP" (or absent: Curator instances without Spring's payload).
   bool IsUp() const;
-  // The port of "grpc" or "thrift" from rpcboot metadata, or nullopt when this instance does not
-  // speak it (an instance without rpcboot metadata speaks nothing rpcboot knows).
+  // The port of "grpc" or "thrift" from rpcboot metadata (rpcboot.protocols read tolerantly:
+  // spaces and case do not matter), or nullopt when this instance does not speak it. An instance
+  // without rpcboot metadata speaks gRPC when it publishes grpc-spring-boot-starter's gRPC_port
+  // (or gRPC.port), and nothing else rpcboot knows.
   std::optional<int> PortFor(std::string_view protocol) const;
   // rpcboot.weight, 100 when absent or unreadable.
   int Weight() const;

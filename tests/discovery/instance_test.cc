@@ -175,6 +175,44 @@ TEST(ServingInstance, DescribesWhatTheProcessServes) {
   EXPECT_EQ(back->metadata, self.metadata);
 }
 
+TEST(InstancePorts, ProtocolListsAreReadTolerantly) {
+  Instance i = ShopInstance();
+  i.metadata["rpcboot.protocols"] = " thrift , GRPC ";
+  EXPECT_EQ(i.PortFor("grpc"), 9091);
+  EXPECT_EQ(i.PortFor("thrift"), 9090);
+  i.metadata["rpcboot.protocols"] = "thrift";
+  EXPECT_FALSE(i.PortFor("grpc").has_value()) << "not listed: not spoken";
+}
+
+TEST(InstancePorts, SpringGrpcInstancesSayTheirPortTheirOwnWay) {
+  Instance spring;
+  spring.name = "shop";
+  spring.id = "x";
+  spring.address = "10.0.0.9";
+  spring.port = 8080;  // the HTTP port of a Spring Boot app
+  spring.metadata = {{"instance_status", "UP"}, {"gRPC_port", "9898"}};
+  EXPECT_EQ(spring.PortFor("grpc"), 9898);
+  EXPECT_FALSE(spring.PortFor("thrift").has_value());
+  spring.metadata = {{"gRPC.port", "9797"}};  // the older spelling
+  EXPECT_EQ(spring.PortFor("grpc"), 9797);
+  spring.metadata = {{"gRPC_port", "not a port"}};
+  EXPECT_FALSE(spring.PortFor("grpc").has_value());
+  spring.metadata = {};
+  EXPECT_FALSE(spring.PortFor("grpc").has_value()) << "a plain instance speaks nothing known";
+}
+
+TEST(ServingInstance, PublishesTheGrpcPortForSpringClientsToo) {
+  Serving serving;
+  serving.app = "shop";
+  serving.address = "10.1.2.3";
+  serving.grpc_port = 9091;
+  serving.services = {"shop.ShopService"};
+  EXPECT_EQ(MakeServingInstance(serving).metadata.at("gRPC_port"), "9091");
+  serving.grpc_port = -1;
+  serving.thrift_port = 9090;
+  EXPECT_EQ(MakeServingInstance(serving).metadata.count("gRPC_port"), 0u);
+}
+
 TEST(ServingInstance, ThriftOnlyPublishesTheThriftPortAndNoZone) {
   Serving serving;
   serving.app = "order";
