@@ -62,6 +62,11 @@ std::optional<int> Instance::PortFor(std::string_view protocol) const {
   return valid(ParseInt(port_entry->second));
 }
 
+bool Instance::SpeaksTHeader() const {
+  auto it = metadata.find(std::string(kThriftHeaderKey));
+  return it != metadata.end() && absl::EqualsIgnoreCase(it->second, "true");
+}
+
 int Instance::Weight() const {
   auto it = metadata.find(std::string(kWeightKey));
   if (it == metadata.end()) return 100;
@@ -165,6 +170,7 @@ Instance MakeServingInstance(const Serving& serving) {
   if (serving.thrift_port > 0) {
     protocols.push_back("thrift");
     self.metadata[std::string(kThriftPortKey)] = std::to_string(serving.thrift_port);
+    self.metadata[std::string(kThriftHeaderKey)] = "true";
   }
   self.port = serving.grpc_port > 0 ? serving.grpc_port : std::max(serving.thrift_port, 0);
   self.metadata[std::string(kServicesKey)] = absl::StrJoin(serving.services, ",");

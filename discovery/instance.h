@@ -30,6 +30,8 @@ inline constexpr std::string_view kThriftPortKey = "rpcboot.thrift.port";
 inline constexpr std::string_view kWeightKey = "rpcboot.weight";
 inline constexpr std::string_view kZoneKey = "rpcboot.zone";
 inline constexpr std::string_view kVersionKey = "rpcboot.version";
+// "true": the instance's Thrift port also reads THeader frames (rpcboot servers do).
+inline constexpr std::string_view kThriftHeaderKey = "rpcboot.thrift.header";
 // grpc-spring-boot-starter's key for an instance's gRPC port (and its older spelling).
 inline constexpr std::string_view kSpringGrpcPortKey = "gRPC_port";
 inline constexpr std::string_view kSpringGrpcPortLegacyKey = "gRPC.port";
@@ -51,6 +53,8 @@ struct Instance {
   // without rpcboot metadata speaks gRPC when it publishes grpc-spring-boot-starter's gRPC_port
   // (or gRPC.port), and nothing else rpcboot knows.
   std::optional<int> PortFor(std::string_view protocol) const;
+  // rpcboot.thrift.header is "true": clients may send THeader frames to the Thrift port.
+  bool SpeaksTHeader() const;
   // rpcboot.weight, 100 when absent or unreadable.
   int Weight() const;
 };

@@ -65,7 +65,9 @@ void ClusterChannel::Update(const std::vector<EndpointSpec>& endpoints) {
     } else if (protocol_ == Protocol::kGrpc) {
       channel = MakeGrpcChannel(e.address, options_);
     } else {
-      channel = MakeThriftChannel(e.address, options_);
+      ChannelOptions options = options_;
+      options.thrift_header = options.thrift_header || e.thrift_header;
+      channel = MakeThriftChannel(e.address, options);
     }
     next.emplace(e.address, std::make_shared<Backend>(e.id, e.address, e.weight, channel));
   }

@@ -21,6 +21,9 @@ struct EndpointSpec {
   std::string id;       // the registry's instance id (or the address, for static lists)
   std::string address;  // "host:port"
   int weight = 100;
+  // Thrift: the instance says it reads THeader frames (which carry the call's deadline); other
+  // endpoints get what ChannelOptions::thrift_header says (plain framed by default).
+  bool thrift_header = false;
 };
 
 // Thread-safe: Update from the resolver's thread, Call from any number of threads.

@@ -42,7 +42,8 @@ std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& i
     std::string host = instance.address.find(':') != std::string::npos
                            ? "[" + instance.address + "]"  // IPv6
                            : instance.address;
-    endpoints.push_back({instance.id, absl::StrCat(host, ":", *port), instance.Weight()});
+    endpoints.push_back(
+        {instance.id, absl::StrCat(host, ":", *port), instance.Weight(), instance.SpeaksTHeader()});
   }
   return endpoints;
 }
@@ -51,8 +52,8 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
                                               const std::string& app, Protocol protocol,
                                               ChannelOptions options, const std::string& target,
                                               std::shared_ptr<void> owner) {
-  // Every rpcboot server reads THeader frames, which carry the call's deadline to it.
-  options.thrift_header = true;
+  // THeader (which carries the call's deadline) goes only to instances that say they read it
+  // (EndpointsFor): a stock framed server registered beside rpcboot's would refuse it.
   auto channel = std::make_shared<ClusterChannel>(target, protocol, options);
   std::weak_ptr<ClusterChannel> weak = channel;
   int id = resolver->Watch(app, [weak, protocol](const discovery::InstanceList& list) {

@@ -1,0 +1,49 @@
+// What a discovery channel makes of registry instances: which ones it calls, on which port, and
+// whether it sends them THeader frames (only to instances that say they read them).
+#include <gtest/gtest.h>
+
+#include "discovery/instance.h"
+#include "rpcboot/internal/discovery_channel.h"
+
+namespace rpcboot::internal {
+namespace {
+
+discovery::Instance Registered(std::map<std::string, std::string> metadata) {
+  discovery::Instance i;
+  i.name = "shop";
+  i.id = "id-" + std::to_string(metadata.size());
+  i.address = "10.0.0.5";
+  i.port = 8080;
+  i.metadata = std::move(metadata);
+  return i;
+}
+
+TEST(DiscoveryEndpoints, THeaderOnlyToInstancesThatSayTheyReadIt) {
+  discovery::Serving serving;
+  serving.app = "shop";
+  serving.address = "10.0.0.5";
+  serving.thrift_port = 9090;
+  discovery::Instance rpcboot_server = discovery::MakeServingInstance(serving);
+  // A stock Thrift server registered with rpcboot's protocol keys but no THeader support.
+  discovery::Instance stock_server =
+      Registered({{"rpcboot.protocols", "thrift"}, {"rpcboot.thrift.port", "9191"}});
+  std::vector<EndpointSpec> endpoints =
+      EndpointsFor({rpcboot_server, stock_server}, Protocol::kThrift);
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_EQ(endpoints[0].address, "10.0.0.5:9090");
+  EXPECT_TRUE(endpoints[0].thrift_header);
+  EXPECT_EQ(endpoints[1].address, "10.0.0.5:9191");
+  EXPECT_FALSE(endpoints[1].thrift_header) << "plain framed toward a stock server";
+}
+
+TEST(DiscoveryEndpoints, SpringGrpcInstancesAreCalledOnTheirGrpcPort) {
+  std::vector<EndpointSpec> endpoints =
+      EndpointsFor({Registered({{"instance_status", "UP"}, {"gRPC_port", "9898"}}),
+                    Registered({{"instance_status", "UP"}})},  // a plain Spring app: no gRPC
+                   Protocol::kGrpc);
+  ASSERT_EQ(endpoints.size(), 1u);
+  EXPECT_EQ(endpoints[0].address, "10.0.0.5:9898");
+}
+
+}  // namespace
+}  // namespace rpcboot::internal
