@@ -362,5 +362,42 @@ TEST_F(BadInputTest, OnewayMessageIsRefusedAndNotRun) {
   ExpectStillServing();
 }
 
+TEST_F(BadInputTest, PeerMethodNamesAreEscapedAndBoundedInTheReply) {
+  int fd = Connect();
+  std::string name = "Forged\nI 2026 rpcboot: " + std::string(60000, 'x');
+  std::string reply = RoundTrip(
+      fd, internal::ThriftMessage(WireFormat::kThriftCompact, name, internal::kThriftCall, 4, ""));
+  internal::ThriftMessageHeader header;
+  ASSERT_TRUE(internal::ParseThriftHeader(reply, &header).ok());
+  auto [type, message] = internal::ReadThriftApplicationException(
+      header.format, std::string_view(reply).substr(header.body_offset));
+  EXPECT_EQ(type, internal::kThriftUnknownMethod);
+  EXPECT_EQ(message.find('\n'), std::string::npos) << "no raw newline from the peer";
+  EXPECT_NE(message.find("Forged\\x0aI 2026"), std::string::npos) << message;
+  EXPECT_LT(message.size(), 300u) << "the peer's 60 kB name is not echoed";
+  ::close(fd);
+  ExpectStillServing();
+}
+
+TEST_F(BadInputTest, AnAbsurdTHeaderDeadlineIsNoDeadline) {
+  // 10^13 ms would overflow a time_point into the past: clamped, the call runs.
+  int fd = Connect();
+  internal::THeaderFrame theader;
+  theader.seqid = 5;
+  theader.headers.emplace_back(std::string(internal::kTimeoutHeader), "10000000000000");
+  std::string message = internal::ThriftMessage(WireFormat::kThriftCompact, "Count",
+                                                internal::kThriftCall, 5, std::string(1, '\0'));
+  std::string reply = RoundTrip(fd, internal::WrapTHeader(theader, message));
+  ASSERT_TRUE(internal::IsTHeaderFrame(reply));
+  internal::THeaderFrame back;
+  ASSERT_TRUE(internal::ParseTHeader(reply, &back).ok());
+  internal::ThriftMessageHeader header;
+  std::string_view inner = std::string_view(reply).substr(back.payload_offset);
+  ASSERT_TRUE(internal::ParseThriftHeader(inner, &header).ok());
+  EXPECT_EQ(header.type, internal::kThriftReply);
+  EXPECT_EQ(impl_->count.load(), 1) << "the handler ran";
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace rpcboot
