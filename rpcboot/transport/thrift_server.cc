@@ -74,7 +74,24 @@ std::string Printable(std::string_view name) {
   return out;
 }
 
-std::string Framed(const THeaderFrame* theader, std::string message);
+// The reply to the call `header` describes, framed as the call came (in THeader when it did):
+// `type` kThriftReply around a result struct, or kThriftException around a
+// TApplicationException. Every reply the server writes is made here.
+std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
+                       std::string_view body);
+
+// Runs `route`'s handler on this thread under the call's ServerContext; returns the Thrift
+// result struct: the reply, or the handler's error as RpcError (field 1).
+std::string Serve(const Route& route, const std::string& peer,
+                  std::optional<ServerContext::Clock::time_point> deadline, WireFormat format,
+                  std::string_view args) {
+  ServerContext context("thrift", peer, deadline);
+  ServerContext::Scope scope(&context);
+  HandlerOutcome outcome =
+      RunHandler([&] { return route.method->serve_thrift(route.impl, format, args); });
+  if (outcome.code == StatusCode::kOk) return std::move(outcome.reply);
+  return ThriftErrorResult(format, outcome.code, outcome.message);
+}
 
 class Loop;
 
@@ -154,8 +171,9 @@ class Loop {
   void SetEvents(const ConnectionPtr& conn, uint32_t events);
   void UpdateEvents(const ConnectionPtr& conn);
   void Close(const ConnectionPtr& conn, std::string_view why, LogLevel level);
-  void Answer(const ConnectionPtr& conn, const THeaderFrame* theader, WireFormat format,
-              std::string_view name, int32_t seqid, StatusCode code, std::string_view message);
+  // A frame over max_message_bytes whose first bytes are in `in`: false when the connection
+  // closed or more bytes are needed.
+  bool TakeOversized(const ConnectionPtr& conn, uint32_t length);
   void Scan(SteadyClock::time_point now);
   void Accept();
 
@@ -642,62 +660,7 @@ void Loop::ProcessInput(const ConnectionPtr& conn) {
       return;
     }
     if (length > options.max_message_bytes) {
-      // Read only the head (never the declared length), answer RESOURCE_EXHAUSTED as the gRPC
-      // side does, and drop the rest as it arrives.
-      std::size_t head = std::min<std::size_t>(length, kOversizedHead);
-      if (conn->in.size() < 4 + head) {
-        // Bytes that cannot start a Thrift message (an HTTP request read as a length, say)
-        // need no more reading.
-        auto first = conn->in.size() > 4 ? static_cast<uint8_t>(conn->in[4]) : 0x82;
-        if (first != 0x82 && first != 0x80 && first != 0x0F) {
-          Close(conn,
-                absl::StrCat("frame of ", length, " bytes (limit ", options.max_message_bytes,
-                             "; is the client using framed transport?)"),
-                LogLevel::kWarning);
-        }
-        return;
-      }
-      std::string_view frame(conn->in.data() + 4, head);
-      THeaderFrame theader;
-      bool is_theader = IsTHeaderFrame(frame);
-      std::string_view message = frame;
-      if (is_theader) {
-        if (!ParseTHeader(frame, &theader).ok())
-          message = {};
-        else
-          message = frame.substr(theader.payload_offset);
-      }
-      ThriftMessageHeader header;
-      if (message.empty() || !ParseThriftHeader(message, &header).ok() ||
-          (header.type != kThriftCall && header.type != kThriftOneway)) {
-        Close(conn,
-              absl::StrCat("frame of ", length, " bytes (limit ", options.max_message_bytes,
-                           "; is the client using framed transport?)"),
-              LogLevel::kWarning);
-        return;
-      }
-      std::string what =
-          absl::StrCat("request of ", length, " bytes exceeds the server's limit of ",
-                       options.max_message_bytes, " (server.max_message_bytes)");
-      Log(LogLevel::kWarning, "Thrift: " + conn->peer + ": " + what);
-      std::size_t have = conn->in.size() - 4;
-      std::size_t dropped_now = std::min<std::size_t>(have, length);
-      conn->skip = length - dropped_now;
-      std::string reply;
-      if (header.type == kThriftCall) {
-        theader.headers.clear();
-        reply = Framed(
-            is_theader ? &theader : nullptr,
-            ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid,
-                          ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what)));
-      }
-      conn->in.erase(0, 4 + dropped_now);
-      if (!conn->in.empty()) conn->frame_start = SteadyClock::now();
-      if (conn->skip == 0) {
-        if (!reply.empty()) QueueReply(conn, std::move(reply));
-      } else {
-        conn->skip_reply = std::move(reply);
-      }
+      if (!TakeOversized(conn, length)) return;
       continue;
     }
     if (conn->in.size() < 4 + std::size_t{length}) return;  // wait for the rest
@@ -715,18 +678,62 @@ void Loop::ProcessInput(const ConnectionPtr& conn) {
   }
 }
 
-// `message` as a frame: THeader around it when the call came in THeader, then the length.
-std::string Framed(const THeaderFrame* theader, std::string message) {
+std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
+                       std::string_view body) {
+  std::string message =
+      ThriftMessage(header.format, ReplyName(header.name), type, header.seqid, body);
   std::string reply = theader != nullptr ? WrapTHeader(*theader, message) : std::move(message);
   reply.insert(0, 4, '\0');
   EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
   return reply;
 }
 
-void Loop::Answer(const ConnectionPtr& conn, const THeaderFrame* theader, WireFormat format,
-                  std::string_view name, int32_t seqid, StatusCode code, std::string_view message) {
-  QueueReply(conn, Framed(theader, ThriftMessage(format, ReplyName(name), kThriftReply, seqid,
-                                                 ThriftErrorResult(format, code, message))));
+bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
+  // Read only the head (never the declared length), answer RESOURCE_EXHAUSTED as the gRPC side
+  // does, and drop the rest as it arrives.
+  const std::size_t limit = server_->options().max_message_bytes;
+  auto not_thrift = [&] {
+    Close(conn,
+          absl::StrCat("frame of ", length, " bytes (limit ", limit,
+                       "; is the client using framed transport?)"),
+          LogLevel::kWarning);
+    return false;
+  };
+  std::size_t head = std::min<std::size_t>(length, kOversizedHead);
+  if (conn->in.size() < 4 + head) {
+    // Bytes that cannot start a Thrift message (an HTTP request read as a length, say) need no
+    // more reading.
+    auto first = conn->in.size() > 4 ? static_cast<uint8_t>(conn->in[4]) : 0x82;
+    if (first != 0x82 && first != 0x80 && first != 0x0F) return not_thrift();
+    return false;
+  }
+  std::string_view frame(conn->in.data() + 4, head);
+  std::optional<THeaderFrame> theader;
+  std::string_view message = frame;
+  if (IsTHeaderFrame(frame)) {
+    theader.emplace();
+    if (!ParseTHeader(frame, &*theader).ok()) return not_thrift();
+    message = frame.substr(theader->payload_offset);
+    theader->headers.clear();
+  }
+  ThriftMessageHeader header;
+  if (!ParseThriftHeader(message, &header).ok() || header.type != kThriftCall) return not_thrift();
+  std::string what = absl::StrCat("request of ", length, " bytes exceeds the server's limit of ",
+                                  limit, " (server.max_message_bytes)");
+  Log(LogLevel::kWarning, "Thrift: " + conn->peer + ": " + what);
+  std::string reply =
+      ReplyFrame(theader ? &*theader : nullptr, header, kThriftReply,
+                 ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what));
+  std::size_t dropped_now = std::min<std::size_t>(conn->in.size() - 4, length);
+  conn->skip = length - dropped_now;
+  conn->in.erase(0, 4 + dropped_now);
+  if (!conn->in.empty()) conn->frame_start = SteadyClock::now();
+  if (conn->skip == 0) {
+    QueueReply(conn, std::move(reply));
+  } else {
+    conn->skip_reply = std::move(reply);  // sent once the rest has been dropped
+  }
+  return true;
 }
 
 void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
@@ -766,41 +773,33 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     // refused, never run silently.
     std::string why = header.type == kThriftOneway ? "rpcboot: methods are not oneway"
                                                    : "rpcboot: expected a call message";
-    QueueReply(conn,
-               Framed(wrap, ThriftMessage(header.format, ReplyName(header.name), kThriftException,
-                                          header.seqid,
-                                          ThriftApplicationException(
-                                              header.format, kThriftInvalidMessageType, why))));
+    QueueReply(conn, ReplyFrame(wrap, header, kThriftException,
+                                ThriftApplicationException(header.format, kThriftInvalidMessageType,
+                                                           why)));
     return;
   }
   const Route* route = server_->table().FindThrift(header.name);
   if (route == nullptr) {
     std::string shown = Printable(header.name);
     Log(LogLevel::kInfo, "Thrift: " + conn->peer + " called unknown method '" + shown + "'");
-    QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name),
-                                                kThriftException, header.seqid,
-                                                ThriftApplicationException(
-                                                    header.format, kThriftUnknownMethod,
-                                                    "rpcboot: unknown method '" + shown + "'"))));
+    QueueReply(conn,
+               ReplyFrame(wrap, header, kThriftException,
+                          ThriftApplicationException(header.format, kThriftUnknownMethod,
+                                                     "rpcboot: unknown method '" + shown + "'")));
     return;
   }
   if (deadline && *deadline <= ServerContext::Clock::now()) {
-    Answer(conn, wrap, header.format, header.name, header.seqid, StatusCode::kDeadlineExceeded,
-           "rpcboot: deadline passed before the handler ran");
+    QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
+                                ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
+                                                  "rpcboot: deadline passed before the handler "
+                                                  "ran")));
     return;
   }
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
-    ServerContext context("thrift", conn->peer, deadline);
-    ServerContext::Scope scope(&context);
-    std::string_view body = message.substr(header.body_offset);
-    HandlerOutcome outcome =
-        RunHandler([&] { return route->method->serve_thrift(route->impl, header.format, body); });
-    if (outcome.code != StatusCode::kOk) {
-      outcome.reply = ThriftErrorResult(header.format, outcome.code, outcome.message);
-    }
-    QueueReply(conn, Framed(wrap, ThriftMessage(header.format, ReplyName(header.name), kThriftReply,
-                                                header.seqid, outcome.reply)));
+    QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
+                                Serve(*route, conn->peer, deadline, header.format,
+                                      message.substr(header.body_offset))));
     return;
   }
   conn->call_in_flight = true;
@@ -816,10 +815,8 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     const Route* route;
     std::optional<ServerContext::Clock::time_point> deadline;
 
-    std::string Reply(std::string result) {
-      return Framed(
-          theader ? &*theader : nullptr,
-          ThriftMessage(header.format, ReplyName(header.name), kThriftReply, header.seqid, result));
+    std::string Reply(std::string_view result) const {
+      return ReplyFrame(theader ? &*theader : nullptr, header, kThriftReply, result);
     }
   };
   auto pending = std::make_shared<Pending>(Pending{conn, std::move(frame), std::move(theader),
@@ -828,20 +825,13 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
   ScheduledCall call;
   call.deadline = deadline;
   call.run = [pending] {
-    Pending& p = *pending;
-    ServerContext context("thrift", p.conn->peer, p.deadline);
-    ServerContext::Scope scope(&context);
-    std::string_view body = std::string_view(p.frame).substr(p.body_offset);
-    HandlerOutcome outcome = RunHandler(
-        [&] { return p.route->method->serve_thrift(p.route->impl, p.header.format, body); });
-    if (outcome.code != StatusCode::kOk) {
-      outcome.reply = ThriftErrorResult(p.header.format, outcome.code, outcome.message);
-    }
-    std::string reply = p.Reply(std::move(outcome.reply));
+    const Pending& p = *pending;
+    std::string reply = p.Reply(Serve(*p.route, p.conn->peer, p.deadline, p.header.format,
+                                      std::string_view(p.frame).substr(p.body_offset)));
     if (!p.conn->loop->FinishOnWorker(p.conn, reply)) p.conn->loop->PostReply(p.conn, reply);
   };
   call.refuse = [pending](StatusCode code, std::string why) {
-    Pending& p = *pending;
+    const Pending& p = *pending;
     p.conn->loop->PostReply(p.conn,
                             p.Reply(ThriftErrorResult(p.header.format, code, "rpcboot: " + why)));
   };
