@@ -221,6 +221,15 @@ const std::vector<Key>& Keys() {
       {"server.grpc_max_concurrent_streams", "gRPC: concurrent calls per HTTP/2 connection",
        IntRule<AppConfig, int>(
            1, 100000, [](AppConfig& c) -> int& { return c.server.grpc_max_concurrent_streams; })},
+      {"server.grpc_max_unsent_bytes",
+       "gRPC: reply bytes a connection may leave unread; a reply past it is RESOURCE_EXHAUSTED",
+       IntRule<AppConfig, std::size_t>(
+           1024, int64_t{1} << 40,
+           [](AppConfig& c) -> std::size_t& { return c.server.grpc_max_unsent_bytes; })},
+      {"server.grpc_memory_quota", "gRPC: memory for its connections and calls; 0: no quota",
+       IntRule<AppConfig, std::size_t>(
+           0, int64_t{1} << 40,
+           [](AppConfig& c) -> std::size_t& { return c.server.grpc_memory_quota; })},
       {"server.max_message_bytes", "largest request or reply",
        IntRule<AppConfig, std::size_t>(
            1024, int64_t{1} << 30,

@@ -54,6 +54,13 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // gRPC: concurrent streams (calls) one HTTP/2 connection may open.
   int grpc_max_concurrent_streams = 100;
+  // gRPC: reply bytes one connection may have waiting to be read by its peer. A reply that would
+  // pass it is replaced by RESOURCE_EXHAUSTED, so a peer that never reads cannot make the server
+  // hold its replies: memory per connection stays near this plus the calls still running.
+  std::size_t grpc_max_unsent_bytes = 64 * 1024 * 1024;
+  // gRPC: the memory gRPC itself may use for connections and calls (its ResourceQuota); under
+  // pressure gRPC shrinks its flow-control windows and refuses new streams. 0: no quota.
+  std::size_t grpc_memory_quota = std::size_t{1} << 30;
   // Methods whose handlers never block (no I/O, no locks held long), as
   // "<package>.<Service>/<Method>" or "<package>.<Service>/*": they run on the I/O thread that
   // read the call, with no hop to the handler pool (the fastest path for cheap methods). A

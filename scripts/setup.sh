@@ -13,7 +13,7 @@ PACKAGES=(
   libclang-14-dev clang-14 llvm-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev zlib1g-dev nlohmann-json3-dev
-  python3-grpcio python3-protobuf python3-thrift python3-kazoo
+  python3-grpcio python3-protobuf python3-thrift python3-kazoo python3-h2
   libcurator-discovery-java libcurator-framework-java libcurator-client-java
   libcurator-recipes-java libthrift-java
   uuid-dev netcat-openbsd

@@ -8,8 +8,12 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
+#include <mutex>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/server_context.h"
@@ -19,13 +23,56 @@
 namespace rpcboot::internal {
 namespace {
 
+// Reply bytes each connection (gRPC names it by its peer address) has handed to gRPC and its peer
+// has not yet taken: gRPC completes a reply only once flow control let it out, so a peer that
+// never reads would otherwise make the server hold every reply it asked for.
+class UnsentLedger {
+ public:
+  explicit UnsentLedger(std::size_t limit) : limit_(limit) {}
+
+  // Counts `bytes` for `peer` and returns 0, or returns what `peer` already holds when the
+  // reply would pass the limit (and counts nothing).
+  std::size_t Reserve(const std::string& peer, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::size_t& held = unsent_[peer];
+    if (held > 0 && held + bytes > limit_) return held;
+    held += bytes;
+    return 0;
+  }
+
+  void Release(const std::string& peer, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = unsent_.find(peer);
+    if (it == unsent_.end()) return;
+    it->second -= std::min(it->second, bytes);
+    if (it->second == 0) unsent_.erase(it);
+  }
+
+  std::size_t limit() const { return limit_; }
+
+  // At most one warning a second, however many replies are refused.
+  bool ShouldLog() {
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    int64_t last = last_log_.load();
+    return now != last && last_log_.compare_exchange_strong(last, now);
+  }
+
+ private:
+  const std::size_t limit_;
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, std::size_t> unsent_;
+  std::atomic<int64_t> last_log_{-1};
+};
+
 // One unary call: read the request, hand it to the scheduler, write the reply and finish.
 // gRPC deletes nothing: the reactor deletes itself in OnDone, after Finish.
 class UnaryReactor final : public grpc::ServerGenericBidiReactor {
  public:
   UnaryReactor(grpc::GenericCallbackServerContext* context, const MethodTable* table,
-               CallScheduler* scheduler)
-      : context_(context), table_(table), scheduler_(scheduler) {
+               CallScheduler* scheduler, UnsentLedger* ledger)
+      : context_(context), table_(table), scheduler_(scheduler), ledger_(ledger) {
     StartRead(&request_);
   }
 
@@ -58,7 +105,10 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   }
 
   void OnWriteDone(bool) override {}
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (reserved_ > 0) ledger_->Release(context_->peer(), reserved_);
+    delete this;
+  }
 
  private:
   void Handle() {
@@ -71,6 +121,17 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
     }
+    std::string peer = context_->peer();
+    if (std::size_t held = ledger_->Reserve(peer, outcome.reply.size()); held > 0) {
+      std::string what =
+          absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
+                       " bytes of earlier replies to this connection are still unread (limit ",
+                       ledger_->limit(), ", server.grpc_max_unsent_bytes)");
+      if (ledger_->ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer + ": " + what);
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, what));
+      return;
+    }
+    reserved_ = outcome.reply.size();
     reply_ = ToByteBuffer(outcome.reply);
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
@@ -78,6 +139,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   grpc::GenericCallbackServerContext* context_;
   const MethodTable* table_;
   CallScheduler* scheduler_;
+  UnsentLedger* ledger_;
+  std::size_t reserved_ = 0;  // counted in the ledger until OnDone
   const Route* route_ = nullptr;
   std::optional<ServerContext::Clock::time_point> deadline_;
   grpc::ByteBuffer request_;
@@ -86,16 +149,17 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
 class Service final : public grpc::CallbackGenericService {
  public:
-  Service(const MethodTable* table, CallScheduler* scheduler)
-      : table_(table), scheduler_(scheduler) {}
+  Service(const MethodTable* table, CallScheduler* scheduler, std::size_t max_unsent_bytes)
+      : table_(table), scheduler_(scheduler), ledger_(max_unsent_bytes) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new UnaryReactor(context, table_, scheduler_);
+    return new UnaryReactor(context, table_, scheduler_, &ledger_);
   }
 
  private:
   const MethodTable* table_;
   CallScheduler* scheduler_;
+  UnsentLedger ledger_;
 };
 
 class GrpcServerTransport final : public ServerTransport {
@@ -104,7 +168,7 @@ class GrpcServerTransport final : public ServerTransport {
   ~GrpcServerTransport() override { Shutdown(std::chrono::steady_clock::now()); }
 
   absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
-    service_ = std::make_unique<Service>(&table, scheduler);
+    service_ = std::make_unique<Service>(&table, scheduler, options_.grpc_max_unsent_bytes);
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
@@ -120,6 +184,11 @@ class GrpcServerTransport final : public ServerTransport {
     // otherwise be inflated in full before the size limit applies).
     builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
     builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
+    if (options_.grpc_memory_quota > 0) {
+      grpc::ResourceQuota quota("rpcboot");
+      quota.Resize(options_.grpc_memory_quota);
+      builder.SetResourceQuota(quota);
+    }
     builder.RegisterCallbackGenericService(service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
