@@ -20,6 +20,7 @@ absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
     table->services_.push_back(s.binding->full_name);
     for (const MethodBinding& m : s.binding->methods) {
       Route route{&m, s.impl.get()};
+      route.runtime = &table->runtimes_.emplace_back();
       for (std::size_t i = 0; i < inline_methods.size(); ++i) {
         const std::string& entry = inline_methods[i];
         if (entry == s.binding->full_name + "/" + m.name || entry == s.binding->full_name + "/*") {

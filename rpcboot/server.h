@@ -37,7 +37,8 @@ struct ServerOptions {
   // Largest request or reply, in bytes (a Thrift frame, a gRPC message). A larger request is
   // answered RESOURCE_EXHAUSTED on both protocols.
   std::size_t max_message_bytes = 16 * 1024 * 1024;
-  // Handler threads, shared by both protocols; handlers may block. 0: max(8, 2 x cores).
+  // Handlers that may run at once, both protocols (the handler pool's threads; a Thrift call
+  // run in place on its loop takes a slot too); handlers may block. 0: max(8, 2 x cores).
   int handler_threads = 0;
   // Calls queued and running at once, both protocols together; one more is answered
   // RESOURCE_EXHAUSTED at once. 0: 64 x handler threads.

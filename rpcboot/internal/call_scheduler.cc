@@ -56,6 +56,34 @@ void CallScheduler::Submit(ScheduledCall call) {
   work_cv_.notify_one();
 }
 
+bool CallScheduler::Enter(StatusCode* code, std::string* why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (draining_) {
+    *code = StatusCode::kUnavailable;
+    *why = "server shutting down; call not run";
+    return false;
+  }
+  if (static_cast<int>(queue_.size()) + running_ >= max_calls_) {
+    *code = StatusCode::kResourceExhausted;
+    *why = absl::StrCat("server busy: ", max_calls_,
+                        " calls in progress (server.max_concurrent_calls)");
+    return false;
+  }
+  if (running_ >= static_cast<int>(threads_.size()) || !queue_.empty()) {
+    *code = StatusCode::kOk;  // no slot free (or calls wait for one): queue it
+    return false;
+  }
+  ++running_;
+  return true;
+}
+
+void CallScheduler::Leave() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --running_;
+  if (!queue_.empty()) work_cv_.notify_one();  // its slot is free
+  if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+}
+
 bool CallScheduler::Drain(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   draining_ = true;
@@ -80,7 +108,10 @@ void CallScheduler::Work() {
     ScheduledCall call;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      // A slot may be held by a call run in place (Enter): wait for one to be free.
+      work_cv_.wait(lock, [this] {
+        return stopping_ || (!queue_.empty() && running_ < static_cast<int>(threads_.size()));
+      });
       if (queue_.empty()) return;  // stopping
       call = std::move(queue_.front());
       queue_.pop_front();

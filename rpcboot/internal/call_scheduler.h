@@ -1,13 +1,14 @@
 // The handler pool every server transport hands its calls to, with admission control.
 //
-// I/O threads (Thrift's event loops, gRPC's completion threads) never run user code: they decode
-// the framing, then Submit a Call. The scheduler runs it on one of a fixed number of handler
-// threads, which may block. It holds at most `max_calls` calls, queued and running together; a
-// call beyond that is refused at once with RESOURCE_EXHAUSTED, never queued without bound. A
-// queued call whose deadline passes before a thread takes it is answered DEADLINE_EXCEEDED and
-// its handler never runs. On shutdown, Drain lets queued and running calls finish within the
-// grace period and refuses (UNAVAILABLE) any still queued at its end, so every call is either
-// run to completion or refused before its handler starts.
+// gRPC's completion threads never run user code: they decode the framing, then Submit a Call.
+// (Thrift's loops may run it in place through Enter/Leave: see thrift_server.cc.) The scheduler
+// runs it on one of a fixed number of handler threads, which may block. It holds at most
+// `max_calls` calls, queued and running together; a call beyond that is refused at once with
+// RESOURCE_EXHAUSTED, never queued without bound. A queued call whose deadline passes before a
+// thread takes it is answered DEADLINE_EXCEEDED and its handler never runs. On shutdown, Drain lets
+// queued and running calls finish within the grace period and refuses (UNAVAILABLE) any still
+// queued at its end, so every call is either run to completion or refused before its handler
+// starts.
 //
 // Thread-safe. Owned by rpcboot::Server, shared by its transports; outlives them.
 #ifndef RPCBOOT_INTERNAL_CALL_SCHEDULER_H_
@@ -43,7 +44,8 @@ class CallScheduler {
  public:
   // `threads` handler threads (at least one is needed: fewer start when the system cannot create
   // them, which is logged; with none, every call is refused); at most `max_calls` calls queued
-  // and running at once (0: four times the threads).
+  // and running at once (0: four times the threads). Handlers run at most `threads` at once,
+  // counting those run in place (Enter): a handler slot per thread.
   CallScheduler(int threads, int max_calls);
   ~CallScheduler();  // refuses what is queued, joins the threads
   CallScheduler(const CallScheduler&) = delete;
@@ -52,6 +54,14 @@ class CallScheduler {
   // Queues `call`, or refuses it at once: RESOURCE_EXHAUSTED when max_calls are in, UNAVAILABLE
   // once draining has begun.
   void Submit(ScheduledCall call);
+
+  // For a transport that runs a call on its own thread (Thrift's loops run a call where it was
+  // read, and hand the loop to another thread if the handler blocks). True: the call is counted
+  // in and holds a handler slot; run it, then Leave once its reply is handed on. False: *code is
+  // kOk when every slot is busy (Submit it: it queues like any call), otherwise the refusal
+  // Submit would give (RESOURCE_EXHAUSTED, UNAVAILABLE) with *why.
+  bool Enter(StatusCode* code, std::string* why);
+  void Leave();
 
   // Stops taking calls, lets queued and running ones finish until `deadline`, then refuses what
   // is still queued. True when nothing was left running at the deadline.

@@ -3,7 +3,9 @@
 #ifndef RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 #define RPCBOOT_TRANSPORT_SERVER_TRANSPORT_H_
 
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,12 +27,20 @@ struct BoundService {
 };
 
 // One served method: its binding and the object that implements it.
+// What the server learns about a method while it serves (shared by the method's routes).
+struct MethodRuntime {
+  // Until this steady-clock time (ns since its epoch), calls of the method go straight to the
+  // handler pool: one of them blocked where it ran in place a moment ago.
+  std::atomic<int64_t> pool_until_ns{0};
+};
+
 struct Route {
   const MethodBinding* method;
   void* impl;
   // Listed in ServerOptions::inline_methods: the handler never blocks, so it runs on the I/O
   // thread that read the call, with no hop to the handler pool.
   bool run_inline = false;
+  MethodRuntime* runtime = nullptr;  // owned by the table
 };
 
 // Every method of every bound service, found by Thrift message name or gRPC path: the one
@@ -53,6 +63,7 @@ class MethodTable {
  private:
   MethodTable() = default;
   std::vector<std::string> services_;
+  std::deque<MethodRuntime> runtimes_;  // one per method; never moves
   std::map<std::string, Route, std::less<>> thrift_qualified_;
   std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;
   std::map<std::string, Route, std::less<>> grpc_;

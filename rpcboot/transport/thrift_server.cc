@@ -3,9 +3,12 @@
 // accept, read frames as bytes arrive (a frame's buffer grows with the bytes received; the
 // declared length is only a limit), parse message headers and answer what needs no handler
 // (unknown method, wrong message type, a frame over the size limit, a deadline already passed).
-// Calls go to the server's CallScheduler, whose handler threads run user code and post the reply
-// back to the connection's loop, which writes it. One call per connection is in flight at a time
-// (Thrift clients wait for each reply). rpcboot methods all answer: a ONEWAY message is refused.
+// A call that finds a handler slot free (CallScheduler::Enter) runs on the loop's own thread,
+// with no hop; a monitor thread hands the loop to a spare thread when such a call blocks
+// (HandOff), and the blocked thread finishes its call as a pool thread would. Other calls go to
+// the CallScheduler's pool, whose threads write the reply (or post it to the loop). One call per
+// connection is in flight at a time (Thrift clients wait for each reply). rpcboot methods all
+// answer: a ONEWAY message is refused.
 //
 // Limits, each enforced before the resource is spent: max_connections (at the cap the loop
 // closes its oldest idle connection for the newcomer, or refuses it), a frame must be complete
@@ -23,7 +26,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -52,6 +57,18 @@ constexpr std::size_t kOversizedHead = 4096;
 // Bytes read from one socket per readiness event before the loop serves the others.
 constexpr std::size_t kReadBudget = 1 << 20;
 constexpr auto kScanInterval = std::chrono::milliseconds(100);
+// A call a loop runs in place that is still running after one to two of these has blocked: the
+// loop goes to another thread. Checked by the monitor, which sleeps when no call runs in place.
+constexpr auto kBlockedAfter = std::chrono::microseconds(500);
+constexpr int kQuietChecksBeforeSleep = 200;
+// After one of its calls blocked in place, a method's calls go to the handler pool for this
+// long; then one runs in place again, to learn whether the method still blocks.
+constexpr auto kPoolAfterBlocking = std::chrono::seconds(1);
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
+      .count();
+}
 
 // "shop.ShopService:GetShop" -> "GetShop": replies carry the plain method name, as Thrift's
 // TMultiplexedProcessor answers; a thrift-compiler client skips a reply of any other name.
@@ -128,7 +145,14 @@ class Loop {
   ~Loop();
 
   absl::Status Init();
-  void Run();
+  // Runs the loop on the calling thread until it stops (true), or until the monitor gave it to
+  // another thread because a call this thread ran in place blocked (false: that call is
+  // finished, its reply handed on, and the thread no longer touches the loop).
+  bool Run();
+  // Monitor thread, every kBlockedAfter: when the call run in place is the same one as at the
+  // previous check, hands the loop to another thread. True when calls ran in place since.
+  bool CheckBlocked();
+  bool RunningHere() const { return (here_state_.load() & 3) == kHereRunning; }
 
   // From any thread: a new connection for this loop (over_cap: only if an idle one can go).
   void Adopt(int fd, std::string peer, bool over_cap);
@@ -162,10 +186,16 @@ class Loop {
   void TakeInbox();
   void Register(int fd, std::string peer);
   bool EvictOldestIdle();
-  void OnReadable(const ConnectionPtr& conn);
+  // `here`: a call may run on this thread (from Run's events only). Each returns false when
+  // the thread lost the loop while a call ran here: the caller returns at once.
+  bool OnReadable(const ConnectionPtr& conn, bool here);
   void OnWritable(const ConnectionPtr& conn);
-  void ProcessInput(const ConnectionPtr& conn);
-  void HandleFrame(const ConnectionPtr& conn, std::string frame);
+  bool ProcessInput(const ConnectionPtr& conn, bool here);
+  bool HandleFrame(const ConnectionPtr& conn, std::string frame, bool here);
+  bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
+               const ThriftMessageHeader& header,
+               std::optional<ServerContext::Clock::time_point> deadline, std::string_view args);
+  void HandOff(uint64_t running);
   void QueueReply(const ConnectionPtr& conn, std::string reply);
   void Flush(const ConnectionPtr& conn);
   void SetEvents(const ConnectionPtr& conn, uint32_t events);
@@ -190,6 +220,16 @@ class Loop {
   bool draining_ = false;
   std::atomic<bool> draining_seen_{false};  // draining_, for handler threads
   bool stopping_ = false;
+
+  // The call the loop's thread runs in place: (sequence << 2) | one of these. The thread sets
+  // kHereRunning and takes it back to kHereIdle with a compare-and-swap; the monitor's swap to
+  // kHereDisplaced, first, takes the loop away (the sequence makes every call's value unique).
+  static constexpr uint64_t kHereIdle = 0, kHereRunning = 1, kHereDisplaced = 2;
+  std::atomic<uint64_t> here_state_{0};
+  ConnectionPtr here_conn_;            // its connection, while kHereRunning
+  const Route* here_route_ = nullptr;  // and its method
+  std::mutex handoff_mu_;              // held by the monitor through a hand-off
+  uint64_t monitor_seen_ = 0;          // monitor thread only
 };
 
 class ThriftServerTransport final : public ServerTransport {
@@ -221,18 +261,29 @@ class ThriftServerTransport final : public ServerTransport {
       }
     }
     loops_.front()->WatchListener(listen_fd_);
+    // A displaced call holds a handler slot: at most the pool's size of them at once.
+    max_runners_ = 2 * io_threads + std::max(1, scheduler_->threads());
     for (auto& loop : loops_) {
       try {
-        threads_.emplace_back([l = loop.get()] { l->Run(); });
+        std::lock_guard<std::mutex> lock(runners_mu_);
+        threads_.emplace_back([this, l = loop.get()] { RunnerMain(l); });
+        ++runner_count_;
       } catch (const std::system_error& e) {
-        for (std::size_t i = 0; i < threads_.size(); ++i) loops_[i]->PostStop();
-        for (std::thread& t : threads_) t.join();
-        threads_.clear();
+        for (auto& started : loops_) started->PostStop();
+        StopRunners();
         loops_.clear();
         ::close(listen_fd_);
         return absl::ResourceExhaustedError(
             absl::StrCat("Thrift: cannot start an I/O thread: ", e.what()));
       }
+    }
+    try {
+      monitor_ = std::thread([this] { MonitorMain(); });
+      monitor_running_ = true;
+    } catch (const std::system_error& e) {
+      // Without the monitor no call runs in place: every call goes to the handler pool.
+      Log(LogLevel::kWarning, absl::StrCat("Thrift: no monitor thread (", e.what(),
+                                           "); every call goes to the handler pool"));
     }
     Log(LogLevel::kInfo, absl::StrCat("Thrift listening on ", options_.host, ":", port_,
                                       " (I/O threads: ", io_threads, ")"));
@@ -262,8 +313,16 @@ class ThriftServerTransport final : public ServerTransport {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     for (auto& loop : loops_) loop->PostStop();
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
+    if (monitor_.joinable()) {
+      monitor_running_ = false;
+      {
+        std::lock_guard<std::mutex> lock(monitor_mu_);
+        monitor_stop_ = true;
+      }
+      monitor_cv_.notify_all();
+      monitor_.join();
+    }
+    StopRunners();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
     if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -286,6 +345,44 @@ class ThriftServerTransport final : public ServerTransport {
     spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
+  // Whether a loop may run a call in place now (else it goes to the handler pool).
+  bool MayRunHere() const { return monitor_running_.load(std::memory_order_relaxed); }
+  // A loop started a call in place: the monitor must be awake to see it block.
+  void NoteRunningHere() {
+    if (!monitor_asleep_.load()) return;
+    std::lock_guard<std::mutex> lock(monitor_mu_);
+    monitor_asleep_ = false;
+    monitor_cv_.notify_one();
+  }
+  // Monitor, under the loop's hand-off lock: makes sure a spare thread can take a loop (starts
+  // one when none is spare). False when none can be had: the loop waits for its call instead.
+  bool ReserveRunner() {
+    std::lock_guard<std::mutex> lock(runners_mu_);
+    if (free_runners_ > static_cast<int>(orphans_.size())) return true;
+    if (runner_count_ >= max_runners_) return false;
+    try {
+      threads_.emplace_back([this] { RunnerMain(nullptr); });
+    } catch (const std::system_error& e) {
+      if (ShouldLogFlood()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("Thrift: cannot start a thread for a loop whose call blocked: ", e.what(),
+                         "; the loop waits for the call"));
+      }
+      return false;
+    }
+    ++runner_count_;
+    ++free_runners_;
+    return true;
+  }
+  // Monitor: `loop`'s thread is held by a blocked call; a spare thread takes the loop.
+  void HandOver(Loop* loop) {
+    {
+      std::lock_guard<std::mutex> lock(runners_mu_);
+      orphans_.push_back(loop);
+    }
+    runners_cv_.notify_one();
+  }
+
   const ServerOptions& options() const { return options_; }
   const MethodTable& table() const { return *table_; }
   CallScheduler& scheduler() { return *scheduler_; }
@@ -306,8 +403,75 @@ class ThriftServerTransport final : public ServerTransport {
   int listen_fd_ = -1;
   int spare_fd_ = -1;
   int port_ = 0;
+  // A thread runs a loop until the loop stops or is handed off (its call blocked), then waits to
+  // take a handed-off loop.
+  void RunnerMain(Loop* loop) {
+    bool counted_free = loop == nullptr;  // started spare: counted by ReserveRunner
+    while (true) {
+      if (loop != nullptr) loop->Run();  // false (handed off) or true (stopped): free again
+      std::unique_lock<std::mutex> lock(runners_mu_);
+      if (!counted_free) ++free_runners_;
+      counted_free = false;
+      runners_cv_.wait(lock, [this] { return runners_stop_ || !orphans_.empty(); });
+      if (orphans_.empty()) return;
+      loop = orphans_.front();
+      orphans_.pop_front();
+      --free_runners_;
+    }
+  }
+
+  void StopRunners() {
+    {
+      std::lock_guard<std::mutex> lock(runners_mu_);
+      runners_stop_ = true;
+    }
+    runners_cv_.notify_all();
+    // No thread is added now: the monitor, the only one that adds, has stopped.
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  // Checks the loops every kBlockedAfter while calls run in place; sleeps after a quiet while
+  // until a loop runs one again (NoteRunningHere).
+  void MonitorMain() {
+    int quiet = 0;
+    std::unique_lock<std::mutex> lock(monitor_mu_);
+    while (!monitor_stop_) {
+      if (quiet >= kQuietChecksBeforeSleep) {
+        monitor_asleep_ = true;
+        bool running = false;  // a call that started before the flag was seen
+        for (auto& loop : loops_) running = running || loop->RunningHere();
+        if (!running) {
+          monitor_cv_.wait(lock, [this] { return monitor_stop_ || !monitor_asleep_.load(); });
+        }
+        monitor_asleep_ = false;
+        quiet = 0;
+        continue;
+      }
+      monitor_cv_.wait_for(lock, kBlockedAfter, [this] { return monitor_stop_; });
+      lock.unlock();
+      bool active = false;
+      for (auto& loop : loops_) active = loop->CheckBlocked() || active;
+      lock.lock();
+      quiet = active ? 0 : quiet + 1;
+    }
+  }
+
   std::vector<std::unique_ptr<Loop>> loops_;
-  std::vector<std::thread> threads_;
+  std::mutex runners_mu_;
+  std::condition_variable runners_cv_;
+  std::vector<std::thread> threads_;  // every runner thread; added to by the monitor only
+  std::deque<Loop*> orphans_;         // handed-off loops waiting for a thread
+  int runner_count_ = 0;
+  int free_runners_ = 0;  // waiting for (or about to wait for) a handed-off loop
+  int max_runners_ = 0;
+  bool runners_stop_ = false;
+  std::thread monitor_;
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
+  bool monitor_stop_ = false;
+  std::atomic<bool> monitor_asleep_{false};
+  std::atomic<bool> monitor_running_{false};
   std::atomic<int> connections_{0};
   std::atomic<bool> accepting_stopped_{false};
   bool stopped_ = false;
@@ -433,7 +597,7 @@ void Loop::PostStop() {
   Wake();
 }
 
-void Loop::Run() {
+bool Loop::Run() {
   std::vector<epoll_event> events(256);
   auto next_scan = SteadyClock::now() + kScanInterval;
   while (!stopping_) {
@@ -463,13 +627,15 @@ void Loop::Run() {
             conn->hung_up = true;
             continue;
           }
-          OnReadable(conn);
+          OnReadable(conn, false);
           if (!conn->call_in_flight && !conn->out.empty()) Flush(conn);
           if (!conn->call_in_flight) Close(conn, "", LogLevel::kInfo);
           continue;
         }
         if (events[i].events & EPOLLOUT) OnWritable(conn);
-        if (!conn->closed && (events[i].events & EPOLLIN)) OnReadable(conn);
+        if (!conn->closed && (events[i].events & EPOLLIN) && !OnReadable(conn, true)) {
+          return false;  // handed off: the events not yet served are reported again
+        }
       }
     }
     auto now = SteadyClock::now();
@@ -478,6 +644,7 @@ void Loop::Run() {
       next_scan = now + kScanInterval;
     }
   }
+  return true;
 }
 
 void Loop::TakeInbox() {
@@ -526,7 +693,7 @@ void Loop::TakeInbox() {
       continue;
     }
     UpdateEvents(conn);
-    if (!draining_) ProcessInput(conn);  // frames that arrived while the call ran
+    if (!draining_) ProcessInput(conn, false);  // frames that arrived while the call ran
   }
   if (taken.drain && !draining_) {
     draining_ = true;
@@ -604,8 +771,8 @@ void Loop::Accept() {
   }
 }
 
-void Loop::OnReadable(const ConnectionPtr& conn) {
-  if (conn->call_in_flight || conn->closed) return;
+bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
+  if (conn->call_in_flight || conn->closed) return true;
   thread_local char buffer[64 * 1024];
   std::size_t budget = kReadBudget;
   while (budget > 0 && !conn->closed && !conn->call_in_flight) {
@@ -632,38 +799,42 @@ void Loop::OnReadable(const ConnectionPtr& conn) {
           conn->in.append(data, take);
         } catch (const std::bad_alloc&) {
           Close(conn, "out of memory for its frame", LogLevel::kWarning);
-          return;
+          return true;
         }
       }
-      ProcessInput(conn);
+      if (!ProcessInput(conn, here)) return false;
+      // A short read took all there was: epoll (level-triggered) reports what comes next, so
+      // the usual call costs no recv that only says EAGAIN.
+      if (static_cast<std::size_t>(got) < sizeof buffer) return true;
       continue;
     }
     if (got == 0) {
       bool quiet = conn->in.empty() && conn->skip == 0;
       Close(conn, quiet ? "" : "disconnected in the middle of a frame",
             quiet ? LogLevel::kInfo : LogLevel::kWarning);
-      return;
+      return true;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
     Close(conn, absl::StrCat("read failed: ", std::strerror(errno)), LogLevel::kInfo);
-    return;
+    return true;
   }
+  return true;
 }
 
-void Loop::ProcessInput(const ConnectionPtr& conn) {
+bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
   const ServerOptions& options = server_->options();
   while (!conn->closed && !conn->call_in_flight && conn->skip == 0 && conn->in.size() >= 4) {
     uint32_t length = DecodeFrameLength(conn->in.data());
     if (length == 0) {
       Close(conn, "empty frame", LogLevel::kWarning);
-      return;
+      return true;
     }
     if (length > options.max_message_bytes) {
-      if (!TakeOversized(conn, length)) return;
+      if (!TakeOversized(conn, length)) return true;
       continue;
     }
-    if (conn->in.size() < 4 + std::size_t{length}) return;  // wait for the rest
+    if (conn->in.size() < 4 + std::size_t{length}) return true;  // wait for the rest
     std::string frame;
     if (conn->in.size() == 4 + std::size_t{length}) {
       frame = std::move(conn->in);
@@ -674,8 +845,9 @@ void Loop::ProcessInput(const ConnectionPtr& conn) {
       conn->in.erase(0, 4 + std::size_t{length});
       conn->frame_start = SteadyClock::now();
     }
-    HandleFrame(conn, std::move(frame));
+    if (!HandleFrame(conn, std::move(frame), here)) return false;
   }
+  return true;
 }
 
 std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
@@ -736,7 +908,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   return true;
 }
 
-void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
+bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) {
   // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
   std::optional<THeaderFrame> theader;
   std::size_t offset = 0;
@@ -744,7 +916,7 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     theader.emplace();
     if (absl::Status s = ParseTHeader(frame, &*theader); !s.ok()) {
       Close(conn, std::string(s.message()), LogLevel::kWarning);
-      return;
+      return true;
     }
     offset = theader->payload_offset;
   }
@@ -752,7 +924,7 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
   ThriftMessageHeader header;
   if (absl::Status s = ParseThriftHeader(message, &header); !s.ok()) {
     Close(conn, std::string(s.message()), LogLevel::kWarning);
-    return;
+    return true;
   }
   std::optional<ServerContext::Clock::time_point> deadline;
   if (theader) {
@@ -776,7 +948,7 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
     QueueReply(conn, ReplyFrame(wrap, header, kThriftException,
                                 ThriftApplicationException(header.format, kThriftInvalidMessageType,
                                                            why)));
-    return;
+    return true;
   }
   const Route* route = server_->table().FindThrift(header.name);
   if (route == nullptr) {
@@ -786,21 +958,36 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
                ReplyFrame(wrap, header, kThriftException,
                           ThriftApplicationException(header.format, kThriftUnknownMethod,
                                                      "rpcboot: unknown method '" + shown + "'")));
-    return;
+    return true;
   }
   if (deadline && *deadline <= ServerContext::Clock::now()) {
     QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
                                 ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
                                                   "rpcboot: deadline passed before the handler "
                                                   "ran")));
-    return;
+    return true;
   }
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
     QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
                                 Serve(*route, conn->peer, deadline, header.format,
                                       message.substr(header.body_offset))));
-    return;
+    return true;
+  }
+  if (here && server_->MayRunHere() &&
+      route->runtime->pool_until_ns.load(std::memory_order_relaxed) <= SteadyNanos()) {
+    // Counted in by the scheduler like any call (a handler slot, max_concurrent_calls, drain),
+    // then run on this thread: no hop. With every slot busy it queues for the pool instead.
+    StatusCode code = StatusCode::kOk;
+    std::string why;
+    if (server_->scheduler().Enter(&code, &why)) {
+      return RunHere(conn, *route, wrap, header, deadline, message.substr(header.body_offset));
+    }
+    if (code != StatusCode::kOk) {
+      QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
+                                  ThriftErrorResult(header.format, code, "rpcboot: " + why)));
+      return true;
+    }
   }
   conn->call_in_flight = true;
   busy_.fetch_add(1);
@@ -836,6 +1023,62 @@ void Loop::HandleFrame(const ConnectionPtr& conn, std::string frame) {
                             p.Reply(ThriftErrorResult(p.header.format, code, "rpcboot: " + why)));
   };
   server_->scheduler().Submit(std::move(call));
+  return true;
+}
+
+bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
+                   const ThriftMessageHeader& header,
+                   std::optional<ServerContext::Clock::time_point> deadline,
+                   std::string_view args) {
+  // Entered (Enter) by the caller. If the handler blocks, the monitor gives the loop to another
+  // thread (HandOff) and this one finishes the call as a handler thread would.
+  here_conn_ = conn;
+  here_route_ = &route;
+  const uint64_t running = (((here_state_.load() >> 2) + 1) << 2) | kHereRunning;
+  here_state_.store(running);
+  server_->NoteRunningHere();
+  std::string reply = ReplyFrame(wrap, header, kThriftReply,
+                                 Serve(route, conn->peer, deadline, header.format, args));
+  uint64_t expected = running;
+  if (here_state_.compare_exchange_strong(expected, (running & ~uint64_t{3}) | kHereIdle)) {
+    here_conn_.reset();
+    QueueReply(conn, std::move(reply));
+    server_->scheduler().Leave();
+    return true;
+  }
+  // The loop went to another thread while the handler ran: finish as a handler thread does.
+  { std::lock_guard<std::mutex> lock(handoff_mu_); }  // the hand-off is complete
+  if (!FinishOnWorker(conn, reply)) PostReply(conn, std::move(reply));
+  server_->scheduler().Leave();
+  return false;
+}
+
+bool Loop::CheckBlocked() {
+  uint64_t state = here_state_.load();
+  bool running = (state & 3) == kHereRunning;
+  bool active = running || state != monitor_seen_;
+  if (running && state == monitor_seen_) HandOff(state);
+  monitor_seen_ = state;
+  return active;
+}
+
+void Loop::HandOff(uint64_t running) {
+  std::lock_guard<std::mutex> lock(handoff_mu_);
+  if (!server_->ReserveRunner()) return;  // no thread to be had: checked again next time
+  uint64_t expected = running;
+  if (!here_state_.compare_exchange_strong(expected, (running & ~uint64_t{3}) | kHereDisplaced)) {
+    return;  // it finished meanwhile
+  }
+  // The call's thread no longer touches the loop; the next runner starts after this. The
+  // connection is treated as one whose call went to the pool: not read until its reply is out.
+  ConnectionPtr conn = std::move(here_conn_);
+  here_route_->runtime->pool_until_ns.store(
+      SteadyNanos() + std::chrono::nanoseconds(kPoolAfterBlocking).count(),
+      std::memory_order_relaxed);
+  conn->call_in_flight = true;
+  busy_.fetch_add(1);
+  UpdateEvents(conn);
+  server_->HandOver(this);
 }
 
 void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
@@ -877,7 +1120,7 @@ void Loop::OnWritable(const ConnectionPtr& conn) {
     Close(conn, "", LogLevel::kInfo);
     return;
   }
-  if (conn->out.empty()) ProcessInput(conn);
+  if (conn->out.empty()) ProcessInput(conn, false);
 }
 
 void Loop::UpdateEvents(const ConnectionPtr& conn) {

@@ -113,6 +113,24 @@ TEST_F(ServingCoreTest, BlockedHandlersDoNotDelayACheapCall) {
   EXPECT_EQ(impl_->notified.load(), 6);
 }
 
+// A Thrift loop runs a call where it read it; when the handler blocks, the loop goes to another
+// thread. With one loop, a cheap call on another connection is served while the first blocks.
+TEST_F(ServingCoreTest, ALoopWhoseCallBlocksIsHandedToAnotherThread) {
+  ServerOptions options;
+  options.io_threads = 1;
+  options.handler_threads = 4;
+  StartServer(options);
+  auto held = Hold(1, Protocol::kThrift);
+  ASSERT_TRUE(impl_->WaitEntered(1));
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 2);
+  EXPECT_EQ(impl_->notified.load(), 0) << "the held call is still held";
+  impl_->Release();
+  held.front().get();
+  EXPECT_EQ(impl_->notified.load(), 1);
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 3) << "and the loop serves on";
+}
+
 TEST_F(ServingCoreTest, CallsOverMaxConcurrentCallsAreResourceExhausted) {
   ServerOptions options;
   options.handler_threads = 4;
