@@ -21,6 +21,11 @@ CallScheduler::CallScheduler(int threads, int max_calls)
       break;
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slots_ = static_cast<int>(threads_.size());  // the threads started: read by Work and Enter
+  }
+  work_cv_.notify_all();
 }
 
 CallScheduler::~CallScheduler() {
@@ -30,6 +35,7 @@ CallScheduler::~CallScheduler() {
     stopping_ = true;
     draining_ = true;
     refused.swap(queue_);
+    queued_ = 0;
   }
   work_cv_.notify_all();
   for (ScheduledCall& call : refused) call.refuse(StatusCode::kUnavailable, "server stopped");
@@ -52,36 +58,52 @@ void CallScheduler::Submit(ScheduledCall call) {
     return;
   }
   queue_.push_back(std::move(call));
+  queued_ = static_cast<int>(queue_.size());
   lock.unlock();
   work_cv_.notify_one();
 }
 
 bool CallScheduler::Enter(StatusCode* code, std::string* why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (draining_) {
+  // Lock-free: the loops of a busy server call this for every call.
+  const int slots = slots_.load();
+  int running = running_.load();
+  while (true) {
+    if (draining_.load()) {
+      *code = StatusCode::kUnavailable;
+      *why = "server shutting down; call not run";
+      return false;
+    }
+    int queued = queued_.load();
+    if (queued + running >= max_calls_) {
+      *code = StatusCode::kResourceExhausted;
+      *why = absl::StrCat("server busy: ", max_calls_,
+                          " calls in progress (server.max_concurrent_calls)");
+      return false;
+    }
+    if (running >= slots || queued > 0) {
+      *code = StatusCode::kOk;  // no slot free (or calls wait for one): queue it
+      return false;
+    }
+    if (running_.compare_exchange_weak(running, running + 1)) break;
+  }
+  // Drain sets draining_ and then reads running_; this counted in and then reads draining_:
+  // one of the two sees the other. Counted in after the drain began: back out, unrun.
+  if (draining_.load()) {
+    Leave();
     *code = StatusCode::kUnavailable;
     *why = "server shutting down; call not run";
     return false;
   }
-  if (static_cast<int>(queue_.size()) + running_ >= max_calls_) {
-    *code = StatusCode::kResourceExhausted;
-    *why = absl::StrCat("server busy: ", max_calls_,
-                        " calls in progress (server.max_concurrent_calls)");
-    return false;
-  }
-  if (running_ >= static_cast<int>(threads_.size()) || !queue_.empty()) {
-    *code = StatusCode::kOk;  // no slot free (or calls wait for one): queue it
-    return false;
-  }
-  ++running_;
   return true;
 }
 
 void CallScheduler::Leave() {
-  std::lock_guard<std::mutex> lock(mu_);
-  --running_;
-  if (!queue_.empty()) work_cv_.notify_one();  // its slot is free
-  if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+  int left = running_.fetch_sub(1) - 1;
+  if (queued_.load() > 0 || (left == 0 && draining_.load())) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty()) work_cv_.notify_one();  // its slot is free
+    if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+  }
 }
 
 bool CallScheduler::Drain(std::chrono::steady_clock::time_point deadline) {
@@ -90,6 +112,7 @@ bool CallScheduler::Drain(std::chrono::steady_clock::time_point deadline) {
   idle_cv_.wait_until(lock, deadline, [this] { return queue_.empty() && running_ == 0; });
   std::deque<ScheduledCall> refused;
   refused.swap(queue_);
+  queued_ = 0;
   bool clean = running_ == 0;
   lock.unlock();
   for (ScheduledCall& call : refused) {
@@ -108,14 +131,26 @@ void CallScheduler::Work() {
     ScheduledCall call;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      // A slot may be held by a call run in place (Enter): wait for one to be free.
-      work_cv_.wait(lock, [this] {
-        return stopping_ || (!queue_.empty() && running_ < static_cast<int>(threads_.size()));
+      // A slot may be held by a call run in place (Enter, which counts in without the lock):
+      // claim one with the same compare-and-swap, or wait for one to be free.
+      bool claimed = false;
+      work_cv_.wait(lock, [&] {
+        if (stopping_) return true;
+        if (queue_.empty()) return false;
+        const int slots = slots_.load();
+        int running = running_.load();
+        while (running < slots) {
+          if (running_.compare_exchange_weak(running, running + 1)) {
+            claimed = true;
+            return true;
+          }
+        }
+        return false;
       });
-      if (queue_.empty()) return;  // stopping
+      if (!claimed) return;  // stopping
       call = std::move(queue_.front());
       queue_.pop_front();
-      ++running_;
+      queued_ = static_cast<int>(queue_.size());
     }
     if (call.deadline && *call.deadline <= ServerContext::Clock::now()) {
       call.refuse(StatusCode::kDeadlineExceeded, "deadline passed before the handler ran");

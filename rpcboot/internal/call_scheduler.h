@@ -79,8 +79,11 @@ class CallScheduler {
   std::condition_variable work_cv_;
   std::condition_variable idle_cv_;
   std::deque<ScheduledCall> queue_;
-  int running_ = 0;
-  bool draining_ = false;
+  // Written under mu_ except by Enter and Leave, which read them without it.
+  std::atomic<int> running_{0};
+  std::atomic<int> queued_{0};  // queue_.size()
+  std::atomic<bool> draining_{false};
+  std::atomic<int> slots_{0};  // handler slots: the threads that started
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -22,11 +22,13 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -61,9 +63,34 @@ constexpr auto kScanInterval = std::chrono::milliseconds(100);
 // loop goes to another thread. Checked by the monitor, which sleeps when no call runs in place.
 constexpr auto kBlockedAfter = std::chrono::microseconds(500);
 constexpr int kQuietChecksBeforeSleep = 200;
+// A call that keeps its thread busy (computing, or waiting for a CPU) is left where it runs
+// this long before its loop is handed on anyway; one asleep in the kernel goes at once.
+constexpr auto kBusyFor = std::chrono::milliseconds(10);
 // After one of its calls blocked in place, a method's calls go to the handler pool for this
 // long; then one runs in place again, to learn whether the method still blocks.
 constexpr auto kPoolAfterBlocking = std::chrono::seconds(1);
+
+pid_t ThreadId() {
+  thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  return tid;
+}
+
+// Whether thread `tid` of this process is asleep (waiting in the kernel: a lock, I/O, a sleep)
+// rather than running or waiting for a CPU. Unknown (no /proc): asleep.
+bool ThreadAsleep(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  const char* paren = std::strrchr(buf, ')');  // "tid (name) S ...": the name may hold spaces
+  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return true;
+  return paren[2] != 'R';
+}
 
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
@@ -226,10 +253,12 @@ class Loop {
   // kHereDisplaced, first, takes the loop away (the sequence makes every call's value unique).
   static constexpr uint64_t kHereIdle = 0, kHereRunning = 1, kHereDisplaced = 2;
   std::atomic<uint64_t> here_state_{0};
-  ConnectionPtr here_conn_;            // its connection, while kHereRunning
-  const Route* here_route_ = nullptr;  // and its method
-  std::mutex handoff_mu_;              // held by the monitor through a hand-off
-  uint64_t monitor_seen_ = 0;          // monitor thread only
+  ConnectionPtr here_conn_;                  // its connection, while kHereRunning
+  const Route* here_route_ = nullptr;        // and its method
+  std::mutex handoff_mu_;                    // held by the monitor through a hand-off
+  pid_t here_tid_ = 0;                       // and the thread running it
+  uint64_t monitor_seen_ = 0;                // monitor thread only: the state at the last check
+  SteadyClock::time_point monitor_seen_at_;  // when it was first seen
 };
 
 class ThriftServerTransport final : public ServerTransport {
@@ -1034,6 +1063,7 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   // thread (HandOff) and this one finishes the call as a handler thread would.
   here_conn_ = conn;
   here_route_ = &route;
+  here_tid_ = ThreadId();
   const uint64_t running = (((here_state_.load() >> 2) + 1) << 2) | kHereRunning;
   here_state_.store(running);
   server_->NoteRunningHere();
@@ -1057,8 +1087,16 @@ bool Loop::CheckBlocked() {
   uint64_t state = here_state_.load();
   bool running = (state & 3) == kHereRunning;
   bool active = running || state != monitor_seen_;
-  if (running && state == monitor_seen_) HandOff(state);
-  monitor_seen_ = state;
+  if (!running || state != monitor_seen_) {
+    monitor_seen_ = state;
+    monitor_seen_at_ = SteadyClock::now();
+    return active;
+  }
+  // The same call as at the previous check. here_tid_ was written before the state was
+  // published; it is read only while that call runs.
+  if (SteadyClock::now() - monitor_seen_at_ >= kBusyFor || ThreadAsleep(here_tid_)) {
+    HandOff(state);
+  }
   return active;
 }
 
