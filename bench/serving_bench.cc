@@ -139,6 +139,7 @@ int Serve(const std::string& kind) {
     options.thrift_port = 0;
     options.handler_threads = 96;  // room for the mixed load's 50 blocked handlers
     if (const char* io = std::getenv("BENCH_IO_THREADS")) options.io_threads = std::atoi(io);
+    if (std::getenv("BENCH_NO_QUOTA")) options.grpc_memory_quota = 0;
     options.max_connections = 30000;
     static rpcboot::Server server(options);
     server.AddService<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());

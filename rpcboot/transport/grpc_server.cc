@@ -106,13 +106,14 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 
   void OnWriteDone(bool) override {}
   void OnDone() override {
-    if (reserved_ > 0) ledger_->Release(context_->peer(), reserved_);
+    if (reserved_ > 0) ledger_->Release(peer_, reserved_);
     delete this;
   }
 
  private:
   void Handle() {
-    ServerContext call("grpc", context_->peer(), deadline_);
+    peer_ = context_->peer();
+    ServerContext call("grpc", peer_, deadline_);
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
     HandlerOutcome outcome =
@@ -121,13 +122,12 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
     }
-    std::string peer = context_->peer();
-    if (std::size_t held = ledger_->Reserve(peer, outcome.reply.size()); held > 0) {
+    if (std::size_t held = ledger_->Reserve(peer_, outcome.reply.size()); held > 0) {
       std::string what =
           absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
                        " bytes of earlier replies to this connection are still unread (limit ",
                        ledger_->limit(), ", server.grpc_max_unsent_bytes)");
-      if (ledger_->ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer + ": " + what);
+      if (ledger_->ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer_ + ": " + what);
       Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, what));
       return;
     }
@@ -140,7 +140,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   const MethodTable* table_;
   CallScheduler* scheduler_;
   UnsentLedger* ledger_;
-  std::size_t reserved_ = 0;  // counted in the ledger until OnDone
+  std::string peer_;          // the connection, as gRPC names it
+  std::size_t reserved_ = 0;  // counted in the ledger under peer_ until OnDone
   const Route* route_ = nullptr;
   std::optional<ServerContext::Clock::time_point> deadline_;
   grpc::ByteBuffer request_;
