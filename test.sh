@@ -15,6 +15,7 @@ cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRPCBOOT_WERROR=ON)
 if [ "$sanitize" = "1" ]; then
   build_dir=build-asan
   cmake_args+=(-DRPCBOOT_SANITIZE=ON -DRPCBOOT_BUILD_BENCH=OFF)
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fi
 
 echo "== configure ($build_dir)"

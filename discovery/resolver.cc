@@ -69,6 +69,8 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
   }
   auto fail = [&](const absl::Status& s) {
     std::lock_guard<std::mutex> lock(mu_);
+    watched_[name].reading = 0;
+    watched_[name].error = std::string(s.message());
     // Before the first answer there is nothing to keep: the session's connection will refresh.
     if (stale_.insert(name).second && watched_[name].loaded) {
       Log(LogLevel::kWarning,
@@ -93,49 +95,108 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
   } else if (!names.ok()) {
     return fail(names.status());
   } else {
+    // Nodes not read before (or the one that changed) are read together, pipelined; the rest
+    // keep what was read.
+    std::vector<std::string> to_read;
     for (const std::string& node : *names) {
       auto old = old_children.find(node);
       if (old != old_children.end() && changed_child != kAllChildren && changed_child != node) {
         children.emplace(node, old->second);
+      } else {
+        to_read.push_back(node);
+      }
+    }
+    std::vector<std::string> paths;
+    paths.reserve(to_read.size());
+    for (const std::string& node : to_read) paths.push_back(path + "/" + node);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      watched_[name].reading = paths.size();
+    }
+    std::vector<absl::StatusOr<Session::Node>> read = session_->GetMany(paths, /*watch=*/true);
+    for (std::size_t i = 0; i < to_read.size(); ++i) {
+      const std::string& node = to_read[i];
+      absl::StatusOr<Session::Node>& data = read[i];
+      if (absl::IsNotFound(data.status())) continue;  // gone since the listing
+      auto old = old_children.find(node);
+      if (absl::IsPermissionDenied(data.status())) {
+        // A node this client may not read (its ACL) is not an instance to call, and must not
+        // hold up the others.
+        if (old == old_children.end() || old->second.instance.has_value() || old->second.mzxid) {
+          Log(LogLevel::kWarning,
+              absl::StrCat("registry: skipping ", paths[i], ": ", data.status().message()));
+        }
+        children.emplace(node, Entry{node, std::nullopt, 0});
         continue;
       }
-      absl::StatusOr<Session::Node> data = session_->Get(path + "/" + node, /*watch=*/true);
-      if (absl::IsNotFound(data.status())) continue;  // gone since the listing
       if (!data.ok()) return fail(data.status());
-      Entry entry{node, std::nullopt};
+      if (old != old_children.end() && old->second.mzxid == data->mzxid) {
+        children.emplace(node, old->second);  // unchanged: not parsed again
+        continue;
+      }
+      Entry entry{node, std::nullopt, data->mzxid};
       absl::StatusOr<Instance> instance = ParseInstance(data->data);
       if (instance.ok()) {
         entry.instance = std::move(*instance);
       } else if (old == old_children.end() || old->second.instance.has_value()) {
-        Log(LogLevel::kWarning, absl::StrCat("registry: skipping ", path, "/", node, ": ",
-                                             instance.status().message()));
+        Log(LogLevel::kWarning,
+            absl::StrCat("registry: skipping ", paths[i], ": ", instance.status().message()));
       }
       children.emplace(node, std::move(entry));
     }
   }
-  std::vector<Instance> list;
-  for (const auto& [node, entry] : children) {
-    if (entry.instance.has_value() && entry.instance->IsUp()) list.push_back(*entry.instance);
-  }
-  std::sort(list.begin(), list.end(),
-            [](const Instance& a, const Instance& b) { return a.id < b.id; });
   std::map<int, Listener> listeners;
   InstanceList published;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stale_.erase(name);
     Watched& w = watched_[name];
+    w.reading = 0;
+    w.error.clear();
+    // The same nodes with the same versions (mzxid): the same list, with no instance compared.
+    bool changed = !w.loaded || w.children.size() != children.size() ||
+                   !std::equal(w.children.begin(), w.children.end(), children.begin(),
+                               [](const auto& a, const auto& b) {
+                                 return a.first == b.first && a.second.mzxid == b.second.mzxid;
+                               });
     w.children = std::move(children);
-    bool changed = !w.loaded || w.list->size() != list.size();
-    for (std::size_t i = 0; !changed && i < list.size(); ++i)
-      changed = ToJson((*w.list)[i]) != ToJson(list[i]);
     w.loaded = true;
     if (!changed) return;
+    std::vector<Instance> list;
+    for (const auto& [node, entry] : w.children) {
+      if (entry.instance.has_value() && entry.instance->IsUp()) list.push_back(*entry.instance);
+    }
+    std::sort(list.begin(), list.end(),
+              [](const Instance& a, const Instance& b) { return a.id < b.id; });
     w.list = std::make_shared<const std::vector<Instance>>(std::move(list));
     published = w.list;
     listeners = w.listeners;
   }
   for (auto& [id, listener] : listeners) listener(published);
+}
+
+std::string Resolver::Describe(const std::string& name) const {
+  const std::string path = ServicePath(name);
+  auto down = session_->disconnected_for();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(name);
+  if (it == watched_.end()) return absl::StrCat(path, " is not watched");
+  const Watched& w = it->second;
+  if (w.reading > 0) {
+    return absl::StrCat("still reading ", w.reading, " instance node(s) of ", path);
+  }
+  if (down > std::chrono::steady_clock::duration::zero()) {
+    return absl::StrCat("ZooKeeper ", session_->options().connect, " not reachable for ",
+                        std::chrono::duration_cast<std::chrono::milliseconds>(down).count(), " ms",
+                        w.loaded ? "" : " (no list read yet)",
+                        w.error.empty() ? "" : "; last error: ", w.error);
+  }
+  if (!w.error.empty()) return absl::StrCat("cannot read ", path, ": ", w.error);
+  if (!w.loaded) return absl::StrCat(path, " not read yet");
+  std::size_t parsed = 0;
+  for (const auto& [node, entry] : w.children) parsed += entry.instance.has_value() ? 1 : 0;
+  return absl::StrCat(path, " lists ", w.children.size(), " node(s), ", parsed,
+                      " readable instance(s), ", w.list ? w.list->size() : 0, " UP");
 }
 
 void Resolver::OnConnected(bool new_session) {

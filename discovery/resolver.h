@@ -50,17 +50,24 @@ class Resolver final : private Session::Observer {
   void Unwatch(int id);
   // The current list of `name`; empty when not watched.
   InstanceList Current(const std::string& name) const;
+  // Why the list of `name` is empty, in words for an error message: ZooKeeper unreachable (and
+  // for how long), still reading N instances, the last read's error, or what the registry
+  // lists (nodes, none UP or readable).
+  std::string Describe(const std::string& name) const;
 
  private:
   struct Entry {
     std::string node;                  // the child node's name
-    std::optional<Instance> instance;  // nullopt: the data did not parse (skipped)
+    std::optional<Instance> instance;  // nullopt: the data did not parse, or is unreadable
+    int64_t mzxid = 0;                 // the version read (0: unreadable to this client)
   };
   struct Watched {
     std::map<std::string, Entry> children;  // by node name: cached, re-read on change
     InstanceList list;
     std::map<int, Listener> listeners;
     bool loaded = false;
+    std::size_t reading = 0;  // nodes being read now (a refresh in progress)
+    std::string error;        // the last refresh's failure, until one succeeds
   };
 
   void OnConnected(bool new_session) override;

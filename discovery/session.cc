@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/internal/host_port.h"
@@ -161,6 +162,12 @@ void Session::RemoveObserver(Observer* observer) {
 bool Session::connected() const {
   std::lock_guard<std::mutex> lock(mu_);
   return connected_;
+}
+
+std::chrono::steady_clock::duration Session::disconnected_for() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (connected_) return std::chrono::steady_clock::duration::zero();
+  return std::chrono::steady_clock::now() - disconnected_since_;
 }
 
 bool Session::WaitConnected(std::chrono::milliseconds timeout) const {
@@ -330,7 +337,93 @@ absl::StatusOr<Session::Node> Session::Get(const std::string& path, bool watch) 
   }
   node.ephemeral_owner = stat.ephemeralOwner;
   node.version = stat.version;
+  node.mzxid = stat.mzxid;
   return node;
+}
+
+namespace {
+
+// The requests of one GetMany: completions (on the C client's completion thread) fill their
+// slot and count down.
+struct Batch {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  std::vector<int> rc;
+  std::vector<Session::Node> nodes;
+};
+
+struct BatchSlot {
+  Batch* batch;
+  std::size_t index;
+};
+
+void OnGetDone(int rc, const char* value, int value_len, const struct Stat* stat,
+               const void* data) {
+  std::unique_ptr<const BatchSlot> slot(static_cast<const BatchSlot*>(data));
+  Batch* batch = slot->batch;
+  std::lock_guard<std::mutex> lock(batch->mu);
+  batch->rc[slot->index] = rc;
+  if (rc == ZOK) {
+    Session::Node& node = batch->nodes[slot->index];
+    if (value != nullptr && value_len > 0) node.data.assign(value, value_len);
+    if (stat != nullptr) {
+      node.ephemeral_owner = stat->ephemeralOwner;
+      node.version = stat->version;
+      node.mzxid = stat->mzxid;
+    }
+  }
+  --batch->in_flight;
+  batch->cv.notify_one();
+}
+
+}  // namespace
+
+std::vector<absl::StatusOr<Session::Node>> Session::GetMany(const std::vector<std::string>& paths,
+                                                            bool watch, int window) {
+  std::vector<absl::StatusOr<Node>> out;
+  out.reserve(paths.size());
+  std::shared_lock<std::shared_mutex> lock(handle_mu_);
+  if (zh_ == nullptr || zoo_state(zh_) != ZOO_CONNECTED_STATE) {
+    for (const std::string& path : paths) {
+      out.emplace_back(absl::UnavailableError(
+          absl::StrCat("ZooKeeper get ", path, ": not connected to ", options_.connect)));
+    }
+    return out;
+  }
+  // The handle stays (the shared lock) until every completion has run: closing a handle runs
+  // the pending ones with an error, so none is lost.
+  Batch batch;
+  batch.rc.assign(paths.size(), ZSYSTEMERROR);
+  batch.nodes.resize(paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    {
+      std::unique_lock<std::mutex> batch_lock(batch.mu);
+      batch.cv.wait(batch_lock, [&] { return batch.in_flight < std::max(window, 1); });
+      ++batch.in_flight;
+    }
+    auto* slot = new BatchSlot{&batch, i};
+    int rc = zoo_aget(zh_, paths[i].c_str(), watch ? 1 : 0, OnGetDone, slot);
+    if (rc != ZOK) {  // not sent: no completion will come
+      delete slot;
+      std::lock_guard<std::mutex> batch_lock(batch.mu);
+      batch.rc[i] = rc;
+      --batch.in_flight;
+    }
+  }
+  {
+    std::unique_lock<std::mutex> batch_lock(batch.mu);
+    batch.cv.wait(batch_lock, [&] { return batch.in_flight == 0; });
+  }
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    absl::Status s = Check(batch.rc[i], "get", paths[i]);
+    if (s.ok()) {
+      out.emplace_back(std::move(batch.nodes[i]));
+    } else {
+      out.emplace_back(std::move(s));
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<std::string>> Session::Children(const std::string& path, bool watch) {

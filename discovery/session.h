@@ -67,6 +67,7 @@ class Session {
     std::string data;
     int64_t ephemeral_owner = 0;  // the session that owns an ephemeral node, 0 otherwise
     int32_t version = 0;
+    int64_t mzxid = 0;  // the transaction that last wrote it: equal mzxid, equal content
   };
 
   // Checks the options (connect string, digest) without connecting.
@@ -83,6 +84,9 @@ class Session {
   void RemoveObserver(Observer* observer);  // waits for a callback in progress to finish
 
   bool connected() const;
+  // How long the session has been without a connection (since Start, or since it was lost);
+  // zero while connected.
+  std::chrono::steady_clock::duration disconnected_for() const;
   // Waits until connected; false on timeout.
   bool WaitConnected(std::chrono::milliseconds timeout) const;
   const SessionOptions& options() const { return options_; }
@@ -96,6 +100,11 @@ class Session {
   // Creates every missing parent of `path` as a container node, level by level.
   absl::Status CreateParents(const std::string& path);
   absl::StatusOr<Node> Get(const std::string& path, bool watch);
+  // Get of every path, pipelined: up to `window` requests in flight at once on the one
+  // connection, so N nodes cost about N / window round trips, not N. One result per path, in
+  // order. Unavailable for all when not connected.
+  std::vector<absl::StatusOr<Node>> GetMany(const std::vector<std::string>& paths, bool watch,
+                                            int window = 1000);
   absl::StatusOr<std::vector<std::string>> Children(const std::string& path, bool watch);
   absl::StatusOr<bool> Exists(const std::string& path, bool watch);
   absl::Status Set(const std::string& path, const std::string& data, int32_t version = -1);

@@ -33,6 +33,11 @@ WireFormat ClusterChannel::format() const {
   return protocol_ == Protocol::kGrpc ? WireFormat::kProto : options_.thrift_format;
 }
 
+void ClusterChannel::SetDescriber(std::function<std::string()> describe) {
+  std::lock_guard<std::mutex> lock(mu_);
+  describe_ = std::move(describe);
+}
+
 void ClusterChannel::Hold(std::shared_ptr<void> owner) {
   std::lock_guard<std::mutex> lock(mu_);
   held_.push_back(std::move(owner));
@@ -45,10 +50,13 @@ std::size_t ClusterChannel::size() const {
 
 void ClusterChannel::Update(const std::vector<EndpointSpec>& endpoints) {
   std::unique_lock<std::mutex> lock(mu_);
+  // The list is what the registry says now (while ZooKeeper is unreachable the resolver keeps
+  // its last list and sends nothing): an instance set OUT_OF_SERVICE, or gone, gets no call, even
+  // when it was the last one.
   if (endpoints.empty() && !backends_.empty()) {
-    Log(LogLevel::kWarning, absl::StrCat(target_, ": the registry lists no instance; keeping the ",
-                                         backends_.size(), " known until it lists some again"));
-    return;
+    Log(LogLevel::kWarning, absl::StrCat(target_,
+                                         ": the registry lists no instance to call; "
+                                         "calls fail UNAVAILABLE until it lists one"));
   }
   std::map<std::string, std::shared_ptr<Backend>> next;
   for (const EndpointSpec& e : endpoints) {
@@ -100,13 +108,16 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
   std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
   if (picker == nullptr) {
     bool resolved;
+    std::function<std::string()> describe;
     {
       std::lock_guard<std::mutex> lock(mu_);
       resolved = resolved_;
+      describe = describe_;
     }
+    std::string why = describe ? describe() : "";
     throw RpcError(StatusCode::kUnavailable,
-                   absl::StrCat(target_, ": no instance ",
-                                resolved ? "registered" : "known yet (registry not answering)"));
+                   absl::StrCat(target_, ": no instance ", resolved ? "to call" : "known yet",
+                                why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
   }
   absl::InlinedVector<const Backend*, 4> tried;  // no allocation on the call path
   std::string last_error;

@@ -5,6 +5,7 @@
 #define RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,12 +35,14 @@ class ClusterChannel final : public Channel {
   ClusterChannel(std::string target, Protocol protocol, ChannelOptions options);
 
   // Replaces the list. Endpoint channels (and their connections) of instances still listed are
-  // kept. An empty list after a non-empty one is ignored and logged (as Dubbo's "empty
-  // protection" does): a registry hiccup must not stop all traffic, and instances that are
-  // really gone refuse connections, which callers see as UNAVAILABLE anyway.
+  // kept. An empty list empties the channel: the registry's word (status, deregistration) is
+  // final; a registry that cannot be reached sends no list at all (the resolver keeps its last).
   void Update(const std::vector<EndpointSpec>& endpoints);
   // Keeps `owner` (the registry watch feeding Update) alive as long as this channel.
   void Hold(std::shared_ptr<void> owner);
+  // Says why no instance is known, for the error of a call that found none (the registry's
+  // state: unreachable, still reading, what it lists). Before the first call.
+  void SetDescriber(std::function<std::string()> describe);
   std::size_t size() const;
 
   WireFormat format() const override;
@@ -59,6 +62,7 @@ class ClusterChannel final : public Channel {
   std::map<std::string, std::shared_ptr<Backend>> backends_;  // by address
   std::shared_ptr<const Picker> picker_;                      // read with std::atomic_load
   std::vector<std::shared_ptr<void>> held_;
+  std::function<std::string()> describe_;
 };
 
 }  // namespace rpcboot::internal

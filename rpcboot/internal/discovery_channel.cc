@@ -55,6 +55,11 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
   // THeader (which carries the call's deadline) goes only to instances that say they read it
   // (EndpointsFor): a stock framed server registered beside rpcboot's would refuse it.
   auto channel = std::make_shared<ClusterChannel>(target, protocol, options);
+  std::weak_ptr<discovery::Resolver> weak_resolver = resolver;
+  channel->SetDescriber([weak_resolver, app] {
+    std::shared_ptr<discovery::Resolver> r = weak_resolver.lock();
+    return r ? r->Describe(app) : std::string();
+  });
   std::weak_ptr<ClusterChannel> weak = channel;
   int id = resolver->Watch(app, [weak, protocol](const discovery::InstanceList& list) {
     if (std::shared_ptr<ClusterChannel> c = weak.lock()) c->Update(EndpointsFor(*list, protocol));

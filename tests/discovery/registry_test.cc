@@ -3,7 +3,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "discovery/registrar.h"
@@ -311,6 +314,98 @@ TEST(Registry, DigestAclLetsOthersReadButNotWrite) {
   EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
   EXPECT_TRUE(owner->Set(registrar.path(), ToJson(self)).ok());
   EXPECT_EQ(stranger->Get(registrar.path(), false)->data, ToJson(self));
+}
+
+// A child node only its creator may read (a stranger's, or a broken deploy's) is skipped and
+// logged: it neither freezes the view of a client already watching nor empties the view of one
+// that starts afterwards.
+TEST(Registry, AnUnreadableChildIsSkippedAndNeverFreezesTheView) {
+  ZooKeeperServer zk("registry-unreadable");
+  auto session = Connect(zk.connect());
+  Resolver resolver(session, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
+
+  zhandle_t* stranger = zookeeper_init(zk.connect().c_str(), nullptr, 2000, nullptr, nullptr, 0);
+  ASSERT_NE(stranger, nullptr);
+  ASSERT_TRUE(Eventually([&] { return zoo_state(stranger) == ZOO_CONNECTED_STATE; }));
+  ASSERT_EQ(zoo_add_auth(stranger, "digest", "mallory:x", 9, nullptr, nullptr), ZOK);
+  Instance hidden = MakeInstance("shop", 9092);
+  std::string json = ToJson(hidden);
+  ASSERT_EQ(zoo_create(stranger, ("/services/shop/" + hidden.id).c_str(), json.data(),
+                       static_cast<int>(json.size()), &ZOO_CREATOR_ALL_ACL, 0, nullptr, 0),
+            ZOK);
+  // Another instance registers after it: the view follows.
+  Instance later = MakeInstance("shop", 9093);
+  Registrar later_registrar(session, "/services", later);
+  ASSERT_TRUE(later_registrar.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", later.id); }));
+  EXPECT_TRUE(Lists(resolver, "shop", self.id));
+  EXPECT_FALSE(Lists(resolver, "shop", hidden.id));
+
+  auto fresh_session = Connect(zk.connect());
+  Resolver fresh(fresh_session, "/services");
+  fresh.Watch("shop", [](const InstanceList&) {});
+  EXPECT_EQ(fresh.Current("shop")->size(), 2u);
+  EXPECT_TRUE(Lists(fresh, "shop", self.id));
+  EXPECT_TRUE(Lists(fresh, "shop", later.id));
+  zookeeper_close(stranger);
+}
+
+// 10,000 registrations load into one view in the first Watch (pipelined reads: the synchronous
+// reader took longer than a call's 2 s timeout at 5,000). Created with pipelined creates too.
+TEST(Registry, TenThousandInstancesLoadInOneView) {
+  constexpr int kInstances = 10000;
+  ZooKeeperServer zk("registry-fleet");
+  auto admin = Connect(zk.connect(), milliseconds(10000));
+  ASSERT_TRUE(admin->CreateParents("/services/shop/x").ok());
+  zhandle_t* zh = zookeeper_init(zk.connect().c_str(), nullptr, 10000, nullptr, nullptr, 0);
+  ASSERT_NE(zh, nullptr);
+  ASSERT_TRUE(Eventually([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; }));
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    int in_flight = 0;
+    int failed = 0;
+  } pending;
+  auto done = [](int rc, const char*, const void* data) {
+    auto* p = static_cast<Pending*>(const_cast<void*>(data));
+    std::lock_guard<std::mutex> lock(p->mu);
+    if (rc != ZOK) ++p->failed;
+    --p->in_flight;
+    p->cv.notify_all();
+  };
+  for (int i = 0; i < kInstances; ++i) {
+    std::unique_lock<std::mutex> lock(pending.mu);
+    pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
+    ++pending.in_flight;
+    lock.unlock();
+    Instance instance = MakeInstance("shop", 10000 + i % 50000);
+    std::string json = ToJson(instance);
+    ASSERT_EQ(zoo_acreate(zh, ("/services/shop/" + instance.id).c_str(), json.data(),
+                          static_cast<int>(json.size()), &ZOO_OPEN_ACL_UNSAFE, 0, done, &pending),
+              ZOK);
+  }
+  {
+    std::unique_lock<std::mutex> lock(pending.mu);
+    pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
+    ASSERT_EQ(pending.failed, 0);
+  }
+  zookeeper_close(zh);
+
+  auto session = Connect(zk.connect(), milliseconds(10000));
+  Resolver resolver(session, "/services");
+  auto start = std::chrono::steady_clock::now();
+  std::atomic<std::size_t> heard{0};
+  resolver.Watch("shop", [&](const InstanceList& list) { heard = list->size(); });
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(resolver.Current("shop")->size(), static_cast<std::size_t>(kInstances));
+  EXPECT_EQ(heard.load(), static_cast<std::size_t>(kInstances)) << "one view, all of them";
+  std::printf("cold load of %d instances: %.0f ms\n", kInstances,
+              std::chrono::duration<double, std::milli>(took).count());
 }
 
 TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {

@@ -9,6 +9,7 @@ by count (the statuses this peer finally reads) and by the server's resident mem
 far below the 100 MB the replies would take. Another client is served normally all along.
 Usage: slow_reader_test.py RICH_SERVER_BINARY
 """
+import os
 import re
 import socket
 import subprocess
@@ -106,7 +107,9 @@ def main():
               f"server RSS {before} -> {after} KiB")
         if refused < STREAMS - 3:
             sys.exit(f"slow_reader_test: FAIL: expected {STREAMS - 3} replies refused, got {refused}")
-        if after - before > STREAMS * SIZE // 2 // 1024:
+        if os.environ.get("RPCBOOT_SANITIZED"):
+            print("sanitizer build: its quarantine keeps freed memory resident; RSS not checked")
+        elif after - before > STREAMS * SIZE // 2 // 1024:
             sys.exit(f"slow_reader_test: FAIL: the server grew by {after - before} KiB")
         echo(b"", timeout=10)  # others are still served
         sock.close()
