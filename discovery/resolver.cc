@@ -1,6 +1,13 @@
 #include "discovery/resolver.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
@@ -11,6 +18,17 @@ using internal::Log;
 
 namespace {
 constexpr char kAllChildren[] = "*";
+// The snapshot of a changed list is written this long after the previous write at most.
+constexpr auto kSnapshotEvery = std::chrono::seconds(1);
+// With no answer from ZooKeeper this long and no list ever read, the snapshot is served.
+constexpr auto kSnapshotAfter = std::chrono::seconds(1);
+constexpr char kSnapshotHeader[] = "rpcboot-registry-snapshot 1";
+
+int64_t WallSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 Resolver::Resolver(std::shared_ptr<Session> session, std::string base_path)
@@ -154,7 +172,7 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     w.reading = 0;
     w.error.clear();
     // The same nodes with the same versions (mzxid): the same list, with no instance compared.
-    bool changed = !w.loaded || w.children.size() != children.size() ||
+    bool changed = !w.loaded || w.from_snapshot || w.children.size() != children.size() ||
                    !std::equal(w.children.begin(), w.children.end(), children.begin(),
                                [](const auto& a, const auto& b) {
                                  return a.first == b.first && a.second.mzxid == b.second.mzxid;
@@ -162,6 +180,12 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     w.children = std::move(children);
     w.loaded = true;
     if (!changed) return;
+    if (w.from_snapshot) {
+      Log(LogLevel::kInfo,
+          absl::StrCat("registry: ", path, " read from ZooKeeper; the snapshot is no longer used"));
+      w.from_snapshot = false;
+    }
+    w.snapshot_dirty = !snapshot_dir_.empty();
     std::vector<Instance> list;
     for (const auto& [node, entry] : w.children) {
       if (entry.instance.has_value() && entry.instance->IsUp()) list.push_back(*entry.instance);
@@ -173,6 +197,12 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     listeners = w.listeners;
   }
   for (auto& [id, listener] : listeners) listener(published);
+}
+
+std::size_t Resolver::ListedNodes(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(name);
+  return it == watched_.end() ? 0 : it->second.children.size();
 }
 
 std::string Resolver::Describe(const std::string& name) const {
@@ -229,7 +259,130 @@ void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
   if (!name.empty()) Refresh(name, child);
 }
 
+void Resolver::SetSnapshotDir(std::string dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  snapshot_dir_ = std::move(dir);
+}
+
+std::string Resolver::SnapshotFile(const std::string& name) const {
+  // One file per registry path: "/services/shop" -> "services.shop.snapshot".
+  std::string path = ServicePath(name);
+  std::string file;
+  for (char c : path.substr(1)) file += c == '/' ? '.' : c;
+  return absl::StrCat(snapshot_dir_, "/", file, ".snapshot");
+}
+
+void Resolver::WriteSnapshot(const std::string& name, const InstanceList& list) const {
+  // Header line, then one instance (its registry JSON, one line) per line; written to a
+  // temporary file and renamed over the old one, so a reader sees one or the other, whole.
+  std::string text =
+      absl::StrCat(kSnapshotHeader, " ", ServicePath(name), " ", WallSeconds(), "\n");
+  for (const Instance& instance : *list) absl::StrAppend(&text, ToJson(instance), "\n");
+  const std::string file = SnapshotFile(name);
+  const std::string temp = absl::StrCat(file, ".tmp.", ::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  for (std::size_t done = 0; ok && done < text.size();) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(temp.c_str(), file.c_str()) == 0;
+  if (!ok) {
+    Log(LogLevel::kWarning, absl::StrCat("registry: cannot write the snapshot ", file, ": ",
+                                         std::strerror(errno), " (registry.snapshot_dir)"));
+    ::unlink(temp.c_str());
+  }
+}
+
+std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> Resolver::ReadSnapshot(
+    const std::string& name) const {
+  const std::string file = SnapshotFile(name);
+  std::ifstream in(file);
+  if (!in) return std::nullopt;  // none yet
+  std::string header;
+  std::getline(in, header);
+  std::istringstream fields(header);
+  std::string magic, version, path;
+  int64_t written = 0;
+  fields >> magic >> version >> path >> written;
+  if (absl::StrCat(magic, " ", version) != kSnapshotHeader || path != ServicePath(name) ||
+      !fields) {
+    Log(LogLevel::kWarning, absl::StrCat("registry: ignoring the snapshot ", file,
+                                         ": not a snapshot of ", ServicePath(name)));
+    return std::nullopt;
+  }
+  std::vector<Instance> list;
+  std::string line;
+  int bad = 0;
+  while (std::getline(in, line)) {
+    absl::StatusOr<Instance> instance = ParseInstance(line);
+    if (!instance.ok()) {
+      ++bad;
+      continue;
+    }
+    if (instance->IsUp()) list.push_back(std::move(*instance));
+  }
+  if (bad > 0) {
+    Log(LogLevel::kWarning, absl::StrCat("registry: the snapshot ", file, " has ", bad,
+                                         " unreadable line(s); skipped"));
+  }
+  std::sort(list.begin(), list.end(),
+            [](const Instance& a, const Instance& b) { return a.id < b.id; });
+  return std::make_pair(std::move(list),
+                        std::chrono::seconds(std::max<int64_t>(0, WallSeconds() - written)));
+}
+
+void Resolver::SnapshotTick() {
+  const auto now = std::chrono::steady_clock::now();
+  const bool unreachable = session_->disconnected_for() >= kSnapshotAfter;
+  std::vector<std::pair<std::string, InstanceList>> to_write;
+  std::vector<std::string> to_read;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (snapshot_dir_.empty()) return;
+    for (auto& [name, w] : watched_) {
+      if (w.snapshot_dirty && now - w.snapshot_written >= kSnapshotEvery) {
+        to_write.emplace_back(name, w.list);
+        w.snapshot_dirty = false;
+        w.snapshot_written = now;
+      }
+      if (!w.loaded && !w.snapshot_tried && unreachable) {
+        w.snapshot_tried = true;
+        to_read.push_back(name);
+      }
+    }
+  }
+  for (const auto& [name, list] : to_write) WriteSnapshot(name, list);
+  for (const std::string& name : to_read) {
+    auto snapshot = ReadSnapshot(name);
+    if (!snapshot.has_value()) continue;
+    std::map<int, Listener> listeners;
+    InstanceList published;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Watched& w = watched_[name];
+      if (w.loaded) continue;  // ZooKeeper answered meanwhile: the live list wins
+      w.list = std::make_shared<const std::vector<Instance>>(std::move(snapshot->first));
+      w.loaded = true;
+      w.from_snapshot = true;
+      published = w.list;
+      listeners = w.listeners;
+    }
+    Log(LogLevel::kWarning,
+        absl::StrCat("registry: ZooKeeper ", session_->options().connect,
+                     " not reachable; serving ", ServicePath(name), " from the snapshot ",
+                     SnapshotFile(name), " written ", snapshot->second.count(), " s ago (",
+                     published->size(), " instance(s)) until it answers"));
+    for (auto& [id, listener] : listeners) listener(published);
+  }
+}
+
 void Resolver::OnTick() {
+  SnapshotTick();
   std::set<std::string> stale;
   {
     std::lock_guard<std::mutex> lock(mu_);

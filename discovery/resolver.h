@@ -17,6 +17,7 @@
 #ifndef RPCBOOT_DISCOVERY_RESOLVER_H_
 #define RPCBOOT_DISCOVERY_RESOLVER_H_
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +51,13 @@ class Resolver final : private Session::Observer {
   void Unwatch(int id);
   // The current list of `name`; empty when not watched.
   InstanceList Current(const std::string& name) const;
+  // How many child nodes the registry lists for `name` (instances or not, readable or not).
+  std::size_t ListedNodes(const std::string& name) const;
+  // Keeps a snapshot of each watched application's list in `dir` (one file per application,
+  // written atomically at most once a second after a change) and, when ZooKeeper has not
+  // answered for a second and no list was ever read, serves the snapshot's list until it does.
+  // A live read always replaces it. Before the first Watch. Empty: no snapshots (the default).
+  void SetSnapshotDir(std::string dir);
   // Why the list of `name` is empty, in words for an error message: ZooKeeper unreachable (and
   // for how long), still reading N instances, the last read's error, or what the registry
   // lists (nodes, none UP or readable).
@@ -66,8 +74,12 @@ class Resolver final : private Session::Observer {
     InstanceList list;
     std::map<int, Listener> listeners;
     bool loaded = false;
-    std::size_t reading = 0;  // nodes being read now (a refresh in progress)
-    std::string error;        // the last refresh's failure, until one succeeds
+    std::size_t reading = 0;      // nodes being read now (a refresh in progress)
+    std::string error;            // the last refresh's failure, until one succeeds
+    bool from_snapshot = false;   // `list` came from the snapshot file, not from ZooKeeper
+    bool snapshot_tried = false;  // the snapshot was looked for (once)
+    bool snapshot_dirty = false;  // the live list changed since the snapshot was written
+    std::chrono::steady_clock::time_point snapshot_written;
   };
 
   void OnConnected(bool new_session) override;
@@ -76,6 +88,13 @@ class Resolver final : private Session::Observer {
   // Re-reads the children of `name` (and the data of new or changed ones), publishes on change.
   void Refresh(const std::string& name, const std::string& changed_child);
   std::string ServicePath(const std::string& name) const;
+  std::string SnapshotFile(const std::string& name) const;
+  void WriteSnapshot(const std::string& name, const InstanceList& list) const;
+  // Reads the snapshot of `name`: its UP instances and its age; nullopt when there is none
+  // usable (logged when it exists but cannot be read).
+  std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> ReadSnapshot(
+      const std::string& name) const;
+  void SnapshotTick();
 
   std::shared_ptr<Session> session_;
   const std::string base_path_;
@@ -83,6 +102,7 @@ class Resolver final : private Session::Observer {
   mutable std::mutex mu_;  // guards watched_, stale_ and next_id_
   std::map<std::string, Watched> watched_;
   std::set<std::string> stale_;  // names whose last refresh failed: retried on tick
+  std::string snapshot_dir_;     // set before the first Watch
   int next_id_ = 1;
 };
 

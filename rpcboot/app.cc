@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -124,6 +125,17 @@ void App::EnsureSession() {
       config_.registry.zookeeper, config_.registry.session_timeout, config_.registry.digest});
   session_->Start();
   resolver_ = std::make_shared<discovery::Resolver>(session_, config_.registry.base_path);
+  if (!config_.registry.snapshot_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.registry.snapshot_dir, ec);
+    if (ec) {
+      Log(LogLevel::kWarning, "registry.snapshot_dir: cannot create " +
+                                  config_.registry.snapshot_dir + ": " + ec.message() +
+                                  "; no snapshots");
+    } else {
+      resolver_->SetSnapshotDir(config_.registry.snapshot_dir);
+    }
+  }
 }
 
 std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {

@@ -43,6 +43,22 @@ struct ChannelOptions {
   // Lists: how many instances one call may try when an attempt fails in a way that allows
   // another (the request never left, or the method is RPCBOOT_IDEMPOTENT).
   int max_attempts = 3;
+  // Lists: talk to at most this many instances (a subset; 0: all). Each client takes a window
+  // of the instances in a fixed order (by a hash of their ids) at its subset_position, so with
+  // clients spread over positions every instance is in some clients' subsets and each carries
+  // about the same number of clients; a change to the list moves a window by about one
+  // instance. 1,000 clients x 10,000 instances with subset_size 20 make 20,000 connections,
+  // not 10 million.
+  int subset_size = 0;
+  // This client's place in [0, 1): give index / count when the clients know their index among
+  // count (the best spread: exactly even); -1 (the default): from a hash of the host name and
+  // process id (even on average).
+  double subset_position = -1;
+  // zk:// lists: when the registry suddenly lists no node at all for the application (not
+  // even one that is not UP), the instances known before keep being called for this long, as
+  // registry churn (a session replaced after an outage) can empty a list for a moment; then
+  // calls fail UNAVAILABLE. Instances the registry lists as not UP are never called.
+  std::chrono::milliseconds empty_registry_grace{std::chrono::seconds(10)};
 
   // A call's time budget from now: its own CallOptions::timeout, else default_timeout. Every
   // channel computes deadlines through this one function.

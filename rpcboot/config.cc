@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <utility>
 
@@ -251,6 +252,17 @@ const std::vector<Key>& Keys() {
              absl::Status s = discovery::Session::Validate(discovery::SessionOptions{v});
              return s.ok() ? "" : "is not a connect string: " + std::string(s.message());
            })},
+      {"registry.snapshot_dir",
+       "directory for a snapshot of each watched application's instances, served when "
+       "ZooKeeper cannot be reached at start; empty: none",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.registry.snapshot_dir; },
+                             [](const std::string& v) -> std::string {
+                               std::error_code ec;
+                               if (v.empty() || !std::filesystem::exists(v, ec)) return "";
+                               return std::filesystem::is_directory(v, ec)
+                                          ? ""
+                                          : "exists and is not a directory";
+                             })},
       {"registry.base_path", "parent of the application nodes",
        StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.registry.base_path; },
                              CheckBasePath)},
@@ -310,6 +322,26 @@ const std::vector<ClientKey>& ClientKeys() {
       {"max_attempts", "instances one call may try when retrying is safe",
        IntRule<ClientConfig, int>(1, 10,
                                   [](ClientConfig& c) -> int& { return c.channel.max_attempts; })},
+      {"subset_size", "talk to at most this many of the instances (a subset); 0: all",
+       IntRule<ClientConfig, int>(0, 100000,
+                                  [](ClientConfig& c) -> int& { return c.channel.subset_size; })},
+      {"subset_position",
+       "this client's place among its peers as index/count (3/10); default: from a hash of "
+       "host and pid",
+       {[](ClientConfig& c, const std::string& v) -> std::string {
+          std::vector<std::string> parts = absl::StrSplit(v, '/');
+          int64_t index = 0, count = 0;
+          if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &index) ||
+              !absl::SimpleAtoi(parts[1], &count) || count <= 0 || index < 0 || index >= count) {
+            return "is not index/count with 0 <= index < count (as in 3/10)";
+          }
+          c.channel.subset_position = static_cast<double>(index) / static_cast<double>(count);
+          return "";
+        },
+        [](ClientConfig& c) {
+          return c.channel.subset_position < 0 ? std::string("(hash of host and pid)")
+                                               : std::to_string(c.channel.subset_position);
+        }}},
       {"thrift_format", "compact or binary (Thrift)",
        EnumRule<ClientConfig, WireFormat>(
            [](ClientConfig& c) -> WireFormat& { return c.channel.thrift_format; },
@@ -376,7 +408,7 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
-        "load_balancer, timeout_ms, max_attempts, thrift_format"));
+        "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format"));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown key '", s.key, "' from ", s.source,
                                                  " (rpcboot's keys: --help or "

@@ -58,6 +58,9 @@ struct AppConfig {
     // On shutdown: time between deleting the node and closing the ports, so that clients' watches
     // fire and they stop sending new calls first.
     std::chrono::milliseconds drain{std::chrono::seconds(1)};
+    // A snapshot of each watched application's instances is kept here and served when
+    // ZooKeeper cannot be reached at start (never over a live list). Empty: no snapshots.
+    std::string snapshot_dir;
   } registry;
 
   std::map<std::string, ClientConfig> clients;  // by service full name

@@ -1,9 +1,14 @@
 #include "rpcboot/internal/cluster_channel.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/hash.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -22,6 +27,37 @@ std::unique_ptr<LoadBalancer> BalancerFor(const std::string& target, const std::
 }
 
 }  // namespace
+
+std::vector<EndpointSpec> SubsetOf(std::vector<EndpointSpec> endpoints, double position,
+                                   std::size_t size) {
+  if (size == 0 || size >= endpoints.size()) return endpoints;
+  // The ring: endpoints ordered by a hash of their ids (each hashed once).
+  std::vector<std::pair<uint64_t, std::size_t>> ring;
+  ring.reserve(endpoints.size());
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    ring.emplace_back(StableHash(endpoints[i].id), i);
+  }
+  std::sort(ring.begin(), ring.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : endpoints[a.second].id < endpoints[b.second].id;
+  });
+  const std::size_t n = endpoints.size();
+  position = std::clamp(position, 0.0, std::nextafter(1.0, 0.0));
+  // index / count positions land on whole windows despite rounding (0.003 x 10000 = 29.99...).
+  std::size_t start = static_cast<std::size_t>(position * static_cast<double>(n) + 1e-6) % n;
+  std::vector<EndpointSpec> subset;
+  subset.reserve(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    subset.push_back(std::move(endpoints[ring[(start + i) % n].second]));
+  }
+  return subset;
+}
+
+double DefaultSubsetPosition() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  uint64_t h = StableHash(absl::StrCat(host, "/", ::getpid()));
+  return static_cast<double>(h >> 11) / static_cast<double>(uint64_t{1} << 53);
+}
 
 ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOptions options)
     : target_(std::move(target)),
@@ -48,11 +84,37 @@ std::size_t ClusterChannel::size() const {
   return backends_.size();
 }
 
-void ClusterChannel::Update(const std::vector<EndpointSpec>& endpoints) {
+namespace {
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_empty) {
+  const std::vector<EndpointSpec> endpoints =
+      options_.subset_size > 0 ? SubsetOf(all,
+                                          options_.subset_position >= 0 ? options_.subset_position
+                                                                        : DefaultSubsetPosition(),
+                                          static_cast<std::size_t>(options_.subset_size))
+                               : all;
   std::unique_lock<std::mutex> lock(mu_);
   // The list is what the registry says now (while ZooKeeper is unreachable the resolver keeps
-  // its last list and sends nothing): an instance set OUT_OF_SERVICE, or gone, gets no call, even
-  // when it was the last one.
+  // its last list and sends nothing): an instance set OUT_OF_SERVICE gets no call, even when it
+  // was the last one. A registry that lists no node at all keeps the known instances for a
+  // grace period (registry churn empties a list for a moment); Call enforces its end.
+  if (endpoints.empty() && registry_empty && !backends_.empty()) {
+    if (empty_since_ns_.load() == 0) {
+      empty_since_ns_ = NowNs();
+      Log(LogLevel::kWarning,
+          absl::StrCat(target_, ": the registry lists no instance node; the ", backends_.size(),
+                       " known keep being called for up to ", options_.empty_registry_grace.count(),
+                       " ms (ChannelOptions::empty_registry_grace)"));
+    }
+    return;
+  }
+  empty_since_ns_ = 0;
   if (endpoints.empty() && !backends_.empty()) {
     Log(LogLevel::kWarning, absl::StrCat(target_,
                                          ": the registry lists no instance to call; "
@@ -106,6 +168,15 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
                                  const CallOptions& options) {
   auto deadline = std::chrono::steady_clock::now() + options_.TimeoutFor(options);
   std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
+  if (int64_t since = empty_since_ns_.load(std::memory_order_relaxed); since != 0) {
+    int64_t empty_for = NowNs() - since;
+    if (empty_for > std::chrono::nanoseconds(options_.empty_registry_grace).count()) {
+      throw RpcError(
+          StatusCode::kUnavailable,
+          absl::StrCat(target_, ": no instance to call (the registry has listed none for ",
+                       empty_for / 1000000, " ms)"));
+    }
+  }
   if (picker == nullptr) {
     bool resolved;
     std::function<std::string()> describe;

@@ -4,6 +4,7 @@
 #ifndef RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_
 #define RPCBOOT_INTERNAL_CLUSTER_CHANNEL_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -27,6 +28,15 @@ struct EndpointSpec {
   bool thrift_header = false;
 };
 
+// The subset of `endpoints` a client at `position` in [0, 1) talks to: `size` of them, a
+// window at position x N of the list ordered by a hash of the endpoint ids (all when size is 0
+// or covers the list). Deterministic: the same list and position give the same subset.
+std::vector<EndpointSpec> SubsetOf(std::vector<EndpointSpec> endpoints, double position,
+                                   std::size_t size);
+
+// This process's default subset position: a hash of the host name and process id, in [0, 1).
+double DefaultSubsetPosition();
+
 // Thread-safe: Update from the resolver's thread, Call from any number of threads.
 class ClusterChannel final : public Channel {
  public:
@@ -34,10 +44,12 @@ class ClusterChannel final : public Channel {
   // RpcError(kInvalidArgument) when options.load_balancer names no balancer.
   ClusterChannel(std::string target, Protocol protocol, ChannelOptions options);
 
-  // Replaces the list. Endpoint channels (and their connections) of instances still listed are
-  // kept. An empty list empties the channel: the registry's word (status, deregistration) is
-  // final; a registry that cannot be reached sends no list at all (the resolver keeps its last).
-  void Update(const std::vector<EndpointSpec>& endpoints);
+  // Replaces the list (its subset, when options.subset_size is set). Endpoint channels (and their
+  // connections) of instances still listed are kept. An empty list empties the channel: the
+  // registry's word (status, deregistration) is final; a registry that cannot be reached sends no
+  // list at all (the resolver keeps its last).
+  // `registry_empty`: the registry lists no node at all (ChannelOptions::empty_registry_grace).
+  void Update(const std::vector<EndpointSpec>& all, bool registry_empty = false);
   // Keeps `owner` (the registry watch feeding Update) alive as long as this channel.
   void Hold(std::shared_ptr<void> owner);
   // Says why no instance is known, for the error of a call that found none (the registry's
@@ -63,6 +75,9 @@ class ClusterChannel final : public Channel {
   std::shared_ptr<const Picker> picker_;                      // read with std::atomic_load
   std::vector<std::shared_ptr<void>> held_;
   std::function<std::string()> describe_;
+  // When the registry began to list no node (steady ns; 0: it lists some), the known instances
+  // being kept for empty_registry_grace.
+  std::atomic<int64_t> empty_since_ns_{0};
 };
 
 }  // namespace rpcboot::internal

@@ -61,9 +61,14 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
     return r ? r->Describe(app) : std::string();
   });
   std::weak_ptr<ClusterChannel> weak = channel;
-  int id = resolver->Watch(app, [weak, protocol](const discovery::InstanceList& list) {
-    if (std::shared_ptr<ClusterChannel> c = weak.lock()) c->Update(EndpointsFor(*list, protocol));
-  });
+  int id = resolver->Watch(
+      app, [weak, weak_resolver, app, protocol](const discovery::InstanceList& list) {
+        std::shared_ptr<ClusterChannel> c = weak.lock();
+        if (c == nullptr) return;
+        std::shared_ptr<discovery::Resolver> r = weak_resolver.lock();
+        bool registry_empty = list->empty() && r != nullptr && r->ListedNodes(app) == 0;
+        c->Update(EndpointsFor(*list, protocol), registry_empty);
+      });
   // The watch ends with the channel.
   std::shared_ptr<void> watch(nullptr, [resolver, id](void*) { resolver->Unwatch(id); });
   channel->Hold(watch);

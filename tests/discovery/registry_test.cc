@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -13,6 +15,7 @@
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "gtest/gtest.h"
+#include "rpcboot/base/log.h"
 #include "tests/discovery/zookeeper_testing.h"
 
 namespace rpcboot::discovery {
@@ -406,6 +409,94 @@ TEST(Registry, TenThousandInstancesLoadInOneView) {
   EXPECT_EQ(heard.load(), static_cast<std::size_t>(kInstances)) << "one view, all of them";
   std::printf("cold load of %d instances: %.0f ms\n", kInstances,
               std::chrono::duration<double, std::milli>(took).count());
+}
+
+// A client started while ZooKeeper is down serves the snapshot its predecessor left (and says
+// so in its log), and switches to the live list when ZooKeeper answers.
+TEST(Registry, ASnapshotServesAStartDuringAnOutageUntilZooKeeperAnswers) {
+  std::string dir = std::string(RPCBOOT_TEST_TMP) + "/snapshots-outage";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  ZooKeeperServer zk("registry-snapshot");
+  Instance first = MakeInstance("shop", 9091);
+  {
+    auto admin = Connect(zk.connect());
+    ASSERT_TRUE(admin->CreateParents("/services/shop/x").ok());
+    ASSERT_TRUE(
+        admin->Create("/services/shop/" + first.id, ToJson(first), Session::Mode::kPersistent)
+            .ok());
+    Resolver resolver(admin, "/services");
+    resolver.SetSnapshotDir(dir);
+    resolver.Watch("shop", [](const InstanceList&) {});
+    ASSERT_TRUE(Lists(resolver, "shop", first.id));
+    // The snapshot is written within a second or so of the change.
+    ASSERT_TRUE(Eventually(
+        [&] {
+          std::ifstream in(dir + "/services.shop.snapshot");
+          std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          return text.find(first.id) != std::string::npos;
+        },
+        milliseconds(10000)));
+  }
+  zk.Stop();
+
+  std::mutex mu;
+  std::vector<std::string> lines;
+  SetLogSink([&](LogLevel, std::string_view message) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.emplace_back(message);
+  });
+  auto logged = [&](const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const std::string& line : lines)
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  };
+  auto session = std::make_shared<Session>(SessionOptions{zk.connect(), milliseconds(4000), ""});
+  session->Start();
+  Resolver resolver(session, "/services");
+  resolver.SetSnapshotDir(dir);
+  std::atomic<int> heard{0};
+  resolver.Watch("shop", [&](const InstanceList&) { ++heard; });
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", first.id); }, milliseconds(10000)))
+      << "the snapshot was not served";
+  EXPECT_TRUE(logged("from the snapshot " + dir + "/services.shop.snapshot"));
+
+  zk.Start();
+  ASSERT_TRUE(session->WaitConnected(std::chrono::seconds(20)));
+  auto admin = Connect(zk.connect());
+  Instance second = MakeInstance("shop", 9092);
+  ASSERT_TRUE(
+      admin->Create("/services/shop/" + second.id, ToJson(second), Session::Mode::kPersistent)
+          .ok());
+  ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", second.id); }, milliseconds(10000)));
+  EXPECT_TRUE(Lists(resolver, "shop", first.id));
+  EXPECT_TRUE(logged("read from ZooKeeper; the snapshot is no longer used"));
+  SetLogSink(nullptr);
+}
+
+// A snapshot that is not one (garbage, another path) is logged and ignored.
+TEST(Registry, ABadSnapshotIsIgnored) {
+  std::string dir = std::string(RPCBOOT_TEST_TMP) + "/snapshots-bad";
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  {
+    std::ofstream out(dir + "/services.shop.snapshot");
+    out << "\xff garbage\n{}\n";
+  }
+  ZooKeeperServer zk("registry-snapshot-bad");
+  std::string connect = zk.connect();
+  zk.Stop();
+  std::atomic<bool> warned{false};
+  SetLogSink([&](LogLevel, std::string_view message) {
+    if (message.find("ignoring the snapshot") != std::string_view::npos) warned = true;
+  });
+  auto session = std::make_shared<Session>(SessionOptions{connect, milliseconds(4000), ""});
+  session->Start();
+  Resolver resolver(session, "/services");
+  resolver.SetSnapshotDir(dir);
+  resolver.Watch("shop", [](const InstanceList&) {});
+  EXPECT_TRUE(Eventually([&] { return warned.load(); }, milliseconds(10000)));
+  EXPECT_TRUE(resolver.Current("shop")->empty());
+  SetLogSink(nullptr);
 }
 
 TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {

@@ -106,6 +106,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--registry.base_path=services/"}),
             "registry.base_path: 'services/' from command line --registry.base_path is not a "
             "ZooKeeper path (starts with '/', no trailing or double '/')");
+  EXPECT_EQ(Error({"--app.name=shop", "--registry.snapshot_dir=/dev/null"}),
+            "registry.snapshot_dir: '/dev/null' from command line --registry.snapshot_dir exists "
+            "and is not a directory");
   EXPECT_EQ(Error({"--app.name=shop", "--server.grcp_port=1"}),
             "unknown key 'server.grcp_port' from command line --server.grcp_port (rpcboot's keys: "
             "--help or docs/configuration.md)");
@@ -113,7 +116,11 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "unknown key 'clients.shop.ShopService.protocl' from command line "
             "--clients.shop.ShopService.protocl: client keys are "
             "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
-            "timeout_ms, max_attempts, thrift_format");
+            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.subset_position=10/10"}),
+            "clients.shop.ShopService.subset_position: '10/10' from command line "
+            "--clients.shop.ShopService.subset_position is not index/count with 0 <= index < "
+            "count (as in 3/10)");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocol=http"}),
             "clients.shop.ShopService.protocol: 'http' from command line "
             "--clients.shop.ShopService.protocol is not grpc or thrift");
@@ -166,8 +173,13 @@ TEST(Config, HelpListsEveryKey) {
                           "registry.fail_fast",
                           "registry.connect_timeout_ms",
                           "registry.drain_ms",
+                          "registry.snapshot_dir",
+                          "server.grpc_max_unsent_bytes",
+                          "server.grpc_memory_quota",
                           "RPCBOOT_SERVER_GRPC_PORT",
                           "load_balancer",
+                          "subset_size",
+                          "subset_position",
                           "thrift_format"}) {
     EXPECT_NE(help.find(key), std::string::npos) << key;
   }
