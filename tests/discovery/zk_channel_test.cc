@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "discovery/registrar.h"
@@ -121,55 +123,116 @@ TEST(ZkChannel, ACallWithNoRegistryToAskSaysSo) {
       << message;
 }
 
-// 10,000 registrations (pipelined creates), then a client's first call: it waits for the first
-// complete view and is served.
+// Creates (or, with `remove`, deletes) nodes under `parent` with pipelined requests (500 in
+// flight), as a fleet of registrations would; returns the number that failed.
+struct Pending {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  int failed = 0;
+};
+
+void Finish(int rc, const void* p) {
+  auto* state = static_cast<Pending*>(const_cast<void*>(p));
+  std::lock_guard<std::mutex> lock(state->mu);
+  if (rc != ZOK) ++state->failed;
+  --state->in_flight;
+  state->cv.notify_all();
+}
+
+int Pipelined(const std::string& connect, const std::vector<std::string>& names,
+              const std::string& parent, const std::string& data, bool remove) {
+  zhandle_t* zh = zookeeper_init(connect.c_str(), nullptr, 10000, nullptr, nullptr, 0);
+  if (zh == nullptr || !Eventually([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; })) {
+    return static_cast<int>(names.size());
+  }
+  Pending pending;
+  for (const std::string& name : names) {
+    {
+      std::unique_lock<std::mutex> lock(pending.mu);
+      pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
+      ++pending.in_flight;
+    }
+    std::string path = parent + "/" + name;
+    int rc = remove ? zoo_adelete(zh, path.c_str(), -1, Finish, &pending)
+                    : zoo_acreate(
+                          zh, path.c_str(), data.data(), static_cast<int>(data.size()),
+                          &ZOO_OPEN_ACL_UNSAFE, 0,
+                          [](int r, const char*, const void* p) { Finish(r, p); }, &pending);
+    if (rc != ZOK) Finish(rc, &pending);
+  }
+  std::unique_lock<std::mutex> lock(pending.mu);
+  pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
+  int failed = pending.failed;
+  lock.unlock();
+  zookeeper_close(zh);
+  return failed;
+}
+
+std::vector<std::string> NewIds(int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(discovery::NewInstanceId());
+  return ids;
+}
+
+// 10,000 registrations, then a client's first call: it waits for the first complete view and
+// is served.
 TEST(ZkChannel, AFirstCallWaitsForTenThousandInstancesToLoad) {
-  constexpr int kInstances = 10000;
   ZooKeeperServer zk("zk-channel-fleet");
   RichServer backend;
-  auto admin = Connect(zk.connect());
-  ASSERT_TRUE(admin->CreateParents("/services/rich/x").ok());
-  zhandle_t* zh = zookeeper_init(zk.connect().c_str(), nullptr, 10000, nullptr, nullptr, 0);
-  ASSERT_NE(zh, nullptr);
-  ASSERT_TRUE(Eventually([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; }));
-  struct Pending {
-    std::mutex mu;
-    std::condition_variable cv;
-    int in_flight = 0;
-    int failed = 0;
-  } pending;
-  auto done = [](int rc, const char*, const void* data) {
-    auto* p = static_cast<Pending*>(const_cast<void*>(data));
-    std::lock_guard<std::mutex> lock(p->mu);
-    if (rc != ZOK) ++p->failed;
-    --p->in_flight;
-    p->cv.notify_all();
-  };
-  for (int i = 0; i < kInstances; ++i) {
-    std::unique_lock<std::mutex> lock(pending.mu);
-    pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
-    ++pending.in_flight;
-    lock.unlock();
-    Instance instance = backend.Registration();  // all pointing at the one real server
-    std::string json = discovery::ToJson(instance);
-    ASSERT_EQ(zoo_acreate(zh, ("/services/rich/" + instance.id).c_str(), json.data(),
-                          static_cast<int>(json.size()), &ZOO_OPEN_ACL_UNSAFE, 0, done, &pending),
-              ZOK);
-  }
-  {
-    std::unique_lock<std::mutex> lock(pending.mu);
-    pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
-    ASSERT_EQ(pending.failed, 0);
-  }
-  zookeeper_close(zh);
+  ASSERT_TRUE(Connect(zk.connect())->CreateParents("/services/rich/x").ok());
+  // Every node points at the one real server (the data names no id: the node name is the id).
+  std::string data = discovery::ToJson(backend.Registration());
+  ASSERT_EQ(Pipelined(zk.connect(), NewIds(10000), "/services/rich", data, false), 0);
   auto start = std::chrono::steady_clock::now();
   auto client = MakeClient<rich::RichService>(
       MakeChannel("zk://" + zk.connect() + "/services/rich", Protocol::kThrift));
   ScopedCallOptions patient({std::chrono::seconds(60)});
   EXPECT_GE(client->Count(), 1);
   std::printf(
-      "first call through %d instances: %.0f ms\n", kInstances,
+      "first call through 10000 instances: %.0f ms\n",
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+}
+
+// 10% of 10,000 nodes replaced while a caller calls without pause: no call fails.
+TEST(ZkChannel, ChurnOfATenthOfTenThousandNodesFailsNoCall) {
+  ZooKeeperServer zk("zk-channel-churn");
+  RichServer backend;
+  ASSERT_TRUE(Connect(zk.connect())->CreateParents("/services/rich/x").ok());
+  std::string data = discovery::ToJson(backend.Registration());
+  std::vector<std::string> ids = NewIds(10000);
+  ASSERT_EQ(Pipelined(zk.connect(), ids, "/services/rich", data, false), 0);
+  auto client = MakeClient<rich::RichService>(
+      MakeChannel("zk://" + zk.connect() + "/services/rich", Protocol::kGrpc));
+  ScopedCallOptions patient({std::chrono::seconds(30)});
+  ASSERT_GE(client->Count(), 1);  // loaded
+
+  std::atomic<bool> churned{false};
+  std::atomic<int64_t> ok{0}, failed{0}, after_churn{0};
+  std::string first_failure;
+  std::thread caller([&] {
+    ScopedCallOptions per_call({std::chrono::seconds(5)});
+    while (!churned.load() || after_churn.load() < 200) {
+      try {
+        client->Count();
+        ++ok;
+        if (churned.load()) ++after_churn;
+      } catch (const RpcError& e) {
+        if (failed++ == 0) first_failure = e.what();
+      }
+    }
+  });
+  std::vector<std::string> gone(ids.begin(), ids.begin() + 1000);
+  for (int round = 0; round < 10; ++round) {  // a rolling restart, 100 at a time
+    std::vector<std::string> batch(gone.begin() + round * 100, gone.begin() + (round + 1) * 100);
+    EXPECT_EQ(Pipelined(zk.connect(), batch, "/services/rich", "", true), 0);
+    EXPECT_EQ(Pipelined(zk.connect(), NewIds(100), "/services/rich", data, false), 0);
+  }
+  churned = true;
+  caller.join();
+  EXPECT_EQ(failed.load(), 0) << first_failure;
+  std::printf("%lld calls during and after the churn, %lld failed\n",
+              static_cast<long long>(ok.load()), static_cast<long long>(failed.load()));
 }
 
 }  // namespace
