@@ -17,7 +17,6 @@ namespace rpcboot::discovery {
 using internal::Log;
 
 namespace {
-constexpr char kAllChildren[] = "*";
 // The snapshot of a changed list is written this long after the previous write at most.
 constexpr auto kSnapshotEvery = std::chrono::seconds(1);
 // With no answer from ZooKeeper this long and no list ever read, the snapshot is served.
@@ -52,7 +51,7 @@ int Resolver::Watch(const std::string& name, Listener listener) {
     if (w.list == nullptr) w.list = std::make_shared<const std::vector<Instance>>();
     load = !w.loaded;
   }
-  if (load) Refresh(name, kAllChildren);
+  if (load) Refresh(name, {}, true);
   InstanceList current;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -77,7 +76,7 @@ InstanceList Resolver::Current(const std::string& name) const {
   return it->second.list;
 }
 
-void Resolver::Refresh(const std::string& name, const std::string& changed_child) {
+void Resolver::Refresh(const std::string& name, const std::set<std::string>& reread, bool all) {
   std::lock_guard<std::mutex> refresh_lock(refresh_mu_);
   const std::string path = ServicePath(name);
   std::map<std::string, Entry> old_children;
@@ -118,7 +117,7 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     std::vector<std::string> to_read;
     for (const std::string& node : *names) {
       auto old = old_children.find(node);
-      if (old != old_children.end() && changed_child != kAllChildren && changed_child != node) {
+      if (old != old_children.end() && !all && reread.count(node) == 0) {
         children.emplace(node, old->second);
       } else {
         to_read.push_back(node);
@@ -140,11 +139,11 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
       if (absl::IsPermissionDenied(data.status())) {
         // A node this client may not read (its ACL) is not an instance to call, and must not
         // hold up the others.
-        if (old == old_children.end() || old->second.instance.has_value() || old->second.mzxid) {
+        if (old == old_children.end() || old->second.instance != nullptr || old->second.mzxid) {
           Log(LogLevel::kWarning,
               absl::StrCat("registry: skipping ", paths[i], ": ", data.status().message()));
         }
-        children.emplace(node, Entry{node, std::nullopt, 0});
+        children.emplace(node, Entry{node, nullptr, 0});
         continue;
       }
       if (!data.ok()) return fail(data.status());
@@ -152,11 +151,11 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
         children.emplace(node, old->second);  // unchanged: not parsed again
         continue;
       }
-      Entry entry{node, std::nullopt, data->mzxid};
+      Entry entry{node, nullptr, data->mzxid};
       absl::StatusOr<Instance> instance = ParseInstance(data->data);
       if (instance.ok()) {
-        entry.instance = std::move(*instance);
-      } else if (old == old_children.end() || old->second.instance.has_value()) {
+        entry.instance = std::make_shared<const Instance>(std::move(*instance));
+      } else if (old == old_children.end() || old->second.instance != nullptr) {
         Log(LogLevel::kWarning,
             absl::StrCat("registry: skipping ", paths[i], ": ", instance.status().message()));
       }
@@ -188,7 +187,7 @@ void Resolver::Refresh(const std::string& name, const std::string& changed_child
     w.snapshot_dirty = !snapshot_dir_.empty();
     std::vector<Instance> list;
     for (const auto& [node, entry] : w.children) {
-      if (entry.instance.has_value() && entry.instance->IsUp()) list.push_back(*entry.instance);
+      if (entry.instance != nullptr && entry.instance->IsUp()) list.push_back(*entry.instance);
     }
     std::sort(list.begin(), list.end(),
               [](const Instance& a, const Instance& b) { return a.id < b.id; });
@@ -224,7 +223,7 @@ std::string Resolver::Describe(const std::string& name) const {
   if (!w.error.empty()) return absl::StrCat("cannot read ", path, ": ", w.error);
   if (!w.loaded) return absl::StrCat(path, " not read yet");
   std::size_t parsed = 0;
-  for (const auto& [node, entry] : w.children) parsed += entry.instance.has_value() ? 1 : 0;
+  for (const auto& [node, entry] : w.children) parsed += entry.instance != nullptr ? 1 : 0;
   return absl::StrCat(path, " lists ", w.children.size(), " node(s), ", parsed,
                       " readable instance(s), ", w.list ? w.list->size() : 0, " UP");
 }
@@ -237,7 +236,7 @@ void Resolver::OnConnected(bool new_session) {
   }
   // A new session has none of the old watches: read everything again. A reconnect keeps them,
   // but children may have changed while the connection was down.
-  for (const std::string& name : names) Refresh(name, new_session ? kAllChildren : "");
+  for (const std::string& name : names) Refresh(name, {}, new_session);
 }
 
 void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
@@ -256,7 +255,19 @@ void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
       }
     }
   }
-  if (!name.empty()) Refresh(name, child);
+  if (name.empty()) return;
+  // Served once for the whole batch of events (OnEventsDone): a rolling restart of a large
+  // application delivers hundreds of events at once, and each re-list reads every child name.
+  // A child's own event (its data changed, or it was deleted) re-reads that child; the list
+  // is read again in any case (a deletion also fires the parent's child watch).
+  std::set<std::string>& reread = pending_[name];
+  if (!child.empty()) reread.insert(child);
+}
+
+void Resolver::OnEventsDone() {
+  std::map<std::string, std::set<std::string>> pending;
+  pending.swap(pending_);
+  for (const auto& [name, reread] : pending) Refresh(name, reread);
 }
 
 void Resolver::SetSnapshotDir(std::string dir) {
@@ -389,7 +400,7 @@ void Resolver::OnTick() {
     stale = stale_;
   }
   if (stale.empty() || !session_->connected()) return;
-  for (const std::string& name : stale) Refresh(name, kAllChildren);
+  for (const std::string& name : stale) Refresh(name, {}, true);
 }
 
 }  // namespace rpcboot::discovery

@@ -65,9 +65,10 @@ class Resolver final : private Session::Observer {
 
  private:
   struct Entry {
-    std::string node;                  // the child node's name
-    std::optional<Instance> instance;  // nullopt: the data did not parse, or is unreadable
-    int64_t mzxid = 0;                 // the version read (0: unreadable to this client)
+    std::string node;  // the child node's name
+    // Null: the data did not parse, or is unreadable. Shared: a re-read copies no instance.
+    std::shared_ptr<const Instance> instance;
+    int64_t mzxid = 0;  // the version read (0: unreadable to this client)
   };
   struct Watched {
     std::map<std::string, Entry> children;  // by node name: cached, re-read on change
@@ -85,8 +86,10 @@ class Resolver final : private Session::Observer {
   void OnConnected(bool new_session) override;
   void OnNodeEvent(NodeEvent event, const std::string& path) override;
   void OnTick() override;
-  // Re-reads the children of `name` (and the data of new or changed ones), publishes on change.
-  void Refresh(const std::string& name, const std::string& changed_child);
+  void OnEventsDone() override;
+  // Re-reads the children of `name` and the data of new ones, of those in `reread`, or (`all`)
+  // of every one; publishes on change.
+  void Refresh(const std::string& name, const std::set<std::string>& reread = {}, bool all = false);
   std::string ServicePath(const std::string& name) const;
   std::string SnapshotFile(const std::string& name) const;
   void WriteSnapshot(const std::string& name, const InstanceList& list) const;
@@ -103,6 +106,8 @@ class Resolver final : private Session::Observer {
   std::map<std::string, Watched> watched_;
   std::set<std::string> stale_;  // names whose last refresh failed: retried on tick
   std::string snapshot_dir_;     // set before the first Watch
+  // Node events of the batch being delivered, served together in OnEventsDone (event thread).
+  std::map<std::string, std::set<std::string>> pending_;  // name -> children to re-read
   int next_id_ = 1;
 };
 

@@ -199,12 +199,14 @@ void Session::Run() {
       if (stopping_) return;
       events.swap(events_);
     }
+    bool node_events = false;
     for (const Event& event : events) {
       {
         std::shared_lock<std::shared_mutex> lock(handle_mu_);
         if (event.generation != generation_) continue;  // from a handle already closed
       }
       if (event.type != ZOO_SESSION_EVENT) {
+        node_events = true;
         std::lock_guard<std::mutex> lock(observers_mu_);
         for (Observer* o : observers_) o->OnNodeEvent(ToNodeEvent(event.type), event.path);
         continue;
@@ -238,6 +240,10 @@ void Session::Run() {
           Log(LogLevel::kWarning, "ZooKeeper: connection lost; reconnecting");
         }
       }
+    }
+    if (node_events) {
+      std::lock_guard<std::mutex> lock(observers_mu_);
+      for (Observer* o : observers_) o->OnEventsDone();
     }
     auto now = std::chrono::steady_clock::now();
     {

@@ -61,6 +61,9 @@ class Session {
     virtual void OnNodeEvent(NodeEvent event, const std::string& path) = 0;
     // Called every few hundred milliseconds, for retries.
     virtual void OnTick() {}
+    // Called after the node events that had arrived together were all delivered: work that
+    // several events ask for (re-reading a list) can be done once here.
+    virtual void OnEventsDone() {}
   };
 
   struct Node {

@@ -1,0 +1,469 @@
+// Discovery at fleet scale: one application of --instances registrations, --watchers client
+// sessions (each its own Session and Resolver, as separate client processes would have) spread
+// over --processes processes, and a rolling restart of 10% of the instances in --batches steps.
+// Prints, in one run:
+//
+//   - cold load: how long the watchers took to read the whole application;
+//   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
+//     each watcher's view holds it (median, p99, max over every watcher and step);
+//   - ZooKeeper: requests (packets received) per second and its own average and maximum latency
+//     over the restart (its `mntr` four-letter word);
+//   - the watcher processes' memory (RSS) and CPU time.
+//
+//   build/bench/fleet_bench [--instances=10000] [--watchers=200] [--processes=4]
+//                           [--batches=10] [--ensemble]
+//
+// Starts its own ZooKeeper (one server, or a 3-node ensemble with --ensemble) on 127.0.0.1 and
+// stops it at the end; the watcher processes are this program started with --watch and stop
+// when their input closes.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zookeeper/zookeeper.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "discovery/instance.h"
+#include "discovery/resolver.h"
+#include "discovery/session.h"
+#include "rpcboot/base/log.h"
+#include "tests/discovery/zookeeper_testing.h"
+
+extern char** environ;
+
+namespace {
+
+using rpcboot::discovery::Instance;
+using rpcboot::discovery::InstanceList;
+using rpcboot::discovery::Resolver;
+using rpcboot::discovery::Session;
+using rpcboot::discovery::SessionOptions;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+long RssKb() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = -1;
+  while (f != nullptr && std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::atol(line + 6);
+  }
+  if (f != nullptr) std::fclose(f);
+  return kb;
+}
+
+Instance FleetInstance(int i) {
+  Instance instance;
+  instance.name = "shop";
+  instance.id = rpcboot::discovery::NewInstanceId();
+  instance.address = "10." + std::to_string(i / 65536 % 256) + "." + std::to_string(i / 256 % 256) +
+                     "." + std::to_string(i % 256);
+  instance.port = 9090;
+  instance.metadata = {{"instance_status", "UP"},
+                       {"rpcboot.services", "shop.ShopService"},
+                       {"rpcboot.protocols", "grpc"},
+                       {"rpcboot.grpc.port", "9090"}};
+  return instance;
+}
+
+// ---- Pipelined writes (the driver) ----
+
+struct Pending {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0;
+  int failed = 0;
+  int64_t last_done_ns = 0;
+};
+
+void Done(int rc, const void* data) {
+  auto* p = static_cast<Pending*>(const_cast<void*>(data));
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (rc != ZOK) ++p->failed;
+  p->last_done_ns = NowNs();
+  --p->in_flight;
+  p->cv.notify_all();
+}
+
+// Creates (data non-empty) or deletes the nodes; returns when ZooKeeper acknowledged all, with
+// the time of the last acknowledgement.
+int64_t Write(zhandle_t* zh, const std::vector<std::pair<std::string, std::string>>& nodes,
+              bool create) {
+  Pending pending;
+  for (const auto& [path, data] : nodes) {
+    {
+      std::unique_lock<std::mutex> lock(pending.mu);
+      pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
+      ++pending.in_flight;
+    }
+    int rc = create ? zoo_acreate(
+                          zh, path.c_str(), data.data(), static_cast<int>(data.size()),
+                          &ZOO_OPEN_ACL_UNSAFE, 0,
+                          [](int r, const char*, const void* p) { Done(r, p); }, &pending)
+                    : zoo_adelete(zh, path.c_str(), -1, Done, &pending);
+    if (rc != ZOK) Done(rc, &pending);
+  }
+  std::unique_lock<std::mutex> lock(pending.mu);
+  pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
+  if (pending.failed > 0) {
+    std::fprintf(stderr, "fleet_bench: %d ZooKeeper writes failed\n", pending.failed);
+    std::exit(1);
+  }
+  return pending.last_done_ns;
+}
+
+// ZooKeeper's `mntr` answer as key -> value.
+std::map<std::string, std::string> Mntr(const std::string& host_port) {
+  std::map<std::string, std::string> out;
+  int port = std::atoi(host_port.substr(host_port.rfind(':') + 1).c_str());
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, "mntr", 4) == 4) {
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, n);
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {  // "key<TAB>value", values with spaces
+      std::size_t tab = line.find('\t');
+      if (tab != std::string::npos) out[line.substr(0, tab)] = line.substr(tab + 1);
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// ---- Watcher processes ----
+
+// Runs `count` sessions with a resolver each, watching "shop". Commands on stdin:
+//   "expect <id>": report when every resolver's view holds <id>: "seen <t1> <t2> ..." (ns)
+//   "stats": "stats <rss_kb> <user_ms> <system_ms>"
+// It prints "ready <load_ms>" once every resolver has read the whole application.
+int Watch(const std::string& connect, int count, int instances) {
+  rpcboot::SetLogSink([](rpcboot::LogLevel level, std::string_view message) {
+    if (level >= rpcboot::LogLevel::kWarning) {
+      std::fprintf(stderr, "watcher: %.*s\n", static_cast<int>(message.size()), message.data());
+    }
+  });
+  struct Watcher {
+    std::shared_ptr<Session> session;
+    std::unique_ptr<Resolver> resolver;
+    std::atomic<std::size_t> size{0};
+  };
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string expected;
+  std::vector<int64_t> seen_at(static_cast<std::size_t>(count), 0);
+  int64_t start = NowNs();
+  for (int i = 0; i < count; ++i) {
+    auto w = std::make_unique<Watcher>();
+    w->session =
+        std::make_shared<Session>(SessionOptions{connect, std::chrono::milliseconds(30000), ""});
+    w->session->Start();
+    w->resolver = std::make_unique<Resolver>(w->session, "/services");
+    watchers.push_back(std::move(w));
+  }
+  // Watch from a few threads: each first read blocks its thread.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < count; i += 4) {
+        Watcher* w = watchers[static_cast<std::size_t>(i)].get();
+        w->session->WaitConnected(std::chrono::seconds(60));
+        w->resolver->Watch("shop", [&, w, i](const InstanceList& list) {
+          w->size = list->size();
+          std::lock_guard<std::mutex> lock(mu);
+          if (expected.empty() || seen_at[static_cast<std::size_t>(i)] != 0) return;
+          auto it =
+              std::lower_bound(list->begin(), list->end(), expected,
+                               [](const Instance& a, const std::string& id) { return a.id < id; });
+          bool has = it != list->end() && it->id == expected;
+          if (has) {
+            seen_at[static_cast<std::size_t>(i)] = NowNs();
+            cv.notify_all();
+          }
+        });
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (auto& w : watchers) {
+    while (w->size.load() < static_cast<std::size_t>(instances)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  std::printf("ready %lld\n", static_cast<long long>((NowNs() - start) / 1000000));
+  std::fflush(stdout);
+  char line[512];
+  while (std::fgets(line, sizeof line, stdin) != nullptr) {
+    std::string command(line);
+    if (command.rfind("expect ", 0) == 0) {
+      std::string id = command.substr(7);
+      id.erase(id.find_last_not_of("\r\n") + 1);
+      std::unique_lock<std::mutex> lock(mu);
+      expected = id;
+      std::fill(seen_at.begin(), seen_at.end(), 0);
+      lock.unlock();
+      std::printf("armed\n");
+      std::fflush(stdout);
+      lock.lock();
+      cv.wait(lock, [&] {
+        return std::all_of(seen_at.begin(), seen_at.end(), [](int64_t t) { return t != 0; });
+      });
+      std::string out = "seen";
+      for (int64_t t : seen_at) out += " " + std::to_string(t);
+      expected.clear();
+      lock.unlock();
+      std::printf("%s\n", out.c_str());
+      std::fflush(stdout);
+    } else if (command.rfind("stats", 0) == 0) {
+      rusage usage{};
+      ::getrusage(RUSAGE_SELF, &usage);
+      std::printf("stats %ld %ld %ld\n", RssKb(),
+                  usage.ru_utime.tv_sec * 1000 + usage.ru_utime.tv_usec / 1000,
+                  usage.ru_stime.tv_sec * 1000 + usage.ru_stime.tv_usec / 1000);
+      std::fflush(stdout);
+    }
+  }
+  std::_Exit(0);  // thousands of sessions: the OS closes them faster than one by one
+}
+
+struct Child {
+  pid_t pid = -1;
+  FILE* in = nullptr;   // its stdin
+  FILE* out = nullptr;  // its stdout
+  std::string ReadLine() {
+    char line[1 << 16];
+    std::string text;
+    while (std::fgets(line, sizeof line, out) != nullptr) {
+      text += line;
+      if (!text.empty() && text.back() == '\n') break;
+    }
+    return text;
+  }
+};
+
+Child Spawn(const char* self, const std::vector<std::string>& args) {
+  int to[2], from[2];
+  if (::pipe(to) != 0 || ::pipe(from) != 0) std::abort();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, to[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, from[1], 1);
+  posix_spawn_file_actions_addclose(&actions, to[1]);
+  posix_spawn_file_actions_addclose(&actions, from[0]);
+  std::vector<char*> argv{const_cast<char*>(self)};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  Child child;
+  if (posix_spawn(&child.pid, self, &actions, nullptr, argv.data(), environ) != 0) std::abort();
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(to[0]);
+  ::close(from[1]);
+  child.in = ::fdopen(to[1], "w");
+  child.out = ::fdopen(from[0], "r");
+  return child;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+int Drive(const char* self, int instances, int watchers, int processes, int batches,
+          bool ensemble) {
+  std::unique_ptr<rpcboot::testing::ZooKeeperServer> single;
+  std::unique_ptr<rpcboot::testing::ZooKeeperEnsemble> three;
+  std::string connect;
+  if (ensemble) {
+    three = std::make_unique<rpcboot::testing::ZooKeeperEnsemble>("fleet_bench_ensemble");
+    connect = three->connect();
+  } else {
+    single = std::make_unique<rpcboot::testing::ZooKeeperServer>("fleet_bench");
+    connect = single->connect();
+  }
+  std::string first_server = connect.substr(0, connect.find(','));
+  std::printf("ZooKeeper %s (%s); %d instances, %d watchers in %d processes, %d steps\n",
+              connect.c_str(), ensemble ? "3-node ensemble" : "one server", instances, watchers,
+              processes, batches);
+  zhandle_t* zh = zookeeper_init(connect.c_str(), nullptr, 30000, nullptr, nullptr, 0);
+  while (zoo_state(zh) != ZOO_CONNECTED_STATE) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const char* path : {"/services", "/services/shop"}) {
+    zoo_create(zh, path, nullptr, -1, &ZOO_OPEN_ACL_UNSAFE, 0, nullptr, 0);
+  }
+  std::vector<std::string> ids;
+  std::vector<std::pair<std::string, std::string>> nodes;
+  for (int i = 0; i < instances; ++i) {
+    Instance instance = FleetInstance(i);
+    ids.push_back(instance.id);
+    nodes.emplace_back("/services/shop/" + instance.id, rpcboot::discovery::ToJson(instance));
+  }
+  int64_t t = NowNs();
+  Write(zh, nodes, true);
+  std::printf("registered %d instances (pipelined creates) in %.0f ms\n", instances,
+              static_cast<double>(NowNs() - t) / 1e6);
+
+  std::vector<Child> children;
+  int per = (watchers + processes - 1) / processes;
+  int left = watchers;
+  for (int p = 0; p < processes && left > 0; ++p) {
+    int n = std::min(per, left);
+    left -= n;
+    children.push_back(Spawn(self, {"--watch=" + connect, "--count=" + std::to_string(n),
+                                    "--instances=" + std::to_string(instances)}));
+  }
+  double slowest_load = 0;
+  for (Child& c : children) {
+    std::string line = c.ReadLine();
+    long ms = 0;
+    if (std::sscanf(line.c_str(), "ready %ld", &ms) != 1) {
+      std::fprintf(stderr, "fleet_bench: a watcher process failed: %s\n", line.c_str());
+      return 1;
+    }
+    slowest_load = std::max(slowest_load, static_cast<double>(ms));
+  }
+  std::printf(
+      "cold load: all %d watchers hold %d instances after %.0f ms (each process "
+      "starting its sessions one after another)\n",
+      watchers, instances, slowest_load);
+
+  auto before = Mntr(first_server);
+  int64_t restart_start = NowNs();
+  std::vector<double> propagation_ms;
+  int per_step = std::max(1, instances / 10 / batches);
+  for (int b = 0; b < batches; ++b) {
+    // A step of the rolling restart: per_step instances go, as many new ones come; the last new
+    // one is the marker each watcher reports.
+    std::vector<std::pair<std::string, std::string>> gone, come;
+    for (int i = 0; i < per_step; ++i) {
+      gone.emplace_back("/services/shop/" + ids[static_cast<std::size_t>(b * per_step + i)], "");
+      Instance instance = FleetInstance(instances + b * per_step + i);
+      come.emplace_back("/services/shop/" + instance.id, rpcboot::discovery::ToJson(instance));
+    }
+    std::string marker = come.back().first.substr(std::strlen("/services/shop/"));
+    for (Child& c : children) {
+      std::fprintf(c.in, "expect %s\n", marker.c_str());
+      std::fflush(c.in);
+    }
+    for (Child& c : children) c.ReadLine();  // armed
+    Write(zh, gone, false);
+    int64_t written = Write(zh, come, true);
+    for (Child& c : children) {
+      std::istringstream seen(c.ReadLine());
+      std::string word;
+      seen >> word;
+      for (int64_t at; seen >> at;) {
+        propagation_ms.push_back(static_cast<double>(at - written) / 1e6);
+      }
+    }
+  }
+  double seconds = static_cast<double>(NowNs() - restart_start) / 1e9;
+  auto after = Mntr(first_server);
+  double packets = std::atof(after["zk_packets_received"].c_str()) -
+                   std::atof(before["zk_packets_received"].c_str());
+  std::printf("rolling restart of %d instances in %d steps took %.1f s\n", per_step * batches,
+              batches, seconds);
+  std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
+              Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
+              Percentile(propagation_ms, 1.0), propagation_ms.size());
+  std::printf(
+      "ZooKeeper (%s): %.0f requests/s received during the restart; latency avg %s ms, "
+      "max %s ms; %s connections, %s watches\n",
+      first_server.c_str(), packets / seconds, after["zk_avg_latency"].c_str(),
+      after["zk_max_latency"].c_str(), after["zk_num_alive_connections"].c_str(),
+      after["zk_watch_count"].c_str());
+  long rss_total = 0, cpu_total = 0;
+  for (Child& c : children) {
+    std::fprintf(c.in, "stats\n");
+    std::fflush(c.in);
+    long rss = 0, user = 0, system = 0;
+    std::sscanf(c.ReadLine().c_str(), "stats %ld %ld %ld", &rss, &user, &system);
+    rss_total += rss;
+    cpu_total += user + system;
+  }
+  std::printf(
+      "watchers: %.1f MiB RSS in all (%.2f MiB per watcher), %.1f s CPU in all "
+      "(%.0f ms per watcher, cold load included)\n",
+      static_cast<double>(rss_total) / 1024, static_cast<double>(rss_total) / 1024 / watchers,
+      static_cast<double>(cpu_total) / 1000, static_cast<double>(cpu_total) / watchers);
+  for (Child& c : children) {
+    std::fclose(c.in);
+    int status;
+    ::waitpid(c.pid, &status, 0);
+    std::fclose(c.out);
+  }
+  zookeeper_close(zh);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int instances = 10000, watchers = 200, processes = 4, batches = 10, count = 0;
+  bool ensemble = false;
+  std::string watch;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* flag) -> const char* {
+      std::size_t n = std::strlen(flag);
+      return a.compare(0, n, flag) == 0 ? a.c_str() + n : nullptr;
+    };
+    if (const char* v = value("--instances=")) {
+      instances = std::atoi(v);
+    } else if (const char* v2 = value("--watchers=")) {
+      watchers = std::atoi(v2);
+    } else if (const char* v3 = value("--processes=")) {
+      processes = std::atoi(v3);
+    } else if (const char* v4 = value("--batches=")) {
+      batches = std::atoi(v4);
+    } else if (const char* v5 = value("--watch=")) {
+      watch = v5;
+    } else if (const char* v6 = value("--count=")) {
+      count = std::atoi(v6);
+    } else if (a == "--ensemble") {
+      ensemble = true;
+    } else {
+      std::fprintf(stderr,
+                   "fleet_bench: unknown flag '%s'\nusage: fleet_bench [--instances=10000] "
+                   "[--watchers=200] [--processes=4] [--batches=10] [--ensemble]\n",
+                   a.c_str());
+      return 2;
+    }
+  }
+  if (instances < 10 || watchers < 1 || processes < 1 || batches < 1) {
+    std::fprintf(stderr, "fleet_bench: --instances >= 10, the others >= 1\n");
+    return 2;
+  }
+  if (!watch.empty()) return Watch(watch, count, instances);
+  return Drive(argv[0], instances, watchers, processes, batches, ensemble);
+}
