@@ -270,7 +270,9 @@ struct Child {
 
 Child Spawn(const char* self, const std::vector<std::string>& args) {
   int to[2], from[2];
-  if (::pipe(to) != 0 || ::pipe(from) != 0) std::abort();
+  // Close-on-exec: a later child must not hold this one's stdin open (it would never see EOF);
+  // dup2 onto 0 and 1 clears the flag for the child's own ends.
+  if (::pipe2(to, O_CLOEXEC) != 0 || ::pipe2(from, O_CLOEXEC) != 0) std::abort();
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, to[0], 0);

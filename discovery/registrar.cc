@@ -1,5 +1,7 @@
 #include "discovery/registrar.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 
@@ -19,6 +21,12 @@ Registrar::~Registrar() { session_->RemoveObserver(this); }
 
 absl::Status Registrar::Register() {
   std::lock_guard<std::mutex> lock(mu_);
+  static std::atomic<bool> warned{false};
+  if (session_->options().digest.empty() && !warned.exchange(true)) {
+    Log(LogLevel::kWarning,
+        "registry: no registry.digest: anyone who can reach ZooKeeper can add, change or remove "
+        "instances (and steer calls to their own); set registry.digest (docs/registry.md)");
+  }
   wanted_ = true;
   return Ensure();
 }
@@ -74,11 +82,37 @@ absl::Status Registrar::Ensure() {
       }
     }
   }
+  if (s.ok() && !fenced_) {
+    // With a digest, the application's node lets only this identity add or remove instances:
+    // no rogue sibling, no deletion by others.
+    const std::string parent = path_.substr(0, path_.rfind('/'));
+    absl::Status fence = session_->Fence(parent);
+    fenced_ = fence.ok();
+    if (!fence.ok()) {
+      Log(LogLevel::kError,
+          absl::StrCat("registry: cannot protect ", parent, " (", fence.message(),
+                       "): another identity owns it, so others may add instances beside this one "
+                       "(registry.digest)"));
+    }
+  }
   if (s.ok()) {
-    // The watch that tells us when someone else deletes the node.
-    absl::StatusOr<bool> exists = session_->Exists(path_, /*watch=*/true);
-    s = exists.status();
-    if (exists.ok() && !*exists) s = absl::NotFoundError("deleted while registering");
+    // The data watch that tells us when someone else deletes or changes the node.
+    absl::StatusOr<Session::Node> node = session_->Get(path_, /*watch=*/true);
+    s = node.status();
+    if (absl::IsNotFound(s)) s = absl::NotFoundError("deleted while registering");
+    if (node.ok() && node->data != data_ && AdoptStatus(node->data)) {
+      // An operator's status change (OUT_OF_SERVICE, UP) is kept: it only takes the instance
+      // out of traffic or back in. Anything else (address, ports, services) is put back.
+    } else if (node.ok() && node->data != data_) {
+      Log(LogLevel::kWarning,
+          "registry: " + path_ + " was changed by someone else; writing it again");
+      s = session_->Set(path_, data_);
+      if (s.ok()) {
+        ++writes_;
+        absl::StatusOr<Session::Node> again = session_->Get(path_, /*watch=*/true);  // re-arm
+        s = again.status();
+      }
+    }
   }
   in_place_ = s.ok();
   if (!s.ok() && std::string(s.message()) != last_error_) {
@@ -90,8 +124,24 @@ absl::Status Registrar::Ensure() {
   return s;
 }
 
-void Registrar::OnConnected(bool) {
+bool Registrar::AdoptStatus(const std::string& data) {
+  absl::StatusOr<Instance> changed = ParseInstance(data);
+  if (!changed.ok()) return false;
+  Instance same = self_;
+  auto status = changed->metadata.find(std::string(kStatusKey));
+  if (status == changed->metadata.end()) return false;
+  same.metadata[std::string(kStatusKey)] = status->second;
+  if (ToJson(same) != ToJson(*changed)) return false;
+  Log(LogLevel::kWarning, absl::StrCat("registry: ", path_, ": status set to ", status->second,
+                                       " by someone else; kept"));
+  self_ = std::move(same);
+  data_ = ToJson(self_);
+  return true;
+}
+
+void Registrar::OnConnected(bool new_session) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (new_session) fenced_ = false;
   Ensure().IgnoreError();
 }
 

@@ -54,13 +54,17 @@ class Registrar final : private Session::Observer {
   absl::Status Ensure();  // with mu_ held
 
   std::shared_ptr<Session> session_;
-  const Instance self_;
-  const std::string data_;
+  Instance self_;  // its status may be set by an operator (AdoptStatus)
+  std::string data_;
   const std::string path_;
   mutable std::mutex mu_;
   bool wanted_ = false;
   bool in_place_ = false;
   int writes_ = 0;
+  // When `data` (the node as someone else wrote it) differs from ours only in its status, takes
+  // the status as ours (an operator took the instance out of traffic, or put it back).
+  bool AdoptStatus(const std::string& data);
+  bool fenced_ = false;  // the application node's ACL was set (with a digest) in this session
   std::string last_error_;
 };
 

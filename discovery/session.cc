@@ -325,6 +325,15 @@ absl::Status Session::CreateParents(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status Session::Fence(const std::string& path) {
+  if (options_.digest.empty()) return absl::OkStatus();
+  RPCBOOT_ZK_HANDLE("set the ACL of", path);
+  ACL acl_entries[2] = {{ZOO_PERM_ALL, {const_cast<char*>("auth"), const_cast<char*>("")}},
+                        {ZOO_PERM_READ, {const_cast<char*>("world"), const_cast<char*>("anyone")}}};
+  ACL_vector own_acl{2, acl_entries};
+  return Check(zoo_set_acl(zh_, path.c_str(), -1, &own_acl), "set the ACL of", path);
+}
+
 absl::StatusOr<Session::Node> Session::Get(const std::string& path, bool watch) {
   RPCBOOT_ZK_HANDLE("get", path);
   Node node;

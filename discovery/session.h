@@ -102,6 +102,10 @@ class Session {
                       bool protected_acl = false);
   // Creates every missing parent of `path` as a container node, level by level.
   absl::Status CreateParents(const std::string& path);
+  // With a digest: gives `path` the protected ACL (this identity may do everything, everyone
+  // may read), so that only this identity can create or delete its children. PermissionDenied
+  // when the node belongs to another identity. Without a digest: nothing to do.
+  absl::Status Fence(const std::string& path);
   absl::StatusOr<Node> Get(const std::string& path, bool watch);
   // Get of every path, pipelined: up to `window` requests in flight at once on the one
   // connection, so N nodes cost about N / window round trips, not N. One result per path, in

@@ -499,6 +499,56 @@ TEST(Registry, ABadSnapshotIsIgnored) {
   SetLogSink(nullptr);
 }
 
+// With a digest, the application node is fenced: an unauthenticated client (the attacker)
+// cannot add a rogue sibling, delete the instance or change it, even when it created the
+// application node first, with an open ACL, before the service started.
+TEST(Registry, DigestFencesTheApplicationNodeAgainstOthers) {
+  ZooKeeperServer zk("registry-fence");
+  auto attacker = Connect(zk.connect());
+  ASSERT_TRUE(attacker->CreateParents("/services/shop/x").ok());  // open, before the service
+  auto owner = Connect(zk.connect(), milliseconds(2000), "shop:secret");
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(owner, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+
+  Instance rogue = MakeInstance("shop", 6666);
+  absl::Status s =
+      attacker->Create("/services/shop/" + rogue.id, ToJson(rogue), Session::Mode::kPersistent);
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  s = attacker->Delete(registrar.path());
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  s = attacker->Set(registrar.path(), ToJson(rogue));
+  EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+  // Readers still read everything.
+  Resolver resolver(attacker, "/services");
+  resolver.Watch("shop", [](const InstanceList&) {});
+  ASSERT_EQ(resolver.Current("shop")->size(), 1u);
+  EXPECT_TRUE(Lists(resolver, "shop", self.id));
+  // Another instance of the same application (same identity) registers beside it.
+  auto peer = Connect(zk.connect(), milliseconds(2000), "shop:secret");
+  Instance second = MakeInstance("shop", 9092);
+  Registrar second_registrar(peer, "/services", second);
+  EXPECT_TRUE(second_registrar.Register().ok());
+}
+
+// Without a digest nothing stops a stranger from writing, but the owner notices a changed node
+// and writes it back.
+TEST(Registry, ANodeChangedBySomeoneElseIsWrittenBack) {
+  ZooKeeperServer zk("registry-rewrite");
+  auto owner = Connect(zk.connect());
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(owner, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  auto stranger = Connect(zk.connect());
+  Instance rogue = self;
+  rogue.address = "10.6.6.6";
+  ASSERT_TRUE(stranger->Set(registrar.path(), ToJson(rogue)).ok());
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Session::Node> node = stranger->Get(registrar.path(), false);
+    return node.ok() && node->data == ToJson(self);
+  })) << "the changed node was not written back";
+}
+
 TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {
   struct Case {
     std::string connect;

@@ -93,8 +93,9 @@ TEST(ZkChannel, OnlyUpInstancesAreCalledTheLastOneToo) {
   std::string message;
   ASSERT_TRUE(Eventually([&] {
     message = FailureOf([&] { client->Count(); });
-    return !message.empty();
-  })) << "the OUT_OF_SERVICE instance kept receiving calls";
+    return message.find("0 UP") != std::string::npos;
+  })) << "the OUT_OF_SERVICE instance kept receiving calls: "
+      << message;
   EXPECT_NE(message.find("lists 1 node(s), 1 readable instance(s), 0 UP"), std::string::npos)
       << message;
   // Back in service: called again.

@@ -6,7 +6,7 @@ replies are as large, and never grants flow-control credit, so no reply can leav
 server runs with server.grpc_max_unsent_bytes = 4,000,000: it may hold 3 such replies; every
 later one must be answered RESOURCE_EXHAUSTED (trailers need no credit) instead of held. Checked
 by count (the statuses this peer finally reads) and by the server's resident memory, which stays
-far below the 100 MB the replies would take. Another client is served normally all along.
+below the 100 MB the replies alone would take. Another client is served normally all along.
 Usage: slow_reader_test.py RICH_SERVER_BINARY
 """
 import os
@@ -109,7 +109,9 @@ def main():
             sys.exit(f"slow_reader_test: FAIL: expected {STREAMS - 3} replies refused, got {refused}")
         if os.environ.get("RPCBOOT_SANITIZED"):
             print("sanitizer build: its quarantine keeps freed memory resident; RSS not checked")
-        elif after - before > STREAMS * SIZE // 2 // 1024:
+        elif after - before > STREAMS * SIZE // 1024:
+            # Holding the replies would cost at least STREAMS x SIZE (about 240 MB measured
+            # without the cap); the requests' own buffers come and go (30-55 MB measured).
             sys.exit(f"slow_reader_test: FAIL: the server grew by {after - before} KiB")
         echo(b"", timeout=10)  # others are still served
         sock.close()
