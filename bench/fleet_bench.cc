@@ -44,6 +44,7 @@
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
+#include "tests/discovery/pipelined_writes.h"
 #include "tests/discovery/zookeeper_testing.h"
 
 extern char** environ;
@@ -87,50 +88,16 @@ Instance FleetInstance(int i) {
   return instance;
 }
 
-// ---- Pipelined writes (the driver) ----
-
-struct Pending {
-  std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0;
-  int failed = 0;
-  int64_t last_done_ns = 0;
-};
-
-void Done(int rc, const void* data) {
-  auto* p = static_cast<Pending*>(const_cast<void*>(data));
-  std::lock_guard<std::mutex> lock(p->mu);
-  if (rc != ZOK) ++p->failed;
-  p->last_done_ns = NowNs();
-  --p->in_flight;
-  p->cv.notify_all();
-}
-
-// Creates (data non-empty) or deletes the nodes; returns when ZooKeeper acknowledged all, with
-// the time of the last acknowledgement.
+// Creates (data non-empty) or deletes the nodes, pipelined; returns when ZooKeeper acknowledged
+// all, with the time of the last acknowledgement.
 int64_t Write(zhandle_t* zh, const std::vector<std::pair<std::string, std::string>>& nodes,
               bool create) {
-  Pending pending;
-  for (const auto& [path, data] : nodes) {
-    {
-      std::unique_lock<std::mutex> lock(pending.mu);
-      pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
-      ++pending.in_flight;
-    }
-    int rc = create ? zoo_acreate(
-                          zh, path.c_str(), data.data(), static_cast<int>(data.size()),
-                          &ZOO_OPEN_ACL_UNSAFE, 0,
-                          [](int r, const char*, const void* p) { Done(r, p); }, &pending)
-                    : zoo_adelete(zh, path.c_str(), -1, Done, &pending);
-    if (rc != ZOK) Done(rc, &pending);
-  }
-  std::unique_lock<std::mutex> lock(pending.mu);
-  pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
-  if (pending.failed > 0) {
-    std::fprintf(stderr, "fleet_bench: %d ZooKeeper writes failed\n", pending.failed);
+  rpcboot::testing::PipelinedResult result = rpcboot::testing::PipelinedWrite(zh, nodes, create);
+  if (result.failed > 0) {
+    std::fprintf(stderr, "fleet_bench: %d ZooKeeper writes failed\n", result.failed);
     std::exit(1);
   }
-  return pending.last_done_ns;
+  return result.last_ack_ns;
 }
 
 // ZooKeeper's `mntr` answer as key -> value.

@@ -18,6 +18,7 @@
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
+#include "tests/discovery/pipelined_writes.h"
 #include "tests/discovery/zookeeper_testing.h"
 
 namespace rpcboot {
@@ -124,48 +125,17 @@ TEST(ZkChannel, ACallWithNoRegistryToAskSaysSo) {
       << message;
 }
 
-// Creates (or, with `remove`, deletes) nodes under `parent` with pipelined requests (500 in
-// flight), as a fleet of registrations would; returns the number that failed.
-struct Pending {
-  std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0;
-  int failed = 0;
-};
-
-void Finish(int rc, const void* p) {
-  auto* state = static_cast<Pending*>(const_cast<void*>(p));
-  std::lock_guard<std::mutex> lock(state->mu);
-  if (rc != ZOK) ++state->failed;
-  --state->in_flight;
-  state->cv.notify_all();
-}
-
+// Creates (or, with `remove`, deletes) nodes under `parent` with pipelined requests, as a fleet
+// of registrations would; returns the number that failed.
 int Pipelined(const std::string& connect, const std::vector<std::string>& names,
               const std::string& parent, const std::string& data, bool remove) {
   zhandle_t* zh = zookeeper_init(connect.c_str(), nullptr, 10000, nullptr, nullptr, 0);
   if (zh == nullptr || !Eventually([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; })) {
     return static_cast<int>(names.size());
   }
-  Pending pending;
-  for (const std::string& name : names) {
-    {
-      std::unique_lock<std::mutex> lock(pending.mu);
-      pending.cv.wait(lock, [&] { return pending.in_flight < 500; });
-      ++pending.in_flight;
-    }
-    std::string path = parent + "/" + name;
-    int rc = remove ? zoo_adelete(zh, path.c_str(), -1, Finish, &pending)
-                    : zoo_acreate(
-                          zh, path.c_str(), data.data(), static_cast<int>(data.size()),
-                          &ZOO_OPEN_ACL_UNSAFE, 0,
-                          [](int r, const char*, const void* p) { Finish(r, p); }, &pending);
-    if (rc != ZOK) Finish(rc, &pending);
-  }
-  std::unique_lock<std::mutex> lock(pending.mu);
-  pending.cv.wait(lock, [&] { return pending.in_flight == 0; });
-  int failed = pending.failed;
-  lock.unlock();
+  std::vector<std::pair<std::string, std::string>> nodes;
+  for (const std::string& name : names) nodes.emplace_back(parent + "/" + name, data);
+  int failed = rpcboot::testing::PipelinedWrite(zh, nodes, !remove).failed;
   zookeeper_close(zh);
   return failed;
 }

@@ -9,27 +9,12 @@ import re
 import subprocess
 import sys
 
+from interop_util import rss_kib, varint
+
 try:
     import grpc
 except ImportError:
     sys.exit("gzip_bomb_test: python3-grpcio is missing: apt-get install python3-grpcio")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def varint(n):
-    out = b""
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out += bytes([byte | (0x80 if n else 0)])
-        if not n:
-            return out
 
 
 def main():

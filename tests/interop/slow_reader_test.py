@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 
+from interop_util import rss_kib, varint
+
 try:
     import grpc
     import h2.config
@@ -26,23 +28,6 @@ except ImportError as e:
 STREAMS = 100
 SIZE = 1_000_000
 LIMIT = 4_000_000
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def varint(n):
-    out = b""
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out += bytes([byte | (0x80 if n else 0)])
-        if not n:
-            return out
 
 
 def statuses(conn, sock, events, seen):
