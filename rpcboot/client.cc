@@ -13,6 +13,7 @@
 #include "rpcboot/internal/discovery_channel.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/internal/thread_pool.h"
+#include "rpcboot/server_context.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -40,6 +41,15 @@ class InProcessChannel final : public Channel {
 }  // namespace rpcboot::internal
 
 namespace rpcboot {
+
+std::chrono::milliseconds ChannelOptions::TimeoutFor(const CallOptions& call) const {
+  if (call.timeout.count() > 0) return call.timeout;
+  const ServerContext* served = ServerContext::Current();
+  if (served != nullptr && served->deadline().has_value()) {
+    return std::min(default_timeout, served->remaining());
+  }
+  return default_timeout;
+}
 
 namespace {
 const CallOptions kDefaultCallOptions{};

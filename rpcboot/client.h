@@ -60,11 +60,11 @@ struct ChannelOptions {
   // calls fail UNAVAILABLE. Instances the registry lists as not UP are never called.
   std::chrono::milliseconds empty_registry_grace{std::chrono::seconds(10)};
 
-  // A call's time budget from now: its own CallOptions::timeout, else default_timeout. Every
-  // channel computes deadlines through this one function.
-  std::chrono::milliseconds TimeoutFor(const CallOptions& call) const {
-    return call.timeout.count() > 0 ? call.timeout : default_timeout;
-  }
+  // A call's time budget from now: its own CallOptions::timeout; else, inside a handler whose
+  // caller sent a deadline, what is left of it (at most default_timeout): deadlines carry
+  // across hops; else default_timeout. Zero or less: the deadline has passed and the call is not
+  // sent (DEADLINE_EXCEEDED). Every channel computes deadlines through this one function.
+  std::chrono::milliseconds TimeoutFor(const CallOptions& call) const;
 };
 
 // A channel to one gRPC endpoint ("host:port", or any gRPC target string).

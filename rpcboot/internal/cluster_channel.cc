@@ -166,7 +166,13 @@ std::shared_ptr<const Picker> ClusterChannel::CurrentPicker(
 
 std::string ClusterChannel::Call(const MethodBinding& method, std::string_view request,
                                  const CallOptions& options) {
-  auto deadline = std::chrono::steady_clock::now() + options_.TimeoutFor(options);
+  auto timeout = options_.TimeoutFor(options);
+  if (timeout.count() <= 0) {
+    throw RpcError(StatusCode::kDeadlineExceeded,
+                   absl::StrCat(target_, ": deadline of the call being served has passed; ",
+                                method.name, " not sent"));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
   if (int64_t since = empty_since_ns_.load(std::memory_order_relaxed); since != 0) {
     int64_t empty_for = NowNs() - since;

@@ -27,6 +27,10 @@ class GrpcChannel final : public Channel {
                    const CallOptions& call_options) override {
     grpc::ClientContext context;
     auto timeout = options_.TimeoutFor(call_options);
+    if (timeout.count() <= 0) {
+      throw RpcError(StatusCode::kDeadlineExceeded,
+                     "deadline of the call being served has passed; " + method.name + " not sent");
+    }
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;

@@ -35,6 +35,10 @@ class ThriftChannel final : public Channel {
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
     auto timeout = options_.TimeoutFor(call_options);
+    if (timeout.count() <= 0) {
+      throw RpcError(StatusCode::kDeadlineExceeded,
+                     "deadline of the call being served has passed; " + method.name + " not sent");
+    }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     int32_t seqid = next_seqid_.fetch_add(1);
     std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
