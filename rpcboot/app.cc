@@ -156,7 +156,7 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
   internal::ZooKeeperAddress where{config_.registry.zookeeper, config_.registry.base_path,
                                    client.app};
   return internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
-                                        where.ToString());
+                                        where.ToString(), nullptr, service);
 }
 
 absl::Status App::Start() {

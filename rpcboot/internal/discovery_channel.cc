@@ -3,7 +3,9 @@
 #include <map>
 #include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
 
@@ -34,9 +36,19 @@ std::shared_ptr<SharedRegistry> RegistryFor(const std::string& connect, const st
 }  // namespace
 
 std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& instances,
-                                       Protocol protocol) {
+                                       Protocol protocol, const std::string& service) {
   std::vector<EndpointSpec> endpoints;
   for (const discovery::Instance& instance : instances) {
+    if (!service.empty()) {
+      auto listed = instance.metadata.find(std::string(discovery::kServicesKey));
+      if (listed != instance.metadata.end()) {
+        bool serves = false;
+        for (absl::string_view name : absl::StrSplit(listed->second, ',')) {
+          serves = serves || absl::StripAsciiWhitespace(name) == service;
+        }
+        if (!serves) continue;
+      }
+    }
     std::optional<int> port = instance.PortFor(protocol == Protocol::kGrpc ? "grpc" : "thrift");
     if (!port.has_value()) continue;
     std::string host = instance.address.find(':') != std::string::npos
@@ -51,7 +63,8 @@ std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& i
 std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolver> resolver,
                                               const std::string& app, Protocol protocol,
                                               ChannelOptions options, const std::string& target,
-                                              std::shared_ptr<void> owner) {
+                                              std::shared_ptr<void> owner,
+                                              const std::string& service) {
   // THeader (which carries the call's deadline) goes only to instances that say they read it
   // (EndpointsFor): a stock framed server registered beside rpcboot's would refuse it.
   auto channel = std::make_shared<ClusterChannel>(target, protocol, options);
@@ -62,12 +75,12 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
   });
   std::weak_ptr<ClusterChannel> weak = channel;
   int id = resolver->Watch(
-      app, [weak, weak_resolver, app, protocol](const discovery::InstanceList& list) {
+      app, [weak, weak_resolver, app, protocol, service](const discovery::InstanceList& list) {
         std::shared_ptr<ClusterChannel> c = weak.lock();
         if (c == nullptr) return;
         std::shared_ptr<discovery::Resolver> r = weak_resolver.lock();
         bool registry_empty = list->empty() && r != nullptr && r->ListedNodes(app) == 0;
-        c->Update(EndpointsFor(*list, protocol), registry_empty);
+        c->Update(EndpointsFor(*list, protocol, service), registry_empty);
       });
   // The watch ends with the channel.
   std::shared_ptr<void> watch(nullptr, [resolver, id](void*) { resolver->Unwatch(id); });

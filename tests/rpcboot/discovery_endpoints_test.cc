@@ -45,5 +45,32 @@ TEST(DiscoveryEndpoints, SpringGrpcInstancesAreCalledOnTheirGrpcPort) {
   EXPECT_EQ(endpoints[0].address, "10.0.0.5:9898");
 }
 
+// rpcboot.services is read: an instance of the application that lists other services is not
+// called for this one; one that publishes no list (a plain Spring service) may serve it.
+TEST(DiscoveryEndpoints, OnlyInstancesServingTheServiceAreCalledForIt) {
+  discovery::Instance both =
+      Registered({{"rpcboot.protocols", "grpc"},
+                  {"rpcboot.grpc.port", "1"},
+                  {"rpcboot.services", "shop.ShopService, shop.AdminService"}});
+  both.id = "both";
+  discovery::Instance admin_only = Registered({{"rpcboot.protocols", "grpc"},
+                                               {"rpcboot.grpc.port", "2"},
+                                               {"rpcboot.services", "shop.AdminService"}});
+  admin_only.id = "admin-only";
+  discovery::Instance unlisted = Registered({{"gRPC_port", "3"}});
+  unlisted.id = "unlisted";
+  auto ids = [](const std::vector<EndpointSpec>& endpoints) {
+    std::vector<std::string> out;
+    for (const EndpointSpec& e : endpoints) out.push_back(e.id);
+    return out;
+  };
+  EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc, "shop.ShopService")),
+            (std::vector<std::string>{"both", "unlisted"}));
+  EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc, "shop.AdminService")),
+            (std::vector<std::string>{"both", "admin-only", "unlisted"}));
+  EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc)).size(), 3u)
+      << "no service given (a zk:// address): every instance";
+}
+
 }  // namespace
 }  // namespace rpcboot::internal
