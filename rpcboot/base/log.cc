@@ -73,5 +73,14 @@ void Log(LogLevel level, std::string_view message) {
   }
 }
 
+bool LogLimiter::Allow() {
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = last_ns_.load();
+  if (last != INT64_MIN && now - last < int64_t{1000000000}) return false;
+  return last_ns_.compare_exchange_strong(last, now);
+}
+
 }  // namespace internal
 }  // namespace rpcboot

@@ -17,6 +17,8 @@
 #ifndef RPCBOOT_BASE_LOG_H_
 #define RPCBOOT_BASE_LOG_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string_view>
 
@@ -33,6 +35,16 @@ namespace internal {
 
 // Writes one line at `level` (dropped below RPCBOOT_LOG_LEVEL).
 void Log(LogLevel level, std::string_view message);
+
+// For log lines a flood could repeat (refused connections, refused replies): Allow() is true at
+// most once a second. Thread-safe.
+class LogLimiter {
+ public:
+  bool Allow();
+
+ private:
+  std::atomic<int64_t> last_ns_{INT64_MIN};
+};
 
 }  // namespace internal
 }  // namespace rpcboot

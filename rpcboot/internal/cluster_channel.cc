@@ -17,6 +17,18 @@ namespace rpcboot::internal {
 
 namespace {
 
+// `options` with its subset position settled: when subsetting without a given position, this
+// process's place from a hash of the host name and process id, in [0, 1). Once per channel.
+ChannelOptions WithSubsetPosition(ChannelOptions options) {
+  if (options.subset_size > 0 && options.subset_position < 0) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    uint64_t h = StableHash(absl::StrCat(host, "/", ::getpid()));
+    options.subset_position = static_cast<double>(h >> 11) / static_cast<double>(uint64_t{1} << 53);
+  }
+  return options;
+}
+
 std::unique_ptr<LoadBalancer> BalancerFor(const std::string& target, const std::string& name) {
   absl::StatusOr<std::unique_ptr<LoadBalancer>> balancer = MakeLoadBalancer(name);
   if (!balancer.ok()) {
@@ -52,17 +64,10 @@ std::vector<EndpointSpec> SubsetOf(std::vector<EndpointSpec> endpoints, double p
   return subset;
 }
 
-double DefaultSubsetPosition() {
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  uint64_t h = StableHash(absl::StrCat(host, "/", ::getpid()));
-  return static_cast<double>(h >> 11) / static_cast<double>(uint64_t{1} << 53);
-}
-
 ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOptions options)
     : target_(std::move(target)),
       protocol_(protocol),
-      options_(std::move(options)),
+      options_(WithSubsetPosition(std::move(options))),
       balancer_(BalancerFor(target_, options_.load_balancer)) {}
 
 WireFormat ClusterChannel::format() const {
@@ -93,12 +98,12 @@ int64_t NowNs() {
 }  // namespace
 
 void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_empty) {
-  const std::vector<EndpointSpec> endpoints =
-      options_.subset_size > 0 ? SubsetOf(all,
-                                          options_.subset_position >= 0 ? options_.subset_position
-                                                                        : DefaultSubsetPosition(),
-                                          static_cast<std::size_t>(options_.subset_size))
-                               : all;
+  std::vector<EndpointSpec> subset;
+  if (options_.subset_size > 0) {
+    subset =
+        SubsetOf(all, options_.subset_position, static_cast<std::size_t>(options_.subset_size));
+  }
+  const std::vector<EndpointSpec>& endpoints = options_.subset_size > 0 ? subset : all;
   std::unique_lock<std::mutex> lock(mu_);
   // The list is what the registry says now (while ZooKeeper is unreachable the resolver keeps
   // its last list and sends nothing): an instance set OUT_OF_SERVICE gets no call, even when it

@@ -34,9 +34,6 @@ struct EndpointSpec {
 std::vector<EndpointSpec> SubsetOf(std::vector<EndpointSpec> endpoints, double position,
                                    std::size_t size);
 
-// This process's default subset position: a hash of the host name and process id, in [0, 1).
-double DefaultSubsetPosition();
-
 // Thread-safe: Update from the resolver's thread, Call from any number of threads.
 class ClusterChannel final : public Channel {
  public:

@@ -51,19 +51,13 @@ class UnsentLedger {
   std::size_t limit() const { return limit_; }
 
   // At most one warning a second, however many replies are refused.
-  bool ShouldLog() {
-    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count();
-    int64_t last = last_log_.load();
-    return now != last && last_log_.compare_exchange_strong(last, now);
-  }
+  bool ShouldLog() { return log_.Allow(); }
 
  private:
   const std::size_t limit_;
   std::mutex mu_;
   absl::flat_hash_map<std::string, std::size_t> unsent_;
-  std::atomic<int64_t> last_log_{-1};
+  LogLimiter log_;
 };
 
 // One unary call: read the request, hand it to the scheduler, write the reply and finish.

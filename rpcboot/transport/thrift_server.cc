@@ -418,12 +418,7 @@ class ThriftServerTransport final : public ServerTransport {
   std::atomic<int>& connections() { return connections_; }
 
   // At most one log line per second for floods (refusals, descriptor exhaustion).
-  bool ShouldLogFlood() {
-    auto now = SteadyClock::now().time_since_epoch().count();
-    auto last = last_flood_log_.load();
-    if (now - last < std::chrono::nanoseconds(std::chrono::seconds(1)).count()) return false;
-    return last_flood_log_.compare_exchange_strong(last, now);
-  }
+  bool ShouldLogFlood() { return flood_log_.Allow(); }
 
  private:
   const ServerOptions options_;
@@ -504,7 +499,7 @@ class ThriftServerTransport final : public ServerTransport {
   std::atomic<int> connections_{0};
   std::atomic<bool> accepting_stopped_{false};
   bool stopped_ = false;
-  std::atomic<int64_t> last_flood_log_{0};
+  LogLimiter flood_log_;
   std::size_t next_loop_ = 0;  // loop 0's thread only
 };
 
