@@ -67,6 +67,11 @@ bool Instance::SpeaksTHeader() const {
   return it != metadata.end() && absl::EqualsIgnoreCase(it->second, "true");
 }
 
+bool Instance::ServesTls() const {
+  auto it = metadata.find(std::string(kTlsKey));
+  return it != metadata.end() && absl::EqualsIgnoreCase(it->second, "true");
+}
+
 int Instance::Weight() const {
   auto it = metadata.find(std::string(kWeightKey));
   if (it == metadata.end()) return 100;
@@ -178,6 +183,7 @@ Instance MakeServingInstance(const Serving& serving) {
   self.metadata[std::string(kWeightKey)] = std::to_string(serving.weight);
   self.metadata[std::string(kVersionKey)] = serving.version;
   if (!serving.zone.empty()) self.metadata[std::string(kZoneKey)] = serving.zone;
+  if (serving.tls) self.metadata[std::string(kTlsKey)] = "true";
   self.registration_time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();

@@ -32,6 +32,8 @@ inline constexpr std::string_view kZoneKey = "rpcboot.zone";
 inline constexpr std::string_view kVersionKey = "rpcboot.version";
 // "true": the instance's Thrift port also reads THeader frames (rpcboot servers do).
 inline constexpr std::string_view kThriftHeaderKey = "rpcboot.thrift.header";
+// "true": the instance's ports serve TLS only; clients connect with TLS.
+inline constexpr std::string_view kTlsKey = "rpcboot.tls";
 // grpc-spring-boot-starter's key for an instance's gRPC port (and its older spelling).
 inline constexpr std::string_view kSpringGrpcPortKey = "gRPC_port";
 inline constexpr std::string_view kSpringGrpcPortLegacyKey = "gRPC.port";
@@ -55,6 +57,8 @@ struct Instance {
   std::optional<int> PortFor(std::string_view protocol) const;
   // rpcboot.thrift.header is "true": clients may send THeader frames to the Thrift port.
   bool SpeaksTHeader() const;
+  // rpcboot.tls is "true": the instance's ports take TLS connections only.
+  bool ServesTls() const;
   // rpcboot.weight, 100 when absent or unreadable.
   int Weight() const;
 };
@@ -76,6 +80,7 @@ struct Serving {
   std::string address;  // where clients connect
   int grpc_port = -1;   // -1: not served
   int thrift_port = -1;
+  bool tls = false;                   // both ports serve TLS
   std::vector<std::string> services;  // full names: "shop.ShopService"
   int weight = 100;
   std::string version;

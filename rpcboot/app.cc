@@ -144,6 +144,7 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
   if (it != config_.clients.end()) {
     client = it->second;
   } else {
+    client = config_.client_defaults;
     client.app = service.substr(0, service.find('.'));
   }
   if (!client.address.empty()) return MakeChannel(client.address, client.protocol, client.channel);
@@ -175,6 +176,7 @@ absl::Status App::Start() {
                         : DetectHost();
   serving.grpc_port = grpc_port();
   serving.thrift_port = thrift_port();
+  serving.tls = !config_.server.tls.cert_file.empty();
   serving.services = services_;
   serving.weight = config_.weight;
   serving.version = config_.version;

@@ -13,6 +13,7 @@
 #include "rpcboot/internal/discovery_channel.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/internal/thread_pool.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/server_context.h"
 
 namespace rpcboot::internal {
@@ -84,6 +85,12 @@ std::shared_ptr<Channel> MakeChannel(const std::string& address, Protocol protoc
   absl::StatusOr<internal::Address> parsed = internal::ParseAddress(address);
   if (!parsed.ok()) {
     throw RpcError(StatusCode::kInvalidArgument, std::string(parsed.status().message()));
+  }
+  // TLS files are read now, so that a wrong one fails here and not at some later instance.
+  if (options.tls.enabled) {
+    absl::StatusOr<internal::TlsContext> tls = internal::MakeClientTlsContext(options.tls, "tls");
+    if (!tls.ok())
+      throw RpcError(StatusCode::kInvalidArgument, std::string(tls.status().message()));
   }
   switch (parsed->kind) {
     case internal::Address::Kind::kZooKeeper:

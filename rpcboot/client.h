@@ -23,6 +23,7 @@
 
 #include "rpcboot/channel.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/security.h"
 #include "rpcboot/status.h"
 
 namespace rpcboot {
@@ -59,6 +60,12 @@ struct ChannelOptions {
   // registry churn (a session replaced after an outage) can empty a list for a moment; then
   // calls fail UNAVAILABLE. Instances the registry lists as not UP are never called.
   std::chrono::milliseconds empty_registry_grace{std::chrono::seconds(10)};
+  // TLS to the server (both protocols); see rpcboot/security.h. zk:// lists also use TLS for
+  // every instance whose registration says it serves TLS (rpcboot.tls).
+  TlsOptions tls;
+  // Sent with every call as the caller's credential (gRPC "authorization: Bearer <token>",
+  // THeader header "authorization"; Thrift channels then use THeader). Empty: none.
+  std::string bearer_token;
 
   // A call's time budget from now: its own CallOptions::timeout; else, inside a handler whose
   // caller sent a deadline, what is left of it (at most default_timeout): deadlines carry

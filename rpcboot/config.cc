@@ -4,8 +4,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <utility>
 
@@ -18,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/auth.h"
 
 extern char** environ;
 
@@ -153,6 +156,18 @@ std::string CheckName(const std::string& v) {
   return "";
 }
 
+// A file this process can read (TLS certificates and keys, token files): named when wrong, at
+// start, rather than at the first connection.
+std::string CheckReadable(const std::string& v) {
+  if (v.empty()) return "";
+  std::error_code ec;
+  if (std::filesystem::is_directory(v, ec)) return "is a directory, not a file";
+  FILE* f = std::fopen(v.c_str(), "rb");
+  if (f == nullptr) return "cannot be read";
+  std::fclose(f);
+  return "";
+}
+
 std::string CheckBasePath(const std::string& v) {
   if (v.empty() || v[0] != '/' || (v.size() > 1 && v.back() == '/') ||
       v.find("//") != std::string::npos)
@@ -241,6 +256,58 @@ const std::vector<Key>& Keys() {
       {"server.shutdown_grace_ms", "on shutdown, how long in-flight calls may take",
        MsRule<AppConfig>(
            0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.shutdown_grace; })},
+      {"server.tls.cert_file",
+       "PEM certificate chain: TLS on both ports (written as rpcboot.tls in the registry)",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.server.tls.cert_file; },
+                             CheckReadable, "(no TLS)")},
+      {"server.tls.key_file", "PEM private key of server.tls.cert_file",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.server.tls.key_file; },
+                             CheckReadable)},
+      {"server.tls.ca_file", "PEM CAs whose client certificates are verified (mutual TLS)",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.server.tls.ca_file; },
+                             CheckReadable)},
+      {"server.tls.require_client_cert", "refuse clients without a certificate from ca_file",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.server.tls.require_client_cert; })},
+      {"server.auth.tokens_file",
+       "file of '<principal> <token>' lines: bearer tokens this server accepts",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.server.auth.tokens_file; },
+                             CheckReadable)},
+      {"server.auth.require_identity",
+       "refuse (UNAUTHENTICATED) calls with neither a client certificate nor an accepted token",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.server.auth.require_identity; })},
+      {"server.auth.allow",
+       "comma-separated '<principal> <package.Service>/<Method>' entries ('*' for any); others "
+       "are PERMISSION_DENIED; empty: no list",
+       {[](AppConfig& c, const std::string& v) {
+          c.server.auth.allow.clear();
+          for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+            c.server.auth.allow.emplace_back(absl::StripAsciiWhitespace(part));
+          }
+          return std::string();
+        },
+        [](AppConfig& c) {
+          return c.server.auth.allow.empty() ? std::string("empty")
+                                             : absl::StrJoin(c.server.auth.allow, ",");
+        }}},
+      {"client.tls.enabled", "TLS for every client (clients.<service>.tls.* override it)",
+       BoolRule<AppConfig>(
+           [](AppConfig& c) -> bool& { return c.client_defaults.channel.tls.enabled; })},
+      {"client.tls.ca_file", "PEM CAs that sign servers' certificates; empty: the system's",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.client_defaults.channel.tls.ca_file; },
+           CheckReadable)},
+      {"client.tls.cert_file", "PEM certificate every client presents (mutual TLS)",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.client_defaults.channel.tls.cert_file; },
+           CheckReadable)},
+      {"client.tls.key_file", "PEM private key of client.tls.cert_file",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.client_defaults.channel.tls.key_file; },
+           CheckReadable)},
+      {"client.token_file", "file holding the bearer token every client sends",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.client_defaults.token_file; },
+           CheckReadable)},
       {"server.weight", "written as rpcboot.weight (weighted_random balancers)",
        IntRule<AppConfig, int>(1, 1000000, [](AppConfig& c) -> int& { return c.weight; })},
       {"registry.zookeeper",
@@ -342,6 +409,23 @@ const std::vector<ClientKey>& ClientKeys() {
           return c.channel.subset_position < 0 ? std::string("(hash of host and pid)")
                                                : std::to_string(c.channel.subset_position);
         }}},
+      {"tls.enabled", "TLS to this service (any tls key turns it on)",
+       BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.tls.enabled; })},
+      {"tls.ca_file", "PEM CAs that sign the servers' certificates; empty: the system's",
+       StringRule<ClientConfig>(
+           [](ClientConfig& c) -> std::string& { return c.channel.tls.ca_file; }, CheckReadable)},
+      {"tls.cert_file", "PEM certificate this client presents (mutual TLS)",
+       StringRule<ClientConfig>(
+           [](ClientConfig& c) -> std::string& { return c.channel.tls.cert_file; }, CheckReadable)},
+      {"tls.key_file", "PEM private key of tls.cert_file",
+       StringRule<ClientConfig>(
+           [](ClientConfig& c) -> std::string& { return c.channel.tls.key_file; }, CheckReadable)},
+      {"tls.server_name", "the name servers' certificates must carry; default: the host called",
+       StringRule<ClientConfig>(
+           [](ClientConfig& c) -> std::string& { return c.channel.tls.server_name; })},
+      {"token_file", "file holding the bearer token sent with every call",
+       StringRule<ClientConfig>([](ClientConfig& c) -> std::string& { return c.token_file; },
+                                CheckReadable)},
       {"thrift_format", "compact or binary (Thrift)",
        EnumRule<ClientConfig, WireFormat>(
            [](ClientConfig& c) -> WireFormat& { return c.channel.thrift_format; },
@@ -396,6 +480,10 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
   }
   if (s.key.rfind("clients.", 0) == 0) {
     std::size_t last = s.key.rfind('.');
+    // clients.<package.Service>.tls.<field>: the field is "tls.<field>".
+    if (std::size_t tls = s.key.rfind(".tls."); tls != std::string::npos && tls + 4 == last) {
+      last = tls;
+    }
     std::string service = s.key.substr(8, last > 8 ? last - 8 : 0);
     std::string field = s.key.substr(last + 1);
     if (!service.empty() && service.find('.') != std::string::npos) {
@@ -408,11 +496,48 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
-        "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format"));
+        "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
+        "tls.enabled, tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, token_file"));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown key '", s.key, "' from ", s.source,
                                                  " (rpcboot's keys: --help or "
                                                  "docs/configuration.md)"));
+}
+
+// What `client.*` sets, for a client that does not set it itself.
+void ApplyClientDefaults(const ClientConfig& defaults, ClientConfig* client) {
+  TlsOptions& tls = client->channel.tls;
+  const TlsOptions& base = defaults.channel.tls;
+  tls.enabled = tls.enabled || base.enabled;
+  for (auto [mine, theirs] :
+       {std::pair{&tls.ca_file, &base.ca_file}, std::pair{&tls.cert_file, &base.cert_file},
+        std::pair{&tls.key_file, &base.key_file}}) {
+    if (mine->empty()) *mine = *theirs;
+  }
+  if (client->token_file.empty()) client->token_file = defaults.token_file;
+}
+
+// A client's TLS keys checked together, and its token read.
+absl::Status FinishClient(const std::string& prefix, ClientConfig* client) {
+  TlsOptions& tls = client->channel.tls;
+  if (!tls.ca_file.empty() || !tls.cert_file.empty() || !tls.server_name.empty())
+    tls.enabled = true;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ".tls: cert_file and key_file go together (mutual TLS needs both)"));
+  }
+  if (!client->token_file.empty()) {
+    std::ifstream in(client->token_file);
+    std::string token;
+    std::getline(in, token);
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix, ".token_file: ", client->token_file,
+                                                     " holds no token on its first line"));
+    }
+    client->channel.bearer_token = token;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Finish(AppConfig* config) {
@@ -423,6 +548,33 @@ absl::Status Finish(AppConfig* config) {
   }
   for (auto& [service, client] : config->clients) {
     if (client.app.empty()) client.app = service.substr(0, service.find('.'));
+  }
+  if (absl::Status s = FinishClient("client", &config->client_defaults); !s.ok()) return s;
+  for (auto& [service, client] : config->clients) {
+    ApplyClientDefaults(config->client_defaults, &client);
+    if (absl::Status s = FinishClient("clients." + service, &client); !s.ok()) return s;
+  }
+  // The allow list's entries and the tokens file's lines, named now rather than at Start.
+  if (absl::StatusOr<std::shared_ptr<const internal::CallGuard>> guard =
+          internal::CallGuard::Make(config->server.auth);
+      !guard.ok()) {
+    return guard.status();
+  }
+  const TlsOptions& tls = config->server.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "server.tls: cert_file and key_file go together (both set for TLS, neither for "
+        "plaintext)");
+  }
+  if (tls.cert_file.empty() && (!tls.ca_file.empty() || tls.require_client_cert)) {
+    return absl::InvalidArgumentError(
+        "server.tls.ca_file / require_client_cert need server.tls.cert_file and key_file: "
+        "client certificates are asked for only over TLS");
+  }
+  if (tls.require_client_cert && tls.ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "server.tls.require_client_cert needs server.tls.ca_file: the CAs that sign the client "
+        "certificates");
   }
   return absl::OkStatus();
 }

@@ -35,7 +35,10 @@ struct ClientConfig {
   // address MakeChannel takes ("static://h:p,h:p", "zk://h:p/services/shop", "h:p").
   std::string address;
   Protocol protocol = Protocol::kGrpc;
-  ChannelOptions channel;  // load_balancer, timeout_ms, max_attempts, thrift_format
+  ChannelOptions channel;  // load_balancer, timeout_ms, max_attempts, thrift_format, tls.*
+  // A file whose first line is the bearer token sent with every call (read at load into
+  // channel.bearer_token).
+  std::string token_file;
 };
 
 struct AppConfig {
@@ -64,6 +67,9 @@ struct AppConfig {
   } registry;
 
   std::map<std::string, ClientConfig> clients;  // by service full name
+  // client.tls.*, client.token_file: for every client that does not set its own (already
+  // applied to `clients`; App applies them to services without an entry).
+  ClientConfig client_defaults;
 };
 
 // Reads `args` (argv without the program name): --config=FILE (or --config FILE), then every

@@ -91,6 +91,10 @@ absl::Status Server::Start() {
       internal::MethodTable::Make(impl_->services_, impl_->options_.inline_methods);
   if (!table.ok()) return table.status();
   impl_->table_ = *std::move(table);
+  absl::StatusOr<std::shared_ptr<const internal::CallGuard>> guard =
+      internal::CallGuard::Make(impl_->options_.auth);
+  if (!guard.ok()) return guard.status();
+  impl_->table_->set_guard(*std::move(guard));
   const ServerOptions& options = impl_->options_;
   int threads = options.handler_threads > 0
                     ? options.handler_threads

@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/security.h"
 
 namespace rpcboot {
 
@@ -70,6 +71,11 @@ struct ServerOptions {
   std::vector<std::string> inline_methods;
   // Shutdown: how long in-flight calls may take to finish.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
+  // TLS on both ports when tls.cert_file is set (gRPC through its SSL credentials, Thrift
+  // through OpenSSL); mutual TLS with tls.ca_file (and require_client_cert).
+  TlsOptions tls;
+  // Who may call what: tokens, required identity, an allow list, your own check.
+  AuthOptions auth;
 };
 
 class Server {

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 
+#include "rpcboot/security.h"
+
 namespace rpcboot {
 
 // Lives for one call, on the thread that runs its handler; not thread-safe, not to be kept.
@@ -30,6 +32,11 @@ class ServerContext {
   // "grpc" or "thrift".
   const std::string& protocol() const { return protocol_; }
   const std::string& peer() const { return peer_; }
+  // Who is calling: the verified client certificate (mutual TLS) or the principal of an
+  // accepted bearer token; an empty principal when the caller is anonymous.
+  const PeerIdentity& identity() const { return identity_; }
+  // Used by transports, before the handler runs.
+  PeerIdentity* mutable_identity() { return &identity_; }
 
   // Used by transports: makes `context` Current() for this thread until destroyed.
   class Scope {
@@ -50,6 +57,7 @@ class ServerContext {
   std::string protocol_;
   std::string peer_;
   std::optional<Clock::time_point> deadline_;
+  PeerIdentity identity_;
 };
 
 }  // namespace rpcboot

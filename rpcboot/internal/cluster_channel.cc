@@ -137,12 +137,19 @@ void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_
     std::shared_ptr<Channel> channel;
     if (old != backends_.end()) {
       channel = std::shared_ptr<Channel>(old->second, &old->second->channel());
-    } else if (protocol_ == Protocol::kGrpc) {
-      channel = MakeGrpcChannel(e.address, options_);
     } else {
       ChannelOptions options = options_;
+      options.tls.enabled = options.tls.enabled || e.tls;
       options.thrift_header = options.thrift_header || e.thrift_header;
-      channel = MakeThriftChannel(e.address, options);
+      try {
+        channel = protocol_ == Protocol::kGrpc ? MakeGrpcChannel(e.address, options)
+                                               : MakeThriftChannel(e.address, options);
+      } catch (const RpcError& error) {
+        // The TLS files were checked when the channel was made; one that went bad since
+        // costs this instance, not the process.
+        Log(LogLevel::kWarning, target_ + ": instance " + e.address + " skipped: " + error.what());
+        continue;
+      }
     }
     next.emplace(e.address, std::make_shared<Backend>(e.id, e.address, e.weight, channel));
   }

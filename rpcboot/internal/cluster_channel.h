@@ -26,6 +26,9 @@ struct EndpointSpec {
   // Thrift: the instance says it reads THeader frames (which carry the call's deadline); other
   // endpoints get what ChannelOptions::thrift_header says (plain framed by default).
   bool thrift_header = false;
+  // The instance says its ports serve TLS: the client uses TLS to it even when its own options
+  // do not turn TLS on (with the system's CAs unless ChannelOptions::tls names some).
+  bool tls = false;
 };
 
 // The subset of `endpoints` a client at `position` in [0, 1) talks to: `size` of them, a

@@ -54,8 +54,8 @@ std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& i
     std::string host = instance.address.find(':') != std::string::npos
                            ? "[" + instance.address + "]"  // IPv6
                            : instance.address;
-    endpoints.push_back(
-        {instance.id, absl::StrCat(host, ":", *port), instance.Weight(), instance.SpeaksTHeader()});
+    endpoints.push_back({instance.id, absl::StrCat(host, ":", *port), instance.Weight(),
+                         instance.SpeaksTHeader(), instance.ServesTls()});
   }
   return endpoints;
 }

@@ -6,6 +6,7 @@
 
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/grpc_bytes.h"
 
@@ -18,7 +19,12 @@ class GrpcChannel final : public Channel {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-    channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+    if (options.tls.enabled) {
+      credentials = TlsCredentials(options.tls);
+      if (!options.tls.server_name.empty()) args.SetSslTargetNameOverride(options.tls.server_name);
+    }
+    channel_ = grpc::CreateCustomChannel(target, credentials, args);
   }
 
   WireFormat format() const override { return WireFormat::kProto; }
@@ -32,6 +38,9 @@ class GrpcChannel final : public Channel {
                      "deadline of the call being served has passed; " + method.name + " not sent");
     }
     context.set_deadline(std::chrono::system_clock::now() + timeout);
+    if (!options_.bearer_token.empty()) {
+      context.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+    }
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;
     grpc::internal::RpcMethod rpc(method.grpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
@@ -53,6 +62,26 @@ class GrpcChannel final : public Channel {
   }
 
  private:
+  static std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const TlsOptions& tls) {
+    // The same checks and messages as a Thrift channel's (gRPC itself would only log them).
+    absl::StatusOr<internal::TlsContext> check = internal::MakeClientTlsContext(tls, "tls");
+    if (!check.ok())
+      throw RpcError(StatusCode::kInvalidArgument, std::string(check.status().message()));
+    grpc::SslCredentialsOptions ssl;
+    auto read = [](const std::string& path, const char* key) {
+      absl::StatusOr<std::string> pem = internal::ReadPemFile(path, key);
+      if (!pem.ok())
+        throw RpcError(StatusCode::kInvalidArgument, std::string(pem.status().message()));
+      return *pem;
+    };
+    if (!tls.ca_file.empty()) ssl.pem_root_certs = read(tls.ca_file, "tls.ca_file");
+    if (!tls.cert_file.empty()) {
+      ssl.pem_cert_chain = read(tls.cert_file, "tls.cert_file");
+      ssl.pem_private_key = read(tls.key_file, "tls.key_file");
+    }
+    return grpc::SslCredentials(ssl);
+  }
+
   ChannelOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
 };

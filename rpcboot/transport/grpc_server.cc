@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/server_transport.h"
@@ -59,6 +60,31 @@ class UnsentLedger {
   absl::flat_hash_map<std::string, std::size_t> unsent_;
   LogLimiter log_;
 };
+
+// The verified client certificate of a call over mutual TLS, as gRPC's auth context has it.
+void CertificateIdentity(const grpc::ServerContextBase& context, PeerIdentity* identity) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return;
+  auto text = [](const grpc::string_ref& ref) { return std::string(ref.data(), ref.size()); };
+  for (const grpc::string_ref& v : auth->FindPropertyValues("x509_subject"))
+    identity->subject = text(v);
+  std::string first_name;
+  for (const grpc::string_ref& v : auth->FindPropertyValues("peer_uri")) {
+    identity->alt_names.push_back("URI:" + text(v));
+    if (first_name.empty()) first_name = text(v);
+  }
+  for (const grpc::string_ref& v : auth->FindPropertyValues("peer_dns")) {
+    identity->alt_names.push_back("DNS:" + text(v));
+  }
+  for (const grpc::string_ref& v : auth->FindPropertyValues("peer_ip")) {
+    identity->alt_names.push_back("IP:" + text(v));
+  }
+  std::string common_name;
+  for (const grpc::string_ref& v : auth->FindPropertyValues("x509_common_name"))
+    common_name = text(v);
+  identity->principal = !first_name.empty() ? first_name : common_name;
+  if (!identity->principal.empty()) identity->source = "certificate";
+}
 
 // One unary call: read the request, hand it to the scheduler, write the reply and finish.
 // gRPC deletes nothing: the reactor deletes itself in OnDone, after Finish.
@@ -108,10 +134,22 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   void Handle() {
     peer_ = context_->peer();
     ServerContext call("grpc", peer_, deadline_);
+    CertificateIdentity(*context_, call.mutable_identity());
+    std::string_view token;
+    const auto& metadata = context_->client_metadata();
+    if (auto it = metadata.find("authorization"); it != metadata.end()) {
+      token = BearerToken(std::string_view(it->second.data(), it->second.size()));
+    }
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
-    HandlerOutcome outcome =
-        RunHandler([&] { return route_->method->serve_proto(route_->impl, request); });
+    HandlerOutcome outcome = RunHandler([&] {
+      if (Refusal refusal =
+              table_->guard().Check(route_->method->grpc_path, token, call.mutable_identity());
+          refusal.refused()) {
+        throw RpcError(refusal.code, refusal.message);
+      }
+      return route_->method->serve_proto(route_->impl, request);
+    });
     if (outcome.code != StatusCode::kOk) {
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
@@ -167,7 +205,13 @@ class GrpcServerTransport final : public ServerTransport {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!options_.tls.cert_file.empty()) {
+      absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls = TlsCredentials();
+      if (!tls.ok()) return tls.status();
+      credentials = *std::move(tls);
+    }
+    builder.AddListeningPort(address, credentials, &port_);
     builder.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
@@ -198,7 +242,8 @@ class GrpcServerTransport final : public ServerTransport {
       health->SetServingStatus(true);
       for (const std::string& service : table.services()) health->SetServingStatus(service, true);
     }
-    Log(LogLevel::kInfo, "gRPC listening on " + options_.host + ":" + std::to_string(port_));
+    Log(LogLevel::kInfo, absl::StrCat("gRPC listening on ", options_.host, ":", port_,
+                                      options_.tls.cert_file.empty() ? " (plaintext)" : " (TLS)"));
     return absl::OkStatus();
   }
 
@@ -225,6 +270,30 @@ class GrpcServerTransport final : public ServerTransport {
   }
 
  private:
+  // The same checks and the same messages as the Thrift side's TLS (gRPC reads the PEM text).
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials() const {
+    const TlsOptions& tls = options_.tls;
+    // The Thrift side's context checks what gRPC would only log: key matches certificate, CA
+    // file holds certificates.
+    absl::StatusOr<TlsContext> check = MakeServerTlsContext(tls, "server.tls");
+    if (!check.ok()) return check.status();
+    absl::StatusOr<std::string> cert = ReadPemFile(tls.cert_file, "server.tls.cert_file");
+    absl::StatusOr<std::string> key = ReadPemFile(tls.key_file, "server.tls.key_file");
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl(
+        tls.ca_file.empty()       ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+        : tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                  : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    if (!tls.ca_file.empty()) {
+      absl::StatusOr<std::string> ca = ReadPemFile(tls.ca_file, "server.tls.ca_file");
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *ca;
+    }
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    return grpc::SslServerCredentials(ssl);
+  }
+
   ServerOptions options_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rpcboot/internal/auth.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/server.h"
@@ -59,10 +60,15 @@ class MethodTable {
   const Route* FindGrpc(std::string_view path) const;
   // The full names of the bound services ("shop.ShopService"), in the order they were added.
   const std::vector<std::string>& services() const { return services_; }
+  // Who may call: checked by both transports before every handler (set by Server before
+  // Start; never null once set).
+  const CallGuard& guard() const { return *guard_; }
+  void set_guard(std::shared_ptr<const CallGuard> guard) { guard_ = std::move(guard); }
 
  private:
   MethodTable() = default;
   std::vector<std::string> services_;
+  std::shared_ptr<const CallGuard> guard_;
   std::deque<MethodRuntime> runtimes_;  // one per method; never moves
   std::map<std::string, Route, std::less<>> thrift_qualified_;
   std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;

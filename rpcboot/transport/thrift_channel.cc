@@ -1,7 +1,10 @@
 // Thrift client channel: framed messages over a pool of TCP connections to one endpoint. A call
 // takes an idle connection (or opens one), writes its frame, waits for the reply until the
 // call's deadline, and returns the connection to the pool; a connection that failed or timed out
-// is closed instead, because a late reply would confuse the next call.
+// is closed instead, because a late reply would confuse the next call. With options.tls, each
+// connection is a TLS session (OpenSSL), the server's certificate verified for the host called.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -13,6 +16,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/socket.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/thrift_wire.h"
 
@@ -20,14 +24,18 @@ namespace rpcboot {
 namespace {
 
 using internal::IoError;
+using internal::TlsContext;
 
 class ThriftChannel final : public Channel {
  public:
-  ThriftChannel(std::string host, std::string port, ChannelOptions options)
-      : host_(std::move(host)), port_(std::move(port)), options_(options) {}
+  ThriftChannel(std::string host, std::string port, ChannelOptions options, TlsContext tls)
+      : host_(std::move(host)),
+        port_(std::move(port)),
+        options_(std::move(options)),
+        tls_(std::move(tls)) {}
 
   ~ThriftChannel() override {
-    for (const Connection& conn : idle_) ::close(conn.fd);
+    for (Connection& conn : idle_) CloseConnection(conn);
   }
 
   WireFormat format() const override { return options_.thrift_format; }
@@ -44,12 +52,16 @@ class ThriftChannel final : public Channel {
     std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
                                                   internal::kThriftCall, seqid, request);
     std::string frame(4, '\0');
-    if (options_.thrift_header) {
+    if (options_.thrift_header || !options_.bearer_token.empty()) {
       internal::THeaderFrame header;
       header.seqid = seqid;
       header.format = options_.thrift_format;
       header.headers.emplace_back(std::string(internal::kTimeoutHeader),
                                   std::to_string(timeout.count()));
+      if (!options_.bearer_token.empty()) {
+        header.headers.emplace_back(std::string(internal::kAuthorizationHeader),
+                                    "Bearer " + options_.bearer_token);
+      }
       frame += internal::WrapTHeader(header, message);
     } else {
       frame += message;
@@ -71,27 +83,35 @@ class ThriftChannel final : public Channel {
       conn.timeout = timeout;
     }
     IoError error = IoError::kNone;
-    if (!internal::SendFull(conn.fd, frame, &error)) {
-      ::close(conn.fd);
+    if (!Send(conn, frame, &error)) {
+      CloseConnection(conn);
       // Not every byte went out: the server cannot have read a whole request.
       throw internal::UnsentError(absl::StrCat("Thrift: cannot send to ", Endpoint()));
     }
     char reply_prefix[4];
-    if (!internal::RecvFull(conn.fd, reply_prefix, 4, &error)) Fail(conn.fd, error, timeout);
+    if (!Recv(conn, reply_prefix, 4, &error)) Fail(conn, error, timeout);
     uint32_t length = internal::DecodeFrameLength(reply_prefix);
+    if (length > options_.max_message_bytes &&
+        internal::LooksLikeTls(std::string_view(reply_prefix, 4))) {
+      CloseConnection(conn);
+      throw RpcError(StatusCode::kUnavailable,
+                     "Thrift: " + Endpoint() +
+                         " answered in TLS: its port requires TLS, and this client has TLS off "
+                         "(ChannelOptions::tls, clients.<service>.tls.*)");
+    }
     if (length == 0 || length > options_.max_message_bytes) {
-      ::close(conn.fd);
+      CloseConnection(conn);
       throw RpcError(StatusCode::kResourceExhausted,
                      absl::StrCat("Thrift: reply of ", length, " bytes exceeds the limit of ",
                                   options_.max_message_bytes));
     }
     std::string reply(length, '\0');
-    if (!internal::RecvFull(conn.fd, reply.data(), length, &error)) Fail(conn.fd, error, timeout);
+    if (!Recv(conn, reply.data(), length, &error)) Fail(conn, error, timeout);
     std::size_t message_offset = 0;
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;
       if (absl::Status s = internal::ParseTHeader(reply, &theader); !s.ok()) {
-        ::close(conn.fd);
+        CloseConnection(conn);
         throw RpcError(StatusCode::kInternal,
                        "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
       }
@@ -100,12 +120,12 @@ class ThriftChannel final : public Channel {
     std::string_view reply_message = std::string_view(reply).substr(message_offset);
     internal::ThriftMessageHeader header;
     if (absl::Status s = internal::ParseThriftHeader(reply_message, &header); !s.ok()) {
-      ::close(conn.fd);
+      CloseConnection(conn);
       throw RpcError(StatusCode::kInternal,
                      "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
     }
     if (header.seqid != seqid) {
-      ::close(conn.fd);
+      CloseConnection(conn);
       throw RpcError(StatusCode::kInternal, "Thrift: reply out of sequence from " + Endpoint());
     }
     GiveBack(conn);
@@ -125,14 +145,75 @@ class ThriftChannel final : public Channel {
  private:
   struct Connection {
     int fd = -1;
+    SSL* ssl = nullptr;                    // TLS: the session on fd
+    std::string tls_error;                 // why TLS failed a read or write
     std::chrono::milliseconds timeout{0};  // the SO_RCVTIMEO last set
     std::chrono::steady_clock::time_point last_used;
   };
 
   std::string Endpoint() const { return host_ + ":" + port_; }
 
-  [[noreturn]] void Fail(int fd, IoError error, std::chrono::milliseconds timeout) {
-    ::close(fd);
+  static void CloseConnection(Connection& conn) {
+    if (conn.ssl != nullptr) SSL_free(conn.ssl);
+    conn.ssl = nullptr;
+    ::close(conn.fd);
+  }
+
+  // The whole of `data` written / exactly n bytes read, through TLS when the connection has it.
+  static bool Send(Connection& conn, std::string_view data, IoError* error) {
+    if (conn.ssl == nullptr) return internal::SendFull(conn.fd, data, error);
+    while (!data.empty()) {
+      ERR_clear_error();
+      int n = SSL_write(conn.ssl, data.data(),
+                        static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30)));
+      if (n <= 0) {
+        *error = TlsIoError(conn, n);
+        return false;
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  static bool Recv(Connection& conn, char* out, std::size_t n, IoError* error) {
+    if (conn.ssl == nullptr) return internal::RecvFull(conn.fd, out, n, error);
+    while (n > 0) {
+      ERR_clear_error();
+      int got = SSL_read(conn.ssl, out, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+      if (got <= 0) {
+        *error = TlsIoError(conn, got);
+        return false;
+      }
+      out += got;
+      n -= static_cast<std::size_t>(got);
+    }
+    return true;
+  }
+
+  // On a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO, "want read/write" is the timeout.
+  static IoError TlsIoError(Connection& conn, int result) {
+    switch (SSL_get_error(conn.ssl, result)) {
+      case SSL_ERROR_WANT_READ:
+      case SSL_ERROR_WANT_WRITE:
+        return IoError::kTimeout;
+      case SSL_ERROR_ZERO_RETURN:
+        return IoError::kClosed;
+      case SSL_ERROR_SYSCALL:
+        return errno == 0 ? IoError::kClosed : IoError::kFailed;
+      default:
+        // An alert from the server (it refused this client's certificate) or a bad record.
+        conn.tls_error = internal::TlsError(conn.ssl);
+        return IoError::kFailed;
+    }
+  }
+
+  [[noreturn]] void Fail(Connection& conn, IoError error, std::chrono::milliseconds timeout) {
+    std::string tls_error = std::move(conn.tls_error);
+    CloseConnection(conn);
+    if (!tls_error.empty()) {
+      throw RpcError(StatusCode::kUnavailable,
+                     "Thrift: TLS with " + Endpoint() + " failed during the call: " + tls_error);
+    }
     if (error == IoError::kTimeout) {
       throw RpcError(
           StatusCode::kDeadlineExceeded,
@@ -154,12 +235,10 @@ class ThriftChannel final : public Channel {
           return conn;
         pollfd p{conn.fd, POLLIN, 0};
         if (::poll(&p, 1, 0) == 0) return conn;
-        ::close(conn.fd);
+        CloseConnection(conn);
       }
     }
-    Connection conn;
-    conn.fd = Connect(deadline);
-    return conn;
+    return Connect(deadline);
   }
 
   void GiveBack(Connection conn) {
@@ -168,23 +247,58 @@ class ThriftChannel final : public Channel {
     if (idle_.size() < 64) {
       idle_.push_back(conn);
     } else {
-      ::close(conn.fd);
+      CloseConnection(conn);
     }
   }
 
-  int Connect(std::chrono::steady_clock::time_point deadline) {
+  Connection Connect(std::chrono::steady_clock::time_point deadline) {
     internal::ConnectError error;
     int fd = internal::Connect(host_, port_, deadline, &error);
-    if (fd >= 0) return fd;
-    if (error.kind == internal::ConnectError::Kind::kTimeout) {
-      throw RpcError(StatusCode::kDeadlineExceeded, "Thrift: " + error.message);
+    if (fd < 0) {
+      if (error.kind == internal::ConnectError::Kind::kTimeout) {
+        throw RpcError(StatusCode::kDeadlineExceeded, "Thrift: " + error.message);
+      }
+      throw internal::UnsentError("Thrift: " + error.message);
     }
-    throw internal::UnsentError("Thrift: " + error.message);
+    Connection conn;
+    conn.fd = fd;
+    if (tls_ != nullptr) Handshake(conn, deadline);
+    return conn;
+  }
+
+  // TLS: the handshake within the call's deadline, the server's certificate verified against
+  // the CAs for tls.server_name (default: the host called). Nothing of the call has left.
+  void Handshake(Connection& conn, std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    internal::SetSocketTimeouts(conn.fd, std::max(left, std::chrono::milliseconds(1)));
+    conn.ssl = internal::NewSsl(tls_.get(), conn.fd);
+    if (conn.ssl == nullptr) {
+      CloseConnection(conn);
+      throw internal::UnsentError("Thrift: TLS to " + Endpoint() + ": out of memory");
+    }
+    internal::ExpectPeerName(conn.ssl,
+                             options_.tls.server_name.empty() ? host_ : options_.tls.server_name);
+    ERR_clear_error();
+    errno = 0;
+    int result = SSL_connect(conn.ssl);
+    if (result == 1) return;
+    IoError error = TlsIoError(conn, result);
+    std::string why = error == IoError::kClosed
+                          ? "the server closed the connection (is its port TLS?)"
+                          : internal::TlsError(conn.ssl);
+    CloseConnection(conn);
+    if (error == IoError::kTimeout) {
+      throw RpcError(StatusCode::kDeadlineExceeded,
+                     "Thrift: TLS handshake with " + Endpoint() + " not done within the deadline");
+    }
+    throw internal::UnsentError("Thrift: TLS handshake with " + Endpoint() + " failed: " + why);
   }
 
   std::string host_;
   std::string port_;
   ChannelOptions options_;
+  TlsContext tls_;  // null: plaintext
   std::atomic<int32_t> next_seqid_{1};
   std::mutex mu_;
   std::vector<Connection> idle_;
@@ -201,7 +315,15 @@ std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port, Channel
   std::string host = host_port.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
-  return std::make_shared<ThriftChannel>(host, host_port.substr(colon + 1), options);
+  internal::TlsContext tls;
+  if (options.tls.enabled) {
+    absl::StatusOr<internal::TlsContext> made = internal::MakeClientTlsContext(options.tls, "tls");
+    if (!made.ok())
+      throw RpcError(StatusCode::kInvalidArgument, std::string(made.status().message()));
+    tls = *std::move(made);
+  }
+  return std::make_shared<ThriftChannel>(host, host_port.substr(colon + 1), std::move(options),
+                                         std::move(tls));
 }
 
 }  // namespace rpcboot

@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -45,6 +47,7 @@
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/socket.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/server_transport.h"
 #include "rpcboot/transport/thrift_wire.h"
@@ -124,15 +127,29 @@ std::string Printable(std::string_view name) {
 std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
                        std::string_view body);
 
-// Runs `route`'s handler on this thread under the call's ServerContext; returns the Thrift
-// result struct: the reply, or the handler's error as RpcError (field 1).
-std::string Serve(const Route& route, const std::string& peer,
-                  std::optional<ServerContext::Clock::time_point> deadline, WireFormat format,
+// What a call's THeader carried besides the message.
+struct CallMeta {
+  std::optional<ServerContext::Clock::time_point> deadline;
+  std::string token;  // the "authorization" header's bearer token
+};
+
+// Runs `route`'s handler on this thread under the call's ServerContext, once `guard` allowed
+// the caller (`certificate`: the connection's verified client certificate, or null); returns
+// the Thrift result struct: the reply, or the handler's error as RpcError (field 1).
+std::string Serve(const Route& route, const CallGuard& guard, const std::string& peer,
+                  const PeerIdentity* certificate, const CallMeta& meta, WireFormat format,
                   std::string_view args) {
-  ServerContext context("thrift", peer, deadline);
+  ServerContext context("thrift", peer, meta.deadline);
+  if (certificate != nullptr) *context.mutable_identity() = *certificate;
   ServerContext::Scope scope(&context);
-  HandlerOutcome outcome =
-      RunHandler([&] { return route.method->serve_thrift(route.impl, format, args); });
+  HandlerOutcome outcome = RunHandler([&] {
+    if (Refusal refusal =
+            guard.Check(route.method->grpc_path, meta.token, context.mutable_identity());
+        refusal.refused()) {
+      throw RpcError(refusal.code, refusal.message);
+    }
+    return route.method->serve_thrift(route.impl, format, args);
+  });
   if (outcome.code == StatusCode::kOk) return std::move(outcome.reply);
   return ThriftErrorResult(format, outcome.code, outcome.message);
 }
@@ -160,8 +177,95 @@ struct Connection {
   SteadyClock::time_point frame_start;  // first byte of the frame being read
   SteadyClock::time_point write_start;  // first byte of the reply being written
   SteadyClock::time_point last_active;
+  // TLS (server.tls): the session, freed with the connection; whether its handshake is done;
+  // an SSL_read that must wait for the socket to take bytes (the loop then asks for EPOLLOUT);
+  // the client certificate, once verified.
+  SSL* ssl = nullptr;
+  bool tls_ready = false;
+  bool tls_wants_write = false;
+  std::string tls_error;
+  std::optional<PeerIdentity> certificate;
+
+  Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() {
+    if (ssl != nullptr) SSL_free(ssl);
+  }
 };
 using ConnectionPtr = std::shared_ptr<Connection>;
+
+const PeerIdentity* Certificate(const Connection& conn) {
+  return conn.certificate ? &*conn.certificate : nullptr;
+}
+
+// Writes to a connection's socket (through TLS when it has it) without blocking: bytes taken,
+// or -1 with errno (EAGAIN: the socket is full; try when writable).
+ssize_t Send(Connection& conn, const char* data, std::size_t n) {
+  if (conn.ssl == nullptr) return ::send(conn.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ERR_clear_error();
+  int sent = SSL_write(conn.ssl, data, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+  if (sent > 0) return sent;
+  int error = SSL_get_error(conn.ssl, sent);
+  if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+    errno = EAGAIN;
+  } else if (error != SSL_ERROR_SYSCALL || errno == 0) {
+    errno = EPIPE;
+  }
+  return -1;
+}
+
+// Reads from a TLS connection, driving its handshake: bytes read, 0 at the end, or -1 with
+// errno: EAGAIN (wait for more), EPROTO (TLS refused the peer; conn->tls_error says why).
+ssize_t TlsRecv(const ConnectionPtr& conn, char* out, std::size_t n) {
+  if (SSL_in_before(conn->ssl)) {
+    // A plaintext client on this port: say so, rather than what OpenSSL makes of its bytes.
+    char first[1];
+    ssize_t peeked = ::recv(conn->fd, first, sizeof first, MSG_PEEK);
+    if (peeked > 0 && static_cast<unsigned char>(first[0]) != 22) {  // not a handshake record
+      // Answer with a TLS alert (unexpected_message), which an rpcboot client reads as "this
+      // port speaks TLS". What the client sent is read first: closing a socket with unread
+      // bytes resets the connection, and the reset would overtake the alert.
+      static constexpr char kAlert[] = {21, 3, 3, 0, 2, 2, 10};
+      char sink[4096];
+      for (int i = 0; i < 16 && ::recv(conn->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+      }
+      [[maybe_unused]] ssize_t sent =
+          ::send(conn->fd, kAlert, sizeof kAlert, MSG_NOSIGNAL | MSG_DONTWAIT);
+      conn->tls_error =
+          "not a TLS handshake: a plaintext client on a TLS port (the client needs TLS on)";
+      errno = EPROTO;
+      return -1;
+    }
+  }
+  ERR_clear_error();
+  errno = 0;
+  int got = SSL_read(conn->ssl, out, static_cast<int>(n));
+  if (!conn->tls_ready && SSL_is_init_finished(conn->ssl)) {
+    conn->tls_ready = true;
+    PeerIdentity identity = CertificateIdentity(conn->ssl);
+    if (!identity.principal.empty()) conn->certificate = std::move(identity);
+  }
+  if (got > 0) return got;
+  switch (SSL_get_error(conn->ssl, got)) {
+    case SSL_ERROR_WANT_READ:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      conn->tls_wants_write = true;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      if (errno == 0) return 0;
+      return -1;
+    default:
+      conn->tls_error = (conn->tls_ready ? "" : "handshake failed: ") + TlsError(conn->ssl);
+      errno = EPROTO;
+      return -1;
+  }
+}
 
 class ThriftServerTransport;
 
@@ -220,8 +324,7 @@ class Loop {
   bool ProcessInput(const ConnectionPtr& conn, bool here);
   bool HandleFrame(const ConnectionPtr& conn, std::string frame, bool here);
   bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
-               const ThriftMessageHeader& header,
-               std::optional<ServerContext::Clock::time_point> deadline, std::string_view args);
+               const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args);
   void HandOff(uint64_t running);
   void QueueReply(const ConnectionPtr& conn, std::string reply);
   void Flush(const ConnectionPtr& conn);
@@ -269,6 +372,11 @@ class ThriftServerTransport final : public ServerTransport {
   absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
     table_ = &table;
     scheduler_ = scheduler;
+    if (!options_.tls.cert_file.empty()) {
+      absl::StatusOr<TlsContext> tls = MakeServerTlsContext(options_.tls, "server.tls");
+      if (!tls.ok()) return tls.status();
+      tls_ = *std::move(tls);
+    }
     absl::StatusOr<int> fd = Listen(options_.host, options_.thrift_port, &port_);
     if (!fd.ok()) {
       return absl::Status(fd.status().code(), absl::StrCat("Thrift: ", fd.status().message()));
@@ -314,8 +422,11 @@ class ThriftServerTransport final : public ServerTransport {
       Log(LogLevel::kWarning, absl::StrCat("Thrift: no monitor thread (", e.what(),
                                            "); every call goes to the handler pool"));
     }
-    Log(LogLevel::kInfo, absl::StrCat("Thrift listening on ", options_.host, ":", port_,
-                                      " (I/O threads: ", io_threads, ")"));
+    Log(LogLevel::kInfo,
+        absl::StrCat(
+            "Thrift listening on ", options_.host, ":", port_, tls_ ? " (TLS" : " (plaintext",
+            tls_ && options_.tls.require_client_cert ? ", client certificates required" : "",
+            "; I/O threads: ", io_threads, ")"));
     return absl::OkStatus();
   }
 
@@ -374,6 +485,9 @@ class ThriftServerTransport final : public ServerTransport {
     spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
+  // The TLS context, or null for plaintext.
+  SSL_CTX* tls() const { return tls_.get(); }
+
   // Whether a loop may run a call in place now (else it goes to the handler pool).
   bool MayRunHere() const { return monitor_running_.load(std::memory_order_relaxed); }
   // A loop started a call in place: the monitor must be awake to see it block.
@@ -422,6 +536,7 @@ class ThriftServerTransport final : public ServerTransport {
 
  private:
   const ServerOptions options_;
+  TlsContext tls_;
   const MethodTable* table_ = nullptr;
   CallScheduler* scheduler_ = nullptr;
   int listen_fd_ = -1;
@@ -575,8 +690,7 @@ bool Loop::FinishOnWorker(const ConnectionPtr& conn, const std::string& reply) {
   if (draining_seen_.load() || conn->hung_up.load() || !conn->in.empty()) return false;
   std::size_t sent = 0;
   while (sent < reply.size()) {
-    ssize_t n =
-        ::send(conn->fd, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = Send(*conn, reply.data() + sent, reply.size() - sent);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
     } else if (n < 0 && errno == EINTR) {
@@ -747,6 +861,16 @@ void Loop::Register(int fd, std::string peer) {
   conn->peer = std::move(peer);
   conn->loop = this;
   conn->last_active = SteadyClock::now();
+  conn->frame_start = conn->last_active;  // TLS: the handshake must end within frame_timeout
+  if (SSL_CTX* tls = server_->tls()) {
+    conn->ssl = NewSsl(tls, fd);
+    if (conn->ssl == nullptr) {
+      ::close(fd);
+      server_->connections().fetch_sub(1);
+      return;
+    }
+    SSL_set_accept_state(conn->ssl);
+  }
   connections_.emplace(fd, conn);
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -800,7 +924,17 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
   thread_local char buffer[64 * 1024];
   std::size_t budget = kReadBudget;
   while (budget > 0 && !conn->closed && !conn->call_in_flight) {
-    ssize_t got = ::recv(conn->fd, buffer, sizeof buffer, 0);
+    ssize_t got = conn->ssl != nullptr ? TlsRecv(conn, buffer, sizeof buffer)
+                                       : ::recv(conn->fd, buffer, sizeof buffer, 0);
+    if (got < 0 && errno == EPROTO) {
+      // TLS refused the peer: a handshake that failed (wrong certificate, plaintext on this
+      // port) or a corrupt record.
+      if (server_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning, "Thrift: closing " + conn->peer + ": TLS: " + conn->tls_error);
+      }
+      Close(conn, "", LogLevel::kInfo);
+      return true;
+    }
     if (got > 0) {
       budget -= std::min(budget, static_cast<std::size_t>(got));
       conn->last_active = SteadyClock::now();
@@ -829,7 +963,9 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
       if (!ProcessInput(conn, here)) return false;
       // A short read took all there was: epoll (level-triggered) reports what comes next, so
       // the usual call costs no recv that only says EAGAIN.
-      if (static_cast<std::size_t>(got) < sizeof buffer) return true;
+      if (static_cast<std::size_t>(got) < sizeof buffer &&
+          (conn->ssl == nullptr || SSL_pending(conn->ssl) == 0))
+        return true;
       continue;
     }
     if (got == 0) {
@@ -889,6 +1025,13 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   // does, and drop the rest as it arrives.
   const std::size_t limit = server_->options().max_message_bytes;
   auto not_thrift = [&] {
+    if (LooksLikeTls(conn->in)) {
+      Close(conn,
+            "sent a TLS handshake: it has TLS on, this port is plaintext (server.tls.cert_file "
+            "unset)",
+            LogLevel::kWarning);
+      return false;
+    }
     Close(conn,
           absl::StrCat("frame of ", length, " bytes (limit ", limit,
                        "; is the client using framed transport?)"),
@@ -950,9 +1093,11 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     Close(conn, std::string(s.message()), LogLevel::kWarning);
     return true;
   }
-  std::optional<ServerContext::Clock::time_point> deadline;
+  CallMeta meta;
+  std::optional<ServerContext::Clock::time_point>& deadline = meta.deadline;
   if (theader) {
     for (const auto& [key, value] : theader->headers) {
+      if (key == kAuthorizationHeader) meta.token = std::string(BearerToken(value));
       if (key != kTimeoutHeader) continue;
       char* end = nullptr;
       long long ms = std::strtoll(value.c_str(), &end, 10);
@@ -993,9 +1138,10 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
   }
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
-    QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
-                                Serve(*route, conn->peer, deadline, header.format,
-                                      message.substr(header.body_offset))));
+    QueueReply(conn,
+               ReplyFrame(wrap, header, kThriftReply,
+                          Serve(*route, server_->table().guard(), conn->peer, Certificate(*conn),
+                                meta, header.format, message.substr(header.body_offset))));
     return true;
   }
   if (here && server_->MayRunHere() &&
@@ -1005,7 +1151,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     StatusCode code = StatusCode::kOk;
     std::string why;
     if (server_->scheduler().Enter(&code, &why)) {
-      return RunHere(conn, *route, wrap, header, deadline, message.substr(header.body_offset));
+      return RunHere(conn, *route, wrap, header, meta, message.substr(header.body_offset));
     }
     if (code != StatusCode::kOk) {
       QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
@@ -1024,21 +1170,23 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     ThriftMessageHeader header;
     std::size_t body_offset;
     const Route* route;
-    std::optional<ServerContext::Clock::time_point> deadline;
+    const CallGuard* guard;
+    CallMeta meta;
 
     std::string Reply(std::string_view result) const {
       return ReplyFrame(theader ? &*theader : nullptr, header, kThriftReply, result);
     }
   };
-  auto pending = std::make_shared<Pending>(Pending{conn, std::move(frame), std::move(theader),
-                                                   std::move(header), offset + header.body_offset,
-                                                   route, deadline});
+  auto pending = std::make_shared<Pending>(
+      Pending{conn, std::move(frame), std::move(theader), std::move(header),
+              offset + header.body_offset, route, &server_->table().guard(), std::move(meta)});
   ScheduledCall call;
-  call.deadline = deadline;
+  call.deadline = pending->meta.deadline;
   call.run = [pending] {
     const Pending& p = *pending;
-    std::string reply = p.Reply(Serve(*p.route, p.conn->peer, p.deadline, p.header.format,
-                                      std::string_view(p.frame).substr(p.body_offset)));
+    std::string reply =
+        p.Reply(Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
+                      p.header.format, std::string_view(p.frame).substr(p.body_offset)));
     if (!p.conn->loop->FinishOnWorker(p.conn, reply)) p.conn->loop->PostReply(p.conn, reply);
   };
   call.refuse = [pending](StatusCode code, std::string why) {
@@ -1051,9 +1199,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
 }
 
 bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
-                   const ThriftMessageHeader& header,
-                   std::optional<ServerContext::Clock::time_point> deadline,
-                   std::string_view args) {
+                   const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args) {
   // Entered (Enter) by the caller. If the handler blocks, the monitor gives the loop to another
   // thread (HandOff) and this one finishes the call as a handler thread would.
   here_conn_ = conn;
@@ -1063,7 +1209,8 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   here_state_.store(running);
   server_->NoteRunningHere();
   std::string reply = ReplyFrame(wrap, header, kThriftReply,
-                                 Serve(route, conn->peer, deadline, header.format, args));
+                                 Serve(route, server_->table().guard(), conn->peer,
+                                       Certificate(*conn), meta, header.format, args));
   uint64_t expected = running;
   if (here_state_.compare_exchange_strong(expected, (running & ~uint64_t{3}) | kHereIdle)) {
     here_conn_.reset();
@@ -1127,8 +1274,7 @@ void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
 
 void Loop::Flush(const ConnectionPtr& conn) {
   while (conn->out_sent < conn->out.size()) {
-    ssize_t n = ::send(conn->fd, conn->out.data() + conn->out_sent,
-                       conn->out.size() - conn->out_sent, MSG_NOSIGNAL);
+    ssize_t n = Send(*conn, conn->out.data() + conn->out_sent, conn->out.size() - conn->out_sent);
     if (n > 0) {
       conn->out_sent += static_cast<std::size_t>(n);
       continue;
@@ -1149,6 +1295,13 @@ void Loop::Flush(const ConnectionPtr& conn) {
 void Loop::OnWritable(const ConnectionPtr& conn) {
   Flush(conn);
   if (conn->closed) return;
+  if (conn->tls_wants_write) {
+    // A TLS read was waiting for the socket to take bytes (a handshake message).
+    conn->tls_wants_write = false;
+    OnReadable(conn, false);
+    if (conn->closed) return;
+    UpdateEvents(conn);
+  }
   if (draining_ && conn->out.empty() && !conn->call_in_flight) {
     Close(conn, "", LogLevel::kInfo);
     return;
@@ -1159,7 +1312,7 @@ void Loop::OnWritable(const ConnectionPtr& conn) {
 void Loop::UpdateEvents(const ConnectionPtr& conn) {
   uint32_t events = 0;
   if (!conn->call_in_flight && !draining_) events |= EPOLLIN;
-  if (!conn->out.empty()) events |= EPOLLOUT;
+  if (!conn->out.empty() || conn->tls_wants_write) events |= EPOLLOUT;
   if (events == conn->events || conn->closed) return;
   epoll_event ev{};
   ev.events = events;
@@ -1187,7 +1340,9 @@ void Loop::Scan(SteadyClock::time_point now) {
   const ServerOptions& options = server_->options();
   std::vector<std::pair<ConnectionPtr, std::string>> expired;
   for (auto& [fd, conn] : connections_) {
-    bool mid_frame = (!conn->in.empty() || conn->skip > 0) && !conn->call_in_flight;
+    bool mid_frame =
+        (!conn->in.empty() || conn->skip > 0 || (conn->ssl != nullptr && !conn->tls_ready)) &&
+        !conn->call_in_flight;
     if (conn->hung_up && !conn->call_in_flight) {
       expired.emplace_back(conn, "");
     } else if (mid_frame && now - conn->frame_start > options.frame_timeout) {

@@ -48,6 +48,8 @@ struct THeaderFrame {
   std::size_t payload_offset = 0;  // where the message starts in the frame body
 };
 inline constexpr std::string_view kTimeoutHeader = "rpcboot-timeout-ms";
+// The caller's credential ("Bearer <token>"), as gRPC carries it in metadata.
+inline constexpr std::string_view kAuthorizationHeader = "authorization";
 
 bool IsTHeaderFrame(std::string_view frame);
 absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out);

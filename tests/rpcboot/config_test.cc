@@ -116,7 +116,8 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "unknown key 'clients.shop.ShopService.protocl' from command line "
             "--clients.shop.ShopService.protocl: client keys are "
             "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
-            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format");
+            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.enabled, "
+            "tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, token_file");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.subset_position=10/10"}),
             "clients.shop.ShopService.subset_position: '10/10' from command line "
             "--clients.shop.ShopService.subset_position is not index/count with 0 <= index < "
@@ -132,6 +133,74 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "RPCBOOT_APP_NAME or as --app.name=shop");
   EXPECT_EQ(Error({"--config=/nonexistent/shop.yaml"}),
             "config file /nonexistent/shop.yaml cannot be read");
+}
+
+TEST(Config, TlsAndAuthKeys) {
+  std::string cert = WriteFile("shop.crt", "-----BEGIN CERTIFICATE-----\n");
+  std::string key = WriteFile("shop.key", "-----BEGIN PRIVATE KEY-----\n");
+  std::string token = WriteFile("order.token", "  s3cret \nignored\n");
+  std::string yaml =
+      "app: {name: order}\n"
+      "server:\n"
+      "  tls: {cert_file: " +
+      cert + ", key_file: " + key + ", ca_file: " + cert +
+      ", require_client_cert: true}\n"
+      "  auth: {require_identity: true, allow: 'order shop.ShopService/*, * */Now'}\n"
+      "client: {tls: {ca_file: " +
+      cert + "}, token_file: " + token +
+      "}\n"
+      "clients:\n"
+      "  shop.ShopService: {tls: {server_name: shop.internal}}\n"
+      "  pay.PayService: {tls: {cert_file: " +
+      cert + ", key_file: " + key + "}}\n";
+  absl::StatusOr<AppConfig> c = LoadConfig({"--config=" + WriteFile("tls.yaml", yaml)}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tls.cert_file, cert);
+  EXPECT_TRUE(c->server.tls.require_client_cert);
+  EXPECT_TRUE(c->server.auth.require_identity);
+  EXPECT_EQ(c->server.auth.allow,
+            (std::vector<std::string>{"order shop.ShopService/*", "* */Now"}));
+  const ChannelOptions& shop = c->clients.at("shop.ShopService").channel;
+  EXPECT_TRUE(shop.tls.enabled);
+  EXPECT_EQ(shop.tls.server_name, "shop.internal");
+  EXPECT_EQ(shop.tls.ca_file, cert) << "from client.tls";
+  EXPECT_EQ(shop.bearer_token, "s3cret") << "from client.token_file, its first line, trimmed";
+  const ChannelOptions& pay = c->clients.at("pay.PayService").channel;
+  EXPECT_EQ(pay.tls.cert_file, cert);
+  EXPECT_TRUE(c->client_defaults.channel.tls.enabled) << "a CA file turns TLS on";
+  EXPECT_EQ(c->client_defaults.channel.bearer_token, "s3cret");
+
+  EXPECT_EQ(Error({"--app.name=shop", "--server.tls.cert_file=/nonexistent.crt"}),
+            "server.tls.cert_file: '/nonexistent.crt' from command line --server.tls.cert_file "
+            "cannot be read");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.tls.cert_file=" + cert}),
+            "server.tls: cert_file and key_file go together (both set for TLS, neither for "
+            "plaintext)");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.tls.require_client_cert=true"}),
+            "server.tls.ca_file / require_client_cert need server.tls.cert_file and key_file: "
+            "client certificates are asked for only over TLS");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.tls.cert_file=" + cert,
+                   "--server.tls.key_file=" + key, "--server.tls.require_client_cert=true"}),
+            "server.tls.require_client_cert needs server.tls.ca_file: the CAs that sign the "
+            "client certificates");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.tls.cert_file=" + cert}),
+            "clients.shop.ShopService.tls: cert_file and key_file go together (mutual TLS needs "
+            "both)");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.tls.ca_file=/tmp"}),
+            "clients.shop.ShopService.tls.ca_file: '/tmp' from command line "
+            "--clients.shop.ShopService.tls.ca_file is a directory, not a file");
+  EXPECT_EQ(
+      Error({"--app.name=shop", "--client.token_file=" + WriteFile("empty.token", "\n")}),
+      "client.token_file: " + WriteFile("empty.token", "\n") + " holds no token on its first line");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.auth.allow=order"}),
+            "server.auth.allow: 'order' is not '<principal> <package.Service>/<Method>' (as in "
+            "'order shop.ShopService/*')");
+  std::string tokens = WriteFile("tokens.txt", "order s3cret\nops\n");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.auth.tokens_file=" + tokens}),
+            "server.auth.tokens_file: " + tokens + ":2 is not '<principal> <token>'");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.tls.enabled=sure"}),
+            "clients.shop.ShopService.tls.enabled: 'sure' from command line "
+            "--clients.shop.ShopService.tls.enabled is not true or false");
 }
 
 TEST(Config, FilesThatAreNotTheRightShape) {
