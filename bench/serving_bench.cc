@@ -9,9 +9,13 @@
 //  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
 //     and 8 callers' calls/s with them against without them.
+//  4. tls: Mix at 8 and 64 callers over TLS (certificates from scripts/make-test-certs.sh)
+//     against the same server in plaintext, and against the stock servers over TLS
+//     (TThreadedServer on TSSLServerSocket; a grpc sync service with SslServerCredentials),
+//     with stock clients (TSSLSocket; grpc SslCredentials). Each caller its own connection.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale]
+//                             [--parts=throughput,mixed,scale,tls]
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
@@ -23,6 +27,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TSSLServerSocket.h>
+#include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 #include <unistd.h>
 
@@ -58,6 +64,19 @@ using apache::thrift::transport::TFramedTransport;
 using apache::thrift::transport::TSocket;
 
 // ---- Server side (a child process) ----
+
+// The certificates of the tls part (made by main; children find them through the environment).
+std::string CertDir() {
+  const char* dir = std::getenv("BENCH_CERTS");
+  return dir != nullptr ? dir : "";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 // About the bytes of one framed compact Mix call or reply: the raw loop's message size.
 constexpr std::size_t kRawMessage = 20;
@@ -130,8 +149,12 @@ int Serve(const std::string& kind) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
     std::thread(ServeRaw).detach();
-  } else if (kind == "rpcboot" || kind == "rpcboot-inline") {
+  } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls") {
     static rpcboot::ServerOptions options;
+    if (kind == "rpcboot-tls") {
+      options.tls.cert_file = CertDir() + "/server.crt";
+      options.tls.key_file = CertDir() + "/server.key";
+    }
     // "rpcboot-inline": Mix marked as never blocking (server.inline_methods): no hop.
     if (kind == "rpcboot-inline") options.inline_methods = {"rich.RichService/Mix"};
     options.host = "127.0.0.1";
@@ -159,6 +182,30 @@ int Serve(const std::string& kind) {
     static BlockingStockGrpc service;
     int grpc_port = 0;
     static auto grpc = rpcboot::testing::StartStockGrpcServer(&service, &grpc_port);
+    std::printf("ports grpc=%d thrift=%d\n", grpc_port, socket->getPort());
+  } else if (kind == "stock-tls") {
+    using namespace apache::thrift;
+    static auto factory = std::make_shared<transport::TSSLSocketFactory>();
+    factory->server(true);
+    factory->loadCertificate((CertDir() + "/server.crt").c_str());
+    factory->loadPrivateKey((CertDir() + "/server.key").c_str());
+    static auto socket = std::make_shared<transport::TSSLServerSocket>("127.0.0.1", 0, factory);
+    static server::TThreadedServer thrift(std::make_shared<rich_thrift::RichServiceProcessor>(
+                                              std::make_shared<BlockingStockHandler>()),
+                                          socket,
+                                          std::make_shared<transport::TFramedTransportFactory>(),
+                                          std::make_shared<protocol::TCompactProtocolFactory>());
+    std::thread([] { thrift.serve(); }).detach();
+    while (socket->getPort() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    static BlockingStockGrpc service;
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back(
+        {ReadFile(CertDir() + "/server.key"), ReadFile(CertDir() + "/server.crt")});
+    grpc::ServerBuilder builder;
+    int grpc_port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(ssl), &grpc_port);
+    builder.RegisterService(&service);
+    static auto grpc = builder.BuildAndStart();
     std::printf("ports grpc=%d thrift=%d\n", grpc_port, socket->getPort());
   } else {
     return 2;
@@ -216,9 +263,20 @@ using rpcboot::bench::Load;
 using rpcboot::bench::Result;
 
 // A thrift-compiler client on its own framed compact connection, calling `call(client)`.
-std::function<bool()> ThriftCaller(int port,
+std::function<bool()> ThriftCaller(int port, bool tls,
                                    std::function<void(rich_thrift::RichServiceClient&)> call) {
-  auto socket = std::make_shared<TSocket>("127.0.0.1", port);
+  std::shared_ptr<TSocket> socket;
+  if (tls) {
+    static auto factory = [] {
+      auto f = std::make_shared<apache::thrift::transport::TSSLSocketFactory>();
+      f->loadTrustedCertificates((CertDir() + "/ca.crt").c_str());
+      f->authenticate(true);
+      return f;
+    }();
+    socket = factory->createSocket("127.0.0.1", port);
+  } else {
+    socket = std::make_shared<TSocket>("127.0.0.1", port);
+  }
   socket->setRecvTimeout(10000);
   auto framed = std::make_shared<TFramedTransport>(socket);
   auto client =
@@ -234,8 +292,8 @@ std::function<bool()> ThriftCaller(int port,
   };
 }
 
-std::function<bool()> ThriftMixCaller(int port) {
-  return ThriftCaller(port, [](rich_thrift::RichServiceClient& client) {
+std::function<bool()> ThriftMixCaller(int port, bool tls = false) {
+  return ThriftCaller(port, tls, [](rich_thrift::RichServiceClient& client) {
     if (client.Mix(rich_thrift::Color::kRed, rich_thrift::Color::kGreen) !=
         rich_thrift::Color::kBlue) {
       throw apache::thrift::TException("wrong reply");
@@ -244,7 +302,7 @@ std::function<bool()> ThriftMixCaller(int port) {
 }
 
 std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
-  return ThriftCaller(port, [id](rich_thrift::RichServiceClient& client) {
+  return ThriftCaller(port, false, [id](rich_thrift::RichServiceClient& client) {
     client.Notify(id, "blocking", rich_thrift::Color::kRed);
   });
 }
@@ -252,19 +310,26 @@ std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
 // The generated stub's own call, on `path`: the stock service is registered under the renamed
 // package rich_pb, rpcboot's under rich; the client code is the same for both. One channel (one
 // HTTP/2 connection) per 32 callers.
-std::function<bool()> GrpcMixCaller(int port, int caller, const char* path) {
+std::function<bool()> GrpcMixCaller(int port, int caller, const char* path, bool tls = false,
+                                    int per_channel = 32) {
   static std::vector<std::shared_ptr<grpc::Channel>> channels;
   static int channels_port = 0;
   if (channels_port != port) {
     channels.clear();
     channels_port = port;
   }
-  std::size_t index = static_cast<std::size_t>(caller / 32);
+  std::size_t index = static_cast<std::size_t>(caller / per_channel);
   while (channels.size() <= index) {
     grpc::ChannelArguments args;
     args.SetInt("rpcboot.bench.channel", static_cast<int>(channels.size()));  // own connection
-    channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                                 grpc::InsecureChannelCredentials(), args));
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+    if (tls) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = ReadFile(CertDir() + "/ca.crt");
+      credentials = grpc::SslCredentials(ssl);
+    }
+    channels.push_back(
+        grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), credentials, args));
   }
   auto channel = channels[index];
   auto method = std::make_shared<grpc::internal::RpcMethod>(
@@ -421,13 +486,48 @@ void Scale(const char* self, double seconds, int idle_count) {
   for (int fd : idle) ::close(fd);
 }
 
+// TLS against plaintext, and against the stock servers over TLS; every caller its own
+// connection (its own handshake, its own record stream).
+void Tls(const char* self, double seconds, const std::vector<int>& callers) {
+  ServerProcess plain(self, "rpcboot");
+  ServerProcess ours(self, "rpcboot-tls");
+  ServerProcess stock(self, "stock-tls");
+  for (int n : callers) {
+    Result r_plain = Load(n, seconds, [&](int) { return ThriftMixCaller(plain.thrift_port); });
+    Result r_stock =
+        Load(n, seconds, [&](int) { return ThriftMixCaller(stock.thrift_port, true); });
+    Result r_ours = Load(n, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port, true); });
+    Print("tls", "thrift", n, "plain", r_plain, "");
+    Print("tls", "thrift", n, "stock", r_stock, "");
+    Print("tls", "thrift", n, "rpcboot", r_ours,
+          Ratio("vs plain", r_ours.calls_per_second, r_plain.calls_per_second) + "  " +
+              Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+  }
+  for (int n : callers) {
+    Result r_plain = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(plain.grpc_port, i, "/rich.RichService/Mix", false, 1);
+    });
+    Result r_stock = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(stock.grpc_port, i, "/rich_pb.RichService/Mix", true, 1);
+    });
+    Result r_ours = Load(n, seconds, [&](int i) {
+      return GrpcMixCaller(ours.grpc_port, i, "/rich.RichService/Mix", true, 1);
+    });
+    Print("tls", "grpc", n, "plain", r_plain, "");
+    Print("tls", "grpc", n, "stock", r_stock, "");
+    Print("tls", "grpc", n, "rpcboot", r_ours,
+          Ratio("vs plain", r_ours.calls_per_second, r_plain.calls_per_second) + "  " +
+              Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::string parts = "throughput,mixed,scale";
+  std::string parts = "throughput,mixed,scale,tls";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
@@ -444,7 +544,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale]\n");
+                   "[--parts=throughput,mixed,scale,tls]\n");
       return 2;
     }
   }
@@ -459,5 +559,20 @@ int main(int argc, char** argv) {
   if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers);
   if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
   if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
+  if (parts.find("tls") != std::string::npos) {
+    char dir[] = "/tmp/rpcboot-bench-certs-XXXXXX";
+    if (::mkdtemp(dir) == nullptr ||
+        std::system((std::string(RPCBOOT_CERTS_SCRIPT) + " " + dir + " >/dev/null").c_str()) != 0) {
+      std::fprintf(stderr, "serving_bench: cannot make certificates (is openssl installed?)\n");
+      return 1;
+    }
+    setenv("BENCH_CERTS", dir, 1);
+    std::vector<int> tls_callers;
+    for (int n : callers)
+      if (n >= 8 && n <= 64) tls_callers.push_back(n);
+    if (tls_callers.empty()) tls_callers = {8, 64};
+    Tls(argv[0], seconds, tls_callers);
+    std::system((std::string("rm -rf ") + dir).c_str());
+  }
   return 0;
 }

@@ -95,6 +95,9 @@ absl::Status Base(SSL_CTX* ctx, const std::string& key) {
   // retries with the rest; idle connections give their buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // One recv takes what the socket holds, not a record header and then its body: half the
+  // system calls. (A reader then asks SSL_has_pending, not the socket, whether bytes wait.)
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
     return absl::InternalError(absl::StrCat(key, ": cipher list refused: ", DrainErrors()));
   }

@@ -964,7 +964,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
       // A short read took all there was: epoll (level-triggered) reports what comes next, so
       // the usual call costs no recv that only says EAGAIN.
       if (static_cast<std::size_t>(got) < sizeof buffer &&
-          (conn->ssl == nullptr || SSL_pending(conn->ssl) == 0))
+          (conn->ssl == nullptr || SSL_has_pending(conn->ssl) == 0))
         return true;
       continue;
     }

@@ -172,6 +172,53 @@ TEST(AppLifecycle, InstancesAppearAfterStartAndDisappearAfterSigterm) {
   EXPECT_NE(fleet.Log().find("rich: stopped"), std::string::npos) << fleet.Log();
 }
 
+TEST(AppSecurity, TlsInstancesAreFoundAndCalledOverMutualTlsThroughTheRegistry) {
+  ZooKeeperServer zk("app-tls");
+  Fleet fleet(zk.connect(), "app-tls");
+  const std::string certs = ZooKeeperDir("app-tls") + "-certs";
+  ASSERT_EQ(std::system((std::string(RPCBOOT_CERTS_SCRIPT) + " " + certs + " >/dev/null").c_str()),
+            0)
+      << "making certificates failed: is the openssl command installed?";
+  fleet.StartInstance({"--server.tls.cert_file=" + certs + "/server.crt",
+                       "--server.tls.key_file=" + certs + "/server.key",
+                       "--server.tls.ca_file=" + certs + "/ca.crt",
+                       "--server.tls.require_client_cert=true",
+                       "--server.auth.allow=order rich.RichService/*"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  EXPECT_EQ(fleet.View()->front().metadata.at("rpcboot.tls"), "true");
+
+  auto options = [&](const std::string& cert) {
+    ChannelOptions o = FastOptions();
+    o.tls.ca_file = certs + "/ca.crt";
+    if (!cert.empty()) {
+      o.tls.cert_file = certs + "/" + cert + ".crt";
+      o.tls.key_file = certs + "/" + cert + ".key";
+    }
+    return o;
+  };
+  for (Protocol p : {Protocol::kGrpc, Protocol::kThrift}) {
+    // tls.enabled is not set: the registry says the instance serves TLS.
+    auto order = MakeClient<rich::RichService>(MakeChannel(fleet.Address(), p, options("client")));
+    EXPECT_GE(order->Count(), 1) << ProtocolName(p);
+    auto ops = MakeClient<rich::RichService>(MakeChannel(fleet.Address(), p, options("ops")));
+    try {
+      ops->Count();
+      ADD_FAILURE() << ProtocolName(p) << ": ops is not on the allow list";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kPermissionDenied) << e.what();
+    }
+    // Without a CA that signs the instance's certificate (the system's CAs do not), no call.
+    auto stranger = MakeClient<rich::RichService>(MakeChannel(fleet.Address(), p, FastOptions()));
+    try {
+      stranger->Count();
+      ADD_FAILURE() << ProtocolName(p) << ": a client that cannot verify the server called it";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.what();
+    }
+  }
+  std::system(("rm -rf " + certs).c_str());
+}
+
 class AppUnderLoad : public ::testing::TestWithParam<Protocol> {};
 
 TEST_P(AppUnderLoad, KillNineOfOneOfThreeFailsNoIdempotentCall) {

@@ -1,7 +1,9 @@
 // Serves the rich test interface over gRPC and Thrift for interop tests with other languages'
 // clients. Prints "ports grpc=<port> thrift=<port>" once both are bound, then serves until
-// SIGTERM or SIGINT, and exits 0 after a graceful stop. An argument "grpc_max_unsent_bytes=N"
-// sets that server option.
+// SIGTERM or SIGINT, and exits 0 after a graceful stop. Arguments: "grpc_max_unsent_bytes=N"
+// sets that server option; "tls_dir=DIR" serves TLS on both ports with DIR/server.crt and
+// server.key (scripts/make-test-certs.sh), verifying client certificates against DIR/ca.crt and
+// requiring one ("require_client_cert=false": optional); "tokens_file=F" accepts those tokens.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -24,14 +26,25 @@ int main(int argc, char** argv) {
   options.host = "127.0.0.1";
   options.grpc_port = 0;
   options.thrift_port = 0;
-  const std::string unsent_flag = "grpc_max_unsent_bytes=";
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind(unsent_flag, 0) != 0) {
+    std::size_t eq = arg.find('=');
+    std::string key = arg.substr(0, eq), value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    if (key == "grpc_max_unsent_bytes") {
+      options.grpc_max_unsent_bytes = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (key == "tls_dir") {
+      options.tls.cert_file = value + "/server.crt";
+      options.tls.key_file = value + "/server.key";
+      options.tls.ca_file = value + "/ca.crt";
+      options.tls.require_client_cert = true;
+    } else if (key == "require_client_cert") {
+      options.tls.require_client_cert = value == "true";
+    } else if (key == "tokens_file") {
+      options.auth.tokens_file = value;
+    } else {
       std::cerr << "rich_server: unknown argument '" << arg << "'\n";
       return 2;
     }
-    options.grpc_max_unsent_bytes = std::strtoull(arg.c_str() + unsent_flag.size(), nullptr, 10);
   }
   rpcboot::Server server(options);
   server.AddService<rich::RichService>(std::make_shared<rpcboot::testing::RichServiceImpl>());

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls]
+# With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
+# ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket).
 set -euo pipefail
-idl_dir=$1 work=$2 server_bin=$3 protoc=$4
+idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
 python=/usr/bin/python3
 for tool in thrift "$protoc" /usr/bin/grpc_python_plugin "$python"; do
@@ -14,7 +16,12 @@ for f in "$idl_dir"/*.thrift; do thrift --gen py -out "$work/thrift" "$f" 2>/dev
 "$protoc" -I"$idl_dir" --python_out="$work/proto" --grpc_out="$work/proto" \
   --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin "$idl_dir"/*.proto
 
-"$server_bin" > "$work/server.out" 2> "$work/server.err" &
+server_args=()
+if [ "$mode" = tls ]; then
+  "$here/../../scripts/make-test-certs.sh" "$work/certs" >/dev/null
+  server_args=("tls_dir=$work/certs")
+fi
+"$server_bin" "${server_args[@]}" > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
 trap 'kill -TERM $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -23,7 +30,11 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 read -r _ grpc thrift < "$work/server.out"
-"$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
+if [ "$mode" = tls ]; then
+  "$python" "$here/python_tls_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}" "$work/certs"
+else
+  "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
+fi
 kill -TERM $server_pid
 wait $server_pid
 trap - EXIT

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -198,6 +199,7 @@ TEST_F(TlsTest, EveryWrongCertificateFailsClearlyAndTheServerKeepsServing) {
       StatusCode code = StatusCode::kOk;
       std::string error = Fails(*Proxy(*c.server, path, c.options), &code);
       EXPECT_NE(error, "") << path.name << ", " << c.name << ": the call went through";
+      std::cout << path.name << ", " << c.name << ": " << error << "\n";
       EXPECT_EQ(code, StatusCode::kUnavailable) << path.name << ", " << c.name << ": " << error;
       if (path.protocol == Protocol::kThrift) {
         EXPECT_NE(error.find("TLS"), std::string::npos) << c.name << ": " << error;
