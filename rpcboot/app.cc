@@ -23,6 +23,7 @@
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
 #include "rpcboot/internal/discovery_channel.h"
+#include "rpcboot/lb/load_balancer.h"
 
 namespace rpcboot {
 namespace {
@@ -87,6 +88,12 @@ absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
   // A configured client that can never reach its service is a configuration error now, not an
   // exception when the program first asks for it.
   for (const auto& [service, client] : config.clients) {
+    if (std::string known; !internal::LoadBalancerExists(client.channel.load_balancer, &known)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "clients.", service, ".load_balancer: '", client.channel.load_balancer,
+          "' is not a load balancer (known: ", known,
+          "; register your own with rpcboot::RegisterLoadBalancer before App::FromConfig)"));
+    }
     if (!client.address.empty()) {
       if (absl::StatusOr<internal::Address> address = internal::ParseAddress(client.address);
           !address.ok()) {

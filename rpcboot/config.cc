@@ -376,7 +376,7 @@ const std::vector<ClientKey>& ClientKeys() {
        EnumRule<ClientConfig, Protocol>(
            [](ClientConfig& c) -> Protocol& { return c.protocol; },
            {{"grpc", Protocol::kGrpc}, {"thrift", Protocol::kThrift}})},
-      // Checked when the client is made: balancers of one's own may be registered later.
+      // Checked by App::FromConfig (a balancer of your own is registered before it).
       {"load_balancer", "p2c, round_robin, weighted_random, consistent_hash, or your own",
        StringRule<ClientConfig>(
            [](ClientConfig& c) -> std::string& { return c.channel.load_balancer; },

@@ -95,6 +95,15 @@ absl::StatusOr<std::unique_ptr<LoadBalancer>> MakeLoadBalancer(const std::string
 
 namespace internal {
 
+bool LoadBalancerExists(const std::string& name, std::string* known) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  std::vector<std::string> names;
+  for (const auto& [each, factory] : registry.factories) names.push_back(each);
+  *known = absl::StrJoin(names, ", ");
+  return registry.factories.count(name) > 0;
+}
+
 uint64_t RandomU64() {
   // splitmix64 over a per-thread counter seeded from the thread's address and the clock.
   thread_local uint64_t state =

@@ -106,6 +106,10 @@ absl::Status RegisterLoadBalancer(const std::string& name, LoadBalancerFactory f
 absl::StatusOr<std::unique_ptr<LoadBalancer>> MakeLoadBalancer(const std::string& name);
 
 namespace internal {
+// Whether a balancer of that name exists, without freezing the registry (for checking a
+// configuration before balancers are made); *known: the names, comma-separated.
+bool LoadBalancerExists(const std::string& name, std::string* known);
+
 // A fast per-thread random number.
 uint64_t RandomU64();
 }  // namespace internal

@@ -545,6 +545,20 @@ TEST(AppConfig, AClientThatCannotReachItsServiceStopsTheProcessWithTheKey) {
       << ReadFile(log);
 }
 
+TEST(AppConfig, AnUnknownLoadBalancerStopsTheProcessWithTheKey) {
+  std::string log = ZooKeeperDir("app-badbalancer") + ".log";
+  ChildProcess app({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=0",
+                    "--clients.rich.RichService.address=127.0.0.1:1",
+                    "--clients.rich.RichService.load_balancer=fastest"},
+                   log);
+  EXPECT_EQ(app.Wait(), 2);
+  EXPECT_NE(ReadFile(log).find("clients.rich.RichService.load_balancer: 'fastest' is not a load "
+                               "balancer (known: consistent_hash, p2c, round_robin, "
+                               "weighted_random;"),
+            std::string::npos)
+      << ReadFile(log);
+}
+
 TEST(AppConfig, MissingConfigFileExitsTwoWithTheProgramName) {
   std::string log = ZooKeeperDir("app-noconfig") + ".log";
   ChildProcess app({RPCBOOT_RICH_APP, "--config=/nonexistent/rich.yaml"}, log);
