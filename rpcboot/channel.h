@@ -11,9 +11,11 @@
 #define RPCBOOT_CHANNEL_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "rpcboot/wire_format.h"
 
@@ -32,6 +34,21 @@ namespace internal {
 struct MethodBinding;
 }  // namespace internal
 
+// What a channel to a list of instances knows about them now (Channel::State).
+struct ChannelState {
+  struct Instance {
+    std::string address;
+    bool ejected = false;  // out of rotation as an outlier (or probing to come back)
+    int ejections = 0;     // times ejected so far
+    int in_flight = 0;
+  };
+  std::vector<Instance> instances;
+  bool circuit_open = false;    // calls fail fast (or one probes)
+  int64_t retries = 0;          // retries and failovers sent
+  int64_t retries_refused = 0;  // not sent: the retry budget was spent
+  int64_t fast_failures = 0;    // calls refused by the open circuit or max_in_flight
+};
+
 class Channel {
  public:
   virtual ~Channel() = default;
@@ -42,6 +59,9 @@ class Channel {
   // kUnavailable, kDeadlineExceeded, ... for transport failures).
   virtual std::string Call(const internal::MethodBinding& method, std::string_view request,
                            const CallOptions& options) = 0;
+
+  // The instances and the resilience state of a channel to a list; empty for one endpoint.
+  virtual ChannelState State() const { return {}; }
 };
 
 }  // namespace rpcboot

@@ -28,6 +28,54 @@
 
 namespace rpcboot {
 
+// Resilience for lists of instances ("static://", "zk://", App clients); docs/resilience.md
+// says in which order they apply to a call.
+
+// An instance that fails or is slow while the others are not is taken out of rotation for a
+// while (ejected), then gets one probe call at a time until a probe succeeds.
+struct OutlierDetection {
+  bool enabled = true;
+  // This many failures in a row (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS,
+  // or a connection refused) eject at once.
+  int consecutive_failures = 5;
+  // Every `interval`, an instance with at least `min_calls` calls in it is ejected when at least
+  // this share of them failed...
+  double failure_rate = 0.5;
+  // ...or when its mean latency is over `latency_factor` x the median of the instances' means and
+  // over `min_latency` (0 turns latency ejection off).
+  double latency_factor = 4.0;
+  std::chrono::milliseconds min_latency{50};
+  int min_calls = 5;
+  std::chrono::milliseconds interval{std::chrono::seconds(1)};
+  // The first ejection lasts base_ejection; each repeat doubles it, up to max_ejection. A probe
+  // that fails (or is as slow as what got the instance ejected) ejects it again.
+  std::chrono::milliseconds base_ejection{std::chrono::seconds(1)};
+  std::chrono::milliseconds max_ejection{std::chrono::seconds(30)};
+  // At most this share of the instances is ejected at once (at least one of two or more), so
+  // a bad deploy cannot eject everything.
+  int max_ejected_percent = 50;
+};
+
+// When most calls to the service fail, calls fail fast (UNAVAILABLE, "circuit open") instead
+// of waiting for their timeouts; after open_for, one call at a time probes, and the first that
+// succeeds closes the circuit.
+struct CircuitBreaker {
+  bool enabled = true;
+  double failure_rate = 0.5;  // of the calls in `window`, with at least min_calls of them
+  int min_calls = 20;
+  std::chrono::milliseconds window{std::chrono::seconds(2)};
+  std::chrono::milliseconds open_for{std::chrono::seconds(2)};
+};
+
+// Retries and failovers together: at most `ratio` of the calls, plus `min_per_second`, so a
+// service that fails entirely gets little extra traffic. A retry after a call that had left
+// waits a random time up to backoff x 2^(retry - 1) (jitter), within the call's deadline.
+struct RetryBudget {
+  double ratio = 0.1;
+  int min_per_second = 10;
+  std::chrono::milliseconds backoff{25};
+};
+
 struct ChannelOptions {
   // Deadline of a call that sets none (see ScopedCallOptions).
   std::chrono::milliseconds default_timeout{std::chrono::seconds(5)};
@@ -60,6 +108,14 @@ struct ChannelOptions {
   // registry churn (a session replaced after an outage) can empty a list for a moment; then
   // calls fail UNAVAILABLE. Instances the registry lists as not UP are never called.
   std::chrono::milliseconds empty_registry_grace{std::chrono::seconds(10)};
+  // Lists: see the structs above (on by default, except max_in_flight).
+  OutlierDetection outlier;
+  CircuitBreaker circuit;
+  RetryBudget retry_budget;
+  // Lists: calls this channel may have in flight at once; one more fails RESOURCE_EXHAUSTED at
+  // once (0: no limit).
+  int max_in_flight = 0;
+
   // TLS to the server (both protocols); see rpcboot/security.h. zk:// lists also use TLS for
   // every instance whose registration says it serves TLS (rpcboot.tls).
   TlsOptions tls;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/unsent_error.h"
+#include "rpcboot/lb/load_balancer.h"
 
 namespace rpcboot::internal {
 
@@ -68,7 +70,8 @@ ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOpt
     : target_(std::move(target)),
       protocol_(protocol),
       options_(WithSubsetPosition(std::move(options))),
-      balancer_(BalancerFor(target_, options_.load_balancer)) {}
+      balancer_(BalancerFor(target_, options_.load_balancer)),
+      retry_tokens_milli_(int64_t{1000} * std::max(options_.retry_budget.min_per_second, 0)) {}
 
 WireFormat ClusterChannel::format() const {
   return protocol_ == Protocol::kGrpc ? WireFormat::kProto : options_.thrift_format;
@@ -158,6 +161,7 @@ void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_
   if (!backends_.empty()) {
     std::vector<std::shared_ptr<Backend>> list;
     for (const auto& [address, backend] : backends_) list.push_back(backend);
+    std::atomic_store(&list_, std::make_shared<const BackendList>(list));
     picker = balancer_->Build(std::move(list));
   }
   std::atomic_store(&picker_, picker);
@@ -175,6 +179,22 @@ std::shared_ptr<const Picker> ClusterChannel::CurrentPicker(
   resolved_cv_.wait_until(lock, deadline, [this] { return resolved_; });
   return std::atomic_load(&picker_);
 }
+
+namespace {
+
+// A failure of the instance rather than of the request: what outlier detection and the circuit
+// count. (NOT_FOUND, INVALID_ARGUMENT and the like are answers.)
+bool InstanceFailure(StatusCode code) {
+  return code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded ||
+         code == StatusCode::kInternal || code == StatusCode::kUnknown ||
+         code == StatusCode::kDataLoss;
+}
+
+int64_t Ns(std::chrono::milliseconds d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+}  // namespace
 
 std::string ClusterChannel::Call(const MethodBinding& method, std::string_view request,
                                  const CallOptions& options) {
@@ -208,18 +228,89 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
                    absl::StrCat(target_, ": no instance ", resolved ? "to call" : "known yet",
                                 why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
   }
+  // The client's own limit first: a call over it costs nothing downstream.
+  if (options_.max_in_flight > 0) {
+    if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      fast_failures_.fetch_add(1, std::memory_order_relaxed);
+      throw RpcError(
+          StatusCode::kResourceExhausted,
+          absl::StrCat(target_, ": ", options_.max_in_flight,
+                       " calls already in flight (max_in_flight); ", method.name, " not sent"));
+    }
+  }
+  struct InFlight {
+    std::atomic<int>* count;
+    ~InFlight() {
+      if (count != nullptr) count->fetch_sub(1, std::memory_order_relaxed);
+    }
+  } in_flight{options_.max_in_flight > 0 ? &in_flight_ : nullptr};
+  bool probe = false;
+  if (options_.circuit.enabled) {
+    std::string refusal = CircuitRefusal(NowNs(), &probe);
+    if (!refusal.empty()) {
+      fast_failures_.fetch_add(1, std::memory_order_relaxed);
+      throw RpcError(StatusCode::kUnavailable, refusal + "; " + method.name + " not sent");
+    }
+  }
+  // Each call earns a share of a retry (RetryBudget::ratio), up to the budget's cap.
+  const int64_t cap = int64_t{1000} * (10 * std::max(options_.retry_budget.min_per_second, 0) + 10);
+  if (retry_tokens_milli_.load(std::memory_order_relaxed) < cap) {
+    retry_tokens_milli_.fetch_add(static_cast<int64_t>(options_.retry_budget.ratio * 1000),
+                                  std::memory_order_relaxed);
+  }
+  try {
+    std::string reply = CallList(method, request, options, deadline, *picker);
+    if (options_.circuit.enabled) RecordCall(false, probe, NowNs());
+    return reply;
+  } catch (const RpcError& e) {
+    if (options_.circuit.enabled) RecordCall(InstanceFailure(e.code()), probe, NowNs());
+    throw;
+  }
+}
+
+std::string ClusterChannel::CallList(const MethodBinding& method, std::string_view request,
+                                     const CallOptions& options,
+                                     std::chrono::steady_clock::time_point deadline,
+                                     const Picker& picker) {
   absl::InlinedVector<const Backend*, 4> tried;  // no allocation on the call path
   std::string last_error;
+  bool last_left = false;  // the last attempt's request had left (a retry then backs off)
   for (int attempt = 0; attempt < std::max(options_.max_attempts, 1); ++attempt) {
     PickArgs args;
     args.request_key = options.request_key;
     args.tried = tried;
-    Backend* backend = picker->Pick(args);
+    Backend* backend = picker.Pick(args);
     if (backend == nullptr) {
-      args.skip_unhealthy = false;  // all backing off: try one anyway, it may be back
-      backend = picker->Pick(args);
+      args.skip_unhealthy = false;  // all backing off or ejected: try one anyway
+      backend = picker.Pick(args);
     }
     if (backend == nullptr) break;
+    if (attempt > 0) {
+      if (!TakeRetry(NowNs())) {
+        retries_refused_.fetch_add(1, std::memory_order_relaxed);
+        throw RpcError(
+            StatusCode::kUnavailable,
+            absl::StrCat(target_, ": ", last_error, " (not retried: the retry budget is spent, ",
+                         options_.retry_budget.ratio * 100, "% of calls + ",
+                         options_.retry_budget.min_per_second, "/s)"));
+      }
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      if (last_left && options_.retry_budget.backoff.count() > 0) {
+        // Jittered exponential backoff, within half of what is left of the deadline.
+        int64_t bound_us = options_.retry_budget.backoff.count() * 1000 *
+                           (int64_t{1} << std::min(attempt - 1, 10));
+        int64_t left_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              deadline - std::chrono::steady_clock::now())
+                              .count() /
+                          2;
+        bound_us = std::min(bound_us, left_us);
+        if (bound_us > 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(
+              static_cast<int64_t>(RandomU64() % static_cast<uint64_t>(bound_us))));
+        }
+      }
+    }
     CallOptions attempt_options = options;
     attempt_options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -227,19 +318,32 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
       throw RpcError(StatusCode::kDeadlineExceeded,
                      absl::StrCat(target_, ": deadline exceeded after ", attempt, " attempt(s)"));
     }
+    // The first call to an instance whose ejection is over is its probe.
+    bool probe = false;
+    if (backend->ejected()) {
+      Backend::Outlier& o = backend->outlier();
+      bool expected = false;
+      probe = NowNs() >= o.ejected_until_ns.load(std::memory_order_relaxed) &&
+              o.probe_in_flight.compare_exchange_strong(expected, true);
+    }
     tried.push_back(backend);
     backend->CallStarted();
+    const int64_t started = NowNs();
     try {
       std::string reply = backend->channel().Call(method, request, attempt_options);
       backend->CallEnded();
       backend->Succeeded();
+      RecordAttempt(*backend, false, (NowNs() - started) / 1000, probe);
       return reply;
     } catch (const UnsentError& e) {
       backend->CallEnded();
       backend->ConnectionFailed();
+      RecordAttempt(*backend, true, (NowNs() - started) / 1000, probe);
       last_error = e.message();
+      last_left = false;
     } catch (const RpcError& e) {
       backend->CallEnded();
+      RecordAttempt(*backend, InstanceFailure(e.code()), (NowNs() - started) / 1000, probe);
       if (e.code() != StatusCode::kUnavailable) throw;
       backend->ConnectionFailed();
       if (!method.idempotent) {
@@ -248,11 +352,226 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
                                     " is not idempotent and its request had left)"));
       }
       last_error = e.message();
+      last_left = true;
     }
   }
   throw RpcError(StatusCode::kUnavailable,
                  absl::StrCat(target_, ": no instance could take the call after ", tried.size(),
                               " attempt(s)", last_error.empty() ? "" : "; last: " + last_error));
+}
+
+void ClusterChannel::RecordAttempt(Backend& backend, bool failed, int64_t latency_us, bool probe) {
+  const OutlierDetection& config = options_.outlier;
+  if (!config.enabled) return;
+  Backend::Outlier& o = backend.outlier();
+  int64_t now = NowNs();
+  if (probe) {
+    o.probe_in_flight.store(false);
+    int64_t slow_us = o.slow_us.load(std::memory_order_relaxed);
+    if (!failed && (slow_us == 0 || latency_us < slow_us)) {
+      o.consecutive_failures.store(0, std::memory_order_relaxed);
+      o.slow_us.store(0, std::memory_order_relaxed);
+      o.calls.store(0, std::memory_order_relaxed);
+      o.failures.store(0, std::memory_order_relaxed);
+      o.latency_us.store(0, std::memory_order_relaxed);
+      o.ejected_until_ns.store(0);
+      Log(LogLevel::kInfo, absl::StrCat(target_, ": instance ", backend.address(),
+                                        " back in rotation: its probe call succeeded in ",
+                                        latency_us / 1000, " ms"));
+    } else {
+      Eject(backend, now, slow_us,
+            failed ? std::string("its probe call failed")
+                   : absl::StrCat("its probe call took ", latency_us / 1000, " ms"));
+    }
+    return;
+  }
+  if (backend.ejected()) return;  // a call sent before the ejection
+  o.calls.fetch_add(1, std::memory_order_relaxed);
+  o.latency_us.fetch_add(latency_us, std::memory_order_relaxed);
+  if (failed) {
+    o.failures.fetch_add(1, std::memory_order_relaxed);
+    int in_a_row = o.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (config.consecutive_failures > 0 && in_a_row >= config.consecutive_failures) {
+      Eject(backend, now, 0, absl::StrCat(in_a_row, " calls in a row failed"));
+    }
+  } else if (o.consecutive_failures.load(std::memory_order_relaxed) != 0) {
+    o.consecutive_failures.store(0, std::memory_order_relaxed);
+  }
+  int64_t next = next_evaluation_ns_.load(std::memory_order_relaxed);
+  if (now >= next && next_evaluation_ns_.compare_exchange_strong(next, now + Ns(config.interval))) {
+    EvaluateOutliers(now);
+  }
+}
+
+void ClusterChannel::EvaluateOutliers(int64_t now) {
+  const OutlierDetection& config = options_.outlier;
+  std::shared_ptr<const BackendList> list = std::atomic_load(&list_);
+  if (list == nullptr || list->size() < 2) return;
+  struct Seen {
+    Backend* backend;
+    int64_t calls, failures, mean_us;
+  };
+  std::vector<Seen> seen;
+  std::vector<int64_t> means;
+  for (const std::shared_ptr<Backend>& b : *list) {
+    Backend::Outlier& o = b->outlier();
+    if (b->ejected() || o.calls.load(std::memory_order_relaxed) < config.min_calls) continue;
+    int64_t calls = o.calls.exchange(0);
+    int64_t failures = o.failures.exchange(0);
+    int64_t latency = o.latency_us.exchange(0);
+    if (calls <= 0) continue;
+    seen.push_back({b.get(), calls, failures, latency / calls});
+    means.push_back(latency / calls);
+  }
+  if (seen.empty()) return;
+  std::sort(means.begin(), means.end());
+  const int64_t median_us = means[(means.size() - 1) / 2];
+  const int64_t min_latency_us = config.min_latency.count() * 1000;
+  for (const Seen& s : seen) {
+    if (config.failure_rate > 0 &&
+        static_cast<double>(s.failures) >= config.failure_rate * static_cast<double>(s.calls)) {
+      Eject(*s.backend, now, 0,
+            absl::StrCat(s.failures, " of its last ", s.calls, " calls failed"));
+    } else if (config.latency_factor > 0 && means.size() >= 2 &&
+               static_cast<double>(s.mean_us) >
+                   config.latency_factor * static_cast<double>(median_us) &&
+               s.mean_us > min_latency_us) {
+      int64_t slow_us = std::max<int64_t>(
+          min_latency_us,
+          static_cast<int64_t>(config.latency_factor * static_cast<double>(median_us)));
+      Eject(*s.backend, now, slow_us,
+            absl::StrCat("its mean latency of ", s.mean_us / 1000, " ms over ", s.calls,
+                         " calls is over ", config.latency_factor, "x the median of ",
+                         median_us / 1000.0, " ms"));
+    }
+  }
+}
+
+bool ClusterChannel::Eject(Backend& backend, int64_t now, int64_t slow_us, const std::string& why) {
+  const OutlierDetection& config = options_.outlier;
+  std::lock_guard<std::mutex> lock(eject_mu_);
+  std::shared_ptr<const BackendList> list = std::atomic_load(&list_);
+  std::size_t n = list != nullptr ? list->size() : 1;
+  std::size_t others = 0;
+  if (list != nullptr) {
+    for (const std::shared_ptr<Backend>& b : *list) others += b.get() != &backend && b->ejected();
+  }
+  std::size_t allowed = std::max<std::size_t>(
+      n >= 2 ? 1 : 0, n * static_cast<std::size_t>(std::max(config.max_ejected_percent, 0)) / 100);
+  Backend::Outlier& o = backend.outlier();
+  if (others + 1 > allowed) {
+    if (log_.Allow()) {
+      Log(LogLevel::kWarning,
+          absl::StrCat(target_, ": instance ", backend.address(), " not ejected although ", why,
+                       ": ", others, " of ", n, " are ejected already (max_ejected_percent ",
+                       config.max_ejected_percent, ")"));
+    }
+    o.consecutive_failures.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  // Ejections long ago do not lengthen this one.
+  int64_t last = o.last_ejected_ns.load(std::memory_order_relaxed);
+  if (last != 0 && now - last > 2 * Ns(config.max_ejection)) backend.ejection_count().store(0);
+  int count = backend.ejection_count().fetch_add(1) + 1;
+  int64_t duration =
+      std::min(Ns(config.base_ejection) << std::min(count - 1, 20), Ns(config.max_ejection));
+  o.slow_us.store(slow_us, std::memory_order_relaxed);
+  o.consecutive_failures.store(0, std::memory_order_relaxed);
+  o.calls.store(0, std::memory_order_relaxed);
+  o.failures.store(0, std::memory_order_relaxed);
+  o.latency_us.store(0, std::memory_order_relaxed);
+  o.last_ejected_ns.store(now, std::memory_order_relaxed);
+  o.ejected_until_ns.store(now + duration);
+  Log(LogLevel::kWarning, absl::StrCat(target_, ": instance ", backend.address(), " ejected for ",
+                                       duration / 1000000, " ms (ejection ", count, "): ", why));
+  return true;
+}
+
+std::string ClusterChannel::CircuitRefusal(int64_t now, bool* probe) {
+  int64_t open_until = circuit_open_until_ns_.load(std::memory_order_relaxed);
+  if (open_until == 0) return "";
+  if (now >= open_until) {
+    bool expected = false;
+    if (circuit_probe_in_flight_.compare_exchange_strong(expected, true)) {
+      *probe = true;
+      return "";
+    }
+    return absl::StrCat(target_,
+                        ": circuit open: most calls failed; a probe call is testing the service");
+  }
+  return absl::StrCat(
+      target_, ": circuit open: most calls failed (", options_.circuit.failure_rate * 100,
+      "% or more of at least ", options_.circuit.min_calls, " in ", options_.circuit.window.count(),
+      " ms); calls fail fast, the next probe in ", (open_until - now) / 1000000, " ms");
+}
+
+void ClusterChannel::RecordCall(bool failed, bool probe, int64_t now) {
+  const CircuitBreaker& config = options_.circuit;
+  if (probe) {
+    circuit_probe_in_flight_.store(false);
+    if (!failed) {
+      circuit_calls_.store(0);
+      circuit_failures_.store(0);
+      circuit_window_start_ns_.store(now);
+      circuit_open_until_ns_.store(0);
+      Log(LogLevel::kInfo, target_ + ": circuit closed: a probe call succeeded");
+    } else {
+      circuit_open_until_ns_.store(now + Ns(config.open_for));
+    }
+    return;
+  }
+  if (circuit_open_until_ns_.load(std::memory_order_relaxed) != 0) return;
+  int64_t start = circuit_window_start_ns_.load(std::memory_order_relaxed);
+  if (now - start > Ns(config.window) &&
+      circuit_window_start_ns_.compare_exchange_strong(start, now)) {
+    circuit_calls_.store(0, std::memory_order_relaxed);
+    circuit_failures_.store(0, std::memory_order_relaxed);
+  }
+  int64_t calls = circuit_calls_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (!failed) return;
+  int64_t failures = circuit_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (calls >= config.min_calls &&
+      static_cast<double>(failures) >= config.failure_rate * static_cast<double>(calls)) {
+    int64_t closed = 0;
+    if (circuit_open_until_ns_.compare_exchange_strong(closed, now + Ns(config.open_for))) {
+      Log(LogLevel::kWarning, absl::StrCat(target_, ": circuit open: ", failures, " of the last ",
+                                           calls, " calls failed; calls fail fast for ",
+                                           config.open_for.count(), " ms, then one probes"));
+    }
+  }
+}
+
+bool ClusterChannel::TakeRetry(int64_t now) {
+  const RetryBudget& config = options_.retry_budget;
+  const int64_t cap = int64_t{1000} * (10 * std::max(config.min_per_second, 0) + 10);
+  // The floor: min_per_second retries a second, accrued since the last look.
+  int64_t last = retry_refilled_ns_.load(std::memory_order_relaxed);
+  if (now - last >= 10000000 && retry_refilled_ns_.compare_exchange_strong(last, now)) {
+    int64_t elapsed = last == 0 ? 0 : now - last;
+    int64_t add = std::max(config.min_per_second, 0) * elapsed / 1000000;
+    int64_t have = retry_tokens_milli_.load(std::memory_order_relaxed);
+    if (add > 0) retry_tokens_milli_.fetch_add(std::min(add, std::max<int64_t>(cap - have, 0)));
+  }
+  int64_t tokens = retry_tokens_milli_.load(std::memory_order_relaxed);
+  while (tokens >= 1000) {
+    if (retry_tokens_milli_.compare_exchange_weak(tokens, tokens - 1000)) return true;
+  }
+  return false;
+}
+
+ChannelState ClusterChannel::State() const {
+  ChannelState state;
+  std::shared_ptr<const BackendList> list = std::atomic_load(&list_);
+  if (list != nullptr) {
+    for (const std::shared_ptr<Backend>& b : *list) {
+      state.instances.push_back({b->address(), b->ejected(), b->ejections(), b->in_flight()});
+    }
+  }
+  state.circuit_open = circuit_open_until_ns_.load() != 0;
+  state.retries = retries_.load();
+  state.retries_refused = retries_refused_.load();
+  state.fast_failures = fast_failures_.load();
+  return state;
 }
 
 }  // namespace rpcboot::internal

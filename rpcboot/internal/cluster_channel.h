@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "rpcboot/base/log.h"
 #include "rpcboot/channel.h"
 #include "rpcboot/client.h"
 #include "rpcboot/lb/load_balancer.h"
@@ -60,9 +61,28 @@ class ClusterChannel final : public Channel {
   WireFormat format() const override;
   std::string Call(const MethodBinding& method, std::string_view request,
                    const CallOptions& options) override;
+  ChannelState State() const override;
 
  private:
+  using BackendList = std::vector<std::shared_ptr<Backend>>;
+
   std::shared_ptr<const Picker> CurrentPicker(std::chrono::steady_clock::time_point deadline);
+  std::string CallList(const MethodBinding& method, std::string_view request,
+                       const CallOptions& options, std::chrono::steady_clock::time_point deadline,
+                       const Picker& picker);
+
+  // Outlier detection: an attempt's outcome on `backend` (`probe`: the call that tests an
+  // instance whose ejection is over); the periodic evaluation of the list; an ejection, within
+  // max_ejected_percent (false when the cap forbids it).
+  void RecordAttempt(Backend& backend, bool failed, int64_t latency_us, bool probe);
+  void EvaluateOutliers(int64_t now);
+  bool Eject(Backend& backend, int64_t now, int64_t slow_us, const std::string& why);
+  // Circuit breaking: "" when the call may go (*probe: it is the half-open probe), else why it
+  // fails fast; and a call's final outcome.
+  std::string CircuitRefusal(int64_t now, bool* probe);
+  void RecordCall(bool failed, bool probe, int64_t now);
+  // Retry budget: a call deposits, a retry withdraws (false: spent).
+  bool TakeRetry(int64_t now);
 
   const std::string target_;
   const Protocol protocol_;
@@ -78,6 +98,22 @@ class ClusterChannel final : public Channel {
   // When the registry began to list no node (steady ns; 0: it lists some), the known instances
   // being kept for empty_registry_grace.
   std::atomic<int64_t> empty_since_ns_{0};
+
+  std::shared_ptr<const BackendList> list_;  // the picker's backends; std::atomic_load
+  std::atomic<int64_t> next_evaluation_ns_{0};
+  std::atomic<int64_t> circuit_window_start_ns_{0};
+  std::atomic<int64_t> circuit_calls_{0};
+  std::atomic<int64_t> circuit_failures_{0};
+  std::atomic<int64_t> circuit_open_until_ns_{0};  // 0: closed
+  std::atomic<bool> circuit_probe_in_flight_{false};
+  std::atomic<int64_t> retry_tokens_milli_{0};  // a thousandth of a retry each
+  std::atomic<int64_t> retry_refilled_ns_{0};
+  std::atomic<int> in_flight_{0};
+  std::atomic<int64_t> retries_{0};
+  std::atomic<int64_t> retries_refused_{0};
+  std::atomic<int64_t> fast_failures_{0};
+  std::mutex eject_mu_;  // one ejection decision at a time (the share cap)
+  LogLimiter log_;
 };
 
 }  // namespace rpcboot::internal

@@ -44,7 +44,13 @@ Registry& GetRegistry() {
 
 bool Backend::healthy() const {
   int64_t until = unhealthy_until_ns_.load(std::memory_order_relaxed);
-  return until == 0 || NowNs() >= until;
+  int64_t ejected = outlier_.ejected_until_ns.load(std::memory_order_relaxed);
+  if (until == 0 && ejected == 0) return true;  // the common case: one clock read less
+  int64_t now = NowNs();
+  if (until != 0 && now < until) return false;
+  if (ejected == 0) return true;
+  // Ejected: out until its time is over, then open to one probe call at a time.
+  return now >= ejected && !outlier_.probe_in_flight.load(std::memory_order_relaxed);
 }
 
 void Backend::ConnectionFailed() {

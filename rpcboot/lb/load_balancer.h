@@ -49,8 +49,13 @@ class Backend {
   // rpcboot.weight: >= 0; "weighted_random" treats 0 as 1 (an instance listed is callable).
   int weight() const { return weight_; }
   int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
-  // False for a while after a connection to it failed (backing off, doubling up to 5 s).
+  // False for a while after a connection to it failed (backing off, doubling up to 5 s), while
+  // it is ejected as an outlier, and once its ejection is over while a probe call is in flight.
   bool healthy() const;
+  // Taken out of rotation as an outlier (ChannelOptions::outlier), until a probe succeeds.
+  bool ejected() const { return outlier_.ejected_until_ns.load(std::memory_order_relaxed) != 0; }
+  // How many times it has been ejected.
+  int ejections() const { return ejections_.load(std::memory_order_relaxed); }
 
   // For the client channel.
   Channel& channel() const { return *channel_; }
@@ -58,6 +63,19 @@ class Backend {
   void CallEnded() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
   void ConnectionFailed();
   void Succeeded();
+
+  // Outlier state, kept by the client channel (rpcboot/internal/cluster_channel.cc).
+  struct Outlier {
+    std::atomic<int64_t> ejected_until_ns{0};  // 0: in rotation
+    std::atomic<bool> probe_in_flight{false};
+    std::atomic<int> consecutive_failures{0};
+    std::atomic<int64_t> last_ejected_ns{0};
+    std::atomic<int64_t> slow_us{0};  // ejected as slow: a probe must be faster than this
+    // This interval's calls.
+    std::atomic<int64_t> calls{0}, failures{0}, latency_us{0};
+  };
+  Outlier& outlier() { return outlier_; }
+  std::atomic<int>& ejection_count() { return ejections_; }
 
  private:
   const std::string id_;
@@ -67,6 +85,8 @@ class Backend {
   std::atomic<int> in_flight_{0};
   std::atomic<int64_t> unhealthy_until_ns_{0};
   std::atomic<int64_t> backoff_ms_{0};
+  Outlier outlier_;
+  std::atomic<int> ejections_{0};
 };
 
 struct PickArgs {
