@@ -69,6 +69,13 @@ class App {
   std::shared_ptr<S> Client() {
     return MakeClient<S>(ChannelFor(internal::BindingOf<S>().full_name));
   }
+  // The same, with a fallback implementation of S that answers the calls the service fails
+  // (UNAVAILABLE, DEADLINE_EXCEEDED, an open circuit): see WithFallback in rpcboot/client.h.
+  template <class S>
+  std::shared_ptr<S> Client(std::shared_ptr<S> fallback, FallbackOptions options = {}) {
+    return MakeClient<S>(WithFallback<S>(ChannelFor(internal::BindingOf<S>().full_name),
+                                         std::move(fallback), std::move(options)));
+  }
 
   // Start, wait for SIGTERM/SIGINT (or Stop()), Shutdown. Returns the exit code: 0 after a clean
   // stop, 1 when Start failed (the error is logged).

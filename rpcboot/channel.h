@@ -47,6 +47,7 @@ struct ChannelState {
   int64_t retries = 0;          // retries and failovers sent
   int64_t retries_refused = 0;  // not sent: the retry budget was spent
   int64_t fast_failures = 0;    // calls refused by the open circuit or max_in_flight
+  int64_t fallbacks = 0;        // calls answered by a fallback (WithFallback)
 };
 
 class Channel {

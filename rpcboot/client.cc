@@ -4,10 +4,12 @@
 #include "rpcboot/client.h"
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
 #include "rpcboot/internal/cluster_channel.h"
 #include "rpcboot/internal/discovery_channel.h"
@@ -38,10 +40,74 @@ class InProcessChannel final : public Channel {
   std::shared_ptr<void> impl_;
 };
 
+// The primary channel, and a local implementation for the calls it fails.
+class FallbackChannel final : public Channel {
+ public:
+  FallbackChannel(std::shared_ptr<Channel> primary, std::shared_ptr<void> fallback,
+                  FallbackOptions options)
+      : primary_(std::move(primary)),
+        fallback_(std::move(fallback)),
+        options_(std::move(options)) {}
+
+  WireFormat format() const override { return primary_->format(); }
+
+  std::string Call(const MethodBinding& method, std::string_view request,
+                   const CallOptions& options) override {
+    try {
+      return primary_->Call(method, request, options);
+    } catch (const RpcError& e) {
+      if (!Applies(e.code(), method.name)) throw;
+      uses_.fetch_add(1, std::memory_order_relaxed);
+      if (log_.Allow()) {
+        Log(LogLevel::kWarning, method.name + " answered by its fallback: " + e.what() + " (" +
+                                    std::to_string(uses_.load()) + " fallback answers so far)");
+      }
+      // The request is in the primary's encoding; the fallback answers in it too.
+      WireFormat wire = primary_->format();
+      HandlerOutcome outcome = RunHandler([&] {
+        return wire == WireFormat::kProto ? method.serve_proto(fallback_.get(), request)
+                                          : method.serve_thrift(fallback_.get(), wire, request);
+      });
+      if (outcome.code != StatusCode::kOk) {
+        throw RpcError(outcome.code, outcome.message + " (from the fallback, after: " +
+                                         std::string(e.what()) + ")");
+      }
+      return std::move(outcome.reply);
+    }
+  }
+
+  ChannelState State() const override {
+    ChannelState state = primary_->State();
+    state.fallbacks = uses_.load();
+    return state;
+  }
+
+ private:
+  bool Applies(StatusCode code, const std::string& name) const {
+    if (std::find(options_.codes.begin(), options_.codes.end(), code) == options_.codes.end())
+      return false;
+    return options_.methods.empty() || std::find(options_.methods.begin(), options_.methods.end(),
+                                                 name) != options_.methods.end();
+  }
+
+  std::shared_ptr<Channel> primary_;
+  std::shared_ptr<void> fallback_;
+  FallbackOptions options_;
+  std::atomic<int64_t> uses_{0};
+  LogLimiter log_;
+};
+
 }  // namespace
 }  // namespace rpcboot::internal
 
 namespace rpcboot {
+
+std::shared_ptr<Channel> MakeFallbackChannel(std::shared_ptr<Channel> primary,
+                                             std::shared_ptr<void> fallback,
+                                             FallbackOptions options) {
+  return std::make_shared<internal::FallbackChannel>(std::move(primary), std::move(fallback),
+                                                     std::move(options));
+}
 
 std::chrono::milliseconds ChannelOptions::TimeoutFor(const CallOptions& call) const {
   if (call.timeout.count() > 0) return call.timeout;

@@ -20,6 +20,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "rpcboot/channel.h"
 #include "rpcboot/internal/binding.h"
@@ -211,6 +212,34 @@ auto CallAsync(Fn&& fn) -> std::future<std::invoke_result_t<Fn>> {
 template <class S>
 std::shared_ptr<S> MakeClient(std::shared_ptr<Channel> channel) {
   return std::make_shared<internal::Proxy<S>>(std::move(channel));
+}
+
+// A fallback: when a call through `primary` fails with one of `codes` (by default UNAVAILABLE,
+// which an open circuit and an empty instance list also give, and DEADLINE_EXCEEDED), the same
+// call is answered by `fallback`, a local implementation of the same interface (a cache, a
+// default), through the same codec. Each use is counted (Channel::State().fallbacks) and logged
+// (once a second at most); the fallback's own error, if any, reaches the caller with the
+// primary's error beside it.
+//
+//   auto shops = rpcboot::MakeClient<shop::ShopService>(rpcboot::WithFallback<shop::ShopService>(
+//       rpcboot::MakeChannel("zk://zk:2181/services/shop", rpcboot::Protocol::kGrpc),
+//       std::make_shared<CachedShops>(cache)));
+struct FallbackOptions {
+  std::vector<StatusCode> codes = {StatusCode::kUnavailable, StatusCode::kDeadlineExceeded};
+  // Method names ("GetShop") that fall back; empty: every method.
+  std::vector<std::string> methods;
+};
+
+std::shared_ptr<Channel> MakeFallbackChannel(std::shared_ptr<Channel> primary,
+                                             std::shared_ptr<void> fallback,
+                                             FallbackOptions options = {});
+
+template <class S>
+std::shared_ptr<Channel> WithFallback(std::shared_ptr<Channel> primary, std::shared_ptr<S> fallback,
+                                      FallbackOptions options = {}) {
+  return MakeFallbackChannel(std::move(primary),
+                             std::shared_ptr<void>(fallback, static_cast<S*>(fallback.get())),
+                             std::move(options));
 }
 
 // A channel that serves calls with `impl` in the calling thread, encoding and decoding them as

@@ -107,6 +107,18 @@ Rule<Config> StringRule(Field<Config, std::string> field,
           }};
 }
 
+template <class Config>
+Rule<Config> DoubleRule(double min, double max, Field<Config, double> field) {
+  return {[=](Config& c, const std::string& value) -> std::string {
+            double v = 0;
+            if (!absl::SimpleAtod(value, &v) || !(v >= min && v <= max))
+              return absl::StrCat("is not a number in ", min, "..", max);
+            field(c) = v;
+            return "";
+          },
+          [=](Config& c) { return absl::StrCat(field(c)); }};
+}
+
 std::string ParseBool(const std::string& value, bool* out) {
   std::string v = absl::AsciiStrToLower(value);
   if (v == "true" || v == "yes" || v == "on" || v == "1") {
@@ -423,6 +435,79 @@ const std::vector<ClientKey>& ClientKeys() {
       {"tls.server_name", "the name servers' certificates must carry; default: the host called",
        StringRule<ClientConfig>(
            [](ClientConfig& c) -> std::string& { return c.channel.tls.server_name; })},
+      {"max_in_flight",
+       "calls in flight at once to this service; one more is RESOURCE_EXHAUSTED; 0: "
+       "no limit",
+       IntRule<ClientConfig, int>(0, 1000000,
+                                  [](ClientConfig& c) -> int& { return c.channel.max_in_flight; })},
+      {"outlier.enabled", "eject failing or slow instances for a while",
+       BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.outlier.enabled; })},
+      {"outlier.consecutive_failures", "failures in a row that eject an instance (0: off)",
+       IntRule<ClientConfig, int>(
+           0, 1000,
+           [](ClientConfig& c) -> int& { return c.channel.outlier.consecutive_failures; })},
+      {"outlier.failure_rate", "share of failed calls in an interval that ejects (0: off)",
+       DoubleRule<ClientConfig>(
+           0, 1, [](ClientConfig& c) -> double& { return c.channel.outlier.failure_rate; })},
+      {"outlier.latency_factor",
+       "mean latency over this x the median of the instances' ejects (0: off)",
+       DoubleRule<ClientConfig>(
+           0, 1000, [](ClientConfig& c) -> double& { return c.channel.outlier.latency_factor; })},
+      {"outlier.min_latency_ms", "and over this",
+       MsRule<ClientConfig>(0,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.outlier.min_latency;
+                            })},
+      {"outlier.min_calls", "calls an instance needs in an interval to be judged",
+       IntRule<ClientConfig, int>(
+           1, 1000000, [](ClientConfig& c) -> int& { return c.channel.outlier.min_calls; })},
+      {"outlier.interval_ms", "how often failure rates and latencies are compared",
+       MsRule<ClientConfig>(10,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.outlier.interval;
+                            })},
+      {"outlier.base_ejection_ms", "the first ejection's length; each repeat doubles it",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.outlier.base_ejection;
+                            })},
+      {"outlier.max_ejection_ms", "the longest ejection",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.outlier.max_ejection;
+                            })},
+      {"outlier.max_ejected_percent", "at most this share of the instances ejected at once",
+       IntRule<ClientConfig, int>(
+           0, 100, [](ClientConfig& c) -> int& { return c.channel.outlier.max_ejected_percent; })},
+      {"circuit.enabled", "fail fast while most calls to the service fail",
+       BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.circuit.enabled; })},
+      {"circuit.failure_rate", "share of failed calls in a window that opens the circuit",
+       DoubleRule<ClientConfig>(
+           0, 1, [](ClientConfig& c) -> double& { return c.channel.circuit.failure_rate; })},
+      {"circuit.min_calls", "calls in the window before the circuit may open",
+       IntRule<ClientConfig, int>(
+           1, 1000000, [](ClientConfig& c) -> int& { return c.channel.circuit.min_calls; })},
+      {"circuit.window_ms", "the window failures are counted in",
+       MsRule<ClientConfig>(
+           10,
+           [](ClientConfig& c) -> std::chrono::milliseconds& { return c.channel.circuit.window; })},
+      {"circuit.open_ms", "how long an open circuit fails calls fast before a probe",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.circuit.open_for;
+                            })},
+      {"retry_budget.ratio", "retries and failovers at most this share of calls...",
+       DoubleRule<ClientConfig>(
+           0, 10, [](ClientConfig& c) -> double& { return c.channel.retry_budget.ratio; })},
+      {"retry_budget.min_per_second", "...plus this many a second",
+       IntRule<ClientConfig, int>(
+           0, 1000000,
+           [](ClientConfig& c) -> int& { return c.channel.retry_budget.min_per_second; })},
+      {"retry_budget.backoff_ms", "a retry after a call that had left waits up to this x 2^n",
+       MsRule<ClientConfig>(0,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.retry_budget.backoff;
+                            })},
       {"token_file", "file holding the bearer token sent with every call",
        StringRule<ClientConfig>([](ClientConfig& c) -> std::string& { return c.token_file; },
                                 CheckReadable)},
@@ -479,25 +564,23 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return problem.empty() ? absl::OkStatus() : fail(problem);
   }
   if (s.key.rfind("clients.", 0) == 0) {
-    std::size_t last = s.key.rfind('.');
-    // clients.<package.Service>.tls.<field>: the field is "tls.<field>".
-    if (std::size_t tls = s.key.rfind(".tls."); tls != std::string::npos && tls + 4 == last) {
-      last = tls;
-    }
-    std::string service = s.key.substr(8, last > 8 ? last - 8 : 0);
-    std::string field = s.key.substr(last + 1);
-    if (!service.empty() && service.find('.') != std::string::npos) {
-      for (const ClientKey& key : ClientKeys()) {
-        if (field != key.field) continue;
-        std::string problem = key.rule.set(config->clients[service], s.value);
-        return problem.empty() ? absl::OkStatus() : fail(problem);
-      }
+    // clients.<package.Service>.<field>, where a field may hold dots (tls.ca_file).
+    for (const ClientKey& key : ClientKeys()) {
+      std::string suffix = std::string(".") + key.field;
+      if (s.key.size() <= 8 + suffix.size() ||
+          s.key.compare(s.key.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      std::string service = s.key.substr(8, s.key.size() - suffix.size() - 8);
+      if (service.find('.') == std::string::npos) continue;
+      std::string problem = key.rule.set(config->clients[service], s.value);
+      return problem.empty() ? absl::OkStatus() : fail(problem);
     }
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
         "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
-        "tls.enabled, tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, token_file"));
+        "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.* (--help lists "
+        "them)"));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown key '", s.key, "' from ", s.source,
                                                  " (rpcboot's keys: --help or "

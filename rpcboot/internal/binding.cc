@@ -24,6 +24,29 @@ std::string ThriftErrorResult(WireFormat format, StatusCode code, std::string_vi
   return ThriftEncode(result, format);
 }
 
+bool ThriftResultError(WireFormat format, std::string_view result, StatusCode* code,
+                       std::string* message) {
+  if (result.empty() || result[0] == 0) return false;  // STOP: a void result
+  int id = 0;
+  // Field 1 must be a struct: type 12 in both protocols' field headers.
+  if (format == WireFormat::kThriftBinary) {
+    if (result.size() < 3 || result[0] != 12) return false;
+    id = static_cast<int16_t>((static_cast<uint8_t>(result[1]) << 8) |
+                              static_cast<uint8_t>(result[2]));
+  } else {
+    if ((result[0] & 0x0f) != 12) return false;
+    id = static_cast<uint8_t>(result[0]) >> 4;  // the delta from field 0; 0: a full id follows
+    if (id == 0) return false;                  // not how rpcboot (or Thrift) writes field 1
+  }
+  if (id != 1) return false;
+  ThriftErrorOnly error;
+  error.error.code = static_cast<int32_t>(StatusCode::kUnknown);  // as the proxy reads it
+  if (!ThriftDecode(result, format, &error).ok()) return false;
+  *code = StatusCodeFromInt(error.error.code);
+  *message = std::move(error.error.message);
+  return true;
+}
+
 void ThrowBadRequest(const absl::Status& status, std::string_view placeholder,
                      const RequestNames& names) {
   // The codecs' message is "<codec>: <path>: <problem>", with an unnamed top level written as

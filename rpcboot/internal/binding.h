@@ -43,6 +43,10 @@ class Proxy;
 
 // Encodes an error into a Thrift result struct (field 1: RpcError {1: code, 2: message}).
 std::string ThriftErrorResult(WireFormat format, StatusCode code, std::string_view message);
+// Whether a Thrift result struct carries an error (field 1) rather than a result: then *code and
+// *message hold it. Reads only the first field's header on success results.
+bool ThriftResultError(WireFormat format, std::string_view result, StatusCode* code,
+                       std::string* message);
 
 }  // namespace rpcboot::internal
 

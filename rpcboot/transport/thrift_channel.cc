@@ -139,6 +139,13 @@ class ThriftChannel final : public Channel {
               : StatusCode::kInternal;
       throw RpcError(code, what);
     }
+    // An error the server answered inside the result struct: thrown here, so that channels
+    // above (outlier detection, circuit, retries) see the call's status as on gRPC.
+    StatusCode error_code;
+    std::string error_message;
+    if (internal::ThriftResultError(header.format, body, &error_code, &error_message)) {
+      throw RpcError(error_code, std::move(error_message));
+    }
     return std::string(body);
   }
 

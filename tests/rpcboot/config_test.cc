@@ -116,8 +116,8 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "unknown key 'clients.shop.ShopService.protocl' from command line "
             "--clients.shop.ShopService.protocl: client keys are "
             "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
-            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.enabled, "
-            "tls.ca_file, tls.cert_file, tls.key_file, tls.server_name, token_file");
+            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.*, "
+            "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.* (--help lists them)");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.subset_position=10/10"}),
             "clients.shop.ShopService.subset_position: '10/10' from command line "
             "--clients.shop.ShopService.subset_position is not index/count with 0 <= index < "
@@ -201,6 +201,31 @@ TEST(Config, TlsAndAuthKeys) {
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.tls.enabled=sure"}),
             "clients.shop.ShopService.tls.enabled: 'sure' from command line "
             "--clients.shop.ShopService.tls.enabled is not true or false");
+}
+
+TEST(Config, ResilienceKeys) {
+  absl::StatusOr<AppConfig> c =
+      LoadConfig({"--app.name=order", "--clients.shop.ShopService.max_in_flight=32",
+                  "--clients.shop.ShopService.outlier.consecutive_failures=3",
+                  "--clients.shop.ShopService.outlier.failure_rate=0.25",
+                  "--clients.shop.ShopService.outlier.max_ejection_ms=4000",
+                  "--clients.shop.ShopService.circuit.enabled=false",
+                  "--clients.shop.ShopService.retry_budget.ratio=0.2"},
+                 &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ChannelOptions& shop = c->clients.at("shop.ShopService").channel;
+  EXPECT_EQ(shop.max_in_flight, 32);
+  EXPECT_EQ(shop.outlier.consecutive_failures, 3);
+  EXPECT_DOUBLE_EQ(shop.outlier.failure_rate, 0.25);
+  EXPECT_EQ(shop.outlier.max_ejection, std::chrono::milliseconds(4000));
+  EXPECT_FALSE(shop.circuit.enabled);
+  EXPECT_DOUBLE_EQ(shop.retry_budget.ratio, 0.2);
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.outlier.failure_rate=2"}),
+            "clients.shop.ShopService.outlier.failure_rate: '2' from command line "
+            "--clients.shop.ShopService.outlier.failure_rate is not a number in 0..1");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.circuit.open_ms=-5"}),
+            "clients.shop.ShopService.circuit.open_ms: '-5' from command line "
+            "--clients.shop.ShopService.circuit.open_ms is not an integer in 1..86400000");
 }
 
 TEST(Config, FilesThatAreNotTheRightShape) {
