@@ -17,6 +17,7 @@ struct Result {
   double calls_per_second = 0;
   double p50_us = 0;
   double p99_us = 0;
+  double p999_us = 0;
   long errors = 0;
 };
 
@@ -55,6 +56,7 @@ inline Result Load(int callers, double seconds,
   if (!all.empty()) {
     r.p50_us = all[all.size() / 2];
     r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+    r.p999_us = all[std::min(all.size() - 1, all.size() * 999 / 1000)];
   }
   for (long e : errors) r.errors += e;
   return r;

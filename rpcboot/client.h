@@ -45,7 +45,7 @@ struct OutlierDetection {
   // ...or when its mean latency is over `latency_factor` x the median of the instances' means and
   // over `min_latency` (0 turns latency ejection off).
   double latency_factor = 4.0;
-  std::chrono::milliseconds min_latency{50};
+  std::chrono::milliseconds min_latency{20};
   int min_calls = 5;
   std::chrono::milliseconds interval{std::chrono::seconds(1)};
   // The first ejection lasts base_ejection; each repeat doubles it, up to max_ejection. A probe
