@@ -3,9 +3,13 @@
 // sent, on every kind of channel.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -72,6 +76,73 @@ TEST(Deadlines, ACallWhoseInheritedDeadlineHasPassedIsNotSent) {
   }
   EXPECT_EQ(impl->count.load(), before) << "no call reached the server";
 }
+
+// Count() on A calls B, on B calls C; C holds until released and notes the deadline it got.
+class HopImpl : public testing::RichServiceImpl {
+ public:
+  int64_t Count() override {
+    if (next != nullptr) return next->Count();
+    seen_remaining_ms = ServerContext::Current()->remaining().count();
+    entered.fetch_add(1);
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return released; });
+    return 1;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  std::shared_ptr<rich::RichService> next;
+  std::atomic<int> entered{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+};
+
+class ThreeHops : public ::testing::TestWithParam<Protocol> {};
+
+TEST_P(ThreeHops, ADeadlineSetAtTheFirstHopReachesTheThirdAndEndsTheCallThere) {
+  std::vector<std::shared_ptr<HopImpl>> impls;
+  std::vector<std::unique_ptr<Server>> servers;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 3; ++i) {
+    impls.push_back(std::make_shared<HopImpl>());
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    (GetParam() == Protocol::kGrpc ? options.grpc_port : options.thrift_port) = 0;
+    servers.push_back(std::make_unique<Server>(options));
+    servers.back()->AddService<rich::RichService>(impls.back());
+    ASSERT_TRUE(servers.back()->Start().ok());
+    int port =
+        GetParam() == Protocol::kGrpc ? servers.back()->grpc_port() : servers.back()->thrift_port();
+    addresses.push_back("static://127.0.0.1:" + std::to_string(port));
+  }
+  ChannelOptions options;  // default_timeout 5 s; the THeader carries deadlines on Thrift
+  options.thrift_header = true;
+  impls[0]->next = MakeClient<rich::RichService>(MakeChannel(addresses[1], GetParam(), options));
+  impls[1]->next = MakeClient<rich::RichService>(MakeChannel(addresses[2], GetParam(), options));
+  auto a = MakeClient<rich::RichService>(MakeChannel(addresses[0], GetParam(), options));
+  try {
+    ScopedCallOptions deadline({milliseconds(200)});
+    a->Count();
+    ADD_FAILURE() << "the call outlived its deadline";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+  }
+  // The caller had its answer while C was still held: it did not wait for C's handler.
+  EXPECT_EQ(impls[2]->entered.load(), 1) << "the call never reached C";
+  EXPECT_FALSE(impls[2]->released);
+  EXPECT_GT(impls[2]->seen_remaining_ms.load(), 0);
+  EXPECT_LT(impls[2]->seen_remaining_ms.load(), 200) << "C saw more than A's deadline left";
+  impls[2]->Release();
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, ThreeHops,
+                         ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
+                         [](const auto& param_info) {
+                           return param_info.param == Protocol::kGrpc ? "Grpc" : "Thrift";
+                         });
 
 }  // namespace
 }  // namespace rpcboot
