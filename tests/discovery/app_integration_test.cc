@@ -219,6 +219,64 @@ TEST(AppSecurity, TlsInstancesAreFoundAndCalledOverMutualTlsThroughTheRegistry) 
   std::system(("rm -rf " + certs).c_str());
 }
 
+class AppResilience : public ::testing::TestWithParam<Protocol> {};
+
+TEST_P(AppResilience, ASlowInstanceOfThreeIsEjectedThroughTheRegistryAndGetsOnlyProbes) {
+  ZooKeeperServer zk("app-slow");
+  Fleet fleet(zk.connect(), "app-slow");
+  fleet.StartInstance();
+  fleet.StartInstance();
+  fleet.StartInstance({"--chaos.count_delay_ms=300"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  ChannelOptions options = FastOptions();
+  options.outlier.interval = milliseconds(200);
+  options.outlier.min_calls = 3;
+  auto channel = MakeChannel(fleet.Address(), GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  auto ejected = [&] {
+    int n = 0;
+    for (const auto& i : channel->State().instances) n += i.ejected;
+    return n;
+  };
+  // `calls` Count()s from 8 callers (or, with calls < 0, until `stop`): failures and calls
+  // slower than 100 ms.
+  std::atomic<int> slow{0}, failed{0};
+  auto run = [&](int calls, const std::function<bool()>& stop) {
+    std::vector<std::thread> callers;
+    std::atomic<int> next{0};
+    for (int t = 0; t < 8; ++t) {
+      callers.emplace_back([&] {
+        while (calls < 0 ? !stop() : next.fetch_add(1) < calls) {
+          auto start = std::chrono::steady_clock::now();
+          try {
+            client->Count();
+          } catch (const RpcError&) {
+            failed.fetch_add(1);
+          }
+          if (std::chrono::steady_clock::now() - start > milliseconds(100)) slow.fetch_add(1);
+        }
+      });
+    }
+    for (std::thread& t : callers) t.join();
+  };
+  auto give_up = std::chrono::steady_clock::now() + seconds(20);
+  run(-1, [&] { return ejected() == 1 || std::chrono::steady_clock::now() > give_up; });
+  ASSERT_EQ(ejected(), 1) << "the instance answering 300 ms late was never ejected";
+  EXPECT_EQ(failed.load(), 0);
+  // While it is out, calls are fast: count those slower than 100 ms among 800.
+  slow = 0;
+  run(800, nullptr);
+  EXPECT_EQ(failed.load(), 0);
+  int ejections = 0;
+  for (const auto& i : channel->State().instances) ejections += i.ejections;
+  // Each slow call past the ejection is a probe, one per ejection period at most.
+  EXPECT_LE(slow.load(), ejections + 8) << "slow calls beyond the probes";
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, AppResilience,
+                         ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
+                         [](const auto& param_info) { return ProtocolName(param_info.param); });
+
 class AppUnderLoad : public ::testing::TestWithParam<Protocol> {};
 
 TEST_P(AppUnderLoad, KillNineOfOneOfThreeFailsNoIdempotentCall) {

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -16,6 +18,13 @@ namespace {
 // that a test acts on the call being in flight instead of hoping it is.
 class AnnouncingRichService final : public rpcboot::testing::RichServiceImpl {
  public:
+  explicit AnnouncingRichService(int count_delay_ms) : count_delay_ms_(count_delay_ms) {}
+  int64_t Count() override {
+    if (count_delay_ms_ > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(count_delay_ms_));
+    return RichServiceImpl::Count();
+  }
+
   void Notify(int64_t id, const std::string& message, rich::Color color) override {
     if (id >= 1000) {
       // One write per line: concurrent handlers' lines must not interleave.
@@ -24,12 +33,28 @@ class AnnouncingRichService final : public rpcboot::testing::RichServiceImpl {
     }
     RichServiceImpl::Notify(id, message, color);
   }
+
+ private:
+  const int count_delay_ms_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
-  app->Serve<rich::RichService>(std::make_shared<AnnouncingRichService>());
+  // --chaos.count_delay_ms=N (this program's own flag, taken out before App reads the rest):
+  // every Count() answers N ms late.
+  int delay_ms = 0;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--chaos.count_delay_ms=", 0) == 0) {
+      delay_ms = std::stoi(arg.substr(arg.find('=') + 1));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  std::unique_ptr<rpcboot::App> app =
+      rpcboot::App::FromCommandLine(static_cast<int>(args.size()), args.data());
+  app->Serve<rich::RichService>(std::make_shared<AnnouncingRichService>(delay_ms));
   return app->Run();
 }
