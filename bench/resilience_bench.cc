@@ -3,7 +3,8 @@
 // (this binary started with --serve, stopped by pid); the load is rpcboot proxies on a
 // static:// list of the three, 8 and 64 callers, both protocols, in the same run:
 //
-//   slow:    one instance answers 10% of its calls 300 ms late; ejection off against on
+//   slow:    one instance answers 10% of its calls 300 ms late; ejection off against on, and
+//            on with hedging (a backup request after 20 ms)
 //   healthy: all three answer at once; outlier detection, circuit and retry budget off
 //            against on (the default), the happy path's cost
 //
@@ -105,8 +106,12 @@ struct ServerProcess {
   }
 };
 
+// Hedging on top of `on`: a backup request after 20 ms.
+bool hedge = false;
+
 rpcboot::ChannelOptions Options(bool on) {
   rpcboot::ChannelOptions o;
+  if (hedge) o.hedge_delay = std::chrono::milliseconds(20);
   o.default_timeout = std::chrono::seconds(5);
   o.outlier.enabled = on;
   o.circuit.enabled = on;
@@ -194,8 +199,15 @@ int main(int argc, char** argv) {
         std::snprintf(note, sizeof note, "on/off: calls/s %.2f, p999 %.3f; %d ejections",
                       on.calls_per_second / off.calls_per_second, on.p999_us / off.p999_us,
                       last_ejections);
+        hedge = true;
+        rpcboot::bench::Result hedged = Measure(list, protocol, true, n, seconds);
+        hedge = false;
+        char hedge_note[96];
+        std::snprintf(hedge_note, sizeof hedge_note, "hedge/off: calls/s %.2f, p999 %.3f",
+                      hedged.calls_per_second / off.calls_per_second, hedged.p999_us / off.p999_us);
         Print("slow", name, n, "off", off, "");
         Print("slow", name, n, "on", on, note);
+        Print("slow", name, n, "hedg", hedged, hedge_note);
       }
     }
   }

@@ -12,7 +12,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,38 @@
 
 namespace rpcboot {
 
+// Lets one thread cancel a call another thread is making through a channel (a hedged call
+// cancels the attempt that lost). Thread-safe.
+class Cancellation {
+ public:
+  // Cancels the attempt in progress (now, or as soon as one registers); the attempt fails.
+  void Cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    if (action_) action_();
+  }
+  bool cancelled() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
+  }
+  // For channels: `action` cancels the attempt in progress until Clear() (it runs under a lock,
+  // so what it touches lives until Clear returns). Runs at once if already cancelled.
+  void OnCancel(std::function<void()> action) {
+    std::lock_guard<std::mutex> lock(mu_);
+    action_ = std::move(action);
+    if (cancelled_) action_();
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    action_ = nullptr;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bool cancelled_ = false;
+  std::function<void()> action_;
+};
+
 // Per-call settings.
 struct CallOptions {
   // The call's deadline, from now; zero: the channel's default.
@@ -28,6 +62,8 @@ struct CallOptions {
   // For the "consistent_hash" load balancer: calls with equal keys go to the same instance
   // (while the instance list stays the same). Empty: any instance.
   std::string request_key;
+  // Set by hedging: lets the call be cancelled from another thread. Null for most calls.
+  std::shared_ptr<Cancellation> cancellation;
 };
 
 namespace internal {
@@ -48,6 +84,9 @@ struct ChannelState {
   int64_t retries_refused = 0;  // not sent: the retry budget was spent
   int64_t fast_failures = 0;    // calls refused by the open circuit or max_in_flight
   int64_t fallbacks = 0;        // calls answered by a fallback (WithFallback)
+  int64_t hedges = 0;           // backup requests sent (ChannelOptions::hedge_delay)
+  int64_t hedges_won = 0;       // of them, answered first
+  int64_t cancelled = 0;        // attempts cancelled because the other one answered first
 };
 
 class Channel {

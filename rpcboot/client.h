@@ -116,6 +116,12 @@ struct ChannelOptions {
   // Lists: calls this channel may have in flight at once; one more fails RESOURCE_EXHAUSTED at
   // once (0: no limit).
   int max_in_flight = 0;
+  // Lists, RPCBOOT_IDEMPOTENT methods only: a call with no answer after hedge_delay is sent
+  // again to another instance (a backup request); the first answer wins and the other attempt
+  // is cancelled. Backups come out of the retry budget. 0: off (the default).
+  std::chrono::milliseconds hedge_delay{0};
+  // The methods ("GetShop") that hedge; empty: every idempotent method.
+  std::vector<std::string> hedge_methods;
 
   // TLS to the server (both protocols); see rpcboot/security.h. zk:// lists also use TLS for
   // every instance whose registration says it serves TLS (rpcboot.tls).

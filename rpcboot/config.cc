@@ -440,6 +440,23 @@ const std::vector<ClientKey>& ClientKeys() {
        "no limit",
        IntRule<ClientConfig, int>(0, 1000000,
                                   [](ClientConfig& c) -> int& { return c.channel.max_in_flight; })},
+      {"hedge_delay_ms",
+       "idempotent calls unanswered after this are sent to a second instance too; 0: off",
+       MsRule<ClientConfig>(
+           0, [](ClientConfig& c) -> std::chrono::milliseconds& { return c.channel.hedge_delay; })},
+      {"hedge_methods",
+       "comma-separated method names that hedge; empty: every idempotent one",
+       {[](ClientConfig& c, const std::string& v) {
+          c.channel.hedge_methods.clear();
+          for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+            c.channel.hedge_methods.emplace_back(absl::StripAsciiWhitespace(part));
+          }
+          return std::string();
+        },
+        [](ClientConfig& c) {
+          return c.channel.hedge_methods.empty() ? std::string("(every idempotent method)")
+                                                 : absl::StrJoin(c.channel.hedge_methods, ",");
+        }}},
       {"outlier.enabled", "eject failing or slow instances for a while",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.outlier.enabled; })},
       {"outlier.consecutive_failures", "failures in a row that eject an instance (0: off)",

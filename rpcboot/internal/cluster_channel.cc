@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <exception>
+#include <map>
+#include <system_error>
 #include <thread>
 
 #include "absl/container/inlined_vector.h"
@@ -71,7 +74,12 @@ ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOpt
       protocol_(protocol),
       options_(WithSubsetPosition(std::move(options))),
       balancer_(BalancerFor(target_, options_.load_balancer)),
-      retry_tokens_milli_(int64_t{1000} * std::max(options_.retry_budget.min_per_second, 0)) {}
+      retry_tokens_milli_(int64_t{1000} * std::max(options_.retry_budget.min_per_second, 0)) {
+  if (options_.hedge_delay.count() > 0) hedge_timer_ = std::make_unique<HedgeTimer>();
+}
+
+// The timer goes first: the members its tasks use are still whole while it stops.
+ClusterChannel::~ClusterChannel() { hedge_timer_.reset(); }
 
 WireFormat ClusterChannel::format() const {
   return protocol_ == Protocol::kGrpc ? WireFormat::kProto : options_.thrift_format;
@@ -260,7 +268,9 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
                                   std::memory_order_relaxed);
   }
   try {
-    std::string reply = CallList(method, request, options, deadline, *picker);
+    std::string reply = Hedges(method)
+                            ? HedgedCall(method, request, options, deadline, std::move(picker))
+                            : CallList(method, request, options, deadline, *picker);
     if (options_.circuit.enabled) RecordCall(false, probe, NowNs());
     return reply;
   } catch (const RpcError& e) {
@@ -559,6 +569,224 @@ bool ClusterChannel::TakeRetry(int64_t now) {
   return false;
 }
 
+// ---- Hedging ----
+
+// Runs callbacks at their time on one thread of the channel's own (started with the channel
+// when hedging is on).
+class ClusterChannel::HedgeTimer {
+ public:
+  HedgeTimer() {
+    try {
+      thread_ = std::thread([this] { Main(); });
+    } catch (const std::system_error& e) {
+      Log(LogLevel::kWarning,
+          std::string("no hedging thread (") + e.what() + "); calls are not hedged");
+    }
+  }
+  ~HedgeTimer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool running() const { return thread_.joinable(); }
+  void Schedule(int64_t when_ns, std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due_.emplace(when_ns, std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Main() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (due_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      int64_t now = NowNs();
+      auto first = due_.begin();
+      if (first->first > now) {
+        cv_.wait_for(lock, std::chrono::nanoseconds(first->first - now));
+        continue;
+      }
+      std::function<void()> task = std::move(first->second);
+      due_.erase(first);
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<int64_t, std::function<void()>> due_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// One hedged call: the first attempt (on the caller's thread) and the backup.
+struct ClusterChannel::Race {
+  const MethodBinding* method = nullptr;
+  std::string request;  // a copy: the backup may start after the caller's view of it is gone
+  CallOptions options;
+  std::chrono::steady_clock::time_point deadline;
+  std::shared_ptr<const Picker> picker;  // keeps the backends alive
+  Backend* first = nullptr;
+  std::shared_ptr<Cancellation> cancel_first = std::make_shared<Cancellation>();
+  std::shared_ptr<Cancellation> cancel_backup;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // no backup may start any more
+  bool backup_launched = false;
+  bool backup_running = false;
+  bool won = false;  // an attempt answered
+  bool backup_won = false;
+  std::string reply;                // the backup's answer, when it won
+  std::exception_ptr backup_error;  // the backup's failure
+};
+
+bool ClusterChannel::Hedges(const MethodBinding& method) const {
+  if (options_.hedge_delay.count() <= 0 || !method.idempotent || hedge_timer_ == nullptr ||
+      !hedge_timer_->running())
+    return false;
+  const auto& only = options_.hedge_methods;
+  return only.empty() || std::find(only.begin(), only.end(), method.name) != only.end();
+}
+
+void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
+  Backend* backup = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(race->mu);
+    if (race->done || race->backup_launched) return;
+    const Backend* tried[] = {race->first};
+    PickArgs args;
+    args.request_key = race->options.request_key;
+    args.tried = tried;
+    backup = race->picker->Pick(args);
+    if (backup == nullptr || backup == race->first) return;
+    if (!TakeRetry(NowNs())) {
+      retries_refused_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    race->backup_launched = true;
+    race->backup_running = true;
+    race->cancel_backup = std::make_shared<Cancellation>();
+  }
+  hedges_.fetch_add(1, std::memory_order_relaxed);
+  RunOnClientExecutor([this, race, backup] {
+    CallOptions options = race->options;
+    options.cancellation = race->cancel_backup;
+    options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        race->deadline - std::chrono::steady_clock::now());
+    std::string reply;
+    std::exception_ptr error;
+    bool ok = false;
+    bool failure = true;
+    backup->CallStarted();
+    const int64_t started = NowNs();
+    try {
+      if (options.timeout.count() <= 0) {
+        throw RpcError(StatusCode::kDeadlineExceeded, target_ + ": no time left for a backup");
+      }
+      reply = backup->channel().Call(*race->method, race->request, options);
+      ok = true;
+      failure = false;
+    } catch (const RpcError& e) {
+      error = std::current_exception();
+      failure = InstanceFailure(e.code());
+    }
+    backup->CallEnded();
+    // A cancelled attempt lost the race: not a failure, but at least this slow (which outlier
+    // detection must see, or a slow instance would hide behind its backups).
+    bool lost = race->cancel_backup->cancelled();
+    if (lost) cancelled_.fetch_add(1, std::memory_order_relaxed);
+    if (ok) backup->Succeeded();
+    RecordAttempt(*backup, failure && !lost, (NowNs() - started) / 1000, false);
+    std::lock_guard<std::mutex> lock(race->mu);
+    race->backup_running = false;
+    if (ok && !race->won) {
+      race->won = true;
+      race->backup_won = true;
+      race->reply = std::move(reply);
+      hedges_won_.fetch_add(1, std::memory_order_relaxed);
+      race->cancel_first->Cancel();  // the first attempt ends now
+    } else if (!ok) {
+      race->backup_error = error;
+    }
+    race->cv.notify_all();
+  });
+}
+
+std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_view request,
+                                       const CallOptions& options,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       std::shared_ptr<const Picker> picker) {
+  auto race = std::make_shared<Race>();
+  PickArgs args;
+  args.request_key = options.request_key;
+  Backend* first = picker->Pick(args);
+  if (first == nullptr) {
+    args.skip_unhealthy = false;
+    first = picker->Pick(args);
+  }
+  if (first == nullptr) throw RpcError(StatusCode::kUnavailable, target_ + ": no instance to call");
+  race->method = &method;
+  race->request = std::string(request);
+  race->options = options;
+  race->deadline = deadline;
+  race->picker = std::move(picker);
+  race->first = first;
+  hedge_timer_->Schedule(NowNs() + Ns(options_.hedge_delay), [this, race] { LaunchBackup(race); });
+
+  CallOptions first_options = options;
+  first_options.cancellation = race->cancel_first;
+  first_options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  std::string reply;
+  std::exception_ptr error;
+  bool ok = false;
+  bool failure = true;
+  bool may_retry = false;  // a backup may go at once
+  first->CallStarted();
+  const int64_t started = NowNs();
+  try {
+    reply = first->channel().Call(method, request, first_options);
+    ok = true;
+    failure = false;
+  } catch (const UnsentError&) {
+    error = std::current_exception();
+    may_retry = true;
+  } catch (const RpcError& e) {
+    error = std::current_exception();
+    failure = InstanceFailure(e.code());
+    may_retry = e.code() == StatusCode::kUnavailable;
+  }
+  first->CallEnded();
+  bool lost = race->cancel_first->cancelled();
+  if (lost) cancelled_.fetch_add(1, std::memory_order_relaxed);
+  if (ok) first->Succeeded();
+  RecordAttempt(*first, failure && !lost, (NowNs() - started) / 1000, false);
+  if (!ok && may_retry) LaunchBackup(race);  // fail over now rather than after the delay
+  std::unique_lock<std::mutex> lock(race->mu);
+  race->done = true;  // no backup from here on
+  if (ok && !race->won) {
+    race->won = true;
+    if (race->cancel_backup) race->cancel_backup->Cancel();
+  }
+  // The backup, if any, ends before this call returns (it uses this channel).
+  race->cv.wait(lock, [&] { return !race->backup_running; });
+  if (race->backup_won) return std::move(race->reply);
+  if (ok) return reply;
+  std::rethrow_exception(race->cancel_first->cancelled() && race->backup_error ? race->backup_error
+                                                                               : error);
+}
+
 ChannelState ClusterChannel::State() const {
   ChannelState state;
   std::shared_ptr<const BackendList> list = std::atomic_load(&list_);
@@ -571,6 +799,9 @@ ChannelState ClusterChannel::State() const {
   state.retries = retries_.load();
   state.retries_refused = retries_refused_.load();
   state.fast_failures = fast_failures_.load();
+  state.hedges = hedges_.load();
+  state.hedges_won = hedges_won_.load();
+  state.cancelled = cancelled_.load();
   return state;
 }
 

@@ -44,6 +44,7 @@ class ClusterChannel final : public Channel {
   // `target` names the list in errors and logs ("zk://.../services/shop"). Throws
   // RpcError(kInvalidArgument) when options.load_balancer names no balancer.
   ClusterChannel(std::string target, Protocol protocol, ChannelOptions options);
+  ~ClusterChannel() override;
 
   // Replaces the list (its subset, when options.subset_size is set). Endpoint channels (and their
   // connections) of instances still listed are kept. An empty list empties the channel: the
@@ -83,6 +84,16 @@ class ClusterChannel final : public Channel {
   void RecordCall(bool failed, bool probe, int64_t now);
   // Retry budget: a call deposits, a retry withdraws (false: spent).
   bool TakeRetry(int64_t now);
+  // Hedging: the call on this thread, and a backup on the client executor after hedge_delay
+  // (or at once when the first attempt fails in a way that allows another).
+  struct Race;
+  std::string HedgedCall(const MethodBinding& method, std::string_view request,
+                         const CallOptions& options, std::chrono::steady_clock::time_point deadline,
+                         std::shared_ptr<const Picker> picker);
+  void LaunchBackup(const std::shared_ptr<Race>& race);
+  bool Hedges(const MethodBinding& method) const;
+  class HedgeTimer;
+  std::unique_ptr<HedgeTimer> hedge_timer_;  // made with the channel when hedging is on
 
   const std::string target_;
   const Protocol protocol_;
@@ -112,6 +123,9 @@ class ClusterChannel final : public Channel {
   std::atomic<int64_t> retries_{0};
   std::atomic<int64_t> retries_refused_{0};
   std::atomic<int64_t> fast_failures_{0};
+  std::atomic<int64_t> hedges_{0};
+  std::atomic<int64_t> hedges_won_{0};
+  std::atomic<int64_t> cancelled_{0};
   std::mutex eject_mu_;  // one ejection decision at a time (the share cap)
   LogLimiter log_;
 };

@@ -44,8 +44,12 @@ class GrpcChannel final : public Channel {
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;
     grpc::internal::RpcMethod rpc(method.grpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+    if (call_options.cancellation) {
+      call_options.cancellation->OnCancel([&context] { context.TryCancel(); });
+    }
     grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
         channel_.get(), rpc, &context, request_buffer, &reply);
+    if (call_options.cancellation) call_options.cancellation->Clear();
     if (!status.ok()) {
       // gRPC retries by itself a call that never left. What still fails with "failed to connect
       // to all addresses" failed at the pick, before anything was sent. (The channel's state

@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -82,6 +83,35 @@ class ThriftChannel final : public Channel {
       internal::SetSocketTimeouts(conn.fd, timeout);
       conn.timeout = timeout;
     }
+    // Cancelled from another thread (hedging): the socket is shut down, which ends a blocked
+    // read or write at once; the connection is closed, never reused.
+    // The action shuts down a duplicate descriptor, closed only after the action is cleared:
+    // the connection's own may be closed (and its number reused) before then.
+    struct CancelScope {
+      Cancellation* cancellation = nullptr;
+      int fd = -1;
+      // Ends the window for a cancel; true when one came (the socket may be shut down).
+      bool Finish() {
+        bool cancelled = false;
+        if (cancellation != nullptr) {
+          cancellation->Clear();
+          cancelled = cancellation->cancelled();
+          cancellation = nullptr;
+        }
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        return cancelled;
+      }
+      ~CancelScope() { Finish(); }
+    } cancel_scope;
+    if (call_options.cancellation) {
+      cancel_scope.fd = ::dup(conn.fd);
+      if (cancel_scope.fd >= 0) {
+        cancel_scope.cancellation = call_options.cancellation.get();
+        int fd = cancel_scope.fd;
+        call_options.cancellation->OnCancel([fd] { ::shutdown(fd, SHUT_RDWR); });
+      }
+    }
     IoError error = IoError::kNone;
     if (!Send(conn, frame, &error)) {
       CloseConnection(conn);
@@ -128,7 +158,11 @@ class ThriftChannel final : public Channel {
       CloseConnection(conn);
       throw RpcError(StatusCode::kInternal, "Thrift: reply out of sequence from " + Endpoint());
     }
-    GiveBack(conn);
+    if (cancel_scope.Finish()) {
+      CloseConnection(conn);  // cancelled as it ended: its socket may be shut down
+    } else {
+      GiveBack(conn);  // nothing can cancel it any more
+    }
     std::string_view body = reply_message.substr(header.body_offset);
     if (header.type == internal::kThriftException) {
       auto [type, what] = internal::ReadThriftApplicationException(header.format, body);

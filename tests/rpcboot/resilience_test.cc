@@ -80,7 +80,8 @@ class Resilience : public ::testing::TestWithParam<Protocol> {
 
   // `threads` callers make `calls` calls of Count in all; returns how many failed.
   static int64_t Run(rich::RichService& client, int threads, int64_t calls,
-                     std::atomic<int64_t>* slow = nullptr) {
+                     std::atomic<int64_t>* slow = nullptr,
+                     milliseconds slow_after = milliseconds(100)) {
     std::atomic<int64_t> next{0}, failed{0};
     std::vector<std::thread> callers;
     for (int t = 0; t < threads; ++t) {
@@ -92,7 +93,7 @@ class Resilience : public ::testing::TestWithParam<Protocol> {
           } catch (const RpcError&) {
             failed.fetch_add(1);
           }
-          if (slow != nullptr && std::chrono::steady_clock::now() - start > milliseconds(100)) {
+          if (slow != nullptr && std::chrono::steady_clock::now() - start > slow_after) {
             slow->fetch_add(1);
           }
         }
@@ -254,6 +255,30 @@ TEST_P(Resilience, ACallPastMaxInFlightFailsAtOnce) {
   for (auto& impl : impls_) impl->Release();
   for (std::thread& t : held) t.join();
   EXPECT_NO_THROW(client->Count()) << "the limit frees as calls end";
+}
+
+TEST_P(Resilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCancelled) {
+  ChannelOptions options = Quick();
+  options.outlier.enabled = false;  // hedging alone
+  options.hedge_delay = milliseconds(30);
+  options.retry_budget.ratio = 1;  // a backup for every call if need be
+  // Two instances, one of which stalls every call for 3 s.
+  std::string list = "static://" + addresses_[0] + "," + addresses_[1];
+  impls_[1]->delay_ms = 3000;
+  auto channel = MakeChannel(list, GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  std::atomic<int64_t> slow{0};
+  const int64_t calls = 120;
+  EXPECT_EQ(Run(*client, 4, calls, &slow, milliseconds(1000)), 0)
+      << "a hedged idempotent call failed";
+  ChannelState state = channel->State();
+  int64_t stalled = impls_[1]->received.load();
+  EXPECT_GT(stalled, 0) << "no call went to the stalled instance first";
+  EXPECT_GE(state.hedges, stalled) << "a call to the stalled instance got no backup";
+  EXPECT_GE(state.hedges_won, stalled) << "a backup did not answer first";
+  EXPECT_GE(state.cancelled, stalled) << "the stalled instance's attempts were not cancelled";
+  // No call waited for the 3 s stall: each was answered after the hedge delay by the fast one.
+  EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, Resilience,
