@@ -4,12 +4,21 @@
 #ifndef RPCBOOT_BENCH_LOAD_TESTING_H_
 #define RPCBOOT_BENCH_LOAD_TESTING_H_
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
+
+extern char** environ;
 
 namespace rpcboot::bench {
 
@@ -61,6 +70,44 @@ inline Result Load(int callers, double seconds,
   for (long e : errors) r.errors += e;
   return r;
 }
+
+// This benchmark's binary started again as `self --serve=<kind>` (the server side, in its own
+// process), with rpcboot's log at `log_level`; stopped by pid (SIGTERM) when destroyed.
+// `first_line` is what the server printed first (its ports).
+class SelfProcess {
+ public:
+  SelfProcess(const char* self, const std::string& kind, const char* log_level) {
+    int out[2];
+    if (::pipe(out) != 0) std::abort();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::string arg = "--serve=" + kind;
+    char* argv[] = {const_cast<char*>(self), const_cast<char*>(arg.c_str()), nullptr};
+    setenv("RPCBOOT_LOG_LEVEL", log_level, 1);
+    if (posix_spawn(&pid_, self, &actions, nullptr, argv, environ) != 0) std::abort();
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n') first_line_ += c;
+    ::close(out[0]);
+  }
+  ~SelfProcess() {
+    ::kill(pid_, SIGTERM);
+    int status;
+    ::waitpid(pid_, &status, 0);
+  }
+  SelfProcess(const SelfProcess&) = delete;
+  SelfProcess& operator=(const SelfProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& first_line() const { return first_line_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string first_line_;
+};
 
 }  // namespace rpcboot::bench
 

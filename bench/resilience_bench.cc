@@ -10,9 +10,6 @@
 //
 //   build/bench/resilience_bench [--seconds=2] [--callers=8,64]
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -28,8 +25,6 @@
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
-
-extern char** environ;
 
 namespace {
 
@@ -77,32 +72,12 @@ int Serve(bool one_slow) {
   std::_Exit(0);
 }
 
+// The three servers' lists, "static://h:p,h:p,h:p" for each protocol.
 struct ServerProcess {
-  pid_t pid = -1;
+  rpcboot::bench::SelfProcess process;
   std::string grpc, thrift;
-  ServerProcess(const char* self, const char* kind) {
-    int out[2];
-    if (::pipe(out) != 0) std::abort();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::string arg = std::string("--serve=") + kind;
-    char* argv[] = {const_cast<char*>(self), const_cast<char*>(arg.c_str()), nullptr};
-    setenv("RPCBOOT_LOG_LEVEL", "error", 1);
-    if (posix_spawn(&pid, self, &actions, nullptr, argv, environ) != 0) std::abort();
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    std::istringstream(line) >> grpc >> thrift;
-  }
-  ~ServerProcess() {
-    ::kill(pid, SIGTERM);
-    int status;
-    ::waitpid(pid, &status, 0);
+  ServerProcess(const char* self, const char* kind) : process(self, kind, "error") {
+    std::istringstream(process.first_line()) >> grpc >> thrift;
   }
 };
 
@@ -187,43 +162,28 @@ int main(int argc, char** argv) {
   }
   std::printf("%-8s %-7s %7s %-4s %10s %9s %10s %10s %6s\n", "scenario", "proto", "callers", "res.",
               "calls/s", "p50 us", "p99 us", "p999 us", "errors");
-  {
-    ServerProcess slow(argv[0], "slow");
+  for (const char* scenario : {"slow", "healthy"}) {
+    const bool slow = std::string(scenario) == "slow";
+    ServerProcess servers(argv[0], scenario);
     for (auto [name, protocol, list] :
-         {std::tuple{"grpc", rpcboot::Protocol::kGrpc, slow.grpc},
-          std::tuple{"thrift", rpcboot::Protocol::kThrift, slow.thrift}}) {
+         {std::tuple{"grpc", rpcboot::Protocol::kGrpc, servers.grpc},
+          std::tuple{"thrift", rpcboot::Protocol::kThrift, servers.thrift}}) {
       for (int n : callers) {
         rpcboot::bench::Result off = Measure(list, protocol, false, n, seconds);
         rpcboot::bench::Result on = Measure(list, protocol, true, n, seconds);
         char note[96];
-        std::snprintf(note, sizeof note, "on/off: calls/s %.2f, p999 %.3f; %d ejections",
+        std::snprintf(note, sizeof note, "on/off: calls/s %.3f, p999 %.3f; %d ejections",
                       on.calls_per_second / off.calls_per_second, on.p999_us / off.p999_us,
                       last_ejections);
+        Print(scenario, name, n, "off", off, "");
+        Print(scenario, name, n, "on", on, note);
+        if (!slow) continue;
         hedge = true;
         rpcboot::bench::Result hedged = Measure(list, protocol, true, n, seconds);
         hedge = false;
-        char hedge_note[96];
-        std::snprintf(hedge_note, sizeof hedge_note, "hedge/off: calls/s %.2f, p999 %.3f",
+        std::snprintf(note, sizeof note, "hedge/off: calls/s %.2f, p999 %.3f",
                       hedged.calls_per_second / off.calls_per_second, hedged.p999_us / off.p999_us);
-        Print("slow", name, n, "off", off, "");
-        Print("slow", name, n, "on", on, note);
-        Print("slow", name, n, "hedg", hedged, hedge_note);
-      }
-    }
-  }
-  {
-    ServerProcess healthy(argv[0], "healthy");
-    for (auto [name, protocol, list] :
-         {std::tuple{"grpc", rpcboot::Protocol::kGrpc, healthy.grpc},
-          std::tuple{"thrift", rpcboot::Protocol::kThrift, healthy.thrift}}) {
-      for (int n : callers) {
-        rpcboot::bench::Result off = Measure(list, protocol, false, n, seconds);
-        rpcboot::bench::Result on = Measure(list, protocol, true, n, seconds);
-        char note[64];
-        std::snprintf(note, sizeof note, "on/off: calls/s %.3f",
-                      on.calls_per_second / off.calls_per_second);
-        Print("healthy", name, n, "off", off, "");
-        Print("healthy", name, n, "on", on, note);
+        Print(scenario, name, n, "hedg", hedged, note);
       }
     }
   }

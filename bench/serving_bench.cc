@@ -219,33 +219,15 @@ int Serve(const std::string& kind) {
 // ---- Load side ----
 
 struct ServerProcess {
-  pid_t pid = -1;
+  rpcboot::bench::SelfProcess process;
+  pid_t pid;
   int grpc_port = 0, thrift_port = 0, raw_port = 0;
 
-  ServerProcess(const char* self, const std::string& kind) {
-    int out[2];
-    if (::pipe(out) != 0) std::abort();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    std::string arg = "--serve=" + kind;
-    char* argv[] = {const_cast<char*>(self), const_cast<char*>(arg.c_str()), nullptr};
-    setenv("RPCBOOT_LOG_LEVEL", "warning", 1);
-    if (posix_spawn(&pid, self, &actions, nullptr, argv, environ) != 0) std::abort();
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    std::sscanf(line.c_str(), "ports grpc=%d thrift=%d", &grpc_port, &thrift_port);
-    std::sscanf(line.c_str(), "ports raw=%d", &raw_port);
-  }
-  ~ServerProcess() {
-    ::kill(pid, SIGTERM);
-    int status;
-    ::waitpid(pid, &status, 0);
+  ServerProcess(const char* self, const std::string& kind)
+      : process(self, kind, "warning"), pid(process.pid()) {
+    const char* line = process.first_line().c_str();
+    std::sscanf(line, "ports grpc=%d thrift=%d", &grpc_port, &thrift_port);
+    std::sscanf(line, "ports raw=%d", &raw_port);
   }
   long Rss() const { return StatusField("VmRSS:"); }
   long Threads() const { return StatusField("Threads:"); }
