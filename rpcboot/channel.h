@@ -87,6 +87,7 @@ struct ChannelState {
   int64_t hedges = 0;           // backup requests sent (ChannelOptions::hedge_delay)
   int64_t hedges_won = 0;       // of them, answered first
   int64_t cancelled = 0;        // attempts cancelled because the other one answered first
+  int64_t hedge_delay_us = 0;   // the delay before a backup request now (0: no hedging)
 };
 
 class Channel {

@@ -116,10 +116,16 @@ struct ChannelOptions {
   // Lists: calls this channel may have in flight at once; one more fails RESOURCE_EXHAUSTED at
   // once (0: no limit).
   int max_in_flight = 0;
+  // Lists: a call past max_in_flight waits for a slot, within its deadline, instead of failing
+  // at once (it fails RESOURCE_EXHAUSTED when the deadline comes first).
+  bool queue_when_full = false;
   // Lists, RPCBOOT_IDEMPOTENT methods only: a call with no answer after hedge_delay is sent
   // again to another instance (a backup request); the first answer wins and the other attempt
   // is cancelled. Backups come out of the retry budget. 0: off (the default).
   std::chrono::milliseconds hedge_delay{0};
+  // Lists: the delay is the observed p95 latency of this channel's calls (over the last second
+  // or so, once a hundred calls have been seen; hedge_delay until then, and at least 1 ms).
+  bool hedge_at_p95 = false;
   // The methods ("GetShop") that hedge; empty: every idempotent method.
   std::vector<std::string> hedge_methods;
 

@@ -444,6 +444,10 @@ const std::vector<ClientKey>& ClientKeys() {
        "idempotent calls unanswered after this are sent to a second instance too; 0: off",
        MsRule<ClientConfig>(
            0, [](ClientConfig& c) -> std::chrono::milliseconds& { return c.channel.hedge_delay; })},
+      {"hedge_at_p95", "the hedge delay is the observed p95 latency (hedge_delay_ms until known)",
+       BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.hedge_at_p95; })},
+      {"queue_when_full", "a call past max_in_flight waits for a slot within its deadline",
+       BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.queue_when_full; })},
       {"hedge_methods",
        "comma-separated method names that hedge; empty: every idempotent one",
        {[](ClientConfig& c, const std::string& v) {

@@ -75,7 +75,9 @@ ClusterChannel::ClusterChannel(std::string target, Protocol protocol, ChannelOpt
       options_(WithSubsetPosition(std::move(options))),
       balancer_(BalancerFor(target_, options_.load_balancer)),
       retry_tokens_milli_(int64_t{1000} * std::max(options_.retry_budget.min_per_second, 0)) {
-  if (options_.hedge_delay.count() > 0) hedge_timer_ = std::make_unique<HedgeTimer>();
+  if (options_.hedge_delay.count() > 0 || options_.hedge_at_p95) {
+    hedge_timer_ = std::make_unique<HedgeTimer>();
+  }
 }
 
 // The timer goes first: the members its tasks use are still whole while it stops.
@@ -238,21 +240,37 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
   }
   // The client's own limit first: a call over it costs nothing downstream.
   if (options_.max_in_flight > 0) {
-    if (in_flight_.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
-      in_flight_.fetch_sub(1, std::memory_order_relaxed);
-      fast_failures_.fetch_add(1, std::memory_order_relaxed);
-      throw RpcError(
-          StatusCode::kResourceExhausted,
-          absl::StrCat(target_, ": ", options_.max_in_flight,
-                       " calls already in flight (max_in_flight); ", method.name, " not sent"));
+    while (in_flight_.fetch_add(1) >= options_.max_in_flight) {
+      in_flight_.fetch_sub(1);
+      std::unique_lock<std::mutex> lock(slot_mu_);
+      bool freed = false;
+      if (options_.queue_when_full) {
+        ++slot_waiters_;
+        freed = slot_cv_.wait_until(lock, deadline,
+                                    [&] { return in_flight_.load() < options_.max_in_flight; });
+        --slot_waiters_;
+      }
+      if (!freed) {
+        fast_failures_.fetch_add(1, std::memory_order_relaxed);
+        throw RpcError(StatusCode::kResourceExhausted,
+                       absl::StrCat(target_, ": ", options_.max_in_flight,
+                                    " calls already in flight (max_in_flight)",
+                                    options_.queue_when_full ? " until the deadline" : "", "; ",
+                                    method.name, " not sent"));
+      }
     }
   }
   struct InFlight {
-    std::atomic<int>* count;
+    ClusterChannel* channel;
     ~InFlight() {
-      if (count != nullptr) count->fetch_sub(1, std::memory_order_relaxed);
+      if (channel == nullptr) return;
+      channel->in_flight_.fetch_sub(1);
+      if (channel->options_.queue_when_full) {
+        std::lock_guard<std::mutex> lock(channel->slot_mu_);
+        if (channel->slot_waiters_ > 0) channel->slot_cv_.notify_one();
+      }
     }
-  } in_flight{options_.max_in_flight > 0 ? &in_flight_ : nullptr};
+  } in_flight{options_.max_in_flight > 0 ? this : nullptr};
   bool probe = false;
   if (options_.circuit.enabled) {
     std::string refusal = CircuitRefusal(NowNs(), &probe);
@@ -371,6 +389,7 @@ std::string ClusterChannel::CallList(const MethodBinding& method, std::string_vi
 }
 
 void ClusterChannel::RecordAttempt(Backend& backend, bool failed, int64_t latency_us, bool probe) {
+  if (options_.hedge_at_p95 && !failed) NoteLatency(latency_us);
   const OutlierDetection& config = options_.outlier;
   if (!config.enabled) return;
   Backend::Outlier& o = backend.outlier();
@@ -652,11 +671,48 @@ struct ClusterChannel::Race {
 };
 
 bool ClusterChannel::Hedges(const MethodBinding& method) const {
-  if (options_.hedge_delay.count() <= 0 || !method.idempotent || hedge_timer_ == nullptr ||
-      !hedge_timer_->running())
-    return false;
+  if (!method.idempotent || hedge_timer_ == nullptr || !hedge_timer_->running()) return false;
   const auto& only = options_.hedge_methods;
   return only.empty() || std::find(only.begin(), only.end(), method.name) != only.end();
+}
+
+namespace {
+// Latency buckets for the p95: bucket i holds calls of [2^(i/4), 2^((i+1)/4)) microseconds.
+int LatencyBucket(int64_t us) {
+  if (us <= 1) return 0;
+  int b = static_cast<int>(std::log2(static_cast<double>(us)) * 4);
+  return std::min(b, 95);
+}
+}  // namespace
+
+void ClusterChannel::NoteLatency(int64_t latency_us) {
+  latency_buckets_[LatencyBucket(latency_us)].fetch_add(1, std::memory_order_relaxed);
+  int64_t now = NowNs();
+  int64_t next = next_p95_ns_.load(std::memory_order_relaxed);
+  if (now < next || !next_p95_ns_.compare_exchange_strong(next, now + 1000000000)) return;
+  // Once a second: the p95 of the calls since, when there were enough of them.
+  int64_t counts[96];
+  int64_t total = 0;
+  for (int i = 0; i < 96; ++i) total += counts[i] = latency_buckets_[i].exchange(0);
+  if (total < 100) {
+    for (int i = 0; i < 96; ++i) latency_buckets_[i].fetch_add(counts[i]);  // keep gathering
+    return;
+  }
+  int64_t seen = 0;
+  for (int i = 0; i < 96; ++i) {
+    seen += counts[i];
+    if (seen * 100 >= total * 95) {
+      double upper_us = std::exp2(static_cast<double>(i + 1) / 4);
+      p95_ns_.store(std::max<int64_t>(1000000, static_cast<int64_t>(upper_us * 1000)));
+      return;
+    }
+  }
+}
+
+int64_t ClusterChannel::HedgeDelayNs() const {
+  int64_t p95 = options_.hedge_at_p95 ? p95_ns_.load(std::memory_order_relaxed) : 0;
+  if (p95 > 0) return p95;
+  return std::max<int64_t>(Ns(options_.hedge_delay), options_.hedge_at_p95 ? 1000000 : 0);
 }
 
 void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
@@ -742,7 +798,7 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
   race->deadline = deadline;
   race->picker = std::move(picker);
   race->first = first;
-  hedge_timer_->Schedule(NowNs() + Ns(options_.hedge_delay), [this, race] { LaunchBackup(race); });
+  hedge_timer_->Schedule(NowNs() + HedgeDelayNs(), [this, race] { LaunchBackup(race); });
 
   CallOptions first_options = options;
   first_options.cancellation = race->cancel_first;
@@ -802,6 +858,7 @@ ChannelState ClusterChannel::State() const {
   state.hedges = hedges_.load();
   state.hedges_won = hedges_won_.load();
   state.cancelled = cancelled_.load();
+  if (hedge_timer_ != nullptr) state.hedge_delay_us = HedgeDelayNs() / 1000;
   return state;
 }
 

@@ -92,6 +92,9 @@ class ClusterChannel final : public Channel {
                          std::shared_ptr<const Picker> picker);
   void LaunchBackup(const std::shared_ptr<Race>& race);
   bool Hedges(const MethodBinding& method) const;
+  // The observed latencies behind hedge_at_p95, and the delay they give.
+  void NoteLatency(int64_t latency_us);
+  int64_t HedgeDelayNs() const;
   class HedgeTimer;
   std::unique_ptr<HedgeTimer> hedge_timer_;  // made with the channel when hedging is on
 
@@ -126,6 +129,13 @@ class ClusterChannel final : public Channel {
   std::atomic<int64_t> hedges_{0};
   std::atomic<int64_t> hedges_won_{0};
   std::atomic<int64_t> cancelled_{0};
+  std::atomic<int64_t> latency_buckets_[96] = {};
+  std::atomic<int64_t> next_p95_ns_{0};
+  std::atomic<int64_t> p95_ns_{0};
+  // queue_when_full: calls waiting for a slot under max_in_flight.
+  std::mutex slot_mu_;
+  std::condition_variable slot_cv_;
+  int slot_waiters_ = 0;
   std::mutex eject_mu_;  // one ejection decision at a time (the share cap)
   LogLimiter log_;
 };

@@ -281,6 +281,58 @@ TEST_P(Resilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCancell
   EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
 }
 
+TEST_P(Resilience, WithQueueWhenFullACallPastMaxInFlightWaitsForASlot) {
+  ChannelOptions options = Quick();
+  options.max_in_flight = 1;
+  options.queue_when_full = true;
+  auto channel = MakeChannel(list_, GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  std::thread held([&] { client->Notify(testing::RichServiceImpl::kHeld, "held", {}); });
+  auto in_flight = [&] {
+    int n = 0;
+    for (const auto& i : channel->State().instances) n += i.in_flight;
+    return n;
+  };
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (in_flight() < 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_EQ(in_flight(), 1);
+  // A call whose deadline comes first fails, saying it waited.
+  try {
+    ScopedCallOptions short_deadline({milliseconds(50)});
+    client->Count();
+    ADD_FAILURE() << "a second call went out past max_in_flight";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+    EXPECT_NE(std::string(e.what()).find("until the deadline"), std::string::npos) << e.what();
+  }
+  // One with time to wait gets the slot once the held call ends.
+  std::atomic<bool> answered{false};
+  std::thread waiting([&] {
+    client->Count();
+    answered = true;
+  });
+  for (auto& impl : impls_) impl->Release();
+  held.join();
+  waiting.join();
+  EXPECT_TRUE(answered.load());
+}
+
+TEST_P(Resilience, HedgeAtP95FollowsTheObservedLatency) {
+  ChannelOptions options = Quick();
+  options.hedge_at_p95 = true;
+  auto channel = MakeChannel(list_, GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  EXPECT_EQ(channel->State().hedge_delay_us, 1000) << "before any call: the 1 ms floor";
+  // Calls for a little over a second give the channel a p95 of its fast instances.
+  auto until = std::chrono::steady_clock::now() + milliseconds(1200);
+  while (std::chrono::steady_clock::now() < until) EXPECT_EQ(Run(*client, 4, 100), 0);
+  int64_t delay_us = channel->State().hedge_delay_us;
+  EXPECT_GE(delay_us, 1000);
+  EXPECT_LT(delay_us, 1000000) << "a p95 of fast calls is far under a second";
+}
+
 INSTANTIATE_TEST_SUITE_P(Protocols, Resilience,
                          ::testing::Values(Protocol::kGrpc, Protocol::kThrift),
                          [](const auto& param_info) {
