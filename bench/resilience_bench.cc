@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -101,28 +102,20 @@ rpcboot::bench::Result Measure(const std::string& list, rpcboot::Protocol protoc
                                int callers, double seconds) {
   auto channel = rpcboot::MakeChannel(list, protocol, Options(on));
   auto client = rpcboot::MakeClient<rich::RichService>(channel);
+  auto caller = [client](int) {
+    return std::function<bool()>([client] {
+      try {
+        client->Count();
+        return true;
+      } catch (const rpcboot::RpcError&) {
+        return false;
+      }
+    });
+  };
   // Three seconds to settle (connections; with ejection on, the slow instance found and its
   // ejections grown past the first ones), then measure.
-  rpcboot::bench::Load(callers, 3.0, [&](int) {
-    return [client] {
-      try {
-        client->Count();
-        return true;
-      } catch (const rpcboot::RpcError&) {
-        return false;
-      }
-    };
-  });
-  rpcboot::bench::Result result = rpcboot::bench::Load(callers, seconds, [&](int) {
-    return [client] {
-      try {
-        client->Count();
-        return true;
-      } catch (const rpcboot::RpcError&) {
-        return false;
-      }
-    };
-  });
+  rpcboot::bench::Load(callers, 3.0, caller);
+  rpcboot::bench::Result result = rpcboot::bench::Load(callers, seconds, caller);
   last_ejections = 0;
   for (const auto& instance : channel->State().instances) last_ejections += instance.ejections;
   return result;
