@@ -57,6 +57,9 @@ wait_registered() {  # LOG NAME
   exit 1
 }
 
+# "status page http://127.0.0.1:PORT/" from an instance's log (admin.port: 0 in the samples).
+status_page() { grep -o 'status page http://[^ ]*' "$1" | head -1; }
+
 step "4/7 start two shop instances (gRPC) and one order instance (Thrift)"
 for n in 1 2; do
   "$build/samples/shop" --config=samples/shop/shop.yaml --registry.zookeeper="$zk" \
@@ -65,12 +68,14 @@ for n in 1 2; do
   eval "shop${n}_pid=$!"
   wait_registered "$run/shop$n.log" "shop $n"
   echo "shop $n: pid $!, $(grep -o 'registered .*' "$run/shop$n.log" | head -1)"
+  echo "        $(status_page "$run/shop$n.log")"
 done
 "$build/samples/order" --config=samples/order/order.yaml --registry.zookeeper="$zk" \
   >"$run/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$run/order.log" "order"
 echo "order:  pid $!, $(grep -o 'registered .*' "$run/order.log" | head -1)"
+echo "        $(status_page "$run/order.log")"
 
 step "5/7 the demo client places orders; shop instance 2 (pid $shop2_pid) is stopped mid-run"
 RPCBOOT_LOG_LEVEL=warning "$build/samples/demo_client" --zookeeper="$zk" --orders=30 --interval_ms=100 &
@@ -94,6 +99,13 @@ set -e
 
 step "7/7 summary"
 echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), order instance 1"
+echo "  order's $(status_page "$run/order.log") (live until the demo ends)"
+curl_metrics=$(command -v curl || true)
+order_admin=$(status_page "$run/order.log" | sed -n 's|.*http://\([^/]*\)/.*|\1|p')
+if [ -n "$curl_metrics" ] && [ -n "$order_admin" ]; then
+  echo "  order's /metrics: $(curl -s "http://$order_admin/metrics" | grep -c '^rpcboot_') rpcboot_ samples, e.g.:"
+  curl -s "http://$order_admin/metrics" | grep '^rpcboot_server_handled_total.*PlaceOrder.*thrift' | sed 's/^/    /'
+fi
 echo "  demo client: $([ $client_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  python client: $([ $python_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  logs: $run/"

@@ -73,7 +73,7 @@ inline Result Load(int callers, double seconds,
 
 // This benchmark's binary started again as `self --serve=<kind>` (the server side, in its own
 // process), with rpcboot's log at `log_level`; stopped by pid (SIGTERM) when destroyed.
-// `first_line` is what the server printed first (its ports).
+// `first_line` is what the server printed first (its ports); NextLine reads on.
 class SelfProcess {
  public:
   SelfProcess(const char* self, const std::string& kind, const char* log_level) {
@@ -89,23 +89,31 @@ class SelfProcess {
     if (posix_spawn(&pid_, self, &actions, nullptr, argv, environ) != 0) std::abort();
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') first_line_ += c;
-    ::close(out[0]);
+    out_ = out[0];
+    first_line_ = NextLine();
   }
   ~SelfProcess() {
     ::kill(pid_, SIGTERM);
     int status;
     ::waitpid(pid_, &status, 0);
+    ::close(out_);
   }
   SelfProcess(const SelfProcess&) = delete;
   SelfProcess& operator=(const SelfProcess&) = delete;
 
   pid_t pid() const { return pid_; }
   const std::string& first_line() const { return first_line_; }
+  // The next line the server prints (waits for it; "" once its output is closed).
+  std::string NextLine() {
+    std::string line;
+    char c;
+    while (::read(out_, &c, 1) == 1 && c != '\n') line += c;
+    return line;
+  }
 
  private:
   pid_t pid_ = -1;
+  int out_ = -1;
   std::string first_line_;
 };
 

@@ -1,6 +1,6 @@
 // The serving core against the stock servers and the physical bound, with the load generator
 // and the server in separate processes (this binary starts itself as the server, by pid, and
-// stops it). Three parts, all on 127.0.0.1, each bounded in time:
+// stops it). Five parts, all on 127.0.0.1, each bounded in time:
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
@@ -14,8 +14,12 @@
 //     (TThreadedServer on TSSLServerSocket; a grpc sync service with SslServerCredentials),
 //     with stock clients (TSSLSocket; grpc SslCredentials). Each caller its own connection.
 //
+//  5. metrics: Mix with call counting (metrics.enabled) on and off, server side (two servers
+//     that differ only in it, stock clients) and client side (rpcboot proxies, counting on and
+//     off in the load process), at the callers in 2..64; medians of alternating rounds.
+//
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale,tls]
+//                             [--parts=throughput,mixed,scale,tls,metrics]
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
@@ -51,6 +55,8 @@
 #include "rich_service.grpc.pb.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
+#include "rpcboot/client.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
 #include "stock_services.h"
 
@@ -146,6 +152,8 @@ int Serve(const std::string& kind) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);  // call counting off (the metrics part)
+  sigaddset(&signals, SIGUSR2);  // and on again
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
     std::thread(ServeRaw).detach();
@@ -212,7 +220,11 @@ int Serve(const std::string& kind) {
   }
   std::fflush(stdout);
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig != SIGTERM) {
+    rpcboot::internal::SetMetricsOn(sig == SIGUSR2);
+    std::printf("metrics %s\n", sig == SIGUSR2 ? "on" : "off");
+    std::fflush(stdout);
+  }
   std::_Exit(0);  // the stock servers have no clean stop from another thread worth waiting for
 }
 
@@ -419,6 +431,96 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
   }
 }
 
+// The cost of counting calls (metrics.enabled), server side and client side, in one run:
+// Mix at each count of callers against one rpcboot server whose counting is switched off and
+// on by signal between rounds (stock clients), and through rpcboot proxies with counting on and
+// off in this process. Rounds alternate on and off; the medians are printed.
+void Metrics(const char* self, double seconds, const std::vector<int>& callers) {
+  ServerProcess server(self, "rpcboot");
+  ServerProcess raw(self, "raw");
+  auto server_counting = [&](bool on) {
+    ::kill(server.pid, on ? SIGUSR2 : SIGUSR1);
+    std::string line = server.process.NextLine();  // "metrics on|off": the switch is done
+    (void)line;
+  };
+  // What counting one call costs, measured directly: a Start and a Finish on one CallStats,
+  // from one thread and from two at once (each thread on its own shard).
+  for (int threads : {1, 2}) {
+    rpcboot::internal::CallStats stats("server", "bench.Bench", "Cost", "thrift");
+    constexpr int kCalls = 2000000;
+    auto t0 = Clock::now();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&stats] {
+        for (int i = 0; i < kCalls; ++i) {
+          stats.Finish(stats.Start(), rpcboot::StatusCode::kOk);
+        }
+      });
+    }
+    for (std::thread& w : workers) w.join();
+    double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kCalls;
+    std::printf("metrics    counting one call (Start + Finish), %d thread(s): %.0f ns\n", threads,
+                ns);
+  }
+  constexpr int kRounds = 5;
+  auto median = [](std::vector<Result> runs) {
+    std::sort(runs.begin(), runs.end(), [](const Result& a, const Result& b) {
+      return a.calls_per_second < b.calls_per_second;
+    });
+    return runs[runs.size() / 2];
+  };
+  for (int n : callers) {
+    Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
+    Print("metrics", "raw", n, "tcp", r_raw, "");
+    for (const char* proto : {"thrift", "grpc"}) {
+      bool thrift = std::string(proto) == "thrift";
+      auto stock_client = [&](const ServerProcess& target) {
+        return [&target, thrift](int i) {
+          return thrift ? ThriftMixCaller(target.thrift_port)
+                        : GrpcMixCaller(target.grpc_port, i, "/rich.RichService/Mix");
+        };
+      };
+      // rpcboot's own proxy, one channel shared by the callers, counting as the process says.
+      auto proxy_client = [&](const ServerProcess& target) {
+        auto channel = rpcboot::MakeChannel(
+            "127.0.0.1:" + std::to_string(thrift ? target.thrift_port : target.grpc_port),
+            thrift ? rpcboot::Protocol::kThrift : rpcboot::Protocol::kGrpc);
+        auto proxy = rpcboot::MakeClient<rich::RichService>(channel);
+        return [proxy](int) {
+          return std::function<bool()>([proxy] {
+            try {
+              return proxy->Mix(rich::Color::kRed, rich::Color::kGreen) == rich::Color::kBlue;
+            } catch (const rpcboot::RpcError&) {
+              return false;
+            }
+          });
+        };
+      };
+      std::vector<Result> s_on, s_off, c_on, c_off;
+      for (int round = 0; round < kRounds; ++round) {
+        server_counting(true);
+        s_on.push_back(Load(n, seconds, stock_client(server)));
+        server_counting(false);
+        s_off.push_back(Load(n, seconds, stock_client(server)));
+        // The client side, against the server with its counting off.
+        rpcboot::internal::SetMetricsOn(true);
+        c_on.push_back(Load(n, seconds, proxy_client(server)));
+        rpcboot::internal::SetMetricsOn(false);
+        c_off.push_back(Load(n, seconds, proxy_client(server)));
+        rpcboot::internal::SetMetricsOn(true);
+      }
+      Result so = median(s_on), sf = median(s_off), co = median(c_on), cf = median(c_off);
+      Print("metrics", proto, n, "srv-off", sf,
+            Ratio("vs raw", sf.calls_per_second, r_raw.calls_per_second));
+      Print("metrics", proto, n, "srv-on", so,
+            Ratio("on/off", so.calls_per_second, sf.calls_per_second));
+      Print("metrics", proto, n, "cli-off", cf, "");
+      Print("metrics", proto, n, "cli-on", co,
+            Ratio("on/off", co.calls_per_second, cf.calls_per_second));
+    }
+  }
+}
+
 void Mixed(const char* self, double seconds) {
   for (const char* kind : {"stock", "rpcboot"}) {
     ServerProcess server(self, kind);
@@ -509,7 +611,7 @@ int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::string parts = "throughput,mixed,scale,tls";
+  std::string parts = "throughput,mixed,scale,tls,metrics";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
@@ -526,7 +628,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale,tls]\n");
+                   "[--parts=throughput,mixed,scale,tls,metrics]\n");
       return 2;
     }
   }
@@ -541,6 +643,13 @@ int main(int argc, char** argv) {
   if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers);
   if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
   if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
+  if (parts.find("metrics") != std::string::npos) {
+    std::vector<int> metric_callers;
+    for (int n : callers)
+      if (n >= 2 && n <= 64) metric_callers.push_back(n);
+    if (metric_callers.empty()) metric_callers = {8};
+    Metrics(argv[0], seconds, metric_callers);
+  }
   if (parts.find("tls") != std::string::npos) {
     char dir[] = "/tmp/rpcboot-bench-certs-XXXXXX";
     if (::mkdtemp(dir) == nullptr ||

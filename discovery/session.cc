@@ -159,6 +159,16 @@ void Session::RemoveObserver(Observer* observer) {
   observers_.erase(std::remove(observers_.begin(), observers_.end(), observer), observers_.end());
 }
 
+int Session::sessions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sessions_;
+}
+
+int Session::expirations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return expirations_;
+}
+
 bool Session::connected() const {
   std::lock_guard<std::mutex> lock(mu_);
   return connected_;
@@ -219,6 +229,7 @@ void Session::Run() {
           connected_ = true;
           new_session = id != announced_session_;
           announced_session_ = id;
+          if (new_session) ++sessions_;
         }
         cv_.notify_all();
         if (new_session) {
@@ -257,6 +268,10 @@ void Session::Run() {
       }
     }
     if (rebuild) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++expirations_;
+      }
       std::unique_lock<std::shared_mutex> lock(handle_mu_);
       OpenHandle();
     }

@@ -93,6 +93,10 @@ class Session {
   // Waits until connected; false on timeout.
   bool WaitConnected(std::chrono::milliseconds timeout) const;
   const SessionOptions& options() const { return options_; }
+  // Sessions established so far (1 after the first connection; each expiry adds one), and how
+  // many times a session was found expired or presumed lost and replaced.
+  int sessions() const;
+  int expirations() const;
 
   // Blocking operations on the current session. Unavailable when not connected; NotFound,
   // AlreadyExists, FailedPrecondition (not empty, bad version), PermissionDenied as ZooKeeper
@@ -149,6 +153,8 @@ class Session {
   bool connected_ = false;
   std::chrono::steady_clock::time_point disconnected_since_;
   int64_t announced_session_ = 0;  // the session observers last heard OnConnected(true) for
+  int sessions_ = 0;
+  int expirations_ = 0;
   std::thread thread_;
 
   std::mutex observers_mu_;  // held while observers run

@@ -22,7 +22,9 @@
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
+#include "rpcboot/internal/admin_server.h"
 #include "rpcboot/internal/discovery_channel.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/lb/load_balancer.h"
 
 namespace rpcboot {
@@ -114,6 +116,7 @@ absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
 
 App::App(AppConfig config)
     : config_(std::move(config)), server_(std::make_unique<Server>(config_.server)) {
+  internal::SetMetricsOn(config_.metrics_enabled);
   if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) stop_pipe_[0] = stop_pipe_[1] = -1;
 }
 
@@ -146,6 +149,10 @@ void App::EnsureSession() {
 }
 
 std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    if (auto it = channels_.find(service); it != channels_.end()) return it->second.channel;
+  }
   ClientConfig client;
   auto it = config_.clients.find(service);
   if (it != config_.clients.end()) {
@@ -154,7 +161,15 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
     client = config_.client_defaults;
     client.app = service.substr(0, service.find('.'));
   }
-  if (!client.address.empty()) return MakeChannel(client.address, client.protocol, client.channel);
+  auto keep = [&](std::string target, std::shared_ptr<Channel> channel) {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    // Two threads asking at once: the first one's channel is the one.
+    auto placed =
+        channels_.emplace(service, ClientChannel{std::move(target), client.protocol, channel});
+    return placed.first->second.channel;
+  };
+  if (!client.address.empty())
+    return keep(client.address, MakeChannel(client.address, client.protocol, client.channel));
   if (config_.registry.zookeeper.empty()) {
     throw RpcError(StatusCode::kInvalidArgument,
                    absl::StrCat("no way to reach ", service, ": set registry.zookeeper or clients.",
@@ -163,14 +178,32 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
   EnsureSession();
   internal::ZooKeeperAddress where{config_.registry.zookeeper, config_.registry.base_path,
                                    client.app};
-  return internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
-                                        where.ToString(), nullptr, service);
+  return keep(where.ToString(),
+              internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
+                                             where.ToString(), nullptr, service));
 }
 
 absl::Status App::Start() {
   if (started_) return absl::FailedPreconditionError("App::Start called twice");
   started_ = true;
-  if (absl::Status s = server_->Start(); !s.ok()) return s;
+  // A client-only process (no port, no service) serves nothing and registers nothing; it may
+  // still have an admin port.
+  const bool client_only =
+      config_.server.grpc_port < 0 && config_.server.thrift_port < 0 && services_.empty();
+  if (!client_only) {
+    if (absl::Status s = server_->Start(); !s.ok()) return s;
+  }
+  serving_ = true;
+  if (config_.admin.port >= 0) {
+    admin_ = std::make_unique<internal::AdminServer>([this] { return Info(); });
+    if (absl::Status s = admin_->Start(config_.admin.host, config_.admin.port); !s.ok()) {
+      admin_.reset();
+      serving_ = false;
+      server_->Shutdown();
+      return s;
+    }
+  }
+  if (client_only) return absl::OkStatus();
   if (config_.registry.zookeeper.empty()) {
     Log(LogLevel::kInfo, config_.name + ": no registry.zookeeper: not registering");
     return absl::OkStatus();
@@ -191,7 +224,10 @@ absl::Status App::Start() {
   discovery::Instance self = discovery::MakeServingInstance(serving);
 
   EnsureSession();
-  registrar_ = std::make_unique<discovery::Registrar>(session_, config_.registry.base_path, self);
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);  // the admin page reads it
+    registrar_ = std::make_unique<discovery::Registrar>(session_, config_.registry.base_path, self);
+  }
   session_->WaitConnected(config_.registry.connect_timeout);
   absl::Status s = registrar_->Register();
   if (!s.ok()) {
@@ -247,6 +283,7 @@ int App::Run() {
 void App::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  serving_ = false;  // /health says NOT_SERVING while the instance drains
   if (registrar_ != nullptr) {
     absl::Status s = registrar_->Deregister();
     if (!s.ok()) {
@@ -256,9 +293,44 @@ void App::Shutdown() {
     // Clients' watches fire within milliseconds; this bounds how late one may still pick us.
     // A node never written had no clients to tell.
     if (registrar_->writes() > 0) std::this_thread::sleep_for(config_.registry.drain);
+    std::lock_guard<std::mutex> lock(session_mu_);
     registrar_.reset();
   }
   server_->Shutdown();
+  if (admin_ != nullptr) admin_->Stop();
+}
+
+int App::admin_port() const { return admin_ != nullptr ? admin_->port() : -1; }
+
+internal::AdminInfo App::Info() {
+  internal::AdminInfo info;
+  info.app = config_.name;
+  info.version = config_.version;
+  info.zone = config_.zone;
+  info.serving = serving_.load();
+  info.grpc_port = grpc_port();
+  info.thrift_port = thrift_port();
+  info.tls = !config_.server.tls.cert_file.empty();
+  info.zookeeper = config_.registry.zookeeper;
+  std::lock_guard<std::mutex> lock(session_mu_);
+  if (session_ != nullptr) {
+    info.zookeeper_connected = session_->connected();
+    info.zookeeper_disconnected_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(session_->disconnected_for()).count();
+    info.zookeeper_sessions = session_->sessions();
+    info.zookeeper_expirations = session_->expirations();
+  }
+  if (registrar_ != nullptr) {
+    info.registry_path = registrar_->path();
+    info.registered = registrar_->registered();
+    info.registrations = registrar_->writes();
+  }
+  for (const auto& [service, c] : channels_) {
+    info.clients.push_back(
+        {service, c.target, c.protocol == Protocol::kGrpc ? "grpc" : "thrift", c.channel->State()});
+  }
+  info.config = EffectiveConfig(config_);
+  return info;
 }
 
 std::string App::registry_path() const { return registrar_ == nullptr ? "" : registrar_->path(); }

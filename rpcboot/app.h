@@ -23,6 +23,8 @@
 #ifndef RPCBOOT_APP_H_
 #define RPCBOOT_APP_H_
 
+#include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +42,10 @@ class Session;
 class Registrar;
 class Resolver;
 }  // namespace discovery
+namespace internal {
+class AdminServer;
+struct AdminInfo;
+}  // namespace internal
 
 class App {
  public:
@@ -63,8 +69,9 @@ class App {
   }
 
   // A proxy for S, configured by clients.<S's full name> (see ClientConfig): by default the
-  // instances of S's package name in this app's registry. Throws RpcError(kInvalidArgument)
-  // when there is nothing to resolve S with (no registry and no address).
+  // instances of S's package name in this app's registry. Every proxy of S shares one channel
+  // (its connections, balancing and resilience state). Throws RpcError(kInvalidArgument) when
+  // there is nothing to resolve S with (no registry and no address).
   template <class S>
   std::shared_ptr<S> Client() {
     return MakeClient<S>(ChannelFor(internal::BindingOf<S>().full_name));
@@ -88,6 +95,8 @@ class App {
 
   int grpc_port() const { return server_->grpc_port(); }
   int thrift_port() const { return server_->thrift_port(); }
+  // The admin HTTP port (admin.port) once started; -1 when off.
+  int admin_port() const;
   // The registry path of this instance ("" without a registry).
   std::string registry_path() const;
   bool registered() const;
@@ -96,6 +105,7 @@ class App {
   explicit App(AppConfig config);
   std::shared_ptr<Channel> ChannelFor(const std::string& service);
   void EnsureSession();
+  internal::AdminInfo Info();
 
   AppConfig config_;
   std::unique_ptr<Server> server_;
@@ -104,6 +114,15 @@ class App {
   std::shared_ptr<discovery::Session> session_;
   std::shared_ptr<discovery::Resolver> resolver_;
   std::unique_ptr<discovery::Registrar> registrar_;
+  // The channel of each service this app calls, shared by its proxies.
+  struct ClientChannel {
+    std::string target;
+    Protocol protocol;
+    std::shared_ptr<Channel> channel;
+  };
+  std::map<std::string, ClientChannel> channels_;  // by service; under session_mu_
+  std::unique_ptr<internal::AdminServer> admin_;
+  std::atomic<bool> serving_{false};
   int stop_pipe_[2] = {-1, -1};
   bool started_ = false;
   bool shut_down_ = false;

@@ -77,6 +77,8 @@ struct ChannelState {
     bool ejected = false;  // out of rotation as an outlier (or probing to come back)
     int ejections = 0;     // times ejected so far
     int in_flight = 0;
+    int64_t picks = 0;    // attempts sent to it so far
+    bool healthy = true;  // false while backing off after a failed connection, or ejected
   };
   std::vector<Instance> instances;
   bool circuit_open = false;    // calls fail fast (or one probes)

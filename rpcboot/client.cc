@@ -14,6 +14,7 @@
 #include "rpcboot/internal/cluster_channel.h"
 #include "rpcboot/internal/discovery_channel.h"
 #include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/server_context.h"
@@ -133,6 +134,23 @@ ScopedCallOptions::~ScopedCallOptions() { current_call_options = previous_; }
 const CallOptions& ScopedCallOptions::Current() { return *current_call_options; }
 
 namespace internal {
+std::string CallThrough(Channel& channel, const MethodBinding& method, std::string_view request) {
+  if (!MetricsOn()) return channel.Call(method, request, ScopedCallOptions::Current());
+  CallStats* stats = MetricsRegistry::Get().Client(method);
+  const int64_t started = stats->Start();
+  try {
+    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
+    stats->Finish(started, StatusCode::kOk);
+    return reply;
+  } catch (const RpcError& e) {
+    stats->Finish(started, e.code(), {}, e.message());
+    throw;
+  } catch (...) {
+    stats->Finish(started, StatusCode::kUnknown, {}, "a channel threw a non-RpcError");
+    throw;
+  }
+}
+
 void RunOnClientExecutor(std::function<void()> task) {
   // Never destroyed: outstanding calls may still be running when static destructors run.
   static ThreadPool* executor =

@@ -366,6 +366,17 @@ const std::vector<Key>& Keys() {
       {"registry.drain_ms", "on shutdown, time between deregistering and closing the ports",
        MsRule<AppConfig>(
            0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.drain; })},
+      {"admin.port",
+       "admin HTTP port: status page /, /metrics (Prometheus), /status.json, /health; 0: pick a "
+       "free one; -1: off",
+       IntRule<AppConfig, int>(-1, 65535, [](AppConfig& c) -> int& { return c.admin.port; })},
+      {"admin.host",
+       "the address the admin port binds (0.0.0.0 for probes and scrapers from other machines)",
+       StringRule<AppConfig>(
+           [](AppConfig& c) -> std::string& { return c.admin.host; },
+           [](const std::string& v) -> std::string { return v.empty() ? "is empty" : ""; })},
+      {"metrics.enabled", "count calls for /metrics and the status page (a few ns a call)",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.metrics_enabled; })},
   };
   return *keys;
 }
@@ -805,6 +816,24 @@ bool WantsHelp(const std::vector<std::string>& args) {
     if (arg == "--help" || arg == "-h") return true;
   }
   return false;
+}
+
+std::vector<std::pair<std::string, std::string>> EffectiveConfig(const AppConfig& config) {
+  AppConfig copy = config;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Key& key : Keys()) {
+    std::string value = key.rule.show(copy);
+    // The password of user:password never leaves the process.
+    if (std::string_view(key.name) == "registry.digest" && !config.registry.digest.empty())
+      value = config.registry.digest.substr(0, config.registry.digest.find(':')) + ":(redacted)";
+    out.emplace_back(key.name, std::move(value));
+  }
+  for (auto& [service, client] : copy.clients) {
+    for (const ClientKey& key : ClientKeys()) {
+      out.emplace_back(absl::StrCat("clients.", service, ".", key.field), key.rule.show(client));
+    }
+  }
+  return out;
 }
 
 std::string ConfigHelp() {

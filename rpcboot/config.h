@@ -18,6 +18,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,6 +71,13 @@ struct AppConfig {
   // client.tls.*, client.token_file: for every client that does not set its own (already
   // applied to `clients`; App applies them to services without an entry).
   ClientConfig client_defaults;
+
+  // The admin HTTP port (status page, /metrics, /health); port -1: off, 0: a free port.
+  struct Admin {
+    std::string host = "127.0.0.1";
+    int port = -1;
+  } admin;
+  bool metrics_enabled = true;  // metrics.enabled: count calls (for /metrics and the page)
 };
 
 // Reads `args` (argv without the program name): --config=FILE (or --config FILE), then every
@@ -81,6 +89,10 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
 
 // Parses YAML text as if it were a file called `source`, without environment or flags.
 absl::StatusOr<AppConfig> ParseConfig(const std::string& yaml, const std::string& source);
+
+// Every key with the value `config` holds, as --help would show it, clients' keys included;
+// secrets redacted (the password of registry.digest). For the status page.
+std::vector<std::pair<std::string, std::string>> EffectiveConfig(const AppConfig& config);
 
 // Every key with its default and meaning: what --help prints.
 std::string ConfigHelp();

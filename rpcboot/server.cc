@@ -13,7 +13,8 @@ namespace rpcboot {
 namespace internal {
 
 absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
-    const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods) {
+    const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods,
+    bool grpc, bool thrift) {
   auto table = std::unique_ptr<MethodTable>(new MethodTable());
   std::vector<bool> used(inline_methods.size(), false);
   for (const BoundService& s : services) {
@@ -21,6 +22,12 @@ absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
     for (const MethodBinding& m : s.binding->methods) {
       Route route{&m, s.impl.get()};
       route.runtime = &table->runtimes_.emplace_back();
+      MetricsRegistry& metrics = MetricsRegistry::Get();
+      // A protocol the server does not speak gets no series on the page or in /metrics.
+      route.runtime->grpc_stats =
+          grpc ? metrics.Server(s.binding->full_name, m.name, "grpc") : metrics.Unlisted();
+      route.runtime->thrift_stats =
+          thrift ? metrics.Server(s.binding->full_name, m.name, "thrift") : metrics.Unlisted();
       for (std::size_t i = 0; i < inline_methods.size(); ++i) {
         const std::string& entry = inline_methods[i];
         if (entry == s.binding->full_name + "/" + m.name || entry == s.binding->full_name + "/*") {
@@ -88,7 +95,8 @@ absl::Status Server::Start() {
         "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
   }
   absl::StatusOr<std::unique_ptr<internal::MethodTable>> table =
-      internal::MethodTable::Make(impl_->services_, impl_->options_.inline_methods);
+      internal::MethodTable::Make(impl_->services_, impl_->options_.inline_methods,
+                                  impl_->options_.grpc_port >= 0, impl_->options_.thrift_port >= 0);
   if (!table.ok()) return table.status();
   impl_->table_ = *std::move(table);
   absl::StatusOr<std::shared_ptr<const internal::CallGuard>> guard =

@@ -17,6 +17,7 @@ PACKAGES=(
   libcurator-discovery-java libcurator-framework-java libcurator-client-java
   libcurator-recipes-java libthrift-java
   uuid-dev netcat-openbsd
+  chromium fonts-liberation python3-prometheus-client
 )
 
 missing=()

@@ -41,6 +41,10 @@ const ServiceBinding& BindingOf();
 template <class S>
 class Proxy;
 
+// What every generated proxy calls: `channel`.Call with the call options in scope, counted in
+// the client's metrics (rpcboot/internal/metrics.h).
+std::string CallThrough(Channel& channel, const MethodBinding& method, std::string_view request);
+
 // Encodes an error into a Thrift result struct (field 1: RpcError {1: code, 2: message}).
 std::string ThriftErrorResult(WireFormat format, StatusCode code, std::string_view message);
 // Whether a Thrift result struct carries an error (field 1) rather than a result: then *code and

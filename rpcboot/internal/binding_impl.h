@@ -221,7 +221,7 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
     } else {
       request = ProtoEncode(params);
     }
-    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
+    std::string reply = CallThrough(channel, method, request);
     if constexpr (std::is_void_v<R>) {
       return;
     } else {
@@ -236,7 +236,7 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
     }
   } else {
     std::string request = ThriftEncode(params, format);
-    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
+    std::string reply = CallThrough(channel, method, request);
     return ThriftDecodeResult<R>(reply, format);
   }
 }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/metrics.h"
 
 namespace rpcboot::internal {
 
@@ -37,6 +38,7 @@ CallScheduler::~CallScheduler() {
     refused.swap(queue_);
     queued_ = 0;
   }
+  Transports().queued_calls.fetch_sub(static_cast<int64_t>(refused.size()));
   work_cv_.notify_all();
   for (ScheduledCall& call : refused) call.refuse(StatusCode::kUnavailable, "server stopped");
   for (std::thread& t : threads_) t.join();
@@ -59,6 +61,7 @@ void CallScheduler::Submit(ScheduledCall call) {
   }
   queue_.push_back(std::move(call));
   queued_ = static_cast<int>(queue_.size());
+  Transports().queued_calls.fetch_add(1, std::memory_order_relaxed);
   lock.unlock();
   work_cv_.notify_one();
 }
@@ -115,6 +118,7 @@ bool CallScheduler::Drain(std::chrono::steady_clock::time_point deadline) {
   queued_ = 0;
   bool clean = running_ == 0;
   lock.unlock();
+  Transports().queued_calls.fetch_sub(static_cast<int64_t>(refused.size()));
   for (ScheduledCall& call : refused) {
     call.refuse(StatusCode::kUnavailable, "server shutting down; call not run");
   }
@@ -152,6 +156,7 @@ void CallScheduler::Work() {
       queue_.pop_front();
       queued_ = static_cast<int>(queue_.size());
     }
+    Transports().queued_calls.fetch_sub(1, std::memory_order_relaxed);
     if (call.deadline && *call.deadline <= ServerContext::Clock::now()) {
       call.refuse(StatusCode::kDeadlineExceeded, "deadline passed before the handler ran");
     } else {

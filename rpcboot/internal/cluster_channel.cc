@@ -848,7 +848,8 @@ ChannelState ClusterChannel::State() const {
   std::shared_ptr<const BackendList> list = std::atomic_load(&list_);
   if (list != nullptr) {
     for (const std::shared_ptr<Backend>& b : *list) {
-      state.instances.push_back({b->address(), b->ejected(), b->ejections(), b->in_flight()});
+      state.instances.push_back(
+          {b->address(), b->ejected(), b->ejections(), b->in_flight(), b->picks(), b->healthy()});
     }
   }
   state.circuit_open = circuit_open_until_ns_.load() != 0;

@@ -59,7 +59,12 @@ class Backend {
 
   // For the client channel.
   Channel& channel() const { return *channel_; }
-  void CallStarted() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void CallStarted() {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    picks_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Calls (attempts) sent to it so far.
+  int64_t picks() const { return picks_.load(std::memory_order_relaxed); }
   void CallEnded() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
   void ConnectionFailed();
   void Succeeded();
@@ -83,6 +88,7 @@ class Backend {
   const int weight_;
   const std::shared_ptr<Channel> channel_;
   std::atomic<int> in_flight_{0};
+  std::atomic<int64_t> picks_{0};
   std::atomic<int64_t> unhealthy_until_ns_{0};
   std::atomic<int64_t> backoff_ms_{0};
   Outlier outlier_;

@@ -103,10 +103,12 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     }
     route_ = table_->FindGrpc(context_->method());
     if (route_ == nullptr) {
+      Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
       Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                           "rpcboot: unknown method " + context_->method()));
       return;
     }
+    started_ = route_->runtime->grpc_stats->Start();
     ScheduledCall call;
     if (context_->raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
       call.deadline = context_->deadline();
@@ -119,6 +121,7 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     // `this` lives until Finish: exactly one of run and refuse calls it.
     call.run = [this] { Handle(); };
     call.refuse = [this](StatusCode code, std::string message) {
+      route_->runtime->grpc_stats->Finish(started_, code, context_->peer(), message, true);
       Finish(grpc::Status(static_cast<grpc::StatusCode>(code), "rpcboot: " + message));
     };
     scheduler_->Submit(std::move(call));
@@ -150,7 +153,9 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       }
       return route_->method->serve_proto(route_->impl, request);
     });
+    CallStats* stats = route_->runtime->grpc_stats;
     if (outcome.code != StatusCode::kOk) {
+      stats->Finish(started_, outcome.code, peer_, outcome.message);
       Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
       return;
     }
@@ -160,11 +165,13 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
                        " bytes of earlier replies to this connection are still unread (limit ",
                        ledger_->limit(), ", server.grpc_max_unsent_bytes)");
       if (ledger_->ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer_ + ": " + what);
+      stats->Finish(started_, StatusCode::kResourceExhausted, peer_, what);
       Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, what));
       return;
     }
     reserved_ = outcome.reply.size();
     reply_ = ToByteBuffer(outcome.reply);
+    stats->Finish(started_, StatusCode::kOk);
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
@@ -175,6 +182,7 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   std::string peer_;          // the connection, as gRPC names it
   std::size_t reserved_ = 0;  // counted in the ledger under peer_ until OnDone
   const Route* route_ = nullptr;
+  int64_t started_ = 0;  // for the method's CallStats
   std::optional<ServerContext::Clock::time_point> deadline_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;

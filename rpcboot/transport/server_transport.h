@@ -18,6 +18,7 @@
 #include "rpcboot/internal/auth.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
 
 namespace rpcboot::internal {
@@ -33,6 +34,9 @@ struct MethodRuntime {
   // Until this steady-clock time (ns since its epoch), calls of the method go straight to the
   // handler pool: one of them blocked where it ran in place a moment ago.
   std::atomic<int64_t> pool_until_ns{0};
+  // Its calls, counted per protocol (rpcboot/internal/metrics.h); never null.
+  CallStats* grpc_stats = nullptr;
+  CallStats* thrift_stats = nullptr;
 };
 
 struct Route {
@@ -50,9 +54,11 @@ struct Route {
 class MethodTable {
  public:
   // `inline_methods` as ServerOptions::inline_methods says; Make fails (InvalidArgument) on an
-  // entry that names no bound method.
+  // entry that names no bound method. `grpc`, `thrift`: the protocols served (their calls are
+  // counted in the metrics).
   static absl::StatusOr<std::unique_ptr<MethodTable>> Make(
-      const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods);
+      const std::vector<BoundService>& services, const std::vector<std::string>& inline_methods,
+      bool grpc, bool thrift);
   // "shop.ShopService:GetShop" (the multiplexed protocol's name), or a plain "GetShop" when
   // exactly one bound service has that method. nullptr: unknown or ambiguous.
   const Route* FindThrift(std::string_view message_name) const;

@@ -130,7 +130,8 @@ std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& h
 // What a call's THeader carried besides the message.
 struct CallMeta {
   std::optional<ServerContext::Clock::time_point> deadline;
-  std::string token;  // the "authorization" header's bearer token
+  std::string token;    // the "authorization" header's bearer token
+  int64_t started = 0;  // for the method's CallStats (thrift_stats)
 };
 
 // Runs `route`'s handler on this thread under the call's ServerContext, once `guard` allowed
@@ -150,11 +151,32 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
     }
     return route.method->serve_thrift(route.impl, format, args);
   });
+  route.runtime->thrift_stats->Finish(meta.started, outcome.code, peer, outcome.message);
   if (outcome.code == StatusCode::kOk) return std::move(outcome.reply);
   return ThriftErrorResult(format, outcome.code, outcome.message);
 }
 
 class Loop;
+
+// A server's open connections (the accepted ones not yet closed), mirrored in the process's
+// metrics (rpcboot_server_connections).
+class ConnectionCount {
+ public:
+  int load() const { return n_.load(); }
+  int fetch_add(int n) {
+    TransportCounters& t = Transports();
+    t.thrift_connections.fetch_add(n, std::memory_order_relaxed);
+    t.thrift_connections_accepted.fetch_add(n, std::memory_order_relaxed);
+    return n_.fetch_add(n);
+  }
+  int fetch_sub(int n) {
+    Transports().thrift_connections.fetch_sub(n, std::memory_order_relaxed);
+    return n_.fetch_sub(n);
+  }
+
+ private:
+  std::atomic<int> n_{0};
+};
 
 // One client connection. Its I/O state belongs to its loop's thread; a handler thread holds a
 // shared_ptr only to post the reply back through the loop.
@@ -529,7 +551,7 @@ class ThriftServerTransport final : public ServerTransport {
   const ServerOptions& options() const { return options_; }
   const MethodTable& table() const { return *table_; }
   CallScheduler& scheduler() { return *scheduler_; }
-  std::atomic<int>& connections() { return connections_; }
+  ConnectionCount& connections() { return connections_; }
 
   // At most one log line per second for floods (refusals, descriptor exhaustion).
   bool ShouldLogFlood() { return flood_log_.Allow(); }
@@ -611,7 +633,7 @@ class ThriftServerTransport final : public ServerTransport {
   bool monitor_stop_ = false;
   std::atomic<bool> monitor_asleep_{false};
   std::atomic<bool> monitor_running_{false};
-  std::atomic<int> connections_{0};
+  ConnectionCount connections_;
   std::atomic<bool> accepting_stopped_{false};
   bool stopped_ = false;
   LogLimiter flood_log_;
@@ -810,6 +832,7 @@ void Loop::TakeInbox() {
       }
       ::close(fd);
       server_->connections().fetch_sub(1);
+      Transports().thrift_connections_refused.fetch_add(1, std::memory_order_relaxed);
     }
   }
   for (auto& [conn, reply] : taken.replies) {
@@ -1121,6 +1144,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
   }
   const Route* route = server_->table().FindThrift(header.name);
   if (route == nullptr) {
+    Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
     std::string shown = Printable(header.name);
     Log(LogLevel::kInfo, "Thrift: " + conn->peer + " called unknown method '" + shown + "'");
     QueueReply(conn,
@@ -1129,7 +1153,11 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
                                                      "rpcboot: unknown method '" + shown + "'")));
     return true;
   }
+  CallStats* stats = route->runtime->thrift_stats;
+  meta.started = stats->Start();
   if (deadline && *deadline <= ServerContext::Clock::now()) {
+    stats->Finish(meta.started, StatusCode::kDeadlineExceeded, conn->peer,
+                  "deadline passed before the handler ran", true);
     QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
                                 ThriftErrorResult(header.format, StatusCode::kDeadlineExceeded,
                                                   "rpcboot: deadline passed before the handler "
@@ -1154,6 +1182,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
       return RunHere(conn, *route, wrap, header, meta, message.substr(header.body_offset));
     }
     if (code != StatusCode::kOk) {
+      stats->Finish(meta.started, code, conn->peer, why, true);
       QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
                                   ThriftErrorResult(header.format, code, "rpcboot: " + why)));
       return true;
@@ -1191,6 +1220,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
   };
   call.refuse = [pending](StatusCode code, std::string why) {
     const Pending& p = *pending;
+    p.route->runtime->thrift_stats->Finish(p.meta.started, code, p.conn->peer, why, true);
     p.conn->loop->PostReply(p.conn,
                             p.Reply(ThriftErrorResult(p.header.format, code, "rpcboot: " + why)));
   };

@@ -228,6 +228,47 @@ TEST(Config, ResilienceKeys) {
             "--clients.shop.ShopService.circuit.open_ms is not an integer in 1..86400000");
 }
 
+TEST(Config, AdminAndMetricsKeys) {
+  absl::StatusOr<AppConfig> c = ParseConfig("app: {name: shop}\n", "none.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin.port, -1) << "off unless asked for";
+  EXPECT_EQ(c->admin.host, "127.0.0.1") << "operators only, unless opened";
+  EXPECT_TRUE(c->metrics_enabled);
+  c = ParseConfig(
+      "app: {name: shop}\nadmin: {port: 9100, host: 0.0.0.0}\nmetrics: {enabled: off}\n",
+      "admin.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->admin.port, 9100);
+  EXPECT_EQ(c->admin.host, "0.0.0.0");
+  EXPECT_FALSE(c->metrics_enabled);
+  for (const auto& [yaml, wanted] : std::vector<std::pair<std::string, std::string>>{
+           {"admin: {port: 70000}", "admin.port: '70000' from bad.yaml:2"},
+           {"admin: {port: http}", "admin.port: 'http' from bad.yaml:2 is not an integer"},
+           {"admin: {host: \"\"}", "admin.host: '' from bad.yaml:2 is empty"},
+           {"metrics: {enabled: maybe}", "metrics.enabled: 'maybe' from bad.yaml:2 is not true"}}) {
+    absl::StatusOr<AppConfig> bad = ParseConfig("app: {name: shop}\n" + yaml + "\n", "bad.yaml");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(wanted), absl::string_view::npos) << bad.status();
+  }
+}
+
+TEST(Config, TheEffectiveConfigurationNeverShowsTheRegistryPassword) {
+  absl::StatusOr<AppConfig> c = ParseConfig(
+      "app: {name: shop}\nregistry: {digest: \"ops:pa55word\"}\n"
+      "clients:\n  pay.PayService: {timeout_ms: 750}\n",
+      "secret.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::map<std::string, std::string> shown;
+  for (const auto& [key, value] : EffectiveConfig(*c)) {
+    EXPECT_EQ(value.find("pa55word"), std::string::npos) << key;
+    shown[key] = value;
+  }
+  EXPECT_EQ(shown["registry.digest"], "ops:(redacted)");
+  EXPECT_EQ(shown["clients.pay.PayService.timeout_ms"], "750");
+  EXPECT_EQ(shown["app.name"], "shop");
+  EXPECT_EQ(c->registry.digest, "ops:pa55word") << "the config itself keeps it";
+}
+
 TEST(Config, FilesThatAreNotTheRightShape) {
   std::string not_yaml = WriteFile("not_yaml.yaml", "app: {name: shop\nserver: [\n");
   std::string message = Error({"--config=" + not_yaml});

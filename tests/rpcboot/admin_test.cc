@@ -1,0 +1,532 @@
+// The admin port (admin.port) of a real App: /metrics counts exactly the calls made, on both
+// protocols and on both sides, and parses as Prometheus text under a strict reader; the status
+// data names the methods, clients and failed calls and never shows a secret; /health follows
+// the instance's life; bad requests and a port in use get clear answers.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <future>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common_types.rpcboot.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/app.h"
+#include "rpcboot/client.h"
+#include "rpcboot/config.h"
+
+namespace rpcboot {
+namespace {
+
+using testing::RichServiceImpl;
+
+// A Prometheus text exposition, read strictly: every rule of the 0.0.4 text format that a
+// scraper relies on is checked, and a broken one fails the read with the line.
+struct Exposition {
+  struct Family {
+    std::string type;
+    std::string help;
+  };
+  std::map<std::string, Family> families;
+  // "name{a=\"x\",b=\"y\"}" (labels sorted) -> value
+  std::map<std::string, double> samples;
+
+  double Get(const std::string& name, std::map<std::string, std::string> labels) const {
+    auto it = samples.find(Key(name, labels));
+    return it == samples.end() ? 0 : it->second;
+  }
+  bool Has(const std::string& name, std::map<std::string, std::string> labels) const {
+    return samples.count(Key(name, labels)) > 0;
+  }
+  static std::string Key(const std::string& name,
+                         const std::map<std::string, std::string>& labels) {
+    std::string key = name + "{";
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      key += (first ? "" : ",") + k + "=\"" + v + "\"";
+      first = false;
+    }
+    return key + "}";
+  }
+};
+
+// Returns "" and fills *out, or the first problem.
+std::string ReadExposition(const std::string& text, Exposition* out) {
+  static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  static const std::regex kLabelName("[a-zA-Z_][a-zA-Z0-9_]*");
+  if (text.empty() || text.back() != '\n') return "does not end with a newline";
+  std::istringstream in(text);
+  std::string line;
+  std::set<std::string> closed;  // families whose samples are over
+  std::string current;           // the family of the last sample
+  int number = 0;
+  // Histogram series: family + labels without le -> (le -> count), and their _count.
+  std::map<std::string, std::map<double, double>> buckets;
+  std::map<std::string, double> counts;
+  auto family_of = [&](const std::string& sample) -> std::string {
+    if (out->families.count(sample)) return sample;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      std::string s = suffix;
+      if (sample.size() > s.size() && sample.compare(sample.size() - s.size(), s.size(), s) == 0) {
+        std::string base = sample.substr(0, sample.size() - s.size());
+        auto it = out->families.find(base);
+        if (it != out->families.end() && it->second.type == "histogram") return base;
+      }
+    }
+    return "";
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    std::string where = "line " + std::to_string(number) + " '" + line + "': ";
+    if (line.empty()) return where + "empty line";
+    if (line[0] == '#') {
+      std::istringstream words(line);
+      std::string hash, kind, name;
+      words >> hash >> kind >> name;
+      if (kind != "HELP" && kind != "TYPE") continue;  // a plain comment
+      if (!std::regex_match(name, kName)) return where + "bad metric name";
+      if (closed.count(name) || current == name) return where + kind + " after the samples";
+      Exposition::Family& f = out->families[name];
+      std::string rest;
+      std::getline(words, rest);
+      if (!rest.empty() && rest[0] == ' ') rest.erase(0, 1);
+      if (kind == "TYPE") {
+        if (!f.type.empty()) return where + "second TYPE";
+        if (rest != "counter" && rest != "gauge" && rest != "histogram" && rest != "summary" &&
+            rest != "untyped")
+          return where + "unknown type";
+        f.type = rest;
+      } else {
+        if (!f.help.empty()) return where + "second HELP";
+        f.help = rest.empty() ? " " : rest;
+      }
+      continue;
+    }
+    // name{labels} value
+    std::size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    std::string name = line.substr(0, i);
+    if (!std::regex_match(name, kName)) return where + "bad metric name";
+    std::map<std::string, std::string> labels;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        std::size_t eq = line.find('=', i);
+        if (eq == std::string::npos) return where + "label without '='";
+        std::string label = line.substr(i, eq - i);
+        if (!std::regex_match(label, kLabelName)) return where + "bad label name '" + label + "'";
+        if (eq + 1 >= line.size() || line[eq + 1] != '"') return where + "unquoted label value";
+        std::string value;
+        std::size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] == '\\') {
+            ++j;
+            if (j >= line.size()) return where + "escape at the end";
+            if (line[j] == 'n') {
+              value += '\n';
+            } else if (line[j] == '\\' || line[j] == '"') {
+              value += line[j];
+            } else {
+              return where + "bad escape";
+            }
+          } else {
+            value += line[j];
+          }
+        }
+        if (j >= line.size()) return where + "unterminated label value";
+        if (!labels.emplace(label, value).second) return where + "label twice";
+        i = j + 1;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      if (i >= line.size()) return where + "unterminated labels";
+      ++i;
+    }
+    if (i >= line.size() || line[i] != ' ') return where + "no space before the value";
+    std::string value_text = line.substr(i + 1);
+    double value = 0;
+    if (value_text == "+Inf") {
+      value = INFINITY;
+    } else if (value_text == "-Inf") {
+      value = -INFINITY;
+    } else if (value_text == "NaN") {
+      value = NAN;
+    } else {
+      std::size_t used = 0;
+      try {
+        value = std::stod(value_text, &used);
+      } catch (const std::exception&) {
+        return where + "value is not a number";
+      }
+      if (used != value_text.size()) return where + "value is not a number (a timestamp?)";
+    }
+    std::string family = family_of(name);
+    if (family.empty()) return where + "sample with no TYPE before it";
+    const Exposition::Family& f = out->families[family];
+    if (f.help.empty()) return where + "family without HELP";
+    if (family != current) {
+      if (closed.count(family)) return where + "family's samples are not together";
+      if (!current.empty()) closed.insert(current);
+      current = family;
+    }
+    if (f.type == "counter" && name.size() > 6 && name.compare(name.size() - 6, 6, "_total") != 0 &&
+        name.rfind("rpcboot_", 0) == 0)
+      return where + "counter whose name does not end in _total";
+    if (f.type == "counter" && !(value >= 0)) return where + "negative counter";
+    if (f.type == "histogram") {
+      std::map<std::string, std::string> without_le = labels;
+      without_le.erase("le");
+      std::string series = Exposition::Key(family, without_le);
+      if (name == family + "_bucket") {
+        if (!labels.count("le")) return where + "bucket without le";
+        const std::string& le = labels["le"];
+        buckets[series][le == "+Inf" ? INFINITY : std::stod(le)] = value;
+      } else if (name == family + "_count") {
+        counts[series] = value;
+      }
+    }
+    if (!out->samples.emplace(Exposition::Key(name, labels), value).second)
+      return where + "the same series twice";
+  }
+  for (const auto& [series, by_le] : buckets) {
+    double last = 0;
+    for (const auto& [le, n] : by_le) {
+      if (n < last) return series + ": buckets are not cumulative";
+      last = n;
+    }
+    if (!by_le.count(INFINITY)) return series + ": no +Inf bucket";
+    if (!counts.count(series) || counts[series] != by_le.at(INFINITY))
+      return series + ": _count differs from the +Inf bucket";
+  }
+  return "";
+}
+
+class AdminPortTest : public ::testing::Test {
+ protected:
+  void StartApp(const std::string& extra_yaml = "") {
+    absl::StatusOr<AppConfig> config = ParseConfig(
+        "app: {name: rich, version: 2.0.0}\n"
+        "server: {host: 127.0.0.1, grpc_port: 0, thrift_port: 0, shutdown_grace_ms: 5000}\n"
+        "admin: {port: 0}\n" +
+            extra_yaml,
+        "admin_test.yaml");
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<App>> app = App::FromConfig(*config);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = std::move(*app);
+    app_->Serve<rich::RichService>(impl_);
+    absl::Status started = app_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    ASSERT_GT(app_->admin_port(), 0);
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", app_->admin_port());
+    http_->set_read_timeout(10, 0);
+  }
+
+  std::shared_ptr<rich::RichService> Proxy(Protocol protocol) {
+    int port = protocol == Protocol::kGrpc ? app_->grpc_port() : app_->thrift_port();
+    return MakeClient<rich::RichService>(
+        MakeChannel("127.0.0.1:" + std::to_string(port), protocol));
+  }
+
+  Exposition Scrape() {
+    auto res = http_->Get("/metrics");
+    EXPECT_TRUE(res) << "no answer from /metrics";
+    Exposition e;
+    if (!res) return e;
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    std::string problem = ReadExposition(res->body, &e);
+    EXPECT_EQ(problem, "") << res->body;
+    return e;
+  }
+
+  std::string Get(const std::string& path, int* status = nullptr) {
+    auto res = http_->Get(path.c_str());
+    EXPECT_TRUE(res) << "no answer from " << path;
+    if (!res) return "";
+    if (status != nullptr) *status = res->status;
+    return res->body;
+  }
+
+  const std::string service_ = internal::BindingOf<rich::RichService>().full_name;
+  std::shared_ptr<RichServiceImpl> impl_ = std::make_shared<RichServiceImpl>();
+  std::unique_ptr<App> app_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+TEST_F(AdminPortTest, MetricsCountExactlyTheCallsMadeOnBothProtocolsAndBothSides) {
+  StartApp();
+  Exposition before = Scrape();
+  auto grpc = Proxy(Protocol::kGrpc);
+  auto thrift = Proxy(Protocol::kThrift);
+  for (int i = 0; i < 3; ++i) grpc->Count();
+  for (int i = 0; i < 4; ++i) thrift->Count();
+  for (int i = 0; i < 2; ++i) EXPECT_THROW(grpc->Notify(-1, "no", rich::Color::kRed), RpcError);
+  EXPECT_THROW(thrift->Notify(0, "boom", rich::Color::kRed), RpcError);  // INTERNAL
+  Exposition after = Scrape();
+
+  auto delta = [&](const std::string& name, std::map<std::string, std::string> labels) {
+    return after.Get(name, labels) - before.Get(name, labels);
+  };
+  using L = std::map<std::string, std::string>;
+  // Server side, per protocol and code.
+  EXPECT_EQ(
+      delta("rpcboot_server_handled_total",
+            L{{"service", service_}, {"method", "Count"}, {"protocol", "grpc"}, {"code", "OK"}}),
+      3);
+  EXPECT_EQ(
+      delta("rpcboot_server_handled_total",
+            L{{"service", service_}, {"method", "Count"}, {"protocol", "thrift"}, {"code", "OK"}}),
+      4);
+  EXPECT_EQ(delta("rpcboot_server_handled_total", L{{"service", service_},
+                                                    {"method", "Notify"},
+                                                    {"protocol", "grpc"},
+                                                    {"code", "FAILED_PRECONDITION"}}),
+            2);
+  EXPECT_EQ(delta("rpcboot_server_handled_total", L{{"service", service_},
+                                                    {"method", "Notify"},
+                                                    {"protocol", "thrift"},
+                                                    {"code", "INTERNAL"}}),
+            1);
+  EXPECT_EQ(delta("rpcboot_server_started_total",
+                  L{{"service", service_}, {"method", "Count"}, {"protocol", "thrift"}}),
+            4);
+  EXPECT_EQ(delta("rpcboot_server_handling_seconds_count",
+                  L{{"service", service_}, {"method", "Count"}, {"protocol", "grpc"}}),
+            3);
+  EXPECT_EQ(after.Get("rpcboot_server_in_flight",
+                      L{{"service", service_}, {"method", "Count"}, {"protocol", "grpc"}}),
+            0);
+  // Client side: both proxies together, by code.
+  EXPECT_EQ(delta("rpcboot_client_handled_total",
+                  L{{"service", service_}, {"method", "Count"}, {"code", "OK"}}),
+            7);
+  EXPECT_EQ(delta("rpcboot_client_handled_total",
+                  L{{"service", service_}, {"method", "Notify"}, {"code", "FAILED_PRECONDITION"}}),
+            2);
+  EXPECT_EQ(delta("rpcboot_client_handled_total",
+                  L{{"service", service_}, {"method", "Notify"}, {"code", "INTERNAL"}}),
+            1);
+  EXPECT_EQ(delta("rpcboot_client_started_total", L{{"service", service_}, {"method", "Notify"}}),
+            3);
+  EXPECT_EQ(
+      delta("rpcboot_client_handling_seconds_count", L{{"service", service_}, {"method", "Count"}}),
+      7);
+  // Nothing else was counted: no call of a method that was not made.
+  EXPECT_EQ(
+      delta("rpcboot_server_handled_total",
+            L{{"service", service_}, {"method", "Echo"}, {"protocol", "grpc"}, {"code", "OK"}}),
+      0);
+  EXPECT_TRUE(
+      after.Has("rpcboot_server_handled_total",
+                L{{"service", service_}, {"method", "Echo"}, {"protocol", "grpc"}, {"code", "OK"}}))
+      << "a served method has its series before its first call";
+  EXPECT_GE(after.Get("rpcboot_server_connections", L{{"protocol", "thrift"}}), 1);
+  EXPECT_EQ(after.families.at("rpcboot_server_handling_seconds").type, "histogram");
+  EXPECT_EQ(after.Get("rpcboot_info", L{{"app", "rich"}, {"version", "2.0.0"}}), 1);
+  EXPECT_EQ(after.Get("rpcboot_serving", {}), 1);
+  EXPECT_GT(after.Get("process_resident_memory_bytes", {}), 0);
+}
+
+TEST(AdminExposition, TheStrictReaderRejectsBrokenExpositions) {
+  // The reader above is what the metrics are held to: it must fail on what breaks scrapers.
+  Exposition e;
+  EXPECT_NE(ReadExposition("x 1\n", &e), "");  // no TYPE
+  e = {};
+  EXPECT_NE(ReadExposition("# HELP a_total h\n# TYPE a_total counter\na_total{x=\"1} 1\n", &e), "");
+  e = {};
+  EXPECT_NE(ReadExposition("# HELP a h\n# TYPE a gauge\na 1\n# HELP b h\n# TYPE b gauge\nb 1\n"
+                           "a{x=\"2\"} 1\n",
+                           &e),
+            "");  // samples of a apart
+  e = {};
+  EXPECT_NE(ReadExposition("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                           "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+                           &e),
+            "");  // not cumulative
+  e = {};
+  EXPECT_NE(ReadExposition("# HELP a h\n# TYPE a gauge\na 1\na 2\n", &e), "");  // twice
+  e = {};
+  EXPECT_EQ(ReadExposition("# HELP a h\n# TYPE a gauge\na{x=\"q\\\"\\\\\\n\"} 1.5e-06\n", &e), "");
+}
+
+TEST_F(AdminPortTest, StatusShowsMethodsClientsAndFailedCallsAndRedactsSecrets) {
+  // A client to this very app through the config (static list), so the page has a client with
+  // an instance; and a registry digest whose password must never be shown.
+  StartApp("registry: {digest: \"ops:s3cret-pw\"}\n");
+  // Counts are per process (other tests in this binary may have called Count): compare.
+  auto CountCalls = [](const nlohmann::json& methods) -> int64_t {
+    for (const auto& m : methods) {
+      if (m["method"] == "Count" && m["protocol"] == "grpc") return m["calls"].get<int64_t>();
+    }
+    return -1;
+  };
+  const int64_t count_calls_before =
+      CountCalls(nlohmann::json::parse(Get("/status.json"))["served_methods"]);
+  ASSERT_GE(count_calls_before, 0) << "a served method is listed before its first call";
+  // Clients are configured before the App exists; this one names the ports just bound, so it
+  // goes through a second App (client only) with the same admin data source.
+  absl::StatusOr<AppConfig> config = ParseConfig(
+      "app: {name: caller}\nadmin: {port: 0}\nregistry: {digest: \"ops:s3cret-pw\"}\n"
+      "clients:\n  " +
+          service_ + ": {address: \"static://127.0.0.1:" + std::to_string(app_->grpc_port()) +
+          "\", protocol: grpc}\n",
+      "caller.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto caller = App::FromConfig(*config);
+  ASSERT_TRUE(caller.ok()) << caller.status();
+  ASSERT_TRUE((*caller)->Start().ok());
+  auto rich_client = (*caller)->Client<rich::RichService>();
+  EXPECT_EQ(rich_client->Count(), 1);
+  EXPECT_THROW(rich_client->Notify(-7, "x", rich::Color::kRed), RpcError);
+
+  httplib::Client caller_http("127.0.0.1", (*caller)->admin_port());
+  auto json_res = caller_http.Get("/status.json");
+  ASSERT_TRUE(json_res);
+  ASSERT_EQ(json_res->status, 200);
+  nlohmann::json status = nlohmann::json::parse(json_res->body);
+  EXPECT_EQ(status["app"], "caller");
+  EXPECT_EQ(status["serving"], true);
+  ASSERT_EQ(status["clients"].size(), 1u);
+  EXPECT_EQ(status["clients"][0]["service"], service_);
+  ASSERT_EQ(status["clients"][0]["instances"].size(), 1u);
+  EXPECT_EQ(status["clients"][0]["instances"][0]["address"],
+            "127.0.0.1:" + std::to_string(app_->grpc_port()));
+  EXPECT_EQ(status["clients"][0]["instances"][0]["picks"], 2);
+  EXPECT_EQ(status["clients"][0]["instances"][0]["state"], "healthy");
+  bool found = false;
+  for (const auto& f : status["recent_failures"]) {
+    if (f["side"] == "client" && f["method"] == "Notify" && f["code"] == "FAILED_PRECONDITION" &&
+        f["message"].get<std::string>().find("negative id -7") != std::string::npos)
+      found = true;
+  }
+  EXPECT_TRUE(found) << status["recent_failures"].dump(2);
+
+  // The serving app saw the same calls; its page lists them.
+  std::string page = Get("/");
+  EXPECT_NE(page.find("<h1 id=\"app\">rich"), std::string::npos);
+  EXPECT_NE(page.find(service_ + "/Count"), std::string::npos);
+  EXPECT_NE(page.find("negative id -7"), std::string::npos) << "the failed call, server side";
+  EXPECT_NE(page.find("admin.port"), std::string::npos) << "the configuration";
+  EXPECT_NE(page.find("ops:(redacted)"), std::string::npos);
+  // No external assets: the page loads with no network but the admin port.
+  EXPECT_EQ(page.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(page.find("<link"), std::string::npos);
+  for (const std::string& body : {page, Get("/status.json"), Get("/metrics"), json_res->body})
+    EXPECT_EQ(body.find("s3cret"), std::string::npos) << "a secret on the admin port";
+  nlohmann::json served = nlohmann::json::parse(Get("/status.json"))["served_methods"];
+  EXPECT_EQ(CountCalls(served), count_calls_before + 1) << served.dump(2);
+}
+
+TEST_F(AdminPortTest, HealthSaysNotServingWhileTheInstanceDrains) {
+  StartApp();
+  int status = 0;
+  EXPECT_EQ(Get("/health", &status), "SERVING\n");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(Get("/health.json"), "{\"status\":\"SERVING\"}");
+  auto proxy = Proxy(Protocol::kGrpc);
+  auto held = std::async(std::launch::async,
+                         [&] { proxy->Notify(RichServiceImpl::kHeld, "held", rich::Color::kRed); });
+  ASSERT_TRUE(impl_->WaitEntered(1));
+  auto stopping = std::async(std::launch::async, [&] { app_->Shutdown(); });
+  // The held call keeps the drain going; /health must turn while it does.
+  std::string body;
+  for (int i = 0; i < 500 && body != "NOT_SERVING\n"; ++i) {
+    body = Get("/health", &status);
+    if (body != "NOT_SERVING\n") std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(body, "NOT_SERVING\n");
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(Get("/health.json"), "{\"status\":\"NOT_SERVING\"}");
+  impl_->Release();
+  held.get();  // the accepted call still succeeds
+  stopping.get();
+}
+
+TEST_F(AdminPortTest, UnknownPagesAndGarbageGetClearAnswersAndTheInstanceServesOn) {
+  StartApp();
+  int status = 0;
+  std::string body = Get("/nope", &status);
+  EXPECT_EQ(status, 404);
+  EXPECT_NE(body.find("no page /nope"), std::string::npos) << body;
+  EXPECT_NE(body.find("/metrics"), std::string::npos) << "lists the pages";
+  // Not HTTP at all, then a request line far too long.
+  for (const std::string& junk : {std::string("\x16\x03\x01garbage\r\n\r\n"),
+                                  "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n"}) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(app_->admin_port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(junk.size()));
+    char reply[256] = {};
+    ssize_t n = ::recv(fd, reply, sizeof reply - 1, 0);
+    ::close(fd);
+    if (n > 0) {
+      EXPECT_EQ(std::string(reply).rfind("HTTP/1.1 4", 0), 0u) << reply;
+    }
+  }
+  EXPECT_EQ(Get("/health", &status), "SERVING\n");
+  EXPECT_EQ(Proxy(Protocol::kThrift)->Count(), 1);
+}
+
+TEST_F(AdminPortTest, AnAdminPortInUseStopsTheStartAndNamesTheKey) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int taken = ntohs(addr.sin_port);
+  absl::StatusOr<AppConfig> config =
+      ParseConfig("app: {name: rich}\nserver: {host: 127.0.0.1, grpc_port: 0}\nadmin: {port: " +
+                      std::to_string(taken) + "}\n",
+                  "taken.yaml");
+  ASSERT_TRUE(config.ok());
+  auto app = App::FromConfig(*config);
+  ASSERT_TRUE(app.ok());
+  (*app)->Serve<rich::RichService>(impl_);
+  absl::Status started = (*app)->Start();
+  ::close(fd);
+  EXPECT_FALSE(started.ok());
+  EXPECT_NE(started.message().find("admin.port"), absl::string_view::npos) << started;
+  EXPECT_NE(started.message().find(std::to_string(taken)), absl::string_view::npos) << started;
+  EXPECT_EQ((*app)->grpc_port(), -1) << "nothing left half-started";
+}
+
+TEST_F(AdminPortTest, WithMetricsOffNoCallIsCounted) {
+  StartApp("metrics: {enabled: false}\n");
+  Exposition before = Scrape();
+  auto proxy = Proxy(Protocol::kGrpc);
+  for (int i = 0; i < 5; ++i) proxy->Count();
+  Exposition after = Scrape();
+  std::map<std::string, std::string> labels{
+      {"service", service_}, {"method", "Count"}, {"protocol", "grpc"}, {"code", "OK"}};
+  EXPECT_EQ(after.Get("rpcboot_server_handled_total", labels),
+            before.Get("rpcboot_server_handled_total", labels));
+  std::map<std::string, std::string> client{{"service", service_}, {"method", "Count"}};
+  EXPECT_EQ(after.Get("rpcboot_client_started_total", client),
+            before.Get("rpcboot_client_started_total", client));
+  EXPECT_EQ(impl_->count.load(), 5) << "the calls themselves were served";
+}
+
+}  // namespace
+}  // namespace rpcboot

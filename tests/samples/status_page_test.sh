@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The admin port of the running samples, read as an operator reads it: a real ZooKeeper, one
+# shop and one order instance, the demo client's orders (some of which fail on purpose); then
+# headless Chromium loads the order instance's status page and the test checks the DOM for the
+# served methods, the shop instance its client sees and a failed call made just before, and
+# saves a screenshot; Python's prometheus_client parses both instances' /metrics.
+#   status_page_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
+set -euo pipefail
+src=$1 build=$2 work=$3
+rm -rf "$work"
+mkdir -p "$work"
+command -v chromium >/dev/null ||
+  { echo "FAIL: chromium is not installed (apt-get install chromium; ./scripts/setup.sh does)" >&2; exit 1; }
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null ||
+  { echo "FAIL: python3-prometheus-client is not installed (./scripts/setup.sh installs it)" >&2; exit 1; }
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  "$src/scripts/zookeeper.sh" stop "$work/zk" || true
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; exit 1; }
+
+port=$("$src/scripts/zookeeper.sh" start "$work/zk" | sed -n 's/^port=//p')
+zk=127.0.0.1:$port
+wait_registered() {
+  for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
+  fail "$1 never registered"
+}
+admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$1" | head -1; }
+
+"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
+  --admin.port=0 >"$work/shop.log" 2>&1 &
+pids+=($!)
+wait_registered "$work/shop.log"
+"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+  --admin.port=0 >"$work/order.log" 2>&1 &
+pids+=($!)
+wait_registered "$work/order.log"
+shop_admin=$(admin_port "$work/shop.log")
+order_admin=$(admin_port "$work/order.log")
+[ -n "$shop_admin" ] && [ -n "$order_admin" ] || fail "no admin port in the logs"
+shop_grpc=$(sed -n 's|.*gRPC listening on 127.0.0.1:\([0-9]*\).*|\1|p' "$work/shop.log" | head -1)
+
+"$build/samples/demo_client" --zookeeper="$zk" --orders=6 --interval_ms=10 >"$work/client.out" 2>"$work/client.log" ||
+  fail "demo client: $(tail -5 "$work/client.out")"
+
+# The DOM after the page's script ran, then a screenshot for people.
+chrome=(chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage
+        --user-data-dir="$work/chrome" --window-size=1280,1800)
+timeout 120 "${chrome[@]}" --dump-dom "http://127.0.0.1:$order_admin/" >"$work/order_dom.html" 2>"$work/chromium.log" ||
+  fail "chromium could not load the status page"
+dom="$work/order_dom.html"
+check() { grep -q -- "$1" "$dom" || fail "status page DOM lacks $2 ($1)"; }
+check '<h1 id="app">order' "the app's name"
+check 'id="health">SERVING' "the health state"
+check 'order.OrderService/PlaceOrder</td><td>thrift' "the served method PlaceOrder over Thrift"
+check 'order.OrderService/GetOrder' "the served method GetOrder"
+check 'shop.ShopService/GetShop' "the called method GetShop"
+check "127.0.0.1:$shop_grpc</td><td class=\"ok\">healthy" "the shop instance the client sees, healthy"
+check 'shop 3 (Night Grill) is closed' "the failed call made just before"
+check 'FAILED_PRECONDITION' "the failed call's code"
+check '/services/order/' "the registry node"
+timeout 120 "${chrome[@]}" --screenshot="$work/status_page.png" "http://127.0.0.1:$order_admin/" \
+  >>"$work/chromium.log" 2>&1 || fail "chromium could not take a screenshot"
+[ -s "$work/status_page.png" ] || fail "no screenshot"
+echo "screenshot: $work/status_page.png"
+
+# Both instances' metrics, read by the Prometheus project's own parser.
+/usr/bin/python3 - "$order_admin" "$shop_admin" <<'EOF' || fail "metrics did not parse or count"
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+def value(families, family, sample, **labels):
+    return sum(s.value for s in families[family].samples
+               if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+
+order, shop = scrape(sys.argv[1]), scrape(sys.argv[2])
+# The demo placed 6 valid and 4 invalid orders over Thrift; 3 of the invalid ones were refused
+# by order itself after asking shop (closed shop, unknown item, wrong price), one named no shop.
+placed_ok = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
+                  method="PlaceOrder", protocol="thrift", code="OK")
+placed_all = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
+                   method="PlaceOrder", protocol="thrift")
+assert placed_ok == 6 and placed_all == 10, (placed_ok, placed_all)
+asked = value(order, "rpcboot_client_handled", "rpcboot_client_handled_total",
+              service="shop.ShopService", method="GetShop")
+served = value(shop, "rpcboot_server_handled", "rpcboot_server_handled_total",
+               service="shop.ShopService", method="GetShop", protocol="grpc")
+assert asked == served > 0, (asked, served)
+assert order["rpcboot_server_handling_seconds"].type == "histogram"
+assert value(order, "rpcboot_client_instances", "rpcboot_client_instances",
+             service="shop.ShopService") == 1
+print(f"metrics: order placed {placed_ok:.0f} of {placed_all:.0f}; "
+      f"order asked shop {asked:.0f} times, shop served {served:.0f}")
+EOF
+echo "status page end to end: OK"
