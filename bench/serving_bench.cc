@@ -14,12 +14,14 @@
 //     (TThreadedServer on TSSLServerSocket; a grpc sync service with SslServerCredentials),
 //     with stock clients (TSSLSocket; grpc SslCredentials). Each caller its own connection.
 //
-//  5. metrics: Mix with call counting (metrics.enabled) on and off, server side (two servers
-//     that differ only in it, stock clients) and client side (rpcboot proxies, counting on and
-//     off in the load process), at the callers in 2..64; medians of alternating rounds.
+//  5. observability: Mix with metrics and tracing (1% sampling) on and off, server side (one
+//     server switched by signal, stock clients) and client side (rpcboot proxies, switched in
+//     the load process), at the callers in 2..64; medians of alternating rounds; and the
+//     direct cost of counting and of tracing one call. BENCH_OBSERVE=metrics (or tracing)
+//     switches only that one.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale,tls,metrics]
+//                             [--parts=throughput,mixed,scale,tls,observability]
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
@@ -57,7 +59,10 @@
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/metrics.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/server.h"
+#include "rpcboot/server_context.h"
+#include "rpcboot/tracing.h"
 #include "stock_services.h"
 
 extern char** environ;
@@ -148,11 +153,21 @@ class BlockingStockGrpc final : public rpcboot::testing::StockGrpcService {
   }
 };
 
+// Call counting and tracing (1% of new traces recorded) on, or both off.
+void Observe(bool on) {
+  const char* only = std::getenv("BENCH_OBSERVE");
+  rpcboot::internal::SetMetricsOn(on && (!only || std::string(only) == "metrics"));
+  rpcboot::TracingOptions tracing;
+  tracing.enabled = on && (!only || std::string(only) == "tracing");
+  tracing.sample_rate = 0.01;
+  (void)rpcboot::ConfigureTracing(tracing);
+}
+
 int Serve(const std::string& kind) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGUSR1);  // call counting off (the metrics part)
+  sigaddset(&signals, SIGUSR1);  // metrics and tracing off (the observability part)
   sigaddset(&signals, SIGUSR2);  // and on again
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
@@ -221,8 +236,8 @@ int Serve(const std::string& kind) {
   std::fflush(stdout);
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig != SIGTERM) {
-    rpcboot::internal::SetMetricsOn(sig == SIGUSR2);
-    std::printf("metrics %s\n", sig == SIGUSR2 ? "on" : "off");
+    Observe(sig == SIGUSR2);
+    std::printf("observability %s\n", sig == SIGUSR2 ? "on" : "off");
     std::fflush(stdout);
   }
   std::_Exit(0);  // the stock servers have no clean stop from another thread worth waiting for
@@ -431,16 +446,17 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
   }
 }
 
-// The cost of counting calls (metrics.enabled), server side and client side, in one run:
-// Mix at each count of callers against one rpcboot server whose counting is switched off and
-// on by signal between rounds (stock clients), and through rpcboot proxies with counting on and
-// off in this process. Rounds alternate on and off; the medians are printed.
-void Metrics(const char* self, double seconds, const std::vector<int>& callers) {
+// The cost of metrics and tracing (metrics.enabled, tracing.enabled at the default 1%
+// sampling), server side and client side, in one run: Mix at each count of callers against one
+// rpcboot server whose metrics and tracing are switched off and on by signal between rounds
+// (stock clients), and through rpcboot proxies with both on and off in this process. Rounds
+// alternate on and off; the medians are printed.
+void Observability(const char* self, double seconds, const std::vector<int>& callers) {
   ServerProcess server(self, "rpcboot");
   ServerProcess raw(self, "raw");
   auto server_counting = [&](bool on) {
     ::kill(server.pid, on ? SIGUSR2 : SIGUSR1);
-    std::string line = server.process.NextLine();  // "metrics on|off": the switch is done
+    std::string line = server.process.NextLine();  // "observability on|off": switched
     (void)line;
   };
   // What counting one call costs, measured directly: a Start and a Finish on one CallStats,
@@ -459,8 +475,27 @@ void Metrics(const char* self, double seconds, const std::vector<int>& callers) 
     }
     for (std::thread& w : workers) w.join();
     double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kCalls;
-    std::printf("metrics    counting one call (Start + Finish), %d thread(s): %.0f ns\n", threads,
+    std::printf("observe    counting one call (Start + Finish), %d thread(s): %.0f ns\n", threads,
                 ns);
+  }
+  // What tracing adds to one call, unsampled (the 99%): the client span with its traceparent,
+  // and the server span continuing it.
+  {
+    Observe(true);
+    constexpr int kCalls = 1000000;
+    auto t0 = Clock::now();
+    rpcboot::ServerContext served("thrift", "peer", std::nullopt);
+    for (int i = 0; i < kCalls; ++i) {
+      std::optional<rpcboot::internal::ClientSpan> client = rpcboot::internal::BeginClientSpan();
+      std::string traceparent = client->context.traceparent();
+      rpcboot::internal::BeginServerSpan(&served, traceparent, "");
+      rpcboot::ServerContext::Scope scope(&served);  // log lines carry the trace id
+      rpcboot::internal::EndServerSpan(served, "bench.Bench/Cost", rpcboot::StatusCode::kOk, "");
+      rpcboot::internal::EndClientSpan(*client, "bench.Bench/Cost", "thrift",
+                                       rpcboot::StatusCode::kOk, "");
+    }
+    double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kCalls;
+    std::printf("observe    tracing one call (client + server span, 1%% sampled): %.0f ns\n", ns);
   }
   constexpr int kRounds = 5;
   auto median = [](std::vector<Result> runs) {
@@ -471,7 +506,7 @@ void Metrics(const char* self, double seconds, const std::vector<int>& callers) 
   };
   for (int n : callers) {
     Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
-    Print("metrics", "raw", n, "tcp", r_raw, "");
+    Print("observe", "raw", n, "tcp", r_raw, "");
     for (const char* proto : {"thrift", "grpc"}) {
       bool thrift = std::string(proto) == "thrift";
       auto stock_client = [&](const ServerProcess& target) {
@@ -502,20 +537,20 @@ void Metrics(const char* self, double seconds, const std::vector<int>& callers) 
         s_on.push_back(Load(n, seconds, stock_client(server)));
         server_counting(false);
         s_off.push_back(Load(n, seconds, stock_client(server)));
-        // The client side, against the server with its counting off.
-        rpcboot::internal::SetMetricsOn(true);
+        // The client side, against the server with both off.
+        Observe(true);
         c_on.push_back(Load(n, seconds, proxy_client(server)));
-        rpcboot::internal::SetMetricsOn(false);
+        Observe(false);
         c_off.push_back(Load(n, seconds, proxy_client(server)));
-        rpcboot::internal::SetMetricsOn(true);
+        Observe(true);
       }
       Result so = median(s_on), sf = median(s_off), co = median(c_on), cf = median(c_off);
-      Print("metrics", proto, n, "srv-off", sf,
+      Print("observe", proto, n, "srv-off", sf,
             Ratio("vs raw", sf.calls_per_second, r_raw.calls_per_second));
-      Print("metrics", proto, n, "srv-on", so,
+      Print("observe", proto, n, "srv-on", so,
             Ratio("on/off", so.calls_per_second, sf.calls_per_second));
-      Print("metrics", proto, n, "cli-off", cf, "");
-      Print("metrics", proto, n, "cli-on", co,
+      Print("observe", proto, n, "cli-off", cf, "");
+      Print("observe", proto, n, "cli-on", co,
             Ratio("on/off", co.calls_per_second, cf.calls_per_second));
     }
   }
@@ -611,7 +646,7 @@ int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::string parts = "throughput,mixed,scale,tls,metrics";
+  std::string parts = "throughput,mixed,scale,tls,observability";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
@@ -628,7 +663,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale,tls,metrics]\n");
+                   "[--parts=throughput,mixed,scale,tls,observability]\n");
       return 2;
     }
   }
@@ -643,12 +678,12 @@ int main(int argc, char** argv) {
   if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers);
   if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
   if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
-  if (parts.find("metrics") != std::string::npos) {
-    std::vector<int> metric_callers;
+  if (parts.find("observability") != std::string::npos) {
+    std::vector<int> observed_callers;
     for (int n : callers)
-      if (n >= 2 && n <= 64) metric_callers.push_back(n);
-    if (metric_callers.empty()) metric_callers = {8};
-    Metrics(argv[0], seconds, metric_callers);
+      if (n >= 2 && n <= 64) observed_callers.push_back(n);
+    if (observed_callers.empty()) observed_callers = {8};
+    Observability(argv[0], seconds, observed_callers);
   }
   if (parts.find("tls") != std::string::npos) {
     char dir[] = "/tmp/rpcboot-bench-certs-XXXXXX";

@@ -117,6 +117,11 @@ absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
 App::App(AppConfig config)
     : config_(std::move(config)), server_(std::make_unique<Server>(config_.server)) {
   internal::SetMetricsOn(config_.metrics_enabled);
+  TracingOptions tracing = config_.tracing;
+  tracing.service_name = config_.name;
+  if (absl::Status s = ConfigureTracing(tracing); !s.ok()) {
+    Log(LogLevel::kError, absl::StrCat(config_.name, ": ", s.message(), "; tracing unchanged"));
+  }
   if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) stop_pipe_[0] = stop_pipe_[1] = -1;
 }
 

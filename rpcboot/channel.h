@@ -64,6 +64,10 @@ struct CallOptions {
   std::string request_key;
   // Set by hedging: lets the call be cancelled from another thread. Null for most calls.
   std::shared_ptr<Cancellation> cancellation;
+  // Set by rpcboot's call path (rpcboot/tracing.h): the W3C trace context the channel sends
+  // (gRPC metadata, THeader headers). Empty: none.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 namespace internal {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/internal/tls.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 
 namespace rpcboot::internal {
@@ -135,18 +137,36 @@ const CallOptions& ScopedCallOptions::Current() { return *current_call_options; 
 
 namespace internal {
 std::string CallThrough(Channel& channel, const MethodBinding& method, std::string_view request) {
-  if (!MetricsOn()) return channel.Call(method, request, ScopedCallOptions::Current());
-  CallStats* stats = MetricsRegistry::Get().Client(method);
-  const int64_t started = stats->Start();
+  std::optional<ClientSpan> span = BeginClientSpan();
+  CallStats* stats = MetricsOn() ? MetricsRegistry::Get().Client(method) : nullptr;
+  if (!span && stats == nullptr) return channel.Call(method, request, ScopedCallOptions::Current());
+  const int64_t started = stats != nullptr ? stats->Start() : 0;
+  auto end = [&](StatusCode code, std::string_view message) {
+    if (stats != nullptr) stats->Finish(started, code, {}, message);
+    if (span) {
+      std::string_view name = method.grpc_path;
+      if (!name.empty() && name.front() == '/') name.remove_prefix(1);
+      EndClientSpan(*span, name, channel.format() == WireFormat::kProto ? "grpc" : "thrift", code,
+                    message);
+    }
+  };
   try {
-    std::string reply = channel.Call(method, request, ScopedCallOptions::Current());
-    stats->Finish(started, StatusCode::kOk);
+    std::string reply;
+    if (span) {
+      CallOptions options = ScopedCallOptions::Current();
+      options.traceparent = span->context.traceparent();
+      options.tracestate = span->context.tracestate;
+      reply = channel.Call(method, request, options);
+    } else {
+      reply = channel.Call(method, request, ScopedCallOptions::Current());
+    }
+    end(StatusCode::kOk, {});
     return reply;
   } catch (const RpcError& e) {
-    stats->Finish(started, e.code(), {}, e.message());
+    end(e.code(), e.message());
     throw;
   } catch (...) {
-    stats->Finish(started, StatusCode::kUnknown, {}, "a channel threw a non-RpcError");
+    end(StatusCode::kUnknown, "a channel threw a non-RpcError");
     throw;
   }
 }

@@ -377,6 +377,23 @@ const std::vector<Key>& Keys() {
            [](const std::string& v) -> std::string { return v.empty() ? "is empty" : ""; })},
       {"metrics.enabled", "count calls for /metrics and the status page (a few ns a call)",
        BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.metrics_enabled; })},
+      {"tracing.enabled",
+       "carry W3C trace context (traceparent) on every call and record sampled spans",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.tracing.enabled; })},
+      {"tracing.sample_rate",
+       "share of new traces recorded, 0..1 (a caller's sampled flag always wins)",
+       DoubleRule<AppConfig>(0, 1, [](AppConfig& c) -> double& { return c.tracing.sample_rate; })},
+      {"tracing.otlp_endpoint",
+       "OTLP/HTTP JSON collector URL for recorded spans (http://host:4318/v1/traces); empty: "
+       "none",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.tracing.otlp_endpoint; },
+                             [](const std::string& v) -> std::string {
+                               bool url = v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0;
+                               return v.empty() || (url && v.find("://") + 3 < v.size() &&
+                                                    v[v.find("://") + 3] != '/')
+                                          ? ""
+                                          : "is not an http:// or https:// URL with a host";
+                             })},
   };
   return *keys;
 }

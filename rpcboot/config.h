@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
+#include "rpcboot/tracing.h"
 
 namespace rpcboot {
 
@@ -78,6 +79,9 @@ struct AppConfig {
     int port = -1;
   } admin;
   bool metrics_enabled = true;  // metrics.enabled: count calls (for /metrics and the page)
+  // tracing.*: W3C trace context across calls, sampling, OTLP export (rpcboot/tracing.h);
+  // service_name is app.name.
+  TracingOptions tracing;
 };
 
 // Reads `args` (argv without the program name): --config=FILE (or --config FILE), then every

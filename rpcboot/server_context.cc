@@ -1,5 +1,7 @@
 #include "rpcboot/server_context.h"
 
+#include "rpcboot/base/log.h"
+
 namespace rpcboot {
 
 namespace {
@@ -13,10 +15,25 @@ std::chrono::milliseconds ServerContext::remaining() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now());
 }
 
+namespace {
+// rpcboot's log lines on this thread carry the served call's trace id.
+void LogTraceOf(const ServerContext* context) {
+  if (context != nullptr && context->trace().valid()) {
+    internal::SetLogTraceId(context->trace().trace_hi, context->trace().trace_lo);
+  } else {
+    internal::SetLogTraceId(0, 0);
+  }
+}
+}  // namespace
+
 ServerContext::Scope::Scope(const ServerContext* context) : previous_(current_context) {
   current_context = context;
+  LogTraceOf(context);
 }
 
-ServerContext::Scope::~Scope() { current_context = previous_; }
+ServerContext::Scope::~Scope() {
+  current_context = previous_;
+  LogTraceOf(previous_);
+}
 
 }  // namespace rpcboot

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "rpcboot/security.h"
+#include "rpcboot/tracing.h"
 
 namespace rpcboot {
 
@@ -38,6 +39,22 @@ class ServerContext {
   // Used by transports, before the handler runs.
   PeerIdentity* mutable_identity() { return &identity_; }
 
+  // The trace this call belongs to (rpcboot/tracing.h): its trace id, and the span id of this
+  // call's server span (calls made from the handler are its children). Invalid when tracing
+  // is off.
+  const TraceContext& trace() const { return trace_; }
+  std::string trace_id() const { return trace_.trace_id(); }
+  std::string span_id() const { return trace_.span_id_hex(); }
+  // The caller's span (0: the call started the trace).
+  uint64_t parent_span_id() const { return parent_span_id_; }
+  // Used by transports, before the handler runs (and before a Scope is made).
+  void set_trace(const TraceContext& trace, uint64_t parent_span_id, int64_t start_unix_ns) {
+    trace_ = trace;
+    parent_span_id_ = parent_span_id;
+    trace_start_unix_ns_ = start_unix_ns;
+  }
+  int64_t trace_start_unix_ns() const { return trace_start_unix_ns_; }
+
   // Used by transports: makes `context` Current() for this thread until destroyed.
   class Scope {
    public:
@@ -58,6 +75,9 @@ class ServerContext {
   std::string peer_;
   std::optional<Clock::time_point> deadline_;
   PeerIdentity identity_;
+  TraceContext trace_;
+  uint64_t parent_span_id_ = 0;
+  int64_t trace_start_unix_ns_ = 0;
 };
 
 }  // namespace rpcboot

@@ -1,5 +1,6 @@
 #include "rpcboot/base/log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 namespace rpcboot {
@@ -59,8 +61,26 @@ void SetLogSink(LogSink sink) {
 
 namespace internal {
 
+namespace {
+thread_local uint64_t log_trace_hi = 0, log_trace_lo = 0;
+}  // namespace
+
+void SetLogTraceId(uint64_t trace_hi, uint64_t trace_lo) {
+  log_trace_hi = trace_hi;
+  log_trace_lo = trace_lo;
+}
+
 void Log(LogLevel level, std::string_view message) {
   if (static_cast<int>(level) < static_cast<int>(MinimumLevel())) return;
+  std::string traced;
+  if ((log_trace_hi | log_trace_lo) != 0) {
+    char id[33];
+    std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(log_trace_hi),
+                  static_cast<unsigned long long>(log_trace_lo));
+    traced.reserve(message.size() + 42);
+    traced.append("[trace ").append(id).append("] ").append(message);
+    message = traced;
+  }
   std::shared_ptr<const LogSink> sink;
   {
     std::lock_guard<std::mutex> lock(SinkMutex());

@@ -36,6 +36,11 @@ namespace internal {
 // Writes one line at `level` (dropped below RPCBOOT_LOG_LEVEL).
 void Log(LogLevel level, std::string_view message);
 
+// The trace id the lines this thread writes carry ("[trace <32 hex digits>] " before the
+// message) while it serves a call (ServerContext::Scope sets it); 0, 0 for none. Formatted only
+// when a line is written.
+void SetLogTraceId(uint64_t trace_hi, uint64_t trace_lo);
+
 // For log lines a flood could repeat (refused connections, refused replies): Allow() is true at
 // most once a second. Thread-safe.
 class LogLimiter {

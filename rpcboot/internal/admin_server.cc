@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/metrics.h"
+#include "rpcboot/tracing.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -207,6 +208,20 @@ class AdminServer::Impl {
                           {"message", f.message}});
     }
     j["recent_failures"] = std::move(failures);
+    Json spans = Json::array();
+    for (const Span& sp : RecentSpans()) {
+      spans.push_back(
+          {{"time", UtcTime(sp.start_unix_ns / 1000000)},
+           {"trace_id", sp.trace_id},
+           {"span_id", sp.span_id},
+           {"parent_span_id", sp.parent_span_id},
+           {"kind", sp.server ? "server" : "client"},
+           {"name", sp.name},
+           {"protocol", sp.protocol},
+           {"duration_ms", static_cast<double>(sp.end_unix_ns - sp.start_unix_ns) / 1e6},
+           {"code", std::string(StatusCodeName(sp.code))}});
+    }
+    j["recent_spans"] = std::move(spans);
     Json config = Json::array();
     for (const auto& [key, value] : info.config) config.push_back({{"key", key}, {"value", value}});
     j["config"] = std::move(config);
@@ -330,6 +345,25 @@ class AdminServer::Impl {
                       Html(f["message"].get<std::string>()), "</td></tr>\n");
     }
     if (failures.empty()) out += "<tr><td colspan=\"6\" class=\"muted\">none</td></tr>\n";
+    out +=
+        "</table>\n<h2>Recent traced calls</h2>\n<p class=\"muted\">spans recorded by "
+        "sampling (tracing.sample_rate) or at a caller's request, newest first</p>\n"
+        "<table id=\"spans\"><tr><th>start (UTC)</th><th>trace</th><th>span</th>"
+        "<th>parent</th><th>kind</th><th>method</th><th>ms</th><th>code</th></tr>\n";
+    const Json& spans = j["recent_spans"];
+    for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+      const Json& sp = *it;
+      std::string code = sp["code"].get<std::string>();
+      absl::StrAppend(&out, "<tr><td>", Html(sp["time"].get<std::string>()), "</td><td><code>",
+                      Html(sp["trace_id"].get<std::string>()), "</code></td><td><code>",
+                      Html(sp["span_id"].get<std::string>()), "</code></td><td><code>",
+                      Html(sp["parent_span_id"].get<std::string>()), "</code></td><td>",
+                      Html(sp["kind"].get<std::string>()), "</td><td>",
+                      Html(sp["name"].get<std::string>()), "</td><td class=\"n\">",
+                      Fixed(sp["duration_ms"].get<double>(), 2), "</td><td",
+                      code == "OK" ? ">" : " class=\"bad\">", Html(code), "</td></tr>\n");
+    }
+    if (spans.empty()) out += "<tr><td colspan=\"8\" class=\"muted\">none yet</td></tr>\n";
     out +=
         "</table>\n<h2>Configuration</h2>\n<table id=\"config\"><tr><th>key</th><th>value</th>"
         "</tr>\n";

@@ -7,6 +7,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/tls.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/grpc_bytes.h"
 
@@ -40,6 +41,11 @@ class GrpcChannel final : public Channel {
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     if (!options_.bearer_token.empty()) {
       context.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+    }
+    if (!call_options.traceparent.empty()) {
+      context.AddMetadata(std::string(internal::kTraceparentHeader), call_options.traceparent);
+      if (!call_options.tracestate.empty())
+        context.AddMetadata(std::string(internal::kTracestateHeader), call_options.tracestate);
     }
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;

@@ -17,6 +17,7 @@
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/tls.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/server_transport.h"
@@ -140,9 +141,13 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     CertificateIdentity(*context_, call.mutable_identity());
     std::string_view token;
     const auto& metadata = context_->client_metadata();
-    if (auto it = metadata.find("authorization"); it != metadata.end()) {
-      token = BearerToken(std::string_view(it->second.data(), it->second.size()));
-    }
+    auto header = [&metadata](std::string_view key) {
+      auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+      return it == metadata.end() ? std::string_view()
+                                  : std::string_view(it->second.data(), it->second.size());
+    };
+    token = BearerToken(header("authorization"));
+    BeginServerSpan(&call, header(kTraceparentHeader), header(kTracestateHeader));
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
     HandlerOutcome outcome = RunHandler([&] {
@@ -153,6 +158,8 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       }
       return route_->method->serve_proto(route_->impl, request);
     });
+    EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
+                  outcome.message);
     CallStats* stats = route_->runtime->grpc_stats;
     if (outcome.code != StatusCode::kOk) {
       stats->Finish(started_, outcome.code, peer_, outcome.message);

@@ -18,6 +18,7 @@
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/tls.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/transport/thrift_wire.h"
 
@@ -62,6 +63,15 @@ class ThriftChannel final : public Channel {
       if (!options_.bearer_token.empty()) {
         header.headers.emplace_back(std::string(internal::kAuthorizationHeader),
                                     "Bearer " + options_.bearer_token);
+      }
+      // Trace context travels only in THeader frames: a plain framed server has nowhere to
+      // read it from.
+      if (!call_options.traceparent.empty()) {
+        header.headers.emplace_back(std::string(internal::kTraceparentHeader),
+                                    call_options.traceparent);
+        if (!call_options.tracestate.empty())
+          header.headers.emplace_back(std::string(internal::kTracestateHeader),
+                                      call_options.tracestate);
       }
       frame += internal::WrapTHeader(header, message);
     } else {

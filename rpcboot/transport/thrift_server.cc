@@ -48,6 +48,7 @@
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/tls.h"
+#include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/server_transport.h"
 #include "rpcboot/transport/thrift_wire.h"
@@ -130,8 +131,9 @@ std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& h
 // What a call's THeader carried besides the message.
 struct CallMeta {
   std::optional<ServerContext::Clock::time_point> deadline;
-  std::string token;    // the "authorization" header's bearer token
-  int64_t started = 0;  // for the method's CallStats (thrift_stats)
+  std::string token;                    // the "authorization" header's bearer token
+  std::string traceparent, tracestate;  // W3C trace context
+  int64_t started = 0;                  // for the method's CallStats (thrift_stats)
 };
 
 // Runs `route`'s handler on this thread under the call's ServerContext, once `guard` allowed
@@ -142,6 +144,7 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
                   std::string_view args) {
   ServerContext context("thrift", peer, meta.deadline);
   if (certificate != nullptr) *context.mutable_identity() = *certificate;
+  BeginServerSpan(&context, meta.traceparent, meta.tracestate);
   ServerContext::Scope scope(&context);
   HandlerOutcome outcome = RunHandler([&] {
     if (Refusal refusal =
@@ -152,6 +155,8 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
     return route.method->serve_thrift(route.impl, format, args);
   });
   route.runtime->thrift_stats->Finish(meta.started, outcome.code, peer, outcome.message);
+  EndServerSpan(context, std::string_view(route.method->grpc_path).substr(1), outcome.code,
+                outcome.message);
   if (outcome.code == StatusCode::kOk) return std::move(outcome.reply);
   return ThriftErrorResult(format, outcome.code, outcome.message);
 }
@@ -1121,6 +1126,8 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
   if (theader) {
     for (const auto& [key, value] : theader->headers) {
       if (key == kAuthorizationHeader) meta.token = std::string(BearerToken(value));
+      if (key == kTraceparentHeader) meta.traceparent = value;
+      if (key == kTracestateHeader) meta.tracestate = value;
       if (key != kTimeoutHeader) continue;
       char* end = nullptr;
       long long ms = std::strtoll(value.c_str(), &end, 10);

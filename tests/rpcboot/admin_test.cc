@@ -365,7 +365,7 @@ TEST(AdminExposition, TheStrictReaderRejectsBrokenExpositions) {
 TEST_F(AdminPortTest, StatusShowsMethodsClientsAndFailedCallsAndRedactsSecrets) {
   // A client to this very app through the config (static list), so the page has a client with
   // an instance; and a registry digest whose password must never be shown.
-  StartApp("registry: {digest: \"ops:s3cret-pw\"}\n");
+  StartApp("registry: {digest: \"ops:s3cret-pw\"}\ntracing: {sample_rate: 1}\n");
   // Counts are per process (other tests in this binary may have called Count): compare.
   auto CountCalls = [](const nlohmann::json& methods) -> int64_t {
     for (const auto& m : methods) {
@@ -380,6 +380,7 @@ TEST_F(AdminPortTest, StatusShowsMethodsClientsAndFailedCallsAndRedactsSecrets) 
   // goes through a second App (client only) with the same admin data source.
   absl::StatusOr<AppConfig> config = ParseConfig(
       "app: {name: caller}\nadmin: {port: 0}\nregistry: {digest: \"ops:s3cret-pw\"}\n"
+      "tracing: {sample_rate: 1}\n"
       "clients:\n  " +
           service_ + ": {address: \"static://127.0.0.1:" + std::to_string(app_->grpc_port()) +
           "\", protocol: grpc}\n",
@@ -414,6 +415,15 @@ TEST_F(AdminPortTest, StatusShowsMethodsClientsAndFailedCallsAndRedactsSecrets) 
   }
   EXPECT_TRUE(found) << status["recent_failures"].dump(2);
 
+  // Every call was traced (sample_rate 1): the client span of the failed call is listed.
+  bool traced = false;
+  for (const auto& span : status["recent_spans"]) {
+    if (span["kind"] == "client" && span["name"] == service_ + "/Notify" &&
+        span["code"] == "FAILED_PRECONDITION" && span["trace_id"].get<std::string>().size() == 32)
+      traced = true;
+  }
+  EXPECT_TRUE(traced) << status["recent_spans"].dump(2);
+
   // The serving app saw the same calls; its page lists them.
   std::string page = Get("/");
   EXPECT_NE(page.find("<h1 id=\"app\">rich"), std::string::npos);
@@ -421,6 +431,9 @@ TEST_F(AdminPortTest, StatusShowsMethodsClientsAndFailedCallsAndRedactsSecrets) 
   EXPECT_NE(page.find("negative id -7"), std::string::npos) << "the failed call, server side";
   EXPECT_NE(page.find("admin.port"), std::string::npos) << "the configuration";
   EXPECT_NE(page.find("ops:(redacted)"), std::string::npos);
+  EXPECT_NE(page.find("<table id=\"spans\">"), std::string::npos);
+  EXPECT_NE(page.find("<td>server</td><td>" + service_ + "/Count</td>"), std::string::npos)
+      << "the served call's span";
   // No external assets: the page loads with no network but the admin port.
   EXPECT_EQ(page.find("src=\"http"), std::string::npos);
   EXPECT_EQ(page.find("<link"), std::string::npos);

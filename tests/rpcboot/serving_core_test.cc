@@ -19,6 +19,7 @@
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
 #include "rpcboot/transport/thrift_wire.h"
 
@@ -172,6 +173,12 @@ TEST_F(ServingCoreTest, AQueuedCallWhoseDeadlinePassedNeverRuns) {
       EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
     }
   }
+  // A queued call's deadline runs from when the server read it, which on a busy machine can be
+  // after its caller gave up: wait until the server holds both, then past their deadlines.
+  for (int i = 0; i < 2000 && internal::Transports().queued_calls.load() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(internal::Transports().queued_calls.load(), 2) << "both calls wait for the thread";
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
   impl_->Release();
   held.front().get();
   // The pool runs calls in order: once this one is back, the expired ones have been dealt with.
