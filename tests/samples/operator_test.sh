@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The admin port of the running samples, read as an operator reads it: a real ZooKeeper, one
-# shop and one order instance, the demo client's orders (some of which fail on purpose); then
-# headless Chromium loads the order instance's status page and the test checks the DOM for the
-# served methods, the shop instance its client sees and a failed call made just before, and
-# saves a screenshot; Python's prometheus_client parses both instances' /metrics.
-#   status_page_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
+# The running samples, seen as an operator sees them: a real ZooKeeper, one shop and one order
+# instance, the demo client's orders (some of which fail on purpose); then headless Chromium
+# loads the order instance's status page and the test checks the DOM for the served methods,
+# the shop instance its client sees and a failed call made just before, and saves a
+# screenshot; Python's prometheus_client parses both instances' /metrics; and the rpcboot tool
+# lists the registry and asks for health, with its bad input answered clearly.
+#   operator_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
 rm -rf "$work"
@@ -98,4 +99,33 @@ assert value(order, "rpcboot_client_instances", "rpcboot_client_instances",
 print(f"metrics: order placed {placed_ok:.0f} of {placed_all:.0f}; "
       f"order asked shop {asked:.0f} times, shop served {served:.0f}")
 EOF
-echo "status page end to end: OK"
+# The rpcboot tool: ls and health through the registry, a server and an admin port.
+cli="$build/cli/rpcboot"
+expect() {  # expect STATUS TEXT -- ARGS...: the tool exits STATUS and says TEXT
+  local want=$1 text=$2 rc=0
+  shift 3
+  "$cli" "$@" >"$work/cli.out" 2>&1 || rc=$?
+  [ "$rc" = "$want" ] || fail "rpcboot $*: exit $rc, wanted $want: $(cat "$work/cli.out")"
+  grep -q -- "$text" "$work/cli.out" || fail "rpcboot $*: no '$text' in: $(cat "$work/cli.out")"
+}
+expect 0 "grpc:$shop_grpc" -- ls "zk://$zk/services"
+grep -q "^order .*thrift:.*UP" "$work/cli.out" || fail "ls: no order instance: $(cat "$work/cli.out")"
+grep -q "^shop .*grpc:$shop_grpc .*UP .*no *1.0.0" "$work/cli.out" || fail "ls: shop line: $(cat "$work/cli.out")"
+expect 0 "^shop " -- ls "zk://$zk/services/shop"
+[ "$(grep -c '^shop ' "$work/cli.out")" = 1 ] || fail "ls of one app: $(cat "$work/cli.out")"
+expect 0 "127.0.0.1:$shop_grpc: SERVING" -- health "127.0.0.1:$shop_grpc"
+expect 0 "SERVING" -- health "127.0.0.1:$shop_grpc" shop.ShopService
+expect 1 "SERVICE_UNKNOWN" -- health "127.0.0.1:$shop_grpc" nope.NopeService
+expect 0 "at 127.0.0.1:$shop_grpc: SERVING" -- health "zk://$zk/services/shop" shop.ShopService
+expect 1 "no gRPC port (Thrift only" -- health "zk://$zk/services/order"
+expect 0 "SERVING (HTTP 200)" -- health "http://127.0.0.1:$order_admin"
+# Bad input: a clear message and a non-zero exit, never a hang or a crash.
+expect 2 "unknown command 'frob'" -- frob
+expect 2 "ls reads a registry" -- ls "127.0.0.1:$shop_grpc"
+expect 2 "not a number of ms" -- --timeout_ms=soon ls "zk://$zk/services"
+expect 2 "did not answer within 500 ms" -- --timeout_ms=500 ls "zk://127.0.0.1:1/services"
+expect 1 "unreachable" -- --timeout_ms=500 health "127.0.0.1:1"
+expect 2 "zk://" -- health "zk://$zk"
+expect 2 "not built yet" -- describe "127.0.0.1:$shop_grpc"
+echo "rpcboot tool: OK"
+echo "operator view end to end: OK"
