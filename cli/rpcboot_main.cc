@@ -5,10 +5,23 @@
 //   rpcboot health HOST:PORT [SERVICE]                      grpc.health.v1.Health/Check
 //   rpcboot health zk://HOST:PORT/services/shop [SERVICE]   every instance of an application
 //   rpcboot health http://HOST:PORT                         an admin port's /health
+//   rpcboot describe ADDRESS [SERVICE]                      services, methods, message types
+//   rpcboot call ADDRESS pkg.Service/Method 'JSON'          one call, JSON in and out (gRPC)
+//
+// describe and call learn the services through gRPC server reflection (no .proto needed);
+// ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port).
 //
 // Flags (before or after the command): --timeout_ms=N (default 3000). Exit status: 0 when
-// everything asked about is serving (or listed), 1 when something is not, 2 for bad usage or
-// an address that cannot be read.
+// everything asked about is serving (or listed, described, answered), 1 when something is not
+// (a call's error, a server not serving), 2 for bad usage, bad JSON, an unknown service or
+// method, or an address that cannot be read.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/descriptor_database.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
 #include <httplib.h>
@@ -16,6 +29,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +39,7 @@
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
+#include "rpcboot/status.h"
 #include "rpcboot/transport/grpc_bytes.h"
 
 namespace {
@@ -35,8 +50,11 @@ using rpcboot::discovery::Session;
 constexpr const char* kUsage =
     "usage: rpcboot [--timeout_ms=N] ls zk://HOST:PORT/BASE[/APP]\n"
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
-    "  ADDRESS: HOST:PORT (gRPC health), zk://HOST:PORT/BASE/APP (each instance), or\n"
-    "           http://HOST:PORT (an admin port's /health)\n";
+    "       rpcboot [--timeout_ms=N] describe ADDRESS [SERVICE]\n"
+    "       rpcboot [--timeout_ms=N] call ADDRESS package.Service/Method 'JSON'\n"
+    "  ADDRESS: HOST:PORT (gRPC), zk://HOST:PORT/BASE/APP (health: each instance; describe\n"
+    "           and call: the first UP instance with a gRPC port), or http://HOST:PORT (health\n"
+    "           of an admin port)\n";
 
 int Usage(const std::string& problem) {
   std::fprintf(stderr, "rpcboot: %s\n%s", problem.c_str(), kUsage);
@@ -267,6 +285,287 @@ int Health(const std::string& address, const std::string& service,
   return failed == 0 ? 0 : 1;
 }
 
+// ---- describe and call: gRPC server reflection ----
+
+void PutText(std::string* out, int field, const std::string& text) {
+  uint64_t key = (static_cast<uint64_t>(field) << 3) | 2;
+  for (uint64_t v : {key, static_cast<uint64_t>(text.size())}) {
+    while (v >= 0x80) {
+      out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out->push_back(static_cast<char>(v));
+  }
+  *out += text;
+}
+
+// The length-delimited fields `number` of a serialized message.
+std::vector<std::string> Fields(const std::string& message, int number) {
+  std::vector<std::string> out;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()),
+                                            static_cast<int>(message.size()));
+  while (uint32_t tag = in.ReadTag()) {
+    if ((tag & 7) == 2) {
+      uint32_t length = 0;
+      std::string value;
+      if (!in.ReadVarint32(&length) || !in.ReadString(&value, static_cast<int>(length))) break;
+      if (static_cast<int>(tag >> 3) == number) out.push_back(std::move(value));
+    } else if ((tag & 7) == 0) {
+      uint64_t ignored;
+      if (!in.ReadVarint64(&ignored)) break;
+    } else {
+      break;
+    }
+  }
+  return out;
+}
+
+// What a server says about itself through reflection (grpc.reflection.v1alpha, which every
+// gRPC server with reflection answers), and the types it names.
+class Reflection {
+ public:
+  Reflection(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+      : channel_(std::move(channel)), timeout_(timeout), pool_(&database_) {}
+
+  // One request on a stream of its own; the reply, or why there is none.
+  absl::StatusOr<std::string> Ask(const std::string& request) {
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout_);
+    grpc::CompletionQueue queue;
+    auto call = stub.PrepareCall(
+        &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+    grpc::ByteBuffer out = rpcboot::internal::ToByteBuffer(request), in;
+    grpc::Status status;
+    // One operation at a time, each waited for: the queue hands back exactly that tag.
+    auto step = [&](intptr_t tag) {
+      void* got = nullptr;
+      bool ok = false;
+      return queue.Next(&got, &ok) && ok && got == reinterpret_cast<void*>(tag);
+    };
+    bool ok = true;
+    call->StartCall(reinterpret_cast<void*>(1));
+    ok = ok && step(1);
+    if (ok) call->Write(out, reinterpret_cast<void*>(2));
+    ok = ok && step(2);
+    if (ok) call->Read(&in, reinterpret_cast<void*>(3));
+    ok = ok && step(3);
+    if (ok) call->WritesDone(reinterpret_cast<void*>(4));
+    ok = ok && step(4);
+    call->Finish(&status, reinterpret_cast<void*>(5));
+    step(5);
+    queue.Shutdown();
+    void* tag;
+    bool drained;
+    while (queue.Next(&tag, &drained)) {
+    }
+    if (!ok || !status.ok()) {
+      return absl::UnavailableError(status.ok()
+                                        ? "the reflection stream broke"
+                                        : absl::StrCat(status.error_message(), " (gRPC code ",
+                                                       static_cast<int>(status.error_code()), ")"));
+    }
+    return rpcboot::internal::ToBytes(in);
+  }
+
+  absl::StatusOr<std::vector<std::string>> Services() {
+    std::string request;
+    PutText(&request, 7, "");
+    absl::StatusOr<std::string> reply = Ask(request);
+    if (!reply.ok()) return reply.status();
+    std::vector<std::string> names;
+    for (const std::string& list : Fields(*reply, 6)) {
+      for (const std::string& service : Fields(list, 1)) {
+        for (const std::string& name : Fields(service, 1)) names.push_back(name);
+      }
+    }
+    if (names.empty()) return absl::NotFoundError("the server listed no services");
+    return names;
+  }
+
+  // The descriptor of `service`, its file and imports fetched from the server.
+  absl::StatusOr<const google::protobuf::ServiceDescriptor*> Service(const std::string& service) {
+    if (const auto* known = pool_.FindServiceByName(service)) return known;
+    std::string request;
+    PutText(&request, 4, service);
+    absl::StatusOr<std::string> reply = Ask(request);
+    if (!reply.ok()) return reply.status();
+    for (const std::string& response : Fields(*reply, 4)) {
+      for (const std::string& bytes : Fields(response, 1)) {
+        google::protobuf::FileDescriptorProto file;
+        if (file.ParseFromString(bytes)) database_.Add(file);
+      }
+    }
+    if (const auto* found = pool_.FindServiceByName(service)) return found;
+    return absl::NotFoundError("the server has no service " + service);
+  }
+
+  google::protobuf::DescriptorPool& pool() { return pool_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::chrono::milliseconds timeout_;
+  google::protobuf::SimpleDescriptorDatabase database_;
+  google::protobuf::DescriptorPool pool_;
+};
+
+// The gRPC endpoint ADDRESS names: itself, or the first UP instance with a gRPC port of a zk://
+// application. "" and *error when there is none.
+std::string GrpcTarget(const std::string& address, std::chrono::milliseconds timeout,
+                       std::string* error) {
+  absl::StatusOr<rpcboot::internal::Address> parsed = rpcboot::internal::ParseAddress(address);
+  if (!parsed.ok()) {
+    *error = std::string(parsed.status().message());
+    return "";
+  }
+  if (parsed->kind != rpcboot::internal::Address::Kind::kZooKeeper) {
+    if (parsed->endpoints.size() != 1) {
+      *error = "give one server (HOST:PORT) or a zk:// application, not a static:// list";
+      return "";
+    }
+    return parsed->endpoints[0];
+  }
+  std::unique_ptr<Session> session = Connect(parsed->zookeeper.connect, timeout, error);
+  if (session == nullptr) return "";
+  absl::StatusOr<std::vector<Listed>> apps = List(*session, NodePath(parsed->zookeeper));
+  if (!apps.ok()) {
+    *error = std::string(apps.status().message());
+    return "";
+  }
+  for (const Listed& app : *apps) {
+    for (const Instance& i : app.instances) {
+      std::optional<int> grpc = i.PortFor("grpc");
+      if (i.IsUp() && grpc) return absl::StrCat(i.address, ":", *grpc);
+    }
+  }
+  *error = "no UP instance with a gRPC port under " + address;
+  return "";
+}
+
+int Describe(const std::string& address, const std::string& only,
+             std::chrono::milliseconds timeout) {
+  std::string error;
+  std::string target = GrpcTarget(address, timeout, &error);
+  if (target.empty()) {
+    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    return 2;
+  }
+  Reflection reflection(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), timeout);
+  absl::StatusOr<std::vector<std::string>> services = reflection.Services();
+  if (!services.ok()) {
+    std::fprintf(stderr, "rpcboot: %s: no reflection: %s\n", target.c_str(),
+                 std::string(services.status().message()).c_str());
+    return 1;
+  }
+  bool found = false;
+  for (const std::string& name : *services) {
+    if (!only.empty() ? name != only : name.rfind("grpc.", 0) == 0) continue;
+    found = true;
+    absl::StatusOr<const google::protobuf::ServiceDescriptor*> service = reflection.Service(name);
+    if (!service.ok()) {
+      std::printf("%s: %s\n", name.c_str(), std::string(service.status().message()).c_str());
+      continue;
+    }
+    std::printf("%s (%s)\n", name.c_str(), (*service)->file()->name().c_str());
+    std::set<std::string> shown;
+    std::vector<const google::protobuf::Descriptor*> messages;
+    for (int m = 0; m < (*service)->method_count(); ++m) {
+      const google::protobuf::MethodDescriptor* method = (*service)->method(m);
+      std::printf("  rpc %s(%s) returns (%s)\n", method->name().c_str(),
+                  method->input_type()->full_name().c_str(),
+                  method->output_type()->full_name().c_str());
+      for (const auto* type : {method->input_type(), method->output_type()}) {
+        if (shown.insert(type->full_name()).second) messages.push_back(type);
+      }
+    }
+    for (const google::protobuf::Descriptor* message : messages) {
+      std::printf("\n%s", message->DebugString().c_str());
+    }
+    std::printf("\n");
+  }
+  if (!found) {
+    std::string list;
+    for (const std::string& name : *services)
+      absl::StrAppend(&list, list.empty() ? "" : ", ", name);
+    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", target.c_str(),
+                 only.c_str(), list.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int Call(const std::string& address, const std::string& path, const std::string& json,
+         std::chrono::milliseconds timeout) {
+  std::size_t slash = path.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == path.size()) {
+    return Usage("'" + path + "' is not package.Service/Method");
+  }
+  std::string service_name = path.substr(0, slash), method_name = path.substr(slash + 1);
+  std::string error;
+  std::string target = GrpcTarget(address, timeout, &error);
+  if (target.empty()) {
+    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    return 2;
+  }
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  Reflection reflection(channel, timeout);
+  absl::StatusOr<const google::protobuf::ServiceDescriptor*> service =
+      reflection.Service(service_name);
+  if (!service.ok()) {
+    std::fprintf(stderr, "rpcboot: %s: %s\n", target.c_str(),
+                 std::string(service.status().message()).c_str());
+    return 2;
+  }
+  const google::protobuf::MethodDescriptor* method = (*service)->FindMethodByName(method_name);
+  if (method == nullptr) {
+    std::string methods;
+    for (int m = 0; m < (*service)->method_count(); ++m)
+      absl::StrAppend(&methods, m == 0 ? "" : ", ", (*service)->method(m)->name());
+    std::fprintf(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
+                 method_name.c_str(), methods.c_str());
+    return 2;
+  }
+  google::protobuf::DynamicMessageFactory factory(&reflection.pool());
+  std::unique_ptr<google::protobuf::Message> request(
+      factory.GetPrototype(method->input_type())->New());
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "rpcboot: the JSON is not a %s: %s\n",
+                 method->input_type()->full_name().c_str(), parsed.ToString().c_str());
+    return 2;
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  grpc::ByteBuffer reply;
+  std::string rpc_path = "/" + service_name + "/" + method_name;
+  grpc::internal::RpcMethod rpc(rpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+  grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel.get(), rpc, &context, rpcboot::internal::ToByteBuffer(request->SerializeAsString()),
+      &reply);
+  if (!status.ok()) {
+    int code = static_cast<int>(status.error_code());
+    std::printf("%s: %s\n",
+                std::string(rpcboot::StatusCodeName(rpcboot::StatusCodeFromInt(code))).c_str(),
+                status.error_message().c_str());
+    return 1;
+  }
+  std::unique_ptr<google::protobuf::Message> answer(
+      factory.GetPrototype(method->output_type())->New());
+  if (!answer->ParseFromString(rpcboot::internal::ToBytes(reply))) {
+    std::fprintf(stderr, "rpcboot: the reply is not a %s\n",
+                 method->output_type()->full_name().c_str());
+    return 1;
+  }
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(*answer, &out, options);
+  std::printf("%s", out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -304,9 +603,13 @@ int main(int argc, char** argv) {
     if (args.size() < 2 || args.size() > 3) return Usage("health takes an address and a service");
     return Health(args[1], args.size() == 3 ? args[2] : "", timeout);
   }
-  if (command == "describe" || command == "call") {
-    return Usage("'" + command +
-                 "' is not built yet (it needs gRPC reflection): ls and health are");
+  if (command == "describe") {
+    if (args.size() < 2 || args.size() > 3) return Usage("describe takes an address and a service");
+    return Describe(args[1], args.size() == 3 ? args[2] : "", timeout);
+  }
+  if (command == "call") {
+    if (args.size() != 4) return Usage("call takes an address, Service/Method and the JSON");
+    return Call(args[1], args[2], args[3], timeout);
   }
   return Usage("unknown command '" + command + "'");
 }

@@ -1,5 +1,13 @@
+#include <google/protobuf/compiler/parser.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <cctype>
+#include <cstdio>
+#include <functional>
 #include <sstream>
+#include <stdexcept>
 
 #include "codegen/emitters.h"
 
@@ -16,6 +24,59 @@ std::string NameArray(const std::vector<std::string>& names) {
   std::string out = "std::array<std::string_view, " + std::to_string(names.size()) + ">{";
   for (std::size_t i = 0; i < names.size(); ++i) out += (i > 0 ? ", " : "") + Quoted(names[i]);
   return out + "}";
+}
+
+// The emitted .proto of `file` as a serialized FileDescriptorProto (what gRPC server reflection
+// hands out), parsed by protobuf's own parser so that it is exactly what protoc would make.
+std::string DescriptorBytes(const Model& model, const Plan& plan, int file) {
+  std::string text = EmitProto(model, plan, file);
+  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  struct Collector : google::protobuf::io::ErrorCollector {
+    std::string first;
+    void AddError(int line, int column, const std::string& message) override {
+      if (first.empty())
+        first = std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+    }
+  } errors;
+  google::protobuf::io::Tokenizer tokenizer(&input, &errors);
+  google::protobuf::compiler::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  google::protobuf::FileDescriptorProto descriptor;
+  if (!parser.Parse(&tokenizer, &descriptor)) {
+    // The emitter wrote a .proto protobuf cannot read: a bug in rpcboot-codegen, not the header.
+    throw std::runtime_error("rpcboot-codegen: internal error: the emitted " +
+                             model.headers[file].stem + ".proto does not parse: " + errors.first);
+  }
+  descriptor.set_name(model.headers[file].stem + ".proto");
+  return descriptor.SerializeAsString();
+}
+
+// `bytes` as a C++ expression of type std::string (octal escapes; NULs kept).
+std::string BytesLiteral(const std::string& bytes) {
+  std::string out = "std::string(\n      \"";
+  std::size_t column = 0;
+  for (unsigned char c : bytes) {
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\%03o", c);
+    out += escaped;
+    if (++column % 24 == 0) out += "\"\n      \"";
+  }
+  out += "\",\n      " + std::to_string(bytes.size()) + ")";
+  return out;
+}
+
+// `file` and every file it imports, directly or not, imports first.
+std::vector<int> WithImports(const Plan& plan, int file) {
+  std::vector<int> order;
+  std::vector<bool> seen(plan.files.size(), false);
+  std::function<void(int)> visit = [&](int f) {
+    if (seen[f]) return;
+    seen[f] = true;
+    for (int i : plan.files[f].imports) visit(i);
+    order.push_back(f);
+  };
+  visit(file);
+  return order;
 }
 
 }  // namespace
@@ -162,8 +223,16 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
   for (int s : fp.services) {
     const ServiceDecl& d = model.services[s];
     out << "\ntemplate <>\nconst ServiceBinding& BindingOf<" << d.cpp_name << ">() {\n"
-        << "  static const ServiceBinding* binding = new ServiceBinding(MakeServiceBinding<"
-        << d.cpp_name << ">());\n  return *binding;\n}\n";
+        << "  static const ServiceBinding* binding = [] {\n"
+        << "    auto* made = new ServiceBinding(MakeServiceBinding<" << d.cpp_name << ">());\n"
+        << "    // The emitted .proto files as FileDescriptorProtos, imports first (for gRPC "
+           "server\n"
+        << "    // reflection).\n";
+    for (int f : WithImports(plan, file)) {
+      out << "    made->descriptors.push_back(" << BytesLiteral(DescriptorBytes(model, plan, f))
+          << ");\n";
+    }
+    out << "    return made;\n  }();\n  return *binding;\n}\n";
     for (std::size_t m = 0; m < d.methods.size(); ++m) {
       out << "\n"
           << ProxySignature(d, m, true) << " {\n  return CallMethod<" << d.cpp_name << ", " << m

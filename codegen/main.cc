@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -218,4 +220,11 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace rpcboot::codegen
 
-int main(int argc, char** argv) { return rpcboot::codegen::Run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return rpcboot::codegen::Run(argc, argv);
+  } catch (const std::exception& e) {  // an internal error, named (see DescriptorBytes)
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

@@ -19,6 +19,7 @@ absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
   std::vector<bool> used(inline_methods.size(), false);
   for (const BoundService& s : services) {
     table->services_.push_back(s.binding->full_name);
+    table->bindings_.push_back(s.binding);
     for (const MethodBinding& m : s.binding->methods) {
       Route route{&m, s.impl.get()};
       route.runtime = &table->runtimes_.emplace_back();

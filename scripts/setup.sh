@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format
   libboost1.81-dev
   libthrift-dev thrift-compiler libevent-dev
-  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev libprotoc-dev protobuf-compiler
   libzookeeper-mt-dev zookeeper default-jre-headless default-jdk-headless
   libclang-14-dev clang-14 llvm-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev

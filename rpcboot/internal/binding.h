@@ -29,6 +29,9 @@ struct MethodBinding {
 struct ServiceBinding {
   std::string full_name;  // "shop.ShopService": Thrift multiplexing name, gRPC service name
   std::vector<MethodBinding> methods;
+  // The service's emitted .proto file and every file it imports, as serialized
+  // FileDescriptorProtos, imports first: what gRPC server reflection hands out.
+  std::vector<std::string> descriptors;
 
   const MethodBinding* Find(std::string_view method_name) const;
 };

@@ -20,6 +20,7 @@
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
+#include "rpcboot/transport/grpc_reflection.h"
 #include "rpcboot/transport/server_transport.h"
 
 namespace rpcboot::internal {
@@ -198,9 +199,11 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
 class Service final : public grpc::CallbackGenericService {
  public:
   Service(const MethodTable* table, CallScheduler* scheduler, std::size_t max_unsent_bytes)
-      : table_(table), scheduler_(scheduler), ledger_(max_unsent_bytes) {}
+      : table_(table), scheduler_(scheduler), ledger_(max_unsent_bytes), reflection_(*table) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
+    // Server reflection is a stream of its own, answered here (it runs no user code).
+    if (GrpcReflection::IsReflectionPath(context->method())) return reflection_.NewReactor();
     return new UnaryReactor(context, table_, scheduler_, &ledger_);
   }
 
@@ -208,6 +211,7 @@ class Service final : public grpc::CallbackGenericService {
   const MethodTable* table_;
   CallScheduler* scheduler_;
   UnsentLedger ledger_;
+  const GrpcReflection reflection_;
 };
 
 class GrpcServerTransport final : public ServerTransport {

@@ -66,6 +66,8 @@ class MethodTable {
   const Route* FindGrpc(std::string_view path) const;
   // The full names of the bound services ("shop.ShopService"), in the order they were added.
   const std::vector<std::string>& services() const { return services_; }
+  // Their bindings, in the same order.
+  const std::vector<const ServiceBinding*>& bindings() const { return bindings_; }
   // Who may call: checked by both transports before every handler (set by Server before
   // Start; never null once set).
   const CallGuard& guard() const { return *guard_; }
@@ -74,6 +76,7 @@ class MethodTable {
  private:
   MethodTable() = default;
   std::vector<std::string> services_;
+  std::vector<const ServiceBinding*> bindings_;
   std::shared_ptr<const CallGuard> guard_;
   std::deque<MethodRuntime> runtimes_;  // one per method; never moves
   std::map<std::string, Route, std::less<>> thrift_qualified_;

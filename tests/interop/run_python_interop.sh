@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls]
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
-# ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket).
+# ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
+# "reflection": reflection_client.py learns the services through gRPC server reflection alone.
 set -euo pipefail
 idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +33,8 @@ done
 read -r _ grpc thrift < "$work/server.out"
 if [ "$mode" = tls ]; then
   "$python" "$here/python_tls_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}" "$work/certs"
+elif [ "$mode" = reflection ]; then
+  "$python" "$here/reflection_client.py" "${grpc#grpc=}"
 else
   "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
 fi

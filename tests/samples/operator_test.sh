@@ -8,26 +8,11 @@
 #   operator_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
 command -v chromium >/dev/null ||
   { echo "FAIL: chromium is not installed (apt-get install chromium; ./scripts/setup.sh does)" >&2; exit 1; }
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null ||
   { echo "FAIL: python3-prometheus-client is not installed (./scripts/setup.sh installs it)" >&2; exit 1; }
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  "$src/scripts/zookeeper.sh" stop "$work/zk" || true
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; exit 1; }
-
-port=$("$src/scripts/zookeeper.sh" start "$work/zk" | sed -n 's/^port=//p')
-zk=127.0.0.1:$port
-wait_registered() {
-  for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
-  fail "$1 never registered"
-}
+source "$(dirname "$0")/samples_common.sh"
 admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$1" | head -1; }
 
 "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
@@ -126,6 +111,18 @@ expect 2 "not a number of ms" -- --timeout_ms=soon ls "zk://$zk/services"
 expect 2 "did not answer within 500 ms" -- --timeout_ms=500 ls "zk://127.0.0.1:1/services"
 expect 1 "unreachable" -- --timeout_ms=500 health "127.0.0.1:1"
 expect 2 "zk://" -- health "zk://$zk"
-expect 2 "not built yet" -- describe "127.0.0.1:$shop_grpc"
+# describe and call learn the service through gRPC server reflection: no .proto at hand.
+expect 0 "rpc GetShop(shop.GetShopRequest) returns (shop.Shop)" -- describe "zk://$zk/services/shop"
+grep -q "int64 shop_id = 1;" "$work/cli.out" || fail "describe: no GetShopRequest fields: $(cat "$work/cli.out")"
+expect 0 "shop.ShopService (shop_service.proto)" -- describe "127.0.0.1:$shop_grpc" shop.ShopService
+expect 1 "has no service nope.Nope (it serves: shop.ShopService" -- describe "127.0.0.1:$shop_grpc" nope.Nope
+expect 0 '"name": "Noodle Bar"' -- call "zk://$zk/services/shop" shop.ShopService/GetShop '{"shop_id": 1}'
+expect 0 '"price_cents": "650"' -- call "127.0.0.1:$shop_grpc" shop.ShopService/GetShop '{"shop_id": 1}'
+expect 1 "NOT_FOUND: no shop 99" -- call "127.0.0.1:$shop_grpc" shop.ShopService/GetShop '{"shop_id": 99}'
+expect 2 "has no method Nope (methods: GetShop, ListShops)" -- call "127.0.0.1:$shop_grpc" shop.ShopService/Nope '{}'
+expect 2 "the JSON is not a shop.GetShopRequest" -- call "127.0.0.1:$shop_grpc" shop.ShopService/GetShop '{"shop_id": "x"}'
+expect 2 "the JSON is not a shop.GetShopRequest" -- call "127.0.0.1:$shop_grpc" shop.ShopService/GetShop '{bad'
+expect 2 "is not package.Service/Method" -- call "127.0.0.1:$shop_grpc" GetShop '{}'
+expect 2 "did not answer" -- --timeout_ms=500 call "zk://127.0.0.1:1/services/shop" shop.ShopService/GetShop '{}'
 echo "rpcboot tool: OK"
 echo "operator view end to end: OK"

@@ -5,22 +5,7 @@
 #   samples_e2e_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
-rm -rf "$work"
-mkdir -p "$work"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  "$src/scripts/zookeeper.sh" stop "$work/zk" || true
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; exit 1; }
-
-port=$("$src/scripts/zookeeper.sh" start "$work/zk" | sed -n 's/^port=//p')
-zk=127.0.0.1:$port
-wait_registered() {
-  for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
-  fail "$1 never registered"
-}
+source "$(dirname "$0")/samples_common.sh"
 for n in 1 2; do
   "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
     >"$work/shop$n.log" 2>&1 &

@@ -1,0 +1,20 @@
+# Sourced by the samples' end-to-end scripts after `src`, `build` and `work` are set: a fresh
+# WORK_DIR, a real ZooKeeper on a free port ($zk), processes started in the background stopped
+# by pid on exit (add each to `pids`), fail() that shows the tail of every log, and
+# wait_registered LOG (an instance's "registry: registered" line).
+rm -rf "$work"
+mkdir -p "$work"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  "$src/scripts/zookeeper.sh" stop "$work/zk" || true
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; exit 1; }
+
+port=$("$src/scripts/zookeeper.sh" start "$work/zk" | sed -n 's/^port=//p')
+zk=127.0.0.1:$port
+wait_registered() {
+  for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
+  fail "$1 never registered"
+}
