@@ -11,8 +11,9 @@
 // describe and call learn the services through gRPC server reflection (no .proto needed);
 // ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port).
 //
-// Flags (before or after the command): --timeout_ms=N (default 3000). Exit status: 0 when
-// everything asked about is serving (or listed, described, answered), 1 when something is not
+// Flags (before or after the command): --timeout_ms=N (default 3000); --token_file=F sends the
+// bearer token on F's first line with every gRPC call (servers with server.auth). Exit status: 0
+// when everything asked about is serving (or listed, described, answered), 1 when something is not
 // (a call's error, a server not serving), 2 for bad usage, bad JSON, an unknown service or
 // method, or an address that cannot be read.
 #include <google/protobuf/descriptor.h>
@@ -28,6 +29,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -47,8 +49,15 @@ namespace {
 using rpcboot::discovery::Instance;
 using rpcboot::discovery::Session;
 
+// --token_file's token: sent as "authorization: Bearer <token>" on every gRPC call.
+std::string g_token;
+
+void Authorize(grpc::ClientContext* context) {
+  if (!g_token.empty()) context->AddMetadata("authorization", "Bearer " + g_token);
+}
+
 constexpr const char* kUsage =
-    "usage: rpcboot [--timeout_ms=N] ls zk://HOST:PORT/BASE[/APP]\n"
+    "usage: rpcboot [--timeout_ms=N] [--token_file=F] ls zk://HOST:PORT/BASE[/APP]\n"
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] describe ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] call ADDRESS package.Service/Method 'JSON'\n"
@@ -182,6 +191,7 @@ std::string GrpcHealth(const std::string& target, const std::string& service,
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
+  Authorize(&context);
   // HealthCheckRequest { string service = 1; }
   std::string request;
   if (!service.empty()) {
@@ -332,6 +342,7 @@ class Reflection {
     grpc::GenericStub stub(channel_);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout_);
+    Authorize(&context);
     grpc::CompletionQueue queue;
     auto call = stub.PrepareCall(
         &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
@@ -536,6 +547,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
   }
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
+  Authorize(&context);
   grpc::ByteBuffer reply;
   std::string rpc_path = "/" + service_name + "/" + method_name;
   grpc::internal::RpcMethod rpc(rpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
@@ -588,6 +600,15 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(a.substr(13), &ms) || ms <= 0 || ms > 600000)
         return Usage("--timeout_ms: '" + a.substr(13) + "' is not a number of ms in 1..600000");
       timeout = std::chrono::milliseconds(ms);
+      continue;
+    }
+    if (a.rfind("--token_file=", 0) == 0) {
+      std::ifstream in(a.substr(13));
+      if (!std::getline(in, g_token) || g_token.empty())
+        return Usage("--token_file: '" + a.substr(13) +
+                     "' cannot be read or has no token on its first line");
+      while (!g_token.empty() && (g_token.back() == ' ' || g_token.back() == '\r'))
+        g_token.pop_back();
       continue;
     }
     if (a.rfind("--", 0) == 0) return Usage("unknown flag '" + a + "'");

@@ -196,14 +196,37 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
   grpc::ByteBuffer reply_;
 };
 
+// A stream refused before it starts.
+class RefusedReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit RefusedReactor(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
 class Service final : public grpc::CallbackGenericService {
  public:
   Service(const MethodTable* table, CallScheduler* scheduler, std::size_t max_unsent_bytes)
       : table_(table), scheduler_(scheduler), ledger_(max_unsent_bytes), reflection_(*table) {}
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    // Server reflection is a stream of its own, answered here (it runs no user code).
-    if (GrpcReflection::IsReflectionPath(context->method())) return reflection_.NewReactor();
+    // Server reflection is a stream of its own, answered here (it runs no user code), to the
+    // callers server.auth lets through: the schema is the server's to show.
+    if (GrpcReflection::IsReflectionPath(context->method())) {
+      PeerIdentity identity;
+      CertificateIdentity(*context, &identity);
+      const auto& metadata = context->client_metadata();
+      auto it = metadata.find("authorization");
+      std::string_view token =
+          it == metadata.end()
+              ? std::string_view()
+              : BearerToken(std::string_view(it->second.data(), it->second.size()));
+      if (Refusal refusal = table_->guard().Check(context->method(), token, &identity);
+          refusal.refused()) {
+        return new RefusedReactor(
+            grpc::Status(static_cast<grpc::StatusCode>(refusal.code), refusal.message));
+      }
+      return reflection_.NewReactor();
+    }
     return new UnaryReactor(context, table_, scheduler_, &ledger_);
   }
 

@@ -4,7 +4,9 @@ message types with the protobuf library's own descriptor pool, and calls a metho
 that way. The reflection messages are encoded and decoded by hand from their published field
 numbers, so nothing here comes from rpcboot's emitted files.
 
-    reflection_client.py GRPC_PORT
+    reflection_client.py GRPC_PORT TOKEN
+
+The server requires a caller identity: without the bearer token TOKEN, reflection is refused.
 """
 import sys
 
@@ -61,8 +63,17 @@ def one(message, number):
 
 
 def main():
-    port = int(sys.argv[1])
+    port, token = int(sys.argv[1]), sys.argv[2]
+    metadata = [("authorization", f"Bearer {token}")]
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    anonymous = channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    try:
+        list(anonymous(iter([text_field(7, "")]), timeout=10))
+        raise AssertionError("an anonymous caller read the schema")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
     for version in ("v1alpha", "v1"):
         info = channel.stream_stream(
             f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
@@ -75,7 +86,7 @@ def main():
             text_field(4, "no.such.Thing"),             # not there
             text_field(6, "rich.Scalars"),              # all_extension_numbers_of_type
         ]
-        replies = list(info(iter(requests), timeout=10))
+        replies = list(info(iter(requests), timeout=10, metadata=metadata))
         assert len(replies) == len(requests), len(replies)
 
         listed = [one(s, 1).decode() for n, s in fields(one(replies[0], 6)) if n == 1]
@@ -119,11 +130,11 @@ def main():
         call = channel.unary_unary(f"/{service.full_name}/{mix.name}",
                                    request_serializer=request_type.SerializeToString,
                                    response_deserializer=reply_type.FromString)
-        reply = call(request, timeout=10)
+        reply = call(request, timeout=10, metadata=metadata)
         assert reply.value == color.values_by_name["COLOR_BLUE"].number, reply
         print(f"reflection {version}: {len(listed)} services; Mix resolved and called: "
               f"{color.values_by_number[reply.value].name}")
-    print("reflection: OK")
+    print("reflection: OK (refused without a token)")
 
 
 if __name__ == "__main__":

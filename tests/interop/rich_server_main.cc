@@ -3,7 +3,8 @@
 // SIGTERM or SIGINT, and exits 0 after a graceful stop. Arguments: "grpc_max_unsent_bytes=N"
 // sets that server option; "tls_dir=DIR" serves TLS on both ports with DIR/server.crt and
 // server.key (scripts/make-test-certs.sh), verifying client certificates against DIR/ca.crt and
-// requiring one ("require_client_cert=false": optional); "tokens_file=F" accepts those tokens.
+// requiring one ("require_client_cert=false": optional); "tokens_file=F" accepts those tokens;
+// "require_identity=true" refuses anonymous callers.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
       options.tls.require_client_cert = value == "true";
     } else if (key == "tokens_file") {
       options.auth.tokens_file = value;
+    } else if (key == "require_identity") {
+      options.auth.require_identity = value == "true";
     } else {
       std::cerr << "rich_server: unknown argument '" << arg << "'\n";
       return 2;

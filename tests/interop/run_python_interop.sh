@@ -4,7 +4,8 @@
 #   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
 # ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
-# "reflection": reflection_client.py learns the services through gRPC server reflection alone.
+# "reflection": reflection_client.py learns the services through gRPC server reflection alone,
+# from a server that lets only callers with a token call or read its schema.
 set -euo pipefail
 idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,10 @@ server_args=()
 if [ "$mode" = tls ]; then
   "$here/../../scripts/make-test-certs.sh" "$work/certs" >/dev/null
   server_args=("tls_dir=$work/certs")
+elif [ "$mode" = reflection ]; then
+  # Only known callers may call, or read the schema.
+  echo "ops reflection-test-token" > "$work/tokens"
+  server_args=("tokens_file=$work/tokens" "require_identity=true")
 fi
 "$server_bin" "${server_args[@]}" > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
@@ -34,7 +39,23 @@ read -r _ grpc thrift < "$work/server.out"
 if [ "$mode" = tls ]; then
   "$python" "$here/python_tls_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}" "$work/certs"
 elif [ "$mode" = reflection ]; then
-  "$python" "$here/reflection_client.py" "${grpc#grpc=}"
+  "$python" "$here/reflection_client.py" "${grpc#grpc=}" reflection-test-token
+  # The rpcboot tool reads the schema the same way, with the token and not without it.
+  if [ -n "${RPCBOOT_CLI:-}" ]; then
+    target=127.0.0.1:${grpc#grpc=}
+    if "$RPCBOOT_CLI" describe "$target" rich.RichService > "$work/cli.out" 2>&1; then
+      echo "FAIL: rpcboot describe read the schema without a token"; exit 1
+    fi
+    grep -q "no reflection" "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: no reason given"; exit 1; }
+    echo "reflection-test-token" > "$work/token"
+    "$RPCBOOT_CLI" --token_file="$work/token" describe "$target" rich.RichService > "$work/cli.out"
+    grep -q "rpc Mix(rich.MixRequest) returns (rich.MixResponse)" "$work/cli.out" ||
+      { cat "$work/cli.out"; echo "FAIL: describe"; exit 1; }
+    "$RPCBOOT_CLI" --token_file="$work/token" call "$target" rich.RichService/Mix \
+      '{"a": "COLOR_RED", "b": "COLOR_GREEN"}' > "$work/cli.out"
+    grep -q '"value": "COLOR_BLUE"' "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: call"; exit 1; }
+    echo "rpcboot describe and call with a token: OK"
+  fi
 else
   "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
 fi
