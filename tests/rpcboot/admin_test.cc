@@ -9,12 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -63,10 +63,18 @@ struct Exposition {
   }
 };
 
+// [a-zA-Z_:][a-zA-Z0-9_:]* for a metric name (`colon`), [a-zA-Z_][a-zA-Z0-9_]* for a label's.
+bool IsName(const std::string& name, bool colon) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && !(colon && c == ':'))
+      return false;
+  }
+  return true;
+}
+
 // Returns "" and fills *out, or the first problem.
 std::string ReadExposition(const std::string& text, Exposition* out) {
-  static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*");
-  static const std::regex kLabelName("[a-zA-Z_][a-zA-Z0-9_]*");
   if (text.empty() || text.back() != '\n') return "does not end with a newline";
   std::istringstream in(text);
   std::string line;
@@ -97,7 +105,7 @@ std::string ReadExposition(const std::string& text, Exposition* out) {
       std::string hash, kind, name;
       words >> hash >> kind >> name;
       if (kind != "HELP" && kind != "TYPE") continue;  // a plain comment
-      if (!std::regex_match(name, kName)) return where + "bad metric name";
+      if (!IsName(name, true)) return where + "bad metric name";
       if (closed.count(name) || current == name) return where + kind + " after the samples";
       Exposition::Family& f = out->families[name];
       std::string rest;
@@ -119,7 +127,7 @@ std::string ReadExposition(const std::string& text, Exposition* out) {
     std::size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     std::string name = line.substr(0, i);
-    if (!std::regex_match(name, kName)) return where + "bad metric name";
+    if (!IsName(name, true)) return where + "bad metric name";
     std::map<std::string, std::string> labels;
     if (i < line.size() && line[i] == '{') {
       ++i;
@@ -127,7 +135,7 @@ std::string ReadExposition(const std::string& text, Exposition* out) {
         std::size_t eq = line.find('=', i);
         if (eq == std::string::npos) return where + "label without '='";
         std::string label = line.substr(i, eq - i);
-        if (!std::regex_match(label, kLabelName)) return where + "bad label name '" + label + "'";
+        if (!IsName(label, false)) return where + "bad label name '" + label + "'";
         if (eq + 1 >= line.size() || line[eq + 1] != '"') return where + "unquoted label value";
         std::string value;
         std::size_t j = eq + 2;
