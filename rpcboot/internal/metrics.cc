@@ -127,8 +127,7 @@ void CallStats::Finish(int64_t started, StatusCode code, std::string_view peer,
   s.latency_sum_us.fetch_add(latency_us, std::memory_order_relaxed);
   if (shed) s.shed.fetch_add(1, std::memory_order_relaxed);
   if (code != StatusCode::kOk) {
-    MetricsRegistry::Get().RecordFailure({UnixMs(), side_, service_, method_, protocol_,
-                                          std::string(peer), code, std::string(message)});
+    MetricsRegistry::Get().RecordFailure(*this, code, peer, message);
   }
 }
 
@@ -369,15 +368,26 @@ void MetricsRegistry::Collect(MetricWriter& out) const {
   }
 }
 
-void MetricsRegistry::RecordFailure(FailedCall call) {
+void MetricsRegistry::RecordFailure(const CallStats& stats, StatusCode code, std::string_view peer,
+                                    std::string_view message) {
   State& s = state();
-  // At most 200 a second are kept: the list shows examples, the counters count them all.
-  int64_t second = call.unix_ms / 1000;
+  // At most 200 a second are kept: the list shows examples, the counters count them all. The
+  // check comes first, so that a storm of failures costs no copies and no lock.
+  const int64_t now = UnixMs();
+  const int64_t second = now / 1000;
   if (s.failure_second.exchange(second, std::memory_order_relaxed) != second) {
     s.failures_this_second.store(0, std::memory_order_relaxed);
   }
   if (s.failures_this_second.fetch_add(1, std::memory_order_relaxed) >= 200) return;
-  if (call.message.size() > 300) call.message = call.message.substr(0, 300) + "...";
+  FailedCall call{now,
+                  stats.side(),
+                  stats.service(),
+                  stats.method(),
+                  stats.protocol(),
+                  std::string(peer),
+                  code,
+                  std::string(message.substr(0, 300))};
+  if (message.size() > 300) call.message += "...";
   std::lock_guard<std::mutex> lock(s.failures_mu);
   s.failures.push_back(std::move(call));
   while (s.failures.size() > kRecentFailures) s.failures.pop_front();

@@ -143,7 +143,8 @@ class MetricsRegistry {
   // Failed calls, newest last (at most kRecentFailures; at most a few hundred a second are
   // kept, so a storm of failures costs no lock per call).
   static constexpr std::size_t kRecentFailures = 50;
-  void RecordFailure(FailedCall call);
+  void RecordFailure(const CallStats& stats, StatusCode code, std::string_view peer,
+                     std::string_view message);
   std::vector<FailedCall> RecentFailures() const;
 
  private:
