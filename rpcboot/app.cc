@@ -117,6 +117,7 @@ absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
 App::App(AppConfig config)
     : config_(std::move(config)), server_(std::make_unique<Server>(config_.server)) {
   internal::SetMetricsOn(config_.metrics_enabled);
+  effective_config_ = EffectiveConfig(config_);  // the configuration never changes after this
   TracingOptions tracing = config_.tracing;
   tracing.service_name = config_.name;
   if (absl::Status s = ConfigureTracing(tracing); !s.ok()) {
@@ -200,7 +201,8 @@ absl::Status App::Start() {
   }
   serving_ = true;
   if (config_.admin.port >= 0) {
-    admin_ = std::make_unique<internal::AdminServer>([this] { return Info(); });
+    admin_ = std::make_unique<internal::AdminServer>([this] { return Info(); },
+                                                     [this] { return serving_.load(); });
     if (absl::Status s = admin_->Start(config_.admin.host, config_.admin.port); !s.ok()) {
       admin_.reset();
       serving_ = false;
@@ -334,7 +336,7 @@ internal::AdminInfo App::Info() {
     info.clients.push_back(
         {service, c.target, c.protocol == Protocol::kGrpc ? "grpc" : "thrift", c.channel->State()});
   }
-  info.config = EffectiveConfig(config_);
+  info.config = effective_config_;
   return info;
 }
 

@@ -123,6 +123,7 @@ class App {
   std::map<std::string, ClientChannel> channels_;  // by service; under session_mu_
   std::unique_ptr<internal::AdminServer> admin_;
   std::atomic<bool> serving_{false};
+  std::vector<std::pair<std::string, std::string>> effective_config_;  // for the status page
   int stop_pipe_[2] = {-1, -1};
   bool started_ = false;
   bool shut_down_ = false;

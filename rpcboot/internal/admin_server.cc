@@ -87,7 +87,8 @@ struct MethodView {
 
 class AdminServer::Impl {
  public:
-  explicit Impl(std::function<AdminInfo()> info) : info_(std::move(info)) {
+  Impl(std::function<AdminInfo()> info, std::function<bool()> serving)
+      : info_(std::move(info)), serving_(std::move(serving)) {
     start_ = std::chrono::steady_clock::now();
   }
 
@@ -451,6 +452,7 @@ class AdminServer::Impl {
   }
 
   std::function<AdminInfo()> info_;
+  std::function<bool()> serving_;
   std::chrono::steady_clock::time_point start_;
   int port = -1;
   httplib::Server http;
@@ -478,8 +480,8 @@ class AdminServer::Impl {
   }
 };
 
-AdminServer::AdminServer(std::function<AdminInfo()> info)
-    : impl_(std::make_unique<Impl>(std::move(info))) {}
+AdminServer::AdminServer(std::function<AdminInfo()> info, std::function<bool()> serving)
+    : impl_(std::make_unique<Impl>(std::move(info), std::move(serving))) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
@@ -503,7 +505,7 @@ absl::Status AdminServer::Start(const std::string& host, int port) {
   });
   auto health = [&impl](bool json) {
     return [&impl, json](const httplib::Request&, httplib::Response& res) {
-      bool serving = impl.info_().serving;
+      bool serving = impl.serving_();
       res.status = serving ? 200 : 503;
       const char* word = serving ? "SERVING" : "NOT_SERVING";
       if (json) {

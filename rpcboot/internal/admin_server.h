@@ -52,7 +52,9 @@ struct AdminInfo {
 
 class AdminServer {
  public:
-  explicit AdminServer(std::function<AdminInfo()> info);
+  // `info` is read for the pages and /metrics; `serving` alone for /health, which probes ask
+  // often.
+  AdminServer(std::function<AdminInfo()> info, std::function<bool()> serving);
   ~AdminServer();  // Stop
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
