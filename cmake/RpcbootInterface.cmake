@@ -1,4 +1,5 @@
-# rpcboot_add_interface(<target> HEADERS <header>... [INCLUDE_DIRS <dir>...] [CODEGEN_ARGS <arg>...])
+# rpcboot_add_interface(<target> HEADERS <header>... [INCLUDE_DIRS <dir>...] [CODEGEN_ARGS <arg>...]
+#                       [COMPAT_WITH <dir>])
 #
 # Runs rpcboot-codegen on the annotated HEADERS at build time (again whenever one of them, or
 # any project header they include, changes) and defines <target>, a static library holding the
@@ -12,8 +13,12 @@
 #
 # INCLUDE_DIRS default to the headers' own directories; they are given to codegen (clang) and
 # become PUBLIC include directories of <target>.
+#
+# COMPAT_WITH names a directory holding the IDL emitted before (the .proto files of the last
+# release, kept in the project): building <target> then runs `rpcboot-codegen --check-compat`
+# against it and fails, listing each change that would break deployed peers.
 function(rpcboot_add_interface target)
-  cmake_parse_arguments(ARG "" "" "HEADERS;INCLUDE_DIRS;CODEGEN_ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "COMPAT_WITH" "HEADERS;INCLUDE_DIRS;CODEGEN_ARGS" ${ARGN})
   if(NOT ARG_HEADERS)
     message(FATAL_ERROR "rpcboot_add_interface(${target}): HEADERS is required")
   endif()
@@ -70,6 +75,19 @@ function(rpcboot_add_interface target)
   target_include_directories(${target} PUBLIC ${out_dir} ${include_dirs})
   target_link_libraries(${target} PUBLIC rpcboot::rpcboot)
   target_compile_features(${target} PUBLIC cxx_std_17)
+  if(ARG_COMPAT_WITH)
+    get_filename_component(compat_dir ${ARG_COMPAT_WITH} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    file(GLOB previous_idl ${compat_dir}/*.proto)
+    add_custom_command(
+      OUTPUT ${out_dir}/${target}.compat.stamp
+      COMMAND ${codegen} --check-compat ${compat_dir} ${include_args} ${ARG_CODEGEN_ARGS} ${headers}
+      COMMAND ${CMAKE_COMMAND} -E touch ${out_dir}/${target}.compat.stamp
+      DEPENDS ${headers} ${codegen} ${previous_idl} ${proto_files}
+      COMMENT "rpcboot-codegen: ${target} against ${compat_dir}"
+      VERBATIM)
+    add_custom_target(${target}_compat DEPENDS ${out_dir}/${target}.compat.stamp)
+    add_dependencies(${target} ${target}_compat)
+  endif()
   set_target_properties(${target} PROPERTIES
     RPCBOOT_THRIFT_FILES "${thrift_files}"
     RPCBOOT_PROTO_FILES "${proto_files}"

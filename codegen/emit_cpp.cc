@@ -1,7 +1,4 @@
-#include <google/protobuf/compiler/parser.h>
 #include <google/protobuf/descriptor.pb.h>
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include <cctype>
 #include <cstdio>
@@ -9,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "codegen/compat.h"
 #include "codegen/emitters.h"
 
 namespace rpcboot::codegen {
@@ -29,23 +27,12 @@ std::string NameArray(const std::vector<std::string>& names) {
 // The emitted .proto of `file` as a serialized FileDescriptorProto (what gRPC server reflection
 // hands out), parsed by protobuf's own parser so that it is exactly what protoc would make.
 std::string DescriptorBytes(const Model& model, const Plan& plan, int file) {
-  std::string text = EmitProto(model, plan, file);
-  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
-  struct Collector : google::protobuf::io::ErrorCollector {
-    std::string first;
-    void AddError(int line, int column, const std::string& message) override {
-      if (first.empty())
-        first = std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
-    }
-  } errors;
-  google::protobuf::io::Tokenizer tokenizer(&input, &errors);
-  google::protobuf::compiler::Parser parser;
-  parser.RecordErrorsTo(&errors);
   google::protobuf::FileDescriptorProto descriptor;
-  if (!parser.Parse(&tokenizer, &descriptor)) {
+  std::string error;
+  if (!ParseProtoText(EmitProto(model, plan, file), &descriptor, &error)) {
     // The emitter wrote a .proto protobuf cannot read: a bug in rpcboot-codegen, not the header.
     throw std::runtime_error("rpcboot-codegen: internal error: the emitted " +
-                             model.headers[file].stem + ".proto does not parse: " + errors.first);
+                             model.headers[file].stem + ".proto does not parse: " + error);
   }
   descriptor.set_name(model.headers[file].stem + ".proto");
   return descriptor.SerializeAsString();
@@ -146,8 +133,10 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
         << "  static constexpr std::string_view kFullName = "
         << Quoted(FullName(fp.package, d.name)) << ";\n"
-        << "  // Field id = index + 1.\n"
-        << "  static constexpr auto kFieldNames = " << NameArray(names) << ";\n};\n";
+        << "  static constexpr auto kFieldNames = " << NameArray(names) << ";\n"
+        << "  static constexpr std::array<std::uint16_t, " << d.fields.size() << "> kFieldIds{";
+    for (std::size_t i = 0; i < d.fields.size(); ++i) out << (i > 0 ? ", " : "") << d.fields[i].id;
+    out << "};\n};\n";
   }
   for (int s : fp.services) {
     const ServiceDecl& d = model.services[s];

@@ -21,6 +21,13 @@ class MessageBuilder {
     fields_ << "  " << FieldType(t) << " " << name << " = " << number << ";\n";
   }
 
+  void Reserve(const std::vector<int>& ids) {
+    if (ids.empty()) return;
+    fields_ << "  reserved ";
+    for (std::size_t i = 0; i < ids.size(); ++i) fields_ << (i > 0 ? ", " : "") << ids[i];
+    fields_ << ";\n";
+  }
+
   std::string Finish(const std::string& message_name) const {
     std::string body = nested_ + fields_.str();
     if (body.empty()) return "\nmessage " + message_name + " {}\n";
@@ -142,12 +149,16 @@ class ProtoEmitter {
     if (!fp.package.empty()) out_ << "\npackage " << fp.package << ";\n";
     if (!fp.imports.empty()) out_ << "\n";
     for (int f : fp.imports) out_ << "import \"" << model_.headers[f].stem << ".proto\";\n";
+    out_ << "\noption java_package = \""
+         << JavaPackage(plan_.options, fp.package.empty() ? model_.headers[file_].stem : fp.package)
+         << "\";\noption java_multiple_files = true;\noption go_package = \""
+         << GoPackage(plan_.options, fp.package, model_.headers[file_].stem) << "\";\n";
     for (int e : fp.enums) EmitEnum(e);
     for (int s : fp.structs) {
       const StructDecl& decl = model_.structs[s];
       MessageBuilder b(model_, plan_, file_, names_);
-      for (std::size_t i = 0; i < decl.fields.size(); ++i)
-        b.AddField(decl.fields[i].name, decl.fields[i].type, i + 1);
+      for (const FieldDecl& f : decl.fields) b.AddField(f.name, f.type, f.id);
+      b.Reserve(decl.reserved);
       out_ << b.Finish(decl.name);
     }
     for (int s : fp.services) EmitService(s);

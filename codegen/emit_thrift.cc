@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -23,7 +24,11 @@ class ThriftEmitter {
     if (!fp.imports.empty()) out_ << "\n";
     for (int f : fp.imports) out_ << "include \"" << model_.headers[f].stem << ".thrift\"\n";
     if (!fp.package.empty()) {
-      out_ << "\nnamespace cpp " << fp.package << "\nnamespace java " << fp.package << "\n";
+      std::string go = GoPackage(plan_.options, fp.package, model_.headers[file_].stem);
+      go = go.substr(0, go.find(';'));
+      std::replace(go.begin(), go.end(), '/', '.');
+      out_ << "\nnamespace cpp " << fp.package << "\nnamespace java "
+           << JavaPackage(plan_.options, fp.package) << "\nnamespace go " << go << "\n";
     }
     for (int e : fp.enums) EmitEnum(model_.enums[e]);
     for (int s : fp.structs) EmitStruct(model_.structs[s]);
@@ -48,7 +53,7 @@ class ThriftEmitter {
       case Kind::kBool:
         return "bool";
       case Kind::kInt8:
-        return "byte";
+        return "i8";
       case Kind::kInt16:
       case Kind::kUint8:
         return "i16";
@@ -89,23 +94,39 @@ class ThriftEmitter {
 
   void EmitStruct(const StructDecl& s) {
     out_ << "\nstruct " << s.name << " {\n";
-    for (std::size_t i = 0; i < s.fields.size(); ++i) {
-      const FieldDecl& f = s.fields[i];
-      out_ << "  " << (i + 1) << ": " << (f.type.kind == Kind::kOptional ? "optional " : "")
+    if (!s.reserved.empty()) {
+      out_ << "  // Reserved ids (removed fields; never reuse):";
+      for (std::size_t i = 0; i < s.reserved.size(); ++i)
+        out_ << (i > 0 ? ", " : " ") << s.reserved[i];
+      out_ << "\n";
+    }
+    for (const FieldDecl& f : s.fields) {
+      out_ << "  " << f.id << ": " << (f.type.kind == Kind::kOptional ? "optional " : "")
            << TypeName(f.type) << " " << ThriftSafeName(f.name) << ",\n";
     }
     out_ << "}\n";
   }
 
   void EmitService(const ServiceDecl& service, int index) {
-    (void)index;
+    // An optional result travels in a struct: a Thrift result field cannot be absent (stock
+    // clients raise MISSING_RESULT), a struct's optional field can.
+    for (std::size_t i = 0; i < service.methods.size(); ++i) {
+      const MethodDecl& m = service.methods[i];
+      if (!plan_.methods[index][i].thrift_result_wrapped) continue;
+      out_ << "\nstruct " << plan_.methods[index][i].response << " {\n  1: optional "
+           << TypeName(m.result) << " value,\n}\n";
+    }
     out_ << "\nservice " << service.name << " {\n";
-    for (const MethodDecl& m : service.methods) {
-      out_ << "  " << TypeName(m.result) << " " << m.name << "(";
-      for (std::size_t i = 0; i < m.params.size(); ++i) {
-        if (i > 0) out_ << ", ";
-        out_ << (i + 1) << ": " << TypeName(m.params[i].type) << " "
-             << ThriftSafeName(m.params[i].name);
+    for (std::size_t i = 0; i < service.methods.size(); ++i) {
+      const MethodDecl& m = service.methods[i];
+      std::string result = plan_.methods[index][i].thrift_result_wrapped
+                               ? plan_.methods[index][i].response
+                               : TypeName(m.result);
+      out_ << "  " << result << " " << m.name << "(";
+      for (std::size_t p = 0; p < m.params.size(); ++p) {
+        if (p > 0) out_ << ", ";
+        out_ << m.params[p].id << ": " << TypeName(m.params[p].type) << " "
+             << ThriftSafeName(m.params[p].name);
       }
       out_ << ") throws (1: RpcError error),\n";
     }

@@ -4,8 +4,10 @@
 //
 // Exit status: 0 on success, 1 when a header has errors (printed as file:line:col: error: ...),
 // 2 on a bad command line.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/compat.h"
 #include "codegen/diagnostics.h"
 #include "codegen/emitters.h"
 #include "codegen/parser.h"
@@ -38,7 +41,14 @@ constexpr const char* kUsage =
     "                      passed to clang as they are\n"
     "  --clang-arg ARG     pass any other argument to clang\n"
     "  --depfile FILE      write a Makefile-style dependency file for the build system\n"
+    "  --java-package-prefix P\n"
+    "                      java_package (and Thrift's Java namespace) = P.<package>\n"
+    "  --go-package-prefix P\n"
+    "                      go_package = P/<package path>;<name> (default: <package path>)\n"
     "  --check             report errors only, write nothing\n"
+    "  --check-compat PREV compare with the IDL emitted before (a .proto file, or a directory\n"
+    "                      holding <stem>.proto for each header) and fail with a list of the\n"
+    "                      changes that break deployed peers; writes nothing\n"
     "  -h, --help          show this help\n"
     "  --version           show the version\n";
 
@@ -80,10 +90,103 @@ bool WriteIfChanged(const std::string& path, const std::string& content) {
   return true;
 }
 
+bool ValidJavaPackage(const std::string& p) {
+  bool start = true;
+  for (char c : p) {
+    if (c == '.') {
+      if (start) return false;
+      start = true;
+    } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+               (!start && std::isdigit(static_cast<unsigned char>(c)))) {
+      start = false;
+    } else {
+      return false;
+    }
+  }
+  return !start;
+}
+
+bool ValidGoPrefix(const std::string& p) {
+  if (p.empty() || p.back() == '/' || p.front() == '/') return false;
+  for (char c : p) {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == ';' || c == '\\')
+      return false;
+  }
+  return true;
+}
+
+bool ReadWhole(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream text;
+  text << in.rdbuf();
+  *out = text.str();
+  return static_cast<bool>(in) || in.eof();
+}
+
+// --check-compat: each header's emitted .proto against the previous one. A .thrift path is
+// answered by the .proto rpcboot emitted beside it (the two carry the same ids, names, types).
+int CheckCompat(const Model& model, const Plan& plan, const std::string& previous) {
+  struct stat st {};
+  if (::stat(previous.c_str(), &st) != 0) {
+    std::cerr << "rpcboot-codegen: error: --check-compat: cannot read '" << previous
+              << "': no such file or directory\n";
+    return 1;
+  }
+  bool is_dir = S_ISDIR(st.st_mode);
+  if (!is_dir && model.headers.size() != 1) {
+    std::cerr << "rpcboot-codegen: error: --check-compat: '" << previous << "' is one file but "
+              << model.headers.size()
+              << " headers were given; pass the directory that holds the previous IDL\n";
+    return 1;
+  }
+  int breaking = 0;
+  for (std::size_t f = 0; f < model.headers.size(); ++f) {
+    std::string path = is_dir ? previous + "/" + model.headers[f].stem + ".proto" : previous;
+    if (path.size() > 7 && path.compare(path.size() - 7, 7, ".thrift") == 0)
+      path = path.substr(0, path.size() - 7) + ".proto";
+    std::string text, error;
+    if (!ReadWhole(path, &text)) {
+      if (is_dir) {
+        std::cout << "rpcboot-codegen: " << model.headers[f].path << ": no previous " << path
+                  << ": new, nothing to compare\n";
+        continue;
+      }
+      std::cerr << "rpcboot-codegen: error: --check-compat: cannot read '" << path
+                << "' (rpcboot emits it beside the .thrift)\n";
+      return 1;
+    }
+    google::protobuf::FileDescriptorProto before, after;
+    if (!ParseProtoText(text, &before, &error)) {
+      std::cerr << "rpcboot-codegen: error: --check-compat: " << path << ":" << error << "\n";
+      return 1;
+    }
+    if (!ParseProtoText(EmitProto(model, plan, static_cast<int>(f)), &after, &error)) {
+      std::cerr << "rpcboot-codegen: internal error: the emitted .proto does not parse: " << error
+                << "\n";
+      return 1;
+    }
+    for (const std::string& change : BreakingChanges(before, after)) {
+      std::cerr << model.headers[f].path << ": error: breaking change against " << path << ": "
+                << change << "\n";
+      ++breaking;
+    }
+  }
+  if (breaking > 0) {
+    std::cerr << breaking << (breaking == 1 ? " breaking change" : " breaking changes")
+              << " found.\n";
+    return 1;
+  }
+  std::cout << "rpcboot-codegen: compatible with " << previous << "\n";
+  return 0;
+}
+
 int Run(int argc, char** argv) {
+  Plan plan;
   std::string out_dir = ".";
   std::string depfile;
   bool check_only = false;
+  std::string compat_with;
   std::vector<std::string> clang_args;
   std::vector<std::string> include_dirs;
   std::vector<std::string> inputs;
@@ -108,8 +211,29 @@ int Run(int argc, char** argv) {
       const char* v = value(a);
       if (v == nullptr) return UsageError("option '--depfile' needs a file name");
       depfile = v;
+    } else if (a == "--java-package-prefix") {
+      const char* v = value(a);
+      if (v == nullptr || !ValidJavaPackage(v)) {
+        return UsageError(
+            "option '--java-package-prefix' needs a Java package name such as "
+            "'com.example' (letters, digits, '_', separated by dots)");
+      }
+      plan.options.java_package_prefix = v;
+    } else if (a == "--go-package-prefix") {
+      const char* v = value(a);
+      if (v == nullptr || !ValidGoPrefix(v)) {
+        return UsageError(
+            "option '--go-package-prefix' needs a Go import path such as "
+            "'example.com/gen' (no spaces, quotes or ';', no trailing '/')");
+      }
+      plan.options.go_package_prefix = v;
     } else if (a == "--check") {
       check_only = true;
+    } else if (a == "--check-compat") {
+      const char* v = value(a);
+      if (v == nullptr)
+        return UsageError("option '--check-compat' needs the previous .proto or its directory");
+      compat_with = v;
     } else if (a == "--clang-arg") {
       const char* v = value(a);
       if (v == nullptr) return UsageError("option '--clang-arg' needs an argument");
@@ -191,11 +315,11 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  Plan plan;
   if (!ParseHeaders(clang_args, &model, &diags) || !MakePlan(model, &plan, &diags)) {
     diags.Print(std::cerr);
     return 1;
   }
+  if (!compat_with.empty()) return CheckCompat(model, plan, compat_with);
   if (check_only) return 0;
 
   bool ok = true;

@@ -70,10 +70,13 @@ struct FieldDecl {
   std::string name;
   TypeRef type;
   SourceLocation loc;
+  int id = 0;                // wire id: RPCBOOT_ID(n), else declaration index + 1
+  bool explicit_id = false;  // given by RPCBOOT_ID
 };
 
 struct StructDecl : Decl {
   std::vector<FieldDecl> fields;
+  std::vector<int> reserved;  // RPCBOOT_RESERVED(...): ids of removed fields
 };
 
 struct MethodDecl {

@@ -57,6 +57,41 @@ bool HasAnnotation(CXCursor cursor, const char* annotation) {
   return state.found;
 }
 
+// The text of every annotate attribute on a declaration ("rpcboot_id:4").
+std::vector<std::string> AnnotationsOf(CXCursor cursor) {
+  std::vector<std::string> out;
+  clang_visitChildren(
+      cursor,
+      [](CXCursor child, CXCursor, CXClientData data) {
+        if (clang_getCursorKind(child) == CXCursor_AnnotateAttr)
+          static_cast<std::vector<std::string>*>(data)->push_back(
+              ToString(clang_getCursorSpelling(child)));
+        return CXChildVisit_Continue;
+      },
+      &out);
+  return out;
+}
+
+// Parses the comma-separated integers of an annotation's argument ("2, 5"); false on anything
+// else.
+bool ParseIds(const std::string& text, std::vector<long long>* ids) {
+  std::size_t i = 0;
+  auto skip_space = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  };
+  while (true) {
+    skip_space();
+    std::size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - start < 12) ++i;
+    if (i == start) return false;
+    ids->push_back(std::stoll(text.substr(start, i - start)));
+    skip_space();
+    if (i == text.size()) return true;
+    if (text[i] != ',') return false;
+    ++i;
+  }
+}
+
 std::vector<CXCursor> Children(CXCursor cursor) {
   std::vector<CXCursor> out;
   clang_visitChildren(
@@ -129,6 +164,10 @@ class Parser {
 
   void VisitTopLevel(CXCursor cursor);
   void CollectDependencies(CXTranslationUnit tu);
+  // Classes of the input headers with pure virtual methods but no RPCBOOT_SERVICE.
+  const std::vector<std::pair<std::string, SourceLocation>>& unannotated() const {
+    return unannotated_;
+  }
 
  private:
   void ParseService(CXCursor cls, int header);
@@ -144,12 +183,15 @@ class Parser {
   bool FillDecl(CXCursor def, const char* what_kind, const std::string& spelling,
                 const SourceLocation& use, const std::string& what, Decl* decl);
   int HeaderIndex(const std::string& real_path) const;
+  bool AssignFieldIds(CXCursor def, const std::string& name, std::vector<FieldDecl>* fields,
+                      std::vector<int>* reserved);
 
   Model* model_;
   Diagnostics* diags_;
   std::map<std::string, int> struct_by_usr_;
   std::map<std::string, int> enum_by_usr_;
   std::set<std::string> failed_usr_;  // reported once, not again for every use
+  std::vector<std::pair<std::string, SourceLocation>> unannotated_;
 };
 
 int Parser::HeaderIndex(const std::string& real_path) const {
@@ -171,7 +213,15 @@ void Parser::VisitTopLevel(CXCursor cursor) {
     if (!is_class && !is_template) continue;
     int header = HeaderIndex(RealPathOf(child));
     if (header < 0 || !clang_isCursorDefinition(child)) continue;
-    if (!HasAnnotation(child, "rpcboot_service")) continue;
+    if (!HasAnnotation(child, "rpcboot_service")) {
+      bool abstract = false;
+      for (CXCursor member : Children(child))
+        abstract |= clang_getCursorKind(member) == CXCursor_CXXMethod &&
+                    clang_CXXMethod_isPureVirtual(member);
+      if (abstract)
+        unannotated_.emplace_back(ToString(clang_getCursorSpelling(child)), LocationOf(child));
+      continue;
+    }
     if (is_template) {
       diags_->Error(LocationOf(child),
                     "service '" + ToString(clang_getCursorSpelling(child)) +
@@ -239,6 +289,11 @@ void Parser::ParseService(CXCursor cls, int header) {
       default:
         break;  // destructor, constructors, nested types, access specifiers, attributes
     }
+  }
+  if (service.methods.empty() && !diags_->has_errors()) {
+    diags_->Error(service.loc, "service '" + service.name +
+                                   "' has no methods; declare at least one RPC method, "
+                                   "'virtual <result> Name(<parameters>) = 0'");
   }
   model_->services.push_back(std::move(service));
 }
@@ -309,6 +364,7 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
       continue;
     }
     param.type = *resolved;
+    param.id = i + 1;
     m.params.push_back(std::move(param));
   }
   CXType result = clang_getResultType(fn);
@@ -467,9 +523,9 @@ std::optional<TypeRef> Parser::ResolveRecord(CXType c, const std::string& spelli
       return t;
     }
     if (name == "std::optional") {
-      if (pos != Position::kField) {
+      if (pos == Position::kOptionalValue) {
         return fail(
-            "std::optional is supported only as a struct field; wrap the value in a struct");
+            "an optional of an optional cannot be said on either wire; use one std::optional");
       }
       auto v = Resolve(arg(0), Position::kOptionalValue, loc, "value of " + what);
       if (!v) return std::nullopt;
@@ -674,6 +730,18 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
           break;
         }
         field.type = *type;
+        for (const std::string& a : AnnotationsOf(child)) {
+          if (a.rfind("rpcboot_id:", 0) != 0) continue;
+          std::vector<long long> ids;
+          if (!ParseIds(a.substr(11), &ids) || ids.size() != 1) {
+            diags_->Error(loc, fwhat + " has RPCBOOT_ID(" + a.substr(11) +
+                                   "); the id must be one integer literal, RPCBOOT_ID(4)");
+            ok = false;
+            break;
+          }
+          field.id = static_cast<int>(std::min<long long>(ids[0], INT32_MAX));
+          field.explicit_id = true;
+        }
         fields.push_back(std::move(field));
         break;
       }
@@ -681,6 +749,7 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
         break;
     }
   }
+  if (ok) ok = AssignFieldIds(def, s.name, &fields, &model_->structs[index].reserved);
   if (!ok) {
     failed_usr_.insert(usr);
     struct_by_usr_.erase(usr);
@@ -688,6 +757,81 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
   }
   model_->structs[index].fields = std::move(fields);
   return index;
+}
+
+// Field ids: RPCBOOT_ID on every field or on none (then declaration index + 1); each id in
+// range for both wires, used once, and not among the struct's RPCBOOT_RESERVED ids.
+bool Parser::AssignFieldIds(CXCursor def, const std::string& name, std::vector<FieldDecl>* fields,
+                            std::vector<int>* reserved) {
+  bool ok = true;
+  SourceLocation where = LocationOf(def);
+  auto valid = [](long long id) { return id >= 1 && id <= 32767 && !(id >= 19000 && id <= 19999); };
+  const char* kRange =
+      " is out of range: ids are 1..32767 (Thrift's i16), and proto reserves 19000..19999";
+  for (const std::string& a : AnnotationsOf(def)) {
+    if (a.rfind("rpcboot_reserved:", 0) != 0) continue;
+    std::vector<long long> ids;
+    if (!ParseIds(a.substr(17), &ids)) {
+      diags_->Error(where,
+                    "struct '" + name + "' has RPCBOOT_RESERVED(" + a.substr(17) +
+                        "); list the removed ids as integer literals, RPCBOOT_RESERVED(2, 5)");
+      return false;
+    }
+    for (long long id : ids) {
+      if (!valid(id)) {
+        diags_->Error(where,
+                      "reserved id " + std::to_string(id) + " of struct '" + name + "'" + kRange);
+        ok = false;
+      } else {
+        reserved->push_back(static_cast<int>(id));
+      }
+    }
+  }
+  std::size_t explicit_count = 0;
+  for (const FieldDecl& f : *fields) explicit_count += f.explicit_id ? 1 : 0;
+  if (explicit_count != 0 && explicit_count != fields->size()) {
+    for (const FieldDecl& f : *fields) {
+      if (f.explicit_id) continue;
+      diags_->Error(f.loc, "field '" + f.name + "' of struct '" + name +
+                               "' has no RPCBOOT_ID while other fields have one; give every "
+                               "field of a struct an id, or none");
+      return false;
+    }
+  }
+  std::map<int, std::string> used;
+  for (std::size_t i = 0; i < fields->size(); ++i) {
+    FieldDecl& f = (*fields)[i];
+    if (!f.explicit_id) f.id = static_cast<int>(i + 1);
+    std::string fwhat = "field '" + f.name + "' of struct '" + name + "'";
+    if (!valid(f.id)) {
+      diags_->Error(f.loc, fwhat + " has id " + std::to_string(f.id) + ", which" + kRange);
+      ok = false;
+      continue;
+    }
+    if (auto [it, inserted] = used.emplace(f.id, f.name); !inserted) {
+      diags_->Error(f.loc, fwhat + " has id " + std::to_string(f.id) + ", which field '" +
+                               it->second + "' already has; every field needs its own id");
+      ok = false;
+    }
+    if (std::find(reserved->begin(), reserved->end(), f.id) != reserved->end()) {
+      diags_->Error(f.loc, fwhat + " has id " + std::to_string(f.id) +
+                               ", which is reserved (RPCBOOT_RESERVED): it belonged to a removed "
+                               "field, and peers built before may still send it; use a new id");
+      ok = false;
+    }
+  }
+  if (!reserved->empty() && explicit_count == 0 && !fields->empty()) {
+    // Reserved ids with implicit ids: removing a field renumbers the ones after it, so reserving
+    // cannot help; say so rather than emit IDL that only looks safe.
+    diags_->Error(where, "struct '" + name +
+                             "' reserves ids but its fields have none of their own; with "
+                             "declaration-order ids a removed field shifts every later one: give "
+                             "every field an RPCBOOT_ID");
+    ok = false;
+  }
+  std::sort(reserved->begin(), reserved->end());
+  reserved->erase(std::unique(reserved->begin(), reserved->end()), reserved->end());
+  return ok;
 }
 
 void Parser::CollectDependencies(CXTranslationUnit tu) {
@@ -753,6 +897,9 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
         message +=
             "; add the directory that holds it with -I (INCLUDE_DIRS in rpcboot_add_interface)";
       }
+      if (message.find("RPCBOOT_") != std::string::npos) {
+        message += "; the RPCBOOT_ annotations come from #include \"rpcboot/annotations.h\"";
+      }
       diags->Error(loc, message);
       clang_failed = true;
     }
@@ -763,6 +910,19 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
   Parser parser(model, diags);
   parser.VisitTopLevel(clang_getTranslationUnitCursor(tu));
   parser.CollectDependencies(tu);
+  if (model->services.empty() && !diags->has_errors()) {
+    if (parser.unannotated().empty()) {
+      diags->Error({},
+                   "no RPCBOOT_SERVICE class in the input headers; mark the interface class "
+                   "'class RPCBOOT_SERVICE Name { ... }' (rpcboot/annotations.h)");
+    }
+    for (const auto& [name, loc] : parser.unannotated()) {
+      diags->Error(loc, "class '" + name +
+                            "' has pure virtual methods but no RPCBOOT_SERVICE annotation, and "
+                            "no input header declares a service; write 'class RPCBOOT_SERVICE " +
+                            name + "' to serve it");
+    }
+  }
   return !diags->has_errors();
 }
 

@@ -59,11 +59,42 @@ bool IsThriftReserved(const std::string& name) {
                                                   "while",        "with",         "xor",
                                                   "xsd_all",      "xsd_attrs",    "xsd_namespace",
                                                   "xsd_nillable", "xsd_optional", "yield"};
-  return kReserved.count(name) != 0;
+  // Keywords thrift-compiler 0.17 lets through but whose generated code then does not compile:
+  // Python's await, Java's, and Go's (measured: python3 import, javac; Go by its spec).
+  static const std::set<std::string> kGenerated = {
+      "await",       "boolean", "final", "strictfp", "null",   "chan", "defer",
+      "fallthrough", "func",    "go",    "range",    "select", "type"};
+  return kReserved.count(name) != 0 || kGenerated.count(name) != 0;
+}
+
+std::string ProtoJsonKey(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c != '_') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
 }
 
 std::string ThriftSafeName(const std::string& name) {
   return IsThriftReserved(name) ? name + "_" : name;
+}
+
+std::string JavaPackage(const LanguageOptions& options, const std::string& package) {
+  if (options.java_package_prefix.empty()) return package;
+  return package.empty() ? options.java_package_prefix
+                         : options.java_package_prefix + "." + package;
+}
+
+std::string GoPackage(const LanguageOptions& options, const std::string& package,
+                      const std::string& stem) {
+  std::string path = package.empty() ? stem : package;
+  std::replace(path.begin(), path.end(), '.', '/');
+  std::string name = path.substr(path.rfind('/') + 1);
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  if (!options.go_package_prefix.empty()) path = options.go_package_prefix + "/" + path;
+  return path + ";" + name;
 }
 
 std::string UpperSnake(const std::string& name, bool strip_k_prefix) {
@@ -183,7 +214,42 @@ class Planner {
     }
   }
 
+  // protoc (3.21) rejects two fields of a proto3 message whose names are equal once lowercased
+  // and stripped of underscores (their JSON names would clash); newer protoc compares the JSON
+  // names exactly, which this rule covers.
+  void CheckJsonNames(const std::vector<FieldDecl>& fields, const std::string& what) {
+    std::map<std::string, const FieldDecl*> seen;
+    for (const FieldDecl& f : fields) {
+      if (auto [it, inserted] = seen.emplace(ProtoJsonKey(f.name), &f); !inserted) {
+        diags_->Error(f.loc, "'" + f.name + "' and '" + it->second->name + "' of " + what +
+                                 " get the same JSON name in the .proto, which protoc rejects "
+                                 "('user_id' and 'userId' are one name to it); rename one of them");
+      }
+    }
+  }
+
+  void CheckFiles() {
+    for (std::size_t f = 0; f < plan_->files.size(); ++f) {
+      const FilePlan& file = plan_->files[f];
+      if (file.services.empty() && file.structs.empty() && file.enums.empty() &&
+          !model_.services.empty()) {
+        diags_->Error({}, "the header '" + model_.headers[f].path +
+                              "' declares no RPCBOOT_SERVICE class and no type a service uses, so "
+                              "nothing would be generated from it; leave it out of the inputs");
+      }
+    }
+  }
+
   void CheckNames() {
+    CheckFiles();
+    for (std::size_t i = 0; i < model_.structs.size(); ++i) {
+      if (plan_->struct_file[i] >= 0)
+        CheckJsonNames(model_.structs[i].fields, "struct '" + model_.structs[i].name + "'");
+    }
+    for (const ServiceDecl& service : model_.services) {
+      for (const MethodDecl& m : service.methods)
+        CheckJsonNames(m.params, "method '" + service.name + "::" + m.name + "' (parameters)");
+    }
     for (std::size_t i = 0; i < model_.enums.size(); ++i) {
       if (plan_->enum_file[i] >= 0) CheckTypeName(model_.enums[i], "enum");
     }
@@ -205,34 +271,49 @@ class Planner {
   }
 
   // gRPC needs one message in and one out; a single struct parameter and a struct result are used
-  // as they are, any other shape gets <Method>Request / <Method>Response.
+  // as they are, any other shape gets <Method>Request / <Method>Response, or
+  // <Service><Method>Request / ...Response when another method of the package wants the same
+  // name or a type has it. The choice never depends on declaration order. An optional result
+  // travels in <Method>Response on Thrift too (a Thrift result cannot be absent).
   void PlanMethods() {
-    std::map<std::string, std::set<std::string>> synthesized;  // per package
     plan_->methods.resize(model_.services.size());
+    std::map<std::string, std::map<std::string, int>> wanted;  // package -> short name -> count
     for (std::size_t s = 0; s < model_.services.size(); ++s) {
       const ServiceDecl& service = model_.services[s];
       for (const MethodDecl& m : service.methods) {
         MethodPlan mp;
         mp.request_is_param = m.params.size() == 1 && m.params[0].type.kind == Kind::kStruct;
         mp.response_is_return = m.result.kind == Kind::kStruct;
+        mp.thrift_result_wrapped = m.result.kind == Kind::kOptional;
+        if (!mp.request_is_param) ++wanted[service.package][m.name + "Request"];
+        if (!mp.response_is_return) ++wanted[service.package][m.name + "Response"];
+        plan_->methods[s].push_back(mp);
+      }
+    }
+    std::map<std::string, std::set<std::string>> taken;  // package -> names given
+    for (std::size_t s = 0; s < model_.services.size(); ++s) {
+      const ServiceDecl& service = model_.services[s];
+      for (std::size_t i = 0; i < service.methods.size(); ++i) {
+        const MethodDecl& m = service.methods[i];
+        MethodPlan& mp = plan_->methods[s][i];
         auto name_for = [&](const std::string& suffix) {
-          std::set<std::string>& taken = synthesized[service.package];
-          for (const std::string& candidate : {m.name + suffix, service.name + m.name + suffix}) {
-            if (type_names_.count(candidate) == 0 && taken.count(candidate) == 0) {
-              taken.insert(candidate);
-              return candidate;
-            }
+          std::string short_name = m.name + suffix;
+          if (wanted[service.package][short_name] == 1 && type_names_.count(short_name) == 0)
+            return short_name;
+          std::string long_name = service.name + short_name;
+          if (type_names_.count(long_name) != 0 || wanted[service.package].count(long_name) != 0 ||
+              !taken[service.package].insert(long_name).second) {
+            diags_->Error(m.loc, "cannot name the gRPC message for method '" + service.name +
+                                     "::" + m.name + "': '" + short_name + "' and '" + long_name +
+                                     "' are both taken by other types or methods of package '" +
+                                     service.package + "'; rename the method or the struct");
           }
-          diags_->Error(m.loc, "cannot name the gRPC message for method '" + m.name + "': both '" +
-                                   m.name + suffix + "' and '" + service.name + m.name + suffix +
-                                   "' are taken by other types; rename the method or the struct");
-          return m.name + suffix;
+          return long_name;
         };
         mp.request =
             mp.request_is_param ? model_.structs[m.params[0].type.decl].name : name_for("Request");
         mp.response =
             mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
-        plan_->methods[s].push_back(mp);
       }
     }
   }

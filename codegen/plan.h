@@ -22,13 +22,21 @@ struct FilePlan {
 };
 
 struct MethodPlan {
-  bool request_is_param = false;    // the single struct parameter is the gRPC request
-  bool response_is_return = false;  // the struct result is the gRPC response
-  std::string request;              // proto message name (synthesized or the struct's)
+  bool request_is_param = false;       // the single struct parameter is the gRPC request
+  bool response_is_return = false;     // the struct result is the gRPC response
+  bool thrift_result_wrapped = false;  // an optional result: Thrift returns `response` too
+  std::string request;                 // proto message name (synthesized or the struct's)
   std::string response;
 };
 
+// What the command line says about the emitted files' language options.
+struct LanguageOptions {
+  std::string java_package_prefix;  // "com.example": java_package = "com.example.<package>"
+  std::string go_package_prefix;  // "example.com/gen": go_package = "example.com/gen/<path>;<name>"
+};
+
 struct Plan {
+  LanguageOptions options;
   std::vector<FilePlan> files;  // one per Model::headers entry
   std::vector<int> enum_file;   // owning file of each enum
   std::vector<int> struct_file;
@@ -42,6 +50,15 @@ bool MakePlan(const Model& model, Plan* plan, Diagnostics* diags);
 // enumerators that hit one get a trailing '_' in the .thrift file (the wire uses ids, not names).
 bool IsThriftReserved(const std::string& name);
 std::string ThriftSafeName(const std::string& name);
+
+// The key under which protoc compares field names for JSON clashes: lowercase, no underscores.
+std::string ProtoJsonKey(const std::string& name);
+
+// The Java package of an IDL package ("shop" -> "com.example.shop" with a prefix).
+std::string JavaPackage(const LanguageOptions& options, const std::string& package);
+// The Go import path and package name of an IDL package: "example.com/gen/shop;shop".
+std::string GoPackage(const LanguageOptions& options, const std::string& package,
+                      const std::string& stem);
 
 // "ShopStatus" -> "SHOP_STATUS", "kHttpError" -> "HTTP_ERROR".
 std::string UpperSnake(const std::string& name, bool strip_k_prefix);

@@ -17,9 +17,19 @@
 #define RPCBOOT_SERVICE __attribute__((annotate("rpcboot_service")))
 // Marks a method that is safe to retry on another instance.
 #define RPCBOOT_IDEMPOTENT __attribute__((annotate("rpcboot_idempotent")))
+// Gives a struct field its own wire id (1..32767, not 19000..19999), so that fields may be
+// reordered and removed without breaking deployed peers. A struct gives every field an id or
+// none (then id = declaration index + 1).
+//   RPCBOOT_ID(4) std::string note;
+#define RPCBOOT_ID(id) __attribute__((annotate("rpcboot_id:" #id)))
+// On a struct: ids of removed fields, never to be used again (emitted as proto `reserved`).
+//   struct RPCBOOT_RESERVED(2, 3) Order { ... };
+#define RPCBOOT_RESERVED(...) __attribute__((annotate("rpcboot_reserved:" #__VA_ARGS__)))
 #else
 #define RPCBOOT_SERVICE
 #define RPCBOOT_IDEMPOTENT
+#define RPCBOOT_ID(id)
+#define RPCBOOT_RESERVED(...)
 #endif
 
 #endif  // RPCBOOT_ANNOTATIONS_H_

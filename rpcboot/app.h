@@ -64,6 +64,7 @@ class App {
 
   template <class S>
   void Serve(std::shared_ptr<S> impl) {
+    internal::RequireGenerated<S>();
     services_.push_back(internal::BindingOf<S>().full_name);
     server_->AddService<S>(std::move(impl));
   }

@@ -223,7 +223,12 @@ auto CallAsync(Fn&& fn) -> std::future<std::invoke_result_t<Fn>> {
 
 template <class S>
 std::shared_ptr<S> MakeClient(std::shared_ptr<Channel> channel) {
-  return std::make_shared<internal::Proxy<S>>(std::move(channel));
+  if constexpr (internal::HasServiceInfo<S>::value) {
+    return std::make_shared<internal::Proxy<S>>(std::move(channel));
+  } else {
+    internal::RequireGenerated<S>();  // the one error the build reports
+    return nullptr;
+  }
 }
 
 // A fallback: when a call through `primary` fails with one of `codes` (by default UNAVAILABLE,

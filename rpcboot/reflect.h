@@ -22,7 +22,8 @@ namespace rpcboot {
 // Specialized by generated code for each struct. Members:
 //   kName        IDL name ("MenuItem")
 //   kFullName    package-qualified IDL name ("shop.MenuItem")
-//   kFieldNames  std::array<std::string_view, N>; field id = index + 1
+//   kFieldNames  std::array<std::string_view, N>
+//   kFieldIds    std::array<std::uint16_t, N>: each field's wire id (RPCBOOT_ID, else index + 1)
 template <class T>
 struct StructInfo;
 
@@ -103,6 +104,22 @@ constexpr const char* StructName() {
     return StructInfo<T>::kFullName.data();
   } else {
     return "";
+  }
+}
+
+template <class T, class = void>
+struct HasFieldIds : std::false_type {};
+template <class T>
+struct HasFieldIds<T, std::void_t<decltype(StructInfo<T>::kFieldIds)>> : std::true_type {};
+
+// The wire id of field I (0-based): the generated one, else declaration index + 1 (and always
+// that for a method's parameters).
+template <class T, std::size_t I>
+constexpr std::uint16_t FieldId() {
+  if constexpr (HasFieldIds<T>::value) {
+    return StructInfo<T>::kFieldIds[I];
+  } else {
+    return static_cast<std::uint16_t>(I + 1);
   }
 }
 

@@ -88,6 +88,7 @@ class Server {
   // Binds `impl` to service S (include S's generated <stem>.rpcboot.h). Before Start().
   template <class S>
   void AddService(std::shared_ptr<S> impl) {
+    internal::RequireGenerated<S>();
     AddBinding(internal::BindingOf<S>(), std::shared_ptr<void>(impl, static_cast<S*>(impl.get())));
   }
 

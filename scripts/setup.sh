@@ -15,7 +15,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libssl-dev zlib1g-dev nlohmann-json3-dev
   python3-grpcio python3-protobuf python3-thrift python3-kazoo python3-h2
   libcurator-discovery-java libcurator-framework-java libcurator-client-java
-  libcurator-recipes-java libthrift-java
+  libcurator-recipes-java libthrift-java libslf4j-java libprotobuf-java
   uuid-dev netcat-openbsd
   chromium fonts-liberation python3-prometheus-client
 )

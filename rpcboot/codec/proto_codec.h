@@ -6,10 +6,11 @@
 //   absl::Status status = rpcboot::ProtoDecode(bytes, &decoded);
 //
 // The bytes are those protoc's C++ code writes (with deterministic serialization, which only
-// orders map entries) for the emitted `.proto` file: field number = declaration index + 1,
-// scalars omitted when zero, packed repeated scalars, std::optional fields written whenever set,
-// nested structs always written, a list or map inside another container or an optional wrapped
-// in a message whose field 1 holds it.
+// orders map entries) for the emitted `.proto` file: field number = RPCBOOT_ID or declaration
+// index + 1 (fields go out in declaration order, which is protoc's number order unless RPCBOOT_ID
+// numbers them out of order; decoders accept any order), scalars omitted when zero, packed repeated
+// scalars, std::optional fields written whenever set, nested structs always written, a list or map
+// inside another container or an optional wrapped in a message whose field 1 holds it.
 //
 // Decoding follows proto3: unknown fields are skipped, missing fields keep their defaults,
 // repeated scalars are accepted packed or not, a repeated message field appends. Bad input
@@ -180,12 +181,13 @@ bool ProtoMustWriteZero() {
 template <class T, std::size_t... I>
 std::size_t ProtoBodySize(const T& v, ProtoSizeCache& cache, std::index_sequence<I...>) {
   return (std::size_t{0} + ... +
-          ProtoFieldSize<I + 1>(FieldRef<I>(v), cache, ProtoMustWriteZero<T, I>()));
+          ProtoFieldSize<FieldId<T, I>()>(FieldRef<I>(v), cache, ProtoMustWriteZero<T, I>()));
 }
 
 template <class T, std::size_t... I>
 uint8_t* ProtoWriteBody(const T& v, ProtoSizeCache& cache, uint8_t* p, std::index_sequence<I...>) {
-  ((p = ProtoWriteField<I + 1>(FieldRef<I>(v), cache, p, ProtoMustWriteZero<T, I>())), ...);
+  ((p = ProtoWriteField<FieldId<T, I>()>(FieldRef<I>(v), cache, p, ProtoMustWriteZero<T, I>())),
+   ...);
   return p;
 }
 
@@ -469,9 +471,10 @@ bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v);
 template <class T, std::size_t... I>
 bool ProtoDispatch(ProtoReader& r, uint32_t number, uint32_t wire, T* v, bool* known,
                    std::index_sequence<I...>) {
-  (void)r, (void)wire, (void)v;  // unused for an empty message
+  (void)r, (void)number, (void)wire, (void)v;  // unused for an empty message
   bool ok = true;
-  *known = ((number == I + 1 ? (ok = ProtoReadFieldOf<T, I>(r, wire, v), true) : false) || ...);
+  *known = ((number == FieldId<T, I>() ? (ok = ProtoReadFieldOf<T, I>(r, wire, v), true) : false) ||
+            ...);
   return ok;
 }
 
@@ -598,7 +601,7 @@ bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v) {
   if (ProtoReadField(r, wire, &FieldRef<I>(*v))) return true;
   std::string part = ".";
   const char* name = FieldName<T, I>();
-  part += *name != '\0' ? std::string(name) : std::to_string(I + 1);
+  part += *name != '\0' ? std::string(name) : std::to_string(FieldId<T, I>());
   r.path.insert(0, part);
   return false;
 }

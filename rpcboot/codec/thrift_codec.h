@@ -9,7 +9,8 @@
 // The format is kThriftCompact or kThriftBinary; any other value is read as binary.
 //
 // The bytes are those thrift-compiler's C++ code writes for the emitted `.thrift` file: field
-// id = declaration index + 1, fields in id order, std::optional fields only when set.
+// id = RPCBOOT_ID or declaration index + 1, fields in declaration order, std::optional fields
+// only when set.
 // ThriftWriteStruct/ThriftReadStruct take any protocol; pass the concrete protocol type
 // (TCompactProtocolT<TMemoryBuffer>, ...) to avoid a virtual call per value.
 //
@@ -31,6 +32,8 @@
 #include <thrift/transport/TBufferTransports.h>
 
 #include <boost/pfr/core.hpp>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -104,7 +107,7 @@ uint32_t ThriftWriteFields(P& p, const T& v, std::index_sequence<I...>) {
       [&] {
         const auto& field = FieldRef<I>(v);
         using F = std::decay_t<decltype(field)>;
-        constexpr int16_t kId = static_cast<int16_t>(I + 1);
+        constexpr int16_t kId = static_cast<int16_t>(FieldId<T, I>());
         if constexpr (kIsOptional<F>) {
           if (!field.has_value()) return;
           n += p.writeFieldBegin(FieldName<T, I>(), ThriftTypeOf<F>(), kId);
@@ -369,6 +372,12 @@ void ThriftReadValue(P& p, T& v) {
   } else if constexpr (kIsFloat<T>) {
     double x;
     p.readDouble(x);
+    if constexpr (std::is_same_v<T, float>) {
+      // The wire's double may not fit a float field: 1e300 would become inf (or undefined).
+      if (std::isfinite(x) && std::fabs(x) > std::numeric_limits<float>::max()) {
+        ThrowThriftDecodeError(absl::StrCat("value ", x, " is out of range for a float field"));
+      }
+    }
     v = static_cast<T>(x);
   } else if constexpr (kIsString<T>) {
     p.readString(v);
@@ -434,7 +443,8 @@ void ThriftReadValue(P& p, T& v) {
 template <class T, std::size_t I>
 std::string ThriftFieldPath(const char* inner) {
   const char* name = FieldName<T, I>();
-  std::string path = absl::StrCat(".", *name != '\0' ? std::string(name) : std::to_string(I + 1));
+  std::string path =
+      absl::StrCat(".", *name != '\0' ? std::string(name) : std::to_string(FieldId<T, I>()));
   if (inner[0] != '.') path += ": ";
   return path + inner;
 }
@@ -461,8 +471,9 @@ void ThriftReadField(P& p, T& v, TType wire_type) {
 template <class P, class T, std::size_t... I>
 bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_sequence<I...>) {
   (void)p, (void)v, (void)wire_type;  // unused for an empty struct
-  return ((id == static_cast<int16_t>(I + 1) ? (ThriftReadField<P, T, I>(p, v, wire_type), true)
-                                             : false) ||
+  return ((id == static_cast<int16_t>(FieldId<T, I>())
+               ? (ThriftReadField<P, T, I>(p, v, wire_type), true)
+               : false) ||
           ...);
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rpcboot/channel.h"
+#include "rpcboot/reflect.h"
 #include "rpcboot/status.h"
 
 namespace rpcboot::internal {
@@ -39,6 +40,16 @@ struct ServiceBinding {
 // Defined by the generated <stem>.rpcboot.cc of the header that declares S.
 template <class S>
 const ServiceBinding& BindingOf();
+
+// One clear error, instead of a wall of template errors, for a service rpcboot-codegen has not
+// described here.
+template <class S>
+constexpr void RequireGenerated() {
+  static_assert(HasServiceInfo<S>::value,
+                "rpcboot: this class has no generated description: mark it 'class RPCBOOT_SERVICE "
+                "Name', run rpcboot-codegen on its header (rpcboot_add_interface in CMake) and "
+                "#include the generated <header>.rpcboot.h");
+}
 
 // The generated client proxy of S: implements S by calling through a Channel.
 template <class S>

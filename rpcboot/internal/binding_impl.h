@@ -89,11 +89,16 @@ using ThriftMemoryBinaryWriter =
     apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
 
 // A Thrift result struct: field 0 = the return value (absent for void), written like
-// thrift-compiler's <Service>_<Method>_result.
+// thrift-compiler's <Service>_<Method>_result. An optional return value travels in the
+// emitted <Method>Response struct, {1: optional T value}: a result field cannot be absent.
 template <class P, class R>
 void ThriftWriteSuccess(P& p, const R* result) {
   p.writeStructBegin("result");
-  if constexpr (!std::is_void_v<R>) {
+  if constexpr (kIsOptional<R>) {
+    p.writeFieldBegin("success", apache::thrift::protocol::T_STRUCT, 0);
+    ThriftWriteValue(p, std::tuple<const R&>(*result));
+    p.writeFieldEnd();
+  } else if constexpr (!std::is_void_v<R>) {
     p.writeFieldBegin("success", ThriftTypeOf<R>(), 0);
     ThriftWriteValue(p, *result);
     p.writeFieldEnd();
@@ -162,7 +167,10 @@ R ThriftReadResult(P& p) {
   using apache::thrift::protocol::T_STOP;
   using apache::thrift::protocol::T_STRUCT;
   using apache::thrift::protocol::TType;
-  std::conditional_t<std::is_void_v<R>, bool, R> result{};
+  // What field 0 holds: the value, or for an optional result the struct that carries it.
+  using Wire = std::conditional_t<std::is_void_v<R>, bool,
+                                  std::conditional_t<kIsOptional<R>, std::tuple<R>, R>>;
+  Wire result{};
   bool has_result = false;
   bool has_error = false;
   ThriftRpcError error{static_cast<int32_t>(StatusCode::kUnknown), ""};
@@ -174,7 +182,7 @@ R ThriftReadResult(P& p) {
     ThriftReadFieldBegin(p, name, type, id);
     if (type == T_STOP) break;
     if constexpr (!std::is_void_v<R>) {
-      if (id == 0 && type == ThriftTypeOf<R>()) {
+      if (id == 0 && type == ThriftTypeOf<Wire>()) {
         ThriftReadValue(p, result);
         has_result = true;
         p.readFieldEnd();
@@ -193,7 +201,11 @@ R ThriftReadResult(P& p) {
   if (has_error) throw RpcError(StatusCodeFromInt(error.code), error.message);
   if constexpr (!std::is_void_v<R>) {
     if (!has_result) ThrowBadReply("Thrift reply holds neither a result nor an error");
-    return result;
+    if constexpr (kIsOptional<R>) {
+      return std::move(std::get<0>(result));
+    } else {
+      return result;
+    }
   }
 }
 

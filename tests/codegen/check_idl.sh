@@ -1,23 +1,61 @@
 #!/usr/bin/env bash
-# Compiles emitted IDL with the stock compilers and imports the Python output.
+# Compiles emitted IDL with the stock compilers for every language the issue names, then compiles
+# what they generated: thrift (cpp, java, py, go) and protoc (cpp, java, python); the C++ with
+# g++ -fsyntax-only, the Java with javac, the Python by importing every module. Go code is only
+# generated (no Go toolchain on the test machines).
 #   check_idl.sh IDL_DIR WORK_DIR THRIFT PROTOC
 set -euo pipefail
 idl_dir=$1 work=$2 thrift=$3 protoc=$4
 python=/usr/bin/python3
-[ -x "$python" ] || { echo "FAIL: /usr/bin/python3 missing: apt-get install python3"; exit 1; }
-rm -rf "$work" && mkdir -p "$work/thrift" "$work/proto"
+fail() { echo "FAIL: $*"; exit 1; }
+[ -x "$python" ] || fail "/usr/bin/python3 missing: apt-get install python3"
+command -v javac >/dev/null || fail "javac missing: apt-get install default-jdk-headless"
+jars=/usr/share/java
+for jar in thrift slf4j-api protobuf; do
+  [ -f "$jars/$jar.jar" ] || fail "$jars/$jar.jar missing: apt-get install libthrift-java libslf4j-java libprotobuf-java"
+done
+rm -rf "$work" && mkdir -p "$work/thrift" "$work/proto" "$work/classes/thrift" "$work/classes/proto"
 shopt -s nullglob
 thrift_files=("$idl_dir"/*.thrift)
 proto_files=("$idl_dir"/*.proto)
-[ ${#thrift_files[@]} -gt 0 ] || { echo "FAIL: no .thrift files in $idl_dir"; exit 1; }
-[ ${#proto_files[@]} -gt 0 ] || { echo "FAIL: no .proto files in $idl_dir"; exit 1; }
+[ ${#thrift_files[@]} -gt 0 ] || fail "no .thrift files in $idl_dir"
+[ ${#proto_files[@]} -gt 0 ] || fail "no .proto files in $idl_dir"
+
+# thrift-compiler warns about nothing in rpcboot's output: any warning fails the check.
 for f in "${thrift_files[@]}"; do
-  "$thrift" --gen cpp --gen py -out "$work/thrift" "$f" 2> >(grep -v -e '^$' -e 'compatibility alias' -e 'more efficient "binary"' >&2)
+  "$thrift" --gen cpp --gen java --gen py --gen go -out "$work/thrift" "$f" 2>"$work/thrift.err" ||
+    { cat "$work/thrift.err"; fail "thrift-compiler rejects $f"; }
+  if grep -q -i warning "$work/thrift.err"; then cat "$work/thrift.err"; fail "thrift-compiler warns on $f"; fi
 done
-"$protoc" -I"$idl_dir" --cpp_out="$work/proto" --python_out="$work/proto" "${proto_files[@]}"
-# Import every generated Python module (needs python3-thrift and python3-protobuf).
+"$protoc" -I"$idl_dir" --cpp_out="$work/proto" --java_out="$work/proto" --python_out="$work/proto" \
+  "${proto_files[@]}" || fail "protoc rejects the .proto files in $idl_dir"
+
+# C++: every generated source must compile.
+for f in "$work"/thrift/*.cpp "$work"/proto/*.pb.cc; do
+  case "$f" in *skeleton*) continue ;; esac
+  g++ -std=c++17 -fsyntax-only -I"$work/thrift" -I"$work/proto" "$f" 2>"$work/cxx.err" ||
+    { head -20 "$work/cxx.err"; fail "generated C++ $f does not compile"; }
+done
+
+# Java: thrift's and protoc's classes compiled separately (they share class names).
+mapfile -t thrift_java < <(find "$work/thrift" -name '*.java')
+mapfile -t proto_java < <(find "$work/proto" -name '*.java')
+javac -nowarn -d "$work/classes/thrift" -cp "$jars/thrift.jar:$jars/slf4j-api.jar" "${thrift_java[@]}" \
+  2>"$work/javac.err" || { head -20 "$work/javac.err"; fail "thrift's Java output does not compile"; }
+javac -nowarn -d "$work/classes/proto" -cp "$jars/protobuf.jar" "${proto_java[@]}" \
+  2>"$work/javac.err" || { head -20 "$work/javac.err"; fail "protoc's Java output does not compile"; }
+
+# Go: generated only; the files must exist.
+[ -n "$(find "$work/thrift/gen-go" -name '*.go' 2>/dev/null | head -1)" ] ||
+  [ -n "$(find "$work/thrift" -name '*.go' | head -1)" ] || fail "thrift --gen go wrote no Go files"
+
+# Python: import every generated module (needs python3-thrift and python3-protobuf).
 modules=()
-for f in "${thrift_files[@]}"; do modules+=("$(basename "$f" .thrift).ttypes"); done
+for f in "${thrift_files[@]}"; do
+  stem=$(basename "$f" .thrift)
+  modules+=("$stem.ttypes")
+  for s in $(grep -o '^service [A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do modules+=("$stem.$s"); done
+done
 for f in "${proto_files[@]}"; do modules+=("$(basename "$f" .proto)_pb2"); done
 PYTHONPATH="$work/thrift:$work/proto" "$python" - "${modules[@]}" <<'PY'
 import importlib, sys
@@ -26,6 +64,9 @@ for name in sys.argv[1:]:
         importlib.import_module(name)
     except ImportError as e:
         sys.exit(f"FAIL: cannot import {name}: {e} (install python3-thrift and python3-protobuf)")
+    except SyntaxError as e:
+        sys.exit(f"FAIL: generated Python module {name} does not parse: {e}")
 print(f"imported {len(sys.argv) - 1} generated Python modules")
 PY
-echo "OK: ${#thrift_files[@]} .thrift and ${#proto_files[@]} .proto files compile (cpp, py)"
+echo "OK: ${#thrift_files[@]} .thrift and ${#proto_files[@]} .proto files: generated code compiles" \
+  "(C++ ${#thrift_java[@]}+${#proto_java[@]} Java files, Python imported, Go generated)"

@@ -194,15 +194,15 @@ class RPCBOOT_SERVICE S {
               "pointers cannot cross the wire");
 }
 
-TEST(CodegenDiagnostics, OptionalParameter) {
-  ExpectError(RunOn("optional_param", R"(
+TEST(CodegenDiagnostics, OptionalOfOptional) {
+  ExpectError(RunOn("optional_optional", R"(
 class RPCBOOT_SERVICE S {
  public:
   virtual ~S() = default;
-  virtual void Put(std::optional<int32_t> @value) = 0;
+  virtual void Put(std::optional<std::optional<int32_t>> @value) = 0;
 };
 )"),
-              "std::optional is supported only as a struct field; wrap the value in a struct");
+              "an optional of an optional cannot be said on either wire");
 }
 
 TEST(CodegenDiagnostics, EnumMapKey) {
@@ -268,6 +268,139 @@ class RPCBOOT_SERVICE S {
 };
 )"),
               "service 'S' has a data member 'calls'");
+}
+
+TEST(CodegenDiagnostics, JsonNameClashInStruct) {
+  ExpectError(RunOn("json_clash", R"(
+struct User { int64_t user_id = 0; int64_t @userId = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(User u) = 0; };
+)"),
+              "'userId' and 'user_id' of struct 'User' get the same JSON name in the .proto");
+}
+
+TEST(CodegenDiagnostics, JsonNameClashInParameters) {
+  ExpectError(RunOn("json_clash_params", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual void Put(int32_t shop_id, int32_t @shopId) = 0;
+};
+)"),
+              "'shopId' and 'shop_id' of method 'S::Put' (parameters) get the same JSON name");
+}
+
+TEST(CodegenDiagnostics, EmptyService) {
+  ExpectError(RunOn("empty_service", R"(
+class RPCBOOT_SERVICE @S { public: virtual ~S() = default; };
+)"),
+              "service 'S' has no methods; declare at least one RPC method");
+}
+
+TEST(CodegenDiagnostics, ClassWithoutTheAnnotation) {
+  ExpectError(RunOn("no_annotation", R"(
+class @Shop { public: virtual ~Shop() = default; virtual int32_t Get(int32_t id) = 0; };
+)"),
+              "class 'Shop' has pure virtual methods but no RPCBOOT_SERVICE annotation");
+}
+
+TEST(CodegenDiagnostics, HeaderWithoutAnyService) {
+  std::string dir = MakeTempDir("diag_no_service");
+  WriteFile(dir + "/types.h", "#include <cstdint>\nstruct Item { int32_t id = 0; };\n");
+  CodegenRun run = RunCodegen({"-o", dir, dir + "/types.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("error: no RPCBOOT_SERVICE class in the input headers"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(CodegenDiagnostics, HeaderThatContributesNothing) {
+  std::string dir = MakeTempDir("diag_unused_header");
+  WriteFile(dir + "/unused.h", "#include <cstdint>\nstruct Lone { int32_t id = 0; };\n");
+  WriteFile(dir + "/svc.h",
+            "#include \"rpcboot/annotations.h\"\nclass RPCBOOT_SERVICE S { public: virtual ~S() = "
+            "default; virtual void Ping() = 0; };\n");
+  CodegenRun run = RunCodegen(
+      {"-o", dir, "-I", std::string(RPCBOOT_SOURCE_DIR), dir + "/svc.h", dir + "/unused.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("the header '" + dir +
+                            "/unused.h' declares no RPCBOOT_SERVICE class and no type a service "
+                            "uses"),
+            std::string::npos)
+      << run.output;
+}
+
+TEST(CodegenDiagnostics, AnnotationsHeaderNotIncluded) {
+  std::string dir = MakeTempDir("diag_no_annotations_include");
+  WriteFile(dir + "/svc.h",
+            "class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Ping() = 0; "
+            "};\n");
+  CodegenRun run = RunCodegen({"-o", dir, dir + "/svc.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(
+      run.output.find("the RPCBOOT_ annotations come from #include \"rpcboot/annotations.h\""),
+      std::string::npos)
+      << run.output;
+}
+
+TEST(CodegenDiagnostics, FieldIdsOnSomeFieldsOnly) {
+  ExpectError(RunOn("ids_mixed", R"(
+struct Item { RPCBOOT_ID(1) int32_t id = 0; std::string @name; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "field 'name' of struct 'Item' has no RPCBOOT_ID while other fields have one");
+}
+
+TEST(CodegenDiagnostics, DuplicateFieldId) {
+  ExpectError(RunOn("ids_duplicate", R"(
+struct Item { RPCBOOT_ID(2) int32_t id = 0; RPCBOOT_ID(2) std::string @name; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "field 'name' of struct 'Item' has id 2, which field 'id' already has");
+}
+
+TEST(CodegenDiagnostics, FieldIdOutOfRange) {
+  ExpectError(RunOn("ids_range", R"(
+struct Item { RPCBOOT_ID(19500) int32_t @id = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "has id 19500, which is out of range: ids are 1..32767");
+}
+
+TEST(CodegenDiagnostics, FieldIdNotALiteral) {
+  ExpectError(RunOn("ids_literal", R"(
+struct Item { RPCBOOT_ID(kId) int32_t @id = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "has RPCBOOT_ID(kId); the id must be one integer literal");
+}
+
+TEST(CodegenDiagnostics, ReservedIdReused) {
+  ExpectError(RunOn("ids_reserved", R"(
+struct RPCBOOT_RESERVED(2, 3) Item { RPCBOOT_ID(1) int32_t id = 0; RPCBOOT_ID(3) int32_t @qty = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "field 'qty' of struct 'Item' has id 3, which is reserved (RPCBOOT_RESERVED)");
+}
+
+TEST(CodegenDiagnostics, ReservedIdsWithoutFieldIds) {
+  ExpectError(RunOn("ids_reserved_implicit", R"(
+struct RPCBOOT_RESERVED(2) @Item { int32_t id = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Item i) = 0; };
+)"),
+              "struct 'Item' reserves ids but its fields have none of their own");
+}
+
+TEST(CodegenCli, BadLanguageOptionsAreUsageErrors) {
+  CodegenRun run = RunCodegen({"--java-package-prefix", "com..example", "x.h"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("option '--java-package-prefix' needs a Java package name"),
+            std::string::npos)
+      << run.output;
+  run = RunCodegen({"--go-package-prefix", "example.com/gen;x", "x.h"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("option '--go-package-prefix' needs a Go import path"),
+            std::string::npos)
+      << run.output;
 }
 
 TEST(CodegenCli, UnknownOptionIsAUsageError) {

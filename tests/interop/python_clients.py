@@ -60,6 +60,14 @@ for protocol_name, protocol_class in [("compact", TCompactProtocol.TCompactProto
     order = rich_ttypes.Order(lines=[rich_ttypes.Line(sku=1, quantity=2), rich_ttypes.Line(sku=3, quantity=5)],
                               by_code={})
     check(rich.PlaceOrder(order) == 7, f"thrift {protocol_name}: PlaceOrder")
+    # Optional parameters and results: None is an absent argument; the result struct's value
+    # field is None when the method returned nothing.
+    check(rich.Lookup(8).value == "key 8", f"thrift {protocol_name}: Lookup(8)")
+    check(rich.Lookup(None).value is None, f"thrift {protocol_name}: Lookup(None)")
+    check(rich.Lookup(-1).value is None, f"thrift {protocol_name}: Lookup(-1)")
+    near = rich.Nearest(common_ttypes.Point(x=4, y=5)).value
+    check((near.x, near.y) == (5, 5), f"thrift {protocol_name}: Nearest")
+    check(rich.Nearest(None).value is None, f"thrift {protocol_name}: Nearest(None)")
     try:
         rich.Notify(-4, "x", common_ttypes.Color.kRed)
         check(False, f"thrift {protocol_name}: Notify(-4) must raise")
@@ -93,6 +101,13 @@ scalars = common_types_pb2.Scalars(flag=True, i8=-5, i16=-300, i32=70000, i64=-(
                                    tier=common_types_pb2.TIER_GOLD)
 check(stub.EchoScalars(scalars, timeout=5) == scalars, "grpc: EchoScalars")
 check(stub.Count(rich_service_pb2.CountRequest(), timeout=5).value >= 1, "grpc: Count")
+reply = stub.Lookup(rich_service_pb2.LookupRequest(key=0), timeout=5)
+check(reply.HasField("value") and reply.value == "key 0", "grpc: Lookup(0) (a present zero)")
+reply = stub.Lookup(rich_service_pb2.LookupRequest(), timeout=5)
+check(not reply.HasField("value"), "grpc: Lookup() without a key")
+reply = stub.Nearest(rich_service_pb2.NearestRequest(origin=common_types_pb2.Point(x=0, y=0)), timeout=5)
+check(reply.HasField("value") and reply.value.x == 1, "grpc: Nearest")
+check(not stub.Nearest(rich_service_pb2.NearestRequest(), timeout=5).HasField("value"), "grpc: Nearest()")
 try:
     stub.Notify(rich_service_pb2.NotifyRequest(id=-4, message="x"), timeout=5)
     check(False, "grpc: Notify(-4) must fail")

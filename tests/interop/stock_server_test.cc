@@ -27,6 +27,11 @@ void CheckAgainstStockThrift(const std::shared_ptr<rich::RichService>& rich) {
   EXPECT_EQ(rich->Histogram({"x", "x"}).at("x"), 2);
   EXPECT_EQ(rich->Transpose({{1, 2}, {3, 4}}), (std::vector<std::vector<int32_t>>{{1, 3}, {2, 4}}));
   EXPECT_EQ(rich->Now().zone, "stock");
+  EXPECT_EQ(rich->Lookup(7), std::optional<std::string>("stock 7"));
+  EXPECT_EQ(rich->Lookup(-1), std::nullopt);
+  std::optional<rich::Point> near = rich->Nearest(rich::Point{5, 6});
+  ASSERT_TRUE(near.has_value());
+  EXPECT_EQ(near->x, 4);
   rich::Scalars s;
   s.u8 = 255;
   s.u64 = ~uint64_t{0};
@@ -101,6 +106,8 @@ TEST(StockServers, RpcbootProxyCallsGrpcCppPluginServer) {
   auto path = rich->Path({{1, 2}, {3, 4}}, false);
   ASSERT_EQ(path.size(), 2u);
   EXPECT_EQ(path[0].x, 3);
+  EXPECT_EQ(rich->Lookup(3), std::optional<std::string>("stock grpc 3"));
+  EXPECT_EQ(rich->Lookup(std::nullopt), std::nullopt);  // the stock server sees has_key() false
   rich::Scalars s;
   s.u64 = ~uint64_t{0};
   s.light = rich::Light::kOff;

@@ -69,6 +69,16 @@ class StockThriftHandler : public rich_thrift::RichServiceIf {
   int64_t PlaceOrder(const rich_thrift::Order& order) override {
     return static_cast<int64_t>(order.lines.size());
   }
+  // The optional result arrives in the emitted LookupResponse struct; a stock C++ client always
+  // sends the key (thrift-compiler writes every argument).
+  void Lookup(rich_thrift::LookupResponse& out, const int64_t key) override {
+    if (key >= 0) out.__set_value("stock " + std::to_string(key));
+  }
+  void Nearest(rich_thrift::NearestResponse& out, const rich_thrift::Point& origin) override {
+    rich_thrift::Point p = origin;
+    p.x -= 1;
+    out.__set_value(p);
+  }
 
  private:
   std::atomic<int64_t> count_{0};
@@ -97,6 +107,11 @@ class StockGrpcService : public rich_pb::RichService::Service {
                    rich_pb::Stamp* reply) override {
     reply->set_seconds(7);
     reply->set_zone("stock grpc");
+    return grpc::Status::OK;
+  }
+  grpc::Status Lookup(grpc::ServerContext*, const rich_pb::LookupRequest* request,
+                      rich_pb::LookupResponse* reply) override {
+    if (request->has_key()) reply->set_value("stock grpc " + std::to_string(request->key()));
     return grpc::Status::OK;
   }
   grpc::Status Notify(grpc::ServerContext*, const rich_pb::NotifyRequest* request,

@@ -123,6 +123,15 @@ TEST_P(CallPathTest, EveryMethodShape) {
   EXPECT_EQ(rich_->Now().zone, "UTC");
   EXPECT_EQ(rich_->Now().seconds, 1795422103);
   EXPECT_EQ(rich_->PlaceOrder(rich::Order{{{1, 2}, {3, 4}}, {}}), 6);
+  // Optional parameters and results, present and absent.
+  EXPECT_EQ(rich_->Lookup(42), std::optional<std::string>("key 42"));
+  EXPECT_EQ(rich_->Lookup(std::nullopt), std::nullopt);
+  EXPECT_EQ(rich_->Lookup(-5), std::nullopt);
+  std::optional<rich::Point> near = rich_->Nearest(rich::Point{1, 9});
+  ASSERT_TRUE(near.has_value());
+  EXPECT_EQ(near->x, 2);
+  EXPECT_EQ(near->y, 9);
+  EXPECT_EQ(rich_->Nearest(std::nullopt), std::nullopt);
   admin_->Reset();
   EXPECT_EQ(admin_impl_->resets, 1);
   EXPECT_EQ(admin_->Version(), "1.2.3");

@@ -433,5 +433,28 @@ TEST(ProtoCodec, Utf8Validation) {
   EXPECT_FALSE(check("abc\xe6\x97")) << "truncated sequence";
 }
 
+// A Thrift peer's double does not fit every C++ float: out of range is an error, as an
+// out-of-range integer is; infinities and NaN stay what they are; rounding is fine.
+TEST(ThriftCodec, RejectsADoubleOutOfAFloatsRange) {
+  for (WireFormat format : {WireFormat::kThriftCompact, WireFormat::kThriftBinary}) {
+    std::tuple<float> out{};
+    absl::Status status =
+        ThriftDecode(ThriftEncode(std::tuple<double>{1e300}, format), format, &out);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(status.message().find("value 1e+300 is out of range for a float field"),
+              std::string::npos)
+        << status.message();
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(std::tuple<double>{-1e-300}, format), format, &out).ok());
+    ASSERT_TRUE(
+        ThriftDecode(
+            ThriftEncode(std::tuple<double>{std::numeric_limits<double>::infinity()}, format),
+            format, &out)
+            .ok());
+    EXPECT_TRUE(std::isinf(std::get<0>(out)));
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(std::tuple<double>{0.1}, format), format, &out).ok());
+    EXPECT_EQ(std::get<0>(out), 0.1f);
+  }
+}
+
 }  // namespace
 }  // namespace rpcboot

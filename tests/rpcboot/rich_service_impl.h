@@ -65,6 +65,16 @@ class RichServiceImpl : public rich::RichService {
     for (const auto& line : order.lines) total += line.quantity;
     return total;
   }
+  std::optional<std::string> Lookup(std::optional<int64_t> key) override {
+    if (!key || *key < 0) return std::nullopt;
+    return "key " + std::to_string(*key);
+  }
+  std::optional<rich::Point> Nearest(const std::optional<rich::Point>& origin) override {
+    if (!origin) return std::nullopt;
+    rich::Point p = *origin;
+    p.x += 1;
+    return p;
+  }
 
   // True once n held handlers have started (false after 10 s: the test fails, never hangs).
   bool WaitEntered(int n) {

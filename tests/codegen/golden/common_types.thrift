@@ -2,6 +2,7 @@
 
 namespace cpp rich
 namespace java rich
+namespace go rich
 
 enum Color {
   kRed = 0,
@@ -27,7 +28,7 @@ enum Tier {
 
 struct Scalars {
   1: bool flag,
-  2: byte i8_,
+  2: i8 i8_,
   3: i16 i16_,
   4: i32 i32_,
   5: i64 i64_,

@@ -4,11 +4,12 @@ include "common_types.thrift"
 
 namespace cpp rich
 namespace java rich
+namespace go rich
 
 struct Containers {
   1: list<i32> ints,
   2: list<i64> longs,
-  3: list<byte> tiny,
+  3: list<i8> tiny,
   4: list<i64> unsigned_ints,
   5: list<double> doubles,
   6: list<double> floats,
@@ -74,6 +75,14 @@ exception RpcError {
   2: string message,
 }
 
+struct LookupResponse {
+  1: optional string value,
+}
+
+struct NearestResponse {
+  1: optional common_types.Point value,
+}
+
 service RichService {
   Everything Echo(1: EchoRequest request) throws (1: RpcError error),
   common_types.Scalars EchoScalars(1: common_types.Scalars scalars) throws (1: RpcError error),
@@ -85,6 +94,8 @@ service RichService {
   list<list<i32>> Transpose(1: list<list<i32>> m) throws (1: RpcError error),
   Stamp Now() throws (1: RpcError error),
   i64 PlaceOrder(1: Order order) throws (1: RpcError error),
+  LookupResponse Lookup(1: i64 key) throws (1: RpcError error),
+  NearestResponse Nearest(1: common_types.Point origin) throws (1: RpcError error),
 }
 
 service AdminService {

@@ -2,6 +2,7 @@
 
 namespace cpp shop
 namespace java shop
+namespace go shop
 
 enum ShopStatus {
   kOpen = 0,

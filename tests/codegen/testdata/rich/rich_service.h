@@ -87,6 +87,10 @@ class RPCBOOT_SERVICE RichService {
       const std::vector<std::vector<int32_t>>& m) = 0;
   virtual Stamp Now() = 0;
   virtual int64_t PlaceOrder(const Order& order) = 0;
+  // Optional parameters and results: "key <n>" for a key >= 0, nothing otherwise.
+  RPCBOOT_IDEMPOTENT virtual std::optional<std::string> Lookup(std::optional<int64_t> key) = 0;
+  // The point one step right of `origin`, nothing without one.
+  virtual std::optional<Point> Nearest(const std::optional<Point>& origin) = 0;
 };
 
 class RPCBOOT_SERVICE AdminService {

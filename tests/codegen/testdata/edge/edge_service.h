@@ -1,0 +1,83 @@
+// An interface at the edges of the IDL: fields named after keywords of the languages thrift and
+// protoc generate for, explicit field ids with removed (reserved) ones, optional parameters and
+// results, and two services of one package with the same method names. Its emitted files must
+// compile with thrift-compiler (cpp, java, py, go) and protoc (cpp, java, python).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rpcboot/annotations.h"
+
+namespace edge {
+
+enum class Mode { kType, kFunc, kAwait };
+
+// Every name here is a keyword somewhere: Python (await, def, from, lambda, pass, yield, None),
+// Java (boolean, final, package, synchronized, throws), Go (chan, func, range, select, type),
+// Thrift itself (binary, list, optional, service, string).
+struct Keywords {
+  int32_t await = 0;
+  int32_t def = 0;
+  std::string from;
+  bool lambda = false;
+  int64_t pass = 0;
+  int32_t yield = 0;
+  int32_t None = 0;
+  bool boolean = false;
+  int32_t final = 0;
+  std::string package;
+  int32_t synchronized = 0;
+  int32_t throws = 0;
+  std::vector<int32_t> chan;
+  int32_t func = 0;
+  int32_t range = 0;
+  int32_t select = 0;
+  Mode type = Mode::kType;
+  std::vector<uint8_t> binary;
+  std::vector<std::string> list;
+  std::optional<int32_t> optional;
+  std::string service;
+  std::string string;
+};
+
+// Version 2 of an item: fields reordered, `note` (id 3) and `legacy` (id 5) removed.
+struct RPCBOOT_RESERVED(3, 5) Item {
+  RPCBOOT_ID(4) std::string title;
+  RPCBOOT_ID(1) int64_t sku = 0;
+  RPCBOOT_ID(2) int32_t quantity = 0;
+  RPCBOOT_ID(6) std::optional<double> price;
+};
+
+// Version 1 of the same item, as a deployed peer still has it.
+struct ItemV1 {
+  int64_t sku = 0;
+  int32_t quantity = 0;
+  std::string note;
+  std::string title;
+  int32_t legacy = 0;
+};
+
+class RPCBOOT_SERVICE Catalog {
+ public:
+  virtual ~Catalog() = default;
+  virtual Keywords Echo(const Keywords& keywords) = 0;
+  virtual Item Get(int64_t sku) = 0;
+  virtual ItemV1 GetOld(int64_t sku) = 0;
+  virtual std::optional<Item> Find(std::optional<std::string> title,
+                                   std::optional<int32_t> limit) = 0;
+};
+
+// Same method names as Catalog: its messages are named CatalogGetRequest / StockGetRequest,
+// whatever the order of the two classes.
+class RPCBOOT_SERVICE Stock {
+ public:
+  virtual ~Stock() = default;
+  virtual int32_t Get(int64_t sku) = 0;
+  virtual void Find(const std::string& title) = 0;
+};
+
+}  // namespace edge
