@@ -34,7 +34,9 @@ bool Instance::IsUp() const {
   return it == metadata.end() || it->second == "UP";
 }
 
-std::optional<int> Instance::PortFor(std::string_view protocol) const {
+bool Instance::IsForeign() const { return metadata.count(std::string(kProtocolsKey)) == 0; }
+
+std::optional<int> Instance::PortFor(std::string_view protocol, bool foreign) const {
   auto valid = [](std::optional<int> number) -> std::optional<int> {
     if (!number || *number <= 0 || *number > 65535) return std::nullopt;
     return number;
@@ -43,12 +45,13 @@ std::optional<int> Instance::PortFor(std::string_view protocol) const {
   if (protocols == metadata.end()) {
     // Not an rpcboot instance. grpc-spring-boot-starter publishes its gRPC port as gRPC_port
     // (earlier versions: gRPC.port): such an instance says it speaks gRPC there.
-    if (protocol != "grpc") return std::nullopt;
-    for (std::string_view key : {kSpringGrpcPortKey, kSpringGrpcPortLegacyKey}) {
-      auto it = metadata.find(std::string(key));
-      if (it != metadata.end()) return valid(ParseInt(it->second));
+    if (protocol == "grpc") {
+      for (std::string_view key : {kSpringGrpcPortKey, kSpringGrpcPortLegacyKey}) {
+        auto it = metadata.find(std::string(key));
+        if (it != metadata.end()) return valid(ParseInt(it->second));
+      }
     }
-    return std::nullopt;
+    return foreign ? valid(port) : std::nullopt;
   }
   // "grpc,thrift", tolerantly: "thrift, grpc" and "GRPC" list the same protocols.
   bool listed = false;

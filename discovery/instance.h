@@ -53,8 +53,11 @@ struct Instance {
   // The port of "grpc" or "thrift" from rpcboot metadata (rpcboot.protocols read tolerantly:
   // spaces and case do not matter), or nullopt when this instance does not speak it. An instance
   // without rpcboot metadata speaks gRPC when it publishes grpc-spring-boot-starter's gRPC_port
-  // (or gRPC.port), and nothing else rpcboot knows.
-  std::optional<int> PortFor(std::string_view protocol) const;
+  // (or gRPC.port), and nothing else rpcboot knows, unless `foreign` is set: then it is taken
+  // to speak `protocol` at its `port` (gRPC: at gRPC_port when it publishes one).
+  std::optional<int> PortFor(std::string_view protocol, bool foreign = false) const;
+  // No rpcboot.protocols: registered by something other than rpcboot (Spring, Curator).
+  bool IsForeign() const;
   // rpcboot.thrift.header is "true": clients may send THeader frames to the Thrift port.
   bool SpeaksTHeader() const;
   // rpcboot.tls is "true": the instance's ports take TLS connections only.

@@ -87,6 +87,11 @@ struct ChannelOptions {
   // server (rpcboot servers and Thrift's THeader servers read them; plain framed servers,
   // such as a stock TThreadedServer with TFramedTransport, do not).
   bool thrift_header = false;
+  // "zk://" and App clients: instances registered without rpcboot metadata (a plain Spring or
+  // Curator service) are called too, over this channel's protocol at their `port` (gRPC: at
+  // their gRPC_port when they publish one, which is called even without this); plain framed
+  // on Thrift. Off: such instances are listed, never called (the call's error counts them).
+  bool call_foreign_instances = false;
   // Lists of several instances ("static://", "zk://"): the load balancer by name, see
   // rpcboot/lb/load_balancer.h ("p2c", "round_robin", "weighted_random", "consistent_hash").
   std::string load_balancer = "p2c";

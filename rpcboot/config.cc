@@ -474,6 +474,11 @@ const std::vector<ClientKey>& ClientKeys() {
            0, [](ClientConfig& c) -> std::chrono::milliseconds& { return c.channel.hedge_delay; })},
       {"hedge_at_p95", "the hedge delay is the observed p95 latency (hedge_delay_ms until known)",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.hedge_at_p95; })},
+      {"foreign_instances",
+       "also call instances registered without rpcboot metadata (Spring, Curator) over this "
+       "client's protocol at their port",
+       BoolRule<ClientConfig>(
+           [](ClientConfig& c) -> bool& { return c.channel.call_foreign_instances; })},
       {"queue_when_full", "a call past max_in_flight waits for a slot within its deadline",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.queue_when_full; })},
       {"hedge_methods",

@@ -13,33 +13,17 @@
 #include "discovery/registrar.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
+#include "tests/discovery/java_testing.h"
+#include "tests/discovery/process_testing.h"
 #include "tests/discovery/zookeeper_testing.h"
 
 namespace rpcboot::discovery {
 namespace {
 
-const std::string kJars = "/usr/share/java";
+using rpcboot::testing::RunShell;
 
 std::string ClassPath(const std::string& classes) {
-  std::string cp = classes;
-  for (const char* jar :
-       {"curator-x-discovery", "curator-framework", "curator-client", "jackson-databind",
-        "jackson-core", "jackson-annotations", "guava", "slf4j-api", "zookeeper"}) {
-    cp += ":" + kJars + "/" + jar + ".jar";
-  }
-  return cp;
-}
-
-// Runs a shell command; returns its exit status and stdout+stderr.
-std::pair<int, std::string> RunShell(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  return rpcboot::testing::JavaClassPath(classes);
 }
 
 class CuratorJson : public ::testing::Test {
@@ -47,25 +31,7 @@ class CuratorJson : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new std::string(std::filesystem::temp_directory_path() /
                            ("rpcboot_curator_" + std::to_string(getpid())));
-    std::filesystem::create_directories(*dir_ + "/classes");
-    for (const char* tool : {"javac", "java"}) {
-      if (RunShell(std::string("command -v ") + tool).first != 0) {
-        setup_error_ = std::string(tool) +
-                       " not found: apt-get install default-jdk-headless (./scripts/setup.sh)";
-        return;
-      }
-    }
-    if (!std::filesystem::exists(kJars + "/curator-x-discovery.jar")) {
-      setup_error_ =
-          "Curator jars not found: apt-get install libcurator-discovery-java (./scripts/setup.sh)";
-      return;
-    }
-    std::string sources = std::string(RPCBOOT_JAVA_SOURCES);
-    auto [rc, out] =
-        RunShell("javac -d " + *dir_ + "/classes -cp " + ClassPath(*dir_ + "/classes") + " " +
-                 sources + "/CuratorJsonCheck.java " + sources + "/CuratorRegistryCheck.java " +
-                 sources + "/org/springframework/cloud/zookeeper/discovery/ZookeeperInstance.java");
-    if (rc != 0) setup_error_ = "javac failed: " + out;
+    setup_error_ = rpcboot::testing::CompileJavaChecks(RPCBOOT_JAVA_SOURCES, *dir_ + "/classes");
   }
   static void TearDownTestSuite() {
     std::filesystem::remove_all(*dir_);
@@ -192,6 +158,68 @@ TEST_F(CuratorJson, RpcbootListsAnInstanceCuratorRegistered) {
   EXPECT_TRUE(i.IsUp());
   EXPECT_TRUE(rpcboot::testing::Eventually([&] { return resolver.Current("shop")->empty(); }));
 }
+
+// Curator's ServiceCache and ServiceProvider (curator-x-discovery over curator-recipes) follow
+// rpcboot's registrations: instances appear as they register and go as they deregister, and the
+// provider picks only registered ones.
+TEST_F(CuratorJson, CuratorServiceCacheAndProviderSeeRpcbootInstancesComeAndGo) {
+  rpcboot::testing::ZooKeeperServer zk("curator-cache");
+  auto session = std::make_shared<Session>(SessionOptions{zk.connect()});
+  session->Start();
+  ASSERT_TRUE(session->WaitConnected(std::chrono::seconds(10)));
+  std::string out_file = *dir_ + "/cache.txt";
+  std::filesystem::remove(out_file);
+  rpcboot::testing::ChildProcess java(
+      {"/usr/bin/java", "-cp", ClassPath(*dir_ + "/classes"), "CuratorRegistryCheck", "watch",
+       zk.connect(), "/services", "shop", out_file},
+      *dir_ + "/java_watch.log");
+  auto lines = [&] {
+    std::ifstream in(out_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  auto register_one = [&](int port) {
+    Instance i;
+    i.name = "shop";
+    i.id = "rpcboot-" + std::to_string(port);
+    i.address = "127.0.0.1";
+    i.port = port;
+    i.metadata = {{"instance_status", "UP"},
+                  {"rpcboot.protocols", "grpc"},
+                  {"rpcboot.grpc.port", std::to_string(port)}};
+    auto registrar = std::make_unique<Registrar>(session, "/services", i);
+    EXPECT_TRUE(registrar->Register().ok());
+    return registrar;
+  };
+  // The Java side is up once it reports its empty view.
+  ASSERT_TRUE(rpcboot::testing::Eventually(
+      [&] { return lines().find("cache= provider= pick=none\n") != std::string::npos; },
+      std::chrono::seconds(60)))
+      << lines();
+  auto a = register_one(9101);
+  auto b = register_one(9102);
+  const std::string both =
+      "cache=rpcboot-9101,rpcboot-9102 provider=rpcboot-9101,rpcboot-9102 pick=rpcboot-910";
+  EXPECT_TRUE(rpcboot::testing::Eventually([&] { return lines().find(both) != std::string::npos; },
+                                           std::chrono::seconds(30)))
+      << lines();
+  ASSERT_TRUE(a->Deregister().ok());
+  const std::string one = "cache=rpcboot-9102 provider=rpcboot-9102 pick=rpcboot-9102\n";
+  EXPECT_TRUE(rpcboot::testing::Eventually([&] { return lines().find(one) != std::string::npos; },
+                                           std::chrono::seconds(30)))
+      << lines();
+  ASSERT_TRUE(b->Deregister().ok());
+  EXPECT_TRUE(rpcboot::testing::Eventually(
+      [&] {
+        std::string text = lines();
+        const std::string empty = "cache= provider= pick=none\n";
+        return text.size() > empty.size() &&
+               text.compare(text.size() - empty.size(), empty.size(), empty) == 0;
+      },
+      std::chrono::seconds(30)))
+      << lines();
+}  // the Java process is killed and reaped here
 
 }  // namespace
 }  // namespace rpcboot::discovery

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection]
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
 # ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
 # "reflection": reflection_client.py learns the services through gRPC server reflection alone,
-# from a server that lets only callers with a token call or read its schema.
+# from a server that lets only callers with a token call or read its schema. With "java":
+# thrift-compiler's Java client (tests/interop/java/StockThriftClient.java) on libthrift-java.
 set -euo pipefail
 idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,6 +57,17 @@ elif [ "$mode" = reflection ]; then
     grep -q '"value": "COLOR_BLUE"' "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: call"; exit 1; }
     echo "rpcboot describe and call with a token: OK"
   fi
+elif [ "$mode" = java ]; then
+  jars=/usr/share/java
+  for jar in thrift slf4j-api; do
+    [ -f "$jars/$jar.jar" ] || { echo "FAIL: $jars/$jar.jar missing: apt-get install libthrift-java libslf4j-java"; exit 1; }
+  done
+  command -v javac >/dev/null || { echo "FAIL: javac missing: apt-get install default-jdk-headless"; exit 1; }
+  mkdir -p "$work/java" "$work/classes"
+  for f in "$idl_dir"/*.thrift; do thrift --gen java -out "$work/java" "$f" 2>/dev/null; done
+  cp="$jars/thrift.jar:$jars/slf4j-api.jar:$jars/slf4j-nop.jar"
+  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockThriftClient.java"
+  java -cp "$work/classes:$cp" StockThriftClient "${thrift#thrift=}"
 else
   "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
 fi

@@ -122,6 +122,15 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "clients.shop.ShopService.subset_position: '10/10' from command line "
             "--clients.shop.ShopService.subset_position is not index/count with 0 <= index < "
             "count (as in 3/10)");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.foreign_instances=maybe"}),
+            "clients.shop.ShopService.foreign_instances: 'maybe' from command line "
+            "--clients.shop.ShopService.foreign_instances is not true or false");
+  {
+    absl::StatusOr<AppConfig> foreign = LoadConfig(
+        {"--app.name=order", "--clients.shop.ShopService.foreign_instances=true"}, &kNoEnv);
+    ASSERT_TRUE(foreign.ok()) << foreign.status();
+    EXPECT_TRUE(foreign->clients.at("shop.ShopService").channel.call_foreign_instances);
+  }
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocol=http"}),
             "clients.shop.ShopService.protocol: 'http' from command line "
             "--clients.shop.ShopService.protocol is not grpc or thrift");

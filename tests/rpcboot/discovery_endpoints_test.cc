@@ -72,5 +72,43 @@ TEST(DiscoveryEndpoints, OnlyInstancesServingTheServiceAreCalledForIt) {
       << "no service given (a zk:// address): every instance";
 }
 
+// Instances without rpcboot metadata (a plain Spring or Curator service) are called only when the
+// client says so (foreign_instances), at their `port`, plain framed on Thrift; a gRPC_port wins
+// on gRPC. Left out, they are counted, and the call's message says why and what to set.
+TEST(DiscoveryEndpoints, ForeignInstancesAreCalledAtTheirPortOnlyWhenTheClientSaysSo) {
+  discovery::Instance spring = Registered({{"instance_status", "UP"}});
+  spring.id = "spring";
+  discovery::Instance starter = Registered({{"instance_status", "UP"}, {"gRPC_port", "9898"}});
+  starter.id = "starter";
+  discovery::Instance rpcboot_grpc_only =
+      Registered({{"rpcboot.protocols", "grpc"}, {"rpcboot.grpc.port", "7000"}});
+  rpcboot_grpc_only.id = "grpc-only";
+
+  EndpointSkips skips;
+  std::vector<EndpointSpec> endpoints =
+      EndpointsFor({spring, starter, rpcboot_grpc_only}, Protocol::kThrift, "", false, &skips);
+  EXPECT_TRUE(endpoints.empty());
+  EXPECT_EQ(skips.foreign, 2);
+  EXPECT_EQ(skips.no_port, 1);
+  std::string why = skips.Describe(Protocol::kThrift, "shop.ShopService");
+  EXPECT_NE(why.find("3 UP instance(s) left out: 1 do not speak thrift, 2 carry no rpcboot "
+                     "metadata (registered by Spring or Curator; set the client's "
+                     "foreign_instances: true to call them over thrift at their port)"),
+            std::string::npos)
+      << why;
+
+  endpoints = EndpointsFor({spring, starter, rpcboot_grpc_only}, Protocol::kThrift, "", true);
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_EQ(endpoints[0].address, "10.0.0.5:8080");
+  EXPECT_FALSE(endpoints[0].thrift_header) << "plain framed toward a foreign server";
+  EXPECT_EQ(endpoints[1].address, "10.0.0.5:8080");
+
+  endpoints = EndpointsFor({spring, starter}, Protocol::kGrpc, "", true);
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_EQ(endpoints[0].address, "10.0.0.5:8080");
+  EXPECT_EQ(endpoints[1].address, "10.0.0.5:9898") << "gRPC_port wins over port";
+  EXPECT_EQ(EndpointSkips{}.Describe(Protocol::kGrpc, ""), "");
+}
+
 }  // namespace
 }  // namespace rpcboot::internal
