@@ -12,7 +12,10 @@
 // ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port).
 //
 // Flags (before or after the command): --timeout_ms=N (default 3000); --token_file=F sends the
-// bearer token on F's first line with every gRPC call (servers with server.auth). Exit status: 0
+// bearer token on F's first line with every gRPC call (servers with server.auth); --tls_ca=F
+// connects over TLS, trusting the PEM certificates in F; --tls_cert=F and --tls_key=F present a
+// client certificate (mutual TLS); --tls_server_name=N checks the server's certificate for N
+// instead of the host called. Exit status: 0
 // when everything asked about is serving (or listed, described, answered), 1 when something is not
 // (a call's error, a server not serving), 2 for bad usage, bad JSON, an unknown service or
 // method, or an address that cannot be read.
@@ -56,8 +59,37 @@ void Authorize(grpc::ClientContext* context) {
   if (!g_token.empty()) context->AddMetadata("authorization", "Bearer " + g_token);
 }
 
+// --tls_*: empty root_certs means plaintext.
+struct TlsFlags {
+  std::string root_certs, cert_chain, private_key, server_name;
+};
+TlsFlags g_tls;
+
+// A gRPC channel to `target`, over TLS when --tls_ca was given.
+std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target) {
+  if (g_tls.root_certs.empty())
+    return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = g_tls.root_certs;
+  ssl.pem_cert_chain = g_tls.cert_chain;
+  ssl.pem_private_key = g_tls.private_key;
+  grpc::ChannelArguments args;
+  if (!g_tls.server_name.empty()) args.SetSslTargetNameOverride(g_tls.server_name);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+}
+
+// The whole of file `path` into *out; false when it cannot be read or is empty.
+bool ReadFlagFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !out->empty();
+}
+
 constexpr const char* kUsage =
-    "usage: rpcboot [--timeout_ms=N] [--token_file=F] ls zk://HOST:PORT/BASE[/APP]\n"
+    "usage: rpcboot [--timeout_ms=N] [--token_file=F] [--tls_ca=F [--tls_cert=F --tls_key=F]\n"
+    "               [--tls_server_name=N]] COMMAND ...\n"
+    "       rpcboot [--timeout_ms=N] ls zk://HOST:PORT/BASE[/APP]\n"
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] describe ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] call ADDRESS package.Service/Method 'JSON'\n"
@@ -188,7 +220,7 @@ int Ls(const std::string& address, std::chrono::milliseconds timeout) {
 // "SERVICE_UNKNOWN", ... or the call's error (*ok false).
 std::string GrpcHealth(const std::string& target, const std::string& service,
                        std::chrono::milliseconds timeout, bool* serving) {
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto channel = GrpcChannel(target);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
   Authorize(&context);
@@ -461,7 +493,7 @@ int Describe(const std::string& address, const std::string& only,
     std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
-  Reflection reflection(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), timeout);
+  Reflection reflection(GrpcChannel(target), timeout);
   absl::StatusOr<std::vector<std::string>> services = reflection.Services();
   if (!services.ok()) {
     std::fprintf(stderr, "rpcboot: %s: no reflection: %s\n", target.c_str(),
@@ -518,7 +550,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
     std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto channel = GrpcChannel(target);
   Reflection reflection(channel, timeout);
   absl::StatusOr<const google::protobuf::ServiceDescriptor*> service =
       reflection.Service(service_name);
@@ -611,9 +643,29 @@ int main(int argc, char** argv) {
         g_token.pop_back();
       continue;
     }
+    bool tls_flag = false;
+    for (auto [flag, into] : {std::pair<const char*, std::string*>{"--tls_ca=", &g_tls.root_certs},
+                              {"--tls_cert=", &g_tls.cert_chain},
+                              {"--tls_key=", &g_tls.private_key}}) {
+      std::string prefix = flag;
+      if (a.rfind(prefix, 0) != 0) continue;
+      tls_flag = true;
+      if (!ReadFlagFile(a.substr(prefix.size()), into))
+        return Usage(prefix.substr(0, prefix.size() - 1) + ": '" + a.substr(prefix.size()) +
+                     "' cannot be read or is empty");
+    }
+    if (a.rfind("--tls_server_name=", 0) == 0) {
+      g_tls.server_name = a.substr(18);
+      continue;
+    }
+    if (tls_flag) continue;
     if (a.rfind("--", 0) == 0) return Usage("unknown flag '" + a + "'");
     args.push_back(a);
   }
+  if (g_tls.cert_chain.empty() != g_tls.private_key.empty())
+    return Usage("--tls_cert and --tls_key go together (a client certificate and its key)");
+  if (g_tls.root_certs.empty() && (!g_tls.cert_chain.empty() || !g_tls.server_name.empty()))
+    return Usage("--tls_cert, --tls_key and --tls_server_name need --tls_ca (the CA to trust)");
   if (args.empty()) return Usage("no command");
   const std::string& command = args[0];
   if (command == "ls") {

@@ -39,6 +39,24 @@ done
 read -r _ grpc thrift < "$work/server.out"
 if [ "$mode" = tls ]; then
   "$python" "$here/python_tls_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}" "$work/certs"
+  # The rpcboot tool over mutual TLS: with the CA and a client certificate it reads health;
+  # without TLS it cannot; half a client certificate is bad usage (exit 2).
+  if [ -n "${RPCBOOT_CLI:-}" ]; then
+    c=$work/certs target=127.0.0.1:${grpc#grpc=}
+    "$RPCBOOT_CLI" --tls_ca="$c/ca.crt" --tls_cert="$c/client.crt" --tls_key="$c/client.key" \
+      health "$target" rich.RichService > "$work/cli.out" 2>&1 || { cat "$work/cli.out"; echo "FAIL: rpcboot health over TLS"; exit 1; }
+    grep -q SERVING "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: not SERVING over TLS"; exit 1; }
+    if "$RPCBOOT_CLI" --timeout_ms=1000 health "$target" > "$work/cli.out" 2>&1; then
+      echo "FAIL: rpcboot health read a TLS-only port in plaintext"; exit 1
+    fi
+    set +e
+    "$RPCBOOT_CLI" --tls_ca="$c/ca.crt" --tls_cert="$c/client.crt" health "$target" > "$work/cli.out" 2>&1
+    rc=$?
+    set -e
+    [ $rc = 2 ] && grep -q "tls_cert and --tls_key go together" "$work/cli.out" ||
+      { cat "$work/cli.out"; echo "FAIL: half a client certificate (exit $rc)"; exit 1; }
+    echo "rpcboot health over mutual TLS: OK"
+  fi
 elif [ "$mode" = reflection ]; then
   "$python" "$here/reflection_client.py" "${grpc#grpc=}" reflection-test-token
   # The rpcboot tool reads the schema the same way, with the token and not without it.
