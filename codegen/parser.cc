@@ -37,26 +37,6 @@ std::string RealPathOf(CXCursor cursor) {
   return real.empty() ? ToString(clang_getFileName(file)) : real;
 }
 
-bool HasAnnotation(CXCursor cursor, const char* annotation) {
-  struct State {
-    const char* wanted;
-    bool found = false;
-  } state{annotation};
-  clang_visitChildren(
-      cursor,
-      [](CXCursor child, CXCursor, CXClientData data) {
-        auto* s = static_cast<State*>(data);
-        if (clang_getCursorKind(child) == CXCursor_AnnotateAttr &&
-            ToString(clang_getCursorSpelling(child)) == s->wanted) {
-          s->found = true;
-          return CXChildVisit_Break;
-        }
-        return CXChildVisit_Continue;
-      },
-      &state);
-  return state.found;
-}
-
 // The text of every annotate attribute on a declaration ("rpcboot_id:4").
 std::vector<std::string> AnnotationsOf(CXCursor cursor) {
   std::vector<std::string> out;
@@ -70,6 +50,11 @@ std::vector<std::string> AnnotationsOf(CXCursor cursor) {
       },
       &out);
   return out;
+}
+
+bool HasAnnotation(CXCursor cursor, const char* annotation) {
+  std::vector<std::string> all = AnnotationsOf(cursor);
+  return std::find(all.begin(), all.end(), annotation) != all.end();
 }
 
 // Parses the comma-separated integers of an annotation's argument ("2, 5"); false on anything
