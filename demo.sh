@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The order/shop demo, one command on Debian 12: installs what is missing, builds, starts a local
-# ZooKeeper, two shop instances (gRPC) and one order instance (Thrift), then a demo client that
-# places and reads orders while one shop instance is stopped, and a Python client generated from
-# the emitted IDL. Stops everything it started, also on Ctrl-C.
+# ZooKeeper, two shop instances (gRPC) and one order instance (Thrift) that starts on its
+# in-process shop catalog and moves to the shop service (local, shadow, percent:50, remote through
+# its flag node), then a demo client that places and reads orders while one shop instance is
+# stopped, and a Python client generated from the emitted IDL. Stops everything it started, also
+# on Ctrl-C.
 #
 #   ./demo.sh                         ZooKeeper on 127.0.0.1:2181
 #   RPCBOOT_DEMO_ZK_PORT=2281 ./demo.sh
@@ -28,18 +30,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "demo.sh: interrupted"; exit 130' INT TERM
 
-step "1/7 install what is missing (scripts/setup.sh)"
+step "1/8 install what is missing (scripts/setup.sh)"
 ./scripts/setup.sh
 
-step "2/7 build the samples ($build/)"
+step "2/8 build the samples ($build/)"
 mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
   cat "$build/configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order demo_client
+cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order demo_client rpcboot_cli
 echo "emitted IDL: $build/samples/shop_interface_rpcboot/shop_service.{thrift,proto}"
 echo "             $build/samples/order_interface_rpcboot/order_service.{thrift,proto}"
 
-step "3/7 start ZooKeeper on $zk"
+step "3/8 start ZooKeeper on $zk"
 rm -rf "$run"
 mkdir -p "$run"
 if ! scripts/zookeeper.sh start "$run/zk" "$zk_port"; then
@@ -60,7 +62,7 @@ wait_registered() {  # LOG NAME
 # "status page http://127.0.0.1:PORT/" from an instance's log (admin.port: 0 in the samples).
 status_page() { grep -o 'status page http://[^ ]*' "$1" | head -1; }
 
-step "4/7 start two shop instances (gRPC) and one order instance (Thrift)"
+step "4/8 start two shop instances (gRPC) and one order instance (Thrift)"
 for n in 1 2; do
   "$build/samples/shop" --config=samples/shop/shop.yaml --registry.zookeeper="$zk" \
     >"$run/shop$n.log" 2>&1 &
@@ -70,6 +72,8 @@ for n in 1 2; do
   echo "shop $n: pid $!, $(grep -o 'registered .*' "$run/shop$n.log" | head -1)"
   echo "        $(status_page "$run/shop$n.log")"
 done
+# order.yaml says remote; the flag node wins while it exists: order starts on its in-process copy.
+"$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService local
 "$build/samples/order" --config=samples/order/order.yaml --registry.zookeeper="$zk" \
   >"$run/order.log" 2>&1 &
 pids+=($!)
@@ -77,7 +81,34 @@ wait_registered "$run/order.log" "order"
 echo "order:  pid $!, $(grep -o 'registered .*' "$run/order.log" | head -1)"
 echo "        $(status_page "$run/order.log")"
 
-step "5/7 the demo client places orders; shop instance 2 (pid $shop2_pid) is stopped mid-run"
+step "5/8 order moves from its in-process shop catalog to the shop service, a step at a time"
+# The mode order's log reports after a switch ("shadow" reads back as "shadow:local").
+wait_mode() {  # MODE
+  for _ in $(seq 100); do
+    grep -q "migration mode .* -> $1 " "$run/order.log" && return 0
+    sleep 0.1
+  done
+  echo "demo.sh: order did not switch to $1 within 10 s" >&2
+  exit 1
+}
+migration_rc=0
+for mode in local shadow percent:50 remote; do
+  if [ "$mode" != local ]; then
+    "$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService "$mode"
+    wait_mode "$([ "$mode" = shadow ] && echo shadow:local || echo "$mode")"
+  fi
+  echo ">> $mode: 8 orders"
+  RPCBOOT_LOG_LEVEL=warning "$build/samples/demo_client" --zookeeper="$zk" --orders=8 \
+    --interval_ms=0 >"$run/migration-$mode.log" 2>&1 || migration_rc=1
+  grep -E '^  shop instance|^demo client:' "$run/migration-$mode.log" | sed 's/^/   /'
+done
+sleep 0.5  # shadow comparisons run after the calls return
+mismatches=$(grep -c "shadow mismatch" "$run/order.log" || true)
+echo ">> shadow mode found $mismatches mismatch(es) between the in-process catalog and the shop service:"
+grep -o "shadow mismatch #1 .*" "$run/order.log" | head -1 | cut -c1-160 | sed 's/^/   /'
+[ "$mismatches" -gt 0 ] || migration_rc=1
+
+step "6/8 the demo client places orders; shop instance 2 (pid $shop2_pid) is stopped mid-run"
 RPCBOOT_LOG_LEVEL=warning "$build/samples/demo_client" --zookeeper="$zk" --orders=30 --interval_ms=100 &
 client=$!
 pids+=($client)
@@ -90,14 +121,14 @@ wait "$client"
 client_rc=$?
 set -e
 
-step "6/7 a Python client generated from the emitted IDL (thrift --gen py, kazoo) places an order"
+step "7/8 a Python client generated from the emitted IDL (thrift --gen py, kazoo) places an order"
 thrift --gen py -out "$run" "$build/samples/order_interface_rpcboot/order_service.thrift"
 set +e
 /usr/bin/python3 samples/demo/python_client.py --zookeeper "$zk" --gen "$run"
 python_rc=$?
 set -e
 
-step "7/7 summary"
+step "8/8 summary"
 echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), order instance 1"
 echo "  order's $(status_page "$run/order.log") (live until the demo ends)"
 curl_metrics=$(command -v curl || true)
@@ -106,10 +137,11 @@ if [ -n "$curl_metrics" ] && [ -n "$order_admin" ]; then
   echo "  order's /metrics: $(curl -s "http://$order_admin/metrics" | grep -c '^rpcboot_') rpcboot_ samples, e.g.:"
   curl -s "http://$order_admin/metrics" | grep '^rpcboot_server_handled_total.*PlaceOrder.*thrift' | sed 's/^/    /'
 fi
+echo "  migration local -> shadow -> percent:50 -> remote: $([ $migration_rc -eq 0 ] && echo OK || echo FAILED) ($mismatches shadow mismatches)"
 echo "  demo client: $([ $client_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  python client: $([ $python_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  logs: $run/"
-if [ $client_rc -eq 0 ] && [ $python_rc -eq 0 ]; then
+if [ $client_rc -eq 0 ] && [ $python_rc -eq 0 ] && [ $migration_rc -eq 0 ]; then
   echo "demo.sh: OK"
 else
   echo "demo.sh: FAILED"

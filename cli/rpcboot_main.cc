@@ -44,6 +44,7 @@
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
+#include "rpcboot/migration.h"
 #include "rpcboot/status.h"
 #include "rpcboot/transport/grpc_bytes.h"
 
@@ -93,9 +94,14 @@ constexpr const char* kUsage =
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] describe ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] call ADDRESS package.Service/Method 'JSON'\n"
+    "       rpcboot [--timeout_ms=N] flag zk://HOST:PORT[/FLAG_ROOT] APP package.Service\n"
+    "               [local | remote | shadow[:local|:remote] | percent:N | clear]\n"
     "  ADDRESS: HOST:PORT (gRPC), zk://HOST:PORT/BASE/APP (health: each instance; describe\n"
     "           and call: the first UP instance with a gRPC port), or http://HOST:PORT (health\n"
-    "           of an admin port)\n";
+    "           of an admin port)\n"
+    "  flag: reads or sets the migration mode of APP's client of the service (the node\n"
+    "        FLAG_ROOT/APP/package.Service, FLAG_ROOT /rpcboot/migration by default); clear\n"
+    "        deletes it (the client's configured mode again)\n";
 
 int Usage(const std::string& problem) {
   std::fprintf(stderr, "rpcboot: %s\n%s", problem.c_str(), kUsage);
@@ -174,6 +180,67 @@ std::string Protocols(const Instance& i) {
 
 std::string NodePath(const rpcboot::internal::ZooKeeperAddress& zk) {
   return (zk.base == "/" ? "" : zk.base) + "/" + zk.app;
+}
+
+// rpcboot flag: the node a running App watches for its client's migration mode.
+int Flag(const std::string& address, const std::string& app, const std::string& service,
+         const std::string& value, std::chrono::milliseconds timeout) {
+  if (address.rfind("zk://", 0) != 0)
+    return Usage("flag needs a zk://HOST:PORT[/FLAG_ROOT] address, not '" + address + "'");
+  std::string rest = address.substr(5);
+  std::string connect = rest.substr(0, rest.find('/'));
+  std::string root =
+      rest.find('/') == std::string::npos ? "/rpcboot/migration" : rest.substr(rest.find('/'));
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  if (connect.empty()) return Usage("flag: '" + address + "' names no ZooKeeper server");
+  for (const std::string* part : {&app, &service}) {
+    if (part->empty() || part->find('/') != std::string::npos)
+      return Usage("flag: '" + *part + "' is not a plain name (APP, then package.Service)");
+  }
+  if (service.find('.') == std::string::npos)
+    return Usage("flag: '" + service + "' is not package.Service");
+  if (!value.empty() && value != "clear") {
+    if (absl::StatusOr<rpcboot::MigrationMode> mode = rpcboot::MigrationMode::Parse(value);
+        !mode.ok())
+      return Usage("flag: " + std::string(mode.status().message()));
+  }
+  std::string error;
+  std::unique_ptr<Session> session = Connect(connect, timeout, &error);
+  if (session == nullptr) {
+    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    return 2;
+  }
+  const std::string path = (root == "/" ? "" : root) + "/" + app + "/" + service;
+  absl::Status written = absl::OkStatus();
+  if (value == "clear") {
+    written = session->Delete(path);
+    if (absl::IsNotFound(written)) written = absl::OkStatus();
+  } else if (!value.empty()) {
+    written = session->Set(path, value);
+    if (absl::IsNotFound(written)) {
+      written = session->CreateParents(path);
+      if (written.ok()) written = session->Create(path, value, Session::Mode::kPersistent);
+    }
+  }
+  if (!written.ok()) {
+    std::fprintf(stderr, "rpcboot: cannot write %s: %s\n", path.c_str(),
+                 std::string(written.message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<Session::Node> node = session->Get(path, false);
+  if (absl::IsNotFound(node.status())) {
+    std::printf("%s: no flag (the client's configured mode)\n", path.c_str());
+    return 0;
+  }
+  if (!node.ok()) {
+    std::fprintf(stderr, "rpcboot: cannot read %s: %s\n", path.c_str(),
+                 std::string(node.status().message()).c_str());
+    return 1;
+  }
+  absl::StatusOr<rpcboot::MigrationMode> mode = rpcboot::MigrationMode::Parse(node->data);
+  std::printf("%s = %s (version %d)%s\n", path.c_str(), node->data.c_str(), node->version,
+              mode.ok() ? "" : "  <- not a mode: clients ignore it");
+  return 0;
 }
 
 int Ls(const std::string& address, std::chrono::milliseconds timeout) {
@@ -683,6 +750,11 @@ int main(int argc, char** argv) {
   if (command == "call") {
     if (args.size() != 4) return Usage("call takes an address, Service/Method and the JSON");
     return Call(args[1], args[2], args[3], timeout);
+  }
+  if (command == "flag") {
+    if (args.size() != 4 && args.size() != 5)
+      return Usage("flag takes a zk:// address, an app, a service and optionally a mode");
+    return Flag(args[1], args[2], args[3], args.size() == 5 ? args[4] : "", timeout);
   }
   return Usage("unknown command '" + command + "'");
 }

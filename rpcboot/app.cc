@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -66,6 +67,82 @@ std::string DetectHost() {
 
 }  // namespace
 
+// Watches one flag node (<migration.flag_root>/<app>/<service>) and applies its mode to the
+// client's migration channel: a value it cannot read is logged and ignored (the mode stays); a
+// deleted node brings back the configured mode. ZooKeeper watches are one-shot: each read re-arms.
+class MigrationFlag final : public discovery::Session::Observer {
+ public:
+  MigrationFlag(std::shared_ptr<discovery::Session> session, std::string path,
+                std::shared_ptr<MigrationChannel> channel)
+      : session_(std::move(session)),
+        path_(std::move(path)),
+        channel_(std::move(channel)),
+        configured_(channel_->mode()) {}
+  ~MigrationFlag() override {
+    if (started_) session_->RemoveObserver(this);
+  }
+  MigrationFlag(const MigrationFlag&) = delete;
+  MigrationFlag& operator=(const MigrationFlag&) = delete;
+
+  void Start() {
+    started_ = true;
+    session_->AddObserver(this);
+    if (session_->connected()) Read();
+  }
+
+  void OnConnected(bool) override { Read(); }
+  void OnNodeEvent(discovery::NodeEvent, const std::string& path) override {
+    if (path == path_) Read();
+  }
+  void OnTick() override {
+    if (retry_.load()) Read();
+  }
+
+ private:
+  void Read() {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StatusOr<bool> exists = session_->Exists(path_, /*watch=*/true);
+    retry_ = !exists.ok();
+    if (!exists.ok()) return;
+    if (!*exists) {
+      if (last_mzxid_ != 0) {
+        last_mzxid_ = 0;
+        Apply(configured_, "flag " + path_ + " deleted: the configured mode");
+      }
+      return;
+    }
+    absl::StatusOr<discovery::Session::Node> node = session_->Get(path_, /*watch=*/true);
+    if (!node.ok()) {
+      retry_ = !absl::IsNotFound(node.status());  // deleted in between: its watch fires
+      return;
+    }
+    if (node->mzxid == last_mzxid_) return;  // a reconnect, or a second watch: nothing new
+    last_mzxid_ = node->mzxid;
+    std::string source = absl::StrCat("flag ", path_, " version ", node->version);
+    absl::StatusOr<MigrationMode> mode = MigrationMode::Parse(node->data);
+    if (!mode.ok()) {
+      Log(LogLevel::kWarning, absl::StrCat(source, ": ", mode.status().message(), "; keeping ",
+                                           channel_->mode().ToString()));
+      return;
+    }
+    Apply(*mode, source);
+  }
+
+  void Apply(const MigrationMode& mode, const std::string& source) {
+    if (absl::Status s = channel_->SetMode(mode, source); !s.ok())
+      Log(LogLevel::kWarning, std::string(s.message()));
+  }
+
+  std::shared_ptr<discovery::Session> session_;
+  const std::string path_;
+  std::shared_ptr<MigrationChannel> channel_;
+  const MigrationMode configured_;
+  bool started_ = false;
+  std::atomic<bool> retry_{false};
+  std::mutex mu_;           // one read at a time
+  int64_t last_mzxid_ = 0;  // of the value applied or refused last; 0: no node
+};
+
 absl::StatusOr<std::unique_ptr<App>> App::Create(int argc, const char* const* argv) {
   absl::StatusOr<AppConfig> config = LoadConfig(ProgramArguments(argc, argv));
   if (!config.ok()) return config.status();
@@ -102,6 +179,8 @@ absl::StatusOr<std::unique_ptr<App>> App::FromConfig(AppConfig config) {
         return absl::InvalidArgumentError(
             absl::StrCat("clients.", service, ".address: ", address.status().message()));
       }
+    } else if (client.mode_set && client.migration.mode.kind == MigrationMode::Kind::kLocal) {
+      // local only until switched; the remote side is made when it can be
     } else if (config.registry.zookeeper.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("clients.", service,
                                                      ": no way to reach it: set clients.", service,
@@ -128,6 +207,10 @@ App::App(AppConfig config)
 
 App::~App() {
   Shutdown();
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    channels_.clear();  // their flag watchers leave the session first
+  }
   resolver_.reset();
   session_.reset();
   for (int fd : stop_pipe_)
@@ -154,10 +237,42 @@ void App::EnsureSession() {
   }
 }
 
-std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
+std::shared_ptr<Channel> App::RemoteChannelFor(const std::string& service,
+                                               const ClientConfig& client, std::string* target) {
+  if (!client.address.empty()) {
+    *target = client.address;
+    return MakeChannel(client.address, client.protocol, client.channel);
+  }
+  if (config_.registry.zookeeper.empty()) {
+    throw RpcError(StatusCode::kInvalidArgument,
+                   absl::StrCat("no way to reach ", service, ": set registry.zookeeper or clients.",
+                                service, ".address"));
+  }
+  EnsureSession();
+  internal::ZooKeeperAddress where{config_.registry.zookeeper, config_.registry.base_path,
+                                   client.app};
+  *target = where.ToString();
+  return internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
+                                        where.ToString(), nullptr, service);
+}
+
+void App::AddLocal(const internal::ServiceBinding& binding, std::shared_ptr<void> impl) {
+  std::lock_guard<std::mutex> lock(session_mu_);
+  if (channels_.count(binding.full_name) != 0) {
+    Log(LogLevel::kWarning, "App::Local<" + binding.full_name +
+                                "> after its first Client: the clients made so far stay remote");
+  }
+  locals_[binding.full_name] = LocalImpl{&binding, std::move(impl)};
+}
+
+std::shared_ptr<Channel> App::ChannelFor(const internal::ServiceBinding& binding) {
+  const std::string& service = binding.full_name;
+  std::optional<LocalImpl> local;
   {
     std::lock_guard<std::mutex> lock(session_mu_);
     if (auto it = channels_.find(service); it != channels_.end()) return it->second.channel;
+    if (auto it = locals_.find(service); it != locals_.end() && it->second.binding == &binding)
+      local = it->second;
   }
   ClientConfig client;
   auto it = config_.clients.find(service);
@@ -167,26 +282,76 @@ std::shared_ptr<Channel> App::ChannelFor(const std::string& service) {
     client = config_.client_defaults;
     client.app = service.substr(0, service.find('.'));
   }
-  auto keep = [&](std::string target, std::shared_ptr<Channel> channel) {
+  ClientChannel made{"", client.protocol, nullptr, nullptr, nullptr};
+  if (!local && !client.mode_set) {
+    made.channel = RemoteChannelFor(service, client, &made.target);
+  } else {
+    // A migration: the local side (if registered), the remote one (if reachable), a mode.
+    MigrationOptions options = client.migration;
+    if (!client.mode_set) options.mode.kind = MigrationMode::Kind::kLocal;
+    std::shared_ptr<Channel> remote;
+    try {
+      remote = RemoteChannelFor(service, client, &made.target);
+    } catch (const RpcError& e) {
+      if (options.mode.kind != MigrationMode::Kind::kLocal || !local) throw;
+      made.target = "(local only: " + e.message() + ")";
+    }
+    made.migration = MakeMigrationChannel(binding, local ? local->impl : nullptr, std::move(remote),
+                                          std::move(options));
+    made.channel = made.migration;
+    if (config_.migration.flags && !config_.registry.zookeeper.empty()) {
+      EnsureSession();
+      made.flag = std::make_shared<MigrationFlag>(
+          session_, absl::StrCat(config_.migration.flag_root, "/", config_.name, "/", service),
+          made.migration);
+    }
+  }
+  std::shared_ptr<MigrationFlag> start;
+  std::shared_ptr<Channel> channel;
+  {
     std::lock_guard<std::mutex> lock(session_mu_);
     // Two threads asking at once: the first one's channel is the one.
-    auto placed =
-        channels_.emplace(service, ClientChannel{std::move(target), client.protocol, channel});
-    return placed.first->second.channel;
-  };
-  if (!client.address.empty())
-    return keep(client.address, MakeChannel(client.address, client.protocol, client.channel));
-  if (config_.registry.zookeeper.empty()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   absl::StrCat("no way to reach ", service, ": set registry.zookeeper or clients.",
-                                service, ".address"));
+    auto placed = channels_.emplace(service, std::move(made));
+    if (placed.second) start = placed.first->second.flag;
+    channel = placed.first->second.channel;
   }
-  EnsureSession();
-  internal::ZooKeeperAddress where{config_.registry.zookeeper, config_.registry.base_path,
-                                   client.app};
-  return keep(where.ToString(),
-              internal::MakeDiscoveryChannel(resolver_, client.app, client.protocol, client.channel,
-                                             where.ToString(), nullptr, service));
+  if (start) start->Start();  // reads the flag now when ZooKeeper answers
+  return channel;
+}
+
+ChannelState App::ClientState(const std::string& service) {
+  std::shared_ptr<Channel> channel;
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    auto it = channels_.find(service);
+    if (it == channels_.end()) return {};
+    channel = it->second.channel;
+  }
+  return channel->State();
+}
+
+std::optional<MigrationStats> App::Migration(const std::string& service) {
+  std::lock_guard<std::mutex> lock(session_mu_);
+  auto it = channels_.find(service);
+  if (it == channels_.end() || !it->second.migration) return std::nullopt;
+  return it->second.migration->Stats();
+}
+
+absl::Status App::SetMigrationMode(const std::string& service, MigrationMode mode,
+                                   std::string source) {
+  std::shared_ptr<MigrationChannel> migration;
+  {
+    std::lock_guard<std::mutex> lock(session_mu_);
+    auto it = channels_.find(service);
+    if (it == channels_.end())
+      return absl::NotFoundError(absl::StrCat(service, ": no client of it yet"));
+    migration = it->second.migration;
+  }
+  if (!migration) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        service, ": its client has no migration (App::Local or clients.", service, ".mode)"));
+  }
+  return migration->SetMode(mode, std::move(source));
 }
 
 absl::Status App::Start() {

@@ -27,12 +27,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "rpcboot/client.h"
 #include "rpcboot/config.h"
+#include "rpcboot/migration.h"
 #include "rpcboot/server.h"
 
 namespace rpcboot {
@@ -42,6 +44,7 @@ class Session;
 class Registrar;
 class Resolver;
 }  // namespace discovery
+class MigrationFlag;
 namespace internal {
 class AdminServer;
 struct AdminInfo;
@@ -69,20 +72,40 @@ class App {
     server_->AddService<S>(std::move(impl));
   }
 
+  // An in-process implementation of S that Client<S>() proxies may call instead of the service,
+  // as clients.<S>.mode and the flag node in ZooKeeper say (rpcboot/migration.h,
+  // docs/migration.md): local (the default once one is registered), remote, shadow, percent:N.
+  // Call before the first Client<S>().
+  template <class S>
+  void Local(std::shared_ptr<S> impl) {
+    internal::RequireGenerated<S>();
+    AddLocal(internal::BindingOf<S>(), std::shared_ptr<void>(impl, static_cast<S*>(impl.get())));
+  }
+  // Switches the migration mode of the client of `service` ("shop.ShopService") for the calls
+  // that start from now on; `source` names who did it in the log. FailedPrecondition when the
+  // client has no migration (no App::Local and no mode configured) or the mode needs a side it
+  // lacks; NotFound before the first Client of that service.
+  absl::Status SetMigrationMode(const std::string& service, MigrationMode mode, std::string source);
+  // What the client of `service` knows now: its instances, resilience state and migration
+  // (empty before its first Client).
+  ChannelState ClientState(const std::string& service);
+  // The migration of the client of `service`: its mode and counts; nullopt when it has none.
+  std::optional<MigrationStats> Migration(const std::string& service);
+
   // A proxy for S, configured by clients.<S's full name> (see ClientConfig): by default the
   // instances of S's package name in this app's registry. Every proxy of S shares one channel
   // (its connections, balancing and resilience state). Throws RpcError(kInvalidArgument) when
   // there is nothing to resolve S with (no registry and no address).
   template <class S>
   std::shared_ptr<S> Client() {
-    return MakeClient<S>(ChannelFor(internal::BindingOf<S>().full_name));
+    return MakeClient<S>(ChannelFor(internal::BindingOf<S>()));
   }
   // The same, with a fallback implementation of S that answers the calls the service fails
   // (UNAVAILABLE, DEADLINE_EXCEEDED, an open circuit): see WithFallback in rpcboot/client.h.
   template <class S>
   std::shared_ptr<S> Client(std::shared_ptr<S> fallback, FallbackOptions options = {}) {
-    return MakeClient<S>(WithFallback<S>(ChannelFor(internal::BindingOf<S>().full_name),
-                                         std::move(fallback), std::move(options)));
+    return MakeClient<S>(WithFallback<S>(ChannelFor(internal::BindingOf<S>()), std::move(fallback),
+                                         std::move(options)));
   }
 
   // Start, wait for SIGTERM/SIGINT (or Stop()), Shutdown. Returns the exit code: 0 after a clean
@@ -104,7 +127,10 @@ class App {
 
  private:
   explicit App(AppConfig config);
-  std::shared_ptr<Channel> ChannelFor(const std::string& service);
+  std::shared_ptr<Channel> ChannelFor(const internal::ServiceBinding& binding);
+  std::shared_ptr<Channel> RemoteChannelFor(const std::string& service, const ClientConfig& client,
+                                            std::string* target);
+  void AddLocal(const internal::ServiceBinding& binding, std::shared_ptr<void> impl);
   void EnsureSession();
   internal::AdminInfo Info();
 
@@ -120,7 +146,14 @@ class App {
     std::string target;
     Protocol protocol;
     std::shared_ptr<Channel> channel;
+    std::shared_ptr<MigrationChannel> migration;  // when it has one
+    std::shared_ptr<MigrationFlag> flag;          // the flag node it watches
   };
+  struct LocalImpl {
+    const internal::ServiceBinding* binding;
+    std::shared_ptr<void> impl;
+  };
+  std::map<std::string, LocalImpl> locals_;        // by service; under session_mu_
   std::map<std::string, ClientChannel> channels_;  // by service; under session_mu_
   std::unique_ptr<internal::AdminServer> admin_;
   std::atomic<bool> serving_{false};

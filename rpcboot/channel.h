@@ -68,11 +68,15 @@ struct CallOptions {
   // (gRPC metadata, THeader headers). Empty: none.
   std::string traceparent;
   std::string tracestate;
+  // Set by a migration channel (rpcboot/migration.h) on the copy it sends to the shadow side:
+  // the server sees ServerContext::shadow().
+  bool shadow = false;
 };
 
 namespace internal {
 struct MethodBinding;
 }  // namespace internal
+struct MigrationStats;  // rpcboot/migration.h
 
 // What a channel to a list of instances knows about them now (Channel::State).
 struct ChannelState {
@@ -94,6 +98,8 @@ struct ChannelState {
   int64_t hedges_won = 0;       // of them, answered first
   int64_t cancelled = 0;        // attempts cancelled because the other one answered first
   int64_t hedge_delay_us = 0;   // the delay before a backup request now (0: no hedging)
+  // A migration channel's mode and counts (rpcboot/migration.h); null for other channels.
+  std::shared_ptr<const MigrationStats> migration;
 };
 
 class Channel {

@@ -366,6 +366,13 @@ const std::vector<Key>& Keys() {
       {"registry.drain_ms", "on shutdown, time between deregistering and closing the ports",
        MsRule<AppConfig>(
            0, [](AppConfig& c) -> std::chrono::milliseconds& { return c.registry.drain; })},
+      {"migration.flag_root",
+       "parent of the flag nodes that switch clients' migration modes: "
+       "<flag_root>/<app.name>/<service>",
+       StringRule<AppConfig>([](AppConfig& c) -> std::string& { return c.migration.flag_root; },
+                             CheckBasePath)},
+      {"migration.flags", "watch the flag nodes (needs registry.zookeeper)",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.migration.flags; })},
       {"admin.port",
        "admin HTTP port: status page /, /metrics (Prometheus), /status.json, /health; 0: pick a "
        "free one; -1: off",
@@ -396,6 +403,22 @@ const std::vector<Key>& Keys() {
                              })},
   };
   return *keys;
+}
+
+// A comma-separated list ("a, b,c").
+Rule<ClientConfig> ListRule(std::vector<std::string>& (*field)(ClientConfig&)) {
+  return {[field](ClientConfig& c, const std::string& v) {
+            std::vector<std::string>& list = field(c);
+            list.clear();
+            for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+              list.emplace_back(absl::StripAsciiWhitespace(part));
+            }
+            return std::string();
+          },
+          [field](ClientConfig& c) {
+            const std::vector<std::string>& list = field(c);
+            return list.empty() ? std::string("(none)") : absl::StrJoin(list, ",");
+          }};
 }
 
 struct ClientKey {
@@ -481,19 +504,9 @@ const std::vector<ClientKey>& ClientKeys() {
            [](ClientConfig& c) -> bool& { return c.channel.call_foreign_instances; })},
       {"queue_when_full", "a call past max_in_flight waits for a slot within its deadline",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.queue_when_full; })},
-      {"hedge_methods",
-       "comma-separated method names that hedge; empty: every idempotent one",
-       {[](ClientConfig& c, const std::string& v) {
-          c.channel.hedge_methods.clear();
-          for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
-            c.channel.hedge_methods.emplace_back(absl::StripAsciiWhitespace(part));
-          }
-          return std::string();
-        },
-        [](ClientConfig& c) {
-          return c.channel.hedge_methods.empty() ? std::string("(every idempotent method)")
-                                                 : absl::StrJoin(c.channel.hedge_methods, ",");
-        }}},
+      {"hedge_methods", "comma-separated method names that hedge; empty: every idempotent one",
+       ListRule(
+           [](ClientConfig& c) -> std::vector<std::string>& { return c.channel.hedge_methods; })},
       {"outlier.enabled", "eject failing or slow instances for a while",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.outlier.enabled; })},
       {"outlier.consecutive_failures", "failures in a row that eject an instance (0: off)",
@@ -565,6 +578,45 @@ const std::vector<ClientKey>& ClientKeys() {
       {"token_file", "file holding the bearer token sent with every call",
        StringRule<ClientConfig>([](ClientConfig& c) -> std::string& { return c.token_file; },
                                 CheckReadable)},
+      {"mode",
+       "which side serves calls: local (App::Local), remote, shadow, shadow:remote, percent:N; "
+       "default: local when App::Local registered one, else remote",
+       {[](ClientConfig& c, const std::string& v) -> std::string {
+          absl::StatusOr<MigrationMode> mode = MigrationMode::Parse(v);
+          if (!mode.ok()) return "is not a mode (local, remote, shadow, shadow:remote, percent:N)";
+          c.migration.mode = *mode;
+          c.mode_set = true;
+          return "";
+        },
+        [](ClientConfig& c) {
+          return c.mode_set ? c.migration.mode.ToString()
+                            : std::string("(local with App::Local, else remote)");
+        }}},
+      {"fallback_to_local",
+       "a remote call that was never sent (no instance, circuit open) is served locally",
+       BoolRule<ClientConfig>(
+           [](ClientConfig& c) -> bool& { return c.migration.fallback_to_local; })},
+      {"shadow_percent", "share of calls also sent to the shadow side, 0 to 100",
+       DoubleRule<ClientConfig>(
+           0, 100, [](ClientConfig& c) -> double& { return c.migration.shadow.percent; })},
+      {"shadow_max_in_flight", "shadow calls in flight at once; more are skipped",
+       IntRule<ClientConfig, int>(
+           0, 10000, [](ClientConfig& c) -> int& { return c.migration.shadow.max_in_flight; })},
+      {"shadow_timeout_ms", "deadline of a shadow call to the remote side",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.migration.shadow.timeout;
+                            })},
+      {"shadow_ignore_fields",
+       "comma-separated fields left out of shadow comparisons: name, path.to.field, "
+       "Method:field",
+       ListRule([](ClientConfig& c) -> std::vector<std::string>& {
+         return c.migration.shadow.ignore_fields;
+       })},
+      {"shadow_methods", "comma-separated non-idempotent methods that are safe to shadow",
+       ListRule([](ClientConfig& c) -> std::vector<std::string>& {
+         return c.migration.shadow.methods;
+       })},
       {"thrift_format", "compact or binary (Thrift)",
        EnumRule<ClientConfig, WireFormat>(
            [](ClientConfig& c) -> WireFormat& { return c.channel.thrift_format; },
@@ -633,8 +685,8 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
         "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
-        "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.* (--help lists "
-        "them)"));
+        "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, "
+        "shadow_* (--help lists them)"));
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown key '", s.key, "' from ", s.source,
                                                  " (rpcboot's keys: --help or "

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "rpcboot/client.h"
+#include "rpcboot/migration.h"
 #include "rpcboot/server.h"
 #include "rpcboot/tracing.h"
 
@@ -41,6 +42,10 @@ struct ClientConfig {
   // A file whose first line is the bearer token sent with every call (read at load into
   // channel.bearer_token).
   std::string token_file;
+  // Moving between an in-process implementation (App::Local) and the service: the mode, the
+  // shadow settings and fallback_to_local (rpcboot/migration.h). mode_set: `mode` was given.
+  MigrationOptions migration;
+  bool mode_set = false;
 };
 
 struct AppConfig {
@@ -72,6 +77,13 @@ struct AppConfig {
   // client.tls.*, client.token_file: for every client that does not set its own (already
   // applied to `clients`; App applies them to services without an entry).
   ClientConfig client_defaults;
+
+  // migration.*: the flag nodes that switch clients' modes while they run (docs/migration.md):
+  // <flag_root>/<app.name>/<service>, watched when flags is on and there is a registry.
+  struct Migration {
+    std::string flag_root = "/rpcboot/migration";
+    bool flags = true;
+  } migration;
 
   // The admin HTTP port (status page, /metrics, /health); port -1: off, 0: a free port.
   struct Admin {

@@ -55,6 +55,13 @@ class ServerContext {
   }
   int64_t trace_start_unix_ns() const { return trace_start_unix_ns_; }
 
+  // True for a shadow call (rpcboot/migration.h): a copy of a call another side answered,
+  // sent only to compare answers. A handler may skip side effects it must not repeat. Carried
+  // in gRPC metadata and THeader headers ("rpcboot-shadow: 1"); a plain framed Thrift call
+  // cannot carry it.
+  bool shadow() const { return shadow_; }
+  void set_shadow(bool shadow) { shadow_ = shadow; }  // used by transports
+
   // Used by transports: makes `context` Current() for this thread until destroyed.
   class Scope {
    public:
@@ -78,6 +85,7 @@ class ServerContext {
   TraceContext trace_;
   uint64_t parent_span_id_ = 0;
   int64_t trace_start_unix_ns_ = 0;
+  bool shadow_ = false;
 };
 
 }  // namespace rpcboot

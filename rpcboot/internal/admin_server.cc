@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/metrics.h"
+#include "rpcboot/migration.h"
 #include "rpcboot/tracing.h"
 
 namespace rpcboot::internal {
@@ -195,6 +196,23 @@ class AdminServer::Impl {
                          {"fast_failures", c.state.fast_failures},
                          {"fallbacks", c.state.fallbacks},
                          {"hedges", c.state.hedges}});
+      if (const MigrationStats* m = c.state.migration.get()) {
+        auto shadow_json = [](const MigrationStats::Shadow& s) {
+          return Json{{"calls", s.calls},   {"matches", s.matches}, {"mismatches", s.mismatches},
+                      {"errors", s.errors}, {"skipped", s.skipped}, {"unsafe", s.unsafe}};
+        };
+        Json by_method = Json::object();
+        for (const auto& [name, s] : m->shadow_by_method) by_method[name] = shadow_json(s);
+        clients.back()["migration"] = {{"mode", m->mode.ToString()},
+                                       {"source", m->mode_source},
+                                       {"switches", m->switches},
+                                       {"local_calls", m->local_calls},
+                                       {"remote_calls", m->remote_calls},
+                                       {"local_fallbacks", m->local_fallbacks},
+                                       {"shadow", shadow_json(m->shadow)},
+                                       {"shadow_by_method", std::move(by_method)},
+                                       {"recent_mismatches", m->recent_mismatches}};
+      }
     }
     j["clients"] = std::move(clients);
     Json failures = Json::array();
@@ -309,16 +327,34 @@ class AdminServer::Impl {
     out += "<h2>Clients</h2>\n<div id=\"clients\">\n";
     if (j["clients"].empty()) out += "<p class=\"muted\">none</p>\n";
     for (const Json& c : j["clients"]) {
-      absl::StrAppend(
-          &out, "<h3>", Html(c["service"].get<std::string>()), "</h3>\n<p>",
-          Html(c["protocol"].get<std::string>()), " to <code>",
-          Html(c["target"].get<std::string>()), "</code>; circuit ",
-          c["circuit_open"].get<bool>() ? "<span class=\"bad\">open</span>" : "closed",
-          "; retries ", c["retries"].get<int64_t>(), " (", c["retries_refused"].get<int64_t>(),
-          " refused by the budget), fast failures ", c["fast_failures"].get<int64_t>(),
-          ", fallbacks ", c["fallbacks"].get<int64_t>(), ", hedges ", c["hedges"].get<int64_t>(),
-          "</p>\n<table class=\"instances\"><tr><th>instance</th><th>state</th>"
-          "<th>in flight</th><th>calls sent</th><th>ejections</th></tr>\n");
+      absl::StrAppend(&out, "<h3>", Html(c["service"].get<std::string>()), "</h3>\n<p>",
+                      Html(c["protocol"].get<std::string>()), " to <code>",
+                      Html(c["target"].get<std::string>()), "</code>; circuit ",
+                      c["circuit_open"].get<bool>() ? "<span class=\"bad\">open</span>" : "closed",
+                      "; retries ", c["retries"].get<int64_t>(), " (",
+                      c["retries_refused"].get<int64_t>(),
+                      " refused by the budget), fast failures ", c["fast_failures"].get<int64_t>(),
+                      ", fallbacks ", c["fallbacks"].get<int64_t>(), ", hedges ",
+                      c["hedges"].get<int64_t>(), "</p>\n");
+      if (c.contains("migration")) {
+        const Json& m = c["migration"];
+        const Json& s = m["shadow"];
+        absl::StrAppend(
+            &out, "<p>migration mode <b>", Html(m["mode"].get<std::string>()), "</b> (",
+            Html(m["source"].get<std::string>()), "; ", m["switches"].get<int64_t>(),
+            " switches): ", m["local_calls"].get<int64_t>(), " calls local (",
+            m["local_fallbacks"].get<int64_t>(), " fallbacks), ", m["remote_calls"].get<int64_t>(),
+            " remote; shadow: ", s["calls"].get<int64_t>(), " compared, ",
+            s["mismatches"].get<int64_t>() > 0 ? "<span class=\"bad\">" : "<span>",
+            s["mismatches"].get<int64_t>(), " mismatches</span>, ", s["errors"].get<int64_t>(),
+            " unanswered, ", s["skipped"].get<int64_t>(), " skipped</p>\n");
+        for (const Json& line : m["recent_mismatches"])
+          absl::StrAppend(&out, "<p class=\"muted\"><code>", Html(line.get<std::string>()),
+                          "</code></p>\n");
+      }
+      absl::StrAppend(&out,
+                      "<table class=\"instances\"><tr><th>instance</th><th>state</th>"
+                      "<th>in flight</th><th>calls sent</th><th>ejections</th></tr>\n");
       for (const Json& i : c["instances"]) {
         std::string state = i["state"].get<std::string>();
         absl::StrAppend(&out, "<tr><td>", Html(i["address"].get<std::string>()),
@@ -439,6 +475,35 @@ class AdminServer::Impl {
               static_cast<double>(c.state.fallbacks));
       out.Add("rpcboot_client_hedges_total", Type::kCounter, "Backup requests sent.", svc,
               static_cast<double>(c.state.hedges));
+      if (const MigrationStats* m = c.state.migration.get()) {
+        out.Add("rpcboot_migration_mode", Type::kGauge,
+                "1 for the migration mode a client is in (local, remote, shadow:..., percent:N).",
+                {{"service", c.service}, {"mode", m->mode.ToString()}}, 1);
+        out.Add("rpcboot_migration_switches_total", Type::kCounter,
+                "Migration mode changes (config, flag node, admin).", svc,
+                static_cast<double>(m->switches));
+        for (auto [side, n] : {std::pair{"local", m->local_calls}, {"remote", m->remote_calls}}) {
+          out.Add("rpcboot_migration_calls_total", Type::kCounter,
+                  "Calls answered by each side of a migration.",
+                  {{"service", c.service}, {"side", side}}, static_cast<double>(n));
+        }
+        out.Add("rpcboot_migration_local_fallbacks_total", Type::kCounter,
+                "Remote calls never sent that the local side served (fallback_to_local).", svc,
+                static_cast<double>(m->local_fallbacks));
+        for (const auto& [method, s] : m->shadow_by_method) {
+          for (auto [result, n] : {std::pair{"match", s.matches},
+                                   {"mismatch", s.mismatches},
+                                   {"error", s.errors},
+                                   {"skipped", s.skipped},
+                                   {"unsafe", s.unsafe}}) {
+            out.Add("rpcboot_migration_shadow_total", Type::kCounter,
+                    "Shadow calls by result: match, mismatch, error (no answer), skipped (over "
+                    "the cap), unsafe (not idempotent: not sent).",
+                    {{"service", c.service}, {"method", method}, {"result", result}},
+                    static_cast<double>(n));
+          }
+        }
+      }
       for (const ChannelState::Instance& i : c.state.instances) {
         MetricWriter::Labels inst{{"service", c.service}, {"instance", i.address}};
         out.Add("rpcboot_client_instance_picks_total", Type::kCounter,

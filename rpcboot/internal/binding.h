@@ -4,6 +4,7 @@
 #ifndef RPCBOOT_INTERNAL_BINDING_H_
 #define RPCBOOT_INTERNAL_BINDING_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,13 @@
 
 namespace rpcboot::internal {
 
+// The differences between two replies, by field path ("items[2].price: 450 vs 460"): at most
+// the limit asked for, and how many there were in all.
+struct ReplyDiff {
+  std::vector<std::string> differences;
+  std::size_t count = 0;
+};
+
 struct MethodBinding {
   std::string name;       // "GetShop": the Thrift message name
   std::string grpc_path;  // "/shop.ShopService/GetShop"
@@ -25,6 +33,11 @@ struct MethodBinding {
   std::string (*serve_proto)(void* impl, std::string_view request) = nullptr;
   // The same for a Thrift args struct; returns the result struct (success in field 0).
   std::string (*serve_thrift)(void* impl, WireFormat format, std::string_view args) = nullptr;
+  // Compares two successful replies of this method (as a channel of `format` returns them)
+  // field by field, leaving out the fields `ignore` names (ShadowOptions::ignore_fields). Throws
+  // RpcError(kInternal) for a reply that does not decode.
+  ReplyDiff (*diff_replies)(WireFormat format, std::string_view a, std::string_view b,
+                            const std::vector<std::string>& ignore, std::size_t limit) = nullptr;
 };
 
 struct ServiceBinding {

@@ -16,6 +16,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/codec/proto_codec.h"
 #include "rpcboot/codec/thrift_codec.h"
+#include "rpcboot/codec/value_diff.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/reflect.h"
 #include "rpcboot/status.h"
@@ -131,6 +132,27 @@ std::string ServeThrift(void* impl, WireFormat format, std::string_view args) {
   }
 }
 
+// The value a reply of method I carries (the part a successful reply decodes to).
+template <class S, std::size_t I>
+typename MethodOf<S, I>::Return DecodeReply(WireFormat format, std::string_view reply);
+
+template <class S, std::size_t I>
+ReplyDiff DiffReplies(WireFormat format, std::string_view a, std::string_view b,
+                      const std::vector<std::string>& ignore, std::size_t limit) {
+  using M = MethodOf<S, I>;
+  using R = typename M::Return;
+  ReplyDiff diff;
+  if constexpr (!std::is_void_v<R>) {
+    R left = DecodeReply<S, I>(format, a);
+    R right = DecodeReply<S, I>(format, b);
+    DiffSink sink(M::kName, &ignore, limit);
+    DiffValues(left, right, sink);
+    diff.differences = sink.differences();
+    diff.count = sink.count();
+  }
+  return diff;
+}
+
 template <class S, std::size_t... I>
 ServiceBinding MakeServiceBinding(std::index_sequence<I...>) {
   ServiceBinding binding;
@@ -141,6 +163,7 @@ ServiceBinding MakeServiceBinding(std::index_sequence<I...>) {
        MethodOf<S, I>::kIdempotent,
        &ServeProto<S, I>,
        &ServeThrift<S, I>,
+       &DiffReplies<S, I>,
    }),
    ...);
   return binding;
@@ -219,10 +242,28 @@ R ThriftDecodeResult(std::string_view bytes, WireFormat format) {
   }
 }
 
+template <class S, std::size_t I>
+typename MethodOf<S, I>::Return DecodeReply(WireFormat format, std::string_view reply) {
+  using M = MethodOf<S, I>;
+  using R = typename M::Return;
+  if (format != WireFormat::kProto) return ThriftDecodeResult<R>(reply, format);
+  if constexpr (std::is_void_v<R>) {
+    return;
+  } else {
+    std::conditional_t<M::kProtoResponseIsReturn, R, std::tuple<R>> decoded{};
+    absl::Status status = ProtoDecode(reply, &decoded);
+    if (!status.ok()) ThrowBadReply(std::string(status.message()));
+    if constexpr (M::kProtoResponseIsReturn) {
+      return decoded;
+    } else {
+      return std::move(std::get<0>(decoded));
+    }
+  }
+}
+
 template <class S, std::size_t I, class... Args>
 typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args) {
   using M = MethodOf<S, I>;
-  using R = typename M::Return;
   const MethodBinding& method = BindingOf<S>().methods[I];
   std::tuple<const Args&...> params(args...);
   WireFormat format = channel.format();
@@ -233,24 +274,10 @@ typename MethodOf<S, I>::Return CallMethod(Channel& channel, const Args&... args
     } else {
       request = ProtoEncode(params);
     }
-    std::string reply = CallThrough(channel, method, request);
-    if constexpr (std::is_void_v<R>) {
-      return;
-    } else {
-      std::conditional_t<M::kProtoResponseIsReturn, R, std::tuple<R>> decoded{};
-      absl::Status status = ProtoDecode(reply, &decoded);
-      if (!status.ok()) ThrowBadReply(std::string(status.message()));
-      if constexpr (M::kProtoResponseIsReturn) {
-        return decoded;
-      } else {
-        return std::move(std::get<0>(decoded));
-      }
-    }
-  } else {
-    std::string request = ThriftEncode(params, format);
-    std::string reply = CallThrough(channel, method, request);
-    return ThriftDecodeResult<R>(reply, format);
+    return DecodeReply<S, I>(format, CallThrough(channel, method, request));
   }
+  std::string request = ThriftEncode(params, format);
+  return DecodeReply<S, I>(format, CallThrough(channel, method, request));
 }
 
 }  // namespace rpcboot::internal

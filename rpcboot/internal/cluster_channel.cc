@@ -219,10 +219,9 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
   if (int64_t since = empty_since_ns_.load(std::memory_order_relaxed); since != 0) {
     int64_t empty_for = NowNs() - since;
     if (empty_for > std::chrono::nanoseconds(options_.empty_registry_grace).count()) {
-      throw RpcError(
-          StatusCode::kUnavailable,
-          absl::StrCat(target_, ": no instance to call (the registry has listed none for ",
-                       empty_for / 1000000, " ms)"));
+      throw UnsentError(absl::StrCat(target_,
+                                     ": no instance to call (the registry has listed none for ",
+                                     empty_for / 1000000, " ms)"));
     }
   }
   if (picker == nullptr) {
@@ -234,9 +233,8 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
       describe = describe_;
     }
     std::string why = describe ? describe() : "";
-    throw RpcError(StatusCode::kUnavailable,
-                   absl::StrCat(target_, ": no instance ", resolved ? "to call" : "known yet",
-                                why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
+    throw UnsentError(absl::StrCat(target_, ": no instance ", resolved ? "to call" : "known yet",
+                                   why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
   }
   // The client's own limit first: a call over it costs nothing downstream.
   if (options_.max_in_flight > 0) {
@@ -276,7 +274,7 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
     std::string refusal = CircuitRefusal(NowNs(), &probe);
     if (!refusal.empty()) {
       fast_failures_.fetch_add(1, std::memory_order_relaxed);
-      throw RpcError(StatusCode::kUnavailable, refusal + "; " + method.name + " not sent");
+      throw UnsentError(refusal + "; " + method.name + " not sent");
     }
   }
   // Each call earns a share of a retry (RetryBudget::ratio), up to the budget's cap.
@@ -383,9 +381,13 @@ std::string ClusterChannel::CallList(const MethodBinding& method, std::string_vi
       last_left = true;
     }
   }
-  throw RpcError(StatusCode::kUnavailable,
-                 absl::StrCat(target_, ": no instance could take the call after ", tried.size(),
-                              " attempt(s)", last_error.empty() ? "" : "; last: " + last_error));
+  // Whether the request may have reached a server decides what a caller may do next (a
+  // migration channel serves a call that was never sent locally).
+  std::string message =
+      absl::StrCat(target_, ": no instance could take the call after ", tried.size(), " attempt(s)",
+                   last_error.empty() ? "" : "; last: " + last_error);
+  if (!last_left) throw UnsentError(std::move(message));
+  throw RpcError(StatusCode::kUnavailable, std::move(message));
 }
 
 void ClusterChannel::RecordAttempt(Backend& backend, bool failed, int64_t latency_us, bool probe) {
@@ -791,7 +793,7 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
     args.skip_unhealthy = false;
     first = picker->Pick(args);
   }
-  if (first == nullptr) throw RpcError(StatusCode::kUnavailable, target_ + ": no instance to call");
+  if (first == nullptr) throw UnsentError(target_ + ": no instance to call");
   race->method = &method;
   race->request = std::string(request);
   race->options = options;

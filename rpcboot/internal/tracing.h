@@ -16,6 +16,8 @@ namespace rpcboot::internal {
 
 // The header (gRPC metadata key, THeader header) names of W3C trace context.
 inline constexpr std::string_view kTraceparentHeader = "traceparent";
+// Marks a shadow call (ServerContext::shadow), value "1".
+inline constexpr std::string_view kShadowHeader = "rpcboot-shadow";
 inline constexpr std::string_view kTracestateHeader = "tracestate";
 
 bool TracingOn();

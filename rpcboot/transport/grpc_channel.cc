@@ -47,6 +47,7 @@ class GrpcChannel final : public Channel {
       if (!call_options.tracestate.empty())
         context.AddMetadata(std::string(internal::kTracestateHeader), call_options.tracestate);
     }
+    if (call_options.shadow) context.AddMetadata(std::string(internal::kShadowHeader), "1");
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;
     grpc::internal::RpcMethod rpc(method.grpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);

@@ -149,6 +149,7 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     };
     token = BearerToken(header("authorization"));
     BeginServerSpan(&call, header(kTraceparentHeader), header(kTracestateHeader));
+    call.set_shadow(header(kShadowHeader) == "1");
     ServerContext::Scope scope(&call);
     std::string request = ToBytes(request_);
     HandlerOutcome outcome = RunHandler([&] {

@@ -73,6 +73,8 @@ class ThriftChannel final : public Channel {
           header.headers.emplace_back(std::string(internal::kTracestateHeader),
                                       call_options.tracestate);
       }
+      if (call_options.shadow)
+        header.headers.emplace_back(std::string(internal::kShadowHeader), "1");
       frame += internal::WrapTHeader(header, message);
     } else {
       frame += message;

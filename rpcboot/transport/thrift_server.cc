@@ -133,6 +133,7 @@ struct CallMeta {
   std::optional<ServerContext::Clock::time_point> deadline;
   std::string token;                    // the "authorization" header's bearer token
   std::string traceparent, tracestate;  // W3C trace context
+  bool shadow = false;                  // rpcboot-shadow: 1
   int64_t started = 0;                  // for the method's CallStats (thrift_stats)
 };
 
@@ -145,6 +146,7 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
   ServerContext context("thrift", peer, meta.deadline);
   if (certificate != nullptr) *context.mutable_identity() = *certificate;
   BeginServerSpan(&context, meta.traceparent, meta.tracestate);
+  context.set_shadow(meta.shadow);
   ServerContext::Scope scope(&context);
   HandlerOutcome outcome = RunHandler([&] {
     if (Refusal refusal =
@@ -1128,6 +1130,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
       if (key == kAuthorizationHeader) meta.token = std::string(BearerToken(value));
       if (key == kTraceparentHeader) meta.traceparent = value;
       if (key == kTracestateHeader) meta.tracestate = value;
+      if (key == kShadowHeader) meta.shadow = value == "1";
       if (key != kTimeoutHeader) continue;
       char* end = nullptr;
       long long ms = std::strtoll(value.c_str(), &end, 10);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "catalog.h"
 #include "order_service.rpcboot.h"
 #include "rpcboot/app.h"
 #include "rpcboot/base/hash.h"
@@ -116,6 +117,13 @@ class OrderServiceImpl final : public order::OrderService {
 
 int main(int argc, char** argv) {
   std::unique_ptr<rpcboot::App> app = rpcboot::App::FromCommandLine(argc, argv);
+  // The catalog as this service had it in-process before it moved to the shop service. Its copy
+  // of the menu has one edit the shop service never got (item 13's name): shadow mode shows it.
+  // clients.shop.ShopService.mode in order.yaml and the flag node
+  // /rpcboot/migration/order/shop.ShopService pick the side (docs/migration.md).
+  auto in_process = std::make_shared<shop::Catalog>("order (in-process catalog)");
+  in_process->Rename(13, "tea");
+  app->Local<shop::ShopService>(in_process);
   // The shop service, found through the registry (clients.shop.ShopService in order.yaml).
   std::shared_ptr<shop::ShopService> shops;
   try {

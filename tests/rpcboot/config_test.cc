@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rpcboot/app.h"
 #include "rpcboot/base/log.h"
 
 namespace rpcboot {
@@ -112,12 +113,14 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--server.grcp_port=1"}),
             "unknown key 'server.grcp_port' from command line --server.grcp_port (rpcboot's keys: "
             "--help or docs/configuration.md)");
-  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocl=grpc"}),
-            "unknown key 'clients.shop.ShopService.protocl' from command line "
-            "--clients.shop.ShopService.protocl: client keys are "
-            "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
-            "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.*, "
-            "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.* (--help lists them)");
+  EXPECT_EQ(
+      Error({"--app.name=shop", "--clients.shop.ShopService.protocl=grpc"}),
+      "unknown key 'clients.shop.ShopService.protocl' from command line "
+      "--clients.shop.ShopService.protocl: client keys are "
+      "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
+      "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.*, "
+      "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, shadow_* (--help "
+      "lists them)");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.subset_position=10/10"}),
             "clients.shop.ShopService.subset_position: '10/10' from command line "
             "--clients.shop.ShopService.subset_position is not index/count with 0 <= index < "
@@ -235,6 +238,52 @@ TEST(Config, ResilienceKeys) {
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.circuit.open_ms=-5"}),
             "clients.shop.ShopService.circuit.open_ms: '-5' from command line "
             "--clients.shop.ShopService.circuit.open_ms is not an integer in 1..86400000");
+}
+
+TEST(Config, MigrationKeys) {
+  absl::StatusOr<AppConfig> c = LoadConfig(
+      {"--app.name=order", "--clients.shop.ShopService.mode=percent:25",
+       "--clients.shop.ShopService.shadow_percent=10",
+       "--clients.shop.ShopService.shadow_max_in_flight=3",
+       "--clients.shop.ShopService.shadow_timeout_ms=250",
+       "--clients.shop.ShopService.shadow_ignore_fields=served_by, GetShop:menu.name",
+       "--clients.shop.ShopService.shadow_methods=Reserve",
+       "--clients.shop.ShopService.fallback_to_local=true", "--migration.flag_root=/flags"},
+      &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ClientConfig& shop = c->clients.at("shop.ShopService");
+  EXPECT_TRUE(shop.mode_set);
+  EXPECT_EQ(shop.migration.mode.ToString(), "percent:25");
+  EXPECT_DOUBLE_EQ(shop.migration.shadow.percent, 10);
+  EXPECT_EQ(shop.migration.shadow.max_in_flight, 3);
+  EXPECT_EQ(shop.migration.shadow.timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(shop.migration.shadow.ignore_fields,
+            (std::vector<std::string>{"served_by", "GetShop:menu.name"}));
+  EXPECT_EQ(shop.migration.shadow.methods, (std::vector<std::string>{"Reserve"}));
+  EXPECT_TRUE(shop.migration.fallback_to_local);
+  EXPECT_EQ(c->migration.flag_root, "/flags");
+  // shadow_max_in_flight must not be read as max_in_flight of a service "shop.ShopService.shadow".
+  EXPECT_EQ(c->clients.count("shop.ShopService.shadow"), 0u);
+  EXPECT_EQ(shop.channel.max_in_flight, 0);
+
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.mode=sideways"}),
+            "clients.shop.ShopService.mode: 'sideways' from command line "
+            "--clients.shop.ShopService.mode is not a mode (local, remote, shadow, "
+            "shadow:remote, percent:N)");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.shadow_percent=150"}),
+            "clients.shop.ShopService.shadow_percent: '150' from command line "
+            "--clients.shop.ShopService.shadow_percent is not a number in 0..100");
+  EXPECT_NE(Error({"--app.name=shop", "--migration.flag_root=flags"}).find("migration.flag_root"),
+            std::string::npos);
+  // A client that starts local needs no registry yet; one that starts remote does.
+  absl::StatusOr<AppConfig> local_only =
+      LoadConfig({"--app.name=order", "--clients.shop.ShopService.mode=local"}, &kNoEnv);
+  ASSERT_TRUE(local_only.ok());
+  EXPECT_TRUE(App::FromConfig(*local_only).ok());
+  absl::StatusOr<AppConfig> remote =
+      LoadConfig({"--app.name=order", "--clients.shop.ShopService.mode=remote"}, &kNoEnv);
+  ASSERT_TRUE(remote.ok());
+  EXPECT_FALSE(App::FromConfig(*remote).ok());
 }
 
 TEST(Config, AdminAndMetricsKeys) {

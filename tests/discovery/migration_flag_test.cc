@@ -1,0 +1,264 @@
+// A migration driven through its flag node, with a real ZooKeeper, the rich app as the remote
+// service in its own process and the rpcboot tool writing the flag: a caller under load is
+// switched local -> shadow -> (a bad value) -> percent:50 -> remote -> local, and no call fails,
+// every call is answered by exactly one primary side (counted on both sides, the remote one by
+// the ids it recorded), the shadow comparison finds exactly the calls the remote answers
+// differently and names the field, the bad value is logged and changes nothing, and deleting
+// the flag brings back the configured mode.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common_types.rpcboot.h"
+#include "discovery/session.h"
+#include "process_testing.h"
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/app.h"
+#include "rpcboot/base/log.h"
+#include "zookeeper_testing.h"
+
+namespace rpcboot {
+namespace {
+
+using rpcboot::testing::ChildProcess;
+using rpcboot::testing::Eventually;
+using rpcboot::testing::ZooKeeperDir;
+using rpcboot::testing::ZooKeeperServer;
+
+// The in-process side: records the ids it serves.
+class LocalRich final : public testing::RichServiceImpl {
+ public:
+  rich::Everything Echo(const rich::EchoRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    served.push_back(request.value.id);
+    return request.value;
+  }
+  std::vector<int64_t> Served() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return served;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int64_t> served;
+};
+
+// Runs the rpcboot tool; returns its output (and exit code).
+std::string Tool(const std::string& args, int* code) {
+  std::string out;
+  FILE* pipe = ::popen((std::string(RPCBOOT_CLI) + " " + args + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return "cannot run " + std::string(RPCBOOT_CLI);
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  int status = ::pclose(pipe);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+class Lines {
+ public:
+  Lines() {
+    SetLogSink([this](LogLevel, std::string_view line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.emplace_back(line);
+    });
+  }
+  ~Lines() { SetLogSink(nullptr); }
+  bool Has(const std::string& a, const std::string& b = "") {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& l : lines_)
+      if (l.find(a) != std::string::npos && l.find(b) != std::string::npos) return true;
+    return false;
+  }
+  std::string All(const std::string& a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string out;
+    for (const std::string& l : lines_)
+      if (l.find(a) != std::string::npos) out += l + "\n";
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall) {
+  Lines log;
+  ZooKeeperServer zk("migration-flag");
+  const std::string record = ZooKeeperDir("migration-flag") + "-echoes.txt";
+  std::remove(record.c_str());
+  auto remote = std::make_unique<ChildProcess>(
+      std::vector<std::string>{RPCBOOT_RICH_APP, "--app.name=rich", "--server.host=127.0.0.1",
+                               "--server.grpc_port=0", "--registry.zookeeper=" + zk.connect(),
+                               "--registry.drain_ms=100", "--chaos.echo_record=" + record,
+                               "--chaos.echo_skew_every=10"},
+      ZooKeeperDir("migration-flag") + "-rich.log");
+
+  absl::StatusOr<AppConfig> config =
+      LoadConfig({"--app.name=caller", "--registry.zookeeper=" + zk.connect(),
+                  "--clients.rich.RichService.protocol=grpc"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<App>> app = App::FromConfig(*config);
+  ASSERT_TRUE(app.ok()) << app.status();
+  auto local = std::make_shared<LocalRich>();
+  (*app)->Local<rich::RichService>(local);
+  std::shared_ptr<rich::RichService> client = (*app)->Client<rich::RichService>();
+  auto mode = [&] { return (*app)->Migration("rich.RichService")->mode.ToString(); };
+  EXPECT_EQ(mode(), "local");  // App::Local and no configured mode: local
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> next_id{1};
+  std::atomic<int> failed{0};
+  std::mutex done_mu;
+  std::vector<int64_t> done;
+  std::string first_failure;
+  std::vector<std::thread> callers;
+  struct Join {  // an assertion that returns early still stops the callers
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Join() {
+      stop = true;
+      for (std::thread& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join{stop, callers};
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      while (!stop.load()) {
+        rich::EchoRequest request;
+        request.value.id = next_id.fetch_add(1);
+        request.value.scalars.text = "plain";
+        try {
+          client->Echo(request);
+          std::lock_guard<std::mutex> lock(done_mu);
+          done.push_back(request.value.id);
+        } catch (const RpcError& e) {
+          std::lock_guard<std::mutex> lock(done_mu);
+          if (failed++ == 0) first_failure = e.what();
+        }
+      }
+    });
+  }
+  auto calls = [&] {
+    std::lock_guard<std::mutex> lock(done_mu);
+    return done.size();
+  };
+  auto some_calls = [&] {
+    size_t before = calls();
+    return Eventually([&] { return calls() >= before + 200; });
+  };
+  const std::string zk_address = "zk://" + zk.connect();
+  auto flag = [&](const std::string& value) {
+    int code = -1;
+    std::string out = Tool("flag " + zk_address + " caller rich.RichService " + value, &code);
+    EXPECT_EQ(code, 0) << out;
+    return out;
+  };
+
+  ASSERT_TRUE(some_calls());
+  // The remote side is up and the caller sees it before any call may go there.
+  ASSERT_TRUE(Eventually([&] {
+    return (*app)->ClientState("rich.RichService").instances.size() == 1;
+  })) << "the caller never saw the rich app in ZooKeeper";
+  for (const char* step : {"shadow", "percent:50", "remote", "local"}) {
+    std::string out = flag(step);
+    EXPECT_NE(out.find("/rpcboot/migration/caller/rich.RichService = " + std::string(step)),
+              std::string::npos)
+        << out;
+    ASSERT_TRUE(Eventually([&] {
+      return mode() ==
+             (step == std::string("shadow") ? std::string("shadow:local") : std::string(step));
+    })) << step
+        << ": the caller is still in " << mode();
+    ASSERT_TRUE(some_calls()) << step;
+    if (step == std::string("shadow")) {
+      // A value that is not a mode, written by hand (the tool refuses it): logged with the
+      // node's version, the mode stays.
+      discovery::Session writer(discovery::SessionOptions{zk.connect()});
+      writer.Start();
+      ASSERT_TRUE(writer.WaitConnected(std::chrono::seconds(10)));
+      ASSERT_TRUE(writer.Set("/rpcboot/migration/caller/rich.RichService", "shadow:both").ok());
+      ASSERT_TRUE(Eventually([&] { return log.Has("is not a mode", "keeping shadow:local"); }));
+      EXPECT_TRUE(log.Has("/rpcboot/migration/caller/rich.RichService version 1"));
+      EXPECT_EQ(mode(), "shadow:local");
+      ASSERT_TRUE(some_calls());
+    }
+  }
+  stop = true;
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(failed.load(), 0) << first_failure;
+  ASSERT_TRUE(
+      Eventually([&] { return (*app)->Migration("rich.RichService")->shadow_in_flight == 0; }));
+  MigrationStats stats = *(*app)->Migration("rich.RichService");
+  EXPECT_EQ(stats.local_calls + stats.remote_calls, static_cast<int64_t>(done.size()));
+  EXPECT_EQ(stats.switches, 4);
+  EXPECT_NE(stats.mode_source.find("version"), std::string::npos) << stats.mode_source;
+
+  // Deleting the flag: back to the configured mode (local), logged.
+  flag("remote");
+  ASSERT_TRUE(Eventually([&] { return mode() == "remote"; }));
+  int code = -1;
+  EXPECT_NE(Tool("flag " + zk_address + " caller rich.RichService", &code).find("= remote"),
+            std::string::npos);
+  flag("clear");
+  ASSERT_TRUE(Eventually([&] { return mode() == "local"; }));
+  EXPECT_TRUE(log.Has("deleted: the configured mode"));
+
+  // The remote side's record, written when it stops.
+  remote->Signal(SIGTERM);
+  EXPECT_EQ(remote->Wait(), 0);
+  std::ifstream in(record);
+  ASSERT_TRUE(in.good()) << "no record at " << record;
+  std::multiset<int64_t> primary_remote, shadowed;
+  std::string kind;
+  int64_t id;
+  while (in >> kind >> id) (kind == "p" ? primary_remote : shadowed).insert(id);
+
+  std::multiset<int64_t> answered(done.begin(), done.end());
+  std::multiset<int64_t> served(primary_remote);
+  for (int64_t local_id : local->Served()) served.insert(local_id);
+  EXPECT_EQ(served.size(), answered.size());
+  EXPECT_TRUE(served == answered) << "a call was served twice, or by no side";
+  EXPECT_GT(primary_remote.size(), 100u);
+  EXPECT_GT(local->Served().size(), 100u);
+
+  // Shadow: the remote answered every 10th id differently; exactly those are mismatches.
+  ASSERT_GT(shadowed.size(), 0u);
+  int64_t skewed = 0;
+  for (int64_t s : shadowed) skewed += s % 10 == 0 ? 1 : 0;
+  EXPECT_EQ(stats.shadow.calls, static_cast<int64_t>(shadowed.size()));
+  EXPECT_EQ(stats.shadow.errors, 0) << log.All("got no answer");
+  EXPECT_EQ(stats.shadow.mismatches, skewed);
+  EXPECT_EQ(stats.shadow.matches, static_cast<int64_t>(shadowed.size()) - skewed);
+  EXPECT_TRUE(log.Has("shadow mismatch", "scalars.text: \"plain\" vs \"skewed\""));
+}
+
+TEST(MigrationFlag, TheToolRefusesWhatIsNotAModeAndWritesNothing) {
+  ZooKeeperServer zk("migration-flag-tool");
+  int code = -1;
+  std::string out = Tool("flag zk://" + zk.connect() + " caller rich.RichService sideways", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("'sideways' is not a mode"), std::string::npos) << out;
+  out = Tool("flag zk://" + zk.connect() + " caller rich.RichService", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("no flag"), std::string::npos) << out;
+  out = Tool("flag zk://" + zk.connect() + " caller/x rich.RichService local", &code);
+  EXPECT_EQ(code, 2) << out;
+  out = Tool("flag 127.0.0.1:1 caller rich.RichService local", &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_NE(out.find("zk://"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace rpcboot
