@@ -278,10 +278,12 @@ class MigrationChannelImpl final : public MigrationChannel {
       case MigrationMode::Kind::kShadow:
         break;
     }
+    bool fell_back = false;  // the remote primary was never sent and the local side answered
     Outcome primary = Sides::Capture([&] {
-      return mode.primary_remote ? Remote(method, request, options) : Local(method, request);
+      return mode.primary_remote ? Remote(method, request, options, &fell_back)
+                                 : Local(method, request);
     });
-    MaybeShadow(method, request, mode.primary_remote, primary);
+    if (!fell_back) MaybeShadow(method, request, mode.primary_remote, primary);
     if (primary.code != StatusCode::kOk) throw RpcError(primary.code, std::move(primary.message));
     return std::move(primary.reply);
   }
@@ -360,7 +362,7 @@ class MigrationChannelImpl final : public MigrationChannel {
   }
 
   std::string Remote(const MethodBinding& method, std::string_view request,
-                     const CallOptions& options) {
+                     const CallOptions& options, bool* fell_back = nullptr) {
     try {
       std::string reply = sides_->remote->Call(method, request, options);
       remote_calls_.fetch_add(1, std::memory_order_relaxed);
@@ -376,6 +378,7 @@ class MigrationChannelImpl final : public MigrationChannel {
                                              " served locally: the remote call was not sent (",
                                              e.message(), "); ", n, " local fallback(s) so far"));
       }
+      if (fell_back != nullptr) *fell_back = true;
       return Local(method, request);
     } catch (const RpcError&) {
       remote_calls_.fetch_add(1, std::memory_order_relaxed);

@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "tests/discovery/process_testing.h"
 #include "tests/discovery/zookeeper_testing.h"
@@ -271,6 +274,268 @@ TEST_P(AppResilience, ASlowInstanceOfThreeIsEjectedThroughTheRegistryAndGetsOnly
   for (const auto& i : channel->State().instances) ejections += i.ejections;
   // Each slow call past the ejection is a probe, one per ejection period at most.
   EXPECT_LE(slow.load(), ejections + 8) << "slow calls beyond the probes";
+  // It recovers (SIGUSR1): a probe finds it fast, and it takes its share of calls again.
+  for (auto& instance : fleet.instances()) instance->Signal(SIGUSR1);
+  give_up = std::chrono::steady_clock::now() + seconds(20);
+  run(-1, [&] { return ejected() == 0 || std::chrono::steady_clock::now() > give_up; });
+  ASSERT_EQ(ejected(), 0) << "the recovered instance never came back";
+  std::map<std::string, int64_t> before;
+  for (const auto& i : channel->State().instances) before[i.address] = i.picks;
+  run(600, nullptr);
+  EXPECT_EQ(failed.load(), 0);
+  for (const auto& i : channel->State().instances)
+    EXPECT_GT(i.picks - before[i.address], 60) << i.address << " did not get its share back";
+}
+
+// `threads` callers make `calls` Count()s in all through `client`; returns how many failed and
+// adds to *slow those slower than `slow_after`.
+int64_t CountCalls(rich::RichService& client, int threads, int64_t calls,
+                   std::atomic<int64_t>* slow = nullptr,
+                   milliseconds slow_after = milliseconds(100)) {
+  std::atomic<int64_t> next{0}, failed{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < threads; ++t) {
+    callers.emplace_back([&] {
+      while (next.fetch_add(1) < calls) {
+        auto start = std::chrono::steady_clock::now();
+        try {
+          client.Count();
+        } catch (const RpcError&) {
+          failed.fetch_add(1);
+        }
+        if (slow != nullptr && std::chrono::steady_clock::now() - start > slow_after)
+          slow->fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  return failed.load();
+}
+
+// "host:port" of the only instance the fleet has registered so far, as channels name it.
+std::string OnlyInstance(Fleet& fleet, Protocol protocol) {
+  discovery::InstanceList view = fleet.View();
+  if (view == nullptr || view->size() != 1) return "";
+  std::optional<int> port = view->front().PortFor(protocol == Protocol::kGrpc ? "grpc" : "thrift");
+  return view->front().address + ":" + std::to_string(port.value_or(0));
+}
+
+// Stops every instance with SIGTERM and adds up the Count() attempts they say they received.
+int64_t StopAndCountReceived(Fleet& fleet) {
+  for (auto& instance : fleet.instances()) instance->Signal(SIGTERM);
+  for (auto& instance : fleet.instances()) instance->Wait();
+  std::istringstream log(fleet.Log());
+  int64_t total = 0;
+  for (std::string line; std::getline(log, line);) {
+    const std::string key = "rich_app: Count received ";
+    if (line.rfind(key, 0) == 0) total += std::stoll(line.substr(key.size()));
+  }
+  return total;
+}
+
+const ChannelState::Instance* InstanceIn(const ChannelState& state, const std::string& address) {
+  for (const ChannelState::Instance& i : state.instances)
+    if (i.address == address) return &i;
+  return nullptr;
+}
+
+TEST_P(AppResilience, AnInstanceFailingHalfItsCallsIsEjectedAndIdempotentCallsNeverFail) {
+  // One name per protocol: the instances' log is read, and must hold this run's lines only.
+  const std::string name = "app-half-" + ProtocolName(GetParam());
+  ZooKeeperServer zk(name);
+  Fleet fleet(zk.connect(), name);
+  fleet.StartInstance({"--chaos.count_fail=half"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  const std::string failing = OnlyInstance(fleet, GetParam());
+  fleet.StartInstance();
+  fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  ChannelOptions options = FastOptions();
+  options.outlier.interval = milliseconds(200);
+  options.outlier.min_calls = 3;
+  options.retry_budget.ratio = 0.5;  // covers one instance of three failing half its calls
+  auto channel = MakeChannel(fleet.Address(), GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  auto ejections = [&](const std::string& address) {
+    ChannelState state = channel->State();
+    const ChannelState::Instance* i = InstanceIn(state, address);
+    return i == nullptr ? 0 : i->ejections;
+  };
+  int64_t failed = 0;
+  auto give_up = std::chrono::steady_clock::now() + seconds(20);
+  while (ejections(failing) == 0 && std::chrono::steady_clock::now() < give_up)
+    failed += CountCalls(*client, 8, 300);
+  ASSERT_GE(ejections(failing), 1) << "the instance failing half its calls was never ejected";
+  EXPECT_EQ(failed, 0) << "an idempotent call failed";
+  EXPECT_EQ(CountCalls(*client, 8, 1000), 0) << "an idempotent call failed";
+  for (const ChannelState::Instance& i : channel->State().instances) {
+    if (i.address != failing) {
+      EXPECT_EQ(i.ejections, 0) << i.address << " was ejected too";
+    }
+  }
+}
+
+TEST_P(AppResilience, EveryInstanceFailingOpensTheCircuitWithinTheRetryBudget) {
+  // One name per protocol: the instances' log is read, and must hold this run's lines only.
+  const std::string name = "app-all-fail-" + ProtocolName(GetParam());
+  ZooKeeperServer zk(name);
+  Fleet fleet(zk.connect(), name);
+  for (int i = 0; i < 3; ++i) fleet.StartInstance({"--chaos.count_fail=all"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  ChannelOptions options = FastOptions();
+  options.outlier.interval = milliseconds(200);
+  options.circuit.open_for = milliseconds(200);
+  auto channel = MakeChannel(fleet.Address(), GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  const int64_t calls = 2000;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(CountCalls(*client, 4, calls), calls) << "every instance fails: so does every call";
+  double seconds_taken =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ChannelState failing = channel->State();
+  EXPECT_GT(failing.fast_failures, calls / 2) << "most calls should fail fast, circuit open";
+  // Retries the budget allows: 10% of calls, 10 a second, and its initial 110.
+  int64_t budget =
+      static_cast<int64_t>(0.1 * static_cast<double>(calls) + 10 * seconds_taken) + 110;
+  EXPECT_LE(failing.retries, budget) << "retries beyond the budget over " << seconds_taken << " s";
+
+  // With a fallback, every call is answered.
+  class Cached final : public testing::RichServiceImpl {
+   public:
+    int64_t Count() override { return -42; }
+  };
+  auto fallen_back = MakeClient<rich::RichService>(
+      WithFallback<rich::RichService>(channel, std::make_shared<Cached>()));
+  int64_t wrong = 0;
+  for (int i = 0; i < 200; ++i) {
+    try {
+      wrong += fallen_back->Count() == -42 ? 0 : 1;
+    } catch (const RpcError&) {
+      ++wrong;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "a call was not answered by the fallback";
+
+  // The instances heal: a probe closes the circuit and calls succeed.
+  for (auto& instance : fleet.instances()) instance->Signal(SIGUSR1);
+  int64_t made = calls + 200;
+  for (auto until = std::chrono::steady_clock::now() + seconds(20);
+       channel->State().circuit_open && std::chrono::steady_clock::now() < until;) {
+    CountCalls(*client, 2, 20);
+    made += 20;
+  }
+  ASSERT_FALSE(channel->State().circuit_open) << "the circuit never closed after healing";
+  EXPECT_EQ(CountCalls(*client, 4, 200), 0);
+  made += 200;
+  // The servers' own count: every attempt the channel says it sent, no more.
+  ChannelState end = channel->State();
+  int64_t received = StopAndCountReceived(fleet);
+  EXPECT_EQ(received, made - end.fast_failures + end.retries)
+      << "calls made " << made << ", failed fast " << end.fast_failures << ", retries "
+      << end.retries;
+  EXPECT_LE(received - (made - calls), calls - failing.fast_failures + budget)
+      << "attempts while failing beyond the calls sent and the budget";
+}
+
+TEST_P(AppResilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCancelled) {
+  // One name per protocol: the instances' log is read, and must hold this run's lines only.
+  const std::string name = "app-hedge-" + ProtocolName(GetParam());
+  ZooKeeperServer zk(name);
+  Fleet fleet(zk.connect(), name);
+  fleet.StartInstance({"--chaos.count_delay_ms=3000"});
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
+  const std::string stalled = OnlyInstance(fleet, GetParam());
+  fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; })) << fleet.Log();
+  ChannelOptions options = FastOptions();
+  options.outlier.enabled = false;  // hedging alone
+  options.hedge_delay = milliseconds(30);
+  options.retry_budget.ratio = 1;  // a backup for every call if need be
+  auto channel = MakeChannel(fleet.Address(), GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  std::atomic<int64_t> slow{0};
+  EXPECT_EQ(CountCalls(*client, 4, 120, &slow, milliseconds(1000)), 0)
+      << "a hedged idempotent call failed";
+  ChannelState state = channel->State();
+  const ChannelState::Instance* s = InstanceIn(state, stalled);
+  ASSERT_NE(s, nullptr);
+  EXPECT_GT(s->picks, 0) << "no call went to the stalled instance first";
+  EXPECT_GE(state.hedges, s->picks) << "a call to the stalled instance got no backup";
+  EXPECT_GE(state.hedges_won, s->picks) << "a backup did not answer first";
+  EXPECT_GE(state.cancelled, s->picks) << "the stalled instance's attempts were not cancelled";
+  EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
+}
+
+TEST_P(AppResilience, ACallPastMaxInFlightFailsAtOnce) {
+  // One name per protocol: the instances' log is read, and must hold this run's lines only.
+  const std::string name = "app-limit-" + ProtocolName(GetParam());
+  ZooKeeperServer zk(name);
+  Fleet fleet(zk.connect(), name);
+  for (int i = 0; i < 3; ++i) fleet.StartInstance();
+  ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 3; })) << fleet.Log();
+  ChannelOptions options = FastOptions();
+  options.max_in_flight = 3;
+  auto channel = MakeChannel(fleet.Address(), GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  // Three calls held in their handlers (each announces itself in the log when it starts).
+  std::vector<std::thread> held;
+  for (int i = 0; i < 3; ++i)
+    held.emplace_back([&, i] { client->Notify(3000 + i, "held", rich::Color::kRed); });
+  ASSERT_TRUE(Eventually([&] {
+    std::string log = fleet.Log();
+    for (int i = 0; i < 3; ++i)
+      if (log.find("Notify " + std::to_string(3000 + i) + " started") == std::string::npos)
+        return false;
+    return true;
+  })) << fleet.Log();
+  try {
+    client->Count();
+    ADD_FAILURE() << "a fourth call went out";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+    EXPECT_NE(std::string(e.what()).find("max_in_flight"), std::string::npos) << e.what();
+  }
+  for (std::thread& t : held) t.join();
+  EXPECT_NO_THROW(client->Count()) << "the limit frees as calls end";
+  EXPECT_EQ(channel->State().fast_failures, 1);
+}
+
+TEST_P(AppResilience, ADeadlineSetAtTheFirstHopReachesTheThirdThroughTheRegistry) {
+  const std::string name = "app-hops-" + ProtocolName(GetParam());
+  ZooKeeperServer zk(name);
+  Fleet fleet(zk.connect(), name);
+  const std::string protocol = GetParam() == Protocol::kGrpc ? "grpc" : "thrift";
+  // A -> B -> C, each its own process found through the registry; C takes 1 s.
+  fleet.StartInstance({"--app.name=hop_c", "--chaos.count_delay_ms=1000"});
+  for (const char* hop : {"b", "a"}) {
+    fleet.StartInstance(
+        {std::string("--app.name=hop_") + hop, "--chaos.count_next=true",
+         std::string("--clients.rich.RichService.app=hop_") + (*hop == 'b' ? "c" : "b"),
+         "--clients.rich.RichService.protocol=" + protocol});
+  }
+  ASSERT_TRUE(Eventually([&] {
+    for (const char* app : {"/services/hop_a", "/services/hop_b", "/services/hop_c"}) {
+      absl::StatusOr<std::vector<std::string>> children = fleet.session().Children(app, false);
+      if (!children.ok() || children->empty()) return false;
+    }
+    return true;
+  })) << fleet.Log();
+  auto a = MakeClient<rich::RichService>(
+      MakeChannel("zk://" + zk.connect() + "/services/hop_a", GetParam(), FastOptions()));
+  try {
+    ScopedCallOptions deadline({milliseconds(200)});
+    a->Count();
+    ADD_FAILURE() << "the call outlived its deadline";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kDeadlineExceeded) << e.what();
+  }
+  // A answered while C's handler still ran: the caller did not wait for C's second.
+  std::string log = fleet.Log();
+  ASSERT_NE(log.find("rich_app: Count saw "), std::string::npos) << "the call never reached C";
+  EXPECT_EQ(log.find("rich_app: Count done"), std::string::npos) << "A waited for C";
+  int64_t seen = std::stoll(log.substr(log.find("rich_app: Count saw ") + 20));
+  EXPECT_GT(seen, 0);
+  EXPECT_LT(seen, 200) << "C saw more than A's deadline left";
 }
 
 INSTANTIATE_TEST_SUITE_P(Protocols, AppResilience,

@@ -6,12 +6,14 @@
 // differently and names the field, the bad value is logged and changes nothing, and deleting
 // the flag brings back the configured mode.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
@@ -107,13 +109,14 @@ TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall)
 
   absl::StatusOr<AppConfig> config =
       LoadConfig({"--app.name=caller", "--registry.zookeeper=" + zk.connect(),
-                  "--clients.rich.RichService.protocol=grpc"});
+                  "--clients.rich.RichService.protocol=grpc", "--admin.port=0"});
   ASSERT_TRUE(config.ok()) << config.status();
   absl::StatusOr<std::unique_ptr<App>> app = App::FromConfig(*config);
   ASSERT_TRUE(app.ok()) << app.status();
   auto local = std::make_shared<LocalRich>();
   (*app)->Local<rich::RichService>(local);
   std::shared_ptr<rich::RichService> client = (*app)->Client<rich::RichService>();
+  ASSERT_TRUE((*app)->Start().ok());  // a client-only app: its admin port
   auto mode = [&] { return (*app)->Migration("rich.RichService")->mode.ToString(); };
   EXPECT_EQ(mode(), "local");  // App::Local and no configured mode: local
 
@@ -242,6 +245,28 @@ TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall)
   EXPECT_EQ(stats.shadow.mismatches, skewed);
   EXPECT_EQ(stats.shadow.matches, static_cast<int64_t>(shadowed.size()) - skewed);
   EXPECT_TRUE(log.Has("shadow mismatch", "scalars.text: \"plain\" vs \"skewed\""));
+
+  // The same figures on the admin port: /metrics and /status.json.
+  httplib::Client http("127.0.0.1", (*app)->admin_port());
+  httplib::Result metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  for (const std::string& line :
+       {"rpcboot_migration_shadow_total{service=\"rich.RichService\",method=\"Echo\","
+        "result=\"mismatch\"} " +
+            std::to_string(skewed),
+        std::string("rpcboot_migration_mode{service=\"rich.RichService\",mode=\"local\"} 1"),
+        std::string("rpcboot_migration_switches_total{service=\"rich.RichService\"} 6")}) {
+    EXPECT_NE(metrics->body.find(line + "\n"), std::string::npos) << line;
+  }
+  httplib::Result status = http.Get("/status.json");
+  ASSERT_TRUE(status && status->status == 200);
+  nlohmann::json j = nlohmann::json::parse(status->body);
+  ASSERT_EQ(j["clients"].size(), 1u);
+  const nlohmann::json& m = j["clients"][0]["migration"];
+  EXPECT_EQ(m["mode"], "local");
+  EXPECT_EQ(m["shadow"]["mismatches"].get<int64_t>(), skewed);
+  EXPECT_NE(m["source"].get<std::string>().find("deleted"), std::string::npos);
+  (*app)->Shutdown();
 }
 
 TEST(MigrationFlag, TheToolRefusesWhatIsNotAModeAndWritesNothing) {
