@@ -104,11 +104,8 @@ ThreadPool& ShadowPool() {
   return *pool;
 }
 
-struct Outcome {
-  StatusCode code = StatusCode::kOk;
-  std::string message;
-  std::string reply;
-};
+// A side's answer: the reply, or the error code and message it failed with.
+using Outcome = HandlerOutcome;
 
 std::string Describe(const Outcome& o) {
   return o.code == StatusCode::kOk ? "OK"
@@ -141,21 +138,6 @@ struct Sides {
     return std::move(outcome.reply);
   }
 
-  template <class Fn>
-  static Outcome Capture(Fn&& fn) {
-    Outcome o;
-    try {
-      o.reply = std::forward<Fn>(fn)();
-    } catch (const RpcError& e) {
-      o.code = e.code();
-      o.message = e.message();
-    } catch (const std::exception& e) {
-      o.code = StatusCode::kInternal;
-      o.message = e.what();
-    }
-    return o;
-  }
-
   // Runs the shadow side of a call whose primary answered `primary`, compares, records.
   void Shadow(const MethodBinding& method, const std::string& request, bool primary_remote,
               const Outcome& primary) {
@@ -165,12 +147,12 @@ struct Sides {
                             ServerContext::Clock::now() + options.shadow.timeout);
       context.set_shadow(true);
       ServerContext::Scope scope(&context);
-      shadow = Capture([&] { return CallLocal(method, request); });
+      shadow = RunHandler([&] { return CallLocal(method, request); });
     } else {
       CallOptions call;
       call.timeout = options.shadow.timeout;
       call.shadow = true;
-      shadow = Capture([&] { return remote->Call(method, request, call); });
+      shadow = RunHandler([&] { return remote->Call(method, request, call); });
     }
     const Outcome& local_side = primary_remote ? shadow : primary;
     const Outcome& remote_side = primary_remote ? primary : shadow;
@@ -279,7 +261,7 @@ class MigrationChannelImpl final : public MigrationChannel {
         break;
     }
     bool fell_back = false;  // the remote primary was never sent and the local side answered
-    Outcome primary = Sides::Capture([&] {
+    Outcome primary = RunHandler([&] {
       return mode.primary_remote ? Remote(method, request, options, &fell_back)
                                  : Local(method, request);
     });

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common_types.rpcboot.h"
+#include "count_calls.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "rich_service.rpcboot.h"
@@ -287,30 +288,7 @@ TEST_P(AppResilience, ASlowInstanceOfThreeIsEjectedThroughTheRegistryAndGetsOnly
     EXPECT_GT(i.picks - before[i.address], 60) << i.address << " did not get its share back";
 }
 
-// `threads` callers make `calls` Count()s in all through `client`; returns how many failed and
-// adds to *slow those slower than `slow_after`.
-int64_t CountCalls(rich::RichService& client, int threads, int64_t calls,
-                   std::atomic<int64_t>* slow = nullptr,
-                   milliseconds slow_after = milliseconds(100)) {
-  std::atomic<int64_t> next{0}, failed{0};
-  std::vector<std::thread> callers;
-  for (int t = 0; t < threads; ++t) {
-    callers.emplace_back([&] {
-      while (next.fetch_add(1) < calls) {
-        auto start = std::chrono::steady_clock::now();
-        try {
-          client.Count();
-        } catch (const RpcError&) {
-          failed.fetch_add(1);
-        }
-        if (slow != nullptr && std::chrono::steady_clock::now() - start > slow_after)
-          slow->fetch_add(1);
-      }
-    });
-  }
-  for (std::thread& t : callers) t.join();
-  return failed.load();
-}
+using rpcboot::testing::CountCalls;
 
 // "host:port" of the only instance the fleet has registered so far, as channels name it.
 std::string OnlyInstance(Fleet& fleet, Protocol protocol) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common_types.rpcboot.h"
+#include "count_calls.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
@@ -78,29 +79,10 @@ class Resilience : public ::testing::TestWithParam<Protocol> {
     return o;
   }
 
-  // `threads` callers make `calls` calls of Count in all; returns how many failed.
   static int64_t Run(rich::RichService& client, int threads, int64_t calls,
                      std::atomic<int64_t>* slow = nullptr,
                      milliseconds slow_after = milliseconds(100)) {
-    std::atomic<int64_t> next{0}, failed{0};
-    std::vector<std::thread> callers;
-    for (int t = 0; t < threads; ++t) {
-      callers.emplace_back([&] {
-        while (next.fetch_add(1) < calls) {
-          auto start = std::chrono::steady_clock::now();
-          try {
-            client.Count();
-          } catch (const RpcError&) {
-            failed.fetch_add(1);
-          }
-          if (slow != nullptr && std::chrono::steady_clock::now() - start > slow_after) {
-            slow->fetch_add(1);
-          }
-        }
-      });
-    }
-    for (std::thread& t : callers) t.join();
-    return failed.load();
+    return testing::CountCalls(client, threads, calls, slow, slow_after);
   }
 
   int64_t Received() const {
