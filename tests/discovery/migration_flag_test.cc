@@ -269,6 +269,58 @@ TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall)
   (*app)->Shutdown();
 }
 
+// A shadow side that hangs (a rich_app whose Count takes 5 s, past the 3 s shadow deadline) or
+// fails every call (another one):
+// the caller's answers come from the local side, none waits, and the shadow calls are bounded by
+// the cap (the rest skipped) and counted as unanswered, never as mismatches.
+TEST(MigrationFlag, AShadowSideThatHangsOrFailsChangesNothingForTheCaller) {
+  ZooKeeperServer zk("migration-shadow-chaos");
+  const std::string log = ZooKeeperDir("migration-shadow-chaos") + "-rich.log";
+  std::vector<std::unique_ptr<ChildProcess>> remotes;
+  for (std::string chaos : {"--chaos.count_delay_ms=5000", "--chaos.count_fail=all"}) {
+    const std::string app = chaos.find("delay") != std::string::npos ? "hangs" : "fails";
+    remotes.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{RPCBOOT_RICH_APP, "--app.name=" + app, "--server.host=127.0.0.1",
+                                 "--server.grpc_port=0", "--registry.zookeeper=" + zk.connect(),
+                                 chaos},
+        log));
+  }
+  for (std::string app : {"hangs", "fails"}) {
+    absl::StatusOr<AppConfig> config = LoadConfig(
+        {"--app.name=caller-of-" + app, "--registry.zookeeper=" + zk.connect(),
+         "--clients.rich.RichService.app=" + app, "--clients.rich.RichService.mode=shadow",
+         "--clients.rich.RichService.shadow_max_in_flight=2",
+         "--clients.rich.RichService.shadow_timeout_ms=3000"});
+    ASSERT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<App>> caller = App::FromConfig(*config);
+    ASSERT_TRUE(caller.ok()) << caller.status();
+    auto local = std::make_shared<testing::RichServiceImpl>();
+    (*caller)->Local<rich::RichService>(local);
+    auto client = (*caller)->Client<rich::RichService>();
+    ASSERT_TRUE(Eventually([&] {
+      return (*caller)->ClientState("rich.RichService").instances.size() == 1;
+    })) << app;
+    // 50 calls, answered locally one after another, while the remote side holds or fails.
+    for (int i = 1; i <= 50; ++i) EXPECT_EQ(client->Count(), i) << app;
+    MigrationStats stats = *(*caller)->Migration("rich.RichService");
+    EXPECT_EQ(stats.local_calls, 50) << app;
+    EXPECT_EQ(stats.remote_calls, 0) << app;
+    if (app == "hangs") {
+      // Both shadow calls the cap lets out are still held: every other one was skipped.
+      EXPECT_EQ(stats.shadow_in_flight, 2);
+      EXPECT_EQ(stats.shadow.skipped, 48);
+    }
+    ASSERT_TRUE(Eventually([&] {
+      return (*caller)->Migration("rich.RichService")->shadow_in_flight == 0;
+    })) << app;
+    stats = *(*caller)->Migration("rich.RichService");
+    EXPECT_EQ(stats.shadow.mismatches, 0) << app;
+    EXPECT_EQ(stats.shadow.calls, stats.shadow.errors) << app << ": every shadow call unanswered";
+    EXPECT_EQ(stats.shadow.calls + stats.shadow.skipped, 50) << app;
+    EXPECT_GT(stats.shadow.calls, 0) << app;
+  }
+}
+
 TEST(MigrationFlag, TheToolRefusesWhatIsNotAModeAndWritesNothing) {
   ZooKeeperServer zk("migration-flag-tool");
   int code = -1;
