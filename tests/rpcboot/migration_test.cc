@@ -401,6 +401,15 @@ TEST_P(Migration, SwitchingUnderLoadLosesAndRepeatsNoCall) {
   std::mutex done_mu;
   std::vector<int64_t> done;
   std::vector<std::thread> callers;
+  struct Join {  // an assertion that returns early still stops the callers
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Join() {
+      stop = true;
+      for (std::thread& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join{stop, callers};
   for (int t = 0; t < 4; ++t) {
     callers.emplace_back([&] {
       while (!stop.load()) {
@@ -423,7 +432,10 @@ TEST_P(Migration, SwitchingUnderLoadLosesAndRepeatsNoCall) {
     for (const char* mode : {"shadow", "percent:50", "remote", "shadow:remote", "local"}) {
       ASSERT_TRUE(channel->SetMode(Mode(mode), "test").ok());
       size_t before = calls();
-      while (calls() < before + 50) std::this_thread::yield();
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (calls() < before + 50 && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
+      ASSERT_GE(calls(), before + 50) << "calls stopped in mode " << mode;
     }
   }
   stop = true;
