@@ -22,6 +22,7 @@
 
 #include "common_types.rpcboot.h"
 #include "discovery/session.h"
+#include "echo_load.h"
 #include "process_testing.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
@@ -120,47 +121,10 @@ TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall)
   auto mode = [&] { return (*app)->Migration("rich.RichService")->mode.ToString(); };
   EXPECT_EQ(mode(), "local");  // App::Local and no configured mode: local
 
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> next_id{1};
-  std::atomic<int> failed{0};
-  std::mutex done_mu;
-  std::vector<int64_t> done;
-  std::string first_failure;
-  std::vector<std::thread> callers;
-  struct Join {  // an assertion that returns early still stops the callers
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~Join() {
-      stop = true;
-      for (std::thread& t : threads)
-        if (t.joinable()) t.join();
-    }
-  } join{stop, callers};
-  for (int t = 0; t < 4; ++t) {
-    callers.emplace_back([&] {
-      while (!stop.load()) {
-        rich::EchoRequest request;
-        request.value.id = next_id.fetch_add(1);
-        request.value.scalars.text = "plain";
-        try {
-          client->Echo(request);
-          std::lock_guard<std::mutex> lock(done_mu);
-          done.push_back(request.value.id);
-        } catch (const RpcError& e) {
-          std::lock_guard<std::mutex> lock(done_mu);
-          if (failed++ == 0) first_failure = e.what();
-        }
-      }
-    });
-  }
-  auto calls = [&] {
-    std::lock_guard<std::mutex> lock(done_mu);
-    return done.size();
-  };
-  auto some_calls = [&] {
-    size_t before = calls();
-    return Eventually([&] { return calls() >= before + 200; });
-  };
+  rich::EchoRequest plain;
+  plain.value.scalars.text = "plain";
+  testing::EchoLoad load(client, 4, plain);
+  auto some_calls = [&] { return load.Progress(200); };
   const std::string zk_address = "zk://" + zk.connect();
   auto flag = [&](const std::string& value) {
     int code = -1;
@@ -198,9 +162,9 @@ TEST(MigrationFlag, ACallerSwitchedThroughItsFlagUnderLoadLosesAndRepeatsNoCall)
       ASSERT_TRUE(some_calls());
     }
   }
-  stop = true;
-  for (std::thread& t : callers) t.join();
-  EXPECT_EQ(failed.load(), 0) << first_failure;
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
+  const std::vector<int64_t> done = load.answered_ids();
   ASSERT_TRUE(
       Eventually([&] { return (*app)->Migration("rich.RichService")->shadow_in_flight == 0; }));
   MigrationStats stats = *(*app)->Migration("rich.RichService");

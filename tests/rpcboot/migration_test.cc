@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common_types.rpcboot.h"
+#include "echo_load.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
 #include "rpcboot/base/log.h"
@@ -396,58 +397,23 @@ TEST_P(Migration, ARemoteCallNeverSentFallsBackToLocalWhenAsked) {
 TEST_P(Migration, SwitchingUnderLoadLosesAndRepeatsNoCall) {
   auto channel = Make("local");
   auto client = MakeClient<rich::RichService>(channel);
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> next_id{0}, failed{0};
-  std::mutex done_mu;
-  std::vector<int64_t> done;
-  std::vector<std::thread> callers;
-  struct Join {  // an assertion that returns early still stops the callers
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~Join() {
-      stop = true;
-      for (std::thread& t : threads)
-        if (t.joinable()) t.join();
-    }
-  } join{stop, callers};
-  for (int t = 0; t < 4; ++t) {
-    callers.emplace_back([&] {
-      while (!stop.load()) {
-        int64_t id = next_id.fetch_add(1);
-        try {
-          client->Echo(EchoOf(id));
-          std::lock_guard<std::mutex> lock(done_mu);
-          done.push_back(id);
-        } catch (const RpcError&) {
-          failed++;
-        }
-      }
-    });
-  }
-  auto calls = [&] {
-    std::lock_guard<std::mutex> lock(done_mu);
-    return done.size();
-  };
+  testing::EchoLoad load(client, 4, EchoOf(0));
   for (int round = 0; round < 3; ++round) {
     for (const char* mode : {"shadow", "percent:50", "remote", "shadow:remote", "local"}) {
       ASSERT_TRUE(channel->SetMode(Mode(mode), "test").ok());
-      size_t before = calls();
-      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      while (calls() < before + 50 && std::chrono::steady_clock::now() < give_up)
-        std::this_thread::yield();
-      ASSERT_GE(calls(), before + 50) << "calls stopped in mode " << mode;
+      ASSERT_TRUE(load.Progress(50)) << "calls stopped in mode " << mode;
     }
   }
-  stop = true;
-  for (std::thread& t : callers) t.join();
+  load.Stop();
   Settled(*channel);
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(load.failed(), 0) << load.first_failure();
   // Every call answered by exactly one primary side: the ids served (shadows apart) are the ids
   // the callers got answers for, each once.
   std::vector<int64_t> served = local_->Served();
   std::vector<int64_t> remote = remote_->Served();
   served.insert(served.end(), remote.begin(), remote.end());
   std::multiset<int64_t> got(served.begin(), served.end());
+  std::vector<int64_t> done = load.answered_ids();
   std::multiset<int64_t> want(done.begin(), done.end());
   EXPECT_EQ(got.size(), want.size());
   EXPECT_TRUE(got == want);
