@@ -6,10 +6,13 @@
 //   rpcboot health zk://HOST:PORT/services/shop [SERVICE]   every instance of an application
 //   rpcboot health http://HOST:PORT                         an admin port's /health
 //   rpcboot describe ADDRESS [SERVICE]                      services, methods, message types
-//   rpcboot call ADDRESS pkg.Service/Method 'JSON'          one call, JSON in and out (gRPC)
+//   rpcboot call ADDRESS pkg.Service/Method 'JSON'          one call, JSON in and out
 //
-// describe and call learn the services through gRPC server reflection (no .proto needed);
-// ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port).
+// describe and call learn the services from the server: gRPC server reflection, or on a Thrift
+// port rpcboot.ThriftReflection (or a schema file, --schema=<stem>.thrift.json); no IDL needed.
+// ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port, else
+// one with a Thrift port). --protocol=thrift|grpc chooses; HOST:PORT is gRPC unless it says
+// thrift (or a --schema is given).
 //
 // Flags (before or after the command): --timeout_ms=N (default 3000); --token_file=F sends the
 // bearer token on F's first line with every gRPC call (servers with server.auth); --tls_ca=F
@@ -34,19 +37,25 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cli/thrift_schema.h"
 #include "discovery/instance.h"
 #include "discovery/session.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/client.h"
 #include "rpcboot/internal/address.h"
+#include "rpcboot/internal/binding.h"
 #include "rpcboot/migration.h"
 #include "rpcboot/status.h"
 #include "rpcboot/transport/grpc_bytes.h"
+#include "rpcboot/transport/thrift_reflection.h"
 
 namespace {
 
@@ -60,11 +69,17 @@ void Authorize(grpc::ClientContext* context) {
   if (!g_token.empty()) context->AddMetadata("authorization", "Bearer " + g_token);
 }
 
-// --tls_*: empty root_certs means plaintext.
+// --tls_*: empty root_certs means plaintext. The files' contents (gRPC) and paths (Thrift).
 struct TlsFlags {
   std::string root_certs, cert_chain, private_key, server_name;
+  std::string ca_file, cert_file, key_file;
 };
 TlsFlags g_tls;
+
+// --protocol: "" (gRPC, or what a zk:// instance serves), "grpc" or "thrift"; --schema: a
+// Thrift schema file to use instead of asking the server.
+std::string g_protocol;
+std::string g_schema_file;
 
 // A gRPC channel to `target`, over TLS when --tls_ca was given.
 std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target) {
@@ -92,13 +107,18 @@ constexpr const char* kUsage =
     "               [--tls_server_name=N]] COMMAND ...\n"
     "       rpcboot [--timeout_ms=N] ls zk://HOST:PORT/BASE[/APP]\n"
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
-    "       rpcboot [--timeout_ms=N] describe ADDRESS [SERVICE]\n"
-    "       rpcboot [--timeout_ms=N] call ADDRESS package.Service/Method 'JSON'\n"
+    "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F] describe ADDRESS\n"
+    "               [SERVICE]\n"
+    "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F] call ADDRESS\n"
+    "               package.Service/Method 'JSON'\n"
     "       rpcboot [--timeout_ms=N] flag zk://HOST:PORT[/FLAG_ROOT] APP package.Service\n"
     "               [local | remote | shadow[:local|:remote] | percent:N | clear]\n"
-    "  ADDRESS: HOST:PORT (gRPC), zk://HOST:PORT/BASE/APP (health: each instance; describe\n"
-    "           and call: the first UP instance with a gRPC port), or http://HOST:PORT (health\n"
-    "           of an admin port)\n"
+    "  ADDRESS: HOST:PORT (gRPC; Thrift with --protocol=thrift or --schema),\n"
+    "           zk://HOST:PORT/BASE/APP (health: each instance; describe and call: the first UP\n"
+    "           instance with a gRPC port, else one with a Thrift port), or http://HOST:PORT\n"
+    "           (health of an admin port)\n"
+    "  --schema=F: a Thrift schema (rpcboot-codegen's <stem>.thrift.json) instead of asking the\n"
+    "              server through rpcboot.ThriftReflection\n"
     "  flag: reads or sets the migration mode of APP's client of the service (the node\n"
     "        FLAG_ROOT/APP/package.Service, FLAG_ROOT /rpcboot/migration by default); clear\n"
     "        deletes it (the client's configured mode again)\n";
@@ -519,47 +539,277 @@ class Reflection {
   google::protobuf::DescriptorPool pool_;
 };
 
-// The gRPC endpoint ADDRESS names: itself, or the first UP instance with a gRPC port of a zk://
-// application. "" and *error when there is none.
-std::string GrpcTarget(const std::string& address, std::chrono::milliseconds timeout,
-                       std::string* error) {
+// The server ADDRESS names for describe and call, and the protocol to speak to it.
+struct Target {
+  std::string endpoint;  // "host:port"; empty, with *error, when there is none
+  bool thrift = false;
+};
+
+// ADDRESS itself, or the first UP instance of a zk:// application with a port of the protocol
+// asked for (--protocol; else gRPC, or Thrift for an application that serves only Thrift).
+Target PickTarget(const std::string& address, std::chrono::milliseconds timeout,
+                  std::string* error) {
+  std::vector<std::string> protocols;
+  if (!g_protocol.empty()) {
+    protocols = {g_protocol};
+  } else if (!g_schema_file.empty()) {
+    protocols = {"thrift"};
+  } else {
+    protocols = {"grpc", "thrift"};
+  }
+  Target target;
   absl::StatusOr<rpcboot::internal::Address> parsed = rpcboot::internal::ParseAddress(address);
   if (!parsed.ok()) {
     *error = std::string(parsed.status().message());
-    return "";
+    return target;
   }
   if (parsed->kind != rpcboot::internal::Address::Kind::kZooKeeper) {
     if (parsed->endpoints.size() != 1) {
       *error = "give one server (HOST:PORT) or a zk:// application, not a static:// list";
-      return "";
+      return target;
     }
-    return parsed->endpoints[0];
+    target.endpoint = parsed->endpoints[0];
+    target.thrift = protocols[0] == "thrift";
+    return target;
   }
   std::unique_ptr<Session> session = Connect(parsed->zookeeper.connect, timeout, error);
-  if (session == nullptr) return "";
+  if (session == nullptr) return target;
   absl::StatusOr<std::vector<Listed>> apps = List(*session, NodePath(parsed->zookeeper));
   if (!apps.ok()) {
     *error = std::string(apps.status().message());
-    return "";
+    return target;
   }
-  for (const Listed& app : *apps) {
-    for (const Instance& i : app.instances) {
-      std::optional<int> grpc = i.PortFor("grpc");
-      if (i.IsUp() && grpc) return absl::StrCat(i.address, ":", *grpc);
+  for (const std::string& protocol : protocols) {
+    for (const Listed& app : *apps) {
+      for (const Instance& i : app.instances) {
+        std::optional<int> port = i.PortFor(protocol);
+        if (!i.IsUp() || !port) continue;
+        target.endpoint = absl::StrCat(i.address, ":", *port);
+        target.thrift = protocol == "thrift";
+        return target;
+      }
     }
   }
-  *error = "no UP instance with a gRPC port under " + address;
-  return "";
+  *error = absl::StrCat("no UP instance with a ",
+                        protocols.size() > 1       ? "gRPC or Thrift"
+                        : protocols[0] == "thrift" ? "Thrift"
+                                                   : "gRPC",
+                        " port under ", address);
+  return target;
+}
+
+// ---- describe and call over Thrift: rpcboot.ThriftReflection or a schema file ----
+
+// `header`: THeader frames, which carry the deadline to the server (rpcboot servers and
+// Thrift's THeader servers read them); plain framed otherwise, which every Thrift server reads.
+// A token always travels in THeader.
+std::shared_ptr<rpcboot::Channel> ThriftChannelTo(const std::string& endpoint,
+                                                  std::chrono::milliseconds timeout, bool header) {
+  rpcboot::ChannelOptions options;
+  options.default_timeout = timeout;
+  options.thrift_header = header;
+  options.bearer_token = g_token;
+  if (!g_tls.ca_file.empty()) {
+    options.tls.enabled = true;
+    options.tls.ca_file = g_tls.ca_file;
+    options.tls.cert_file = g_tls.cert_file;
+    options.tls.key_file = g_tls.key_file;
+    options.tls.server_name = g_tls.server_name;
+  }
+  return rpcboot::MakeThriftChannel(endpoint, options);
+}
+
+// One Thrift call of service/method with an encoded args struct: the result struct, or the
+// call's error. Sent by its multiplexed name ("shop.ShopService:GetShop"), which rpcboot servers
+// and TMultiplexedProcessor read; a server that does not know that name (a stock server with one
+// plain processor) ran nothing, and is asked again by the plain name.
+std::string ThriftCall(rpcboot::Channel& channel, const std::string& service,
+                       const std::string& method, const std::string& args) {
+  rpcboot::internal::MethodBinding binding;
+  binding.name = service + ":" + method;
+  binding.grpc_path = "/" + service + "/" + method;
+  try {
+    return channel.Call(binding, args, rpcboot::CallOptions());
+  } catch (const rpcboot::RpcError& e) {
+    if (e.code() != rpcboot::StatusCode::kUnimplemented ||
+        e.message().find("rpcboot: unknown method") == 0)
+      throw;
+  }
+  binding.name = method;
+  return channel.Call(binding, args, rpcboot::CallOptions());
+}
+
+// The schema: --schema's file, or what the server's rpcboot.ThriftReflection answers (of
+// `service` alone, when given). InvalidArgument: a file that is not a schema; Unimplemented: a
+// server without rpcboot.ThriftReflection; otherwise the call's error.
+absl::StatusOr<rpcboot::cli::ThriftSchema> LoadThriftSchema(const std::string& endpoint,
+                                                            const std::string& service,
+                                                            std::chrono::milliseconds timeout) {
+  using rpcboot::cli::ThriftSchema;
+  using rpcboot::cli::ThriftType;
+  if (!g_schema_file.empty()) {
+    std::string document;
+    if (!ReadFlagFile(g_schema_file, &document))
+      return absl::InvalidArgumentError("--schema: '" + g_schema_file + "' cannot be read");
+    absl::StatusOr<ThriftSchema> schema = ThriftSchema::Parse(document);
+    if (!schema.ok())
+      return absl::InvalidArgumentError("--schema: " + g_schema_file + ": " +
+                                        std::string(schema.status().message()));
+    return schema;
+  }
+  // service ThriftReflection { string Schema(1: string service) }
+  rpcboot::cli::ThriftService reflection;
+  reflection.name = "rpcboot.ThriftReflection";
+  rpcboot::cli::ThriftMethod method;
+  method.name = "Schema";
+  method.params = {{1, "service", ThriftType{ThriftType::Kind::kString, "", {}}, false}};
+  method.result = ThriftType{ThriftType::Kind::kString, "", {}};
+  absl::StatusOr<std::string> args =
+      ThriftSchema::EncodeArgs(reflection, method, nlohmann::json({{"service", service}}).dump(),
+                               rpcboot::WireFormat::kThriftCompact);
+  if (!args.ok()) return args.status();
+  // Plain framed (unless a token must travel): a server that is not rpcboot then answers
+  // "unknown method" instead of dropping a frame it cannot read.
+  std::shared_ptr<rpcboot::Channel> channel = ThriftChannelTo(endpoint, timeout, !g_token.empty());
+  rpcboot::internal::MethodBinding binding;
+  binding.name = std::string(rpcboot::internal::kThriftSchemaMethod);
+  binding.grpc_path = std::string(rpcboot::internal::kThriftSchemaPath);
+  std::string reply;
+  try {
+    reply = channel->Call(binding, *args, rpcboot::CallOptions());
+  } catch (const rpcboot::RpcError& e) {
+    if (e.code() == rpcboot::StatusCode::kUnimplemented) {
+      return absl::UnimplementedError(
+          endpoint +
+          " does not answer rpcboot.ThriftReflection (a Thrift server that is not rpcboot, or "
+          "an older one): give the schema with --schema=FILE (rpcboot-codegen writes "
+          "<stem>.thrift.json beside the .thrift)");
+    }
+    return absl::Status(
+        static_cast<absl::StatusCode>(e.code()),
+        absl::StrCat(endpoint, ": ", std::string(rpcboot::StatusCodeName(e.code())), ": ",
+                     e.message(),
+                     e.code() == rpcboot::StatusCode::kUnavailable
+                         ? " (is it a Thrift port? a gRPC port takes --protocol=grpc)"
+                         : ""));
+  }
+  absl::StatusOr<rpcboot::cli::ThriftReply> decoded =
+      ThriftSchema::DecodeResult(reflection, method, reply, rpcboot::WireFormat::kThriftCompact);
+  if (!decoded.ok()) return decoded.status();
+  absl::StatusOr<ThriftSchema> schema =
+      ThriftSchema::Parse(nlohmann::json::parse(decoded->json).get<std::string>());
+  if (!schema.ok())
+    return absl::DataLossError(endpoint + " answered a schema this tool cannot read: " +
+                               std::string(schema.status().message()));
+  return schema;
+}
+
+std::string ServiceNames(const rpcboot::cli::ThriftSchema& schema) {
+  std::string names;
+  for (const auto& s : schema.services())
+    absl::StrAppend(&names, names.empty() ? "" : ", ", s.name);
+  return names.empty() ? "none" : names;
+}
+
+int DescribeThrift(const std::string& endpoint, const std::string& only,
+                   std::chrono::milliseconds timeout) {
+  absl::StatusOr<rpcboot::cli::ThriftSchema> schema = LoadThriftSchema(endpoint, "", timeout);
+  if (!schema.ok()) {
+    std::fprintf(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
+    return absl::IsInvalidArgument(schema.status()) ? 2 : 1;
+  }
+  std::string from = g_schema_file.empty() ? "rpcboot.ThriftReflection at " + endpoint
+                                           : "schema file " + g_schema_file;
+  bool found = false;
+  for (const rpcboot::cli::ThriftService& service : schema->services()) {
+    if (!only.empty() && service.name != only) continue;
+    found = true;
+    std::printf("%s (Thrift, from %s)\n", service.name.c_str(), from.c_str());
+    if (service.methods.empty()) {
+      std::printf("  (no schema: its glue was generated before rpcboot-codegen embedded one)\n\n");
+      continue;
+    }
+    std::printf("%s\n", rpcboot::cli::ThriftSchema::Describe(service).c_str());
+  }
+  if (!found) {
+    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(),
+                 only.c_str(), ServiceNames(*schema).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int CallThrift(const std::string& endpoint, const std::string& service_name,
+               const std::string& method_name, const std::string& json,
+               std::chrono::milliseconds timeout) {
+  using rpcboot::cli::ThriftSchema;
+  absl::StatusOr<ThriftSchema> schema =
+      LoadThriftSchema(endpoint, g_schema_file.empty() ? service_name : "", timeout);
+  if (!schema.ok()) {
+    std::fprintf(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
+    return 2;
+  }
+  const rpcboot::cli::ThriftService* service = schema->Find(service_name);
+  if (service == nullptr) {
+    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(),
+                 service_name.c_str(), ServiceNames(*schema).c_str());
+    return 2;
+  }
+  const rpcboot::cli::ThriftMethod* method = service->Find(method_name);
+  if (method == nullptr) {
+    std::string methods;
+    for (const auto& m : service->methods)
+      absl::StrAppend(&methods, methods.empty() ? "" : ", ", m.name);
+    std::fprintf(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
+                 method_name.c_str(), methods.empty() ? "none in its schema" : methods.c_str());
+    return 2;
+  }
+  const rpcboot::WireFormat format = rpcboot::WireFormat::kThriftCompact;
+  absl::StatusOr<std::string> args = ThriftSchema::EncodeArgs(*service, *method, json, format);
+  if (!args.ok()) {
+    std::fprintf(stderr, "rpcboot: the JSON is not the parameters of %s/%s: %s\n",
+                 service_name.c_str(), method_name.c_str(),
+                 std::string(args.status().message()).c_str());
+    return 2;
+  }
+  // THeader to a server that answered rpcboot.ThriftReflection (it reads the deadline); plain
+  // framed to one known only by a schema file, which may be any Thrift server.
+  std::shared_ptr<rpcboot::Channel> channel =
+      ThriftChannelTo(endpoint, timeout, g_schema_file.empty() || !g_token.empty());
+  std::string reply;
+  try {
+    reply = ThriftCall(*channel, service_name, method_name, *args);
+  } catch (const rpcboot::RpcError& e) {
+    std::printf("%s: %s\n", std::string(rpcboot::StatusCodeName(e.code())).c_str(),
+                e.message().c_str());
+    return 1;
+  }
+  absl::StatusOr<rpcboot::cli::ThriftReply> decoded =
+      ThriftSchema::DecodeResult(*service, *method, reply, format);
+  if (!decoded.ok()) {
+    std::fprintf(stderr, "rpcboot: %s/%s: %s\n", service_name.c_str(), method_name.c_str(),
+                 std::string(decoded.status().message()).c_str());
+    return 1;
+  }
+  if (!decoded->ok) {
+    std::printf("%s: %s\n", std::string(rpcboot::StatusCodeName(decoded->code)).c_str(),
+                decoded->message.c_str());
+    return 1;
+  }
+  std::printf("%s\n", decoded->json.c_str());
+  return 0;
 }
 
 int Describe(const std::string& address, const std::string& only,
              std::chrono::milliseconds timeout) {
   std::string error;
-  std::string target = GrpcTarget(address, timeout, &error);
-  if (target.empty()) {
+  Target picked = PickTarget(address, timeout, &error);
+  if (picked.endpoint.empty()) {
     std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
+  if (picked.thrift) return DescribeThrift(picked.endpoint, only, timeout);
+  const std::string& target = picked.endpoint;
   Reflection reflection(GrpcChannel(target), timeout);
   absl::StatusOr<std::vector<std::string>> services = reflection.Services();
   if (!services.ok()) {
@@ -612,11 +862,13 @@ int Call(const std::string& address, const std::string& path, const std::string&
   }
   std::string service_name = path.substr(0, slash), method_name = path.substr(slash + 1);
   std::string error;
-  std::string target = GrpcTarget(address, timeout, &error);
-  if (target.empty()) {
+  Target picked = PickTarget(address, timeout, &error);
+  if (picked.endpoint.empty()) {
     std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
+  if (picked.thrift) return CallThrift(picked.endpoint, service_name, method_name, json, timeout);
+  const std::string& target = picked.endpoint;
   auto channel = GrpcChannel(target);
   Reflection reflection(channel, timeout);
   absl::StatusOr<const google::protobuf::ServiceDescriptor*> service =
@@ -673,6 +925,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
   options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(*answer, &out, options);
+  if (out.empty() || out.back() != '\n') out += '\n';
   std::printf("%s", out.c_str());
   return 0;
 }
@@ -710,15 +963,28 @@ int main(int argc, char** argv) {
         g_token.pop_back();
       continue;
     }
+    if (a.rfind("--protocol=", 0) == 0) {
+      g_protocol = a.substr(11);
+      if (g_protocol != "grpc" && g_protocol != "thrift")
+        return Usage("--protocol: '" + g_protocol + "' is neither grpc nor thrift");
+      continue;
+    }
+    if (a.rfind("--schema=", 0) == 0) {
+      g_schema_file = a.substr(9);
+      if (g_schema_file.empty()) return Usage("--schema needs a file (<stem>.thrift.json)");
+      continue;
+    }
     bool tls_flag = false;
-    for (auto [flag, into] : {std::pair<const char*, std::string*>{"--tls_ca=", &g_tls.root_certs},
-                              {"--tls_cert=", &g_tls.cert_chain},
-                              {"--tls_key=", &g_tls.private_key}}) {
+    for (auto [flag, into, path] : {std::tuple<const char*, std::string*, std::string*>{
+                                        "--tls_ca=", &g_tls.root_certs, &g_tls.ca_file},
+                                    {"--tls_cert=", &g_tls.cert_chain, &g_tls.cert_file},
+                                    {"--tls_key=", &g_tls.private_key, &g_tls.key_file}}) {
       std::string prefix = flag;
       if (a.rfind(prefix, 0) != 0) continue;
       tls_flag = true;
-      if (!ReadFlagFile(a.substr(prefix.size()), into))
-        return Usage(prefix.substr(0, prefix.size() - 1) + ": '" + a.substr(prefix.size()) +
+      *path = a.substr(prefix.size());
+      if (!ReadFlagFile(*path, into))
+        return Usage(prefix.substr(0, prefix.size() - 1) + ": '" + *path +
                      "' cannot be read or is empty");
     }
     if (a.rfind("--tls_server_name=", 0) == 0) {
@@ -733,6 +999,8 @@ int main(int argc, char** argv) {
     return Usage("--tls_cert and --tls_key go together (a client certificate and its key)");
   if (g_tls.root_certs.empty() && (!g_tls.cert_chain.empty() || !g_tls.server_name.empty()))
     return Usage("--tls_cert, --tls_key and --tls_server_name need --tls_ca (the CA to trust)");
+  if (g_protocol == "grpc" && !g_schema_file.empty())
+    return Usage("--schema is a Thrift schema: it goes with --protocol=thrift, not grpc");
   if (args.empty()) return Usage("no command");
   const std::string& command = args[0];
   if (command == "ls") {

@@ -50,6 +50,7 @@ function(rpcboot_add_interface target)
     get_filename_component(name ${abs} NAME)
     string(REGEX REPLACE "\\..*$" "" stem ${name})
     list(APPEND outputs ${out_dir}/${stem}.thrift ${out_dir}/${stem}.proto
+                        ${out_dir}/${stem}.thrift.json
                         ${out_dir}/${stem}.rpcboot.h ${out_dir}/${stem}.rpcboot.cc)
     list(APPEND sources ${out_dir}/${stem}.rpcboot.cc)
     list(APPEND thrift_files ${out_dir}/${stem}.thrift)

@@ -221,6 +221,10 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
       out << "    made->descriptors.push_back(" << BytesLiteral(DescriptorBytes(model, plan, f))
           << ");\n";
     }
+    out << "    // The service's Thrift schema as JSON (served to tools by "
+           "rpcboot.ThriftReflection).\n"
+        << "    made->thrift_schema = R\"schema(" << EmitThriftSchema(model, plan, s)
+        << ")schema\";\n";
     out << "    return made;\n  }();\n  return *binding;\n}\n";
     for (std::size_t m = 0; m < d.methods.size(); ++m) {
       out << "\n"

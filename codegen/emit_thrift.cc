@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "codegen/emitters.h"
@@ -139,7 +140,144 @@ class ThriftEmitter {
   std::ostringstream out_;
 };
 
+// The Thrift schema as data (docs/cli.md, "Thrift schema"): what a tool needs to write and read
+// a service's calls without the .thrift file. Names are the .thrift file's; types are wire types
+// ("u64": an i64 that holds an unsigned value), structs and enums by package-qualified name.
+class ThriftSchemaEmitter {
+ public:
+  ThriftSchemaEmitter(const Model& model, const Plan& plan) : model_(model), plan_(plan) {}
+
+  std::string Service(int index) {
+    types_.clear();
+    const ServiceDecl& service = model_.services[index];
+    std::string out =
+        "{\"name\": " + Quote(Qualified(service.package, service.name)) + ", \"methods\": [";
+    for (std::size_t i = 0; i < service.methods.size(); ++i) {
+      const MethodDecl& m = service.methods[i];
+      const MethodPlan& mp = plan_.methods[index][i];
+      out += std::string(i > 0 ? ", " : "") + "{\"name\": " + Quote(m.name) +
+             ", \"idempotent\": " + (m.idempotent ? "true" : "false") + ", \"params\": [";
+      for (std::size_t p = 0; p < m.params.size(); ++p)
+        out += std::string(p > 0 ? ", " : "") + Field(m.params[p]);
+      std::string result = Type(m.result);
+      if (mp.thrift_result_wrapped) {
+        // An optional result travels in `struct <Method>Response {1: optional T value}`.
+        std::string name = Qualified(service.package, mp.response);
+        types_[name] = "{\"struct\": [{\"id\": 1, \"name\": \"value\", \"type\": " + result +
+                       ", \"optional\": true}]}";
+        result = Quote(name);
+      }
+      out += "], \"result\": " + result + "}";
+    }
+    out += "], \"types\": {";
+    bool first = true;
+    for (const auto& [name, definition] : types_) {
+      out += std::string(first ? "" : ", ") + Quote(name) + ": " + definition;
+      first = false;
+    }
+    return out + "}}";
+  }
+
+ private:
+  static std::string Quote(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  }
+
+  static std::string Qualified(const std::string& package, const std::string& name) {
+    return package.empty() ? name : package + "." + name;
+  }
+
+  std::string Field(const FieldDecl& f) {
+    bool optional = f.type.kind == Kind::kOptional;
+    return "{\"id\": " + std::to_string(f.id) + ", \"name\": " + Quote(ThriftSafeName(f.name)) +
+           ", \"type\": " + Type(f.type) + (optional ? ", \"optional\": true}" : "}");
+  }
+
+  // The JSON of a type; defines the structs and enums it reaches in types_.
+  std::string Type(const TypeRef& t) {
+    switch (t.kind) {
+      case Kind::kVoid:
+        return "\"void\"";
+      case Kind::kBool:
+        return "\"bool\"";
+      case Kind::kInt8:
+        return "\"i8\"";
+      case Kind::kInt16:
+      case Kind::kUint8:
+        return "\"i16\"";
+      case Kind::kInt32:
+      case Kind::kUint16:
+        return "\"i32\"";
+      case Kind::kInt64:
+      case Kind::kUint32:
+        return "\"i64\"";
+      case Kind::kUint64:
+        return "\"u64\"";
+      case Kind::kFloat:
+      case Kind::kDouble:
+        return "\"double\"";
+      case Kind::kString:
+        return "\"string\"";
+      case Kind::kBytes:
+        return "\"binary\"";
+      case Kind::kEnum: {
+        const EnumDecl& e = model_.enums[t.decl];
+        std::string name = Qualified(e.package, e.name);
+        if (types_.count(name) == 0) {
+          std::string values;
+          for (const Enumerator& v : e.values) {
+            values += std::string(values.empty() ? "" : ", ") + "[" +
+                      Quote(ThriftSafeName(v.name)) + ", " + std::to_string(v.value) + "]";
+          }
+          types_[name] = "{\"enum\": [" + values + "]}";
+        }
+        return Quote(name);
+      }
+      case Kind::kStruct: {
+        const StructDecl& s = model_.structs[t.decl];
+        std::string name = Qualified(s.package, s.name);
+        if (types_.count(name) == 0) {
+          types_[name] = "";  // taken: a struct that holds itself ends here
+          std::string fields;
+          for (const FieldDecl& f : s.fields)
+            fields += std::string(fields.empty() ? "" : ", ") + Field(f);
+          types_[name] = "{\"struct\": [" + fields + "]}";
+        }
+        return Quote(name);
+      }
+      case Kind::kList:
+        return "{\"list\": " + Type(t.args[0]) + "}";
+      case Kind::kMap:
+        return "{\"map\": [" + Type(t.args[0]) + ", " + Type(t.args[1]) + "]}";
+      case Kind::kOptional:
+        return Type(t.args[0]);
+    }
+    return "\"void\"";
+  }
+
+  const Model& model_;
+  const Plan& plan_;
+  std::map<std::string, std::string> types_;  // sorted: the same headers give the same bytes
+};
+
 }  // namespace
+
+std::string EmitThriftSchema(const Model& model, const Plan& plan, int service) {
+  return ThriftSchemaEmitter(model, plan).Service(service);
+}
+
+std::string EmitThriftSchemaFile(const Model& model, const Plan& plan, int file) {
+  std::string out = "{\"rpcboot_thrift_schema\": 1, \"services\": [";
+  const std::vector<int>& services = plan.files[file].services;
+  for (std::size_t i = 0; i < services.size(); ++i)
+    out += std::string(i > 0 ? ",\n  " : "\n  ") + EmitThriftSchema(model, plan, services[i]);
+  return out + (services.empty() ? "]}\n" : "\n]}\n");
+}
 
 std::string EmitThrift(const Model& model, const Plan& plan, int file) {
   return ThriftEmitter(model, plan, file).Emit();

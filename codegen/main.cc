@@ -32,7 +32,8 @@ constexpr const char* kUsage =
     "usage: rpcboot-codegen [options] HEADER...\n"
     "\n"
     "Reads C++ headers that declare RPCBOOT_SERVICE interfaces and writes, for each HEADER,\n"
-    "<stem>.thrift, <stem>.proto, <stem>.rpcboot.h and <stem>.rpcboot.cc.\n"
+    "<stem>.thrift, <stem>.proto, <stem>.rpcboot.h and <stem>.rpcboot.cc, and the Thrift\n"
+    "schema as JSON for tools (<stem>.thrift.json: rpcboot call --schema).\n"
     "\n"
     "options:\n"
     "  -o, --out-dir DIR   directory for the generated files (default: .)\n"
@@ -330,6 +331,7 @@ int Run(int argc, char** argv) {
     if (first_output.empty()) first_output = base + ".thrift";
     ok &= WriteIfChanged(base + ".thrift", EmitThrift(model, plan, file));
     ok &= WriteIfChanged(base + ".proto", EmitProto(model, plan, file));
+    ok &= WriteIfChanged(base + ".thrift.json", EmitThriftSchemaFile(model, plan, file));
     ok &= WriteIfChanged(base + ".rpcboot.h", EmitCppHeader(model, plan, file));
     ok &= WriteIfChanged(base + ".rpcboot.cc", EmitCppSource(model, plan, file));
   }

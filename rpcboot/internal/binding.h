@@ -46,6 +46,9 @@ struct ServiceBinding {
   // The service's emitted .proto file and every file it imports, as serialized
   // FileDescriptorProtos, imports first: what gRPC server reflection hands out.
   std::vector<std::string> descriptors;
+  // The service's Thrift schema as JSON (rpcboot-codegen's <stem>.thrift.json, this service's
+  // entry): what rpcboot.ThriftReflection hands out, so tools call over Thrift without the IDL.
+  std::string thrift_schema;
 
   const MethodBinding* Find(std::string_view method_name) const;
 };

@@ -51,6 +51,7 @@
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/server_transport.h"
+#include "rpcboot/transport/thrift_reflection.h"
 #include "rpcboot/transport/thrift_wire.h"
 
 namespace rpcboot::internal {
@@ -1150,6 +1151,15 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     QueueReply(conn, ReplyFrame(wrap, header, kThriftException,
                                 ThriftApplicationException(header.format, kThriftInvalidMessageType,
                                                            why)));
+    return true;
+  }
+  if (header.name == kThriftSchemaMethod) {
+    const PeerIdentity* certificate = Certificate(*conn);
+    QueueReply(
+        conn, ReplyFrame(wrap, header, kThriftReply,
+                         AnswerThriftSchema(server_->table().bindings(), server_->table().guard(),
+                                            meta.token, certificate ? *certificate : PeerIdentity(),
+                                            header.format, message.substr(header.body_offset))));
     return true;
   }
   const Route* route = server_->table().FindThrift(header.name);

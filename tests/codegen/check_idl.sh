@@ -2,7 +2,8 @@
 # Compiles emitted IDL with the stock compilers for every language the issue names, then compiles
 # what they generated: thrift (cpp, java, py, go) and protoc (cpp, java, python); the C++ with
 # g++ -fsyntax-only, the Java with javac, the Python by importing every module. Go code is only
-# generated (no Go toolchain on the test machines).
+# generated (no Go toolchain on the test machines). Then the Thrift schema rpcboot-codegen writes
+# beside the IDL (<stem>.thrift.json) is compared with thrift-compiler's JSON reading of it.
 #   check_idl.sh IDL_DIR WORK_DIR THRIFT PROTOC
 set -euo pipefail
 idl_dir=$1 work=$2 thrift=$3 protoc=$4
@@ -68,5 +69,13 @@ for name in sys.argv[1:]:
         sys.exit(f"FAIL: generated Python module {name} does not parse: {e}")
 print(f"imported {len(sys.argv) - 1} generated Python modules")
 PY
+# The Thrift schema rpcboot serves to tools (<stem>.thrift.json, rpcboot.ThriftReflection) says
+# exactly what thrift-compiler reads in the .thrift: ids, names, wire types, enum values.
+mkdir -p "$work/thrift_json"
+for f in "${thrift_files[@]}"; do
+  "$thrift" --gen json -out "$work/thrift_json" "$f" >/dev/null 2>&1 || fail "thrift --gen json rejects $f"
+done
+"$python" "$(dirname "$0")/check_thrift_schema.py" "$idl_dir" "$work/thrift_json"
+
 echo "OK: ${#thrift_files[@]} .thrift and ${#proto_files[@]} .proto files: generated code compiles" \
   "(C++ ${#thrift_java[@]}+${#proto_java[@]} Java files, Python imported, Go generated)"

@@ -73,7 +73,16 @@ elif [ "$mode" = reflection ]; then
     "$RPCBOOT_CLI" --token_file="$work/token" call "$target" rich.RichService/Mix \
       '{"a": "COLOR_RED", "b": "COLOR_GREEN"}' > "$work/cli.out"
     grep -q '"value": "COLOR_BLUE"' "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: call"; exit 1; }
-    echo "rpcboot describe and call with a token: OK"
+    # The Thrift port's schema (rpcboot.ThriftReflection) is guarded the same way.
+    target=127.0.0.1:${thrift#thrift=}
+    if "$RPCBOOT_CLI" --protocol=thrift describe "$target" > "$work/cli.out" 2>&1; then
+      echo "FAIL: rpcboot describe read the Thrift schema without a token"; exit 1
+    fi
+    grep -q "UNAUTHENTICATED" "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: no reason given (Thrift)"; exit 1; }
+    "$RPCBOOT_CLI" --token_file="$work/token" --protocol=thrift call "$target" rich.RichService/Mix \
+      '{"a": "kRed", "b": "kGreen"}' > "$work/cli.out"
+    grep -q '"kBlue"' "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: call over Thrift"; exit 1; }
+    echo "rpcboot describe and call with a token (gRPC and Thrift): OK"
   fi
 elif [ "$mode" = java ]; then
   jars=/usr/share/java

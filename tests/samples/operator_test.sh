@@ -4,7 +4,8 @@
 # loads the order instance's status page and the test checks the DOM for the served methods,
 # the shop instance its client sees and a failed call made just before, and saves a
 # screenshot; Python's prometheus_client parses both instances' /metrics; and the rpcboot tool
-# lists the registry and asks for health, with its bad input answered clearly.
+# lists the registry, asks for health, describes and calls both services (shop over gRPC, the
+# Thrift-only order over Thrift), with its bad input answered clearly.
 #   operator_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -125,5 +126,24 @@ expect 2 "the JSON is not a shop.GetShopRequest" -- call "127.0.0.1:$shop_grpc" 
 expect 2 "the JSON is not a shop.GetShopRequest" -- call "127.0.0.1:$shop_grpc" shop.ShopService/GetShop '{bad'
 expect 2 "is not package.Service/Method" -- call "127.0.0.1:$shop_grpc" GetShop '{}'
 expect 2 "did not answer" -- --timeout_ms=500 call "zk://127.0.0.1:1/services/shop" shop.ShopService/GetShop '{}'
+# order serves Thrift only: through zk:// the tool takes its Thrift port and learns the schema
+# from the server (rpcboot.ThriftReflection), or from the emitted <stem>.thrift.json.
+expect 0 "order.OrderService (Thrift, from rpcboot.ThriftReflection" -- describe "zk://$zk/services/order"
+grep -q "order.Order PlaceOrder(1: order.PlaceOrderRequest request)" "$work/cli.out" ||
+  fail "describe over Thrift: no PlaceOrder: $(cat "$work/cli.out")"
+expect 0 '"total_cents": 1300' -- call "zk://$zk/services/order" order.OrderService/PlaceOrder \
+  '{"shop_id": 1, "customer": "cli", "lines": [{"item_id": 12, "quantity": 2, "unit_price_cents": 650}]}'
+order_id=$(sed -n 's/.*"order_id": "\([^"]*\)".*/\1/p' "$work/cli.out")
+[ -n "$order_id" ] || fail "PlaceOrder over Thrift: no order_id: $(cat "$work/cli.out")"
+schema=$(find "$build/samples" -name order_service.thrift.json | head -1)
+[ -n "$schema" ] || fail "no order_service.thrift.json in $build/samples"
+expect 0 '"customer": "cli"' -- --schema="$schema" call "zk://$zk/services/order" \
+  order.OrderService/GetOrder "{\"order_id\": \"$order_id\"}"
+expect 1 "INVALID_ARGUMENT: an order needs lines" -- call "zk://$zk/services/order" \
+  order.OrderService/PlaceOrder '{"shop_id": 1, "customer": "cli", "lines": []}'
+expect 2 "quantity: \"two\" is not an i32" -- call "zk://$zk/services/order" \
+  order.OrderService/PlaceOrder '{"shop_id": 1, "lines": [{"quantity": "two"}]}'
+expect 2 "no UP instance with a gRPC port" -- --protocol=grpc call "zk://$zk/services/order" \
+  order.OrderService/GetOrder '{}'
 echo "rpcboot tool: OK"
 echo "operator view end to end: OK"
