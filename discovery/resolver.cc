@@ -77,6 +77,20 @@ InstanceList Resolver::Current(const std::string& name) const {
 }
 
 void Resolver::Refresh(const std::string& name, const std::set<std::string>& reread, bool all) {
+  // Counted from before it waits for the one running: Reading() is true from the moment a
+  // change is known until its read is done.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++watched_[name].refreshes;
+  }
+  struct Done {
+    Resolver* self;
+    const std::string& name;
+    ~Done() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      --self->watched_[name].refreshes;
+    }
+  } done{this, name};
   std::lock_guard<std::mutex> refresh_lock(refresh_mu_);
   const std::string path = ServicePath(name);
   std::map<std::string, Entry> old_children;
@@ -202,6 +216,12 @@ std::size_t Resolver::ListedNodes(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(name);
   return it == watched_.end() ? 0 : it->second.children.size();
+}
+
+bool Resolver::Reading(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = watched_.find(name);
+  return it != watched_.end() && (it->second.refreshes > 0 || it->second.reading > 0);
 }
 
 std::string Resolver::Describe(const std::string& name) const {

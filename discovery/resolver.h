@@ -53,6 +53,9 @@ class Resolver final : private Session::Observer {
   InstanceList Current(const std::string& name) const;
   // How many child nodes the registry lists for `name` (instances or not, readable or not).
   std::size_t ListedNodes(const std::string& name) const;
+  // Whether a read of `name` is in progress (a change being read, or the first list): a caller
+  // that finds no instance may wait for it.
+  bool Reading(const std::string& name) const;
   // Keeps a snapshot of each watched application's list in `dir` (one file per application,
   // written atomically at most once a second after a change) and, when ZooKeeper has not
   // answered for a second and no list was ever read, serves the snapshot's list until it does.
@@ -76,6 +79,7 @@ class Resolver final : private Session::Observer {
     std::map<int, Listener> listeners;
     bool loaded = false;
     std::size_t reading = 0;      // nodes being read now (a refresh in progress)
+    int refreshes = 0;            // refreshes started (waiting or running) and not yet done
     std::string error;            // the last refresh's failure, until one succeeds
     bool from_snapshot = false;   // `list` came from the snapshot file, not from ZooKeeper
     bool snapshot_tried = false;  // the snapshot was looked for (once)

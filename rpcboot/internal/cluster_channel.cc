@@ -92,6 +92,11 @@ void ClusterChannel::SetDescriber(std::function<std::string()> describe) {
   describe_ = std::move(describe);
 }
 
+void ClusterChannel::SetReading(std::function<bool()> reading) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reading_ = std::move(reading);
+}
+
 void ClusterChannel::Hold(std::shared_ptr<void> owner) {
   std::lock_guard<std::mutex> lock(mu_);
   held_.push_back(std::move(owner));
@@ -185,9 +190,23 @@ std::shared_ptr<const Picker> ClusterChannel::CurrentPicker(
   std::shared_ptr<const Picker> picker = std::atomic_load(&picker_);
   if (picker != nullptr) return picker;
   // Before the registry's first answer, a call waits for it (within its deadline).
-  std::unique_lock<std::mutex> lock(mu_);
-  resolved_cv_.wait_until(lock, deadline, [this] { return resolved_; });
-  return std::atomic_load(&picker_);
+  std::function<bool()> reading;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    resolved_cv_.wait_until(lock, deadline, [this] { return resolved_; });
+    reading = reading_;
+  }
+  picker = std::atomic_load(&picker_);
+  // None to call, but the registry is reading a change (an instance registering): the call
+  // waits for that read too. Checked every few ms, since a read that finds nothing to call
+  // publishes nothing; `reading` is asked without mu_ held (it takes the resolver's lock).
+  constexpr auto kRecheck = std::chrono::milliseconds(10);
+  while (picker == nullptr && reading && reading() && std::chrono::steady_clock::now() < deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    resolved_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + kRecheck));
+    picker = std::atomic_load(&picker_);
+  }
+  return picker;
 }
 
 namespace {

@@ -57,6 +57,10 @@ class ClusterChannel final : public Channel {
   // Says why no instance is known, for the error of a call that found none (the registry's
   // state: unreachable, still reading, what it lists). Before the first call.
   void SetDescriber(std::function<std::string()> describe);
+  // Says whether the registry is reading a change now (a new instance's node): a call that
+  // finds no instance waits for that read, within its deadline, instead of failing at once.
+  // Before the first call.
+  void SetReading(std::function<bool()> reading);
   std::size_t size() const;
 
   WireFormat format() const override;
@@ -109,6 +113,7 @@ class ClusterChannel final : public Channel {
   std::shared_ptr<const Picker> picker_;                      // read with std::atomic_load
   std::vector<std::shared_ptr<void>> held_;
   std::function<std::string()> describe_;
+  std::function<bool()> reading_;
   // When the registry began to list no node (steady ns; 0: it lists some), the known instances
   // being kept for empty_registry_grace.
   std::atomic<int64_t> empty_since_ns_{0};

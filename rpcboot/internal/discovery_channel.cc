@@ -111,6 +111,10 @@ std::shared_ptr<Channel> MakeDiscoveryChannel(std::shared_ptr<discovery::Resolve
     std::lock_guard<std::mutex> lock(note->mu);
     return r ? r->Describe(app) + note->text : std::string();
   });
+  channel->SetReading([weak_resolver, app] {
+    std::shared_ptr<discovery::Resolver> r = weak_resolver.lock();
+    return r != nullptr && r->Reading(app);
+  });
   std::weak_ptr<ClusterChannel> weak = channel;
   int id = resolver->Watch(app, [weak, weak_resolver, app, protocol, service, call_foreign,
                                  note](const discovery::InstanceList& list) {
