@@ -14,6 +14,38 @@ std::string Banner(const Model& model, int file, const char* comment) {
 
 namespace {
 
+// The Thrift name of a type that is a Thrift base type (each C++ scalar widened to the Thrift
+// type that holds all its values), or null.
+const char* WireTypeName(Kind kind) {
+  switch (kind) {
+    case Kind::kVoid:
+      return "void";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt8:
+      return "i8";
+    case Kind::kInt16:
+    case Kind::kUint8:
+      return "i16";
+    case Kind::kInt32:
+    case Kind::kUint16:
+      return "i32";
+    case Kind::kInt64:
+    case Kind::kUint32:
+    case Kind::kUint64:
+      return "i64";
+    case Kind::kFloat:
+    case Kind::kDouble:
+      return "double";
+    case Kind::kString:
+      return "string";
+    case Kind::kBytes:
+      return "binary";
+    default:
+      return nullptr;
+  }
+}
+
 class ThriftEmitter {
  public:
   ThriftEmitter(const Model& model, const Plan& plan, int file)
@@ -48,30 +80,8 @@ class ThriftEmitter {
   }
 
   std::string TypeName(const TypeRef& t) const {
+    if (const char* wire = WireTypeName(t.kind)) return wire;
     switch (t.kind) {
-      case Kind::kVoid:
-        return "void";
-      case Kind::kBool:
-        return "bool";
-      case Kind::kInt8:
-        return "i8";
-      case Kind::kInt16:
-      case Kind::kUint8:
-        return "i16";
-      case Kind::kInt32:
-      case Kind::kUint16:
-        return "i32";
-      case Kind::kInt64:
-      case Kind::kUint32:
-      case Kind::kUint64:
-        return "i64";
-      case Kind::kFloat:
-      case Kind::kDouble:
-        return "double";
-      case Kind::kString:
-        return "string";
-      case Kind::kBytes:
-        return "binary";
       case Kind::kEnum:
         return Qualified(model_.enums[t.decl].name, plan_.enum_file[t.decl]);
       case Kind::kStruct:
@@ -80,10 +90,9 @@ class ThriftEmitter {
         return "list<" + TypeName(t.args[0]) + ">";
       case Kind::kMap:
         return "map<" + TypeName(t.args[0]) + ", " + TypeName(t.args[1]) + ">";
-      case Kind::kOptional:
+      default:  // kOptional
         return TypeName(t.args[0]);
     }
-    return "";
   }
 
   void EmitEnum(const EnumDecl& e) {
@@ -200,31 +209,10 @@ class ThriftSchemaEmitter {
 
   // The JSON of a type; defines the structs and enums it reaches in types_.
   std::string Type(const TypeRef& t) {
+    // "u64": an i64 on the wire whose value is unsigned (a tool prints it so).
+    if (t.kind == Kind::kUint64) return "\"u64\"";
+    if (const char* wire = WireTypeName(t.kind)) return Quote(wire);
     switch (t.kind) {
-      case Kind::kVoid:
-        return "\"void\"";
-      case Kind::kBool:
-        return "\"bool\"";
-      case Kind::kInt8:
-        return "\"i8\"";
-      case Kind::kInt16:
-      case Kind::kUint8:
-        return "\"i16\"";
-      case Kind::kInt32:
-      case Kind::kUint16:
-        return "\"i32\"";
-      case Kind::kInt64:
-      case Kind::kUint32:
-        return "\"i64\"";
-      case Kind::kUint64:
-        return "\"u64\"";
-      case Kind::kFloat:
-      case Kind::kDouble:
-        return "\"double\"";
-      case Kind::kString:
-        return "\"string\"";
-      case Kind::kBytes:
-        return "\"binary\"";
       case Kind::kEnum: {
         const EnumDecl& e = model_.enums[t.decl];
         std::string name = Qualified(e.package, e.name);
@@ -254,10 +242,9 @@ class ThriftSchemaEmitter {
         return "{\"list\": " + Type(t.args[0]) + "}";
       case Kind::kMap:
         return "{\"map\": [" + Type(t.args[0]) + ", " + Type(t.args[1]) + "]}";
-      case Kind::kOptional:
+      default:  // kOptional
         return Type(t.args[0]);
     }
-    return "\"void\"";
   }
 
   const Model& model_;
