@@ -15,7 +15,7 @@
 // thrift (or a --schema is given).
 //
 // Flags (before or after the command): --timeout_ms=N (default 3000); --token_file=F sends the
-// bearer token on F's first line with every gRPC call (servers with server.auth); --tls_ca=F
+// bearer token on F's first line with every call (servers with server.auth); --tls_ca=F
 // connects over TLS, trusting the PEM certificates in F; --tls_cert=F and --tls_key=F present a
 // client certificate (mutual TLS); --tls_server_name=N checks the server's certificate for N
 // instead of the host called. Exit status: 0

@@ -55,7 +55,13 @@ if [ "$mode" = tls ]; then
     set -e
     [ $rc = 2 ] && grep -q "tls_cert and --tls_key go together" "$work/cli.out" ||
       { cat "$work/cli.out"; echo "FAIL: half a client certificate (exit $rc)"; exit 1; }
-    echo "rpcboot health over mutual TLS: OK"
+    # describe and call over Thrift, on the same certificates.
+    "$RPCBOOT_CLI" --tls_ca="$c/ca.crt" --tls_cert="$c/client.crt" --tls_key="$c/client.key" \
+      --protocol=thrift call "127.0.0.1:${thrift#thrift=}" rich.RichService/Mix \
+      '{"a": "kRed", "b": "kGreen"}' > "$work/cli.out" 2>&1 ||
+      { cat "$work/cli.out"; echo "FAIL: rpcboot call over Thrift and TLS"; exit 1; }
+    grep -q '"kBlue"' "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: Mix over Thrift and TLS"; exit 1; }
+    echo "rpcboot health (gRPC) and call (Thrift) over mutual TLS: OK"
   fi
 elif [ "$mode" = reflection ]; then
   "$python" "$here/reflection_client.py" "${grpc#grpc=}" reflection-test-token
