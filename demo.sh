@@ -38,8 +38,8 @@ mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
   cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order demo_client rpcboot_cli
-echo "emitted IDL: $build/samples/shop_interface_rpcboot/shop_service.{thrift,proto}"
-echo "             $build/samples/order_interface_rpcboot/order_service.{thrift,proto}"
+echo "emitted IDL: $build/samples/shop_interface_rpcboot/shop_service.{thrift,proto,thrift.json}"
+echo "             $build/samples/order_interface_rpcboot/order_service.{thrift,proto,thrift.json}"
 
 step "3/8 start ZooKeeper on $zk"
 rm -rf "$run"
@@ -121,12 +121,23 @@ wait "$client"
 client_rc=$?
 set -e
 
-step "7/8 a Python client generated from the emitted IDL (thrift --gen py, kazoo) places an order"
+step "7/8 a Python client from the emitted IDL places an order; the rpcboot tool calls order over Thrift"
 thrift --gen py -out "$run" "$build/samples/order_interface_rpcboot/order_service.thrift"
 set +e
 /usr/bin/python3 samples/demo/python_client.py --zookeeper "$zk" --gen "$run"
 python_rc=$?
 set -e
+echo ">> the rpcboot tool learns order's schema from its Thrift port and calls it:"
+echo "   rpcboot describe zk://$zk/services/order"
+"$build/cli/rpcboot" describe "zk://$zk/services/order" | sed -n '1,5p' | sed 's/^/   /'
+echo "   rpcboot call zk://$zk/services/order order.OrderService/PlaceOrder '{...}'"
+set +e
+"$build/cli/rpcboot" call "zk://$zk/services/order" order.OrderService/PlaceOrder \
+  '{"shop_id": 1, "customer": "rpcboot-tool", "lines": [{"item_id": 12, "quantity": 1, "unit_price_cents": 650}]}' \
+  >"$run/tool.out" 2>&1
+tool_rc=$?
+set -e
+grep -E '"(order_id|total_cents)"' "$run/tool.out" | sed 's/^/   /'
 
 step "8/8 summary"
 echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), order instance 1"
@@ -140,8 +151,9 @@ fi
 echo "  migration local -> shadow -> percent:50 -> remote: $([ $migration_rc -eq 0 ] && echo OK || echo FAILED) ($mismatches shadow mismatches)"
 echo "  demo client: $([ $client_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  python client: $([ $python_rc -eq 0 ] && echo OK || echo FAILED)"
+echo "  rpcboot tool over Thrift: $([ $tool_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  logs: $run/"
-if [ $client_rc -eq 0 ] && [ $python_rc -eq 0 ] && [ $migration_rc -eq 0 ]; then
+if [ $client_rc -eq 0 ] && [ $python_rc -eq 0 ] && [ $migration_rc -eq 0 ] && [ $tool_rc -eq 0 ]; then
   echo "demo.sh: OK"
 else
   echo "demo.sh: FAILED"
