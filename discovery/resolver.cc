@@ -219,6 +219,9 @@ std::size_t Resolver::ListedNodes(const std::string& name) const {
 }
 
 bool Resolver::Reading(const std::string& name) const {
+  // While ZooKeeper cannot be reached a read waits for the connection, not for an answer: a
+  // caller is better told at once.
+  if (session_->disconnected_for() > std::chrono::steady_clock::duration::zero()) return false;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(name);
   return it != watched_.end() && (it->second.refreshes > 0 || it->second.reading > 0);

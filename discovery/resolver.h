@@ -53,8 +53,8 @@ class Resolver final : private Session::Observer {
   InstanceList Current(const std::string& name) const;
   // How many child nodes the registry lists for `name` (instances or not, readable or not).
   std::size_t ListedNodes(const std::string& name) const;
-  // Whether a read of `name` is in progress (a change being read, or the first list): a caller
-  // that finds no instance may wait for it.
+  // Whether a read of `name` is in progress (a change being read, or the first list) on a
+  // connected session: a caller that finds no instance may wait for it.
   bool Reading(const std::string& name) const;
   // Keeps a snapshot of each watched application's list in `dir` (one file per application,
   // written atomically at most once a second after a change) and, when ZooKeeper has not
