@@ -930,6 +930,33 @@ int Call(const std::string& address, const std::string& path, const std::string&
   return 0;
 }
 
+// The command, once the flags are read.
+int Run(const std::string& command, const std::vector<std::string>& args,
+        std::chrono::milliseconds timeout) {
+  if (command == "ls") {
+    if (args.size() != 2) return Usage("ls takes one zk:// address");
+    return Ls(args[1], timeout);
+  }
+  if (command == "health") {
+    if (args.size() < 2 || args.size() > 3) return Usage("health takes an address and a service");
+    return Health(args[1], args.size() == 3 ? args[2] : "", timeout);
+  }
+  if (command == "describe") {
+    if (args.size() < 2 || args.size() > 3) return Usage("describe takes an address and a service");
+    return Describe(args[1], args.size() == 3 ? args[2] : "", timeout);
+  }
+  if (command == "call") {
+    if (args.size() != 4) return Usage("call takes an address, Service/Method and the JSON");
+    return Call(args[1], args[2], args[3], timeout);
+  }
+  if (command == "flag") {
+    if (args.size() != 4 && args.size() != 5)
+      return Usage("flag takes a zk:// address, an app, a service and optionally a mode");
+    return Flag(args[1], args[2], args[3], args.size() == 5 ? args[4] : "", timeout);
+  }
+  return Usage("unknown command '" + command + "'");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1003,26 +1030,15 @@ int main(int argc, char** argv) {
     return Usage("--schema is a Thrift schema: it goes with --protocol=thrift, not grpc");
   if (args.empty()) return Usage("no command");
   const std::string& command = args[0];
-  if (command == "ls") {
-    if (args.size() != 2) return Usage("ls takes one zk:// address");
-    return Ls(args[1], timeout);
+  // A flag's file that does not hold what it should (a CA that is not PEM) is found when the
+  // first channel is made: named, never a crash.
+  try {
+    return Run(command, args, timeout);
+  } catch (const rpcboot::RpcError& e) {
+    std::fprintf(stderr, "rpcboot: %s\n", e.message().c_str());
+    return e.code() == rpcboot::StatusCode::kInvalidArgument ? 2 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rpcboot: %s\n", e.what());
+    return 1;
   }
-  if (command == "health") {
-    if (args.size() < 2 || args.size() > 3) return Usage("health takes an address and a service");
-    return Health(args[1], args.size() == 3 ? args[2] : "", timeout);
-  }
-  if (command == "describe") {
-    if (args.size() < 2 || args.size() > 3) return Usage("describe takes an address and a service");
-    return Describe(args[1], args.size() == 3 ? args[2] : "", timeout);
-  }
-  if (command == "call") {
-    if (args.size() != 4) return Usage("call takes an address, Service/Method and the JSON");
-    return Call(args[1], args[2], args[3], timeout);
-  }
-  if (command == "flag") {
-    if (args.size() != 4 && args.size() != 5)
-      return Usage("flag takes a zk:// address, an app, a service and optionally a mode");
-    return Flag(args[1], args[2], args[3], args.size() == 5 ? args[4] : "", timeout);
-  }
-  return Usage("unknown command '" + command + "'");
 }
