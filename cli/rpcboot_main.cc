@@ -10,9 +10,9 @@
 //
 // describe and call learn the services from the server: gRPC server reflection, or on a Thrift
 // port rpcboot.ThriftReflection (or a schema file, --schema=<stem>.thrift.json); no IDL needed.
-// ADDRESS is HOST:PORT or zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port, else
-// one with a Thrift port). --protocol=thrift|grpc chooses; HOST:PORT is gRPC unless it says
-// thrift (or a --schema is given).
+// ADDRESS is HOST:PORT, static://HOST:PORT,... (the first that accepts a connection) or
+// zk://HOST:PORT/BASE/APP (the first UP instance with a gRPC port, else one with a Thrift port).
+// --protocol=thrift|grpc chooses; HOST:PORT is gRPC unless it says thrift (or a --schema is given).
 //
 // Flags (before or after the command): --timeout_ms=N (default 3000); --token_file=F sends the
 // bearer token on F's first line with every call (servers with server.auth); --tls_ca=F
@@ -32,6 +32,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -52,6 +53,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/address.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/socket.h"
 #include "rpcboot/migration.h"
 #include "rpcboot/status.h"
 #include "rpcboot/transport/grpc_bytes.h"
@@ -114,6 +116,7 @@ constexpr const char* kUsage =
     "       rpcboot [--timeout_ms=N] flag zk://HOST:PORT[/FLAG_ROOT] APP package.Service\n"
     "               [local | remote | shadow[:local|:remote] | percent:N | clear]\n"
     "  ADDRESS: HOST:PORT (gRPC; Thrift with --protocol=thrift or --schema),\n"
+    "           static://HOST:PORT,... (describe and call: the first that accepts a connection),\n"
     "           zk://HOST:PORT/BASE/APP (health: each instance; describe and call: the first UP\n"
     "           instance with a gRPC port, else one with a Thrift port), or http://HOST:PORT\n"
     "           (health of an admin port)\n"
@@ -564,12 +567,28 @@ Target PickTarget(const std::string& address, std::chrono::milliseconds timeout,
     return target;
   }
   if (parsed->kind != rpcboot::internal::Address::Kind::kZooKeeper) {
-    if (parsed->endpoints.size() != 1) {
-      *error = "give one server (HOST:PORT) or a zk:// application, not a static:// list";
+    target.thrift = protocols[0] == "thrift";
+    if (parsed->endpoints.size() == 1) {
+      target.endpoint = parsed->endpoints[0];
       return target;
     }
-    target.endpoint = parsed->endpoints[0];
-    target.thrift = protocols[0] == "thrift";
+    // static://: the first endpoint that accepts a connection.
+    std::string last;
+    for (const std::string& endpoint : parsed->endpoints) {
+      std::size_t colon = endpoint.rfind(':');
+      std::string host = endpoint.substr(0, colon);
+      if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+      rpcboot::internal::ConnectError why;
+      int fd = rpcboot::internal::Connect(host, endpoint.substr(colon + 1),
+                                          std::chrono::steady_clock::now() + timeout, &why);
+      if (fd >= 0) {
+        ::close(fd);
+        target.endpoint = endpoint;
+        return target;
+      }
+      last = why.message;
+    }
+    *error = "no endpoint of " + address + " accepts a connection (the last: " + last + ")";
     return target;
   }
   std::unique_ptr<Session> session = Connect(parsed->zookeeper.connect, timeout, error);

@@ -117,6 +117,11 @@ def rpcboot_server_checks(thrift, grpc):
     if json.loads(out or "null") != {"a": 2, "b": 1}:
         failures.append(f"Histogram: {out}")
     run(*t, "call", target, "rich.RichService/Lookup", '{"key": 0}', says='"value": "key 0"')
+    # A static:// list: its first endpoint that accepts a connection.
+    run(*t, "call", f"static://127.0.0.1:1,{target}", "rich.RichService/Lookup", '{"key": 1}',
+        says='"value": "key 1"')
+    run(*t, "--timeout_ms=500", "call", "static://127.0.0.1:1,127.0.0.1:2", "rich.RichService/Count",
+        "{}", want=2, says="no endpoint of static://127.0.0.1:1,127.0.0.1:2 accepts a connection")
     out = run(*t, "call", target, "rich.RichService/Lookup", "{}")
     if json.loads(out or "null") != {}:
         failures.append(f"Lookup without a key answers no value: {out}")
