@@ -2,7 +2,8 @@
 // not) on an event-driven core. A few I/O threads, each an epoll loop, own the sockets: they
 // accept, read frames as bytes arrive (a frame's buffer grows with the bytes received; the
 // declared length is only a limit), parse message headers and answer what needs no handler
-// (unknown method, wrong message type, a frame over the size limit, a deadline already passed).
+// (unknown method, wrong message type, a frame over the size limit, a deadline already passed,
+// the schema asked through rpcboot.ThriftReflection).
 // A call that finds a handler slot free (CallScheduler::Enter) runs on the loop's own thread,
 // with no hop; a monitor thread hands the loop to a spare thread when such a call blocks
 // (HandOff), and the blocked thread finishes its call as a pool thread would. Other calls go to
