@@ -47,9 +47,11 @@ class ZooKeeperServer {
     std::system(("rm -rf " + dir_).c_str());
     port_ = ValueAfter(RunZooKeeperScript("start " + dir_), "port");
   }
+  // Stops the server and removes its directory (data and log): repeated runs leave nothing.
   ~ZooKeeperServer() {
     try {
       RunZooKeeperScript("stop " + dir_);
+      std::system(("rm -rf " + dir_).c_str());
     } catch (...) {
     }
   }
@@ -74,12 +76,15 @@ class ZooKeeperEnsemble {
     connect_ = ValueAfter(RunZooKeeperScript("ensemble " + dir_), "connect");
   }
   ~ZooKeeperEnsemble() {
+    bool stopped = true;
     for (int n = 1; n <= 3; ++n) {
       try {
         RunZooKeeperScript("stop " + dir_ + "/" + std::to_string(n));
       } catch (...) {
+        stopped = false;
       }
     }
+    if (stopped) std::system(("rm -rf " + dir_).c_str());
   }
   ZooKeeperEnsemble(const ZooKeeperEnsemble&) = delete;
   ZooKeeperEnsemble& operator=(const ZooKeeperEnsemble&) = delete;
