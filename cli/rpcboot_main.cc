@@ -38,7 +38,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <tuple>
@@ -665,7 +664,6 @@ absl::StatusOr<rpcboot::cli::ThriftSchema> LoadThriftSchema(const std::string& e
                                                             const std::string& service,
                                                             std::chrono::milliseconds timeout) {
   using rpcboot::cli::ThriftSchema;
-  using rpcboot::cli::ThriftType;
   if (!g_schema_file.empty()) {
     std::string document;
     if (!ReadFlagFile(g_schema_file, &document))
@@ -676,26 +674,18 @@ absl::StatusOr<rpcboot::cli::ThriftSchema> LoadThriftSchema(const std::string& e
                                         std::string(schema.status().message()));
     return schema;
   }
-  // service ThriftReflection { string Schema(1: string service) }
-  rpcboot::cli::ThriftService reflection;
-  reflection.name = "rpcboot.ThriftReflection";
-  rpcboot::cli::ThriftMethod method;
-  method.name = "Schema";
-  method.params = {{1, "service", ThriftType{ThriftType::Kind::kString, "", {}}, false}};
-  method.result = ThriftType{ThriftType::Kind::kString, "", {}};
-  absl::StatusOr<std::string> args =
-      ThriftSchema::EncodeArgs(reflection, method, nlohmann::json({{"service", service}}).dump(),
-                               rpcboot::WireFormat::kThriftCompact);
-  if (!args.ok()) return args.status();
   // Plain framed (unless a token must travel): a server that is not rpcboot then answers
   // "unknown method" instead of dropping a frame it cannot read.
   std::shared_ptr<rpcboot::Channel> channel = ThriftChannelTo(endpoint, timeout, !g_token.empty());
   rpcboot::internal::MethodBinding binding;
   binding.name = std::string(rpcboot::internal::kThriftSchemaMethod);
   binding.grpc_path = std::string(rpcboot::internal::kThriftSchemaPath);
-  std::string reply;
+  std::string document;
   try {
-    reply = channel->Call(binding, *args, rpcboot::CallOptions());
+    const rpcboot::WireFormat format = rpcboot::WireFormat::kThriftCompact;
+    std::string reply = channel->Call(
+        binding, rpcboot::internal::ThriftSchemaRequest(format, service), rpcboot::CallOptions());
+    document = rpcboot::internal::ThriftSchemaFromResult(format, reply);
   } catch (const rpcboot::RpcError& e) {
     if (e.code() == rpcboot::StatusCode::kUnimplemented) {
       return absl::UnimplementedError(
@@ -712,11 +702,7 @@ absl::StatusOr<rpcboot::cli::ThriftSchema> LoadThriftSchema(const std::string& e
                          ? " (is it a Thrift port? a gRPC port takes --protocol=grpc)"
                          : ""));
   }
-  absl::StatusOr<rpcboot::cli::ThriftReply> decoded =
-      ThriftSchema::DecodeResult(reflection, method, reply, rpcboot::WireFormat::kThriftCompact);
-  if (!decoded.ok()) return decoded.status();
-  absl::StatusOr<ThriftSchema> schema =
-      ThriftSchema::Parse(nlohmann::json::parse(decoded->json).get<std::string>());
+  absl::StatusOr<ThriftSchema> schema = ThriftSchema::Parse(document);
   if (!schema.ok())
     return absl::DataLossError(endpoint + " answered a schema this tool cannot read: " +
                                std::string(schema.status().message()));

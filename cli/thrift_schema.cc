@@ -16,6 +16,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "rpcboot/internal/binding.h"
 
 namespace rpcboot::cli {
 namespace {
@@ -32,6 +33,17 @@ constexpr int kMaxDepth = 64;
 struct BadValue {
   std::string message;
 };
+
+// `text` parsed, or InvalidArgument "<what>: <the parser's words>".
+absl::StatusOr<Json> ParseJson(std::string_view text, const std::string& what) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    std::string why = e.what();  // "[json.exception.parse_error.101] parse error at ..."
+    if (std::size_t end = why.find("] "); end != std::string::npos) why = why.substr(end + 2);
+    return absl::InvalidArgumentError(what + ": " + why);
+  }
+}
 
 [[noreturn]] void Bad(const std::string& path, const std::string& what) {
   throw BadValue{path.empty() ? what : path + ": " + what};
@@ -605,14 +617,9 @@ const ThriftMethod* ThriftService::Find(std::string_view method) const {
 }
 
 absl::StatusOr<ThriftSchema> ThriftSchema::Parse(std::string_view document) {
-  Json j;
-  try {
-    j = Json::parse(document);
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    if (std::size_t end = what.find("] "); end != std::string::npos) what = what.substr(end + 2);
-    return absl::InvalidArgumentError("the schema is not JSON: " + what);
-  }
+  absl::StatusOr<Json> parsed = ParseJson(document, "the schema is not JSON");
+  if (!parsed.ok()) return parsed.status();
+  Json j = *std::move(parsed);
   if (!j.is_object() || !j.contains("rpcboot_thrift_schema"))
     return absl::InvalidArgumentError(
         "not an rpcboot Thrift schema (no \"rpcboot_thrift_schema\" key; rpcboot-codegen writes "
@@ -706,14 +713,9 @@ std::string ThriftSchema::Describe(const ThriftService& service) {
 absl::StatusOr<std::string> ThriftSchema::EncodeArgs(const ThriftService& service,
                                                      const ThriftMethod& method,
                                                      std::string_view json, WireFormat format) {
-  Json request;
-  try {
-    request = Json::parse(json);
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    if (std::size_t end = what.find("] "); end != std::string::npos) what = what.substr(end + 2);
-    return absl::InvalidArgumentError("not JSON: " + what);
-  }
+  absl::StatusOr<Json> parsed = ParseJson(json, "not JSON");
+  if (!parsed.ok()) return parsed.status();
+  Json request = *std::move(parsed);
   // One struct parameter: its fields may stand for the whole request, as on gRPC.
   bool names_param = false;
   if (request.is_object()) {
@@ -746,6 +748,11 @@ absl::StatusOr<ThriftReply> ThriftSchema::DecodeResult(const ThriftService& serv
       MakeProtocol(format, buffer, static_cast<int32_t>(std::max<std::size_t>(result.size(), 1)));
   TProtocol& p = *protocol;
   ThriftReply reply;
+  // An error (RpcError in field 1) is read as every rpcboot channel reads it.
+  if (internal::ThriftResultError(format, result, &reply.code, &reply.message)) {
+    reply.ok = false;
+    return reply;
+  }
   bool has_result = false;
   Json value;
   try {
@@ -761,17 +768,6 @@ absl::StatusOr<ThriftReply> ThriftSchema::DecodeResult(const ThriftService& serv
         Decoder::Expect(method.result, type, "result");
         value = decoder.Value(method.result, "result", 0);
         has_result = true;
-      } else if (id == 1 && type == apache::thrift::protocol::T_STRUCT) {
-        // RpcError {1: i32 code, 2: string message}
-        ThriftService error_schema;
-        error_schema.structs["RpcError"] = {
-            {1, "code", ThriftType{Kind::kI32, "", {}}, false},
-            {2, "message", ThriftType{Kind::kString, "", {}}, false},
-        };
-        Json error = Decoder(error_schema, p).Struct(error_schema.structs["RpcError"], "error", 0);
-        reply.ok = false;
-        reply.code = StatusCodeFromInt(error.value("code", static_cast<int>(StatusCode::kUnknown)));
-        reply.message = error.value("message", "");
       } else {
         p.skip(type);
       }
@@ -783,7 +779,6 @@ absl::StatusOr<ThriftReply> ThriftSchema::DecodeResult(const ThriftService& serv
   } catch (const apache::thrift::TException& e) {
     return absl::DataLossError(std::string("the reply does not decode: ") + e.what());
   }
-  if (!reply.ok) return reply;
   if (method.result.kind == Kind::kVoid) {
     reply.json = "{}";
   } else if (!has_result) {

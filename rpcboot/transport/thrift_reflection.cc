@@ -36,6 +36,14 @@ absl::StatusOr<std::string> ThriftSchemaDocument(const std::vector<const Service
   return document;
 }
 
+std::string ThriftSchemaRequest(WireFormat format, std::string_view service) {
+  return ThriftEncode(SchemaArgs{std::string(service)}, format);
+}
+
+std::string ThriftSchemaFromResult(WireFormat format, std::string_view result) {
+  return ThriftDecodeResult<std::string>(result, format);
+}
+
 std::string AnswerThriftSchema(const std::vector<const ServiceBinding*>& bindings,
                                const CallGuard& guard, std::string_view token,
                                PeerIdentity identity, WireFormat format, std::string_view args) {

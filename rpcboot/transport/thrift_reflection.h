@@ -36,6 +36,11 @@ inline constexpr std::string_view kThriftSchemaPath = "/rpcboot.ThriftReflection
 absl::StatusOr<std::string> ThriftSchemaDocument(const std::vector<const ServiceBinding*>& bindings,
                                                  std::string_view service);
 
+// The caller's side: the args struct of a Schema call, and the document a result struct carries
+// (throws RpcError: the server's error, or kInternal for a reply that does not decode).
+std::string ThriftSchemaRequest(WireFormat format, std::string_view service);
+std::string ThriftSchemaFromResult(WireFormat format, std::string_view result);
+
 // The result struct answering a Schema call whose args struct is `args`: the document in field
 // 0, or an RpcError in field 1 (refused by `guard`, an unknown service, args that do not decode).
 std::string AnswerThriftSchema(const std::vector<const ServiceBinding*>& bindings,
