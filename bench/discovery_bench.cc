@@ -95,7 +95,7 @@ void PropagationRpcboot(const std::string& connect, int changes, std::vector<dou
     self.port = 9000 + i;
     self.metadata = {{"instance_status", "UP"}, {"rpcboot.grpc.port", "9000"}};
     Registrar registrar(writer, "/bench", self);
-    auto has = [&](const std::vector<Instance>& list) {
+    auto has = [&](const InstanceView& list) {
       return std::any_of(list.begin(), list.end(),
                          [&](const Instance& x) { return x.id == self.id; });
     };
@@ -110,7 +110,7 @@ void PropagationRpcboot(const std::string& connect, int changes, std::vector<dou
     add_ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     start = Clock::now();
     if (!registrar.Deregister().ok() ||
-        !waiter.Wait([&](const std::vector<Instance>& list) { return !has(list); })) {
+        !waiter.Wait([&](const InstanceView& list) { return !has(list); })) {
       throw std::runtime_error("removal " + std::to_string(i) + " never reached the view");
     }
     remove_ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());

@@ -11,7 +11,11 @@
 //   - the watcher processes' memory (RSS) and CPU time.
 //
 //   build/bench/fleet_bench [--instances=10000] [--watchers=200] [--processes=4]
-//                           [--batches=10] [--ensemble]
+//                           [--batches=10] [--ensemble] [--child_watches]
+//
+// The watchers learn of changes through persistent recursive watches (Resolver::
+// SetRecursiveWatch), or with --child_watches through one-shot child watches, which make every
+// watcher list all instances again after each change.
 //
 // Starts its own ZooKeeper (one server, or a 3-node ensemble with --ensemble) on 127.0.0.1 and
 // stops it at the end; the watcher processes are this program started with --watch and stop
@@ -130,7 +134,7 @@ std::map<std::string, std::string> Mntr(const std::string& host_port) {
 //   "expect <id>": report when every resolver's view holds <id>: "seen <t1> <t2> ..." (ns)
 //   "stats": "stats <rss_kb> <user_ms> <system_ms>"
 // It prints "ready <load_ms>" once every resolver has read the whole application.
-int Watch(const std::string& connect, int count, int instances) {
+int Watch(const std::string& connect, int count, int instances, bool recursive) {
   rpcboot::SetLogSink([](rpcboot::LogLevel level, std::string_view message) {
     if (level >= rpcboot::LogLevel::kWarning) {
       std::fprintf(stderr, "watcher: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -153,6 +157,7 @@ int Watch(const std::string& connect, int count, int instances) {
         std::make_shared<Session>(SessionOptions{connect, std::chrono::milliseconds(30000), ""});
     w->session->Start();
     w->resolver = std::make_unique<Resolver>(w->session, "/services");
+    w->resolver->SetRecursiveWatch(recursive);
     watchers.push_back(std::move(w));
   }
   // Watch from a few threads: each first read blocks its thread.
@@ -265,8 +270,8 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-int Drive(const char* self, int instances, int watchers, int processes, int batches,
-          bool ensemble) {
+int Drive(const char* self, int instances, int watchers, int processes, int batches, bool ensemble,
+          bool recursive) {
   std::unique_ptr<rpcboot::testing::ZooKeeperServer> single;
   std::unique_ptr<rpcboot::testing::ZooKeeperEnsemble> three;
   std::string connect;
@@ -278,9 +283,10 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     connect = single->connect();
   }
   std::string first_server = connect.substr(0, connect.find(','));
-  std::printf("ZooKeeper %s (%s); %d instances, %d watchers in %d processes, %d steps\n",
+  std::printf("ZooKeeper %s (%s); %d instances, %d watchers in %d processes, %d steps; %s\n",
               connect.c_str(), ensemble ? "3-node ensemble" : "one server", instances, watchers,
-              processes, batches);
+              processes, batches,
+              recursive ? "persistent recursive watches" : "child watches (--child_watches)");
   zhandle_t* zh = zookeeper_init(connect.c_str(), nullptr, 30000, nullptr, nullptr, 0);
   while (zoo_state(zh) != ZOO_CONNECTED_STATE) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -307,7 +313,8 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     int n = std::min(per, left);
     left -= n;
     children.push_back(Spawn(self, {"--watch=" + connect, "--count=" + std::to_string(n),
-                                    "--instances=" + std::to_string(instances)}));
+                                    "--instances=" + std::to_string(instances),
+                                    recursive ? "--recursive" : "--child_watches"}));
   }
   double slowest_load = 0;
   for (Child& c : children) {
@@ -400,6 +407,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int instances = 10000, watchers = 200, processes = 4, batches = 10, count = 0;
   bool ensemble = false;
+  bool recursive = true;
   std::string watch;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -421,10 +429,15 @@ int main(int argc, char** argv) {
       count = std::atoi(v6);
     } else if (a == "--ensemble") {
       ensemble = true;
+    } else if (a == "--child_watches") {
+      recursive = false;
+    } else if (a == "--recursive") {
+      recursive = true;
     } else {
       std::fprintf(stderr,
                    "fleet_bench: unknown flag '%s'\nusage: fleet_bench [--instances=10000] "
-                   "[--watchers=200] [--processes=4] [--batches=10] [--ensemble]\n",
+                   "[--watchers=200] [--processes=4] [--batches=10] [--ensemble] "
+                   "[--child_watches]\n",
                    a.c_str());
       return 2;
     }
@@ -433,6 +446,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fleet_bench: --instances >= 10, the others >= 1\n");
     return 2;
   }
-  if (!watch.empty()) return Watch(watch, count, instances);
-  return Drive(argv[0], instances, watchers, processes, batches, ensemble);
+  if (!watch.empty()) return Watch(watch, count, instances, recursive);
+  return Drive(argv[0], instances, watchers, processes, batches, ensemble, recursive);
 }

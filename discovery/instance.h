@@ -10,8 +10,12 @@
 #ifndef RPCBOOT_DISCOVERY_INSTANCE_H_
 #define RPCBOOT_DISCOVERY_INSTANCE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,6 +68,97 @@ struct Instance {
   bool ServesTls() const;
   // rpcboot.weight, 100 when absent or unreadable.
   int Weight() const;
+};
+
+// An immutable list of instances, sorted by id, read like a std::vector<Instance>. Each instance
+// is shared between the lists it is in: a list with one instance changed copies no other (a
+// registry view of 10,000 instances is republished on every change). Thread-compatible; shared
+// as std::shared_ptr<const InstanceView> (InstanceList).
+class InstanceView {
+ public:
+  using Items = std::vector<std::shared_ptr<const Instance>>;
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = Instance;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Instance*;
+    using reference = const Instance&;
+    const_iterator() = default;
+    explicit const_iterator(Items::const_iterator it) : it_(it) {}
+    reference operator*() const { return **it_; }
+    pointer operator->() const { return it_->get(); }
+    reference operator[](difference_type n) const { return *it_[n]; }
+    const_iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    const_iterator operator++(int) { return const_iterator(it_++); }
+    const_iterator& operator--() {
+      --it_;
+      return *this;
+    }
+    const_iterator operator--(int) { return const_iterator(it_--); }
+    const_iterator& operator+=(difference_type n) {
+      it_ += n;
+      return *this;
+    }
+    const_iterator& operator-=(difference_type n) {
+      it_ -= n;
+      return *this;
+    }
+    friend const_iterator operator+(const_iterator a, difference_type n) { return a += n; }
+    friend const_iterator operator+(difference_type n, const_iterator a) { return a += n; }
+    friend const_iterator operator-(const_iterator a, difference_type n) { return a -= n; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
+      return a.it_ - b.it_;
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) {
+      return a.it_ == b.it_;
+    }
+    friend bool operator!=(const const_iterator& a, const const_iterator& b) {
+      return a.it_ != b.it_;
+    }
+    friend bool operator<(const const_iterator& a, const const_iterator& b) {
+      return a.it_ < b.it_;
+    }
+    friend bool operator>(const const_iterator& a, const const_iterator& b) {
+      return a.it_ > b.it_;
+    }
+    friend bool operator<=(const const_iterator& a, const const_iterator& b) {
+      return a.it_ <= b.it_;
+    }
+    friend bool operator>=(const const_iterator& a, const const_iterator& b) {
+      return a.it_ >= b.it_;
+    }
+
+   private:
+    Items::const_iterator it_;
+  };
+  using iterator = const_iterator;
+  using value_type = Instance;
+  using size_type = std::size_t;
+
+  InstanceView() = default;
+  // Sorts by id.
+  InstanceView(std::vector<Instance> instances);  // NOLINT: a list converts implicitly
+  InstanceView(std::initializer_list<Instance> instances);
+  // Sorts by id; null items are dropped.
+  static InstanceView FromShared(Items items);
+  // `items` must be sorted by id and hold no null.
+  static InstanceView FromSorted(Items items);
+
+  const_iterator begin() const { return const_iterator(items_.begin()); }
+  const_iterator end() const { return const_iterator(items_.end()); }
+  std::size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  const Instance& operator[](std::size_t i) const { return *items_[i]; }
+  const Instance& front() const { return *items_.front(); }
+  const Instance& back() const { return *items_.back(); }
+  const Items& shared() const { return items_; }
+
+ private:
+  Items items_;
 };
 
 // The node data: UTF-8 JSON in the layout of contract 5.

@@ -23,6 +23,10 @@ constexpr auto kSnapshotEvery = std::chrono::seconds(1);
 constexpr auto kSnapshotAfter = std::chrono::seconds(1);
 constexpr char kSnapshotHeader[] = "rpcboot-registry-snapshot 1";
 
+bool ById(const std::shared_ptr<const Instance>& a, const std::shared_ptr<const Instance>& b) {
+  return a->id < b->id;
+}
+
 int64_t WallSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -35,7 +39,33 @@ Resolver::Resolver(std::shared_ptr<Session> session, std::string base_path)
   session_->AddObserver(this);
 }
 
-Resolver::~Resolver() { session_->RemoveObserver(this); }
+Resolver::~Resolver() {
+  stream_.reset();  // its thread calls OnStreamUpdate
+  session_->RemoveObserver(this);
+}
+
+void Resolver::SetRecursiveWatch(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  recursive_ = on;
+}
+
+bool Resolver::Streaming() {
+  if (!streaming_.load()) return false;
+  if (stream_->state() != WatchStream::State::kUnsupported) return true;
+  bool was = true;
+  if (streaming_.compare_exchange_strong(was, false)) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("registry: ZooKeeper ", session_->options().connect,
+                     " does not support persistent recursive watches (3.6+); using child "
+                     "watches (registry.recursive_watch)"));
+  }
+  return false;
+}
+
+std::chrono::steady_clock::duration Resolver::DisconnectedFor() const {
+  if (streaming_.load()) return stream_->disconnected_for();
+  return session_->disconnected_for();
+}
 
 std::string Resolver::ServicePath(const std::string& name) const {
   return absl::StrCat(base_path_, "/", name);
@@ -44,14 +74,39 @@ std::string Resolver::ServicePath(const std::string& name) const {
 int Resolver::Watch(const std::string& name, Listener listener) {
   int id;
   bool load;
+  bool start_stream = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_id_++;
     Watched& w = watched_[name];
-    if (w.list == nullptr) w.list = std::make_shared<const std::vector<Instance>>();
+    if (w.list == nullptr) w.list = std::make_shared<const InstanceView>();
     load = !w.loaded;
+    if (recursive_ && stream_ == nullptr) {
+      stream_ = std::make_unique<WatchStream>(
+          session_->options(), [this](const std::string& root, WatchStream::Update update) {
+            OnStreamUpdate(root, std::move(update));
+          });
+      streaming_ = true;
+      start_stream = true;
+    }
   }
-  if (load) Refresh(name, {}, true);
+  if (start_stream) stream_->Start();
+  if (load && Streaming()) {
+    // As a read through the session would, wait for the first list while ZooKeeper answers:
+    // until it is read, the connection fails, or the server turns out not to support the
+    // watches (then read through the session below).
+    const int failures = stream_->failures();
+    stream_->Add(ServicePath(name));
+    const auto deadline = std::chrono::steady_clock::now() + session_->options().session_timeout;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!watched_[name].loaded && std::chrono::steady_clock::now() < deadline &&
+           stream_->failures() == failures &&
+           stream_->state() != WatchStream::State::kUnsupported) {
+      loaded_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    load = !watched_[name].loaded && stream_->state() == WatchStream::State::kUnsupported;
+  }
+  if (load && !Streaming()) Refresh(name, {}, true);
   InstanceList current;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -72,7 +127,7 @@ void Resolver::Unwatch(int id) {
 InstanceList Resolver::Current(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(name);
-  if (it == watched_.end()) return std::make_shared<const std::vector<Instance>>();
+  if (it == watched_.end()) return std::make_shared<const InstanceView>();
   return it->second.list;
 }
 
@@ -169,6 +224,7 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
       absl::StatusOr<Instance> instance = ParseInstance(data->data);
       if (instance.ok()) {
         entry.instance = std::make_shared<const Instance>(std::move(*instance));
+        entry.up = entry.instance->IsUp();
       } else if (old == old_children.end() || old->second.instance != nullptr) {
         Log(LogLevel::kWarning,
             absl::StrCat("registry: skipping ", paths[i], ": ", instance.status().message()));
@@ -193,22 +249,138 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     w.children = std::move(children);
     w.loaded = true;
     if (!changed) return;
-    if (w.from_snapshot) {
-      Log(LogLevel::kInfo,
-          absl::StrCat("registry: ", path, " read from ZooKeeper; the snapshot is no longer used"));
-      w.from_snapshot = false;
-    }
-    w.snapshot_dirty = !snapshot_dir_.empty();
-    std::vector<Instance> list;
-    for (const auto& [node, entry] : w.children) {
-      if (entry.instance != nullptr && entry.instance->IsUp()) list.push_back(*entry.instance);
-    }
-    std::sort(list.begin(), list.end(),
-              [](const Instance& a, const Instance& b) { return a.id < b.id; });
-    w.list = std::make_shared<const std::vector<Instance>>(std::move(list));
+    RebuildUp(w);
+    listeners = PublishLocked(name, w);
     published = w.list;
-    listeners = w.listeners;
   }
+  for (auto& [id, listener] : listeners) listener(published);
+}
+
+void Resolver::RebuildUp(Watched& w) {
+  w.up.clear();
+  w.up.reserve(w.children.size());
+  for (const auto& [node, entry] : w.children) {
+    if (entry.up) w.up.push_back(entry.instance);
+  }
+  std::sort(w.up.begin(), w.up.end(), ById);
+}
+
+void Resolver::RemoveUp(Watched& w, const Entry& entry) {
+  if (!entry.up) return;
+  auto it = std::lower_bound(w.up.begin(), w.up.end(), entry.instance, ById);
+  // Equal ids (two nodes claiming one id) sit together: remove this node's own instance.
+  while (it != w.up.end() && (*it)->id == entry.instance->id && *it != entry.instance) ++it;
+  if (it != w.up.end() && *it == entry.instance) w.up.erase(it);
+}
+
+void Resolver::AddUp(Watched& w, const Entry& entry) {
+  if (!entry.up) return;
+  w.up.insert(std::upper_bound(w.up.begin(), w.up.end(), entry.instance, ById), entry.instance);
+}
+
+std::map<int, Resolver::Listener> Resolver::PublishLocked(const std::string& name, Watched& w) {
+  if (w.from_snapshot) {
+    Log(LogLevel::kInfo, absl::StrCat("registry: ", ServicePath(name),
+                                      " read from ZooKeeper; the snapshot is no longer used"));
+    w.from_snapshot = false;
+  }
+  w.snapshot_dirty = !snapshot_dir_.empty();
+  // The instances are shared with the previous list: only pointers are copied.
+  w.list = std::make_shared<const InstanceView>(InstanceView::FromSorted(w.up));
+  return w.listeners;
+}
+
+void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update update) {
+  if (root.size() <= base_path_.size() + 1) return;
+  const std::string name = root.substr(base_path_.size() + 1);
+  // Versions compared under the lock, data parsed outside it (a first list parses thousands),
+  // the result installed under it again. Only this thread changes `children` while streaming.
+  std::vector<std::optional<Entry>> known(update.changes.size());  // the same version, read before
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Watched& w = watched_[name];
+    for (std::size_t i = 0; i < update.changes.size(); ++i) {
+      const WatchStream::Change& change = update.changes[i];
+      auto old = w.children.find(change.node);
+      if (w.loaded && change.kind == WatchStream::Change::kPresent && old != w.children.end() &&
+          old->second.mzxid == change.data.mzxid) {
+        known[i] = old->second;
+      }
+    }
+  }
+  std::vector<std::pair<std::string, std::optional<Entry>>> entries;  // nullopt: gone
+  entries.reserve(update.changes.size());
+  for (std::size_t i = 0; i < update.changes.size(); ++i) {
+    WatchStream::Change& change = update.changes[i];
+    const std::string path = absl::StrCat(root, "/", change.node);
+    if (change.kind == WatchStream::Change::kGone) {
+      entries.emplace_back(change.node, std::nullopt);
+    } else if (change.kind == WatchStream::Change::kUnreadable) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("registry: skipping ", path, ": not authorized to read it"));
+      entries.emplace_back(change.node, Entry{change.node, nullptr, 0});
+    } else if (known[i].has_value()) {
+      entries.emplace_back(change.node, std::move(known[i]));  // unchanged: not parsed again
+    } else {
+      Entry entry{change.node, nullptr, change.data.mzxid};
+      absl::StatusOr<Instance> instance = ParseInstance(change.data.data);
+      if (instance.ok()) {
+        entry.instance = std::make_shared<const Instance>(std::move(*instance));
+        entry.up = entry.instance->IsUp();
+      } else {
+        Log(LogLevel::kWarning,
+            absl::StrCat("registry: skipping ", path, ": ", instance.status().message()));
+      }
+      entries.emplace_back(change.node, std::move(entry));
+    }
+  }
+  std::map<int, Listener> listeners;
+  InstanceList published;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Watched& w = watched_[name];
+    bool changed = !w.loaded || w.from_snapshot;
+    if (update.full) {
+      std::map<std::string, Entry> children;
+      for (auto& [node, entry] : entries) {
+        if (entry.has_value()) children.emplace(node, std::move(*entry));
+      }
+      changed = changed || w.children.size() != children.size() ||
+                !std::equal(w.children.begin(), w.children.end(), children.begin(),
+                            [](const auto& a, const auto& b) {
+                              return a.first == b.first && a.second.mzxid == b.second.mzxid;
+                            });
+      w.children = std::move(children);
+      if (changed) RebuildUp(w);
+    } else {
+      // One change at a time: the UP list is kept sorted by inserting and erasing, not rebuilt.
+      for (auto& [node, entry] : entries) {
+        auto it = w.children.find(node);
+        if (!entry.has_value()) {
+          if (it == w.children.end()) continue;
+          RemoveUp(w, it->second);
+          w.children.erase(it);
+        } else if (it == w.children.end()) {
+          AddUp(w, *entry);
+          w.children.emplace(node, std::move(*entry));
+        } else if (it->second.mzxid != entry->mzxid || entry->mzxid == 0) {
+          RemoveUp(w, it->second);
+          AddUp(w, *entry);
+          it->second = std::move(*entry);
+        } else {
+          continue;
+        }
+        changed = true;
+      }
+    }
+    w.loaded = true;
+    w.error.clear();
+    if (changed) {
+      listeners = PublishLocked(name, w);
+      published = w.list;
+    }
+  }
+  loaded_cv_.notify_all();
   for (auto& [id, listener] : listeners) listener(published);
 }
 
@@ -221,6 +393,7 @@ std::size_t Resolver::ListedNodes(const std::string& name) const {
 bool Resolver::Reading(const std::string& name) const {
   // While ZooKeeper cannot be reached a read waits for the connection, not for an answer: a
   // caller is better told at once.
+  if (streaming_.load()) return stream_->Reading(ServicePath(name));
   if (session_->disconnected_for() > std::chrono::steady_clock::duration::zero()) return false;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(name);
@@ -229,19 +402,25 @@ bool Resolver::Reading(const std::string& name) const {
 
 std::string Resolver::Describe(const std::string& name) const {
   const std::string path = ServicePath(name);
-  auto down = session_->disconnected_for();
+  auto down = DisconnectedFor();
+  const bool streaming = streaming_.load();
+  const std::size_t stream_reads = streaming ? stream_->PendingReads(path) : 0;
+  const std::string stream_error = streaming ? stream_->last_error() : "";
   std::lock_guard<std::mutex> lock(mu_);
   auto it = watched_.find(name);
   if (it == watched_.end()) return absl::StrCat(path, " is not watched");
   const Watched& w = it->second;
-  if (w.reading > 0) {
-    return absl::StrCat("still reading ", w.reading, " instance node(s) of ", path);
+  if (w.reading > 0 || (streaming && down == down.zero() && stream_reads > 0)) {
+    if (streaming && !w.loaded) return absl::StrCat("still reading the instances of ", path);
+    return absl::StrCat("still reading ", streaming ? stream_reads : w.reading,
+                        " instance node(s) of ", path);
   }
   if (down > std::chrono::steady_clock::duration::zero()) {
+    const std::string& error = streaming ? stream_error : w.error;
     return absl::StrCat("ZooKeeper ", session_->options().connect, " not reachable for ",
                         std::chrono::duration_cast<std::chrono::milliseconds>(down).count(), " ms",
                         w.loaded ? "" : " (no list read yet)",
-                        w.error.empty() ? "" : "; last error: ", w.error);
+                        error.empty() ? "" : "; last error: ", error);
   }
   if (!w.error.empty()) return absl::StrCat("cannot read ", path, ": ", w.error);
   if (!w.loaded) return absl::StrCat(path, " not read yet");
@@ -252,6 +431,7 @@ std::string Resolver::Describe(const std::string& name) const {
 }
 
 void Resolver::OnConnected(bool new_session) {
+  if (Streaming()) return;  // the stream reads everything again on its own connection
   std::vector<std::string> names;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -263,6 +443,7 @@ void Resolver::OnConnected(bool new_session) {
 }
 
 void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
+  if (Streaming()) return;
   std::string name;
   std::string child;
   {
@@ -372,7 +553,7 @@ std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> Resolver::
 
 void Resolver::SnapshotTick() {
   const auto now = std::chrono::steady_clock::now();
-  const bool unreachable = session_->disconnected_for() >= kSnapshotAfter;
+  const bool unreachable = DisconnectedFor() >= kSnapshotAfter;
   std::vector<std::pair<std::string, InstanceList>> to_write;
   std::vector<std::string> to_read;
   {
@@ -400,7 +581,7 @@ void Resolver::SnapshotTick() {
       std::lock_guard<std::mutex> lock(mu_);
       Watched& w = watched_[name];
       if (w.loaded) continue;  // ZooKeeper answered meanwhile: the live list wins
-      w.list = std::make_shared<const std::vector<Instance>>(std::move(snapshot->first));
+      w.list = std::make_shared<const InstanceView>(std::move(snapshot->first));
       w.loaded = true;
       w.from_snapshot = true;
       published = w.list;
@@ -417,10 +598,17 @@ void Resolver::SnapshotTick() {
 
 void Resolver::OnTick() {
   SnapshotTick();
+  const bool was_streaming = streaming_.load();
+  if (Streaming()) return;
   std::set<std::string> stale;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stale = stale_;
+    // The stream found the server without addWatch: every application is read (and watched)
+    // through the session from now on.
+    if (was_streaming) {
+      for (const auto& [name, w] : watched_) stale.insert(name);
+    }
   }
   if (stale.empty() || !session_->connected()) return;
   for (const std::string& name : stale) Refresh(name, {}, true);

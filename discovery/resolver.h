@@ -17,7 +17,9 @@
 #ifndef RPCBOOT_DISCOVERY_RESOLVER_H_
 #define RPCBOOT_DISCOVERY_RESOLVER_H_
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,11 +31,12 @@
 
 #include "discovery/instance.h"
 #include "discovery/session.h"
+#include "discovery/watch_stream.h"
 
 namespace rpcboot::discovery {
 
-// An immutable snapshot, sorted by id.
-using InstanceList = std::shared_ptr<const std::vector<Instance>>;
+// An immutable snapshot, sorted by id; the instances in it are shared with other snapshots.
+using InstanceList = std::shared_ptr<const InstanceView>;
 
 class Resolver final : private Session::Observer {
  public:
@@ -61,6 +64,12 @@ class Resolver final : private Session::Observer {
   // answered for a second and no list was ever read, serves the snapshot's list until it does.
   // A live read always replaces it. Before the first Watch. Empty: no snapshots (the default).
   void SetSnapshotDir(std::string dir);
+  // Learns of changes through persistent recursive watches (ZooKeeper 3.6+) on a second
+  // connection of its own (WatchStream) instead of one-shot child watches: a change to one
+  // instance costs one event and one read, not a new list of every instance. Falls back to
+  // child watches, with a warning, when the server does not support them. Before the first
+  // Watch. On by default.
+  void SetRecursiveWatch(bool on);
   // Why the list of `name` is empty, in words for an error message: ZooKeeper unreachable (and
   // for how long), still reading N instances, the last read's error, or what the registry
   // lists (nodes, none UP or readable).
@@ -72,10 +81,12 @@ class Resolver final : private Session::Observer {
     // Null: the data did not parse, or is unreadable. Shared: a re-read copies no instance.
     std::shared_ptr<const Instance> instance;
     int64_t mzxid = 0;  // the version read (0: unreadable to this client)
+    bool up = false;    // instance->IsUp(), asked once
   };
   struct Watched {
     std::map<std::string, Entry> children;  // by node name: cached, re-read on change
-    InstanceList list;
+    InstanceView::Items up;                 // the UP instances of `children`, sorted by id
+    InstanceList list;                      // `up` as last published (or the snapshot's)
     std::map<int, Listener> listeners;
     bool loaded = false;
     std::size_t reading = 0;      // nodes being read now (a refresh in progress)
@@ -102,6 +113,18 @@ class Resolver final : private Session::Observer {
   std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> ReadSnapshot(
       const std::string& name) const;
   void SnapshotTick();
+  // The stream is in use (and has not found the server without addWatch: then it switches to
+  // child watches and re-reads every application).
+  bool Streaming();
+  void OnStreamUpdate(const std::string& root, WatchStream::Update update);
+  // How long ZooKeeper has been unreachable on the connection that feeds the views.
+  std::chrono::steady_clock::duration DisconnectedFor() const;
+  // Publishes `w.up` as `w.list`; the listeners to call with it. With mu_ held.
+  std::map<int, Listener> PublishLocked(const std::string& name, Watched& w);
+  // Keeping `w.up` in step with `w.children`: all of it, or one entry leaving or arriving.
+  static void RebuildUp(Watched& w);
+  static void RemoveUp(Watched& w, const Entry& entry);
+  static void AddUp(Watched& w, const Entry& entry);
 
   std::shared_ptr<Session> session_;
   const std::string base_path_;
@@ -113,6 +136,10 @@ class Resolver final : private Session::Observer {
   // Node events of the batch being delivered, served together in OnEventsDone (event thread).
   std::map<std::string, std::set<std::string>> pending_;  // name -> children to re-read
   int next_id_ = 1;
+  bool recursive_ = true;  // set before the first Watch
+  std::atomic<bool> streaming_{false};
+  std::condition_variable loaded_cv_;    // a stream's first full list arrived
+  std::unique_ptr<WatchStream> stream_;  // last: its thread stops first
 };
 
 }  // namespace rpcboot::discovery

@@ -224,6 +224,7 @@ void App::EnsureSession() {
       config_.registry.zookeeper, config_.registry.session_timeout, config_.registry.digest});
   session_->Start();
   resolver_ = std::make_shared<discovery::Resolver>(session_, config_.registry.base_path);
+  resolver_->SetRecursiveWatch(config_.registry.recursive_watch);
   if (!config_.registry.snapshot_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(config_.registry.snapshot_dir, ec);

@@ -356,6 +356,9 @@ const std::vector<Key>& Keys() {
                                           ? "is not user:password"
                                           : "";
                              })},
+      {"registry.recursive_watch",
+       "follow applications with persistent recursive watches (else one-shot child watches)",
+       BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.registry.recursive_watch; })},
       {"registry.fail_fast",
        "fail at start when ZooKeeper is unreachable (else serve and keep trying)",
        BoolRule<AppConfig>([](AppConfig& c) -> bool& { return c.registry.fail_fast; })},

@@ -71,6 +71,11 @@ struct AppConfig {
     // A snapshot of each watched application's instances is kept here and served when
     // ZooKeeper cannot be reached at start (never over a live list). Empty: no snapshots.
     std::string snapshot_dir;
+    // Follow watched applications with persistent recursive watches (ZooKeeper 3.6+, on a
+    // second connection): one event and one read per changed instance. Off: one-shot child
+    // watches, which list every instance again after each change (used anyway against an
+    // older server).
+    bool recursive_watch = true;
   } registry;
 
   std::map<std::string, ClientConfig> clients;  // by service full name

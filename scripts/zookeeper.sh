@@ -49,6 +49,8 @@ admin.enableServer=false
 4lw.commands.whitelist=*
 minSessionTimeout=1000
 maxSessionTimeout=30000
+# Every test client connects from 127.0.0.1: no cap per address (the default is 60).
+maxClientCnxns=0
 CFG
 }
 

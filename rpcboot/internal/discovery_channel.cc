@@ -54,9 +54,9 @@ std::string EndpointSkips::Describe(Protocol protocol, const std::string& servic
                       " UP instance(s) left out: ", absl::StrJoin(parts, ", "));
 }
 
-std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& instances,
-                                       Protocol protocol, const std::string& service,
-                                       bool call_foreign, EndpointSkips* skips) {
+std::vector<EndpointSpec> EndpointsFor(const discovery::InstanceView& instances, Protocol protocol,
+                                       const std::string& service, bool call_foreign,
+                                       EndpointSkips* skips) {
   EndpointSkips local;
   if (skips == nullptr) skips = &local;
   *skips = EndpointSkips{};

@@ -27,9 +27,9 @@ struct EndpointSkips {
 // the key may serve it). Instances without rpcboot metadata are left out unless they publish
 // gRPC_port (gRPC) or `call_foreign` is set (ChannelOptions::call_foreign_instances): then they
 // are called at their `port`, plain framed on Thrift.
-std::vector<EndpointSpec> EndpointsFor(const std::vector<discovery::Instance>& instances,
-                                       Protocol protocol, const std::string& service = "",
-                                       bool call_foreign = false, EndpointSkips* skips = nullptr);
+std::vector<EndpointSpec> EndpointsFor(const discovery::InstanceView& instances, Protocol protocol,
+                                       const std::string& service = "", bool call_foreign = false,
+                                       EndpointSkips* skips = nullptr);
 
 // A channel over the instances of application `app` that `resolver` watches. Keeps `resolver`
 // (and `owner`, when given) alive. Throws RpcError(kInvalidArgument) for an unknown balancer.

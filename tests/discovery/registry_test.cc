@@ -1,4 +1,7 @@
-// The session, registrar and resolver against a real ZooKeeper server on 127.0.0.1.
+// The session, registrar and resolver against a real ZooKeeper server on 127.0.0.1. Built twice:
+// registry_test (resolvers on persistent recursive watches, the default) and
+// registry_child_watches_test (RPCBOOT_TEST_CHILD_WATCHES: on one-shot child watches, as against
+// a server before 3.6).
 #include <zookeeper/zookeeper.h>
 
 #include <atomic>
@@ -47,6 +50,15 @@ std::shared_ptr<Session> Connect(const std::string& connect,
   return session;
 }
 
+#ifdef RPCBOOT_TEST_CHILD_WATCHES
+constexpr bool kRecursive = false;
+#else
+constexpr bool kRecursive = true;
+#endif
+
+// Makes `resolver` of this build's kind.
+void Configure(Resolver& resolver) { resolver.SetRecursiveWatch(kRecursive); }
+
 std::vector<std::string> Ids(const InstanceList& list) {
   std::vector<std::string> ids;
   for (const Instance& i : *list) ids.push_back(i.id);
@@ -64,6 +76,7 @@ TEST(Registry, InstanceAppearsInAClientsViewAndDisappearsOnDeregister) {
   auto server_session = Connect(zk.connect());
   auto client_session = Connect(zk.connect());
   Resolver resolver(client_session, "/services");
+  Configure(resolver);
   std::atomic<int> updates{0};
   resolver.Watch("shop", [&](const InstanceList&) { ++updates; });
   EXPECT_TRUE(resolver.Current("shop")->empty());
@@ -105,6 +118,7 @@ TEST(Registry, SessionEndRemovesTheInstance) {
   ZooKeeperServer zk("registry-close");
   auto client_session = Connect(zk.connect());
   Resolver resolver(client_session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   Instance self = MakeInstance("shop", 9091);
   {
@@ -121,6 +135,7 @@ TEST(Registry, ForcedSessionExpiryLeadsToReRegistration) {
   auto server_session = Connect(zk.connect());
   auto client_session = Connect(zk.connect());
   Resolver resolver(client_session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   Instance self = MakeInstance("shop", 9091);
   Registrar registrar(server_session, "/services", self);
@@ -180,6 +195,7 @@ TEST(Registry, OutageLongerThanTheSessionTimeoutKeepsTheViewAndRegistersAgain) {
   auto server_session = Connect(zk.connect(), milliseconds(1500));
   auto client_session = Connect(zk.connect(), milliseconds(1500));
   Resolver resolver(client_session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   Instance self = MakeInstance("shop", 9091);
   Registrar registrar(server_session, "/services", self);
@@ -215,6 +231,7 @@ TEST(Registry, GarbageAndForeignNodesNeverBreakTheView) {
   ZooKeeperServer zk("registry-garbage");
   auto session = Connect(zk.connect());
   Resolver resolver(session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   Instance self = MakeInstance("shop", 9091);
   Registrar registrar(session, "/services", self);
@@ -268,6 +285,7 @@ TEST(Registry, TheViewSurvivesTheApplicationNodeComingAndGoing) {
   ZooKeeperServer zk("registry-churn");
   auto session = Connect(zk.connect());
   Resolver resolver(session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   auto churn = Connect(zk.connect());
   // A persistent parent: a container would be reaped whenever the loop leaves it empty.
@@ -326,6 +344,7 @@ TEST(Registry, AnUnreadableChildIsSkippedAndNeverFreezesTheView) {
   ZooKeeperServer zk("registry-unreadable");
   auto session = Connect(zk.connect());
   Resolver resolver(session, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   Instance self = MakeInstance("shop", 9091);
   Registrar registrar(session, "/services", self);
@@ -351,6 +370,7 @@ TEST(Registry, AnUnreadableChildIsSkippedAndNeverFreezesTheView) {
 
   auto fresh_session = Connect(zk.connect());
   Resolver fresh(fresh_session, "/services");
+  Configure(fresh);
   fresh.Watch("shop", [](const InstanceList&) {});
   EXPECT_EQ(fresh.Current("shop")->size(), 2u);
   EXPECT_TRUE(Lists(fresh, "shop", self.id));
@@ -401,6 +421,7 @@ TEST(Registry, TenThousandInstancesLoadInOneView) {
 
   auto session = Connect(zk.connect(), milliseconds(10000));
   Resolver resolver(session, "/services");
+  Configure(resolver);
   auto start = std::chrono::steady_clock::now();
   std::atomic<std::size_t> heard{0};
   resolver.Watch("shop", [&](const InstanceList& list) { heard = list->size(); });
@@ -425,6 +446,7 @@ TEST(Registry, ASnapshotServesAStartDuringAnOutageUntilZooKeeperAnswers) {
         admin->Create("/services/shop/" + first.id, ToJson(first), Session::Mode::kPersistent)
             .ok());
     Resolver resolver(admin, "/services");
+    Configure(resolver);
     resolver.SetSnapshotDir(dir);
     resolver.Watch("shop", [](const InstanceList&) {});
     ASSERT_TRUE(Lists(resolver, "shop", first.id));
@@ -454,6 +476,7 @@ TEST(Registry, ASnapshotServesAStartDuringAnOutageUntilZooKeeperAnswers) {
   auto session = std::make_shared<Session>(SessionOptions{zk.connect(), milliseconds(4000), ""});
   session->Start();
   Resolver resolver(session, "/services");
+  Configure(resolver);
   resolver.SetSnapshotDir(dir);
   std::atomic<int> heard{0};
   resolver.Watch("shop", [&](const InstanceList&) { ++heard; });
@@ -492,6 +515,7 @@ TEST(Registry, ABadSnapshotIsIgnored) {
   auto session = std::make_shared<Session>(SessionOptions{connect, milliseconds(4000), ""});
   session->Start();
   Resolver resolver(session, "/services");
+  Configure(resolver);
   resolver.SetSnapshotDir(dir);
   resolver.Watch("shop", [](const InstanceList&) {});
   EXPECT_TRUE(Eventually([&] { return warned.load(); }, milliseconds(10000)));
@@ -521,6 +545,7 @@ TEST(Registry, DigestFencesTheApplicationNodeAgainstOthers) {
   EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
   // Readers still read everything.
   Resolver resolver(attacker, "/services");
+  Configure(resolver);
   resolver.Watch("shop", [](const InstanceList&) {});
   ASSERT_EQ(resolver.Current("shop")->size(), 1u);
   EXPECT_TRUE(Lists(resolver, "shop", self.id));

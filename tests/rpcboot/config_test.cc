@@ -37,6 +37,7 @@ registry:
   session_timeout_ms: 4000
   drain_ms: 200
   fail_fast: yes
+  recursive_watch: false
 clients:
   order.OrderService:
     protocol: thrift
@@ -63,6 +64,7 @@ clients:
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
   EXPECT_EQ(c->registry.drain, std::chrono::milliseconds(50));
   EXPECT_TRUE(c->registry.fail_fast);
+  EXPECT_FALSE(c->registry.recursive_watch);
   EXPECT_EQ(c->registry.base_path, "/services");
   const ClientConfig& order = c->clients.at("order.OrderService");
   EXPECT_EQ(order.app, "order") << "the package by default";
@@ -82,6 +84,7 @@ TEST(Config, DefaultsWithOnlyAName) {
   EXPECT_EQ(c->registry.session_timeout, std::chrono::seconds(10));
   EXPECT_EQ(c->registry.drain, std::chrono::seconds(1));
   EXPECT_FALSE(c->registry.fail_fast);
+  EXPECT_TRUE(c->registry.recursive_watch);
 }
 
 std::string Error(const std::vector<std::string>& args,

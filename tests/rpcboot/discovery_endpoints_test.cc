@@ -66,8 +66,9 @@ TEST(DiscoveryEndpoints, OnlyInstancesServingTheServiceAreCalledForIt) {
   };
   EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc, "shop.ShopService")),
             (std::vector<std::string>{"both", "unlisted"}));
+  // A list of instances is sorted by id.
   EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc, "shop.AdminService")),
-            (std::vector<std::string>{"both", "admin-only", "unlisted"}));
+            (std::vector<std::string>{"admin-only", "both", "unlisted"}));
   EXPECT_EQ(ids(EndpointsFor({both, admin_only, unlisted}, Protocol::kGrpc)).size(), 3u)
       << "no service given (a zk:// address): every instance";
 }
