@@ -341,6 +341,34 @@ TEST(WatchStream, GarbageFromTheServerDropsTheConnectionNotTheProcess) {
   cut_data += "{}";
   PutLong(&cut_data, 1);
   garbage.push_back(Reply(1, 0) + Reply(2, 0, one) + Reply(3, 0, cut_data));
+  // A list of two, read together (multiRead, xid 3): a result cut inside its data, a result
+  // list that ends before the second read, and an error that is neither "no node" nor "not
+  // authorized".
+  std::string two;
+  PutInt(&two, 2);
+  PutInt(&two, 1);
+  two += "a";
+  PutInt(&two, 1);
+  two += "b";
+  std::string multi_cut;
+  PutInt(&multi_cut, 4);  // type getData
+  multi_cut.push_back('\0');
+  PutInt(&multi_cut, 0);
+  PutInt(&multi_cut, 50);  // data of 50 bytes, 2 sent
+  multi_cut += "{}";
+  garbage.push_back(Reply(1, 0) + Reply(2, 0, two) + Reply(3, 0, multi_cut));
+  std::string multi_early_end;
+  PutInt(&multi_early_end, -1);
+  multi_early_end.push_back('\1');
+  PutInt(&multi_early_end, -1);
+  garbage.push_back(Reply(1, 0) + Reply(2, 0, two) + Reply(3, 0, multi_early_end));
+  std::string multi_odd_error;
+  PutInt(&multi_odd_error, -1);
+  multi_odd_error.push_back('\0');
+  PutInt(&multi_odd_error, -1);
+  PutInt(&multi_odd_error, -7);  // an ErrorResult of an unexpected kind
+  garbage.push_back(Reply(1, 0) + Reply(2, 0, two) + Reply(3, 0, multi_odd_error));
+  garbage.push_back(Reply(1, 0) + Reply(2, 0, two) + Reply(3, -5));  // the whole read refused
   // A watch event that does not parse.
   std::string bad_event;
   PutInt(&bad_event, 1);
