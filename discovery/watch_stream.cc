@@ -179,6 +179,8 @@ class WatchStream::Core {
   };
 
   bool Connect(std::string* error);
+  // Waits for `events` on `fd`; false on timeout, or when the stream is stopping.
+  bool WaitFor(int fd, short events, int timeout_ms);
   void Serve();
   // Handles one frame; false (with `error`) when the connection must be dropped.
   bool HandleFrame(std::string_view frame, std::string* error);
@@ -333,6 +335,27 @@ std::string WatchStream::Core::ServerPath(const std::string& path) const {
   return path == "/" ? chroot_ : chroot_ + path;
 }
 
+bool WatchStream::Core::WaitFor(int fd, short events, int timeout_ms) {
+  // The wake-up descriptor too: a stream being destroyed does not wait out a connect timeout.
+  // (An Add wakes it as well; the roots it adds are read from roots_ once connected.)
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    int left =
+        static_cast<int>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  deadline - std::chrono::steady_clock::now())
+                                                  .count()));
+    pollfd p[2] = {{fd, events, 0}, {wake_fd_, POLLIN, 0}};
+    int n = ::poll(p, 2, left);
+    if (stopping()) return false;
+    if (n > 0 && (p[0].revents & (events | POLLERR | POLLHUP)) != 0) return true;
+    if (p[1].revents & POLLIN) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+    }
+    if (left == 0 || (n < 0 && errno != EINTR)) return false;
+  }
+}
+
 void WatchStream::Core::Run() {
   int backoff_ms = 0;
   while (true) {
@@ -393,9 +416,8 @@ bool WatchStream::Core::Connect(std::string* error) {
     }
     int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd, POLLOUT, 0};
       int soerr = ETIMEDOUT;
-      if (::poll(&p, 1, left_ms()) == 1) {
+      if (WaitFor(fd, POLLOUT, left_ms())) {
         socklen_t len = sizeof soerr;
         ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
       }
@@ -430,8 +452,7 @@ bool WatchStream::Core::Connect(std::string* error) {
   std::size_t want = 4;
   bool ok = true;
   while (ok && (sent < frame.size() || reply.size() < want)) {
-    pollfd p{fd, static_cast<short>(sent < frame.size() ? POLLOUT : POLLIN), 0};
-    if (::poll(&p, 1, left_ms()) != 1) {
+    if (!WaitFor(fd, sent < frame.size() ? POLLOUT : POLLIN, left_ms())) {
       *error = absl::StrCat(host_port, " did not answer the session handshake in time");
       ok = false;
       break;

@@ -452,6 +452,30 @@ TEST(WatchStream, AServerWithoutAddWatchStopsTheStream) {
   EXPECT_EQ(server.connections(), 1) << "no reconnecting to a server without addWatch";
 }
 
+// A server that accepts and never answers the handshake: the stream waits for it within the
+// session timeout, but its destruction does not (it would otherwise outlast the server's own
+// patience, which ends the connection).
+TEST(WatchStream, DestructionDoesNotWaitForAServerThatNeverAnswers) {
+  std::atomic<bool> connected{false};
+  std::atomic<bool> server_gave_up{false};
+  std::atomic<bool> release{false};
+  FakeServer server([&](int fd, int) {
+    connected = true;
+    for (int i = 0; i < 300 && !release; ++i) std::this_thread::sleep_for(milliseconds(100));
+    server_gave_up = !release;
+    ::shutdown(fd, SHUT_RDWR);
+  });
+  {
+    WatchStream stream(SessionOptions{server.connect(), std::chrono::seconds(60)},
+                       [](const std::string&, WatchStream::Update) {});
+    stream.Start();
+    stream.Add("/services/shop");
+    ASSERT_TRUE(Eventually([&] { return connected.load(); }));
+  }
+  EXPECT_FALSE(server_gave_up.load()) << "the destructor waited for the server to close";
+  release = true;
+}
+
 TEST(WatchStream, NotAZooKeeperServer) {
   FakeServer server([&](int fd, int) {
     ReadFrame(fd);
