@@ -40,8 +40,11 @@ Resolver::Resolver(std::shared_ptr<Session> session, std::string base_path)
 }
 
 Resolver::~Resolver() {
-  stream_.reset();  // its thread calls OnStreamUpdate
+  // The session's callbacks first (RemoveObserver waits for one in progress: OnTick asks the
+  // stream), then the stream's thread (it calls OnStreamUpdate).
   session_->RemoveObserver(this);
+  streaming_ = false;
+  stream_.reset();
 }
 
 void Resolver::SetRecursiveWatch(bool on) {
