@@ -414,7 +414,9 @@ std::string Resolver::Describe(const std::string& name) const {
   if (it == watched_.end()) return absl::StrCat(path, " is not watched");
   const Watched& w = it->second;
   if (w.reading > 0 || (streaming && down == down.zero() && stream_reads > 0)) {
-    if (streaming && !w.loaded) return absl::StrCat("still reading the instances of ", path);
+    if (streaming && !w.loaded && stream_reads <= 1) {
+      return absl::StrCat("still listing the instances of ", path);
+    }
     return absl::StrCat("still reading ", streaming ? stream_reads : w.reading,
                         " instance node(s) of ", path);
   }
