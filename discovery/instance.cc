@@ -193,23 +193,13 @@ Instance MakeServingInstance(const Serving& serving) {
   return self;
 }
 
-namespace {
-void SortById(InstanceView::Items& items) {
-  items.erase(std::remove(items.begin(), items.end(), nullptr), items.end());
-  if (std::is_sorted(items.begin(), items.end(),
-                     [](const auto& a, const auto& b) { return a->id < b->id; })) {
-    return;
-  }
-  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
-}
-}  // namespace
-
 InstanceView::InstanceView(std::vector<Instance> instances) {
   items_.reserve(instances.size());
   for (Instance& instance : instances) {
     items_.push_back(std::make_shared<const Instance>(std::move(instance)));
   }
-  SortById(items_);
+  std::sort(items_.begin(), items_.end(),
+            [](const auto& a, const auto& b) { return a->id < b->id; });
 }
 
 InstanceView::InstanceView(std::initializer_list<Instance> instances)
@@ -218,13 +208,6 @@ InstanceView::InstanceView(std::initializer_list<Instance> instances)
 InstanceView InstanceView::FromSorted(Items items) {
   InstanceView view;
   view.items_ = std::move(items);
-  return view;
-}
-
-InstanceView InstanceView::FromShared(Items items) {
-  InstanceView view;
-  view.items_ = std::move(items);
-  SortById(view.items_);
   return view;
 }
 

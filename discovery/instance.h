@@ -143,8 +143,6 @@ class InstanceView {
   // Sorts by id.
   InstanceView(std::vector<Instance> instances);  // NOLINT: a list converts implicitly
   InstanceView(std::initializer_list<Instance> instances);
-  // Sorts by id; null items are dropped.
-  static InstanceView FromShared(Items items);
   // `items` must be sorted by id and hold no null.
   static InstanceView FromSorted(Items items);
 
@@ -155,7 +153,6 @@ class InstanceView {
   const Instance& operator[](std::size_t i) const { return *items_[i]; }
   const Instance& front() const { return *items_.front(); }
   const Instance& back() const { return *items_.back(); }
-  const Items& shared() const { return items_; }
 
  private:
   Items items_;

@@ -1,6 +1,5 @@
 #include "discovery/watch_stream.h"
 
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
