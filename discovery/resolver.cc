@@ -223,16 +223,10 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
         children.emplace(node, old->second);  // unchanged: not parsed again
         continue;
       }
-      Entry entry{node, nullptr, data->mzxid};
-      absl::StatusOr<Instance> instance = ParseInstance(data->data);
-      if (instance.ok()) {
-        entry.instance = std::make_shared<const Instance>(std::move(*instance));
-        entry.up = entry.instance->IsUp();
-      } else if (old == old_children.end() || old->second.instance != nullptr) {
-        Log(LogLevel::kWarning,
-            absl::StrCat("registry: skipping ", paths[i], ": ", instance.status().message()));
-      }
-      children.emplace(node, std::move(entry));
+      // Logged once: not again while the node stays unreadable.
+      children.emplace(node,
+                       ParseEntry(node, *data, paths[i],
+                                  old == old_children.end() || old->second.instance != nullptr));
     }
   }
   std::map<int, Listener> listeners;
@@ -243,12 +237,7 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     Watched& w = watched_[name];
     w.reading = 0;
     w.error.clear();
-    // The same nodes with the same versions (mzxid): the same list, with no instance compared.
-    bool changed = !w.loaded || w.from_snapshot || w.children.size() != children.size() ||
-                   !std::equal(w.children.begin(), w.children.end(), children.begin(),
-                               [](const auto& a, const auto& b) {
-                                 return a.first == b.first && a.second.mzxid == b.second.mzxid;
-                               });
+    bool changed = !w.loaded || w.from_snapshot || !SameVersions(w.children, children);
     w.children = std::move(children);
     w.loaded = true;
     if (!changed) return;
@@ -257,6 +246,28 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     published = w.list;
   }
   for (auto& [id, listener] : listeners) listener(published);
+}
+
+Resolver::Entry Resolver::ParseEntry(const std::string& node, const Session::Node& data,
+                                     const std::string& path, bool log) {
+  Entry entry{node, nullptr, data.mzxid};
+  absl::StatusOr<Instance> instance = ParseInstance(data.data);
+  if (instance.ok()) {
+    entry.instance = std::make_shared<const Instance>(std::move(*instance));
+    entry.up = entry.instance->IsUp();
+  } else if (log) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("registry: skipping ", path, ": ", instance.status().message()));
+  }
+  return entry;
+}
+
+bool Resolver::SameVersions(const std::map<std::string, Entry>& a,
+                            const std::map<std::string, Entry>& b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+           return x.first == y.first && x.second.mzxid == y.second.mzxid;
+         });
 }
 
 void Resolver::RebuildUp(Watched& w) {
@@ -325,16 +336,7 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
     } else if (known[i].has_value()) {
       entries.emplace_back(change.node, std::move(known[i]));  // unchanged: not parsed again
     } else {
-      Entry entry{change.node, nullptr, change.data.mzxid};
-      absl::StatusOr<Instance> instance = ParseInstance(change.data.data);
-      if (instance.ok()) {
-        entry.instance = std::make_shared<const Instance>(std::move(*instance));
-        entry.up = entry.instance->IsUp();
-      } else {
-        Log(LogLevel::kWarning,
-            absl::StrCat("registry: skipping ", path, ": ", instance.status().message()));
-      }
-      entries.emplace_back(change.node, std::move(entry));
+      entries.emplace_back(change.node, ParseEntry(change.node, change.data, path, true));
     }
   }
   std::map<int, Listener> listeners;
@@ -348,11 +350,7 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
       for (auto& [node, entry] : entries) {
         if (entry.has_value()) children.emplace(node, std::move(*entry));
       }
-      changed = changed || w.children.size() != children.size() ||
-                !std::equal(w.children.begin(), w.children.end(), children.begin(),
-                            [](const auto& a, const auto& b) {
-                              return a.first == b.first && a.second.mzxid == b.second.mzxid;
-                            });
+      changed = changed || !SameVersions(w.children, children);
       w.children = std::move(children);
       if (changed) RebuildUp(w);
     } else {

@@ -121,6 +121,12 @@ class Resolver final : private Session::Observer {
   std::chrono::steady_clock::duration DisconnectedFor() const;
   // Publishes `w.up` as `w.list`; the listeners to call with it. With mu_ held.
   std::map<int, Listener> PublishLocked(const std::string& name, Watched& w);
+  // The entry for a node's data: its instance, or none (logged when `log`) if it does not parse.
+  static Entry ParseEntry(const std::string& node, const Session::Node& data,
+                          const std::string& path, bool log);
+  // The same nodes with the same versions (mzxid): the same list, with no instance compared.
+  static bool SameVersions(const std::map<std::string, Entry>& a,
+                           const std::map<std::string, Entry>& b);
   // Keeping `w.up` in step with `w.children`: all of it, or one entry leaving or arriving.
   static void RebuildUp(Watched& w);
   static void RemoveUp(Watched& w, const Entry& entry);
