@@ -6,8 +6,10 @@
 //   - cold load: how long the watchers took to read the whole application;
 //   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
 //     each watcher's view holds it (median, p99, max over every watcher and step);
-//   - ZooKeeper: requests (packets received) per second and its own average and maximum latency
-//     over the restart (its `mntr` four-letter word);
+//   - ZooKeeper: how long it took to commit each step's writes (ZooKeeper queues an event for every
+//     watcher before it acknowledges a write, so this grows with the watchers), requests
+//     (packets received) per second and its own average and maximum latency over the restart
+//     (its `mntr` four-letter word);
 //   - the watcher processes' memory (RSS) and CPU time.
 //
 //   build/bench/fleet_bench [--instances=10000] [--watchers=200] [--processes=4]
@@ -334,6 +336,7 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   auto before = Mntr(first_server);
   int64_t restart_start = NowNs();
   std::vector<double> propagation_ms;
+  std::vector<double> commit_ms;  // per step: its writes, from the first sent to the last acked
   int per_step = std::max(1, instances / 10 / batches);
   for (int b = 0; b < batches; ++b) {
     // A step of the rolling restart: per_step instances go, as many new ones come; the last new
@@ -350,8 +353,10 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       std::fflush(c.in);
     }
     for (Child& c : children) c.ReadLine();  // armed
+    int64_t write_start = NowNs();
     Write(zh, gone, false);
     int64_t written = Write(zh, come, true);
+    commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
@@ -370,6 +375,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
               Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
               Percentile(propagation_ms, 1.0), propagation_ms.size());
+  std::printf(
+      "ZooKeeper committed each step's %d writes in %.0f ms (median; max %.0f), while sending "
+      "%d events to the watchers per step\n",
+      2 * per_step, Percentile(commit_ms, 0.5), Percentile(commit_ms, 1.0),
+      2 * per_step * watchers);
   std::printf(
       "ZooKeeper (%s): %.0f requests/s received during the restart; latency avg %s ms, "
       "max %s ms; %s connections, %s watches\n",

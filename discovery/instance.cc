@@ -193,22 +193,122 @@ Instance MakeServingInstance(const Serving& serving) {
   return self;
 }
 
+namespace {
+
+// Items per chunk when a list is built; a chunk that grows to twice this splits in two.
+constexpr std::size_t kChunk = 64;
+
+bool ById(const InstanceView::Item& a, const InstanceView::Item& b) { return a->id < b->id; }
+
+}  // namespace
+
 InstanceView::InstanceView(std::vector<Instance> instances) {
-  items_.reserve(instances.size());
+  Items items;
+  items.reserve(instances.size());
   for (Instance& instance : instances) {
-    items_.push_back(std::make_shared<const Instance>(std::move(instance)));
+    items.push_back(std::make_shared<const Instance>(std::move(instance)));
   }
-  std::sort(items_.begin(), items_.end(),
-            [](const auto& a, const auto& b) { return a->id < b->id; });
+  std::stable_sort(items.begin(), items.end(), ById);
+  Fill(std::move(items));
 }
 
 InstanceView::InstanceView(std::initializer_list<Instance> instances)
     : InstanceView(std::vector<Instance>(instances)) {}
 
-InstanceView InstanceView::FromSorted(Items items) {
-  InstanceView view;
-  view.items_ = std::move(items);
-  return view;
+InstanceView::const_iterator InstanceView::At(std::size_t i) const {
+  if (i >= size()) {
+    return chunks_.empty() ? const_iterator(this, 0, 0)
+                           : const_iterator(this, chunks_.size() - 1, chunks_.back()->size());
+  }
+  std::size_t c =
+      static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), i) - ends_.begin());
+  return const_iterator(this, c, i - Start(c));
+}
+
+void InstanceView::Fill(Items items) {
+  chunks_.clear();
+  for (std::size_t at = 0; at < items.size(); at += kChunk) {
+    auto first = items.begin() + static_cast<std::ptrdiff_t>(at);
+    auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + kChunk));
+    chunks_.push_back(std::make_shared<const Items>(std::make_move_iterator(first),
+                                                    std::make_move_iterator(last)));
+  }
+  Reindex(0);
+}
+
+void InstanceView::Reindex(std::size_t from) {
+  ends_.resize(chunks_.size());
+  for (std::size_t c = from; c < chunks_.size(); ++c) ends_[c] = Start(c) + chunks_[c]->size();
+}
+
+void InstanceView::Builder::Assign(Items items) {
+  view_.Fill(std::move(items));
+  owned_.assign(view_.chunks_.size(), true);
+}
+
+InstanceView::Items& InstanceView::Builder::Own(std::size_t c) {
+  if (!owned_[c]) {
+    view_.chunks_[c] = std::make_shared<const Items>(*view_.chunks_[c]);
+    owned_[c] = true;
+  }
+  // Made by this builder after the last Publish: no view shares it.
+  return const_cast<Items&>(*view_.chunks_[c]);
+}
+
+void InstanceView::Builder::Insert(Item item) {
+  auto& chunks = view_.chunks_;
+  if (chunks.empty()) {
+    chunks.push_back(std::make_shared<const Items>(Items{std::move(item)}));
+    owned_.assign(1, true);
+    view_.Reindex(0);
+    return;
+  }
+  // The first chunk whose last item sorts after it (or the last chunk).
+  auto after =
+      std::upper_bound(chunks.begin(), chunks.end(), item,
+                       [](const Item& x, const Chunk& chunk) { return ById(x, chunk->back()); });
+  std::size_t c =
+      after == chunks.end() ? chunks.size() - 1 : static_cast<std::size_t>(after - chunks.begin());
+  Items& items = Own(c);
+  items.insert(std::upper_bound(items.begin(), items.end(), item, ById), std::move(item));
+  if (items.size() >= 2 * kChunk) {
+    auto half = items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2);
+    Chunk second = std::make_shared<const Items>(std::make_move_iterator(half),
+                                                 std::make_move_iterator(items.end()));
+    items.erase(half, items.end());
+    chunks.insert(chunks.begin() + static_cast<std::ptrdiff_t>(c) + 1, std::move(second));
+    owned_.insert(owned_.begin() + static_cast<std::ptrdiff_t>(c) + 1, true);
+  }
+  view_.Reindex(c);
+}
+
+void InstanceView::Builder::Erase(const Item& item) {
+  auto& chunks = view_.chunks_;
+  // Items with its id may span chunks: from the first chunk whose last item is not before it.
+  auto from =
+      std::lower_bound(chunks.begin(), chunks.end(), item,
+                       [](const Chunk& chunk, const Item& x) { return ById(chunk->back(), x); });
+  for (std::size_t c = static_cast<std::size_t>(from - chunks.begin()); c < chunks.size(); ++c) {
+    const Items& items = *chunks[c];
+    auto it = std::lower_bound(items.begin(), items.end(), item, ById);
+    while (it != items.end() && (*it)->id == item->id && *it != item) ++it;
+    if (it == items.end()) continue;  // perhaps in the next chunk
+    if (*it != item) return;          // past the items with its id
+    std::size_t at = static_cast<std::size_t>(it - items.begin());
+    Items& owned = Own(c);
+    owned.erase(owned.begin() + static_cast<std::ptrdiff_t>(at));
+    if (owned.empty()) {
+      chunks.erase(chunks.begin() + static_cast<std::ptrdiff_t>(c));
+      owned_.erase(owned_.begin() + static_cast<std::ptrdiff_t>(c));
+    }
+    view_.Reindex(c);
+    return;
+  }
+}
+
+std::shared_ptr<const InstanceView> InstanceView::Builder::Publish() {
+  owned_.assign(owned_.size(), false);
+  return std::make_shared<const InstanceView>(view_);
 }
 
 }  // namespace rpcboot::discovery

@@ -71,12 +71,16 @@ struct Instance {
 };
 
 // An immutable list of instances, sorted by id, read like a std::vector<Instance>. Each instance
-// is shared between the lists it is in: a list with one instance changed copies no other (a
-// registry view of 10,000 instances is republished on every change). Thread-compatible; shared
-// as std::shared_ptr<const InstanceView> (InstanceList).
+// is shared between the lists it is in, and the list is held in chunks of a few dozen that are
+// shared too: a registry view of 10,000 instances is republished on every change, and a list with
+// one instance changed copies one chunk and the chunks' pointers (about 160), not 10,000
+// pointers. Thread-compatible; shared as std::shared_ptr<const InstanceView> (InstanceList).
 class InstanceView {
  public:
-  using Items = std::vector<std::shared_ptr<const Instance>>;
+  using Item = std::shared_ptr<const Instance>;
+  using Items = std::vector<Item>;
+  class Builder;
+
   class const_iterator {
    public:
     using iterator_category = std::random_access_iterator_tag;
@@ -85,55 +89,73 @@ class InstanceView {
     using pointer = const Instance*;
     using reference = const Instance&;
     const_iterator() = default;
-    explicit const_iterator(Items::const_iterator it) : it_(it) {}
-    reference operator*() const { return **it_; }
-    pointer operator->() const { return it_->get(); }
-    reference operator[](difference_type n) const { return *it_[n]; }
+    reference operator*() const { return *(*view_->chunks_[chunk_])[offset_]; }
+    pointer operator->() const { return (*view_->chunks_[chunk_])[offset_].get(); }
+    reference operator[](difference_type n) const { return *(*this + n); }
     const_iterator& operator++() {
-      ++it_;
+      if (++offset_ == view_->chunks_[chunk_]->size() && chunk_ + 1 < view_->chunks_.size()) {
+        ++chunk_;
+        offset_ = 0;
+      }
       return *this;
     }
-    const_iterator operator++(int) { return const_iterator(it_++); }
+    const_iterator operator++(int) {
+      const_iterator before = *this;
+      ++*this;
+      return before;
+    }
     const_iterator& operator--() {
-      --it_;
+      if (offset_ == 0) {
+        --chunk_;
+        offset_ = view_->chunks_[chunk_]->size();
+      }
+      --offset_;
       return *this;
     }
-    const_iterator operator--(int) { return const_iterator(it_--); }
+    const_iterator operator--(int) {
+      const_iterator before = *this;
+      --*this;
+      return before;
+    }
     const_iterator& operator+=(difference_type n) {
-      it_ += n;
-      return *this;
+      return *this = view_->At(static_cast<std::size_t>(index() + n));
     }
-    const_iterator& operator-=(difference_type n) {
-      it_ -= n;
-      return *this;
-    }
+    const_iterator& operator-=(difference_type n) { return *this += -n; }
     friend const_iterator operator+(const_iterator a, difference_type n) { return a += n; }
     friend const_iterator operator+(difference_type n, const_iterator a) { return a += n; }
     friend const_iterator operator-(const_iterator a, difference_type n) { return a -= n; }
     friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
-      return a.it_ - b.it_;
+      return a.index() - b.index();
     }
     friend bool operator==(const const_iterator& a, const const_iterator& b) {
-      return a.it_ == b.it_;
+      return a.index() == b.index();
     }
     friend bool operator!=(const const_iterator& a, const const_iterator& b) {
-      return a.it_ != b.it_;
+      return a.index() != b.index();
     }
     friend bool operator<(const const_iterator& a, const const_iterator& b) {
-      return a.it_ < b.it_;
+      return a.index() < b.index();
     }
     friend bool operator>(const const_iterator& a, const const_iterator& b) {
-      return a.it_ > b.it_;
+      return a.index() > b.index();
     }
     friend bool operator<=(const const_iterator& a, const const_iterator& b) {
-      return a.it_ <= b.it_;
+      return a.index() <= b.index();
     }
     friend bool operator>=(const const_iterator& a, const const_iterator& b) {
-      return a.it_ >= b.it_;
+      return a.index() >= b.index();
     }
 
    private:
-    Items::const_iterator it_;
+    friend class InstanceView;
+    const_iterator(const InstanceView* view, std::size_t chunk, std::size_t offset)
+        : view_(view), chunk_(chunk), offset_(offset) {}
+    difference_type index() const {
+      return view_ == nullptr ? 0 : static_cast<difference_type>(view_->Start(chunk_) + offset_);
+    }
+    const InstanceView* view_ = nullptr;
+    std::size_t chunk_ = 0;   // the chunk, or the last one at the end
+    std::size_t offset_ = 0;  // within it (its size at the end)
   };
   using iterator = const_iterator;
   using value_type = Instance;
@@ -143,19 +165,49 @@ class InstanceView {
   // Sorts by id.
   InstanceView(std::vector<Instance> instances);  // NOLINT: a list converts implicitly
   InstanceView(std::initializer_list<Instance> instances);
-  // `items` must be sorted by id and hold no null.
-  static InstanceView FromSorted(Items items);
 
-  const_iterator begin() const { return const_iterator(items_.begin()); }
-  const_iterator end() const { return const_iterator(items_.end()); }
-  std::size_t size() const { return items_.size(); }
-  bool empty() const { return items_.empty(); }
-  const Instance& operator[](std::size_t i) const { return *items_[i]; }
-  const Instance& front() const { return *items_.front(); }
-  const Instance& back() const { return *items_.back(); }
+  const_iterator begin() const { return const_iterator(this, 0, 0); }
+  const_iterator end() const { return At(size()); }
+  std::size_t size() const { return ends_.empty() ? 0 : ends_.back(); }
+  bool empty() const { return ends_.empty(); }
+  const Instance& operator[](std::size_t i) const { return *At(i); }
+  const Instance& front() const { return *chunks_.front()->front(); }
+  const Instance& back() const { return *chunks_.back()->back(); }
 
  private:
-  Items items_;
+  using Chunk = std::shared_ptr<const Items>;  // sorted, never empty
+  // The iterator at index `i` (0 to size()).
+  const_iterator At(std::size_t i) const;
+  std::size_t Start(std::size_t chunk) const { return chunk == 0 ? 0 : ends_[chunk - 1]; }
+  // Sorted items in chunks of kChunk; `ends_` from them.
+  void Fill(Items items);
+  void Reindex(std::size_t from);
+
+  std::vector<Chunk> chunks_;
+  std::vector<std::size_t> ends_;  // one past each chunk's last index: a running sum of sizes
+};
+
+// Keeps a sorted list under changes and publishes it as InstanceViews that share what did not
+// change: an insert or erase copies at most the one chunk it touches, and only when a published
+// view still holds that chunk. Thread-compatible (the resolver's, under its lock).
+class InstanceView::Builder {
+ public:
+  // Replaces everything; `items` sorted by id, no null.
+  void Assign(Items items);
+  // After the items with the same id.
+  void Insert(Item item);
+  // That very item (compared by address); nothing when it is not here.
+  void Erase(const Item& item);
+  std::size_t size() const { return view_.size(); }
+  // The list as it is now; later changes do not touch it.
+  std::shared_ptr<const InstanceView> Publish();
+
+ private:
+  // Chunk `c`, to be changed: copied first unless only this builder holds it.
+  Items& Own(std::size_t c);
+
+  InstanceView view_;
+  std::vector<bool> owned_;  // chunk c was made after the last Publish (no view holds it)
 };
 
 // The node data: UTF-8 JSON in the layout of contract 5.

@@ -271,25 +271,22 @@ bool Resolver::SameVersions(const std::map<std::string, Entry>& a,
 }
 
 void Resolver::RebuildUp(Watched& w) {
-  w.up.clear();
-  w.up.reserve(w.children.size());
+  InstanceView::Items up;
+  up.reserve(w.children.size());
   for (const auto& [node, entry] : w.children) {
-    if (entry.up) w.up.push_back(entry.instance);
+    if (entry.up) up.push_back(entry.instance);
   }
-  std::sort(w.up.begin(), w.up.end(), ById);
+  std::stable_sort(up.begin(), up.end(), ById);
+  w.up.Assign(std::move(up));
 }
 
 void Resolver::RemoveUp(Watched& w, const Entry& entry) {
-  if (!entry.up) return;
-  auto it = std::lower_bound(w.up.begin(), w.up.end(), entry.instance, ById);
-  // Equal ids (two nodes claiming one id) sit together: remove this node's own instance.
-  while (it != w.up.end() && (*it)->id == entry.instance->id && *it != entry.instance) ++it;
-  if (it != w.up.end() && *it == entry.instance) w.up.erase(it);
+  // Equal ids (two nodes claiming one id) sit together: this removes this node's own instance.
+  if (entry.up) w.up.Erase(entry.instance);
 }
 
 void Resolver::AddUp(Watched& w, const Entry& entry) {
-  if (!entry.up) return;
-  w.up.insert(std::upper_bound(w.up.begin(), w.up.end(), entry.instance, ById), entry.instance);
+  if (entry.up) w.up.Insert(entry.instance);
 }
 
 std::map<int, Resolver::Listener> Resolver::PublishLocked(const std::string& name, Watched& w) {
@@ -299,8 +296,8 @@ std::map<int, Resolver::Listener> Resolver::PublishLocked(const std::string& nam
     w.from_snapshot = false;
   }
   w.snapshot_dirty = !snapshot_dir_.empty();
-  // The instances are shared with the previous list: only pointers are copied.
-  w.list = std::make_shared<const InstanceView>(InstanceView::FromSorted(w.up));
+  // Shares the instances, and the chunks that did not change, with the previous list.
+  w.list = w.up.Publish();
   return w.listeners;
 }
 

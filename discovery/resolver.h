@@ -85,7 +85,7 @@ class Resolver final : private Session::Observer {
   };
   struct Watched {
     std::map<std::string, Entry> children;  // by node name: cached, re-read on change
-    InstanceView::Items up;                 // the UP instances of `children`, sorted by id
+    InstanceView::Builder up;               // the UP instances of `children`, sorted by id
     InstanceList list;                      // `up` as last published (or the snapshot's)
     std::map<int, Listener> listeners;
     bool loaded = false;

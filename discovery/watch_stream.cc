@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ constexpr int32_t kMultiRead = 22;
 // Reads of several nodes travel together, this many per multiRead (ZooKeeper 3.6+): one request
 // through the server's pipeline instead of one each (a cold load of 10,000 is 50 requests).
 constexpr std::size_t kReadsPerMulti = 200;
+// While reads are in flight, the reads that events ask for wait for their answer and then go
+// together: under a burst (a rolling restart) a watcher sends a few requests per burst instead of
+// one per event, which is what keeps ZooKeeper answering when hundreds of watchers follow one
+// application; when ZooKeeper is idle a read waits at most one round trip.
 constexpr int32_t kPersistentRecursive = 1;  // AddWatchMode
 constexpr int32_t kNotificationXid = -1;
 constexpr int32_t kPingXid = -2;
@@ -52,11 +57,22 @@ constexpr int32_t kEventDataChanged = 3;
 constexpr std::size_t kMaxFrame = 64u << 20;
 // Changes are delivered at most once per interval: a burst (a rolling restart) then costs the
 // caller one new list per interval, not one per event; a lone change is delivered at once. The
-// interval is 10 ms, or ten times what the last delivery took (the caller rebuilding a list of
-// thousands on a busy machine), up to 100 ms: delivering never takes more than a tenth of the
-// thread's time.
+// interval is 10 ms, or ten times the CPU time the last delivery took (the caller rebuilding a
+// list of thousands), up to 100 ms: delivering never takes more than a tenth of a CPU. CPU time,
+// not elapsed time: on a busy machine a delivery that waited for a CPU did not cost more, and
+// waiting longer to deliver the next would only add to every watcher's delay.
 constexpr auto kCoalesceMin = std::chrono::milliseconds(10);
 constexpr auto kCoalesceMax = std::chrono::milliseconds(100);
+// In a burst of events (input twice within this), the thread reads its socket at most once per
+// this interval: a rolling restart sends each watcher hundreds of events, and reading them a few
+// at a time costs a wake-up and system calls each. A lone change is read at once.
+constexpr auto kBurstPause = std::chrono::milliseconds(1);
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 void PutInt(std::string* out, int32_t v) {
   uint32_t u = static_cast<uint32_t>(v);
@@ -225,11 +241,15 @@ class WatchStream::Core {
   std::map<std::string, Root> live_;                          // roots on this connection
   std::vector<std::pair<std::string, Update>> ready_;         // full updates to deliver
   std::vector<std::pair<std::string, std::string>> to_read_;  // (root, node) not sent yet
+  std::size_t reads_in_flight_ = 0;                           // kData and kMulti requests
   std::chrono::steady_clock::time_point last_delivery_;
   std::chrono::steady_clock::duration coalesce_{std::chrono::milliseconds(10)};
   bool batched_ = false;  // some root has changes not delivered yet
   std::chrono::steady_clock::time_point last_sent_;
   std::chrono::steady_clock::time_point last_received_;
+  // The last two times input woke the thread: two within kBurstPause make a burst.
+  std::chrono::steady_clock::time_point previous_input_;
+  std::chrono::steady_clock::time_point last_input_;
 };
 
 WatchStream::Core::Core(SessionOptions options, Callback callback)
@@ -567,8 +587,10 @@ void WatchStream::Core::QueueRead(Root& root, const std::string& root_path,
 }
 
 void WatchStream::Core::FlushReads() {
+  if (to_read_.empty() || reads_in_flight_ > 0) return;
   if (to_read_.size() == 1) {
     SendRead(kGetData, Request::kData, to_read_[0].first, to_read_[0].second);
+    ++reads_in_flight_;
     to_read_.clear();
     return;
   }
@@ -591,6 +613,7 @@ void WatchStream::Core::FlushReads() {
     PutInt(&body, -1);
     Send(request.xid, kMultiRead, body);
     requests_.push_back(std::move(request));
+    ++reads_in_flight_;
   }
   to_read_.clear();
 }
@@ -619,6 +642,15 @@ void WatchStream::Core::Serve() {
     if (batched_) wait = std::min(wait, last_delivery_ + coalesce_ - now);
     int wait_ms = static_cast<int>(std::clamp<int64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1, 1, 1000));
+    if (out_.empty() && previous_input_ + kBurstPause > last_input_ &&
+        now < last_input_ + kBurstPause) {
+      // A burst: let the events gather and read them in one go (Stop still wakes this).
+      pollfd wake{wake_fd_, POLLIN, 0};
+      ::poll(&wake, 1,
+             static_cast<int>(
+                 std::chrono::ceil<std::chrono::milliseconds>(last_input_ + kBurstPause - now)
+                     .count()));
+    }
     pollfd fds[2] = {{fd_, static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0},
                      {wake_fd_, POLLIN, 0}};
     if (::poll(fds, 2, wait_ms) < 0 && errno != EINTR) {
@@ -629,6 +661,8 @@ void WatchStream::Core::Serve() {
       [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
     }
     if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+      previous_input_ = last_input_;
+      last_input_ = std::chrono::steady_clock::now();
       std::size_t used = 0;
       while (true) {
         char buf[64 * 1024];
@@ -750,6 +784,7 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
   }
   Request request = std::move(requests_.front());
   requests_.pop_front();
+  if (request.kind == Request::kData || request.kind == Request::kMulti) --reads_in_flight_;
   if (request.kind == Request::kMulti) {
     if (err != 0) {
       *error = absl::StrCat("a read of ", request.reads.size(), " nodes failed: ", ErrorName(err));
@@ -861,8 +896,8 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
 }
 
 void WatchStream::Core::Deliver() {
-  const auto start = std::chrono::steady_clock::now();
-  last_delivery_ = start;
+  last_delivery_ = std::chrono::steady_clock::now();
+  const auto start = ThreadCpuTime();
   batched_ = false;
   std::vector<std::pair<std::string, Update>> out;
   out.swap(ready_);
@@ -883,8 +918,8 @@ void WatchStream::Core::Deliver() {
     if (stopping()) return;  // the owner is gone (perhaps let go inside the last callback)
     callback_(path, std::move(update));
   }
-  coalesce_ = std::clamp<std::chrono::steady_clock::duration>(
-      (std::chrono::steady_clock::now() - start) * 10, kCoalesceMin, kCoalesceMax);
+  coalesce_ = std::clamp<std::chrono::steady_clock::duration>((ThreadCpuTime() - start) * 10,
+                                                              kCoalesceMin, kCoalesceMax);
 }
 
 void WatchStream::Core::Disconnected(const std::string& error) {
@@ -894,6 +929,7 @@ void WatchStream::Core::Disconnected(const std::string& error) {
   live_.clear();
   ready_.clear();
   to_read_.clear();
+  reads_in_flight_ = 0;
   batched_ = false;
   in_.clear();
   out_.clear();

@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
+#include <vector>
 
 namespace rpcboot::discovery {
 namespace {
@@ -226,6 +230,122 @@ TEST(ServingInstance, ThriftOnlyPublishesTheThriftPortAndNoZone) {
   EXPECT_FALSE(self.PortFor("grpc").has_value());
   EXPECT_EQ(self.metadata.count("rpcboot.zone"), 0u);
   EXPECT_NE(MakeServingInstance(serving).id, self.id);  // a fresh id each time
+}
+
+// A view is read like a sorted vector: every iterator operation agrees with the index it stands
+// for, across chunk boundaries.
+TEST(InstanceView, ReadsLikeASortedVector) {
+  for (int n : {0, 1, 63, 64, 65, 200, 1000}) {
+    std::vector<Instance> instances;
+    for (int i = 0; i < n; ++i) {
+      Instance instance;
+      instance.id = "id-" + std::to_string(100000 + (i * 7919) % 1000);  // unsorted, unique
+      instances.push_back(instance);
+    }
+    InstanceView view(instances);
+    ASSERT_EQ(view.size(), static_cast<std::size_t>(n));
+    EXPECT_EQ(view.empty(), n == 0);
+    EXPECT_EQ(view.end() - view.begin(), n);
+    EXPECT_TRUE(std::is_sorted(view.begin(), view.end(),
+                               [](const Instance& a, const Instance& b) { return a.id < b.id; }));
+    int i = 0;
+    for (auto it = view.begin(); it != view.end(); ++it, ++i) {
+      ASSERT_EQ(&*it, &view[static_cast<std::size_t>(i)]);
+      ASSERT_EQ(it - view.begin(), i);
+      ASSERT_EQ(view.begin() + i, it);
+      ASSERT_EQ(&view.begin()[i], &*it);
+      ASSERT_LT(it, view.end());
+    }
+    ASSERT_EQ(i, n);
+    for (auto it = view.end(); it != view.begin();) {
+      --i;
+      --it;
+      ASSERT_EQ(&*it, &view[static_cast<std::size_t>(i)]);
+      ASSERT_EQ(view.end() - it, n - i);
+    }
+    if (n > 0) {
+      EXPECT_EQ(&view.front(), &*view.begin());
+      EXPECT_EQ(&view.back(), &*(view.end() - 1));
+      auto found =
+          std::lower_bound(view.begin(), view.end(), view[static_cast<std::size_t>(n / 2)].id,
+                           [](const Instance& a, const std::string& id) { return a.id < id; });
+      EXPECT_EQ(found - view.begin(), n / 2);
+    }
+  }
+}
+
+// Random inserts and erases (with ids that repeat, as when two nodes claim one id) against a plain
+// sorted vector; every published view keeps exactly what it held when it was published.
+TEST(InstanceViewBuilder, MatchesASortedVectorAndNeverChangesAPublishedView) {
+  std::mt19937 random(7);
+  InstanceView::Builder builder;
+  InstanceView::Items model;  // sorted by id; equal ids in insertion order
+  auto by_id = [](const InstanceView::Item& a, const InstanceView::Item& b) {
+    return a->id < b->id;
+  };
+  std::vector<std::pair<std::shared_ptr<const InstanceView>, InstanceView::Items>> published;
+  auto check = [](const InstanceView& view, const InstanceView::Items& expected) {
+    ASSERT_EQ(view.size(), expected.size());
+    std::size_t i = 0;
+    for (const Instance& instance : view) ASSERT_EQ(&instance, expected[i++].get()) << i;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    int what = static_cast<int>(random() % 100);
+    if (what < 55 || model.empty()) {
+      auto instance = std::make_shared<Instance>();
+      instance->id = "id-" + std::to_string(random() % 3000);
+      InstanceView::Item item = instance;
+      model.insert(std::upper_bound(model.begin(), model.end(), item, by_id), item);
+      builder.Insert(item);
+    } else if (what < 97) {
+      InstanceView::Item item = model[random() % model.size()];
+      model.erase(std::find(model.begin(), model.end(), item));
+      builder.Erase(item);
+    } else {
+      auto stranger = std::make_shared<const Instance>(*model[random() % model.size()]);
+      builder.Erase(stranger);  // the same id, another instance: not here, nothing removed
+    }
+    ASSERT_EQ(builder.size(), model.size());
+    if (step % 97 == 0) published.emplace_back(builder.Publish(), model);
+    if (step % 1000 == 0) {
+      auto view = builder.Publish();
+      check(*view, model);
+      if (HasFatalFailure()) return;
+    }
+  }
+  for (const auto& [view, held] : published) {
+    check(*view, held);
+    if (HasFatalFailure()) return;
+  }
+  InstanceView::Items sorted = model;
+  builder.Assign(sorted);
+  check(*builder.Publish(), model);
+  builder.Assign({});
+  EXPECT_TRUE(builder.Publish()->empty());
+}
+
+// Publishing a list of 10,000 after one change shares every chunk but the one that changed.
+TEST(InstanceViewBuilder, APublishedChangeSharesTheInstancesThatDidNotChange) {
+  InstanceView::Items items;
+  for (int i = 0; i < 10000; ++i) {
+    auto instance = std::make_shared<Instance>();
+    instance->id = "id-" + std::to_string(100000 + i);
+    items.push_back(instance);
+  }
+  InstanceView::Builder builder;
+  builder.Assign(items);
+  auto before = builder.Publish();
+  builder.Erase(items[5000]);
+  auto after = builder.Publish();
+  ASSERT_EQ(after->size(), 9999u);
+  // Each instance is held by `items` and by the one chunk that `before`, `after` and the builder
+  // share, except those of the chunk the erase copied: held by its old and its new copy too.
+  std::size_t copied = 0;
+  for (const InstanceView::Item& item : items) copied += item.use_count() > 2 ? 1 : 0;
+  EXPECT_EQ(copied, 63u);
+  EXPECT_EQ(items[5000].use_count(), 2);  // `items` and `before`
+  EXPECT_EQ(&(*before)[5000], items[5000].get());
+  EXPECT_EQ(&(*after)[5000], items[5001].get());
 }
 
 }  // namespace
