@@ -8,6 +8,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
@@ -25,6 +28,21 @@ constexpr char kSnapshotHeader[] = "rpcboot-registry-snapshot 1";
 
 bool ById(const std::shared_ptr<const Instance>& a, const std::shared_ptr<const Instance>& b) {
   return a->id < b->id;
+}
+
+// Lets go of `session` on a thread of its own: the session's destructor joins its event thread,
+// which cannot join itself (a resolver let go of inside one of the session's callbacks).
+void ReleaseOffThisThread(std::shared_ptr<Session> session) {
+  auto* holder = new std::shared_ptr<Session>(std::move(session));
+  try {
+    std::thread([holder] { delete holder; }).detach();
+  } catch (const std::system_error& e) {
+    // No thread to spare: the session stays open (and its memory held) rather than the process
+    // ending.
+    Log(LogLevel::kError, absl::StrCat("registry: cannot start a thread to close a ZooKeeper "
+                                       "session (",
+                                       e.what(), "); it stays open"));
+  }
 }
 
 int64_t WallSeconds() {
@@ -45,6 +63,13 @@ Resolver::~Resolver() {
   session_->RemoveObserver(this);
   streaming_ = false;
   stream_.reset();
+  if (session_->OnEventThread()) ReleaseOffThisThread(std::move(session_));
+}
+
+Resolver::Notifier::~Notifier() {
+  for (auto& [listeners, list] : pending) {
+    for (auto& [id, listener] : listeners) listener(list);
+  }
 }
 
 void Resolver::SetRecursiveWatch(bool on) {
@@ -75,6 +100,7 @@ std::string Resolver::ServicePath(const std::string& name) const {
 }
 
 int Resolver::Watch(const std::string& name, Listener listener) {
+  Notifier notifier;
   int id;
   bool load;
   bool start_stream = false;
@@ -109,7 +135,7 @@ int Resolver::Watch(const std::string& name, Listener listener) {
     }
     load = !watched_[name].loaded && stream_->state() == WatchStream::State::kUnsupported;
   }
-  if (load && !Streaming()) Refresh(name, {}, true);
+  if (load && !Streaming()) Refresh(name, {}, true, &notifier);
   InstanceList current;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -134,7 +160,8 @@ InstanceList Resolver::Current(const std::string& name) const {
   return it->second.list;
 }
 
-void Resolver::Refresh(const std::string& name, const std::set<std::string>& reread, bool all) {
+void Resolver::Refresh(const std::string& name, const std::set<std::string>& reread, bool all,
+                       Notifier* notifier) {
   // Counted from before it waits for the one running: Reading() is true from the moment a
   // change is known until its read is done.
   {
@@ -242,10 +269,8 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     w.loaded = true;
     if (!changed) return;
     RebuildUp(w);
-    listeners = PublishLocked(name, w);
-    published = w.list;
+    notifier->pending.emplace_back(PublishLocked(name, w), w.list);
   }
-  for (auto& [id, listener] : listeners) listener(published);
 }
 
 Resolver::Entry Resolver::ParseEntry(const std::string& node, const Session::Node& data,
@@ -431,6 +456,7 @@ std::string Resolver::Describe(const std::string& name) const {
 }
 
 void Resolver::OnConnected(bool new_session) {
+  Notifier notifier;        // first: the listeners run last, and may let go of this resolver
   if (Streaming()) return;  // the stream reads everything again on its own connection
   std::vector<std::string> names;
   {
@@ -439,7 +465,7 @@ void Resolver::OnConnected(bool new_session) {
   }
   // A new session has none of the old watches: read everything again. A reconnect keeps them,
   // but children may have changed while the connection was down.
-  for (const std::string& name : names) Refresh(name, {}, new_session);
+  for (const std::string& name : names) Refresh(name, {}, new_session, &notifier);
 }
 
 void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
@@ -469,9 +495,10 @@ void Resolver::OnNodeEvent(NodeEvent, const std::string& path) {
 }
 
 void Resolver::OnEventsDone() {
+  Notifier notifier;  // first: the listeners run last, and may let go of this resolver
   std::map<std::string, std::set<std::string>> pending;
   pending.swap(pending_);
-  for (const auto& [name, reread] : pending) Refresh(name, reread);
+  for (const auto& [name, reread] : pending) Refresh(name, reread, false, &notifier);
 }
 
 void Resolver::SetSnapshotDir(std::string dir) {
@@ -551,7 +578,7 @@ std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> Resolver::
                         std::chrono::seconds(std::max<int64_t>(0, WallSeconds() - written)));
 }
 
-void Resolver::SnapshotTick() {
+void Resolver::SnapshotTick(Notifier* notifier) {
   const auto now = std::chrono::steady_clock::now();
   const bool unreachable = DisconnectedFor() >= kSnapshotAfter;
   std::vector<std::pair<std::string, InstanceList>> to_write;
@@ -575,7 +602,6 @@ void Resolver::SnapshotTick() {
   for (const std::string& name : to_read) {
     auto snapshot = ReadSnapshot(name);
     if (!snapshot.has_value()) continue;
-    std::map<int, Listener> listeners;
     InstanceList published;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -585,19 +611,19 @@ void Resolver::SnapshotTick() {
       w.loaded = true;
       w.from_snapshot = true;
       published = w.list;
-      listeners = w.listeners;
+      notifier->pending.emplace_back(w.listeners, w.list);
     }
     Log(LogLevel::kWarning,
         absl::StrCat("registry: ZooKeeper ", session_->options().connect,
                      " not reachable; serving ", ServicePath(name), " from the snapshot ",
                      SnapshotFile(name), " written ", snapshot->second.count(), " s ago (",
                      published->size(), " instance(s)) until it answers"));
-    for (auto& [id, listener] : listeners) listener(published);
   }
 }
 
 void Resolver::OnTick() {
-  SnapshotTick();
+  Notifier notifier;  // first: the listeners run last, and may let go of this resolver
+  SnapshotTick(&notifier);
   const bool was_streaming = streaming_.load();
   if (Streaming()) return;
   std::set<std::string> stale;
@@ -611,7 +637,7 @@ void Resolver::OnTick() {
     }
   }
   if (stale.empty() || !session_->connected()) return;
-  for (const std::string& name : stale) Refresh(name, {}, true);
+  for (const std::string& name : stale) Refresh(name, {}, true, &notifier);
 }
 
 }  // namespace rpcboot::discovery

@@ -98,13 +98,26 @@ class Resolver final : private Session::Observer {
     std::chrono::steady_clock::time_point snapshot_written;
   };
 
+  // What was published, and to whom: the listeners are called when it goes out of scope. The
+  // first local of a callback, so that they run after everything else in it: a listener may let
+  // go of the resolver (and on the session's thread, ~Resolver hands the session to another
+  // thread to close).
+  struct Notifier {
+    Notifier() = default;
+    Notifier(const Notifier&) = delete;
+    Notifier& operator=(const Notifier&) = delete;
+    ~Notifier();
+    std::vector<std::pair<std::map<int, Listener>, InstanceList>> pending;
+  };
+
   void OnConnected(bool new_session) override;
   void OnNodeEvent(NodeEvent event, const std::string& path) override;
   void OnTick() override;
   void OnEventsDone() override;
   // Re-reads the children of `name` and the data of new ones, of those in `reread`, or (`all`)
-  // of every one; publishes on change.
-  void Refresh(const std::string& name, const std::set<std::string>& reread = {}, bool all = false);
+  // of every one; publishes on change, the listeners to be told through `notifier`.
+  void Refresh(const std::string& name, const std::set<std::string>& reread, bool all,
+               Notifier* notifier);
   std::string ServicePath(const std::string& name) const;
   std::string SnapshotFile(const std::string& name) const;
   void WriteSnapshot(const std::string& name, const InstanceList& list) const;
@@ -112,7 +125,7 @@ class Resolver final : private Session::Observer {
   // usable (logged when it exists but cannot be read).
   std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> ReadSnapshot(
       const std::string& name) const;
-  void SnapshotTick();
+  void SnapshotTick(Notifier* notifier);
   // The stream is in use (and has not found the server without addWatch: then it switches to
   // child watches and re-reads every application).
   bool Streaming();

@@ -150,13 +150,34 @@ void Session::Post(Event event) {
 }
 
 void Session::AddObserver(Observer* observer) {
+  if (OnEventThread()) {  // inside a callback: this thread holds observers_mu_
+    observers_.push_back(observer);
+    return;
+  }
   std::lock_guard<std::mutex> lock(observers_mu_);
   observers_.push_back(observer);
 }
 
 void Session::RemoveObserver(Observer* observer) {
+  if (OnEventThread()) {
+    // Inside a callback (an observer let go of inside one): this thread holds observers_mu_ and
+    // is walking the list; the entry is emptied, and dropped once the walk is over.
+    std::replace(observers_.begin(), observers_.end(), observer, static_cast<Observer*>(nullptr));
+    return;
+  }
   std::lock_guard<std::mutex> lock(observers_mu_);
   observers_.erase(std::remove(observers_.begin(), observers_.end(), observer), observers_.end());
+}
+
+bool Session::OnEventThread() const { return std::this_thread::get_id() == event_thread_.load(); }
+
+void Session::ForEachObserver(const std::function<void(Observer*)>& call) {
+  std::lock_guard<std::mutex> lock(observers_mu_);
+  // By index: a callback may add an observer, or remove one (then its entry is null).
+  for (std::size_t i = 0; i < observers_.size(); ++i) {
+    if (Observer* o = observers_[i]) call(o);
+  }
+  observers_.erase(std::remove(observers_.begin(), observers_.end(), nullptr), observers_.end());
 }
 
 int Session::sessions() const {
@@ -198,6 +219,7 @@ std::string Session::session_password() const {
 }
 
 void Session::Run() {
+  event_thread_ = std::this_thread::get_id();
   auto tick = std::chrono::milliseconds(200);
   auto next_tick = std::chrono::steady_clock::now() + tick;
   while (true) {
@@ -217,8 +239,7 @@ void Session::Run() {
       }
       if (event.type != ZOO_SESSION_EVENT) {
         node_events = true;
-        std::lock_guard<std::mutex> lock(observers_mu_);
-        for (Observer* o : observers_) o->OnNodeEvent(ToNodeEvent(event.type), event.path);
+        ForEachObserver([&](Observer* o) { o->OnNodeEvent(ToNodeEvent(event.type), event.path); });
         continue;
       }
       if (event.state == ZOO_CONNECTED_STATE) {
@@ -236,8 +257,7 @@ void Session::Run() {
           Log(LogLevel::kInfo, absl::StrCat("ZooKeeper: session 0x", absl::Hex(id),
                                             " established with ", options_.connect));
         }
-        std::lock_guard<std::mutex> lock(observers_mu_);
-        for (Observer* o : observers_) o->OnConnected(new_session);
+        ForEachObserver([&](Observer* o) { o->OnConnected(new_session); });
       } else if (event.state == ZOO_EXPIRED_SESSION_STATE) {
         Log(LogLevel::kWarning, "ZooKeeper: session expired; starting a new one");
         rebuild = true;
@@ -252,10 +272,7 @@ void Session::Run() {
         }
       }
     }
-    if (node_events) {
-      std::lock_guard<std::mutex> lock(observers_mu_);
-      for (Observer* o : observers_) o->OnEventsDone();
-    }
+    if (node_events) ForEachObserver([](Observer* o) { o->OnEventsDone(); });
     auto now = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -277,8 +294,7 @@ void Session::Run() {
     }
     if (now >= next_tick) {
       next_tick = now + tick;
-      std::lock_guard<std::mutex> lock(observers_mu_);
-      for (Observer* o : observers_) o->OnTick();
+      ForEachObserver([](Observer* o) { o->OnTick(); });
     }
   }
 }

@@ -19,10 +19,12 @@
 #ifndef RPCBOOT_DISCOVERY_SESSION_H_
 #define RPCBOOT_DISCOVERY_SESSION_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -83,8 +85,13 @@ class Session {
 
   // Starts connecting (in the background) and the event thread. Once.
   void Start();
+  // Both may be called inside a callback too. RemoveObserver returns once no callback of that
+  // observer is running (but one that called it, on the event thread, is still on the stack).
   void AddObserver(Observer* observer);
-  void RemoveObserver(Observer* observer);  // waits for a callback in progress to finish
+  void RemoveObserver(Observer* observer);
+  // The caller is the session's event thread (inside an observer's callback). The session must
+  // not be destroyed there: its destructor joins that thread.
+  bool OnEventThread() const;
 
   bool connected() const;
   // How long the session has been without a connection (since Start, or since it was lost);
@@ -137,7 +144,8 @@ class Session {
   void Post(Event event);
   void Run();
   void OpenHandle();  // with handle_mu_ held exclusively
-  void Dispatch(const Event& event);
+  // Calls `call` for each observer, with observers_mu_ held.
+  void ForEachObserver(const std::function<void(Observer*)>& call);
   absl::Status Check(int rc, const std::string& what, const std::string& path) const;
 
   const SessionOptions options_;
@@ -157,8 +165,9 @@ class Session {
   int expirations_ = 0;
   std::thread thread_;
 
-  std::mutex observers_mu_;  // held while observers run
-  std::vector<Observer*> observers_;
+  std::atomic<std::thread::id> event_thread_{};
+  std::mutex observers_mu_;           // held while observers run
+  std::vector<Observer*> observers_;  // null: removed during a callback
 };
 
 }  // namespace rpcboot::discovery

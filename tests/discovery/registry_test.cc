@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -112,6 +113,50 @@ TEST(Registry, InstanceAppearsInAClientsViewAndDisappearsOnDeregister) {
   EXPECT_TRUE(Eventually([&] { return !*client_session->Exists("/services/shop", false); }));
   ASSERT_TRUE(second.Register().ok());
   EXPECT_TRUE(Eventually([&] { return Lists(resolver, "shop", other.id); }));
+}
+
+// A listener may let go of the last owner of its resolver, and of the session with it (a channel
+// closed by its user while its list updates): with child watches the listener runs on the
+// session's own thread, which cannot remove an observer it is calling nor join itself. The
+// resolver and the session go, nothing hangs, and a second resolver on a session of its own goes
+// on working.
+TEST(Registry, ALastOwnerLetGoInsideAListenerTakesTheResolverAndSessionWithIt) {
+  ZooKeeperServer zk("registry-let-go");
+  auto server_session = Connect(zk.connect());
+  auto session = Connect(zk.connect());
+  std::weak_ptr<Session> weak_session = session;
+  std::mutex mu;
+  auto owner = std::make_shared<Resolver>(std::move(session), "/services");
+  std::weak_ptr<Resolver> weak_owner = owner;
+  Configure(*owner);
+  std::atomic<bool> let_go{false};
+  owner->Watch("shop", [&](const InstanceList& list) {
+    if (list->empty()) return;
+    std::shared_ptr<Resolver> last;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      last.swap(owner);
+    }
+    last.reset();  // ~Resolver here, inside its own listener
+    let_go = true;
+  });
+  Instance self = MakeInstance("shop", 9091);
+  Registrar registrar(server_session, "/services", self);
+  ASSERT_TRUE(registrar.Register().ok());
+  ASSERT_TRUE(Eventually([&] { return let_go.load(); }));
+  EXPECT_TRUE(weak_owner.expired());
+  // The session is closed on another thread, shortly after.
+  EXPECT_TRUE(Eventually([&] { return weak_session.expired(); }));
+
+  auto other_session = Connect(zk.connect());
+  Resolver other(other_session, "/services");
+  Configure(other);
+  other.Watch("shop", [](const InstanceList&) {});
+  EXPECT_TRUE(Eventually([&] { return Lists(other, "shop", self.id); }));
+  Instance second = MakeInstance("shop", 9092);
+  Registrar second_registrar(server_session, "/services", second);
+  ASSERT_TRUE(second_registrar.Register().ok());
+  EXPECT_TRUE(Eventually([&] { return Lists(other, "shop", second.id); }));
 }
 
 TEST(Registry, SessionEndRemovesTheInstance) {
