@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "discovery/instance.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
@@ -375,11 +376,12 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
               Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
               Percentile(propagation_ms, 1.0), propagation_ms.size());
-  std::printf(
-      "ZooKeeper committed each step's %d writes in %.0f ms (median; max %.0f), while sending "
-      "%d events to the watchers per step\n",
-      2 * per_step, Percentile(commit_ms, 0.5), Percentile(commit_ms, 1.0),
-      2 * per_step * watchers);
+  std::printf("ZooKeeper committed each step's %d writes in %.0f ms (median; max %.0f)%s\n",
+              2 * per_step, Percentile(commit_ms, 0.5), Percentile(commit_ms, 1.0),
+              recursive ? absl::StrCat(", queueing ", 2 * per_step * watchers,
+                                       " events for the watchers per step")
+                              .c_str()
+                        : "");
   std::printf(
       "ZooKeeper (%s): %.0f requests/s received during the restart; latency avg %s ms, "
       "max %s ms; %s connections, %s watches\n",
