@@ -419,7 +419,7 @@ class ThriftServerTransport final : public ServerTransport {
     spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     int io_threads = options_.io_threads > 0
                          ? options_.io_threads
-                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < io_threads; ++i) {
       loops_.push_back(std::make_unique<Loop>(this, i));
       if (absl::Status s = loops_.back()->Init(); !s.ok()) {
