@@ -49,7 +49,8 @@ class Resolver final : private Session::Observer {
 
   // Starts watching `name` (if not yet) and calls `listener` with the current list (when
   // ZooKeeper has answered; else with the first list it gives), then after every change.
-  // Returns an id for Unwatch.
+  // Listeners run on the resolver's threads (and Watch's caller); one may let go of the resolver's
+  // last owner (and of the session's). Returns an id for Unwatch.
   int Watch(const std::string& name, Listener listener);
   void Unwatch(int id);
   // The current list of `name`; empty when not watched.
