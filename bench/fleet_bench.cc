@@ -5,7 +5,8 @@
 //
 //   - cold load: how long the watchers took to read the whole application;
 //   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
-//     each watcher's view holds it (median, p99, max over every watcher and step);
+//     each watcher's view holds it (median, p99, max over every watcher and step; and the
+//     slowest watcher of each step);
 //   - ZooKeeper: how long it took to commit each step's writes (ZooKeeper queues an event for every
 //     watcher before it acknowledges a write, so this grows with the watchers), requests
 //     (packets received) per second and its own average and maximum latency over the restart
@@ -34,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -338,6 +340,7 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   int64_t restart_start = NowNs();
   std::vector<double> propagation_ms;
   std::vector<double> commit_ms;  // per step: its writes, from the first sent to the last acked
+  std::vector<double> step_max;   // per step: propagation to the last watcher
   int per_step = std::max(1, instances / 10 / batches);
   for (int b = 0; b < batches; ++b) {
     // A step of the rolling restart: per_step instances go, as many new ones come; the last new
@@ -358,14 +361,17 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     Write(zh, gone, false);
     int64_t written = Write(zh, come, true);
     commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
+    double step_max_ms = 0;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
       seen >> word;
       for (int64_t at; seen >> at;) {
         propagation_ms.push_back(static_cast<double>(at - written) / 1e6);
+        step_max_ms = std::max(step_max_ms, propagation_ms.back());
       }
     }
+    step_max.push_back(step_max_ms);
   }
   double seconds = static_cast<double>(NowNs() - restart_start) / 1e9;
   auto after = Mntr(first_server);
@@ -376,6 +382,9 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
               Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
               Percentile(propagation_ms, 1.0), propagation_ms.size());
+  std::string steps;
+  for (double ms : step_max) steps += absl::StrCat(steps.empty() ? "" : " ", std::lround(ms));
+  std::printf("propagation to the last watcher, step by step (ms): %s\n", steps.c_str());
   std::printf("ZooKeeper committed each step's %d writes in %.0f ms (median; max %.0f)%s\n",
               2 * per_step, Percentile(commit_ms, 0.5), Percentile(commit_ms, 1.0),
               recursive ? absl::StrCat(", queueing ", 2 * per_step * watchers,
