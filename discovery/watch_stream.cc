@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -266,6 +267,10 @@ WatchStream::Core::Core(SessionOptions options, Callback callback)
     if (comma > start) hosts_.push_back(hosts.substr(start, comma - start));
     start = comma + 1;
   }
+  // Each stream starts at a random host of the list, as the C client does: clients that share a
+  // connect string spread their streams (and the events and reads they carry) over the ensemble
+  // instead of all landing on its first server.
+  if (!hosts_.empty()) host_index_ = std::random_device{}() % hosts_.size();
   disconnected_since_ = std::chrono::steady_clock::now();
 }
 

@@ -134,7 +134,7 @@ TEST(WatchStream, ReadsTheChildrenThenFollowsEveryChange) {
   }));
 }
 
-TEST(WatchStream, ChrootAndADeadHostFirst) {
+TEST(WatchStream, ChrootAndDeadHosts) {
   ZooKeeperServer zk("watch-stream-chroot");
   auto admin = Connect(zk.connect());
   ASSERT_TRUE(admin->CreateParents("/apps/services/shop/x").ok());
@@ -144,7 +144,9 @@ TEST(WatchStream, ChrootAndADeadHostFirst) {
   ASSERT_TRUE(admin->Create("/services/shop/outside", "", Session::Mode::kPersistent).ok());
 
   Recorder recorder;
-  WatchStream stream(SessionOptions{"127.0.0.1:1," + zk.connect() + "/apps", milliseconds(4000)},
+  // A stream starts at a random host: with three dead ones of four, most runs meet one first.
+  WatchStream stream(SessionOptions{"127.0.0.1:1,127.0.0.1:1," + zk.connect() + ",127.0.0.1:1/apps",
+                                    milliseconds(4000)},
                      recorder.callback());
   stream.Start();
   stream.Add("/services/shop");
@@ -477,6 +479,43 @@ TEST(WatchStream, DestructionDoesNotWaitForAServerThatNeverAnswers) {
   }
   EXPECT_FALSE(server_gave_up.load()) << "the destructor waited for the server to close";
   release = true;
+}
+
+// Streams of clients that share a connect string spread over its servers: each starts at a
+// random one (the first connection of each of 30 streams, counted per server).
+TEST(WatchStream, StreamsSpreadOverTheServersOfTheConnectString) {
+  std::vector<std::unique_ptr<FakeServer>> servers;
+  std::string connect;
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(std::make_unique<FakeServer>([](int fd, int) { ReadFrame(fd); }));
+    connect += (i == 0 ? "" : ",") + servers.back()->connect();
+  }
+  auto total = [&] {
+    int n = 0;
+    for (const auto& s : servers) n += s->connections();
+    return n;
+  };
+  std::vector<int> first(servers.size(), 0);
+  for (int i = 0; i < 30; ++i) {
+    std::vector<int> before;
+    for (const auto& s : servers) before.push_back(s->connections());
+    const int before_total = total();
+    WatchStream stream(SessionOptions{connect, milliseconds(4000)},
+                       [](const std::string&, WatchStream::Update) {});
+    stream.Start();
+    stream.Add("/services/shop");
+    ASSERT_TRUE(Eventually([&] { return total() > before_total; }));
+    for (std::size_t k = 0; k < servers.size(); ++k) {
+      if (servers[k]->connections() > before[k]) {
+        ++first[k];
+        break;
+      }
+    }
+  }
+  // A server with no first connection by chance: about 3 x (2/3)^30, 1.6e-5.
+  for (std::size_t k = 0; k < servers.size(); ++k) {
+    EXPECT_GT(first[k], 0) << "no stream started at server " << k << " of 3";
+  }
 }
 
 TEST(WatchStream, NotAZooKeeperServer) {
