@@ -256,8 +256,6 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
                                   old == old_children.end() || old->second.instance != nullptr));
     }
   }
-  std::map<int, Listener> listeners;
-  InstanceList published;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stale_.erase(name);
