@@ -208,7 +208,6 @@ InstanceView::InstanceView(std::vector<Instance> instances) {
   for (Instance& instance : instances) {
     items.push_back(std::make_shared<const Instance>(std::move(instance)));
   }
-  std::stable_sort(items.begin(), items.end(), ById);
   Fill(std::move(items));
 }
 
@@ -226,6 +225,7 @@ InstanceView::const_iterator InstanceView::At(std::size_t i) const {
 }
 
 void InstanceView::Fill(Items items) {
+  std::stable_sort(items.begin(), items.end(), ById);
   chunks_.clear();
   for (std::size_t at = 0; at < items.size(); at += kChunk) {
     auto first = items.begin() + static_cast<std::ptrdiff_t>(at);

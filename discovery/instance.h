@@ -179,7 +179,7 @@ class InstanceView {
   // The iterator at index `i` (0 to size()).
   const_iterator At(std::size_t i) const;
   std::size_t Start(std::size_t chunk) const { return chunk == 0 ? 0 : ends_[chunk - 1]; }
-  // Sorted items in chunks of kChunk; `ends_` from them.
+  // `items` sorted by id (equal ids keep their order) in chunks of kChunk; `ends_` from them.
   void Fill(Items items);
   void Reindex(std::size_t from);
 
@@ -192,7 +192,7 @@ class InstanceView {
 // view still holds that chunk. Thread-compatible (the resolver's, under its lock).
 class InstanceView::Builder {
  public:
-  // Replaces everything; `items` sorted by id, no null.
+  // Replaces everything with `items` (no null), sorted here.
   void Assign(Items items);
   // After the items with the same id.
   void Insert(Item item);

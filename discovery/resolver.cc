@@ -26,10 +26,6 @@ constexpr auto kSnapshotEvery = std::chrono::seconds(1);
 constexpr auto kSnapshotAfter = std::chrono::seconds(1);
 constexpr char kSnapshotHeader[] = "rpcboot-registry-snapshot 1";
 
-bool ById(const std::shared_ptr<const Instance>& a, const std::shared_ptr<const Instance>& b) {
-  return a->id < b->id;
-}
-
 // Lets go of `session` on a thread of its own: the session's destructor joins its event thread,
 // which cannot join itself (a resolver let go of inside one of the session's callbacks).
 void ReleaseOffThisThread(std::shared_ptr<Session> session) {
@@ -299,7 +295,6 @@ void Resolver::RebuildUp(Watched& w) {
   for (const auto& [node, entry] : w.children) {
     if (entry.up) up.push_back(entry.instance);
   }
-  std::stable_sort(up.begin(), up.end(), ById);
   w.up.Assign(std::move(up));
 }
 

@@ -39,10 +39,6 @@ constexpr int32_t kMultiRead = 22;
 // Reads of several nodes travel together, this many per multiRead (ZooKeeper 3.6+): one request
 // through the server's pipeline instead of one each (a cold load of 10,000 is 50 requests).
 constexpr std::size_t kReadsPerMulti = 200;
-// While reads are in flight, the reads that events ask for wait for their answer and then go
-// together: under a burst (a rolling restart) a watcher sends a few requests per burst instead of
-// one per event, which is what keeps ZooKeeper answering when hundreds of watchers follow one
-// application; when ZooKeeper is idle a read waits at most one round trip.
 constexpr int32_t kPersistentRecursive = 1;  // AddWatchMode
 constexpr int32_t kNotificationXid = -1;
 constexpr int32_t kPingXid = -2;
@@ -592,6 +588,10 @@ void WatchStream::Core::QueueRead(Root& root, const std::string& root_path,
 }
 
 void WatchStream::Core::FlushReads() {
+  // While reads are in flight, the reads that events ask for wait for their answer and then go
+  // together: under a burst (a rolling restart) a watcher sends a few requests per burst instead
+  // of one per event, which is what keeps ZooKeeper answering when hundreds of watchers follow
+  // one application; when ZooKeeper is idle a read waits at most one round trip.
   if (to_read_.empty() || reads_in_flight_ > 0) return;
   if (to_read_.size() == 1) {
     SendRead(kGetData, Request::kData, to_read_[0].first, to_read_[0].second);
