@@ -11,11 +11,13 @@
 //   ...
 //   server.Shutdown();   // stop accepting, finish in-flight calls within options.shutdown_grace
 //
-// Threading: I/O threads (gRPC's, and options.io_threads event loops for Thrift) move bytes and
-// never run user code; handlers run on one pool of options.handler_threads threads shared by
-// both protocols, so a handler may block without stalling anything but its own call. An
-// implementation is called from many threads at once and must be thread-safe. Start, Shutdown
-// and the destructor are called from one thread; the port accessors from any.
+// Threading: at most options.handler_threads handlers run at once, both protocols together, and
+// a handler may block without stalling anything but its own call. A call runs on the thread
+// that read it when a handler slot is free (no hop): on gRPC once another thread polls in its
+// place, on Thrift with its event loop handed to another thread if the handler blocks. Other
+// calls queue for the handler pool. An implementation is called from many threads at once and
+// must be thread-safe. Start, Shutdown and the destructor are called from one thread; the port
+// accessors from any.
 #ifndef RPCBOOT_SERVER_H_
 #define RPCBOOT_SERVER_H_
 

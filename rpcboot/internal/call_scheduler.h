@@ -1,8 +1,9 @@
 // The handler pool every server transport hands its calls to, with admission control.
 //
-// gRPC's completion threads never run user code: they decode the framing, then Submit a Call.
-// (Thrift's loops may run it in place through Enter/Leave: see thrift_server.cc.) The scheduler
-// runs it on one of a fixed number of handler threads, which may block. It holds at most
+// A transport may run a call on its own thread through Enter/Leave (Thrift's loops and gRPC's
+// polling threads do, each handing its I/O to another thread: see thrift_server.cc and
+// grpc_server.cc), or Submit it: the scheduler runs it on one of a fixed number of handler
+// threads, which may block. It holds at most
 // `max_calls` calls, queued and running together; a call beyond that is refused at once with
 // RESOURCE_EXHAUSTED, never queued without bound. A queued call whose deadline passes before a
 // thread takes it is answered DEADLINE_EXCEEDED and its handler never runs. On shutdown, Drain lets
@@ -55,11 +56,11 @@ class CallScheduler {
   // once draining has begun.
   void Submit(ScheduledCall call);
 
-  // For a transport that runs a call on its own thread (Thrift's loops run a call where it was
-  // read, and hand the loop to another thread if the handler blocks). True: the call is counted
-  // in and holds a handler slot; run it, then Leave once its reply is handed on. False: *code is
-  // kOk when every slot is busy (Submit it: it queues like any call), otherwise the refusal
-  // Submit would give (RESOURCE_EXHAUSTED, UNAVAILABLE) with *why.
+  // For a transport that runs a call on its own thread (where it was read; the transport keeps
+  // its I/O going on another thread). True: the call is counted in and holds a handler slot;
+  // run it, then Leave once its reply is handed on. False: *code is kOk when every slot is busy
+  // (Submit it: it queues like any call), otherwise the refusal Submit would give
+  // (RESOURCE_EXHAUSTED, UNAVAILABLE) with *why.
   bool Enter(StatusCode* code, std::string* why);
   void Leave();
 

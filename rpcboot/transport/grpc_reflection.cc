@@ -65,41 +65,7 @@ constexpr int kNotFound = 5;
 constexpr int kInvalidArgument = 3;
 constexpr int kUnimplemented = 12;
 
-// One reflection stream: each request read is answered with one response, in order.
-class ReflectionReactor final : public grpc::ServerGenericBidiReactor {
- public:
-  explicit ReflectionReactor(const GrpcReflection* reflection) : reflection_(reflection) {
-    StartRead(&request_);
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side: the stream is over
-      Finish(grpc::Status::OK);
-      return;
-    }
-    reply_ = ToByteBuffer(reflection_->Answer(ToBytes(request_)));
-    StartWrite(&reply_);
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "rpcboot: reflection reply not sent"));
-      return;
-    }
-    StartRead(&request_);
-  }
-  void OnDone() override { delete this; }
-
- private:
-  const GrpcReflection* reflection_;
-  grpc::ByteBuffer request_;
-  grpc::ByteBuffer reply_;
-};
-
 }  // namespace
-
-bool GrpcReflection::IsReflectionPath(std::string_view path) {
-  return path == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" ||
-         path == "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
-}
 
 GrpcReflection::GrpcReflection(const MethodTable& table)
     : pool_(std::make_unique<google::protobuf::DescriptorPool>()) {
@@ -122,10 +88,6 @@ GrpcReflection::GrpcReflection(const MethodTable& table)
 }
 
 GrpcReflection::~GrpcReflection() = default;
-
-grpc::ServerGenericBidiReactor* GrpcReflection::NewReactor() const {
-  return new ReflectionReactor(this);
-}
 
 std::vector<std::string> GrpcReflection::FileWithImports(const std::string& name) const {
   std::vector<std::string> out;

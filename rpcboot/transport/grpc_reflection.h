@@ -8,8 +8,6 @@
 #ifndef RPCBOOT_TRANSPORT_GRPC_REFLECTION_H_
 #define RPCBOOT_TRANSPORT_GRPC_REFLECTION_H_
 
-#include <grpcpp/generic/async_generic_service.h>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -27,7 +25,9 @@ class MethodTable;
 class GrpcReflection {
  public:
   // The paths of the reflection streams it answers.
-  static bool IsReflectionPath(std::string_view path);
+  static constexpr const char* kPaths[] = {
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
 
   explicit GrpcReflection(const MethodTable& table);
   ~GrpcReflection();
@@ -35,9 +35,6 @@ class GrpcReflection {
   // The answer (a serialized ServerReflectionResponse) to one serialized
   // ServerReflectionRequest; a request that does not decode gets an error response.
   std::string Answer(std::string_view request) const;
-
-  // A reactor for one reflection stream (deletes itself when done).
-  grpc::ServerGenericBidiReactor* NewReactor() const;
 
  private:
   // `file` and its imports, each once, as serialized FileDescriptorProtos.

@@ -1,16 +1,33 @@
-// gRPC server transport: one callback generic service serves every bound interface (no
-// generated gRPC code). gRPC's threads only read the request and write the reply: every handler
-// runs on the server's CallScheduler, so handlers may block without stalling gRPC itself, and
-// admission control (max_concurrent_calls) and deadlines apply as on Thrift.
-// grpc.health.v1.Health answers on the same port.
+// gRPC server transport on gRPC's completion-queue API, polled by rpcboot's own threads; no
+// generated gRPC code: every bound method is registered by its path with its bytes as they came.
+//
+// Threads. A few threads poll one completion queue: gRPC reads, frames and writes on them. A call
+// arrives with its request. The thread that took it holds a handler slot (CallScheduler::Enter,
+// so max_concurrent_calls, handler_threads and the drain count it like any call), makes sure
+// another thread is polling (one usually is; else it wakes a spare or starts one), and runs the
+// handler itself: no hop to another thread. Afterwards it polls again, or waits as a spare when
+// enough threads poll. Polling never waits on a handler, so handlers may block; with every slot
+// busy, or no thread to poll in its place, a call queues for the handler pool instead. This is
+// the model of gRPC's own synchronous server, with rpcboot's bounds on threads and calls.
+// grpc.health.v1.Health and server reflection are served from the same queue (they run no user
+// code); a path no service has is answered UNIMPLEMENTED. No gRPC callback service is
+// registered: gRPC would start threads of its own to poll beside these.
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <grpc/compression.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/async_stream.h>
+#include <grpcpp/support/async_unary_call.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
 #include <mutex>
+#include <set>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -88,164 +105,374 @@ void CertificateIdentity(const grpc::ServerContextBase& context, PeerIdentity* i
   if (!identity->principal.empty()) identity->source = "certificate";
 }
 
-// One unary call: read the request, hand it to the scheduler, write the reply and finish.
-// gRPC deletes nothing: the reactor deletes itself in OnDone, after Finish.
-class UnaryReactor final : public grpc::ServerGenericBidiReactor {
+// Something a completion-queue event completes: a call's next step.
+class Tag {
  public:
-  UnaryReactor(grpc::GenericCallbackServerContext* context, const MethodTable* table,
-               CallScheduler* scheduler, UnsentLedger* ledger)
-      : context_(context), table_(table), scheduler_(scheduler), ledger_(ledger) {
-    StartRead(&request_);
+  virtual ~Tag() = default;
+  // On a polling thread. True when this thread stopped polling to run a handler (and ran it):
+  // the thread then goes back through Pollers::Rejoin.
+  virtual bool Proceed(bool ok) = 0;
+};
+
+// The threads that poll the completion queue, and their spares.
+class Pollers {
+ public:
+  // At most `max_threads` threads in all; `polling` of them poll while none runs a handler.
+  Pollers(grpc::ServerCompletionQueue* cq, int polling, int max_threads)
+      : cq_(cq), max_polling_(polling), max_threads_(max_threads) {}
+
+  // Starts the threads that poll; false when not even one could be started.
+  bool Start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int i = 0; i < max_polling_; ++i) {
+      if (!StartThreadLocked()) break;
+    }
+    return !threads_.empty();
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "rpcboot: no request message"));
-      return;
+  // The calling thread stops polling to run a handler: true once another thread polls in its
+  // place (this thread must then Rejoin); false when none can (it goes on polling).
+  bool HandOn() {
+    if (polling_.fetch_sub(1, std::memory_order_acq_rel) > 1) return true;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      if (spares_ > 0) {
+        --spares_;
+        ++wakes_;
+        cv_.notify_one();
+        return true;  // polling_ counts the woken spare already
+      }
+      if (static_cast<int>(threads_.size()) < max_threads_ && StartThreadLocked()) return true;
     }
-    route_ = table_->FindGrpc(context_->method());
-    if (route_ == nullptr) {
-      Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
-      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          "rpcboot: unknown method " + context_->method()));
-      return;
-    }
-    started_ = route_->runtime->grpc_stats->Start();
-    ScheduledCall call;
-    if (context_->raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
-      call.deadline = context_->deadline();
-    }
-    deadline_ = call.deadline;
-    if (route_->run_inline) {  // server.inline_methods: never blocks, no hop
-      Handle();
-      return;
-    }
-    // `this` lives until Finish: exactly one of run and refuse calls it.
-    call.run = [this] { Handle(); };
-    call.refuse = [this](StatusCode code, std::string message) {
-      route_->runtime->grpc_stats->Finish(started_, code, context_->peer(), message, true);
-      Finish(grpc::Status(static_cast<grpc::StatusCode>(code), "rpcboot: " + message));
-    };
-    scheduler_->Submit(std::move(call));
+    polling_.fetch_add(1, std::memory_order_acq_rel);
+    return false;
   }
 
-  void OnWriteDone(bool) override {}
-  void OnDone() override {
-    if (reserved_ > 0) ledger_->Release(peer_, reserved_);
-    delete this;
+  // Stops and joins every thread; the queue must be shut down first (its Next then ends).
+  void Stop() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads) t.join();
   }
 
  private:
-  void Handle() {
-    peer_ = context_->peer();
-    ServerContext call("grpc", peer_, deadline_);
-    CertificateIdentity(*context_, call.mutable_identity());
-    std::string_view token;
-    const auto& metadata = context_->client_metadata();
-    auto header = [&metadata](std::string_view key) {
-      auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
-      return it == metadata.end() ? std::string_view()
-                                  : std::string_view(it->second.data(), it->second.size());
-    };
-    token = BearerToken(header("authorization"));
-    BeginServerSpan(&call, header(kTraceparentHeader), header(kTracestateHeader));
-    call.set_shadow(header(kShadowHeader) == "1");
-    ServerContext::Scope scope(&call);
-    std::string request = ToBytes(request_);
-    HandlerOutcome outcome = RunHandler([&] {
-      if (Refusal refusal =
-              table_->guard().Check(route_->method->grpc_path, token, call.mutable_identity());
-          refusal.refused()) {
-        throw RpcError(refusal.code, refusal.message);
-      }
-      return route_->method->serve_proto(route_->impl, request);
-    });
-    EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
-                  outcome.message);
-    CallStats* stats = route_->runtime->grpc_stats;
-    if (outcome.code != StatusCode::kOk) {
-      stats->Finish(started_, outcome.code, peer_, outcome.message);
-      Finish(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
-      return;
+  // Polls the queue until it is shut down and drained.
+  void Poll() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+      if (static_cast<Tag*>(tag)->Proceed(ok) && !Rejoin()) return;
     }
-    if (std::size_t held = ledger_->Reserve(peer_, outcome.reply.size()); held > 0) {
-      std::string what =
-          absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
-                       " bytes of earlier replies to this connection are still unread (limit ",
-                       ledger_->limit(), ", server.grpc_max_unsent_bytes)");
-      if (ledger_->ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer_ + ": " + what);
-      stats->Finish(started_, StatusCode::kResourceExhausted, peer_, what);
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, what));
-      return;
-    }
-    reserved_ = outcome.reply.size();
-    reply_ = ToByteBuffer(outcome.reply);
-    stats->Finish(started_, StatusCode::kOk);
-    StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
-  grpc::GenericCallbackServerContext* context_;
-  const MethodTable* table_;
-  CallScheduler* scheduler_;
-  UnsentLedger* ledger_;
-  std::string peer_;          // the connection, as gRPC names it
-  std::size_t reserved_ = 0;  // counted in the ledger under peer_ until OnDone
+  // After a handler: polls again, or waits as a spare while enough threads poll. False: stop.
+  bool Rejoin() {
+    if (polling_.load(std::memory_order_acquire) < max_polling_) {
+      polling_.fetch_add(1, std::memory_order_acq_rel);
+      return true;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    ++spares_;
+    cv_.wait(lock, [this] { return wakes_ > 0 || stopping_; });
+    if (wakes_ > 0) {  // HandOn took it off the spares and counted it as polling
+      --wakes_;
+      return true;
+    }
+    --spares_;
+    return false;
+  }
+
+  // A new thread that polls (counted in polling_); false when the system would not start one.
+  bool StartThreadLocked() {
+    polling_.fetch_add(1, std::memory_order_acq_rel);
+    try {
+      threads_.emplace_back([this] { Poll(); });
+      return true;
+    } catch (const std::system_error& e) {
+      polling_.fetch_sub(1, std::memory_order_acq_rel);
+      if (log_.Allow()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("gRPC: cannot start a polling thread (", e.what(),
+                         "); calls wait for the handler pool until threads are available"));
+      }
+      return false;
+    }
+  }
+
+  grpc::ServerCompletionQueue* const cq_;
+  const int max_polling_;
+  const int max_threads_;
+  std::atomic<int> polling_{0};  // threads polling, or about to
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int spares_ = 0;  // threads waiting in Rejoin
+  int wakes_ = 0;   // spares told to poll that have not yet woken
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+  LogLimiter log_;
+};
+
+// Every bound method, registered by its gRPC path, then the built-in ones (health, reflection):
+// gRPC reads a unary request before it hands the call over, and passes its bytes as they came.
+class MethodService final : public grpc::Service {
+ public:
+  // The built-in methods, indexed after the bound ones.
+  enum Builtin { kHealthCheck, kHealthWatch, kReflection, kReflectionAlpha };
+
+  explicit MethodService(const std::vector<const Route*>& routes) : routes_(routes) {
+    using grpc::internal::RpcMethod;
+    for (const Route* route : routes) Add(route->method->grpc_path.c_str(), RpcMethod::NORMAL_RPC);
+    Add("/grpc.health.v1.Health/Check", RpcMethod::NORMAL_RPC);
+    Add("/grpc.health.v1.Health/Watch", RpcMethod::SERVER_STREAMING);
+    for (const char* path : GrpcReflection::kPaths) Add(path, RpcMethod::BIDI_STREAMING);
+  }
+
+  int routes() const { return static_cast<int>(routes_.size()); }
+  const Route* route(int index) const { return routes_[index]; }
+  int index(Builtin builtin) const { return routes() + builtin; }
+
+  // Each call arrives on `cq`, and its later steps complete there too.
+  void RequestUnary(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                    grpc::ServerCompletionQueue* cq, void* tag) {
+    RequestAsyncUnary(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestServerStream(int index, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                           grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq, void* tag) {
+    RequestAsyncServerStreaming(index, context, request, writer, cq, cq, tag);
+  }
+  void RequestBidi(int index, grpc::ServerContext* context,
+                   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream,
+                   grpc::ServerCompletionQueue* cq, void* tag) {
+    RequestAsyncBidiStreaming(index, context, stream, cq, cq, tag);
+  }
+
+ private:
+  void Add(const char* path, grpc::internal::RpcMethod::RpcType type) {
+    int index = static_cast<int>(methods_added_++);
+    AddMethod(new grpc::internal::RpcServiceMethod(path, type, nullptr));
+    MarkMethodRaw(index);
+  }
+
+  std::vector<const Route*> routes_;
+  std::size_t methods_added_ = 0;
+};
+
+// grpc.health.v1.Health: the serving status of the server ("") and of each bound service.
+class HealthState {
+ public:
+  // HealthCheckResponse.ServingStatus
+  static constexpr int kServing = 1;
+  static constexpr int kNotServing = 2;
+  static constexpr int kServiceUnknown = 3;
+
+  void Add(const std::string& service) {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_[service] = kServing;
+  }
+  void StopServing() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [service, status] : statuses_) status = kNotServing;
+  }
+  int Of(const std::string& service) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = statuses_.find(service);
+    return it == statuses_.end() ? kServiceUnknown : it->second;
+  }
+
+  // The service a HealthCheckRequest names ({1: string service}); nullopt when it does not
+  // decode.
+  static std::optional<std::string> ServiceOf(const grpc::ByteBuffer& request) {
+    std::string bytes = ToBytes(request);
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                              static_cast<int>(bytes.size()));
+    std::string service;
+    while (uint32_t tag = in.ReadTag()) {
+      if (tag == ((1u << 3) | 2u)) {
+        uint32_t length = 0;
+        if (!in.ReadVarint32(&length) || !in.ReadString(&service, static_cast<int>(length))) {
+          return std::nullopt;
+        }
+      } else if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) {
+        return std::nullopt;
+      }
+    }
+    if (!in.ConsumedEntireMessage()) return std::nullopt;
+    return service;
+  }
+  // A HealthCheckResponse ({1: ServingStatus status}).
+  static grpc::ByteBuffer Response(int status) {
+    const char bytes[] = {0x08, static_cast<char>(status)};
+    return ToByteBuffer(std::string_view(bytes, sizeof bytes));
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, int, std::less<>> statuses_;
+};
+
+class GrpcServerTransport;
+
+// One call of a bound method: requested, then (with its request) run, then finished.
+class UnaryCall final : public Tag {
+ public:
+  UnaryCall(GrpcServerTransport* transport, int index) : transport_(transport), index_(index) {}
+
+  bool Proceed(bool ok) override;
+
+  // Runs the handler under the call's ServerContext and sends its reply or error.
+  void Handle();
+  // Answers without running the handler.
+  void Refuse(StatusCode code, const std::string& message);
+
+  grpc::ServerContext* context() { return &context_; }
+  grpc::ByteBuffer* request() { return &request_; }
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer() { return &writer_; }
+  const Route* route() const { return route_; }
+  std::optional<ServerContext::Clock::time_point> deadline() const { return deadline_; }
+
+ private:
+  enum class State { kRequested, kFinishing };
+  void Reply(const grpc::Status& status);
+
+  GrpcServerTransport* const transport_;
+  const int index_;  // in the MethodService
+  State state_ = State::kRequested;
+  grpc::ServerContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_{&context_};
+  grpc::ByteBuffer reply_;
   const Route* route_ = nullptr;
   int64_t started_ = 0;  // for the method's CallStats
   std::optional<ServerContext::Clock::time_point> deadline_;
+  std::string peer_;          // the connection, as gRPC names it
+  std::size_t reserved_ = 0;  // counted in the ledger under peer_ until the reply is out
+};
+
+// A call of a path no bound service has: answered UNIMPLEMENTED.
+class UnknownCall final : public Tag {
+ public:
+  explicit UnknownCall(GrpcServerTransport* transport) : transport_(transport) {}
+  bool Proceed(bool ok) override;
+  grpc::GenericServerContext* context() { return &context_; }
+  grpc::GenericServerAsyncReaderWriter* stream() { return &stream_; }
+
+ private:
+  GrpcServerTransport* const transport_;
+  bool finishing_ = false;
+  grpc::GenericServerContext context_;
+  grpc::GenericServerAsyncReaderWriter stream_{&context_};
+};
+
+// grpc.health.v1.Health/Check.
+class HealthCheckCall final : public Tag {
+ public:
+  explicit HealthCheckCall(GrpcServerTransport* transport);
+  bool Proceed(bool ok) override;
+
+ private:
+  GrpcServerTransport* const transport_;
+  bool finishing_ = false;
+  grpc::ServerContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_{&context_};
+  grpc::ByteBuffer reply_;
+};
+
+// grpc.health.v1.Health/Watch: the status now, then again when it changes. The server changes
+// it only when it stops (to NOT_SERVING): the watch then gets NOT_SERVING and ends
+// (UNAVAILABLE), so a stopping server never waits for its watchers.
+class WatchCall {
+ public:
+  explicit WatchCall(GrpcServerTransport* transport);
+  // Sends NOT_SERVING if that was not sent, then ends the stream. Any thread.
+  void Close();
+
+ private:
+  // A step of the stream; each calls one member when it completes.
+  class Step final : public Tag {
+   public:
+    Step(WatchCall* call, void (WatchCall::*on)(bool)) : call_(call), on_(on) {}
+    bool Proceed(bool ok) override {
+      (call_->*on_)(ok);
+      return false;
+    }
+
+   private:
+    WatchCall* const call_;
+    void (WatchCall::*const on_)(bool);
+  };
+  void OnArrived(bool ok);
+  void OnWritten(bool ok);
+  void OnFinished(bool ok);
+  void OnDone(bool ok);
+  // Writes the status when it differs from the last one sent, or ends the stream once closed.
+  void SendLocked();
+  // True when nothing of the call is outstanding any more: the caller deletes it.
+  bool OverLocked() const { return done_ && !writing_ && (!finishing_ || finished_); }
+
+  GrpcServerTransport* const transport_;
+  Step arrived_{this, &WatchCall::OnArrived};
+  Step written_{this, &WatchCall::OnWritten};
+  Step finished_step_{this, &WatchCall::OnFinished};
+  Step done_step_{this, &WatchCall::OnDone};
+  std::mutex mu_;
+  std::string service_;
+  int sent_ = 0;  // the last status written (0: none)
+  bool writing_ = false;
+  bool closing_ = false;
+  bool finishing_ = false;
+  bool finished_ = false;
+  bool done_ = false;  // gRPC's word that the call is over
+  grpc::ServerContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_{&context_};
+  grpc::ByteBuffer reply_;
+};
+
+// Server reflection (one stream: each request read is answered in order), to the callers
+// server.auth lets through: the schema is the server's to show. No user code runs.
+class ReflectionCall final : public Tag {
+ public:
+  ReflectionCall(GrpcServerTransport* transport, int index);
+  bool Proceed(bool ok) override;
+
+ private:
+  enum class State { kRequested, kReading, kWriting, kFinishing };
+  void Finish(const grpc::Status& status);
+
+  GrpcServerTransport* const transport_;
+  const int index_;
+  State state_ = State::kRequested;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{&context_};
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
 };
 
-// A stream refused before it starts.
-class RefusedReactor final : public grpc::ServerGenericBidiReactor {
- public:
-  explicit RefusedReactor(grpc::Status status) { Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-class Service final : public grpc::CallbackGenericService {
- public:
-  Service(const MethodTable* table, CallScheduler* scheduler, std::size_t max_unsent_bytes)
-      : table_(table), scheduler_(scheduler), ledger_(max_unsent_bytes), reflection_(*table) {}
-  grpc::ServerGenericBidiReactor* CreateReactor(
-      grpc::GenericCallbackServerContext* context) override {
-    // Server reflection is a stream of its own, answered here (it runs no user code), to the
-    // callers server.auth lets through: the schema is the server's to show.
-    if (GrpcReflection::IsReflectionPath(context->method())) {
-      PeerIdentity identity;
-      CertificateIdentity(*context, &identity);
-      const auto& metadata = context->client_metadata();
-      auto it = metadata.find("authorization");
-      std::string_view token =
-          it == metadata.end()
-              ? std::string_view()
-              : BearerToken(std::string_view(it->second.data(), it->second.size()));
-      if (Refusal refusal = table_->guard().Check(context->method(), token, &identity);
-          refusal.refused()) {
-        return new RefusedReactor(
-            grpc::Status(static_cast<grpc::StatusCode>(refusal.code), refusal.message));
-      }
-      return reflection_.NewReactor();
-    }
-    return new UnaryReactor(context, table_, scheduler_, &ledger_);
-  }
-
- private:
-  const MethodTable* table_;
-  CallScheduler* scheduler_;
-  UnsentLedger ledger_;
-  const GrpcReflection reflection_;
-};
-
 class GrpcServerTransport final : public ServerTransport {
  public:
-  explicit GrpcServerTransport(const ServerOptions& options) : options_(options) {}
+  explicit GrpcServerTransport(const ServerOptions& options)
+      : options_(options), ledger_(options.grpc_max_unsent_bytes) {}
   ~GrpcServerTransport() override { Shutdown(std::chrono::steady_clock::now()); }
 
   absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
-    service_ = std::make_unique<Service>(&table, scheduler, options_.grpc_max_unsent_bytes);
-    grpc::EnableDefaultHealthCheckService(true);
+    table_ = &table;
+    scheduler_ = scheduler;
+    std::vector<const Route*> routes;
+    table.ForEachGrpc([&routes](const Route& route) { routes.push_back(&route); });
+    methods_ = std::make_unique<MethodService>(routes);
+    reflection_ = std::make_unique<GrpcReflection>(table);
+    // Health and reflection are served from the calls' queue (see the top of this file).
+    grpc::EnableDefaultHealthCheckService(false);
+    health_.Add("");
+    for (const std::string& service : table.services()) health_.Add(service);
     grpc::ServerBuilder builder;
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -271,19 +498,34 @@ class GrpcServerTransport final : public ServerTransport {
       quota.Resize(options_.grpc_memory_quota);
       builder.SetResourceQuota(quota);
     }
-    builder.RegisterCallbackGenericService(service_.get());
+    builder.RegisterService(methods_.get());
+    builder.RegisterAsyncGenericService(&unknown_);
+    cq_ = builder.AddCompletionQueue();
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       server_.reset();
+      cq_->Shutdown();
+      Drain();
       return absl::UnavailableError("gRPC: cannot listen on " + address +
                                     " (port in use or bad host)");
     }
-    // grpc.health.v1.Health: SERVING for "" (the server) and for each service by its full name,
-    // as Kubernetes and Envoy probes ask; NOT_SERVING from the moment the server stops taking
-    // calls.
-    if (auto* health = server_->GetHealthCheckService()) {
-      health->SetServingStatus(true);
-      for (const std::string& service : table.services()) health->SetServingStatus(service, true);
+    // Threads: two poll; a thread running a handler in place holds a handler slot, so at most
+    // the pool's size of them run handlers at once.
+    pollers_ = std::make_unique<Pollers>(cq_.get(), kPolling, scheduler->threads() + kPolling);
+    for (int i = 0; i < methods_->routes(); ++i) {
+      for (int n = 0; n < kRequestsPerMethod; ++n) RequestCall(i);
+    }
+    RequestUnknown();
+    RequestHealthCheck();
+    RequestWatch();
+    RequestReflection(methods_->index(MethodService::kReflection));
+    RequestReflection(methods_->index(MethodService::kReflectionAlpha));
+    if (!pollers_->Start()) {
+      server_->Shutdown(std::chrono::system_clock::now());
+      cq_->Shutdown();
+      Drain();
+      server_.reset();
+      return absl::ResourceExhaustedError("gRPC: cannot start a polling thread");
     }
     Log(LogLevel::kInfo, absl::StrCat("gRPC listening on ", options_.host, ":", port_,
                                       options_.tls.cert_file.empty() ? " (plaintext)" : " (TLS)"));
@@ -294,7 +536,17 @@ class GrpcServerTransport final : public ServerTransport {
 
   void StopAccepting() override {
     if (server_ == nullptr || stopping_.joinable()) return;
-    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);  // all
+    // grpc.health.v1.Health: SERVING for "" (the server) and for each service by its full name,
+    // as Kubernetes and Envoy probes ask; NOT_SERVING from the moment the server stops taking
+    // calls.
+    health_.StopServing();
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watches_closed_ = true;
+      // Closed under the lock: a watch that ends meanwhile waits in RemoveWatch.
+      for (WatchCall* watch : watches_) watch->Close();
+      watches_.clear();
+    }
     // grpc::Server::Shutdown stops new calls at once and waits for those in flight, which the
     // scheduler finishes (or refuses) during its drain; it blocks, so it runs beside the drain.
     // Its own deadline is far: the drain, not gRPC, decides when a call is given up.
@@ -309,10 +561,97 @@ class GrpcServerTransport final : public ServerTransport {
     StopAccepting();
     stopping_.join();
     server_->Wait();
+    // Every call is over: what is left in the queue are requests for calls that never came.
+    cq_->Shutdown();
+    pollers_->Stop();
     server_.reset();
   }
 
+  // The next call of method `index` (on a polling thread, or at start).
+  void RequestCall(int index) {
+    auto* call = new UnaryCall(this, index);
+    methods_->RequestUnary(index, call->context(), call->request(), call->writer(), cq_.get(),
+                           call);
+  }
+
+  void RequestUnknown() {
+    auto* call = new UnknownCall(this);
+    unknown_.RequestCall(call->context(), call->stream(), cq_.get(), cq_.get(), call);
+  }
+  void RequestHealthCheck() { new HealthCheckCall(this); }
+  void RequestWatch() { new WatchCall(this); }
+  void RequestReflection(int index) { new ReflectionCall(this, index); }
+
+  MethodService& methods() { return *methods_; }
+  grpc::ServerCompletionQueue* cq() { return cq_.get(); }
+  const HealthState& health() const { return health_; }
+  const GrpcReflection& reflection() const { return *reflection_; }
+
+  // A watch that arrived: false once the server stopped serving (the watch closes itself).
+  bool AddWatch(WatchCall* watch) {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (watches_closed_) return false;
+    watches_.insert(watch);
+    return true;
+  }
+  void RemoveWatch(WatchCall* watch) {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    watches_.erase(watch);
+  }
+
+  const Route* route(int index) const { return methods_->route(index); }
+  const MethodTable& table() const { return *table_; }
+  UnsentLedger& ledger() { return ledger_; }
+
+  // A call that arrived with its request (on the polling thread that took it). True when this
+  // thread ran its handler in place (another thread polled meanwhile).
+  bool Dispatch(UnaryCall* call) {
+    if (call->deadline() && *call->deadline() <= ServerContext::Clock::now()) {
+      call->Refuse(StatusCode::kDeadlineExceeded, "deadline passed before the handler ran");
+      return false;
+    }
+    if (call->route()->run_inline) {  // server.inline_methods: never blocks, no hop
+      call->Handle();
+      return false;
+    }
+    StatusCode code = StatusCode::kOk;
+    std::string why;
+    if (scheduler_->Enter(&code, &why)) {
+      if (pollers_->HandOn()) {
+        call->Handle();
+        scheduler_->Leave();
+        return true;
+      }
+      scheduler_->Leave();  // no thread to poll in this one's place: the pool runs it
+    } else if (code != StatusCode::kOk) {
+      call->Refuse(code, why);
+      return false;
+    }
+    // `call` lives until its reply is out: exactly one of run and refuse answers it.
+    ScheduledCall scheduled;
+    scheduled.deadline = call->deadline();
+    scheduled.run = [call] { call->Handle(); };
+    scheduled.refuse = [call](StatusCode refused, std::string message) {
+      call->Refuse(refused, message);
+    };
+    scheduler_->Submit(std::move(scheduled));
+    return false;
+  }
+
  private:
+  // Threads polling while none runs a handler.
+  static constexpr int kPolling = 2;
+  // Requests each method keeps posted: calls gRPC can hand over without waiting for a thread to
+  // post the next one.
+  static constexpr int kRequestsPerMethod = 2;
+
+  // Takes what is left in the shut-down queue (when no thread polls it).
+  void Drain() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(false);
+  }
+
   // The same checks and the same messages as the Thrift side's TLS (gRPC reads the PEM text).
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials() const {
     const TlsOptions& tls = options_.tls;
@@ -338,11 +677,287 @@ class GrpcServerTransport final : public ServerTransport {
   }
 
   ServerOptions options_;
-  std::unique_ptr<Service> service_;
+  UnsentLedger ledger_;
+  const MethodTable* table_ = nullptr;
+  CallScheduler* scheduler_ = nullptr;
+  std::unique_ptr<MethodService> methods_;
+  std::unique_ptr<GrpcReflection> reflection_;
+  HealthState health_;
+  std::mutex watch_mu_;
+  std::set<WatchCall*> watches_;  // arrived and not yet over
+  bool watches_closed_ = false;
+  grpc::AsyncGenericService unknown_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Pollers> pollers_;
   std::thread stopping_;
   int port_ = 0;
 };
+
+bool UnaryCall::Proceed(bool ok) {
+  if (state_ == State::kFinishing) {  // the reply went out, or the call ended without it
+    if (reserved_ > 0) transport_->ledger().Release(peer_, reserved_);
+    delete this;
+    return false;
+  }
+  if (!ok) {  // the server is shutting down: no call came
+    delete this;
+    return false;
+  }
+  transport_->RequestCall(index_);  // the method's next call
+  state_ = State::kFinishing;
+  route_ = transport_->route(index_);
+  started_ = route_->runtime->grpc_stats->Start();
+  if (context_.raw_deadline().tv_sec != gpr_inf_future(GPR_CLOCK_REALTIME).tv_sec) {
+    deadline_ = context_.deadline();
+  }
+  return transport_->Dispatch(this);
+}
+
+void UnaryCall::Handle() {
+  peer_ = context_.peer();
+  ServerContext call("grpc", peer_, deadline_);
+  CertificateIdentity(context_, call.mutable_identity());
+  const auto& metadata = context_.client_metadata();
+  auto header = [&metadata](std::string_view key) {
+    auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+    return it == metadata.end() ? std::string_view()
+                                : std::string_view(it->second.data(), it->second.size());
+  };
+  std::string_view token = BearerToken(header("authorization"));
+  BeginServerSpan(&call, header(kTraceparentHeader), header(kTracestateHeader));
+  call.set_shadow(header(kShadowHeader) == "1");
+  ServerContext::Scope scope(&call);
+  std::string request = ToBytes(request_);
+  const MethodTable& table = transport_->table();
+  HandlerOutcome outcome = RunHandler([&] {
+    if (Refusal refusal =
+            table.guard().Check(route_->method->grpc_path, token, call.mutable_identity());
+        refusal.refused()) {
+      throw RpcError(refusal.code, refusal.message);
+    }
+    return route_->method->serve_proto(route_->impl, request);
+  });
+  EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
+                outcome.message);
+  CallStats* stats = route_->runtime->grpc_stats;
+  if (outcome.code != StatusCode::kOk) {
+    stats->Finish(started_, outcome.code, peer_, outcome.message);
+    Reply(grpc::Status(static_cast<grpc::StatusCode>(outcome.code), outcome.message));
+    return;
+  }
+  UnsentLedger& ledger = transport_->ledger();
+  if (std::size_t held = ledger.Reserve(peer_, outcome.reply.size()); held > 0) {
+    std::string what =
+        absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
+                     " bytes of earlier replies to this connection are still unread (limit ",
+                     ledger.limit(), ", server.grpc_max_unsent_bytes)");
+    if (ledger.ShouldLog()) Log(LogLevel::kWarning, "gRPC: " + peer_ + ": " + what);
+    stats->Finish(started_, StatusCode::kResourceExhausted, peer_, what);
+    Reply(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, what));
+    return;
+  }
+  reserved_ = outcome.reply.size();
+  reply_ = ToByteBuffer(outcome.reply);
+  stats->Finish(started_, StatusCode::kOk);
+  Reply(grpc::Status::OK);
+}
+
+void UnaryCall::Refuse(StatusCode code, const std::string& message) {
+  route_->runtime->grpc_stats->Finish(started_, code, context_.peer(), message, true);
+  Reply(grpc::Status(static_cast<grpc::StatusCode>(code), "rpcboot: " + message));
+}
+
+// The last this thread may touch `this`: the reply's completion deletes it, on any thread.
+void UnaryCall::Reply(const grpc::Status& status) {
+  if (status.ok()) {
+    writer_.Finish(reply_, status, this);
+  } else {
+    writer_.FinishWithError(status, this);
+  }
+}
+
+bool UnknownCall::Proceed(bool ok) {
+  if (finishing_ || !ok) {
+    delete this;
+    return false;
+  }
+  transport_->RequestUnknown();
+  finishing_ = true;
+  Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
+  stream_.Finish(
+      grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "rpcboot: unknown method " + context_.method()),
+      this);
+  return false;
+}
+
+HealthCheckCall::HealthCheckCall(GrpcServerTransport* transport) : transport_(transport) {
+  transport->methods().RequestUnary(transport->methods().index(MethodService::kHealthCheck),
+                                    &context_, &request_, &writer_, transport->cq(), this);
+}
+
+bool HealthCheckCall::Proceed(bool ok) {
+  if (finishing_ || !ok) {
+    delete this;
+    return false;
+  }
+  transport_->RequestHealthCheck();
+  finishing_ = true;
+  std::optional<std::string> service = HealthState::ServiceOf(request_);
+  if (!service) {
+    writer_.FinishWithError(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                         "rpcboot: the HealthCheckRequest does not decode"),
+                            this);
+    return false;
+  }
+  int status = transport_->health().Of(*service);
+  if (status == HealthState::kServiceUnknown) {  // as gRPC's own health service answers
+    writer_.FinishWithError(
+        grpc::Status(grpc::StatusCode::NOT_FOUND, "rpcboot: no service '" + *service + "'"), this);
+    return false;
+  }
+  reply_ = HealthState::Response(status);
+  writer_.Finish(reply_, grpc::Status::OK, this);
+  return false;
+}
+
+WatchCall::WatchCall(GrpcServerTransport* transport) : transport_(transport) {
+  context_.AsyncNotifyWhenDone(&done_step_);
+  transport->methods().RequestServerStream(transport->methods().index(MethodService::kHealthWatch),
+                                           &context_, &request_, &writer_, transport->cq(),
+                                           &arrived_);
+}
+
+void WatchCall::OnArrived(bool ok) {
+  if (!ok) {  // the server is shutting down: no call came (and none will say it is done)
+    delete this;
+    return;
+  }
+  transport_->RequestWatch();
+  std::optional<std::string> service = HealthState::ServiceOf(request_);
+  if (!service) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finishing_ = true;
+    writer_.Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "rpcboot: the HealthCheckRequest does not decode"),
+                   &finished_step_);
+    return;
+  }
+  service_ = *std::move(service);           // before AddWatch: Close may come from then on
+  bool added = transport_->AddWatch(this);  // not under mu_: Close runs under the list's lock
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!added) closing_ = true;
+  SendLocked();
+}
+
+void WatchCall::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closing_ = true;
+  SendLocked();
+}
+
+void WatchCall::SendLocked() {
+  if (writing_ || finishing_ || done_) return;
+  if (int now = transport_->health().Of(service_); now != sent_) {
+    sent_ = now;
+    reply_ = HealthState::Response(now);
+    writing_ = true;
+    writer_.Write(reply_, &written_);
+    return;
+  }
+  if (closing_) {
+    finishing_ = true;
+    writer_.Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "rpcboot: server shutting down"),
+                   &finished_step_);
+  }
+}
+
+void WatchCall::OnWritten(bool ok) {
+  std::unique_lock<std::mutex> lock(mu_);
+  writing_ = false;
+  if (ok) SendLocked();  // else the watcher is gone: gRPC says done next
+  if (OverLocked()) {
+    lock.unlock();
+    delete this;
+  }
+}
+
+void WatchCall::OnFinished(bool) {
+  std::unique_lock<std::mutex> lock(mu_);
+  finished_ = true;
+  if (OverLocked()) {
+    lock.unlock();
+    delete this;
+  }
+}
+
+void WatchCall::OnDone(bool) {
+  transport_->RemoveWatch(this);  // before mu_: Close runs under the transport's lock
+  std::unique_lock<std::mutex> lock(mu_);
+  done_ = true;
+  if (OverLocked()) {
+    lock.unlock();
+    delete this;
+  }
+}
+
+ReflectionCall::ReflectionCall(GrpcServerTransport* transport, int index)
+    : transport_(transport), index_(index) {
+  transport->methods().RequestBidi(index, &context_, &stream_, transport->cq(), this);
+}
+
+bool ReflectionCall::Proceed(bool ok) {
+  switch (state_) {
+    case State::kRequested: {
+      if (!ok) break;
+      transport_->RequestReflection(index_);
+      PeerIdentity identity;
+      CertificateIdentity(context_, &identity);
+      const auto& metadata = context_.client_metadata();
+      auto it = metadata.find("authorization");
+      std::string_view token =
+          it == metadata.end()
+              ? std::string_view()
+              : BearerToken(std::string_view(it->second.data(), it->second.size()));
+      const char* path =
+          GrpcReflection::kPaths[index_ - transport_->methods().index(MethodService::kReflection)];
+      if (Refusal refusal = transport_->table().guard().Check(path, token, &identity);
+          refusal.refused()) {
+        Finish(grpc::Status(static_cast<grpc::StatusCode>(refusal.code), refusal.message));
+        return false;
+      }
+      state_ = State::kReading;
+      stream_.Read(&request_, this);
+      return false;
+    }
+    case State::kReading:
+      if (!ok) {  // the client closed its side: the stream is over
+        Finish(grpc::Status::OK);
+        return false;
+      }
+      reply_ = ToByteBuffer(transport_->reflection().Answer(ToBytes(request_)));
+      state_ = State::kWriting;
+      stream_.Write(reply_, this);
+      return false;
+    case State::kWriting:
+      if (!ok) {
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "rpcboot: reflection reply not sent"));
+        return false;
+      }
+      state_ = State::kReading;
+      stream_.Read(&request_, this);
+      return false;
+    case State::kFinishing:
+      break;
+  }
+  delete this;
+  return false;
+}
+
+void ReflectionCall::Finish(const grpc::Status& status) {
+  state_ = State::kFinishing;
+  stream_.Finish(status, this);
+}
 
 }  // namespace
 

@@ -64,6 +64,11 @@ class MethodTable {
   const Route* FindThrift(std::string_view message_name) const;
   // "/shop.ShopService/GetShop". nullptr: unknown.
   const Route* FindGrpc(std::string_view path) const;
+  // Calls `fn` with every route by gRPC path, in path order.
+  template <class Fn>
+  void ForEachGrpc(Fn&& fn) const {
+    for (const auto& [path, route] : grpc_) fn(route);
+  }
   // The full names of the bound services ("shop.ShopService"), in the order they were added.
   const std::vector<std::string>& services() const { return services_; }
   // Their bindings, in the same order.
@@ -86,9 +91,9 @@ class MethodTable {
 
 class CallScheduler;
 
-// A protocol's server side. Transports move bytes: they decode framing, hand calls to the
-// scheduler (which runs handlers) and write what comes back; they never run user code on their
-// own threads.
+// A protocol's server side. Transports move bytes: they decode framing, count each call in
+// with the scheduler (and run it on the thread that read it, or hand it to the scheduler's
+// pool) and write what comes back; user code never runs where it could stall their I/O.
 class ServerTransport {
  public:
   virtual ~ServerTransport() = default;

@@ -1,6 +1,8 @@
 // Bad input from the network: each case gets a clear error or a closed connection plus a log
 // line, and the server keeps serving everyone else.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/sync_stream.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -17,6 +19,7 @@
 #include "rpcboot/internal/binding_impl.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/server.h"
+#include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
 
 namespace rpcboot {
@@ -254,6 +257,66 @@ TEST_F(BadInputTest, GrpcHealthAnswersByServiceName) {
   } catch (const RpcError& e) {
     EXPECT_EQ(e.code(), StatusCode::kNotFound) << e.what();
   }
+}
+
+TEST_F(BadInputTest, GrpcHealthCheckThatDoesNotDecodeIsInvalidArgument) {
+  internal::MethodBinding check;
+  check.name = "Check";
+  check.grpc_path = "/grpc.health.v1.Health/Check";
+  auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()));
+  // Field 1 claims 100 bytes and has 3; then a field with wire type 7 (none such).
+  for (std::string bad : {std::string("\x0a\x64"
+                                      "abc",
+                                      5),
+                          std::string("\x0f\x01", 2)}) {
+    try {
+      channel->Call(check, bad, CallOptions{});
+      FAIL() << "a HealthCheckRequest that does not decode is answered";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArgument) << e.what();
+    }
+  }
+  EXPECT_EQ(channel->Call(check, "", CallOptions{}), std::string("\x08\x01", 2));
+  ExpectStillServing();
+}
+
+// grpc.health.v1.Health/Watch: the status at once, NOT_SERVING when the server stops, and then
+// the end of the stream (a stopping server does not wait for its watchers).
+TEST_F(BadInputTest, GrpcHealthWatchSaysNotServingAndEndsWhenTheServerStops) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::internal::RpcMethod watch("/grpc.health.v1.Health/Watch",
+                                  grpc::internal::RpcMethod::SERVER_STREAMING, channel);
+  auto open = [&](grpc::ClientContext* context, const std::string& service) {
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    std::string request =
+        service.empty() ? "" : "\x0a" + std::string(1, static_cast<char>(service.size())) + service;
+    return std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>>(
+        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+            channel.get(), watch, context, internal::ToByteBuffer(request)));
+  };
+  grpc::ClientContext server_context, served_context, unknown_context;
+  auto server = open(&server_context, "");
+  auto served = open(&served_context, "rich.RichService");
+  auto unknown = open(&unknown_context, "rich.Nope");
+  grpc::ByteBuffer reply;
+  ASSERT_TRUE(server->Read(&reply));
+  EXPECT_EQ(internal::ToBytes(reply), std::string("\x08\x01", 2)) << "SERVING";
+  ASSERT_TRUE(served->Read(&reply));
+  EXPECT_EQ(internal::ToBytes(reply), std::string("\x08\x01", 2)) << "SERVING";
+  ASSERT_TRUE(unknown->Read(&reply));
+  EXPECT_EQ(internal::ToBytes(reply), std::string("\x08\x03", 2)) << "SERVICE_UNKNOWN";
+
+  std::thread stop([this] { server_->Shutdown(); });
+  for (auto* stream : {server.get(), served.get()}) {
+    ASSERT_TRUE(stream->Read(&reply));
+    EXPECT_EQ(internal::ToBytes(reply), std::string("\x08\x02", 2)) << "NOT_SERVING";
+    EXPECT_FALSE(stream->Read(&reply)) << "then the stream ends";
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_FALSE(unknown->Read(&reply)) << "still unknown: nothing more, and the end";
+  EXPECT_EQ(unknown->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  stop.join();
 }
 
 TEST_F(BadInputTest, GrpcUndecodableRequestIsInvalidArgument) {
