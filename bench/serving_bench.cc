@@ -6,7 +6,8 @@
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
 //     rpcboot, the stock server (TThreadedServer; a grpc sync service) and a raw TCP ping-pong
 //     server echoing a message of the same size: ratios rpcboot/stock and rpcboot/raw.
-//  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy.
+//  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy, on
+//     Thrift and on gRPC.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
 //     and 8 callers' calls/s with them against without them.
 //  4. tls: Mix at 8 and 64 callers over TLS (certificates from scripts/make-test-certs.sh)
@@ -357,6 +358,38 @@ std::function<bool()> GrpcMixCaller(int port, int caller, const char* path, bool
   };
 }
 
+// Notify(id) through the generated stub's call, on its own channel (one HTTP/2 connection per
+// 32 callers, as GrpcMixCaller).
+std::function<bool()> GrpcNotifyCaller(int port, int caller, const char* path, int64_t id) {
+  static std::vector<std::shared_ptr<grpc::Channel>> channels;
+  static int channels_port = 0;
+  if (channels_port != port) {
+    channels.clear();
+    channels_port = port;
+  }
+  std::size_t index = static_cast<std::size_t>(caller / 32);
+  while (channels.size() <= index) {
+    grpc::ChannelArguments args;
+    args.SetInt("rpcboot.bench.blocking_channel", static_cast<int>(channels.size()));
+    channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                                 grpc::InsecureChannelCredentials(), args));
+  }
+  auto channel = channels[index];
+  auto method = std::make_shared<grpc::internal::RpcMethod>(
+      path, grpc::internal::RpcMethod::NORMAL_RPC, channel);
+  return [channel, method, id] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    rich_pb::NotifyRequest request;
+    request.set_id(id);
+    request.set_message("blocking");
+    rich_pb::NotifyResponse reply;
+    return grpc::internal::BlockingUnaryCall<rich_pb::NotifyRequest, rich_pb::NotifyResponse>(
+               channel.get(), *method, &context, request, &reply)
+        .ok();
+  };
+}
+
 std::function<bool()> RawCaller(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -557,22 +590,34 @@ void Observability(const char* self, double seconds, const std::vector<int>& cal
 }
 
 void Mixed(const char* self, double seconds) {
-  for (const char* kind : {"stock", "rpcboot"}) {
-    ServerProcess server(self, kind);
-    // 50 callers keep 200 ms handlers busy; 2 callers measure the cheap method beside them.
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> blockers;
-    for (int i = 0; i < 50; ++i) {
-      blockers.emplace_back([&, port = server.thrift_port] {
-        auto call = ThriftNotifyCaller(port, 1000 + 200);
-        while (!stop) call();
+  for (const char* proto : {"thrift", "grpc"}) {
+    bool grpc = std::string(proto) == "grpc";
+    for (const char* kind : {"stock", "rpcboot"}) {
+      ServerProcess server(self, kind);
+      bool stock = std::string(kind) == "stock";
+      // 50 callers keep 200 ms handlers busy; 2 callers measure the cheap method beside them.
+      std::atomic<bool> stop{false};
+      std::vector<std::thread> blockers;
+      for (int i = 0; i < 50; ++i) {
+        std::function<bool()> call = grpc ? GrpcNotifyCaller(server.grpc_port, i,
+                                                             stock ? "/rich_pb.RichService/Notify"
+                                                                   : "/rich.RichService/Notify",
+                                                             1000 + 200)
+                                          : ThriftNotifyCaller(server.thrift_port, 1000 + 200);
+        blockers.emplace_back([&stop, call] {
+          while (!stop) call();
+        });
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let them take their threads
+      Result cheap = Load(2, seconds, [&](int i) {
+        return grpc ? GrpcMixCaller(server.grpc_port, i,
+                                    stock ? "/rich_pb.RichService/Mix" : "/rich.RichService/Mix")
+                    : ThriftMixCaller(server.thrift_port);
       });
+      stop = true;
+      for (auto& t : blockers) t.join();
+      Print("mixed", proto, 2, kind, cheap, "(50 handlers blocked 200 ms each)");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let them take their threads
-    Result cheap = Load(2, seconds, [&](int) { return ThriftMixCaller(server.thrift_port); });
-    stop = true;
-    for (auto& t : blockers) t.join();
-    Print("mixed", "thrift", 2, kind, cheap, "(50 handlers blocked 200 ms each)");
   }
 }
 

@@ -3,6 +3,8 @@
 // per-frame deadlines and the connection cap. Every wait is on a latch or a condition; nothing
 // asserts a duration.
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
+#include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
 
 namespace rpcboot {
@@ -34,6 +37,16 @@ long RssKb() {
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Threads of this process (from /proc).
+int Threads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
   }
   return -1;
 }
@@ -130,6 +143,61 @@ TEST_F(ServingCoreTest, ALoopWhoseCallBlocksIsHandedToAnotherThread) {
   held.front().get();
   EXPECT_EQ(impl_->notified.load(), 1);
   EXPECT_EQ(Client(Protocol::kThrift)->Count(), 3) << "and the loop serves on";
+}
+
+// A gRPC call runs on the polling thread that took it, once another thread polls in its place.
+// Forty calls blocked against four handler slots: four run (their threads replaced as pollers),
+// the rest queue, and the server has added at most those four threads.
+TEST_F(ServingCoreTest, BlockedGrpcCallsPastTheHandlerSlotsAddNoThreads) {
+  ServerOptions options;
+  options.handler_threads = 4;
+  StartServer(options);
+  // One channel and a completion queue: the calls cost this process no thread of their own.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  auto call = [&](grpc::ClientContext* context, const std::string& path, const std::string& request,
+                  grpc::ByteBuffer* reply, grpc::Status* status, void* tag) {
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto rpc = stub.PrepareUnaryCall(context, path, internal::ToByteBuffer(request), &cq);
+    rpc->StartCall();
+    rpc->Finish(reply, status, tag);
+  };
+  auto next = [&cq] {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok) && ok);
+  };
+  {  // the channel connected and both sides' threads started
+    grpc::ClientContext context;
+    grpc::ByteBuffer reply;
+    grpc::Status status;
+    call(&context, "/rich.RichService/Count", "", &reply, &status, nullptr);
+    next();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  const int before = Threads();
+  constexpr int kCalls = 40;
+  std::vector<grpc::ClientContext> contexts(kCalls);
+  std::vector<grpc::ByteBuffer> replies(kCalls);
+  std::vector<grpc::Status> statuses(kCalls);
+  // NotifyRequest{id = kHeld, message = "held"}.
+  const std::string held = std::string("\x08", 1) + static_cast<char>(RichServiceImpl::kHeld) +
+                           std::string("\x12\x04held", 6);
+  for (int i = 0; i < kCalls; ++i) {
+    call(&contexts[i], "/rich.RichService/Notify", held, &replies[i], &statuses[i],
+         reinterpret_cast<void*>(static_cast<std::intptr_t>(i + 1)));
+  }
+  ASSERT_TRUE(impl_->WaitEntered(4)) << "four handlers run";
+  for (int i = 0; i < 2000 && internal::Transports().queued_calls.load() < kCalls - 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(internal::Transports().queued_calls.load(), kCalls - 4) << "the rest wait for a slot";
+  EXPECT_LE(Threads(), before + 4) << "no thread beyond one per handler slot in use";
+  impl_->Release();
+  for (int i = 0; i < kCalls; ++i) next();
+  for (const grpc::Status& status : statuses) EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(impl_->notified.load(), kCalls);
 }
 
 TEST_F(ServingCoreTest, CallsOverMaxConcurrentCallsAreResourceExhausted) {
