@@ -31,25 +31,21 @@ namespace {
 
 using testing::RichServiceImpl;
 
-// Resident memory of this process, in KiB (from /proc).
-long RssKb() {
+// A number /proc/self/status gives this process (`field` with its colon); -1 when absent.
+long ProcStatus(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return -1;
 }
 
-// Threads of this process (from /proc).
-int Threads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-  }
-  return -1;
-}
+// Resident memory of this process, in KiB.
+long RssKb() { return ProcStatus("VmRSS:"); }
+
+// Threads of this process.
+long Threads() { return ProcStatus("Threads:"); }
 
 int ConnectTo(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -177,7 +173,7 @@ TEST_F(ServingCoreTest, BlockedGrpcCallsPastTheHandlerSlotsAddNoThreads) {
     next();
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
-  const int before = Threads();
+  const long before = Threads();
   constexpr int kCalls = 40;
   std::vector<grpc::ClientContext> contexts(kCalls);
   std::vector<grpc::ByteBuffer> replies(kCalls);
