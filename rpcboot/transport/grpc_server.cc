@@ -15,6 +15,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpc/compression.h>
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/async_stream.h>
@@ -469,11 +470,12 @@ class GrpcServerTransport final : public ServerTransport {
     table.ForEachGrpc([&routes](const Route& route) { routes.push_back(&route); });
     methods_ = std::make_unique<MethodService>(routes);
     reflection_ = std::make_unique<GrpcReflection>(table);
-    // Health and reflection are served from the calls' queue (see the top of this file).
-    grpc::EnableDefaultHealthCheckService(false);
+    // Health and reflection are served from the calls' queue (see the top of this file): gRPC's
+    // default health service is off for this server, whatever the process-wide setting says.
     health_.Add("");
     for (const std::string& service : table.services()) health_.Add(service);
     grpc::ServerBuilder builder;
+    builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
     std::string address = options_.host + ":" + std::to_string(options_.grpc_port);
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
     if (!options_.tls.cert_file.empty()) {

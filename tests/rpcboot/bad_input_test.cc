@@ -280,6 +280,28 @@ TEST_F(BadInputTest, GrpcHealthCheckThatDoesNotDecodeIsInvalidArgument) {
   ExpectStillServing();
 }
 
+// An application that turned on gRPC's own health service for its other servers: rpcboot's
+// server still starts (its health service is its own) and answers by service name.
+TEST_F(BadInputTest, GrpcHealthIsRpcbootsEvenWithGrpcsDefaultServiceOn) {
+  grpc::EnableDefaultHealthCheckService(true);
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  Server other(options);
+  other.AddService<rich::RichService>(impl_);
+  absl::Status started = other.Start();
+  grpc::EnableDefaultHealthCheckService(false);
+  ASSERT_TRUE(started.ok()) << started;
+  internal::MethodBinding check;
+  check.name = "Check";
+  check.grpc_path = "/grpc.health.v1.Health/Check";
+  auto channel = MakeGrpcChannel("127.0.0.1:" + std::to_string(other.grpc_port()));
+  std::string served = "rich.RichService";
+  EXPECT_EQ(channel->Call(check, "\x0a" + std::string(1, static_cast<char>(served.size())) + served,
+                          CallOptions{}),
+            std::string("\x08\x01", 2));
+}
+
 // grpc.health.v1.Health/Watch: the status at once, NOT_SERVING when the server stops, and then
 // the end of the stream (a stopping server does not wait for its watchers).
 TEST_F(BadInputTest, GrpcHealthWatchSaysNotServingAndEndsWhenTheServerStops) {
