@@ -1,6 +1,7 @@
 // Bad input from the network: each case gets a clear error or a closed connection plus a log
 // line, and the server keeps serving everyone else.
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/sync_stream.h>
 #include <gtest/gtest.h>
@@ -339,6 +340,39 @@ TEST_F(BadInputTest, GrpcHealthWatchSaysNotServingAndEndsWhenTheServerStops) {
   EXPECT_FALSE(unknown->Read(&reply)) << "still unknown: nothing more, and the end";
   EXPECT_EQ(unknown->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
   stop.join();
+}
+
+// A call that ends its side without sending the request message: gRPC's own answer, and the
+// server serves on.
+TEST_F(BadInputTest, GrpcCallWithoutARequestMessageIsRefused) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  for (const char* path : {"/rich.RichService/Count", "/grpc.health.v1.Health/Check"}) {
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto next = [&cq] {
+      void* tag = nullptr;
+      bool ok = false;
+      EXPECT_TRUE(cq.Next(&tag, &ok));
+      return ok;
+    };
+    auto call = stub.PrepareCall(&context, path, &cq);
+    call->StartCall(nullptr);
+    next();
+    call->WritesDone(nullptr);
+    next();
+    grpc::ByteBuffer reply;
+    call->Read(&reply, nullptr);
+    EXPECT_FALSE(next()) << path << ": no reply to no request";
+    grpc::Status status;
+    call->Finish(&status, nullptr);
+    next();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << path << status.error_message();
+  }
+  EXPECT_EQ(impl_->count.load(), 0) << "no handler ran";
+  ExpectStillServing();
 }
 
 TEST_F(BadInputTest, GrpcUndecodableRequestIsInvalidArgument) {
