@@ -317,31 +317,45 @@ std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
   });
 }
 
+// The gRPC channels of one kind of caller, each its own HTTP/2 connection (`key` keeps them
+// apart from other kinds'), for one server port at a time.
+class GrpcChannels {
+ public:
+  explicit GrpcChannels(const char* key) : key_(key) {}
+
+  std::shared_ptr<grpc::Channel> For(int port, int index, bool tls) {
+    if (port_ != port) {
+      channels_.clear();
+      port_ = port;
+    }
+    while (static_cast<int>(channels_.size()) <= index) {
+      grpc::ChannelArguments args;
+      args.SetInt(key_, static_cast<int>(channels_.size()));  // own connection
+      std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+      if (tls) {
+        grpc::SslCredentialsOptions ssl;
+        ssl.pem_root_certs = ReadFile(CertDir() + "/ca.crt");
+        credentials = grpc::SslCredentials(ssl);
+      }
+      channels_.push_back(
+          grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), credentials, args));
+    }
+    return channels_[static_cast<std::size_t>(index)];
+  }
+
+ private:
+  const char* key_;
+  int port_ = 0;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+};
+
 // The generated stub's own call, on `path`: the stock service is registered under the renamed
 // package rich_pb, rpcboot's under rich; the client code is the same for both. One channel (one
 // HTTP/2 connection) per 32 callers.
 std::function<bool()> GrpcMixCaller(int port, int caller, const char* path, bool tls = false,
                                     int per_channel = 32) {
-  static std::vector<std::shared_ptr<grpc::Channel>> channels;
-  static int channels_port = 0;
-  if (channels_port != port) {
-    channels.clear();
-    channels_port = port;
-  }
-  std::size_t index = static_cast<std::size_t>(caller / per_channel);
-  while (channels.size() <= index) {
-    grpc::ChannelArguments args;
-    args.SetInt("rpcboot.bench.channel", static_cast<int>(channels.size()));  // own connection
-    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-    if (tls) {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = ReadFile(CertDir() + "/ca.crt");
-      credentials = grpc::SslCredentials(ssl);
-    }
-    channels.push_back(
-        grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), credentials, args));
-  }
-  auto channel = channels[index];
+  static GrpcChannels channels("rpcboot.bench.channel");
+  auto channel = channels.For(port, caller / per_channel, tls);
   auto method = std::make_shared<grpc::internal::RpcMethod>(
       path, grpc::internal::RpcMethod::NORMAL_RPC, channel);
   return [channel, method] {
@@ -361,20 +375,8 @@ std::function<bool()> GrpcMixCaller(int port, int caller, const char* path, bool
 // Notify(id) through the generated stub's call, on its own channel (one HTTP/2 connection per
 // 32 callers, as GrpcMixCaller).
 std::function<bool()> GrpcNotifyCaller(int port, int caller, const char* path, int64_t id) {
-  static std::vector<std::shared_ptr<grpc::Channel>> channels;
-  static int channels_port = 0;
-  if (channels_port != port) {
-    channels.clear();
-    channels_port = port;
-  }
-  std::size_t index = static_cast<std::size_t>(caller / 32);
-  while (channels.size() <= index) {
-    grpc::ChannelArguments args;
-    args.SetInt("rpcboot.bench.blocking_channel", static_cast<int>(channels.size()));
-    channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                                 grpc::InsecureChannelCredentials(), args));
-  }
-  auto channel = channels[index];
+  static GrpcChannels channels("rpcboot.bench.blocking_channel");
+  auto channel = channels.For(port, caller / 32, false);
   auto method = std::make_shared<grpc::internal::RpcMethod>(
       path, grpc::internal::RpcMethod::NORMAL_RPC, channel);
   return [channel, method, id] {

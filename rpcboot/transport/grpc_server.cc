@@ -106,6 +106,14 @@ void CertificateIdentity(const grpc::ServerContextBase& context, PeerIdentity* i
   if (!identity->principal.empty()) identity->source = "certificate";
 }
 
+// The value of a request header (metadata key) of a call; empty when absent.
+std::string_view Header(const grpc::ServerContextBase& context, std::string_view key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  return it == metadata.end() ? std::string_view()
+                              : std::string_view(it->second.data(), it->second.size());
+}
+
 // Something a completion-queue event completes: a call's next step.
 class Tag {
  public:
@@ -306,6 +314,11 @@ class HealthState {
     }
     if (!in.ConsumedEntireMessage()) return std::nullopt;
     return service;
+  }
+  // The answer to a HealthCheckRequest that does not decode.
+  static grpc::Status Undecodable() {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "rpcboot: the HealthCheckRequest does not decode");
   }
   // A HealthCheckResponse ({1: ServingStatus status}).
   static grpc::ByteBuffer Response(int status) {
@@ -720,15 +733,9 @@ void UnaryCall::Handle() {
   peer_ = context_.peer();
   ServerContext call("grpc", peer_, deadline_);
   CertificateIdentity(context_, call.mutable_identity());
-  const auto& metadata = context_.client_metadata();
-  auto header = [&metadata](std::string_view key) {
-    auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
-    return it == metadata.end() ? std::string_view()
-                                : std::string_view(it->second.data(), it->second.size());
-  };
-  std::string_view token = BearerToken(header("authorization"));
-  BeginServerSpan(&call, header(kTraceparentHeader), header(kTracestateHeader));
-  call.set_shadow(header(kShadowHeader) == "1");
+  std::string_view token = BearerToken(Header(context_, "authorization"));
+  BeginServerSpan(&call, Header(context_, kTraceparentHeader), Header(context_, kTracestateHeader));
+  call.set_shadow(Header(context_, kShadowHeader) == "1");
   ServerContext::Scope scope(&call);
   std::string request = ToBytes(request_);
   const MethodTable& table = transport_->table();
@@ -807,9 +814,7 @@ bool HealthCheckCall::Proceed(bool ok) {
   finishing_ = true;
   std::optional<std::string> service = HealthState::ServiceOf(request_);
   if (!service) {
-    writer_.FinishWithError(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "rpcboot: the HealthCheckRequest does not decode"),
-                            this);
+    writer_.FinishWithError(HealthState::Undecodable(), this);
     return false;
   }
   int status = transport_->health().Of(*service);
@@ -840,9 +845,7 @@ void WatchCall::OnArrived(bool ok) {
   if (!service) {
     std::lock_guard<std::mutex> lock(mu_);
     finishing_ = true;
-    writer_.Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "rpcboot: the HealthCheckRequest does not decode"),
-                   &finished_step_);
+    writer_.Finish(HealthState::Undecodable(), &finished_step_);
     return;
   }
   service_ = *std::move(service);           // before AddWatch: Close may come from then on
@@ -915,12 +918,7 @@ bool ReflectionCall::Proceed(bool ok) {
       transport_->RequestReflection(index_);
       PeerIdentity identity;
       CertificateIdentity(context_, &identity);
-      const auto& metadata = context_.client_metadata();
-      auto it = metadata.find("authorization");
-      std::string_view token =
-          it == metadata.end()
-              ? std::string_view()
-              : BearerToken(std::string_view(it->second.data(), it->second.size()));
+      std::string_view token = BearerToken(Header(context_, "authorization"));
       const char* path =
           GrpcReflection::kPaths[index_ - transport_->methods().index(MethodService::kReflection)];
       if (Refusal refusal = transport_->table().guard().Check(path, token, &identity);
