@@ -40,6 +40,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -81,6 +83,23 @@ long RssKb() {
   }
   if (f != nullptr) std::fclose(f);
   return kb;
+}
+
+// User and system CPU of process `pid` so far, from /proc (0 when it cannot be read).
+long ProcessCpuMs(pid_t pid) {
+  if (pid <= 0) return 0;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {  // fields 14 and 15: utime, stime
+    if (i == 14) utime = std::atol(field.c_str());
+    if (i == 15) stime = std::atol(field.c_str());
+  }
+  return (utime + stime) * 1000 / ::sysconf(_SC_CLK_TCK);
 }
 
 Instance FleetInstance(int i) {
@@ -336,6 +355,28 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       "starting its sessions one after another)\n",
       watchers, instances, slowest_load);
 
+  // RSS and CPU of the watcher processes (their own reports, summed); CPU of the ZooKeeper
+  // servers (/proc).
+  auto watcher_stats = [&] {
+    std::pair<long, long> kb_ms{0, 0};
+    for (Child& c : children) {
+      std::fprintf(c.in, "stats\n");
+      std::fflush(c.in);
+      long rss = 0, user = 0, system = 0;
+      std::sscanf(c.ReadLine().c_str(), "stats %ld %ld %ld", &rss, &user, &system);
+      kb_ms.first += rss;
+      kb_ms.second += user + system;
+    }
+    return kb_ms;
+  };
+  const std::vector<pid_t> server_pids = single ? std::vector<pid_t>{single->pid()} : three->pids();
+  auto server_cpu_ms = [&] {
+    long ms = 0;
+    for (pid_t pid : server_pids) ms += ProcessCpuMs(pid);
+    return ms;
+  };
+  const long watcher_cpu_before = watcher_stats().second;
+  const long server_cpu_before = server_cpu_ms();
   auto before = Mntr(first_server);
   int64_t restart_start = NowNs();
   std::vector<double> propagation_ms;
@@ -397,15 +438,16 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       first_server.c_str(), packets / seconds, after["zk_avg_latency"].c_str(),
       after["zk_max_latency"].c_str(), after["zk_num_alive_connections"].c_str(),
       after["zk_watch_count"].c_str());
-  long rss_total = 0, cpu_total = 0;
-  for (Child& c : children) {
-    std::fprintf(c.in, "stats\n");
-    std::fflush(c.in);
-    long rss = 0, user = 0, system = 0;
-    std::sscanf(c.ReadLine().c_str(), "stats %ld %ld %ld", &rss, &user, &system);
-    rss_total += rss;
-    cpu_total += user + system;
-  }
+  const auto [rss_total, cpu_total] = watcher_stats();
+  const long watcher_cpu_restart = cpu_total - watcher_cpu_before;
+  std::printf(
+      "CPU during the restart: watchers %.1f s (%.1f ms per watcher per step), ZooKeeper %.1f s, "
+      "of %.1f s of %ld cores\n",
+      static_cast<double>(watcher_cpu_restart) / 1000,
+      static_cast<double>(watcher_cpu_restart) / watchers / batches,
+      static_cast<double>(server_cpu_ms() - server_cpu_before) / 1000,
+      static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)) * seconds,
+      ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
       "watchers: %.1f MiB RSS in all (%.2f MiB per watcher), %.1f s CPU in all "
       "(%.0f ms per watcher, cold load included)\n",

@@ -1,9 +1,14 @@
 #include "discovery/instance.h"
 
+#include <locale.h>
+#include <stdlib.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -106,47 +111,445 @@ std::string ToJson(const Instance& instance) {
   return j.dump();
 }
 
-absl::StatusOr<Instance> ParseInstance(std::string_view text) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("instance data is not JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("instance data is not a JSON object");
-  Instance out;
-  auto string_field = [&](const char* key, std::string* value) -> absl::Status {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("instance field '", key, "' is missing or not a string"));
-    }
-    *value = it->get<std::string>();
-    return absl::OkStatus();
-  };
-  for (auto [key, value] :
-       {std::pair{"name", &out.name}, {"id", &out.id}, {"address", &out.address}}) {
-    if (absl::Status s = string_field(key, value); !s.ok()) return s;
-  }
-  auto port = j.find("port");
-  if (port == j.end() || !port->is_number_integer() || port->get<int64_t>() < 0 ||
-      port->get<int64_t>() > 65535) {
-    return absl::InvalidArgumentError("instance field 'port' is missing or not a port number");
-  }
-  out.port = port->get<int>();
-  if (auto ssl = j.find("sslPort"); ssl != j.end() && ssl->is_number_integer())
-    out.ssl_port = ssl->get<int>();
-  if (auto t = j.find("registrationTimeUTC"); t != j.end() && t->is_number_integer()) {
-    out.registration_time_ms = t->get<int64_t>();
-  }
-  if (auto type = j.find("serviceType"); type != j.end() && type->is_string())
-    out.service_type = type->get<std::string>();
-  // Spring's payload carries the metadata; Curator-only instances have none (payload null).
-  if (auto payload = j.find("payload"); payload != j.end() && payload->is_object()) {
-    if (auto metadata = payload->find("metadata");
-        metadata != payload->end() && metadata->is_object()) {
-      for (const auto& [key, value] : metadata->items()) {
-        if (value.is_string()) out.metadata[key] = value.get<std::string>();
+namespace {
+
+// JSON (RFC 8259) read in one pass, told to `sax` as it goes: null(), boolean(), integer(int64_t),
+// unsigned_integer(uint64_t) (above INT64_MAX), number() (any other number), string(s), key(s),
+// start_object(), end_object(), start_array(), end_array(). Strings arrive unescaped, and only
+// as valid UTF-8. No recursion: nesting costs a byte of heap per level, whatever the input.
+template <typename Sax>
+class JsonReader {
+ public:
+  JsonReader(std::string_view text, Sax& sax)
+      : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {}
+
+  // False when the text is not one JSON value (then `sax` may have seen a part of it).
+  bool Read() {
+    // A byte order mark before the text is skipped, as common JSON readers do.
+    if (end_ - p_ >= 3 && std::string_view(p_, 3) == "\xEF\xBB\xBF") p_ += 3;
+    while (true) {
+      bool opened = false;
+      if (!Value(&opened)) return false;
+      if (opened) continue;  // its first value follows
+      // After a value: the end of the text, or what follows it in its object or array.
+      while (true) {
+        Space();
+        if (open_.empty()) return p_ == end_;
+        if (p_ == end_) return false;
+        const char c = *p_++;
+        if (c == ',') {
+          if (open_.back() == '{' && !Key()) return false;
+          break;  // the next value
+        }
+        if (c != (open_.back() == '{' ? '}' : ']')) return false;
+        open_.pop_back();
+        if (c == '}') {
+          sax_.end_object();
+        } else {
+          sax_.end_array();
+        }
       }
     }
   }
-  return out;
+
+ private:
+  // A scalar, an empty object or array, or the opening of one (`opened`; then its first key, if
+  // an object, is read too, and the next value is its first).
+  bool Value(bool* opened) {
+    Space();
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '{':
+        ++p_;
+        sax_.start_object();
+        Space();
+        if (p_ < end_ && *p_ == '}') {
+          ++p_;
+          sax_.end_object();
+          return true;
+        }
+        open_.push_back('{');
+        *opened = true;
+        return Key();
+      case '[':
+        ++p_;
+        sax_.start_array();
+        Space();
+        if (p_ < end_ && *p_ == ']') {
+          ++p_;
+          sax_.end_array();
+          return true;
+        }
+        open_.push_back('[');
+        *opened = true;
+        return true;
+      case '"':
+        if (!String()) return false;
+        sax_.string(str_);
+        return true;
+      case 't':
+      case 'f':
+        if (Literal("true")) {
+          sax_.boolean(true);
+        } else if (Literal("false")) {
+          sax_.boolean(false);
+        } else {
+          return false;
+        }
+        return true;
+      case 'n':
+        if (!Literal("null")) return false;
+        sax_.null();
+        return true;
+      default:
+        return Number();
+    }
+  }
+
+  void Space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+
+  bool Literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::string_view(p_, word.size()) != word)
+      return false;
+    p_ += word.size();
+    return true;
+  }
+
+  // After '{' or ',' in an object: the key and its colon.
+  bool Key() {
+    Space();
+    if (p_ == end_ || *p_ != '"' || !String()) return false;
+    sax_.key(str_);
+    Space();
+    if (p_ == end_ || *p_ != ':') return false;
+    ++p_;
+    return true;
+  }
+
+  bool Digits() {
+    const char* from = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return p_ > from;
+  }
+
+  bool Number() {
+    const char* from = p_;
+    if (*p_ == '-') ++p_;
+    if (p_ == end_) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else if (!(*p_ >= '1' && *p_ <= '9') || !Digits()) {
+      return false;
+    }
+    bool integer = true;
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (!Digits()) return false;
+      integer = false;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!Digits()) return false;
+      integer = false;
+    }
+    if (integer) {
+      int64_t v;
+      if (auto [at, ec] = std::from_chars(from, p_, v); ec == std::errc() && at == p_) {
+        sax_.integer(v);
+        return true;
+      }
+      uint64_t u;
+      if (auto [at, ec] = std::from_chars(from, p_, u); ec == std::errc() && at == p_) {
+        sax_.unsigned_integer(u);
+        return true;
+      }
+    }
+    // Any other number must be finite as a double (JSON readers refuse the rest), read in the
+    // C locale whatever the process's is.
+    static const locale_t c_locale = ::newlocale(LC_NUMERIC_MASK, "C", static_cast<locale_t>(0));
+    const std::string token(from, p_);
+    if (!std::isfinite(::strtod_l(token.c_str(), nullptr, c_locale))) return false;
+    sax_.number();
+    return true;
+  }
+
+  // Four hex digits of a \u escape.
+  bool Hex4(uint32_t* v) {
+    if (end_ - p_ < 4) return false;
+    *v = 0;
+    for (int i = 0; i < 4; ++i, ++p_) {
+      const char c = *p_;
+      const int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+      if (d < 0) return false;
+      *v = *v << 4 | static_cast<uint32_t>(d);
+    }
+    return true;
+  }
+
+  void PutUtf8(uint32_t cp) {
+    if (cp < 0x80) {
+      str_.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      str_.push_back(static_cast<char>(0xC0 | cp >> 6));
+      str_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      str_.push_back(static_cast<char>(0xE0 | cp >> 12));
+      str_.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+      str_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      str_.push_back(static_cast<char>(0xF0 | cp >> 18));
+      str_.push_back(static_cast<char>(0x80 | (cp >> 12 & 0x3F)));
+      str_.push_back(static_cast<char>(0x80 | (cp >> 6 & 0x3F)));
+      str_.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  // After a backslash in a string.
+  bool Escape() {
+    if (p_ == end_) return false;
+    const char e = *p_++;
+    switch (e) {
+      case '"':
+      case '\\':
+      case '/':
+        str_.push_back(e);
+        return true;
+      case 'b':
+        str_.push_back('\b');
+        return true;
+      case 'f':
+        str_.push_back('\f');
+        return true;
+      case 'n':
+        str_.push_back('\n');
+        return true;
+      case 'r':
+        str_.push_back('\r');
+        return true;
+      case 't':
+        str_.push_back('\t');
+        return true;
+      case 'u': {
+        uint32_t cp;
+        if (!Hex4(&cp) || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: its low one must follow
+          uint32_t low;
+          if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+          p_ += 2;
+          if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        PutUtf8(cp);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  // A multi-byte UTF-8 sequence, at its lead byte: the continuation bytes' ranges (the
+  // second's narrowed by the lead) rule out overlong forms, surrogates and code points past
+  // U+10FFFF.
+  bool Utf8() {
+    const auto c = static_cast<unsigned char>(*p_);
+    int more;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (end_ - p_ <= more) return false;
+    for (int i = 1; i <= more; ++i) {
+      const auto b = static_cast<unsigned char>(p_[i]);
+      if (b < (i == 1 ? low : 0x80) || b > (i == 1 ? high : 0xBF)) return false;
+    }
+    str_.append(p_, static_cast<std::size_t>(more + 1));
+    p_ += more + 1;
+    return true;
+  }
+
+  // A string, at its opening quote, into str_.
+  bool String() {
+    ++p_;
+    str_.clear();
+    while (true) {
+      const char* run = p_;
+      while (p_ < end_ && static_cast<unsigned char>(*p_) >= 0x20 &&
+             static_cast<unsigned char>(*p_) < 0x80 && *p_ != '"' && *p_ != '\\') {
+        ++p_;
+      }
+      str_.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ == end_) return false;
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        ++p_;
+        if (!Escape()) return false;
+      } else if (!Utf8()) {
+        return false;
+      }
+    }
+  }
+
+  const char* p_;
+  const char* const end_;
+  Sax& sax_;
+  std::vector<char> open_;  // '{' or '[' per level
+  std::string str_;
+};
+
+// Reads an instance's JSON as it is lexed, without building a document: a watcher of a large
+// application parses every instance that joins it. The same reading as a document would give:
+// the last of a repeated key counts, and a value of another type than expected counts as absent.
+class InstanceReader {
+ public:
+  void null() { Scalar(); }
+  void boolean(bool) { Scalar(); }
+  void integer(int64_t v) { Integer(v, true); }
+  void unsigned_integer(uint64_t) { Integer(0, false); }
+  void number() { Scalar(); }
+  void string(std::string& v) {
+    if (stack_.empty() || stack_.back().array) return;
+    const std::string& key = stack_.back().key;
+    if (stack_.back().place == Place::kMetadata) {
+      out_.metadata[key] = v;
+      return;
+    }
+    Other();
+    if (stack_.back().place != Place::kTop) return;
+    if (key == "name") {
+      out_.name = v;
+      has_name_ = true;
+    } else if (key == "id") {
+      out_.id = v;
+      has_id_ = true;
+    } else if (key == "address") {
+      out_.address = v;
+      has_address_ = true;
+    } else if (key == "serviceType") {
+      out_.service_type = v;
+    }
+  }
+  void start_object() { Open(false); }
+  void start_array() { Open(true); }
+  void end_object() { stack_.pop_back(); }
+  void end_array() { stack_.pop_back(); }
+  void key(const std::string& v) { stack_.back().key = v; }
+
+  absl::StatusOr<Instance> Finish(bool parsed) && {
+    if (!parsed) return absl::InvalidArgumentError("instance data is not JSON");
+    if (!object_) return absl::InvalidArgumentError("instance data is not a JSON object");
+    for (auto [key, has] :
+         {std::pair{"name", has_name_}, {"id", has_id_}, {"address", has_address_}}) {
+      if (!has) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("instance field '", key, "' is missing or not a string"));
+      }
+    }
+    if (!port_.has_value() || *port_ < 0 || *port_ > 65535) {
+      return absl::InvalidArgumentError("instance field 'port' is missing or not a port number");
+    }
+    out_.port = static_cast<int>(*port_);
+    if (ssl_port_.has_value()) out_.ssl_port = static_cast<int>(*ssl_port_);
+    if (time_.has_value()) out_.registration_time_ms = *time_;
+    return std::move(out_);
+  }
+
+ private:
+  // Which object a value belongs to.
+  enum class Place { kTop, kPayload, kMetadata, kOther };
+  struct Frame {
+    Place place;
+    bool array;
+    std::string key;  // objects: the key of the value being read
+  };
+
+  // The innermost object's current key gets a value: whatever that key held before is gone
+  // (the caller then keeps the value if it is of the type wanted).
+  void Other() {
+    if (stack_.empty() || stack_.back().array) return;
+    const std::string& key = stack_.back().key;
+    switch (stack_.back().place) {
+      case Place::kTop:
+        if (key == "name") has_name_ = false;
+        if (key == "id") has_id_ = false;
+        if (key == "address") has_address_ = false;
+        if (key == "serviceType") out_.service_type = Instance().service_type;
+        if (key == "port") port_.reset();
+        if (key == "sslPort") ssl_port_.reset();
+        if (key == "registrationTimeUTC") time_.reset();
+        if (key == "payload") out_.metadata.clear();
+        break;
+      case Place::kPayload:
+        if (key == "metadata") out_.metadata.clear();
+        break;
+      case Place::kMetadata:
+        out_.metadata.erase(key);
+        break;
+      case Place::kOther:
+        break;
+    }
+  }
+  void Scalar() { Other(); }
+  // An integer (`fits`: in int64_t).
+  void Integer(int64_t v, bool fits) {
+    Other();
+    if (!fits || stack_.empty() || stack_.back().array || stack_.back().place != Place::kTop)
+      return;
+    const std::string& key = stack_.back().key;
+    if (key == "port") port_ = v;
+    if (key == "sslPort") ssl_port_ = v;
+    if (key == "registrationTimeUTC") time_ = v;
+  }
+  void Open(bool array) {
+    Place place = Place::kOther;
+    if (stack_.empty()) {
+      object_ = !array;
+      place = Place::kTop;
+    } else if (!stack_.back().array) {
+      Other();  // an object or array replaces whatever the key held
+      const Frame& parent = stack_.back();
+      if (!array && parent.place == Place::kTop && parent.key == "payload") place = Place::kPayload;
+      if (!array && parent.place == Place::kPayload && parent.key == "metadata") {
+        place = Place::kMetadata;
+      }
+    }
+    stack_.push_back(Frame{place, array, {}});
+  }
+
+  Instance out_;
+  bool object_ = false;
+  bool has_name_ = false, has_id_ = false, has_address_ = false;
+  std::optional<int64_t> port_, ssl_port_, time_;
+  std::vector<Frame> stack_;
+};
+
+}  // namespace
+
+absl::StatusOr<Instance> ParseInstance(std::string_view text) {
+  InstanceReader reader;
+  bool parsed = JsonReader<InstanceReader>(text, reader).Read();
+  return std::move(reader).Finish(parsed);
 }
 
 std::string NewInstanceId() {

@@ -174,7 +174,7 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
   } done{this, name};
   std::lock_guard<std::mutex> refresh_lock(refresh_mu_);
   const std::string path = ServicePath(name);
-  std::map<std::string, Entry> old_children;
+  Children old_children;
   {
     std::lock_guard<std::mutex> lock(mu_);
     old_children = watched_[name].children;
@@ -201,7 +201,7 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     if (!*exists) break;
     names = session_->Children(path, /*watch=*/true);
   }
-  std::map<std::string, Entry> children;
+  Children children;
   if (absl::IsNotFound(names.status())) {
     // Empty: the exists watch reports the creation.
   } else if (!names.ok()) {
@@ -281,12 +281,13 @@ Resolver::Entry Resolver::ParseEntry(const std::string& node, const Session::Nod
   return entry;
 }
 
-bool Resolver::SameVersions(const std::map<std::string, Entry>& a,
-                            const std::map<std::string, Entry>& b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
-           return x.first == y.first && x.second.mzxid == y.second.mzxid;
-         });
+bool Resolver::SameVersions(const Children& a, const Children& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [node, entry] : a) {
+    auto it = b.find(node);
+    if (it == b.end() || it->second.mzxid != entry.mzxid) return false;
+  }
+  return true;
 }
 
 void Resolver::RebuildUp(Watched& w) {
@@ -361,7 +362,7 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
     Watched& w = watched_[name];
     bool changed = !w.loaded || w.from_snapshot;
     if (update.full) {
-      std::map<std::string, Entry> children;
+      Children children;
       for (auto& [node, entry] : entries) {
         if (entry.has_value()) children.emplace(node, std::move(*entry));
       }

@@ -127,6 +127,10 @@ void Session::OpenHandle() {
                                        "': ", std::strerror(errno)));
     return;
   }
+  // The C client looks the servers' names up again every time it polls its socket (a
+  // getaddrinfo, with its netlink and socket calls, per round of replies); like the Java
+  // client, look them up when connecting only.
+  zoo_set_servers_resolution_delay(zh_, -1);
   if (!options_.digest.empty()) {
     zoo_add_auth(zh_, "digest", options_.digest.data(), static_cast<int>(options_.digest.size()),
                  &IgnoreCompletion, nullptr);

@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 namespace rpcboot::discovery {
 namespace {
@@ -127,6 +130,177 @@ TEST(Instance, GarbageNeverCrashesTheReader) {
     }
     (void)ParseInstance(s);
   }
+}
+
+// What a JSON document reader makes of `text` (nlohmann's, the reader ParseInstance used before
+// it read instances in one pass): the reference the one-pass reader must agree with. One
+// difference is meant: an integer above INT64_MAX is no sslPort or registration time (the
+// document reader wrapped it to a negative number).
+absl::StatusOr<Instance> ParseWithDocument(std::string_view text) {
+  using Json = nlohmann::ordered_json;
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("instance data is not JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("instance data is not a JSON object");
+  Instance out;
+  for (auto [key, value] :
+       {std::pair{"name", &out.name}, {"id", &out.id}, {"address", &out.address}}) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("instance field '", key, "' is missing or not a string"));
+    }
+    *value = it->get<std::string>();
+  }
+  auto port = j.find("port");
+  if (port == j.end() || !port->is_number_integer() || port->get<int64_t>() < 0 ||
+      port->get<int64_t>() > 65535) {
+    return absl::InvalidArgumentError("instance field 'port' is missing or not a port number");
+  }
+  out.port = port->get<int>();
+  auto fits = [](const Json& v) {
+    return v.is_number_integer() &&
+           !(v.is_number_unsigned() &&
+             v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+  };
+  if (auto ssl = j.find("sslPort"); ssl != j.end() && fits(*ssl)) {
+    out.ssl_port = ssl->get<int>();
+  }
+  if (auto t = j.find("registrationTimeUTC"); t != j.end() && fits(*t)) {
+    out.registration_time_ms = t->get<int64_t>();
+  }
+  if (auto type = j.find("serviceType"); type != j.end() && type->is_string()) {
+    out.service_type = type->get<std::string>();
+  }
+  if (auto payload = j.find("payload"); payload != j.end() && payload->is_object()) {
+    if (auto metadata = payload->find("metadata");
+        metadata != payload->end() && metadata->is_object()) {
+      for (const auto& [key, value] : metadata->items()) {
+        if (value.is_string()) out.metadata[key] = value.get<std::string>();
+      }
+    }
+  }
+  return out;
+}
+
+std::string Describe(const absl::StatusOr<Instance>& i) {
+  if (!i.ok()) return std::string(i.status().message());
+  std::string out = absl::StrCat(i->name, "|", i->id, "|", i->address, "|", i->port, "|",
+                                 i->ssl_port ? std::to_string(*i->ssl_port) : "-", "|",
+                                 i->registration_time_ms, "|", i->service_type);
+  for (const auto& [key, value] : i->metadata) absl::StrAppend(&out, "|", key, "=", value);
+  return out;
+}
+
+TEST(Instance, ReadsEveryInputAsADocumentReaderWould) {
+  // Corners of JSON itself: escapes, surrogates, UTF-8, numbers, nesting, repeated keys, values
+  // of the wrong type, text around the value.
+  const std::string good = R"("name":"s","id":"x","address":"h","port":1)";
+  std::vector<std::string> cases = {
+      "{" + good + "}",
+      "\xEF\xBB\xBF{" + good + "}",
+      " \t\r\n{" + good + "} \n",
+      "{" + good + "} x",
+      "{" + good + ",}",
+      "{" + good + ",,\"a\":1}",
+      "{" + good + "",
+      R"({"name":"s\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00","id":"x","address":"h","port":1})",
+      R"({"name":"\ud83d","id":"x","address":"h","port":1})",
+      R"({"name":"\ude00","id":"x","address":"h","port":1})",
+      R"({"name":"\ud83d\u0041","id":"x","address":"h","port":1})",
+      R"({"name":"\u00","id":"x","address":"h","port":1})",
+      R"({"name":"\x","id":"x","address":"h","port":1})",
+      R"({"name":"\u0000","id":"x","address":"h","port":1})",
+      "{\"name\":\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\",\"id\":\"x\",\"address\":\"h\",\"port\":"
+      "1}",
+      "{\"name\":\"\xC0\xAF\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"\xE0\x80\xAF\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"\xED\xA0\x80\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"\xF4\x90\x80\x80\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"\xF0\x9F\x98\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"\xFF\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      "{\"name\":\"a\x01\",\"id\":\"x\",\"address\":\"h\",\"port\":1}",
+      R"({"name":"s","id":"x","address":"h","port":-0})",
+      R"({"name":"s","id":"x","address":"h","port":01})",
+      R"({"name":"s","id":"x","address":"h","port":1.0})",
+      R"({"name":"s","id":"x","address":"h","port":1e2})",
+      R"({"name":"s","id":"x","address":"h","port":-1})",
+      R"({"name":"s","id":"x","address":"h","port":65535,"sslPort":443,"registrationTimeUTC":-5})",
+      R"({"name":"s","id":"x","address":"h","port":1,"registrationTimeUTC":18446744073709551615})",
+      R"({"name":"s","id":"x","address":"h","port":18446744073709551616})",
+      R"({"name":"s","id":"x","address":"h","port":1.})",
+      R"({"name":"s","id":"x","address":"h","port":.5})",
+      R"({"name":"s","id":"x","address":"h","port":1e})",
+      R"({"name":"s","id":"x","address":"h","port":-})",
+      R"({"name":"s","id":"x","address":"h","port":1,"sslPort":null,"serviceType":"STATIC"})",
+      R"({"name":"s","id":"x","address":"h","port":1,"serviceType":5})",
+      R"({"name":"s","id":"x","address":"h","port":1,"serviceType":"A","serviceType":[]})",
+      R"({"name":"s","name":"t","id":"x","address":"h","port":1})",
+      R"({"name":"s","id":"x","address":"h","port":1,"name":{}})",
+      R"({"name":"s","id":"x","address":"h","port":"1","port":2})",
+      R"({"name":"s","id":"x","address":"h","port":2,"port":"1"})",
+      R"({"name":true,"id":false,"address":null,"port":1})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":{"metadata":{"a":"1","b":2,"c":"3","c":4,"d":{"e":"f"},"g":["h"]}}})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":{"metadata":{"a":"1"},"metadata":{"b":"2"}}})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":{"metadata":{"a":"1"},"metadata":7}})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":{"metadata":{"a":"1"}},"payload":null})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":{"x":{"metadata":{"a":"1"}}}})",
+      R"({"name":"s","id":"x","address":"h","port":1,"payload":[{"metadata":{"a":"1"}}]})",
+      R"({"name":"s","id":"x","address":"h","port":1,"extra":[[[[{"name":"t","port":9}]]]]})",
+      R"({"name":"s","id":"x","address":"h","port":1,"extra":[1,2,]})",
+      R"({"name":"s","id":"x","address":"h","port":1,"extra":tru})",
+      R"({"name":"s","id":"x","address":"h","port":1,"extra":nul})",
+      R"({"name":"s","id":"x","address":"h","port":1,"extra":[true,false,null,-1.5e-3,"z"]})",
+      R"({"name":"s","id":"x","address":"h","port":1 "a":1})",
+      R"({"name":"s","id":"x","address":"h","port":1,"a" 1})",
+      R"({"name":"s","id":"x","address":"h","port":1,1:2})",
+      R"({"name":"s","id":"x","address":"h","port":1]})",
+      R"([{"name":"s","id":"x","address":"h","port":1}])",
+      R"("text")",
+      "7",
+      "null",
+      "",
+      "   ",
+      "{}",
+      std::string(100000, '[') + std::string(100000, ']'),
+      "{\"name\":\"s\",\"id\":\"x\",\"address\":\"h\",\"port\":1,\"deep\":" +
+          std::string(100000, '[') + std::string(100000, ']') + "}",
+      std::string(100000, '['),
+  };
+  for (const std::string& text : cases) {
+    EXPECT_EQ(Describe(ParseInstance(text)), Describe(ParseWithDocument(text)))
+        << "input: " << text.substr(0, 200);
+  }
+  // Every kind of damage to a real instance's data: bytes changed to anything or to JSON's own
+  // characters, cut out, or repeated.
+  std::mt19937_64 rng(16);
+  const std::string base = ToJson(ShopInstance());
+  const std::string significant = "{}[]:,\"\\0123456789-+.eEtrufalsn \x80\xC3\xED\xF0\xFF";
+  int agreed_ok = 0;
+  for (int i = 0; i < 30000; ++i) {
+    std::string s = base;
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 3); ++e) {
+      std::size_t pos = rng() % s.size();
+      switch (rng() % 4) {
+        case 0:
+          s[pos] = static_cast<char>(rng());
+          break;
+        case 1:
+          s[pos] = significant[rng() % significant.size()];
+          break;
+        case 2:
+          s.erase(pos, 1 + rng() % 8);
+          break;
+        default:
+          s.insert(pos, s.substr(pos, 1 + rng() % 20));
+      }
+      if (s.empty()) s = "{";
+    }
+    auto mine = ParseInstance(s);
+    ASSERT_EQ(Describe(mine), Describe(ParseWithDocument(s))) << "input: " << s;
+    if (mine.ok()) ++agreed_ok;
+  }
+  // The damage left some inputs readable: both readers were compared on successes too.
+  EXPECT_GT(agreed_ok, 1000);
 }
 
 // 8-4-4-4-12 lower-case hex digits, version 4, variant 10xx.

@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace rpcboot::testing {
 
@@ -33,6 +35,14 @@ inline std::string ValueAfter(const std::string& out, const std::string& key) {
   if (at == std::string::npos) throw std::runtime_error("no " + key + "= in: " + out);
   std::size_t end = out.find('\n', at);
   return out.substr(at + key.size() + 1, end - at - key.size() - 1);
+}
+
+// The process id a server started in `dir` wrote (0 when there is none).
+inline pid_t PidIn(const std::string& dir) {
+  std::ifstream in(dir + "/zk.pid");
+  long pid = 0;
+  in >> pid;
+  return static_cast<pid_t>(pid);
 }
 
 // A unique directory for one server or ensemble of one test.
@@ -60,6 +70,8 @@ class ZooKeeperServer {
 
   std::string connect() const { return "127.0.0.1:" + port_; }
   const std::string& port() const { return port_; }
+  // The server's process id (0 when it is not running).
+  pid_t pid() const { return PidIn(dir_); }
   void Stop() { RunZooKeeperScript("stop " + dir_); }
   // Starts again on the same port with the same data.
   void Start() { RunZooKeeperScript("start " + dir_ + " " + port_); }
@@ -90,6 +102,10 @@ class ZooKeeperEnsemble {
   ZooKeeperEnsemble& operator=(const ZooKeeperEnsemble&) = delete;
 
   const std::string& connect() const { return connect_; }
+  // The process ids of the three members (0 for one that is not running).
+  std::vector<pid_t> pids() const {
+    return {PidIn(dir_ + "/1"), PidIn(dir_ + "/2"), PidIn(dir_ + "/3")};
+  }
   // The member (1..3) that leads, or 0.
   int Leader() const {
     for (int n = 1; n <= 3; ++n) {
