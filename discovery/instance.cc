@@ -601,9 +601,24 @@ namespace {
 // Items per chunk when a list is built; a chunk that grows to twice this splits in two.
 constexpr std::size_t kChunk = 64;
 
-bool ById(const InstanceView::Item& a, const InstanceView::Item& b) { return a->id < b->id; }
+bool ById(const Instance* a, const Instance* b) { return a->id < b->id; }
 
 }  // namespace
+
+// What a builder let go of between two publications (chunks replaced by copies, instances
+// erased), kept for the lists published before it; and the next such record, which those lists
+// may show too. A list holds the record opened when it was published.
+struct InstanceView::Retired {
+  std::vector<std::unique_ptr<Chunk>> chunks;
+  Items instances;
+  std::shared_ptr<Retired> next;
+
+  ~Retired() {
+    // A long chain (a list kept across many publications) goes link by link, not recursively.
+    std::shared_ptr<Retired> link = std::move(next);
+    while (link != nullptr && link.use_count() == 1) link = std::move(link->next);
+  }
+};
 
 InstanceView::InstanceView(std::vector<Instance> instances) {
   Items items;
@@ -611,7 +626,9 @@ InstanceView::InstanceView(std::vector<Instance> instances) {
   for (Instance& instance : instances) {
     items.push_back(std::make_shared<const Instance>(std::move(instance)));
   }
-  Fill(std::move(items));
+  Builder builder;
+  builder.Assign(std::move(items));
+  *this = *builder.Publish();
 }
 
 InstanceView::InstanceView(std::initializer_list<Instance> instances)
@@ -627,82 +644,122 @@ InstanceView::const_iterator InstanceView::At(std::size_t i) const {
   return const_iterator(this, c, i - Start(c));
 }
 
-void InstanceView::Fill(Items items) {
-  std::stable_sort(items.begin(), items.end(), ById);
-  chunks_.clear();
-  for (std::size_t at = 0; at < items.size(); at += kChunk) {
-    auto first = items.begin() + static_cast<std::ptrdiff_t>(at);
-    auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + kChunk));
-    chunks_.push_back(std::make_shared<const Items>(std::make_move_iterator(first),
-                                                    std::make_move_iterator(last)));
-  }
-  Reindex(0);
-}
-
 void InstanceView::Reindex(std::size_t from) {
   ends_.resize(chunks_.size());
   for (std::size_t c = from; c < chunks_.size(); ++c) ends_[c] = Start(c) + chunks_[c]->size();
 }
 
-void InstanceView::Builder::Assign(Items items) {
-  view_.Fill(std::move(items));
-  owned_.assign(view_.chunks_.size(), true);
+InstanceView::Builder::Builder() : retired_(std::make_shared<Retired>()) {}
+
+InstanceView::Builder::~Builder() {
+  for (std::size_t c = 0; c < chunks_.size(); ++c) Retire(c, true);
 }
 
-InstanceView::Items& InstanceView::Builder::Own(std::size_t c) {
-  if (!owned_[c]) {
-    view_.chunks_[c] = std::make_shared<const Items>(*view_.chunks_[c]);
-    owned_[c] = true;
+void InstanceView::Builder::Retire(std::size_t c, bool instances) {
+  retired_->chunks.push_back(std::move(chunks_[c]));
+  if (instances) {
+    for (Item& item : owners_[c]) retired_->instances.push_back(std::move(item));
   }
-  // Made by this builder after the last Publish: no view shares it.
-  return const_cast<Items&>(*view_.chunks_[c]);
+}
+
+void InstanceView::Builder::Assign(Items items) {
+  for (std::size_t c = 0; c < chunks_.size(); ++c) Retire(c, true);
+  chunks_.clear();
+  owners_.clear();
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& a, const Item& b) { return ById(a.get(), b.get()); });
+  for (std::size_t at = 0; at < items.size(); at += kChunk) {
+    auto first = items.begin() + static_cast<std::ptrdiff_t>(at);
+    auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + kChunk));
+    auto chunk = std::make_unique<Chunk>();
+    chunk->reserve(static_cast<std::size_t>(last - first));
+    for (auto it = first; it != last; ++it) chunk->push_back(it->get());
+    chunks_.push_back(std::move(chunk));
+    owners_.emplace_back(std::make_move_iterator(first), std::make_move_iterator(last));
+  }
+  published_.assign(chunks_.size(), false);
+  view_.chunks_.clear();
+  for (const auto& chunk : chunks_) view_.chunks_.push_back(chunk.get());
+  view_.Reindex(0);
+}
+
+InstanceView::Chunk& InstanceView::Builder::Own(std::size_t c) {
+  if (published_[c]) {
+    auto copy = std::make_unique<Chunk>(*chunks_[c]);
+    Retire(c, false);  // its instances are still here, in the copy
+    chunks_[c] = std::move(copy);
+    view_.chunks_[c] = chunks_[c].get();
+    published_[c] = false;
+  }
+  return *chunks_[c];
+}
+
+void InstanceView::Builder::SplitIfLarge(std::size_t c) {
+  Chunk& items = *chunks_[c];
+  if (items.size() < 2 * kChunk) return;
+  const auto half = static_cast<std::ptrdiff_t>(items.size() / 2);
+  auto second = std::make_unique<Chunk>(items.begin() + half, items.end());
+  items.erase(items.begin() + half, items.end());
+  Items& owners = owners_[c];
+  Items second_owners(std::make_move_iterator(owners.begin() + half),
+                      std::make_move_iterator(owners.end()));
+  owners.erase(owners.begin() + half, owners.end());
+  const auto at = static_cast<std::ptrdiff_t>(c) + 1;
+  view_.chunks_.insert(view_.chunks_.begin() + at, second.get());
+  chunks_.insert(chunks_.begin() + at, std::move(second));
+  owners_.insert(owners_.begin() + at, std::move(second_owners));
+  published_.insert(published_.begin() + at, false);
 }
 
 void InstanceView::Builder::Insert(Item item) {
-  auto& chunks = view_.chunks_;
-  if (chunks.empty()) {
-    chunks.push_back(std::make_shared<const Items>(Items{std::move(item)}));
-    owned_.assign(1, true);
+  if (chunks_.empty()) {
+    chunks_.push_back(std::make_unique<Chunk>(Chunk{item.get()}));
+    owners_.push_back(Items{std::move(item)});
+    published_.assign(1, false);
+    view_.chunks_.assign(1, chunks_.back().get());
     view_.Reindex(0);
     return;
   }
   // The first chunk whose last item sorts after it (or the last chunk).
-  auto after =
-      std::upper_bound(chunks.begin(), chunks.end(), item,
-                       [](const Item& x, const Chunk& chunk) { return ById(x, chunk->back()); });
-  std::size_t c =
-      after == chunks.end() ? chunks.size() - 1 : static_cast<std::size_t>(after - chunks.begin());
-  Items& items = Own(c);
-  items.insert(std::upper_bound(items.begin(), items.end(), item, ById), std::move(item));
-  if (items.size() >= 2 * kChunk) {
-    auto half = items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2);
-    Chunk second = std::make_shared<const Items>(std::make_move_iterator(half),
-                                                 std::make_move_iterator(items.end()));
-    items.erase(half, items.end());
-    chunks.insert(chunks.begin() + static_cast<std::ptrdiff_t>(c) + 1, std::move(second));
-    owned_.insert(owned_.begin() + static_cast<std::ptrdiff_t>(c) + 1, true);
-  }
+  const Instance* x = item.get();
+  auto after = std::upper_bound(chunks_.begin(), chunks_.end(), x,
+                                [](const Instance* a, const std::unique_ptr<Chunk>& chunk) {
+                                  return ById(a, chunk->back());
+                                });
+  std::size_t c = after == chunks_.end() ? chunks_.size() - 1
+                                         : static_cast<std::size_t>(after - chunks_.begin());
+  Chunk& items = Own(c);
+  const auto at = std::upper_bound(items.begin(), items.end(), x, ById) - items.begin();
+  items.insert(items.begin() + at, x);
+  owners_[c].insert(owners_[c].begin() + at, std::move(item));
+  SplitIfLarge(c);
   view_.Reindex(c);
 }
 
 void InstanceView::Builder::Erase(const Item& item) {
-  auto& chunks = view_.chunks_;
+  const Instance* x = item.get();
   // Items with its id may span chunks: from the first chunk whose last item is not before it.
-  auto from =
-      std::lower_bound(chunks.begin(), chunks.end(), item,
-                       [](const Chunk& chunk, const Item& x) { return ById(chunk->back(), x); });
-  for (std::size_t c = static_cast<std::size_t>(from - chunks.begin()); c < chunks.size(); ++c) {
-    const Items& items = *chunks[c];
-    auto it = std::lower_bound(items.begin(), items.end(), item, ById);
-    while (it != items.end() && (*it)->id == item->id && *it != item) ++it;
+  auto from = std::lower_bound(chunks_.begin(), chunks_.end(), x,
+                               [](const std::unique_ptr<Chunk>& chunk, const Instance* a) {
+                                 return ById(chunk->back(), a);
+                               });
+  for (std::size_t c = static_cast<std::size_t>(from - chunks_.begin()); c < chunks_.size(); ++c) {
+    const Chunk& items = *chunks_[c];
+    auto it = std::lower_bound(items.begin(), items.end(), x, ById);
+    while (it != items.end() && (*it)->id == x->id && *it != x) ++it;
     if (it == items.end()) continue;  // perhaps in the next chunk
-    if (*it != item) return;          // past the items with its id
-    std::size_t at = static_cast<std::size_t>(it - items.begin());
-    Items& owned = Own(c);
-    owned.erase(owned.begin() + static_cast<std::ptrdiff_t>(at));
-    if (owned.empty()) {
-      chunks.erase(chunks.begin() + static_cast<std::ptrdiff_t>(c));
-      owned_.erase(owned_.begin() + static_cast<std::ptrdiff_t>(c));
+    if (*it != x) return;             // past the items with its id
+    const auto at = it - items.begin();
+    Chunk& owned = Own(c);
+    owned.erase(owned.begin() + at);
+    retired_->instances.push_back(std::move(owners_[c][static_cast<std::size_t>(at)]));
+    owners_[c].erase(owners_[c].begin() + at);
+    if (owned.empty()) {  // a copy no list shows, or a chunk never published: gone
+      const auto i = static_cast<std::ptrdiff_t>(c);
+      chunks_.erase(chunks_.begin() + i);
+      owners_.erase(owners_.begin() + i);
+      published_.erase(published_.begin() + i);
+      view_.chunks_.erase(view_.chunks_.begin() + i);
     }
     view_.Reindex(c);
     return;
@@ -710,7 +767,13 @@ void InstanceView::Builder::Erase(const Item& item) {
 }
 
 std::shared_ptr<const InstanceView> InstanceView::Builder::Publish() {
-  owned_.assign(owned_.size(), false);
+  // The list holds the record of what is let go of from now on; the record before it leads to
+  // this one, for the lists before.
+  auto next = std::make_shared<Retired>();
+  retired_->next = next;
+  retired_ = std::move(next);
+  view_.keep_ = retired_;
+  published_.assign(published_.size(), true);
   return std::make_shared<const InstanceView>(view_);
 }
 

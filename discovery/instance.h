@@ -73,8 +73,12 @@ struct Instance {
 // An immutable list of instances, sorted by id, read like a std::vector<Instance>. Each instance
 // is shared between the lists it is in, and the list is held in chunks of a few dozen that are
 // shared too: a registry view of 10,000 instances is republished on every change, and a list with
-// one instance changed copies one chunk and the chunks' pointers (about 160), not 10,000
-// pointers. Thread-compatible; shared as std::shared_ptr<const InstanceView> (InstanceList).
+// one instance changed copies one chunk's pointers and the chunks' pointers (about 160), not
+// 10,000. No reference count is touched per instance or per chunk: a list keeps alive what it
+// shows by holding the builder's record of what was removed after it was published (and, through
+// it, of what was removed after every later list). So a list kept for long keeps the instances
+// removed since alive too: hold the latest, let old ones go. Thread-compatible; shared as
+// std::shared_ptr<const InstanceView> (InstanceList).
 class InstanceView {
  public:
   using Item = std::shared_ptr<const Instance>;
@@ -90,7 +94,7 @@ class InstanceView {
     using reference = const Instance&;
     const_iterator() = default;
     reference operator*() const { return *(*view_->chunks_[chunk_])[offset_]; }
-    pointer operator->() const { return (*view_->chunks_[chunk_])[offset_].get(); }
+    pointer operator->() const { return (*view_->chunks_[chunk_])[offset_]; }
     reference operator[](difference_type n) const { return *(*this + n); }
     const_iterator& operator++() {
       if (++offset_ == view_->chunks_[chunk_]->size() && chunk_ + 1 < view_->chunks_.size()) {
@@ -175,23 +179,25 @@ class InstanceView {
   const Instance& back() const { return *chunks_.back()->back(); }
 
  private:
-  using Chunk = std::shared_ptr<const Items>;  // sorted, never empty
+  using Chunk = std::vector<const Instance*>;  // sorted, never empty; fixed once published
+  struct Retired;
   // The iterator at index `i` (0 to size()).
   const_iterator At(std::size_t i) const;
   std::size_t Start(std::size_t chunk) const { return chunk == 0 ? 0 : ends_[chunk - 1]; }
-  // `items` sorted by id (equal ids keep their order) in chunks of kChunk; `ends_` from them.
-  void Fill(Items items);
   void Reindex(std::size_t from);
 
-  std::vector<Chunk> chunks_;
-  std::vector<std::size_t> ends_;  // one past each chunk's last index: a running sum of sizes
+  std::vector<const Chunk*> chunks_;
+  std::vector<std::size_t> ends_;        // one past each chunk's last index: a running sum of sizes
+  std::shared_ptr<const Retired> keep_;  // what the builder let go of since this was published
 };
-
-// Keeps a sorted list under changes and publishes it as InstanceViews that share what did not
-// change: an insert or erase copies at most the one chunk it touches, and only when a published
-// view still holds that chunk. Thread-compatible (the resolver's, under its lock).
 class InstanceView::Builder {
  public:
+  Builder();
+  // Whatever was published stays valid: what only the builder held is handed to the lists.
+  ~Builder();
+  Builder(const Builder&) = delete;
+  Builder& operator=(const Builder&) = delete;
+
   // Replaces everything with `items` (no null), sorted here.
   void Assign(Items items);
   // After the items with the same id.
@@ -203,11 +209,18 @@ class InstanceView::Builder {
   std::shared_ptr<const InstanceView> Publish();
 
  private:
-  // Chunk `c`, to be changed: copied first unless only this builder holds it.
-  Items& Own(std::size_t c);
+  // Chunk `c`, to be changed: copied first if a published list shows it.
+  Chunk& Own(std::size_t c);
+  // Hands chunk `c` (and, with `instances`, its instances) to the lists published so far.
+  void Retire(std::size_t c, bool instances);
+  // Splits chunk `c` in two when it has grown to twice the usual size.
+  void SplitIfLarge(std::size_t c);
 
-  InstanceView view_;
-  std::vector<bool> owned_;  // chunk c was made after the last Publish (no view holds it)
+  InstanceView view_;  // its chunks are owned here, in chunks_
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::vector<Items> owners_;         // per chunk, its instances in its order: the owners
+  std::vector<bool> published_;       // chunk c is shown by a published list
+  std::shared_ptr<Retired> retired_;  // what goes to the lists published so far
 };
 
 // The node data: UTF-8 JSON in the layout of contract 5.

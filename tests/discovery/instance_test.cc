@@ -512,14 +512,79 @@ TEST(InstanceViewBuilder, APublishedChangeSharesTheInstancesThatDidNotChange) {
   builder.Erase(items[5000]);
   auto after = builder.Publish();
   ASSERT_EQ(after->size(), 9999u);
-  // Each instance is held by `items` and by the one chunk that `before`, `after` and the builder
-  // share, except those of the chunk the erase copied: held by its old and its new copy too.
-  std::size_t copied = 0;
-  for (const InstanceView::Item& item : items) copied += item.use_count() > 2 ? 1 : 0;
-  EXPECT_EQ(copied, 63u);
-  EXPECT_EQ(items[5000].use_count(), 2);  // `items` and `before`
+  // Each instance is held by `items` and once more (by the builder, or for the erased one by
+  // what `before` keeps): a list holds no reference of its own per instance.
+  for (const InstanceView::Item& item : items) ASSERT_EQ(item.use_count(), 2);
   EXPECT_EQ(&(*before)[5000], items[5000].get());
   EXPECT_EQ(&(*after)[5000], items[5001].get());
+  for (std::size_t i = 0; i < 5000; ++i) ASSERT_EQ(&(*before)[i], &(*after)[i]);
+}
+
+TEST(InstanceViewBuilder, AListKeepsWhatItShowsUntilItIsGone) {
+  std::vector<std::weak_ptr<const Instance>> watch;
+  std::shared_ptr<const InstanceView> first, second, third;
+  {
+    InstanceView::Builder builder;
+    InstanceView::Items items;
+    for (int i = 0; i < 300; ++i) {
+      auto instance = std::make_shared<Instance>();
+      instance->id = "id-" + std::to_string(1000 + i);
+      watch.push_back(instance);
+      items.push_back(std::move(instance));
+    }
+    builder.Assign(items);
+    first = builder.Publish();
+    builder.Erase(items[10]);  // shown by `first` only
+    second = builder.Publish();
+    builder.Erase(items[20]);        // shown by `first` and `second`
+    for (int i = 0; i < 200; ++i) {  // splits and empties chunks
+      auto instance = std::make_shared<Instance>();
+      instance->id = "id-1020-" + std::to_string(100 + i);
+      builder.Insert(instance);
+    }
+    third = builder.Publish();
+    builder.Erase(items[30]);  // the builder goes: what it held goes to `third`
+  }
+  auto read_all = [](const InstanceView& view) {
+    std::size_t ids = 0;
+    for (const Instance& instance : view) ids += instance.id.size();  // touches every instance
+    return ids;
+  };
+  EXPECT_EQ(first->size(), 300u);
+  EXPECT_EQ(second->size(), 299u);
+  EXPECT_EQ(third->size(), 498u);
+  EXPECT_GT(read_all(*first), 0u);
+  EXPECT_GT(read_all(*second), 0u);
+  EXPECT_GT(read_all(*third), 0u);
+  EXPECT_FALSE(watch[10].expired());
+  first.reset();  // the last list showing items[10]
+  EXPECT_TRUE(watch[10].expired());
+  EXPECT_FALSE(watch[20].expired()) << "`second` shows it";
+  EXPECT_GT(read_all(*second), 0u);
+  second.reset();
+  EXPECT_TRUE(watch[20].expired());
+  EXPECT_FALSE(watch[30].expired()) << "`third` shows it";
+  EXPECT_GT(read_all(*third), 0u);
+  third.reset();
+  for (const auto& w : watch) ASSERT_TRUE(w.expired()) << "nothing outlives the last list";
+}
+
+TEST(InstanceViewBuilder, AListKeptAcrossManyPublicationsGoesWithoutDeepRecursion) {
+  InstanceView::Builder builder;
+  auto a = std::make_shared<Instance>();
+  a->id = "a";
+  builder.Insert(a);
+  auto oldest = builder.Publish();
+  for (int i = 0; i < 200000; ++i) {  // 200,000 records chained behind `oldest`
+    auto b = std::make_shared<Instance>();
+    b->id = "b";
+    builder.Insert(b);
+    builder.Publish();
+    builder.Erase(b);
+  }
+  EXPECT_EQ(oldest->size(), 1u);
+  oldest.reset();  // frees the chain link by link
+  EXPECT_EQ(builder.Publish()->size(), 1u);
 }
 
 }  // namespace
