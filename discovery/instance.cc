@@ -142,12 +142,8 @@ class JsonReader {
           break;  // the next value
         }
         if (c != (open_.back() == '{' ? '}' : ']')) return false;
+        Closed(open_.back());
         open_.pop_back();
-        if (c == '}') {
-          sax_.end_object();
-        } else {
-          sax_.end_array();
-        }
       }
     }
   }
@@ -160,29 +156,23 @@ class JsonReader {
     if (p_ == end_) return false;
     switch (*p_) {
       case '{':
-        ++p_;
-        sax_.start_object();
+      case '[': {
+        const char bracket = *p_++;
+        if (bracket == '{') {
+          sax_.start_object();
+        } else {
+          sax_.start_array();
+        }
         Space();
-        if (p_ < end_ && *p_ == '}') {
+        if (p_ < end_ && *p_ == (bracket == '{' ? '}' : ']')) {
           ++p_;
-          sax_.end_object();
+          Closed(bracket);
           return true;
         }
-        open_.push_back('{');
+        open_.push_back(bracket);
         *opened = true;
-        return Key();
-      case '[':
-        ++p_;
-        sax_.start_array();
-        Space();
-        if (p_ < end_ && *p_ == ']') {
-          ++p_;
-          sax_.end_array();
-          return true;
-        }
-        open_.push_back('[');
-        *opened = true;
-        return true;
+        return bracket == '[' || Key();
+      }
       case '"':
         if (!String()) return false;
         sax_.string(str_);
@@ -203,6 +193,15 @@ class JsonReader {
         return true;
       default:
         return Number();
+    }
+  }
+
+  // The object or array opened by `bracket` has ended.
+  void Closed(char bracket) {
+    if (bracket == '{') {
+      sax_.end_object();
+    } else {
+      sax_.end_array();
     }
   }
 
@@ -315,43 +314,24 @@ class JsonReader {
   bool Escape() {
     if (p_ == end_) return false;
     const char e = *p_++;
-    switch (e) {
-      case '"':
-      case '\\':
-      case '/':
-        str_.push_back(e);
-        return true;
-      case 'b':
-        str_.push_back('\b');
-        return true;
-      case 'f':
-        str_.push_back('\f');
-        return true;
-      case 'n':
-        str_.push_back('\n');
-        return true;
-      case 'r':
-        str_.push_back('\r');
-        return true;
-      case 't':
-        str_.push_back('\t');
-        return true;
-      case 'u': {
-        uint32_t cp;
-        if (!Hex4(&cp) || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: its low one must follow
-          uint32_t low;
-          if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-          p_ += 2;
-          if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-        }
-        PutUtf8(cp);
-        return true;
-      }
-      default:
-        return false;
+    // The one-character escapes, and what each stands for.
+    constexpr std::string_view kEscapes = "\"\\/bfnrt", kMeanings = "\"\\/\b\f\n\r\t";
+    if (std::size_t i = kEscapes.find(e); i != std::string_view::npos) {
+      str_.push_back(kMeanings[i]);
+      return true;
     }
+    if (e != 'u') return false;
+    uint32_t cp;
+    if (!Hex4(&cp) || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: its low one must follow
+      uint32_t low;
+      if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+      p_ += 2;
+      if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    PutUtf8(cp);
+    return true;
   }
 
   // A multi-byte UTF-8 sequence, at its lead byte: the continuation bytes' ranges (the
