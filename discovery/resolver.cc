@@ -10,6 +10,7 @@
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -174,11 +175,6 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
   } done{this, name};
   std::lock_guard<std::mutex> refresh_lock(refresh_mu_);
   const std::string path = ServicePath(name);
-  Children old_children;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    old_children = watched_[name].children;
-  }
   auto fail = [&](const absl::Status& s) {
     std::lock_guard<std::mutex> lock(mu_);
     watched_[name].reading = 0;
@@ -201,55 +197,68 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     if (!*exists) break;
     names = session_->Children(path, /*watch=*/true);
   }
-  Children children;
-  if (absl::IsNotFound(names.status())) {
-    // Empty: the exists watch reports the creation.
-  } else if (!names.ok()) {
+  std::vector<std::string> listed;  // none when the application's node does not exist
+  if (names.ok()) {
+    listed = std::move(*names);
+  } else if (!absl::IsNotFound(names.status())) {
     return fail(names.status());
-  } else {
-    // Nodes not read before (or the one that changed) are read together, pipelined; the rest
-    // keep what was read.
-    std::vector<std::string> to_read;
-    for (const std::string& node : *names) {
-      auto old = old_children.find(node);
-      if (old != old_children.end() && !all && reread.count(node) == 0) {
-        children.emplace(node, old->second);
-      } else {
-        to_read.push_back(node);
+  }
+
+  // What changed, against what is known, looked up in place (only a refresh changes `children`
+  // here, one at a time): nodes gone from the listing, and nodes to read (new ones, the ones
+  // events named, or all), each with the version known of it.
+  struct ToRead {
+    std::string node;
+    std::optional<Entry> known;  // as read before, if it was
+  };
+  std::vector<ToRead> to_read;
+  std::vector<std::string> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Children& children = watched_[name].children;
+    std::size_t listed_known = 0;
+    for (const std::string& node : listed) {
+      auto it = children.find(node);
+      if (it != children.end()) ++listed_known;
+      if (it == children.end() || all || reread.count(node) != 0) {
+        to_read.push_back(
+            {node, it == children.end() ? std::nullopt : std::optional<Entry>(it->second)});
       }
     }
-    std::vector<std::string> paths;
-    paths.reserve(to_read.size());
-    for (const std::string& node : to_read) paths.push_back(path + "/" + node);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      watched_[name].reading = paths.size();
+    if (listed_known < children.size()) {  // some known node is no longer listed
+      std::unordered_set<std::string_view> now(listed.begin(), listed.end());
+      for (const auto& [node, entry] : children) {
+        if (now.count(node) == 0) gone.push_back(node);
+      }
     }
-    std::vector<absl::StatusOr<Session::Node>> read = session_->GetMany(paths, /*watch=*/true);
-    for (std::size_t i = 0; i < to_read.size(); ++i) {
-      const std::string& node = to_read[i];
-      absl::StatusOr<Session::Node>& data = read[i];
-      if (absl::IsNotFound(data.status())) continue;  // gone since the listing
-      auto old = old_children.find(node);
-      if (absl::IsPermissionDenied(data.status())) {
-        // A node this client may not read (its ACL) is not an instance to call, and must not
-        // hold up the others.
-        if (old == old_children.end() || old->second.instance != nullptr || old->second.mzxid) {
-          Log(LogLevel::kWarning,
-              absl::StrCat("registry: skipping ", paths[i], ": ", data.status().message()));
-        }
-        children.emplace(node, Entry{node, nullptr, 0});
-        continue;
+    watched_[name].reading = to_read.size();
+  }
+  // Read together, pipelined, and parsed outside the lock (a first listing parses thousands).
+  std::vector<std::string> paths;
+  paths.reserve(to_read.size());
+  for (const ToRead& r : to_read) paths.push_back(path + "/" + r.node);
+  std::vector<absl::StatusOr<Session::Node>> read = session_->GetMany(paths, /*watch=*/true);
+  std::vector<std::pair<std::string, std::optional<Entry>>> changes;  // nullopt: gone
+  for (const std::string& node : gone) changes.emplace_back(node, std::nullopt);
+  for (std::size_t i = 0; i < to_read.size(); ++i) {
+    const std::optional<Entry>& known = to_read[i].known;
+    absl::StatusOr<Session::Node>& data = read[i];
+    if (absl::IsNotFound(data.status())) {  // gone since the listing
+      if (known.has_value()) changes.emplace_back(to_read[i].node, std::nullopt);
+    } else if (absl::IsPermissionDenied(data.status())) {
+      // A node this client may not read (its ACL) is not an instance to call, and must not hold
+      // up the others. Logged once: not again while the node stays unreadable (version 0).
+      if (!known.has_value() || known->mzxid != 0) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("registry: skipping ", paths[i], ": ", data.status().message()));
+        changes.emplace_back(to_read[i].node, Entry{to_read[i].node, nullptr, 0});
       }
-      if (!data.ok()) return fail(data.status());
-      if (old != old_children.end() && old->second.mzxid == data->mzxid) {
-        children.emplace(node, old->second);  // unchanged: not parsed again
-        continue;
-      }
-      // Logged once: not again while the node stays unreadable.
-      children.emplace(node,
-                       ParseEntry(node, *data, paths[i],
-                                  old == old_children.end() || old->second.instance != nullptr));
+    } else if (!data.ok()) {
+      return fail(data.status());
+    } else if (!known.has_value() || known->mzxid != data->mzxid) {  // else unchanged
+      changes.emplace_back(to_read[i].node,
+                           ParseEntry(to_read[i].node, *data, paths[i],
+                                      !known.has_value() || known->instance != nullptr));
     }
   }
   {
@@ -258,11 +267,24 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
     Watched& w = watched_[name];
     w.reading = 0;
     w.error.clear();
-    bool changed = !w.loaded || w.from_snapshot || !SameVersions(w.children, children);
-    w.children = std::move(children);
+    // The first list (or the first after a snapshot), or a change to much of it, is sorted
+    // anew; a few changes are inserted and erased where they belong.
+    const bool rebuild = !w.loaded || w.from_snapshot || changes.size() > w.children.size() / 4;
+    const bool changed = !w.loaded || w.from_snapshot || !changes.empty();
+    for (auto& [node, entry] : changes) {
+      auto it = w.children.find(node);
+      if (it != w.children.end()) {
+        if (!rebuild) RemoveUp(w, it->second);
+        w.children.erase(it);
+      }
+      if (entry.has_value()) {
+        if (!rebuild) AddUp(w, *entry);
+        w.children.emplace(node, std::move(*entry));
+      }
+    }
     w.loaded = true;
     if (!changed) return;
-    RebuildUp(w);
+    if (rebuild) RebuildUp(w);
     notifier->pending.emplace_back(PublishLocked(name, w), w.list);
   }
 }
