@@ -190,6 +190,10 @@ class InstanceView {
   std::vector<std::size_t> ends_;        // one past each chunk's last index: a running sum of sizes
   std::shared_ptr<const Retired> keep_;  // what the builder let go of since this was published
 };
+
+// Keeps a sorted list under changes and publishes it as InstanceViews that share what did not
+// change: an insert or erase copies at most the pointers of the one chunk it touches, and only
+// when a published view shows that chunk. Thread-compatible (the resolver's, under its lock).
 class InstanceView::Builder {
  public:
   Builder();
