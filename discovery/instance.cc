@@ -403,11 +403,11 @@ class JsonReader {
 // the last of a repeated key counts, and a value of another type than expected counts as absent.
 class InstanceReader {
  public:
-  void null() { Scalar(); }
-  void boolean(bool) { Scalar(); }
+  void null() { Other(); }
+  void boolean(bool) { Other(); }
   void integer(int64_t v) { Integer(v, true); }
   void unsigned_integer(uint64_t) { Integer(0, false); }
-  void number() { Scalar(); }
+  void number() { Other(); }
   void string(std::string& v) {
     if (stack_.empty() || stack_.back().array) return;
     const std::string& key = stack_.back().key;
@@ -490,7 +490,6 @@ class InstanceReader {
         break;
     }
   }
-  void Scalar() { Other(); }
   // An integer (`fits`: in int64_t).
   void Integer(int64_t v, bool fits) {
     Other();
