@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSSLServerSocket.h>
 #include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
@@ -93,8 +94,9 @@ std::string ReadFile(const std::string& path) {
 // About the bytes of one framed compact Mix call or reply: the raw loop's message size.
 constexpr std::size_t kRawMessage = 20;
 
-// A thread per connection echoing fixed-size messages: the physical bound of a ping-pong.
-void ServeRaw() {
+// A listening socket on 127.0.0.1 and a thread per connection running `serve(fd)`; prints
+// "ports raw=<port>".
+void ServeThreadPerConnection(void (*serve)(int fd)) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -111,24 +113,73 @@ void ServeRaw() {
     int c = ::accept(fd, nullptr, nullptr);
     if (c < 0) continue;
     ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::thread([c] {
-      char buf[kRawMessage];
-      while (true) {
-        std::size_t got = 0;
-        while (got < sizeof buf) {
-          ssize_t n = ::recv(c, buf + got, sizeof buf - got, 0);
-          if (n <= 0) {
-            ::close(c);
-            return;
-          }
-          got += static_cast<std::size_t>(n);
-        }
-        if (::send(c, buf, sizeof buf, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof buf)) {
-          ::close(c);
-          return;
-        }
-      }
+    std::thread([c, serve] {
+      serve(c);
+      ::close(c);
     }).detach();
+  }
+}
+
+// Reads exactly `size` bytes; false when the peer is gone.
+bool RecvAll(int fd, char* out, std::size_t size) {
+  for (std::size_t got = 0; got < size;) {
+    ssize_t n = ::recv(fd, out + got, size - got, 0);
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// The physical bound of a ping-pong: fixed-size messages echoed.
+void EchoConnection(int fd) {
+  char buf[kRawMessage];
+  while (RecvAll(fd, buf, sizeof buf) &&
+         ::send(fd, buf, sizeof buf, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof buf)) {
+  }
+}
+
+// The least a Thrift server can do for the stock client's Mix call: read the frame, take its
+// sequence id, and answer a reply made once, decoding and running nothing. What it reaches is
+// the bound of any Thrift server driven by the stock client on these cores, whose own work per
+// call the raw echo does not have.
+void CannedMixConnection(int fd) {
+  static const std::string result = [] {
+    auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
+    apache::thrift::protocol::TCompactProtocol protocol(buffer);
+    rich_thrift::RichService_Mix_result mix;
+    mix.success = rich_thrift::Color::kBlue;
+    mix.__isset.success = true;
+    mix.write(&protocol);
+    return buffer->getBufferAsString();
+  }();
+  std::string frame;
+  std::string reply;
+  while (true) {
+    unsigned char prefix[4];
+    if (!RecvAll(fd, reinterpret_cast<char*>(prefix), 4)) return;
+    uint32_t length = uint32_t{prefix[0]} << 24 | uint32_t{prefix[1]} << 16 |
+                      uint32_t{prefix[2]} << 8 | prefix[3];
+    if (length < 3 || length > 4096) return;
+    frame.resize(length);
+    if (!RecvAll(fd, frame.data(), length)) return;
+    // Compact message header: 0x82, version and type, then the sequence id as a varint.
+    std::size_t end = 2;
+    while (end < frame.size() && (static_cast<unsigned char>(frame[end]) & 0x80) != 0) ++end;
+    if (end >= frame.size()) return;
+    reply.assign(4, '\0');
+    reply += '\x82';
+    reply += '\x41';  // version 1, type REPLY
+    reply.append(frame, 2, end - 1);
+    reply += '\x03';
+    reply += "Mix";
+    reply += result;
+    uint32_t size = static_cast<uint32_t>(reply.size() - 4);
+    for (int i = 0; i < 4; ++i)
+      reply[static_cast<std::size_t>(i)] = static_cast<char>(size >> (24 - 8 * i));
+    if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(reply.size())) {
+      return;
+    }
   }
 }
 
@@ -172,7 +223,9 @@ int Serve(const std::string& kind) {
   sigaddset(&signals, SIGUSR2);  // and on again
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
-    std::thread(ServeRaw).detach();
+    std::thread(ServeThreadPerConnection, EchoConnection).detach();
+  } else if (kind == "canned") {
+    std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls") {
     static rpcboot::ServerOptions options;
     if (kind == "rpcboot-tls") {
@@ -449,19 +502,26 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
   ServerProcess inlined(self, "rpcboot-inline");
   ServerProcess stock(self, "stock");
   ServerProcess raw(self, "raw");
+  ServerProcess canned(self, "canned");
   for (int n : callers) {
     Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
+    Result r_canned = Load(n, seconds, [&](int) { return ThriftMixCaller(canned.raw_port); });
     Result r_stock = Load(n, seconds, [&](int) { return ThriftMixCaller(stock.thrift_port); });
     Result r_ours = Load(n, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
     Result r_inline = Load(n, seconds, [&](int) { return ThriftMixCaller(inlined.thrift_port); });
+    auto ratios = [&](const Result& r) {
+      return Ratio("vs stock", r.calls_per_second, r_stock.calls_per_second) + "  " +
+             Ratio("vs raw", r.calls_per_second, r_raw.calls_per_second) + "  " +
+             Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second);
+    };
     Print("throughput", "raw", n, "tcp", r_raw, "");
-    Print("throughput", "thrift", n, "stock", r_stock, "");
-    Print("throughput", "thrift", n, "rpcboot", r_ours,
-          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second) + "  " +
-              Ratio("vs raw", r_ours.calls_per_second, r_raw.calls_per_second));
-    Print("throughput", "thrift", n, "inline", r_inline,
-          Ratio("vs stock", r_inline.calls_per_second, r_stock.calls_per_second) + "  " +
-              Ratio("vs raw", r_inline.calls_per_second, r_raw.calls_per_second));
+    Print("throughput", "thrift", n, "canned", r_canned,
+          Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second));
+    Print("throughput", "thrift", n, "stock", r_stock,
+          Ratio("vs raw", r_stock.calls_per_second, r_raw.calls_per_second) + "  " +
+              Ratio("vs canned", r_stock.calls_per_second, r_canned.calls_per_second));
+    Print("throughput", "thrift", n, "rpcboot", r_ours, ratios(r_ours));
+    Print("throughput", "thrift", n, "inline", r_inline, ratios(r_inline));
   }
   for (int n : callers) {
     Result r_stock = Load(n, seconds, [&](int i) {
