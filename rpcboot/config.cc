@@ -223,7 +223,7 @@ const std::vector<Key>& Keys() {
        "handler threads",
        IntRule<AppConfig, int>(0, 1000000,
                                [](AppConfig& c) -> int& { return c.server.max_concurrent_calls; })},
-      {"server.io_threads", "Thrift event loops; 0: one per core",
+      {"server.io_threads", "Thrift event loops; 0: max(8, cores)",
        IntRule<AppConfig, int>(0, 256, [](AppConfig& c) -> int& { return c.server.io_threads; })},
       {"server.max_connections",
        "Thrift: open connections at most (the oldest idle one makes room for a new one)",

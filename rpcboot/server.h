@@ -46,7 +46,7 @@ struct ServerOptions {
   // Calls queued and running at once, both protocols together; one more is answered
   // RESOURCE_EXHAUSTED at once. 0: 64 x handler threads.
   int max_concurrent_calls = 0;
-  // Thrift: I/O threads (event loops). 0: one per core.
+  // Thrift: I/O threads (event loops). 0: max(8, cores).
   int io_threads = 0;
   // Thrift: open connections at most. At the cap, a new connection replaces the oldest idle
   // one, or is closed at once when none is idle.

@@ -417,9 +417,12 @@ class ThriftServerTransport final : public ServerTransport {
     // A descriptor held back for the moment the process runs out: closing it lets accept()
     // take a connection off the backlog to close it, instead of spinning on EMFILE.
     spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // At least 8: up to 8 busy connections each get a thread of their own, as a thread per
+    // connection would give them, which on a small machine whose cores the callers share costs
+    // less per call than one thread waking several callers (docs/benchmarks.md).
     int io_threads = options_.io_threads > 0
                          ? options_.io_threads
-                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+                         : std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < io_threads; ++i) {
       loops_.push_back(std::make_unique<Loop>(this, i));
       if (absl::Status s = loops_.back()->Init(); !s.ok()) {
