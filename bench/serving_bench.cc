@@ -4,8 +4,10 @@
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
-//     rpcboot, the stock server (TThreadedServer; a grpc sync service) and a raw TCP ping-pong
-//     server echoing a message of the same size: ratios rpcboot/stock and rpcboot/raw.
+//     rpcboot, the stock server (TThreadedServer; a grpc sync service), a raw TCP ping-pong
+//     server echoing a message of the same size, and a canned Thrift server answering with a
+//     reply made once (the bound of any Thrift server under the stock client): ratios
+//     rpcboot/stock, rpcboot/raw and rpcboot/canned.
 //  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy, on
 //     Thrift and on gRPC.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
