@@ -123,11 +123,13 @@ TEST_P(Resilience, ASlowInstanceIsEjectedGetsOnlyProbesAndComesBackWhenItRecover
   int64_t before = impls_[2]->received.load();
   std::atomic<int64_t> slow{0};
   const int64_t calls = 1200;
-  EXPECT_EQ(Run(*client, 8, calls, &slow), 0);
+  // Slow: as long as the ejected instance's answer takes, nearly (a loaded machine, a
+  // sanitizer build, may hold a call 100 ms without it).
+  EXPECT_EQ(Run(*client, 8, calls, &slow, milliseconds(250)), 0);
   int64_t probes = impls_[2]->received.load() - before;
   // While ejected it sees only probes, one at a time, one per ejection period (300-600 ms).
   EXPECT_LE(probes, 8) << "calls reached the ejected instance";
-  EXPECT_LE(slow.load(), probes + 8) << "calls slower than 100 ms beyond the probes";
+  EXPECT_LE(slow.load(), probes + 8) << "calls slower than 250 ms beyond the probes";
   EXPECT_GE(channel->State().instances.size(), 3u);
   // It recovers: a probe finds it fast, and it takes calls again.
   impls_[2]->delay_ms = 0;
