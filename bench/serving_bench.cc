@@ -499,47 +499,83 @@ void RaiseDescriptorLimit(rlim_t want) {
   }
 }
 
-void Throughput(const char* self, double seconds, const std::vector<int>& callers) {
+// Each of `loads` run `rounds` times, the order turned by one each round (no server always
+// first); per load, the round of median calls/s, and "(N rounds: lo-hi)" to print beside it.
+struct Measured {
+  Result median;
+  std::string spread;
+};
+std::vector<Measured> MeasureRounds(int rounds, const std::vector<std::function<Result()>>& loads) {
+  std::vector<std::vector<Result>> runs(loads.size());
+  for (int r = 0; r < rounds; ++r) {
+    for (std::size_t k = 0; k < loads.size(); ++k) {
+      std::size_t which = (k + static_cast<std::size_t>(r)) % loads.size();
+      runs[which].push_back(loads[which]());
+    }
+  }
+  std::vector<Measured> out;
+  for (std::vector<Result>& results : runs) {
+    std::sort(results.begin(), results.end(), [](const Result& a, const Result& b) {
+      return a.calls_per_second < b.calls_per_second;
+    });
+    Measured m{results[results.size() / 2], ""};
+    if (results.size() > 1) {
+      char text[96];
+      std::snprintf(text, sizeof text, "  (%zu rounds: %.0f-%.0f)", results.size(),
+                    results.front().calls_per_second, results.back().calls_per_second);
+      m.spread = text;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+void Throughput(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
   ServerProcess ours(self, "rpcboot");
   ServerProcess inlined(self, "rpcboot-inline");
   ServerProcess stock(self, "stock");
   ServerProcess raw(self, "raw");
   ServerProcess canned(self, "canned");
   for (int n : callers) {
-    Result r_raw = Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); });
-    Result r_canned = Load(n, seconds, [&](int) { return ThriftMixCaller(canned.raw_port); });
-    Result r_stock = Load(n, seconds, [&](int) { return ThriftMixCaller(stock.thrift_port); });
-    Result r_ours = Load(n, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
-    Result r_inline = Load(n, seconds, [&](int) { return ThriftMixCaller(inlined.thrift_port); });
+    auto thrift = [&](int port) {
+      return [&, port] { return Load(n, seconds, [&](int) { return ThriftMixCaller(port); }); };
+    };
+    std::vector<Measured> m = MeasureRounds(
+        rounds, {[&] { return Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); }); },
+                 thrift(canned.raw_port), thrift(stock.thrift_port), thrift(ours.thrift_port),
+                 thrift(inlined.thrift_port)});
+    const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
     auto ratios = [&](const Result& r) {
       return Ratio("vs stock", r.calls_per_second, r_stock.calls_per_second) + "  " +
              Ratio("vs raw", r.calls_per_second, r_raw.calls_per_second) + "  " +
              Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second);
     };
-    Print("throughput", "raw", n, "tcp", r_raw, "");
+    Print("throughput", "raw", n, "tcp", r_raw, m[0].spread);
     Print("throughput", "thrift", n, "canned", r_canned,
-          Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second));
+          Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread);
     Print("throughput", "thrift", n, "stock", r_stock,
           Ratio("vs raw", r_stock.calls_per_second, r_raw.calls_per_second) + "  " +
-              Ratio("vs canned", r_stock.calls_per_second, r_canned.calls_per_second));
-    Print("throughput", "thrift", n, "rpcboot", r_ours, ratios(r_ours));
-    Print("throughput", "thrift", n, "inline", r_inline, ratios(r_inline));
+              Ratio("vs canned", r_stock.calls_per_second, r_canned.calls_per_second) +
+              m[2].spread);
+    Print("throughput", "thrift", n, "rpcboot", m[3].median, ratios(m[3].median) + m[3].spread);
+    Print("throughput", "thrift", n, "inline", m[4].median, ratios(m[4].median) + m[4].spread);
   }
   for (int n : callers) {
-    Result r_stock = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(stock.grpc_port, i, "/rich_pb.RichService/Mix");
-    });
-    Result r_ours = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(ours.grpc_port, i, "/rich.RichService/Mix");
-    });
-    Result r_inline = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(inlined.grpc_port, i, "/rich.RichService/Mix");
-    });
-    Print("throughput", "grpc", n, "stock", r_stock, "");
-    Print("throughput", "grpc", n, "rpcboot", r_ours,
-          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
-    Print("throughput", "grpc", n, "inline", r_inline,
-          Ratio("vs stock", r_inline.calls_per_second, r_stock.calls_per_second));
+    auto grpc = [&](int port, const char* path) {
+      return [&, port, path] {
+        return Load(n, seconds, [&](int i) { return GrpcMixCaller(port, i, path); });
+      };
+    };
+    std::vector<Measured> m =
+        MeasureRounds(rounds, {grpc(stock.grpc_port, "/rich_pb.RichService/Mix"),
+                               grpc(ours.grpc_port, "/rich.RichService/Mix"),
+                               grpc(inlined.grpc_port, "/rich.RichService/Mix")});
+    const Result& r_stock = m[0].median;
+    Print("throughput", "grpc", n, "stock", r_stock, m[0].spread);
+    Print("throughput", "grpc", n, "rpcboot", m[1].median,
+          Ratio("vs stock", m[1].median.calls_per_second, r_stock.calls_per_second) + m[1].spread);
+    Print("throughput", "grpc", n, "inline", m[2].median,
+          Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + m[2].spread);
   }
 }
 
@@ -756,6 +792,7 @@ int main(int argc, char** argv) {
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
   std::string parts = "throughput,mixed,scale,tls,observability";
+  int rounds = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
@@ -769,10 +806,20 @@ int main(int argc, char** argv) {
       idle = std::stoi(a.substr(7));
     } else if (a.rfind("--parts=", 0) == 0) {
       parts = a.substr(8);
+    } else if (a.rfind("--rounds=", 0) == 0) {
+      char* end = nullptr;
+      long value = std::strtol(a.c_str() + 9, &end, 10);
+      if (end == a.c_str() + 9 || *end != '\0' || value < 1 || value > 15) {
+        std::fprintf(stderr,
+                     "serving_bench: --rounds takes a whole number from 1 to 15, not '%s'\n",
+                     a.c_str() + 9);
+        return 2;
+      }
+      rounds = static_cast<int>(value);
     } else {
       std::fprintf(stderr,
                    "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale,tls,observability]\n");
+                   "[--parts=throughput,mixed,scale,tls,observability] [--rounds=N]\n");
       return 2;
     }
   }
@@ -784,7 +831,7 @@ int main(int argc, char** argv) {
   RaiseDescriptorLimit(4096);  // 512 callers' connections, twice (client and server sides)
   std::printf("%-10s %-7s %7s %-8s %11s %9s %9s %6s  %s\n", "part", "proto", "callers", "impl",
               "calls/s", "p50 us", "p99 us", "errors", "ratio");
-  if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers);
+  if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers, rounds);
   if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
   if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
   if (parts.find("observability") != std::string::npos) {
