@@ -24,7 +24,9 @@
 //     switches only that one.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale,tls,observability]
+//                             [--parts=throughput,mixed,scale,tls,observability] [--rounds=1]
+//   --rounds=N: throughput runs each server N times per caller count (the order turned each
+//   round) and prints the median round, with the range of calls/s.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
