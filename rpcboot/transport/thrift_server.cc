@@ -332,7 +332,10 @@ class Loop {
   int busy() const { return busy_.load(); }
   int index() const { return index_; }
 
-  void WatchListener(int listen_fd);
+  // Before the loop's thread starts: the listening socket this loop accepts on, once watched.
+  void SetListener(int listen_fd) { listen_fd_ = listen_fd; }
+  // From any thread, once: accepts from here on.
+  void WatchListener();
   void UnwatchListener();
 
  private:
@@ -431,23 +434,31 @@ class ThriftServerTransport final : public ServerTransport {
         return s;
       }
     }
-    loops_.front()->WatchListener(listen_fd_);
-    // A displaced call holds a handler slot: at most the pool's size of them at once.
-    max_runners_ = 2 * io_threads + std::max(1, scheduler_->threads());
-    for (auto& loop : loops_) {
+    loops_.front()->SetListener(listen_fd_);
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
       try {
         std::lock_guard<std::mutex> lock(runners_mu_);
-        threads_.emplace_back([this, l = loop.get()] { RunnerMain(l); });
+        threads_.emplace_back([this, l = loops_[i].get()] { RunnerMain(l); });
         ++runner_count_;
       } catch (const std::system_error& e) {
-        for (auto& started : loops_) started->PostStop();
-        StopRunners();
-        loops_.clear();
-        ::close(listen_fd_);
-        return absl::ResourceExhaustedError(
-            absl::StrCat("Thrift: cannot start an I/O thread: ", e.what()));
+        if (i == 0) {
+          loops_.clear();
+          ::close(listen_fd_);
+          return absl::ResourceExhaustedError(
+              absl::StrCat("Thrift: cannot start an I/O thread: ", e.what()));
+        }
+        // Serve with the loops that have a thread. No connection is taken before the listener
+        // is watched (below), so none was given to a loop dropped here.
+        Log(LogLevel::kError, absl::StrCat("Thrift: started ", i, " of ", io_threads,
+                                           " I/O threads; the system refused more: ", e.what()));
+        loops_.resize(i);
+        io_threads = static_cast<int>(i);
+        break;
       }
     }
+    // A displaced call holds a handler slot: at most the pool's size of them at once.
+    max_runners_ = 2 * io_threads + std::max(1, scheduler_->threads());
+    loops_.front()->WatchListener();
     try {
       monitor_ = std::thread([this] { MonitorMain(); });
       monitor_running_ = true;
@@ -685,12 +696,11 @@ absl::Status Loop::Init() {
   return absl::OkStatus();
 }
 
-void Loop::WatchListener(int listen_fd) {
-  listen_fd_ = listen_fd;
+void Loop::WatchListener() {
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = listen_fd;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd, &ev);
+  ev.data.fd = listen_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
 }
 
 void Loop::UnwatchListener() {

@@ -8,9 +8,12 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <future>
 #include <string>
@@ -345,6 +348,59 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
   EXPECT_NE(status.message().find("'rich.RichService/Mixx' names no served method"),
             std::string::npos)
       << status;
+}
+
+// In a process of its own: a server of `loops` event loops started with room for a few threads'
+// stacks only (RLIMIT_AS), then one call per loop on connections of their own. Exits 0 when
+// every call was answered.
+[[noreturn]] void ServeWithRoomForFewThreads(int loops) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.thrift_port = 0;
+  options.handler_threads = 1;
+  options.io_threads = loops;
+  Server server(options);
+  server.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
+  pthread_attr_t attr;
+  std::size_t stack = 0;
+  pthread_getattr_default_np(&attr);
+  pthread_attr_getstacksize(&attr, &stack);
+  pthread_attr_destroy(&attr);
+  const rlim_t room =
+      static_cast<rlim_t>(ProcStatus("VmSize:")) * 1024 + 4 * stack + (rlim_t{16} << 20);
+  rlimit limit{room, room};
+  if (::setrlimit(RLIMIT_AS, &limit) != 0) std::_Exit(3);
+  absl::Status status = server.Start();
+  if (!status.ok()) {
+    std::fprintf(stderr, "Start: %s\n", std::string(status.message()).c_str());
+    std::_Exit(1);
+  }
+  // Connections go to the loops in turn: each loop that kept a thread answers one.
+  for (int i = 0; i < loops; ++i) {
+    int fd = ConnectTo(server.thrift_port());
+    std::string call = internal::ThriftMessage(WireFormat::kThriftCompact, "Nope",
+                                               internal::kThriftCall, i, std::string(1, '\0'));
+    char prefix[4];
+    internal::EncodeFrameLength(static_cast<uint32_t>(call.size()), prefix);
+    call.insert(0, prefix, 4);
+    pollfd ready{fd, POLLIN, 0};
+    char reply[256];
+    if (fd < 0 || ::send(fd, call.data(), call.size(), 0) != static_cast<ssize_t>(call.size()) ||
+        ::poll(&ready, 1, 10000) != 1 || ::recv(fd, reply, sizeof reply, 0) <= 4) {
+      std::fprintf(stderr, "connection %d: no answer\n", i);
+      std::_Exit(2);
+    }
+    ::close(fd);
+  }
+  std::_Exit(0);
+}
+
+// When the system refuses threads (here: no address space left for their stacks), the Thrift
+// server starts with the event loops that got one, says so in its log, and serves on each.
+TEST(ServingCoreLimits, AServerGivenFewerThreadsThanLoopsServesOnThoseItGot) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(ServeWithRoomForFewThreads(16), ::testing::ExitedWithCode(0),
+              "started [0-9]+ of 16 I/O threads; the system refused more");
 }
 
 }  // namespace
