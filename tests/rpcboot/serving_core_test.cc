@@ -351,8 +351,8 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
 }
 
 // In a process of its own: a server of `loops` event loops started with room for a few threads'
-// stacks only (RLIMIT_AS), then one call per loop on connections of their own. Exits 0 when
-// every call was answered.
+// stacks only (RLIMIT_AS), 300 idle connections, then one call per loop on connections of their
+// own. Exits 0 when every call was answered.
 [[noreturn]] void ServeWithRoomForFewThreads(int loops) {
   ServerOptions options;
   options.host = "127.0.0.1";
@@ -375,6 +375,16 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
     std::fprintf(stderr, "Start: %s\n", std::string(status.message()).c_str());
     std::_Exit(1);
   }
+  // A flood of connections that send nothing costs no thread and little memory: it is held.
+  std::vector<int> flood;
+  for (int i = 0; i < 300; ++i) {
+    int fd = ConnectTo(server.thrift_port());
+    if (fd < 0) {
+      std::fprintf(stderr, "flood: connection %d refused\n", i);
+      std::_Exit(4);
+    }
+    flood.push_back(fd);
+  }
   // Connections go to the loops in turn: each loop that kept a thread answers one.
   for (int i = 0; i < loops; ++i) {
     int fd = ConnectTo(server.thrift_port());
@@ -396,7 +406,8 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
 }
 
 // When the system refuses threads (here: no address space left for their stacks), the Thrift
-// server starts with the event loops that got one, says so in its log, and serves on each.
+// server starts with the event loops that got one, says so in its log, holds a flood of idle
+// connections within that address space, and serves on each loop.
 TEST(ServingCoreLimits, AServerGivenFewerThreadsThanLoopsServesOnThoseItGot) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(ServeWithRoomForFewThreads(16), ::testing::ExitedWithCode(0),
