@@ -464,15 +464,8 @@ std::function<bool()> RawCaller(int port) {
   });
   return [holder] {
     char buf[kRawMessage] = {};
-    if (::send(*holder, buf, sizeof buf, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof buf))
-      return false;
-    std::size_t got = 0;
-    while (got < sizeof buf) {
-      ssize_t n = ::recv(*holder, buf + got, sizeof buf - got, 0);
-      if (n <= 0) return false;
-      got += static_cast<std::size_t>(n);
-    }
-    return true;
+    return ::send(*holder, buf, sizeof buf, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof buf) &&
+           RecvAll(*holder, buf, sizeof buf);
   };
 }
 
