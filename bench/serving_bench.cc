@@ -69,6 +69,7 @@
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/tracing.h"
+#include "rpcboot/transport/thrift_wire.h"
 #include "stock_services.h"
 
 extern char** environ;
@@ -159,10 +160,9 @@ void CannedMixConnection(int fd) {
   std::string frame;
   std::string reply;
   while (true) {
-    unsigned char prefix[4];
-    if (!RecvAll(fd, reinterpret_cast<char*>(prefix), 4)) return;
-    uint32_t length = uint32_t{prefix[0]} << 24 | uint32_t{prefix[1]} << 16 |
-                      uint32_t{prefix[2]} << 8 | prefix[3];
+    char prefix[4];
+    if (!RecvAll(fd, prefix, 4)) return;
+    uint32_t length = rpcboot::internal::DecodeFrameLength(prefix);
     if (length < 3 || length > 4096) return;
     frame.resize(length);
     if (!RecvAll(fd, frame.data(), length)) return;
@@ -177,9 +177,7 @@ void CannedMixConnection(int fd) {
     reply += '\x03';
     reply += "Mix";
     reply += result;
-    uint32_t size = static_cast<uint32_t>(reply.size() - 4);
-    for (int i = 0; i < 4; ++i)
-      reply[static_cast<std::size_t>(i)] = static_cast<char>(size >> (24 - 8 * i));
+    rpcboot::internal::EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
     if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(reply.size())) {
       return;
