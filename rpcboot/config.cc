@@ -229,7 +229,8 @@ const std::vector<Key>& Keys() {
        "Thrift: open connections at most (the oldest idle one makes room for a new one)",
        IntRule<AppConfig, int>(1, 1000000,
                                [](AppConfig& c) -> int& { return c.server.max_connections; })},
-      {"server.frame_timeout_ms", "Thrift: a frame must arrive, and a reply be read, within this",
+      {"server.frame_timeout_ms",
+       "Thrift: a frame must arrive, and a reply be read, within this; gRPC: the handshake",
        MsRule<AppConfig>(
            1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.frame_timeout; })},
       {"server.inline_methods",
@@ -262,7 +263,8 @@ const std::vector<Key>& Keys() {
        IntRule<AppConfig, std::size_t>(
            1024, int64_t{1} << 30,
            [](AppConfig& c) -> std::size_t& { return c.server.max_message_bytes; })},
-      {"server.idle_timeout_ms", "Thrift: close a connection silent for this long",
+      {"server.idle_timeout_ms",
+       "close a Thrift connection silent this long; send GOAWAY on a gRPC one without calls",
        MsRule<AppConfig>(
            1, [](AppConfig& c) -> std::chrono::milliseconds& { return c.server.idle_timeout; })},
       {"server.shutdown_grace_ms", "on shutdown, how long in-flight calls may take",

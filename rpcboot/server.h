@@ -52,9 +52,11 @@ struct ServerOptions {
   // one, or is closed at once when none is idle.
   int max_connections = 10000;
   // Thrift: a frame must arrive whole within this of its first byte, and a reply must be read
-  // within it; otherwise the connection closes.
+  // within it; otherwise the connection closes. gRPC: a connection's handshake (TLS, HTTP/2
+  // preface and settings) must finish within it.
   std::chrono::milliseconds frame_timeout{std::chrono::seconds(10)};
-  // Thrift: a connection with nothing in progress for this long is closed.
+  // A Thrift connection with nothing in progress for this long is closed; a gRPC connection
+  // without a call for this long is sent GOAWAY (gRPC clients reconnect on their next call).
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // gRPC: concurrent streams (calls) one HTTP/2 connection may open.
   int grpc_max_concurrent_streams = 100;

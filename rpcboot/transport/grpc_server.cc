@@ -21,8 +21,10 @@
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -34,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/listener_guard.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
@@ -104,6 +107,11 @@ void CertificateIdentity(const grpc::ServerContextBase& context, PeerIdentity* i
     common_name = text(v);
   identity->principal = !first_name.empty() ? first_name : common_name;
   if (!identity->principal.empty()) identity->source = "certificate";
+}
+
+// A duration as a channel argument: whole milliseconds, at least 1, at most INT_MAX.
+int ClampedMillis(std::chrono::milliseconds d) {
+  return static_cast<int>(std::clamp<int64_t>(d.count(), 1, std::numeric_limits<int>::max()));
 }
 
 // The value of a request header (metadata key) of a call; empty when absent.
@@ -501,6 +509,13 @@ class GrpcServerTransport final : public ServerTransport {
     builder.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                options_.grpc_max_concurrent_streams);
+    // As on Thrift: a connection must finish its handshake (TLS, the HTTP/2 preface and
+    // settings) within frame_timeout, and one without a call for idle_timeout is sent GOAWAY
+    // (a gRPC client reconnects on its next call), so idle sockets do not hold descriptors.
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                               ClampedMillis(options_.frame_timeout));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               ClampedMillis(options_.idle_timeout));
     // gRPC binds with SO_REUSEPORT by default, so a second process would share a port in use
     // and register a second instance on it; a port in use must be an error, as on Thrift.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -535,7 +550,9 @@ class GrpcServerTransport final : public ServerTransport {
     RequestWatch();
     RequestReflection(methods_->index(MethodService::kReflection));
     RequestReflection(methods_->index(MethodService::kReflectionAlpha));
+    GuardGrpcListeners(port_);
     if (!pollers_->Start()) {
+      UnguardGrpcListeners(port_);
       server_->Shutdown(std::chrono::system_clock::now());
       cq_->Shutdown();
       Drain();
@@ -562,6 +579,7 @@ class GrpcServerTransport final : public ServerTransport {
       for (WatchCall* watch : watches_) watch->Close();
       watches_.clear();
     }
+    UnguardGrpcListeners(port_);  // gRPC closes them now
     // grpc::Server::Shutdown stops new calls at once and waits for those in flight, which the
     // scheduler finishes (or refuses) during its drain; it blocks, so it runs beside the drain.
     // Its own deadline is far: the drain, not gRPC, decides when a call is given up.

@@ -47,6 +47,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/listener_guard.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
@@ -417,9 +418,9 @@ class ThriftServerTransport final : public ServerTransport {
     }
     listen_fd_ = *fd;
     ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-    // A descriptor held back for the moment the process runs out: closing it lets accept()
-    // take a connection off the backlog to close it, instead of spinning on EMFILE.
-    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // Held back for the moment the process runs out: accept() can then take a connection off
+    // the backlog to close it, instead of spinning on EMFILE.
+    spare_ = std::make_unique<SpareDescriptor>();
     // At least 8: up to 8 busy connections each get a thread of their own, as a thread per
     // connection would give them, which on a small machine whose cores the callers share costs
     // less per call than one thread waking several callers (docs/benchmarks.md).
@@ -510,8 +511,7 @@ class ThriftServerTransport final : public ServerTransport {
     StopRunners();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
-    if (spare_fd_ >= 0) ::close(spare_fd_);
-    spare_fd_ = -1;
+    spare_.reset();
   }
 
   // Loop 0 accepted `fd`: give it to a loop, round robin.
@@ -523,11 +523,7 @@ class ThriftServerTransport final : public ServerTransport {
 
   // Out of descriptors: accept one connection with the spare and close it at once.
   void ShedOneConnection(int listen_fd) {
-    if (spare_fd_ < 0) return;
-    ::close(spare_fd_);
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) ::close(fd);
-    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare_ != nullptr) spare_->Shed(listen_fd);
   }
 
   // The TLS context, or null for plaintext.
@@ -585,7 +581,7 @@ class ThriftServerTransport final : public ServerTransport {
   const MethodTable* table_ = nullptr;
   CallScheduler* scheduler_ = nullptr;
   int listen_fd_ = -1;
-  int spare_fd_ = -1;
+  std::unique_ptr<SpareDescriptor> spare_;  // only loop 0 accepts: one thread uses it
   int port_ = 0;
   // A thread runs a loop until the loop stops or is handed off (its call blocked), then waits to
   // take a handed-off loop.

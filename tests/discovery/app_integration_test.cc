@@ -797,17 +797,14 @@ TEST(AppShutdown, SigtermWithFiftyCallsInFlightOnEachProtocolFailsNone) {
   EXPECT_EQ(app.process->Wait(), 0) << ReadFile(app.log);
 }
 
-TEST(AppResources, AConnectionFloodUnderADescriptorLimitFailsConnectionsNotTheProcess) {
-  // 160 descriptors in all: the flood below asks for far more than the process can hold.
-  LocalApp app("app-fd-flood", {"--server.max_connections=100000"},
-               {"/usr/bin/prlimit", "--nofile=160:160", "--"});
-  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+// Opens up to `n` connections to `port` on 127.0.0.1 that send nothing.
+std::vector<int> Flood(int port, int n) {
   std::vector<int> flood;
-  for (int i = 0; i < 400; ++i) {
+  for (int i = 0; i < n; ++i) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(app.thrift_port));
+    addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
       flood.push_back(fd);
@@ -815,12 +812,37 @@ TEST(AppResources, AConnectionFloodUnderADescriptorLimitFailsConnectionsNotThePr
       ::close(fd);
     }
   }
+  return flood;
+}
+
+TEST(AppResources, AConnectionFloodUnderADescriptorLimitFailsConnectionsNotTheProcess) {
+  // 160 descriptors in all: the flood below asks for far more than the process can hold.
+  LocalApp app("app-fd-flood", {"--server.max_connections=100000"},
+               {"/usr/bin/prlimit", "--nofile=160:160", "--"});
+  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+  std::vector<int> flood = Flood(app.thrift_port, 400);
   int code = 0;
   EXPECT_FALSE(app.process->WaitFor(milliseconds(200), &code)) << "the flood ended the process";
   for (int fd : flood) ::close(fd);
   // Once the flood is gone, the process serves again on both protocols.
   EXPECT_TRUE(app.Ready()) << ReadFile(app.log);
   EXPECT_NE(ReadFile(app.log).find("out of file descriptors"), std::string::npos)
+      << "the shortage is logged";
+  app.process->Signal(SIGTERM);
+  EXPECT_EQ(app.process->Wait(), 0);
+}
+
+TEST(AppResources, AConnectionFloodOnTheGrpcPortLeavesGrpcListening) {
+  // gRPC's own accept gives up on its listener for good at the first EMFILE (grpc#16058); the
+  // server's must not.
+  LocalApp app("app-fd-flood-grpc", {}, {"/usr/bin/prlimit", "--nofile=160:160", "--"});
+  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+  std::vector<int> flood = Flood(app.grpc_port, 400);
+  int code = 0;
+  EXPECT_FALSE(app.process->WaitFor(milliseconds(200), &code)) << "the flood ended the process";
+  for (int fd : flood) ::close(fd);
+  EXPECT_TRUE(app.Ready()) << ReadFile(app.log);
+  EXPECT_NE(ReadFile(app.log).find("gRPC: out of file descriptors"), std::string::npos)
       << "the shortage is logged";
   app.process->Signal(SIGTERM);
   EXPECT_EQ(app.process->Wait(), 0);

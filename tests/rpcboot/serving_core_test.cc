@@ -74,6 +74,18 @@ bool ClosedWithin(int fd, std::chrono::milliseconds limit) {
   return false;
 }
 
+// True when the peer closes `fd` within `limit`, whatever it sends before; a bound, not a
+// measurement.
+bool ReadUntilClosedWithin(int fd, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  char buf[256];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0 && ::recv(fd, buf, sizeof buf, 0) <= 0) return true;
+  }
+  return false;
+}
+
 class ServingCoreTest : public ::testing::Test {
  protected:
   void StartServer(ServerOptions options) {
@@ -319,6 +331,38 @@ TEST_F(ServingCoreTest, IdleSocketsAtTheCapDoNotLockOutAWorkingClient) {
     ::close(fd);
   }
   EXPECT_GT(closed, 0) << "the oldest idle connections made room";
+}
+
+TEST_F(ServingCoreTest, AGrpcConnectionThatNeverFinishesItsHandshakeIsClosed) {
+  ServerOptions options;
+  options.frame_timeout = std::chrono::milliseconds(400);
+  StartServer(options);
+  int silent = ConnectTo(server_->grpc_port());
+  ASSERT_GE(silent, 0);
+  // Half a preface, then nothing: the handshake never completes.
+  ASSERT_EQ(::send(silent, "PRI * HTTP/2.0", 14, MSG_NOSIGNAL), 14);
+  // The server's settings come first; then, at the deadline, the end of the connection.
+  EXPECT_TRUE(ReadUntilClosedWithin(silent, std::chrono::seconds(20)))
+      << "a connection that never finishes its handshake holds its descriptor";
+  ::close(silent);
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
+}
+
+TEST_F(ServingCoreTest, AnIdleGrpcConnectionIsToldToGoAway) {
+  ServerOptions options;
+  options.idle_timeout = std::chrono::milliseconds(300);
+  StartServer(options);
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(20); };
+  ASSERT_TRUE(channel->WaitForConnected(deadline()));
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // No call: the server sends GOAWAY and the channel leaves READY (to IDLE, as after any GOAWAY).
+  ASSERT_TRUE(channel->WaitForStateChange(GRPC_CHANNEL_READY, deadline()))
+      << "an idle connection stays open for good";
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY);
+  // A client reconnects on its next call.
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
 }
 
 TEST_F(ServingCoreTest, InlineMethodsNeedNoHandlerThread) {

@@ -1,0 +1,167 @@
+#include "rpcboot/internal/listener_guard.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/base/log.h"
+
+namespace rpcboot::internal {
+namespace {
+
+using Accept4 = int (*)(int, sockaddr*, socklen_t*, int);
+
+int SystemAccept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  return static_cast<int>(::syscall(SYS_accept4, fd, addr, len, flags));
+}
+
+// The C library's accept4 (or the sanitizer's in front of it), past the one defined below.
+Accept4 NextAccept4() {
+  static const Accept4 next = [] {
+    void* found = ::dlsym(RTLD_NEXT, "accept4");
+    return found != nullptr ? reinterpret_cast<Accept4>(found) : &SystemAccept4;
+  }();
+  return next;
+}
+
+bool OutOfResources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+// The guarded listeners. Never destroyed: accept4 may run on gRPC's threads during exit.
+struct Guard {
+  std::mutex mu;
+  std::vector<std::pair<int, int>> listeners;  // descriptor, port
+  std::unique_ptr<SpareDescriptor> spare;      // while any listener is guarded
+  LogLimiter log;
+};
+
+Guard& TheGuard() {
+  static Guard* guard = new Guard;
+  return *guard;
+}
+
+// A failed accept4 on `fd` (errno `error`): false when `fd` is not guarded. Otherwise true,
+// with *retry when the call should accept again (a connection was shed; its peer sees it
+// closed) and otherwise gives gRPC EAGAIN.
+bool OnGuardedFailure(int fd, int error, bool* retry) {
+  Guard& guard = TheGuard();
+  std::lock_guard<std::mutex> lock(guard.mu);
+  auto it = std::find_if(guard.listeners.begin(), guard.listeners.end(),
+                         [fd](const std::pair<int, int>& l) { return l.first == fd; });
+  if (it == guard.listeners.end()) return false;
+  if (guard.log.Allow()) {
+    Log(LogLevel::kWarning,
+        error == EMFILE || error == ENFILE
+            ? absl::StrCat("gRPC: out of file descriptors (", std::strerror(error),
+                           "); refusing connections")
+            : absl::StrCat("gRPC: accept failed (", std::strerror(error),
+                           "); refusing the connection"));
+  }
+  *retry = OutOfResources(error) && guard.spare != nullptr && guard.spare->Shed(fd);
+  return true;
+}
+
+bool IsListenerOn(int fd, int port) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) {
+    return false;
+  }
+  sockaddr_storage addr{};
+  len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
+  if (addr.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port) == port;
+  }
+  if (addr.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port) == port;
+  }
+  return false;
+}
+
+}  // namespace
+
+SpareDescriptor::SpareDescriptor() : fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+
+SpareDescriptor::~SpareDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool SpareDescriptor::Shed(int listen_fd) {
+  if (fd_ >= 0) ::close(fd_);
+  int fd = NextAccept4()(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+void GuardGrpcListeners(int port) {
+  std::vector<int> found;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (dirent* entry = ::readdir(dir)) {
+      char* end = nullptr;
+      long fd = std::strtol(entry->d_name, &end, 10);
+      if (end == entry->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+      if (IsListenerOn(static_cast<int>(fd), port)) found.push_back(static_cast<int>(fd));
+    }
+    ::closedir(dir);
+  }
+  if (found.empty()) {
+    Log(LogLevel::kWarning, absl::StrCat("gRPC: no listening socket found on port ", port,
+                                         "; running out of file descriptors would stop it"));
+    return;
+  }
+  Guard& guard = TheGuard();
+  std::lock_guard<std::mutex> lock(guard.mu);
+  for (int fd : found) guard.listeners.emplace_back(fd, port);
+  if (guard.spare == nullptr) guard.spare = std::make_unique<SpareDescriptor>();
+}
+
+void UnguardGrpcListeners(int port) {
+  Guard& guard = TheGuard();
+  std::lock_guard<std::mutex> lock(guard.mu);
+  guard.listeners.erase(
+      std::remove_if(guard.listeners.begin(), guard.listeners.end(),
+                     [port](const std::pair<int, int>& l) { return l.second == port; }),
+      guard.listeners.end());
+  if (guard.listeners.empty()) guard.spare.reset();
+}
+
+}  // namespace rpcboot::internal
+
+// The process's accept4 (see listener_guard.h): the C library's, except on guarded listeners.
+extern "C" int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  using namespace rpcboot::internal;
+  for (int attempt = 0;; ++attempt) {
+    int got = NextAccept4()(fd, addr, len, flags);
+    if (got >= 0) return got;
+    int error = errno;
+    if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR || error == ECONNABORTED) {
+      return -1;
+    }
+    bool retry = false;
+    if (!OnGuardedFailure(fd, error, &retry)) {
+      errno = error;
+      return -1;
+    }
+    if (!retry || attempt >= 1024) {
+      errno = EAGAIN;  // gRPC keeps listening and tries again on the next connection
+      return -1;
+    }
+  }
+}
