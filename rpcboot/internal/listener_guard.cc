@@ -65,12 +65,11 @@ bool OnGuardedFailure(int fd, int error, bool* retry) {
                          [fd](const std::pair<int, int>& l) { return l.first == fd; });
   if (it == guard.listeners.end()) return false;
   if (guard.log.Allow()) {
-    Log(LogLevel::kWarning,
-        error == EMFILE || error == ENFILE
-            ? absl::StrCat("gRPC: out of file descriptors (", std::strerror(error),
-                           "); refusing connections")
-            : absl::StrCat("gRPC: accept failed (", std::strerror(error),
-                           "); refusing the connection"));
+    Log(LogLevel::kWarning, error == EMFILE || error == ENFILE
+                                ? absl::StrCat("gRPC: out of file descriptors (",
+                                               std::strerror(error), "); refusing connections")
+                                : absl::StrCat("gRPC: accept failed (", std::strerror(error),
+                                               "); refusing the connection"));
   }
   *retry = OutOfResources(error) && guard.spare != nullptr && guard.spare->Shed(fd);
   return true;
