@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""A gRPC request that declares a message of 2 GB, against rpcboot's gRPC port.
+
+One HTTP/2 connection (python3-h2, a stack rpcboot did not write) sends a call whose 5-byte gRPC
+prefix declares 2,000,000,000 bytes (max_message_bytes is 16 MiB) and then sends bytes as fast
+as the server grants flow-control credit. gRPC 1.51 buffers a message whole before it applies
+the size limit, so what bounds this peer is server.grpc_memory_quota (64 MB here): the stream
+must end (reset, or answered with a status) before the peer has sent twice the quota, the
+server's peak resident memory must stay within twice the quota of where it started, and another
+client is served afterwards.
+Usage: declared_size_test.py RICH_SERVER_BINARY
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+
+from interop_util import rss_kib
+
+try:
+    import grpc
+    import h2.config
+    import h2.connection
+    import h2.events
+except ImportError as e:
+    sys.exit(f"declared_size_test: {e.name} is missing: apt-get install python3-grpcio python3-h2")
+
+QUOTA = 64_000_000
+DECLARED = 2_000_000_000
+
+
+def peak_kib(pid):
+    """The peak resident set size of process `pid` so far (VmHWM), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def ended(events):
+    """How the stream ended in `events`, or None."""
+    for event in events:
+        if isinstance(event, h2.events.StreamReset):
+            return f"stream reset ({event.error_code!r})"
+        if isinstance(event, h2.events.ConnectionTerminated):
+            return f"connection ended (GOAWAY {event.error_code!r})"
+        if isinstance(event, (h2.events.TrailersReceived, h2.events.ResponseReceived)):
+            for name, value in event.headers:
+                if name == b"grpc-status":
+                    return f"answered grpc-status {int(value)}"
+    return None
+
+
+def main():
+    server = subprocess.Popen([sys.argv[1], f"grpc_memory_quota={QUOTA}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        match = re.search(r"grpc=(\d+)", server.stdout.readline())
+        if not match:
+            sys.exit("declared_size_test: the server did not print its ports")
+        port = int(match.group(1))
+        good = grpc.insecure_channel(f"127.0.0.1:{port}")
+        echo = good.unary_unary("/rich.RichService/EchoScalars")
+        echo(b"", timeout=10)
+        before = rss_kib(server.pid)
+
+        sock = socket.create_connection(("127.0.0.1", port))
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                (":path", "/rich.RichService/EchoScalars"),
+                                (":authority", "rpcboot"), ("content-type", "application/grpc"),
+                                ("te", "trailers")])
+        conn.send_data(sid, b"\0" + DECLARED.to_bytes(4, "big"))
+        sock.sendall(conn.data_to_send())
+        sock.settimeout(20)
+        chunk = b"\0" * 16384
+        sent, how = 0, None
+        while how is None and sent < 2 * QUOTA:
+            window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            if window < len(chunk):  # wait for the server's credit, or its verdict
+                data = sock.recv(65536)
+                if not data:
+                    how = "connection closed"
+                    break
+                how = ended(conn.receive_data(data))
+                sock.sendall(conn.data_to_send())
+                continue
+            conn.send_data(sid, chunk)
+            sent += len(chunk)
+            try:
+                sock.sendall(conn.data_to_send())
+            except OSError as e:
+                how = f"connection ended ({e})"
+        peak = peak_kib(server.pid)
+        print(f"declared {DECLARED} bytes, sent {sent}: {how}; "
+              f"server RSS {before} KiB, peak {peak} KiB")
+        if how is None:
+            sys.exit(f"declared_size_test: FAIL: the server took {sent} bytes of the message "
+                     f"(quota {QUOTA})")
+        if os.environ.get("RPCBOOT_SANITIZED"):
+            print("sanitizer build: its quarantine keeps freed memory resident; RSS not checked")
+        elif peak - before > 2 * QUOTA // 1024:
+            sys.exit(f"declared_size_test: FAIL: the server grew by {peak - before} KiB")
+        sock.close()
+        echo(b"", timeout=10)  # others are still served
+        print("declared_size_test: ok")
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
