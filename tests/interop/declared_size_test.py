@@ -11,12 +11,10 @@ client is served afterwards.
 Usage: declared_size_test.py RICH_SERVER_BINARY
 """
 import os
-import re
 import socket
-import subprocess
 import sys
 
-from interop_util import rss_kib
+from interop_util import rss_kib, start_rich_server, status_kib
 
 try:
     import grpc
@@ -28,15 +26,6 @@ except ImportError as e:
 
 QUOTA = 64_000_000
 DECLARED = 2_000_000_000
-
-
-def peak_kib(pid):
-    """The peak resident set size of process `pid` so far (VmHWM), in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return -1
 
 
 def ended(events):
@@ -54,13 +43,9 @@ def ended(events):
 
 
 def main():
-    server = subprocess.Popen([sys.argv[1], f"grpc_memory_quota={QUOTA}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, port = start_rich_server(sys.argv[1], [f"grpc_memory_quota={QUOTA}"],
+                                     "declared_size_test")
     try:
-        match = re.search(r"grpc=(\d+)", server.stdout.readline())
-        if not match:
-            sys.exit("declared_size_test: the server did not print its ports")
-        port = int(match.group(1))
         good = grpc.insecure_channel(f"127.0.0.1:{port}")
         echo = good.unary_unary("/rich.RichService/EchoScalars")
         echo(b"", timeout=10)
@@ -95,7 +80,7 @@ def main():
                 sock.sendall(conn.data_to_send())
             except OSError as e:
                 how = f"connection ended ({e})"
-        peak = peak_kib(server.pid)
+        peak = status_kib(server.pid, "VmHWM")
         print(f"declared {DECLARED} bytes, sent {sent}: {how}; "
               f"server RSS {before} KiB, peak {peak} KiB")
         if how is None:

@@ -1,13 +1,32 @@
-"""Helpers the interop scripts share: a process's resident memory and protobuf varints."""
+"""Helpers the interop scripts share: rich_server, a process's memory and protobuf varints."""
+import re
+import subprocess
+import sys
+
+
+def start_rich_server(binary, args, test):
+    """Starts rich_server with `args`; returns the process and its gRPC port (exits if none)."""
+    server = subprocess.Popen([binary] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    match = re.search(r"grpc=(\d+)", server.stdout.readline())
+    if not match:
+        server.kill()
+        sys.exit(f"{test}: the server did not print its ports")
+    return server, int(match.group(1))
+
+
+def status_kib(pid, field):
+    """A figure of process `pid` from /proc (`field` "VmRSS", "VmHWM", ...), in KiB, or -1."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
 
 
 def rss_kib(pid):
-    """The resident set size of process `pid`, in KiB (from /proc), or -1."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
+    """The resident set size of process `pid`, in KiB, or -1."""
+    return status_kib(pid, "VmRSS")
 
 
 def varint(n):

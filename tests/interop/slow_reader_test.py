@@ -10,12 +10,10 @@ below the 100 MB the replies alone would take. Another client is served normally
 Usage: slow_reader_test.py RICH_SERVER_BINARY
 """
 import os
-import re
 import socket
-import subprocess
 import sys
 
-from interop_util import rss_kib, varint
+from interop_util import rss_kib, start_rich_server, varint
 
 try:
     import grpc
@@ -40,13 +38,9 @@ def statuses(conn, sock, events, seen):
 
 
 def main():
-    server = subprocess.Popen([sys.argv[1], f"grpc_max_unsent_bytes={LIMIT}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, port = start_rich_server(sys.argv[1], [f"grpc_max_unsent_bytes={LIMIT}"],
+                                     "slow_reader_test")
     try:
-        match = re.search(r"grpc=(\d+)", server.stdout.readline())
-        if not match:
-            sys.exit("slow_reader_test: the server did not print its ports")
-        port = int(match.group(1))
         good = grpc.insecure_channel(f"127.0.0.1:{port}")
         echo = good.unary_unary("/rich.RichService/EchoScalars")
         echo(b"", timeout=10)
