@@ -11,15 +11,13 @@ client is served afterwards.
 Usage: declared_size_test.py RICH_SERVER_BINARY
 """
 import os
-import socket
 import sys
 
-from interop_util import rss_kib, start_rich_server, status_kib
+from interop_util import (ECHO_SCALARS_HEADERS, h2_client, rss_kib, start_rich_server,
+                          status_kib)
 
 try:
     import grpc
-    import h2.config
-    import h2.connection
     import h2.events
 except ImportError as e:
     sys.exit(f"declared_size_test: {e.name} is missing: apt-get install python3-grpcio python3-h2")
@@ -51,14 +49,9 @@ def main():
         echo(b"", timeout=10)
         before = rss_kib(server.pid)
 
-        sock = socket.create_connection(("127.0.0.1", port))
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
+        sock, conn = h2_client(port)
         sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
-                                (":path", "/rich.RichService/EchoScalars"),
-                                (":authority", "rpcboot"), ("content-type", "application/grpc"),
-                                ("te", "trailers")])
+        conn.send_headers(sid, ECHO_SCALARS_HEADERS)
         conn.send_data(sid, b"\0" + DECLARED.to_bytes(4, "big"))
         sock.sendall(conn.data_to_send())
         sock.settimeout(20)

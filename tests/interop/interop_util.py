@@ -37,3 +37,22 @@ def varint(n):
         out += bytes([byte | (0x80 if n else 0)])
         if not n:
             return out
+
+
+# The request headers of a gRPC call of rich.RichService/EchoScalars, for a raw HTTP/2 peer.
+ECHO_SCALARS_HEADERS = [(":method", "POST"), (":scheme", "http"),
+                        (":path", "/rich.RichService/EchoScalars"), (":authority", "rpcboot"),
+                        ("content-type", "application/grpc"), ("te", "trailers")]
+
+
+def h2_client(port):
+    """A raw HTTP/2 client connection (python3-h2) to 127.0.0.1:`port`, preface sent."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    sock = socket.create_connection(("127.0.0.1", port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    return sock, conn

@@ -10,15 +10,13 @@ below the 100 MB the replies alone would take. Another client is served normally
 Usage: slow_reader_test.py RICH_SERVER_BINARY
 """
 import os
-import socket
 import sys
 
-from interop_util import rss_kib, start_rich_server, varint
+from interop_util import (ECHO_SCALARS_HEADERS, h2_client, rss_kib, start_rich_server,
+                          varint)
 
 try:
     import grpc
-    import h2.config
-    import h2.connection
     import h2.events
 except ImportError as e:
     sys.exit(f"slow_reader_test: {e.name} is missing: apt-get install python3-grpcio python3-h2")
@@ -46,20 +44,14 @@ def main():
         echo(b"", timeout=10)
         before = rss_kib(server.pid)
 
-        sock = socket.create_connection(("127.0.0.1", port))
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
-        sock.sendall(conn.data_to_send())
+        sock, conn = h2_client(port)
         seen = {}
         text = b"a" * SIZE
         body = bytes([0x62]) + varint(len(text)) + text  # Scalars.text (field 12)
         message = b"\0" + len(body).to_bytes(4, "big") + body
         for _ in range(STREAMS):
             sid = conn.get_next_available_stream_id()
-            conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
-                                    (":path", "/rich.RichService/EchoScalars"),
-                                    (":authority", "rpcboot"), ("content-type", "application/grpc"),
-                                    ("te", "trailers")])
+            conn.send_headers(sid, ECHO_SCALARS_HEADERS)
             offset = 0
             while offset < len(message):
                 window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
