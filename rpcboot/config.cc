@@ -226,7 +226,7 @@ const std::vector<Key>& Keys() {
       {"server.io_threads", "Thrift event loops; 0: max(8, cores)",
        IntRule<AppConfig, int>(0, 256, [](AppConfig& c) -> int& { return c.server.io_threads; })},
       {"server.max_connections",
-       "Thrift: open connections at most (the oldest idle one makes room for a new one)",
+       "open connections at most, per protocol (Thrift: the oldest idle one makes room)",
        IntRule<AppConfig, int>(1, 1000000,
                                [](AppConfig& c) -> int& { return c.server.max_connections; })},
       {"server.frame_timeout_ms",

@@ -48,8 +48,8 @@ struct ServerOptions {
   int max_concurrent_calls = 0;
   // Thrift: I/O threads (event loops). 0: max(8, cores).
   int io_threads = 0;
-  // Thrift: open connections at most. At the cap, a new connection replaces the oldest idle
-  // one, or is closed at once when none is idle.
+  // Open connections at most, per protocol. Thrift: at the cap, a new connection replaces the
+  // oldest idle one, or is closed at once when none is idle. gRPC: a new one is closed at once.
   int max_connections = 10000;
   // Thrift: a frame must arrive whole within this of its first byte, and a reply must be read
   // within it; otherwise the connection closes. gRPC: a connection's handshake (TLS, HTTP/2

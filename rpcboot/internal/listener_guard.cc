@@ -6,14 +6,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,11 +45,22 @@ bool OutOfResources(int error) {
   return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
 
+// A guarded listening socket and the connections accepted on it that may still be open: a
+// descriptor counts while it still refers to the socket it was accepted as (the same inode),
+// which is checked only at the cap (gRPC closes connections without telling anyone).
+struct Listener {
+  int fd = -1;
+  int port = 0;
+  int max_connections = 0;
+  std::unordered_map<int, ino_t> accepted;
+  std::chrono::steady_clock::time_point checked{};
+};
+
 // The guarded listeners. Never destroyed: accept4 may run on gRPC's threads during exit.
 struct Guard {
   std::mutex mu;
-  std::vector<std::pair<int, int>> listeners;  // descriptor, port
-  std::unique_ptr<SpareDescriptor> spare;      // while any listener is guarded
+  std::vector<Listener> listeners;
+  std::unique_ptr<SpareDescriptor> spare;  // while any listener is guarded
   LogLimiter log;
 };
 
@@ -55,15 +69,51 @@ Guard& TheGuard() {
   return *guard;
 }
 
+Listener* FindLocked(Guard& guard, int fd) {
+  for (Listener& l : guard.listeners) {
+    if (l.fd == fd) return &l;
+  }
+  return nullptr;
+}
+
+// A connection `conn` accepted on `fd`: false when `fd` is guarded and already has
+// max_connections open (the caller closes `conn`).
+bool Admit(int fd, int conn) {
+  Guard& guard = TheGuard();
+  std::lock_guard<std::mutex> lock(guard.mu);
+  Listener* listener = FindLocked(guard, fd);
+  if (listener == nullptr) return true;
+  struct stat st {};
+  if (::fstat(conn, &st) != 0) return true;
+  listener->accepted[conn] = st.st_ino;
+  if (static_cast<int>(listener->accepted.size()) <= listener->max_connections) return true;
+  // At the cap: forget the connections gRPC has closed since (at most every 100 ms, so a flood
+  // at the cap costs a close per connection, not a pass over all of them).
+  auto now = std::chrono::steady_clock::now();
+  if (now - listener->checked >= std::chrono::milliseconds(100)) {
+    listener->checked = now;
+    for (auto it = listener->accepted.begin(); it != listener->accepted.end();) {
+      struct stat now_st {};
+      bool same = ::fstat(it->first, &now_st) == 0 && now_st.st_ino == it->second;
+      it = same ? std::next(it) : listener->accepted.erase(it);
+    }
+  }
+  if (static_cast<int>(listener->accepted.size()) <= listener->max_connections) return true;
+  listener->accepted.erase(conn);
+  if (guard.log.Allow()) {
+    Log(LogLevel::kWarning, absl::StrCat("gRPC: refusing a connection: ", listener->max_connections,
+                                         " connections open (server.max_connections)"));
+  }
+  return false;
+}
+
 // A failed accept4 on `fd` (errno `error`): false when `fd` is not guarded. Otherwise true,
 // with *retry when the call should accept again (a connection was shed; its peer sees it
 // closed) and otherwise gives gRPC EAGAIN.
 bool OnGuardedFailure(int fd, int error, bool* retry) {
   Guard& guard = TheGuard();
   std::lock_guard<std::mutex> lock(guard.mu);
-  auto it = std::find_if(guard.listeners.begin(), guard.listeners.end(),
-                         [fd](const std::pair<int, int>& l) { return l.first == fd; });
-  if (it == guard.listeners.end()) return false;
+  if (FindLocked(guard, fd) == nullptr) return false;
   if (guard.log.Allow()) {
     Log(LogLevel::kWarning, error == EMFILE || error == ENFILE
                                 ? absl::StrCat("gRPC: out of file descriptors (",
@@ -109,7 +159,7 @@ bool SpareDescriptor::Shed(int listen_fd) {
   return fd >= 0;
 }
 
-void GuardGrpcListeners(int port) {
+void GuardGrpcListeners(int port, int max_connections) {
   std::vector<int> found;
   if (DIR* dir = ::opendir("/proc/self/fd")) {
     while (dirent* entry = ::readdir(dir)) {
@@ -127,17 +177,22 @@ void GuardGrpcListeners(int port) {
   }
   Guard& guard = TheGuard();
   std::lock_guard<std::mutex> lock(guard.mu);
-  for (int fd : found) guard.listeners.emplace_back(fd, port);
+  for (int fd : found) {
+    Listener listener;
+    listener.fd = fd;
+    listener.port = port;
+    listener.max_connections = max_connections;
+    guard.listeners.push_back(std::move(listener));
+  }
   if (guard.spare == nullptr) guard.spare = std::make_unique<SpareDescriptor>();
 }
 
 void UnguardGrpcListeners(int port) {
   Guard& guard = TheGuard();
   std::lock_guard<std::mutex> lock(guard.mu);
-  guard.listeners.erase(
-      std::remove_if(guard.listeners.begin(), guard.listeners.end(),
-                     [port](const std::pair<int, int>& l) { return l.second == port; }),
-      guard.listeners.end());
+  guard.listeners.erase(std::remove_if(guard.listeners.begin(), guard.listeners.end(),
+                                       [port](const Listener& l) { return l.port == port; }),
+                        guard.listeners.end());
   if (guard.listeners.empty()) guard.spare.reset();
 }
 
@@ -148,7 +203,12 @@ extern "C" int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   using namespace rpcboot::internal;
   for (int attempt = 0;; ++attempt) {
     int got = NextAccept4()(fd, addr, len, flags);
-    if (got >= 0) return got;
+    if (got >= 0) {
+      if (Admit(fd, got)) return got;
+      ::close(got);  // over max_connections: this one is refused; the next may be taken
+      if (attempt >= 1024) break;
+      continue;
+    }
     int error = errno;
     if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR || error == ECONNABORTED) {
       return -1;
@@ -158,9 +218,8 @@ extern "C" int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
       errno = error;
       return -1;
     }
-    if (!retry || attempt >= 1024) {
-      errno = EAGAIN;  // gRPC keeps listening and tries again on the next connection
-      return -1;
-    }
+    if (!retry || attempt >= 1024) break;
   }
+  errno = EAGAIN;  // gRPC keeps listening and tries again on the next connection
+  return -1;
 }

@@ -550,7 +550,7 @@ class GrpcServerTransport final : public ServerTransport {
     RequestWatch();
     RequestReflection(methods_->index(MethodService::kReflection));
     RequestReflection(methods_->index(MethodService::kReflectionAlpha));
-    GuardGrpcListeners(port_);
+    GuardGrpcListeners(port_, options_.max_connections);
     if (!pollers_->Start()) {
       UnguardGrpcListeners(port_);
       server_->Shutdown(std::chrono::system_clock::now());

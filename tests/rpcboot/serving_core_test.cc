@@ -354,6 +354,36 @@ TEST_F(ServingCoreTest, AnIdleGrpcConnectionIsToldToGoAway) {
   EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
 }
 
+TEST_F(ServingCoreTest, GrpcConnectionsPastMaxConnectionsAreRefused) {
+  ServerOptions options;
+  options.max_connections = 4;
+  StartServer(options);
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ConnectTo(server_->grpc_port());
+    ASSERT_GE(fd, 0);
+    held.push_back(fd);
+  }
+  // The four are taken before the next connection (accept takes the backlog in order); the
+  // fifth is closed at once, so its call fails.
+  ChannelOptions fast;
+  fast.default_timeout = std::chrono::seconds(2);
+  EXPECT_THROW(Client(Protocol::kGrpc, fast)->Count(), RpcError);
+  for (int fd : held) ::close(fd);
+  // Once they are gone (the server sees them close, and looks again within 100 ms), connections
+  // are taken again.
+  bool served = false;
+  for (int i = 0; i < 200 && !served; ++i) {
+    try {
+      Client(Protocol::kGrpc, fast)->Count();
+      served = true;
+    } catch (const RpcError&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_TRUE(served) << "the cap counts connections that have closed";
+}
+
 TEST_F(ServingCoreTest, InlineMethodsNeedNoHandlerThread) {
   ServerOptions options;
   options.handler_threads = 1;
