@@ -1,4 +1,5 @@
 """Helpers the interop scripts share: rich_server, a process's memory and protobuf varints."""
+import os
 import re
 import subprocess
 import sys
@@ -56,3 +57,21 @@ def h2_client(port):
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     return sock, conn
+
+
+def echo_scalars(port):
+    """A stock grpcio caller of EchoScalars on 127.0.0.1:`port`, called once: the server is up."""
+    import grpc
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    echo = channel.unary_unary("/rich.RichService/EchoScalars")
+    echo(b"", timeout=10)
+    return echo
+
+
+def check_growth(test, grown_kib, limit_kib):
+    """Fails `test` when the server grew by more than `limit_kib` KiB; not checked under a
+    sanitizer, whose quarantine keeps freed memory resident."""
+    if os.environ.get("RPCBOOT_SANITIZED"):
+        print("sanitizer build: its quarantine keeps freed memory resident; RSS not checked")
+    elif grown_kib > limit_kib:
+        sys.exit(f"{test}: FAIL: the server grew by {grown_kib} KiB")
