@@ -14,7 +14,7 @@
 //   - the watcher processes' memory (RSS) and CPU time.
 //
 //   build/bench/fleet_bench [--instances=10000] [--watchers=200] [--processes=4]
-//                           [--batches=10] [--ensemble] [--child_watches]
+//                           [--batches=10] [--warmup=5] [--ensemble] [--child_watches]
 //
 // The watchers learn of changes through persistent recursive watches (Resolver::
 // SetRecursiveWatch), or with --child_watches through one-shot child watches, which make every
@@ -294,8 +294,8 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
-int Drive(const char* self, int instances, int watchers, int processes, int batches, bool ensemble,
-          bool recursive) {
+int Drive(const char* self, int instances, int watchers, int processes, int batches, int warmup,
+          bool ensemble, bool recursive) {
   std::unique_ptr<rpcboot::testing::ZooKeeperServer> single;
   std::unique_ptr<rpcboot::testing::ZooKeeperEnsemble> three;
   std::string connect;
@@ -375,17 +375,13 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     for (pid_t pid : server_pids) ms += ProcessCpuMs(pid);
     return ms;
   };
-  const long watcher_cpu_before = watcher_stats().second;
-  const long server_cpu_before = server_cpu_ms();
-  auto before = Mntr(first_server);
-  int64_t restart_start = NowNs();
   std::vector<double> propagation_ms;
   std::vector<double> commit_ms;  // per step: its writes, from the first sent to the last acked
   std::vector<double> step_max;   // per step: propagation to the last watcher
   int per_step = std::max(1, instances / 10 / batches);
-  for (int b = 0; b < batches; ++b) {
-    // A step of the rolling restart: per_step instances go, as many new ones come; the last new
-    // one is the marker each watcher reports.
+  // A step of the rolling restart: per_step instances go, as many new ones come; the last new
+  // one is the marker each watcher reports. Steps before `warmup` are not counted.
+  auto step = [&](int b, bool counted) {
     std::vector<std::pair<std::string, std::string>> gone, come;
     for (int i = 0; i < per_step; ++i) {
       gone.emplace_back("/services/shop/" + ids[static_cast<std::size_t>(b * per_step + i)], "");
@@ -401,19 +397,34 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     int64_t write_start = NowNs();
     Write(zh, gone, false);
     int64_t written = Write(zh, come, true);
-    commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
     double step_max_ms = 0;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
       seen >> word;
       for (int64_t at; seen >> at;) {
-        propagation_ms.push_back(static_cast<double>(at - written) / 1e6);
-        step_max_ms = std::max(step_max_ms, propagation_ms.back());
+        double ms = static_cast<double>(at - written) / 1e6;
+        if (counted) propagation_ms.push_back(ms);
+        step_max_ms = std::max(step_max_ms, ms);
       }
     }
+    if (!counted) return;
+    commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
     step_max.push_back(step_max_ms);
+  };
+  // ZooKeeper's JVM is still compiling its hot paths after the cold load (its C2 compiler took
+  // 10-20% of the CPU through a first restart): a server in production has run for long. The
+  // first `warmup` steps replace instances like the others and are not measured.
+  for (int b = 0; b < warmup; ++b) step(b, false);
+  if (warmup > 0) {
+    std::printf("%d warm-up steps (not counted)\n", warmup);
+    std::fflush(stdout);
   }
+  const long watcher_cpu_before = watcher_stats().second;
+  const long server_cpu_before = server_cpu_ms();
+  auto before = Mntr(first_server);
+  int64_t restart_start = NowNs();
+  for (int b = warmup; b < warmup + batches; ++b) step(b, true);
   double seconds = static_cast<double>(NowNs() - restart_start) / 1e9;
   auto after = Mntr(first_server);
   double packets = std::atof(after["zk_packets_received"].c_str()) -
@@ -468,7 +479,7 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
 int main(int argc, char** argv) {
   zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  int instances = 10000, watchers = 200, processes = 4, batches = 10, count = 0;
+  int instances = 10000, watchers = 200, processes = 4, batches = 10, warmup = 5, count = 0;
   bool ensemble = false;
   bool recursive = true;
   std::string watch;
@@ -486,6 +497,8 @@ int main(int argc, char** argv) {
       processes = std::atoi(v3);
     } else if (const char* v4 = value("--batches=")) {
       batches = std::atoi(v4);
+    } else if (const char* v7 = value("--warmup=")) {
+      warmup = std::atoi(v7);
     } else if (const char* v5 = value("--watch=")) {
       watch = v5;
     } else if (const char* v6 = value("--count=")) {
@@ -499,16 +512,24 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "fleet_bench: unknown flag '%s'\nusage: fleet_bench [--instances=10000] "
-                   "[--watchers=200] [--processes=4] [--batches=10] [--ensemble] "
-                   "[--child_watches]\n",
+                   "[--watchers=200] [--processes=4] [--batches=10] [--warmup=5] "
+                   "[--ensemble] [--child_watches]\n",
                    a.c_str());
       return 2;
     }
   }
-  if (instances < 10 || watchers < 1 || processes < 1 || batches < 1) {
-    std::fprintf(stderr, "fleet_bench: --instances >= 10, the others >= 1\n");
+  if (instances < 10 || watchers < 1 || processes < 1 || batches < 1 || warmup < 0) {
+    std::fprintf(stderr, "fleet_bench: --instances >= 10, --warmup >= 0, the others >= 1\n");
+    return 2;
+  }
+  // Each step replaces a tenth of the instances over --batches steps; the warm-up steps too.
+  if (static_cast<int64_t>(warmup + batches) * std::max(1, instances / 10 / batches) > instances) {
+    std::fprintf(stderr,
+                 "fleet_bench: --warmup=%d steps and --batches=%d replace more than the %d "
+                 "instances\n",
+                 warmup, batches, instances);
     return 2;
   }
   if (!watch.empty()) return Watch(watch, count, instances, recursive);
-  return Drive(argv[0], instances, watchers, processes, batches, ensemble, recursive);
+  return Drive(argv[0], instances, watchers, processes, batches, warmup, ensemble, recursive);
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -121,7 +122,12 @@ template <typename Sax>
 class JsonReader {
  public:
   JsonReader(std::string_view text, Sax& sax)
-      : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {}
+      : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {
+    // Room for what an instance's JSON holds (a few levels; strings of a few dozen bytes): the
+    // reader then allocates once each, not at every doubling.
+    open_.reserve(16);
+    str_.reserve(128);
+  }
 
   // False when the text is not one JSON value (then `sax` may have seen a part of it).
   bool Read() {
@@ -364,12 +370,26 @@ class JsonReader {
     return true;
   }
 
+  // Whether any of the 8 bytes of `v` is below 0x20 or above 0x7F, or is '"' or '\\': the
+  // bytes a string cannot take as they are (exact for the word as a whole).
+  static bool AnySpecial(uint64_t v) {
+    constexpr uint64_t kOnes = 0x0101010101010101u, kHighs = 0x8080808080808080u;
+    auto any_zero = [&](uint64_t x) { return (x - kOnes) & ~x & kHighs; };
+    return ((v - 0x20 * kOnes) & ~v & kHighs) != 0 || (v & kHighs) != 0 ||
+           any_zero(v ^ ('"' * kOnes)) != 0 || any_zero(v ^ ('\\' * kOnes)) != 0;
+  }
+
   // A string, at its opening quote, into str_.
   bool String() {
     ++p_;
     str_.clear();
     while (true) {
       const char* run = p_;
+      // Eight plain bytes at a time, then byte by byte up to the next special one.
+      for (uint64_t word; end_ - p_ >= 8; p_ += 8) {
+        std::memcpy(&word, p_, 8);
+        if (AnySpecial(word)) break;
+      }
       while (p_ < end_ && static_cast<unsigned char>(*p_) >= 0x20 &&
              static_cast<unsigned char>(*p_) < 0x80 && *p_ != '"' && *p_ != '\\') {
         ++p_;
@@ -403,6 +423,7 @@ class JsonReader {
 // the last of a repeated key counts, and a value of another type than expected counts as absent.
 class InstanceReader {
  public:
+  InstanceReader() { stack_.reserve(16); }
   void null() { Other(); }
   void boolean(bool) { Other(); }
   void integer(int64_t v) { Integer(v, true); }
@@ -410,31 +431,28 @@ class InstanceReader {
   void number() { Other(); }
   void string(std::string& v) {
     if (stack_.empty() || stack_.back().array) return;
-    const std::string& key = stack_.back().key;
-    if (stack_.back().place == Place::kMetadata) {
-      out_.metadata[key] = v;
+    const Frame& frame = stack_.back();
+    if (frame.place == Place::kMetadata) {
+      out_.metadata[frame.key] = v;
       return;
     }
     Other();
-    if (stack_.back().place != Place::kTop) return;
-    if (key == "name") {
-      out_.name = v;
-      has_name_ = true;
-    } else if (key == "id") {
-      out_.id = v;
-      has_id_ = true;
-    } else if (key == "address") {
-      out_.address = v;
-      has_address_ = true;
-    } else if (key == "serviceType") {
+    if (frame.field == Field::kServiceType) {
       out_.service_type = v;
+    } else if (auto [text, given] = StringOf(frame.field); text != nullptr) {
+      *text = v;
+      *given = true;
     }
   }
   void start_object() { Open(false); }
   void start_array() { Open(true); }
   void end_object() { stack_.pop_back(); }
   void end_array() { stack_.pop_back(); }
-  void key(const std::string& v) { stack_.back().key = v; }
+  void key(const std::string& v) {
+    Frame& frame = stack_.back();
+    frame.key = v;
+    frame.field = FieldOf(frame.place, v);
+  }
 
   absl::StatusOr<Instance> Finish(bool parsed) && {
     if (!parsed) return absl::InvalidArgumentError("instance data is not JSON");
@@ -458,47 +476,90 @@ class InstanceReader {
  private:
   // Which object a value belongs to.
   enum class Place { kTop, kPayload, kMetadata, kOther };
+  // What the current key names, worked out once per key (a value is then told where it goes
+  // without comparing the key again).
+  enum class Field {
+    kNone,
+    kName,
+    kId,
+    kAddress,
+    kServiceType,
+    kPort,
+    kSslPort,
+    kTime,
+    kPayload,   // at the top
+    kMetadata,  // in the payload
+  };
   struct Frame {
     Place place;
     bool array;
     std::string key;  // objects: the key of the value being read
+    Field field = Field::kNone;
   };
+
+  static Field FieldOf(Place place, std::string_view key) {
+    if (place == Place::kPayload) return key == "metadata" ? Field::kMetadata : Field::kNone;
+    if (place != Place::kTop) return Field::kNone;
+    static constexpr std::pair<std::string_view, Field> kTopFields[] = {
+        {"name", Field::kName},
+        {"id", Field::kId},
+        {"address", Field::kAddress},
+        {"serviceType", Field::kServiceType},
+        {"port", Field::kPort},
+        {"sslPort", Field::kSslPort},
+        {"registrationTimeUTC", Field::kTime},
+        {"payload", Field::kPayload},
+    };
+    for (const auto& [name, field] : kTopFields) {
+      if (key == name) return field;
+    }
+    return Field::kNone;
+  }
 
   // The innermost object's current key gets a value: whatever that key held before is gone
   // (the caller then keeps the value if it is of the type wanted).
   void Other() {
     if (stack_.empty() || stack_.back().array) return;
-    const std::string& key = stack_.back().key;
-    switch (stack_.back().place) {
-      case Place::kTop:
-        if (key == "name") has_name_ = false;
-        if (key == "id") has_id_ = false;
-        if (key == "address") has_address_ = false;
-        if (key == "serviceType") out_.service_type = Instance().service_type;
-        if (key == "port") port_.reset();
-        if (key == "sslPort") ssl_port_.reset();
-        if (key == "registrationTimeUTC") time_.reset();
-        if (key == "payload") out_.metadata.clear();
-        break;
-      case Place::kPayload:
-        if (key == "metadata") out_.metadata.clear();
-        break;
-      case Place::kMetadata:
-        out_.metadata.erase(key);
-        break;
-      case Place::kOther:
-        break;
+    const Frame& frame = stack_.back();
+    if (frame.place == Place::kMetadata) {
+      out_.metadata.erase(frame.key);
+      return;
     }
+    if (std::optional<int64_t>* integer = IntegerOf(frame.field)) {
+      integer->reset();
+    } else if (bool* given = StringOf(frame.field).second) {
+      *given = false;
+    } else if (frame.field == Field::kServiceType) {
+      out_.service_type = Instance().service_type;
+    } else if (frame.field == Field::kPayload || frame.field == Field::kMetadata) {
+      out_.metadata.clear();
+    }
+  }
+  // Where the string a required field names goes, and its flag; nulls for other fields.
+  std::pair<std::string*, bool*> StringOf(Field field) {
+    switch (field) {
+      case Field::kName:
+        return {&out_.name, &has_name_};
+      case Field::kId:
+        return {&out_.id, &has_id_};
+      case Field::kAddress:
+        return {&out_.address, &has_address_};
+      default:
+        return {nullptr, nullptr};
+    }
+  }
+  // Where the integer a field names goes; null for other fields.
+  std::optional<int64_t>* IntegerOf(Field field) {
+    return field == Field::kPort      ? &port_
+           : field == Field::kSslPort ? &ssl_port_
+           : field == Field::kTime    ? &time_
+                                      : nullptr;
   }
   // An integer (`fits`: in int64_t).
   void Integer(int64_t v, bool fits) {
     Other();
-    if (!fits || stack_.empty() || stack_.back().array || stack_.back().place != Place::kTop)
-      return;
-    const std::string& key = stack_.back().key;
-    if (key == "port") port_ = v;
-    if (key == "sslPort") ssl_port_ = v;
-    if (key == "registrationTimeUTC") time_ = v;
+    if (!fits || stack_.empty() || stack_.back().array) return;
+    if (std::optional<int64_t>* integer = IntegerOf(stack_.back().field)) *integer = v;
   }
   void Open(bool array) {
     Place place = Place::kOther;
@@ -507,11 +568,9 @@ class InstanceReader {
       place = Place::kTop;
     } else if (!stack_.back().array) {
       Other();  // an object or array replaces whatever the key held
-      const Frame& parent = stack_.back();
-      if (!array && parent.place == Place::kTop && parent.key == "payload") place = Place::kPayload;
-      if (!array && parent.place == Place::kPayload && parent.key == "metadata") {
-        place = Place::kMetadata;
-      }
+      const Field field = stack_.back().field;
+      if (!array && field == Field::kPayload) place = Place::kPayload;
+      if (!array && field == Field::kMetadata) place = Place::kMetadata;
     }
     stack_.push_back(Frame{place, array, {}});
   }
@@ -641,10 +700,63 @@ void InstanceView::Builder::Retire(std::size_t c, bool instances) {
   }
 }
 
+InstanceView::Builder::Key InstanceView::Builder::KeyOf(const Instance& instance) {
+  Key key = 0;
+  const std::size_t n = std::min<std::size_t>(8, instance.id.size());
+  for (std::size_t i = 0; i < 8; ++i) {
+    key = key << 8 | (i < n ? static_cast<uint8_t>(instance.id[i]) : 0u);
+  }
+  return key;
+}
+
+namespace {
+// (key, instance) pairs ordered as their ids are (std::string compares bytes as unsigned, as
+// the keys do).
+bool Before(uint64_t a_key, const Instance* a, uint64_t b_key, const Instance* b) {
+  return a_key != b_key ? a_key < b_key : a->id < b->id;
+}
+}  // namespace
+
+std::size_t InstanceView::Builder::FindChunk(Key key, const Instance* x, bool upper) const {
+  std::size_t low = 0, high = chunks_.size();
+  while (low < high) {
+    const std::size_t mid = low + (high - low) / 2;
+    const Instance* last = chunks_[mid]->back();
+    const bool past =
+        upper ? Before(key, x, last_keys_[mid], last) : !Before(last_keys_[mid], last, key, x);
+    if (past) {
+      high = mid;
+    } else {
+      low = mid + 1;
+    }
+  }
+  return low;
+}
+
+std::size_t InstanceView::Builder::FindInChunk(std::size_t c, Key key, const Instance* x,
+                                               bool upper) const {
+  const Chunk& items = *chunks_[c];
+  const std::vector<Key>& keys = keys_[c];
+  std::size_t low = 0, high = items.size();
+  while (low < high) {
+    const std::size_t mid = low + (high - low) / 2;
+    const bool past =
+        upper ? Before(key, x, keys[mid], items[mid]) : !Before(keys[mid], items[mid], key, x);
+    if (past) {
+      high = mid;
+    } else {
+      low = mid + 1;
+    }
+  }
+  return low;
+}
+
 void InstanceView::Builder::Assign(Items items) {
   for (std::size_t c = 0; c < chunks_.size(); ++c) Retire(c, true);
   chunks_.clear();
   owners_.clear();
+  keys_.clear();
+  last_keys_.clear();
   std::stable_sort(items.begin(), items.end(),
                    [](const Item& a, const Item& b) { return ById(a.get(), b.get()); });
   for (std::size_t at = 0; at < items.size(); at += kChunk) {
@@ -652,14 +764,22 @@ void InstanceView::Builder::Assign(Items items) {
     auto last = items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), at + kChunk));
     auto chunk = std::make_unique<Chunk>();
     chunk->reserve(static_cast<std::size_t>(last - first));
-    for (auto it = first; it != last; ++it) chunk->push_back(it->get());
+    std::vector<Key> keys;
+    keys.reserve(chunk->capacity());
+    for (auto it = first; it != last; ++it) {
+      chunk->push_back(it->get());
+      keys.push_back(KeyOf(**it));
+    }
     chunks_.push_back(std::move(chunk));
+    last_keys_.push_back(keys.back());
+    keys_.push_back(std::move(keys));
     owners_.emplace_back(std::make_move_iterator(first), std::make_move_iterator(last));
   }
   published_.assign(chunks_.size(), false);
   view_.chunks_.clear();
   for (const auto& chunk : chunks_) view_.chunks_.push_back(chunk.get());
-  view_.Reindex(0);
+  size_ = items.size();
+  stale_ = 0;
 }
 
 InstanceView::Chunk& InstanceView::Builder::Own(std::size_t c) {
@@ -683,64 +803,75 @@ void InstanceView::Builder::SplitIfLarge(std::size_t c) {
   Items second_owners(std::make_move_iterator(owners.begin() + half),
                       std::make_move_iterator(owners.end()));
   owners.erase(owners.begin() + half, owners.end());
+  std::vector<Key>& keys = keys_[c];
+  std::vector<Key> second_keys(keys.begin() + half, keys.end());
+  keys.erase(keys.begin() + half, keys.end());
   const auto at = static_cast<std::ptrdiff_t>(c) + 1;
   view_.chunks_.insert(view_.chunks_.begin() + at, second.get());
   chunks_.insert(chunks_.begin() + at, std::move(second));
   owners_.insert(owners_.begin() + at, std::move(second_owners));
+  last_keys_[c] = keys.back();
+  last_keys_.insert(last_keys_.begin() + at, second_keys.back());
+  keys_.insert(keys_.begin() + at, std::move(second_keys));
   published_.insert(published_.begin() + at, false);
 }
 
 void InstanceView::Builder::Insert(Item item) {
+  const Key key = KeyOf(*item);
   if (chunks_.empty()) {
     chunks_.push_back(std::make_unique<Chunk>(Chunk{item.get()}));
     owners_.push_back(Items{std::move(item)});
+    keys_.push_back({key});
+    last_keys_.assign(1, key);
     published_.assign(1, false);
     view_.chunks_.assign(1, chunks_.back().get());
-    view_.Reindex(0);
+    size_ = 1;
+    stale_ = 0;
     return;
   }
   // The first chunk whose last item sorts after it (or the last chunk).
   const Instance* x = item.get();
-  auto after = std::upper_bound(chunks_.begin(), chunks_.end(), x,
-                                [](const Instance* a, const std::unique_ptr<Chunk>& chunk) {
-                                  return ById(a, chunk->back());
-                                });
-  std::size_t c = after == chunks_.end() ? chunks_.size() - 1
-                                         : static_cast<std::size_t>(after - chunks_.begin());
+  const std::size_t c = std::min(FindChunk(key, x, true), chunks_.size() - 1);
+  const auto at = static_cast<std::ptrdiff_t>(FindInChunk(c, key, x, true));
   Chunk& items = Own(c);
-  const auto at = std::upper_bound(items.begin(), items.end(), x, ById) - items.begin();
   items.insert(items.begin() + at, x);
   owners_[c].insert(owners_[c].begin() + at, std::move(item));
+  keys_[c].insert(keys_[c].begin() + at, key);
+  last_keys_[c] = keys_[c].back();
   SplitIfLarge(c);
-  view_.Reindex(c);
+  ++size_;
+  stale_ = std::min(stale_, c);
 }
 
 void InstanceView::Builder::Erase(const Item& item) {
   const Instance* x = item.get();
+  const Key key = KeyOf(*x);
   // Items with its id may span chunks: from the first chunk whose last item is not before it.
-  auto from = std::lower_bound(chunks_.begin(), chunks_.end(), x,
-                               [](const std::unique_ptr<Chunk>& chunk, const Instance* a) {
-                                 return ById(chunk->back(), a);
-                               });
-  for (std::size_t c = static_cast<std::size_t>(from - chunks_.begin()); c < chunks_.size(); ++c) {
+  for (std::size_t c = FindChunk(key, x, false); c < chunks_.size(); ++c) {
     const Chunk& items = *chunks_[c];
-    auto it = std::lower_bound(items.begin(), items.end(), x, ById);
-    while (it != items.end() && (*it)->id == x->id && *it != x) ++it;
-    if (it == items.end()) continue;  // perhaps in the next chunk
-    if (*it != x) return;             // past the items with its id
-    const auto at = it - items.begin();
+    std::size_t i = FindInChunk(c, key, x, false);
+    while (i < items.size() && items[i]->id == x->id && items[i] != x) ++i;
+    if (i == items.size()) continue;  // perhaps in the next chunk
+    if (items[i] != x) return;        // past the items with its id
+    const auto at = static_cast<std::ptrdiff_t>(i);
     Chunk& owned = Own(c);
     owned.erase(owned.begin() + at);
-    retired_->instances.push_back(std::move(owners_[c][static_cast<std::size_t>(at)]));
+    retired_->instances.push_back(std::move(owners_[c][i]));
     owners_[c].erase(owners_[c].begin() + at);
+    keys_[c].erase(keys_[c].begin() + at);
     if (owned.empty()) {  // a copy no list shows, or a chunk never published: gone
-      const auto i = static_cast<std::ptrdiff_t>(c);
-      chunks_.erase(chunks_.begin() + i);
-      owners_.erase(owners_.begin() + i);
-      published_.erase(published_.begin() + i);
-      view_.chunks_.erase(view_.chunks_.begin() + i);
+      const auto n = static_cast<std::ptrdiff_t>(c);
+      chunks_.erase(chunks_.begin() + n);
+      owners_.erase(owners_.begin() + n);
+      keys_.erase(keys_.begin() + n);
+      last_keys_.erase(last_keys_.begin() + n);
+      published_.erase(published_.begin() + n);
+      view_.chunks_.erase(view_.chunks_.begin() + n);
+    } else {
+      last_keys_[c] = keys_[c].back();
     }
-    view_.Reindex(c);
+    --size_;
+    stale_ = std::min(stale_, c);
     return;
   }
 }
@@ -752,6 +883,8 @@ std::shared_ptr<const InstanceView> InstanceView::Builder::Publish() {
   retired_->next = next;
   retired_ = std::move(next);
   view_.keep_ = retired_;
+  if (stale_ != std::string::npos) view_.Reindex(stale_);
+  stale_ = std::string::npos;
   published_.assign(published_.size(), true);
   return std::make_shared<const InstanceView>(view_);
 }

@@ -251,13 +251,13 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
       if (!known.has_value() || known->mzxid != 0) {
         Log(LogLevel::kWarning,
             absl::StrCat("registry: skipping ", paths[i], ": ", data.status().message()));
-        changes.emplace_back(to_read[i].node, Entry{to_read[i].node, nullptr, 0});
+        changes.emplace_back(to_read[i].node, Entry{nullptr, 0});
       }
     } else if (!data.ok()) {
       return fail(data.status());
     } else if (!known.has_value() || known->mzxid != data->mzxid) {  // else unchanged
       changes.emplace_back(to_read[i].node,
-                           ParseEntry(to_read[i].node, *data, paths[i],
+                           ParseEntry(*data, path, to_read[i].node,
                                       !known.has_value() || known->instance != nullptr));
     }
   }
@@ -289,16 +289,16 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
   }
 }
 
-Resolver::Entry Resolver::ParseEntry(const std::string& node, const Session::Node& data,
-                                     const std::string& path, bool log) {
-  Entry entry{node, nullptr, data.mzxid};
+Resolver::Entry Resolver::ParseEntry(const Session::Node& data, std::string_view parent,
+                                     std::string_view node, bool log) {
+  Entry entry{nullptr, data.mzxid};
   absl::StatusOr<Instance> instance = ParseInstance(data.data);
   if (instance.ok()) {
     entry.instance = std::make_shared<const Instance>(std::move(*instance));
     entry.up = entry.instance->IsUp();
   } else if (log) {
-    Log(LogLevel::kWarning,
-        absl::StrCat("registry: skipping ", path, ": ", instance.status().message()));
+    Log(LogLevel::kWarning, absl::StrCat("registry: skipping ", std::string(parent), "/",
+                                         std::string(node), ": ", instance.status().message()));
   }
   return entry;
 }
@@ -347,34 +347,29 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
   const std::string name = root.substr(base_path_.size() + 1);
   // Versions compared under the lock, data parsed outside it (a first list parses thousands),
   // the result installed under it again. Only this thread changes `children` while streaming.
-  std::vector<std::optional<Entry>> known(update.changes.size());  // the same version, read before
+  // entries[i] is what update.changes[i] makes of its node (nullopt: gone); the node names move
+  // from the update into the table.
+  std::vector<std::optional<Entry>> entries(update.changes.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
     Watched& w = watched_[name];
     for (std::size_t i = 0; i < update.changes.size(); ++i) {
       const WatchStream::Change& change = update.changes[i];
+      if (!w.loaded || change.kind != WatchStream::Change::kPresent) continue;
       auto old = w.children.find(change.node);
-      if (w.loaded && change.kind == WatchStream::Change::kPresent && old != w.children.end() &&
-          old->second.mzxid == change.data.mzxid) {
-        known[i] = old->second;
+      if (old != w.children.end() && old->second.mzxid == change.data.mzxid) {
+        entries[i] = old->second;  // the same version, read before: not parsed again
       }
     }
   }
-  std::vector<std::pair<std::string, std::optional<Entry>>> entries;  // nullopt: gone
-  entries.reserve(update.changes.size());
   for (std::size_t i = 0; i < update.changes.size(); ++i) {
-    WatchStream::Change& change = update.changes[i];
-    const std::string path = absl::StrCat(root, "/", change.node);
-    if (change.kind == WatchStream::Change::kGone) {
-      entries.emplace_back(change.node, std::nullopt);
-    } else if (change.kind == WatchStream::Change::kUnreadable) {
-      Log(LogLevel::kWarning,
-          absl::StrCat("registry: skipping ", path, ": not authorized to read it"));
-      entries.emplace_back(change.node, Entry{change.node, nullptr, 0});
-    } else if (known[i].has_value()) {
-      entries.emplace_back(change.node, std::move(known[i]));  // unchanged: not parsed again
-    } else {
-      entries.emplace_back(change.node, ParseEntry(change.node, change.data, path, true));
+    const WatchStream::Change& change = update.changes[i];
+    if (change.kind == WatchStream::Change::kUnreadable) {
+      Log(LogLevel::kWarning, absl::StrCat("registry: skipping ", root, "/", change.node,
+                                           ": not authorized to read it"));
+      entries[i] = Entry{nullptr, 0};
+    } else if (change.kind == WatchStream::Change::kPresent && !entries[i].has_value()) {
+      entries[i] = ParseEntry(change.data, root, change.node, true);
     }
   }
   std::map<int, Listener> listeners;
@@ -385,23 +380,34 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
     bool changed = !w.loaded || w.from_snapshot;
     if (update.full) {
       Children children;
-      for (auto& [node, entry] : entries) {
-        if (entry.has_value()) children.emplace(node, std::move(*entry));
+      children.reserve(entries.size());
+      for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (entries[i].has_value()) {
+          children.emplace(std::move(update.changes[i].node), std::move(*entries[i]));
+        }
       }
       changed = changed || !SameVersions(w.children, children);
       w.children = std::move(children);
       if (changed) RebuildUp(w);
     } else {
       // One change at a time: the UP list is kept sorted by inserting and erasing, not rebuilt.
-      for (auto& [node, entry] : entries) {
-        auto it = w.children.find(node);
+      for (std::size_t i = 0; i < entries.size(); ++i) {
+        std::string& node = update.changes[i].node;
+        std::optional<Entry>& entry = entries[i];
         if (!entry.has_value()) {
+          auto it = w.children.find(node);
           if (it == w.children.end()) continue;
           RemoveUp(w, it->second);
           w.children.erase(it);
-        } else if (it == w.children.end()) {
+          changed = true;
+          continue;
+        }
+        // One lookup for a new node (the common change: an instance joining): the name moves
+        // into the table only when it is new.
+        auto [it, added] = w.children.try_emplace(std::move(node));
+        if (added) {
           AddUp(w, *entry);
-          w.children.emplace(node, std::move(*entry));
+          it->second = std::move(*entry);
         } else if (it->second.mzxid != entry->mzxid || entry->mzxid == 0) {
           RemoveUp(w, it->second);
           AddUp(w, *entry);

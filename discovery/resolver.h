@@ -27,6 +27,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -79,7 +80,6 @@ class Resolver final : private Session::Observer {
 
  private:
   struct Entry {
-    std::string node;  // the child node's name
     // Null: the data did not parse, or is unreadable. Shared: a re-read copies no instance.
     std::shared_ptr<const Instance> instance;
     int64_t mzxid = 0;  // the version read (0: unreadable to this client)
@@ -139,9 +139,10 @@ class Resolver final : private Session::Observer {
   std::chrono::steady_clock::duration DisconnectedFor() const;
   // Publishes `w.up` as `w.list`; the listeners to call with it. With mu_ held.
   std::map<int, Listener> PublishLocked(const std::string& name, Watched& w);
-  // The entry for a node's data: its instance, or none (logged when `log`) if it does not parse.
-  static Entry ParseEntry(const std::string& node, const Session::Node& data,
-                          const std::string& path, bool log);
+  // The entry for node `parent`/`node`'s data: its instance, or none (logged when `log`) if it
+  // does not parse.
+  static Entry ParseEntry(const Session::Node& data, std::string_view parent, std::string_view node,
+                          bool log);
   // The same nodes with the same versions (mzxid): the same list, with no instance compared.
   static bool SameVersions(const Children& a, const Children& b);
   // Keeping `w.up` in step with `w.children`: all of it, or one entry leaving or arriving.

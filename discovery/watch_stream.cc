@@ -200,7 +200,7 @@ class WatchStream::Core {
   void SendRead(int32_t type, Request::Kind kind, const std::string& root, const std::string& node);
   void AddRoot(const std::string& root);  // on the stream's thread, connected
   // Reads `node` of `root` with the reads queued with it (FlushReads sends them).
-  void QueueRead(Root& root, const std::string& root_path, const std::string& node);
+  void QueueRead(Root& root, const std::string& root_path, std::string node);
   void FlushReads();
   void Deliver();
   void Disconnected(const std::string& error);
@@ -235,7 +235,7 @@ class WatchStream::Core {
   std::string in_;
   std::string out_;
   std::deque<Request> requests_;
-  std::map<std::string, Root> live_;                          // roots on this connection
+  std::map<std::string, Root, std::less<>> live_;             // roots on this connection
   std::vector<std::pair<std::string, Update>> ready_;         // full updates to deliver
   std::vector<std::pair<std::string, std::string>> to_read_;  // (root, node) not sent yet
   std::size_t reads_in_flight_ = 0;                           // kData and kMulti requests
@@ -581,10 +581,9 @@ void WatchStream::Core::AddRoot(const std::string& root) {
   SendRead(kGetChildren, Request::kChildren, root, "");
 }
 
-void WatchStream::Core::QueueRead(Root& root, const std::string& root_path,
-                                  const std::string& node) {
+void WatchStream::Core::QueueRead(Root& root, const std::string& root_path, std::string node) {
   ++root.pending;
-  to_read_.emplace_back(root_path, node);
+  to_read_.emplace_back(root_path, std::move(node));
 }
 
 void WatchStream::Core::FlushReads() {
@@ -772,11 +771,11 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
     }
     std::size_t slash = path.rfind('/');
     if (slash == std::string::npos || slash + 1 == path.size()) return true;
-    auto it = live_.find(path.substr(0, slash));
+    auto it = live_.find(std::string_view(path).substr(0, slash));
     if (it == live_.end() || !it->second.listed) return true;  // the list to come holds it
     std::string node = path.substr(slash + 1);
     if (type == kEventCreated || type == kEventDataChanged) {
-      QueueRead(it->second, it->first, node);
+      QueueRead(it->second, it->first, std::move(node));
     } else if (type == kEventDeleted) {
       record(it->first, it->second, Change{node, Change::kGone, {}});
     }
@@ -795,7 +794,15 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
       *error = absl::StrCat("a read of ", request.reads.size(), " nodes failed: ", ErrorName(err));
       return false;
     }
-    for (const auto& [root_path, node] : request.reads) {
+    // The reads of one burst are of one root, as a rule: its batch grows once.
+    auto first = request.reads.empty() ? live_.end() : live_.find(request.reads.front().first);
+    if (first != live_.end() && first->second.loaded) {
+      std::vector<Change>& batch = first->second.batch;
+      if (batch.size() + request.reads.size() > batch.capacity()) {
+        batch.reserve(std::max(batch.size() + request.reads.size(), 2 * batch.capacity()));
+      }
+    }
+    for (auto& [root_path, node] : request.reads) {
       // MultiHeader (type, done, err), then the op's result: GetDataResponse, or ErrorResponse.
       int32_t type, op_err;
       bool done;
@@ -803,16 +810,16 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
         *error = absl::StrCat("a read of ", request.reads.size(), " nodes does not parse");
         return false;
       }
-      Change change{node, Change::kPresent, {}};
+      Change change{std::move(node), Change::kPresent, {}};
       if (type == kGetData) {
         if (!ReadData(r, &change.data)) {
-          *error = absl::StrCat("the data of ", root_path, "/", node, " does not parse");
+          *error = absl::StrCat("the data of ", root_path, "/", change.node, " does not parse");
           return false;
         }
       } else if (type == -1 && r.Int(&op_err) && (op_err == kNoNode || op_err == kNoAuth)) {
         change.kind = op_err == kNoNode ? Change::kGone : Change::kUnreadable;
       } else {
-        *error = absl::StrCat("cannot read ", root_path, "/", node, ": ", ErrorName(op_err));
+        *error = absl::StrCat("cannot read ", root_path, "/", change.node, ": ", ErrorName(op_err));
         return false;
       }
       auto found = live_.find(root_path);
@@ -863,7 +870,7 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
         }
       }
       root.listed = true;
-      for (const std::string& name : names) QueueRead(root, request.root, name);
+      for (std::string& name : names) QueueRead(root, request.root, std::move(name));
       if (names.empty()) {
         root.loaded = true;
         ready_.emplace_back(request.root, Update{true, {}});
