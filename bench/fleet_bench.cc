@@ -14,7 +14,7 @@
 //   - the watcher processes' memory (RSS) and CPU time.
 //
 //   build/bench/fleet_bench [--instances=10000] [--watchers=200] [--processes=4]
-//                           [--batches=10] [--warmup=5] [--ensemble] [--child_watches]
+//                           [--batches=10] [--warmup=30] [--ensemble] [--child_watches]
 //
 // The watchers learn of changes through persistent recursive watches (Resolver::
 // SetRecursiveWatch), or with --child_watches through one-shot child watches, which make every
@@ -413,8 +413,9 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     step_max.push_back(step_max_ms);
   };
   // ZooKeeper's JVM is still compiling its hot paths after the cold load (its C2 compiler took
-  // 10-20% of the CPU through a first restart): a server in production has run for long. The
-  // first `warmup` steps replace instances like the others and are not measured.
+  // 10-20% of the CPU through the first restart steps and settled after about 30): a server in
+  // production has run for long. The first `warmup` steps replace instances like the others
+  // and are not measured.
   for (int b = 0; b < warmup; ++b) step(b, false);
   if (warmup > 0) {
     std::printf("%d warm-up steps (not counted)\n", warmup);
@@ -479,7 +480,7 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
 int main(int argc, char** argv) {
   zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  int instances = 10000, watchers = 200, processes = 4, batches = 10, warmup = 5, count = 0;
+  int instances = 10000, watchers = 200, processes = 4, batches = 10, warmup = 30, count = 0;
   bool ensemble = false;
   bool recursive = true;
   std::string watch;
@@ -512,7 +513,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "fleet_bench: unknown flag '%s'\nusage: fleet_bench [--instances=10000] "
-                   "[--watchers=200] [--processes=4] [--batches=10] [--warmup=5] "
+                   "[--watchers=200] [--processes=4] [--batches=10] [--warmup=30] "
                    "[--ensemble] [--child_watches]\n",
                    a.c_str());
       return 2;

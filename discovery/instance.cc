@@ -121,12 +121,11 @@ namespace {
 template <typename Sax>
 class JsonReader {
  public:
-  JsonReader(std::string_view text, Sax& sax)
-      : p_(text.data()), end_(text.data() + text.size()), sax_(sax) {
-    // Room for what an instance's JSON holds (a few levels; strings of a few dozen bytes): the
-    // reader then allocates once each, not at every doubling.
-    open_.reserve(16);
-    str_.reserve(128);
+  // `open` and `str` are the reader's stack and string buffer, lent by the caller (and kept
+  // from one text to the next: no allocation once they have grown).
+  JsonReader(std::string_view text, Sax& sax, std::vector<char>& open, std::string& str)
+      : p_(text.data()), end_(text.data() + text.size()), sax_(sax), open_(open), str_(str) {
+    open_.clear();
   }
 
   // False when the text is not one JSON value (then `sax` may have seen a part of it).
@@ -414,8 +413,8 @@ class JsonReader {
   const char* p_;
   const char* const end_;
   Sax& sax_;
-  std::vector<char> open_;  // '{' or '[' per level
-  std::string str_;
+  std::vector<char>& open_;  // '{' or '[' per level
+  std::string& str_;
 };
 
 // Reads an instance's JSON as it is lexed, without building a document: a watcher of a large
@@ -423,15 +422,39 @@ class JsonReader {
 // the last of a repeated key counts, and a value of another type than expected counts as absent.
 class InstanceReader {
  public:
-  InstanceReader() { stack_.reserve(16); }
+  // Which object a value belongs to.
+  enum class Place { kTop, kPayload, kMetadata, kOther };
+  // What the current key names, worked out once per key (a value is then told where it goes
+  // without comparing the key again).
+  enum class Field {
+    kNone,
+    kName,
+    kId,
+    kAddress,
+    kServiceType,
+    kPort,
+    kSslPort,
+    kTime,
+    kPayload,   // at the top
+    kMetadata,  // in the payload
+  };
+  struct Frame {
+    Place place = Place::kOther;
+    bool array = false;
+    std::string key;  // objects: the key of the value being read
+    Field field = Field::kNone;
+  };
+
+  // `frames` is lent by the caller, as JsonReader's buffers are: a frame's key keeps its room.
+  explicit InstanceReader(std::vector<Frame>& frames) : frames_(frames) {}
   void null() { Other(); }
   void boolean(bool) { Other(); }
   void integer(int64_t v) { Integer(v, true); }
   void unsigned_integer(uint64_t) { Integer(0, false); }
   void number() { Other(); }
   void string(std::string& v) {
-    if (stack_.empty() || stack_.back().array) return;
-    const Frame& frame = stack_.back();
+    if (depth_ == 0 || top().array) return;
+    const Frame& frame = top();
     if (frame.place == Place::kMetadata) {
       out_.metadata[frame.key] = v;
       return;
@@ -446,10 +469,10 @@ class InstanceReader {
   }
   void start_object() { Open(false); }
   void start_array() { Open(true); }
-  void end_object() { stack_.pop_back(); }
-  void end_array() { stack_.pop_back(); }
+  void end_object() { --depth_; }
+  void end_array() { --depth_; }
   void key(const std::string& v) {
-    Frame& frame = stack_.back();
+    Frame& frame = top();
     frame.key = v;
     frame.field = FieldOf(frame.place, v);
   }
@@ -474,29 +497,6 @@ class InstanceReader {
   }
 
  private:
-  // Which object a value belongs to.
-  enum class Place { kTop, kPayload, kMetadata, kOther };
-  // What the current key names, worked out once per key (a value is then told where it goes
-  // without comparing the key again).
-  enum class Field {
-    kNone,
-    kName,
-    kId,
-    kAddress,
-    kServiceType,
-    kPort,
-    kSslPort,
-    kTime,
-    kPayload,   // at the top
-    kMetadata,  // in the payload
-  };
-  struct Frame {
-    Place place;
-    bool array;
-    std::string key;  // objects: the key of the value being read
-    Field field = Field::kNone;
-  };
-
   static Field FieldOf(Place place, std::string_view key) {
     if (place == Place::kPayload) return key == "metadata" ? Field::kMetadata : Field::kNone;
     if (place != Place::kTop) return Field::kNone;
@@ -519,8 +519,8 @@ class InstanceReader {
   // The innermost object's current key gets a value: whatever that key held before is gone
   // (the caller then keeps the value if it is of the type wanted).
   void Other() {
-    if (stack_.empty() || stack_.back().array) return;
-    const Frame& frame = stack_.back();
+    if (depth_ == 0 || top().array) return;
+    const Frame& frame = top();
     if (frame.place == Place::kMetadata) {
       out_.metadata.erase(frame.key);
       return;
@@ -558,36 +558,55 @@ class InstanceReader {
   // An integer (`fits`: in int64_t).
   void Integer(int64_t v, bool fits) {
     Other();
-    if (!fits || stack_.empty() || stack_.back().array) return;
-    if (std::optional<int64_t>* integer = IntegerOf(stack_.back().field)) *integer = v;
+    if (!fits || depth_ == 0 || top().array) return;
+    if (std::optional<int64_t>* integer = IntegerOf(top().field)) *integer = v;
   }
   void Open(bool array) {
     Place place = Place::kOther;
-    if (stack_.empty()) {
+    if (depth_ == 0) {
       object_ = !array;
       place = Place::kTop;
-    } else if (!stack_.back().array) {
+    } else if (!top().array) {
       Other();  // an object or array replaces whatever the key held
-      const Field field = stack_.back().field;
+      const Field field = top().field;
       if (!array && field == Field::kPayload) place = Place::kPayload;
       if (!array && field == Field::kMetadata) place = Place::kMetadata;
     }
-    stack_.push_back(Frame{place, array, {}});
+    if (depth_ == frames_.size()) frames_.emplace_back();
+    Frame& frame = frames_[depth_++];
+    frame.place = place;
+    frame.array = array;
+    frame.key.clear();
+    frame.field = Field::kNone;
   }
 
   Instance out_;
   bool object_ = false;
   bool has_name_ = false, has_id_ = false, has_address_ = false;
   std::optional<int64_t> port_, ssl_port_, time_;
-  std::vector<Frame> stack_;
+  Frame& top() { return frames_[depth_ - 1]; }
+
+  std::vector<Frame>& frames_;
+  std::size_t depth_ = 0;  // frames_[0, depth_) are the open objects and arrays
 };
 
 }  // namespace
 
 absl::StatusOr<Instance> ParseInstance(std::string_view text) {
-  InstanceReader reader;
-  bool parsed = JsonReader<InstanceReader>(text, reader).Read();
-  return std::move(reader).Finish(parsed);
+  // The readers' stacks and string buffer, kept on each thread from one instance to the next (a
+  // watcher reads thousands in a row); let go of when a text made them large.
+  thread_local std::vector<char> open;
+  thread_local std::string str;
+  thread_local std::vector<InstanceReader::Frame> frames;
+  InstanceReader reader(frames);
+  bool parsed = JsonReader<InstanceReader>(text, reader, open, str).Read();
+  absl::StatusOr<Instance> instance = std::move(reader).Finish(parsed);
+  if (open.capacity() > 256 || frames.capacity() > 256 || str.capacity() > 4096) {
+    open = {};
+    frames = {};
+    str = {};
+  }
+  return instance;
 }
 
 std::string NewInstanceId() {

@@ -257,7 +257,7 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
       return fail(data.status());
     } else if (!known.has_value() || known->mzxid != data->mzxid) {  // else unchanged
       changes.emplace_back(to_read[i].node,
-                           ParseEntry(*data, path, to_read[i].node,
+                           ParseEntry(data->data, data->mzxid, path, to_read[i].node,
                                       !known.has_value() || known->instance != nullptr));
     }
   }
@@ -289,10 +289,10 @@ void Resolver::Refresh(const std::string& name, const std::set<std::string>& rer
   }
 }
 
-Resolver::Entry Resolver::ParseEntry(const Session::Node& data, std::string_view parent,
+Resolver::Entry Resolver::ParseEntry(std::string_view data, int64_t mzxid, std::string_view parent,
                                      std::string_view node, bool log) {
-  Entry entry{nullptr, data.mzxid};
-  absl::StatusOr<Instance> instance = ParseInstance(data.data);
+  Entry entry{nullptr, mzxid};
+  absl::StatusOr<Instance> instance = ParseInstance(data);
   if (instance.ok()) {
     entry.instance = std::make_shared<const Instance>(std::move(*instance));
     entry.up = entry.instance->IsUp();
@@ -357,7 +357,7 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
       const WatchStream::Change& change = update.changes[i];
       if (!w.loaded || change.kind != WatchStream::Change::kPresent) continue;
       auto old = w.children.find(change.node);
-      if (old != w.children.end() && old->second.mzxid == change.data.mzxid) {
+      if (old != w.children.end() && old->second.mzxid == change.mzxid) {
         entries[i] = old->second;  // the same version, read before: not parsed again
       }
     }
@@ -369,7 +369,7 @@ void Resolver::OnStreamUpdate(const std::string& root, WatchStream::Update updat
                                            ": not authorized to read it"));
       entries[i] = Entry{nullptr, 0};
     } else if (change.kind == WatchStream::Change::kPresent && !entries[i].has_value()) {
-      entries[i] = ParseEntry(change.data, root, change.node, true);
+      entries[i] = ParseEntry(change.data, change.mzxid, root, change.node, true);
     }
   }
   std::map<int, Listener> listeners;

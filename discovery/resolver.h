@@ -139,10 +139,10 @@ class Resolver final : private Session::Observer {
   std::chrono::steady_clock::duration DisconnectedFor() const;
   // Publishes `w.up` as `w.list`; the listeners to call with it. With mu_ held.
   std::map<int, Listener> PublishLocked(const std::string& name, Watched& w);
-  // The entry for node `parent`/`node`'s data: its instance, or none (logged when `log`) if it
-  // does not parse.
-  static Entry ParseEntry(const Session::Node& data, std::string_view parent, std::string_view node,
-                          bool log);
+  // The entry for node `parent`/`node`'s data, written by transaction `mzxid`: its instance, or
+  // none (logged when `log`) if it does not parse.
+  static Entry ParseEntry(std::string_view data, int64_t mzxid, std::string_view parent,
+                          std::string_view node, bool log);
   // The same nodes with the same versions (mzxid): the same list, with no instance compared.
   static bool SameVersions(const Children& a, const Children& b);
   // Keeping `w.up` in step with `w.children`: all of it, or one entry leaving or arriving.

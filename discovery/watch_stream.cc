@@ -106,14 +106,18 @@ class Reader {
   }
   // A buffer or string; a null one (length -1) reads as empty.
   bool Buffer(std::string* v) {
+    std::string_view view;
+    if (!View(&view)) return false;
+    v->assign(view);
+    return true;
+  }
+  // The same, as a view of the bytes read.
+  bool View(std::string_view* v) {
     int32_t n;
     if (!Int(&n) || n < -1 || (n > 0 && static_cast<std::size_t>(n) > bytes_.size())) return false;
-    if (n <= 0) {
-      v->clear();
-      return true;
-    }
-    v->assign(bytes_.data(), static_cast<std::size_t>(n));
-    bytes_.remove_prefix(static_cast<std::size_t>(n));
+    const std::size_t size = n <= 0 ? 0 : static_cast<std::size_t>(n);
+    *v = bytes_.substr(0, size);
+    bytes_.remove_prefix(size);
     return true;
   }
   bool Bool(bool* v) {
@@ -128,21 +132,17 @@ class Reader {
     return true;
   }
   std::size_t left() const { return bytes_.size(); }
+  std::string_view rest() const { return bytes_; }
 
  private:
   std::string_view bytes_;
 };
 
 // GetDataResponse: the data, then the Stat (czxid, mzxid, ctime, mtime, version, cversion,
-// aversion, ephemeralOwner, dataLength, numChildren, pzxid).
-bool ReadData(Reader& r, Session::Node* node) {
-  int32_t version;
-  if (!r.Buffer(&node->data) || !r.Skip(8) || !r.Long(&node->mzxid) || !r.Skip(16) ||
-      !r.Int(&version) || !r.Skip(8) || !r.Long(&node->ephemeral_owner) || !r.Skip(16)) {
-    return false;
-  }
-  node->version = version;
-  return true;
+// aversion, ephemeralOwner, dataLength, numChildren, pzxid). The data as a view of `r`'s bytes.
+bool ReadData(Reader& r, std::string_view* data, int64_t* mzxid) {
+  // czxid; mzxid; ctime to pzxid (8 + 8 + 4 + 4 + 4 + 8 + 4 + 4 + 8 bytes).
+  return r.View(data) && r.Skip(8) && r.Long(mzxid) && r.Skip(52);
 }
 
 std::string ErrorName(int32_t err) {
@@ -802,21 +802,24 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
         batch.reserve(std::max(batch.size() + request.reads.size(), 2 * batch.capacity()));
       }
     }
+    // The changes' data are views of one copy of the reply.
+    auto held = std::make_shared<const std::string>(r.rest());
+    Reader body(*held);
     for (auto& [root_path, node] : request.reads) {
       // MultiHeader (type, done, err), then the op's result: GetDataResponse, or ErrorResponse.
       int32_t type, op_err;
       bool done;
-      if (!r.Int(&type) || !r.Bool(&done) || !r.Int(&op_err) || done) {
+      if (!body.Int(&type) || !body.Bool(&done) || !body.Int(&op_err) || done) {
         *error = absl::StrCat("a read of ", request.reads.size(), " nodes does not parse");
         return false;
       }
-      Change change{std::move(node), Change::kPresent, {}};
+      Change change{std::move(node), Change::kPresent, {}, 0, held};
       if (type == kGetData) {
-        if (!ReadData(r, &change.data)) {
+        if (!ReadData(body, &change.data, &change.mzxid)) {
           *error = absl::StrCat("the data of ", root_path, "/", change.node, " does not parse");
           return false;
         }
-      } else if (type == -1 && r.Int(&op_err) && (op_err == kNoNode || op_err == kNoAuth)) {
+      } else if (type == -1 && body.Int(&op_err) && (op_err == kNoNode || op_err == kNoAuth)) {
         change.kind = op_err == kNoNode ? Change::kGone : Change::kUnreadable;
       } else {
         *error = absl::StrCat("cannot read ", root_path, "/", change.node, ": ", ErrorName(op_err));
@@ -889,16 +892,12 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
             absl::StrCat("cannot read ", request.root, "/", request.node, ": ", ErrorName(err));
         return false;
       } else {
-        // GetDataResponse: data, then Stat (czxid, mzxid, ctime, mtime, version, cversion,
-        // aversion, ephemeralOwner, ...).
-        int32_t version;
-        if (!r.Buffer(&change.data.data) || !r.Skip(8) || !r.Long(&change.data.mzxid) ||
-            !r.Skip(16) || !r.Int(&version) || !r.Skip(8) ||
-            !r.Long(&change.data.ephemeral_owner)) {
+        change.frame = std::make_shared<const std::string>(r.rest());
+        Reader body(*change.frame);
+        if (!ReadData(body, &change.data, &change.mzxid)) {
           *error = absl::StrCat("the data of ", request.root, "/", request.node, " does not parse");
           return false;
         }
-        change.data.version = version;
       }
       record(request.root, root, std::move(change));
       return true;

@@ -43,7 +43,12 @@ class WatchStream {
     enum Kind { kPresent, kGone, kUnreadable };
     std::string node;  // the child's name
     Kind kind = kPresent;
-    Session::Node data;  // kPresent only
+    // kPresent only: the node's data and the transaction that last wrote it (equal mzxid, equal
+    // data). The bytes lie in `frame`, ZooKeeper's reply, shared by the changes read with it:
+    // a burst's hundred nodes cost one buffer, not one each.
+    std::string_view data;
+    int64_t mzxid = 0;
+    std::shared_ptr<const std::string> frame;
   };
   struct Update {
     // True: `changes` holds every child (all kPresent or kUnreadable), replacing what was known.

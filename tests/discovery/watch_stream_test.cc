@@ -57,8 +57,8 @@ class Recorder {
         } else if (change.kind == WatchStream::Change::kUnreadable) {
           view[change.node] = "<unreadable>";
         } else {
-          EXPECT_GT(change.data.mzxid, 0);
-          view[change.node] = change.data.data;
+          EXPECT_GT(change.mzxid, 0);
+          view[change.node] = std::string(change.data);
         }
       }
     };
