@@ -734,16 +734,17 @@ namespace {
 bool Before(uint64_t a_key, const Instance* a, uint64_t b_key, const Instance* b) {
   return a_key != b_key ? a_key < b_key : a->id < b->id;
 }
-}  // namespace
 
-std::size_t InstanceView::Builder::FindChunk(Key key, const Instance* x, bool upper) const {
-  std::size_t low = 0, high = chunks_.size();
+// The first of positions 0 to n - 1 at or after which `past` holds (n when none): a binary
+// search over the items' (key, instance) at `at(i)`, for the first that sorts after `x`
+// (`upper`) or not before it.
+template <typename At>
+std::size_t Search(std::size_t n, uint64_t key, const Instance* x, bool upper, At at) {
+  std::size_t low = 0, high = n;
   while (low < high) {
     const std::size_t mid = low + (high - low) / 2;
-    const Instance* last = chunks_[mid]->back();
-    const bool past =
-        upper ? Before(key, x, last_keys_[mid], last) : !Before(last_keys_[mid], last, key, x);
-    if (past) {
+    const auto [mid_key, mid_item] = at(mid);
+    if (upper ? Before(key, x, mid_key, mid_item) : !Before(mid_key, mid_item, key, x)) {
       high = mid;
     } else {
       low = mid + 1;
@@ -751,23 +752,19 @@ std::size_t InstanceView::Builder::FindChunk(Key key, const Instance* x, bool up
   }
   return low;
 }
+}  // namespace
+
+std::size_t InstanceView::Builder::FindChunk(Key key, const Instance* x, bool upper) const {
+  return Search(chunks_.size(), key, x, upper, [&](std::size_t c) {
+    return std::pair<Key, const Instance*>(last_keys_[c], chunks_[c]->back());
+  });
+}
 
 std::size_t InstanceView::Builder::FindInChunk(std::size_t c, Key key, const Instance* x,
                                                bool upper) const {
-  const Chunk& items = *chunks_[c];
-  const std::vector<Key>& keys = keys_[c];
-  std::size_t low = 0, high = items.size();
-  while (low < high) {
-    const std::size_t mid = low + (high - low) / 2;
-    const bool past =
-        upper ? Before(key, x, keys[mid], items[mid]) : !Before(keys[mid], items[mid], key, x);
-    if (past) {
-      high = mid;
-    } else {
-      low = mid + 1;
-    }
-  }
-  return low;
+  return Search(chunks_[c]->size(), key, x, upper, [&](std::size_t i) {
+    return std::pair<Key, const Instance*>(keys_[c][i], (*chunks_[c])[i]);
+  });
 }
 
 void InstanceView::Builder::Assign(Items items) {
