@@ -701,9 +701,12 @@ InstanceView::const_iterator InstanceView::At(std::size_t i) const {
   return const_iterator(this, c, i - Start(c));
 }
 
-void InstanceView::Reindex(std::size_t from) {
-  ends_.resize(chunks_.size());
-  for (std::size_t c = from; c < chunks_.size(); ++c) ends_[c] = Start(c) + chunks_[c]->size();
+void InstanceView::Builder::Reindex(std::size_t from) {
+  // The sizes come from keys_, side by side: a chunk's own size is a cache miss per chunk.
+  std::vector<std::size_t>& ends = view_.ends_;
+  ends.resize(keys_.size());
+  std::size_t end = view_.Start(from);
+  for (std::size_t c = from; c < keys_.size(); ++c) ends[c] = end += keys_[c].size();
 }
 
 InstanceView::Builder::Builder() : retired_(std::make_shared<Retired>()) {}
@@ -899,7 +902,7 @@ std::shared_ptr<const InstanceView> InstanceView::Builder::Publish() {
   retired_->next = next;
   retired_ = std::move(next);
   view_.keep_ = retired_;
-  if (stale_ != std::string::npos) view_.Reindex(stale_);
+  if (stale_ != std::string::npos) Reindex(stale_);
   stale_ = std::string::npos;
   published_.assign(published_.size(), true);
   return std::make_shared<const InstanceView>(view_);

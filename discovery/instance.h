@@ -122,6 +122,12 @@ class InstanceView {
       return before;
     }
     const_iterator& operator+=(difference_type n) {
+      // Within this chunk (the last steps of a binary search): no search for the chunk.
+      const auto to = static_cast<difference_type>(offset_) + n;
+      if (to >= 0 && static_cast<std::size_t>(to) < view_->Size(chunk_)) {
+        offset_ = static_cast<std::size_t>(to);
+        return *this;
+      }
       return *this = view_->At(static_cast<std::size_t>(index() + n));
     }
     const_iterator& operator-=(difference_type n) { return *this += -n; }
@@ -184,7 +190,10 @@ class InstanceView {
   // The iterator at index `i` (0 to size()).
   const_iterator At(std::size_t i) const;
   std::size_t Start(std::size_t chunk) const { return chunk == 0 ? 0 : ends_[chunk - 1]; }
-  void Reindex(std::size_t from);
+  // The items in `chunk` (0 when there is no such chunk).
+  std::size_t Size(std::size_t chunk) const {
+    return chunk < ends_.size() ? ends_[chunk] - Start(chunk) : 0;
+  }
 
   std::vector<const Chunk*> chunks_;
   std::vector<std::size_t> ends_;        // one past each chunk's last index: a running sum of sizes
@@ -219,6 +228,8 @@ class InstanceView::Builder {
   void Retire(std::size_t c, bool instances);
   // Splits chunk `c` in two when it has grown to twice the usual size.
   void SplitIfLarge(std::size_t c);
+  // Brings view_'s chunk ends up to date from chunk `from` on.
+  void Reindex(std::size_t from);
 
   // The first 8 bytes of an id, big-endian (zero-padded): ordered as the ids are where they
   // differ, equal where they tie. Searches compare these, held side by side, and read an id

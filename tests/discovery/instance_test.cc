@@ -431,6 +431,19 @@ TEST(InstanceView, ReadsLikeASortedVector) {
       ASSERT_LT(it, view.end());
     }
     ASSERT_EQ(i, n);
+    // Steps from anywhere to anywhere, within a chunk and across: the same as from the start.
+    for (int from = 0; from <= n; from += std::max(1, n / 37)) {
+      for (int to = 0; to <= n; to += std::max(1, n / 41)) {
+        auto it = view.begin() + from;
+        it += to - from;
+        ASSERT_EQ(it - view.begin(), to);
+        ASSERT_TRUE(it == view.begin() + to);
+        if (to < n) {
+          ASSERT_EQ(&*it, &view[static_cast<std::size_t>(to)]);
+        }
+        ASSERT_TRUE((view.begin() + from) - (from - to) == it);
+      }
+    }
     for (auto it = view.end(); it != view.begin();) {
       --i;
       --it;
