@@ -193,14 +193,22 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
         w->session->WaitConnected(std::chrono::seconds(60));
         w->resolver->Watch("shop", [&, w, i](const InstanceList& list) {
           w->size = list->size();
-          std::lock_guard<std::mutex> lock(mu);
-          if (expected.empty() || seen_at[static_cast<std::size_t>(i)] != 0) return;
+          // The search runs outside the lock that 50 watcher threads share: a thread preempted
+          // while holding it would hold up the others' timestamps.
+          std::string want;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            if (expected.empty() || seen_at[static_cast<std::size_t>(i)] != 0) return;
+            want = expected;
+          }
           auto it =
-              std::lower_bound(list->begin(), list->end(), expected,
+              std::lower_bound(list->begin(), list->end(), want,
                                [](const Instance& a, const std::string& id) { return a.id < id; });
-          bool has = it != list->end() && it->id == expected;
-          if (has) {
-            seen_at[static_cast<std::size_t>(i)] = NowNs();
+          if (it == list->end() || it->id != want) return;
+          const int64_t now = NowNs();
+          std::lock_guard<std::mutex> lock(mu);
+          if (expected == want && seen_at[static_cast<std::size_t>(i)] == 0) {
+            seen_at[static_cast<std::size_t>(i)] = now;
             cv.notify_all();
           }
         });
