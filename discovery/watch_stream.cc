@@ -204,7 +204,9 @@ class WatchStream::Core {
   void FlushReads();
   void Deliver();
   void Disconnected(const std::string& error);
-  std::string ServerPath(const std::string& path) const;
+  // Appends `root`, or `root`/`node` when `node` is not empty, as the server names it (under the
+  // chroot), as a jute buffer: straight into `out`, with no string built for it.
+  void PutPath(std::string* out, std::string_view root, std::string_view node) const;
   bool stopping() const {
     std::lock_guard<std::mutex> lock(mu_);
     return stopping_;
@@ -350,9 +352,19 @@ std::string WatchStream::last_error() const {
   return core_->last_error_;
 }
 
-std::string WatchStream::Core::ServerPath(const std::string& path) const {
-  if (chroot_.empty()) return path;
-  return path == "/" ? chroot_ : chroot_ + path;
+void WatchStream::Core::PutPath(std::string* out, std::string_view root,
+                                std::string_view node) const {
+  // "/" under a chroot is the chroot itself.
+  const bool chroot_itself = !chroot_.empty() && node.empty() && root == "/";
+  const std::size_t size =
+      chroot_.size() + (chroot_itself ? 0 : root.size()) + (node.empty() ? 0 : 1 + node.size());
+  PutInt(out, static_cast<int32_t>(size));
+  out->append(chroot_);
+  if (chroot_itself) return;
+  out->append(root);
+  if (node.empty()) return;
+  out->push_back('/');
+  out->append(node);
 }
 
 bool WatchStream::Core::WaitFor(int fd, short events, int timeout_ms) {
@@ -561,7 +573,7 @@ void WatchStream::Core::Send(int32_t xid, int32_t type, const std::string& body)
 void WatchStream::Core::SendRead(int32_t type, Request::Kind kind, const std::string& root,
                                  const std::string& node) {
   std::string body;
-  PutBuffer(&body, ServerPath(node.empty() ? root : absl::StrCat(root, "/", node)));
+  PutPath(&body, root, node);
   if (type == kAddWatch) {
     PutInt(&body, kPersistentRecursive);
   } else {
@@ -608,7 +620,7 @@ void WatchStream::Core::FlushReads() {
       PutInt(&body, kGetData);  // MultiHeader: type, done, err
       body.push_back('\0');
       PutInt(&body, -1);
-      PutBuffer(&body, ServerPath(absl::StrCat(root_path, "/", node)));
+      PutPath(&body, root_path, node);
       body.push_back('\0');  // no one-shot watch
       request.reads.emplace_back(std::move(root_path), std::move(node));
     }
@@ -698,6 +710,9 @@ void WatchStream::Core::Serve() {
           in_.erase(0, used);
           used = 0;
         }
+        // A short read took all there was: the next poll reports what comes later, and this
+        // saves the read that would only say EAGAIN (a burst wakes the thread a hundred times).
+        if (static_cast<std::size_t>(n) < sizeof buf) break;
       }
       FlushReads();
       if (!ready_.empty() || std::chrono::steady_clock::now() - last_delivery_ >= coalesce_) {
@@ -760,24 +775,24 @@ bool WatchStream::Core::HandleFrame(std::string_view frame, std::string* error) 
   };
   if (xid == kNotificationXid) {
     int32_t type, state;
-    std::string path;
-    if (!r.Int(&type) || !r.Int(&state) || !r.Buffer(&path)) {
+    std::string_view path;  // within the frame
+    if (!r.Int(&type) || !r.Int(&state) || !r.View(&path)) {
       *error = "ZooKeeper sent a watch event that does not parse";
       return false;
     }
     if (!chroot_.empty()) {
-      if (path.compare(0, chroot_.size(), chroot_) != 0) return true;
-      path = path.size() == chroot_.size() ? "/" : path.substr(chroot_.size());
+      if (path.substr(0, chroot_.size()) != chroot_) return true;
+      path = path.size() == chroot_.size() ? std::string_view("/") : path.substr(chroot_.size());
     }
     std::size_t slash = path.rfind('/');
-    if (slash == std::string::npos || slash + 1 == path.size()) return true;
-    auto it = live_.find(std::string_view(path).substr(0, slash));
+    if (slash == std::string_view::npos || slash + 1 == path.size()) return true;
+    auto it = live_.find(path.substr(0, slash));
     if (it == live_.end() || !it->second.listed) return true;  // the list to come holds it
-    std::string node = path.substr(slash + 1);
+    std::string node(path.substr(slash + 1));
     if (type == kEventCreated || type == kEventDataChanged) {
       QueueRead(it->second, it->first, std::move(node));
     } else if (type == kEventDeleted) {
-      record(it->first, it->second, Change{node, Change::kGone, {}});
+      record(it->first, it->second, Change{std::move(node), Change::kGone, {}});
     }
     return true;
   }
