@@ -12,6 +12,7 @@
 // grpc.health.v1.Health and server reflection are served from the same queue (they run no user
 // code); a path no service has is answered UNIMPLEMENTED. No gRPC callback service is
 // registered: gRPC would start threads of its own to poll beside these.
+#include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpc/compression.h>
@@ -20,10 +21,14 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -36,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
@@ -131,72 +137,159 @@ class Tag {
   virtual bool Proceed(bool ok) = 0;
 };
 
-// The threads that poll the completion queue, and their spares.
-class Pollers {
- public:
-  // At most `max_threads` threads in all; `polling` of them poll while none runs a handler.
-  Pollers(grpc::ServerCompletionQueue* cq, int polling, int max_threads)
-      : cq_(cq), max_polling_(polling), max_threads_(max_threads) {}
+// The CPU time thread `tid` of this process has run, plus the time it waited to run (its
+// schedstat), in ns; -1 when unknown.
+int64_t WantedNanos(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  unsigned long long ran = 0, waited = 0;
+  if (std::sscanf(buf, "%llu %llu", &ran, &waited) != 2) return -1;
+  return static_cast<int64_t>(ran + waited);
+}
 
-  // Starts the threads that poll; false when not even one could be started.
+// The threads that poll the completion queue, and their spares. A call that arrives runs on the
+// thread that took it (Run), one of two ways, chosen by load:
+// - quiet (one thread polls): the thread runs the call in place and goes on polling; no other
+//   thread wakes. Meanwhile nothing else of gRPC's is read or written, so the monitor
+//   (InPlaceMonitor) gives polling to a spare thread when a call is still running at two of its
+//   checks in a row (0.5 to 1 ms), and that method's calls go the busy way for a second.
+// - busy (two threads poll): the thread first makes sure another one polls in its place, as
+//   gRPC's sync server does, so calls run side by side on up to the handler pool's size of
+//   threads. Each call then costs a wake-up: the second thread takes over gRPC's polling.
+// The monitor turns to busy when the one polling thread was at work (not waiting for an event)
+// at nearly every check of a window, and back to quiet when the two were both at work at no more
+// than half of them, or when no call came for a while.
+class Pollers final : private InPlaceMonitor::Client {
+ public:
+  // At most `max_threads` threads in all (polling, running calls, spare).
+  Pollers(grpc::ServerCompletionQueue* cq, int max_threads) : cq_(cq), max_threads_(max_threads) {}
+  ~Pollers() override { Stop(); }
+
+  // Starts the monitor and the threads that poll; false when not even one could be started.
   bool Start() {
+    if (std::string error; !monitor_.Start(&error)) {
+      Log(LogLevel::kWarning, absl::StrCat("gRPC: no monitor thread (", error,
+                                           "); every call first hands polling to another thread"));
+      target_ = kBusyPolling;
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    for (int i = 0; i < max_polling_; ++i) {
+    for (int i = 0; i < target_.load(); ++i) {
       if (!StartThreadLocked()) break;
     }
     return !threads_.empty();
   }
 
-  // The calling thread stops polling to run a handler: true once another thread polls in its
-  // place (this thread must then Rejoin); false when none can (it goes on polling).
+  enum class Ran {
+    kInPlace,   // the call ran on this thread, which still polls
+    kHandedOn,  // the call ran on this thread, which no longer polls: it must Rejoin
+    kNot,       // no thread could poll in this one's place: the call did not run
+  };
+  // On a polling thread, holding a handler slot (unless the method is listed in
+  // server.inline_methods): runs a call of `route` by `handle`. A listed method's calls run in
+  // place both ways (kNot never comes back for them): the monitor still hands polling on from
+  // one that runs long or blocks.
+  template <class Fn>
+  Ran Run(const Route& route, Fn&& handle) {
+    Slot* self = current_;
+    if (self != nullptr && monitor_.running() &&
+        (route.run_inline ||
+         (target_.load(std::memory_order_relaxed) == 1 && route.runtime->MayRunInPlace()))) {
+      self->route = &route;
+      const uint64_t token = self->call.Begin();
+      monitor_.Note();
+      handle();
+      if (self->call.End(token)) return Ran::kInPlace;
+      { std::lock_guard<std::mutex> lock(mu_); }  // the monitor's hand-off is complete
+      return Ran::kHandedOn;
+    }
+    if (route.run_inline) {
+      handle();
+      return Ran::kInPlace;
+    }
+    if (!HandOn()) return Ran::kNot;
+    handle();
+    return Ran::kHandedOn;
+  }
+
+  // Stops the monitor, then every thread; the queue must be shut down first (its Next then ends).
+  void Stop() {
+    monitor_.Stop();
+    std::deque<Slot> slots;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      slots.swap(threads_);
+    }
+    cv_.notify_all();
+    for (Slot& slot : slots) slot.thread.join();
+  }
+
+ private:
+  static constexpr int kBusyPolling = 2;
+  // A call in place that is asleep in the kernel at two of the monitor's checks in a row has
+  // blocked; one that keeps its thread busy (computing, or waiting for a CPU) holds polling this
+  // long before it is handed on anyway.
+  static constexpr std::chrono::milliseconds kBusyFor{2};
+  // Monitor checks between two looks at the load (Turn), and the load (threads' worth of CPU
+  // wanted) that turns the way of polling.
+  static constexpr int kWindow = 32;
+  static constexpr double kBusyDemand = 0.9;   // quiet -> busy: the one thread nearly always
+  static constexpr double kQuietDemand = 0.5;  // busy -> quiet: half a thread's worth or less
+
+  // A polling thread and the call it runs in place.
+  struct Slot {
+    std::thread thread;
+    InPlaceCall call;
+    const Route* route = nullptr;  // of that call, while it runs
+    std::atomic<pid_t> tid{0};     // once the thread runs
+    int64_t wanted_ns = 0;         // monitor only: WantedNanos(tid) at the last Turn
+  };
+
+  // Polls the queue until it is shut down and drained.
+  void Poll(Slot* self) {
+    current_ = self;
+    self->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    void* tag = nullptr;
+    bool ok = false;
+    while (true) {
+      bool got = cq_->Next(&tag, &ok);
+      if (!got) return;
+      bool rejoin = static_cast<Tag*>(tag)->Proceed(ok);
+      if (!rejoin && polling_.load(std::memory_order_relaxed) > target_.load()) {
+        rejoin = StepDown();
+      }
+      if (rejoin && !Rejoin()) return;
+    }
+  }
+
+  // The calling thread stops polling to run a call (busy): true once another thread polls in
+  // its place (this thread must then Rejoin); false when none can (it goes on polling).
   bool HandOn() {
     if (polling_.fetch_sub(1, std::memory_order_acq_rel) > 1) return true;
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
-      if (spares_ > 0) {
-        --spares_;
-        ++wakes_;
-        cv_.notify_one();
-        return true;  // polling_ counts the woken spare already
-      }
-      if (static_cast<int>(threads_.size()) < max_threads_ && StartThreadLocked()) return true;
-    }
+    if (AddPollerLocked()) return true;
     polling_.fetch_add(1, std::memory_order_acq_rel);
     return false;
   }
 
-  // Stops and joins every thread; the queue must be shut down first (its Next then ends).
-  void Stop() {
-    std::vector<std::thread> threads;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-      threads.swap(threads_);
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads) t.join();
-  }
-
- private:
-  // Polls the queue until it is shut down and drained.
-  void Poll() {
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq_->Next(&tag, &ok)) {
-      if (static_cast<Tag*>(tag)->Proceed(ok) && !Rejoin()) return;
-    }
-  }
-
-  // After a handler: polls again, or waits as a spare while enough threads poll. False: stop.
+  // After a call handed on, or a step down: polls again while fewer threads poll than the way
+  // of polling wants, else waits as a spare. False: stop.
   bool Rejoin() {
-    if (polling_.load(std::memory_order_acquire) < max_polling_) {
-      polling_.fetch_add(1, std::memory_order_acq_rel);
-      return true;
+    int polling = polling_.load();
+    while (polling < target_.load()) {
+      if (polling_.compare_exchange_weak(polling, polling + 1)) return true;
     }
     std::unique_lock<std::mutex> lock(mu_);
     ++spares_;
     cv_.wait(lock, [this] { return wakes_ > 0 || stopping_; });
-    if (wakes_ > 0) {  // HandOn took it off the spares and counted it as polling
+    if (wakes_ > 0) {  // AddPollerLocked took it off the spares and counted it as polling
       --wakes_;
       return true;
     }
@@ -204,13 +297,38 @@ class Pollers {
     return false;
   }
 
+  // More threads poll than the way of polling wants: true when this one stopped counting.
+  bool StepDown() {
+    int polling = polling_.load();
+    while (polling > target_.load()) {
+      if (polling_.compare_exchange_weak(polling, polling - 1)) return true;
+    }
+    return false;
+  }
+
+  // One more thread polls: a spare woken, or a new thread (counted in polling_ either way).
+  bool AddPollerLocked() {
+    if (stopping_) return false;
+    if (spares_ > 0) {
+      --spares_;
+      ++wakes_;
+      polling_.fetch_add(1, std::memory_order_acq_rel);
+      cv_.notify_one();
+      return true;
+    }
+    return static_cast<int>(threads_.size()) < max_threads_ && StartThreadLocked();
+  }
+
   // A new thread that polls (counted in polling_); false when the system would not start one.
   bool StartThreadLocked() {
     polling_.fetch_add(1, std::memory_order_acq_rel);
+    threads_.emplace_back();
+    Slot* slot = &threads_.back();
     try {
-      threads_.emplace_back([this] { Poll(); });
+      slot->thread = std::thread([this, slot] { Poll(slot); });
       return true;
     } catch (const std::system_error& e) {
+      threads_.pop_back();
       polling_.fetch_sub(1, std::memory_order_acq_rel);
       if (log_.Allow()) {
         Log(LogLevel::kWarning,
@@ -221,18 +339,103 @@ class Pollers {
     }
   }
 
+  // InPlaceMonitor::Client. Hands polling on from a call in place that has run at two checks
+  // in a row, and turns the way of polling by load.
+  bool CheckInPlace() override {
+    bool active = target_.load() != 1;  // busy: awake to turn back once load falls
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Slot& slot : threads_) {
+        uint64_t blocked = 0;
+        bool asleep = false;
+        active = slot.call.Check(kBusyFor, &blocked, &asleep) || active;
+        if (blocked != 0) HandOnFromLocked(slot, blocked, asleep);
+      }
+    }
+    if (++checks_ >= kWindow) {
+      checks_ = 0;
+      Turn();
+    }
+    return active;
+  }
+
+  // Monitor, every kWindow checks: the CPU the threads wanted since the last time (ran, or
+  // waited to run), in threads' worth; turns the way of polling by it.
+  void Turn() {
+    std::vector<std::pair<pid_t, int64_t*>> tids;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Slot& slot : threads_) {
+        if (pid_t tid = slot.tid.load(); tid != 0) tids.emplace_back(tid, &slot.wanted_ns);
+      }
+    }
+    int64_t wanted = 0;
+    for (auto& [tid, last] : tids) {
+      int64_t now = WantedNanos(tid);
+      if (now < 0) continue;
+      if (*last > 0) wanted += now - *last;
+      *last = now;
+    }
+    auto now = std::chrono::steady_clock::now();
+    int64_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(now - turned_at_).count();
+    turned_at_ = now;
+    if (wall <= 0 ||
+        wall > 10 * std::chrono::nanoseconds(kWindow * InPlaceMonitor::kInterval).count()) {
+      return;  // the monitor slept meanwhile: a fresh start
+    }
+    double demand = static_cast<double>(wanted) / static_cast<double>(wall);
+    if (target_.load() == 1 && demand >= kBusyDemand) {
+      target_ = kBusyPolling;
+      std::lock_guard<std::mutex> lock(mu_);
+      AddPollerLocked();
+    } else if (target_.load() != 1 && demand <= kQuietDemand) {
+      target_ = 1;  // a polling thread steps down after its next event
+    }
+  }
+
+  bool AnyInPlace() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Slot& slot : threads_) {
+      if (slot.call.running()) return true;
+    }
+    return false;
+  }
+  void OnQuiet() override {
+    if (target_.load() != 1) target_ = 1;
+    checks_ = 0;
+  }
+
+  // Monitor: `slot`'s call in place (`token`) blocked (`asleep`) or runs long; another thread
+  // polls in its place. A method whose call blocked runs the busy way for a while.
+  void HandOnFromLocked(Slot& slot, uint64_t token, bool asleep) {
+    if (stopping_ || (spares_ == 0 && static_cast<int>(threads_.size()) >= max_threads_)) {
+      return;  // no thread to be had: checked again next time
+    }
+    if (!slot.call.Displace(token)) return;  // it finished meanwhile
+    if (asleep) slot.route->runtime->BlockedInPlace();
+    polling_.fetch_sub(1, std::memory_order_acq_rel);
+    AddPollerLocked();  // if even that fails, the call's thread polls again once it is done
+  }
+
+  static thread_local Slot* current_;  // the polling thread's own slot
+
   grpc::ServerCompletionQueue* const cq_;
-  const int max_polling_;
   const int max_threads_;
-  std::atomic<int> polling_{0};  // threads polling, or about to
-  std::mutex mu_;
+  std::atomic<int> target_{1};   // threads that poll: 1 (quiet) or kBusyPolling (busy)
+  std::atomic<int> polling_{0};  // threads polling (or running a call in place), or about to
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   int spares_ = 0;  // threads waiting in Rejoin
   int wakes_ = 0;   // spares told to poll that have not yet woken
   bool stopping_ = false;
-  std::vector<std::thread> threads_;
+  std::deque<Slot> threads_;  // every thread started; a deque: a slot never moves
+  int checks_ = 0;            // monitor only: checks since the last Turn
+  std::chrono::steady_clock::time_point turned_at_;  // and when that was
   LogLimiter log_;
+  InPlaceMonitor monitor_{this};  // last: stopped (in Stop) before the rest goes
 };
+
+thread_local Pollers::Slot* Pollers::current_ = nullptr;
 
 // Every bound method, registered by its gRPC path, then the built-in ones (health, reflection):
 // gRPC reads a unary request before it hands the call over, and passes its bytes as they came.
@@ -539,9 +742,9 @@ class GrpcServerTransport final : public ServerTransport {
       return absl::UnavailableError("gRPC: cannot listen on " + address +
                                     " (port in use or bad host)");
     }
-    // Threads: two poll; a thread running a handler in place holds a handler slot, so at most
-    // the pool's size of them run handlers at once.
-    pollers_ = std::make_unique<Pollers>(cq_.get(), kPolling, scheduler->threads() + kPolling);
+    // Threads: one or two poll; a thread running a handler holds a handler slot, so at most the
+    // pool's size of them run handlers at once.
+    pollers_ = std::make_unique<Pollers>(cq_.get(), scheduler->threads() + 2);
     for (int i = 0; i < methods_->routes(); ++i) {
       for (int n = 0; n < kRequestsPerMethod; ++n) RequestCall(i);
     }
@@ -644,18 +847,15 @@ class GrpcServerTransport final : public ServerTransport {
       return false;
     }
     if (call->route()->run_inline) {  // server.inline_methods: never blocks, no hop
-      call->Handle();
-      return false;
+      return pollers_->Run(*call->route(), [call] { call->Handle(); }) == Pollers::Ran::kHandedOn;
     }
     StatusCode code = StatusCode::kOk;
     std::string why;
     if (scheduler_->Enter(&code, &why)) {
-      if (pollers_->HandOn()) {
-        call->Handle();
-        scheduler_->Leave();
-        return true;
-      }
-      scheduler_->Leave();  // no thread to poll in this one's place: the pool runs it
+      Pollers::Ran ran = pollers_->Run(*call->route(), [call] { call->Handle(); });
+      scheduler_->Leave();
+      if (ran != Pollers::Ran::kNot) return ran == Pollers::Ran::kHandedOn;
+      // No thread to poll in this one's place: the pool runs it.
     } else if (code != StatusCode::kOk) {
       call->Refuse(code, why);
       return false;
@@ -672,8 +872,6 @@ class GrpcServerTransport final : public ServerTransport {
   }
 
  private:
-  // Threads polling while none runs a handler.
-  static constexpr int kPolling = 2;
   // Requests each method keeps posted: calls gRPC can hand over without waiting for a thread to
   // post the next one.
   static constexpr int kRequestsPerMethod = 2;

@@ -31,8 +31,28 @@ struct BoundService {
 // One served method: its binding and the object that implements it.
 // What the server learns about a method while it serves (shared by the method's routes).
 struct MethodRuntime {
+  // After one of its calls blocked where it ran in place (on an I/O thread), a method's calls
+  // go to the handler pool for this long; then one runs in place again, to learn whether the
+  // method still blocks.
+  static constexpr std::chrono::seconds kPoolAfterBlocking{1};
+
+  // Whether a call of the method may run in place now.
+  bool MayRunInPlace() const {
+    return pool_until_ns.load(std::memory_order_relaxed) <= SteadyNanos();
+  }
+  // A call of the method blocked in place.
+  void BlockedInPlace() {
+    pool_until_ns.store(SteadyNanos() + std::chrono::nanoseconds(kPoolAfterBlocking).count(),
+                        std::memory_order_relaxed);
+  }
+  static int64_t SteadyNanos() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
   // Until this steady-clock time (ns since its epoch), calls of the method go straight to the
-  // handler pool: one of them blocked where it ran in place a moment ago.
+  // handler pool.
   std::atomic<int64_t> pool_until_ns{0};
   // Its calls, counted per protocol (rpcboot/internal/metrics.h); never null.
   CallStats* grpc_stats = nullptr;

@@ -25,7 +25,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/tls.h"
@@ -66,43 +66,11 @@ constexpr std::size_t kOversizedHead = 4096;
 // Bytes read from one socket per readiness event before the loop serves the others.
 constexpr std::size_t kReadBudget = 1 << 20;
 constexpr auto kScanInterval = std::chrono::milliseconds(100);
-// A call a loop runs in place that is still running after one to two of these has blocked: the
-// loop goes to another thread. Checked by the monitor, which sleeps when no call runs in place.
-constexpr auto kBlockedAfter = std::chrono::microseconds(500);
-constexpr int kQuietChecksBeforeSleep = 200;
-// A call that keeps its thread busy (computing, or waiting for a CPU) is left where it runs
-// this long before its loop is handed on anyway; one asleep in the kernel goes at once.
+// A call a loop runs in place that is still running at two of the monitor's checks in a row
+// (InPlaceMonitor::kInterval apart) and is asleep in the kernel has blocked: the loop goes to
+// another thread. One that keeps its thread busy (computing, or waiting for a CPU) is left where
+// it runs this long before its loop is handed on anyway.
 constexpr auto kBusyFor = std::chrono::milliseconds(10);
-// After one of its calls blocked in place, a method's calls go to the handler pool for this
-// long; then one runs in place again, to learn whether the method still blocks.
-constexpr auto kPoolAfterBlocking = std::chrono::seconds(1);
-
-pid_t ThreadId() {
-  thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
-  return tid;
-}
-
-// Whether thread `tid` of this process is asleep (waiting in the kernel: a lock, I/O, a sleep)
-// rather than running or waiting for a CPU. Unknown (no /proc): asleep.
-bool ThreadAsleep(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return true;
-  char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
-  const char* paren = std::strrchr(buf, ')');  // "tid (name) S ...": the name may hold spaces
-  if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return true;
-  return paren[2] != 'R';
-}
-
-int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
-      .count();
-}
 
 // "shop.ShopService:GetShop" -> "GetShop": replies carry the plain method name, as Thrift's
 // TMultiplexedProcessor answers; a thrift-compiler client skips a reply of any other name.
@@ -312,10 +280,10 @@ class Loop {
   // another thread because a call this thread ran in place blocked (false: that call is
   // finished, its reply handed on, and the thread no longer touches the loop).
   bool Run();
-  // Monitor thread, every kBlockedAfter: when the call run in place is the same one as at the
-  // previous check, hands the loop to another thread. True when calls ran in place since.
+  // Monitor thread, every check: when the call run in place has blocked, hands the loop to
+  // another thread. True when calls ran in place since the previous check.
   bool CheckBlocked();
-  bool RunningHere() const { return (here_state_.load() & 3) == kHereRunning; }
+  bool RunningHere() const { return here_.running(); }
 
   // From any thread: a new connection for this loop (over_cap: only if an idle one can go).
   void Adopt(int fd, std::string peer, bool over_cap);
@@ -386,20 +354,14 @@ class Loop {
   std::atomic<bool> draining_seen_{false};  // draining_, for handler threads
   bool stopping_ = false;
 
-  // The call the loop's thread runs in place: (sequence << 2) | one of these. The thread sets
-  // kHereRunning and takes it back to kHereIdle with a compare-and-swap; the monitor's swap to
-  // kHereDisplaced, first, takes the loop away (the sequence makes every call's value unique).
-  static constexpr uint64_t kHereIdle = 0, kHereRunning = 1, kHereDisplaced = 2;
-  std::atomic<uint64_t> here_state_{0};
-  ConnectionPtr here_conn_;                  // its connection, while kHereRunning
-  const Route* here_route_ = nullptr;        // and its method
-  std::mutex handoff_mu_;                    // held by the monitor through a hand-off
-  pid_t here_tid_ = 0;                       // and the thread running it
-  uint64_t monitor_seen_ = 0;                // monitor thread only: the state at the last check
-  SteadyClock::time_point monitor_seen_at_;  // when it was first seen
+  // The call the loop's thread runs in place; the monitor's Displace takes the loop away.
+  InPlaceCall here_;
+  ConnectionPtr here_conn_;            // its connection, while it runs
+  const Route* here_route_ = nullptr;  // and its method
+  std::mutex handoff_mu_;              // held by the monitor through a hand-off
 };
 
-class ThriftServerTransport final : public ServerTransport {
+class ThriftServerTransport final : public ServerTransport, private InPlaceMonitor::Client {
  public:
   explicit ThriftServerTransport(const ServerOptions& options) : options_(options) {}
   ~ThriftServerTransport() override { Shutdown(SteadyClock::now()); }
@@ -460,12 +422,9 @@ class ThriftServerTransport final : public ServerTransport {
     // A displaced call holds a handler slot: at most the pool's size of them at once.
     max_runners_ = 2 * io_threads + std::max(1, scheduler_->threads());
     loops_.front()->WatchListener();
-    try {
-      monitor_ = std::thread([this] { MonitorMain(); });
-      monitor_running_ = true;
-    } catch (const std::system_error& e) {
+    if (std::string error; !monitor_.Start(&error)) {
       // Without the monitor no call runs in place: every call goes to the handler pool.
-      Log(LogLevel::kWarning, absl::StrCat("Thrift: no monitor thread (", e.what(),
+      Log(LogLevel::kWarning, absl::StrCat("Thrift: no monitor thread (", error,
                                            "); every call goes to the handler pool"));
     }
     Log(LogLevel::kInfo,
@@ -499,15 +458,7 @@ class ThriftServerTransport final : public ServerTransport {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     for (auto& loop : loops_) loop->PostStop();
-    if (monitor_.joinable()) {
-      monitor_running_ = false;
-      {
-        std::lock_guard<std::mutex> lock(monitor_mu_);
-        monitor_stop_ = true;
-      }
-      monitor_cv_.notify_all();
-      monitor_.join();
-    }
+    monitor_.Stop();
     StopRunners();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
@@ -530,14 +481,9 @@ class ThriftServerTransport final : public ServerTransport {
   SSL_CTX* tls() const { return tls_.get(); }
 
   // Whether a loop may run a call in place now (else it goes to the handler pool).
-  bool MayRunHere() const { return monitor_running_.load(std::memory_order_relaxed); }
+  bool MayRunHere() const { return monitor_.running(); }
   // A loop started a call in place: the monitor must be awake to see it block.
-  void NoteRunningHere() {
-    if (!monitor_asleep_.load()) return;
-    std::lock_guard<std::mutex> lock(monitor_mu_);
-    monitor_asleep_ = false;
-    monitor_cv_.notify_one();
-  }
+  void NoteRunningHere() { monitor_.Note(); }
   // Monitor, under the loop's hand-off lock: makes sure a spare thread can take a loop (starts
   // one when none is spare). False when none can be had: the loop waits for its call instead.
   bool ReserveRunner() {
@@ -611,30 +557,17 @@ class ThriftServerTransport final : public ServerTransport {
     threads_.clear();
   }
 
-  // Checks the loops every kBlockedAfter while calls run in place; sleeps after a quiet while
-  // until a loop runs one again (NoteRunningHere).
-  void MonitorMain() {
-    int quiet = 0;
-    std::unique_lock<std::mutex> lock(monitor_mu_);
-    while (!monitor_stop_) {
-      if (quiet >= kQuietChecksBeforeSleep) {
-        monitor_asleep_ = true;
-        bool running = false;  // a call that started before the flag was seen
-        for (auto& loop : loops_) running = running || loop->RunningHere();
-        if (!running) {
-          monitor_cv_.wait(lock, [this] { return monitor_stop_ || !monitor_asleep_.load(); });
-        }
-        monitor_asleep_ = false;
-        quiet = 0;
-        continue;
-      }
-      monitor_cv_.wait_for(lock, kBlockedAfter, [this] { return monitor_stop_; });
-      lock.unlock();
-      bool active = false;
-      for (auto& loop : loops_) active = loop->CheckBlocked() || active;
-      lock.lock();
-      quiet = active ? 0 : quiet + 1;
+  // InPlaceMonitor::Client: the loops' calls in place.
+  bool CheckInPlace() override {
+    bool active = false;
+    for (auto& loop : loops_) active = loop->CheckBlocked() || active;
+    return active;
+  }
+  bool AnyInPlace() const override {
+    for (const auto& loop : loops_) {
+      if (loop->RunningHere()) return true;
     }
+    return false;
   }
 
   std::vector<std::unique_ptr<Loop>> loops_;
@@ -646,12 +579,7 @@ class ThriftServerTransport final : public ServerTransport {
   int free_runners_ = 0;  // waiting for (or about to wait for) a handed-off loop
   int max_runners_ = 0;
   bool runners_stop_ = false;
-  std::thread monitor_;
-  std::mutex monitor_mu_;
-  std::condition_variable monitor_cv_;
-  bool monitor_stop_ = false;
-  std::atomic<bool> monitor_asleep_{false};
-  std::atomic<bool> monitor_running_{false};
+  InPlaceMonitor monitor_{this};
   ConnectionCount connections_;
   std::atomic<bool> accepting_stopped_{false};
   bool stopped_ = false;
@@ -1202,8 +1130,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
                                 meta, header.format, message.substr(header.body_offset))));
     return true;
   }
-  if (here && server_->MayRunHere() &&
-      route->runtime->pool_until_ns.load(std::memory_order_relaxed) <= SteadyNanos()) {
+  if (here && server_->MayRunHere() && route->runtime->MayRunInPlace()) {
     // Counted in by the scheduler like any call (a handler slot, max_concurrent_calls, drain),
     // then run on this thread: no hop. With every slot busy it queues for the pool instead.
     StatusCode code = StatusCode::kOk;
@@ -1264,15 +1191,12 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   // thread (HandOff) and this one finishes the call as a handler thread would.
   here_conn_ = conn;
   here_route_ = &route;
-  here_tid_ = ThreadId();
-  const uint64_t running = (((here_state_.load() >> 2) + 1) << 2) | kHereRunning;
-  here_state_.store(running);
+  const uint64_t running = here_.Begin();
   server_->NoteRunningHere();
   std::string reply = ReplyFrame(wrap, header, kThriftReply,
                                  Serve(route, server_->table().guard(), conn->peer,
                                        Certificate(*conn), meta, header.format, args));
-  uint64_t expected = running;
-  if (here_state_.compare_exchange_strong(expected, (running & ~uint64_t{3}) | kHereIdle)) {
+  if (here_.End(running)) {
     here_conn_.reset();
     QueueReply(conn, std::move(reply));
     server_->scheduler().Leave();
@@ -1286,35 +1210,21 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
 }
 
 bool Loop::CheckBlocked() {
-  uint64_t state = here_state_.load();
-  bool running = (state & 3) == kHereRunning;
-  bool active = running || state != monitor_seen_;
-  if (!running || state != monitor_seen_) {
-    monitor_seen_ = state;
-    monitor_seen_at_ = SteadyClock::now();
-    return active;
-  }
-  // The same call as at the previous check. here_tid_ was written before the state was
-  // published; it is read only while that call runs.
-  if (SteadyClock::now() - monitor_seen_at_ >= kBusyFor || ThreadAsleep(here_tid_)) {
-    HandOff(state);
-  }
+  uint64_t blocked = 0;
+  bool asleep = false;
+  bool active = here_.Check(kBusyFor, &blocked, &asleep);
+  if (blocked != 0) HandOff(blocked);
   return active;
 }
 
 void Loop::HandOff(uint64_t running) {
   std::lock_guard<std::mutex> lock(handoff_mu_);
   if (!server_->ReserveRunner()) return;  // no thread to be had: checked again next time
-  uint64_t expected = running;
-  if (!here_state_.compare_exchange_strong(expected, (running & ~uint64_t{3}) | kHereDisplaced)) {
-    return;  // it finished meanwhile
-  }
+  if (!here_.Displace(running)) return;   // it finished meanwhile
   // The call's thread no longer touches the loop; the next runner starts after this. The
   // connection is treated as one whose call went to the pool: not read until its reply is out.
   ConnectionPtr conn = std::move(here_conn_);
-  here_route_->runtime->pool_until_ns.store(
-      SteadyNanos() + std::chrono::nanoseconds(kPoolAfterBlocking).count(),
-      std::memory_order_relaxed);
+  here_route_->runtime->BlockedInPlace();
   conn->call_in_flight = true;
   busy_.fetch_add(1);
   UpdateEvents(conn);

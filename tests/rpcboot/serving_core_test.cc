@@ -145,6 +145,25 @@ TEST_F(ServingCoreTest, ALoopWhoseCallBlocksIsHandedToAnotherThread) {
   EXPECT_EQ(Client(Protocol::kThrift)->Count(), 3) << "and the loop serves on";
 }
 
+// A method listed in server.inline_methods runs on the gRPC polling thread that took it, with no
+// handler slot. One that blocks anyway (the listing was wrong) has polling handed to another
+// thread by the monitor, within the transport's threads (handler_threads + 2): three of them
+// held at once, more than gRPC ever has polling, and a cheap call is still read and served.
+TEST_F(ServingCoreTest, GrpcInlineCallsThatBlockHandPollingOn) {
+  ServerOptions options;
+  options.handler_threads = 2;
+  options.inline_methods = {"rich.RichService/Notify"};
+  StartServer(options);
+  auto held = Hold(3, Protocol::kGrpc);
+  ASSERT_TRUE(impl_->WaitEntered(3)) << "each held call was read while the others blocked";
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
+  EXPECT_EQ(impl_->notified.load(), 0) << "the held calls are still held";
+  impl_->Release();
+  for (auto& f : held) f.get();
+  EXPECT_EQ(impl_->notified.load(), 3);
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 2) << "and the server serves on";
+}
+
 // A gRPC call runs on the polling thread that took it, once another thread polls in its place.
 // Forty calls blocked against four handler slots: four run (their threads replaced as pollers),
 // the rest queue, and the server has added at most those four threads.

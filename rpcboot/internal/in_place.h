@@ -1,0 +1,118 @@
+// Calls that an I/O thread runs in place of its usual work (a Thrift event loop, a gRPC polling
+// thread), and the monitor that hands that work to another thread when such a call blocks.
+//
+// Running a call on the thread that read it saves a hop to another thread (a wake-up each way)
+// but holds up that thread's other work while the handler runs. The owner thread wraps the call
+// in Begin/End; a monitor thread checks every kInterval, while calls run in place, whether the
+// same call is still running at two checks in a row and has run long enough (its thread asleep
+// in the kernel, or running longer than the client allows). Then the client takes the work away
+// from that thread (Displace: End then returns false, and the thread finishes its call as a
+// handler thread would), and gives it to another.
+//
+//   InPlaceCall here;                             // one per thread that may run calls in place
+//   uint64_t token = here.Begin();  monitor.Note();
+//   Handle(call);
+//   if (!here.End(token)) { /* the monitor gave this thread's work to another thread */ }
+#ifndef RPCBOOT_INTERNAL_IN_PLACE_H_
+#define RPCBOOT_INTERNAL_IN_PLACE_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace rpcboot::internal {
+
+// The call one thread runs in place, if any.
+class InPlaceCall {
+ public:
+  // Owner thread: a call starts here. Returns its token for End.
+  uint64_t Begin();
+  // Owner thread: the call `token` is over. True when the thread still has its work; false when
+  // the monitor took it away meanwhile (Displace).
+  bool End(uint64_t token) {
+    uint64_t expected = token;
+    return state_.compare_exchange_strong(expected, (token & ~uint64_t{3}) | kIdle);
+  }
+  bool running() const { return (state_.load() & 3) == kRunning; }
+
+  // Monitor thread, once per check: true when a call ran in place since the previous check.
+  // Returns in *blocked the token of a call seen running at this check and the one before it
+  // that is asleep in the kernel (a lock, I/O, a sleep: then *asleep is true) or has run for
+  // `busy_for`; else 0.
+  bool Check(std::chrono::nanoseconds busy_for, uint64_t* blocked, bool* asleep);
+  // Monitor thread: takes the work away from the call `token`'s thread. False when that call
+  // ended meanwhile (the thread keeps its work).
+  bool Displace(uint64_t token) {
+    uint64_t expected = token;
+    return state_.compare_exchange_strong(expected, (token & ~uint64_t{3}) | kDisplaced);
+  }
+
+ private:
+  // (sequence << 2) | one of these: the sequence makes every call's token unique.
+  static constexpr uint64_t kIdle = 0, kRunning = 1, kDisplaced = 2;
+  std::atomic<uint64_t> state_{0};
+  pid_t tid_ = 0;      // the owner thread; written before the state that publishes a call
+  uint64_t seen_ = 0;  // monitor thread only: the state at the previous check
+  std::chrono::steady_clock::time_point seen_at_;  // when it was first seen
+};
+
+// The thread that checks a transport's calls in place, every kInterval while calls run in place;
+// after a quiet while it sleeps until a call runs in place again (Note).
+class InPlaceMonitor {
+ public:
+  static constexpr std::chrono::microseconds kInterval{500};
+
+  // What the monitor checks.
+  class Client {
+   public:
+    virtual ~Client() = default;
+    // Every kInterval: checks the calls in place (and hands work on). True when there was
+    // something to check (a call ran in place since the previous check).
+    virtual bool CheckInPlace() = 0;
+    // Whether a call runs in place now (asked before the monitor sleeps).
+    virtual bool AnyInPlace() const = 0;
+    // The monitor goes to sleep: no call has run in place for a while.
+    virtual void OnQuiet() {}
+  };
+
+  explicit InPlaceMonitor(Client* client) : client_(client) {}
+  ~InPlaceMonitor() { Stop(); }
+  InPlaceMonitor(const InPlaceMonitor&) = delete;
+  InPlaceMonitor& operator=(const InPlaceMonitor&) = delete;
+
+  // Starts the thread. False (with the reason in *error) when the system would not start it:
+  // no call may then run in place.
+  bool Start(std::string* error);
+  // Stops and joins the thread; running() is false from then on.
+  void Stop();
+  // Whether calls may run in place (the monitor runs).
+  bool running() const { return running_.load(std::memory_order_relaxed); }
+  // A call started in place: wakes the monitor if it sleeps.
+  void Note() {
+    if (!asleep_.load()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    asleep_ = false;
+    cv_.notify_one();
+  }
+
+ private:
+  void Main();
+
+  Client* const client_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> asleep_{false};
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_INTERNAL_IN_PLACE_H_
