@@ -1,14 +1,15 @@
 // gRPC server transport on gRPC's completion-queue API, polled by rpcboot's own threads; no
 // generated gRPC code: every bound method is registered by its path with its bytes as they came.
 //
-// Threads. A few threads poll one completion queue: gRPC reads, frames and writes on them. A call
-// arrives with its request. The thread that took it holds a handler slot (CallScheduler::Enter,
-// so max_concurrent_calls, handler_threads and the drain count it like any call), makes sure
-// another thread is polling (one usually is; else it wakes a spare or starts one), and runs the
-// handler itself: no hop to another thread. Afterwards it polls again, or waits as a spare when
-// enough threads poll. Polling never waits on a handler, so handlers may block; with every slot
-// busy, or no thread to poll in its place, a call queues for the handler pool instead. This is
-// the model of gRPC's own synchronous server, with rpcboot's bounds on threads and calls.
+// Threads. rpcboot's own threads poll one completion queue: gRPC reads, frames and writes on
+// them. A call arrives with its request, and the thread that took it holds a handler slot
+// (CallScheduler::Enter, so max_concurrent_calls, handler_threads and the drain count it like any
+// call) and runs the handler itself: no hop to another thread. While the server is quiet one
+// thread polls and runs each call in place, and a monitor hands polling to another thread when a
+// call blocks or runs long; under load two poll, and the one that takes a call first makes sure
+// the other polls in its place, as gRPC's own synchronous server does (Pollers, below). Polling
+// never waits long on a handler, so handlers may block; with every slot busy, or no thread to
+// poll in a thread's place, a call queues for the handler pool instead.
 // grpc.health.v1.Health and server reflection are served from the same queue (they run no user
 // code); a path no service has is answered UNIMPLEMENTED. No gRPC callback service is
 // registered: gRPC would start threads of its own to poll beside these.
@@ -159,13 +160,14 @@ int64_t WantedNanos(pid_t tid) {
 // - quiet (one thread polls): the thread runs the call in place and goes on polling; no other
 //   thread wakes. Meanwhile nothing else of gRPC's is read or written, so the monitor
 //   (InPlaceMonitor) gives polling to a spare thread when a call is still running at two of its
-//   checks in a row (0.5 to 1 ms), and that method's calls go the busy way for a second.
+//   checks in a row (0.5 to 1 ms) and is asleep in the kernel (that method's calls then go the
+//   busy way for a second), or has kept its thread busy for kBusyFor.
 // - busy (two threads poll): the thread first makes sure another one polls in its place, as
 //   gRPC's sync server does, so calls run side by side on up to the handler pool's size of
 //   threads. Each call then costs a wake-up: the second thread takes over gRPC's polling.
-// The monitor turns to busy when the one polling thread was at work (not waiting for an event)
-// at nearly every check of a window, and back to quiet when the two were both at work at no more
-// than half of them, or when no call came for a while.
+// Every kWindow checks the monitor reads the CPU time the threads ran and waited to run: quiet
+// turns busy when that is nearly one whole thread (the one polling thread cannot keep up), busy
+// turns quiet when it is half a thread or less.
 class Pollers final : private InPlaceMonitor::Client {
  public:
   // At most `max_threads` threads in all (polling, running calls, spare).
@@ -370,11 +372,20 @@ class Pollers final : private InPlaceMonitor::Client {
       }
     }
     int64_t wanted = 0;
+    bool known = tids.empty();
     for (auto& [tid, last] : tids) {
       int64_t now = WantedNanos(tid);
       if (now < 0) continue;
+      known = true;
       if (*last > 0) wanted += now - *last;
       *last = now;
+    }
+    if (!known) {  // no schedstat to judge by: the busy way, which never stalls polling
+      if (target_.exchange(kBusyPolling) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        AddPollerLocked();
+      }
+      return;
     }
     auto now = std::chrono::steady_clock::now();
     int64_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(now - turned_at_).count();
