@@ -383,7 +383,7 @@ class Pollers final : private InPlaceMonitor::Client {
     if (!known) {  // no schedstat to judge by: the busy way, which never stalls polling
       if (target_.exchange(kBusyPolling) == 1) {
         std::lock_guard<std::mutex> lock(mu_);
-        AddPollerLocked();
+        for (int i = 1; i < kBusyPolling; ++i) AddPollerLocked();
       }
       return;
     }
@@ -398,7 +398,7 @@ class Pollers final : private InPlaceMonitor::Client {
     if (target_.load() == 1 && demand >= kBusyDemand) {
       target_ = kBusyPolling;
       std::lock_guard<std::mutex> lock(mu_);
-      AddPollerLocked();
+      for (int i = 1; i < kBusyPolling; ++i) AddPollerLocked();
     } else if (target_.load() != 1 && demand <= kQuietDemand) {
       target_ = 1;  // a polling thread steps down after its next event
     }
