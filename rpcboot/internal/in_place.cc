@@ -14,23 +14,24 @@ namespace {
 // Checks in a row with no call in place before the monitor sleeps.
 constexpr int kQuietChecksBeforeSleep = 200;
 
-pid_t ThreadId() {
-  thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
-  return tid;
+// Reads /proc/self/task/<tid>/<file> into `buf` (NUL-terminated): false when it cannot.
+bool ReadTaskFile(pid_t tid, const char* file, char* buf, std::size_t size) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/%s", static_cast<int>(tid), file);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = ::read(fd, buf, size - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
 }
 
 // Whether thread `tid` of this process is asleep (waiting in the kernel: a lock, I/O, a sleep)
 // rather than running or waiting for a CPU. Unknown (no /proc): asleep.
 bool ThreadAsleep(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return true;
   char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
+  if (!ReadTaskFile(tid, "stat", buf, sizeof buf)) return true;
   const char* paren = std::strrchr(buf, ')');  // "tid (name) S ...": the name may hold spaces
   if (paren == nullptr || paren[1] == '\0' || paren[2] == '\0') return true;
   return paren[2] != 'R';
@@ -38,8 +39,21 @@ bool ThreadAsleep(pid_t tid) {
 
 }  // namespace
 
+pid_t CurrentThreadId() {
+  thread_local pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  return tid;
+}
+
+int64_t ThreadWantedNanos(pid_t tid) {
+  char buf[128];
+  if (!ReadTaskFile(tid, "schedstat", buf, sizeof buf)) return -1;
+  unsigned long long ran = 0, waited = 0;
+  if (std::sscanf(buf, "%llu %llu", &ran, &waited) != 2) return -1;
+  return static_cast<int64_t>(ran + waited);
+}
+
 uint64_t InPlaceCall::Begin() {
-  tid_ = ThreadId();
+  tid_ = CurrentThreadId();
   const uint64_t token = (((state_.load() >> 2) + 1) << 2) | kRunning;
   state_.store(token);
   return token;

@@ -28,6 +28,12 @@
 
 namespace rpcboot::internal {
 
+// The calling thread's id (gettid).
+pid_t CurrentThreadId();
+// The CPU time thread `tid` of this process has run plus the time it waited for a CPU (its
+// /proc schedstat), in ns: how much CPU it wanted. -1 when unknown.
+int64_t ThreadWantedNanos(pid_t tid);
+
 // The call one thread runs in place, if any.
 class InPlaceCall {
  public:

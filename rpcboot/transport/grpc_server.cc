@@ -13,7 +13,6 @@
 // grpc.health.v1.Health and server reflection are served from the same queue (they run no user
 // code); a path no service has is answered UNIMPLEMENTED. No gRPC callback service is
 // registered: gRPC would start threads of its own to poll beside these.
-#include <fcntl.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpc/compression.h>
@@ -22,13 +21,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/async_unary_call.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <limits>
 #include <map>
@@ -138,23 +134,6 @@ class Tag {
   virtual bool Proceed(bool ok) = 0;
 };
 
-// The CPU time thread `tid` of this process has run, plus the time it waited to run (its
-// schedstat), in ns; -1 when unknown.
-int64_t WantedNanos(pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", static_cast<int>(tid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[128];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  unsigned long long ran = 0, waited = 0;
-  if (std::sscanf(buf, "%llu %llu", &ran, &waited) != 2) return -1;
-  return static_cast<int64_t>(ran + waited);
-}
-
 // The threads that poll the completion queue, and their spares. A call that arrives runs on the
 // thread that took it (Run), one of two ways, chosen by load:
 // - quiet (one thread polls): the thread runs the call in place and goes on polling; no other
@@ -251,13 +230,13 @@ class Pollers final : private InPlaceMonitor::Client {
     InPlaceCall call;
     const Route* route = nullptr;  // of that call, while it runs
     std::atomic<pid_t> tid{0};     // once the thread runs
-    int64_t wanted_ns = 0;         // monitor only: WantedNanos(tid) at the last Turn
+    int64_t wanted_ns = 0;         // monitor only: ThreadWantedNanos(tid) at the last Turn
   };
 
   // Polls the queue until it is shut down and drained.
   void Poll(Slot* self) {
     current_ = self;
-    self->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    self->tid = CurrentThreadId();
     void* tag = nullptr;
     bool ok = false;
     while (true) {
@@ -374,7 +353,7 @@ class Pollers final : private InPlaceMonitor::Client {
     int64_t wanted = 0;
     bool known = tids.empty();
     for (auto& [tid, last] : tids) {
-      int64_t now = WantedNanos(tid);
+      int64_t now = ThreadWantedNanos(tid);
       if (now < 0) continue;
       known = true;
       if (*last > 0) wanted += now - *last;
