@@ -6,8 +6,9 @@
 // (CallScheduler::Enter, so max_concurrent_calls, handler_threads and the drain count it like any
 // call) and runs the handler itself: no hop to another thread. While the server is quiet one
 // thread polls and runs each call in place, and a monitor hands polling to another thread when a
-// call blocks or runs long; under load two poll, and the one that takes a call first makes sure
-// the other polls in its place, as gRPC's own synchronous server does (Pollers, below). Polling
+// call blocks or runs long; under heavy load one or two poll, whichever served faster when last
+// tried, and with two the one that takes a call first makes sure the other polls in its place,
+// as gRPC's own synchronous server does (Pollers, below). Polling
 // never waits long on a handler, so handlers may block; with every slot busy, or no thread to
 // poll in a thread's place, a call queues for the handler pool instead.
 // grpc.health.v1.Health and server reflection are served from the same queue (they run no user
@@ -40,6 +41,7 @@
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
+#include "rpcboot/internal/polling_choice.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
@@ -135,7 +137,7 @@ class Tag {
 };
 
 // The threads that poll the completion queue, and their spares. A call that arrives runs on the
-// thread that took it (Run), one of two ways, chosen by load:
+// thread that took it (Run), one of two ways (PollingChoice picks):
 // - quiet (one thread polls): the thread runs the call in place and goes on polling; no other
 //   thread wakes. Meanwhile nothing else of gRPC's is read or written, so the monitor
 //   (InPlaceMonitor) gives polling to a spare thread when a call is still running at two of its
@@ -144,9 +146,9 @@ class Tag {
 // - busy (two threads poll): the thread first makes sure another one polls in its place, as
 //   gRPC's sync server does, so calls run side by side on up to the handler pool's size of
 //   threads. Each call then costs a wake-up: the second thread takes over gRPC's polling.
-// Every kWindow checks the monitor reads the CPU time the threads ran and waited to run: quiet
-// turns busy when that is nearly one whole thread (the one polling thread cannot keep up), busy
-// turns quiet when it is half a thread or less.
+// Every kWindow checks the monitor reads the CPU time the threads ran and waited to run, and
+// the calls that started, and PollingChoice picks the way: quiet under light load, and under
+// heavy load the way that started calls faster when the other was last tried.
 class Pollers final : private InPlaceMonitor::Client {
  public:
   // At most `max_threads` threads in all (polling, running calls, spare).
@@ -178,6 +180,7 @@ class Pollers final : private InPlaceMonitor::Client {
   // one that runs long or blocks.
   template <class Fn>
   Ran Run(const Route& route, Fn&& handle) {
+    calls_.fetch_add(1, std::memory_order_relaxed);
     Slot* self = current_;
     if (self != nullptr && monitor_.running() &&
         (route.run_inline ||
@@ -221,8 +224,6 @@ class Pollers final : private InPlaceMonitor::Client {
   // Monitor checks between two looks at the load (Turn), and the load (threads' worth of CPU
   // wanted) that turns the way of polling.
   static constexpr int kWindow = 32;
-  static constexpr double kBusyDemand = 0.9;   // quiet -> busy: the one thread nearly always
-  static constexpr double kQuietDemand = 0.5;  // busy -> quiet: half a thread's worth or less
 
   // A polling thread and the call it runs in place.
   struct Slot {
@@ -369,16 +370,23 @@ class Pollers final : private InPlaceMonitor::Client {
     auto now = std::chrono::steady_clock::now();
     int64_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(now - turned_at_).count();
     turned_at_ = now;
+    const int64_t calls = calls_.load(std::memory_order_relaxed);
+    const int64_t window_calls = calls - calls_at_turn_;
+    calls_at_turn_ = calls;
     if (wall <= 0 ||
         wall > 10 * std::chrono::nanoseconds(kWindow * InPlaceMonitor::kInterval).count()) {
       return;  // the monitor slept meanwhile: a fresh start
     }
-    double demand = static_cast<double>(wanted) / static_cast<double>(wall);
-    if (target_.load() == 1 && demand >= kBusyDemand) {
+    PollingChoice::Window window;
+    window.demand = static_cast<double>(wanted) / static_cast<double>(wall);
+    window.calls = window_calls;
+    window.wall_ns = wall;
+    const bool busy = choice_.Next(window) == PollingChoice::Way::kBusy;
+    if (busy && target_.load() == 1) {
       target_ = kBusyPolling;
       std::lock_guard<std::mutex> lock(mu_);
       for (int i = 1; i < kBusyPolling; ++i) AddPollerLocked();
-    } else if (target_.load() != 1 && demand <= kQuietDemand) {
+    } else if (!busy && target_.load() != 1) {
       target_ = 1;  // a polling thread steps down after its next event
     }
   }
@@ -392,6 +400,7 @@ class Pollers final : private InPlaceMonitor::Client {
   }
   void OnQuiet() override {
     if (target_.load() != 1) target_ = 1;
+    choice_.Reset();
     checks_ = 0;
   }
 
@@ -421,6 +430,9 @@ class Pollers final : private InPlaceMonitor::Client {
   std::deque<Slot> threads_;  // every thread started; a deque: a slot never moves
   int checks_ = 0;            // monitor only: checks since the last Turn
   std::chrono::steady_clock::time_point turned_at_;  // and when that was
+  int64_t calls_at_turn_ = 0;                        // and calls_ then
+  PollingChoice choice_;                             // monitor only: the way of polling
+  std::atomic<int64_t> calls_{0};                    // calls Run so far
   LogLimiter log_;
   InPlaceMonitor monitor_{this};  // last: stopped (in Stop) before the rest goes
 };
