@@ -23,8 +23,15 @@
 //     direct cost of counting and of tracing one call. BENCH_OBSERVE=metrics (or tracing)
 //     switches only that one.
 //
+//  6. h2load (not in the default parts): gRPC's Mix driven by nghttp2's h2load, a load generator
+//     neither rpcboot nor gRPC wrote (one thread, in C, cheaper per call than gRPC's client), at
+//     the given connections with one stream each and at 8 connections with 8 streams each,
+//     against rpcboot and the sync service: ratios. h2load counts HTTP statuses only; the
+//     throughput part checks every reply with gRPC's client. Needs nghttp2-client.
+//
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale,tls,observability] [--rounds=1]
+//                             [--parts=throughput,mixed,scale,tls,observability,h2load]
+//                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
 #include <arpa/inet.h>
@@ -778,6 +785,85 @@ void Tls(const char* self, double seconds, const std::vector<int>& callers) {
   }
 }
 
+// One run of h2load against 127.0.0.1:`port` for `seconds`: `connections` connections with
+// `streams` calls in flight on each, every call Mix(RED, GREEN) to `path`. Calls that got an
+// HTTP status other than 200, or none, are errors; the mean time of a call goes in p50_us (h2load
+// prints no percentiles). calls_per_second is 0 when h2load did not run.
+Result H2load(int port, const char* path, int connections, int streams, double seconds,
+              const std::string& body) {
+  std::string command = "h2load -D " + std::to_string(static_cast<int>(seconds + 0.5)) + " -c " +
+                        std::to_string(connections) + " -m " + std::to_string(streams) +
+                        " -t 1 -d " + body +
+                        " -H 'content-type: application/grpc' -H 'te: trailers' "
+                        "http://127.0.0.1:" +
+                        std::to_string(port) + path + " 2>&1";
+  Result result;
+  FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) return result;
+  char line[512];
+  double rate = 0;
+  long done = 0, succeeded = 0, ok = 0;
+  while (std::fgets(line, sizeof line, out) != nullptr) {
+    double secs = 0, mean = 0;
+    char unit[8] = {};
+    if (std::sscanf(line, "finished in %lfs, %lf req/s", &secs, &rate) == 2) continue;
+    long total = 0, started = 0;
+    if (std::sscanf(line, "requests: %ld total, %ld started, %ld done, %ld succeeded", &total,
+                    &started, &done, &succeeded) == 4) {
+      continue;
+    }
+    if (std::sscanf(line, "status codes: %ld 2xx", &ok) == 1) continue;
+    if (std::sscanf(line, "time for request: %*f%*s %*f%*s %lf%7s", &mean, unit) == 2) {
+      result.p50_us = std::strcmp(unit, "ms") == 0 ? mean * 1000 : mean;
+    }
+  }
+  if (::pclose(out) != 0) return result;
+  result.calls_per_second = rate;
+  result.errors = done - std::min(succeeded, ok);
+  return result;
+}
+
+void H2loadPart(const char* self, double seconds, const std::vector<int>& callers) {
+  if (std::system("command -v h2load >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr,
+                 "serving_bench: h2load is missing: apt-get install nghttp2-client "
+                 "(./scripts/setup.sh)\n");
+    return;
+  }
+  char dir[] = "/tmp/rpcboot-bench-h2load-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) return;
+  const std::string body = std::string(dir) + "/mix.bin";
+  {
+    // The gRPC message: uncompressed, 2 bytes long, MixRequest{a: RED (0, omitted), b: GREEN}.
+    const unsigned char message[] = {0, 0, 0, 0, 2, 0x10, 0x01};
+    std::ofstream file(body, std::ios::binary);
+    file.write(reinterpret_cast<const char*>(message), sizeof message);
+  }
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess stock(self, "stock");
+  std::printf(
+      "h2load: the p50 column holds the mean time of a call (h2load prints no "
+      "percentiles); xN: N calls in flight on each connection\n");
+  std::vector<std::pair<int, int>> loads;  // connections, streams on each
+  for (int n : callers) loads.emplace_back(n, 1);
+  loads.emplace_back(8, 8);
+  for (auto [connections, streams] : loads) {
+    Result r_stock =
+        H2load(stock.grpc_port, "/rich_pb.RichService/Mix", connections, streams, seconds, body);
+    Result r_ours =
+        H2load(ours.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
+    if (r_stock.calls_per_second == 0 || r_ours.calls_per_second == 0) {
+      std::fprintf(stderr, "serving_bench: h2load failed at %d connections\n", connections);
+      break;
+    }
+    std::string impl = streams == 1 ? "" : "x" + std::to_string(streams);
+    Print("h2load", "grpc", connections, ("stock" + impl).c_str(), r_stock, "");
+    Print("h2load", "grpc", connections, ("rpcboot" + impl).c_str(), r_ours,
+          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+  }
+  std::system((std::string("rm -rf ") + dir).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -812,7 +898,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale,tls,observability] [--rounds=N]\n");
+                   "[--parts=throughput,mixed,scale,tls,observability,h2load] [--rounds=N]\n");
       return 2;
     }
   }
@@ -849,5 +935,6 @@ int main(int argc, char** argv) {
     Tls(argv[0], seconds, tls_callers);
     std::system((std::string("rm -rf ") + dir).c_str());
   }
+  if (parts.find("h2load") != std::string::npos) H2loadPart(argv[0], seconds, callers);
   return 0;
 }
