@@ -221,8 +221,7 @@ class Pollers final : private InPlaceMonitor::Client {
   // blocked; one that keeps its thread busy (computing, or waiting for a CPU) holds polling this
   // long before it is handed on anyway.
   static constexpr std::chrono::milliseconds kBusyFor{2};
-  // Monitor checks between two looks at the load (Turn), and the load (threads' worth of CPU
-  // wanted) that turns the way of polling.
+  // Monitor checks between two looks at the load (Turn): PollingChoice's window.
   static constexpr int kWindow = 32;
 
   // A polling thread and the call it runs in place.
