@@ -180,8 +180,8 @@ class Pollers final : private InPlaceMonitor::Client {
   // one that runs long or blocks.
   template <class Fn>
   Ran Run(const Route& route, Fn&& handle) {
-    calls_.fetch_add(1, std::memory_order_relaxed);
     Slot* self = current_;
+    if (self != nullptr) self->calls.fetch_add(1, std::memory_order_relaxed);
     if (self != nullptr && monitor_.running() &&
         (route.run_inline ||
          (target_.load(std::memory_order_relaxed) == 1 && route.runtime->MayRunInPlace()))) {
@@ -228,9 +228,10 @@ class Pollers final : private InPlaceMonitor::Client {
   struct Slot {
     std::thread thread;
     InPlaceCall call;
-    const Route* route = nullptr;  // of that call, while it runs
-    std::atomic<pid_t> tid{0};     // once the thread runs
-    int64_t wanted_ns = 0;         // monitor only: ThreadWantedNanos(tid) at the last Turn
+    const Route* route = nullptr;   // of that call, while it runs
+    std::atomic<pid_t> tid{0};      // once the thread runs
+    std::atomic<int64_t> calls{0};  // calls it took so far (its own line: no sharing per call)
+    int64_t wanted_ns = 0;          // monitor only: ThreadWantedNanos(tid) at the last Turn
   };
 
   // Polls the queue until it is shut down and drained.
@@ -344,10 +345,12 @@ class Pollers final : private InPlaceMonitor::Client {
   // waited to run), in threads' worth; turns the way of polling by it.
   void Turn() {
     std::vector<std::pair<pid_t, int64_t*>> tids;
+    int64_t calls = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (Slot& slot : threads_) {
         if (pid_t tid = slot.tid.load(); tid != 0) tids.emplace_back(tid, &slot.wanted_ns);
+        calls += slot.calls.load(std::memory_order_relaxed);
       }
     }
     int64_t wanted = 0;
@@ -369,7 +372,6 @@ class Pollers final : private InPlaceMonitor::Client {
     auto now = std::chrono::steady_clock::now();
     int64_t wall = std::chrono::duration_cast<std::chrono::nanoseconds>(now - turned_at_).count();
     turned_at_ = now;
-    const int64_t calls = calls_.load(std::memory_order_relaxed);
     const int64_t window_calls = calls - calls_at_turn_;
     calls_at_turn_ = calls;
     if (wall <= 0 ||
@@ -429,9 +431,8 @@ class Pollers final : private InPlaceMonitor::Client {
   std::deque<Slot> threads_;  // every thread started; a deque: a slot never moves
   int checks_ = 0;            // monitor only: checks since the last Turn
   std::chrono::steady_clock::time_point turned_at_;  // and when that was
-  int64_t calls_at_turn_ = 0;                        // and calls_ then
+  int64_t calls_at_turn_ = 0;                        // and the threads' calls then
   PollingChoice choice_;                             // monitor only: the way of polling
-  std::atomic<int64_t> calls_{0};                    // calls Run so far
   LogLimiter log_;
   InPlaceMonitor monitor_{this};  // last: stopped (in Stop) before the rest goes
 };
