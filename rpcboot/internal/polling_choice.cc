@@ -25,16 +25,17 @@ PollingChoice::Way PollingChoice::Next(const Window& window) {
     const double before = static_cast<double>(before_calls_) * static_cast<double>(trial_ns_);
     const bool keep =
         way_ == Way::kBusy ? trial >= kKeepBusy * before : trial >= kKeepQuiet * before;
-    if (!keep) way_ = from_;
+    if (!keep) way_ = Other(way_);
     trial_ = false;
     heavy_ = 0;
     wait_ = next_wait_;  // the way that lost waits, longer each time
     next_wait_ = std::min(2 * next_wait_, kLongestWait);
     return way_;
   }
-  ring_calls_[heavy_ % kBaseWindows] = window.calls;
-  ring_ns_[heavy_ % kBaseWindows] = window.wall_ns;
-  ++heavy_;
+  ring_calls_[next_slot_] = window.calls;
+  ring_ns_[next_slot_] = window.wall_ns;
+  next_slot_ = (next_slot_ + 1) % kBaseWindows;
+  heavy_ = std::min(heavy_ + 1, kBaseWindows);
   if (wait_ > 0) --wait_;
   if (heavy_ < kBaseWindows || wait_ > 0) return way_;
   before_calls_ = 0;
@@ -44,8 +45,7 @@ PollingChoice::Way PollingChoice::Next(const Window& window) {
     before_ns_ += ring_ns_[i];
   }
   trial_ = true;
-  from_ = way_;
-  way_ = way_ == Way::kQuiet ? Way::kBusy : Way::kQuiet;
+  way_ = Other(way_);
   settle_ = kSettleWindows;
   counted_ = 0;
   trial_calls_ = 0;

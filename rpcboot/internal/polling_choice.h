@@ -59,16 +59,17 @@ class PollingChoice {
 
  private:
   void Light(double demand);
+  static Way Other(Way way) { return way == Way::kQuiet ? Way::kBusy : Way::kQuiet; }
 
   Way way_ = Way::kQuiet;
-  // The last heavy-load windows in a row the current way (settled): what they started, how long
-  // they took (a ring of kBaseWindows).
+  // The last heavy-load windows in a row the current way (settled; counted up to kBaseWindows):
+  // what they started, how long they took (a ring, next_slot_ the next to fill).
   int heavy_ = 0;
+  int next_slot_ = 0;
   int64_t ring_calls_[kBaseWindows] = {};
   int64_t ring_ns_[kBaseWindows] = {};
-  // A trial of way_ against `from_`.
+  // A trial of way_ against the other way.
   bool trial_ = false;
-  Way from_ = Way::kQuiet;
   int settle_ = 0, counted_ = 0;
   int64_t trial_calls_ = 0, trial_ns_ = 0;
   int64_t before_calls_ = 0, before_ns_ = 0;  // the base the trial is held against
