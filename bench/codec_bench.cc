@@ -247,6 +247,8 @@ int main(int argc, char** argv) {
   RegisterValue<rich::Everything, rich_thrift::Everything, rich_pb::Everything>("Nested",
                                                                                 MakeEverything());
   benchmark::Initialize(&argc, argv);
+  // Google Benchmark takes its own --benchmark_* flags out of argv; anything left is not a flag.
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
 

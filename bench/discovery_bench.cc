@@ -25,9 +25,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "bench/flags.h"
 #include "common_types.rpcboot.h"
 #include "discovery/registrar.h"
 #include "discovery/resolver.h"
@@ -225,20 +227,14 @@ int Bench(const std::string& connect, int changes, double seconds);
 int main(int argc, char** argv) {
   int changes = 200;
   double seconds = 2;
+  const rpcboot::bench::Flags flags("discovery_bench", "[--changes=200] [--seconds=2]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--changes=", 0) == 0) {
-      changes = std::atoi(a.c_str() + 10);
-    } else if (a.rfind("--seconds=", 0) == 0) {
-      seconds = std::atof(a.c_str() + 10);
-    } else {
-      std::fprintf(stderr, "usage: discovery_bench [--changes=200] [--seconds=2]\n");
-      return 2;
+    std::string_view a = argv[i];
+    if (flags.Int(a, "changes", 10, 10000, &changes) ||
+        flags.Number(a, "seconds", 0.01, 30, &seconds)) {
+      continue;
     }
-  }
-  if (changes < 10 || changes > 10000 || seconds <= 0 || seconds > 30) {
-    std::fprintf(stderr, "discovery_bench: --changes in 10..10000, --seconds in (0, 30]\n");
-    return 2;
+    flags.Unknown(a);
   }
   try {
     rpcboot::testing::ZooKeeperServer zk("discovery_bench");  // stopped on every way out

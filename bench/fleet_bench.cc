@@ -47,10 +47,12 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/flags.h"
 #include "discovery/instance.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
@@ -492,52 +494,31 @@ int main(int argc, char** argv) {
   bool ensemble = false;
   bool recursive = true;
   std::string watch;
+  bool child_watches = false;
+  const rpcboot::bench::Flags flags(
+      "fleet_bench",
+      "[--instances=10000] [--watchers=200] [--processes=4] [--batches=10] [--warmup=30] "
+      "[--ensemble] [--child_watches]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* flag) -> const char* {
-      std::size_t n = std::strlen(flag);
-      return a.compare(0, n, flag) == 0 ? a.c_str() + n : nullptr;
-    };
-    if (const char* v = value("--instances=")) {
-      instances = std::atoi(v);
-    } else if (const char* v2 = value("--watchers=")) {
-      watchers = std::atoi(v2);
-    } else if (const char* v3 = value("--processes=")) {
-      processes = std::atoi(v3);
-    } else if (const char* v4 = value("--batches=")) {
-      batches = std::atoi(v4);
-    } else if (const char* v7 = value("--warmup=")) {
-      warmup = std::atoi(v7);
-    } else if (const char* v5 = value("--watch=")) {
-      watch = v5;
-    } else if (const char* v6 = value("--count=")) {
-      count = std::atoi(v6);
-    } else if (a == "--ensemble") {
-      ensemble = true;
-    } else if (a == "--child_watches") {
-      recursive = false;
-    } else if (a == "--recursive") {
-      recursive = true;
-    } else {
-      std::fprintf(stderr,
-                   "fleet_bench: unknown flag '%s'\nusage: fleet_bench [--instances=10000] "
-                   "[--watchers=200] [--processes=4] [--batches=10] [--warmup=30] "
-                   "[--ensemble] [--child_watches]\n",
-                   a.c_str());
-      return 2;
+    std::string_view a = argv[i];
+    // --watch, --count and --recursive: how the driver starts its watcher processes.
+    if (flags.Int(a, "instances", 10, 1000000, &instances) ||
+        flags.Int(a, "watchers", 1, 10000, &watchers) ||
+        flags.Int(a, "processes", 1, 256, &processes) ||
+        flags.Int(a, "batches", 1, 100000, &batches) ||
+        flags.Int(a, "warmup", 0, 100000, &warmup) || flags.Text(a, "watch", &watch) ||
+        flags.Int(a, "count", 1, 10000, &count) || flags.Switch(a, "ensemble", &ensemble) ||
+        flags.Switch(a, "child_watches", &child_watches) ||
+        flags.Switch(a, "recursive", &recursive)) {
+      continue;
     }
+    flags.Unknown(a);
   }
-  if (instances < 10 || watchers < 1 || processes < 1 || batches < 1 || warmup < 0) {
-    std::fprintf(stderr, "fleet_bench: --instances >= 10, --warmup >= 0, the others >= 1\n");
-    return 2;
-  }
+  if (child_watches) recursive = false;
   // Each step replaces a tenth of the instances over --batches steps; the warm-up steps too.
   if (static_cast<int64_t>(warmup + batches) * std::max(1, instances / 10 / batches) > instances) {
-    std::fprintf(stderr,
-                 "fleet_bench: --warmup=%d steps and --batches=%d replace more than the %d "
-                 "instances\n",
-                 warmup, batches, instances);
-    return 2;
+    flags.Refuse(absl::StrCat("--warmup=", warmup, " steps and --batches=", batches,
+                              " replace more than the ", instances, " instances"));
   }
   if (!watch.empty()) return Watch(watch, count, instances, recursive);
   return Drive(argv[0], instances, watchers, processes, batches, warmup, ensemble, recursive);

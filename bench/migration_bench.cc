@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "bench/flags.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
@@ -92,9 +94,10 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   int calls = 200000;
+  const rpcboot::bench::Flags flags("migration_bench", "[--calls=200000]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--calls=", 0) == 0) calls = std::max(1000, std::atoi(a.c_str() + 8));
+    std::string_view a = argv[i];
+    if (!flags.Int(a, "calls", 1000, 100000000, &calls)) flags.Unknown(a);
   }
   auto impl = std::make_shared<rpcboot::testing::RichServiceImpl>();
   g_opaque = impl.get();

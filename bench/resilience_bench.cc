@@ -17,9 +17,11 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "bench/flags.h"
 #include "bench/load_testing.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -134,24 +136,16 @@ void Print(const char* scenario, const char* protocol, int callers, const char* 
 int main(int argc, char** argv) {
   double seconds = 2;
   std::vector<int> callers = {8, 64};
+  const rpcboot::bench::Flags flags("resilience_bench", "[--seconds=S] [--callers=8,64]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
+    std::string_view a = argv[i];
     if (a == "--serve=slow") return Serve(true);
     if (a == "--serve=healthy") return Serve(false);
-    if (a.rfind("--seconds=", 0) == 0) {
-      seconds = std::stod(a.substr(10));
-    } else if (a.rfind("--callers=", 0) == 0) {
-      callers.clear();
-      std::stringstream list(a.substr(10));
-      for (std::string n; std::getline(list, n, ',');) callers.push_back(std::stoi(n));
-    } else {
-      std::fprintf(stderr, "usage: resilience_bench [--seconds=S] [--callers=8,64]\n");
-      return 2;
+    if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
+        flags.List(a, "callers", 1, 4096, &callers)) {
+      continue;
     }
-  }
-  if (seconds <= 0 || seconds > 30 || callers.empty()) {
-    std::fprintf(stderr, "resilience_bench: --seconds in (0, 30]\n");
-    return 2;
+    flags.Unknown(a);
   }
   std::printf("%-8s %-7s %7s %-4s %10s %9s %10s %10s %6s\n", "scenario", "proto", "callers", "res.",
               "calls/s", "p50 us", "p99 us", "p999 us", "errors");

@@ -22,11 +22,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "RichService.h"
+#include "bench/flags.h"
 #include "bench/load_testing.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.grpc.pb.h"
@@ -119,22 +120,14 @@ Result StockGrpc(int callers, double seconds) {
 int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64};
+  const rpcboot::bench::Flags flags("rpc_bench", "[--seconds=S] [--callers=1,8,64]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--seconds=", 0) == 0) {
-      seconds = std::stod(a.substr(10));
-    } else if (a.rfind("--callers=", 0) == 0) {
-      callers.clear();
-      std::stringstream list(a.substr(10));
-      for (std::string n; std::getline(list, n, ',');) callers.push_back(std::stoi(n));
-    } else {
-      std::fprintf(stderr, "usage: rpc_bench [--seconds=S] [--callers=1,8,64]\n");
-      return 2;
+    std::string_view a = argv[i];
+    if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
+        flags.List(a, "callers", 1, 4096, &callers)) {
+      continue;
     }
-  }
-  if (seconds <= 0 || seconds > 30 || callers.empty()) {
-    std::fprintf(stderr, "rpc_bench: --seconds must be in (0, 30] and --callers non-empty\n");
-    return 2;
+    flags.Unknown(a);
   }
   std::printf("%-8s %7s %-8s %12s %9s %9s %7s %7s\n", "protocol", "callers", "impl", "calls/s",
               "p50 us", "p99 us", "errors", "ratio");

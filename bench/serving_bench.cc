@@ -61,10 +61,12 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "RichService.h"
+#include "bench/flags.h"
 #include "bench/load_testing.h"
 #include "common_types.rpcboot.h"
 #include "rich_service.grpc.pb.h"
@@ -870,57 +872,41 @@ int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::string parts = "throughput,mixed,scale,tls,observability";
+  std::vector<std::string> parts = {"throughput", "mixed", "scale", "tls", "observability"};
   int rounds = 1;
+  const rpcboot::bench::Flags flags(
+      "serving_bench",
+      "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
+      "[--parts=throughput,mixed,scale,tls,observability,h2load] [--rounds=N]");
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--serve=", 0) == 0) return Serve(a.substr(8));
-    if (a.rfind("--seconds=", 0) == 0) {
-      seconds = std::stod(a.substr(10));
-    } else if (a.rfind("--callers=", 0) == 0) {
-      callers.clear();
-      std::stringstream list(a.substr(10));
-      for (std::string n; std::getline(list, n, ',');) callers.push_back(std::stoi(n));
-    } else if (a.rfind("--idle=", 0) == 0) {
-      idle = std::stoi(a.substr(7));
-    } else if (a.rfind("--parts=", 0) == 0) {
-      parts = a.substr(8);
-    } else if (a.rfind("--rounds=", 0) == 0) {
-      char* end = nullptr;
-      long value = std::strtol(a.c_str() + 9, &end, 10);
-      if (end == a.c_str() + 9 || *end != '\0' || value < 1 || value > 15) {
-        std::fprintf(stderr,
-                     "serving_bench: --rounds takes a whole number from 1 to 15, not '%s'\n",
-                     a.c_str() + 9);
-        return 2;
-      }
-      rounds = static_cast<int>(value);
-    } else {
-      std::fprintf(stderr,
-                   "usage: serving_bench [--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-                   "[--parts=throughput,mixed,scale,tls,observability,h2load] [--rounds=N]\n");
-      return 2;
+    std::string_view a = argv[i];
+    if (a.substr(0, 8) == "--serve=") return Serve(std::string(a.substr(8)));
+    if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
+        flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
+        flags.Words(a, "parts", "throughput mixed scale tls observability h2load", &parts) ||
+        flags.Int(a, "rounds", 1, 15, &rounds)) {
+      continue;
     }
+    flags.Unknown(a);
   }
-  if (seconds <= 0 || seconds > 30 || callers.empty() || idle < 0 || idle > 100000) {
-    std::fprintf(stderr, "serving_bench: --seconds in (0, 30], --idle in [0, 100000]\n");
-    return 2;
-  }
+  auto part = [&](const char* name) {
+    return std::find(parts.begin(), parts.end(), name) != parts.end();
+  };
   std::signal(SIGPIPE, SIG_IGN);
   RaiseDescriptorLimit(4096);  // 512 callers' connections, twice (client and server sides)
   std::printf("%-10s %-7s %7s %-8s %11s %9s %9s %6s  %s\n", "part", "proto", "callers", "impl",
               "calls/s", "p50 us", "p99 us", "errors", "ratio");
-  if (parts.find("throughput") != std::string::npos) Throughput(argv[0], seconds, callers, rounds);
-  if (parts.find("mixed") != std::string::npos) Mixed(argv[0], seconds);
-  if (parts.find("scale") != std::string::npos) Scale(argv[0], seconds, idle);
-  if (parts.find("observability") != std::string::npos) {
+  if (part("throughput")) Throughput(argv[0], seconds, callers, rounds);
+  if (part("mixed")) Mixed(argv[0], seconds);
+  if (part("scale")) Scale(argv[0], seconds, idle);
+  if (part("observability")) {
     std::vector<int> observed_callers;
     for (int n : callers)
       if (n >= 2 && n <= 64) observed_callers.push_back(n);
     if (observed_callers.empty()) observed_callers = {8};
     Observability(argv[0], seconds, observed_callers);
   }
-  if (parts.find("tls") != std::string::npos) {
+  if (part("tls")) {
     char dir[] = "/tmp/rpcboot-bench-certs-XXXXXX";
     if (::mkdtemp(dir) == nullptr ||
         std::system((std::string(RPCBOOT_CERTS_SCRIPT) + " " + dir + " >/dev/null").c_str()) != 0) {
@@ -935,6 +921,6 @@ int main(int argc, char** argv) {
     Tls(argv[0], seconds, tls_callers);
     std::system((std::string("rm -rf ") + dir).c_str());
   }
-  if (parts.find("h2load") != std::string::npos) H2loadPart(argv[0], seconds, callers);
+  if (part("h2load")) H2loadPart(argv[0], seconds, callers);
   return 0;
 }

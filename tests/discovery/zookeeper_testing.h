@@ -1,9 +1,13 @@
 // Real ZooKeeper servers for tests, started and stopped through scripts/zookeeper.sh (Debian's
 // jars, 127.0.0.1, free ports, minSessionTimeout 1 s). Each owns a directory under the test's
-// binary directory and stops its servers, by pid, when destroyed.
+// binary directory and stops its servers, by pid, when destroyed, or when its process ends any
+// other way (a crash, SIGKILL, a test runner's timeout: StopWhenOwnerEnds).
 #ifndef RPCBOOT_TESTS_DISCOVERY_ZOOKEEPER_TESTING_H_
 #define RPCBOOT_TESTS_DISCOVERY_ZOOKEEPER_TESTING_H_
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+extern char** environ;
 
 namespace rpcboot::testing {
 
@@ -50,9 +56,56 @@ inline std::string ZooKeeperDir(const std::string& name) {
   return std::string(RPCBOOT_TEST_TMP) + "/" + name + "-" + std::to_string(::getpid());
 }
 
+// Stops the servers in `dirs` once this process has ended, however it ended: a shell in a session
+// of its own waits for the end of a pipe that only this process holds open (close-on-exec: no
+// program it starts inherits it), then runs `zookeeper.sh stop` on each directory. A server that
+// was stopped already (the owner's destructor ran) is left as it is.
+class StopWhenOwnerEnds {
+ public:
+  explicit StopWhenOwnerEnds(const std::vector<std::string>& dirs) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;  // no guard; the destructors still stop
+    std::vector<std::string> argv = {"/bin/sh", "-c",
+                                     "cat >/dev/null; for d in \"$@\"; do \"$0\" stop \"$d\"; done",
+                                     RPCBOOT_ZOOKEEPER_SCRIPT};
+    argv.insert(argv.end(), dirs.begin(), dirs.end());
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+    // Nothing else of this process's (its sockets, the test runner's pipe) lives on in the shell.
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    // Its own session: a signal to the owner's process group (a terminal's ^C) leaves it running.
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID);
+    if (posix_spawn(&pid_, "/bin/sh", &actions, &attributes, args.data(), environ) != 0) pid_ = 0;
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[0]);
+    write_end_ = fds[1];
+  }
+  // The owner ends normally: the shell hears the pipe close, finds the servers stopped, exits.
+  ~StopWhenOwnerEnds() {
+    if (write_end_ >= 0) ::close(write_end_);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  StopWhenOwnerEnds(const StopWhenOwnerEnds&) = delete;
+  StopWhenOwnerEnds& operator=(const StopWhenOwnerEnds&) = delete;
+
+ private:
+  pid_t pid_ = 0;
+  int write_end_ = -1;
+};
+
 class ZooKeeperServer {
  public:
-  explicit ZooKeeperServer(const std::string& name) : dir_(ZooKeeperDir(name)) {
+  explicit ZooKeeperServer(const std::string& name)
+      : dir_(ZooKeeperDir(name)), stop_when_owner_ends_({dir_}) {
     RunZooKeeperScript("stop " + dir_);
     std::system(("rm -rf " + dir_).c_str());
     port_ = ValueAfter(RunZooKeeperScript("start " + dir_), "port");
@@ -78,12 +131,14 @@ class ZooKeeperServer {
 
  private:
   std::string dir_;
+  StopWhenOwnerEnds stop_when_owner_ends_;  // destroyed after the destructor has stopped it
   std::string port_;
 };
 
 class ZooKeeperEnsemble {
  public:
-  explicit ZooKeeperEnsemble(const std::string& name) : dir_(ZooKeeperDir(name)) {
+  explicit ZooKeeperEnsemble(const std::string& name)
+      : dir_(ZooKeeperDir(name)), stop_when_owner_ends_({dir_ + "/1", dir_ + "/2", dir_ + "/3"}) {
     std::system(("rm -rf " + dir_).c_str());
     connect_ = ValueAfter(RunZooKeeperScript("ensemble " + dir_), "connect");
   }
@@ -122,6 +177,7 @@ class ZooKeeperEnsemble {
 
  private:
   std::string dir_;
+  StopWhenOwnerEnds stop_when_owner_ends_;
   std::string connect_;
 };
 
