@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace rpcboot {
@@ -40,6 +41,10 @@ void Log(LogLevel level, std::string_view message);
 // message) while it serves a call (ServerContext::Scope sets it); 0, 0 for none. Formatted only
 // when a line is written.
 void SetLogTraceId(uint64_t trace_hi, uint64_t trace_lo);
+
+// Text from the network (a method name, a path), made safe for one log line or message: control
+// and non-ASCII bytes escaped (\xNN), at most 128 bytes shown ("..." after).
+std::string Printable(std::string_view text);
 
 // For log lines a flood could repeat (refused connections, refused replies): Allow() is true at
 // most once a second. Thread-safe.

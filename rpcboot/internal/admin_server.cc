@@ -1,6 +1,5 @@
 #include "rpcboot/internal/admin_server.h"
 
-#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/admin_http.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/migration.h"
 #include "rpcboot/tracing.h"
@@ -519,9 +519,11 @@ class AdminServer::Impl {
   std::function<AdminInfo()> info_;
   std::function<bool()> serving_;
   std::chrono::steady_clock::time_point start_;
+  // The answer to a GET of `path`.
+  AdminHttp::Reply Route(std::string_view path);
+
   int port = -1;
-  httplib::Server http;
-  std::thread listener;
+  AdminHttp http{[this](std::string_view path) { return Route(path); }};
   std::thread sampler;
 
  private:
@@ -550,77 +552,42 @@ AdminServer::AdminServer(std::function<AdminInfo()> info, std::function<bool()> 
 
 AdminServer::~AdminServer() { Stop(); }
 
+AdminHttp::Reply AdminServer::Impl::Route(std::string_view path) {
+  if (path == "/") return {200, "text/html; charset=utf-8", Page()};
+  if (path == "/status.json") return {200, "application/json", StatusJson().dump(2)};
+  if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", Metrics()};
+  if (path == "/health" || path == "/health.json") {
+    const bool serving = serving_();
+    const char* word = serving ? "SERVING" : "NOT_SERVING";
+    if (path == "/health.json") {
+      return {serving ? 200 : 503, "application/json", Json{{"status", word}}.dump()};
+    }
+    return {serving ? 200 : 503, "text/plain; charset=utf-8", std::string(word) + "\n"};
+  }
+  return {404, "text/plain; charset=utf-8",
+          absl::StrCat("rpcboot admin: no page ", Printable(path),
+                       " (pages: /, /status.json, /metrics, /health, /health.json)\n")};
+}
+
 absl::Status AdminServer::Start(const std::string& host, int port) {
   Impl& impl = *impl_;
-  httplib::Server& http = impl.http;
-  // A few threads: the port is for operators and scrapers, not for traffic.
-  http.new_task_queue = [] { return new httplib::ThreadPool(4); };
-  http.set_read_timeout(5, 0);
-  http.set_write_timeout(5, 0);
-  http.set_keep_alive_timeout(2);
-  http.set_payload_max_length(64 * 1024);
-  http.Get("/", [&impl](const httplib::Request&, httplib::Response& res) {
-    res.set_content(impl.Page(), "text/html; charset=utf-8");
-  });
-  http.Get("/status.json", [&impl](const httplib::Request&, httplib::Response& res) {
-    res.set_content(impl.StatusJson().dump(2), "application/json");
-  });
-  http.Get("/metrics", [&impl](const httplib::Request&, httplib::Response& res) {
-    res.set_content(impl.Metrics(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  auto health = [&impl](bool json) {
-    return [&impl, json](const httplib::Request&, httplib::Response& res) {
-      bool serving = impl.serving_();
-      res.status = serving ? 200 : 503;
-      const char* word = serving ? "SERVING" : "NOT_SERVING";
-      if (json) {
-        res.set_content(Json{{"status", word}}.dump(), "application/json");
-      } else {
-        res.set_content(std::string(word) + "\n", "text/plain");
-      }
-    };
-  };
-  http.Get("/health", health(false));
-  http.Get("/health.json", health(true));
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status != 404) return;
-    res.set_content("rpcboot admin: no page " + req.path +
-                        " (pages: /, /status.json, /metrics, /health, /health.json)\n",
-                    "text/plain");
-  });
-  http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
-        std::string what = "unknown error";
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          what = ex.what();
-        } catch (...) {
-        }
-        res.status = 500;
-        res.set_content("rpcboot admin: " + what + "\n", "text/plain");
-      });
-  int bound = port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
+  if (absl::Status started = impl.http.Start(host, port); !started.ok()) {
+    if (started.code() != absl::StatusCode::kUnavailable) return started;
     return absl::UnavailableError(absl::StrCat("admin.port: cannot listen on ", host, ":", port,
                                                " (in use, or not an address of this machine)"));
   }
-  port_ = bound;
-  impl.port = bound;
-  impl.listener = std::thread([&http] { http.listen_after_bind(); });
+  port_ = impl.http.port();
+  impl.port = port_;
   impl.sampler = std::thread([&impl] { impl.Sample(); });
   Log(LogLevel::kInfo,
-      absl::StrCat("admin: status page http://", host == "0.0.0.0" ? "127.0.0.1" : host, ":", bound,
+      absl::StrCat("admin: status page http://", host == "0.0.0.0" ? "127.0.0.1" : host, ":", port_,
                    "/ (metrics: /metrics)"));
   return absl::OkStatus();
 }
 
 void AdminServer::Stop() {
   if (!impl_) return;
-  if (impl_->listener.joinable()) {
-    impl_->http.stop();
-    impl_->listener.join();
-  }
+  impl_->http.Stop();
   impl_->StopSampler();
 }
 

@@ -79,20 +79,6 @@ std::string_view ReplyName(std::string_view name) {
   return colon == std::string_view::npos ? name : name.substr(colon + 1);
 }
 
-// Names from the network, made safe for one log line: control bytes escaped, length bounded.
-std::string Printable(std::string_view name) {
-  std::string out;
-  for (unsigned char c : name.substr(0, 128)) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += absl::StrCat("\\x", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  if (name.size() > 128) out += "...";
-  return out;
-}
-
 // The reply to the call `header` describes, framed as the call came (in THeader when it did):
 // `type` kThriftReply around a result struct, or kThriftException around a
 // TApplicationException. Every reply the server writes is made here.

@@ -1,15 +1,18 @@
 // The admin port (admin.port) of a real App: /metrics counts exactly the calls made, on both
 // protocols and on both sides, and parses as Prometheus text under a strict reader; the status
 // data names the methods, clients and failed calls and never shows a secret; /health follows
-// the instance's life; bad requests and a port in use get clear answers.
+// the instance's life; bad requests and a port in use get clear answers; slow and surplus
+// connections never keep a probe from its answer.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <future>
 #include <map>
@@ -504,6 +507,114 @@ TEST_F(AdminPortTest, UnknownPagesAndGarbageGetClearAnswersAndTheInstanceServesO
   }
   EXPECT_EQ(Get("/health", &status), "SERVING\n");
   EXPECT_EQ(Proxy(Protocol::kThrift)->Count(), 1);
+}
+
+// A connection to the admin port, or -1.
+int ConnectTo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval limit{30, 0};  // a server that never closes fails the test instead of hanging it
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  return fd;
+}
+
+// Whether the server has closed `fd` (it reads an end of stream without waiting); what it sent
+// before is dropped.
+bool ClosedByServer(int fd) {
+  char buf[512];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+// Everything the server sends until it closes.
+std::string ReadToClose(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, n);
+  return out;
+}
+
+TEST_F(AdminPortTest, SlowRequestsNeverKeepAProbeFromItsAnswer) {
+  StartApp();
+  // More connections than the port holds, each with half a request that never ends.
+  std::vector<int> slow;
+  for (int i = 0; i < 80; ++i) {
+    int fd = ConnectTo(app_->admin_port());
+    ASSERT_GE(fd, 0);
+    const std::string part = "GET /health HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_EQ(::send(fd, part.data(), part.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(part.size()));
+    slow.push_back(fd);
+  }
+  int status = 0;
+  EXPECT_EQ(Get("/health", &status), "SERVING\n");
+  EXPECT_EQ(status, 200);
+  // The probe was answered while the slow ones were held: the newest of them are still open
+  // (the oldest made room for the newer).
+  int open = 0;
+  for (int fd : slow) open += ClosedByServer(fd) ? 0 : 1;
+  EXPECT_GE(open, 50) << "the slow connections were closed before the probe got its answer";
+  // Each of them is closed once its request is overdue, with nothing sent.
+  for (int fd : slow) {
+    EXPECT_EQ(ReadToClose(fd), "");
+    ::close(fd);
+  }
+  EXPECT_EQ(Get("/health", &status), "SERVING\n");
+}
+
+TEST_F(AdminPortTest, AConnectionOverTheCapClosesTheOneWaitingLongest) {
+  StartApp();
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) {
+    int fd = ConnectTo(app_->admin_port());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, "GET /", 5, MSG_NOSIGNAL), 5);
+    fds.push_back(fd);
+  }
+  // Each connection's first bytes are taken on accept: once the 64th answers a complete request
+  // the port holds all of them.
+  int newest = ConnectTo(app_->admin_port());
+  ASSERT_GE(newest, 0);
+  const std::string request = "GET /health HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(newest, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  EXPECT_EQ(ReadToClose(newest).rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  ::close(newest);
+  // The oldest was closed to make room; the second oldest still waits.
+  EXPECT_EQ(ReadToClose(fds[0]), "");
+  EXPECT_FALSE(ClosedByServer(fds[1])) << "closed with the oldest: by a deadline, not the cap";
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_F(AdminPortTest, HeadAndOtherMethodsGetHttpAnswers) {
+  StartApp();
+  int fd = ConnectTo(app_->admin_port());
+  ASSERT_GE(fd, 0);
+  std::string request = "HEAD /metrics HTTP/1.1\r\n\r\n";
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string head = ReadToClose(fd);
+  ::close(fd);
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  EXPECT_EQ(head.size(), head.find("\r\n\r\n") + 4) << "a HEAD answer carries no body";
+  fd = ConnectTo(app_->admin_port());
+  ASSERT_GE(fd, 0);
+  request = "POST /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string answer = ReadToClose(fd);
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Allow: GET, HEAD\r\n"), std::string::npos) << answer;
 }
 
 TEST_F(AdminPortTest, AnAdminPortInUseStopsTheStartAndNamesTheKey) {
