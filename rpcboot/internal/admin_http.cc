@@ -86,7 +86,11 @@ AdminHttp::~AdminHttp() { Stop(); }
 absl::Status AdminHttp::Start(const std::string& host, int port) {
   int bound = 0;
   absl::StatusOr<int> fd = Listen(host, port, &bound);
-  if (!fd.ok()) return fd.status();
+  if (!fd.ok()) {
+    const bool bad_host = fd.status().code() == absl::StatusCode::kInvalidArgument;
+    return absl::Status(fd.status().code(), absl::StrCat(bad_host ? "admin.host: " : "admin.port: ",
+                                                         fd.status().message()));
+  }
   listen_fd_ = *fd;
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0 || ::fcntl(listen_fd_, F_SETFL, O_NONBLOCK) != 0) {
@@ -147,8 +151,11 @@ void AdminHttp::Serve() {
     }
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
     if (::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(wait, 0))) < 0) {
-      if (errno != EINTR && flood_log_.Allow()) {
-        Log(LogLevel::kError, absl::StrCat("admin: poll: ", std::strerror(errno)));
+      if (errno != EINTR) {
+        if (flood_log_.Allow()) {
+          Log(LogLevel::kError, absl::StrCat("admin: poll: ", std::strerror(errno)));
+        }
+        std::this_thread::sleep_for(kAcceptPause);  // out of memory: not a busy loop
       }
       continue;
     }

@@ -571,11 +571,7 @@ AdminHttp::Reply AdminServer::Impl::Route(std::string_view path) {
 
 absl::Status AdminServer::Start(const std::string& host, int port) {
   Impl& impl = *impl_;
-  if (absl::Status started = impl.http.Start(host, port); !started.ok()) {
-    if (started.code() != absl::StatusCode::kUnavailable) return started;
-    return absl::UnavailableError(absl::StrCat("admin.port: cannot listen on ", host, ":", port,
-                                               " (in use, or not an address of this machine)"));
-  }
+  if (absl::Status started = impl.http.Start(host, port); !started.ok()) return started;
   port_ = impl.http.port();
   impl.port = port_;
   impl.sampler = std::thread([&impl] { impl.Sample(); });

@@ -848,6 +848,49 @@ TEST(AppResources, AConnectionFloodOnTheGrpcPortLeavesGrpcListening) {
   EXPECT_EQ(app.process->Wait(), 0);
 }
 
+// The answer to GET `path` on 127.0.0.1:`port` (its whole text), or "" without one.
+std::string HttpGet(int port, const std::string& path) {
+  std::vector<int> fds = Flood(port, 1);
+  if (fds.empty()) return "";
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  std::string answer;
+  if (::send(fds[0], request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fds[0], buf, sizeof buf, 0)) > 0;) answer.append(buf, n);
+  }
+  ::close(fds[0]);
+  return answer;
+}
+
+TEST(AppResources, AConnectionFloodOnTheAdminPortWhileOutOfDescriptorsFailsConnectionsOnly) {
+  const int admin_port = FreePort();
+  LocalApp app("app-fd-flood-admin",
+               {"--server.max_connections=100000", "--admin.port=" + std::to_string(admin_port)},
+               {"/usr/bin/prlimit", "--nofile=160:160", "--"});
+  ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
+  ASSERT_EQ(HttpGet(admin_port, "/health").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  // Thrift's connections take every descriptor the process has; then the admin port is flooded.
+  std::vector<int> flood = Flood(app.thrift_port, 400);
+  ASSERT_TRUE(Eventually([&] {
+    return ReadFile(app.log).find("out of file descriptors") != std::string::npos;
+  })) << "the Thrift flood did not use up the descriptors";
+  std::vector<int> admin_flood = Flood(admin_port, 100);
+  ASSERT_TRUE(Eventually([&] {
+    return ReadFile(app.log).find("admin: cannot accept a connection") != std::string::npos;
+  })) << ReadFile(app.log);
+  int code = 0;
+  EXPECT_FALSE(app.process->WaitFor(milliseconds(200), &code)) << "the flood ended the process";
+  for (int fd : flood) ::close(fd);
+  for (int fd : admin_flood) ::close(fd);
+  // Once the floods are gone the port answers again.
+  EXPECT_TRUE(Eventually([&] {
+    return HttpGet(admin_port, "/health").rfind("HTTP/1.1 200 OK\r\n", 0) == 0;
+  })) << ReadFile(app.log);
+  app.process->Signal(SIGTERM);
+  EXPECT_EQ(app.process->Wait(), 0);
+}
+
 TEST(AppConfig, BadFlagsStopTheProcessWithTheReason) {
   ChildProcess app({RPCBOOT_RICH_APP, "--app.name=rich", "--server.grpc_port=http"},
                    ZooKeeperDir("app-config") + ".log");

@@ -644,6 +644,22 @@ TEST_F(AdminPortTest, AnAdminPortInUseStopsTheStartAndNamesTheKey) {
   EXPECT_EQ((*app)->grpc_port(), -1) << "nothing left half-started";
 }
 
+TEST_F(AdminPortTest, AnAdminHostThatIsNoAddressStopsTheStartAndNamesTheKey) {
+  absl::StatusOr<AppConfig> config = ParseConfig(
+      "app: {name: rich}\nserver: {host: 127.0.0.1, grpc_port: 0}\n"
+      "admin: {port: 0, host: 999.1.1.1}\n",
+      "bad_host.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto app = App::FromConfig(*config);
+  ASSERT_TRUE(app.ok());
+  (*app)->Serve<rich::RichService>(impl_);
+  absl::Status started = (*app)->Start();
+  EXPECT_FALSE(started.ok());
+  EXPECT_NE(started.message().find("admin.host"), absl::string_view::npos) << started;
+  EXPECT_NE(started.message().find("999.1.1.1"), absl::string_view::npos) << started;
+  EXPECT_EQ((*app)->grpc_port(), -1) << "nothing left half-started";
+}
+
 TEST_F(AdminPortTest, WithMetricsOffNoCallIsCounted) {
   StartApp("metrics: {enabled: false}\n");
   Exposition before = Scrape();
