@@ -57,6 +57,18 @@ std::size_t HeadEnd(std::string_view in) {
   return end;
 }
 
+// Reads what has arrived on `fd`: the number of bytes read, 0 when nothing more has arrived, -1
+// when the peer has closed or the connection failed.
+ssize_t Receive(int fd, char* buffer, std::size_t size) {
+  while (true) {
+    ssize_t n = ::recv(fd, buffer, size, 0);
+    if (n > 0) return n;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1;
+  }
+}
+
 std::string Response(const AdminHttp::Reply& reply, bool head_only, const std::string& extra) {
   std::string out = absl::StrCat(
       "HTTP/1.1 ", reply.status, " ", ReasonPhrase(reply.status),
@@ -237,10 +249,9 @@ void AdminHttp::Accept(Clock::time_point now) {
 void AdminHttp::Read(Connection& c) {
   char buffer[4096];
   while (true) {
-    ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {
+    ssize_t n = Receive(c.fd, buffer, sizeof buffer);
+    if (n == 0) return;
+    if (n < 0) {
       Close(c);  // gone before its request was complete
       return;
     }
@@ -328,12 +339,9 @@ void AdminHttp::Write(Connection& c) {
 
 void AdminHttp::Linger(Connection& c) {
   char buffer[4096];
-  while (true) {
-    ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {
-      Close(c);
+  for (ssize_t n; (n = Receive(c.fd, buffer, sizeof buffer)) != 0;) {
+    if (n < 0) {
+      Close(c);  // the peer closed too
       return;
     }
   }
