@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -27,6 +28,9 @@ namespace {
 
 using internal::IoError;
 using internal::TlsContext;
+
+// A reply is read this much at a time, its buffer grown as the bytes arrive.
+constexpr std::size_t kReplyChunk = 64 * 1024;
 
 class ThriftChannel final : public Channel {
  public:
@@ -147,8 +151,15 @@ class ThriftChannel final : public Channel {
                      absl::StrCat("Thrift: reply of ", length, " bytes exceeds the limit of ",
                                   options_.max_message_bytes));
     }
-    std::string reply(length, '\0');
-    if (!Recv(conn, reply.data(), length, &error)) Fail(conn, error, timeout);
+    // The reply grows as its bytes arrive: the length the server declared is only a limit, so a
+    // server that declares the limit and sends a byte costs the caller a chunk, not the limit.
+    std::string reply;
+    for (std::size_t got = 0; got < length;) {
+      const std::size_t chunk = std::min<std::size_t>(length - got, kReplyChunk);
+      reply.resize(got + chunk);
+      if (!Recv(conn, reply.data() + got, chunk, &error)) Fail(conn, error, timeout);
+      got += chunk;
+    }
     std::size_t message_offset = 0;
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;

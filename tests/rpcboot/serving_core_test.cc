@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <string>
@@ -292,6 +294,88 @@ TEST_F(ServingCoreTest, DeclaredFrameLengthsCostNoMemory) {
   // 24 x 16 MiB would be 384 MiB; memory follows the bytes received (a few each).
   EXPECT_LT(after - before, 32 * 1024) << before << " KiB -> " << after << " KiB";
   for (int fd : fds) ::close(fd);
+}
+
+// Whether every TCP connection of this process to 127.0.0.1:`port` has read all it was sent
+// (its receive queue, from /proc/self/net/tcp, is empty), and there are `count` of them.
+bool AllReadTo(int port, int count) {
+  std::ifstream in("/proc/self/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the titles
+  int found = 0;
+  while (std::getline(in, line)) {
+    char remote[64] = {};
+    unsigned state = 0, tx = 0, rx = 0;
+    if (std::sscanf(line.c_str(), "%*d: %*s %63s %x %x:%x", remote, &state, &tx, &rx) != 4) {
+      continue;
+    }
+    const char* colon = std::strchr(remote, ':');
+    if (colon == nullptr || std::strtol(colon + 1, nullptr, 16) != port || state != 1) continue;
+    if (rx != 0) return false;
+    ++found;
+  }
+  return found == count;
+}
+
+TEST(ThriftClientMemory, AReplysDeclaredLengthCostsTheCallerNoMemory) {
+  // A server that answers every call with the prefix of a reply at the limit (16 MiB) and one
+  // byte of it, then holds the connection.
+  constexpr int kCalls = 24;
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, kCalls), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  std::vector<int> held;
+  std::thread server([&] {
+    for (int i = 0; i < kCalls; ++i) {
+      int fd = ::accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      char prefix[4];
+      std::string request;
+      if (::recv(fd, prefix, 4, MSG_WAITALL) == 4) {
+        request.resize(internal::DecodeFrameLength(prefix));
+        ::recv(fd, request.data(), request.size(), MSG_WAITALL);
+      }
+      char reply[5];
+      internal::EncodeFrameLength(16 * 1024 * 1024, reply);
+      reply[4] = static_cast<char>(0x82);
+      ::send(fd, reply, sizeof reply, MSG_NOSIGNAL);
+      held.push_back(fd);
+    }
+  });
+  const long before = RssKb();
+  std::vector<std::future<std::string>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(std::async(std::launch::async, [port] {
+      auto client =
+          MakeClient<rich::RichService>(MakeThriftChannel("127.0.0.1:" + std::to_string(port)));
+      try {
+        ScopedCallOptions patient({std::chrono::seconds(60)});
+        client->Count();
+        return std::string("answered");
+      } catch (const RpcError& e) {
+        return std::string(e.what());
+      }
+    }));
+  }
+  server.join();
+  // Every caller has taken the prefix and the byte, and waits for the rest.
+  bool read = false;
+  for (int i = 0; i < 3000 && !(read = AllReadTo(port, kCalls)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(read) << "the callers did not read what the server sent";
+  const long after = RssKb();
+  // 24 x 16 MiB would be 384 MiB; a reply's buffer follows the bytes received.
+  EXPECT_LT(after - before, 48 * 1024) << before << " KiB -> " << after << " KiB";
+  for (int fd : held) ::close(fd);
+  for (auto& call : calls) EXPECT_NE(call.get(), "answered");
+  ::close(listener);
 }
 
 TEST_F(ServingCoreTest, ATrickledFrameIsClosedAtItsDeadline) {
