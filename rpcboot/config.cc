@@ -250,6 +250,18 @@ const std::vector<Key>& Keys() {
       {"server.grpc_max_concurrent_streams", "gRPC: concurrent calls per HTTP/2 connection",
        IntRule<AppConfig, int>(
            1, 100000, [](AppConfig& c) -> int& { return c.server.grpc_max_concurrent_streams; })},
+      {"server.grpc_max_connection_age_ms",
+       "gRPC: a connection this old is sent GOAWAY (clients reconnect); 0: no limit",
+       MsRule<AppConfig>(0,
+                         [](AppConfig& c) -> std::chrono::milliseconds& {
+                           return c.server.grpc_max_connection_age;
+                         })},
+      {"server.grpc_max_connection_age_grace_ms",
+       "gRPC: how long the calls of a connection past its age may still take",
+       MsRule<AppConfig>(0,
+                         [](AppConfig& c) -> std::chrono::milliseconds& {
+                           return c.server.grpc_max_connection_age_grace;
+                         })},
       {"server.grpc_max_unsent_bytes",
        "gRPC: reply bytes a connection may leave unread; a reply past it is RESOURCE_EXHAUSTED",
        IntRule<AppConfig, std::size_t>(

@@ -60,6 +60,15 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // gRPC: concurrent streams (calls) one HTTP/2 connection may open.
   int grpc_max_concurrent_streams = 100;
+  // gRPC: a connection is sent GOAWAY once it is this old, whatever it carries (gRPC spreads the
+  // moment by +-10%), and closed once its calls are over, or grpc_max_connection_age_grace
+  // later. A peer that opens calls and never finishes sending their requests holds a connection
+  // (and its place under max_connections) no longer than age + grace; clients reconnect on their
+  // next call and spread over the instances registered since. 0: no limit (gRPC's own default).
+  std::chrono::milliseconds grpc_max_connection_age{std::chrono::minutes(10)};
+  // gRPC: how long the calls of a connection past its age may still take; a call still running
+  // then fails UNAVAILABLE on the client.
+  std::chrono::milliseconds grpc_max_connection_age_grace{std::chrono::minutes(5)};
   // gRPC: reply bytes one connection may have waiting to be read by its peer. A reply that would
   // pass it is replaced by RESOURCE_EXHAUSTED, so a peer that never reads cannot make the server
   // hold its replies: memory per connection stays near this plus the calls still running.

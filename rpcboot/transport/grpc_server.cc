@@ -721,6 +721,14 @@ class GrpcServerTransport final : public ServerTransport {
                                ClampedMillis(options_.frame_timeout));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                                ClampedMillis(options_.idle_timeout));
+    // A connection holding calls whose requests never finish arriving is not idle: its age bounds
+    // it (GOAWAY, then closed once its calls end or the grace passes).
+    if (options_.grpc_max_connection_age.count() > 0) {
+      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                                 ClampedMillis(options_.grpc_max_connection_age));
+      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                 ClampedMillis(options_.grpc_max_connection_age_grace));
+    }
     // gRPC binds with SO_REUSEPORT by default, so a second process would share a port in use
     // and register a second instance on it; a port in use must be an error, as on Thrift.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
