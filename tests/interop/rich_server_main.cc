@@ -34,9 +34,11 @@ int main(int argc, char** argv) {
     if (key == "grpc_max_unsent_bytes") {
       options.grpc_max_unsent_bytes = std::strtoull(value.c_str(), nullptr, 10);
     } else if (key == "grpc_max_connection_age_ms") {
-      options.grpc_max_connection_age = std::chrono::milliseconds(std::stoll(value));
+      options.grpc_max_connection_age =
+          std::chrono::milliseconds(std::strtoll(value.c_str(), nullptr, 10));
     } else if (key == "grpc_max_connection_age_grace_ms") {
-      options.grpc_max_connection_age_grace = std::chrono::milliseconds(std::stoll(value));
+      options.grpc_max_connection_age_grace =
+          std::chrono::milliseconds(std::strtoll(value.c_str(), nullptr, 10));
     } else if (key == "grpc_memory_quota") {
       options.grpc_memory_quota = std::strtoull(value.c_str(), nullptr, 10);
     } else if (key == "tls_dir") {
