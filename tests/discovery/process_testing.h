@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -19,13 +21,26 @@ extern char** environ;
 
 namespace rpcboot::testing {
 
+// True the first time this process asks about `path`. Log names carry the test's process id,
+// and ids are reused: a log left by an earlier run with the same id must not be read as this
+// run's.
+inline bool FirstUseOf(const std::string& path) {
+  static std::mutex mu;
+  static std::set<std::string> used;
+  std::lock_guard<std::mutex> lock(mu);
+  return used.insert(path).second;
+}
+
 class ChildProcess {
  public:
+  // Output to `log_path`: the first child of this process to use it starts it afresh, the
+  // later ones append.
   ChildProcess(const std::vector<std::string>& argv, const std::string& log_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                     0644);
+    posix_spawn_file_actions_addopen(
+        &actions, 1, log_path.c_str(),
+        O_WRONLY | O_CREAT | O_APPEND | (FirstUseOf(log_path) ? O_TRUNC : 0), 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
