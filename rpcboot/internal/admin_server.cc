@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -574,7 +575,13 @@ absl::Status AdminServer::Start(const std::string& host, int port) {
   if (absl::Status started = impl.http.Start(host, port); !started.ok()) return started;
   port_ = impl.http.port();
   impl.port = port_;
-  impl.sampler = std::thread([&impl] { impl.Sample(); });
+  try {
+    impl.sampler = std::thread([&impl] { impl.Sample(); });
+  } catch (const std::system_error& e) {
+    impl.http.Stop();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("admin.port: cannot start its sampling thread: ", e.what()));
+  }
   Log(LogLevel::kInfo,
       absl::StrCat("admin: status page http://", host == "0.0.0.0" ? "127.0.0.1" : host, ":", port_,
                    "/ (metrics: /metrics)"));
