@@ -8,7 +8,6 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -30,10 +29,12 @@
 #include "rpcboot/app.h"
 #include "rpcboot/client.h"
 #include "rpcboot/config.h"
+#include "socket_testing.h"
 
 namespace rpcboot {
 namespace {
 
+using testing::ConnectTo;
 using testing::RichServiceImpl;
 
 // A Prometheus text exposition, read strictly: every rule of the 0.0.4 text format that a
@@ -507,23 +508,6 @@ TEST_F(AdminPortTest, UnknownPagesAndGarbageGetClearAnswersAndTheInstanceServesO
   }
   EXPECT_EQ(Get("/health", &status), "SERVING\n");
   EXPECT_EQ(Proxy(Protocol::kThrift)->Count(), 1);
-}
-
-// A connection to the admin port, or -1.
-int ConnectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval limit{30, 0};  // a server that never closes fails the test instead of hanging it
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  return fd;
 }
 
 // Whether the server has closed `fd` (it reads an end of stream without waiting); what it sent

@@ -30,10 +30,12 @@
 #include "rpcboot/server.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
+#include "socket_testing.h"
 
 namespace rpcboot {
 namespace {
 
+using testing::ConnectTo;
 using testing::RichServiceImpl;
 
 // A number /proc/self/status gives this process (`field` with its colon); -1 when absent.
@@ -51,19 +53,6 @@ long RssKb() { return ProcStatus("VmRSS:"); }
 
 // Threads of this process.
 long Threads() { return ProcStatus("Threads:"); }
-
-int ConnectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // True when the peer closes `fd` within `limit` (EOF or reset), whatever it sends before; a
 // bound, not a measurement.

@@ -1,0 +1,35 @@
+// Raw TCP connections for tests that speak to a server byte by byte.
+#ifndef RPCBOOT_TESTS_RPCBOOT_SOCKET_TESTING_H_
+#define RPCBOOT_TESTS_RPCBOOT_SOCKET_TESTING_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace rpcboot::testing {
+
+// A blocking connection to 127.0.0.1:`port`, or -1. Its reads give up after 30 s, so that a
+// server that never answers or closes fails the test instead of hanging it.
+inline int ConnectTo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval limit{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  return fd;
+}
+
+}  // namespace rpcboot::testing
+
+#endif  // RPCBOOT_TESTS_RPCBOOT_SOCKET_TESTING_H_
