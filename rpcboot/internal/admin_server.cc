@@ -139,7 +139,7 @@ class AdminServer::Impl {
     j["uptime_seconds"] = static_cast<int64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_)
             .count());
-    j["ports"] = {{"grpc", info.grpc_port}, {"thrift", info.thrift_port}, {"admin", port}};
+    j["ports"] = {{"grpc", info.grpc_port}, {"thrift", info.thrift_port}, {"admin", http.port()}};
     j["tls"] = info.tls;
     j["registry"] = {{"zookeeper", info.zookeeper},
                      {"path", info.registry_path},
@@ -277,7 +277,8 @@ class AdminServer::Impl {
     absl::StrAppend(&out, ", pid ", j["pid"].get<int64_t>(), ", up ",
                     j["uptime_seconds"].get<int64_t>(), " s; ports: gRPC ",
                     j["ports"]["grpc"].get<int>(), ", Thrift ", j["ports"]["thrift"].get<int>(),
-                    ", admin ", port, j["tls"].get<bool>() ? " (TLS)" : "", "</p>\n<p>registry: ");
+                    ", admin ", http.port(), j["tls"].get<bool>() ? " (TLS)" : "",
+                    "</p>\n<p>registry: ");
     if (reg["zookeeper"].get<std::string>().empty()) {
       out += "none (no registry.zookeeper)";
     } else {
@@ -523,7 +524,6 @@ class AdminServer::Impl {
   // The answer to a GET of `path`.
   AdminHttp::Reply Route(std::string_view path);
 
-  int port = -1;
   AdminHttp http{[this](std::string_view path) { return Route(path); }};
   std::thread sampler;
 
@@ -573,8 +573,6 @@ AdminHttp::Reply AdminServer::Impl::Route(std::string_view path) {
 absl::Status AdminServer::Start(const std::string& host, int port) {
   Impl& impl = *impl_;
   if (absl::Status started = impl.http.Start(host, port); !started.ok()) return started;
-  port_ = impl.http.port();
-  impl.port = port_;
   try {
     impl.sampler = std::thread([&impl] { impl.Sample(); });
   } catch (const std::system_error& e) {
@@ -583,8 +581,8 @@ absl::Status AdminServer::Start(const std::string& host, int port) {
         absl::StrCat("admin.port: cannot start its sampling thread: ", e.what()));
   }
   Log(LogLevel::kInfo,
-      absl::StrCat("admin: status page http://", host == "0.0.0.0" ? "127.0.0.1" : host, ":", port_,
-                   "/ (metrics: /metrics)"));
+      absl::StrCat("admin: status page http://", host == "0.0.0.0" ? "127.0.0.1" : host, ":",
+                   impl.http.port(), "/ (metrics: /metrics)"));
   return absl::OkStatus();
 }
 
@@ -593,6 +591,8 @@ void AdminServer::Stop() {
   impl_->http.Stop();
   impl_->StopSampler();
 }
+
+int AdminServer::port() const { return impl_->http.port(); }
 
 std::string AdminServer::StatusPage() { return impl_->Page(); }
 std::string AdminServer::StatusJson() { return impl_->StatusJson().dump(2); }

@@ -61,7 +61,7 @@ class AdminServer {
 
   // Binds host:port (0: a free port) and serves. The error names the address.
   absl::Status Start(const std::string& host, int port);
-  int port() const { return port_; }
+  int port() const;  // the bound port, -1 before Start
   void Stop();
 
   // The bodies of the pages, for the handlers (and for tests without HTTP).
@@ -72,7 +72,6 @@ class AdminServer {
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
-  int port_ = -1;
 };
 
 }  // namespace rpcboot::internal
