@@ -22,6 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/header_block_guard.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -52,6 +53,7 @@ struct Listener {
   int fd = -1;
   int port = 0;
   int max_connections = 0;
+  bool tls = false;
   std::unordered_map<int, ino_t> accepted;
   std::chrono::steady_clock::time_point checked{};
 };
@@ -85,6 +87,7 @@ bool Admit(int fd, int conn) {
   if (listener == nullptr) return true;
   struct stat st {};
   if (::fstat(conn, &st) != 0) return true;
+  if (!listener->tls) InspectAccepted(conn);
   listener->accepted[conn] = st.st_ino;
   if (static_cast<int>(listener->accepted.size()) <= listener->max_connections) return true;
   // At the cap: forget the connections gRPC has closed since (at most every 100 ms, so a flood
@@ -159,7 +162,7 @@ bool SpareDescriptor::Shed(int listen_fd) {
   return fd >= 0;
 }
 
-void GuardGrpcListeners(int port, int max_connections) {
+void GuardGrpcListeners(int port, int max_connections, bool tls) {
   std::vector<int> found;
   if (DIR* dir = ::opendir("/proc/self/fd")) {
     while (dirent* entry = ::readdir(dir)) {
@@ -182,16 +185,20 @@ void GuardGrpcListeners(int port, int max_connections) {
     listener.fd = fd;
     listener.port = port;
     listener.max_connections = max_connections;
+    listener.tls = tls;
     guard.listeners.push_back(std::move(listener));
   }
+  if (tls) InspectTlsServers(+1);
   if (guard.spare == nullptr) guard.spare = std::make_unique<SpareDescriptor>();
 }
 
 void UnguardGrpcListeners(int port) {
   Guard& guard = TheGuard();
   std::lock_guard<std::mutex> lock(guard.mu);
-  guard.listeners.erase(std::remove_if(guard.listeners.begin(), guard.listeners.end(),
-                                       [port](const Listener& l) { return l.port == port; }),
+  auto on_port = [port](const Listener& l) { return l.port == port; };
+  auto first = std::find_if(guard.listeners.begin(), guard.listeners.end(), on_port);
+  if (first != guard.listeners.end() && first->tls) InspectTlsServers(-1);
+  guard.listeners.erase(std::remove_if(guard.listeners.begin(), guard.listeners.end(), on_port),
                         guard.listeners.end());
   if (guard.listeners.empty()) guard.spare.reset();
 }

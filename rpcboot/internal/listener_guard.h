@@ -3,7 +3,7 @@
 //   SpareDescriptor spare;               // held from the start
 //   if (errno == EMFILE) spare.Shed(fd);  // one pending connection taken off and closed
 //
-//   GuardGrpcListeners(port, max_connections);  // after grpc::Server started on `port`
+//   GuardGrpcListeners(port, max_connections, tls);  // after grpc::Server started on `port`
 //   UnguardGrpcListeners(port);  // before it shuts down
 //
 // gRPC 1.51 (Debian 12's) gives up on a listening socket the first time accept4 fails for a
@@ -15,7 +15,8 @@
 // reaches gRPC as EAGAIN, so gRPC waits for the next connection instead of closing its
 // listener. gRPC 1.51 has no cap on connections either: on a registered socket a connection past
 // max_connections is closed at once (that one connection fails). Every other accept4 in the
-// process passes through to the C library unchanged.
+// process passes through to the C library unchanged. The header blocks of the connections a
+// registered socket accepts are bounded too (rpcboot/internal/header_block_guard.h).
 //
 // Thread-safe.
 #ifndef RPCBOOT_INTERNAL_LISTENER_GUARD_H_
@@ -40,9 +41,9 @@ class SpareDescriptor {
 };
 
 // Registers the listening TCP sockets of this process bound to `port` (gRPC's, found after it
-// bound them), each to hold at most `max_connections` connections, or forgets them (before
-// gRPC closes them).
-void GuardGrpcListeners(int port, int max_connections);
+// bound them), each to hold at most `max_connections` connections, their connections' header
+// blocks bounded (`tls`: they speak TLS), or forgets them (before gRPC closes them).
+void GuardGrpcListeners(int port, int max_connections, bool tls);
 void UnguardGrpcListeners(int port);
 
 }  // namespace rpcboot::internal

@@ -763,7 +763,7 @@ class GrpcServerTransport final : public ServerTransport {
     RequestWatch();
     RequestReflection(methods_->index(MethodService::kReflection));
     RequestReflection(methods_->index(MethodService::kReflectionAlpha));
-    GuardGrpcListeners(port_, options_.max_connections);
+    GuardGrpcListeners(port_, options_.max_connections, !options_.tls.cert_file.empty());
     if (!pollers_->Start()) {
       UnguardGrpcListeners(port_);
       server_->Shutdown(std::chrono::system_clock::now());
