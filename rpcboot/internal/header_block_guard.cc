@@ -1,9 +1,7 @@
 #include "rpcboot/internal/header_block_guard.h"
 
-#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
@@ -18,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/socket.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -146,19 +145,8 @@ LogLimiter& Limiter() {
 std::string Peer(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "a peer";
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (addr.ss_family == AF_INET) {
-    const auto& in = reinterpret_cast<const sockaddr_in&>(addr);
-    ::inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
-    port = ntohs(in.sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(addr);
-    ::inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
-    port = ntohs(in6.sin6_port);
-  }
-  return absl::StrCat(host, ":", port);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown peer";
+  return PeerName(addr);
 }
 
 void LogRefused(const std::string& peer, const HeaderBlockScanner& scanner) {
