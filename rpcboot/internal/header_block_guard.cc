@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/socket.h"
 
 namespace rpcboot::internal {
@@ -149,7 +150,9 @@ std::string Peer(int fd) {
   return PeerName(addr);
 }
 
+// Counts the connection closed and says why (once a second at most).
 void LogRefused(const std::string& peer, const HeaderBlockScanner& scanner) {
+  Transports().grpc_header_blocks_refused.fetch_add(1, std::memory_order_relaxed);
   if (!Limiter().Allow()) return;
   Log(LogLevel::kWarning,
       absl::StrCat("gRPC: closed the connection of ", peer, ": ", scanner.reason()));
@@ -266,10 +269,11 @@ extern "C" int SSL_read(SSL* ssl, void* buf, int num) {
       return n;
     }
   }
+  const bool failed_before = scanner->failed();
   if (scanner->Feed(static_cast<const unsigned char*>(buf), static_cast<std::size_t>(n))) {
     return n;
   }
-  LogRefused("a TLS peer", *scanner);
+  if (!failed_before) LogRefused("a TLS peer", *scanner);
   ERR_raise_data(ERR_LIB_USER, 1, "rpcboot: %s", scanner->reason().c_str());
   return -1;  // gRPC closes the connection
 }

@@ -46,6 +46,7 @@ class HeaderBlockScanner {
   bool Feed(const unsigned char* data, std::size_t size);
   // Why Feed said false, in words.
   std::string reason() const;
+  bool failed() const { return failed_; }
 
  private:
   std::uint32_t preface_left_ = 24;  // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

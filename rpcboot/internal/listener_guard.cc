@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/header_block_guard.h"
+#include "rpcboot/internal/metrics.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -103,6 +104,7 @@ bool Admit(int fd, int conn) {
   }
   if (static_cast<int>(listener->accepted.size()) <= listener->max_connections) return true;
   listener->accepted.erase(conn);
+  Transports().grpc_connections_refused.fetch_add(1, std::memory_order_relaxed);
   if (guard.log.Allow()) {
     Log(LogLevel::kWarning, absl::StrCat("gRPC: refusing a connection: ", listener->max_connections,
                                          " connections open (server.max_connections)"));

@@ -457,10 +457,12 @@ TEST_F(ServingCoreTest, GrpcConnectionsPastMaxConnectionsAreRefused) {
     held.push_back(fd);
   }
   // The four are taken before the next connection (accept takes the backlog in order); the
-  // fifth is closed at once, so its call fails.
+  // fifth is closed at once, so its call fails, and is counted.
+  const int64_t refused = internal::Transports().grpc_connections_refused.load();
   ChannelOptions fast;
   fast.default_timeout = std::chrono::seconds(2);
   EXPECT_THROW(Client(Protocol::kGrpc, fast)->Count(), RpcError);
+  EXPECT_GE(internal::Transports().grpc_connections_refused.load() - refused, 1);
   for (int fd : held) ::close(fd);
   // Once they are gone (the server sees them close, and looks again within 100 ms), connections
   // are taken again.
@@ -474,6 +476,63 @@ TEST_F(ServingCoreTest, GrpcConnectionsPastMaxConnectionsAreRefused) {
     }
   }
   EXPECT_TRUE(served) << "the cap counts connections that have closed";
+}
+
+// An HTTP/2 frame on stream 1 (0 for SETTINGS).
+std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload) {
+  std::string out;
+  for (int shift = 16; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>(payload.size() >> shift));
+  out.push_back(static_cast<char>(type));
+  out.push_back(static_cast<char>(flags));
+  out.append(type == 0x4 ? std::string(4, '\0') : std::string("\0\0\0\1", 4));
+  return out + payload;
+}
+
+// An HPACK integer of a 7-bit prefix (RFC 7541, 5.1).
+std::string HpackLength(std::size_t n) {
+  if (n < 127) return std::string(1, static_cast<char>(n));
+  std::string out(1, '\x7f');
+  for (n -= 127; n >= 128; n >>= 7) out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  return out + static_cast<char>(n);
+}
+
+// gRPC 1.51 keeps a header block until it ends, outside its limits: rpcboot closes a connection
+// whose block passes 64 KiB (rpcboot/internal/header_block_guard.h) and counts it. (Over TLS and
+// against a server process: tests/interop/continuation_flood_test.py.)
+TEST_F(ServingCoreTest, AGrpcHeaderBlockThatNeverEndsClosesItsConnection) {
+  StartServer({});
+  const int64_t before = internal::Transports().grpc_header_blocks_refused.load();
+  int fd = ConnectTo(server_->grpc_port());
+  ASSERT_GE(fd, 0);
+  timeval bound{20, 0};  // a server that neither reads nor closes fails the test, not hangs it
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+  std::string out = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + Http2Frame(0x4, 0, "") +
+                    Http2Frame(0x1, 0, "");  // HEADERS without END_HEADERS
+  std::size_t sent = 0;
+  bool refused = false;
+  for (int i = 0; !refused && sent < (64u << 20); ++i) {
+    // A literal header field, its name new, never indexed: a 16 KB value per CONTINUATION.
+    std::string name = "x-flood-" + std::to_string(i);
+    out += Http2Frame(
+        0x9, 0,
+        '\x00' + HpackLength(name.size()) + name + HpackLength(16000) + std::string(16000, 'v'));
+    for (std::size_t at = 0; at < out.size();) {
+      ssize_t n = ::send(fd, out.data() + at, out.size() - at, MSG_NOSIGNAL);
+      if (n <= 0) {
+        refused = true;
+        break;
+      }
+      at += static_cast<std::size_t>(n);
+    }
+    sent += out.size();
+    out.clear();
+  }
+  EXPECT_TRUE(refused) << "the server took " << (sent >> 20) << " MiB of one header block";
+  EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(20)));
+  ::close(fd);
+  EXPECT_EQ(internal::Transports().grpc_header_blocks_refused.load() - before, 1);
+  EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
 }
 
 TEST_F(ServingCoreTest, InlineMethodsNeedNoHandlerThread) {
