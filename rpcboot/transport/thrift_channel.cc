@@ -163,7 +163,10 @@ class ThriftChannel final : public Channel {
     std::size_t message_offset = 0;
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;
-      if (absl::Status s = internal::ParseTHeader(reply, &theader); !s.ok()) {
+      // No reply header is read: none is copied.
+      if (absl::Status s =
+              internal::ParseTHeader(reply, &theader, [](std::string_view) { return false; });
+          !s.ok()) {
         CloseConnection(conn);
         throw RpcError(StatusCode::kInternal,
                        "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));

@@ -85,6 +85,12 @@ std::string_view ReplyName(std::string_view name) {
 std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
                        std::string_view body);
 
+// The THeader info headers a server reads (ParseTHeader copies only these, each once).
+bool ServerHeader(std::string_view key) {
+  return key == kTimeoutHeader || key == kAuthorizationHeader || key == kTraceparentHeader ||
+         key == kTracestateHeader || key == kShadowHeader;
+}
+
 // What a call's THeader carried besides the message.
 struct CallMeta {
   std::optional<ServerContext::Clock::time_point> deadline;
@@ -1006,9 +1012,10 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   std::string_view message = frame;
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
-    if (!ParseTHeader(frame, &*theader).ok()) return not_thrift();
+    if (!ParseTHeader(frame, &*theader, [](std::string_view) { return false; }).ok()) {
+      return not_thrift();
+    }
     message = frame.substr(theader->payload_offset);
-    theader->headers.clear();
   }
   ThriftMessageHeader header;
   if (!ParseThriftHeader(message, &header).ok() || header.type != kThriftCall) return not_thrift();
@@ -1036,7 +1043,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
   std::size_t offset = 0;
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
-    if (absl::Status s = ParseTHeader(frame, &*theader); !s.ok()) {
+    if (absl::Status s = ParseTHeader(frame, &*theader, &ServerHeader); !s.ok()) {
       Close(conn, std::string(s.message()), LogLevel::kWarning);
       return true;
     }

@@ -5,6 +5,7 @@
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -133,7 +134,8 @@ bool IsTHeaderFrame(std::string_view frame) {
          static_cast<uint8_t>(frame[1]) == 0xFF;
 }
 
-absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out) {
+absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
+                          bool (*keep)(std::string_view key)) {
   auto bad = [](const char* what) {
     return absl::InvalidArgumentError(absl::StrCat("bad THeader frame: ", what));
   };
@@ -161,15 +163,26 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out) {
     uint32_t count;
     if (!ReadVarint32(header, &pos, &count)) return bad("truncated info header");
     for (uint32_t i = 0; i < count; ++i) {
-      std::string kv[2];
-      for (std::string& part : kv) {
+      std::string_view kv[2];
+      for (std::string_view& part : kv) {
         uint32_t length;
         if (!ReadVarint32(header, &pos, &length) || length > header.size() - pos)
           return bad("truncated info header");
-        part.assign(header.substr(pos, length));
+        part = header.substr(pos, length);
         pos += length;
       }
-      out->headers.emplace_back(std::move(kv[0]), std::move(kv[1]));
+      if (keep == nullptr) {
+        out->headers.emplace_back(kv[0], kv[1]);
+        continue;
+      }
+      if (!keep(kv[0])) continue;
+      auto same = std::find_if(out->headers.begin(), out->headers.end(),
+                               [&](const auto& h) { return h.first == kv[0]; });
+      if (same != out->headers.end()) {
+        same->second.assign(kv[1]);
+      } else {
+        out->headers.emplace_back(kv[0], kv[1]);
+      }
     }
   }
   out->payload_offset = 10 + header_size;

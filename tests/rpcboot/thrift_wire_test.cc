@@ -133,6 +133,26 @@ TEST(ThriftWire, THeaderParserRejectsGarbage) {
             std::string::npos);
 }
 
+TEST(ThriftWire, THeaderParserCopiesOnlyTheHeadersAsked) {
+  THeaderFrame ours;
+  ours.seqid = 9;
+  ours.headers = {{"a", "1"}, {"noise", "x"}, {"b", "2"}, {"a", "3"}, {"noise", "y"}};
+  std::string frame = WrapTHeader(ours, "payload");
+  THeaderFrame parsed;
+  ASSERT_TRUE(ParseTHeader(frame, &parsed, [](std::string_view key) {
+                return key == "a" || key == "b";
+              }).ok());
+  // Each key asked for once, with its last value; the rest read past, not copied.
+  std::sort(parsed.headers.begin(), parsed.headers.end());
+  EXPECT_EQ(parsed.headers,
+            (std::vector<std::pair<std::string, std::string>>{{"a", "3"}, {"b", "2"}}));
+  EXPECT_EQ(frame.substr(parsed.payload_offset), "payload");
+  // A header that runs past its section fails the frame whether or not it is asked for.
+  std::string cut = frame;
+  cut[9] = 1;  // the section is 4 bytes now: the headers in it end early
+  EXPECT_FALSE(ParseTHeader(cut, &parsed, [](std::string_view) { return false; }).ok());
+}
+
 TEST(ThriftWire, FrameLengthsAreBigEndian) {
   char b[4];
   EncodeFrameLength(0x01020304, b);
