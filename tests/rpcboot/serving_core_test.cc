@@ -51,6 +51,20 @@ long ProcStatus(const std::string& field) {
 // Resident memory of this process, in KiB.
 long RssKb() { return ProcStatus("VmRSS:"); }
 
+// AddressSanitizer keeps freed memory resident (its quarantine): a test whose server frees what
+// it read checks RSS only without it (the Python tests' RPCBOOT_SANITIZED).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kQuarantine = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kQuarantine = true;
+#else
+constexpr bool kQuarantine = false;
+#endif
+#else
+constexpr bool kQuarantine = false;
+#endif
+
 // Threads of this process.
 long Threads() { return ProcStatus("Threads:"); }
 
@@ -322,9 +336,10 @@ TEST_F(ServingCoreTest, THeaderInfoHeadersCostNoMemoryWhileTheirCallIsHeld) {
   for (int fd : fds) ::close(fd);
   std::printf("%d held calls with 80,000 headers each: RSS %ld -> %ld KiB\n", kCalls, before,
               after);
-  // 40 frames of about 160 KiB are 6 MiB; every call's headers copied out took 118 MiB more
-  // (arenas of the threads that parsed them kept what they freed).
-  EXPECT_LT(after - before, 48 * 1024) << before << " KiB -> " << after << " KiB";
+  // 40 frames of about 160 KiB are 6 MiB; every call's headers copied out took 290 MiB more.
+  if (!kQuarantine) {
+    EXPECT_LT(after - before, 48 * 1024) << before << " KiB -> " << after << " KiB";
+  }
 }
 
 // Whether every TCP connection of this process to 127.0.0.1:`port` has read all it was sent
