@@ -22,7 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
-#include "rpcboot/internal/header_block_guard.h"
+#include "rpcboot/internal/http2_guard.h"
 #include "rpcboot/internal/metrics.h"
 
 namespace rpcboot::internal {

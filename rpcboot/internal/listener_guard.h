@@ -15,8 +15,8 @@
 // reaches gRPC as EAGAIN, so gRPC waits for the next connection instead of closing its
 // listener. gRPC 1.51 has no cap on connections either: on a registered socket a connection past
 // max_connections is closed at once (that one connection fails). Every other accept4 in the
-// process passes through to the C library unchanged. The header blocks of the connections a
-// registered socket accepts are bounded too (rpcboot/internal/header_block_guard.h).
+// process passes through to the C library unchanged. The HTTP/2 frames of the connections a
+// registered socket accepts are bounded too (rpcboot/internal/http2_guard.h).
 //
 // Thread-safe.
 #ifndef RPCBOOT_INTERNAL_LISTENER_GUARD_H_
@@ -41,8 +41,8 @@ class SpareDescriptor {
 };
 
 // Registers the listening TCP sockets of this process bound to `port` (gRPC's, found after it
-// bound them), each to hold at most `max_connections` connections, their connections' header
-// blocks bounded (`tls`: they speak TLS), or forgets them (before gRPC closes them).
+// bound them), each to hold at most `max_connections` connections, their connections' HTTP/2
+// frames bounded (`tls`: they speak TLS), or forgets them (before gRPC closes them).
 void GuardGrpcListeners(int port, int max_connections, bool tls);
 void UnguardGrpcListeners(int port);
 

@@ -339,9 +339,9 @@ void MetricsRegistry::Collect(MetricWriter& out) const {
   out.Add("rpcboot_server_connections_refused_total", Type::kCounter,
           "Server connections closed at once at server.max_connections.", grpc,
           static_cast<double>(t.grpc_connections_refused.load()));
-  out.Add("rpcboot_server_header_blocks_refused_total", Type::kCounter,
-          "Server connections closed for a header block past 64 KiB or 64 frames.", grpc,
-          static_cast<double>(t.grpc_header_blocks_refused.load()));
+  out.Add("rpcboot_server_floods_refused_total", Type::kCounter,
+          "Server connections closed for a flood of frames (rpcboot/internal/http2_guard.h).", grpc,
+          static_cast<double>(t.grpc_floods_refused.load()));
   out.Add("rpcboot_server_unknown_method_total", Type::kCounter,
           "Calls of a method no served service has.", {},
           static_cast<double>(t.unknown_methods.load()));

@@ -159,7 +159,7 @@ struct TransportCounters {
   std::atomic<int64_t> thrift_connections_accepted{0};  // since start
   std::atomic<int64_t> thrift_connections_refused{0};   // at server.max_connections
   std::atomic<int64_t> grpc_connections_refused{0};     // at server.max_connections
-  std::atomic<int64_t> grpc_header_blocks_refused{0};   // closed: header_block_guard.h
+  std::atomic<int64_t> grpc_floods_refused{0};          // closed: http2_guard.h
   std::atomic<int64_t> unknown_methods{0};              // calls of a method no service has
   std::atomic<int64_t> queued_calls{0};                 // waiting for a handler thread, all servers
 };

@@ -555,11 +555,11 @@ std::string HpackLength(std::size_t n) {
 }
 
 // gRPC 1.51 keeps a header block until it ends, outside its limits: rpcboot closes a connection
-// whose block passes 64 KiB (rpcboot/internal/header_block_guard.h) and counts it. (Over TLS and
-// against a server process: tests/interop/continuation_flood_test.py.)
+// whose block passes 64 KiB (rpcboot/internal/http2_guard.h) and counts it. (Over TLS and
+// against a server process: tests/interop/http2_flood_test.py.)
 TEST_F(ServingCoreTest, AGrpcHeaderBlockThatNeverEndsClosesItsConnection) {
   StartServer({});
-  const int64_t before = internal::Transports().grpc_header_blocks_refused.load();
+  const int64_t before = internal::Transports().grpc_floods_refused.load();
   int fd = ConnectTo(server_->grpc_port());
   ASSERT_GE(fd, 0);
   timeval bound{20, 0};  // a server that neither reads nor closes fails the test, not hangs it
@@ -588,7 +588,7 @@ TEST_F(ServingCoreTest, AGrpcHeaderBlockThatNeverEndsClosesItsConnection) {
   EXPECT_TRUE(refused) << "the server took " << (sent >> 20) << " MiB of one header block";
   EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(20)));
   ::close(fd);
-  EXPECT_EQ(internal::Transports().grpc_header_blocks_refused.load() - before, 1);
+  EXPECT_EQ(internal::Transports().grpc_floods_refused.load() - before, 1);
   EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
 }
 

@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""An HTTP/2 CONTINUATION flood cannot make rpcboot's gRPC port hold what it sends.
+"""HTTP/2 floods cannot make rpcboot's gRPC port hold what they send or stop serving others.
 
 gRPC 1.51 keeps a header block (HEADERS, then CONTINUATION frames) whole until END_HEADERS: a
-peer that never ends it made a server hold every byte (1.5 GB sent, RSS 1.66 GB). rpcboot
-closes a connection whose header block passes 64 KiB or 64 frames. Raw peers (frames written by
-hand, over TCP and over TLS with ALPN h2) open a call of EchoScalars and flood it with
-CONTINUATION frames, of 16 KB literal headers and empty ones; each connection must be closed by
-the server long before the flood's 256 MiB are sent, the server must say why in its log, its
-memory must stay where it was, and stock grpcio clients must be served before and after,
-including one whose metadata is over gRPC's own limit (answered RESOURCE_EXHAUSTED, as before).
-Usage: continuation_flood_test.py RICH_SERVER_BINARY
+peer that never ends it made a server hold every byte (1.5 GB sent, RSS 1.66 GB). A flood of
+empty DATA frames, or of WINDOW_UPDATE frames, on one connection made every other client's call
+fail its deadline. rpcboot closes such a connection (rpcboot/internal/http2_guard.h). Raw peers
+(frames written by hand, over TCP and over TLS with ALPN h2) send CONTINUATION frames of 16 KB
+literal headers and empty ones, empty DATA frames and WINDOW_UPDATE frames while a stock grpcio
+client calls; each flooding connection must be closed by the server long before the flood's
+256 MiB are sent, the server must say why in its log, its memory must stay where it was, and
+every grpcio call must be served, including during the floods, and one whose metadata is over
+gRPC's own limit is answered RESOURCE_EXHAUSTED, as before.
+Usage: http2_flood_test.py RICH_SERVER_BINARY
 """
 import os
 import socket
@@ -17,16 +19,18 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-from interop_util import ECHO_SCALARS_HEADERS, check_growth, echo_scalars, rss_kib, start_rich_server
+from interop_util import ECHO_SCALARS_HEADERS, check_growth, rss_kib, start_rich_server
 
 try:
     import grpc
 except ImportError:
-    sys.exit("continuation_flood_test: python3-grpcio is missing: apt-get install python3-grpcio")
+    sys.exit("http2_flood_test: python3-grpcio is missing: apt-get install python3-grpcio")
 
-HEADERS, CONTINUATION, SETTINGS = 1, 9, 4
+DATA, HEADERS, SETTINGS, WINDOW_UPDATE, CONTINUATION = 0, 1, 4, 8, 9
+END_HEADERS = 4
 FLOOD_LIMIT = 256 << 20
 # Each channel its own connection (grpcio shares them between channels to one target).
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
@@ -52,18 +56,15 @@ def literal(name, value):
     return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
 
 
-def flood(sock, continuation):
-    """Opens stream 1 with a HEADERS frame that does not end the block, then sends
-    `continuation(i)` frames until the server closes the connection; returns the bytes sent, or
-    None when all FLOOD_LIMIT bytes went out."""
-    block = b"".join(literal(n.encode(), v.encode()) for n, v in ECHO_SCALARS_HEADERS)
+def flood(sock, opening, next_frames):
+    """Sends the preface, SETTINGS and `opening`, then `next_frames(i)` until the server closes
+    the connection; returns the bytes sent, or None when all FLOOD_LIMIT bytes went out."""
     sent = 0
     try:
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0, b"") +
-                     frame(HEADERS, 0, 1, block))
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0, b"") + opening)
         i = 0
         while sent < FLOOD_LIMIT:
-            data = continuation(i)
+            data = next_frames(i)
             sock.sendall(data)
             sent += len(data)
             i += 1
@@ -72,20 +73,27 @@ def flood(sock, continuation):
     return None
 
 
-def big_headers(i):
-    return frame(CONTINUATION, 0, 1, literal(b"x-flood-%d" % i, b"v" * 16000))
-
-
-def empty_frames(_):
-    return frame(CONTINUATION, 0, 1, b"") * 1000
+CALL_HEADERS = b"".join(literal(n.encode(), v.encode()) for n, v in ECHO_SCALARS_HEADERS)
+# (what, the frames that open it, the flood, the server's reason in its log)
+FLOODS = [
+    ("16 KB headers", frame(HEADERS, 0, 1, CALL_HEADERS),
+     lambda i: frame(CONTINUATION, 0, 1, literal(b"x-flood-%d" % i, b"v" * 16000)),
+     "a header block of more than 65536 bytes"),
+    ("empty CONTINUATION frames", frame(HEADERS, 0, 1, CALL_HEADERS),
+     lambda _: frame(CONTINUATION, 0, 1, b"") * 1000, "a header block of more than 64 frames"),
+    ("empty DATA frames", frame(HEADERS, END_HEADERS, 1, CALL_HEADERS),
+     lambda _: frame(DATA, 0, 1, b"") * 1000, "empty DATA frames in a row"),
+    ("WINDOW_UPDATE frames", b"", lambda _: frame(WINDOW_UPDATE, 0, 0, b"\x00\x00\x00\x01") * 1000,
+     "WINDOW_UPDATE, PING, SETTINGS or empty DATA frames in a second"),
+]
 
 
 def expect_closed(what, sent):
     if sent is None:
-        sys.exit(f"continuation_flood_test: FAIL: {what}: the server took all {FLOOD_LIMIT >> 20} MiB")
+        sys.exit(f"http2_flood_test: FAIL: {what}: the server took all {FLOOD_LIMIT >> 20} MiB")
     # What the two sockets' buffers hold is all that can go out after the server's close.
     if sent > 64 << 20:
-        sys.exit(f"continuation_flood_test: FAIL: {what}: {sent >> 20} MiB went out before the close")
+        sys.exit(f"http2_flood_test: FAIL: {what}: {sent >> 20} MiB went out before the close")
     print(f"{what}: closed after {sent >> 10} KiB sent")
 
 
@@ -98,33 +106,41 @@ def stock_calls(channel):
     echo(b"", timeout=10, metadata=[("x-big", "v" * 7000)])
     try:
         echo(b"", timeout=10, metadata=[("x-big", "v" * 16000)])
-        sys.exit("continuation_flood_test: FAIL: 16 KB of metadata was accepted")
+        sys.exit("http2_flood_test: FAIL: 16 KB of metadata was accepted")
     except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-            sys.exit(f"continuation_flood_test: FAIL: 16 KB of metadata: {e.code()} {e.details()}")
+            sys.exit(f"http2_flood_test: FAIL: 16 KB of metadata: {e.code()} {e.details()}")
     channel().unary_unary("/rich.RichService/EchoScalars")(b"", timeout=10)
 
 
 def run(binary, args, connect, channel, what):
-    server, port = start_rich_server(binary, args, "continuation_flood_test")
+    server, port = start_rich_server(binary, args, "http2_flood_test")
     try:
         stock_calls(lambda: channel(port))
+        echo = channel(port).unary_unary("/rich.RichService/EchoScalars")
         before = rss_kib(server.pid)
-        for n in range(3):
-            expect_closed(f"{what} connection {n + 1}, 16 KB headers", flood(connect(port), big_headers))
-        time.sleep(1.1)  # the server logs one refusal a second: this one's line must show
-        expect_closed(f"{what}, empty CONTINUATION frames", flood(connect(port), empty_frames))
+        for kind, opening, next_frames, _ in FLOODS:
+            time.sleep(1.1)  # the server logs one refusal a second: this one's line must show
+            for n in range(2):
+                result = []
+                flooder = threading.Thread(
+                    target=lambda: result.append(flood(connect(port), opening, next_frames)))
+                flooder.start()
+                for _ in range(20):  # a stock client is served during the flood
+                    echo(b"", timeout=5)
+                flooder.join()
+                expect_closed(f"{what} connection {n + 1}, {kind}", result[0])
         grown = rss_kib(server.pid) - before
         print(f"{what}: server RSS grew by {grown} KiB")
-        check_growth("continuation_flood_test", grown, 32 * 1024)
+        check_growth("http2_flood_test", grown, 32 * 1024)
         stock_calls(lambda: channel(port))
     finally:
         server.terminate()
         _, log = server.communicate(timeout=30)
-    for reason in ("more than 65536 bytes", "more than 64 frames"):
-        if f"header block of {reason}" not in log:
-            sys.exit(f"continuation_flood_test: FAIL: {what}: no log line for a header block of "
-                     f"{reason}:\n{log[-2000:]}")
+    for kind, _, _, reason in FLOODS:
+        if reason not in log:
+            sys.exit(f"http2_flood_test: FAIL: {what}: {kind}: no log line with '{reason}':\n"
+                     f"{log[-2000:]}")
 
 
 def main():
@@ -143,7 +159,7 @@ def main():
             sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)),
                                        server_hostname="localhost")
             if sock.selected_alpn_protocol() != "h2":
-                sys.exit("continuation_flood_test: FAIL: the TLS server did not choose h2")
+                sys.exit("http2_flood_test: FAIL: the TLS server did not choose h2")
             return sock
 
         def channel(port):
@@ -155,7 +171,7 @@ def main():
                                        OWN_CONNECTION)
 
         run(binary, [f"tls_dir={certs}"], connect, channel, "TLS")
-    print("continuation_flood_test: ok")
+    print("http2_flood_test: ok")
 
 
 if __name__ == "__main__":

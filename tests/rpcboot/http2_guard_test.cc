@@ -1,7 +1,7 @@
-// HeaderBlockScanner: an HTTP/2 client's bytes followed frame by frame, header blocks bounded.
-// (The bound on a running server, over TCP and TLS against raw peers:
-// tests/interop/continuation_flood_test.py.)
-#include "rpcboot/internal/header_block_guard.h"
+// Http2Scanner: an HTTP/2 client's bytes followed frame by frame; header blocks, runs of empty
+// DATA frames and control frames per second bounded. (The bounds on a running server, over TCP
+// and TLS against raw peers: tests/interop/http2_flood_test.py.)
+#include "rpcboot/internal/http2_guard.h"
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,10 @@ namespace rpcboot::internal {
 namespace {
 
 constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr unsigned char kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kContinuation = 0x9;
-constexpr unsigned char kEndHeaders = 0x4;
+constexpr unsigned char kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6,
+                        kWindowUpdate = 0x8, kContinuation = 0x9;
+constexpr unsigned char kEndStream = 0x1, kEndHeaders = 0x4;
+constexpr int64_t kSecond = 1'000'000'000;
 
 std::string Frame(unsigned char type, unsigned char flags, std::size_t length) {
   std::string out;
@@ -28,12 +30,12 @@ std::string Frame(unsigned char type, unsigned char flags, std::size_t length) {
   return out;
 }
 
-bool Feed(HeaderBlockScanner& scanner, const std::string& bytes) {
-  return scanner.Feed(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+bool Feed(Http2Scanner& scanner, const std::string& bytes, int64_t now_ns = 0) {
+  return scanner.Feed(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), now_ns);
 }
 
 // Every byte on its own: frame headers split anywhere are put together.
-bool FeedByteByByte(HeaderBlockScanner& scanner, const std::string& bytes) {
+bool FeedByteByByte(Http2Scanner& scanner, const std::string& bytes) {
   bool ok = true;
   for (char c : bytes) ok = Feed(scanner, std::string(1, c)) && ok;
   return ok;
@@ -41,7 +43,7 @@ bool FeedByteByByte(HeaderBlockScanner& scanner, const std::string& bytes) {
 
 std::string Start() { return std::string(kPreface) + Frame(kSettings, 0, 6); }
 
-TEST(HeaderBlockScanner, CallsWithBlocksUnderTheBoundsAndLargeMessagesPass) {
+TEST(Http2Scanner, CallsWithBlocksUnderTheBoundsAndLargeMessagesPass) {
   // Blocks of up to 64 KiB in 64 frames; DATA frames of any size do not count.
   std::string stream = Start() + Frame(kHeaders, kEndHeaders, 300) + Frame(kData, 0, 16384) +
                        Frame(kHeaders, 0, 16384) + Frame(kContinuation, 0, 16384) +
@@ -51,51 +53,85 @@ TEST(HeaderBlockScanner, CallsWithBlocksUnderTheBoundsAndLargeMessagesPass) {
   stream += Frame(kHeaders, 0, 10);
   for (std::uint32_t i = 2; i < kMaxHeaderBlockFrames; ++i) stream += Frame(kContinuation, 0, 0);
   stream += Frame(kContinuation, kEndHeaders, 10);
-  HeaderBlockScanner whole;
+  Http2Scanner whole;
   EXPECT_TRUE(Feed(whole, stream));
-  HeaderBlockScanner bytes;
+  Http2Scanner bytes;
   EXPECT_TRUE(FeedByteByByte(bytes, stream));
 }
 
-TEST(HeaderBlockScanner, ABlockPastItsBytesFailsAndStaysFailed) {
+TEST(Http2Scanner, ABlockPastItsBytesFailsAndStaysFailed) {
   std::string stream = Start() + Frame(kHeaders, 0, 16384) + Frame(kContinuation, 0, 16384) +
                        Frame(kContinuation, 0, 16384) + Frame(kContinuation, 0, 16384);
-  HeaderBlockScanner scanner;
+  Http2Scanner scanner;
   ASSERT_TRUE(Feed(scanner, stream));  // exactly 64 KiB so far
   EXPECT_FALSE(Feed(scanner, Frame(kContinuation, kEndHeaders, 1)));
   EXPECT_NE(scanner.reason().find("more than 65536 bytes"), std::string::npos) << scanner.reason();
   EXPECT_FALSE(Feed(scanner, Frame(kSettings, 0, 0)));
 
-  HeaderBlockScanner bytes;
+  Http2Scanner bytes;
   EXPECT_FALSE(FeedByteByByte(bytes, stream + Frame(kContinuation, 0, 1)));
 }
 
-TEST(HeaderBlockScanner, ABlockOfTooManyFramesFailsEvenWhenEmpty) {
+TEST(Http2Scanner, ABlockOfTooManyFramesFailsEvenWhenEmpty) {
   std::string stream = Start() + Frame(kHeaders, 0, 0);
   for (std::uint32_t i = 1; i < kMaxHeaderBlockFrames; ++i) stream += Frame(kContinuation, 0, 0);
-  HeaderBlockScanner scanner;
+  Http2Scanner scanner;
   ASSERT_TRUE(Feed(scanner, stream));
   EXPECT_FALSE(Feed(scanner, Frame(kContinuation, 0, 0)));
   EXPECT_NE(scanner.reason().find("more than 64 frames"), std::string::npos) << scanner.reason();
 }
 
-TEST(HeaderBlockScanner, TheBoundIsPerBlock) {
+TEST(Http2Scanner, TheBoundIsPerBlock) {
   // Many blocks, each under the bound, together far over it.
   std::string stream = Start();
   for (int i = 0; i < 50; ++i) {
     stream += Frame(kHeaders, 0, 16384) + Frame(kContinuation, kEndHeaders, 16384);
   }
-  HeaderBlockScanner scanner;
+  Http2Scanner scanner;
   EXPECT_TRUE(Feed(scanner, stream));
 }
 
-TEST(HeaderBlockScanner, BytesThatAreNotHttp2AreNotFollowed) {
+TEST(Http2Scanner, BytesThatAreNotHttp2AreNotFollowed) {
   // Not the preface (a TLS connection followed from its middle, an HTTP/1 request): gRPC
   // answers what it makes of them; the scanner never fails such a connection.
-  HeaderBlockScanner scanner;
+  Http2Scanner scanner;
   std::string stream = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + Frame(kHeaders, 0, 16384);
   for (int i = 0; i < 100; ++i) stream += Frame(kContinuation, 0, 16384);
   EXPECT_TRUE(FeedByteByByte(scanner, stream));
+}
+
+TEST(Http2Scanner, ARunOfEmptyDataFramesFails) {
+  // Empty DATA frames that end their stream (a half-close) and runs broken by a frame with
+  // bytes do not count; 65 in a row that do not end their stream do.
+  std::string stream = Start() + Frame(kHeaders, kEndHeaders, 10);
+  for (int run = 0; run < 10; ++run) {
+    for (std::uint32_t i = 0; i < kMaxEmptyDataFrames; ++i) stream += Frame(kData, 0, 0);
+    stream += Frame(kData, 0, 5) + Frame(kData, kEndStream, 0);
+  }
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, stream));
+  for (std::uint32_t i = 0; i < kMaxEmptyDataFrames; ++i)
+    ASSERT_TRUE(Feed(scanner, Frame(kData, 0, 0)));
+  EXPECT_FALSE(Feed(scanner, Frame(kData, 0, 0)));
+  EXPECT_NE(scanner.reason().find("empty DATA frames in a row"), std::string::npos)
+      << scanner.reason();
+}
+
+TEST(Http2Scanner, ControlFramesAreBoundedPerSecond) {
+  // Up to the bound in one second, then again in the next; one more within a second fails.
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, Start(), 0));  // its SETTINGS is the first control frame
+  std::string window_updates;
+  for (std::uint32_t i = 1; i < kMaxControlFramesPerSecond; ++i) {
+    window_updates += Frame(kWindowUpdate, 0, 4);
+  }
+  ASSERT_TRUE(Feed(scanner, window_updates, kSecond / 2));
+  ASSERT_TRUE(Feed(scanner, Frame(kWindowUpdate, 0, 4) + Frame(kPing, 0, 8), 2 * kSecond));
+  std::string more;
+  for (std::uint32_t i = 2; i < kMaxControlFramesPerSecond; ++i) more += Frame(kPing, 0, 8);
+  ASSERT_TRUE(Feed(scanner, more, 2 * kSecond + kSecond / 2));
+  EXPECT_FALSE(Feed(scanner, Frame(kWindowUpdate, 0, 4), 3 * kSecond - 1));
+  EXPECT_NE(scanner.reason().find("in a second"), std::string::npos) << scanner.reason();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "rpcboot/internal/header_block_guard.h"
+#include "rpcboot/internal/http2_guard.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 
@@ -23,24 +24,29 @@ namespace rpcboot::internal {
 namespace {
 
 constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr unsigned char kData = 0x0;
 constexpr unsigned char kHeaders = 0x1;
+constexpr unsigned char kSettings = 0x4;
 constexpr unsigned char kPushPromise = 0x5;
+constexpr unsigned char kPing = 0x6;
+constexpr unsigned char kWindowUpdate = 0x8;
 constexpr unsigned char kContinuation = 0x9;
+constexpr unsigned char kEndStream = 0x1;
 constexpr unsigned char kEndHeaders = 0x4;
+constexpr std::int64_t kSecondNs = 1'000'000'000;
 
 }  // namespace
 
-bool HeaderBlockScanner::Feed(const unsigned char* data, std::size_t size) {
-  if (failed_) return false;
-  while (size > 0) {
+bool Http2Scanner::Feed(const unsigned char* data, std::size_t size, std::int64_t now_ns) {
+  if (failed()) return false;
+  while (size > 0 && followed_) {
     if (preface_left_ > 0) {
-      // Not HTTP/2 from its first byte (or followed from the middle): nothing to follow; gRPC
+      // Not HTTP/2 from its first byte (or followed from its middle): nothing to follow; gRPC
       // answers what it makes of it.
       const std::size_t at = sizeof kPreface - 1 - preface_left_;
       const std::size_t take = std::min<std::size_t>(preface_left_, size);
       if (std::memcmp(data, kPreface + at, take) != 0) {
-        preface_left_ = 0;
-        payload_left_ = UINT64_MAX;
+        followed_ = false;
         return true;
       }
       preface_left_ -= static_cast<std::uint32_t>(take);
@@ -49,7 +55,6 @@ bool HeaderBlockScanner::Feed(const unsigned char* data, std::size_t size) {
       continue;
     }
     if (payload_left_ > 0) {
-      if (payload_left_ == UINT64_MAX) return true;  // not followed
       const std::uint64_t take = std::min<std::uint64_t>(payload_left_, size);
       payload_left_ -= take;
       data += take;
@@ -65,38 +70,65 @@ bool HeaderBlockScanner::Feed(const unsigned char* data, std::size_t size) {
     head_have_ = 0;
     const std::uint64_t length =
         std::uint64_t{head_[0]} << 16 | std::uint64_t{head_[1]} << 8 | std::uint64_t{head_[2]};
-    const unsigned char type = head_[3];
-    const bool ends = (head_[4] & kEndHeaders) != 0;
-    if (type == kHeaders || type == kPushPromise) {
-      block_bytes_ = length;
-      block_frames_ = 1;
-      in_block_ = !ends;
-    } else if (type == kContinuation) {
-      block_bytes_ += length;
-      ++block_frames_;
-      in_block_ = in_block_ && !ends;
-    }
-    // Any other frame inside a block is a protocol error, gRPC's to answer.
-    if (block_bytes_ > kMaxHeaderBlockBytes || block_frames_ > kMaxHeaderBlockFrames) {
-      failed_ = true;
-      return false;
-    }
-    if (!in_block_) {
-      block_bytes_ = 0;
-      block_frames_ = 0;
-    }
+    failed_ = OnFrame(length, head_[3], head_[4], now_ns);
+    if (failed()) return false;
     payload_left_ = length;
   }
   return true;
 }
 
-std::string HeaderBlockScanner::reason() const {
-  if (block_frames_ > kMaxHeaderBlockFrames) {
-    return absl::StrCat("a header block of more than ", kMaxHeaderBlockFrames,
-                        " frames (CONTINUATION without END_HEADERS)");
+Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char type,
+                                          unsigned char flags, std::int64_t now_ns) {
+  if (type == kHeaders || type == kPushPromise) {
+    block_bytes_ = length;
+    block_frames_ = 1;
+    in_block_ = (flags & kEndHeaders) == 0;
+  } else if (type == kContinuation) {
+    block_bytes_ += length;
+    ++block_frames_;
+    in_block_ = in_block_ && (flags & kEndHeaders) == 0;
   }
-  return absl::StrCat("a header block of more than ", kMaxHeaderBlockBytes,
-                      " bytes (HEADERS and CONTINUATION frames without END_HEADERS)");
+  // Any other frame inside a block is a protocol error, gRPC's to answer.
+  if (block_bytes_ > kMaxHeaderBlockBytes) return Bound::kBlockBytes;
+  if (block_frames_ > kMaxHeaderBlockFrames) return Bound::kBlockFrames;
+  if (!in_block_) {
+    block_bytes_ = 0;
+    block_frames_ = 0;
+  }
+  const bool empty_data = type == kData && length == 0 && (flags & kEndStream) == 0;
+  if (empty_data) {
+    if (++empty_data_ > kMaxEmptyDataFrames) return Bound::kEmptyData;
+  } else if (type == kData || type == kHeaders) {
+    empty_data_ = 0;
+  }
+  if (empty_data || type == kWindowUpdate || type == kPing || type == kSettings) {
+    if (now_ns - second_start_ns_ >= kSecondNs) {
+      second_start_ns_ = now_ns;
+      control_frames_ = 0;
+    }
+    if (++control_frames_ > kMaxControlFramesPerSecond) return Bound::kControlFrames;
+  }
+  return Bound::kNone;
+}
+
+std::string Http2Scanner::reason() const {
+  switch (failed_) {
+    case Bound::kBlockBytes:
+      return absl::StrCat("a header block of more than ", kMaxHeaderBlockBytes,
+                          " bytes (HEADERS and CONTINUATION frames without END_HEADERS)");
+    case Bound::kBlockFrames:
+      return absl::StrCat("a header block of more than ", kMaxHeaderBlockFrames,
+                          " frames (CONTINUATION without END_HEADERS)");
+    case Bound::kEmptyData:
+      return absl::StrCat("more than ", kMaxEmptyDataFrames,
+                          " empty DATA frames in a row that do not end their stream");
+    case Bound::kControlFrames:
+      return absl::StrCat("more than ", kMaxControlFramesPerSecond,
+                          " WINDOW_UPDATE, PING, SETTINGS or empty DATA frames in a second");
+    case Bound::kNone:
+      break;
+  }
+  return "";
 }
 
 namespace {
@@ -106,7 +138,7 @@ namespace {
 // accepted as its descriptor (nothing here sees a close); the socket it was made for is checked
 // before it fails a read, so a descriptor reused for another socket is never failed.
 struct Tracked {
-  HeaderBlockScanner scanner;
+  Http2Scanner scanner;
   dev_t dev = 0;
   ino_t ino = 0;
 };
@@ -133,6 +165,12 @@ std::atomic<Tracked*>* Slot(int fd, bool make) {
   return &page->slots[fd & ((1 << kPageBits) - 1)];
 }
 
+std::int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool SameSocket(int fd, const Tracked& tracked) {
   struct stat st {};
   return ::fstat(fd, &st) == 0 && st.st_dev == tracked.dev && st.st_ino == tracked.ino;
@@ -151,8 +189,8 @@ std::string Peer(int fd) {
 }
 
 // Counts the connection closed and says why (once a second at most).
-void LogRefused(const std::string& peer, const HeaderBlockScanner& scanner) {
-  Transports().grpc_header_blocks_refused.fetch_add(1, std::memory_order_relaxed);
+void LogRefused(const std::string& peer, const Http2Scanner& scanner) {
+  Transports().grpc_floods_refused.fetch_add(1, std::memory_order_relaxed);
   if (!Limiter().Allow()) return;
   Log(LogLevel::kWarning,
       absl::StrCat("gRPC: closed the connection of ", peer, ": ", scanner.reason()));
@@ -182,7 +220,7 @@ std::atomic<int> tls_servers{0};
 char not_followed;  // the ex_data of a TLS connection looked at and not followed
 
 void FreeScanner(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
-  if (ptr != nullptr && ptr != &not_followed) delete static_cast<HeaderBlockScanner*>(ptr);
+  if (ptr != nullptr && ptr != &not_followed) delete static_cast<Http2Scanner*>(ptr);
 }
 
 int ScannerIndex() {
@@ -219,10 +257,12 @@ extern "C" ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   Tracked* tracked = slot != nullptr ? slot->load(std::memory_order_acquire) : nullptr;
   if (tracked == nullptr) return n;
   std::size_t left = static_cast<std::size_t>(n);
+  const std::int64_t now = SteadyNs();
   bool ok = true;
   for (std::size_t i = 0; ok && left > 0 && i < msg->msg_iovlen; ++i) {
     const std::size_t take = std::min(left, msg->msg_iov[i].iov_len);
-    ok = tracked->scanner.Feed(static_cast<const unsigned char*>(msg->msg_iov[i].iov_base), take);
+    ok = tracked->scanner.Feed(static_cast<const unsigned char*>(msg->msg_iov[i].iov_base), take,
+                               now);
     left -= take;
   }
   if (ok) return n;
@@ -253,7 +293,7 @@ extern "C" int SSL_read(SSL* ssl, void* buf, int num) {
   if (index < 0) return n;
   void* data = SSL_get_ex_data(ssl, index);
   if (data == &not_followed) return n;
-  auto* scanner = static_cast<HeaderBlockScanner*>(data);
+  auto* scanner = static_cast<Http2Scanner*>(data);
   if (scanner == nullptr) {
     const unsigned char* alpn = nullptr;
     unsigned int alpn_size = 0;
@@ -263,14 +303,15 @@ extern "C" int SSL_read(SSL* ssl, void* buf, int num) {
       SSL_set_ex_data(ssl, index, &not_followed);
       return n;
     }
-    scanner = new HeaderBlockScanner;
+    scanner = new Http2Scanner;
     if (SSL_set_ex_data(ssl, index, scanner) != 1) {
       delete scanner;
       return n;
     }
   }
   const bool failed_before = scanner->failed();
-  if (scanner->Feed(static_cast<const unsigned char*>(buf), static_cast<std::size_t>(n))) {
+  if (scanner->Feed(static_cast<const unsigned char*>(buf), static_cast<std::size_t>(n),
+                    SteadyNs())) {
     return n;
   }
   if (!failed_before) LogRefused("a TLS peer", *scanner);
