@@ -101,12 +101,18 @@ Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char ty
   } else if (type == kData || type == kHeaders) {
     empty_data_ = 0;
   }
+  if (now_ns - second_start_ns_ >= kSecondNs) {
+    second_start_ns_ = now_ns;
+    control_frames_ = 0;
+    calls_ = 0;
+  }
+  if (type == kHeaders) ++calls_;
   if (empty_data || type == kWindowUpdate || type == kPing || type == kSettings) {
-    if (now_ns - second_start_ns_ >= kSecondNs) {
-      second_start_ns_ = now_ns;
-      control_frames_ = 0;
+    // A client's own flow control and pings follow the replies it takes: each call adds a few.
+    if (++control_frames_ >
+        kMaxControlFramesPerSecond + std::uint64_t{kControlFramesPerCall} * calls_) {
+      return Bound::kControlFrames;
     }
-    if (++control_frames_ > kMaxControlFramesPerSecond) return Bound::kControlFrames;
   }
   return Bound::kNone;
 }
@@ -123,8 +129,9 @@ std::string Http2Scanner::reason() const {
       return absl::StrCat("more than ", kMaxEmptyDataFrames,
                           " empty DATA frames in a row that do not end their stream");
     case Bound::kControlFrames:
-      return absl::StrCat("more than ", kMaxControlFramesPerSecond,
-                          " WINDOW_UPDATE, PING, SETTINGS or empty DATA frames in a second");
+      return absl::StrCat("more than ", kMaxControlFramesPerSecond, " WINDOW_UPDATE, PING, ",
+                          "SETTINGS or empty DATA frames in a second (and ", kControlFramesPerCall,
+                          " per call)");
     case Bound::kNone:
       break;
   }

@@ -14,17 +14,18 @@
 //     every other client's call failed its 5 s deadline while it lasted.
 // Such a connection is closed: a header block past kMaxHeaderBlockBytes or
 // kMaxHeaderBlockFrames; more than kMaxEmptyDataFrames empty DATA frames in a row that do not
-// end their stream (Netty closes at 2); more than kMaxControlFramesPerSecond frames that carry
-// no call (WINDOW_UPDATE, PING, SETTINGS, empty DATA) within one second.
+// end their stream (Netty closes at 2); within one second, more frames that carry no call
+// (WINDOW_UPDATE, PING, SETTINGS, empty DATA) than kMaxControlFramesPerSecond and
+// kControlFramesPerCall for each call (HEADERS) begun in it.
 //
 // rpcboot reads the frame headers of each connection of its gRPC port as gRPC receives them
 // (the process's recvmsg for plaintext connections, SSL_read for TLS ones, both defined here and
 // passing through to the C library and OpenSSL) and fails that connection's read, so gRPC
 // closes it. The bounds are far from what a client does: a header block of eight times gRPC's
 // own metadata limit (no block gRPC would take is refused), and a client streaming replies at
-// 300 MB/s sends about 10,000 WINDOW_UPDATEs a second. Nothing else is read or changed: a few
-// comparisons per frame header, and for every other socket of the process one table lookup per
-// recvmsg.
+// 300 MB/s sends about 10,000 WINDOW_UPDATEs a second, a client of unary calls a few per call.
+// Nothing else is read or changed: a few comparisons per frame header, and for every other socket
+// of the process one table lookup per recvmsg.
 //
 // Thread-safe.
 #ifndef RPCBOOT_INTERNAL_HTTP2_GUARD_H_
@@ -42,6 +43,10 @@ inline constexpr std::uint64_t kMaxHeaderBlockBytes = 64 * 1024;
 inline constexpr std::uint32_t kMaxHeaderBlockFrames = 64;
 inline constexpr std::uint32_t kMaxEmptyDataFrames = 64;
 inline constexpr std::uint32_t kMaxControlFramesPerSecond = 10000;
+// Control frames a call adds to that second's allowance (a client's WINDOW_UPDATEs and pings
+// follow the replies it takes: gRPC's own client sends more than 10,000 a second at its
+// busiest).
+inline constexpr std::uint32_t kControlFramesPerCall = 8;
 
 // Follows one HTTP/2 connection's bytes from the client: the preface, then each frame's 9-byte
 // header; payloads are skipped without being read. Not thread-safe.
@@ -70,6 +75,7 @@ class Http2Scanner {
   std::uint32_t empty_data_ = 0;  // empty DATA frames in a row that did not end their stream
   std::int64_t second_start_ns_ = 0;
   std::uint32_t control_frames_ = 0;  // since second_start_ns_
+  std::uint32_t calls_ = 0;           // HEADERS frames since second_start_ns_
   Bound failed_ = Bound::kNone;
 };
 

@@ -134,5 +134,18 @@ TEST(Http2Scanner, ControlFramesAreBoundedPerSecond) {
   EXPECT_NE(scanner.reason().find("in a second"), std::string::npos) << scanner.reason();
 }
 
+TEST(Http2Scanner, EachCallAddsToTheSecondsControlFrames) {
+  // A busy client's WINDOW_UPDATEs and pings follow its calls: 100 calls allow 800 more.
+  Http2Scanner scanner;
+  std::string stream = Start();
+  for (int i = 0; i < 100; ++i)
+    stream += Frame(kHeaders, kEndHeaders, 10) + Frame(kData, kEndStream, 5);
+  for (std::uint32_t i = 1; i < kMaxControlFramesPerSecond + 100 * kControlFramesPerCall; ++i) {
+    stream += Frame(kWindowUpdate, 0, 4);
+  }
+  ASSERT_TRUE(Feed(scanner, stream));
+  EXPECT_FALSE(Feed(scanner, Frame(kPing, 0, 8)));
+}
+
 }  // namespace
 }  // namespace rpcboot::internal
