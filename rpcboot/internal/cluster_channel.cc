@@ -13,6 +13,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/hash.h"
+#include "rpcboot/base/internal/clock.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -107,14 +108,6 @@ std::size_t ClusterChannel::size() const {
   return backends_.size();
 }
 
-namespace {
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_empty) {
   std::vector<EndpointSpec> subset;
   if (options_.subset_size > 0) {
@@ -129,7 +122,7 @@ void ClusterChannel::Update(const std::vector<EndpointSpec>& all, bool registry_
   // grace period (registry churn empties a list for a moment); Call enforces its end.
   if (endpoints.empty() && registry_empty && !backends_.empty()) {
     if (empty_since_ns_.load() == 0) {
-      empty_since_ns_ = NowNs();
+      empty_since_ns_ = SteadyNanos();
       Log(LogLevel::kWarning,
           absl::StrCat(target_, ": the registry lists no instance node; the ", backends_.size(),
                        " known keep being called for up to ", options_.empty_registry_grace.count(),
@@ -236,7 +229,7 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::shared_ptr<const Picker> picker = CurrentPicker(deadline);
   if (int64_t since = empty_since_ns_.load(std::memory_order_relaxed); since != 0) {
-    int64_t empty_for = NowNs() - since;
+    int64_t empty_for = SteadyNanos() - since;
     if (empty_for > std::chrono::nanoseconds(options_.empty_registry_grace).count()) {
       throw UnsentError(absl::StrCat(target_,
                                      ": no instance to call (the registry has listed none for ",
@@ -290,7 +283,7 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
   } in_flight{options_.max_in_flight > 0 ? this : nullptr};
   bool probe = false;
   if (options_.circuit.enabled) {
-    std::string refusal = CircuitRefusal(NowNs(), &probe);
+    std::string refusal = CircuitRefusal(SteadyNanos(), &probe);
     if (!refusal.empty()) {
       fast_failures_.fetch_add(1, std::memory_order_relaxed);
       throw UnsentError(refusal + "; " + method.name + " not sent");
@@ -306,10 +299,10 @@ std::string ClusterChannel::Call(const MethodBinding& method, std::string_view r
     std::string reply = Hedges(method)
                             ? HedgedCall(method, request, options, deadline, std::move(picker))
                             : CallList(method, request, options, deadline, *picker);
-    if (options_.circuit.enabled) RecordCall(false, probe, NowNs());
+    if (options_.circuit.enabled) RecordCall(false, probe, SteadyNanos());
     return reply;
   } catch (const RpcError& e) {
-    if (options_.circuit.enabled) RecordCall(InstanceFailure(e.code()), probe, NowNs());
+    if (options_.circuit.enabled) RecordCall(InstanceFailure(e.code()), probe, SteadyNanos());
     throw;
   }
 }
@@ -332,7 +325,7 @@ std::string ClusterChannel::CallList(const MethodBinding& method, std::string_vi
     }
     if (backend == nullptr) break;
     if (attempt > 0) {
-      if (!TakeRetry(NowNs())) {
+      if (!TakeRetry(SteadyNanos())) {
         retries_refused_.fetch_add(1, std::memory_order_relaxed);
         throw RpcError(
             StatusCode::kUnavailable,
@@ -368,27 +361,27 @@ std::string ClusterChannel::CallList(const MethodBinding& method, std::string_vi
     if (backend->ejected()) {
       Backend::Outlier& o = backend->outlier();
       bool expected = false;
-      probe = NowNs() >= o.ejected_until_ns.load(std::memory_order_relaxed) &&
+      probe = SteadyNanos() >= o.ejected_until_ns.load(std::memory_order_relaxed) &&
               o.probe_in_flight.compare_exchange_strong(expected, true);
     }
     tried.push_back(backend);
     backend->CallStarted();
-    const int64_t started = NowNs();
+    const int64_t started = SteadyNanos();
     try {
       std::string reply = backend->channel().Call(method, request, attempt_options);
       backend->CallEnded();
       backend->Succeeded();
-      RecordAttempt(*backend, false, (NowNs() - started) / 1000, probe);
+      RecordAttempt(*backend, false, (SteadyNanos() - started) / 1000, probe);
       return reply;
     } catch (const UnsentError& e) {
       backend->CallEnded();
       backend->ConnectionFailed();
-      RecordAttempt(*backend, true, (NowNs() - started) / 1000, probe);
+      RecordAttempt(*backend, true, (SteadyNanos() - started) / 1000, probe);
       last_error = e.message();
       last_left = false;
     } catch (const RpcError& e) {
       backend->CallEnded();
-      RecordAttempt(*backend, InstanceFailure(e.code()), (NowNs() - started) / 1000, probe);
+      RecordAttempt(*backend, InstanceFailure(e.code()), (SteadyNanos() - started) / 1000, probe);
       if (e.code() != StatusCode::kUnavailable) throw;
       backend->ConnectionFailed();
       if (!method.idempotent) {
@@ -414,7 +407,7 @@ void ClusterChannel::RecordAttempt(Backend& backend, bool failed, int64_t latenc
   const OutlierDetection& config = options_.outlier;
   if (!config.enabled) return;
   Backend::Outlier& o = backend.outlier();
-  int64_t now = NowNs();
+  int64_t now = SteadyNanos();
   if (probe) {
     o.probe_in_flight.store(false);
     int64_t slow_us = o.slow_us.load(std::memory_order_relaxed);
@@ -648,7 +641,7 @@ class ClusterChannel::HedgeTimer {
         cv_.wait(lock);
         continue;
       }
-      int64_t now = NowNs();
+      int64_t now = SteadyNanos();
       auto first = due_.begin();
       if (first->first > now) {
         cv_.wait_for(lock, std::chrono::nanoseconds(first->first - now));
@@ -708,7 +701,7 @@ int LatencyBucket(int64_t us) {
 
 void ClusterChannel::NoteLatency(int64_t latency_us) {
   latency_buckets_[LatencyBucket(latency_us)].fetch_add(1, std::memory_order_relaxed);
-  int64_t now = NowNs();
+  int64_t now = SteadyNanos();
   int64_t next = next_p95_ns_.load(std::memory_order_relaxed);
   if (now < next || !next_p95_ns_.compare_exchange_strong(next, now + 1000000000)) return;
   // Once a second: the p95 of the calls since, when there were enough of them.
@@ -747,7 +740,7 @@ void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
     args.tried = tried;
     backup = race->picker->Pick(args);
     if (backup == nullptr || backup == race->first) return;
-    if (!TakeRetry(NowNs())) {
+    if (!TakeRetry(SteadyNanos())) {
       retries_refused_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -766,7 +759,7 @@ void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
     bool ok = false;
     bool failure = true;
     backup->CallStarted();
-    const int64_t started = NowNs();
+    const int64_t started = SteadyNanos();
     try {
       if (options.timeout.count() <= 0) {
         throw RpcError(StatusCode::kDeadlineExceeded, target_ + ": no time left for a backup");
@@ -784,7 +777,7 @@ void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
     bool lost = race->cancel_backup->cancelled();
     if (lost) cancelled_.fetch_add(1, std::memory_order_relaxed);
     if (ok) backup->Succeeded();
-    RecordAttempt(*backup, failure && !lost, (NowNs() - started) / 1000, false);
+    RecordAttempt(*backup, failure && !lost, (SteadyNanos() - started) / 1000, false);
     std::lock_guard<std::mutex> lock(race->mu);
     race->backup_running = false;
     if (ok && !race->won) {
@@ -819,7 +812,7 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
   race->deadline = deadline;
   race->picker = std::move(picker);
   race->first = first;
-  hedge_timer_->Schedule(NowNs() + HedgeDelayNs(), [this, race] { LaunchBackup(race); });
+  hedge_timer_->Schedule(SteadyNanos() + HedgeDelayNs(), [this, race] { LaunchBackup(race); });
 
   CallOptions first_options = options;
   first_options.cancellation = race->cancel_first;
@@ -831,7 +824,7 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
   bool failure = true;
   bool may_retry = false;  // a backup may go at once
   first->CallStarted();
-  const int64_t started = NowNs();
+  const int64_t started = SteadyNanos();
   try {
     reply = first->channel().Call(method, request, first_options);
     ok = true;
@@ -848,7 +841,7 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
   bool lost = race->cancel_first->cancelled();
   if (lost) cancelled_.fetch_add(1, std::memory_order_relaxed);
   if (ok) first->Succeeded();
-  RecordAttempt(*first, failure && !lost, (NowNs() - started) / 1000, false);
+  RecordAttempt(*first, failure && !lost, (SteadyNanos() - started) / 1000, false);
   if (!ok && may_retry) LaunchBackup(race);  // fail over now rather than after the delay
   std::unique_lock<std::mutex> lock(race->mu);
   race->done = true;  // no backup from here on

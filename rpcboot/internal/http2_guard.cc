@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/internal/clock.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/socket.h"
@@ -172,12 +172,6 @@ std::atomic<Tracked*>* Slot(int fd, bool make) {
   return &page->slots[fd & ((1 << kPageBits) - 1)];
 }
 
-std::int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 bool SameSocket(int fd, const Tracked& tracked) {
   struct stat st {};
   return ::fstat(fd, &st) == 0 && st.st_dev == tracked.dev && st.st_ino == tracked.ino;
@@ -264,7 +258,7 @@ extern "C" ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   Tracked* tracked = slot != nullptr ? slot->load(std::memory_order_acquire) : nullptr;
   if (tracked == nullptr) return n;
   std::size_t left = static_cast<std::size_t>(n);
-  const std::int64_t now = SteadyNs();
+  const std::int64_t now = SteadyNanos();
   bool ok = true;
   for (std::size_t i = 0; ok && left > 0 && i < msg->msg_iovlen; ++i) {
     const std::size_t take = std::min(left, msg->msg_iov[i].iov_len);
@@ -318,7 +312,7 @@ extern "C" int SSL_read(SSL* ssl, void* buf, int num) {
   }
   const bool failed_before = scanner->failed();
   if (scanner->Feed(static_cast<const unsigned char*>(buf), static_cast<std::size_t>(n),
-                    SteadyNs())) {
+                    SteadyNanos())) {
     return n;
   }
   if (!failed_before) LogRefused("a TLS peer", *scanner);

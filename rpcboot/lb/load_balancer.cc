@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "rpcboot/base/internal/clock.h"
 #include "rpcboot/lb/consistent_hash.h"
 #include "rpcboot/lb/p2c.h"
 #include "rpcboot/lb/round_robin.h"
@@ -14,12 +15,6 @@
 
 namespace rpcboot {
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 struct Registry {
   std::mutex mu;
@@ -46,7 +41,7 @@ bool Backend::healthy() const {
   int64_t until = unhealthy_until_ns_.load(std::memory_order_relaxed);
   int64_t ejected = outlier_.ejected_until_ns.load(std::memory_order_relaxed);
   if (until == 0 && ejected == 0) return true;  // the common case: one clock read less
-  int64_t now = NowNs();
+  int64_t now = internal::SteadyNanos();
   if (until != 0 && now < until) return false;
   if (ejected == 0) return true;
   // Ejected: out until its time is over, then open to one probe call at a time.
@@ -57,7 +52,7 @@ void Backend::ConnectionFailed() {
   int64_t backoff = backoff_ms_.load(std::memory_order_relaxed);
   backoff = std::clamp<int64_t>(backoff * 2, 100, 5000);
   backoff_ms_.store(backoff, std::memory_order_relaxed);
-  unhealthy_until_ns_.store(NowNs() + backoff * 1000000, std::memory_order_relaxed);
+  unhealthy_until_ns_.store(internal::SteadyNanos() + backoff * 1000000, std::memory_order_relaxed);
 }
 
 void Backend::Succeeded() {
@@ -113,7 +108,7 @@ bool LoadBalancerExists(const std::string& name, std::string* known) {
 uint64_t RandomU64() {
   // splitmix64 over a per-thread counter seeded from the thread's address and the clock.
   thread_local uint64_t state =
-      static_cast<uint64_t>(NowNs()) ^ reinterpret_cast<uintptr_t>(&state);
+      static_cast<uint64_t>(internal::SteadyNanos()) ^ reinterpret_cast<uintptr_t>(&state);
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;

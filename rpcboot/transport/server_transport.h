@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "rpcboot/base/internal/clock.h"
 #include "rpcboot/internal/auth.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/dispatch.h"
@@ -44,11 +45,6 @@ struct MethodRuntime {
   void BlockedInPlace() {
     pool_until_ns.store(SteadyNanos() + std::chrono::nanoseconds(kPoolAfterBlocking).count(),
                         std::memory_order_relaxed);
-  }
-  static int64_t SteadyNanos() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
   }
 
   // Until this steady-clock time (ns since its epoch), calls of the method go straight to the

@@ -163,9 +163,7 @@ class ThriftChannel final : public Channel {
     std::size_t message_offset = 0;
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;
-      // No reply header is read: none is copied.
-      if (absl::Status s =
-              internal::ParseTHeader(reply, &theader, [](std::string_view) { return false; });
+      if (absl::Status s = internal::ParseTHeader(reply, &theader, &internal::NoInfoHeaders);
           !s.ok()) {
         CloseConnection(conn);
         throw RpcError(StatusCode::kInternal,

@@ -1012,7 +1012,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   std::string_view message = frame;
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
-    if (!ParseTHeader(frame, &*theader, [](std::string_view) { return false; }).ok()) {
+    if (!ParseTHeader(frame, &*theader, &NoInfoHeaders).ok()) {
       return not_thrift();
     }
     message = frame.substr(theader->payload_offset);

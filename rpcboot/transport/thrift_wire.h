@@ -57,6 +57,8 @@ bool IsTHeaderFrame(std::string_view frame);
 // sends then cost no copy. Without it, every header in order.
 absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
                           bool (*keep)(std::string_view key) = nullptr);
+// A `keep` for ParseTHeader that copies no header (for a reader that needs only the message).
+inline bool NoInfoHeaders(std::string_view) { return false; }
 // A THeader frame body (without the 4-byte length) around `message`, laid out as Thrift's
 // THeaderTransport writes it.
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message);

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "socket_testing.h"
+
 namespace rpcboot::internal {
 namespace {
 
@@ -18,16 +20,9 @@ constexpr unsigned char kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x
 constexpr unsigned char kEndStream = 0x1, kEndHeaders = 0x4;
 constexpr int64_t kSecond = 1'000'000'000;
 
+// A frame of `length` bytes of payload.
 std::string Frame(unsigned char type, unsigned char flags, std::size_t length) {
-  std::string out;
-  out.push_back(static_cast<char>(length >> 16));
-  out.push_back(static_cast<char>(length >> 8));
-  out.push_back(static_cast<char>(length));
-  out.push_back(static_cast<char>(type));
-  out.push_back(static_cast<char>(flags));
-  out.append("\0\0\0\1", 4);
-  out.append(length, 'x');
-  return out;
+  return testing::Http2Frame(type, flags, std::string(length, 'x'));
 }
 
 bool Feed(Http2Scanner& scanner, const std::string& bytes, int64_t now_ns = 0) {

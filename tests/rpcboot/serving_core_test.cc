@@ -36,6 +36,7 @@ namespace rpcboot {
 namespace {
 
 using testing::ConnectTo;
+using testing::Http2Frame;
 using testing::RichServiceImpl;
 
 // A number /proc/self/status gives this process (`field` with its colon); -1 when absent.
@@ -533,17 +534,6 @@ TEST_F(ServingCoreTest, GrpcConnectionsPastMaxConnectionsAreRefused) {
     }
   }
   EXPECT_TRUE(served) << "the cap counts connections that have closed";
-}
-
-// An HTTP/2 frame on stream 1 (0 for SETTINGS).
-std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload) {
-  std::string out;
-  for (int shift = 16; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>(payload.size() >> shift));
-  out.push_back(static_cast<char>(type));
-  out.push_back(static_cast<char>(flags));
-  out.append(type == 0x4 ? std::string(4, '\0') : std::string("\0\0\0\1", 4));
-  return out + payload;
 }
 
 // An HPACK integer of a 7-bit prefix (RFC 7541, 5.1).

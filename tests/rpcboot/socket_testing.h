@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <string>
 
 namespace rpcboot::testing {
 
@@ -28,6 +29,17 @@ inline int ConnectTo(int port) {
   timeval limit{30, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   return fd;
+}
+
+// An HTTP/2 frame on stream 1 (0 for SETTINGS), its length and header written by hand.
+inline std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload) {
+  std::string out;
+  for (int shift = 16; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>(payload.size() >> shift));
+  out.push_back(static_cast<char>(type));
+  out.push_back(static_cast<char>(flags));
+  out.append(type == 0x4 ? std::string(4, '\0') : std::string("\0\0\0\1", 4));
+  return out + payload;
 }
 
 }  // namespace rpcboot::testing
