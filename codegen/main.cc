@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -81,11 +83,15 @@ bool WriteIfChanged(const std::string& path, const std::string& content) {
       if (existing.str() == content) return true;
     }
   }
+  errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
+  if (out) {
+    out << content;
+    out.close();
+  }
   if (!out) {
-    std::cerr << "rpcboot-codegen: error: cannot write '" << path << "'\n";
+    std::string reason = errno != 0 ? std::strerror(errno) : "write failed";
+    std::cerr << "rpcboot-codegen: error: cannot write '" << path << "': " << reason << "\n";
     return false;
   }
   return true;
@@ -257,6 +263,16 @@ int Run(int argc, char** argv) {
     }
   }
   if (inputs.empty()) return UsageError("no input headers");
+  if (!check_only && compat_with.empty()) {
+    // Checked before the headers are parsed: a typo in the output directory should not cost a
+    // parse first, nor end in one "cannot write" per output.
+    struct stat st {};
+    if (::stat(out_dir.c_str(), &st) != 0) {
+      return UsageError("output directory '" + out_dir + "': " + std::strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+      return UsageError("output directory '" + out_dir + "' is not a directory");
+  }
   // rpcboot's own headers (rpcboot/annotations.h), searched after everything the user gave:
   // <prefix>/include beside an installed <prefix>/bin/rpcboot-codegen, then the source tree of
   // a build-tree codegen.

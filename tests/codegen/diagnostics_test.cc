@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "codegen_runner.h"
@@ -414,6 +415,40 @@ TEST(CodegenCli, NoHeadersIsAUsageError) {
   CodegenRun run = RunCodegen({"-o", "/tmp"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.output.find("error: no input headers"), std::string::npos) << run.output;
+}
+
+TEST(CodegenCli, MissingOutputDirectoryIsAUsageError) {
+  std::string dir = ::testing::TempDir() + "/codegen_no_out_dir";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string header = dir + "/s.h";
+  std::ofstream(header) << "#include \"rpcboot/annotations.h\"\n"
+                           "class RPCBOOT_SERVICE S { public: virtual ~S() = default; "
+                           "virtual void Ping() = 0; };\n";
+  CodegenRun run =
+      RunCodegen({"-o", dir + "/missing", "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("output directory '" + dir + "/missing': No such file or directory"),
+            std::string::npos)
+      << run.output;
+  run = RunCodegen({"-o", header, "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("output directory '" + header + "' is not a directory"),
+            std::string::npos)
+      << run.output;
+  // An existing directory that cannot be written names the reason per file.
+  std::filesystem::create_directories(dir + "/locked");
+  std::filesystem::create_directories(dir + "/locked/s.thrift");  // a directory in a file's place
+  run = RunCodegen({"-o", dir + "/locked", "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("cannot write '" + dir + "/locked/s.thrift': Is a directory"),
+            std::string::npos)
+      << run.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/locked/s.proto")) << "the other outputs are written";
+  // --check writes nothing and needs no output directory.
+  run = RunCodegen(
+      {"--check", "-o", dir + "/missing", "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
 }
 
 TEST(CodegenCli, OptionMissingItsValue) {
