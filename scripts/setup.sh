@@ -27,20 +27,32 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#PACKAGES[@]} packages already installed"
-  exit 0
-fi
+# Node.js and npm for the Node interop clients: Debian's, unless a Node.js with npm is there
+# already (a NodeSource nodejs carries its own npm and conflicts with Debian's npm package).
+if ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${#missing[@]} missing packages: ${missing[*]}"
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages already installed"
+else
+  echo "setup: installing ${#missing[@]} missing packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 
 if dpkg-query -W -f='${Status}' libboost-dev 2>/dev/null | grep -q 'install ok installed'; then
   echo "setup: error: libboost-dev (Boost 1.74) is installed and conflicts with libboost1.81-dev;" \
        "remove it with: apt-get remove libboost-dev" >&2
   exit 1
+fi
+
+# The Node interop clients' modules (grpc-js, Apache Thrift's npm package), at the versions
+# tests/interop/node/package-lock.json names; installed again only when that file changes.
+node_dir=$(cd "$(dirname "$0")/../tests/interop/node" && pwd)
+if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.rpcboot-installed-lock"; then
+  echo "setup: installing the Node interop modules (npm ci in tests/interop/node)"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$node_dir/package-lock.json" "$node_dir/node_modules/.rpcboot-installed-lock"
 fi
 echo "setup: done"

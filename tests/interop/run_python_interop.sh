@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java]
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java|node|node-tls]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
 # ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
 # "reflection": reflection_client.py learns the services through gRPC server reflection alone,
 # from a server that lets only callers with a token call or read its schema. With "java":
 # thrift-compiler's Java client (tests/interop/java/StockThriftClient.java) on libthrift-java.
+# With "node" or "node-tls": Node.js clients, grpc-js and Apache Thrift's npm package
+# (tests/interop/node/clients.js, modules installed by scripts/setup.sh), in plaintext or over
+# mutual TLS.
 set -euo pipefail
 idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +23,7 @@ for f in "$idl_dir"/*.thrift; do thrift --gen py -out "$work/thrift" "$f" 2>/dev
   --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin "$idl_dir"/*.proto
 
 server_args=()
-if [ "$mode" = tls ]; then
+if [ "$mode" = tls ] || [ "$mode" = node-tls ]; then
   "$here/../../scripts/make-test-certs.sh" "$work/certs" >/dev/null
   server_args=("tls_dir=$work/certs")
 elif [ "$mode" = reflection ]; then
@@ -101,6 +104,53 @@ elif [ "$mode" = java ]; then
   cp="$jars/thrift.jar:$jars/slf4j-api.jar:$jars/slf4j-nop.jar"
   javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockThriftClient.java"
   java -cp "$work/classes:$cp" StockThriftClient "${thrift#thrift=}"
+elif [ "$mode" = node ] || [ "$mode" = node-tls ]; then
+  command -v node >/dev/null || { echo "FAIL: node missing: run ./scripts/setup.sh (apt-get install nodejs npm)"; exit 1; }
+  [ -d "$here/node/node_modules/@grpc/grpc-js" ] && [ -d "$here/node/node_modules/thrift" ] ||
+    { echo "FAIL: tests/interop/node/node_modules missing: run ./scripts/setup.sh (npm ci there)"; exit 1; }
+  mkdir -p "$work/js"
+  # thrift's js generator suggests "binary" for list<i8> (a std::vector<int8_t> of numbers).
+  for f in "$idl_dir"/*.thrift; do
+    thrift --gen js:node -out "$work/js" "$f" > "$work/js.err" 2>&1 || { cat "$work/js.err"; echo "FAIL: thrift --gen js:node $f"; exit 1; }
+  done
+  certs=()
+  [ "$mode" = node-tls ] && certs=("$work/certs")
+  # The generated Thrift code requires "thrift" from where it lies: NODE_PATH finds the modules.
+  NODE_PATH="$here/node/node_modules" node "$here/node/clients.js" "$idl_dir" "$work/js" "${grpc#grpc=}" "${thrift#thrift=}" "${certs[@]}"
+  # The other way: rpcboot's Thrift channel (the `rpcboot call` tool) calls Node's Thrift server.
+  if [ "$mode" = node ] && [ -n "${RPCBOOT_CLI:-}" ]; then
+    NODE_PATH="$here/node/node_modules" node "$here/node/thrift_server.js" "$work/js" compact \
+      "$work/node_server.ready" 2> "$work/node_server.err" &
+    node_pid=$!
+    trap 'kill -TERM $server_pid $node_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+    for _ in $(seq 200); do
+      [ -s "$work/node_server.ready" ] && break
+      kill -0 $node_pid 2>/dev/null || { cat "$work/node_server.err"; echo "FAIL: node thrift server exited"; exit 1; }
+      sleep 0.05
+    done
+    [ -s "$work/node_server.ready" ] || { echo "FAIL: node thrift server not listening after 10 s"; exit 1; }
+    read -r node_thrift < "$work/node_server.ready"
+    node_call() {
+      "$RPCBOOT_CLI" --protocol=thrift --schema="$idl_dir/rich_service.thrift.json" call \
+        "127.0.0.1:${node_thrift#thrift=}" "rich.RichService/$1" "$2" > "$work/cli.out" 2>&1
+    }
+    expect() { grep -q -- "$1" "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: $2"; exit 1; }; }
+    node_call Mix '{"a": "kRed", "b": "kGreen"}' || { cat "$work/cli.out"; echo "FAIL: Mix on node"; exit 1; }
+    expect '"kBlue"' "Mix on Node's Thrift server"
+    node_call Lookup '{"key": 5}' || { cat "$work/cli.out"; echo "FAIL: Lookup on node"; exit 1; }
+    expect '"value": "node 5"' "Lookup(5) on Node's Thrift server"
+    node_call Lookup '{}' || { cat "$work/cli.out"; echo "FAIL: Lookup() on node"; exit 1; }
+    if grep -q value "$work/cli.out"; then cat "$work/cli.out"; echo "FAIL: Lookup() has a value"; exit 1; fi
+    node_call Histogram '{"words": ["a", "b", "a"]}' || { cat "$work/cli.out"; echo "FAIL: Histogram on node"; exit 1; }
+    expect '"a": 2' "Histogram on Node's Thrift server"
+    if node_call Notify '{"id": 7, "message": "hi", "color": "kRed"}'; then
+      cat "$work/cli.out"; echo "FAIL: Notify on node must fail"; exit 1
+    fi
+    expect "FAILED_PRECONDITION: node refuses 7: hi (0)" "Node's RpcError as FAILED_PRECONDITION"
+    kill -TERM $node_pid
+    wait $node_pid 2>/dev/null || true
+    echo "rpcboot's Thrift channel calls Node's Thrift server: OK"
+  fi
 else
   "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
 fi
