@@ -151,8 +151,16 @@ class ProtoEmitter {
     for (int f : fp.imports) out_ << "import \"" << model_.headers[f].stem << ".proto\";\n";
     out_ << "\noption java_package = \""
          << JavaPackage(plan_.options, fp.package.empty() ? model_.headers[file_].stem : fp.package)
-         << "\";\noption java_multiple_files = true;\noption go_package = \""
-         << GoPackage(plan_.options, fp.package, model_.headers[file_].stem) << "\";\n";
+         << "\";\noption java_multiple_files = true;\n";
+    // protoc-gen-go refuses an import path without a '/' or '.' ("shop"): a one-word package
+    // gets a go_package only with --go-package-prefix, and a note where it would be.
+    std::string go = GoPackage(plan_.options, fp.package, model_.headers[file_].stem);
+    if (go.substr(0, go.find(';')).find_first_of("./") != std::string::npos) {
+      out_ << "option go_package = \"" << go << "\";\n";
+    } else {
+      out_ << "// go_package: run rpcboot-codegen with --go-package-prefix (your Go module path);\n"
+              "// protoc-gen-go needs an import path with a '/' or '.'.\n";
+    }
     for (int e : fp.enums) EmitEnum(e);
     for (int s : fp.structs) {
       const StructDecl& decl = model_.structs[s];

@@ -18,6 +18,8 @@ PACKAGES=(
   libcurator-recipes-java libthrift-java libslf4j-java libprotobuf-java
   uuid-dev netcat-openbsd nghttp2-client
   chromium fonts-liberation python3-prometheus-client
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+  protoc-gen-go protoc-gen-go-grpc golang-thrift-dev
 )
 
 missing=()

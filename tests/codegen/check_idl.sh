@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compiles emitted IDL with the stock compilers for every language the issue names, then compiles
-# what they generated: thrift (cpp, java, py, go) and protoc (cpp, java, python); the C++ with
-# g++ -fsyntax-only, the Java with javac, the Python by importing every module. Go code is only
-# generated (no Go toolchain on the test machines). Then the Thrift schema rpcboot-codegen writes
+# what they generated: thrift (cpp, java, py, go) and protoc (cpp, java, python, go with gRPC);
+# the C++ with g++ -fsyntax-only, the Java with javac, the Python by importing every module, the
+# Go with go build (Debian's Go libraries). Then the Thrift schema rpcboot-codegen writes
 # beside the IDL (<stem>.thrift.json) is compared with thrift-compiler's JSON reading of it.
 #   check_idl.sh IDL_DIR WORK_DIR THRIFT PROTOC
 set -euo pipefail
@@ -46,9 +46,33 @@ javac -nowarn -d "$work/classes/thrift" -cp "$jars/thrift.jar:$jars/slf4j-api.ja
 javac -nowarn -d "$work/classes/proto" -cp "$jars/protobuf.jar" "${proto_java[@]}" \
   2>"$work/javac.err" || { head -20 "$work/javac.err"; fail "protoc's Java output does not compile"; }
 
-# Go: generated only; the files must exist.
-[ -n "$(find "$work/thrift/gen-go" -name '*.go' 2>/dev/null | head -1)" ] ||
-  [ -n "$(find "$work/thrift" -name '*.go' | head -1)" ] || fail "thrift --gen go wrote no Go files"
+# Go: thrift's and protoc's (protoc-gen-go, protoc-gen-go-grpc) output built against Debian's Go
+# libraries in GOPATH mode. A one-word package has no go_package (protoc-gen-go refuses an import
+# path without '/' or '.'), so each .proto gets one with an M option, as --go-package-prefix would.
+command -v go >/dev/null || fail "go missing: apt-get install golang-go"
+for tool in protoc-gen-go protoc-gen-go-grpc; do
+  command -v $tool >/dev/null || fail "$tool missing: apt-get install $tool"
+done
+[ -d /usr/share/gocode/src/github.com/apache/thrift/lib/go/thrift ] ||
+  fail "Apache Thrift's Go library missing: apt-get install golang-thrift-dev"
+gopath=$work/gopath
+mkdir -p "$gopath/src/tg"
+for f in "${thrift_files[@]}"; do
+  "$thrift" --gen go:package_prefix=tg/ -out "$gopath/src/tg" "$f" 2>"$work/thrift.err" ||
+    { cat "$work/thrift.err"; fail "thrift-compiler rejects $f for Go"; }
+done
+go_opts=()
+for f in "${proto_files[@]}"; do
+  pkg=$(sed -n 's/^package \([A-Za-z0-9_.]*\);/\1/p' "$f")
+  grep -q '^option go_package' "$f" && continue
+  m="M$(basename "$f")=pb/${pkg//.//}"
+  go_opts+=("--go_opt=$m" "--go-grpc_opt=$m")
+done
+"$protoc" -I"$idl_dir" --go_out="$gopath/src" --go-grpc_out="$gopath/src" "${go_opts[@]}" \
+  "${proto_files[@]}" 2>"$work/protoc.err" || { cat "$work/protoc.err"; fail "protoc-gen-go rejects the .proto files in $idl_dir"; }
+[ -n "$(find "$gopath/src" -name '*.go' | head -1)" ] || fail "no Go files generated"
+(cd "$gopath/src" && GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= go build ./... ) \
+  2>"$work/go.err" || { head -20 "$work/go.err"; fail "generated Go code does not build"; }
 
 # Python: import every generated module (needs python3-thrift and python3-protobuf).
 modules=()

@@ -55,6 +55,38 @@ TEST(CodegenGolden, DesignCardShopService) {
             0u);
 }
 
+// protoc-gen-go refuses an import path without a '/' or '.': a one-word package ("shop") gets a
+// go_package only with a prefix; a nested one ("outer.inner") has a path of its own.
+TEST(CodegenGolden, GoPackageIsOneProtocGenGoAccepts) {
+  std::string out = MakeTempDir("go_package");
+  CodegenRun run =
+      RunCodegen({"-o", out, "-I", kTestdata + "/shop", kTestdata + "/shop/shop_service.h"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::string proto = ReadFile(out + "/shop_service.proto");
+  EXPECT_EQ(proto.find("option go_package"), std::string::npos) << proto;
+  EXPECT_NE(proto.find("// go_package: run rpcboot-codegen with --go-package-prefix"),
+            std::string::npos)
+      << proto;
+  run = RunCodegen({"-o", out, "--go-package-prefix", "example.com/gen", "-I", kTestdata + "/shop",
+                    kTestdata + "/shop/shop_service.h"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  proto = ReadFile(out + "/shop_service.proto");
+  EXPECT_NE(proto.find("option go_package = \"example.com/gen/shop;shop\";"), std::string::npos)
+      << proto;
+  EXPECT_EQ(proto.find("// go_package:"), std::string::npos) << proto;
+
+  std::string nested = out + "/nested.h";
+  WriteFile(
+      nested,
+      "#include \"rpcboot/annotations.h\"\nnamespace outer::inner {\n"
+      "class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Ping() = 0; };\n"
+      "}\n");
+  run = RunCodegen({"-o", out, "-I", std::string(RPCBOOT_SOURCE_DIR), nested});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  proto = ReadFile(out + "/nested.proto");
+  EXPECT_NE(proto.find("option go_package = \"outer/inner;inner\";"), std::string::npos) << proto;
+}
+
 TEST(CodegenGolden, WithoutIncludeDirsTheHeaderIsNamedByItsFileName) {
   std::string out = MakeTempDir("no_include_dir");
   CodegenRun run = RunCodegen({"-o", out, kTestdata + "/shop/shop_service.h"});

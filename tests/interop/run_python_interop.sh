@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java|node|node-tls]
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java|node|node-tls|go|go-tls]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
 # ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
 # "reflection": reflection_client.py learns the services through gRPC server reflection alone,
@@ -9,7 +9,8 @@
 # thrift-compiler's Java client (tests/interop/java/StockThriftClient.java) on libthrift-java.
 # With "node" or "node-tls": Node.js clients, grpc-js and Apache Thrift's npm package
 # (tests/interop/node/clients.js, modules installed by scripts/setup.sh), in plaintext or over
-# mutual TLS.
+# mutual TLS. With "go" or "go-tls": Go clients, grpc-go and Apache Thrift's Go library
+# (tests/interop/go/client.go, Debian's packages, built in GOPATH mode).
 set -euo pipefail
 idl_dir=$1 work=$2 server_bin=$3 protoc=$4 mode=${5:-plain}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +24,7 @@ for f in "$idl_dir"/*.thrift; do thrift --gen py -out "$work/thrift" "$f" 2>/dev
   --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin "$idl_dir"/*.proto
 
 server_args=()
-if [ "$mode" = tls ] || [ "$mode" = node-tls ]; then
+if [ "$mode" = tls ] || [ "$mode" = node-tls ] || [ "$mode" = go-tls ]; then
   "$here/../../scripts/make-test-certs.sh" "$work/certs" >/dev/null
   server_args=("tls_dir=$work/certs")
 elif [ "$mode" = reflection ]; then
@@ -151,6 +152,35 @@ elif [ "$mode" = node ] || [ "$mode" = node-tls ]; then
     wait $node_pid 2>/dev/null || true
     echo "rpcboot's Thrift channel calls Node's Thrift server: OK"
   fi
+elif [ "$mode" = go ] || [ "$mode" = go-tls ]; then
+  gocode=/usr/share/gocode/src
+  command -v go >/dev/null || { echo "FAIL: go missing: run ./scripts/setup.sh (apt-get install golang-go)"; exit 1; }
+  for need in protoc-gen-go protoc-gen-go-grpc; do
+    command -v $need >/dev/null || { echo "FAIL: $need missing: run ./scripts/setup.sh (apt-get install $need)"; exit 1; }
+  done
+  [ -d $gocode/google.golang.org/grpc ] && [ -d $gocode/github.com/apache/thrift/lib/go/thrift ] ||
+    { echo "FAIL: Go libraries missing: run ./scripts/setup.sh (apt-get install golang-google-grpc-dev golang-thrift-dev golang-github-golang-protobuf-1-5-dev)"; exit 1; }
+  gopath=$work/gopath
+  mkdir -p "$gopath/src/pb" "$gopath/src/tg" "$gopath/src/client"
+  # A one-word package has no go_package (protoc-gen-go needs a '/' or '.'): map each file to an
+  # import path, as a Go team would with --go-package-prefix or M options.
+  mopts=()
+  for f in "$idl_dir"/*.proto; do
+    pkg=$(sed -n 's/^package \([A-Za-z0-9_.]*\);/\1/p' "$f")
+    m="M$(basename "$f")=pb/${pkg//.//}"
+    mopts+=("--go_opt=$m" "--go-grpc_opt=$m")
+  done
+  "$protoc" -I"$idl_dir" --go_out="$gopath/src" --go-grpc_out="$gopath/src" "${mopts[@]}" "$idl_dir"/*.proto
+  for f in "$idl_dir"/*.thrift; do
+    thrift --gen go:package_prefix=tg/ -out "$gopath/src/tg" "$f" > "$work/go.err" 2>&1 ||
+      { cat "$work/go.err"; echo "FAIL: thrift --gen go $f"; exit 1; }
+  done
+  cp "$here/go/client.go" "$gopath/src/client/"
+  GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= go build -o "$work/go_client" client ||
+    { echo "FAIL: the Go client does not build"; exit 1; }
+  certs=()
+  [ "$mode" = go-tls ] && certs=("$work/certs")
+  "$work/go_client" "${grpc#grpc=}" "${thrift#thrift=}" "${certs[@]}"
 else
   "$python" "$here/python_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}"
 fi
