@@ -20,6 +20,8 @@ PACKAGES=(
   chromium fonts-liberation python3-prometheus-client
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
   protoc-gen-go protoc-gen-go-grpc golang-thrift-dev
+  libgrpc-java protobuf-compiler-grpc-java-plugin libnetty-java libguava-java libperfmark-java
+  libgeronimo-annotation-1.3-spec-java
 )
 
 missing=()

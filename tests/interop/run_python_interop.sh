@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Generates Python stubs from rpcboot's emitted IDL with the stock compilers, starts the rpcboot
 # rich server, runs the Python clients against it, and stops the server by its pid.
-#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java|node|node-tls|go|go-tls]
+#   run_python_interop.sh IDL_DIR WORK_DIR SERVER_BIN PROTOC [tls|reflection|java|java-grpc|node|node-tls|go|go-tls]
 # With "tls": certificates made by scripts/make-test-certs.sh, a server with mutual TLS on both
 # ports, and python_tls_clients.py (grpcio secure channels, thrift's TSSLSocket). With
 # "reflection": reflection_client.py learns the services through gRPC server reflection alone,
 # from a server that lets only callers with a token call or read its schema. With "java":
 # thrift-compiler's Java client (tests/interop/java/StockThriftClient.java) on libthrift-java.
+# With "java-grpc": grpc-java's Netty client (tests/interop/java/StockGrpcClient.java) on
+# Debian's libgrpc-java.
 # With "node" or "node-tls": Node.js clients, grpc-js and Apache Thrift's npm package
 # (tests/interop/node/clients.js, modules installed by scripts/setup.sh), in plaintext or over
 # mutual TLS. With "go" or "go-tls": Go clients, grpc-go and Apache Thrift's Go library
@@ -105,6 +107,22 @@ elif [ "$mode" = java ]; then
   cp="$jars/thrift.jar:$jars/slf4j-api.jar:$jars/slf4j-nop.jar"
   javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockThriftClient.java"
   java -cp "$work/classes:$cp" StockThriftClient "${thrift#thrift=}"
+elif [ "$mode" = java-grpc ]; then
+  jars=/usr/share/java
+  netty=(buffer codec codec-http codec-http2 codec-socks common handler handler-proxy resolver transport)
+  cp=""
+  for jar in grpc-api grpc-core grpc-netty grpc-protobuf grpc-protobuf-lite grpc-stub grpc-context \
+             protobuf guava perfmark-api geronimo-annotation-1.3-spec "${netty[@]/#/netty-}"; do
+    [ -f "$jars/$jar.jar" ] || { echo "FAIL: $jars/$jar.jar missing: run ./scripts/setup.sh (libgrpc-java libnetty-java libguava-java libperfmark-java libgeronimo-annotation-1.3-spec-java)"; exit 1; }
+    cp+="$jars/$jar.jar:"
+  done
+  [ -x /usr/bin/grpc_java_plugin ] || { echo "FAIL: grpc_java_plugin missing: apt-get install protobuf-compiler-grpc-java-plugin"; exit 1; }
+  command -v javac >/dev/null || { echo "FAIL: javac missing: apt-get install default-jdk-headless"; exit 1; }
+  mkdir -p "$work/java" "$work/classes"
+  "$protoc" -I"$idl_dir" --java_out="$work/java" --grpc-java_out="$work/java" \
+    --plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin "$idl_dir"/*.proto
+  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockGrpcClient.java"
+  java -cp "$work/classes:$cp" StockGrpcClient "${grpc#grpc=}"
 elif [ "$mode" = node ] || [ "$mode" = node-tls ]; then
   command -v node >/dev/null || { echo "FAIL: node missing: run ./scripts/setup.sh (apt-get install nodejs npm)"; exit 1; }
   [ -d "$here/node/node_modules/@grpc/grpc-js" ] && [ -d "$here/node/node_modules/thrift" ] ||
