@@ -56,6 +56,8 @@ done
 [ -d /usr/share/gocode/src/github.com/apache/thrift/lib/go/thrift ] ||
   fail "Apache Thrift's Go library missing: apt-get install golang-thrift-dev"
 gopath=$work/gopath
+# go keeps its build cache under $HOME; without one, in the work directory.
+[ -n "${HOME:-}" ] || [ -n "${GOCACHE:-}" ] || export GOCACHE="$work/gocache"
 mkdir -p "$gopath/src/tg"
 for f in "${thrift_files[@]}"; do
   "$thrift" --gen go:package_prefix=tg/ -out "$gopath/src/tg" "$f" 2>"$work/thrift.err" ||

@@ -179,6 +179,8 @@ elif [ "$mode" = go ] || [ "$mode" = go-tls ]; then
   [ -d $gocode/google.golang.org/grpc ] && [ -d $gocode/github.com/apache/thrift/lib/go/thrift ] ||
     { echo "FAIL: Go libraries missing: run ./scripts/setup.sh (apt-get install golang-google-grpc-dev golang-thrift-dev golang-github-golang-protobuf-1-5-dev)"; exit 1; }
   gopath=$work/gopath
+  # go keeps its build cache under $HOME; without one, in the work directory.
+  [ -n "${HOME:-}" ] || [ -n "${GOCACHE:-}" ] || export GOCACHE="$work/gocache"
   mkdir -p "$gopath/src/pb" "$gopath/src/tg" "$gopath/src/client"
   # A one-word package has no go_package (protoc-gen-go needs a '/' or '.'): map each file to an
   # import path, as a Go team would with --go-package-prefix or M options.
