@@ -105,7 +105,7 @@ elif [ "$mode" = java ]; then
   mkdir -p "$work/java" "$work/classes"
   for f in "$idl_dir"/*.thrift; do thrift --gen java -out "$work/java" "$f" 2>/dev/null; done
   cp="$jars/thrift.jar:$jars/slf4j-api.jar:$jars/slf4j-nop.jar"
-  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockThriftClient.java"
+  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockThriftClient.java" "$here/java/Checks.java"
   java -cp "$work/classes:$cp" StockThriftClient "${thrift#thrift=}"
 elif [ "$mode" = java-grpc ]; then
   jars=/usr/share/java
@@ -121,7 +121,7 @@ elif [ "$mode" = java-grpc ]; then
   mkdir -p "$work/java" "$work/classes"
   "$protoc" -I"$idl_dir" --java_out="$work/java" --grpc-java_out="$work/java" \
     --plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin "$idl_dir"/*.proto
-  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockGrpcClient.java"
+  javac -nowarn -d "$work/classes" -cp "$cp" $(find "$work/java" -name '*.java') "$here/java/StockGrpcClient.java" "$here/java/Checks.java"
   java -cp "$work/classes:$cp" StockGrpcClient "${grpc#grpc=}"
 elif [ "$mode" = node ] || [ "$mode" = node-tls ]; then
   command -v node >/dev/null || { echo "FAIL: node missing: run ./scripts/setup.sh (apt-get install nodejs npm)"; exit 1; }

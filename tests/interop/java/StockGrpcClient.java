@@ -34,16 +34,6 @@ import rich.Scalars;
 import rich.Tier;
 
 public class StockGrpcClient {
-  static int checks = 0;
-
-  static void check(boolean condition, String what) {
-    if (!condition) {
-      System.out.println("FAIL: " + what);
-      System.exit(1);
-    }
-    checks++;
-  }
-
   static Status.Code codeOf(Runnable call) {
     try {
       call.run();
@@ -71,7 +61,7 @@ public class StockGrpcClient {
     RichServiceGrpc.RichServiceBlockingStub stub =
         RichServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
 
-    check(stub.mix(MixRequest.newBuilder().setA(Color.COLOR_RED).setB(Color.COLOR_GREEN).build())
+    Checks.check(stub.mix(MixRequest.newBuilder().setA(Color.COLOR_RED).setB(Color.COLOR_GREEN).build())
                   .getValue()
               == Color.COLOR_BLUE,
         "Mix");
@@ -81,10 +71,10 @@ public class StockGrpcClient {
                                      .setReversed(true)
                                      .build())
                            .getValueList();
-    check(path.size() == 2 && path.get(0).getX() == 3 && path.get(1).getY() == 2, "Path");
+    Checks.check(path.size() == 2 && path.get(0).getX() == 3 && path.get(1).getY() == 2, "Path");
     HistogramResponse histogram =
         stub.histogram(HistogramRequest.newBuilder().addWords("a").addWords("b").addWords("a").build());
-    check(histogram.getValueOrThrow("a") == 2 && histogram.getValueOrThrow("b") == 1, "Histogram");
+    Checks.check(histogram.getValueOrThrow("a") == 2 && histogram.getValueOrThrow("b") == 1, "Histogram");
     Scalars scalars = Scalars.newBuilder()
                           .setFlag(true)
                           .setI8(-5)
@@ -105,39 +95,39 @@ public class StockGrpcClient {
                           .setTier(Tier.TIER_GOLD)
                           .build();
     Scalars back = stub.echoScalars(scalars);
-    check(back.equals(scalars), "EchoScalars: " + back + " != " + scalars);
-    check(Long.toUnsignedString(back.getU64()).equals("18446744073709551615"), "u64 max");
+    Checks.check(back.equals(scalars), "EchoScalars: " + back + " != " + scalars);
+    Checks.check(Long.toUnsignedString(back.getU64()).equals("18446744073709551615"), "u64 max");
     LookupResponse zero = stub.lookup(LookupRequest.newBuilder().setKey(0).build());
-    check(zero.hasValue() && zero.getValue().equals("key 0"), "Lookup(0) (a present zero)");
-    check(!stub.lookup(LookupRequest.getDefaultInstance()).hasValue(), "Lookup() without a key");
-    check(stub.nearest(NearestRequest.newBuilder().setOrigin(Point.newBuilder()).build())
+    Checks.check(zero.hasValue() && zero.getValue().equals("key 0"), "Lookup(0) (a present zero)");
+    Checks.check(!stub.lookup(LookupRequest.getDefaultInstance()).hasValue(), "Lookup() without a key");
+    Checks.check(stub.nearest(NearestRequest.newBuilder().setOrigin(Point.newBuilder()).build())
                   .getValue()
                   .getX()
               == 1,
         "Nearest");
-    check(!stub.nearest(NearestRequest.getDefaultInstance()).hasValue(), "Nearest()");
+    Checks.check(!stub.nearest(NearestRequest.getDefaultInstance()).hasValue(), "Nearest()");
 
     try {
       stub.notify(NotifyRequest.newBuilder().setId(-4).setMessage("x").build());
-      check(false, "Notify(-4) must fail");
+      Checks.check(false, "Notify(-4) must fail");
     } catch (StatusRuntimeException e) {
-      check(e.getStatus().getCode() == Status.Code.FAILED_PRECONDITION
+      Checks.check(e.getStatus().getCode() == Status.Code.FAILED_PRECONDITION
               && "negative id -4".equals(e.getStatus().getDescription()),
           "Notify(-4): " + e.getStatus());
     }
-    check(codeOf(() -> stub.notify(NotifyRequest.newBuilder().setId(0).setMessage("java").build()))
+    Checks.check(codeOf(() -> stub.notify(NotifyRequest.newBuilder().setId(0).setMessage("java").build()))
             == Status.Code.INTERNAL,
         "Notify(0) is INTERNAL");
-    check(codeOf(()
+    Checks.check(codeOf(()
                      -> stub.withDeadlineAfter(100, TimeUnit.MILLISECONDS)
                             .notify(NotifyRequest.newBuilder().setId(1500).build()))
             == Status.Code.DEADLINE_EXCEEDED,
         "a deadline expires");
     try {
       stub.echoScalars(Scalars.newBuilder().setU8(300).build());
-      check(false, "u8=300 must be refused");
+      Checks.check(false, "u8=300 must be refused");
     } catch (StatusRuntimeException e) {
-      check(e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT
+      Checks.check(e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT
               && e.getStatus().getDescription().contains("out of range"),
           "u8=300: " + e.getStatus());
     }
@@ -167,8 +157,8 @@ public class StockGrpcClient {
         }
       });
     }
-    check(done.await(60, TimeUnit.SECONDS), "2000 concurrent calls finish");
-    check(wrong.get() == 0, "2000 concurrent calls: " + wrong.get() + " wrong, " + firstWrong.get());
+    Checks.check(done.await(60, TimeUnit.SECONDS), "2000 concurrent calls finish");
+    Checks.check(wrong.get() == 0, "2000 concurrent calls: " + wrong.get() + " wrong, " + firstWrong.get());
     // 4 MiB out and back, ten at a time.
     String big = "x".repeat(4 << 20);
     CountDownLatch bigDone = new CountDownLatch(10);
@@ -190,11 +180,11 @@ public class StockGrpcClient {
             }
           });
     }
-    check(bigDone.await(60, TimeUnit.SECONDS), "4 MiB calls finish");
-    check(bigError.get() == null, "4 MiB messages: " + bigError.get());
+    Checks.check(bigDone.await(60, TimeUnit.SECONDS), "4 MiB calls finish");
+    Checks.check(bigError.get() == null, "4 MiB messages: " + bigError.get());
 
     channel.shutdown().awaitTermination(5, TimeUnit.SECONDS);
-    System.out.println("OK: " + checks + " checks (grpc-java over Netty"
+    System.out.println("OK: " + Checks.passed + " checks (grpc-java over Netty"
         + (args.length > 1 ? ", mutual TLS" : "") + ")");
     System.exit(0);
   }
