@@ -1,7 +1,7 @@
 // Stock Go clients call an rpcboot server: grpc-go with code protoc-gen-go and protoc-gen-go-grpc
 // generated from the emitted .proto files, and Apache Thrift's Go library with code
-// thrift-compiler generated (--gen go) from the emitted .thrift files (Debian's packages of
-// each). Values, optional fields, errors, deadlines, many calls in flight on one connection and
+// thrift-compiler generated (--gen go) from the emitted .thrift files, framed and THeader
+// (Debian's packages of each). Values, optional fields, errors, deadlines, many calls in flight on one connection and
 // large messages; with a certificate directory, the same over mutual TLS.
 //
 //	client GRPC_PORT THRIFT_PORT [CERT_DIR]
@@ -142,18 +142,26 @@ func grpcChecks(port string, tc *tls.Config) {
 	}
 }
 
-func thriftChecks(name string, port string, tc *tls.Config, factory thrift.TProtocolFactory) {
-	conf := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 10 * time.Second, TLSConfig: tc}
+// framed: a framed transport under the protocol; otherwise THeader, its frames carrying the
+// protocol the configuration names.
+func thriftChecks(name string, port string, tc *tls.Config, framed thrift.TProtocolFactory,
+	header thrift.THeaderProtocolID) {
+	conf := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 10 * time.Second,
+		TLSConfig: tc, THeaderProtocolID: &header}
 	var socket thrift.TTransport
 	if tc != nil {
 		socket = thrift.NewTSSLSocketConf("127.0.0.1:"+port, conf)
 	} else {
 		socket = thrift.NewTSocketConf("127.0.0.1:"+port, conf)
 	}
-	transport := thrift.NewTFramedTransportConf(socket, conf)
-	check(transport.Open() == nil, "thrift %s: connect", name)
-	defer transport.Close()
-	protocol := factory.GetProtocol(transport)
+	check(socket.Open() == nil, "thrift %s: connect", name)
+	defer socket.Close()
+	var protocol thrift.TProtocol
+	if framed != nil {
+		protocol = framed.GetProtocol(thrift.NewTFramedTransportConf(socket, conf))
+	} else {
+		protocol = thrift.NewTHeaderProtocolConf(socket, conf)
+	}
 	rich := thrift.NewTMultiplexedProtocol(protocol, "rich.RichService")
 	admin := thrift.NewTMultiplexedProtocol(protocol, "rich.AdminService")
 	c := tr.NewRichServiceClient(thrift.NewTStandardClient(rich, rich))
@@ -206,11 +214,13 @@ func main() {
 	}
 	tc := tlsConfig(certDir)
 	grpcChecks(os.Args[1], tc)
-	thriftChecks("compact", os.Args[2], tc, thrift.NewTCompactProtocolFactoryConf(nil))
-	thriftChecks("binary", os.Args[2], tc, thrift.NewTBinaryProtocolFactoryConf(nil))
+	thriftChecks("compact", os.Args[2], tc, thrift.NewTCompactProtocolFactoryConf(nil), 0)
+	thriftChecks("binary", os.Args[2], tc, thrift.NewTBinaryProtocolFactoryConf(nil), 0)
+	thriftChecks("THeader compact", os.Args[2], tc, nil, thrift.THeaderProtocolCompact)
+	thriftChecks("THeader binary", os.Args[2], tc, nil, thrift.THeaderProtocolBinary)
 	over := ""
 	if certDir != "" {
 		over = ", over mutual TLS"
 	}
-	fmt.Printf("go interop: %d checks passed (grpc-go, thrift compact, thrift binary%s)\n", checks, over)
+	fmt.Printf("go interop: %d checks passed (grpc-go; thrift compact, binary, THeader compact and binary%s)\n", checks, over)
 }
