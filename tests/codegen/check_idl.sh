@@ -52,32 +52,13 @@ javac -nowarn -d "$work/classes/proto" -cp "$jars/protobuf.jar" "${proto_java[@]
   2>"$work/javac.err" || { head -20 "$work/javac.err"; fail "protoc's Java output does not compile"; }
 
 # Go: thrift's and protoc's (protoc-gen-go, protoc-gen-go-grpc) output built against Debian's Go
-# libraries in GOPATH mode. A one-word package has no go_package (protoc-gen-go refuses an import
-# path without '/' or '.'), so each .proto gets one with an M option, as --go-package-prefix would.
-command -v go >/dev/null || fail "go missing: apt-get install golang-go"
-for tool in protoc-gen-go protoc-gen-go-grpc; do
-  command -v $tool >/dev/null || fail "$tool missing: apt-get install $tool"
-done
-[ -d /usr/share/gocode/src/github.com/apache/thrift/lib/go/thrift ] ||
-  fail "Apache Thrift's Go library missing: apt-get install golang-thrift-dev"
+# libraries in GOPATH mode (tests/interop/go/generate.sh).
 gopath=$work/gopath
 # go keeps its build cache under $HOME; without one, in the work directory.
 [ -n "${HOME:-}" ] || [ -n "${GOCACHE:-}" ] || export GOCACHE="$work/gocache"
-mkdir -p "$gopath/src/tg"
-for f in "${thrift_files[@]}"; do
-  "$thrift" --gen go:package_prefix=tg/ -out "$gopath/src/tg" "$f" >"$work/thrift.err" 2>&1 ||
-    { cat "$work/thrift.err"; fail "thrift-compiler rejects $f for Go"; }
-  [ -z "$(thrift_warnings)" ] || { thrift_warnings; fail "thrift-compiler warns on $f (Go)"; }
-done
-go_opts=()
-for f in "${proto_files[@]}"; do
-  grep -q '^option go_package' "$f" && continue
-  pkg=$(sed -n 's/^package \([A-Za-z0-9_.]*\);/\1/p' "$f")
-  m="M$(basename "$f")=pb/${pkg//.//}"
-  go_opts+=("--go_opt=$m" "--go-grpc_opt=$m")
-done
-"$protoc" -I"$idl_dir" --go_out="$gopath/src" --go-grpc_out="$gopath/src" "${go_opts[@]}" \
-  "${proto_files[@]}" 2>"$work/protoc.err" || { cat "$work/protoc.err"; fail "protoc-gen-go rejects the .proto files in $idl_dir"; }
+"$(dirname "$0")/../interop/go/generate.sh" "$idl_dir" "$gopath" "$thrift" "$protoc"
+cp "$gopath/thrift.out" "$work/thrift.err"
+[ -z "$(thrift_warnings)" ] || { thrift_warnings; fail "thrift-compiler warns on the files in $idl_dir (Go)"; }
 [ -n "$(find "$gopath/src" -name '*.go' | head -1)" ] || fail "no Go files generated"
 (cd "$gopath/src" && GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= go build ./... ) \
   2>"$work/go.err" || { head -20 "$work/go.err"; fail "generated Go code does not build"; }

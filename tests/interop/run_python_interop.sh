@@ -149,52 +149,35 @@ elif [ "$mode" = node ] || [ "$mode" = node-tls ]; then
     done
     [ -s "$work/node_server.ready" ] || { echo "FAIL: node thrift server not listening after 10 s"; exit 1; }
     read -r node_thrift < "$work/node_server.ready"
+    # node_call METHOD JSON: the tool's answer in cli.out, exit status as the tool's.
     node_call() {
       "$RPCBOOT_CLI" --protocol=thrift --schema="$idl_dir/rich_service.thrift.json" call \
         "127.0.0.1:${node_thrift#thrift=}" "rich.RichService/$1" "$2" > "$work/cli.out" 2>&1
     }
-    expect() { grep -q -- "$1" "$work/cli.out" || { cat "$work/cli.out"; echo "FAIL: $2"; exit 1; }; }
-    node_call Mix '{"a": "kRed", "b": "kGreen"}' || { cat "$work/cli.out"; echo "FAIL: Mix on node"; exit 1; }
-    expect '"kBlue"' "Mix on Node's Thrift server"
-    node_call Lookup '{"key": 5}' || { cat "$work/cli.out"; echo "FAIL: Lookup on node"; exit 1; }
-    expect '"value": "node 5"' "Lookup(5) on Node's Thrift server"
-    node_call Lookup '{}' || { cat "$work/cli.out"; echo "FAIL: Lookup() on node"; exit 1; }
+    # expect METHOD JSON TEXT: the call succeeds and its answer holds TEXT.
+    expect() {
+      node_call "$1" "$2" && grep -q -- "$3" "$work/cli.out" ||
+        { cat "$work/cli.out"; echo "FAIL: $1 $2 on Node's Thrift server: want $3"; exit 1; }
+    }
+    expect Mix '{"a": "kRed", "b": "kGreen"}' '"kBlue"'
+    expect Lookup '{"key": 5}' '"value": "node 5"'
+    expect Lookup '{}' '{'
     if grep -q value "$work/cli.out"; then cat "$work/cli.out"; echo "FAIL: Lookup() has a value"; exit 1; fi
-    node_call Histogram '{"words": ["a", "b", "a"]}' || { cat "$work/cli.out"; echo "FAIL: Histogram on node"; exit 1; }
-    expect '"a": 2' "Histogram on Node's Thrift server"
-    if node_call Notify '{"id": 7, "message": "hi", "color": "kRed"}'; then
-      cat "$work/cli.out"; echo "FAIL: Notify on node must fail"; exit 1
+    expect Histogram '{"words": ["a", "b", "a"]}' '"a": 2'
+    if node_call Notify '{"id": 7, "message": "hi", "color": "kRed"}' ||
+       ! grep -q "FAILED_PRECONDITION: node refuses 7: hi (0)" "$work/cli.out"; then
+      cat "$work/cli.out"; echo "FAIL: Node's RpcError must arrive as FAILED_PRECONDITION"; exit 1
     fi
-    expect "FAILED_PRECONDITION: node refuses 7: hi (0)" "Node's RpcError as FAILED_PRECONDITION"
     kill -TERM $node_pid
     wait $node_pid 2>/dev/null || true
     echo "rpcboot's Thrift channel calls Node's Thrift server: OK"
   fi
 elif [ "$mode" = go ] || [ "$mode" = go-tls ]; then
-  gocode=/usr/share/gocode/src
-  command -v go >/dev/null || { echo "FAIL: go missing: run ./scripts/setup.sh (apt-get install golang-go)"; exit 1; }
-  for need in protoc-gen-go protoc-gen-go-grpc; do
-    command -v $need >/dev/null || { echo "FAIL: $need missing: run ./scripts/setup.sh (apt-get install $need)"; exit 1; }
-  done
-  [ -d $gocode/google.golang.org/grpc ] && [ -d $gocode/github.com/apache/thrift/lib/go/thrift ] ||
-    { echo "FAIL: Go libraries missing: run ./scripts/setup.sh (apt-get install golang-google-grpc-dev golang-thrift-dev golang-github-golang-protobuf-1-5-dev)"; exit 1; }
   gopath=$work/gopath
   # go keeps its build cache under $HOME; without one, in the work directory.
   [ -n "${HOME:-}" ] || [ -n "${GOCACHE:-}" ] || export GOCACHE="$work/gocache"
-  mkdir -p "$gopath/src/pb" "$gopath/src/tg" "$gopath/src/client"
-  # A one-word package has no go_package (protoc-gen-go needs a '/' or '.'): map each file to an
-  # import path, as a Go team would with --go-package-prefix or M options.
-  mopts=()
-  for f in "$idl_dir"/*.proto; do
-    pkg=$(sed -n 's/^package \([A-Za-z0-9_.]*\);/\1/p' "$f")
-    m="M$(basename "$f")=pb/${pkg//.//}"
-    mopts+=("--go_opt=$m" "--go-grpc_opt=$m")
-  done
-  "$protoc" -I"$idl_dir" --go_out="$gopath/src" --go-grpc_out="$gopath/src" "${mopts[@]}" "$idl_dir"/*.proto
-  for f in "$idl_dir"/*.thrift; do
-    thrift --gen go:package_prefix=tg/ -out "$gopath/src/tg" "$f" > "$work/go.err" 2>&1 ||
-      { cat "$work/go.err"; echo "FAIL: thrift --gen go $f"; exit 1; }
-  done
+  "$here/go/generate.sh" "$idl_dir" "$gopath" thrift "$protoc"
+  mkdir -p "$gopath/src/client"
   cp "$here/go/client.go" "$gopath/src/client/"
   GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= go build -o "$work/go_client" client ||
     { echo "FAIL: the Go client does not build"; exit 1; }
