@@ -26,14 +26,19 @@ namespace {
 constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr unsigned char kData = 0x0;
 constexpr unsigned char kHeaders = 0x1;
+constexpr unsigned char kRstStream = 0x3;
 constexpr unsigned char kSettings = 0x4;
 constexpr unsigned char kPushPromise = 0x5;
 constexpr unsigned char kPing = 0x6;
 constexpr unsigned char kWindowUpdate = 0x8;
 constexpr unsigned char kContinuation = 0x9;
 constexpr unsigned char kEndStream = 0x1;
+constexpr unsigned char kAck = 0x1;  // SETTINGS, PING
 constexpr unsigned char kEndHeaders = 0x4;
 constexpr std::int64_t kSecondNs = 1'000'000'000;
+
+// The bit of stream `id` in Http2Scanner::reset_ (client streams have odd ids).
+std::size_t Bit(std::uint32_t id) { return (id / 2) % kTrackedStreams; }
 
 }  // namespace
 
@@ -70,7 +75,10 @@ bool Http2Scanner::Feed(const unsigned char* data, std::size_t size, std::int64_
     head_have_ = 0;
     const std::uint64_t length =
         std::uint64_t{head_[0]} << 16 | std::uint64_t{head_[1]} << 8 | std::uint64_t{head_[2]};
-    failed_ = OnFrame(length, head_[3], head_[4], now_ns);
+    const std::uint32_t stream = (std::uint32_t{head_[5]} & 0x7f) << 24 |
+                                 std::uint32_t{head_[6]} << 16 | std::uint32_t{head_[7]} << 8 |
+                                 std::uint32_t{head_[8]};
+    failed_ = OnFrame(length, head_[3], head_[4], stream, now_ns);
     if (failed()) return false;
     payload_left_ = length;
   }
@@ -78,7 +86,8 @@ bool Http2Scanner::Feed(const unsigned char* data, std::size_t size, std::int64_
 }
 
 Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char type,
-                                          unsigned char flags, std::int64_t now_ns) {
+                                          unsigned char flags, std::uint32_t stream,
+                                          std::int64_t now_ns) {
   if (type == kHeaders || type == kPushPromise) {
     block_bytes_ = length;
     block_frames_ = 1;
@@ -102,11 +111,40 @@ Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char ty
     empty_data_ = 0;
   }
   if (now_ns - second_start_ns_ >= kSecondNs) {
+    // The second that ends was the one before this one only if it ended just now.
+    recent_stream_ = now_ns - second_start_ns_ < 2 * kSecondNs ? first_stream_ : next_stream_;
+    first_stream_ = next_stream_;
     second_start_ns_ = now_ns;
     control_frames_ = 0;
     calls_ = 0;
+    opened_ = 0;
+    rapid_resets_ = 0;
   }
-  if (type == kHeaders) ++calls_;
+  if (type == kHeaders) {
+    ++calls_;
+    if (stream >= next_stream_) {  // a new stream (HEADERS of an open one are its trailers)
+      // Streams skipped (never opened) and this one: none reset yet.
+      if (stream - next_stream_ >= 2 * kTrackedStreams) {
+        reset_.reset();
+      } else {
+        for (std::uint32_t id = next_stream_; id <= stream; ++id) reset_.reset(Bit(id));
+      }
+      next_stream_ = stream + 1;
+      ++opened_;
+      if (!settings_acked_ && ++opened_before_ack_ > kMaxStreamsBeforeSettingsAck) {
+        return Bound::kStreamsBeforeAck;
+      }
+    }
+  }
+  if (type == kSettings && (flags & kAck) != 0) settings_acked_ = true;
+  // A client's own RST_STREAM of a stream it opened lately, once: a call it gave up at once.
+  if (type == kRstStream && stream >= recent_stream_ && stream < next_stream_ &&
+      next_stream_ - stream <= 2 * kTrackedStreams && !reset_.test(Bit(stream))) {
+    reset_.set(Bit(stream));
+    if (++rapid_resets_ > kMaxRapidResetsPerSecond && std::uint64_t{rapid_resets_} * 2 > opened_) {
+      return Bound::kRapidResets;
+    }
+  }
   if (empty_data || type == kWindowUpdate || type == kPing || type == kSettings) {
     // A client's own flow control and pings follow the replies it takes: each call adds a few.
     if (++control_frames_ >
@@ -132,6 +170,14 @@ std::string Http2Scanner::reason() const {
       return absl::StrCat("more than ", kMaxControlFramesPerSecond, " WINDOW_UPDATE, PING, ",
                           "SETTINGS or empty DATA frames in a second (and ", kControlFramesPerCall,
                           " per call)");
+    case Bound::kRapidResets:
+      return absl::StrCat("more than ", kMaxRapidResetsPerSecond,
+                          " calls reset by the client within a second of opening them, more ",
+                          "than half of those it opened (HEADERS, then RST_STREAM: a rapid reset)");
+    case Bound::kStreamsBeforeAck:
+      return absl::StrCat("more than ", kMaxStreamsBeforeSettingsAck,
+                          " calls opened before the client acknowledged the server's SETTINGS ",
+                          "(which carry its stream limit)");
     case Bound::kNone:
       break;
   }

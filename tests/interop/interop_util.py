@@ -46,16 +46,28 @@ ECHO_SCALARS_HEADERS = [(":method", "POST"), (":scheme", "http"),
                         ("content-type", "application/grpc"), ("te", "trailers")]
 
 
-def h2_client(port):
-    """A raw HTTP/2 client connection (python3-h2) to 127.0.0.1:`port`, preface sent."""
+def h2_client(port, acked=False):
+    """A raw HTTP/2 client connection (python3-h2) to 127.0.0.1:`port`, preface sent; `acked`:
+    the server's SETTINGS read and acknowledged too (as stock clients do before their first
+    call), so its stream limit holds."""
     import socket
 
     import h2.config
     import h2.connection
+    import h2.events
     sock = socket.create_connection(("127.0.0.1", port))
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
+    sock.settimeout(20)
+    while acked:
+        data = sock.recv(65536)
+        if not data:
+            sys.exit("h2_client: the server closed the connection before its SETTINGS")
+        acked = not any(isinstance(event, h2.events.RemoteSettingsChanged)
+                        for event in conn.receive_data(data))
+        sock.sendall(conn.data_to_send())  # the acknowledgement
+    sock.settimeout(None)
     return sock, conn
 
 

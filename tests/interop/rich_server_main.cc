@@ -1,10 +1,10 @@
 // Serves the rich test interface over gRPC and Thrift for interop tests with other languages'
 // clients. Prints "ports grpc=<port> thrift=<port>" once both are bound, then serves until
 // SIGTERM or SIGINT, and exits 0 after a graceful stop. Arguments: "grpc_max_unsent_bytes=N"
-// sets that server option; "tls_dir=DIR" serves TLS on both ports with DIR/server.crt and
-// server.key (scripts/make-test-certs.sh), verifying client certificates against DIR/ca.crt and
-// requiring one ("require_client_cert=false": optional); "tokens_file=F" accepts those tokens;
-// "require_identity=true" refuses anonymous callers.
+// (and the other grpc_ options below) sets that server option; "tls_dir=DIR" serves TLS on both
+// ports with DIR/server.crt and server.key (scripts/make-test-certs.sh), verifying client
+// certificates against DIR/ca.crt and requiring one ("require_client_cert=false": optional);
+// "tokens_file=F" accepts those tokens; "require_identity=true" refuses anonymous callers.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
     } else if (key == "grpc_max_connection_age_grace_ms") {
       options.grpc_max_connection_age_grace =
           std::chrono::milliseconds(std::strtoll(value.c_str(), nullptr, 10));
+    } else if (key == "grpc_max_concurrent_streams") {
+      options.grpc_max_concurrent_streams = std::atoi(value.c_str());
     } else if (key == "grpc_memory_quota") {
       options.grpc_memory_quota = std::strtoull(value.c_str(), nullptr, 10);
     } else if (key == "tls_dir") {

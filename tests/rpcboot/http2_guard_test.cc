@@ -1,6 +1,7 @@
 // Http2Scanner: an HTTP/2 client's bytes followed frame by frame; header blocks, runs of empty
-// DATA frames and control frames per second bounded. (The bounds on a running server, over TCP
-// and TLS against raw peers: tests/interop/http2_flood_test.py.)
+// DATA frames, control frames per second, calls reset at once and calls opened before the
+// SETTINGS ack bounded. (The bounds on a running server, over TCP and TLS against raw peers:
+// tests/interop/http2_flood_test.py and rapid_reset_test.py.)
 #include "rpcboot/internal/http2_guard.h"
 
 #include <gtest/gtest.h>
@@ -15,9 +16,9 @@ namespace rpcboot::internal {
 namespace {
 
 constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr unsigned char kData = 0x0, kHeaders = 0x1, kSettings = 0x4, kPing = 0x6,
+constexpr unsigned char kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6,
                         kWindowUpdate = 0x8, kContinuation = 0x9;
-constexpr unsigned char kEndStream = 0x1, kEndHeaders = 0x4;
+constexpr unsigned char kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4;
 constexpr int64_t kSecond = 1'000'000'000;
 
 // A frame of `length` bytes of payload.
@@ -36,7 +37,26 @@ bool FeedByteByByte(Http2Scanner& scanner, const std::string& bytes) {
   return ok;
 }
 
+// Calls `first`, `first` + 2, ... (`count` of them) opened: HEADERS with END_HEADERS.
+std::string Open(std::uint32_t first, std::uint32_t count) {
+  std::string out;
+  for (std::uint32_t i = 0; i < count; ++i)
+    out += testing::Http2Frame(kHeaders, kEndHeaders, std::string(10, 'h'), first + 2 * i);
+  return out;
+}
+
+// The same calls reset by the client (RST_STREAM, CANCEL).
+std::string Reset(std::uint32_t first, std::uint32_t count) {
+  std::string out;
+  for (std::uint32_t i = 0; i < count; ++i)
+    out += testing::Http2Frame(kRstStream, 0, std::string("\0\0\0\x08", 4), first + 2 * i);
+  return out;
+}
+
 std::string Start() { return std::string(kPreface) + Frame(kSettings, 0, 6); }
+
+// The same, and the server's SETTINGS acknowledged: the stream limit holds.
+std::string Acked() { return Start() + Frame(kSettings, kAck, 0); }
 
 TEST(Http2Scanner, CallsWithBlocksUnderTheBoundsAndLargeMessagesPass) {
   // Blocks of up to 64 KiB in 64 frames; DATA frames of any size do not count.
@@ -140,6 +160,103 @@ TEST(Http2Scanner, EachCallAddsToTheSecondsControlFrames) {
   }
   ASSERT_TRUE(Feed(scanner, stream));
   EXPECT_FALSE(Feed(scanner, Frame(kPing, 0, 8)));
+}
+
+TEST(Http2Scanner, CallsOpenedAndResetAtOnceFailPastTheBound) {
+  // The rapid reset: each call opened and reset at once. Up to the bound in a second pass.
+  std::string stream = Acked();
+  for (std::uint32_t i = 0; i < kMaxRapidResetsPerSecond; ++i) {
+    stream += Open(1 + 2 * i, 1) + Reset(1 + 2 * i, 1);
+  }
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, stream));
+  const std::uint32_t next = 1 + 2 * kMaxRapidResetsPerSecond;
+  ASSERT_TRUE(Feed(scanner, Open(next, 1)));
+  EXPECT_FALSE(Feed(scanner, Reset(next, 1)));
+  EXPECT_NE(scanner.reason().find("rapid reset"), std::string::npos) << scanner.reason();
+
+  Http2Scanner bytes;
+  EXPECT_FALSE(FeedByteByByte(bytes, stream + Open(next, 1) + Reset(next, 1)));
+}
+
+TEST(Http2Scanner, AClientThatCancelsAMinorityOfItsCallsIsNotClosed) {
+  // A hedging client at 4,000 calls a second cancels the losers: 1,500 resets, under half. What
+  // the server still sends on them it answers with another RST_STREAM each: a call counts once.
+  std::string calls = Acked();
+  std::string again;
+  for (std::uint32_t first = 1; first < 8000; first += 16) {
+    calls += Open(first, 8) + Reset(first, 3);
+    again += Reset(first, 3);
+  }
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, calls + again, 0));
+  ASSERT_TRUE(Feed(scanner, again, kSecond + 1));
+  // Calls are what is weighed: 3,000 more HEADERS on one call (its trailers) open nothing.
+  std::string stream = Acked() + Open(1, 1);
+  for (int i = 0; i < 3000; ++i) stream += Open(1, 1);
+  for (std::uint32_t i = 0; i <= kMaxRapidResetsPerSecond; ++i) {
+    stream += Open(3 + 2 * i, 1) + Reset(3 + 2 * i, 1);
+  }
+  Http2Scanner trailers;
+  EXPECT_FALSE(Feed(trailers, stream, 0));
+}
+
+TEST(Http2Scanner, ResetsCountForTheSecondAfterTheCallsOpenedAndNoLonger) {
+  // 2,000 calls opened in one second: given up within the next second, they count (there is
+  // no call opened in that second to weigh them against); given up later, they do not (a
+  // deadline, a client going away).
+  Http2Scanner late;
+  ASSERT_TRUE(Feed(late, Acked() + Open(1, 2000), 0));
+  ASSERT_TRUE(Feed(late, Reset(1, 2000), 2 * kSecond + kSecond / 2));
+  ASSERT_TRUE(Feed(late, Open(4001, 2000) + Reset(4001, 1000), 3 * kSecond + kSecond / 2));
+
+  Http2Scanner next;
+  ASSERT_TRUE(Feed(next, Acked() + Open(1, 2000), 0));
+  ASSERT_TRUE(Feed(next, Reset(1, kMaxRapidResetsPerSecond), kSecond + kSecond / 2));
+  EXPECT_FALSE(Feed(next, Reset(1 + 2 * kMaxRapidResetsPerSecond, 1), kSecond + kSecond / 2));
+}
+
+TEST(Http2Scanner, OnlyTheLastCallsAreFollowed) {
+  // 3,048 calls opened in a second: 1,000 resets of the oldest (not among the last
+  // kTrackedStreams) are not counted, resets of the newest are, in whatever order they come.
+  const std::uint32_t opened = 1000 + kTrackedStreams;
+  auto newest = [](std::uint32_t from, std::uint32_t count) {  // backwards
+    std::string out;
+    for (std::uint32_t i = from; i < from + count; ++i) out += Reset(1 + 2 * (opened - 1 - i), 1);
+    return out;
+  };
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, Acked() + Open(1, opened) + Reset(1, 1000) + newest(0, 600), 0));
+  ASSERT_TRUE(Feed(scanner, newest(600, opened / 2 - 600), 0));
+  EXPECT_FALSE(Feed(scanner, newest(opened / 2, 1), 0));  // more than half
+}
+
+TEST(Http2Scanner, ResetsAreBoundedPerSecond) {
+  // The bound each second, ten seconds in a row: far more than the bound in all.
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, Acked(), 0));
+  std::uint32_t next = 1;
+  for (int second = 0; second < 10; ++second) {
+    std::string stream;
+    for (std::uint32_t i = 0; i < kMaxRapidResetsPerSecond; ++i, next += 2)
+      stream += Open(next, 1) + Reset(next, 1);
+    ASSERT_TRUE(Feed(scanner, stream, second * kSecond)) << "second " << second;
+  }
+}
+
+TEST(Http2Scanner, CallsOpenedBeforeTheSettingsAreAcknowledgedAreBounded) {
+  // Before the client acknowledges the server's SETTINGS (and its stream limit), up to the
+  // bound; the next one fails.
+  Http2Scanner scanner;
+  ASSERT_TRUE(Feed(scanner, Start() + Open(1, kMaxStreamsBeforeSettingsAck)));
+  EXPECT_FALSE(Feed(scanner, Open(1 + 2 * kMaxStreamsBeforeSettingsAck, 1)));
+  EXPECT_NE(scanner.reason().find("acknowledged the server's SETTINGS"), std::string::npos)
+      << scanner.reason();
+  // Acknowledged (whenever): no bound here. A SETTINGS frame that is no ack does not count.
+  Http2Scanner acked;
+  EXPECT_TRUE(Feed(acked, Start() + Open(1, 500) + Frame(kSettings, kAck, 0) + Open(1001, 5000)));
+  Http2Scanner not_ack;
+  EXPECT_FALSE(Feed(not_ack, Start() + Open(1, 500) + Frame(kSettings, 0, 6) + Open(1001, 501)));
 }
 
 }  // namespace

@@ -31,15 +31,21 @@ inline int ConnectTo(int port) {
   return fd;
 }
 
-// An HTTP/2 frame on stream 1 (0 for SETTINGS), its length and header written by hand.
-inline std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload) {
+// An HTTP/2 frame on `stream`, its length and header written by hand.
+inline std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload,
+                              std::uint32_t stream) {
   std::string out;
   for (int shift = 16; shift >= 0; shift -= 8)
     out.push_back(static_cast<char>(payload.size() >> shift));
   out.push_back(static_cast<char>(type));
   out.push_back(static_cast<char>(flags));
-  out.append(type == 0x4 ? std::string(4, '\0') : std::string("\0\0\0\1", 4));
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(stream >> shift));
   return out + payload;
+}
+
+// The same on stream 1 (0 for SETTINGS).
+inline std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload) {
+  return Http2Frame(type, flags, payload, type == 0x4 ? 0 : 1);
 }
 
 }  // namespace rpcboot::testing
