@@ -116,12 +116,10 @@ Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char ty
     first_stream_ = next_stream_;
     second_start_ns_ = now_ns;
     control_frames_ = 0;
-    calls_ = 0;
     opened_ = 0;
     rapid_resets_ = 0;
   }
   if (type == kHeaders) {
-    ++calls_;
     if (stream >= next_stream_) {  // a new stream (HEADERS of an open one are its trailers)
       // Streams skipped (never opened) and this one: none reset yet.
       if (stream - next_stream_ >= 2 * kTrackedStreams) {
@@ -148,7 +146,7 @@ Http2Scanner::Bound Http2Scanner::OnFrame(std::uint64_t length, unsigned char ty
   if (empty_data || type == kWindowUpdate || type == kPing || type == kSettings) {
     // A client's own flow control and pings follow the replies it takes: each call adds a few.
     if (++control_frames_ >
-        kMaxControlFramesPerSecond + std::uint64_t{kControlFramesPerCall} * calls_) {
+        kMaxControlFramesPerSecond + std::uint64_t{kControlFramesPerCall} * opened_) {
       return Bound::kControlFrames;
     }
   }

@@ -107,7 +107,6 @@ class Http2Scanner {
   std::uint32_t empty_data_ = 0;  // empty DATA frames in a row that did not end their stream
   std::int64_t second_start_ns_ = 0;
   std::uint32_t control_frames_ = 0;  // since second_start_ns_
-  std::uint32_t calls_ = 0;           // HEADERS frames since second_start_ns_
   // Streams the client opens have increasing ids: those from first_stream_ on were opened in
   // this second, those from recent_stream_ on in this second or the one before.
   std::uint32_t next_stream_ = 1;  // above every stream the client opened

@@ -153,8 +153,8 @@ TEST(Http2Scanner, EachCallAddsToTheSecondsControlFrames) {
   // A busy client's WINDOW_UPDATEs and pings follow its calls: 100 calls allow 800 more.
   Http2Scanner scanner;
   std::string stream = Start();
-  for (int i = 0; i < 100; ++i)
-    stream += Frame(kHeaders, kEndHeaders, 10) + Frame(kData, kEndStream, 5);
+  for (std::uint32_t i = 0; i < 100; ++i)
+    stream += Open(1 + 2 * i, 1) + testing::Http2Frame(kData, kEndStream, "xxxxx", 1 + 2 * i);
   for (std::uint32_t i = 1; i < kMaxControlFramesPerSecond + 100 * kControlFramesPerCall; ++i) {
     stream += Frame(kWindowUpdate, 0, 4);
   }
