@@ -8,6 +8,9 @@
 //     server echoing a message of the same size, and a canned Thrift server answering with a
 //     reply made once (the bound of any Thrift server under the stock client): ratios
 //     rpcboot/stock, rpcboot/raw and rpcboot/canned.
+//     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
+//     Mix call made once by the stock library, sent as is; the reply checked byte for byte
+//     against the stock library's), so that the ratio to the raw echo measures the server alone.
 //  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy, on
 //     Thrift and on gRPC.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
@@ -30,7 +33,7 @@
 //     throughput part checks every reply with gRPC's client. Needs nghttp2-client.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,mixed,scale,tls,observability,h2load]
+//                             [--parts=throughput,replay,mixed,scale,tls,observability,h2load]
 //                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
@@ -456,7 +459,8 @@ std::function<bool()> GrpcNotifyCaller(int port, int caller, const char* path, i
   };
 }
 
-std::function<bool()> RawCaller(int port) {
+// A TCP connection to 127.0.0.1:port with TCP_NODELAY, closed with the last holder.
+std::shared_ptr<int> Connect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -465,14 +469,72 @@ std::function<bool()> RawCaller(int port) {
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  auto holder = std::shared_ptr<int>(new int(fd), [](int* p) {
+  return std::shared_ptr<int>(new int(fd), [](int* p) {
     ::close(*p);
     delete p;
   });
-  return [holder] {
+}
+
+std::function<bool()> RawCaller(int port) {
+  return [holder = Connect(port)] {
     char buf[kRawMessage] = {};
     return ::send(*holder, buf, sizeof buf, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof buf) &&
            RecvAll(*holder, buf, sizeof buf);
+  };
+}
+
+// A framed compact message made once by the stock Thrift library: Mix(kRed, kGreen) as call
+// `seqid`, or its reply kBlue.
+std::string MixFrame(bool reply) {
+  using apache::thrift::protocol::TMessageType;
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
+  apache::thrift::protocol::TCompactProtocol protocol(buffer);
+  if (reply) {
+    protocol.writeMessageBegin("Mix", TMessageType::T_REPLY, 1);
+    rich_thrift::RichService_Mix_result mix;
+    mix.success = rich_thrift::Color::kBlue;
+    mix.__isset.success = true;
+    mix.write(&protocol);
+  } else {
+    protocol.writeMessageBegin("Mix", TMessageType::T_CALL, 1);
+    const rich_thrift::Color::type a = rich_thrift::Color::kRed, b = rich_thrift::Color::kGreen;
+    rich_thrift::RichService_Mix_pargs mix;
+    mix.a = &a;
+    mix.b = &b;
+    mix.write(&protocol);
+  }
+  protocol.writeMessageEnd();
+  std::string frame(4, '\0');
+  frame += buffer->getBufferAsString();
+  rpcboot::internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
+  return frame;
+}
+
+// A Thrift caller as cheap per call as the raw loop's: it sends a Mix call made once and
+// checks the reply against the one the stock library writes, byte for byte. Under it the
+// servers compete with the raw echo on equal terms (the stock client's own CPU per call,
+// taken from the same cores, is not in the figure).
+std::function<bool()> ThriftReplayCaller(int port) {
+  static const std::string call = MixFrame(false);
+  static const std::string reply = MixFrame(true);
+  return [holder = Connect(port)] {
+    char buf[64];
+    if (::send(*holder, call.data(), call.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(call.size())) {
+      return false;
+    }
+    // The frame's length first, then the rest of it: one read, mostly.
+    std::size_t got = 0, need = 4;
+    while (got < need) {
+      ssize_t n = ::recv(*holder, buf + got, sizeof buf - got, 0);
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+      if (need == 4 && got >= 4) {
+        need = 4 + rpcboot::internal::DecodeFrameLength(buf);
+        if (need != reply.size()) return false;  // not the reply expected
+      }
+    }
+    return got == need && std::memcmp(buf, reply.data(), got) == 0;
   };
 }
 
@@ -532,36 +594,45 @@ std::vector<Measured> MeasureRounds(int rounds, const std::vector<std::function<
   return out;
 }
 
-void Throughput(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
-  ServerProcess ours(self, "rpcboot");
-  ServerProcess inlined(self, "rpcboot-inline");
-  ServerProcess stock(self, "stock");
-  ServerProcess raw(self, "raw");
-  ServerProcess canned(self, "canned");
+// Thrift's rows of a throughput part: the raw echo, then the canned, stock and rpcboot servers
+// (default path and `inline`) driven by `caller(port)`, each `rounds` times per caller count.
+void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port), int raw_port,
+                  int canned_port, int stock_port, int ours_port, int inlined_port, double seconds,
+                  const std::vector<int>& callers, int rounds) {
   for (int n : callers) {
     auto thrift = [&](int port) {
-      return [&, port] { return Load(n, seconds, [&](int) { return ThriftMixCaller(port); }); };
+      return [&, port] { return Load(n, seconds, [&](int) { return caller(port); }); };
     };
     std::vector<Measured> m = MeasureRounds(
-        rounds, {[&] { return Load(n, seconds, [&](int) { return RawCaller(raw.raw_port); }); },
-                 thrift(canned.raw_port), thrift(stock.thrift_port), thrift(ours.thrift_port),
-                 thrift(inlined.thrift_port)});
+        rounds, {[&] { return Load(n, seconds, [&](int) { return RawCaller(raw_port); }); },
+                 thrift(canned_port), thrift(stock_port), thrift(ours_port), thrift(inlined_port)});
     const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
     auto ratios = [&](const Result& r) {
       return Ratio("vs stock", r.calls_per_second, r_stock.calls_per_second) + "  " +
              Ratio("vs raw", r.calls_per_second, r_raw.calls_per_second) + "  " +
              Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second);
     };
-    Print("throughput", "raw", n, "tcp", r_raw, m[0].spread);
-    Print("throughput", "thrift", n, "canned", r_canned,
+    Print(part, "raw", n, "tcp", r_raw, m[0].spread);
+    Print(part, "thrift", n, "canned", r_canned,
           Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread);
-    Print("throughput", "thrift", n, "stock", r_stock,
+    Print(part, "thrift", n, "stock", r_stock,
           Ratio("vs raw", r_stock.calls_per_second, r_raw.calls_per_second) + "  " +
               Ratio("vs canned", r_stock.calls_per_second, r_canned.calls_per_second) +
               m[2].spread);
-    Print("throughput", "thrift", n, "rpcboot", m[3].median, ratios(m[3].median) + m[3].spread);
-    Print("throughput", "thrift", n, "inline", m[4].median, ratios(m[4].median) + m[4].spread);
+    Print(part, "thrift", n, "rpcboot", m[3].median, ratios(m[3].median) + m[3].spread);
+    Print(part, "thrift", n, "inline", m[4].median, ratios(m[4].median) + m[4].spread);
   }
+}
+
+void Throughput(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess inlined(self, "rpcboot-inline");
+  ServerProcess stock(self, "stock");
+  ServerProcess raw(self, "raw");
+  ServerProcess canned(self, "canned");
+  ThriftRounds(
+      "throughput", [](int port) { return ThriftMixCaller(port); }, raw.raw_port, canned.raw_port,
+      stock.thrift_port, ours.thrift_port, inlined.thrift_port, seconds, callers, rounds);
   for (int n : callers) {
     auto grpc = [&](int port, const char* path) {
       return [&, port, path] {
@@ -689,6 +760,19 @@ void Observability(const char* self, double seconds, const std::vector<int>& cal
             Ratio("on/off", co.calls_per_second, cf.calls_per_second));
     }
   }
+}
+
+// The same Thrift servers under the replay caller, whose cost per call is the raw loop's: what
+// each server reaches against the physical bound when the load generator takes no more CPU
+// than the raw loop's does.
+void Replay(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess inlined(self, "rpcboot-inline");
+  ServerProcess stock(self, "stock");
+  ServerProcess raw(self, "raw");
+  ServerProcess canned(self, "canned");
+  ThriftRounds("replay", ThriftReplayCaller, raw.raw_port, canned.raw_port, stock.thrift_port,
+               ours.thrift_port, inlined.thrift_port, seconds, callers, rounds);
 }
 
 void Mixed(const char* self, double seconds) {
@@ -872,18 +956,19 @@ int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::vector<std::string> parts = {"throughput", "mixed", "scale", "tls", "observability"};
+  std::vector<std::string> parts = {"throughput", "replay", "mixed",
+                                    "scale",      "tls",    "observability"};
   int rounds = 1;
   const rpcboot::bench::Flags flags(
       "serving_bench",
       "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-      "[--parts=throughput,mixed,scale,tls,observability,h2load] [--rounds=N]");
+      "[--parts=throughput,replay,mixed,scale,tls,observability,h2load] [--rounds=N]");
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.substr(0, 8) == "--serve=") return Serve(std::string(a.substr(8)));
     if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
         flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
-        flags.Words(a, "parts", "throughput mixed scale tls observability h2load", &parts) ||
+        flags.Words(a, "parts", "throughput replay mixed scale tls observability h2load", &parts) ||
         flags.Int(a, "rounds", 1, 15, &rounds)) {
       continue;
     }
@@ -897,6 +982,7 @@ int main(int argc, char** argv) {
   std::printf("%-10s %-7s %7s %-8s %11s %9s %9s %6s  %s\n", "part", "proto", "callers", "impl",
               "calls/s", "p50 us", "p99 us", "errors", "ratio");
   if (part("throughput")) Throughput(argv[0], seconds, callers, rounds);
+  if (part("replay")) Replay(argv[0], seconds, callers, rounds);
   if (part("mixed")) Mixed(argv[0], seconds);
   if (part("scale")) Scale(argv[0], seconds, idle);
   if (part("observability")) {
