@@ -594,11 +594,25 @@ std::vector<Measured> MeasureRounds(int rounds, const std::vector<std::function<
   return out;
 }
 
+// The servers a throughput part compares, each its own process.
+struct ThroughputServers {
+  explicit ThroughputServers(const char* self)
+      : ours(self, "rpcboot"),
+        inlined(self, "rpcboot-inline"),
+        stock(self, "stock"),
+        raw(self, "raw"),
+        canned(self, "canned") {}
+  ServerProcess ours, inlined, stock, raw, canned;
+};
+
 // Thrift's rows of a throughput part: the raw echo, then the canned, stock and rpcboot servers
 // (default path and `inline`) driven by `caller(port)`, each `rounds` times per caller count.
-void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port), int raw_port,
-                  int canned_port, int stock_port, int ours_port, int inlined_port, double seconds,
-                  const std::vector<int>& callers, int rounds) {
+void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
+                  const ThroughputServers& servers, double seconds, const std::vector<int>& callers,
+                  int rounds) {
+  const int raw_port = servers.raw.raw_port, canned_port = servers.canned.raw_port;
+  const int stock_port = servers.stock.thrift_port, ours_port = servers.ours.thrift_port;
+  const int inlined_port = servers.inlined.thrift_port;
   for (int n : callers) {
     auto thrift = [&](int port) {
       return [&, port] { return Load(n, seconds, [&](int) { return caller(port); }); };
@@ -625,14 +639,11 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port), i
 }
 
 void Throughput(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
-  ServerProcess ours(self, "rpcboot");
-  ServerProcess inlined(self, "rpcboot-inline");
-  ServerProcess stock(self, "stock");
-  ServerProcess raw(self, "raw");
-  ServerProcess canned(self, "canned");
+  ThroughputServers servers(self);
   ThriftRounds(
-      "throughput", [](int port) { return ThriftMixCaller(port); }, raw.raw_port, canned.raw_port,
-      stock.thrift_port, ours.thrift_port, inlined.thrift_port, seconds, callers, rounds);
+      "throughput", [](int port) { return ThriftMixCaller(port); }, servers, seconds, callers,
+      rounds);
+  const ServerProcess &stock = servers.stock, &ours = servers.ours, &inlined = servers.inlined;
   for (int n : callers) {
     auto grpc = [&](int port, const char* path) {
       return [&, port, path] {
@@ -766,13 +777,7 @@ void Observability(const char* self, double seconds, const std::vector<int>& cal
 // each server reaches against the physical bound when the load generator takes no more CPU
 // than the raw loop's does.
 void Replay(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
-  ServerProcess ours(self, "rpcboot");
-  ServerProcess inlined(self, "rpcboot-inline");
-  ServerProcess stock(self, "stock");
-  ServerProcess raw(self, "raw");
-  ServerProcess canned(self, "canned");
-  ThriftRounds("replay", ThriftReplayCaller, raw.raw_port, canned.raw_port, stock.thrift_port,
-               ours.thrift_port, inlined.thrift_port, seconds, callers, rounds);
+  ThriftRounds("replay", ThriftReplayCaller, ThroughputServers(self), seconds, callers, rounds);
 }
 
 void Mixed(const char* self, double seconds) {
