@@ -91,6 +91,9 @@ bool InPlaceMonitor::Start(std::string* error) {
 void InPlaceMonitor::Stop() {
   if (!thread_.joinable()) return;
   running_ = false;
+  // An owner's check that began before running_ went false ends before Stop returns; none
+  // begins after (PokeDue reads running_ under the lock).
+  { std::lock_guard<std::mutex> check(check_mu_); }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -99,11 +102,27 @@ void InPlaceMonitor::Stop() {
   thread_.join();
 }
 
+void InPlaceMonitor::CheckLocked(bool by_owner) {
+  const bool active = client_->CheckInPlace();
+  const int64_t now = SteadyNanos();
+  last_check_.store(now, std::memory_order_relaxed);
+  if (by_owner) last_owner_check_.store(now, std::memory_order_relaxed);
+  quiet_.store(active ? 0 : quiet_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void InPlaceMonitor::PokeDue(int64_t now) {
+  std::unique_lock<std::mutex> check(check_mu_, std::try_to_lock);
+  if (!check.owns_lock() || !running()) return;  // another thread checks, or stopped
+  if (now - last_check_.load(std::memory_order_relaxed) < kIntervalNanos) return;  // just done
+  CheckLocked(true);
+}
+
 void InPlaceMonitor::Main() {
-  int quiet = 0;
+  constexpr int64_t kRecent = 2 * kIntervalNanos;
+  std::chrono::microseconds wait = kInterval;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    if (quiet >= kQuietChecksBeforeSleep) {
+    if (quiet_.load() >= kQuietChecksBeforeSleep) {
       asleep_ = true;
       lock.unlock();
       client_->OnQuiet();
@@ -111,15 +130,23 @@ void InPlaceMonitor::Main() {
       lock.lock();
       if (!running) cv_.wait(lock, [this] { return stop_ || !asleep_.load(); });
       asleep_ = false;
-      quiet = 0;
+      quiet_ = 0;
+      wait = kInterval;
       continue;
     }
-    cv_.wait_for(lock, kInterval, [this] { return stop_; });
+    cv_.wait_for(lock, wait, [this] { return stop_; });
     if (stop_) break;
     lock.unlock();
-    bool active = client_->CheckInPlace();
+    if (SteadyNanos() - last_owner_check_.load(std::memory_order_relaxed) < kRecent) {
+      // An owner thread checked lately: it goes on while it runs. Look again later, and check
+      // here once the owners have stopped poking (all idle, or held by their calls).
+      wait = kFallbackInterval;
+    } else {
+      std::lock_guard<std::mutex> check(check_mu_);
+      CheckLocked(false);
+      wait = kInterval;
+    }
     lock.lock();
-    quiet = active ? 0 : quiet + 1;
   }
 }
 

@@ -5,10 +5,11 @@
 // (unknown method, wrong message type, a frame over the size limit, a deadline already passed,
 // the schema asked through rpcboot.ThriftReflection).
 // A call that finds a handler slot free (CallScheduler::Enter) runs on the loop's own thread,
-// with no hop; a monitor thread hands the loop to a spare thread when such a call blocks
-// (HandOff), and the blocked thread finishes its call as a pool thread would. Other calls go to
-// the CallScheduler's pool, whose threads write the reply (or post it to the loop). One call per
-// connection is in flight at a time (Thrift clients wait for each reply). rpcboot methods all
+// with no hop; a check hands the loop to a spare thread when such a call blocks (HandOff), and
+// the blocked thread finishes its call as a pool thread would. The busy loops run that check
+// between their calls; a monitor thread runs it when they do not (all idle, or held). Other calls
+// go to the CallScheduler's pool, whose threads write the reply (or post it to the loop). One call
+// per connection is in flight at a time (Thrift clients wait for each reply). rpcboot methods all
 // answer: a ONEWAY message is refused.
 //
 // Limits, each enforced before the resource is spent: max_connections (at the cap the loop
@@ -272,8 +273,9 @@ class Loop {
   // another thread because a call this thread ran in place blocked (false: that call is
   // finished, its reply handed on, and the thread no longer touches the loop).
   bool Run();
-  // Monitor thread, every check: when the call run in place has blocked, hands the loop to
-  // another thread. True when calls ran in place since the previous check.
+  // Every check (the monitor thread's, or a loop's Poke), one at a time: when the call run in
+  // place has blocked, hands the loop to another thread. True when calls ran in place since the
+  // previous check.
   bool CheckBlocked();
   bool RunningHere() const { return here_.running(); }
 
@@ -350,7 +352,7 @@ class Loop {
   InPlaceCall here_;
   ConnectionPtr here_conn_;            // its connection, while it runs
   const Route* here_route_ = nullptr;  // and its method
-  std::mutex handoff_mu_;              // held by the monitor through a hand-off
+  std::mutex handoff_mu_;              // held by the check through a hand-off
 };
 
 class ThriftServerTransport final : public ServerTransport, private InPlaceMonitor::Client {
@@ -476,8 +478,12 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   bool MayRunHere() const { return monitor_.running(); }
   // A loop started a call in place: the monitor must be awake to see it block.
   void NoteRunningHere() { monitor_.Note(); }
-  // Monitor, under the loop's hand-off lock: makes sure a spare thread can take a loop (starts
-  // one when none is spare). False when none can be had: the loop waits for its call instead.
+  // A loop between its calls: it checks the other loops' calls in place when a check is due,
+  // so that the monitor thread need not wake for it while the loops are busy.
+  void PokeMonitor() { monitor_.Poke(); }
+  // The check (the monitor thread's, or a poking loop's), under the loop's hand-off lock: makes
+  // sure a spare thread can take a loop (starts one when none is spare). False when none can be
+  // had: the loop waits for its call instead.
   bool ReserveRunner() {
     std::lock_guard<std::mutex> lock(runners_mu_);
     if (free_runners_ > static_cast<int>(orphans_.size())) return true;
@@ -544,7 +550,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
       runners_stop_ = true;
     }
     runners_cv_.notify_all();
-    // No thread is added now: the monitor, the only one that adds, has stopped.
+    // No thread is added now: only the checks add, and none runs after monitor_.Stop().
     for (std::thread& t : threads_) t.join();
     threads_.clear();
   }
@@ -565,7 +571,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   std::vector<std::unique_ptr<Loop>> loops_;
   std::mutex runners_mu_;
   std::condition_variable runners_cv_;
-  std::vector<std::thread> threads_;  // every runner thread; added to by the monitor only
+  std::vector<std::thread> threads_;  // every runner thread; added to by the checks only
   std::deque<Loop*> orphans_;         // handed-off loops waiting for a thread
   int runner_count_ = 0;
   int free_runners_ = 0;  // waiting for (or about to wait for) a handed-off loop
@@ -736,6 +742,7 @@ bool Loop::Run() {
         }
       }
     }
+    server_->PokeMonitor();
     auto now = SteadyClock::now();
     if (now >= next_scan) {
       Scan(now);
