@@ -3,16 +3,18 @@
 //
 // Running a call on the thread that read it saves a hop to another thread (a wake-up each way)
 // but holds up that thread's other work while the handler runs. The owner thread wraps the call
-// in Begin/End; a monitor thread checks every kInterval, while calls run in place, whether the
-// same call is still running at two checks in a row and has run long enough (its thread asleep
-// in the kernel, or running longer than the client allows). Then the client takes the work away
-// from that thread (Displace: End then returns false, and the thread finishes its call as a
-// handler thread would), and gives it to another.
+// in Begin/End; every kInterval while calls run in place, a check (on the monitor thread, or on
+// a busy owner thread that pokes between its calls) looks whether the same call is still running
+// at two checks in a row and has run long enough (its thread asleep in the kernel, or running
+// longer than the client allows). Then the client takes the work away from that thread
+// (Displace: End then returns false, and the thread finishes its call as a handler thread
+// would), and gives it to another.
 //
 //   InPlaceCall here;                             // one per thread that may run calls in place
 //   uint64_t token = here.Begin();  monitor.Note();
 //   Handle(call);
-//   if (!here.End(token)) { /* the monitor gave this thread's work to another thread */ }
+//   if (!here.End(token)) { /* a check gave this thread's work to another thread */ }
+//   monitor.Poke();                               // between calls: check the others if due
 #ifndef RPCBOOT_INTERNAL_IN_PLACE_H_
 #define RPCBOOT_INTERNAL_IN_PLACE_H_
 
@@ -49,12 +51,13 @@ class InPlaceCall {
   }
   bool running() const { return (state_.load() & 3) == kRunning; }
 
-  // Monitor thread, once per check: true when a call ran in place since the previous check.
+  // Once per check (checks run one at a time, on the monitor's thread or a poking owner's):
+  // true when a call ran in place since the previous check.
   // Returns in *blocked the token of a call seen running at this check and the one before it
   // that is asleep in the kernel (a lock, I/O, a sleep: then *asleep is true) or has run for
   // `busy_for`; else 0.
   bool Check(std::chrono::nanoseconds busy_for, uint64_t* blocked, bool* asleep);
-  // Monitor thread: takes the work away from the call `token`'s thread. False when that call
+  // The check: takes the work away from the call `token`'s thread. False when that call
   // ended meanwhile (the thread keeps its work).
   bool Displace(uint64_t token) {
     uint64_t expected = token;
@@ -66,7 +69,7 @@ class InPlaceCall {
   static constexpr uint64_t kIdle = 0, kRunning = 1, kDisplaced = 2;
   std::atomic<uint64_t> state_{0};
   pid_t tid_ = 0;      // the owner thread; written before the state that publishes a call
-  uint64_t seen_ = 0;  // monitor thread only: the state at the previous check
+  uint64_t seen_ = 0;  // the checks only: the state at the previous check
   std::chrono::steady_clock::time_point seen_at_;  // when it was first seen
 };
 
