@@ -155,20 +155,23 @@ void EchoConnection(int fd) {
   }
 }
 
+// Mix's result kBlue as the stock Thrift library encodes it (compact): a reply's body.
+std::string MixResult() {
+  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
+  apache::thrift::protocol::TCompactProtocol protocol(buffer);
+  rich_thrift::RichService_Mix_result mix;
+  mix.success = rich_thrift::Color::kBlue;
+  mix.__isset.success = true;
+  mix.write(&protocol);
+  return buffer->getBufferAsString();
+}
+
 // The least a Thrift server can do for the stock client's Mix call: read the frame, take its
 // sequence id, and answer a reply made once, decoding and running nothing. What it reaches is
 // the bound of any Thrift server driven by the stock client on these cores, whose own work per
 // call the raw echo does not have.
 void CannedMixConnection(int fd) {
-  static const std::string result = [] {
-    auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
-    apache::thrift::protocol::TCompactProtocol protocol(buffer);
-    rich_thrift::RichService_Mix_result mix;
-    mix.success = rich_thrift::Color::kBlue;
-    mix.__isset.success = true;
-    mix.write(&protocol);
-    return buffer->getBufferAsString();
-  }();
+  static const std::string result = MixResult();
   std::string frame;
   std::string reply;
   while (true) {
@@ -483,20 +486,14 @@ std::function<bool()> RawCaller(int port) {
   };
 }
 
-// A framed compact message made once by the stock Thrift library: Mix(kRed, kGreen) as call
-// `seqid`, or its reply kBlue.
+// A framed compact message made by the stock Thrift library, sequence id 1: the call
+// Mix(kRed, kGreen), or its reply kBlue.
 std::string MixFrame(bool reply) {
   using apache::thrift::protocol::TMessageType;
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
   apache::thrift::protocol::TCompactProtocol protocol(buffer);
-  if (reply) {
-    protocol.writeMessageBegin("Mix", TMessageType::T_REPLY, 1);
-    rich_thrift::RichService_Mix_result mix;
-    mix.success = rich_thrift::Color::kBlue;
-    mix.__isset.success = true;
-    mix.write(&protocol);
-  } else {
-    protocol.writeMessageBegin("Mix", TMessageType::T_CALL, 1);
+  protocol.writeMessageBegin("Mix", reply ? TMessageType::T_REPLY : TMessageType::T_CALL, 1);
+  if (!reply) {
     const rich_thrift::Color::type a = rich_thrift::Color::kRed, b = rich_thrift::Color::kGreen;
     rich_thrift::RichService_Mix_pargs mix;
     mix.a = &a;
@@ -506,6 +503,7 @@ std::string MixFrame(bool reply) {
   protocol.writeMessageEnd();
   std::string frame(4, '\0');
   frame += buffer->getBufferAsString();
+  if (reply) frame += MixResult();
   rpcboot::internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
   return frame;
 }
