@@ -23,6 +23,7 @@ extern char** environ;
 namespace rpcboot::bench {
 
 struct Result {
+  long calls = 0;  // answered or failed, over the measured seconds
   double calls_per_second = 0;
   double p50_us = 0;
   double p99_us = 0;
@@ -31,13 +32,17 @@ struct Result {
 };
 
 // make_caller(i) returns caller i's call, which answers true on success. Each is called once
-// first (to connect and warm up), then in a loop for `seconds`.
+// first (to connect and warm up), then in a loop for `seconds`. `mark` (if set) is called with
+// false when the measured loop starts and with true when it has ended, every caller still
+// connected.
 inline Result Load(int callers, double seconds,
-                   const std::function<std::function<bool()>(int)>& make_caller) {
+                   const std::function<std::function<bool()>(int)>& make_caller,
+                   const std::function<void(bool end)>& mark = nullptr) {
   using Clock = std::chrono::steady_clock;
   std::vector<std::function<bool()>> calls;
   for (int i = 0; i < callers; ++i) calls.push_back(make_caller(i));
   for (auto& call : calls) call();
+  if (mark) mark(false);
   std::atomic<bool> stop{false};
   std::vector<std::vector<float>> latencies(callers);
   std::vector<long> errors(callers, 0);
@@ -57,10 +62,12 @@ inline Result Load(int callers, double seconds,
   stop = true;
   for (auto& t : threads) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  if (mark) mark(true);
   std::vector<float> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   Result r;
+  r.calls = static_cast<long>(all.size());
   r.calls_per_second = static_cast<double>(all.size()) / elapsed;
   if (!all.empty()) {
     r.p50_us = all[all.size() / 2];

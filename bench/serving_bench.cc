@@ -11,6 +11,8 @@
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
+//     Each Thrift row of both ends with the server's CPU and context switches per call, read
+//     from /proc over the measured loops: the work per call, less noisy than calls/s.
 //  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy, on
 //     Thrift and on gRPC.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
@@ -38,6 +40,7 @@
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
 #include <netinet/in.h>
@@ -62,6 +65,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -326,6 +330,40 @@ struct ServerProcess {
     const char* line = process.first_line().c_str();
     std::sscanf(line, "ports grpc=%d thrift=%d", &grpc_port, &thrift_port);
     std::sscanf(line, "ports raw=%d", &raw_port);
+  }
+  // What the process has spent so far: CPU (every thread's, ended ones too) and context
+  // switches (the threads alive now: a server's loops and handlers live as long as it does).
+  struct Usage {
+    double cpu_seconds = 0;
+    long switches = 0;
+  };
+  Usage Used() const {
+    Usage used;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    long ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i >= 14) ticks += std::stol(field);
+    }
+    used.cpu_seconds = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (DIR* tasks = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+      while (dirent* task = ::readdir(tasks)) {
+        if (task->d_name[0] == '.') continue;
+        std::ifstream status("/proc/" + std::to_string(pid) + "/task/" + task->d_name + "/status");
+        std::string line;
+        while (std::getline(status, line)) {
+          if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
+              line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+            used.switches += std::stol(line.substr(line.find(':') + 1));
+          }
+        }
+      }
+      ::closedir(tasks);
+    }
+    return used;
   }
   long Rss() const { return StatusField("VmRSS:"); }
   long Threads() const { return StatusField("Threads:"); }
@@ -603,8 +641,42 @@ struct ThroughputServers {
   ServerProcess ours, inlined, stock, raw, canned;
 };
 
+// A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
+// switches over the measured loop of each round (the callers connected before it, and still
+// connected after: a thread per connection is counted before it ends). The kernel's share of
+// loopback is counted where it ran. Less noisy than calls/s on a shared machine: the work per
+// call, not how the CPUs were shared out.
+struct ServerCost {
+  double cpu_seconds = 0;
+  long switches = 0;
+  long calls = 0;
+  ServerProcess::Usage before;
+
+  // What Load calls at the ends of its measured loop, for `server`.
+  std::function<void(bool)> Mark(const ServerProcess& server) {
+    return [this, &server](bool end) {
+      ServerProcess::Usage now = server.Used();
+      if (!end) {
+        before = now;
+        return;
+      }
+      cpu_seconds += now.cpu_seconds - before.cpu_seconds;
+      switches += now.switches - before.switches;
+    };
+  }
+  std::string Text() const {
+    if (calls == 0) return "";
+    char text[96];
+    std::snprintf(text, sizeof text, "  [server %.1f us, %.2f switches per call]",
+                  cpu_seconds * 1e6 / static_cast<double>(calls),
+                  static_cast<double>(switches) / static_cast<double>(calls));
+    return text;
+  }
+};
+
 // Thrift's rows of a throughput part: the raw echo, then the canned, stock and rpcboot servers
-// (default path and `inline`) driven by `caller(port)`, each `rounds` times per caller count.
+// (default path and `inline`) driven by `caller(port)`, each `rounds` times per caller count,
+// with each server's cost per call.
 void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
                   const ThroughputServers& servers, double seconds, const std::vector<int>& callers,
                   int rounds) {
@@ -612,27 +684,40 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
   const int stock_port = servers.stock.thrift_port, ours_port = servers.ours.thrift_port;
   const int inlined_port = servers.inlined.thrift_port;
   for (int n : callers) {
-    auto thrift = [&](int port) {
-      return [&, port] { return Load(n, seconds, [&](int) { return caller(port); }); };
+    ServerCost cost[5];
+    auto load = [&](const ServerProcess& server, ServerCost* counted,
+                    std::function<std::function<bool()>(int)> make_caller) {
+      return [&server, counted, make_caller, n, seconds] {
+        Result r = Load(n, seconds, make_caller, counted->Mark(server));
+        counted->calls += r.calls;
+        return r;
+      };
     };
+    auto thrift = [&](int port) { return [caller, port](int) { return caller(port); }; };
     std::vector<Measured> m = MeasureRounds(
-        rounds, {[&] { return Load(n, seconds, [&](int) { return RawCaller(raw_port); }); },
-                 thrift(canned_port), thrift(stock_port), thrift(ours_port), thrift(inlined_port)});
+        rounds, {load(servers.raw, &cost[0], [raw_port](int) { return RawCaller(raw_port); }),
+                 load(servers.canned, &cost[1], thrift(canned_port)),
+                 load(servers.stock, &cost[2], thrift(stock_port)),
+                 load(servers.ours, &cost[3], thrift(ours_port)),
+                 load(servers.inlined, &cost[4], thrift(inlined_port))});
     const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
     auto ratios = [&](const Result& r) {
       return Ratio("vs stock", r.calls_per_second, r_stock.calls_per_second) + "  " +
              Ratio("vs raw", r.calls_per_second, r_raw.calls_per_second) + "  " +
              Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second);
     };
-    Print(part, "raw", n, "tcp", r_raw, m[0].spread);
+    Print(part, "raw", n, "tcp", r_raw, m[0].spread + cost[0].Text());
     Print(part, "thrift", n, "canned", r_canned,
-          Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread);
+          Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread +
+              cost[1].Text());
     Print(part, "thrift", n, "stock", r_stock,
           Ratio("vs raw", r_stock.calls_per_second, r_raw.calls_per_second) + "  " +
               Ratio("vs canned", r_stock.calls_per_second, r_canned.calls_per_second) +
-              m[2].spread);
-    Print(part, "thrift", n, "rpcboot", m[3].median, ratios(m[3].median) + m[3].spread);
-    Print(part, "thrift", n, "inline", m[4].median, ratios(m[4].median) + m[4].spread);
+              m[2].spread + cost[2].Text());
+    Print(part, "thrift", n, "rpcboot", m[3].median,
+          ratios(m[3].median) + m[3].spread + cost[3].Text());
+    Print(part, "thrift", n, "inline", m[4].median,
+          ratios(m[4].median) + m[4].spread + cost[4].Text());
   }
 }
 
