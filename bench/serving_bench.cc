@@ -335,6 +335,7 @@ struct ServerProcess {
   // switches (the threads alive now: a server's loops and handlers live as long as it does).
   struct Usage {
     double cpu_seconds = 0;
+    double user_seconds = 0;  // of cpu_seconds, in user space (the rest in the kernel)
     long switches = 0;
   };
   Usage Used() const {
@@ -344,11 +345,13 @@ struct ServerProcess {
     // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
     std::istringstream fields(text.substr(text.rfind(')') + 2));
     std::string field;
-    long ticks = 0;
+    long ticks[2] = {0, 0};  // utime, stime
     for (int i = 3; i <= 15 && fields >> field; ++i) {
-      if (i >= 14) ticks += std::stol(field);
+      if (i >= 14) ticks[i - 14] = std::stol(field);
     }
-    used.cpu_seconds = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double tick = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    used.user_seconds = static_cast<double>(ticks[0]) * tick;
+    used.cpu_seconds = static_cast<double>(ticks[0] + ticks[1]) * tick;
     if (DIR* tasks = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
       while (dirent* task = ::readdir(tasks)) {
         if (task->d_name[0] == '.') continue;
@@ -648,6 +651,7 @@ struct ThroughputServers {
 // call, not how the CPUs were shared out.
 struct ServerCost {
   double cpu_seconds = 0;
+  double user_seconds = 0;
   long switches = 0;
   long calls = 0;
   ServerProcess::Usage before;
@@ -661,14 +665,17 @@ struct ServerCost {
         return;
       }
       cpu_seconds += now.cpu_seconds - before.cpu_seconds;
+      user_seconds += now.user_seconds - before.user_seconds;
       switches += now.switches - before.switches;
     };
   }
   std::string Text() const {
     if (calls == 0) return "";
-    char text[96];
-    std::snprintf(text, sizeof text, "  [server %.1f us, %.2f switches per call]",
+    char text[128];
+    std::snprintf(text, sizeof text,
+                  "  [server %.1f us (%.1f in user space), %.2f switches per call]",
                   cpu_seconds * 1e6 / static_cast<double>(calls),
+                  user_seconds * 1e6 / static_cast<double>(calls),
                   static_cast<double>(switches) / static_cast<double>(calls));
     return text;
   }
