@@ -343,7 +343,9 @@ struct ServerProcess {
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
-    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::size_t command_end = text.rfind(')');
+    if (command_end == std::string::npos) return used;  // the process is gone
+    std::istringstream fields(text.substr(command_end + 1));
     std::string field;
     long ticks[2] = {0, 0};  // utime, stime
     for (int i = 3; i <= 15 && fields >> field; ++i) {
