@@ -5,9 +5,10 @@
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
 //     rpcboot, the stock server (TThreadedServer; a grpc sync service), a raw TCP ping-pong
-//     server echoing a message of the same size, and a canned Thrift server answering with a
-//     reply made once (the bound of any Thrift server under the stock client): ratios
-//     rpcboot/stock, rpcboot/raw and rpcboot/canned.
+//     server echoing a message of the same size (a thread per connection; and on as many epoll
+//     loops as rpcboot has: the bound of an event-driven server), and a canned Thrift server
+//     answering with a reply made once (the bound of any Thrift server under the stock
+//     client): ratios rpcboot/stock, rpcboot/raw, rpcboot/canned and rpcboot/epoll.
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
@@ -47,6 +48,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -70,6 +72,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "RichService.h"
@@ -159,6 +162,75 @@ void EchoConnection(int fd) {
   }
 }
 
+// The raw echo on event loops instead of a thread per connection: as many loops as rpcboot's
+// Thrift server has by default (one per core, at least 8; BENCH_IO_THREADS too), connections
+// dealt round robin, each loop waiting in epoll_wait (level-triggered, with rpcboot's 100 ms
+// timeout) and answering with one recv and one send per message. The bound of any server
+// whose I/O is epoll's, as the raw echo is the bound of any at all.
+void ServeEpollEcho() {
+  int loops = std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+  if (const char* io = std::getenv("BENCH_IO_THREADS")) loops = std::max(1, std::atoi(io));
+  std::vector<int> epolls;
+  for (int i = 0; i < loops; ++i) {
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) std::abort();
+    epolls.push_back(ep);
+    std::thread([ep] {
+      struct Message {
+        char bytes[kRawMessage];
+        std::size_t have = 0;
+      };
+      std::unordered_map<int, Message> got;  // per connection: its message so far
+      epoll_event events[256];
+      while (true) {
+        int n = ::epoll_wait(ep, events, 256, 100);
+        for (int e = 0; e < n; ++e) {
+          int fd = events[e].data.fd;
+          Message& message = got[fd];
+          std::size_t& have = message.have;
+          char* buf = message.bytes;
+          ssize_t r = ::recv(fd, buf + have, kRawMessage - have, 0);
+          if (r > 0) have += static_cast<std::size_t>(r);
+          if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            ::close(fd);  // also leaves the epoll set
+            got.erase(fd);
+            continue;
+          }
+          if (have == kRawMessage) {
+            have = 0;
+            // One small reply on an idle connection: the socket takes it whole.
+            if (::send(fd, buf, kRawMessage, MSG_NOSIGNAL) != static_cast<ssize_t>(kRawMessage)) {
+              ::close(fd);
+              got.erase(fd);
+            }
+          }
+        }
+      }
+    }).detach();
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::listen(fd, 4096);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::printf("ports raw=%d\n", ntohs(addr.sin_port));
+  std::fflush(stdout);
+  for (std::size_t next = 0;; ++next) {
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) continue;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = c;
+    if (::epoll_ctl(epolls[next % epolls.size()], EPOLL_CTL_ADD, c, &ev) != 0) ::close(c);
+  }
+}
+
 // Mix's result kBlue as the stock Thrift library encodes it (compact): a reply's body.
 std::string MixResult() {
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
@@ -245,6 +317,8 @@ int Serve(const std::string& kind) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (kind == "raw") {
     std::thread(ServeThreadPerConnection, EchoConnection).detach();
+  } else if (kind == "epoll") {
+    std::thread(ServeEpollEcho).detach();
   } else if (kind == "canned") {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls") {
@@ -642,8 +716,9 @@ struct ThroughputServers {
         inlined(self, "rpcboot-inline"),
         stock(self, "stock"),
         raw(self, "raw"),
-        canned(self, "canned") {}
-  ServerProcess ours, inlined, stock, raw, canned;
+        canned(self, "canned"),
+        epoll(self, "epoll") {}
+  ServerProcess ours, inlined, stock, raw, canned, epoll;
 };
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
@@ -683,17 +758,17 @@ struct ServerCost {
   }
 };
 
-// Thrift's rows of a throughput part: the raw echo, then the canned, stock and rpcboot servers
-// (default path and `inline`) driven by `caller(port)`, each `rounds` times per caller count,
-// with each server's cost per call.
+// Thrift's rows of a throughput part: the raw echo (a thread per connection, and on event
+// loops), then the canned, stock and rpcboot servers (default path and `inline`) driven by
+// `caller(port)`, each `rounds` times per caller count, with each server's cost per call.
 void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
                   const ThroughputServers& servers, double seconds, const std::vector<int>& callers,
                   int rounds) {
   const int raw_port = servers.raw.raw_port, canned_port = servers.canned.raw_port;
   const int stock_port = servers.stock.thrift_port, ours_port = servers.ours.thrift_port;
-  const int inlined_port = servers.inlined.thrift_port;
+  const int inlined_port = servers.inlined.thrift_port, epoll_port = servers.epoll.raw_port;
   for (int n : callers) {
-    ServerCost cost[5];
+    ServerCost cost[6];
     auto load = [&](const ServerProcess& server, ServerCost* counted,
                     std::function<std::function<bool()>(int)> make_caller) {
       return [&server, counted, make_caller, n, seconds] {
@@ -704,18 +779,25 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
     };
     auto thrift = [&](int port) { return [caller, port](int) { return caller(port); }; };
     std::vector<Measured> m = MeasureRounds(
-        rounds, {load(servers.raw, &cost[0], [raw_port](int) { return RawCaller(raw_port); }),
-                 load(servers.canned, &cost[1], thrift(canned_port)),
-                 load(servers.stock, &cost[2], thrift(stock_port)),
-                 load(servers.ours, &cost[3], thrift(ours_port)),
-                 load(servers.inlined, &cost[4], thrift(inlined_port))});
+        rounds,
+        {load(servers.raw, &cost[0], [raw_port](int) { return RawCaller(raw_port); }),
+         load(servers.canned, &cost[1], thrift(canned_port)),
+         load(servers.stock, &cost[2], thrift(stock_port)),
+         load(servers.ours, &cost[3], thrift(ours_port)),
+         load(servers.inlined, &cost[4], thrift(inlined_port)),
+         load(servers.epoll, &cost[5], [epoll_port](int) { return RawCaller(epoll_port); })});
     const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
+    const Result& r_epoll = m[5].median;
     auto ratios = [&](const Result& r) {
       return Ratio("vs stock", r.calls_per_second, r_stock.calls_per_second) + "  " +
              Ratio("vs raw", r.calls_per_second, r_raw.calls_per_second) + "  " +
-             Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second);
+             Ratio("vs canned", r.calls_per_second, r_canned.calls_per_second) + "  " +
+             Ratio("vs epoll", r.calls_per_second, r_epoll.calls_per_second);
     };
     Print(part, "raw", n, "tcp", r_raw, m[0].spread + cost[0].Text());
+    Print(part, "raw", n, "epoll", r_epoll,
+          Ratio("vs raw", r_epoll.calls_per_second, r_raw.calls_per_second) + m[5].spread +
+              cost[5].Text());
     Print(part, "thrift", n, "canned", r_canned,
           Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread +
               cost[1].Text());
