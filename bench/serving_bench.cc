@@ -118,9 +118,8 @@ std::string ReadFile(const std::string& path) {
 // About the bytes of one framed compact Mix call or reply: the raw loop's message size.
 constexpr std::size_t kRawMessage = 20;
 
-// A listening socket on 127.0.0.1 and a thread per connection running `serve(fd)`; prints
-// "ports raw=<port>".
-void ServeThreadPerConnection(void (*serve)(int fd)) {
+// A listening socket on 127.0.0.1, its port printed as "ports raw=<port>".
+int ListenForRaw() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -133,6 +132,13 @@ void ServeThreadPerConnection(void (*serve)(int fd)) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   std::printf("ports raw=%d\n", ntohs(addr.sin_port));
   std::fflush(stdout);
+  return fd;
+}
+
+// A thread per connection running `serve(fd)`, on ListenForRaw's socket.
+void ServeThreadPerConnection(void (*serve)(int fd)) {
+  int fd = ListenForRaw();
+  int one = 1;
   while (true) {
     int c = ::accept(fd, nullptr, nullptr);
     if (c < 0) continue;
@@ -208,18 +214,8 @@ void ServeEpollEcho() {
       }
     }).detach();
   }
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ListenForRaw();
   int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::listen(fd, 4096);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("ports raw=%d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
   for (std::size_t next = 0;; ++next) {
     int c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) continue;
