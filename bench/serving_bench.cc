@@ -12,8 +12,8 @@
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
-//     Each Thrift row of both ends with the server's CPU and context switches per call, read
-//     from /proc over the measured loops: the work per call, less noisy than calls/s.
+//     Each row of both (gRPC's too) ends with the server's CPU and context switches per call,
+//     read from /proc over the measured loops: the work per call, less noisy than calls/s.
 //  2. mixed load: p50/p99 of Mix while 50 callers keep a 200 ms blocking handler busy, on
 //     Thrift and on gRPC.
 //  3. connection scale: 10,000 idle Thrift connections held open; the server's threads and RSS,
@@ -68,6 +68,7 @@
 #include <functional>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -402,11 +403,11 @@ struct ServerProcess {
     std::sscanf(line, "ports raw=%d", &raw_port);
   }
   // What the process has spent so far: CPU (every thread's, ended ones too) and context
-  // switches (the threads alive now: a server's loops and handlers live as long as it does).
+  // switches by thread (the threads alive now).
   struct Usage {
     double cpu_seconds = 0;
-    double user_seconds = 0;  // of cpu_seconds, in user space (the rest in the kernel)
-    long switches = 0;
+    double user_seconds = 0;               // of cpu_seconds, in user space (the rest in the kernel)
+    std::map<std::string, long> switches;  // by thread id
   };
   Usage Used() const {
     Usage used;
@@ -432,7 +433,7 @@ struct ServerProcess {
         while (std::getline(status, line)) {
           if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
               line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
-            used.switches += std::stol(line.substr(line.find(':') + 1));
+            used.switches[task->d_name] += std::stol(line.substr(line.find(':') + 1));
           }
         }
       }
@@ -719,9 +720,10 @@ struct ThroughputServers {
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
 // switches over the measured loop of each round (the callers connected before it, and still
-// connected after: a thread per connection is counted before it ends). The kernel's share of
-// loopback is counted where it ran. Less noisy than calls/s on a shared machine: the work per
-// call, not how the CPUs were shared out.
+// connected after: a thread per connection is counted before it ends; a thread that ends
+// within the loop, as a pool's may, loses its switches, so they are a floor there). The
+// kernel's share of loopback is counted where it ran. Less noisy than calls/s on a shared
+// machine: the work per call, not how the CPUs were shared out.
 struct ServerCost {
   double cpu_seconds = 0;
   double user_seconds = 0;
@@ -739,7 +741,10 @@ struct ServerCost {
       }
       cpu_seconds += now.cpu_seconds - before.cpu_seconds;
       user_seconds += now.user_seconds - before.user_seconds;
-      switches += now.switches - before.switches;
+      for (const auto& [thread, count] : now.switches) {
+        auto then = before.switches.find(thread);
+        switches += count - (then != before.switches.end() ? then->second : 0);
+      }
     };
   }
   std::string Text() const {
@@ -754,6 +759,18 @@ struct ServerCost {
   }
 };
 
+// One round's load: `n` callers made by `make_caller` against `server` for `seconds`, counted
+// into `cost`.
+std::function<Result()> CountedLoad(const ServerProcess& server, ServerCost* cost, int n,
+                                    double seconds,
+                                    std::function<std::function<bool()>(int)> make_caller) {
+  return [&server, cost, n, seconds, make_caller = std::move(make_caller)] {
+    Result r = Load(n, seconds, make_caller, cost->Mark(server));
+    cost->calls += r.calls;
+    return r;
+  };
+}
+
 // Thrift's rows of a throughput part: the raw echo (a thread per connection, and on event
 // loops), then the canned, stock and rpcboot servers (default path and `inline`) driven by
 // `caller(port)`, each `rounds` times per caller count, with each server's cost per call.
@@ -767,11 +784,7 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
     ServerCost cost[6];
     auto load = [&](const ServerProcess& server, ServerCost* counted,
                     std::function<std::function<bool()>(int)> make_caller) {
-      return [&server, counted, make_caller, n, seconds] {
-        Result r = Load(n, seconds, make_caller, counted->Mark(server));
-        counted->calls += r.calls;
-        return r;
-      };
+      return CountedLoad(server, counted, n, seconds, std::move(make_caller));
     };
     auto thrift = [&](int port) { return [caller, port](int) { return caller(port); }; };
     std::vector<Measured> m = MeasureRounds(
@@ -815,21 +828,24 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
       rounds);
   const ServerProcess &stock = servers.stock, &ours = servers.ours, &inlined = servers.inlined;
   for (int n : callers) {
-    auto grpc = [&](int port, const char* path) {
-      return [&, port, path] {
-        return Load(n, seconds, [&](int i) { return GrpcMixCaller(port, i, path); });
-      };
+    ServerCost cost[3];
+    auto grpc = [&](const ServerProcess& server, ServerCost* counted, const char* path) {
+      const int port = server.grpc_port;
+      return CountedLoad(server, counted, n, seconds,
+                         [port, path](int i) { return GrpcMixCaller(port, i, path); });
     };
     std::vector<Measured> m =
-        MeasureRounds(rounds, {grpc(stock.grpc_port, "/rich_pb.RichService/Mix"),
-                               grpc(ours.grpc_port, "/rich.RichService/Mix"),
-                               grpc(inlined.grpc_port, "/rich.RichService/Mix")});
+        MeasureRounds(rounds, {grpc(stock, &cost[0], "/rich_pb.RichService/Mix"),
+                               grpc(ours, &cost[1], "/rich.RichService/Mix"),
+                               grpc(inlined, &cost[2], "/rich.RichService/Mix")});
     const Result& r_stock = m[0].median;
-    Print("throughput", "grpc", n, "stock", r_stock, m[0].spread);
+    Print("throughput", "grpc", n, "stock", r_stock, m[0].spread + cost[0].Text());
     Print("throughput", "grpc", n, "rpcboot", m[1].median,
-          Ratio("vs stock", m[1].median.calls_per_second, r_stock.calls_per_second) + m[1].spread);
+          Ratio("vs stock", m[1].median.calls_per_second, r_stock.calls_per_second) + m[1].spread +
+              cost[1].Text());
     Print("throughput", "grpc", n, "inline", m[2].median,
-          Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + m[2].spread);
+          Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + m[2].spread +
+              cost[2].Text());
   }
 }
 
