@@ -44,11 +44,13 @@
 #include <dirent.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -69,6 +71,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -228,6 +231,115 @@ void ServeEpollEcho() {
   }
 }
 
+// The raw echo on io_uring loops, as many as the epoll echo's, connections dealt round robin: a
+// receive stays armed on each connection, and one io_uring_enter both hands the kernel a reply
+// (and the next receive) and waits for what comes next: one system call per message where epoll
+// needs three. Exits with a message if this kernel (or a seccomp profile) refuses io_uring.
+void ServeUringEcho() {
+  int loops = std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+  if (const char* io = std::getenv("BENCH_IO_THREADS")) loops = std::max(1, std::atoi(io));
+  struct Inbox {
+    int wake = ::eventfd(0, EFD_CLOEXEC);
+    std::mutex mu;
+    std::vector<int> fds;
+  };
+  std::vector<std::unique_ptr<Inbox>> inboxes;
+  for (int i = 0; i < loops; ++i) {
+    inboxes.push_back(std::make_unique<Inbox>());
+    std::thread([inbox = inboxes.back().get()] {
+      io_uring ring;
+      io_uring_params params{};
+      params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+      if (std::getenv("BENCH_URING_PLAIN")) params.flags = 0;
+      int rc = io_uring_queue_init_params(1024, &ring, &params);
+      if (rc < 0) {
+        std::fprintf(stderr, "io_uring: %s\n", std::strerror(-rc));
+        std::exit(1);
+      }
+      struct Connection {
+        int fd;
+        std::size_t have = 0;
+        char in[kRawMessage];
+        char out[kRawMessage];
+      };
+      auto sqe = [&ring] {
+        io_uring_sqe* e = io_uring_get_sqe(&ring);
+        while (e == nullptr) {
+          io_uring_submit(&ring);
+          e = io_uring_get_sqe(&ring);
+        }
+        return e;
+      };
+      auto receive = [&](Connection* c) {
+        io_uring_sqe* e = sqe();
+        io_uring_prep_recv(e, c->fd, c->in + c->have, kRawMessage - c->have, 0);
+        io_uring_sqe_set_data(e, c);
+      };
+      uint64_t woken = 0;
+      auto arm_wake = [&] {
+        io_uring_sqe* e = sqe();
+        io_uring_prep_read(e, inbox->wake, &woken, sizeof woken, 0);
+        io_uring_sqe_set_data(e, nullptr);
+      };
+      arm_wake();
+      while (true) {
+        io_uring_submit_and_wait(&ring, 1);
+        io_uring_cqe* cqe;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+          ++seen;
+          auto* c = static_cast<Connection*>(io_uring_cqe_get_data(cqe));
+          if (c == nullptr) {
+            std::vector<int> fds;
+            {
+              std::lock_guard<std::mutex> lock(inbox->mu);
+              fds.swap(inbox->fds);
+            }
+            for (int fd : fds) receive(new Connection{fd});
+            arm_wake();
+            continue;
+          }
+          if (reinterpret_cast<uintptr_t>(c) & 1) {  // a failed send: end the connection
+            ::shutdown(reinterpret_cast<Connection*>(reinterpret_cast<uintptr_t>(c) - 1)->fd,
+                       SHUT_RDWR);
+            continue;
+          }
+          if (cqe->res <= 0) {
+            ::close(c->fd);
+            delete c;
+            continue;
+          }
+          c->have += static_cast<std::size_t>(cqe->res);
+          if (c->have == kRawMessage) {
+            c->have = 0;
+            std::memcpy(c->out, c->in, kRawMessage);
+            io_uring_sqe* e = sqe();
+            io_uring_prep_send(e, c->fd, c->out, kRawMessage, MSG_NOSIGNAL);
+            io_uring_sqe_set_data(e, reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(c) + 1));
+            e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+          }
+          receive(c);
+        }
+        io_uring_cq_advance(&ring, seen);
+      }
+    }).detach();
+  }
+  int fd = ListenForRaw();
+  int one = 1;
+  for (std::size_t next = 0;; ++next) {
+    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    Inbox& inbox = *inboxes[next % inboxes.size()];
+    {
+      std::lock_guard<std::mutex> lock(inbox.mu);
+      inbox.fds.push_back(c);
+    }
+    uint64_t add = 1;
+    if (::write(inbox.wake, &add, sizeof add) < 0) std::abort();
+  }
+}
+
 // Mix's result kBlue as the stock Thrift library encodes it (compact): a reply's body.
 std::string MixResult() {
   auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>();
@@ -316,6 +428,8 @@ int Serve(const std::string& kind) {
     std::thread(ServeThreadPerConnection, EchoConnection).detach();
   } else if (kind == "epoll") {
     std::thread(ServeEpollEcho).detach();
+  } else if (kind == "uring") {
+    std::thread(ServeUringEcho).detach();
   } else if (kind == "canned") {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls") {
@@ -714,8 +828,9 @@ struct ThroughputServers {
         stock(self, "stock"),
         raw(self, "raw"),
         canned(self, "canned"),
-        epoll(self, "epoll") {}
-  ServerProcess ours, inlined, stock, raw, canned, epoll;
+        epoll(self, "epoll"),
+        uring(self, "uring") {}
+  ServerProcess ours, inlined, stock, raw, canned, epoll, uring;
 };
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
@@ -780,8 +895,9 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
   const int raw_port = servers.raw.raw_port, canned_port = servers.canned.raw_port;
   const int stock_port = servers.stock.thrift_port, ours_port = servers.ours.thrift_port;
   const int inlined_port = servers.inlined.thrift_port, epoll_port = servers.epoll.raw_port;
+  const int uring_port = servers.uring.raw_port;
   for (int n : callers) {
-    ServerCost cost[6];
+    ServerCost cost[7];
     auto load = [&](const ServerProcess& server, ServerCost* counted,
                     std::function<std::function<bool()>(int)> make_caller) {
       return CountedLoad(server, counted, n, seconds, std::move(make_caller));
@@ -794,7 +910,8 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
          load(servers.stock, &cost[2], thrift(stock_port)),
          load(servers.ours, &cost[3], thrift(ours_port)),
          load(servers.inlined, &cost[4], thrift(inlined_port)),
-         load(servers.epoll, &cost[5], [epoll_port](int) { return RawCaller(epoll_port); })});
+         load(servers.epoll, &cost[5], [epoll_port](int) { return RawCaller(epoll_port); }),
+         load(servers.uring, &cost[6], [uring_port](int) { return RawCaller(uring_port); })});
     const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
     const Result& r_epoll = m[5].median;
     auto ratios = [&](const Result& r) {
@@ -807,6 +924,10 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
     Print(part, "raw", n, "epoll", r_epoll,
           Ratio("vs raw", r_epoll.calls_per_second, r_raw.calls_per_second) + m[5].spread +
               cost[5].Text());
+    Print(part, "raw", n, "uring", m[6].median,
+          Ratio("vs raw", m[6].median.calls_per_second, r_raw.calls_per_second) + "  " +
+              Ratio("vs epoll", m[6].median.calls_per_second, r_epoll.calls_per_second) +
+              m[6].spread + cost[6].Text());
     Print(part, "thrift", n, "canned", r_canned,
           Ratio("vs raw", r_canned.calls_per_second, r_raw.calls_per_second) + m[1].spread +
               cost[1].Text());

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/transport/server_transport.h"
 
@@ -52,9 +53,10 @@ absl::StatusOr<std::unique_ptr<MethodTable>> MethodTable::Make(
 }
 
 const Route* MethodTable::FindThrift(std::string_view message_name) const {
-  if (auto it = thrift_qualified_.find(message_name); it != thrift_qualified_.end())
-    return &it->second;
-  auto it = thrift_plain_.find(message_name);
+  // This absl's hash takes its own string_view, not std::string_view.
+  const absl::string_view name(message_name.data(), message_name.size());
+  if (auto it = thrift_qualified_.find(name); it != thrift_qualified_.end()) return &it->second;
+  auto it = thrift_plain_.find(name);
   if (it != thrift_plain_.end() && it->second.size() == 1) return &it->second.front();
   return nullptr;  // unknown, or ambiguous without the service name
 }

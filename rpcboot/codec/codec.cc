@@ -44,6 +44,11 @@ ThriftScratchWriter& ScratchWriter() {
   return writer;
 }
 
+std::unique_ptr<ThriftScratchReader>& ScratchReader() {
+  thread_local std::unique_ptr<ThriftScratchReader> reader;
+  return reader;
+}
+
 void ThrowThriftDecodeError(std::string message) {
   throw TProtocolException(TProtocolException::INVALID_DATA, std::move(message));
 }

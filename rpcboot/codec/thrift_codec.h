@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -502,22 +503,104 @@ using ThriftMemoryCompact =
 using ThriftMemoryBinary =
     apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
 
-// Calls fn(protocol) with a reader over `bytes` whose strings and containers may not claim more
-// than the input holds. Thrift's exceptions pass through.
+// A memory buffer that reads bytes it does not own, pointed at one message after another.
+class ThriftObservedBuffer : public apache::thrift::transport::TMemoryBuffer {
+ public:
+  explicit ThriftObservedBuffer(std::shared_ptr<apache::thrift::TConfiguration> config)
+      : TMemoryBuffer(nullptr, 0, OBSERVE, config), config_(std::move(config)) {}
+  // Reads `bytes` (which must outlive the reading) from their start, no more than they hold.
+  void Observe(std::string_view bytes) {
+    auto* data = reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data()));
+    const auto size = static_cast<uint32_t>(bytes.size());
+    setReadBuffer(data, size);
+    setWriteBuffer(data + size, 0);
+    config_->setMaxMessageSize(static_cast<int>(size));
+    resetConsumedMessageSize();
+  }
+
+ private:
+  std::shared_ptr<apache::thrift::TConfiguration> config_;
+};
+
+// The compact protocol with limits that may change between messages (Thrift's sets them once).
+class ThriftLimitedCompact : public ThriftMemoryCompact {
+ public:
+  using ThriftMemoryCompact::ThriftMemoryCompact;
+  void SetLimits(int32_t string_limit, int32_t container_limit) {
+    string_limit_ = string_limit;
+    container_limit_ = container_limit;
+  }
+};
+
+// An observing buffer and both protocols over it, reused by the decodes on one thread (no
+// allocation per message), with whether a decode holds it now.
+struct ThriftScratchReader {
+  std::shared_ptr<ThriftObservedBuffer> buffer =
+      std::make_shared<ThriftObservedBuffer>(std::make_shared<apache::thrift::TConfiguration>());
+  ThriftLimitedCompact compact{buffer};
+  ThriftMemoryBinary binary{buffer};
+  bool busy = false;
+};
+// This thread's reader; null after a decode failed (it is made again on the next one).
+std::unique_ptr<ThriftScratchReader>& ScratchReader();
+
+// Calls fn(protocol, buffer) with a reader over `bytes` whose strings and containers may not
+// claim more than the input holds. Thrift's exceptions pass through.
 template <class Fn>
 decltype(auto) WithBoundedThriftReader(std::string_view bytes, WireFormat format, Fn&& fn) {
-  auto config = std::make_shared<apache::thrift::TConfiguration>(static_cast<int>(bytes.size()));
-  auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
-      reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
-      static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
-      config);
   auto limit = static_cast<int32_t>(bytes.size());
-  if (format == WireFormat::kThriftCompact) {
-    ThriftMemoryCompact protocol(buffer, limit, limit);
+  std::unique_ptr<ThriftScratchReader>& scratch = ScratchReader();
+  if (scratch == nullptr) scratch = std::make_unique<ThriftScratchReader>();
+  if (scratch->busy) {
+    // A decode inside a decode on this thread: a reader of its own.
+    auto config = std::make_shared<apache::thrift::TConfiguration>(limit);
+    auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
+        reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
+        static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
+        config);
+    if (format == WireFormat::kThriftCompact) {
+      ThriftMemoryCompact protocol(buffer, limit, limit);
+      return fn(protocol, *buffer);
+    }
+    ThriftMemoryBinary protocol(buffer, limit, limit, /*strict_read=*/false,
+                                /*strict_write=*/true);
     return fn(protocol, *buffer);
   }
-  ThriftMemoryBinary protocol(buffer, limit, limit, /*strict_read=*/false, /*strict_write=*/true);
-  return fn(protocol, *buffer);
+  ThriftScratchReader& reader = *scratch;
+  reader.buffer->Observe(bytes);
+  reader.busy = true;
+  // Free again once fn has returned. A decode that threw may have left a protocol mid-struct:
+  // that reader is dropped, not reused.
+  struct Release {
+    std::unique_ptr<ThriftScratchReader>& scratch;
+    bool returned = false;
+    ~Release() {
+      if (returned) {
+        scratch->busy = false;
+      } else {
+        scratch.reset();
+      }
+    }
+  } release{scratch};
+  apache::thrift::transport::TMemoryBuffer& buffer = *reader.buffer;
+  auto call = [&](auto& protocol) -> decltype(auto) {
+    using R = decltype(fn(protocol, buffer));
+    if constexpr (std::is_void_v<R>) {
+      fn(protocol, buffer);
+      release.returned = true;
+    } else {
+      R result = fn(protocol, buffer);
+      release.returned = true;
+      return result;
+    }
+  };
+  if (format == WireFormat::kThriftCompact) {
+    reader.compact.SetLimits(limit, limit);
+    return call(static_cast<ThriftMemoryCompact&>(reader.compact));
+  }
+  reader.binary.setStringSizeLimit(limit);
+  reader.binary.setContainerSizeLimit(limit);
+  return call(reader.binary);
 }
 
 template <class T>

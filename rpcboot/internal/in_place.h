@@ -119,9 +119,10 @@ class InPlaceMonitor {
   }
   // An owner thread between its calls: runs the check when one is due (kInterval since the
   // last) and no other thread is checking. Never while the monitor sleeps or after Stop.
-  void Poke() {
+  void Poke() { Poke(SteadyNanos()); }
+  // The same with `now`, SteadyNanos() of a moment just past (a loop's reading at its wake).
+  void Poke(int64_t now) {
     if (asleep_.load(std::memory_order_relaxed) || !running()) return;
-    const int64_t now = SteadyNanos();
     if (now - last_check_.load(std::memory_order_relaxed) < kIntervalNanos) return;
     PokeDue(now);
   }

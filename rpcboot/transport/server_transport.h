@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rpcboot/base/internal/clock.h"
@@ -39,7 +40,8 @@ struct MethodRuntime {
 
   // Whether a call of the method may run in place now.
   bool MayRunInPlace() const {
-    return pool_until_ns.load(std::memory_order_relaxed) <= SteadyNanos();
+    const int64_t until = pool_until_ns.load(std::memory_order_relaxed);
+    return until == 0 || until <= SteadyNanos();  // no clock for a method that never blocked
   }
   // A call of the method blocked in place.
   void BlockedInPlace() {
@@ -100,8 +102,9 @@ class MethodTable {
   std::vector<const ServiceBinding*> bindings_;
   std::shared_ptr<const CallGuard> guard_;
   std::deque<MethodRuntime> runtimes_;  // one per method; never moves
-  std::map<std::string, Route, std::less<>> thrift_qualified_;
-  std::map<std::string, std::vector<Route>, std::less<>> thrift_plain_;
+  // Looked up on every Thrift call: hashed (read-only once made, so a Route never moves).
+  absl::flat_hash_map<std::string, Route> thrift_qualified_;
+  absl::flat_hash_map<std::string, std::vector<Route>> thrift_plain_;
   std::map<std::string, Route, std::less<>> grpc_;
 };
 

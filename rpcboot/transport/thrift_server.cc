@@ -66,6 +66,8 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr std::size_t kOversizedHead = 4096;
 // Bytes read from one socket per readiness event before the loop serves the others.
 constexpr std::size_t kReadBudget = 1 << 20;
+// A frame up to this size that arrived in pieces is served from a buffer each thread reuses.
+constexpr std::size_t kReusedFrameBytes = 64 * 1024;
 constexpr auto kScanInterval = std::chrono::milliseconds(100);
 // A call a loop runs in place that is still running at two of the monitor's checks in a row
 // (InPlaceMonitor::kInterval apart) and is asleep in the kernel has blocked: the loop goes to
@@ -319,7 +321,8 @@ class Loop {
   bool OnReadable(const ConnectionPtr& conn, bool here);
   void OnWritable(const ConnectionPtr& conn);
   bool ProcessInput(const ConnectionPtr& conn, bool here);
-  bool HandleFrame(const ConnectionPtr& conn, std::string frame, bool here);
+  // `frame`: the frame's bytes after its length, valid until this returns.
+  bool HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here);
   bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
                const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args);
   void HandOff(uint64_t running);
@@ -347,6 +350,10 @@ class Loop {
   bool draining_ = false;
   std::atomic<bool> draining_seen_{false};  // draining_, for handler threads
   bool stopping_ = false;
+  // When the loop last woke: the time of what it does until it waits again (connection
+  // activity, frame and reply starts, the scan). Late by at most the calls run in place since,
+  // which the timeouts (seconds) do not notice; one clock reading per wake, not one per use.
+  SteadyClock::time_point now_;
 
   // The call the loop's thread runs in place; the monitor's Displace takes the loop away.
   InPlaceCall here_;
@@ -480,7 +487,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   void NoteRunningHere() { monitor_.Note(); }
   // A loop between its calls: it checks the other loops' calls in place when a check is due,
   // so that the monitor thread need not wake for it while the loops are busy.
-  void PokeMonitor() { monitor_.Poke(); }
+  void PokeMonitor(SteadyClock::time_point now) { monitor_.Poke(SteadyNanos(now)); }
   // The check (the monitor thread's, or a poking loop's), under the loop's hand-off lock: makes
   // sure a spare thread can take a loop (starts one when none is spare). False when none can be
   // had: the loop waits for its call instead.
@@ -703,10 +710,12 @@ void Loop::PostStop() {
 
 bool Loop::Run() {
   std::vector<epoll_event> events(256);
-  auto next_scan = SteadyClock::now() + kScanInterval;
+  now_ = SteadyClock::now();
+  auto next_scan = now_ + kScanInterval;
   while (!stopping_) {
     int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                          static_cast<int>(kScanInterval.count()));
+    now_ = SteadyClock::now();
     if (n < 0 && errno != EINTR) {
       Log(LogLevel::kError, absl::StrCat("Thrift: epoll_wait: ", std::strerror(errno)));
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -742,11 +751,10 @@ bool Loop::Run() {
         }
       }
     }
-    server_->PokeMonitor();
-    auto now = SteadyClock::now();
-    if (now >= next_scan) {
-      Scan(now);
-      next_scan = now + kScanInterval;
+    server_->PokeMonitor(now_);
+    if (now_ >= next_scan) {
+      Scan(now_);
+      next_scan = now_ + kScanInterval;
     }
   }
   return true;
@@ -790,7 +798,7 @@ void Loop::TakeInbox() {
       Close(conn, "", LogLevel::kInfo);
       continue;
     }
-    conn->last_active = SteadyClock::now();
+    conn->last_active = now_;
     if (!conn->in.empty()) conn->frame_start = conn->last_active;  // waited on the call
     if (!reply.empty()) QueueReply(conn, std::move(reply));
     if (conn->closed) continue;
@@ -828,7 +836,7 @@ void Loop::Register(int fd, std::string peer) {
   conn->fd = fd;
   conn->peer = std::move(peer);
   conn->loop = this;
-  conn->last_active = SteadyClock::now();
+  conn->last_active = now_;
   conn->frame_start = conn->last_active;  // TLS: the handshake must end within frame_timeout
   if (SSL_CTX* tls = server_->tls()) {
     conn->ssl = NewSsl(tls, fd);
@@ -905,7 +913,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     }
     if (got > 0) {
       budget -= std::min(budget, static_cast<std::size_t>(got));
-      conn->last_active = SteadyClock::now();
+      conn->last_active = now_;
       std::size_t take = static_cast<std::size_t>(got);
       const char* data = buffer;
       // An oversized frame's tail is dropped as it arrives, never kept.
@@ -919,7 +927,12 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
           conn->skip_reply.clear();
         }
       }
-      if (take > 0) {
+      const uint32_t length = take >= 4 ? DecodeFrameLength(data) : 0;
+      if (conn->in.empty() && length != 0 && length <= server_->options().max_message_bytes &&
+          take == 4 + std::size_t{length}) {
+        // The usual call: one whole frame in one read, served from where it was read.
+        if (!HandleFrame(conn, std::string_view(data + 4, length), here)) return false;
+      } else if (take > 0) {
         if (conn->in.empty()) conn->frame_start = conn->last_active;
         try {
           conn->in.append(data, take);
@@ -963,17 +976,26 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
       continue;
     }
     if (conn->in.size() < 4 + std::size_t{length}) return true;  // wait for the rest
-    std::string frame;
+    // The frame leaves `in` before it is served (a call that blocks here hands the loop to
+    // another thread, which may read on meanwhile). A small one is served from a buffer this
+    // thread reuses.
+    thread_local std::string reused;
+    std::string large;
+    std::string& frame = length <= kReusedFrameBytes ? reused : large;
     if (conn->in.size() == 4 + std::size_t{length}) {
-      frame = std::move(conn->in);
-      frame.erase(0, 4);
-      conn->in.clear();
+      if (&frame == &large) {
+        frame = std::move(conn->in);
+        frame.erase(0, 4);
+      } else {
+        frame.assign(conn->in, 4, length);
+      }
+      conn->in = std::string();  // a connection between frames holds no buffer
     } else {
       frame.assign(conn->in, 4, length);
       conn->in.erase(0, 4 + std::size_t{length});
-      conn->frame_start = SteadyClock::now();
+      conn->frame_start = now_;
     }
-    if (!HandleFrame(conn, std::move(frame), here)) return false;
+    if (!HandleFrame(conn, frame, here)) return false;
   }
   return true;
 }
@@ -1035,7 +1057,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   std::size_t dropped_now = std::min<std::size_t>(conn->in.size() - 4, length);
   conn->skip = length - dropped_now;
   conn->in.erase(0, 4 + dropped_now);
-  if (!conn->in.empty()) conn->frame_start = SteadyClock::now();
+  if (!conn->in.empty()) conn->frame_start = now_;
   if (conn->skip == 0) {
     QueueReply(conn, std::move(reply));
   } else {
@@ -1044,7 +1066,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   return true;
 }
 
-bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) {
+bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here) {
   // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
   std::optional<THeaderFrame> theader;
   std::size_t offset = 0;
@@ -1056,7 +1078,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     }
     offset = theader->payload_offset;
   }
-  std::string_view message = std::string_view(frame).substr(offset);
+  std::string_view message = frame.substr(offset);
   ThriftMessageHeader header;
   if (absl::Status s = ParseThriftHeader(message, &header); !s.ok()) {
     Close(conn, std::string(s.message()), LogLevel::kWarning);
@@ -1164,7 +1186,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string frame, bool here) 
     }
   };
   auto pending = std::make_shared<Pending>(
-      Pending{conn, std::move(frame), std::move(theader), std::move(header),
+      Pending{conn, std::string(frame), std::move(theader), std::move(header),
               offset + header.body_offset, route, &server_->table().guard(), std::move(meta)});
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
@@ -1235,7 +1257,7 @@ void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
   if (conn->out.empty()) {
     conn->out = std::move(reply);
     conn->out_sent = 0;
-    conn->write_start = SteadyClock::now();
+    conn->write_start = now_;
   } else {
     conn->out.append(reply);
   }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <thread>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -116,6 +117,61 @@ TEST_F(BadInputTest, FrameBeyondTheLimit) {
   internal::EncodeFrameLength(64 * 1024 + 1, prefix);
   ::send(fd, prefix, 4, 0);
   EXPECT_TRUE(ClosedWithin(fd, std::chrono::seconds(5))) << "closed without reading the body";
+  ::close(fd);
+  ExpectStillServing();
+}
+
+// The server serves a frame that came whole in one read from where it was read, and gathers one
+// that did not: frames back to back in one write, a frame in two writes, a frame's end in the
+// same write as the next one's first bytes, and a call that fails to decode between good ones
+// are each answered, in order, with the right result.
+TEST_F(BadInputTest, FramesBackToBackOrInPiecesAreEachAnsweredInOrder) {
+  const rich::Color colors[] = {rich::Color::kRed,  rich::Color::kBlue, rich::Color::kRed,
+                                rich::Color::kBlue, rich::Color::kRed,  rich::Color::kRed,
+                                rich::Color::kBlue};
+  auto call = [&](int32_t seqid) {
+    return Frame(
+        internal::ThriftMessage(WireFormat::kThriftCompact, "Mix", internal::kThriftCall, seqid,
+                                ThriftEncode(std::make_tuple(colors[seqid - 1], rich::Color::kRed),
+                                             WireFormat::kThriftCompact)));
+  };
+  const std::string bad =
+      Frame(internal::ThriftMessage(WireFormat::kThriftCompact, "Mix", internal::kThriftCall, 6,
+                                    std::string("\x1c\xff\xff\xff\xff\x0f", 6)));
+  const std::string four = call(4), five = call(5);
+  const std::vector<std::string> writes = {
+      call(1) + call(2) + call(3),         // three whole frames in one write
+      four.substr(0, 7),                   // a frame in two writes
+      four.substr(7) + five.substr(0, 3),  // its end, and the next one's first bytes
+      five.substr(3),                      // (not even its length prefix whole)
+      bad + call(7),                       // a call that does not decode, then one that does
+  };
+  int fd = Connect();
+  for (const std::string& bytes : writes) {
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // separate reads, most likely
+  }
+  internal::SetSocketTimeouts(fd, std::chrono::seconds(5));
+  for (int32_t seqid = 1; seqid <= 7; ++seqid) {
+    internal::IoError error;
+    char prefix[4];
+    ASSERT_TRUE(internal::RecvFull(fd, prefix, 4, &error)) << "reply " << seqid;
+    std::string body(internal::DecodeFrameLength(prefix), '\0');
+    ASSERT_TRUE(internal::RecvFull(fd, body.data(), body.size(), &error)) << "reply " << seqid;
+    internal::ThriftMessageHeader header;
+    ASSERT_TRUE(internal::ParseThriftHeader(body, &header).ok());
+    EXPECT_EQ(header.seqid, seqid) << "replies in the order of the calls";
+    EXPECT_EQ(header.type, internal::kThriftReply);
+    std::string_view result = std::string_view(body).substr(header.body_offset);
+    if (seqid == 6) {
+      EXPECT_THROW(internal::ThriftDecodeResult<rich::Color>(result, WireFormat::kThriftCompact),
+                   RpcError);
+      continue;
+    }
+    EXPECT_EQ(internal::ThriftDecodeResult<rich::Color>(result, WireFormat::kThriftCompact),
+              impl_->Mix(colors[seqid - 1], rich::Color::kRed))
+        << "reply " << seqid;
+  }
   ::close(fd);
   ExpectStillServing();
 }

@@ -117,6 +117,53 @@ TEST(ThriftCodec, EncodesKnownCompactAndBinaryBytes) {
       << "unset optionals are not written";
 }
 
+// Each thread decodes with one reader it reuses: a decode that failed part-way (inside a struct,
+// which leaves Thrift's compact reader mid-struct) must not change what the next one reads, and
+// each message gets limits of its own size, not the previous one's.
+TEST(ThriftCodec, AReusedReaderIsUnchangedByAFailedDecodeAndBoundedByEachMessage) {
+  rich::Scalars s;
+  s.text = std::string(1000, 'x');
+  s.i32 = 7;
+  for (WireFormat p : kThriftProtocols) {
+    const std::string whole = ThriftEncode(s, p);
+    rich::Scalars back;
+    ASSERT_TRUE(ThriftDecode(whole, p, &back).ok());
+    EXPECT_EQ(back.text, s.text);
+    // Cut inside the string: the decode fails (the string claims more than there is).
+    rich::Scalars cut;
+    absl::Status failed =
+        ThriftDecode(std::string_view(whole).substr(0, whole.size() / 2), p, &cut);
+    EXPECT_FALSE(failed.ok());
+    // The same bytes again decode whole, on the same thread, field for field.
+    rich::Scalars again;
+    ASSERT_TRUE(ThriftDecode(whole, p, &again).ok());
+    EXPECT_EQ(again.text, s.text);
+    EXPECT_EQ(again.i32, 7);
+    // A short message after the long one is refused, not read past its end.
+    std::string small = whole.substr(0, 10);
+    rich::Scalars tiny;
+    EXPECT_FALSE(ThriftDecode(small, p, &tiny).ok());
+  }
+}
+
+// A decode inside a decode on one thread (the reader is taken) gets a reader of its own.
+TEST(ThriftCodec, ADecodeInsideADecodeReadsItsOwnBytes) {
+  const std::string outer = ThriftEncode(rich::Point{1, 2}, WireFormat::kThriftCompact);
+  const std::string inner = ThriftEncode(rich::Point{3, 4}, WireFormat::kThriftBinary);
+  rich::Point inner_point, outer_point;
+  absl::Status status = internal::WithBoundedThriftReader(
+      outer, WireFormat::kThriftCompact, [&](auto& protocol, auto&) {
+        EXPECT_TRUE(ThriftDecode(inner, WireFormat::kThriftBinary, &inner_point).ok());
+        ThriftReadStruct(protocol, &outer_point);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(inner_point.x, 3);
+  EXPECT_EQ(inner_point.y, 4);
+  EXPECT_EQ(outer_point.x, 1);
+  EXPECT_EQ(outer_point.y, 2);
+}
+
 TEST(ThriftCodec, WidensUnsignedTypes) {
   rich::Scalars s;
   s.u8 = 255;

@@ -7,12 +7,13 @@
 
 namespace rpcboot::internal {
 
-// Nanoseconds since the steady clock's epoch.
-inline int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+// `time` as nanoseconds since the steady clock's epoch.
+inline int64_t SteadyNanos(std::chrono::steady_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
 }
+
+// Nanoseconds since the steady clock's epoch.
+inline int64_t SteadyNanos() { return SteadyNanos(std::chrono::steady_clock::now()); }
 
 }  // namespace rpcboot::internal
 
