@@ -928,8 +928,8 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
         }
       }
       const uint32_t length = take >= 4 ? DecodeFrameLength(data) : 0;
-      if (conn->in.empty() && length != 0 && length <= server_->options().max_message_bytes &&
-          take == 4 + std::size_t{length}) {
+      if (!conn->closed && conn->in.empty() && length != 0 &&
+          length <= server_->options().max_message_bytes && take == 4 + std::size_t{length}) {
         // The usual call: one whole frame in one read, served from where it was read.
         if (!HandleFrame(conn, std::string_view(data + 4, length), here)) return false;
       } else if (take > 0) {
