@@ -33,6 +33,7 @@
 
 #include <boost/pfr/core.hpp>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -544,63 +545,49 @@ struct ThriftScratchReader {
 // This thread's reader; null after a decode failed (it is made again on the next one).
 std::unique_ptr<ThriftScratchReader>& ScratchReader();
 
+// Calls fn(protocol, buffer) with `reader` pointed at `bytes`, its strings and containers
+// limited to what the input holds.
+template <class Fn>
+decltype(auto) ReadWithScratch(ThriftScratchReader& reader, std::string_view bytes,
+                               WireFormat format, Fn&& fn) {
+  auto limit = static_cast<int32_t>(bytes.size());
+  reader.buffer->Observe(bytes);
+  apache::thrift::transport::TMemoryBuffer& buffer = *reader.buffer;
+  if (format == WireFormat::kThriftCompact) {
+    reader.compact.SetLimits(limit, limit);
+    return fn(static_cast<ThriftMemoryCompact&>(reader.compact), buffer);
+  }
+  reader.binary.setStringSizeLimit(limit);
+  reader.binary.setContainerSizeLimit(limit);
+  return fn(reader.binary, buffer);
+}
+
 // Calls fn(protocol, buffer) with a reader over `bytes` whose strings and containers may not
 // claim more than the input holds. Thrift's exceptions pass through.
 template <class Fn>
 decltype(auto) WithBoundedThriftReader(std::string_view bytes, WireFormat format, Fn&& fn) {
-  auto limit = static_cast<int32_t>(bytes.size());
   std::unique_ptr<ThriftScratchReader>& scratch = ScratchReader();
   if (scratch == nullptr) scratch = std::make_unique<ThriftScratchReader>();
   if (scratch->busy) {
     // A decode inside a decode on this thread: a reader of its own.
-    auto config = std::make_shared<apache::thrift::TConfiguration>(limit);
-    auto buffer = std::make_shared<apache::thrift::transport::TMemoryBuffer>(
-        reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data())),
-        static_cast<uint32_t>(bytes.size()), apache::thrift::transport::TMemoryBuffer::OBSERVE,
-        config);
-    if (format == WireFormat::kThriftCompact) {
-      ThriftMemoryCompact protocol(buffer, limit, limit);
-      return fn(protocol, *buffer);
-    }
-    ThriftMemoryBinary protocol(buffer, limit, limit, /*strict_read=*/false,
-                                /*strict_write=*/true);
-    return fn(protocol, *buffer);
+    ThriftScratchReader nested;
+    return ReadWithScratch(nested, bytes, format, std::forward<Fn>(fn));
   }
-  ThriftScratchReader& reader = *scratch;
-  reader.buffer->Observe(bytes);
-  reader.busy = true;
+  scratch->busy = true;
   // Free again once fn has returned. A decode that threw may have left a protocol mid-struct:
   // that reader is dropped, not reused.
   struct Release {
     std::unique_ptr<ThriftScratchReader>& scratch;
-    bool returned = false;
+    int exceptions = std::uncaught_exceptions();
     ~Release() {
-      if (returned) {
-        scratch->busy = false;
-      } else {
+      if (std::uncaught_exceptions() > exceptions) {
         scratch.reset();
+      } else {
+        scratch->busy = false;
       }
     }
   } release{scratch};
-  apache::thrift::transport::TMemoryBuffer& buffer = *reader.buffer;
-  auto call = [&](auto& protocol) -> decltype(auto) {
-    using R = decltype(fn(protocol, buffer));
-    if constexpr (std::is_void_v<R>) {
-      fn(protocol, buffer);
-      release.returned = true;
-    } else {
-      R result = fn(protocol, buffer);
-      release.returned = true;
-      return result;
-    }
-  };
-  if (format == WireFormat::kThriftCompact) {
-    reader.compact.SetLimits(limit, limit);
-    return call(static_cast<ThriftMemoryCompact&>(reader.compact));
-  }
-  reader.binary.setStringSizeLimit(limit);
-  reader.binary.setContainerSizeLimit(limit);
-  return call(reader.binary);
+  return ReadWithScratch(*scratch, bytes, format, std::forward<Fn>(fn));
 }
 
 template <class T>

@@ -322,7 +322,9 @@ class Loop {
   void OnWritable(const ConnectionPtr& conn);
   bool ProcessInput(const ConnectionPtr& conn, bool here);
   // `frame`: the frame's bytes after its length, valid until this returns.
-  bool HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here);
+  // `owned`, when given, holds the frame's bytes and may be taken by a call sent to the pool.
+  bool HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here,
+                   std::string* owned = nullptr);
   bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
                const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args);
   void HandOff(uint64_t running);
@@ -995,7 +997,7 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
       conn->in.erase(0, 4 + std::size_t{length});
       conn->frame_start = now_;
     }
-    if (!HandleFrame(conn, frame, here)) return false;
+    if (!HandleFrame(conn, frame, here, &frame == &large ? &large : nullptr)) return false;
   }
   return true;
 }
@@ -1066,7 +1068,8 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   return true;
 }
 
-bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here) {
+bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here,
+                       std::string* owned) {
   // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
   std::optional<THeaderFrame> theader;
   std::size_t offset = 0;
@@ -1186,8 +1189,9 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
     }
   };
   auto pending = std::make_shared<Pending>(
-      Pending{conn, std::string(frame), std::move(theader), std::move(header),
-              offset + header.body_offset, route, &server_->table().guard(), std::move(meta)});
+      Pending{conn, owned != nullptr ? std::move(*owned) : std::string(frame), std::move(theader),
+              std::move(header), offset + header.body_offset, route, &server_->table().guard(),
+              std::move(meta)});
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
