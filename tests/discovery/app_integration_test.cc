@@ -439,7 +439,11 @@ TEST_P(AppResilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCanc
   ASSERT_NE(s, nullptr);
   EXPECT_GT(s->picks, 0) << "no call went to the stalled instance first";
   EXPECT_GE(state.hedges, s->picks) << "a call to the stalled instance got no backup";
-  EXPECT_GE(state.hedges_won, s->picks) << "a backup did not answer first";
+  // No call failed (above) or waited for the 3 s stall (below): each call sent to the stalled
+  // instance first was answered by its backup. Its picks are not compared with the backups
+  // that won: they may also hold backups, which lose (calls the fast instance took longer than
+  // the hedge delay to answer, as in a loaded sanitizer run).
+  EXPECT_GT(state.hedges_won, 0) << "no backup answered first";
   EXPECT_GE(state.cancelled, s->picks) << "the stalled instance's attempts were not cancelled";
   EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
 }

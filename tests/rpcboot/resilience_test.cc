@@ -274,9 +274,12 @@ TEST_P(Resilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCancell
   int64_t stalled = impls_[1]->received.load();
   EXPECT_GT(stalled, 0) << "no call went to the stalled instance first";
   EXPECT_GE(state.hedges, stalled) << "a call to the stalled instance got no backup";
-  EXPECT_GE(state.hedges_won, stalled) << "a backup did not answer first";
+  // No call failed (above) or waited for the 3 s stall (below): each call sent to the stalled
+  // instance first was answered by its backup on the fast one. The stalled instance's count is
+  // not compared with the backups that won: it may also hold backups, which lose (calls the fast
+  // instance took longer than the hedge delay to answer, as in a loaded sanitizer run).
+  EXPECT_GT(state.hedges_won, 0) << "no backup answered first";
   EXPECT_GE(state.cancelled, stalled) << "the stalled instance's attempts were not cancelled";
-  // No call waited for the 3 s stall: each was answered after the hedge delay by the fast one.
   EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
 }
 
