@@ -9,7 +9,9 @@
 //     loops as rpcboot has: the bound of an event-driven server; and on as many io_uring loops,
 //     one system call per message), and a canned Thrift server
 //     answering with a reply made once (the bound of any Thrift server under the stock
-//     client): ratios rpcboot/stock, rpcboot/raw, rpcboot/canned and rpcboot/epoll.
+//     client): ratios rpcboot/stock, rpcboot/raw, rpcboot/canned and rpcboot/epoll; rpcboot
+//     again with server.thrift_io: uring (row `uring`; `uring(e)` where io_uring is refused
+//     and that server runs on epoll).
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
@@ -445,7 +447,8 @@ int Serve(const std::string& kind) {
     std::thread(ServeUringEcho).detach();
   } else if (kind == "canned") {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
-  } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls") {
+  } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls" ||
+             kind == "rpcboot-uring") {
     static rpcboot::ServerOptions options;
     if (kind == "rpcboot-tls") {
       options.tls.cert_file = CertDir() + "/server.crt";
@@ -453,6 +456,8 @@ int Serve(const std::string& kind) {
     }
     // "rpcboot-inline": Mix marked as never blocking (server.inline_methods): no hop.
     if (kind == "rpcboot-inline") options.inline_methods = {"rich.RichService/Mix"};
+    // "rpcboot-uring": the Thrift loops on io_uring (server.thrift_io: uring).
+    if (kind == "rpcboot-uring") options.thrift_io = rpcboot::ServerOptions::ThriftIo::kUring;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
     options.thrift_port = 0;
@@ -842,8 +847,9 @@ struct ThroughputServers {
         raw(self, "raw"),
         canned(self, "canned"),
         epoll(self, "epoll"),
-        uring(self, "uring") {}
-  ServerProcess ours, inlined, stock, raw, canned, epoll, uring;
+        uring(self, "uring"),
+        ringed(self, "rpcboot-uring") {}
+  ServerProcess ours, inlined, stock, raw, canned, epoll, uring, ringed;
 };
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
@@ -908,9 +914,9 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
   const int raw_port = servers.raw.raw_port, canned_port = servers.canned.raw_port;
   const int stock_port = servers.stock.thrift_port, ours_port = servers.ours.thrift_port;
   const int inlined_port = servers.inlined.thrift_port, epoll_port = servers.epoll.raw_port;
-  const int uring_port = servers.uring.raw_port;
+  const int uring_port = servers.uring.raw_port, ringed_port = servers.ringed.thrift_port;
   for (int n : callers) {
-    ServerCost cost[7];
+    ServerCost cost[8];
     auto load = [&](const ServerProcess& server, ServerCost* counted,
                     std::function<std::function<bool()>(int)> make_caller) {
       return CountedLoad(server, counted, n, seconds, std::move(make_caller));
@@ -925,7 +931,8 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
                  load(servers.epoll, &cost[5], [epoll_port](int) { return RawCaller(epoll_port); }),
                  uring_port == 0 ? std::function<Result()>([] { return Result{}; })
                                  : load(servers.uring, &cost[6],
-                                        [uring_port](int) { return RawCaller(uring_port); })});
+                                        [uring_port](int) { return RawCaller(uring_port); }),
+                 load(servers.ringed, &cost[7], thrift(ringed_port))});
     const Result &r_raw = m[0].median, &r_canned = m[1].median, &r_stock = m[2].median;
     const Result& r_epoll = m[5].median;
     auto ratios = [&](const Result& r) {
@@ -958,6 +965,11 @@ void ThriftRounds(const char* part, std::function<bool()> (*caller)(int port),
           ratios(m[3].median) + m[3].spread + cost[3].Text());
     Print(part, "thrift", n, "inline", m[4].median,
           ratios(m[4].median) + m[4].spread + cost[4].Text());
+    // rpcboot's default path with server.thrift_io: uring (on epoll where io_uring is refused).
+    Print(part, "thrift", n, uring_port == 0 ? "uring(e)" : "uring", m[7].median,
+          ratios(m[7].median) + "  " +
+              Ratio("vs rpcboot", m[7].median.calls_per_second, m[3].median.calls_per_second) +
+              m[7].spread + cost[7].Text());
   }
 }
 
@@ -1140,31 +1152,36 @@ void Mixed(const char* self, double seconds) {
 
 void Scale(const char* self, double seconds, int idle_count) {
   RaiseDescriptorLimit(static_cast<rlim_t>(idle_count) + 1024);
-  ServerProcess ours(self, "rpcboot");
-  Result without = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
-  long threads_before = ours.Threads(), rss_before = ours.Rss();
-  std::vector<int> idle;
-  for (int i = 0; i < idle_count; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(ours.thrift_port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      if (fd >= 0) ::close(fd);
-      break;
+  // rpcboot on epoll, then on io_uring (server.thrift_io: uring): a receive armed on each idle
+  // connection, the buffers shared by the loop.
+  for (const char* kind : {"rpcboot", "rpcboot-uring"}) {
+    ServerProcess ours(self, kind);
+    const char* io = std::string(kind) == "rpcboot" ? "epoll" : "uring";
+    Result without = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+    long threads_before = ours.Threads(), rss_before = ours.Rss();
+    std::vector<int> idle;
+    for (int i = 0; i < idle_count; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(ours.thrift_port));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        if (fd >= 0) ::close(fd);
+        break;
+      }
+      idle.push_back(fd);
     }
-    idle.push_back(fd);
+    Result with = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
+    std::printf(
+        "scale      %s: %zu idle connections held: server threads %ld -> %ld, RSS %ld -> %ld "
+        "KiB\n",
+        io, idle.size(), threads_before, ours.Threads(), rss_before, ours.Rss());
+    Print("scale", "thrift", 8, (std::string(io) + "-").c_str(), without, "without the idle ones");
+    Print("scale", "thrift", 8, (std::string(io) + "+").c_str(), with,
+          Ratio("with/without", with.calls_per_second, without.calls_per_second));
+    for (int fd : idle) ::close(fd);
   }
-  Result with = Load(8, seconds, [&](int) { return ThriftMixCaller(ours.thrift_port); });
-  std::printf(
-      "scale      %zu idle connections held: server threads %ld -> %ld, RSS %ld -> %ld "
-      "KiB\n",
-      idle.size(), threads_before, ours.Threads(), rss_before, ours.Rss());
-  Print("scale", "thrift", 8, "without", without, "");
-  Print("scale", "thrift", 8, "with", with,
-        Ratio("with/without", with.calls_per_second, without.calls_per_second));
-  for (int fd : idle) ::close(fd);
 }
 
 // TLS against plaintext, and against the stock servers over TLS; every caller its own

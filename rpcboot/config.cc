@@ -225,6 +225,12 @@ const std::vector<Key>& Keys() {
                                [](AppConfig& c) -> int& { return c.server.max_concurrent_calls; })},
       {"server.io_threads", "Thrift event loops; 0: max(8, cores)",
        IntRule<AppConfig, int>(0, 256, [](AppConfig& c) -> int& { return c.server.io_threads; })},
+      {"server.thrift_io",
+       "Thrift event loops: epoll, or uring (io_uring, plaintext only; epoll when refused)",
+       EnumRule<AppConfig, ServerOptions::ThriftIo>(
+           [](AppConfig& c) -> ServerOptions::ThriftIo& { return c.server.thrift_io; },
+           {{"epoll", ServerOptions::ThriftIo::kEpoll},
+            {"uring", ServerOptions::ThriftIo::kUring}})},
       {"server.max_connections",
        "open connections at most, per protocol (Thrift: the oldest idle one makes room)",
        IntRule<AppConfig, int>(1, 1000000,

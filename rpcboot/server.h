@@ -48,6 +48,12 @@ struct ServerOptions {
   int max_concurrent_calls = 0;
   // Thrift: I/O threads (event loops). 0: max(8, cores).
   int io_threads = 0;
+  // Thrift: how the event loops wait on their sockets. kEpoll everywhere. kUring: io_uring (Linux
+  // 6.0 or later), one system call per message where epoll makes three (wait, read, write);
+  // plaintext only (a server with TLS stays on epoll), and a kernel or container that refuses
+  // io_uring (Docker's default seccomp profile does) gets epoll, said in the log.
+  enum class ThriftIo { kEpoll, kUring };
+  ThriftIo thrift_io = ThriftIo::kEpoll;
   // Open connections at most, per protocol. Thrift: at the cap, a new connection replaces the
   // oldest idle one, or is closed at once when none is idle. gRPC: a new one is closed at once.
   int max_connections = 10000;

@@ -17,14 +17,24 @@
 // within frame_timeout of its first byte, a connection with nothing in progress closes after
 // idle_timeout, a reply the peer does not read closes the connection after frame_timeout.
 // Running out of file descriptors or memory fails one connection, never the process.
+//
+// With server.thrift_io: uring (plaintext only) a loop waits on an io_uring instead of epoll: a
+// receive stays armed on each connection that may read (into buffers the kernel takes from a
+// ring the loop shares by all its connections, so idle connections hold no buffer), a reply
+// goes out as a send, and one io_uring_enter hands the kernel the reply and the next receive
+// and waits for what comes next: one system call per call where epoll makes three. Everything
+// else (frames, limits, calls in place, hand-offs, the pool) is the same code.
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,6 +84,30 @@ constexpr auto kScanInterval = std::chrono::milliseconds(100);
 // another thread. One that keeps its thread busy (computing, or waiting for a CPU) is left where
 // it runs this long before its loop is handed on anyway.
 constexpr auto kBusyFor = std::chrono::milliseconds(10);
+// Reply bytes a connection may have unsent before the loop stops reading its next frames (a peer
+// that sends calls and never reads the answers is held here, then closed at frame_timeout).
+constexpr std::size_t kUnsentBeforeRead = 1 << 20;
+
+// io_uring loops: submission and completion queue sizes; the receive buffers the kernel picks
+// from (a connection holds one only from the moment bytes arrive until the loop copies them).
+constexpr unsigned kRingEntries = 512;
+constexpr unsigned kRingCompletions = 8192;
+constexpr unsigned kRecvBuffers = 64;
+constexpr std::size_t kRecvBufferBytes = 16 * 1024;
+constexpr uint16_t kRecvGroup = 0;
+// What a completion is for, in its user_data: a connection's address with the low bits saying
+// receive or send, or one of the loop's own operations.
+constexpr uint64_t kOpRecv = 0;
+constexpr uint64_t kOpSend = 1;
+constexpr uint64_t kOpMask = 3;
+constexpr uint64_t kOpWake = 2;
+constexpr uint64_t kOpListen = 6;
+constexpr uint64_t kOpCancel = 10;
+constexpr uint64_t kOpTick = 14;
+// A reply up to this size, sent whole to a connection whose last send completed at once, is
+// expected to complete within the system call that submits it (a client that read its last
+// reply has at least this much room).
+constexpr std::size_t kQuickSendBytes = 64 * 1024;
 
 // "shop.ShopService:GetShop" -> "GetShop": replies carry the plain method name, as Thrift's
 // TMultiplexedProcessor answers; a thrift-compiler client skips a reply of any other name.
@@ -153,7 +187,7 @@ class ConnectionCount {
 
 // One client connection. Its I/O state belongs to its loop's thread; a handler thread holds a
 // shared_ptr only to post the reply back through the loop.
-struct Connection {
+struct Connection : std::enable_shared_from_this<Connection> {
   int fd = -1;
   std::string peer;
   Loop* loop = nullptr;
@@ -180,6 +214,17 @@ struct Connection {
   bool tls_wants_write = false;
   std::string tls_error;
   std::optional<PeerIdentity> certificate;
+  // io_uring loops, loop thread only: a receive is armed; a send is in flight (the kernel reads
+  // `out` from out_sent on, so replies queued meanwhile wait in `queued`); operations the kernel
+  // still holds (the descriptor is closed, and the object let go, once they have all ended); the
+  // last send did not complete within the system call that submitted it, and the serial of the
+  // send now in flight.
+  bool recv_armed = false;
+  bool send_armed = false;
+  bool send_stalled = false;
+  uint64_t send_serial = 0;
+  int ring_ops = 0;
+  std::string queued;
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -192,6 +237,11 @@ using ConnectionPtr = std::shared_ptr<Connection>;
 
 const PeerIdentity* Certificate(const Connection& conn) {
   return conn.certificate ? &*conn.certificate : nullptr;
+}
+
+// Reply bytes of a connection not yet taken by the kernel.
+std::size_t Unsent(const Connection& conn) {
+  return conn.out.size() - conn.out_sent + conn.queued.size();
 }
 
 // Writes to a connection's socket (through TLS when it has it) without blocking: bytes taken,
@@ -271,6 +321,12 @@ class Loop {
   ~Loop();
 
   absl::Status Init();
+  // Before the loop's thread starts: waits on an io_uring instead of epoll (server.thrift_io:
+  // uring). An error (a kernel or sandbox that refuses it, a kernel too old) leaves it on epoll;
+  // DropRing puts back a loop that got one.
+  absl::Status InitRing();
+  void DropRing();
+  bool on_ring() const { return ring_ != nullptr; }
   // Runs the loop on the calling thread until it stops (true), or until the monitor gave it to
   // another thread because a call this thread ran in place blocked (false: that call is
   // finished, its reply handed on, and the thread no longer touches the loop).
@@ -310,6 +366,8 @@ class Loop {
     std::vector<std::pair<ConnectionPtr, std::string>> replies;
     bool drain = false;
     bool stop = false;
+    bool watch_listener = false;  // io_uring: the listener is watched from the loop's thread
+    bool unwatch_listener = false;
   };
 
   void Wake();
@@ -319,6 +377,26 @@ class Loop {
   // `here`: a call may run on this thread (from Run's events only). Each returns false when
   // the thread lost the loop while a call ran here: the caller returns at once.
   bool OnReadable(const ConnectionPtr& conn, bool here);
+  // `n` bytes read from `conn`: an oversized frame's tail is dropped, a whole frame served from
+  // where it was read, the rest kept in `in` and served once complete.
+  bool OnBytes(const ConnectionPtr& conn, const char* data, std::size_t n, bool here);
+  // Whether the loop reads `conn` now (no call in flight, not draining, few reply bytes unsent).
+  bool WantsInput(const Connection& conn) const;
+  // io_uring: the loop (Run's), an operation's completion, and arming each kind of operation.
+  bool RunRing();
+  bool OnCompletion(uint64_t data, int res, uint32_t flags);
+  bool OnReceived(const ConnectionPtr& conn, int res, uint32_t flags);
+  void OnSent(const ConnectionPtr& conn, int res);
+  void AfterWritten(const ConnectionPtr& conn);
+  io_uring_sqe* Sqe();
+  void ArmWake();
+  void ArmTick();
+  void ArmListener();
+  void ArmRecv(const ConnectionPtr& conn);
+  void ArmSend(const ConnectionPtr& conn);
+  void Cancel(uint64_t data);
+  // A closed connection whose operations have all ended: its descriptor closes now.
+  void Retire(const ConnectionPtr& conn);
   void OnWritable(const ConnectionPtr& conn);
   bool ProcessInput(const ConnectionPtr& conn, bool here);
   // `frame`: the frame's bytes after its length, valid until this returns.
@@ -362,6 +440,25 @@ class Loop {
   ConnectionPtr here_conn_;            // its connection, while it runs
   const Route* here_route_ = nullptr;  // and its method
   std::mutex handoff_mu_;              // held by the check through a hand-off
+
+  // io_uring (server.thrift_io: uring); null on epoll. Used by the thread running the loop only.
+  std::unique_ptr<io_uring> ring_;
+  void* recv_mapping_ = nullptr;  // the buffer ring, then kRecvBuffers buffers
+  io_uring_buf_ring* recv_ring_ = nullptr;
+  char* recv_memory_ = nullptr;
+  uint64_t wake_value_ = 0;
+  bool wake_armed_ = false;
+  __kernel_timespec tick_{0, std::chrono::nanoseconds(kScanInterval).count()};
+  bool tick_armed_ = false;
+  bool listen_armed_ = false;
+  bool listen_wanted_ = false;
+  std::atomic<bool> listener_off_{false};  // UnwatchListener: accept nothing more
+  int ring_ops_ = 0;                       // operations submitted whose completion is to come
+  std::vector<ConnectionPtr> starved_;     // receives that found no buffer: armed again
+  // Sends submitted since the last wait that should complete within it (their connections'
+  // sends have), with their serials: the wait counts them, so it returns for what comes next.
+  std::vector<std::pair<ConnectionPtr, uint64_t>> quick_sends_, waited_sends_;
+  std::unordered_map<Connection*, ConnectionPtr> closing_;  // closed, operations still held
 };
 
 class ThriftServerTransport final : public ServerTransport, private InPlaceMonitor::Client {
@@ -400,6 +497,20 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
         return s;
       }
     }
+    bool ring = options_.thrift_io == ServerOptions::ThriftIo::kUring;
+    if (ring && tls_) {
+      Log(LogLevel::kWarning,
+          "Thrift: server.thrift_io uring serves plaintext only; with TLS the loops use epoll");
+      ring = false;
+    }
+    for (std::size_t i = 0; ring && i < loops_.size(); ++i) {
+      if (absl::Status s = loops_[i]->InitRing(); !s.ok()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("Thrift: server.thrift_io uring: ", s.message(), "; the loops use epoll"));
+        for (std::size_t j = 0; j < i; ++j) loops_[j]->DropRing();
+        ring = false;
+      }
+    }
     loops_.front()->SetListener(listen_fd_);
     for (std::size_t i = 0; i < loops_.size(); ++i) {
       try {
@@ -434,7 +545,8 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
         absl::StrCat(
             "Thrift listening on ", options_.host, ":", port_, tls_ ? " (TLS" : " (plaintext",
             tls_ && options_.tls.require_client_cert ? ", client certificates required" : "",
-            "; I/O threads: ", io_threads, ")"));
+            "; I/O threads: ", io_threads, loops_.front()->on_ring() ? " on io_uring" : " on epoll",
+            ")"));
     return absl::OkStatus();
   }
 
@@ -597,6 +709,27 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
 // ---- Loop ----
 
 Loop::~Loop() {
+  if (ring_ != nullptr) {
+    // Every operation the kernel holds points into a connection or a buffer freed here: cancel
+    // them all and wait for their completions (bounded) before the ring goes.
+    io_uring_sqe* sqe = Sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, kOpCancel);
+    ++ring_ops_;
+    auto until = SteadyClock::now() + std::chrono::seconds(2);
+    while (ring_ops_ > 0 && SteadyClock::now() < until) {
+      __kernel_timespec wait{0, 50 * 1000 * 1000};
+      io_uring_cqe* cqe = nullptr;
+      io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, &wait, nullptr);
+      unsigned head, seen = 0;
+      io_uring_for_each_cqe(ring_.get(), head, cqe) { ++seen; }
+      io_uring_cq_advance(ring_.get(), seen);
+      ring_ops_ -= static_cast<int>(seen);
+    }
+    for (auto& [raw, conn] : closing_) ::close(conn->fd);
+    closing_.clear();
+    DropRing();
+  }
   for (auto& [fd, conn] : connections_) {
     ::close(fd);
     conn->closed = true;
@@ -627,7 +760,73 @@ absl::Status Loop::Init() {
   return absl::OkStatus();
 }
 
+absl::Status Loop::InitRing() {
+  auto ring = std::make_unique<io_uring>();
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  params.cq_entries = kRingCompletions;
+  if (int rc = io_uring_queue_init_params(kRingEntries, ring.get(), &params); rc < 0) {
+    return absl::UnavailableError(absl::StrCat("io_uring refused (", std::strerror(-rc),
+                                               "; a seccomp profile or an old kernel)"));
+  }
+  // No completion dropped when the queue is full, a timeout on the wait, sockets polled inside
+  // the kernel: Linux 5.11; the buffer ring below needs 5.19.
+  constexpr uint32_t kNeeded = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_FAST_POLL;
+  if ((params.features & kNeeded) != kNeeded) {
+    io_uring_queue_exit(ring.get());
+    return absl::UnavailableError("this kernel's io_uring is too old (Linux 6.0 or later needed)");
+  }
+  const std::size_t ring_bytes = kRecvBuffers * sizeof(io_uring_buf);
+  void* mapping = ::mmap(nullptr, ring_bytes + kRecvBuffers * kRecvBufferBytes,
+                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapping == MAP_FAILED) {
+    io_uring_queue_exit(ring.get());
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no memory for receive buffers: ", std::strerror(errno)));
+  }
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uintptr_t>(mapping);
+  reg.ring_entries = kRecvBuffers;
+  reg.bgid = kRecvGroup;
+  if (int rc = io_uring_register_buf_ring(ring.get(), &reg, 0); rc < 0) {
+    ::munmap(mapping, ring_bytes + kRecvBuffers * kRecvBufferBytes);
+    io_uring_queue_exit(ring.get());
+    return absl::UnavailableError(
+        absl::StrCat("no buffer ring (", std::strerror(-rc), "; Linux 6.0 or later needed)"));
+  }
+  recv_mapping_ = mapping;
+  recv_ring_ = static_cast<io_uring_buf_ring*>(mapping);
+  recv_memory_ = static_cast<char*>(mapping) + ring_bytes;
+  io_uring_buf_ring_init(recv_ring_);
+  const int mask = io_uring_buf_ring_mask(kRecvBuffers);
+  for (unsigned i = 0; i < kRecvBuffers; ++i) {
+    io_uring_buf_ring_add(recv_ring_, recv_memory_ + i * kRecvBufferBytes, kRecvBufferBytes,
+                          static_cast<unsigned short>(i), mask, static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(recv_ring_, kRecvBuffers);
+  ring_ = std::move(ring);
+  return absl::OkStatus();
+}
+
+void Loop::DropRing() {
+  if (ring_ == nullptr) return;
+  io_uring_queue_exit(ring_.get());
+  ring_.reset();
+  ::munmap(recv_mapping_, kRecvBuffers * (sizeof(io_uring_buf) + kRecvBufferBytes));
+  recv_mapping_ = nullptr;
+  recv_ring_ = nullptr;
+  recv_memory_ = nullptr;
+}
+
 void Loop::WatchListener() {
+  if (ring_ != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      inbox_.watch_listener = true;
+    }
+    Wake();
+    return;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = listen_fd_;
@@ -635,6 +834,16 @@ void Loop::WatchListener() {
 }
 
 void Loop::UnwatchListener() {
+  if (ring_ != nullptr) {
+    // Accept takes nothing from here on; the loop cancels its poll.
+    listener_off_ = true;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      inbox_.unwatch_listener = true;
+    }
+    Wake();
+    return;
+  }
   // epoll_ctl is safe from any thread: no accept event is reported after this returns.
   if (listen_fd_ >= 0) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
 }
@@ -662,6 +871,8 @@ void Loop::PostReply(const ConnectionPtr& conn, std::string reply) {
 }
 
 bool Loop::FinishOnWorker(const ConnectionPtr& conn, const std::string& reply) {
+  // An io_uring loop's operations are submitted by its own thread: the reply goes through it.
+  if (ring_ != nullptr) return false;
   if (draining_seen_.load() || conn->hung_up.load() || !conn->in.empty()) return false;
   std::size_t sent = 0;
   while (sent < reply.size()) {
@@ -711,6 +922,7 @@ void Loop::PostStop() {
 }
 
 bool Loop::Run() {
+  if (ring_ != nullptr) return RunRing();
   std::vector<epoll_event> events(256);
   now_ = SteadyClock::now();
   auto next_scan = now_ + kScanInterval;
@@ -760,6 +972,239 @@ bool Loop::Run() {
     }
   }
   return true;
+}
+
+bool Loop::RunRing() {
+  now_ = SteadyClock::now();
+  auto next_scan = now_ + kScanInterval;
+  if (!wake_armed_) ArmWake();
+  if (!tick_armed_) ArmTick();
+  while (!stopping_) {
+    for (const ConnectionPtr& conn : starved_) UpdateEvents(conn);
+    starved_.clear();
+    // Submits what the last round prepared and waits, in one system call, with no timeout of
+    // its own (the tick is an operation in the ring: on a paravirtualized machine arming a
+    // timer on every wait costs a tenth of a call). A small send to a socket with room, which
+    // is every reply to a client that read its last one, completes within the call: its
+    // completion is counted in, so the wait is for what comes next, not for the send just made.
+    // A counted send whose socket is full (a peer that stopped reading) holds the wait until
+    // one more completion or the tick, once: its connection's sends are not counted again
+    // until one completes at once.
+    waited_sends_.swap(quick_sends_);
+    quick_sends_.clear();
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_submit_and_wait(ring_.get(), 1 + static_cast<unsigned>(waited_sends_.size()));
+    now_ = SteadyClock::now();
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+      Log(LogLevel::kError, absl::StrCat("Thrift: io_uring_enter: ", std::strerror(-rc)));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // One completion at a time, each marked seen before it is served: a thread that loses the
+    // loop to a blocked call leaves the rest to the next.
+    while (!stopping_ && io_uring_peek_cqe(ring_.get(), &cqe) == 0) {
+      const uint64_t data = cqe->user_data;
+      const int res = cqe->res;
+      const uint32_t flags = cqe->flags;
+      io_uring_cqe_seen(ring_.get(), cqe);
+      if (!OnCompletion(data, res, flags)) return false;
+    }
+    for (const auto& [conn, serial] : waited_sends_) {
+      conn->send_stalled = conn->send_armed && conn->send_serial == serial;
+    }
+    waited_sends_.clear();
+    server_->PokeMonitor(now_);
+    if (now_ >= next_scan) {
+      Scan(now_);
+      next_scan = now_ + kScanInterval;
+    }
+  }
+  io_uring_submit(ring_.get());  // the cancellations prepared on the way out
+  return true;
+}
+
+bool Loop::OnCompletion(uint64_t data, int res, uint32_t flags) {
+  --ring_ops_;
+  if (data == kOpWake) {
+    wake_armed_ = false;
+    wake_pending_.store(false);
+    TakeInbox();
+    if (!stopping_) ArmWake();
+    return true;
+  }
+  if (data == kOpListen) {
+    listen_armed_ = false;
+    if (listen_wanted_) {
+      Accept();
+      ArmListener();
+    }
+    return true;
+  }
+  if (data == kOpTick) {
+    tick_armed_ = false;  // the scan runs after this round's completions
+    if (!stopping_) ArmTick();
+    return true;
+  }
+  if (data == kOpCancel) return true;
+  ConnectionPtr conn = reinterpret_cast<Connection*>(data & ~kOpMask)->shared_from_this();
+  --conn->ring_ops;
+  if ((data & kOpMask) == kOpRecv) {
+    if (!OnReceived(conn, res, flags)) return false;
+  } else {
+    OnSent(conn, res);
+  }
+  if (conn->closed) Retire(conn);
+  return true;
+}
+
+bool Loop::OnReceived(const ConnectionPtr& conn, int res, uint32_t flags) {
+  conn->recv_armed = false;
+  // The bytes are copied out and the buffer given back at once: a call run in place that blocks
+  // keeps its thread's copy, and the loop goes on with the ring's buffers.
+  thread_local char copy[kRecvBufferBytes];
+  if (flags & IORING_CQE_F_BUFFER) {
+    const auto id = static_cast<unsigned short>(flags >> IORING_CQE_BUFFER_SHIFT);
+    char* buffer = recv_memory_ + std::size_t{id} * kRecvBufferBytes;
+    if (res > 0 && !conn->closed) std::memcpy(copy, buffer, static_cast<std::size_t>(res));
+    io_uring_buf_ring_add(recv_ring_, buffer, kRecvBufferBytes, id,
+                          io_uring_buf_ring_mask(kRecvBuffers), 0);
+    io_uring_buf_ring_advance(recv_ring_, 1);
+  }
+  if (conn->closed) return true;
+  if (res == -ENOBUFS) {
+    starved_.push_back(conn);  // every buffer was taken in this round: armed again after it
+    return true;
+  }
+  if (res == -EINTR || res == -EAGAIN) {
+    UpdateEvents(conn);
+    return true;
+  }
+  if (res == 0) {
+    bool quiet = conn->in.empty() && conn->skip == 0;
+    Close(conn, quiet ? "" : "disconnected in the middle of a frame",
+          quiet ? LogLevel::kInfo : LogLevel::kWarning);
+    return true;
+  }
+  if (res < 0) {
+    Close(conn, absl::StrCat("read failed: ", std::strerror(-res)), LogLevel::kInfo);
+    return true;
+  }
+  const auto n = static_cast<std::size_t>(res);
+  if (draining_) {
+    // No call starts now: the bytes are dropped, and the connection closes once its reply is out.
+    conn->last_active = now_;
+    return true;
+  }
+  if (conn->call_in_flight) {
+    // Bytes of a next frame, received by a receive armed before the call began: kept for when
+    // its reply is out (no receive is armed again until then).
+    conn->last_active = now_;
+    if (conn->in.empty()) conn->frame_start = now_;
+    try {
+      conn->in.append(copy, n);
+    } catch (const std::bad_alloc&) {
+      Close(conn, "out of memory for its frame", LogLevel::kWarning);
+    }
+    return true;
+  }
+  if (!OnBytes(conn, copy, n, true)) return false;
+  UpdateEvents(conn);  // the next receive, when the loop wants one
+  return true;
+}
+
+void Loop::OnSent(const ConnectionPtr& conn, int res) {
+  conn->send_armed = false;
+  if (conn->closed) return;
+  if (res <= 0) {
+    Close(conn, "could not write a reply; client gone", LogLevel::kInfo);
+    return;
+  }
+  conn->out_sent += static_cast<std::size_t>(res);
+  Flush(conn);  // the rest of it, or the replies queued behind it
+  if (!conn->closed && !conn->send_armed) AfterWritten(conn);
+}
+
+void Loop::AfterWritten(const ConnectionPtr& conn) {
+  if (draining_ && !conn->call_in_flight) {
+    Close(conn, "", LogLevel::kInfo);
+    return;
+  }
+  ProcessInput(conn, false);
+  if (!conn->closed) UpdateEvents(conn);
+}
+
+io_uring_sqe* Loop::Sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  while (sqe == nullptr) {
+    io_uring_submit(ring_.get());  // the queue is full: the kernel takes what is in it
+    sqe = io_uring_get_sqe(ring_.get());
+  }
+  return sqe;
+}
+
+void Loop::ArmWake() {
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(sqe, kOpWake);
+  wake_armed_ = true;
+  ++ring_ops_;
+}
+
+void Loop::ArmTick() {
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_timeout(sqe, &tick_, 0, 0);
+  io_uring_sqe_set_data64(sqe, kOpTick);
+  tick_armed_ = true;
+  ++ring_ops_;
+}
+
+void Loop::ArmListener() {
+  if (listen_armed_ || listen_fd_ < 0 || listener_off_.load()) return;
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_poll_add(sqe, listen_fd_, POLLIN);
+  io_uring_sqe_set_data64(sqe, kOpListen);
+  listen_armed_ = true;
+  ++ring_ops_;
+}
+
+void Loop::ArmRecv(const ConnectionPtr& conn) {
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_recv(sqe, conn->fd, nullptr, kRecvBufferBytes, 0);
+  io_uring_sqe_set_flags(sqe, IOSQE_BUFFER_SELECT);
+  sqe->buf_group = kRecvGroup;
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(conn.get()) | kOpRecv);
+  conn->recv_armed = true;
+  ++conn->ring_ops;
+  ++ring_ops_;
+}
+
+void Loop::ArmSend(const ConnectionPtr& conn) {
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_send(sqe, conn->fd, conn->out.data() + conn->out_sent,
+                     conn->out.size() - conn->out_sent, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(conn.get()) | kOpSend);
+  conn->send_armed = true;
+  ++conn->send_serial;
+  ++conn->ring_ops;
+  ++ring_ops_;
+  if (!conn->send_stalled && conn->out_sent == 0 && conn->out.size() <= kQuickSendBytes) {
+    quick_sends_.emplace_back(conn, conn->send_serial);
+  }
+}
+
+void Loop::Cancel(uint64_t data) {
+  io_uring_sqe* sqe = Sqe();
+  io_uring_prep_cancel64(sqe, data, 0);
+  io_uring_sqe_set_data64(sqe, kOpCancel);
+  ++ring_ops_;
+}
+
+void Loop::Retire(const ConnectionPtr& conn) {
+  if (conn->ring_ops > 0) return;
+  auto it = closing_.find(conn.get());
+  if (it == closing_.end()) return;
+  ::close(conn->fd);
+  conn->out = std::string();
+  closing_.erase(it);
 }
 
 void Loop::TakeInbox() {
@@ -820,6 +1265,14 @@ void Loop::TakeInbox() {
     }
     for (const ConnectionPtr& conn : idle) Close(conn, "", LogLevel::kInfo);
   }
+  if (taken.watch_listener) {
+    listen_wanted_ = true;
+    ArmListener();
+  }
+  if (taken.unwatch_listener) {
+    listen_wanted_ = false;
+    if (listen_armed_) Cancel(kOpListen);
+  }
   if (taken.stop) stopping_ = true;
 }
 
@@ -850,6 +1303,10 @@ void Loop::Register(int fd, std::string peer) {
     SSL_set_accept_state(conn->ssl);
   }
   connections_.emplace(fd, conn);
+  if (ring_ != nullptr) {
+    UpdateEvents(conn);  // its first receive
+    return;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd;
@@ -873,7 +1330,7 @@ bool Loop::EvictOldestIdle() {
 }
 
 void Loop::Accept() {
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 64 && !listener_off_.load(std::memory_order_relaxed); ++i) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
@@ -915,35 +1372,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     }
     if (got > 0) {
       budget -= std::min(budget, static_cast<std::size_t>(got));
-      conn->last_active = now_;
-      std::size_t take = static_cast<std::size_t>(got);
-      const char* data = buffer;
-      // An oversized frame's tail is dropped as it arrives, never kept.
-      if (conn->skip > 0) {
-        std::size_t dropped = std::min(conn->skip, take);
-        conn->skip -= dropped;
-        data += dropped;
-        take -= dropped;
-        if (conn->skip == 0 && !conn->skip_reply.empty()) {
-          QueueReply(conn, std::move(conn->skip_reply));
-          conn->skip_reply.clear();
-        }
-      }
-      const uint32_t length = take >= 4 ? DecodeFrameLength(data) : 0;
-      if (!conn->closed && conn->in.empty() && length != 0 &&
-          length <= server_->options().max_message_bytes && take == 4 + std::size_t{length}) {
-        // The usual call: one whole frame in one read, served from where it was read.
-        if (!HandleFrame(conn, std::string_view(data + 4, length), here)) return false;
-      } else if (take > 0) {
-        if (conn->in.empty()) conn->frame_start = conn->last_active;
-        try {
-          conn->in.append(data, take);
-        } catch (const std::bad_alloc&) {
-          Close(conn, "out of memory for its frame", LogLevel::kWarning);
-          return true;
-        }
-      }
-      if (!ProcessInput(conn, here)) return false;
+      if (!OnBytes(conn, buffer, static_cast<std::size_t>(got), here)) return false;
       // A short read took all there was: epoll (level-triggered) reports what comes next, so
       // the usual call costs no recv that only says EAGAIN.
       if (static_cast<std::size_t>(got) < sizeof buffer &&
@@ -963,6 +1392,36 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     return true;
   }
   return true;
+}
+
+bool Loop::OnBytes(const ConnectionPtr& conn, const char* data, std::size_t take, bool here) {
+  conn->last_active = now_;
+  // An oversized frame's tail is dropped as it arrives, never kept.
+  if (conn->skip > 0) {
+    std::size_t dropped = std::min(conn->skip, take);
+    conn->skip -= dropped;
+    data += dropped;
+    take -= dropped;
+    if (conn->skip == 0 && !conn->skip_reply.empty()) {
+      QueueReply(conn, std::move(conn->skip_reply));
+      conn->skip_reply.clear();
+    }
+  }
+  const uint32_t length = take >= 4 ? DecodeFrameLength(data) : 0;
+  if (!conn->closed && conn->in.empty() && length != 0 &&
+      length <= server_->options().max_message_bytes && take == 4 + std::size_t{length}) {
+    // The usual call: one whole frame in one read, served from where it was read.
+    if (!HandleFrame(conn, std::string_view(data + 4, length), here)) return false;
+  } else if (take > 0 && !conn->closed) {
+    if (conn->in.empty()) conn->frame_start = conn->last_active;
+    try {
+      conn->in.append(data, take);
+    } catch (const std::bad_alloc&) {
+      Close(conn, "out of memory for its frame", LogLevel::kWarning);
+      return true;
+    }
+  }
+  return ProcessInput(conn, here);
 }
 
 bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
@@ -1253,11 +1712,22 @@ void Loop::HandOff(uint64_t running) {
   here_route_->runtime->BlockedInPlace();
   conn->call_in_flight = true;
   busy_.fetch_add(1);
-  UpdateEvents(conn);
+  // epoll_ctl may come from this thread; an io_uring loop arms nothing for a connection whose
+  // call runs, and its ring belongs to the thread that runs the loop.
+  if (ring_ == nullptr) UpdateEvents(conn);
   server_->HandOver(this);
 }
 
 void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
+  if (conn->send_armed) {
+    // The kernel reads `out` until its send completes: this waits behind it.
+    if (conn->queued.empty()) {
+      conn->queued = std::move(reply);
+    } else {
+      conn->queued.append(reply);
+    }
+    return;
+  }
   if (conn->out.empty()) {
     conn->out = std::move(reply);
     conn->out_sent = 0;
@@ -1269,6 +1739,18 @@ void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
 }
 
 void Loop::Flush(const ConnectionPtr& conn) {
+  if (ring_ != nullptr) {
+    if (conn->send_armed || conn->closed) return;
+    if (conn->out_sent >= conn->out.size()) {
+      conn->out = std::move(conn->queued);
+      conn->queued = std::string();
+      conn->out_sent = 0;
+      if (!conn->out.empty()) conn->write_start = now_;
+    }
+    if (!conn->out.empty()) ArmSend(conn);
+    UpdateEvents(conn);
+    return;
+  }
   while (conn->out_sent < conn->out.size()) {
     ssize_t n = Send(*conn, conn->out.data() + conn->out_sent, conn->out.size() - conn->out_sent);
     if (n > 0) {
@@ -1305,9 +1787,18 @@ void Loop::OnWritable(const ConnectionPtr& conn) {
   if (conn->out.empty()) ProcessInput(conn, false);
 }
 
+bool Loop::WantsInput(const Connection& conn) const {
+  return !conn.call_in_flight && !draining_ && Unsent(conn) < kUnsentBeforeRead;
+}
+
 void Loop::UpdateEvents(const ConnectionPtr& conn) {
+  if (ring_ != nullptr) {
+    // A receive armed while the loop no longer wants input stays: what it brings is kept.
+    if (!conn->closed && !conn->recv_armed && WantsInput(*conn)) ArmRecv(conn);
+    return;
+  }
   uint32_t events = 0;
-  if (!conn->call_in_flight && !draining_) events |= EPOLLIN;
+  if (WantsInput(*conn)) events |= EPOLLIN;
   if (!conn->out.empty() || conn->tls_wants_write) events |= EPOLLOUT;
   if (events == conn->events || conn->closed) return;
   epoll_event ev{};
@@ -1320,6 +1811,24 @@ void Loop::UpdateEvents(const ConnectionPtr& conn) {
 void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level) {
   if (conn->closed) return;
   if (!why.empty()) Log(level, "Thrift: closing " + conn->peer + ": " + std::string(why));
+  if (ring_ != nullptr) {
+    // The descriptor stays open (its number not reused) until the kernel has let go of every
+    // operation on it; the bytes a send reads stay too.
+    if (conn->recv_armed) Cancel(reinterpret_cast<uint64_t>(conn.get()) | kOpRecv);
+    if (conn->send_armed) Cancel(reinterpret_cast<uint64_t>(conn.get()) | kOpSend);
+    connections_.erase(conn->fd);
+    conn->closed = true;
+    conn->in = std::string();
+    if (!conn->send_armed) conn->out = std::string();
+    conn->queued = std::string();
+    server_->connections().fetch_sub(1);
+    if (conn->ring_ops > 0) {
+      closing_.emplace(conn.get(), conn);
+    } else {
+      ::close(conn->fd);
+    }
+    return;
+  }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn->fd, nullptr);
   ::close(conn->fd);
   connections_.erase(conn->fd);

@@ -23,6 +23,7 @@
 #include "rpcboot/server.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -36,6 +37,7 @@ class BadInputTest : public ::testing::Test {
     options.thrift_port = 0;
     options.max_message_bytes = 64 * 1024;
     options.idle_timeout = std::chrono::milliseconds(300);
+    options.thrift_io = testing::TestThriftIo();
     server_ = std::make_unique<Server>(options);
     server_->AddService<rich::RichService>(impl_);
     ASSERT_TRUE(server_->Start().ok());

@@ -31,6 +31,7 @@ server:
   grpc_port: 9091
   thrift_port: 9090
   shutdown_grace_ms: 2500
+  thrift_io: uring
   weight: 300
 registry:
   zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
@@ -59,6 +60,7 @@ clients:
   EXPECT_EQ(c->server.grpc_port, 0) << "environment over file";
   EXPECT_EQ(c->server.thrift_port, -1) << "flag over environment";
   EXPECT_EQ(c->server.shutdown_grace, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->server.thrift_io, ServerOptions::ThriftIo::kUring);
   EXPECT_EQ(c->weight, 300);
   EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
@@ -101,6 +103,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop"}, {{"RPCBOOT_SERVER_THRIFT_PORT", "70000"}}),
             "server.thrift_port: '70000' from environment RPCBOOT_SERVER_THRIFT_PORT is not an "
             "integer in -1..65535");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.thrift_io=kqueue"}),
+            "server.thrift_io: 'kqueue' from command line --server.thrift_io is not epoll or "
+            "uring");
   EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
             "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
             "false");
@@ -372,6 +377,7 @@ TEST(Config, HelpListsEveryKey) {
                           "registry.snapshot_dir",
                           "server.grpc_max_unsent_bytes",
                           "server.grpc_memory_quota",
+                          "server.thrift_io",
                           "RPCBOOT_SERVER_GRPC_PORT",
                           "load_balancer",
                           "subset_size",

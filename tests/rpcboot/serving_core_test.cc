@@ -6,6 +6,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,12 +27,15 @@
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
+#include "rpcboot/codec/thrift_codec.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
 #include "socket_testing.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -87,6 +92,7 @@ class ServingCoreTest : public ::testing::Test {
     options.host = "127.0.0.1";
     options.grpc_port = 0;
     options.thrift_port = 0;
+    options.thrift_io = testing::TestThriftIo();
     server_ = std::make_unique<Server>(options);
     server_->AddService<rich::RichService>(impl_);
     ASSERT_TRUE(server_->Start().ok());
@@ -582,6 +588,90 @@ TEST_F(ServingCoreTest, AGrpcHeaderBlockThatNeverEndsClosesItsConnection) {
   EXPECT_EQ(Client(Protocol::kGrpc)->Count(), 1);
 }
 
+// One loop, 300 connections whose calls arrive together: more than an io_uring loop has receive
+// buffers (64), so some receives find none and are armed again; every call is answered, each on
+// its own connection.
+TEST_F(ServingCoreTest, CallsArrivingTogetherOnManyConnectionsAreAllAnswered) {
+  ServerOptions options;
+  options.io_threads = 1;
+  StartServer(options);
+  std::vector<int> fds;
+  for (int i = 0; i < 300; ++i) {
+    int fd = ConnectTo(server_->thrift_port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    fds.push_back(fd);
+  }
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    std::string call =
+        internal::ThriftMessage(WireFormat::kThriftCompact, "Nope", internal::kThriftCall,
+                                static_cast<int32_t>(i), std::string(1, '\0'));
+    char prefix[4];
+    internal::EncodeFrameLength(static_cast<uint32_t>(call.size()), prefix);
+    call.insert(0, prefix, 4);
+    ASSERT_EQ(::send(fds[i], call.data(), call.size(), 0), static_cast<ssize_t>(call.size()));
+  }
+  int answered = 0;
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    char reply[512];
+    ssize_t got = ::recv(fds[i], reply, sizeof reply, 0);  // a 30 s bound (ConnectTo)
+    if (got > 4) {
+      std::string text(reply, static_cast<std::size_t>(got));
+      if (text.find("unknown method 'Nope'") != std::string::npos) ++answered;
+    }
+    ::close(fds[i]);
+  }
+  EXPECT_EQ(answered, 300);
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1) << "and the loop still serves";
+}
+
+// A Thrift peer that sends calls back to back and never reads a reply: once 1 MiB of its replies
+// is unsent the server stops reading it (its next calls wait in the socket), so what it makes
+// the server hold is bounded; it is closed when its reply has waited frame_timeout; other
+// clients are served meanwhile.
+TEST_F(ServingCoreTest, AThriftPeerThatNeverReadsItsRepliesIsHeldToABound) {
+  ServerOptions options;
+  options.frame_timeout = std::chrono::seconds(3);
+  StartServer(options);
+  rich::EchoRequest request;
+  request.value.end = std::string(64 * 1024, 'x');
+  std::string frame(4, '\0');
+  frame +=
+      internal::ThriftMessage(WireFormat::kThriftCompact, "Echo", internal::kThriftCall, 1,
+                              ThriftEncode(std::make_tuple(request), WireFormat::kThriftCompact));
+  internal::EncodeFrameLength(static_cast<uint32_t>(frame.size() - 4), frame.data());
+  int fd = ConnectTo(server_->thrift_port());
+  ASSERT_GE(fd, 0);
+  const long rss_before = RssKb();
+  // Sends until the socket stays full for a second (the server no longer reads) or 256 MiB went.
+  constexpr std::size_t kCap = std::size_t{256} << 20;
+  std::size_t sent = 0, offset = 0;
+  while (sent < kCap) {
+    pollfd writable{fd, POLLOUT, 0};
+    if (::poll(&writable, 1, 1000) != 1 || (writable.revents & POLLOUT) == 0) break;
+    ssize_t n =
+        ::send(fd, frame.data() + offset, frame.size() - offset, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EAGAIN) continue;
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+    offset = (offset + static_cast<std::size_t>(n)) % frame.size();
+  }
+  const long rss_held = RssKb();
+  std::printf(
+      "a peer that never reads sent %zu KiB before the server stopped reading; RSS %ld -> "
+      "%ld KiB\n",
+      sent >> 10, rss_before, rss_held);
+  EXPECT_LT(sent, kCap) << "the server kept reading a peer that read none of its replies";
+  if (!kQuarantine) {
+    EXPECT_LT(rss_held - rss_before, 64 * 1024) << "replies held for a peer that never reads";
+  }
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1) << "other clients are served meanwhile";
+  // Still reading nothing: the server's close resets the connection (its calls unread).
+  pollfd reset{fd, 0, 0};
+  EXPECT_EQ(::poll(&reset, 1, 30000), 1) << "closed once its reply waited frame_timeout";
+  EXPECT_NE(reset.revents & (POLLERR | POLLHUP), 0);
+  ::close(fd);
+}
+
 TEST_F(ServingCoreTest, InlineMethodsNeedNoHandlerThread) {
   ServerOptions options;
   options.handler_threads = 1;
@@ -609,6 +699,46 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
   EXPECT_NE(status.message().find("'rich.RichService/Mixx' names no served method"),
             std::string::npos)
       << status;
+}
+
+// server.thrift_io: uring puts the Thrift loops on io_uring where the kernel allows it (probed
+// here as the server probes it: Debian 12's kernel does, a container's seccomp profile may not)
+// and says so when it starts; where the kernel refuses, the server says why and serves on epoll.
+// Either way it answers calls.
+TEST(ThriftIo, UringLoopsServeOrTheServerSaysWhyItUsesEpoll) {
+  std::mutex mu;
+  std::string log;
+  SetLogSink([&](LogLevel, std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu);
+    log.append(line).append("\n");
+  });
+  {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.thrift_port = 0;
+    options.thrift_io = ServerOptions::ThriftIo::kUring;
+    Server server(options);
+    server.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
+    ASSERT_TRUE(server.Start().ok());
+    auto client = MakeClient<rich::RichService>(
+        MakeThriftChannel("127.0.0.1:" + std::to_string(server.thrift_port())));
+    EXPECT_EQ(client->Count(), 1);
+    EXPECT_EQ(client->Count(), 2);
+    server.Shutdown();
+  }
+  SetLogSink(nullptr);
+  io_uring probe;
+  const int refused = io_uring_queue_init(8, &probe, 0);
+  if (refused == 0) io_uring_queue_exit(&probe);
+  std::lock_guard<std::mutex> lock(mu);
+  if (refused == 0) {
+    EXPECT_NE(log.find(" on io_uring)"), std::string::npos)
+        << "this kernel allows io_uring (Linux 6.0 or later needed for the loops):\n"
+        << log;
+  } else {
+    EXPECT_NE(log.find("server.thrift_io uring: io_uring refused"), std::string::npos) << log;
+    EXPECT_NE(log.find(" on epoll)"), std::string::npos) << log;
+  }
 }
 
 // In a process of its own: a server of `loops` event loops started with room for a few threads'

@@ -17,6 +17,7 @@
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
@@ -154,6 +155,32 @@ TEST_F(TlsTest, CallsOverTlsOnBothProtocols) {
   auto client = MakeClient<rich::RichService>(MakeChannel(
       "localhost:" + std::to_string(server->thrift_port()), Protocol::kThrift, by_name));
   EXPECT_EQ(Fails(*client), "");
+}
+
+// server.thrift_io: uring serves plaintext only: a server with TLS keeps its loops on epoll,
+// says so, and serves over TLS.
+TEST_F(TlsTest, AUringServerWithTlsSaysItUsesEpollAndServesOverTls) {
+  std::mutex mu;
+  std::string log;
+  SetLogSink([&](LogLevel, std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu);
+    log.append(line).append("\n");
+  });
+  auto impl = std::make_shared<WhoImpl>();
+  auto server = StartServer(impl, "server", [](ServerOptions& options) {
+    options.thrift_io = ServerOptions::ThriftIo::kUring;
+  });
+  auto client = MakeClient<rich::RichService>(
+      MakeThriftChannel("127.0.0.1:" + std::to_string(server->thrift_port()), Client("ca")));
+  EXPECT_EQ(client->Count(), 1);
+  server->Shutdown();
+  SetLogSink(nullptr);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_NE(log.find("server.thrift_io uring serves plaintext only; with TLS the loops use epoll"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("(TLS; I/O threads: "), std::string::npos) << log;
+  EXPECT_NE(log.find(" on epoll)"), std::string::npos) << log;
 }
 
 TEST_F(TlsTest, MutualTlsGivesTheHandlerTheCallersIdentity) {
