@@ -15,7 +15,8 @@
 // Limits, each enforced before the resource is spent: max_connections (at the cap the loop
 // closes its oldest idle connection for the newcomer, or refuses it), a frame must be complete
 // within frame_timeout of its first byte, a connection with nothing in progress closes after
-// idle_timeout, a reply the peer does not read closes the connection after frame_timeout.
+// idle_timeout, a reply the peer does not read closes the connection after frame_timeout, and a
+// connection with more than 1 MiB of replies unsent is not read until they have gone.
 // Running out of file descriptors or memory fails one connection, never the process.
 //
 // With server.thrift_io: uring (plaintext only) a loop waits on an io_uring instead of epoll: a
