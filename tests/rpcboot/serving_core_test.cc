@@ -19,7 +19,6 @@
 #include <cstring>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,7 +26,6 @@
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
-#include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/codec/thrift_codec.h"
 #include "rpcboot/internal/metrics.h"
@@ -706,13 +704,9 @@ TEST(ServingCoreConfig, AnInlineMethodThatIsNotServedIsAnError) {
 // and says so when it starts; where the kernel refuses, the server says why and serves on epoll.
 // Either way it answers calls.
 TEST(ThriftIo, UringLoopsServeOrTheServerSaysWhyItUsesEpoll) {
-  std::mutex mu;
   std::string log;
-  SetLogSink([&](LogLevel, std::string_view line) {
-    std::lock_guard<std::mutex> lock(mu);
-    log.append(line).append("\n");
-  });
   {
+    testing::CapturedLog captured;
     ServerOptions options;
     options.host = "127.0.0.1";
     options.thrift_port = 0;
@@ -725,12 +719,11 @@ TEST(ThriftIo, UringLoopsServeOrTheServerSaysWhyItUsesEpoll) {
     EXPECT_EQ(client->Count(), 1);
     EXPECT_EQ(client->Count(), 2);
     server.Shutdown();
+    log = captured.text();
   }
-  SetLogSink(nullptr);
   io_uring probe;
   const int refused = io_uring_queue_init(8, &probe, 0);
   if (refused == 0) io_uring_queue_exit(&probe);
-  std::lock_guard<std::mutex> lock(mu);
   if (refused == 0) {
     EXPECT_NE(log.find(" on io_uring)"), std::string::npos)
         << "this kernel allows io_uring (Linux 6.0 or later needed for the loops):\n"

@@ -4,8 +4,11 @@
 #define RPCBOOT_TESTS_RPCBOOT_THRIFT_IO_TESTING_H_
 
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <string_view>
 
+#include "rpcboot/base/log.h"
 #include "rpcboot/server.h"
 
 namespace rpcboot::testing {
@@ -15,6 +18,30 @@ inline ServerOptions::ThriftIo TestThriftIo() {
   return io != nullptr && std::string(io) == "uring" ? ServerOptions::ThriftIo::kUring
                                                      : ServerOptions::ThriftIo::kEpoll;
 }
+
+// The process's log lines while it lives, for tests that check what a server says about its
+// I/O.
+class CapturedLog {
+ public:
+  CapturedLog() {
+    SetLogSink([this](LogLevel, std::string_view line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      text_.append(line).append("\n");
+    });
+  }
+  ~CapturedLog() { SetLogSink(nullptr); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+
+  std::string text() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
+};
 
 }  // namespace rpcboot::testing
 

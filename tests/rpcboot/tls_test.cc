@@ -17,10 +17,10 @@
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
-#include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -160,12 +160,7 @@ TEST_F(TlsTest, CallsOverTlsOnBothProtocols) {
 // server.thrift_io: uring serves plaintext only: a server with TLS keeps its loops on epoll,
 // says so, and serves over TLS.
 TEST_F(TlsTest, AUringServerWithTlsSaysItUsesEpollAndServesOverTls) {
-  std::mutex mu;
-  std::string log;
-  SetLogSink([&](LogLevel, std::string_view line) {
-    std::lock_guard<std::mutex> lock(mu);
-    log.append(line).append("\n");
-  });
+  testing::CapturedLog captured;
   auto impl = std::make_shared<WhoImpl>();
   auto server = StartServer(impl, "server", [](ServerOptions& options) {
     options.thrift_io = ServerOptions::ThriftIo::kUring;
@@ -174,8 +169,7 @@ TEST_F(TlsTest, AUringServerWithTlsSaysItUsesEpollAndServesOverTls) {
       MakeThriftChannel("127.0.0.1:" + std::to_string(server->thrift_port()), Client("ca")));
   EXPECT_EQ(client->Count(), 1);
   server->Shutdown();
-  SetLogSink(nullptr);
-  std::lock_guard<std::mutex> lock(mu);
+  const std::string log = captured.text();
   EXPECT_NE(log.find("server.thrift_io uring serves plaintext only; with TLS the loops use epoll"),
             std::string::npos)
       << log;
