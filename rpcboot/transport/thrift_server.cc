@@ -452,7 +452,6 @@ class Loop {
   __kernel_timespec tick_{0, std::chrono::nanoseconds(kScanInterval).count()};
   bool tick_armed_ = false;
   bool listen_armed_ = false;
-  bool listen_wanted_ = false;
   std::atomic<bool> listener_off_{false};  // UnwatchListener: accept nothing more
   int ring_ops_ = 0;                       // operations submitted whose completion is to come
   std::vector<ConnectionPtr> starved_;     // receives that found no buffer: armed again
@@ -1033,11 +1032,9 @@ bool Loop::OnCompletion(uint64_t data, int res, uint32_t flags) {
     return true;
   }
   if (data == kOpListen) {
-    listen_armed_ = false;
-    if (listen_wanted_) {
-      Accept();
-      ArmListener();
-    }
+    listen_armed_ = false;  // both stop once UnwatchListener has run
+    Accept();
+    ArmListener();
     return true;
   }
   if (data == kOpTick) {
@@ -1266,14 +1263,8 @@ void Loop::TakeInbox() {
     }
     for (const ConnectionPtr& conn : idle) Close(conn, "", LogLevel::kInfo);
   }
-  if (taken.watch_listener) {
-    listen_wanted_ = true;
-    ArmListener();
-  }
-  if (taken.unwatch_listener) {
-    listen_wanted_ = false;
-    if (listen_armed_) Cancel(kOpListen);
-  }
+  if (taken.watch_listener) ArmListener();
+  if (taken.unwatch_listener && listen_armed_) Cancel(kOpListen);
   if (taken.stop) stopping_ = true;
 }
 
