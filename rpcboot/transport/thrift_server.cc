@@ -327,6 +327,8 @@ class Loop {
   // uring). An error (a kernel or sandbox that refuses it, a kernel too old) leaves it on epoll;
   // DropRing puts back a loop that got one.
   absl::Status InitRing();
+  // The epoll loop's tick (tick_fd_), once; the thread that runs the loop.
+  void StartTick();
   void DropRing();
   bool on_ring() const { return ring_ != nullptr; }
   // Runs the loop on the calling thread until it stops (true), or until the monitor gave it to
@@ -424,8 +426,9 @@ class Loop {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   // The scan's tick on epoll: a timer in the epoll set, so that epoll_wait sleeps without a
-  // timeout of its own. -1 on io_uring (the tick is an operation in the ring) or when no
-  // descriptor could be had (then the wait times out at the scan interval instead).
+  // timeout of its own. Made by the first Run (StartTick); -1 on io_uring (the tick is an
+  // operation in the ring) or when no descriptor could be had (then the wait times out at the
+  // scan interval instead, and the next Run tries again).
   int tick_fd_ = -1;
   int listen_fd_ = -1;
   std::mutex inbox_mu_;
@@ -763,22 +766,27 @@ absl::Status Loop::Init() {
   ev.events = EPOLLIN;
   ev.data.fd = wake_fd_;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  return absl::OkStatus();
+}
+
+void Loop::StartTick() {
+  if (tick_fd_ >= 0) return;
   // A wait with a timeout arms and cancels a kernel timer every time the loop sleeps, which on a
   // paravirtualized machine costs a noticeable part of a cheap call; a periodic timer in the set
   // is armed once.
   tick_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (tick_fd_ >= 0) {
-    itimerspec every{};
-    every.it_interval.tv_nsec = std::chrono::nanoseconds(kScanInterval).count();
-    every.it_value = every.it_interval;
-    ev.data.fd = tick_fd_;
-    if (::timerfd_settime(tick_fd_, 0, &every, nullptr) != 0 ||
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tick_fd_, &ev) != 0) {
-      ::close(tick_fd_);
-      tick_fd_ = -1;
-    }
+  if (tick_fd_ < 0) return;
+  itimerspec every{};
+  every.it_interval.tv_nsec = std::chrono::nanoseconds(kScanInterval).count();
+  every.it_value = every.it_interval;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = tick_fd_;
+  if (::timerfd_settime(tick_fd_, 0, &every, nullptr) != 0 ||
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tick_fd_, &ev) != 0) {
+    ::close(tick_fd_);
+    tick_fd_ = -1;
   }
-  return absl::OkStatus();
 }
 
 absl::Status Loop::InitRing() {
@@ -826,10 +834,6 @@ absl::Status Loop::InitRing() {
   }
   io_uring_buf_ring_advance(recv_ring_, kRecvBuffers);
   ring_ = std::move(ring);
-  if (tick_fd_ >= 0) {
-    ::close(tick_fd_);  // the ring has a tick of its own
-    tick_fd_ = -1;
-  }
   return absl::OkStatus();
 }
 
@@ -948,6 +952,7 @@ void Loop::PostStop() {
 
 bool Loop::Run() {
   if (ring_ != nullptr) return RunRing();
+  StartTick();
   std::vector<epoll_event> events(256);
   now_ = SteadyClock::now();
   auto next_scan = now_ + kScanInterval;
