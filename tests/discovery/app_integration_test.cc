@@ -156,7 +156,8 @@ TEST(AppLifecycle, InstancesAppearAfterStartAndDisappearAfterSigterm) {
   Fleet fleet(zk.connect(), "app-lifecycle");
   ChildProcess& app = fleet.StartInstance();
   ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 1; })) << fleet.Log();
-  const discovery::Instance& seen = fleet.View()->front();
+  const discovery::InstanceList view = fleet.View();  // held: a republish may drop the old list
+  const discovery::Instance& seen = view->front();
   EXPECT_EQ(seen.address, "127.0.0.1");
   EXPECT_EQ(seen.metadata.at("rpcboot.services"), "rich.RichService");
   EXPECT_EQ(seen.metadata.at("rpcboot.protocols"), "grpc,thrift");
@@ -620,7 +621,8 @@ TEST(AppZooKeeper, OutageLongerThanTheSessionTimeoutKeepsCallsFlowingAndRegistra
   for (int i = 0; i < 2; ++i) fleet.StartInstance();
   ASSERT_TRUE(Eventually([&] { return fleet.Seen() == 2; })) << fleet.Log();
   std::vector<std::string> ids;
-  for (const discovery::Instance& i : *fleet.View()) ids.push_back(i.id);
+  const discovery::InstanceList view = fleet.View();
+  for (const discovery::Instance& i : *view) ids.push_back(i.id);
   auto client =
       MakeClient<rich::RichService>(MakeChannel(fleet.Address(), Protocol::kGrpc, FastOptions()));
   Load load(client, 4, /*with_notify=*/true);

@@ -67,7 +67,10 @@ std::vector<std::string> Ids(const InstanceList& list) {
 }
 
 bool Lists(Resolver& resolver, const std::string& name, const std::string& id) {
-  for (const Instance& i : *resolver.Current(name))
+  // Held for the loop: the temporary would die before the loop's first step, and a republish
+  // frees the list it pointed to.
+  const InstanceList list = resolver.Current(name);
+  for (const Instance& i : *list)
     if (i.id == id) return true;
   return false;
 }
@@ -87,7 +90,8 @@ TEST(Registry, InstanceAppearsInAClientsViewAndDisappearsOnDeregister) {
   ASSERT_TRUE(registrar.Register().ok());
   EXPECT_EQ(registrar.path(), "/services/shop/" + self.id);
   ASSERT_TRUE(Eventually([&] { return Lists(resolver, "shop", self.id); }));
-  const Instance& seen = resolver.Current("shop")->front();
+  const InstanceList view = resolver.Current("shop");  // held while `seen` is used
+  const Instance& seen = view->front();
   EXPECT_EQ(seen.address, "127.0.0.1");
   EXPECT_EQ(seen.PortFor("grpc"), 9091);
 
