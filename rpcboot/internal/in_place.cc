@@ -125,7 +125,10 @@ void InPlaceMonitor::Main() {
     if (quiet_.load() >= kQuietChecksBeforeSleep) {
       asleep_ = true;
       lock.unlock();
-      client_->OnQuiet();
+      {
+        std::lock_guard<std::mutex> check(check_mu_);  // not beside an owner's check
+        client_->OnQuiet();
+      }
       bool running = client_->AnyInPlace();  // a call that started before the flag was seen
       lock.lock();
       if (!running) cv_.wait(lock, [this] { return stop_ || !asleep_.load(); });
