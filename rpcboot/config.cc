@@ -895,7 +895,10 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   // A misspelt variable would otherwise be ignored without a word. Reported, not fatal: scripts
   // around rpcboot set variables of their own under the prefix.
   for (const auto& [name, value] : *env) {
-    if (name.rfind("RPCBOOT_", 0) != 0 || name == "RPCBOOT_LOG_LEVEL") continue;
+    if (name.rfind("RPCBOOT_", 0) != 0 || name == "RPCBOOT_LOG_LEVEL" ||
+        name == "RPCBOOT_ABSL_DEADLOCK_DETECTION") {
+      continue;  // the logger's own, and the gRPC transports' (internal/abseil_mutex.h)
+    }
     bool known = std::any_of(Keys().begin(), Keys().end(),
                              [&](const Key& key) { return EnvName(key.name) == name; });
     if (!known) {

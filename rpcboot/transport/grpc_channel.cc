@@ -5,6 +5,7 @@
 #include <grpcpp/impl/codegen/client_unary_call.h>
 
 #include "rpcboot/client.h"
+#include "rpcboot/internal/abseil_mutex.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
@@ -17,6 +18,7 @@ namespace {
 class GrpcChannel final : public Channel {
  public:
   GrpcChannel(const std::string& target, const ChannelOptions& options) : options_(options) {
+    internal::SettleAbseilDeadlockDetection();
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));

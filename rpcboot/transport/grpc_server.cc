@@ -38,6 +38,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/abseil_mutex.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
@@ -694,6 +695,7 @@ class GrpcServerTransport final : public ServerTransport {
   ~GrpcServerTransport() override { Shutdown(std::chrono::steady_clock::now()); }
 
   absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
+    SettleAbseilDeadlockDetection();  // before gRPC's first mutex of this server
     table_ = &table;
     scheduler_ = scheduler;
     std::vector<const Route*> routes;
