@@ -9,11 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include "rpcboot/base/log.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -43,7 +42,14 @@ Outcome RunChild(const char* env, bool settle) {
   int log_fd = ::mkstemp(path);
   EXPECT_GE(log_fd, 0);
   std::fflush(nullptr);
+  Outcome outcome;
   pid_t pid = ::fork();
+  EXPECT_GE(pid, 0) << "fork failed";
+  if (pid < 0) {
+    ::close(log_fd);
+    ::unlink(path);
+    return outcome;
+  }
   if (pid == 0) {
     ::dup2(log_fd, STDERR_FILENO);  // rpcboot's log and Abseil's report
     if (env == nullptr) {
@@ -55,7 +61,6 @@ Outcome RunChild(const char* env, bool settle) {
     LockInBothOrders();
     ::_exit(0);
   }
-  Outcome outcome;
   int status = 0;
   EXPECT_EQ(::waitpid(pid, &status, 0), pid);
   outcome.aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
