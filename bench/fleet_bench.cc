@@ -5,8 +5,8 @@
 //
 //   - cold load: how long the watchers took to read the whole application;
 //   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
-//     each watcher's view holds it (median, p99, max over every watcher and step; and the
-//     slowest watcher of each step);
+//     each watcher's view holds it (median, p99, max over every watcher and step; and per step
+//     the median and the slowest watcher, beside ZooKeeper's commit of the step's writes);
 //   - ZooKeeper: how long it took to commit each step's writes (ZooKeeper queues an event for every
 //     watcher before it acknowledges a write, so this grows with the watchers), requests
 //     (packets received) per second and its own average and maximum latency over the restart
@@ -386,8 +386,9 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     return ms;
   };
   std::vector<double> propagation_ms;
-  std::vector<double> commit_ms;  // per step: its writes, from the first sent to the last acked
-  std::vector<double> step_max;   // per step: propagation to the last watcher
+  std::vector<double> commit_ms;    // per step: its writes, from the first sent to the last acked
+  std::vector<double> step_max;     // per step: propagation to the last watcher
+  std::vector<double> step_median;  // per step: the median watcher's propagation
   int per_step = std::max(1, instances / 10 / batches);
   // A step of the rolling restart: per_step instances go, as many new ones come; the last new
   // one is the marker each watcher reports. Steps before `warmup` are not counted.
@@ -408,6 +409,7 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     Write(zh, gone, false);
     int64_t written = Write(zh, come, true);
     double step_max_ms = 0;
+    std::vector<double> this_step;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
@@ -415,12 +417,14 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       for (int64_t at; seen >> at;) {
         double ms = static_cast<double>(at - written) / 1e6;
         if (counted) propagation_ms.push_back(ms);
+        this_step.push_back(ms);
         step_max_ms = std::max(step_max_ms, ms);
       }
     }
     if (!counted) return;
     commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
     step_max.push_back(step_max_ms);
+    step_median.push_back(Percentile(this_step, 0.5));
   };
   // ZooKeeper's JVM is still compiling its hot paths after the cold load (its C2 compiler took
   // 10-20% of the CPU through the first restart steps and settled after about 30): a server in
@@ -445,9 +449,14 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
               Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
               Percentile(propagation_ms, 1.0), propagation_ms.size());
+  // The median beside the last watcher tells a step slow for every watcher (all still behind on
+  // the step's events when its last write was acknowledged) from one slow watcher.
   std::string steps;
-  for (double ms : step_max) steps += absl::StrCat(steps.empty() ? "" : " ", std::lround(ms));
-  std::printf("propagation to the last watcher, step by step (ms): %s\n", steps.c_str());
+  for (std::size_t i = 0; i < step_max.size(); ++i) {
+    steps += absl::StrCat(i == 0 ? "" : " ", std::lround(step_median[i]), "/",
+                          std::lround(step_max[i]), "/", std::lround(commit_ms[i]));
+  }
+  std::printf("step by step, median / last watcher / ZooKeeper's commit (ms): %s\n", steps.c_str());
   std::printf("ZooKeeper committed each step's %d writes in %.0f ms (median; max %.0f)%s\n",
               2 * per_step, Percentile(commit_ms, 0.5), Percentile(commit_ms, 1.0),
               recursive ? absl::StrCat(", queueing ", 2 * per_step * watchers,
