@@ -408,7 +408,6 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     int64_t write_start = NowNs();
     Write(zh, gone, false);
     int64_t written = Write(zh, come, true);
-    double step_max_ms = 0;
     std::vector<double> this_step;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
@@ -418,12 +417,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
         double ms = static_cast<double>(at - written) / 1e6;
         if (counted) propagation_ms.push_back(ms);
         this_step.push_back(ms);
-        step_max_ms = std::max(step_max_ms, ms);
       }
     }
     if (!counted) return;
     commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
-    step_max.push_back(step_max_ms);
+    step_max.push_back(Percentile(this_step, 1.0));
     step_median.push_back(Percentile(this_step, 0.5));
   };
   // ZooKeeper's JVM is still compiling its hot paths after the cold load (its C2 compiler took
