@@ -407,13 +407,13 @@ TEST(ServingInstance, ThriftOnlyPublishesTheThriftPortAndNoZone) {
 }
 
 // A view is read like a sorted vector: every iterator operation agrees with the index it stands
-// for, across chunk boundaries.
+// for, across chunk boundaries, in lists of one chunk to dozens.
 TEST(InstanceView, ReadsLikeASortedVector) {
-  for (int n : {0, 1, 63, 64, 65, 200, 1000}) {
+  for (int n : {0, 1, 63, 64, 65, 200, 1000, 2048, 2049, 5000}) {
     std::vector<Instance> instances;
     for (int i = 0; i < n; ++i) {
       Instance instance;
-      instance.id = "id-" + std::to_string(100000 + (i * 7919) % 1000);  // unsorted, unique
+      instance.id = "id-" + std::to_string(100000 + (i * 7919) % n);  // unsorted, unique
       instances.push_back(instance);
     }
     InstanceView view(instances);
@@ -515,6 +515,50 @@ TEST(InstanceViewBuilder, MatchesASortedVectorAndNeverChangesAPublishedView) {
   check(*builder.Publish(), model);
   builder.Assign({});
   EXPECT_TRUE(builder.Publish()->empty());
+}
+
+// A list of 10,000 (157 chunks) loses a run of 2,000 neighbours (whole chunks vanish), then
+// gains 3,000 that all sort between two neighbours (one chunk grows and splits again and again),
+// and every view published on the way still reads as it did.
+TEST(InstanceViewBuilder, ChunksThatVanishAndSplitKeepEveryPublishedView) {
+  std::mt19937 random(11);
+  InstanceView::Items model;
+  for (int i = 0; i < 10000; ++i) {
+    auto instance = std::make_shared<Instance>();
+    instance->id = "id-" + std::to_string(100000 + i);
+    model.push_back(instance);
+  }
+  InstanceView::Builder builder;
+  builder.Assign(model);
+  std::vector<std::pair<std::shared_ptr<const InstanceView>, InstanceView::Items>> published;
+  published.emplace_back(builder.Publish(), model);
+  InstanceView::Items run(model.begin() + 3000, model.begin() + 5000);
+  std::shuffle(run.begin(), run.end(), random);
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    model.erase(std::find(model.begin(), model.end(), run[i]));
+    builder.Erase(run[i]);
+    if (i % 97 == 0) published.emplace_back(builder.Publish(), model);
+  }
+  auto by_id = [](const InstanceView::Item& a, const InstanceView::Item& b) {
+    return a->id < b->id;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    auto instance = std::make_shared<Instance>();
+    instance->id = "id-107000-" + std::to_string(100000 + random() % 900000);  // before id-107001
+    InstanceView::Item item = instance;
+    model.insert(std::upper_bound(model.begin(), model.end(), item, by_id), item);
+    builder.Insert(item);
+    if (i % 89 == 0) published.emplace_back(builder.Publish(), model);
+  }
+  published.emplace_back(builder.Publish(), model);
+  ASSERT_EQ(published.back().first->size(), 11000u);
+  for (const auto& [view, held] : published) {
+    ASSERT_EQ(view->size(), held.size());
+    std::size_t i = 0;
+    for (const Instance& instance : *view) ASSERT_EQ(&instance, held[i++].get()) << i;
+    for (std::size_t j = 0; j < held.size(); j += 97) ASSERT_EQ(&(*view)[j], held[j].get()) << j;
+    ASSERT_EQ(&view->back(), held.back().get());
+  }
 }
 
 // Publishing a list of 10,000 after one change shares every chunk but the one that changed.
