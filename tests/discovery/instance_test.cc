@@ -517,17 +517,23 @@ TEST(InstanceViewBuilder, MatchesASortedVectorAndNeverChangesAPublishedView) {
   EXPECT_TRUE(builder.Publish()->empty());
 }
 
+// Instances id-100000 to id-109999, in order.
+InstanceView::Items TenThousandSorted() {
+  InstanceView::Items items;
+  for (int i = 0; i < 10000; ++i) {
+    auto instance = std::make_shared<Instance>();
+    instance->id = "id-" + std::to_string(100000 + i);
+    items.push_back(instance);
+  }
+  return items;
+}
+
 // A list of 10,000 (157 chunks) loses a run of 2,000 neighbours (whole chunks vanish), then
 // gains 3,000 that all sort between two neighbours (one chunk grows and splits again and again),
 // and every view published on the way still reads as it did.
 TEST(InstanceViewBuilder, ChunksThatVanishAndSplitKeepEveryPublishedView) {
   std::mt19937 random(11);
-  InstanceView::Items model;
-  for (int i = 0; i < 10000; ++i) {
-    auto instance = std::make_shared<Instance>();
-    instance->id = "id-" + std::to_string(100000 + i);
-    model.push_back(instance);
-  }
+  InstanceView::Items model = TenThousandSorted();
   InstanceView::Builder builder;
   builder.Assign(model);
   std::vector<std::pair<std::shared_ptr<const InstanceView>, InstanceView::Items>> published;
@@ -563,12 +569,7 @@ TEST(InstanceViewBuilder, ChunksThatVanishAndSplitKeepEveryPublishedView) {
 
 // Publishing a list of 10,000 after one change shares every chunk but the one that changed.
 TEST(InstanceViewBuilder, APublishedChangeSharesTheInstancesThatDidNotChange) {
-  InstanceView::Items items;
-  for (int i = 0; i < 10000; ++i) {
-    auto instance = std::make_shared<Instance>();
-    instance->id = "id-" + std::to_string(100000 + i);
-    items.push_back(instance);
-  }
+  InstanceView::Items items = TenThousandSorted();
   InstanceView::Builder builder;
   builder.Assign(items);
   auto before = builder.Publish();
