@@ -390,7 +390,6 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::vector<double> commit_ms;    // per step: its writes, from the first sent to the last acked
   std::vector<double> step_max;     // per step: propagation to the last watcher
   std::vector<double> step_median;  // per step: the median watcher's propagation
-  std::vector<double> step_total;   // per step: from its first write sent to its last watcher
   int per_step = std::max(1, instances / 10 / batches);
   // A step of the rolling restart: per_step instances go, as many new ones come; the last new
   // one is the marker each watcher reports. Steps before `warmup` are not counted.
@@ -425,7 +424,6 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     commit_ms.push_back(static_cast<double>(written - write_start) / 1e6);
     step_max.push_back(Percentile(this_step, 1.0));
     step_median.push_back(Percentile(this_step, 0.5));
-    step_total.push_back(commit_ms.back() + step_max.back());
   };
   // ZooKeeper's JVM is still compiling its hot paths after the cold load (its C2 compiler took
   // 10-20% of the CPU through the first restart steps and settled after about 30): a server in
@@ -453,9 +451,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   // The median beside the last watcher tells a step slow for every watcher (all still behind on
   // the step's events when its last write was acknowledged) from one slow watcher.
   std::string steps;
+  std::vector<double> step_total;  // per step: from its first write sent to its last watcher
   for (std::size_t i = 0; i < step_max.size(); ++i) {
     steps += absl::StrCat(i == 0 ? "" : " ", std::lround(step_median[i]), "/",
                           std::lround(step_max[i]), "/", std::lround(commit_ms[i]));
+    step_total.push_back(commit_ms[i] + step_max[i]);
   }
   std::printf("step by step, median / last watcher / ZooKeeper's commit (ms): %s\n", steps.c_str());
   // The propagation above starts at the acknowledgement: a step ZooKeeper commits sooner leaves
