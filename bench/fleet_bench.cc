@@ -6,8 +6,9 @@
 //   - cold load: how long the watchers took to read the whole application;
 //   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
 //     each watcher's view holds it (median, p99, max over every watcher and step; and per step
-//     the median and the slowest watcher, beside ZooKeeper's commit of the step's writes), and
-//     each step whole, from its first write sent until its last watcher holds its last node;
+//     the median and the slowest watcher, beside ZooKeeper's commit of the step's writes); each
+//     new node from its own acknowledgement until each watcher's view holds it; and each step
+//     whole, from its first write sent until its last watcher holds its last node;
 //   - ZooKeeper: how long it took to commit each step's writes (ZooKeeper queues an event for every
 //     watcher before it acknowledges a write, so this grows with the watchers), requests
 //     (packets received) per second and its own average and maximum latency over the restart
@@ -120,15 +121,16 @@ Instance FleetInstance(int i) {
 }
 
 // Creates (data non-empty) or deletes the nodes, pipelined; returns when ZooKeeper acknowledged
-// all, with the time of the last acknowledgement.
-int64_t Write(zhandle_t* zh, const std::vector<std::pair<std::string, std::string>>& nodes,
-              bool create) {
+// all, with the time it acknowledged each.
+std::vector<int64_t> Write(zhandle_t* zh,
+                           const std::vector<std::pair<std::string, std::string>>& nodes,
+                           bool create) {
   rpcboot::testing::PipelinedResult result = rpcboot::testing::PipelinedWrite(zh, nodes, create);
   if (result.failed > 0) {
     std::fprintf(stderr, "fleet_bench: %d ZooKeeper writes failed\n", result.failed);
     std::exit(1);
   }
-  return result.last_ack_ns;
+  return result.ack_ns;
 }
 
 // ZooKeeper's `mntr` answer as key -> value.
@@ -157,8 +159,16 @@ std::map<std::string, std::string> Mntr(const std::string& host_port) {
 
 // ---- Watcher processes ----
 
+// Whether the list holds the instance `id`.
+bool Holds(const InstanceList& list, const std::string& id) {
+  auto it = std::lower_bound(list->begin(), list->end(), id,
+                             [](const Instance& a, const std::string& b) { return a.id < b; });
+  return it != list->end() && it->id == id;
+}
+
 // Runs `count` sessions with a resolver each, watching "shop". Commands on stdin:
-//   "expect <id>": report when every resolver's view holds <id>: "seen <t1> <t2> ..." (ns)
+//   "expect <id> <id> ...": report when every resolver's view holds every id: "seen" and, for
+//     each resolver in turn, when its view first held each id, in the order given (ns)
 //   "stats": "stats <rss_kb> <user_ms> <system_ms>"
 // It prints "ready <load_ms>" once every resolver has read the whole application.
 int Watch(const std::string& connect, int count, int instances, bool recursive) {
@@ -175,8 +185,11 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
   std::vector<std::unique_ptr<Watcher>> watchers;
   std::mutex mu;
   std::condition_variable cv;
-  std::string expected;
-  std::vector<int64_t> seen_at(static_cast<std::size_t>(count), 0);
+  // Under mu: the ids the driver expects, in the order it wrote them, and for each resolver how
+  // many of them (from the first) its view has held and since when.
+  std::shared_ptr<const std::vector<std::string>> expected;
+  std::vector<std::size_t> held(static_cast<std::size_t>(count), 0);
+  std::vector<std::vector<int64_t>> seen_at(static_cast<std::size_t>(count));
   int64_t start = NowNs();
   for (int i = 0; i < count; ++i) {
     auto w = std::make_unique<Watcher>();
@@ -196,23 +209,31 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
         w->session->WaitConnected(std::chrono::seconds(60));
         w->resolver->Watch("shop", [&, w, i](const InstanceList& list) {
           w->size = list->size();
+          const auto index = static_cast<std::size_t>(i);
           // The search runs outside the lock that 50 watcher threads share: a thread preempted
           // while holding it would hold up the others' timestamps.
-          std::string want;
+          std::shared_ptr<const std::vector<std::string>> want;
+          std::size_t from;
           {
             std::lock_guard<std::mutex> lock(mu);
-            if (expected.empty() || seen_at[static_cast<std::size_t>(i)] != 0) return;
+            if (expected == nullptr || held[index] == expected->size()) return;
             want = expected;
+            from = held[index];
           }
-          auto it =
-              std::lower_bound(list->begin(), list->end(), want,
-                               [](const Instance& a, const std::string& id) { return a.id < id; });
-          if (it == list->end() || it->id != want) return;
+          // New nodes reach a view in the order they were written (ZooKeeper sends a session
+          // its events in order and the resolver reads the nodes in that order), so the search
+          // stops at the first id still missing: one that came early is counted with the ones
+          // before it, late rather than early.
+          std::size_t to = from;
+          while (to < want->size() && Holds(list, (*want)[to])) ++to;
+          if (to == from) return;
           const int64_t now = NowNs();
           std::lock_guard<std::mutex> lock(mu);
-          if (expected == want && seen_at[static_cast<std::size_t>(i)] == 0) {
-            seen_at[static_cast<std::size_t>(i)] = now;
-            cv.notify_all();
+          if (expected == want && held[index] == from) {
+            std::fill(seen_at[index].begin() + static_cast<std::ptrdiff_t>(from),
+                      seen_at[index].begin() + static_cast<std::ptrdiff_t>(to), now);
+            held[index] = to;
+            if (to == want->size()) cv.notify_all();
           }
         });
       }
@@ -226,29 +247,36 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
   }
   std::printf("ready %lld\n", static_cast<long long>((NowNs() - start) / 1000000));
   std::fflush(stdout);
-  char line[512];
-  while (std::fgets(line, sizeof line, stdin) != nullptr) {
-    std::string command(line);
-    if (command.rfind("expect ", 0) == 0) {
-      std::string id = command.substr(7);
-      id.erase(id.find_last_not_of("\r\n") + 1);
+  char* line = nullptr;
+  std::size_t capacity = 0;
+  while (::getline(&line, &capacity, stdin) > 0) {
+    std::istringstream words(line);
+    std::string command;
+    words >> command;
+    if (command == "expect") {
+      auto ids = std::make_shared<std::vector<std::string>>();
+      for (std::string id; words >> id;) ids->push_back(id);
       std::unique_lock<std::mutex> lock(mu);
-      expected = id;
-      std::fill(seen_at.begin(), seen_at.end(), 0);
+      expected = ids;
+      std::fill(held.begin(), held.end(), 0);
+      for (auto& times : seen_at) times.assign(ids->size(), 0);
       lock.unlock();
       std::printf("armed\n");
       std::fflush(stdout);
       lock.lock();
       cv.wait(lock, [&] {
-        return std::all_of(seen_at.begin(), seen_at.end(), [](int64_t t) { return t != 0; });
+        return std::all_of(held.begin(), held.end(),
+                           [&](std::size_t n) { return n == expected->size(); });
       });
       std::string out = "seen";
-      for (int64_t t : seen_at) out += " " + std::to_string(t);
-      expected.clear();
+      for (const auto& times : seen_at) {
+        for (int64_t t : times) absl::StrAppend(&out, " ", t);
+      }
+      expected = nullptr;
       lock.unlock();
       std::printf("%s\n", out.c_str());
       std::fflush(stdout);
-    } else if (command.rfind("stats", 0) == 0) {
+    } else if (command == "stats") {
       rusage usage{};
       ::getrusage(RUSAGE_SELF, &usage);
       std::printf("stats %ld %ld %ld\n", RssKb(),
@@ -257,6 +285,7 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
       std::fflush(stdout);
     }
   }
+  std::free(line);
   std::_Exit(0);  // thousands of sessions: the OS closes them faster than one by one
 }
 
@@ -386,13 +415,15 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     for (pid_t pid : server_pids) ms += ProcessCpuMs(pid);
     return ms;
   };
-  std::vector<double> propagation_ms;
+  std::vector<double> propagation_ms;  // each step's last new node, from its acknowledgement
+  std::vector<double> each_ms;         // every new node, from its own acknowledgement
   std::vector<double> commit_ms;    // per step: its writes, from the first sent to the last acked
   std::vector<double> step_max;     // per step: propagation to the last watcher
   std::vector<double> step_median;  // per step: the median watcher's propagation
   int per_step = std::max(1, instances / 10 / batches);
-  // A step of the rolling restart: per_step instances go, as many new ones come; the last new
-  // one is the marker each watcher reports. Steps before `warmup` are not counted.
+  // A step of the rolling restart: per_step instances go, as many new ones come, and each
+  // watcher reports when its view first held each new one. Steps before `warmup` are not
+  // counted.
   auto step = [&](int b, bool counted) {
     std::vector<std::pair<std::string, std::string>> gone, come;
     for (int i = 0; i < per_step; ++i) {
@@ -400,21 +431,29 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       Instance instance = FleetInstance(instances + b * per_step + i);
       come.emplace_back("/services/shop/" + instance.id, rpcboot::discovery::ToJson(instance));
     }
-    std::string marker = come.back().first.substr(std::strlen("/services/shop/"));
+    std::string expect = "expect";
+    for (const auto& node : come) {
+      absl::StrAppend(&expect, " ", node.first.substr(std::strlen("/services/shop/")));
+    }
     for (Child& c : children) {
-      std::fprintf(c.in, "expect %s\n", marker.c_str());
+      std::fprintf(c.in, "%s\n", expect.c_str());
       std::fflush(c.in);
     }
     for (Child& c : children) c.ReadLine();  // armed
     int64_t write_start = NowNs();
     Write(zh, gone, false);
-    int64_t written = Write(zh, come, true);
+    const std::vector<int64_t> acks = Write(zh, come, true);
+    const int64_t written = acks.back();
     std::vector<double> this_step;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
       seen >> word;
-      for (int64_t at; seen >> at;) {
+      std::size_t k = 0;  // the k-th new node of a watcher
+      for (int64_t at; seen >> at; k = (k + 1) % acks.size()) {
+        if (counted) each_ms.push_back(static_cast<double>(at - acks[k]) / 1e6);
+        if (k + 1 < acks.size()) continue;
+        // The step's last node: every watcher holds the step once it holds this one.
         double ms = static_cast<double>(at - written) / 1e6;
         if (counted) propagation_ms.push_back(ms);
         this_step.push_back(ms);
@@ -448,6 +487,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
               Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
               Percentile(propagation_ms, 1.0), propagation_ms.size());
+  std::printf(
+      "each new node from its own acknowledgement to each watcher (ms): median %.1f, p99 %.1f, "
+      "max %.1f (%zu samples)\n",
+      Percentile(each_ms, 0.5), Percentile(each_ms, 0.99), Percentile(each_ms, 1.0),
+      each_ms.size());
   // The median beside the last watcher tells a step slow for every watcher (all still behind on
   // the step's events when its last write was acknowledged) from one slow watcher.
   std::string steps;

@@ -18,6 +18,10 @@ namespace rpcboot::testing {
 struct PipelinedResult {
   int failed = 0;
   int64_t last_ack_ns = 0;  // steady clock: when ZooKeeper acknowledged the last request
+  // Steady clock, each request's answer in the order the answers came: ZooKeeper answers one
+  // session's requests in the order they were sent, so with no failure, the i-th is the i-th
+  // node's.
+  std::vector<int64_t> ack_ns;
 };
 
 namespace internal {
@@ -36,6 +40,7 @@ inline void PipelinedDone(int rc, const void* data) {
   state->result.last_ack_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::steady_clock::now().time_since_epoch())
                                   .count();
+  state->result.ack_ns.push_back(state->result.last_ack_ns);
   --state->in_flight;
   state->cv.notify_all();
 }
@@ -48,6 +53,7 @@ inline PipelinedResult PipelinedWrite(zhandle_t* zh,
                                       const std::vector<std::pair<std::string, std::string>>& nodes,
                                       bool create, int window = 500) {
   internal::PipelinedState state;
+  state.result.ack_ns.reserve(nodes.size());
   for (const auto& [path, data] : nodes) {
     {
       std::unique_lock<std::mutex> lock(state.mu);
