@@ -7,8 +7,9 @@
 //   - propagation: for each step, from the moment ZooKeeper acknowledged its last new node until
 //     each watcher's view holds it (median, p99, max over every watcher and step; and per step
 //     the median and the slowest watcher, beside ZooKeeper's commit of the step's writes); each
-//     new node from its own acknowledgement until each watcher's view holds it; and each step
-//     whole, from its first write sent until its last watcher holds its last node;
+//     new node from its own acknowledgement until each watcher's view holds it, and each removed
+//     one until each watcher's view has lost it; and each step whole, from its first write sent
+//     until its last watcher holds its last node;
 //   - ZooKeeper: how long it took to commit each step's writes (ZooKeeper queues an event for every
 //     watcher before it acknowledges a write, so this grows with the watchers), requests
 //     (packets received) per second and its own average and maximum latency over the restart
@@ -160,15 +161,16 @@ std::map<std::string, std::string> Mntr(const std::string& host_port) {
 // ---- Watcher processes ----
 
 // Whether the list holds the instance `id`.
-bool Holds(const InstanceList& list, const std::string& id) {
+bool Holds(const InstanceList& list, std::string_view id) {
   auto it = std::lower_bound(list->begin(), list->end(), id,
-                             [](const Instance& a, const std::string& b) { return a.id < b; });
+                             [](const Instance& a, std::string_view b) { return a.id < b; });
   return it != list->end() && it->id == id;
 }
 
 // Runs `count` sessions with a resolver each, watching "shop". Commands on stdin:
-//   "expect <id> <id> ...": report when every resolver's view holds every id: "seen" and, for
-//     each resolver in turn, when its view first held each id, in the order given (ns)
+//   "expect <+id|-id> ...": report when every resolver's view holds every +id and none of the
+//     -ids: "seen" and, for each resolver in turn, when its view first did so for each, in the
+//     order given (ns)
 //   "stats": "stats <rss_kb> <user_ms> <system_ms>"
 // It prints "ready <load_ms>" once every resolver has read the whole application.
 int Watch(const std::string& connect, int count, int instances, bool recursive) {
@@ -185,8 +187,8 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
   std::vector<std::unique_ptr<Watcher>> watchers;
   std::mutex mu;
   std::condition_variable cv;
-  // Under mu: the ids the driver expects, in the order it wrote them, and for each resolver how
-  // many of them (from the first) its view has held and since when.
+  // Under mu: the ids the driver expects to come (+) or go (-), in the order it wrote them, and
+  // for each resolver how many of them (from the first) its view has matched and since when.
   std::shared_ptr<const std::vector<std::string>> expected;
   std::vector<std::size_t> held(static_cast<std::size_t>(count), 0);
   std::vector<std::vector<int64_t>> seen_at(static_cast<std::size_t>(count));
@@ -220,12 +222,15 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
             want = expected;
             from = held[index];
           }
-          // New nodes reach a view in the order they were written (ZooKeeper sends a session
-          // its events in order and the resolver reads the nodes in that order), so the search
-          // stops at the first id still missing: one that came early is counted with the ones
+          // Changes reach a view in the order they were written (ZooKeeper sends a session its
+          // events in order and the resolver reads new nodes in that order), so the search
+          // stops at the first one not there yet: one that came early is counted with the ones
           // before it, late rather than early.
           std::size_t to = from;
-          while (to < want->size() && Holds(list, (*want)[to])) ++to;
+          while (to < want->size() &&
+                 Holds(list, std::string_view((*want)[to]).substr(1)) == ((*want)[to][0] == '+')) {
+            ++to;
+          }
           if (to == from) return;
           const int64_t now = NowNs();
           std::lock_guard<std::mutex> lock(mu);
@@ -417,13 +422,14 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   };
   std::vector<double> propagation_ms;  // each step's last new node, from its acknowledgement
   std::vector<double> each_ms;         // every new node, from its own acknowledgement
+  std::vector<double> each_gone_ms;    // every removal, from its own acknowledgement
   std::vector<double> commit_ms;    // per step: its writes, from the first sent to the last acked
   std::vector<double> step_max;     // per step: propagation to the last watcher
   std::vector<double> step_median;  // per step: the median watcher's propagation
   int per_step = std::max(1, instances / 10 / batches);
   // A step of the rolling restart: per_step instances go, as many new ones come, and each
-  // watcher reports when its view first held each new one. Steps before `warmup` are not
-  // counted.
+  // watcher reports when its view first lost each one gone and held each new one. Steps before
+  // `warmup` are not counted.
   auto step = [&](int b, bool counted) {
     std::vector<std::pair<std::string, std::string>> gone, come;
     for (int i = 0; i < per_step; ++i) {
@@ -432,8 +438,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       come.emplace_back("/services/shop/" + instance.id, rpcboot::discovery::ToJson(instance));
     }
     std::string expect = "expect";
+    for (const auto& node : gone) {
+      absl::StrAppend(&expect, " -", node.first.substr(std::strlen("/services/shop/")));
+    }
     for (const auto& node : come) {
-      absl::StrAppend(&expect, " ", node.first.substr(std::strlen("/services/shop/")));
+      absl::StrAppend(&expect, " +", node.first.substr(std::strlen("/services/shop/")));
     }
     for (Child& c : children) {
       std::fprintf(c.in, "%s\n", expect.c_str());
@@ -441,17 +450,21 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
     }
     for (Child& c : children) c.ReadLine();  // armed
     int64_t write_start = NowNs();
-    Write(zh, gone, false);
-    const std::vector<int64_t> acks = Write(zh, come, true);
+    std::vector<int64_t> acks = Write(zh, gone, false);  // the removals', then the new nodes'
+    const std::vector<int64_t> created = Write(zh, come, true);
+    acks.insert(acks.end(), created.begin(), created.end());
     const int64_t written = acks.back();
     std::vector<double> this_step;
     for (Child& c : children) {
       std::istringstream seen(c.ReadLine());
       std::string word;
       seen >> word;
-      std::size_t k = 0;  // the k-th new node of a watcher
+      std::size_t k = 0;  // the k-th change of a watcher: the removals, then the new nodes
       for (int64_t at; seen >> at; k = (k + 1) % acks.size()) {
-        if (counted) each_ms.push_back(static_cast<double>(at - acks[k]) / 1e6);
+        if (counted) {
+          (k < gone.size() ? each_gone_ms : each_ms)
+              .push_back(static_cast<double>(at - acks[k]) / 1e6);
+        }
         if (k + 1 < acks.size()) continue;
         // The step's last node: every watcher holds the step once it holds this one.
         double ms = static_cast<double>(at - written) / 1e6;
@@ -492,6 +505,13 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
       "max %.1f (%zu samples)\n",
       Percentile(each_ms, 0.5), Percentile(each_ms, 0.99), Percentile(each_ms, 1.0),
       each_ms.size());
+  // A removal needs no read: the event carries it. What a client needs first when an instance
+  // restarts: to stop calling it.
+  std::printf(
+      "each removal from its own acknowledgement to each watcher (ms): median %.1f, p99 %.1f, "
+      "max %.1f (%zu samples)\n",
+      Percentile(each_gone_ms, 0.5), Percentile(each_gone_ms, 0.99), Percentile(each_gone_ms, 1.0),
+      each_gone_ms.size());
   // The median beside the last watcher tells a step slow for every watcher (all still behind on
   // the step's events when its last write was acknowledged) from one slow watcher.
   std::string steps;
