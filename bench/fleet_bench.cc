@@ -190,7 +190,7 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
   // Under mu: the ids the driver expects to come (+) or go (-), in the order it wrote them, and
   // for each resolver how many of them (from the first) its view has matched and since when.
   std::shared_ptr<const std::vector<std::string>> expected;
-  std::vector<std::size_t> held(static_cast<std::size_t>(count), 0);
+  std::vector<std::size_t> matched(static_cast<std::size_t>(count), 0);
   std::vector<std::vector<int64_t>> seen_at(static_cast<std::size_t>(count));
   int64_t start = NowNs();
   for (int i = 0; i < count; ++i) {
@@ -218,9 +218,9 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
           std::size_t from;
           {
             std::lock_guard<std::mutex> lock(mu);
-            if (expected == nullptr || held[index] == expected->size()) return;
+            if (expected == nullptr || matched[index] == expected->size()) return;
             want = expected;
-            from = held[index];
+            from = matched[index];
           }
           // Changes reach a view in the order they were written (ZooKeeper sends a session its
           // events in order and the resolver reads new nodes in that order), so the search
@@ -234,10 +234,10 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
           if (to == from) return;
           const int64_t now = NowNs();
           std::lock_guard<std::mutex> lock(mu);
-          if (expected == want && held[index] == from) {
+          if (expected == want && matched[index] == from) {
             std::fill(seen_at[index].begin() + static_cast<std::ptrdiff_t>(from),
                       seen_at[index].begin() + static_cast<std::ptrdiff_t>(to), now);
-            held[index] = to;
+            matched[index] = to;
             if (to == want->size()) cv.notify_all();
           }
         });
@@ -263,14 +263,14 @@ int Watch(const std::string& connect, int count, int instances, bool recursive) 
       for (std::string id; words >> id;) ids->push_back(id);
       std::unique_lock<std::mutex> lock(mu);
       expected = ids;
-      std::fill(held.begin(), held.end(), 0);
+      std::fill(matched.begin(), matched.end(), 0);
       for (auto& times : seen_at) times.assign(ids->size(), 0);
       lock.unlock();
       std::printf("armed\n");
       std::fflush(stdout);
       lock.lock();
       cv.wait(lock, [&] {
-        return std::all_of(held.begin(), held.end(),
+        return std::all_of(matched.begin(), matched.end(),
                            [&](std::size_t n) { return n == expected->size(); });
       });
       std::string out = "seen";
@@ -337,6 +337,12 @@ double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+// "<what> (ms): median, p99, max (samples)".
+void PrintSpread(const char* what, const std::vector<double>& ms) {
+  std::printf("%s (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n", what, Percentile(ms, 0.5),
+              Percentile(ms, 0.99), Percentile(ms, 1.0), ms.size());
 }
 
 int Drive(const char* self, int instances, int watchers, int processes, int batches, int warmup,
@@ -497,21 +503,11 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
                    std::atof(before["zk_packets_received"].c_str());
   std::printf("rolling restart of %d instances in %d steps took %.1f s\n", per_step * batches,
               batches, seconds);
-  std::printf("propagation to every watcher (ms): median %.1f, p99 %.1f, max %.1f (%zu samples)\n",
-              Percentile(propagation_ms, 0.5), Percentile(propagation_ms, 0.99),
-              Percentile(propagation_ms, 1.0), propagation_ms.size());
-  std::printf(
-      "each new node from its own acknowledgement to each watcher (ms): median %.1f, p99 %.1f, "
-      "max %.1f (%zu samples)\n",
-      Percentile(each_ms, 0.5), Percentile(each_ms, 0.99), Percentile(each_ms, 1.0),
-      each_ms.size());
+  PrintSpread("propagation to every watcher", propagation_ms);
+  PrintSpread("each new node from its own acknowledgement to each watcher", each_ms);
   // A removal needs no read: the event carries it. What a client needs first when an instance
   // restarts: to stop calling it.
-  std::printf(
-      "each removal from its own acknowledgement to each watcher (ms): median %.1f, p99 %.1f, "
-      "max %.1f (%zu samples)\n",
-      Percentile(each_gone_ms, 0.5), Percentile(each_gone_ms, 0.99), Percentile(each_gone_ms, 1.0),
-      each_gone_ms.size());
+  PrintSpread("each removal from its own acknowledgement to each watcher", each_gone_ms);
   // The median beside the last watcher tells a step slow for every watcher (all still behind on
   // the step's events when its last write was acknowledged) from one slow watcher.
   std::string steps;
