@@ -438,18 +438,16 @@ int Drive(const char* self, int instances, int watchers, int processes, int batc
   // `warmup` are not counted.
   auto step = [&](int b, bool counted) {
     std::vector<std::pair<std::string, std::string>> gone, come;
+    std::string expect_gone, expect_come;  // " -id ..." and " +id ...", in the order written
     for (int i = 0; i < per_step; ++i) {
-      gone.emplace_back("/services/shop/" + ids[static_cast<std::size_t>(b * per_step + i)], "");
+      const std::string& old_id = ids[static_cast<std::size_t>(b * per_step + i)];
+      gone.emplace_back("/services/shop/" + old_id, "");
+      absl::StrAppend(&expect_gone, " -", old_id);
       Instance instance = FleetInstance(instances + b * per_step + i);
       come.emplace_back("/services/shop/" + instance.id, rpcboot::discovery::ToJson(instance));
+      absl::StrAppend(&expect_come, " +", instance.id);
     }
-    std::string expect = "expect";
-    for (const auto& node : gone) {
-      absl::StrAppend(&expect, " -", node.first.substr(std::strlen("/services/shop/")));
-    }
-    for (const auto& node : come) {
-      absl::StrAppend(&expect, " +", node.first.substr(std::strlen("/services/shop/")));
-    }
+    const std::string expect = "expect" + expect_gone + expect_come;
     for (Child& c : children) {
       std::fprintf(c.in, "%s\n", expect.c_str());
       std::fflush(c.in);

@@ -17,7 +17,6 @@ namespace rpcboot::testing {
 
 struct PipelinedResult {
   int failed = 0;
-  int64_t last_ack_ns = 0;  // steady clock: when ZooKeeper acknowledged the last request
   // Steady clock, each request's answer in the order the answers came: ZooKeeper answers one
   // session's requests in the order they were sent, so with no failure, the i-th is the i-th
   // node's.
@@ -37,10 +36,9 @@ inline void PipelinedDone(int rc, const void* data) {
   auto* state = static_cast<PipelinedState*>(const_cast<void*>(data));
   std::lock_guard<std::mutex> lock(state->mu);
   if (rc != ZOK) ++state->result.failed;
-  state->result.last_ack_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now().time_since_epoch())
-                                  .count();
-  state->result.ack_ns.push_back(state->result.last_ack_ns);
+  state->result.ack_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
   --state->in_flight;
   state->cv.notify_all();
 }
