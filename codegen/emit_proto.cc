@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -17,8 +18,14 @@ class MessageBuilder {
                  const std::set<std::string>& global_names)
       : model_(model), plan_(plan), file_(file), global_names_(global_names) {}
 
-  void AddField(const std::string& name, const TypeRef& t, std::size_t number) {
-    fields_ << "  " << FieldType(t) << " " << name << " = " << number << ";\n";
+  // `initial`: a struct field's default; one that is not zero makes the field `optional` (see
+  // FieldDefault), with the default in a comment.
+  void AddField(const std::string& name, const TypeRef& t, std::size_t number,
+                const FieldDefault& initial = {}) {
+    fields_ << "  " << (initial.nonzero ? "optional " : "") << FieldType(t) << " " << name << " = "
+            << number << ";";
+    if (initial.nonzero) fields_ << "  // unset: " << DefaultText(t, initial);
+    fields_ << "\n";
   }
 
   void Reserve(const std::vector<int>& ids) {
@@ -67,6 +74,48 @@ class MessageBuilder {
         return "bytes";
       default:
         return nullptr;
+    }
+  }
+
+  // A default as the reader of the .proto would write it.
+  std::string DefaultText(const TypeRef& t, const FieldDefault& d) const {
+    if (!d.known) return "the C++ default";
+    switch (t.kind) {
+      case Kind::kBool:
+        return d.integer != 0 ? "true" : "false";
+      case Kind::kUint64:
+        return std::to_string(static_cast<uint64_t>(d.integer));
+      case Kind::kFloat:
+      case Kind::kDouble: {
+        char text[40];
+        std::snprintf(text, sizeof text, t.kind == Kind::kFloat ? "%.9g" : "%.17g", d.real);
+        return text;
+      }
+      case Kind::kString: {
+        std::string out = "\"";
+        for (char c : d.text) {
+          auto u = static_cast<unsigned char>(c);
+          if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+          } else if (u < 0x20 || u == 0x7f) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\x%02x", u);
+            out += esc;
+          } else {
+            out += c;
+          }
+        }
+        return out + "\"";
+      }
+      case Kind::kEnum: {
+        const EnumDecl& e = model_.enums[t.decl];
+        for (std::size_t i = 0; i < e.values.size(); ++i)
+          if (e.values[i].value == d.integer) return plan_.proto_enum_values[t.decl][i];
+        return std::to_string(d.integer);
+      }
+      default:
+        return std::to_string(d.integer);
     }
   }
 
@@ -165,7 +214,7 @@ class ProtoEmitter {
     for (int s : fp.structs) {
       const StructDecl& decl = model_.structs[s];
       MessageBuilder b(model_, plan_, file_, names_);
-      for (const FieldDecl& f : decl.fields) b.AddField(f.name, f.type, f.id);
+      for (const FieldDecl& f : decl.fields) b.AddField(f.name, f.type, f.id, f.initial);
       b.Reserve(decl.reserved);
       out_ << b.Finish(decl.name);
     }

@@ -1,4 +1,6 @@
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -95,6 +97,42 @@ class ThriftEmitter {
     }
   }
 
+  // A field's default member initializer as a Thrift constant, so that stock structs start
+  // where the C++ struct does; empty for a zero default, or one Thrift cannot say.
+  std::string Default(const FieldDecl& f) const {
+    const FieldDefault& d = f.initial;
+    if (!d.known) return "";
+    switch (f.type.kind) {
+      case Kind::kBool:
+        return d.integer != 0 ? "true" : "false";
+      case Kind::kFloat:
+      case Kind::kDouble: {
+        if (!std::isfinite(d.real)) return "";
+        char text[40];
+        std::snprintf(text, sizeof text, f.type.kind == Kind::kFloat ? "%.9g" : "%.17g", d.real);
+        std::string out = text;
+        if (out.find_first_of(".e") == std::string::npos) out += ".0";
+        return out;
+      }
+      case Kind::kString:
+        for (char c : d.text) {
+          auto u = static_cast<unsigned char>(c);
+          if (u < 0x20 || u == 0x7f || c == '"' || c == '\\')
+            return "";  // kept plain: escapes differ between generators
+        }
+        return "\"" + d.text + "\"";
+      case Kind::kEnum: {
+        const EnumDecl& e = model_.enums[f.type.decl];
+        for (const Enumerator& v : e.values)
+          if (v.value == d.integer)
+            return Qualified(e.name, plan_.enum_file[f.type.decl]) + "." + ThriftSafeName(v.name);
+        return std::to_string(d.integer);
+      }
+      default:
+        return std::to_string(d.integer);
+    }
+  }
+
   void EmitEnum(const EnumDecl& e) {
     out_ << "\nenum " << e.name << " {\n";
     for (const Enumerator& v : e.values)
@@ -111,8 +149,10 @@ class ThriftEmitter {
       out_ << "\n";
     }
     for (const FieldDecl& f : s.fields) {
+      std::string initial = Default(f);
       out_ << "  " << f.id << ": " << (f.type.kind == Kind::kOptional ? "optional " : "")
-           << TypeName(f.type) << " " << ThriftSafeName(f.name) << ",\n";
+           << TypeName(f.type) << " " << ThriftSafeName(f.name)
+           << (initial.empty() ? "" : " = " + initial) << ",\n";
     }
     out_ << "}\n";
   }

@@ -66,12 +66,25 @@ struct EnumDecl : Decl {
   int64_t max_value = 0;
 };
 
+// The default member initializer of a struct's bool, integer, float, enum or string field.
+// proto3 cannot tell an unset field from a zero one, so the .proto marks a field whose default
+// is not zero `optional`: a stock peer then sends the zeros its caller set, and leaves the
+// field off when unset, which rpcboot reads as the C++ default. Thrift writes the default.
+struct FieldDefault {
+  bool nonzero = false;  // not zero, or not known to be zero (an initializer clang cannot fold)
+  bool known = false;    // nonzero and folded to the value below
+  int64_t integer = 0;   // bool, integer (uint64_t as its bits) and enum fields
+  double real = 0;       // float and double fields
+  std::string text;      // string fields
+};
+
 struct FieldDecl {
   std::string name;
   TypeRef type;
   SourceLocation loc;
   int id = 0;                // wire id: RPCBOOT_ID(n), else declaration index + 1
   bool explicit_id = false;  // given by RPCBOOT_ID
+  FieldDefault initial;      // struct fields only; parameters start value-initialized
 };
 
 struct StructDecl : Decl {

@@ -3,6 +3,7 @@
 #include <clang-c/Index.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -86,6 +87,100 @@ std::vector<CXCursor> Children(CXCursor cursor) {
         return CXChildVisit_Continue;
       },
       &out);
+  return out;
+}
+
+// The tokens a cursor spans, as text.
+std::vector<std::string> TokensOf(CXCursor cursor) {
+  CXTranslationUnit tu = clang_Cursor_getTranslationUnit(cursor);
+  CXToken* tokens = nullptr;
+  unsigned count = 0;
+  clang_tokenize(tu, clang_getCursorExtent(cursor), &tokens, &count);
+  std::vector<std::string> out;
+  for (unsigned i = 0; i < count; ++i)
+    out.push_back(ToString(clang_getTokenSpelling(tu, tokens[i])));
+  clang_disposeTokens(tu, tokens, count);
+  return out;
+}
+
+// The first string literal under a cursor, as clang folds it (a literal folds where it decays
+// to a pointer, not by itself).
+std::optional<std::string> StringLiteralIn(CXCursor cursor) {
+  std::optional<std::string> found;
+  clang_visitChildren(
+      cursor,
+      [](CXCursor child, CXCursor, CXClientData data) {
+        CXEvalResult result = clang_Cursor_Evaluate(child);
+        if (result == nullptr) return CXChildVisit_Recurse;
+        bool literal = clang_EvalResult_getKind(result) == CXEval_StrLiteral;
+        if (literal)
+          *static_cast<std::optional<std::string>*>(data) = clang_EvalResult_getAsStr(result);
+        clang_EvalResult_dispose(result);
+        return literal ? CXChildVisit_Break : CXChildVisit_Recurse;
+      },
+      &found);
+  return found;
+}
+
+// What a field's default member initializer holds (see FieldDefault). An initializer clang
+// cannot fold counts as not zero: `optional` in the .proto costs nothing on the wire, a zero
+// read as the C++ default would.
+FieldDefault DefaultOf(CXCursor field, const TypeRef& type) {
+  FieldDefault out;
+  if (!IsScalar(type) && type.kind != Kind::kString) return out;  // the rest carry presence
+  std::optional<CXCursor> init;
+  for (CXCursor child : Children(field))
+    if (clang_isExpression(clang_getCursorKind(child))) init = child;
+  if (!init) return out;  // value-initialized: zero
+  out.nonzero = true;
+  CXEvalResult result = clang_Cursor_Evaluate(*init);
+  CXEvalResultKind kind = result != nullptr ? clang_EvalResult_getKind(result) : CXEval_UnExposed;
+  if (kind == CXEval_Int && type.kind != Kind::kString) {
+    out.known = true;
+    out.integer = clang_EvalResult_isUnsignedInt(result) != 0
+                      ? static_cast<int64_t>(clang_EvalResult_getAsUnsigned(result))
+                      : clang_EvalResult_getAsLongLong(result);
+    if (type.kind == Kind::kBool) out.integer = out.integer != 0;
+    if (type.kind == Kind::kFloat || type.kind == Kind::kDouble)
+      out.real = static_cast<double>(out.integer);
+  } else if (kind == CXEval_Float && (type.kind == Kind::kFloat || type.kind == Kind::kDouble)) {
+    out.known = true;
+    out.real = clang_EvalResult_getAsDouble(result);
+  } else if (type.kind == Kind::kString) {
+    // `= "text"`, `{"text"}`, `{}` or `= {}`; anything else (a call, a concatenation) stays
+    // unknown.
+    std::vector<std::string> tokens = TokensOf(*init);
+    if (!tokens.empty() && tokens.front() == "=") tokens.erase(tokens.begin());
+    if (tokens.size() >= 2 && tokens.front() == "{" && tokens.back() == "}")
+      tokens = std::vector<std::string>(tokens.begin() + 1, tokens.end() - 1);
+    if (tokens.empty()) {
+      out.known = true;
+    } else if (tokens.size() == 1 && tokens[0].front() == '"') {
+      if (std::optional<std::string> text = StringLiteralIn(*init)) {
+        out.known = true;
+        out.text = *text;
+      }
+    }
+  }
+  if (result != nullptr) clang_EvalResult_dispose(result);
+  if (out.known) {
+    // Zero as the codecs see it: a float's bits (-0.0 is not zero), an empty string.
+    if (type.kind == Kind::kFloat) {
+      float f = static_cast<float>(out.real);
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      out.nonzero = bits != 0;
+    } else if (type.kind == Kind::kDouble) {
+      uint64_t bits;
+      std::memcpy(&bits, &out.real, sizeof bits);
+      out.nonzero = bits != 0;
+    } else if (type.kind == Kind::kString) {
+      out.nonzero = !out.text.empty();
+    } else {
+      out.nonzero = out.integer != 0;
+    }
+    if (!out.nonzero) out = FieldDefault{};
+  }
   return out;
 }
 
@@ -715,6 +810,7 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
           break;
         }
         field.type = *type;
+        field.initial = DefaultOf(child, field.type);
         for (const std::string& a : AnnotationsOf(child)) {
           if (a.rfind("rpcboot_id:", 0) != 0) continue;
           std::vector<long long> ids;

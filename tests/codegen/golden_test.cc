@@ -127,6 +127,76 @@ TEST(CodegenGolden, GlueDescribesStructsAndMethods) {
             std::string::npos);
 }
 
+// A default member initializer that is not zero makes the .proto field `optional` (with the
+// default in a comment) and becomes the .thrift field's default; a zero one, none at all, or a
+// field that carries presence itself changes nothing; one clang cannot fold counts as not zero.
+TEST(CodegenGolden, DefaultsThatAreNotZero) {
+  std::string out = MakeTempDir("defaults");
+  std::string header = out + "/defaults.h";
+  WriteFile(header,
+            "#include <cstdint>\n#include <optional>\n#include <string>\n#include <vector>\n"
+            "#include \"rpcboot/annotations.h\"\nnamespace dflt {\n"
+            "enum class Mode : int8_t { kA = 0, kB = 5 };\nconstexpr int kTen = 10;\n"
+            "struct D {\n"
+            "  int32_t a = 3;\n  int32_t b = 0;\n  int32_t c{};\n  int32_t d{kTen * 2};\n"
+            "  uint64_t e = ~0ull;\n  bool f = true;\n  bool g = false;\n  float h = 0.25f;\n"
+            "  double i = -0.0;\n  std::string j = \"eu\";\n  std::string k = \"\";\n"
+            "  std::string l{};\n  std::string m = std::string(3, 'z');\n  Mode n = Mode::kB;\n"
+            "  Mode o = Mode::kA;\n  std::optional<int32_t> p = 4;\n"
+            "  std::vector<int32_t> q = {1, 2};\n  int64_t r;\n  std::string s = \"a\\\"b\";\n"
+            "};\n"
+            "class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual D Get(const D& d) "
+            "= 0; };\n}\n");
+  CodegenRun run = RunCodegen({"-o", out, "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::string proto = ReadFile(out + "/defaults.proto");
+  for (const char* line : {
+           "  optional int32 a = 1;  // unset: 3\n",
+           "  int32 b = 2;\n",
+           "  int32 c = 3;\n",
+           "  optional int32 d = 4;  // unset: 20\n",
+           "  optional uint64 e = 5;  // unset: 18446744073709551615\n",
+           "  optional bool f = 6;  // unset: true\n",
+           "  bool g = 7;\n",
+           "  optional float h = 8;  // unset: 0.25\n",
+           "  optional double i = 9;  // unset: -0\n",
+           "  optional string j = 10;  // unset: \"eu\"\n",
+           "  string k = 11;\n",
+           "  string l = 12;\n",
+           "  optional string m = 13;  // unset: the C++ default\n",
+           "  optional Mode n = 14;  // unset: MODE_B\n",
+           "  Mode o = 15;\n",
+           "  optional int32 p = 16;\n",
+           "  repeated int32 q = 17;\n",
+           "  int64 r = 18;\n",
+           "  optional string s = 19;  // unset: \"a\\\"b\"\n",
+       }) {
+    EXPECT_NE(proto.find(line), std::string::npos) << line << "in\n" << proto;
+  }
+  std::string thrift = ReadFile(out + "/defaults.thrift");
+  for (const char* line : {
+           "  1: i32 a = 3,\n",
+           "  2: i32 b,\n",
+           "  3: i32 c,\n",
+           "  4: i32 d = 20,\n",
+           "  5: i64 e = -1,\n",
+           "  6: bool f = true,\n",
+           "  7: bool g,\n",
+           "  8: double h = 0.25,\n",
+           "  9: double i = -0.0,\n",
+           "  10: string j = \"eu\",\n",
+           "  11: string k,\n",
+           "  13: string m,\n",
+           "  14: Mode n = Mode.kB,\n",
+           "  15: Mode o,\n",
+           "  16: optional i32 p,\n",
+           "  17: list<i32> q,\n",
+           "  19: string s,\n",
+       }) {
+    EXPECT_NE(thrift.find(line), std::string::npos) << line << "in\n" << thrift;
+  }
+}
+
 TEST(CodegenCli, HelpAndVersionExitZero) {
   CodegenRun help = RunCodegen({"--help"});
   EXPECT_EQ(help.exit_code, 0);

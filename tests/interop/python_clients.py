@@ -79,6 +79,19 @@ for protocol_name, protocol_class in [("compact", TCompactProtocol.TCompactProto
     except rich_ttypes.RpcError as e:
         check(e.code == 13 and e.message == "boom: py", f"thrift {protocol_name}: INTERNAL {e}")
     check(admin.Version() == "1.2.3", f"thrift {protocol_name}: multiplexed AdminService")
+    # Defaults that are not zero: the .thrift carries them, so a stock struct starts where the
+    # C++ one does; zeros set by the caller arrive as zeros; a field left unset (None) is not
+    # sent and the server reads its C++ default.
+    limits = rich_ttypes.Limits()
+    check((limits.page_size, limits.notify, limits.ratio, limits.region, limits.level, limits.spare) ==
+          (20, True, 0.5, "eu", common_ttypes.Level.LEVEL_HIGH, None), f"thrift {protocol_name}: Limits() {limits}")
+    zeros = rich_ttypes.Limits(page_size=0, notify=False, ratio=0.0, region="", level=common_ttypes.Level.LEVEL_LOW,
+                               spare=0)
+    back = admin.EchoLimits(zeros)
+    check(back == zeros, f"thrift {protocol_name}: EchoLimits(zeros) {back}")
+    back = admin.EchoLimits(rich_ttypes.Limits(page_size=None, notify=None, ratio=None, region=None, level=None))
+    check((back.page_size, back.notify, back.ratio, back.region, back.level, back.spare) ==
+          (20, True, 0.5, "eu", common_ttypes.Level.LEVEL_HIGH, 0), f"thrift {protocol_name}: EchoLimits(unset) {back}")
     transport.close()
 
 # ---- gRPC ----
@@ -124,5 +137,17 @@ try:
     check(False, "grpc: u8=300 must be rejected")
 except grpc.RpcError as e:
     check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "out of range" in e.details(), f"grpc range: {e}")
+# Defaults that are not zero travel as proto3 `optional` fields: a zero the caller sets is sent
+# (and arrives as zero, not as the C++ default); a field left unset is read as the C++ default,
+# and the reply always says which value it holds.
+admin = rich_service_pb2_grpc.AdminServiceStub(channel)
+zeros = rich_service_pb2.Limits(page_size=0, notify=False, ratio=0.0, region="", level=common_types_pb2.LEVEL_LOW)
+back = admin.EchoLimits(zeros, timeout=5)
+check(back == zeros and back.HasField("page_size") and back.HasField("notify") and back.HasField("ratio") and
+      back.HasField("region"), f"grpc: EchoLimits(zeros) {back}")
+back = admin.EchoLimits(rich_service_pb2.Limits(), timeout=5)
+check((back.page_size, back.notify, back.ratio, back.region, back.level, back.spare) ==
+      (20, True, 0.5, "eu", common_types_pb2.LEVEL_HIGH, 0) and back.HasField("page_size"),
+      f"grpc: EchoLimits(unset) {back}")
 
 print(f"python interop: {checks} checks passed (thrift compact, thrift binary, grpc)")

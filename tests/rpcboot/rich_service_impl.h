@@ -117,6 +117,7 @@ class AdminServiceImpl : public rich::AdminService {
   void Reset() override { resets++; }
   std::string Version() const override { return "1.2.3"; }
   rich::Level SetLevel(rich::Level level) override { return level; }
+  rich::Limits EchoLimits(const rich::Limits& limits) override { return limits; }
   std::atomic<int> resets{0};
 };
 

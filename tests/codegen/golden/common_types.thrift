@@ -42,7 +42,7 @@ struct Scalars {
   13: binary blob,
   14: Color color,
   15: Light light,
-  16: Level level,
+  16: Level level = Level.LEVEL_LOW,
   17: Tier tier,
 }
 

@@ -69,6 +69,15 @@ struct Order {
   2: map<string, Line> by_code,
 }
 
+struct Limits {
+  1: i32 page_size = 20,
+  2: bool notify = true,
+  3: double ratio = 0.5,
+  4: string region = "eu",
+  5: common_types.Level level = common_types.Level.LEVEL_HIGH,
+  6: i32 spare,
+}
+
 // The error every method may throw: code is an rpcboot::StatusCode (gRPC's canonical codes).
 exception RpcError {
   1: i32 code,
@@ -102,4 +111,5 @@ service AdminService {
   void Reset() throws (1: RpcError error),
   string Version() throws (1: RpcError error),
   common_types.Level SetLevel(1: common_types.Level level) throws (1: RpcError error),
+  Limits EchoLimits(1: Limits limits) throws (1: RpcError error),
 }

@@ -76,7 +76,7 @@ func grpcChecks(port string, tc *tls.Config) {
 	check(err == nil && h.GetValue()["a"] == 2 && h.GetValue()["b"] == 1, "grpc: Histogram %v %v", h, err)
 	s := &pb.Scalars{Flag: true, I8: -5, I16: -300, I32: 70000, I64: -(1 << 40), U8: 255, U16: 65535,
 		U32: 1<<32 - 1, U64: 1<<64 - 1, F32: 1.5, F64: -2.25, Text: "héllo 🍕", Blob: []byte{0, 1, 255},
-		Color: pb.Color_COLOR_BLUE, Light: pb.Light_LIGHT_OFF, Level: pb.Level_LEVEL_HIGH, Tier: pb.Tier_TIER_GOLD}
+		Color: pb.Color_COLOR_BLUE, Light: pb.Light_LIGHT_OFF, Level: pb.Level_LEVEL_HIGH.Enum(), Tier: pb.Tier_TIER_GOLD}
 	back, err := c.EchoScalars(ctx, s)
 	check(err == nil && back.GetU64() == s.U64 && back.GetI64() == s.I64 && back.GetText() == s.Text &&
 		bytes.Equal(back.GetBlob(), s.Blob) && back.GetTier() == s.Tier && back.GetLight() == s.Light &&

@@ -93,12 +93,24 @@ class RPCBOOT_SERVICE RichService {
   virtual std::optional<Point> Nearest(const std::optional<Point>& origin) = 0;
 };
 
+// Defaults that are not zero: a stock peer's explicit zero must arrive as zero, a field it leaves
+// unset as the C++ default (`optional` in the .proto, defaults in the .thrift).
+struct Limits {
+  int32_t page_size = 20;
+  bool notify = true;
+  double ratio = 0.5;
+  std::string region = "eu";
+  Level level = LEVEL_HIGH;
+  int32_t spare = 0;
+};
+
 class RPCBOOT_SERVICE AdminService {
  public:
   virtual ~AdminService() = default;
   virtual void Reset() = 0;
   RPCBOOT_IDEMPOTENT virtual std::string Version() const = 0;
   virtual Level SetLevel(Level level) = 0;
+  RPCBOOT_IDEMPOTENT virtual Limits EchoLimits(const Limits& limits) = 0;
 };
 
 }  // namespace rich
