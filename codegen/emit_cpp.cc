@@ -88,7 +88,6 @@ std::string ProxySignature(const ServiceDecl& d, std::size_t m, bool qualified) 
   }
   sig += ")";
   if (md.is_const) sig += " const";
-  if (md.is_noexcept) sig += " noexcept";
   return sig;
 }
 

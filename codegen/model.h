@@ -95,8 +95,7 @@ struct StructDecl : Decl {
 struct MethodDecl {
   std::string name;
   bool idempotent = false;
-  bool is_const = false;  // a proxy's override must repeat these
-  bool is_noexcept = false;
+  bool is_const = false;  // a proxy's override must repeat it
   std::vector<FieldDecl> params;
   TypeRef result;  // kVoid for void
   SourceLocation loc;

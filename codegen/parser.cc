@@ -405,11 +405,23 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
   }
   m.idempotent = HasAnnotation(method, "rpcboot_idempotent");
   m.is_const = clang_CXXMethod_isConst(method) != 0;
+  // A call through the client proxy can fail (the network, the peer, a deadline) and says so by
+  // throwing rpcboot::RpcError; a noexcept proxy could only end the process instead.
   CXCursor_ExceptionSpecificationKind spec = static_cast<CXCursor_ExceptionSpecificationKind>(
       clang_getCursorExceptionSpecificationType(method));
-  m.is_noexcept = spec == CXCursor_ExceptionSpecificationKind_BasicNoexcept ||
-                  spec == CXCursor_ExceptionSpecificationKind_ComputedNoexcept ||
+  bool no_throw = spec == CXCursor_ExceptionSpecificationKind_BasicNoexcept ||
                   spec == CXCursor_ExceptionSpecificationKind_DynamicNone;
+  if (spec == CXCursor_ExceptionSpecificationKind_ComputedNoexcept) {
+    std::vector<std::string> tokens = TokensOf(method);
+    auto at = std::find(tokens.begin(), tokens.end(), "noexcept");
+    no_throw = !(tokens.end() - at >= 4 && at[1] == "(" && at[2] == "false" && at[3] == ")");
+  }
+  if (no_throw) {
+    diags_->Error(m.loc, what +
+                             " is noexcept; a remote call can fail, and the client proxy says so "
+                             "by throwing rpcboot::RpcError: remove 'noexcept'");
+    return std::nullopt;
+  }
   bool ok = true;
   int nargs = clang_Cursor_getNumArguments(method);
   for (int i = 0; i < nargs; ++i) {

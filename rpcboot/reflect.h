@@ -35,7 +35,8 @@ template <class E>
 struct EnumInfo;
 
 // One method of a service as generated code describes it. `Pointer` is the pure virtual member
-// function (`&shop::ShopService::GetShop`); parameter and return types come from it.
+// function (`&shop::ShopService::GetShop`); parameter and return types come from it. Never
+// noexcept: codegen refuses such methods (a proxy reports a failed call by throwing).
 template <auto Pointer>
 struct MethodTraits;
 
@@ -58,16 +59,6 @@ struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
 };
 
 template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) const>
-struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
-  static constexpr auto kPointer = Pointer;
-};
-
-template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) noexcept>
-struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
-  static constexpr auto kPointer = Pointer;
-};
-
-template <class Service, class R, class... Args, R (Service::*Pointer)(Args...) const noexcept>
 struct MethodTraits<Pointer> : internal::MethodSignature<Service, R, Args...> {
   static constexpr auto kPointer = Pointer;
 };

@@ -2,6 +2,7 @@
 // and what to write instead, a non-zero exit, and no output files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,12 +18,12 @@ struct Expected {
   std::string out_dir;
 };
 
-// Writes `source` as <name>.h; '@' marks where the error must point (it is removed). Runs
-// codegen on it.
+// Writes `source` as <name>.h; '@' marks where the error must point (it is removed; none for a
+// header that must pass). Runs codegen on it.
 Expected RunOn(const std::string& name, std::string source) {
   std::size_t at = source.find('@');
   unsigned line = 1, col = 1;
-  for (std::size_t i = 0; i < at; ++i) {
+  for (std::size_t i = 0; i < std::min(at, source.size()); ++i) {
     if (source[i] == '\n') {
       ++line;
       col = 1;
@@ -120,6 +121,29 @@ class RPCBOOT_SERVICE S {
 };
 )"),
       "method 'S::Count' is not pure virtual; declare it 'virtual <result> Count(...) = 0'");
+}
+
+// A proxy reports a failed call by throwing: a noexcept method could only end the process.
+TEST(CodegenDiagnostics, NoexceptMethod) {
+  ExpectError(
+      RunOn("noexcept_method", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual int32_t @Count() const noexcept = 0;
+};
+)"),
+      "method 'S::Count' is noexcept; a remote call can fail, and the client proxy says so by "
+      "throwing rpcboot::RpcError: remove 'noexcept'");
+  // noexcept(false) says the method may throw: accepted.
+  Expected accepted = RunOn("noexcept_false", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual int32_t Count() noexcept(false) = 0;
+};
+)");
+  EXPECT_EQ(accepted.run.exit_code, 0) << accepted.run.output;
 }
 
 TEST(CodegenDiagnostics, NonVirtualHelperMethod) {
