@@ -151,7 +151,7 @@ class ThriftEmitter {
     for (const FieldDecl& f : s.fields) {
       std::string initial = Default(f);
       out_ << "  " << f.id << ": " << (f.type.kind == Kind::kOptional ? "optional " : "")
-           << TypeName(f.type) << " " << ThriftSafeName(f.name)
+           << TypeName(f.type) << " " << ThriftFieldName(f.name, s.name)
            << (initial.empty() ? "" : " = " + initial) << ",\n";
     }
     out_ << "}\n";
@@ -241,10 +241,12 @@ class ThriftSchemaEmitter {
     return package.empty() ? name : package + "." + name;
   }
 
-  std::string Field(const FieldDecl& f) {
+  // `owner`: the struct that holds the field (none for a parameter).
+  std::string Field(const FieldDecl& f, const std::string& owner = "") {
     bool optional = f.type.kind == Kind::kOptional;
-    return "{\"id\": " + std::to_string(f.id) + ", \"name\": " + Quote(ThriftSafeName(f.name)) +
-           ", \"type\": " + Type(f.type) + (optional ? ", \"optional\": true}" : "}");
+    return "{\"id\": " + std::to_string(f.id) +
+           ", \"name\": " + Quote(ThriftFieldName(f.name, owner)) + ", \"type\": " + Type(f.type) +
+           (optional ? ", \"optional\": true}" : "}");
   }
 
   // The JSON of a type; defines the structs and enums it reaches in types_.
@@ -273,7 +275,7 @@ class ThriftSchemaEmitter {
           types_[name] = "";  // taken: a struct that holds itself ends here
           std::string fields;
           for (const FieldDecl& f : s.fields)
-            fields += std::string(fields.empty() ? "" : ", ") + Field(f);
+            fields += std::string(fields.empty() ? "" : ", ") + Field(f, s.name);
           types_[name] = "{\"struct\": [" + fields + "]}";
         }
         return Quote(name);

@@ -403,6 +403,12 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
     diags_->Error(m.loc, what + " is variadic; declare each parameter");
     return std::nullopt;
   }
+  if (clang_Type_getCXXRefQualifier(fn) != CXRefQualifier_None) {
+    diags_->Error(m.loc, what +
+                             " has a ref-qualifier ('&' or '&&' after the parameters); a "
+                             "client proxy is called like any object: remove it");
+    return std::nullopt;
+  }
   m.idempotent = HasAnnotation(method, "rpcboot_idempotent");
   m.is_const = clang_CXXMethod_isConst(method) != 0;
   // A call through the client proxy can fail (the network, the peer, a deadline) and says so by

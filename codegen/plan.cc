@@ -79,6 +79,10 @@ std::string ThriftSafeName(const std::string& name) {
   return IsThriftReserved(name) ? name + "_" : name;
 }
 
+std::string ThriftFieldName(const std::string& field, const std::string& owner) {
+  return field == owner ? field + "_" : ThriftSafeName(field);
+}
+
 std::string JavaPackage(const LanguageOptions& options, const std::string& package) {
   if (options.java_package_prefix.empty()) return package;
   return package.empty() ? options.java_package_prefix

@@ -50,6 +50,9 @@ bool MakePlan(const Model& model, Plan* plan, Diagnostics* diags);
 // enumerators that hit one get a trailing '_' in the .thrift file (the wire uses ids, not names).
 bool IsThriftReserved(const std::string& name);
 std::string ThriftSafeName(const std::string& name);
+// A struct field's name in the .thrift: ThriftSafeName, and a trailing `_` for a field named like
+// its struct (legal C++, but thrift-compiler's C++ struct could not name its own type).
+std::string ThriftFieldName(const std::string& field, const std::string& owner);
 
 // The key under which protoc compares field names for JSON clashes: lowercase, no underscores.
 std::string ProtoJsonKey(const std::string& name);

@@ -146,6 +146,40 @@ class RPCBOOT_SERVICE S {
   EXPECT_EQ(accepted.run.exit_code, 0) << accepted.run.output;
 }
 
+TEST(CodegenDiagnostics, RefQualifiedMethod) {
+  ExpectError(RunOn("ref_qualified", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual int32_t @Count() & = 0;
+};
+)"),
+              "method 'S::Count' has a ref-qualifier ('&' or '&&' after the parameters); a client "
+              "proxy is called like any object: remove it");
+}
+
+// A field named like its struct is legal C++; thrift-compiler's C++ struct could not name its
+// own type, so the .thrift (only) renames the field, as it renames keywords.
+TEST(CodegenDiagnostics, FieldNamedLikeItsStructIsRenamedInTheThriftFileOnly) {
+  Expected run = RunOn("self_named_field", R"(
+namespace self {
+struct Box { int32_t Box = 0; int32_t size = 0; };
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual Box Get() = 0;
+};
+}
+)");
+  ASSERT_EQ(run.run.exit_code, 0) << run.run.output;
+  std::string thrift = ReadFile(run.out_dir + "/self_named_field.thrift");
+  EXPECT_NE(thrift.find("  1: i32 Box_,\n  2: i32 size,\n"), std::string::npos) << thrift;
+  EXPECT_NE(ReadFile(run.out_dir + "/self_named_field.thrift.json").find("\"name\": \"Box_\""),
+            std::string::npos);
+  EXPECT_NE(ReadFile(run.out_dir + "/self_named_field.proto").find("  int32 Box = 1;\n"),
+            std::string::npos);
+}
+
 TEST(CodegenDiagnostics, NonVirtualHelperMethod) {
   ExpectError(
       RunOn("helper_method", R"(

@@ -1,7 +1,8 @@
 // An interface at the edges of the IDL: fields named after keywords of the languages thrift and
-// protoc generate for, explicit field ids with removed (reserved) ones, optional parameters and
-// results, and two services of one package with the same method names. Its emitted files must
-// compile with thrift-compiler (cpp, java, py, go) and protoc (cpp, java, python).
+// protoc generate for, a field named like its struct, defaults that are not zero, explicit field
+// ids with removed (reserved) ones, optional parameters and results, and two services of one
+// package with the same method names. Its emitted files must compile with thrift-compiler (cpp,
+// java, py, go) and protoc (cpp, java, python).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,18 @@ struct Keywords {
   std::string string;
 };
 
+// A field named like its struct (legal C++: renamed Box_ in the .thrift only, where
+// thrift-compiler's C++ struct could not name its own type otherwise), and defaults that are not
+// zero: `optional` in the .proto, the default in the .thrift, for every target language.
+struct Box {
+  int32_t Box = 0;
+  double ratio = 0.5;
+  std::string label = "a b";
+  bool open = true;
+  uint64_t mask = ~0ull;
+  Mode mode = Mode::kAwait;
+};
+
 // Version 2 of an item: fields reordered, `note` (id 3) and `legacy` (id 5) removed.
 struct RPCBOOT_RESERVED(3, 5) Item {
   RPCBOOT_ID(4) std::string title;
@@ -67,6 +80,7 @@ class RPCBOOT_SERVICE Catalog {
   virtual Keywords Echo(const Keywords& keywords) = 0;
   virtual Item Get(int64_t sku) = 0;
   virtual ItemV1 GetOld(int64_t sku) = 0;
+  virtual Box Pack(const Box& box) = 0;
   virtual std::optional<Item> Find(std::optional<std::string> title,
                                    std::optional<int32_t> limit) = 0;
 };
