@@ -76,7 +76,15 @@ std::string ProtoJsonKey(const std::string& name) {
 }
 
 std::string ThriftSafeName(const std::string& name) {
-  return IsThriftReserved(name) ? name + "_" : name;
+  // Names the code thrift-compiler generates uses itself (measured the same way): a struct's
+  // read, write and printTo (C++) and Equals (Go), the isset macro of <sys/param.h> that Thrift's
+  // C++ headers include; a client method's seqid, cseqid and sentry (C++), client,
+  // resultHandler, protocolFactory, transport and prot (Java's async client) and ctx (Go). Fine
+  // as type and method names, not as fields, parameters or enumerators.
+  static const std::set<std::string> kUsed = {
+      "read",   "write",  "printTo",       "equals",          "isset",     "seqid", "cseqid",
+      "sentry", "client", "resultHandler", "protocolFactory", "transport", "prot",  "ctx"};
+  return IsThriftReserved(name) || kUsed.count(name) != 0 ? name + "_" : name;
 }
 
 std::string ThriftFieldName(const std::string& field, const std::string& owner) {
@@ -221,9 +229,16 @@ class Planner {
   // protoc (3.21) rejects two fields of a proto3 message whose names are equal once lowercased
   // and stripped of underscores (their JSON names would clash); newer protoc compares the JSON
   // names exactly, which this rule covers.
+  // protoc's C++ code gives every message static descriptor(), default_instance() and
+  // internal_default_instance(): a field of one of these names does not compile there.
   void CheckJsonNames(const std::vector<FieldDecl>& fields, const std::string& what) {
     std::map<std::string, const FieldDecl*> seen;
     for (const FieldDecl& f : fields) {
+      if (f.name == "descriptor" || f.name == "default_instance" ||
+          f.name == "internal_default_instance") {
+        diags_->Error(f.loc, "'" + f.name + "' of " + what + " clashes with the static " + f.name +
+                                 "() protoc's C++ code gives every message; rename it");
+      }
       if (auto [it, inserted] = seen.emplace(ProtoJsonKey(f.name), &f); !inserted) {
         diags_->Error(f.loc, "'" + f.name + "' and '" + it->second->name + "' of " + what +
                                  " get the same JSON name in the .proto, which protoc rejects "

@@ -180,6 +180,19 @@ class RPCBOOT_SERVICE S {
             std::string::npos);
 }
 
+TEST(CodegenDiagnostics, FieldNamedLikeAProtobufMessageMethod) {
+  ExpectError(RunOn("descriptor_field", R"(
+struct Doc { int32_t @descriptor = 0; };
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual void Put(const Doc& doc) = 0;
+};
+)"),
+              "'descriptor' of struct 'Doc' clashes with the static descriptor() protoc's C++ "
+              "code gives every message; rename it");
+}
+
 TEST(CodegenDiagnostics, NonVirtualHelperMethod) {
   ExpectError(
       RunOn("helper_method", R"(

@@ -43,6 +43,12 @@ struct Keywords {
   std::optional<int32_t> optional;
   std::string service;
   std::string string;
+  // Names thrift-compiler's own generated code uses (C++, Go and the isset macro).
+  bool read = false;
+  bool write = false;
+  int32_t printTo = 0;
+  bool equals = false;
+  int32_t isset = 0;
 };
 
 // A field named like its struct (legal C++: renamed Box_ in the .thrift only, where
@@ -92,6 +98,10 @@ class RPCBOOT_SERVICE Stock {
   virtual ~Stock() = default;
   virtual int32_t Get(int64_t sku) = 0;
   virtual void Find(const std::string& title) = 0;
+  // Parameters named like the locals of thrift-compiler's clients (C++, Java, Go).
+  virtual void Track(int32_t seqid, int32_t cseqid, int32_t sentry, int32_t client,
+                     int32_t resultHandler, int32_t protocolFactory, int32_t transport,
+                     int32_t prot, int32_t ctx) = 0;
 };
 
 }  // namespace edge
