@@ -86,11 +86,8 @@ class MessageBuilder {
       case Kind::kUint64:
         return std::to_string(static_cast<uint64_t>(d.integer));
       case Kind::kFloat:
-      case Kind::kDouble: {
-        char text[40];
-        std::snprintf(text, sizeof text, t.kind == Kind::kFloat ? "%.9g" : "%.17g", d.real);
-        return text;
-      }
+      case Kind::kDouble:
+        return RealText(d.real, t.kind);
       case Kind::kString: {
         std::string out = "\"";
         for (char c : d.text) {

@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -108,9 +107,7 @@ class ThriftEmitter {
       case Kind::kFloat:
       case Kind::kDouble: {
         if (!std::isfinite(d.real)) return "";
-        char text[40];
-        std::snprintf(text, sizeof text, f.type.kind == Kind::kFloat ? "%.9g" : "%.17g", d.real);
-        std::string out = text;
+        std::string out = RealText(d.real, f.type.kind);
         if (out.find_first_of(".e") == std::string::npos) out += ".0";
         return out;
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -89,6 +90,12 @@ std::string ThriftSafeName(const std::string& name) {
 
 std::string ThriftFieldName(const std::string& field, const std::string& owner) {
   return field == owner ? field + "_" : ThriftSafeName(field);
+}
+
+std::string RealText(double value, Kind kind) {
+  char text[40];
+  std::snprintf(text, sizeof text, kind == Kind::kFloat ? "%.9g" : "%.17g", value);
+  return text;
 }
 
 std::string JavaPackage(const LanguageOptions& options, const std::string& package) {

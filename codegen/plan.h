@@ -53,6 +53,8 @@ std::string ThriftSafeName(const std::string& name);
 // A struct field's name in the .thrift: ThriftSafeName, and a trailing `_` for a field named like
 // its struct (legal C++, but thrift-compiler's C++ struct could not name its own type).
 std::string ThriftFieldName(const std::string& field, const std::string& owner);
+// A float or double default as text that reads back to the same value ("0.25", "2", "inf").
+std::string RealText(double value, Kind kind);
 
 // The key under which protoc compares field names for JSON clashes: lowercase, no underscores.
 std::string ProtoJsonKey(const std::string& name);
