@@ -1,6 +1,7 @@
 #include "rpcboot/config.h"
 
 #include <sys/stat.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -652,29 +653,44 @@ std::string EnvName(const std::string& key) {
   return "RPCBOOT_" + absl::AsciiStrToUpper(absl::StrReplaceAll(key, {{".", "_"}}));
 }
 
+// What a config file may hold: far more than any real one, little enough that a file of
+// aliases that nest into themselves or multiply (YAML's "billion laughs") stops with an error
+// instead of taking the process's stack or memory.
+constexpr int kMaxConfigDepth = 16;
+constexpr std::size_t kMaxConfigSettings = 10000;
+constexpr std::size_t kMaxConfigFileBytes = 4 << 20;
+
 // Flattens a YAML mapping into dotted keys.
 absl::Status Flatten(const YAML::Node& node, const std::string& prefix, const std::string& file,
-                     std::vector<Setting>* out) {
+                     int depth, std::vector<Setting>* out) {
   std::string where = absl::StrCat(file, ":", node.Mark().line + 1);
   switch (node.Type()) {
     case YAML::NodeType::Map:
+      if (depth >= kMaxConfigDepth) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": mappings nested more than ", kMaxConfigDepth, " deep under '",
+                         prefix.substr(0, prefix.find('.', prefix.find('.') + 1)),
+                         "' (an alias that contains itself?)"));
+      }
       for (const auto& entry : node) {
         if (!entry.first.IsScalar()) {
           return absl::InvalidArgumentError(
               absl::StrCat(file, ":", entry.first.Mark().line + 1, ": a key must be a plain name"));
         }
         std::string key = entry.first.Scalar();
-        if (absl::Status s =
-                Flatten(entry.second, prefix.empty() ? key : prefix + "." + key, file, out);
+        if (absl::Status s = Flatten(entry.second, prefix.empty() ? key : prefix + "." + key, file,
+                                     depth + 1, out);
             !s.ok())
           return s;
       }
       return absl::OkStatus();
     case YAML::NodeType::Scalar:
-      out->push_back({prefix, node.Scalar(), where});
-      return absl::OkStatus();
     case YAML::NodeType::Null:
-      out->push_back({prefix, "", where});
+      if (out->size() == kMaxConfigSettings) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": more than ", kMaxConfigSettings,
+                                                       " settings (aliases that multiply?)"));
+      }
+      out->push_back({prefix, node.IsScalar() ? node.Scalar() : "", where});
       return absl::OkStatus();
     default:
       return absl::InvalidArgumentError(
@@ -800,24 +816,25 @@ absl::StatusOr<AppConfig> Build(const std::vector<Setting>& settings) {
   return config;
 }
 
-// Parses what `load` returns (YAML::Load or YAML::LoadFile) into settings from `source`.
-template <class LoadFn>
-absl::StatusOr<std::vector<Setting>> ReadYaml(LoadFn load, const std::string& source) {
+// Parses YAML text into settings from `source`.
+absl::StatusOr<std::vector<Setting>> ReadYaml(const std::string& yaml, const std::string& source) {
   std::vector<Setting> settings;
   try {
-    YAML::Node root = load();
+    YAML::Node root = YAML::Load(yaml);
     if (root.IsNull()) return settings;
     if (!root.IsMap()) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": the top level must be a mapping (app:, server:, ...)"));
     }
-    if (absl::Status s = Flatten(root, "", source, &settings); !s.ok()) return s;
-  } catch (const YAML::BadFile&) {
-    return absl::NotFoundError(absl::StrCat("config file ", source, " cannot be read"));
+    if (absl::Status s = Flatten(root, "", source, 0, &settings); !s.ok()) return s;
+  } catch (const YAML::DeepRecursion& e) {  // its own words are "bad file"
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1, ": not YAML: nested ",
+                                                   e.depth(), " deep"));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not YAML: ", e.msg));
-  } catch (const std::exception& e) {  // an I/O error while reading
+  } catch (const std::exception& e) {  // out of memory while building the tree
     return absl::InvalidArgumentError(
         absl::StrCat("config file ", source, " cannot be read: ", e.what()));
   }
@@ -837,8 +854,7 @@ absl::StatusOr<std::vector<Setting>> ReadYaml(LoadFn load, const std::string& so
 }  // namespace
 
 absl::StatusOr<AppConfig> ParseConfig(const std::string& yaml, const std::string& source) {
-  absl::StatusOr<std::vector<Setting>> settings =
-      ReadYaml([&] { return YAML::Load(yaml); }, source);
+  absl::StatusOr<std::vector<Setting>> settings = ReadYaml(yaml, source);
   if (!settings.ok()) return settings.status();
   return Build(*settings);
 }
@@ -873,8 +889,20 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(
           absl::StrCat("config file ", file, " is a directory (give the YAML file itself)"));
     }
-    absl::StatusOr<std::vector<Setting>> from_file =
-        ReadYaml([&] { return YAML::LoadFile(file); }, file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("config file ", file, " cannot be read"));
+    // Read with a bound: --config=/dev/zero (or a log given by mistake) must not fill memory.
+    std::string text(kMaxConfigFileBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    if (in.bad()) {
+      return absl::InvalidArgumentError(absl::StrCat("config file ", file, " cannot be read"));
+    }
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxConfigFileBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("config file ", file, " is larger than ",
+                                                     kMaxConfigFileBytes >> 20, " MiB"));
+    }
+    absl::StatusOr<std::vector<Setting>> from_file = ReadYaml(text, file);
     if (!from_file.ok()) return from_file.status();
     settings = std::move(*from_file);
   }

@@ -353,6 +353,65 @@ TEST(Config, FilesThatAreNotTheRightShape) {
       "registry.drain_ms: '-5' from inline:2 is not an integer in 0..86400000");
 }
 
+// Aliases are YAML's own; a file can make them contain themselves or multiply a thousandfold
+// per line. Either ends in an error naming the file, not a process that hangs or fills memory.
+TEST(Config, AliasesThatNestIntoThemselvesOrMultiplyAreRefused) {
+  std::string cycle = WriteFile("cycle.yaml", "app: {name: shop}\nserver: &a {weight: *a}\n");
+  std::string message = Error({"--config=" + cycle});
+  EXPECT_EQ(message.rfind(cycle + ":2: mappings nested more than 16 deep under 'server.weight'", 0),
+            0u)
+      << message;
+
+  std::string laughs =
+      "app: {name: shop}\nl0: &l0 {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1, g: 1, h: 1}\n";
+  for (int i = 1; i < 9; ++i) {
+    laughs += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " {";
+    for (int j = 0; j < 8; ++j) {
+      laughs += (j ? ", k" : "k") + std::to_string(j) + ": *l" + std::to_string(i - 1);
+    }
+    laughs += "}\n";
+  }
+  // 8^9 (134 million) settings if expanded.
+  std::string multiply = WriteFile("laughs.yaml", laughs);
+  message = Error({"--config=" + multiply});
+  EXPECT_NE(message.find("more than 10000 settings (aliases that multiply?)"), std::string::npos)
+      << message;
+  EXPECT_EQ(message.rfind(multiply + ":", 0), 0u) << message;
+
+  // Nesting written out by hand is refused the same way, and an honest deep key still reads.
+  std::string deep = "app: {name: shop}\nx: ";
+  for (int i = 0; i < 40; ++i) deep += "{k: ";
+  deep += "1" + std::string(40, '}') + "\n";
+  message = Error({"--config=" + WriteFile("deep.yaml", deep)});
+  EXPECT_NE(message.find("mappings nested more than 16 deep under 'x.k'"), std::string::npos)
+      << message;
+  std::string brackets = WriteFile(
+      "brackets.yaml", "x: " + std::string(100000, '[') + std::string(100000, ']') + "\n");
+  message = Error({"--config=" + brackets});
+  EXPECT_EQ(message.rfind(brackets + ":1:", 0), 0u) << message;
+  EXPECT_NE(message.find(": not YAML: nested "), std::string::npos) << message;
+  std::string tls = WriteFile("nested_client.yaml",
+                              "app: {name: order}\nclients:\n  shop.ShopService:\n    tls:\n"
+                              "      enabled: true\n");
+  absl::StatusOr<AppConfig> c = LoadConfig({"--config=" + tls}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->clients.at("shop.ShopService").channel.tls.enabled);
+}
+
+// Reading is bounded: a device or a log given as the config file is an error, not a process
+// that reads until memory runs out.
+TEST(Config, AConfigFileIsReadUpToFourMebibytes) {
+  EXPECT_EQ(Error({"--config=/dev/zero"}), "config file /dev/zero is larger than 4 MiB");
+  std::string big = WriteFile("big.yaml", "app: {name: shop}\n# " + std::string(4 << 20, 'x'));
+  EXPECT_EQ(Error({"--config=" + big}), "config file " + big + " is larger than 4 MiB");
+  std::string fits = WriteFile("fits.yaml", "app: {name: shop}\n# " + std::string(4 << 19, 'x'));
+  absl::StatusOr<AppConfig> c = LoadConfig({"--config=" + fits}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "shop");
+  std::filesystem::remove(big);
+  std::filesystem::remove(fits);
+}
+
 TEST(Config, HelpListsEveryKey) {
   std::string help = ConfigHelp();
   for (const char* key : {"app.name",
