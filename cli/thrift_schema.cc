@@ -26,7 +26,8 @@ using apache::thrift::protocol::TProtocol;
 using apache::thrift::protocol::TType;
 using Kind = ThriftType::Kind;
 
-// Values nested deeper than this (a struct that holds itself) are refused, on both ways.
+// Values nested deeper than this (a struct that holds itself) are refused, on both ways, and so
+// are types (a list of lists ...) in a schema.
 constexpr int kMaxDepth = 64;
 
 // What is wrong with a value, at `path`; caught where the request or reply is handled whole.
@@ -143,7 +144,8 @@ class TypeParser {
  public:
   explicit TypeParser(const ThriftService& service) : service_(service) {}
 
-  ThriftType Parse(const Json& j, const std::string& path) const {
+  ThriftType Parse(const Json& j, const std::string& path, int depth = 0) const {
+    if (depth > kMaxDepth) Bad(path, absl::StrCat("a type nested deeper than ", kMaxDepth));
     ThriftType t;
     if (j.is_string()) {
       std::string name = j.get<std::string>();
@@ -162,12 +164,12 @@ class TypeParser {
     }
     if (j.is_object() && j.size() == 1 && j.contains("list")) {
       t.kind = Kind::kList;
-      t.args.push_back(Parse(j["list"], path + ".list"));
+      t.args.push_back(Parse(j["list"], path + ".list", depth + 1));
     } else if (j.is_object() && j.size() == 1 && j.contains("map") && j["map"].is_array() &&
                j["map"].size() == 2) {
       t.kind = Kind::kMap;
-      t.args.push_back(Parse(j["map"][0], path + ".map[0]"));
-      t.args.push_back(Parse(j["map"][1], path + ".map[1]"));
+      t.args.push_back(Parse(j["map"][0], path + ".map[0]", depth + 1));
+      t.args.push_back(Parse(j["map"][1], path + ".map[1]", depth + 1));
     } else {
       Bad(path, "not a type: " + Shown(j));
     }

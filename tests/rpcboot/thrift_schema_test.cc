@@ -290,6 +290,24 @@ TEST(ThriftSchema, BadDocumentsAreNamed) {
     EXPECT_NE(schema.status().message().find(c.message), std::string::npos)
         << schema.status().message();
   }
+  // A schema can come from a server (rpcboot.ThriftReflection): a type nested 100,000 deep is an
+  // error, not a stack overflow, and 64 levels still read.
+  auto nested = [](int levels) {
+    return R"({"rpcboot_thrift_schema": 1, "services": [{"name": "a.S", "methods": [)"
+           R"({"name": "M", "params": [], "result": )" +
+           [&] {
+             std::string t;
+             for (int i = 0; i < levels; ++i) t += R"({"list": )";
+             return t + "\"i32\"" + std::string(levels, '}');
+           }() +
+           "}]}]}";
+  };
+  absl::StatusOr<ThriftSchema> deep = ThriftSchema::Parse(nested(100000));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find(": a type nested deeper than 64"), std::string::npos)
+      << deep.status().message().substr(0, 200);
+  absl::StatusOr<ThriftSchema> fits = ThriftSchema::Parse(nested(64));
+  EXPECT_TRUE(fits.ok()) << fits.status();
 }
 
 }  // namespace
