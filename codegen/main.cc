@@ -123,13 +123,35 @@ bool ValidGoPrefix(const std::string& p) {
   return true;
 }
 
-bool ReadWhole(const std::string& path, std::string* out) {
+// A previous .proto is read up to this size: --check-compat /dev/zero (or a log given by
+// mistake) must not read until memory runs out.
+constexpr std::size_t kMaxPreviousIdlBytes = 64 << 20;
+
+enum class ReadResult { kOk, kMissing, kTooLarge };
+
+ReadResult ReadWhole(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream text;
-  text << in.rdbuf();
-  *out = text.str();
-  return static_cast<bool>(in) || in.eof();
+  if (!in) return ReadResult::kMissing;
+  out->assign(kMaxPreviousIdlBytes + 1, '\0');
+  in.read(out->data(), static_cast<std::streamsize>(out->size()));
+  if (in.bad()) return ReadResult::kMissing;
+  out->resize(static_cast<std::size_t>(in.gcount()));
+  return out->size() > kMaxPreviousIdlBytes ? ReadResult::kTooLarge : ReadResult::kOk;
+}
+
+// A -std= option as libclang 14 takes it ("-std=c++23" is "-std=c++2b" to it), or "" for one it
+// cannot parse rpcboot's headers in: a C dialect, C++ before 17, a standard newer than clang 14.
+std::string ClangStd(const std::string& arg) {
+  for (const char* dialect : {"c++", "gnu++"}) {
+    std::string prefix = std::string("-std=") + dialect;
+    if (arg.rfind(prefix, 0) != 0) continue;
+    std::string version = arg.substr(prefix.size());
+    if (version == "23") return prefix + "2b";
+    for (const char* known : {"17", "1z", "20", "2a", "2b"}) {
+      if (version == known) return arg;
+    }
+  }
+  return "";
 }
 
 // --check-compat: each header's emitted .proto against the previous one. A .thrift path is
@@ -154,7 +176,13 @@ int CheckCompat(const Model& model, const Plan& plan, const std::string& previou
     if (path.size() > 7 && path.compare(path.size() - 7, 7, ".thrift") == 0)
       path = path.substr(0, path.size() - 7) + ".proto";
     std::string text, error;
-    if (!ReadWhole(path, &text)) {
+    ReadResult read = ReadWhole(path, &text);
+    if (read == ReadResult::kTooLarge) {
+      std::cerr << "rpcboot-codegen: error: --check-compat: '" << path << "' is larger than "
+                << (kMaxPreviousIdlBytes >> 20) << " MiB: not a .proto rpcboot emitted\n";
+      return 1;
+    }
+    if (read == ReadResult::kMissing) {
       if (is_dir) {
         std::cout << "rpcboot-codegen: " << model.headers[f].path << ": no previous " << path
                   << ": new, nothing to compare\n";
@@ -255,7 +283,16 @@ int Run(int argc, char** argv) {
     } else if (a.rfind("-I", 0) == 0) {
       clang_args.push_back(a);
       include_dirs.push_back(a.substr(2));
-    } else if (a.rfind("-D", 0) == 0 || a.rfind("-U", 0) == 0 || a.rfind("-std=", 0) == 0) {
+    } else if (a.rfind("-std=", 0) == 0) {
+      // libclang refuses a C dialect or a name it does not know without saying why.
+      std::string clang_std = ClangStd(a);
+      if (clang_std.empty()) {
+        return UsageError("option '" + a +
+                          "' is not a C++ standard rpcboot-codegen parses: -std=c++17, c++20 or "
+                          "c++23 (or gnu++17, gnu++20, gnu++23)");
+      }
+      clang_args.push_back(clang_std);
+    } else if (a.rfind("-D", 0) == 0 || a.rfind("-U", 0) == 0) {
       clang_args.push_back(a);
     } else if (!a.empty() && a[0] == '-') {
       return UsageError("unknown option '" + a + "'");
@@ -301,6 +338,11 @@ int Run(int argc, char** argv) {
     h.real_path = RealPath(path);
     if (h.real_path.empty()) {
       diags.Error({}, "cannot read header '" + path + "': no such file");
+      continue;
+    }
+    // A directory, a device (/dev/zero: clang reads until memory runs out) or a pipe.
+    if (struct stat st{}; ::stat(h.real_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      diags.Error({}, "header '" + path + "' is not a regular file");
       continue;
     }
     h.stem = Stem(path);

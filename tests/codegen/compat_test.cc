@@ -198,6 +198,18 @@ TEST(CheckCompatCli, APreviousFileThatIsNotProtoIsAClearError) {
       << run.output;
 }
 
+// The previous file is read with a bound: a device given by mistake is an error, not a process
+// that reads until memory runs out.
+TEST(CheckCompatCli, APreviousFileIsReadUpTo64Mebibytes) {
+  std::string dir = MakeTempDir("compat_endless");
+  WriteFile(dir + "/shop.h", Header("shop", kV1, true));
+  CodegenRun run = RunCodegen(
+      {"--check-compat", "/dev/zero", "-I", std::string(RPCBOOT_SOURCE_DIR), dir + "/shop.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("--check-compat: '/dev/zero' is larger than 64 MiB"), std::string::npos)
+      << run.output;
+}
+
 TEST(CheckCompatCli, ADirectoryAndTheThriftPathWork) {
   std::string dir = MakeTempDir("compat_dir");
   WriteFile(dir + "/shop.h", Header("shop", kV1, true));

@@ -1,6 +1,7 @@
 // Bad input to rpcboot-codegen: each case gets `file:line:col: error: ...` naming the construct
 // and what to write instead, a non-zero exit, and no output files.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -480,6 +481,45 @@ TEST(CodegenCli, UnknownOptionIsAUsageError) {
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.output.find("error: unknown option '--frobnicate'"), std::string::npos)
       << run.output;
+}
+
+// libclang refuses a C dialect or a standard it does not know with no words of its own; the
+// option is named instead. -std=c++23 is what libclang 14 calls c++2b.
+TEST(CodegenCli, AStandardLibclangCannotParseIsAUsageError) {
+  for (const char* option : {"-std=c99", "-std=c++14", "-std=c++26", "-std=gnu++11"}) {
+    CodegenRun run = RunCodegen({option, "x.h"});
+    EXPECT_EQ(run.exit_code, 2) << option;
+    EXPECT_NE(run.output.find(std::string("error: option '") + option +
+                              "' is not a C++ standard rpcboot-codegen parses"),
+              std::string::npos)
+        << run.output;
+  }
+  std::string dir = ::testing::TempDir() + "/codegen_std";
+  std::filesystem::create_directories(dir);
+  std::string header = dir + "/s.h";
+  std::ofstream(header) << "#include \"rpcboot/annotations.h\"\n"
+                           "class RPCBOOT_SERVICE S { public: virtual ~S() = default; "
+                           "virtual void Ping() = 0; };\n";
+  for (const char* option : {"-std=c++17", "-std=gnu++20", "-std=c++23"}) {
+    CodegenRun run = RunCodegen({"--check", option, "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+    EXPECT_EQ(run.exit_code, 0) << option << ": " << run.output;
+  }
+}
+
+// A header that is a directory, a device or a pipe is named; /dev/zero made clang read until
+// memory ran out, and a pipe waits for a writer forever.
+TEST(CodegenCli, AHeaderThatIsNotARegularFileIsAnError) {
+  std::string dir = ::testing::TempDir() + "/codegen_not_a_file";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(::mkfifo((dir + "/pipe.h").c_str(), 0600), 0);
+  for (const std::string& path : {dir, std::string("/dev/zero"), dir + "/pipe.h"}) {
+    CodegenRun run = RunCodegen({"--check", path});
+    EXPECT_EQ(run.exit_code, 1) << path;
+    EXPECT_NE(run.output.find("error: header '" + path + "' is not a regular file"),
+              std::string::npos)
+        << run.output;
+  }
 }
 
 TEST(CodegenCli, NoHeadersIsAUsageError) {
