@@ -123,8 +123,14 @@ void Session::OpenHandle() {
                         static_cast<int>(options_.session_timeout.count()), nullptr, context, 0,
                         &ClientLog);
   if (zh_ == nullptr) {
+    // Most often a name that does not resolve (yet): tried again after a session timeout, not
+    // at every tick.
     Log(LogLevel::kError, absl::StrCat("ZooKeeper: cannot create a handle for '", options_.connect,
-                                       "': ", std::strerror(errno)));
+                                       "': ", std::strerror(errno), "; trying again in ",
+                                       options_.session_timeout.count(), " ms"));
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_ = false;
+    disconnected_since_ = std::chrono::steady_clock::now();
     return;
   }
   // The C client looks the servers' names up again every time it polls its socket (a
@@ -281,10 +287,12 @@ void Session::Run() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!connected_ && now - disconnected_since_ > options_.session_timeout && !rebuild) {
-        Log(LogLevel::kWarning,
-            absl::StrCat("ZooKeeper: no connection for longer than the session timeout (",
-                         options_.session_timeout.count(),
-                         " ms); the session may be gone: starting a new one"));
+        if (zh_ != nullptr) {  // (only this thread replaces zh_ once started)
+          Log(LogLevel::kWarning,
+              absl::StrCat("ZooKeeper: no connection for longer than the session timeout (",
+                           options_.session_timeout.count(),
+                           " ms); the session may be gone: starting a new one"));
+        }
         rebuild = true;
       }
     }

@@ -634,6 +634,9 @@ TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {
       {"a:99999", "'a:99999' is not host:port"},
       {"a:1/apps/", "must not end with '/'"},
       {"a:1/apps//x", "empty path element"},
+      {"[::1/apps", "'[::1' is not host:port"},
+      {"::1:2181", "'::1:2181' is not host:port"},  // IPv6 needs its brackets
+      {"zk 1:2181", "'zk 1:2181' is not host:port"},
   };
   for (const Case& c : cases) {
     absl::Status s = Session::Validate(SessionOptions{c.connect});
@@ -641,6 +644,30 @@ TEST(Registry, BadConnectStringsAreRejectedWithTheReason) {
     EXPECT_NE(std::string(s.message()).find(c.says), std::string::npos) << s;
   }
   EXPECT_FALSE(Session::Validate(SessionOptions{"a:1", milliseconds(2000), "nocolon"}).ok());
+  for (const char* good :
+       {"[::1]:2181/apps", "zk-1.example_a:2181,10.0.0.2:2182", "[fe80::1%eth0]:1"})
+    EXPECT_TRUE(Session::Validate(SessionOptions{good}).ok()) << good;
+}
+
+// A name that does not resolve leaves no handle to wait on: the next try comes a session timeout
+// later, not at every one of the session's 200 ms ticks (15 tries and 30 log lines in 3 s before).
+TEST(Registry, AConnectStringThatDoesNotResolveIsTriedOncePerSessionTimeout) {
+  std::atomic<int> tries{0};
+  SetLogSink([&](LogLevel, std::string_view message) {
+    if (message.find("cannot create a handle for 'nosuchhost.invalid:2181'") !=
+        std::string_view::npos)
+      ++tries;
+  });
+  {
+    auto session = std::make_shared<Session>(
+        SessionOptions{"nosuchhost.invalid:2181", milliseconds(60000), ""});
+    session->Start();
+    ASSERT_TRUE(Eventually([&] { return tries.load() >= 1; }, milliseconds(30000)));
+    std::this_thread::sleep_for(milliseconds(1500));  // seven ticks of the session's thread
+    EXPECT_EQ(tries.load(), 1);
+    EXPECT_FALSE(session->connected());
+  }
+  SetLogSink(nullptr);
 }
 
 TEST(Registry, UnreachableZooKeeperKeepsRetrying) {

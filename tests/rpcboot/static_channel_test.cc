@@ -210,6 +210,10 @@ TEST(StaticChannel, BadAddressesNameWhatIsWrong) {
             "address 'static://a:1,b': endpoint 'b' is not host:port (port 0-65535)");
   EXPECT_EQ(message("static://a:99999"),
             "address 'static://a:99999': endpoint 'a:99999' is not host:port (port 0-65535)");
+  EXPECT_EQ(message("static://[::1:80"),
+            "address 'static://[::1:80': endpoint '[::1:80' is not host:port (port 0-65535)");
+  EXPECT_EQ(message("a/b:80"),
+            "address 'a/b:80': endpoint 'a/b:80' is not host:port (port 0-65535)");
   EXPECT_EQ(message("static://"),
             "address 'static://': endpoint '' is not host:port (port 0-65535)");
   EXPECT_EQ(message("dns://h:2181"),
