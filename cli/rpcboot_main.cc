@@ -36,7 +36,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -48,6 +47,7 @@
 #include "cli/thrift_schema.h"
 #include "discovery/instance.h"
 #include "discovery/session.h"
+#include "rpcboot/base/internal/read_file.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/address.h"
@@ -95,12 +95,19 @@ std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 
-// The whole of file `path` into *out; false when it cannot be read or is empty.
-bool ReadFlagFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !out->empty();
+// A flag's file (a schema, a certificate, a key) is read up to this size, a token file up to the
+// smaller one: --token_file=/dev/zero must be an error, not a process reading until memory runs
+// out.
+constexpr std::size_t kMaxFlagFileBytes = 64 << 20;
+constexpr std::size_t kMaxTokenFileBytes = 64 << 10;
+
+// The whole of file `path` into *out: "" when read, else what is wrong with it ("cannot be read",
+// "is empty", "is larger than 64 MiB").
+std::string ReadFlagFile(const std::string& path, std::size_t max_bytes, std::string* out) {
+  rpcboot::internal::ReadFileResult read = rpcboot::internal::ReadFileUpTo(path, max_bytes, out);
+  if (read != rpcboot::internal::ReadFileResult::kOk)
+    return rpcboot::internal::ReadFileProblem(read, max_bytes);
+  return out->empty() ? "is empty" : "";
 }
 
 constexpr const char* kUsage =
@@ -666,8 +673,9 @@ absl::StatusOr<rpcboot::cli::ThriftSchema> LoadThriftSchema(const std::string& e
   using rpcboot::cli::ThriftSchema;
   if (!g_schema_file.empty()) {
     std::string document;
-    if (!ReadFlagFile(g_schema_file, &document))
-      return absl::InvalidArgumentError("--schema: '" + g_schema_file + "' cannot be read");
+    if (std::string problem = ReadFlagFile(g_schema_file, kMaxFlagFileBytes, &document);
+        !problem.empty())
+      return absl::InvalidArgumentError("--schema: '" + g_schema_file + "' " + problem);
     absl::StatusOr<ThriftSchema> schema = ThriftSchema::Parse(document);
     if (!schema.ok())
       return absl::InvalidArgumentError("--schema: " + g_schema_file + ": " +
@@ -987,10 +995,13 @@ int main(int argc, char** argv) {
       continue;
     }
     if (a.rfind("--token_file=", 0) == 0) {
-      std::ifstream in(a.substr(13));
-      if (!std::getline(in, g_token) || g_token.empty())
-        return Usage("--token_file: '" + a.substr(13) +
-                     "' cannot be read or has no token on its first line");
+      std::string text;
+      if (std::string problem = ReadFlagFile(a.substr(13), kMaxTokenFileBytes, &text);
+          !problem.empty() && problem != "is empty")
+        return Usage("--token_file: '" + a.substr(13) + "' " + problem);
+      g_token = text.substr(0, text.find('\n'));
+      if (g_token.empty())
+        return Usage("--token_file: '" + a.substr(13) + "' has no token on its first line");
       while (!g_token.empty() && (g_token.back() == ' ' || g_token.back() == '\r'))
         g_token.pop_back();
       continue;
@@ -1015,9 +1026,8 @@ int main(int argc, char** argv) {
       if (a.rfind(prefix, 0) != 0) continue;
       tls_flag = true;
       *path = a.substr(prefix.size());
-      if (!ReadFlagFile(*path, into))
-        return Usage(prefix.substr(0, prefix.size() - 1) + ": '" + *path +
-                     "' cannot be read or is empty");
+      if (std::string problem = ReadFlagFile(*path, kMaxFlagFileBytes, into); !problem.empty())
+        return Usage(prefix.substr(0, prefix.size() - 1) + ": '" + *path + "' " + problem);
     }
     if (a.rfind("--tls_server_name=", 0) == 0) {
       g_tls.server_name = a.substr(18);

@@ -26,6 +26,7 @@
 #include "codegen/emitters.h"
 #include "codegen/parser.h"
 #include "codegen/plan.h"
+#include "rpcboot/base/internal/read_file.h"
 
 namespace rpcboot::codegen {
 namespace {
@@ -127,18 +128,6 @@ bool ValidGoPrefix(const std::string& p) {
 // mistake) must not read until memory runs out.
 constexpr std::size_t kMaxPreviousIdlBytes = 64 << 20;
 
-enum class ReadResult { kOk, kMissing, kTooLarge };
-
-ReadResult ReadWhole(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ReadResult::kMissing;
-  out->assign(kMaxPreviousIdlBytes + 1, '\0');
-  in.read(out->data(), static_cast<std::streamsize>(out->size()));
-  if (in.bad()) return ReadResult::kMissing;
-  out->resize(static_cast<std::size_t>(in.gcount()));
-  return out->size() > kMaxPreviousIdlBytes ? ReadResult::kTooLarge : ReadResult::kOk;
-}
-
 // A -std= option as libclang 14 takes it ("-std=c++23" is "-std=c++2b" to it), or "" for one it
 // cannot parse rpcboot's headers in: a C dialect, C++ before 17, a standard newer than clang 14.
 std::string ClangStd(const std::string& arg) {
@@ -176,14 +165,16 @@ int CheckCompat(const Model& model, const Plan& plan, const std::string& previou
     if (path.size() > 7 && path.compare(path.size() - 7, 7, ".thrift") == 0)
       path = path.substr(0, path.size() - 7) + ".proto";
     std::string text, error;
-    ReadResult read = ReadWhole(path, &text);
-    if (read == ReadResult::kTooLarge) {
-      std::cerr << "rpcboot-codegen: error: --check-compat: '" << path << "' is larger than "
-                << (kMaxPreviousIdlBytes >> 20) << " MiB: not a .proto rpcboot emitted\n";
+    rpcboot::internal::ReadFileResult read =
+        rpcboot::internal::ReadFileUpTo(path, kMaxPreviousIdlBytes, &text);
+    if (read == rpcboot::internal::ReadFileResult::kTooLarge) {
+      std::cerr << "rpcboot-codegen: error: --check-compat: '" << path << "' "
+                << rpcboot::internal::ReadFileProblem(read, kMaxPreviousIdlBytes)
+                << ": not a .proto rpcboot emitted\n";
       return 1;
     }
-    if (read == ReadResult::kMissing) {
-      if (is_dir) {
+    if (read != rpcboot::internal::ReadFileResult::kOk) {
+      if (is_dir && read == rpcboot::internal::ReadFileResult::kCannotRead) {
         std::cout << "rpcboot-codegen: " << model.headers[f].path << ": no previous " << path
                   << ": new, nothing to compare\n";
         continue;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <system_error>
 #include <thread>
@@ -14,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/internal/read_file.h"
 #include "rpcboot/base/log.h"
 
 namespace rpcboot::discovery {
@@ -26,6 +26,8 @@ constexpr auto kSnapshotEvery = std::chrono::seconds(1);
 // With no answer from ZooKeeper this long and no list ever read, the snapshot is served.
 constexpr auto kSnapshotAfter = std::chrono::seconds(1);
 constexpr char kSnapshotHeader[] = "rpcboot-registry-snapshot 1";
+// A snapshot is read up to this size (100,000 instances take about 30 MiB).
+constexpr std::size_t kMaxSnapshotBytes = 256 << 20;
 
 // Lets go of `session` on a thread of its own: the session's destructor joins its event thread,
 // which cannot join itself (a resolver let go of inside one of the session's callbacks).
@@ -565,8 +567,15 @@ void Resolver::WriteSnapshot(const std::string& name, const InstanceList& list) 
 std::optional<std::pair<std::vector<Instance>, std::chrono::seconds>> Resolver::ReadSnapshot(
     const std::string& name) const {
   const std::string file = SnapshotFile(name);
-  std::ifstream in(file);
-  if (!in) return std::nullopt;  // none yet
+  std::string content;
+  internal::ReadFileResult read = internal::ReadFileUpTo(file, kMaxSnapshotBytes, &content);
+  if (read == internal::ReadFileResult::kCannotRead) return std::nullopt;  // none yet
+  if (read != internal::ReadFileResult::kOk) {
+    Log(LogLevel::kWarning, absl::StrCat("registry: ignoring the snapshot ", file, ": it ",
+                                         internal::ReadFileProblem(read, kMaxSnapshotBytes)));
+    return std::nullopt;
+  }
+  std::istringstream in(content);
   std::string header;
   std::getline(in, header);
   std::istringstream fields(header);

@@ -1,6 +1,5 @@
 #include "rpcboot/config.h"
 
-#include <sys/stat.h>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
@@ -8,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <utility>
 
@@ -20,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "discovery/session.h"
+#include "rpcboot/base/internal/read_file.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/auth.h"
 
@@ -659,6 +658,8 @@ std::string EnvName(const std::string& key) {
 constexpr int kMaxConfigDepth = 16;
 constexpr std::size_t kMaxConfigSettings = 10000;
 constexpr std::size_t kMaxConfigFileBytes = 4 << 20;
+// A token file holds one token on its first line (a JWT is a few KiB).
+constexpr std::size_t kMaxTokenFileBytes = 64 << 10;
 
 // Flattens a YAML mapping into dotted keys.
 absl::Status Flatten(const YAML::Node& node, const std::string& prefix, const std::string& file,
@@ -755,10 +756,15 @@ absl::Status FinishClient(const std::string& prefix, ClientConfig* client) {
         absl::StrCat(prefix, ".tls: cert_file and key_file go together (mutual TLS needs both)"));
   }
   if (!client->token_file.empty()) {
-    std::ifstream in(client->token_file);
-    std::string token;
-    std::getline(in, token);
-    token = std::string(absl::StripAsciiWhitespace(token));
+    std::string text;
+    internal::ReadFileResult read =
+        internal::ReadFileUpTo(client->token_file, kMaxTokenFileBytes, &text);
+    if (read != internal::ReadFileResult::kOk) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, ".token_file: ", client->token_file, " ",
+                       internal::ReadFileProblem(read, kMaxTokenFileBytes)));
+    }
+    std::string token(absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
     if (token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(prefix, ".token_file: ", client->token_file,
                                                      " holds no token on its first line"));
@@ -884,23 +890,18 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   }
   std::vector<Setting> settings;
   if (!file.empty()) {
-    struct stat info {};
-    if (::stat(file.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    // Read with a bound: --config=/dev/zero (or a log given by mistake) must not fill memory.
+    std::string text;
+    internal::ReadFileResult read = internal::ReadFileUpTo(file, kMaxConfigFileBytes, &text);
+    if (read == internal::ReadFileResult::kIsDirectory) {
       return absl::InvalidArgumentError(
           absl::StrCat("config file ", file, " is a directory (give the YAML file itself)"));
     }
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("config file ", file, " cannot be read"));
-    // Read with a bound: --config=/dev/zero (or a log given by mistake) must not fill memory.
-    std::string text(kMaxConfigFileBytes + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    if (in.bad()) {
-      return absl::InvalidArgumentError(absl::StrCat("config file ", file, " cannot be read"));
-    }
-    text.resize(static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxConfigFileBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("config file ", file, " is larger than ",
-                                                     kMaxConfigFileBytes >> 20, " MiB"));
+    if (read == internal::ReadFileResult::kCannotRead)
+      return absl::NotFoundError(absl::StrCat("config file ", file, " cannot be read"));
+    if (read != internal::ReadFileResult::kOk) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config file ", file, " ", internal::ReadFileProblem(read, kMaxConfigFileBytes)));
     }
     absl::StatusOr<std::vector<Setting>> from_file = ReadYaml(text, file);
     if (!from_file.ok()) return from_file.status();

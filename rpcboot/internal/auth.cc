@@ -1,10 +1,15 @@
 #include "rpcboot/internal/auth.h"
 
 #include <cctype>
-#include <fstream>
+#include <sstream>
+
+#include "rpcboot/base/internal/read_file.h"
 
 namespace rpcboot::internal {
 namespace {
+
+// A tokens file is read up to this size (some hundred thousand principals).
+constexpr std::size_t kMaxTokensFileBytes = 16 << 20;
 
 // Compares without stopping at the first difference, so a token's validity is not told by
 // the time the comparison takes.
@@ -53,11 +58,14 @@ absl::StatusOr<std::shared_ptr<const CallGuard>> CallGuard::Make(const AuthOptio
   auto guard = std::make_shared<CallGuard>();
   guard->options_ = options;
   if (!options.tokens_file.empty()) {
-    std::ifstream in(options.tokens_file);
-    if (!in) {
-      return absl::InvalidArgumentError("server.auth.tokens_file: " + options.tokens_file +
-                                        " cannot be read");
+    std::string content;
+    internal::ReadFileResult read =
+        internal::ReadFileUpTo(options.tokens_file, kMaxTokensFileBytes, &content);
+    if (read != internal::ReadFileResult::kOk) {
+      return absl::InvalidArgumentError("server.auth.tokens_file: " + options.tokens_file + " " +
+                                        internal::ReadFileProblem(read, kMaxTokensFileBytes));
     }
+    std::istringstream in(content);
     std::string line;
     for (int number = 1; std::getline(in, line); ++number) {
       std::string_view text = Strip(line);

@@ -9,13 +9,15 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/internal/read_file.h"
 
 namespace rpcboot::internal {
 namespace {
+
+// A certificate, key or CA bundle is read up to this size (a system CA bundle is about 200 KiB).
+constexpr std::size_t kMaxPemFileBytes = 16 << 20;
 
 // TLS 1.2's forward-secret AEAD suites (TLS 1.3 has only such suites).
 constexpr const char* kTls12Ciphers =
@@ -155,16 +157,16 @@ std::string NameEntry(X509_NAME* name, int nid) {
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::string& key) {
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(key, " is not set"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(key, ": ", path, " cannot be read"));
+  std::string text;
+  ReadFileResult read = ReadFileUpTo(path, kMaxPemFileBytes, &text);
+  if (read != ReadFileResult::kOk) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, ": ", path, " ", ReadFileProblem(read, kMaxPemFileBytes)));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN ") == std::string::npos) {
+  if (text.find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(key, ": ", path, " is not a PEM file"));
   }
-  return text.str();
+  return text;
 }
 
 absl::StatusOr<TlsContext> MakeServerTlsContext(const TlsOptions& options, const std::string& key) {

@@ -2,6 +2,7 @@
 // registry_test (resolvers on persistent recursive watches, the default) and
 // registry_child_watches_test (RPCBOOT_TEST_CHILD_WATCHES: on one-shot child watches, as against
 // a server before 3.6).
+#include <unistd.h>
 #include <zookeeper/zookeeper.h>
 
 #include <atomic>
@@ -554,12 +555,21 @@ TEST(Registry, ABadSnapshotIsIgnored) {
     std::ofstream out(dir + "/services.shop.snapshot");
     out << "\xff garbage\n{}\n";
   }
+  // A device in a snapshot's place is read up to a bound, not until memory runs out.
+  ASSERT_EQ(::symlink("/dev/zero", (dir + "/services.order.snapshot").c_str()), 0);
   ZooKeeperServer zk("registry-snapshot-bad");
   std::string connect = zk.connect();
   zk.Stop();
   std::atomic<bool> warned{false};
+  std::atomic<bool> warned_endless{false};
   SetLogSink([&](LogLevel, std::string_view message) {
-    if (message.find("ignoring the snapshot") != std::string_view::npos) warned = true;
+    if (message.find("ignoring the snapshot " + dir + "/services.shop.snapshot") !=
+        std::string_view::npos)
+      warned = true;
+    if (message.find("ignoring the snapshot " + dir +
+                     "/services.order.snapshot: it is larger than 256 MiB") !=
+        std::string_view::npos)
+      warned_endless = true;
   });
   auto session = std::make_shared<Session>(SessionOptions{connect, milliseconds(4000), ""});
   session->Start();
@@ -567,8 +577,11 @@ TEST(Registry, ABadSnapshotIsIgnored) {
   Configure(resolver);
   resolver.SetSnapshotDir(dir);
   resolver.Watch("shop", [](const InstanceList&) {});
+  resolver.Watch("order", [](const InstanceList&) {});
   EXPECT_TRUE(Eventually([&] { return warned.load(); }, milliseconds(10000)));
+  EXPECT_TRUE(Eventually([&] { return warned_endless.load(); }, milliseconds(10000)));
   EXPECT_TRUE(resolver.Current("shop")->empty());
+  EXPECT_TRUE(resolver.Current("order")->empty());
   SetLogSink(nullptr);
 }
 

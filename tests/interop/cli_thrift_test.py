@@ -169,6 +169,8 @@ def rpcboot_server_checks(thrift, grpc):
     run(f"--schema={garbage}", "call", target, "rich.RichService/Count", "{}", want=2,
         says="not an rpcboot Thrift schema")
     run(f"--schema={work}/missing.json", "describe", target, want=2, says="cannot be read")
+    run("--schema=/dev/zero", "describe", target, want=2,
+        says="--schema: '/dev/zero' is larger than 64 MiB")
     run(f"--tls_ca={garbage}", "--protocol=thrift", "describe", target, want=2,
         says=f"tls.ca_file: {garbage} is not a PEM file")
     # A schema that does not match the server: the reply is refused, not misread.

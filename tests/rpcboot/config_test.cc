@@ -412,6 +412,24 @@ TEST(Config, AConfigFileIsReadUpToFourMebibytes) {
   std::filesystem::remove(fits);
 }
 
+// So is every file a setting names: a token file, the server's tokens file.
+TEST(Config, TokenFilesAreReadWithABound) {
+  EXPECT_EQ(Error({"--app.name=shop", "--client.token_file=/dev/zero"}),
+            "client.token_file: /dev/zero is larger than 64 KiB");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.auth.tokens_file=/dev/zero"}),
+            "server.auth.tokens_file: /dev/zero is larger than 16 MiB");
+  std::string token = WriteFile("long.token", "s3cret\n" + std::string(64 << 10, '#'));
+  EXPECT_EQ(Error({"--app.name=shop", "--client.token_file=" + token}),
+            "client.token_file: " + token + " is larger than 64 KiB");
+  std::string fits = WriteFile("fits.token", "s3cret\n" + std::string(60 << 10, '#'));
+  absl::StatusOr<AppConfig> c =
+      LoadConfig({"--app.name=shop", "--client.token_file=" + fits}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->client_defaults.channel.bearer_token, "s3cret");
+  std::filesystem::remove(token);
+  std::filesystem::remove(fits);
+}
+
 TEST(Config, HelpListsEveryKey) {
   std::string help = ConfigHelp();
   for (const char* key : {"app.name",

@@ -280,6 +280,21 @@ TEST_F(TlsTest, BadTlsFilesAreNamedAtStart) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("missing.key cannot be read"), std::string::npos) << s;
 
+  // A device named as a certificate is read up to a bound, not until memory runs out.
+  for (bool grpc : {false, true}) {
+    options.tls.cert_file = "/dev/zero";
+    options.tls.key_file = File("server.key");
+    options.thrift_port = grpc ? -1 : 0;
+    options.grpc_port = grpc ? 0 : -1;
+    Server endless(options);
+    endless.AddService<rich::RichService>(std::make_shared<WhoImpl>());
+    s = endless.Start();
+    EXPECT_FALSE(s.ok()) << (grpc ? "gRPC" : "Thrift");
+    EXPECT_NE(s.message().find("server.tls.cert_file: /dev/zero is larger than 16 MiB"),
+              std::string::npos)
+        << s;
+  }
+
   ChannelOptions client = Client("ca");
   client.tls.ca_file = File("server.key");  // not a certificate
   try {
@@ -288,6 +303,17 @@ TEST_F(TlsTest, BadTlsFilesAreNamedAtStart) {
   } catch (const RpcError& e) {
     EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("tls.ca_file"), std::string::npos) << e.what();
+  }
+  client.tls.ca_file = "/dev/zero";
+  for (Protocol protocol : {Protocol::kGrpc, Protocol::kThrift}) {
+    try {
+      MakeChannel("127.0.0.1:1", protocol, client);
+      ADD_FAILURE() << "a channel with /dev/zero as its CA file was made";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("/dev/zero is larger than 16 MiB"), std::string::npos)
+          << e.what();
+    }
   }
 }
 

@@ -109,7 +109,12 @@ expect 0 "SERVING (HTTP 200)" -- health "http://127.0.0.1:$order_admin"
 expect 2 "unknown command 'frob'" -- frob
 expect 2 "ls reads a registry" -- ls "127.0.0.1:$shop_grpc"
 expect 2 "not a number of ms" -- --timeout_ms=soon ls "zk://$zk/services"
-expect 2 "cannot be read or has no token" -- --token_file="$work/no-such-file" ls "zk://$zk/services"
+expect 2 "'$work/no-such-file' cannot be read" -- --token_file="$work/no-such-file" ls "zk://$zk/services"
+printf '\n' > "$work/empty.token"
+expect 2 "has no token on its first line" -- --token_file="$work/empty.token" ls "zk://$zk/services"
+# A device given as a file is read up to a bound, never until memory runs out.
+expect 2 "'/dev/zero' is larger than 64 KiB" -- --token_file=/dev/zero ls "zk://$zk/services"
+expect 2 "--tls_ca: '/dev/zero' is larger than 64 MiB" -- --tls_ca=/dev/zero health "127.0.0.1:$shop_grpc"
 expect 2 "did not answer within 500 ms" -- --timeout_ms=500 ls "zk://127.0.0.1:1/services"
 expect 1 "unreachable" -- --timeout_ms=500 health "127.0.0.1:1"
 expect 2 "zk://" -- health "zk://$zk"
