@@ -1,6 +1,8 @@
 #include "rpcboot/base/log.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,16 +16,30 @@
 namespace rpcboot {
 namespace {
 
-// RPCBOOT_LOG_LEVEL=info (default), warning or error: the least severe level written.
-LogLevel MinimumLevel() {
-  static const LogLevel level = [] {
+// RPCBOOT_LOG_LEVEL=info (default), warning or error, in any case: the least severe level
+// written. Any other value writes from info, and the first line written says what was wrong.
+struct LevelSetting {
+  LogLevel level = LogLevel::kInfo;
+  std::string refused;  // a value that names no level, as given
+};
+
+const LevelSetting& MinimumLevel() {
+  static const LevelSetting* setting = [] {
+    auto* out = new LevelSetting();
     const char* v = std::getenv("RPCBOOT_LOG_LEVEL");
-    if (v == nullptr) return LogLevel::kInfo;
-    if (std::strcmp(v, "warning") == 0) return LogLevel::kWarning;
-    if (std::strcmp(v, "error") == 0) return LogLevel::kError;
-    return LogLevel::kInfo;
+    if (v == nullptr || *v == '\0') return out;
+    std::string name(v);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "warning") {
+      out->level = LogLevel::kWarning;
+    } else if (name == "error") {
+      out->level = LogLevel::kError;
+    } else if (name != "info") {
+      out->refused = v;
+    }
+    return out;
   }();
-  return level;
+  return *setting;
 }
 
 void WriteToStderr(LogLevel level, std::string_view message) {
@@ -71,7 +87,15 @@ void SetLogTraceId(uint64_t trace_hi, uint64_t trace_lo) {
 }
 
 void Log(LogLevel level, std::string_view message) {
-  if (static_cast<int>(level) < static_cast<int>(MinimumLevel())) return;
+  const LevelSetting& minimum = MinimumLevel();
+  if (!minimum.refused.empty()) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) {
+      Log(LogLevel::kWarning, "RPCBOOT_LOG_LEVEL: '" + Printable(minimum.refused) +
+                                  "' is not info, warning or error; writing info and above");
+    }
+  }
+  if (static_cast<int>(level) < static_cast<int>(minimum.level)) return;
   std::string traced;
   if ((log_trace_hi | log_trace_lo) != 0) {
     char id[33];

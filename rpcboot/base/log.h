@@ -2,7 +2,8 @@
 //
 // By default each line goes to stderr with a level and a UTC timestamp:
 //   W 2026-11-29T10:00:00.123Z rpcboot: Thrift: closing 10.0.0.7:4412: frame not completed in time
-// RPCBOOT_LOG_LEVEL=info (default), warning or error sets the least severe level written.
+// RPCBOOT_LOG_LEVEL=info (default), warning or error sets the least severe level written; another
+// value writes from info and is named in the first line written.
 //
 // A program with a logging library of its own installs a sink, and every line rpcboot writes
 // (library, discovery, transports) goes there instead, already filtered by level:

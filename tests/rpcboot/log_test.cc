@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -62,6 +63,39 @@ TEST_F(LogSinkTest, AnEmptySinkRestoresStderr) {
   EXPECT_NE(err.find("rpcboot: back on stderr"), std::string::npos) << err;
   EXPECT_EQ(err.rfind("E ", 0), 0u) << err;
   EXPECT_FALSE(captured_.Has(LogLevel::kError, "back on stderr"));
+}
+
+// The lines a fresh process writes with RPCBOOT_LOG_LEVEL=`value` after logging an info line and
+// a warning line, joined by '|'. Run in a death test's child: the level is read once per process.
+std::string LinesWrittenWith(const char* value) {
+  ::setenv("RPCBOOT_LOG_LEVEL", value, 1);
+  std::string lines;
+  SetLogSink([&lines](LogLevel, std::string_view message) { lines.append(message).append("|"); });
+  internal::Log(LogLevel::kInfo, "an info line");
+  internal::Log(LogLevel::kWarning, "a warning line");
+  SetLogSink(nullptr);
+  return lines;
+}
+
+TEST(LogLevel, TheEnvironmentSetsTheLeastSevereLevelWritten) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(std::exit(LinesWrittenWith("warning") == "a warning line|" ? 0 : 1),
+              ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(std::exit(LinesWrittenWith("WARNING") == "a warning line|" ? 0 : 1),
+              ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(std::exit(LinesWrittenWith("info") == "an info line|a warning line|" ? 0 : 1),
+              ::testing::ExitedWithCode(0), "");
+}
+
+TEST(LogLevel, AValueThatNamesNoLevelIsSaidOnceAndInfoIsWritten) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      std::exit(LinesWrittenWith("loud") ==
+                        "RPCBOOT_LOG_LEVEL: 'loud' is not info, warning or error; writing info and "
+                        "above|an info line|a warning line|"
+                    ? 0
+                    : 1),
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
