@@ -4,6 +4,7 @@
 //
 // Exit status: 0 on success, 1 when a header has errors (printed as file:line:col: error: ...),
 // 2 on a bad command line.
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -396,11 +397,42 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace rpcboot::codegen
 
-int main(int argc, char** argv) {
+namespace {
+
+struct MainArgs {
+  int argc;
+  char** argv;
+  int status = 1;
+};
+
+void* RunCatching(void* p) {
+  auto* args = static_cast<MainArgs*>(p);
   try {
-    return rpcboot::codegen::Run(argc, argv);
+    args->status = rpcboot::codegen::Run(args->argc, args->argv);
   } catch (const std::exception& e) {  // an internal error, named (see DescriptorBytes)
     std::fprintf(stderr, "%s\n", e.what());
-    return 1;
+    args->status = 1;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+// Runs on a thread with a large stack: libclang spells a type by recursing through its template
+// arguments, so a header's std::vector nested thousands deep (through aliases) would overflow
+// the main thread's 8 MiB before codegen could name it. Pages are only touched as used.
+int main(int argc, char** argv) {
+  MainArgs args{argc, argv};
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool started = pthread_attr_init(&attr) == 0 &&
+                 pthread_attr_setstacksize(&attr, std::size_t{512} << 20) == 0 &&
+                 pthread_create(&thread, &attr, RunCatching, &args) == 0;
+  pthread_attr_destroy(&attr);
+  if (started) {
+    pthread_join(thread, nullptr);
+  } else {
+    RunCatching(&args);  // no room for the large stack (a low ulimit -v): the usual one
+  }
+  return args.status;
 }

@@ -12,6 +12,15 @@
 namespace rpcboot::codegen {
 namespace {
 
+// Structs nested within one another in a call, under its arguments or result struct: Thrift's
+// C++ reader (TConfiguration's default recursion limit, 64) counts that one too.
+constexpr int kMaxStructDepth = 63;
+// Types within one another (a list is a message in the .proto when it is itself an element or a
+// value): protobuf's parsers refuse messages nested deeper than 100.
+constexpr int kMaxTypeDepth = 100;
+// A type's spelling in a message is cut after this many characters.
+constexpr std::size_t kMaxSpellingInMessages = 200;
+
 std::string ToString(CXString s) {
   const char* c = clang_getCString(s);
   std::string out = c != nullptr ? c : "";
@@ -271,6 +280,8 @@ class Parser {
   std::map<std::string, int> struct_by_usr_;
   std::map<std::string, int> enum_by_usr_;
   std::set<std::string> failed_usr_;  // reported once, not again for every use
+  int struct_depth_ = 0;              // structs being resolved, one within another
+  int type_depth_ = 0;                // types being resolved, one within another
   std::vector<std::pair<std::string, SourceLocation>> unannotated_;
 };
 
@@ -481,11 +492,22 @@ std::optional<MethodDecl> Parser::ParseMethod(CXCursor method, const std::string
 std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLocation& loc,
                                        const std::string& what) {
   std::string spelling = ToString(clang_getTypeSpelling(type));
+  if (spelling.size() > kMaxSpellingInMessages)  // the spelling goes into messages only
+    spelling = spelling.substr(0, kMaxSpellingInMessages) + "...";
   CXType c = clang_getCanonicalType(type);
   auto fail = [&](const std::string& message) -> std::optional<TypeRef> {
     diags_->Error(loc, what + " has type '" + spelling + "': " + message);
     return std::nullopt;
   };
+  struct DepthGuard {
+    int* depth;
+    ~DepthGuard() { --*depth; }
+  } depth_guard{&type_depth_};
+  if (++type_depth_ > kMaxTypeDepth) {
+    return fail("types nest more than " + std::to_string(kMaxTypeDepth) +
+                " deep here (structs, lists, maps and optionals within one another); protobuf "
+                "parsers refuse messages nested deeper than 100: flatten the types");
+  }
   if (clang_isConstQualifiedType(c) && pos != Position::kParam && pos != Position::kResult) {
     return fail("const members and elements cannot be decoded into; drop the const");
   }
@@ -763,6 +785,24 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
     failed_usr_.insert(usr);
     return std::nullopt;
   }
+  // Resolving recurses once per struct within a struct, so the depth is bounded: a header of
+  // thousands of nested structs is an error, not a stack overflow. Thrift's C++ reader refuses
+  // structs nested deeper than 64, the call's arguments or result counting as one.
+  if (struct_depth_ >= kMaxStructDepth) {
+    diags_->Error(use, what + " has type '" + spelling + "', the struct " +
+                           std::to_string(kMaxStructDepth + 1) +
+                           " deep where they nest within one another (through fields, lists, "
+                           "maps and optionals); Thrift refuses structs nested deeper than " +
+                           std::to_string(kMaxStructDepth) +
+                           " within a call's arguments: flatten the types");
+    failed_usr_.insert(usr);
+    return std::nullopt;
+  }
+  struct DepthGuard {
+    int* depth;
+    ~DepthGuard() { --*depth; }
+  } depth_guard{&struct_depth_};
+  ++struct_depth_;
   StructDecl s;
   if (!FillDecl(def, "struct", spelling, use, what, &s)) {
     failed_usr_.insert(usr);

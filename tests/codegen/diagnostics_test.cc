@@ -159,6 +159,63 @@ class RPCBOOT_SERVICE S {
               "proxy is called like any object: remove it");
 }
 
+// A chain of `depth` structs, S0 holding S1 holding ... (S0 the outermost), with a service that
+// takes and returns S0. '@' marks where S{mark - 1} holds S{mark}; mark < 0: no mark.
+std::string NestedStructs(int depth, int mark) {
+  std::string source =
+      "namespace deep {\nstruct S" + std::to_string(depth - 1) + " { int32_t value = 0; };\n";
+  for (int i = depth - 2; i >= 0; --i) {
+    source += "struct S" + std::to_string(i) + " { S" + std::to_string(i + 1) + " " +
+              (i + 1 == mark ? "@" : "") + "next; };\n";
+  }
+  return source +
+         "class RPCBOOT_SERVICE Deep {\n public:\n  virtual ~Deep() = default;\n"
+         "  virtual S0 Get(const S0& s) = 0;\n};\n}  // namespace deep\n";
+}
+
+// Thrift's C++ reader refuses structs nested deeper than 64 with the call's arguments counted:
+// 63 of a header's structs within one another pass, 64 are an error naming the 64th, and so are
+// thousands (which overflowed codegen's stack before).
+TEST(CodegenDiagnostics, StructsNestedDeeperThanThriftReadsAreAnError) {
+  Expected fits = RunOn("nested_63", NestedStructs(63, -1));
+  EXPECT_EQ(fits.run.exit_code, 0) << fits.run.output;
+  const std::string phrase =
+      "field 'next' of struct 'S62' has type 'deep::S63', the struct 64 deep where they nest "
+      "within one another (through fields, lists, maps and optionals); Thrift refuses structs "
+      "nested deeper than 63 within a call's arguments: flatten the types";
+  ExpectError(RunOn("nested_64", NestedStructs(64, 63)), phrase);
+  Expected deep = RunOn("nested_5000", NestedStructs(5000, 63));
+  ExpectError(deep, phrase);
+  EXPECT_NE(deep.run.output.find("1 error generated"), std::string::npos) << deep.run.output;
+}
+
+// A list `depth` deep, written through aliases so that no bracket nests: libclang spells it by
+// recursing through every level (which overflowed codegen's stack at some 30,000 before).
+std::string NestedLists(int depth) {
+  std::string source = "namespace lists {\nusing V0 = std::vector<int32_t>;\n";
+  for (int i = 1; i < depth; ++i) {
+    source += "using V" + std::to_string(i) + " = std::vector<V" + std::to_string(i - 1) + ">;\n";
+  }
+  return source + "struct R { V" + std::to_string(depth - 1) +
+         " @v; };\nclass RPCBOOT_SERVICE S {\n public:\n  virtual ~S() = default;\n"
+         "  virtual R Get() = 0;\n};\n}  // namespace lists\n";
+}
+
+TEST(CodegenDiagnostics, TypesNestedDeeperThanProtobufReadsAreAnError) {
+  Expected fits = RunOn("lists_20", NestedLists(20));
+  EXPECT_EQ(fits.run.exit_code, 0) << fits.run.output;
+  Expected deep = RunOn("lists_3000", NestedLists(3000));
+  ExpectError(deep,
+              "has type 'std::vector<std::vector<std::vector<std::vector<std::vector<std::vector<"
+              "std::vector<std::vector<std::vector<std::vector<std::vector<std::vector<std::vector<"
+              "std::vector<std::vector<std::vector<std::vec...': types nest more than 100 deep "
+              "here (structs, lists, maps and optionals within one another); protobuf parsers "
+              "refuse messages nested deeper than 100: flatten the types");
+  EXPECT_NE(deep.run.output.find("element of field 'v' of struct 'R' has type"), std::string::npos)
+      << deep.run.output;
+  EXPECT_NE(deep.run.output.find("1 error generated"), std::string::npos) << deep.run.output;
+}
+
 // A field named like its struct is legal C++; thrift-compiler's C++ struct could not name its
 // own type, so the .thrift (only) renames the field, as it renames keywords.
 TEST(CodegenDiagnostics, FieldNamedLikeItsStructIsRenamedInTheThriftFileOnly) {
