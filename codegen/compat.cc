@@ -10,8 +10,11 @@ namespace rpcboot::codegen {
 
 namespace pb = google::protobuf;
 
+// Braces nested in a .proto read back: rpcboot nests a wrapper message in the one that uses it,
+// and types nest at most 100 deep (parser.cc).
+constexpr int kMaxProtoNesting = 200;
+
 bool ParseProtoText(const std::string& text, pb::FileDescriptorProto* file, std::string* error) {
-  pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
   struct Collector : pb::io::ErrorCollector {
     std::string first;
     void AddError(int line, int column, const std::string& message) override {
@@ -19,6 +22,25 @@ bool ParseProtoText(const std::string& text, pb::FileDescriptorProto* file, std:
         first = std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
     }
   } errors;
+  // Braces first, in one pass: protobuf's parser takes time and memory that grow with the square
+  // of the nesting (each nested message's full name), so a small file of messages nested
+  // thousands deep would take minutes and gigabytes. rpcboot's own nest at most some 100 deep.
+  {
+    pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+    pb::io::Tokenizer tokenizer(&input, &errors);
+    int depth = 0;
+    while (tokenizer.Next()) {
+      const pb::io::Tokenizer::Token& token = tokenizer.current();
+      if (token.type != pb::io::Tokenizer::TYPE_SYMBOL) continue;
+      if (token.text == "{" && ++depth > kMaxProtoNesting) {
+        *error = std::to_string(token.line + 1) + ":" + std::to_string(token.column + 1) +
+                 ": declarations nested more than " + std::to_string(kMaxProtoNesting) + " deep";
+        return false;
+      }
+      if (token.text == "}") --depth;
+    }
+  }
+  pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
   pb::io::Tokenizer tokenizer(&input, &errors);
   pb::compiler::Parser parser;
   parser.RecordErrorsTo(&errors);

@@ -210,6 +210,24 @@ TEST(CheckCompatCli, APreviousFileIsReadUpTo64Mebibytes) {
       << run.output;
 }
 
+// Messages nested 100,000 deep in 1.3 MB would take protobuf's parser minutes and gigabytes
+// (each nested message's full name); the nesting is refused in one pass instead.
+TEST(CheckCompatCli, APreviousFileNestedThousandsDeepIsAClearError) {
+  std::string dir = MakeTempDir("compat_nested");
+  WriteFile(dir + "/shop.h", Header("shop", kV1, true));
+  std::string proto = "syntax = \"proto3\";\n";
+  for (int i = 0; i < 100000; ++i) proto += "message M" + std::to_string(i) + " {";
+  proto += std::string(100000, '}') + "\n";
+  WriteFile(dir + "/old.proto", proto);
+  CodegenRun run = RunCodegen({"--check-compat", dir + "/old.proto", "-I",
+                               std::string(RPCBOOT_SOURCE_DIR), dir + "/shop.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("--check-compat: " + dir +
+                            "/old.proto:2:2704: declarations nested more than 200 deep"),
+            std::string::npos)
+      << run.output;
+}
+
 TEST(CheckCompatCli, ADirectoryAndTheThriftPathWork) {
   std::string dir = MakeTempDir("compat_dir");
   WriteFile(dir + "/shop.h", Header("shop", kV1, true));
