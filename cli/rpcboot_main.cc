@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -95,6 +96,43 @@ std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 
+// Everything the tool writes goes through here: what it prints comes from registrations,
+// servers' replies and status messages, so a control character in them (an escape sequence that
+// would retitle, recolour or rewrite the operator's terminal) is written as \u00XX, which keeps
+// JSON output valid and equal in value. Kept: newline and tab.
+__attribute__((format(printf, 2, 3))) void Print(std::FILE* out, const char* format, ...) {
+  std::va_list args;
+  va_start(args, format);
+  std::va_list again;
+  va_copy(again, args);
+  int size = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  std::string text(size > 0 ? static_cast<std::size_t>(size) : 0, '\0');
+  if (size > 0) std::vsnprintf(text.data(), text.size() + 1, format, again);
+  va_end(again);
+  std::string safe;
+  safe.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    unsigned code = 0x100;  // none
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      code = c;
+    } else if (c == 0xc2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      code = static_cast<unsigned char>(text[++i]);  // a C1 control (U+0080..U+009F) in UTF-8
+    }
+    if (code == 0x100) {
+      safe.push_back(static_cast<char>(c));
+      continue;
+    }
+    char escaped[7];
+    std::snprintf(escaped, sizeof escaped, "\\u%04x", code);
+    safe += escaped;
+  }
+  std::fwrite(safe.data(), 1, safe.size(), out);
+}
+
 // A flag's file (a schema, a certificate, a key) is read up to this size, a token file up to the
 // smaller one: --token_file=/dev/zero must be an error, not a process reading until memory runs
 // out.
@@ -133,7 +171,7 @@ constexpr const char* kUsage =
     "        deletes it (the client's configured mode again)\n";
 
 int Usage(const std::string& problem) {
-  std::fprintf(stderr, "rpcboot: %s\n%s", problem.c_str(), kUsage);
+  Print(stderr, "rpcboot: %s\n%s", problem.c_str(), kUsage);
   return 2;
 }
 
@@ -236,7 +274,7 @@ int Flag(const std::string& address, const std::string& app, const std::string& 
   std::string error;
   std::unique_ptr<Session> session = Connect(connect, timeout, &error);
   if (session == nullptr) {
-    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    Print(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
   const std::string path = (root == "/" ? "" : root) + "/" + app + "/" + service;
@@ -252,23 +290,23 @@ int Flag(const std::string& address, const std::string& app, const std::string& 
     }
   }
   if (!written.ok()) {
-    std::fprintf(stderr, "rpcboot: cannot write %s: %s\n", path.c_str(),
-                 std::string(written.message()).c_str());
+    Print(stderr, "rpcboot: cannot write %s: %s\n", path.c_str(),
+          std::string(written.message()).c_str());
     return 1;
   }
   absl::StatusOr<Session::Node> node = session->Get(path, false);
   if (absl::IsNotFound(node.status())) {
-    std::printf("%s: no flag (the client's configured mode)\n", path.c_str());
+    Print(stdout, "%s: no flag (the client's configured mode)\n", path.c_str());
     return 0;
   }
   if (!node.ok()) {
-    std::fprintf(stderr, "rpcboot: cannot read %s: %s\n", path.c_str(),
-                 std::string(node.status().message()).c_str());
+    Print(stderr, "rpcboot: cannot read %s: %s\n", path.c_str(),
+          std::string(node.status().message()).c_str());
     return 1;
   }
   absl::StatusOr<rpcboot::MigrationMode> mode = rpcboot::MigrationMode::Parse(node->data);
-  std::printf("%s = %s (version %d)%s\n", path.c_str(), node->data.c_str(), node->version,
-              mode.ok() ? "" : "  <- not a mode: clients ignore it");
+  Print(stdout, "%s = %s (version %d)%s\n", path.c_str(), node->data.c_str(), node->version,
+        mode.ok() ? "" : "  <- not a mode: clients ignore it");
   return 0;
 }
 
@@ -280,34 +318,35 @@ int Ls(const std::string& address, std::chrono::milliseconds timeout) {
   std::string error;
   std::unique_ptr<Session> session = Connect(parsed->zookeeper.connect, timeout, &error);
   if (session == nullptr) {
-    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    Print(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
   std::string path = NodePath(parsed->zookeeper);
   absl::StatusOr<std::vector<Listed>> apps = List(*session, path);
   if (!apps.ok()) {
-    std::fprintf(stderr, "rpcboot: cannot list %s in ZooKeeper %s: %s\n", path.c_str(),
-                 parsed->zookeeper.connect.c_str(), std::string(apps.status().message()).c_str());
+    Print(stderr, "rpcboot: cannot list %s in ZooKeeper %s: %s\n", path.c_str(),
+          parsed->zookeeper.connect.c_str(), std::string(apps.status().message()).c_str());
     return 2;
   }
-  std::printf("%-16s %-36s %-22s %-26s %-14s %-4s %s\n", "APP", "ID", "ADDRESS", "PROTOCOLS",
-              "STATUS", "TLS", "VERSION");
+  Print(stdout, "%-16s %-36s %-22s %-26s %-14s %-4s %s\n", "APP", "ID", "ADDRESS", "PROTOCOLS",
+        "STATUS", "TLS", "VERSION");
   for (const Listed& app : *apps) {
     for (const Instance& i : app.instances) {
       auto status = i.metadata.find("instance_status");
       std::string version = i.metadata.count(std::string(rpcboot::discovery::kVersionKey))
                                 ? i.metadata.at(std::string(rpcboot::discovery::kVersionKey))
                                 : "";
-      std::printf("%-16s %-36s %-22s %-26s %-14s %-4s %s\n", app.app.c_str(), i.id.c_str(),
-                  absl::StrCat(i.address, ":", i.port).c_str(), Protocols(i).c_str(),
-                  status == i.metadata.end() ? "(no status)" : status->second.c_str(),
-                  i.ServesTls() ? "yes" : "no", version.c_str());
+      Print(stdout, "%-16s %-36s %-22s %-26s %-14s %-4s %s\n", app.app.c_str(), i.id.c_str(),
+            absl::StrCat(i.address, ":", i.port).c_str(), Protocols(i).c_str(),
+            status == i.metadata.end() ? "(no status)" : status->second.c_str(),
+            i.ServesTls() ? "yes" : "no", version.c_str());
     }
     for (const std::string& bad : app.unreadable) {
-      std::printf("%-16s %-36s (not an instance: unreadable JSON)\n", app.app.c_str(), bad.c_str());
+      Print(stdout, "%-16s %-36s (not an instance: unreadable JSON)\n", app.app.c_str(),
+            bad.c_str());
     }
     if (app.instances.empty() && app.unreadable.empty())
-      std::printf("%-16s (no instances)\n", app.app.c_str());
+      Print(stdout, "%-16s (no instances)\n", app.app.c_str());
   }
   return 0;
 }
@@ -368,13 +407,13 @@ int Health(const std::string& address, const std::string& service,
     http.set_read_timeout(timeout);
     auto res = http.Get("/health");
     if (!res) {
-      std::printf("%s: unreachable (%s)\n", address.c_str(),
-                  httplib::to_string(res.error()).c_str());
+      Print(stdout, "%s: unreachable (%s)\n", address.c_str(),
+            httplib::to_string(res.error()).c_str());
       return 1;
     }
     std::string body = res->body;
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-    std::printf("%s: %s (HTTP %d)\n", address.c_str(), body.c_str(), res->status);
+    Print(stdout, "%s: %s (HTTP %d)\n", address.c_str(), body.c_str(), res->status);
     return res->status == 200 ? 0 : 1;
   }
   absl::StatusOr<rpcboot::internal::Address> parsed = rpcboot::internal::ParseAddress(address);
@@ -384,13 +423,13 @@ int Health(const std::string& address, const std::string& service,
     std::string error;
     std::unique_ptr<Session> session = Connect(parsed->zookeeper.connect, timeout, &error);
     if (session == nullptr) {
-      std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+      Print(stderr, "rpcboot: %s\n", error.c_str());
       return 2;
     }
     absl::StatusOr<std::vector<Listed>> apps = List(*session, NodePath(parsed->zookeeper));
     if (!apps.ok()) {
-      std::fprintf(stderr, "rpcboot: cannot list %s: %s\n", address.c_str(),
-                   std::string(apps.status().message()).c_str());
+      Print(stderr, "rpcboot: cannot list %s: %s\n", address.c_str(),
+            std::string(apps.status().message()).c_str());
       return 2;
     }
     for (const Listed& app : *apps) {
@@ -401,7 +440,7 @@ int Health(const std::string& address, const std::string& service,
       }
     }
     if (targets.empty()) {
-      std::printf("%s: no instances registered\n", address.c_str());
+      Print(stdout, "%s: no instances registered\n", address.c_str());
       return 1;
     }
   } else {
@@ -410,14 +449,14 @@ int Health(const std::string& address, const std::string& service,
   int failed = 0;
   for (const auto& [what, target] : targets) {
     if (target.empty()) {
-      std::printf("%s: no gRPC port (Thrift only: ask its admin port's /health)\n", what.c_str());
+      Print(stdout, "%s: no gRPC port (Thrift only: ask its admin port's /health)\n", what.c_str());
       ++failed;
       continue;
     }
     bool serving = false;
     std::string said = GrpcHealth(target, service, timeout, &serving);
-    std::printf("%s%s%s: %s\n", what.c_str(), what == target ? "" : " at ",
-                what == target ? "" : target.c_str(), said.c_str());
+    Print(stdout, "%s%s%s: %s\n", what.c_str(), what == target ? "" : " at ",
+          what == target ? "" : target.c_str(), said.c_str());
     failed += serving ? 0 : 1;
   }
   return failed == 0 ? 0 : 1;
@@ -728,7 +767,7 @@ int DescribeThrift(const std::string& endpoint, const std::string& only,
                    std::chrono::milliseconds timeout) {
   absl::StatusOr<rpcboot::cli::ThriftSchema> schema = LoadThriftSchema(endpoint, "", timeout);
   if (!schema.ok()) {
-    std::fprintf(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
+    Print(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
     return absl::IsInvalidArgument(schema.status()) ? 2 : 1;
   }
   std::string from = g_schema_file.empty() ? "rpcboot.ThriftReflection at " + endpoint
@@ -737,16 +776,17 @@ int DescribeThrift(const std::string& endpoint, const std::string& only,
   for (const rpcboot::cli::ThriftService& service : schema->services()) {
     if (!only.empty() && service.name != only) continue;
     found = true;
-    std::printf("%s (Thrift, from %s)\n", service.name.c_str(), from.c_str());
+    Print(stdout, "%s (Thrift, from %s)\n", service.name.c_str(), from.c_str());
     if (service.methods.empty()) {
-      std::printf("  (no schema: its glue was generated before rpcboot-codegen embedded one)\n\n");
+      Print(stdout,
+            "  (no schema: its glue was generated before rpcboot-codegen embedded one)\n\n");
       continue;
     }
-    std::printf("%s\n", rpcboot::cli::ThriftSchema::Describe(service).c_str());
+    Print(stdout, "%s\n", rpcboot::cli::ThriftSchema::Describe(service).c_str());
   }
   if (!found) {
-    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(),
-                 only.c_str(), ServiceNames(*schema).c_str());
+    Print(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(), only.c_str(),
+          ServiceNames(*schema).c_str());
     return 1;
   }
   return 0;
@@ -759,13 +799,13 @@ int CallThrift(const std::string& endpoint, const std::string& service_name,
   absl::StatusOr<ThriftSchema> schema =
       LoadThriftSchema(endpoint, g_schema_file.empty() ? service_name : "", timeout);
   if (!schema.ok()) {
-    std::fprintf(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
+    Print(stderr, "rpcboot: %s\n", std::string(schema.status().message()).c_str());
     return 2;
   }
   const rpcboot::cli::ThriftService* service = schema->Find(service_name);
   if (service == nullptr) {
-    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(),
-                 service_name.c_str(), ServiceNames(*schema).c_str());
+    Print(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", endpoint.c_str(),
+          service_name.c_str(), ServiceNames(*schema).c_str());
     return 2;
   }
   const rpcboot::cli::ThriftMethod* method = service->Find(method_name);
@@ -773,16 +813,15 @@ int CallThrift(const std::string& endpoint, const std::string& service_name,
     std::string methods;
     for (const auto& m : service->methods)
       absl::StrAppend(&methods, methods.empty() ? "" : ", ", m.name);
-    std::fprintf(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
-                 method_name.c_str(), methods.empty() ? "none in its schema" : methods.c_str());
+    Print(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
+          method_name.c_str(), methods.empty() ? "none in its schema" : methods.c_str());
     return 2;
   }
   const rpcboot::WireFormat format = rpcboot::WireFormat::kThriftCompact;
   absl::StatusOr<std::string> args = ThriftSchema::EncodeArgs(*service, *method, json, format);
   if (!args.ok()) {
-    std::fprintf(stderr, "rpcboot: the JSON is not the parameters of %s/%s: %s\n",
-                 service_name.c_str(), method_name.c_str(),
-                 std::string(args.status().message()).c_str());
+    Print(stderr, "rpcboot: the JSON is not the parameters of %s/%s: %s\n", service_name.c_str(),
+          method_name.c_str(), std::string(args.status().message()).c_str());
     return 2;
   }
   // THeader to a server that answered rpcboot.ThriftReflection (it reads the deadline); plain
@@ -793,23 +832,23 @@ int CallThrift(const std::string& endpoint, const std::string& service_name,
   try {
     reply = ThriftCall(*channel, service_name, method_name, *args);
   } catch (const rpcboot::RpcError& e) {
-    std::printf("%s: %s\n", std::string(rpcboot::StatusCodeName(e.code())).c_str(),
-                e.message().c_str());
+    Print(stdout, "%s: %s\n", std::string(rpcboot::StatusCodeName(e.code())).c_str(),
+          e.message().c_str());
     return 1;
   }
   absl::StatusOr<rpcboot::cli::ThriftReply> decoded =
       ThriftSchema::DecodeResult(*service, *method, reply, format);
   if (!decoded.ok()) {
-    std::fprintf(stderr, "rpcboot: %s/%s: %s\n", service_name.c_str(), method_name.c_str(),
-                 std::string(decoded.status().message()).c_str());
+    Print(stderr, "rpcboot: %s/%s: %s\n", service_name.c_str(), method_name.c_str(),
+          std::string(decoded.status().message()).c_str());
     return 1;
   }
   if (!decoded->ok) {
-    std::printf("%s: %s\n", std::string(rpcboot::StatusCodeName(decoded->code)).c_str(),
-                decoded->message.c_str());
+    Print(stdout, "%s: %s\n", std::string(rpcboot::StatusCodeName(decoded->code)).c_str(),
+          decoded->message.c_str());
     return 1;
   }
-  std::printf("%s\n", decoded->json.c_str());
+  Print(stdout, "%s\n", decoded->json.c_str());
   return 0;
 }
 
@@ -818,7 +857,7 @@ int Describe(const std::string& address, const std::string& only,
   std::string error;
   Target picked = PickTarget(address, timeout, &error);
   if (picked.endpoint.empty()) {
-    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    Print(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
   if (picked.thrift) return DescribeThrift(picked.endpoint, only, timeout);
@@ -826,8 +865,8 @@ int Describe(const std::string& address, const std::string& only,
   Reflection reflection(GrpcChannel(target), timeout);
   absl::StatusOr<std::vector<std::string>> services = reflection.Services();
   if (!services.ok()) {
-    std::fprintf(stderr, "rpcboot: %s: no reflection: %s\n", target.c_str(),
-                 std::string(services.status().message()).c_str());
+    Print(stderr, "rpcboot: %s: no reflection: %s\n", target.c_str(),
+          std::string(services.status().message()).c_str());
     return 1;
   }
   bool found = false;
@@ -836,32 +875,31 @@ int Describe(const std::string& address, const std::string& only,
     found = true;
     absl::StatusOr<const google::protobuf::ServiceDescriptor*> service = reflection.Service(name);
     if (!service.ok()) {
-      std::printf("%s: %s\n", name.c_str(), std::string(service.status().message()).c_str());
+      Print(stdout, "%s: %s\n", name.c_str(), std::string(service.status().message()).c_str());
       continue;
     }
-    std::printf("%s (%s)\n", name.c_str(), (*service)->file()->name().c_str());
+    Print(stdout, "%s (%s)\n", name.c_str(), (*service)->file()->name().c_str());
     std::set<std::string> shown;
     std::vector<const google::protobuf::Descriptor*> messages;
     for (int m = 0; m < (*service)->method_count(); ++m) {
       const google::protobuf::MethodDescriptor* method = (*service)->method(m);
-      std::printf("  rpc %s(%s) returns (%s)\n", method->name().c_str(),
-                  method->input_type()->full_name().c_str(),
-                  method->output_type()->full_name().c_str());
+      Print(stdout, "  rpc %s(%s) returns (%s)\n", method->name().c_str(),
+            method->input_type()->full_name().c_str(), method->output_type()->full_name().c_str());
       for (const auto* type : {method->input_type(), method->output_type()}) {
         if (shown.insert(type->full_name()).second) messages.push_back(type);
       }
     }
     for (const google::protobuf::Descriptor* message : messages) {
-      std::printf("\n%s", message->DebugString().c_str());
+      Print(stdout, "\n%s", message->DebugString().c_str());
     }
-    std::printf("\n");
+    Print(stdout, "\n");
   }
   if (!found) {
     std::string list;
     for (const std::string& name : *services)
       absl::StrAppend(&list, list.empty() ? "" : ", ", name);
-    std::fprintf(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", target.c_str(),
-                 only.c_str(), list.c_str());
+    Print(stderr, "rpcboot: %s has no service %s (it serves: %s)\n", target.c_str(), only.c_str(),
+          list.c_str());
     return 1;
   }
   return 0;
@@ -877,7 +915,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
   std::string error;
   Target picked = PickTarget(address, timeout, &error);
   if (picked.endpoint.empty()) {
-    std::fprintf(stderr, "rpcboot: %s\n", error.c_str());
+    Print(stderr, "rpcboot: %s\n", error.c_str());
     return 2;
   }
   if (picked.thrift) return CallThrift(picked.endpoint, service_name, method_name, json, timeout);
@@ -887,8 +925,8 @@ int Call(const std::string& address, const std::string& path, const std::string&
   absl::StatusOr<const google::protobuf::ServiceDescriptor*> service =
       reflection.Service(service_name);
   if (!service.ok()) {
-    std::fprintf(stderr, "rpcboot: %s: %s\n", target.c_str(),
-                 std::string(service.status().message()).c_str());
+    Print(stderr, "rpcboot: %s: %s\n", target.c_str(),
+          std::string(service.status().message()).c_str());
     return 2;
   }
   const google::protobuf::MethodDescriptor* method = (*service)->FindMethodByName(method_name);
@@ -896,8 +934,8 @@ int Call(const std::string& address, const std::string& path, const std::string&
     std::string methods;
     for (int m = 0; m < (*service)->method_count(); ++m)
       absl::StrAppend(&methods, m == 0 ? "" : ", ", (*service)->method(m)->name());
-    std::fprintf(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
-                 method_name.c_str(), methods.c_str());
+    Print(stderr, "rpcboot: %s has no method %s (methods: %s)\n", service_name.c_str(),
+          method_name.c_str(), methods.c_str());
     return 2;
   }
   google::protobuf::DynamicMessageFactory factory(&reflection.pool());
@@ -905,8 +943,8 @@ int Call(const std::string& address, const std::string& path, const std::string&
       factory.GetPrototype(method->input_type())->New());
   auto parsed = google::protobuf::util::JsonStringToMessage(json, request.get());
   if (!parsed.ok()) {
-    std::fprintf(stderr, "rpcboot: the JSON is not a %s: %s\n",
-                 method->input_type()->full_name().c_str(), parsed.ToString().c_str());
+    Print(stderr, "rpcboot: the JSON is not a %s: %s\n", method->input_type()->full_name().c_str(),
+          parsed.ToString().c_str());
     return 2;
   }
   grpc::ClientContext context;
@@ -920,16 +958,15 @@ int Call(const std::string& address, const std::string& path, const std::string&
       &reply);
   if (!status.ok()) {
     int code = static_cast<int>(status.error_code());
-    std::printf("%s: %s\n",
-                std::string(rpcboot::StatusCodeName(rpcboot::StatusCodeFromInt(code))).c_str(),
-                status.error_message().c_str());
+    Print(stdout, "%s: %s\n",
+          std::string(rpcboot::StatusCodeName(rpcboot::StatusCodeFromInt(code))).c_str(),
+          status.error_message().c_str());
     return 1;
   }
   std::unique_ptr<google::protobuf::Message> answer(
       factory.GetPrototype(method->output_type())->New());
   if (!answer->ParseFromString(rpcboot::internal::ToBytes(reply))) {
-    std::fprintf(stderr, "rpcboot: the reply is not a %s\n",
-                 method->output_type()->full_name().c_str());
+    Print(stderr, "rpcboot: the reply is not a %s\n", method->output_type()->full_name().c_str());
     return 1;
   }
   std::string out;
@@ -939,7 +976,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(*answer, &out, options);
   if (out.empty() || out.back() != '\n') out += '\n';
-  std::printf("%s", out.c_str());
+  Print(stdout, "%s", out.c_str());
   return 0;
 }
 
@@ -977,14 +1014,14 @@ int main(int argc, char** argv) {
   // repeat it.
   rpcboot::SetLogSink([](rpcboot::LogLevel level, std::string_view message) {
     if (level != rpcboot::LogLevel::kInfo)
-      std::fprintf(stderr, "rpcboot: %.*s\n", static_cast<int>(message.size()), message.data());
+      Print(stderr, "rpcboot: %.*s\n", static_cast<int>(message.size()), message.data());
   });
   std::chrono::milliseconds timeout(3000);
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::printf("%s", kUsage);
+      Print(stdout, "%s", kUsage);
       return 0;
     }
     if (a.rfind("--timeout_ms=", 0) == 0) {
@@ -1050,10 +1087,10 @@ int main(int argc, char** argv) {
   try {
     return Run(command, args, timeout);
   } catch (const rpcboot::RpcError& e) {
-    std::fprintf(stderr, "rpcboot: %s\n", e.message().c_str());
+    Print(stderr, "rpcboot: %s\n", e.message().c_str());
     return e.code() == rpcboot::StatusCode::kInvalidArgument ? 2 : 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rpcboot: %s\n", e.what());
+    Print(stderr, "rpcboot: %s\n", e.what());
     return 1;
   }
 }

@@ -107,6 +107,26 @@ expect 1 "no gRPC port (Thrift only" -- health "zk://$zk/services/order"
 expect 0 "SERVING (HTTP 200)" -- health "http://127.0.0.1:$order_admin"
 # Bad input: a clear message and a non-zero exit, never a hang or a crash.
 expect 2 "unknown command 'frob'" -- frob
+# What the tool prints comes from registrations and servers: a registration carrying terminal
+# escape sequences (retitle, clear, a C1 CSI) is printed with them escaped, never raw.
+/usr/bin/python3 - "$zk" <<'EOF' || fail "could not register the hostile instance with kazoo"
+import json, sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=10)
+shop = zk.get_children("/services/shop")[0]
+node = json.loads(zk.get("/services/shop/" + shop)[0])
+node["name"] = "evil"
+node["id"] = "\x1b]0;owned\x07\x1b[2J"
+node["payload"]["metadata"]["instance_status"] = "UP\u009b31m"
+zk.create("/services/evil/evil-1", json.dumps(node).encode(), makepath=True)
+zk.stop()
+EOF
+expect 0 '\\u001b]0;owned\\u0007\\u001b\[2J' -- ls "zk://$zk/services/evil"
+grep -q 'UP\\u009b31m' "$work/cli.out" || fail "ls: no escaped C1 in: $(cat "$work/cli.out")"
+if LC_ALL=C grep -q "$(printf '[\033\007]')" "$work/cli.out"; then
+  fail "ls wrote a raw escape: $(od -c "$work/cli.out")"
+fi
 expect 2 "ls reads a registry" -- ls "127.0.0.1:$shop_grpc"
 expect 2 "not a number of ms" -- --timeout_ms=soon ls "zk://$zk/services"
 expect 2 "'$work/no-such-file' cannot be read" -- --token_file="$work/no-such-file" ls "zk://$zk/services"
