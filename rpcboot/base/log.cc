@@ -52,6 +52,24 @@ void WriteToStderr(LogLevel level, std::string_view message) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   const char* tag = level == LogLevel::kInfo ? "I" : level == LogLevel::kWarning ? "W" : "E";
+  // One event, one line: a control character (a newline or an escape sequence in something a
+  // peer or a registration sent) is written as \xNN, so no text can forge a line or reach the
+  // terminal that shows the log.
+  std::string escaped;
+  if (std::any_of(message.begin(), message.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    for (char c : message) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (u >= 0x20 && u != 0x7f) {
+        escaped.push_back(c);
+        continue;
+      }
+      char code[5];
+      std::snprintf(code, sizeof code, "\\x%02x", u);
+      escaped += code;
+    }
+    message = escaped;
+  }
   // One fprintf per line: stdio locks the stream, so concurrent lines never interleave.
   std::fprintf(stderr, "%s %s.%03lldZ rpcboot: %.*s\n", tag, stamp, static_cast<long long>(ms),
                static_cast<int>(message.size()), message.data());

@@ -2,6 +2,8 @@
 //
 // By default each line goes to stderr with a level and a UTC timestamp:
 //   W 2026-11-29T10:00:00.123Z rpcboot: Thrift: closing 10.0.0.7:4412: frame not completed in time
+// one line per event: a control character in a message is written as \xNN. A sink gets the
+// message as it is.
 // RPCBOOT_LOG_LEVEL=info (default), warning or error sets the least severe level written; another
 // value writes from info and is named in the first line written.
 //

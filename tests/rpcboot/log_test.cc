@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -63,6 +64,23 @@ TEST_F(LogSinkTest, AnEmptySinkRestoresStderr) {
   EXPECT_NE(err.find("rpcboot: back on stderr"), std::string::npos) << err;
   EXPECT_EQ(err.rfind("E ", 0), 0u) << err;
   EXPECT_FALSE(captured_.Has(LogLevel::kError, "back on stderr"));
+}
+
+// One event is one line on stderr: a newline or an escape sequence inside a message (from a
+// peer's bytes, a registration) is written escaped, so it can neither forge a line nor reach the
+// terminal.
+TEST_F(LogSinkTest, StderrLinesHoldNoControlCharacters) {
+  SetLogSink(nullptr);
+  ::testing::internal::CaptureStderr();
+  internal::Log(LogLevel::kWarning,
+                "peer said 'a\nE 2026-01-01T00:00:00.000Z rpcboot: forged\x1b[2J'");
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(
+      err.find("rpcboot: peer said 'a\\x0aE 2026-01-01T00:00:00.000Z rpcboot: forged\\x1b[2J'\n"),
+      std::string::npos)
+      << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_EQ(err.find('\x1b'), std::string::npos) << err;
 }
 
 // The lines a fresh process writes with RPCBOOT_LOG_LEVEL=`value` after logging an info line and
