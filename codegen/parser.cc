@@ -21,6 +21,18 @@ constexpr int kMaxTypeDepth = 100;
 // A type's spelling in a message is cut after this many characters.
 constexpr std::size_t kMaxSpellingInMessages = 200;
 
+// One more level of a recursion, for as long as it lives.
+class DepthGuard {
+ public:
+  explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
+  ~DepthGuard() { --*depth_; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+
+ private:
+  int* depth_;
+};
+
 std::string ToString(CXString s) {
   const char* c = clang_getCString(s);
   std::string out = c != nullptr ? c : "";
@@ -499,11 +511,8 @@ std::optional<TypeRef> Parser::Resolve(CXType type, Position pos, const SourceLo
     diags_->Error(loc, what + " has type '" + spelling + "': " + message);
     return std::nullopt;
   };
-  struct DepthGuard {
-    int* depth;
-    ~DepthGuard() { --*depth; }
-  } depth_guard{&type_depth_};
-  if (++type_depth_ > kMaxTypeDepth) {
+  DepthGuard depth_guard(&type_depth_);
+  if (type_depth_ > kMaxTypeDepth) {
     return fail("types nest more than " + std::to_string(kMaxTypeDepth) +
                 " deep here (structs, lists, maps and optionals within one another); protobuf "
                 "parsers refuse messages nested deeper than 100: flatten the types");
@@ -798,11 +807,7 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
     failed_usr_.insert(usr);
     return std::nullopt;
   }
-  struct DepthGuard {
-    int* depth;
-    ~DepthGuard() { --*depth; }
-  } depth_guard{&struct_depth_};
-  ++struct_depth_;
+  DepthGuard depth_guard(&struct_depth_);
   StructDecl s;
   if (!FillDecl(def, "struct", spelling, use, what, &s)) {
     failed_usr_.insert(usr);
