@@ -18,23 +18,19 @@ ReadFileResult ReadFileUpTo(const std::string& path, std::size_t max_bytes, std:
     ::close(fd);
     return ReadFileResult::kIsDirectory;
   }
-  // Grows with what arrives, up to one byte past the bound (which tells "exactly at the bound"
-  // from "over it"); a regular file's size only sizes the first allocation.
-  std::size_t want = max_bytes + 1;
-  if (S_ISREG(info.st_mode) && static_cast<std::size_t>(info.st_size) < want)
-    want = static_cast<std::size_t>(info.st_size) + 1;
-  out->resize(want < 4096 ? 4096 : want);
+  // One byte past the bound tells "exactly at the bound" from "over it". The buffer starts at a
+  // regular file's size (a device's or a pipe's is unknown) and grows with what arrives.
+  const std::size_t limit = max_bytes + 1;
+  std::size_t first = S_ISREG(info.st_mode) ? static_cast<std::size_t>(info.st_size) + 1 : 0;
+  out->resize(std::min(limit, std::max<std::size_t>(first, 4096)));
   std::size_t got = 0;
   ReadFileResult result = ReadFileResult::kOk;
   for (;;) {
     if (got == out->size()) {
-      if (got > max_bytes) {
-        result = ReadFileResult::kTooLarge;
-        break;
-      }
-      out->resize(std::min(max_bytes + 1, got * 2));
+      if (got == limit) break;
+      out->resize(std::min(limit, got * 2));
     }
-    ssize_t n = ::read(fd, out->data() + got, std::min(out->size(), max_bytes + 1) - got);
+    ssize_t n = ::read(fd, out->data() + got, out->size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       result = ReadFileResult::kCannotRead;
@@ -42,11 +38,8 @@ ReadFileResult ReadFileUpTo(const std::string& path, std::size_t max_bytes, std:
     }
     if (n == 0) break;
     got += static_cast<std::size_t>(n);
-    if (got > max_bytes) {
-      result = ReadFileResult::kTooLarge;
-      break;
-    }
   }
+  if (result == ReadFileResult::kOk && got > max_bytes) result = ReadFileResult::kTooLarge;
   ::close(fd);
   if (result != ReadFileResult::kOk) {
     out->clear();
