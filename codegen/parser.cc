@@ -8,6 +8,10 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
+#include <vector>
+
+#include "codegen/regular_files.h"
 
 namespace rpcboot::codegen {
 namespace {
@@ -1015,9 +1019,22 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
 
   std::unique_ptr<void, void (*)(CXIndex)> index(clang_createIndex(0, 0), clang_disposeIndex);
   CXTranslationUnit tu = nullptr;
-  CXErrorCode rc = clang_parseTranslationUnit2(index.get(), kInputName, argv.data(),
-                                               static_cast<int>(argv.size()), &unsaved, 1,
-                                               CXTranslationUnit_SkipFunctionBodies, &tu);
+  std::vector<RegularFilesOnly::Refused> refused;
+  CXErrorCode rc;
+  {
+    RegularFilesOnly guard;
+    rc = clang_parseTranslationUnit2(index.get(), kInputName, argv.data(),
+                                     static_cast<int>(argv.size()), &unsaved, 1,
+                                     CXTranslationUnit_SkipFunctionBodies, &tu);
+    refused = guard.refused();
+  }
+  std::set<std::string> refusal_said;
+  auto refusal = [&](const RegularFilesOnly::Refused& file) {
+    refusal_said.insert(file.path);
+    return "cannot open file '" + file.path + "': it is " + file.kind +
+           ", not a regular file; rpcboot-codegen reads headers only from regular files (a "
+           "device never ends, a named pipe waits for a writer)";
+  };
   if (rc != CXError_Success || tu == nullptr) {
     diags->Error({},
                  "libclang could not parse the headers (error code " + std::to_string(rc) + ")");
@@ -1037,6 +1054,11 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
       SourceLocation loc;
       if (file != nullptr) loc = {ToString(clang_getFileName(file)), line, column};
       std::string message = ToString(clang_getDiagnosticSpelling(d));
+      for (const RegularFilesOnly::Refused& special : refused) {
+        if (message.rfind("cannot open file '" + special.path + "'", 0) == 0) {
+          message = refusal(special);
+        }
+      }
       if (message.find("file not found") != std::string::npos) {
         message +=
             "; add the directory that holds it with -I (INCLUDE_DIRS in rpcboot_add_interface)";
@@ -1048,6 +1070,10 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
       clang_failed = true;
     }
     clang_disposeDiagnostic(d);
+  }
+  for (const RegularFilesOnly::Refused& file : refused) {  // opened after a fatal error
+    if (refusal_said.count(file.path) == 0) diags->Error({}, refusal(file));
+    clang_failed = true;
   }
   if (clang_failed) return false;
 

@@ -579,6 +579,44 @@ TEST(CodegenCli, AHeaderThatIsNotARegularFileIsAnError) {
   }
 }
 
+// A header may include only regular files: clang read an included /dev/zero until memory ran
+// out (24 GiB on the test machine) and waited forever on an included pipe. Each is refused when
+// clang opens it, and named with what it is, also through a symbolic link and after clang's
+// first fatal error.
+TEST(CodegenCli, AnIncludedDeviceOrPipeIsAnError) {
+  std::string dir =
+      std::filesystem::path(::testing::TempDir() + "/codegen_includes_a_device").lexically_normal();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(::mkfifo((dir + "/pipe.h").c_str(), 0600), 0);
+  std::filesystem::create_symlink("/dev/urandom", dir + "/random.h");
+  std::string header = dir + "/service.h";
+  std::ofstream(header) << "#include \"/dev/zero\"\n"
+                           "#include \"pipe.h\"\n"
+                           "#include \"random.h\"\n";
+  CodegenRun run = RunCodegen({"--check", header});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find(header + ":1:10: error: cannot open file '/dev/zero': it is a "
+                                     "character device, not a regular file; rpcboot-codegen "
+                                     "reads headers only from regular files"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("cannot open file '" + dir + "/pipe.h': it is a named pipe"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("cannot open file '" + dir + "/random.h': it is a character device"),
+            std::string::npos)
+      << run.output;
+
+  // A regular header beside them is read as before.
+  std::ofstream(dir + "/types.h") << "#pragma once\nstruct Ping { int a; };\n";
+  std::ofstream(header) << "#include \"rpcboot/annotations.h\"\n#include \"types.h\"\n"
+                           "class RPCBOOT_SERVICE S { public: virtual ~S() = default; "
+                           "virtual void Send(const Ping& ping) = 0; };\n";
+  run = RunCodegen({"--check", "-I", std::string(RPCBOOT_SOURCE_DIR), header});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+}
+
 TEST(CodegenCli, NoHeadersIsAUsageError) {
   CodegenRun run = RunCodegen({"-o", "/tmp"});
   EXPECT_EQ(run.exit_code, 2);
