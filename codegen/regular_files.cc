@@ -20,24 +20,12 @@ namespace {
 
 using Open = int (*)(const char*, int, ...);
 
-int SystemOpen(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-    va_list args;
-    va_start(args, flags);
-    mode = static_cast<mode_t>(va_arg(args, int));
-    va_end(args);
-  }
-  return static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, flags, mode));
-}
-
-// The C library's open (or a sanitizer's in front of it), past the one defined below.
-Open NextOpen() {
-  static const Open next = [] {
-    void* found = ::dlsym(RTLD_NEXT, "open");
-    return found != nullptr ? reinterpret_cast<Open>(found) : &SystemOpen;
-  }();
-  return next;
+// The C library's open (or a sanitizer's in front of it), past the one defined below; the
+// system call itself when there is none.
+int OpenNext(const char* path, int flags, mode_t mode) {
+  static const Open next = reinterpret_cast<Open>(::dlsym(RTLD_NEXT, "open"));
+  if (next == nullptr) return static_cast<int>(::syscall(SYS_openat, AT_FDCWD, path, flags, mode));
+  return next(path, flags, mode);
 }
 
 const char* KindOf(mode_t mode) {
@@ -78,7 +66,6 @@ RegularFilesOnly::RegularFilesOnly() {
     std::lock_guard<std::mutex> lock(refused_mu);
     RefusedFiles().clear();
   }
-  NextOpen();  // looked up before the first guarded open, not during it
   guarding.store(true, std::memory_order_release);
 }
 
@@ -105,5 +92,5 @@ extern "C" int open(const char* path, int flags, ...) {
     errno = EACCES;
     return -1;
   }
-  return rpcboot::codegen::NextOpen()(path, flags, mode);
+  return rpcboot::codegen::OpenNext(path, flags, mode);
 }
