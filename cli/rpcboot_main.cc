@@ -40,6 +40,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -48,6 +49,7 @@
 #include "cli/thrift_schema.h"
 #include "discovery/instance.h"
 #include "discovery/session.h"
+#include "rpcboot/base/internal/host_port.h"
 #include "rpcboot/base/internal/read_file.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
@@ -402,6 +404,11 @@ std::string GrpcHealth(const std::string& target, const std::string& service,
 int Health(const std::string& address, const std::string& service,
            std::chrono::milliseconds timeout) {
   if (address.rfind("http://", 0) == 0) {
+    std::string_view host_port = std::string_view(address).substr(7);
+    if (!host_port.empty() && host_port.back() == '/') host_port.remove_suffix(1);
+    if (!rpcboot::internal::IsHostPort(host_port)) {
+      return Usage("address '" + address + "': an admin port is http://HOST:PORT (port 0-65535)");
+    }
     httplib::Client http(address);
     http.set_connection_timeout(timeout);
     http.set_read_timeout(timeout);

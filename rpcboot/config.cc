@@ -871,12 +871,10 @@ absl::StatusOr<AppConfig> LoadConfig(const std::vector<std::string>& args,
   std::vector<Setting> flags;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "--config" && i + 1 < args.size()) {
-      file = args[++i];
-      continue;
-    }
-    if (arg.rfind("--config=", 0) == 0) {
-      file = arg.substr(9);
+    if ((arg == "--config" && i + 1 < args.size()) || arg.rfind("--config=", 0) == 0) {
+      file = arg == "--config" ? args[++i] : arg.substr(9);
+      // An empty name is a script's unset variable (--config=$CONFIG), not "no file".
+      if (file.empty()) return absl::InvalidArgumentError("command line: --config names no file");
       continue;
     }
     std::size_t eq = arg.find('=');

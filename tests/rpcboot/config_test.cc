@@ -153,6 +153,10 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "RPCBOOT_APP_NAME or as --app.name=shop");
   EXPECT_EQ(Error({"--config=/nonexistent/shop.yaml"}),
             "config file /nonexistent/shop.yaml cannot be read");
+  // A script's unset variable (--config=$CONFIG) once meant no file and then "app.name is
+  // missing"; it is named.
+  EXPECT_EQ(Error({"--app.name=shop", "--config="}), "command line: --config names no file");
+  EXPECT_EQ(Error({"--app.name=shop", "--config", ""}), "command line: --config names no file");
 }
 
 TEST(Config, TlsAndAuthKeys) {

@@ -138,6 +138,8 @@ expect 2 "--tls_ca: '/dev/zero' is larger than 64 MiB" -- --tls_ca=/dev/zero hea
 expect 2 "did not answer within 500 ms" -- --timeout_ms=500 ls "zk://127.0.0.1:1/services"
 expect 1 "unreachable" -- --timeout_ms=500 health "127.0.0.1:1"
 expect 2 "zk://" -- health "zk://$zk"
+expect 2 "address 'http://127.0.0.1:99999': an admin port is http://HOST:PORT" -- health "http://127.0.0.1:99999"
+expect 2 "an admin port is http://HOST:PORT" -- health "http://127.0.0.1:$order_admin/health"
 # describe and call learn the service through gRPC server reflection: no .proto at hand.
 expect 0 "rpc GetShop(shop.GetShopRequest) returns (shop.Shop)" -- describe "zk://$zk/services/shop"
 grep -q "int64 shop_id = 1;" "$work/cli.out" || fail "describe: no GetShopRequest fields: $(cat "$work/cli.out")"
