@@ -42,6 +42,23 @@ const LevelSetting& MinimumLevel() {
   return *setting;
 }
 
+// `text` with each byte that `escape` picks written as \xNN.
+template <typename Pick>
+std::string EscapeBytes(std::string_view text, Pick escape) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (!escape(c)) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    char code[5];
+    std::snprintf(code, sizeof code, "\\x%02x", c);
+    out += code;
+  }
+  return out;
+}
+
 void WriteToStderr(LogLevel level, std::string_view message) {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -55,19 +72,10 @@ void WriteToStderr(LogLevel level, std::string_view message) {
   // One event, one line: a control character (a newline or an escape sequence in something a
   // peer or a registration sent) is written as \xNN, so no text can forge a line or reach the
   // terminal that shows the log.
+  auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
   std::string escaped;
-  if (std::any_of(message.begin(), message.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
-    for (char c : message) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if (u >= 0x20 && u != 0x7f) {
-        escaped.push_back(c);
-        continue;
-      }
-      char code[5];
-      std::snprintf(code, sizeof code, "\\x%02x", u);
-      escaped += code;
-    }
+  if (std::any_of(message.begin(), message.end(), control)) {
+    escaped = EscapeBytes(message, control);
     message = escaped;
   }
   // One fprintf per line: stdio locks the stream, so concurrent lines never interleave.
@@ -136,16 +144,8 @@ void Log(LogLevel level, std::string_view message) {
 }
 
 std::string Printable(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text.substr(0, 128)) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char escaped[5];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    }
-  }
+  std::string out =
+      EscapeBytes(text.substr(0, 128), [](unsigned char c) { return c < 0x20 || c >= 0x7f; });
   if (text.size() > 128) out += "...";
   return out;
 }
