@@ -344,8 +344,8 @@ void ThriftReadInteger(P& p, T& v) {
     p.readI64(x);
     wide = x;
   }
-  if constexpr (std::is_same_v<T, uint64_t>) {
-    v = static_cast<uint64_t>(wide);  // same bits by contract
+  if constexpr (std::is_unsigned_v<T> && sizeof(T) == 8) {  // uint64_t, unsigned long long
+    v = static_cast<T>(static_cast<uint64_t>(wide));         // same bits by contract
   } else {
     if (!FitsIn<T>(wide)) {
       ThrowThriftDecodeError(absl::StrCat("value ", wide, " is out of range for the field's type"));

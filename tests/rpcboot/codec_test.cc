@@ -46,6 +46,20 @@ struct AsMap {
 };
 }  // namespace evolution
 
+namespace spellings {
+// The integer types a header may spell other than <cstdint>'s: on Linux `long` is int64_t, but
+// `long long` and `unsigned long long` are types of their own with the same width.
+struct Integers {
+  long l = 0;
+  long long ll = 0;
+  unsigned long ul = 0;
+  unsigned long long ull = 0;
+  std::size_t size = 0;
+  std::map<unsigned long long, long long> by_ull;
+  std::vector<unsigned long long> ulls;
+};
+}  // namespace spellings
+
 namespace rpcboot {
 namespace {
 
@@ -174,6 +188,38 @@ TEST(ThriftCodec, WidensUnsignedTypes) {
     EXPECT_EQ(back.u8, 255);
     EXPECT_EQ(back.u64, std::numeric_limits<uint64_t>::max()) << "uint64_t keeps its bits in i64";
   }
+}
+
+TEST(Codecs, EveryIntegerSpellingRoundTripsAtItsLimits) {
+  using ULL = unsigned long long;
+  using LL = long long;
+  spellings::Integers limits{std::numeric_limits<long>::min(),
+                             std::numeric_limits<LL>::min(),
+                             std::numeric_limits<unsigned long>::max(),
+                             std::numeric_limits<ULL>::max(),
+                             std::numeric_limits<std::size_t>::max(),
+                             {{std::numeric_limits<ULL>::max(), std::numeric_limits<LL>::max()},
+                              {0, -1}},
+                             {std::numeric_limits<ULL>::max(), ULL{1} << 63, 0}};
+  auto check = [&](const spellings::Integers& back, const char* wire) {
+    EXPECT_EQ(back.l, limits.l) << wire;
+    EXPECT_EQ(back.ll, limits.ll) << wire;
+    EXPECT_EQ(back.ul, limits.ul) << wire;
+    EXPECT_EQ(back.ull, limits.ull) << wire << ": unsigned long long keeps its bits as uint64_t";
+    EXPECT_EQ(back.size, limits.size) << wire;
+    EXPECT_EQ(back.by_ull, limits.by_ull) << wire;
+    EXPECT_EQ(back.ulls, limits.ulls) << wire;
+  };
+  for (WireFormat p : kThriftProtocols) {
+    spellings::Integers back;
+    absl::Status status = ThriftDecode(ThriftEncode(limits, p), p, &back);
+    ASSERT_TRUE(status.ok()) << status;
+    check(back, "thrift");
+  }
+  spellings::Integers back;
+  absl::Status status = ProtoDecode(ProtoEncode(limits), &back);
+  ASSERT_TRUE(status.ok()) << status;
+  check(back, "proto");
 }
 
 // ---- round trips ----
