@@ -135,7 +135,11 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
         << "  static constexpr auto kFieldNames = " << NameArray(names) << ";\n"
         << "  static constexpr std::array<std::uint16_t, " << d.fields.size() << "> kFieldIds{";
     for (std::size_t i = 0; i < d.fields.size(); ++i) out << (i > 0 ? ", " : "") << d.fields[i].id;
-    out << "};\n};\n";
+    out << "};\n"
+        << "  static constexpr auto kFieldPointers = std::make_tuple(";
+    for (std::size_t i = 0; i < d.fields.size(); ++i)
+      out << (i > 0 ? ", " : "") << "&" << d.cpp_name << "::" << d.fields[i].name;
+    out << ");\n};\n";
   }
   for (int s : fp.services) {
     const ServiceDecl& d = model.services[s];
@@ -186,27 +190,31 @@ std::string EmitCppSource(const Model& model, const Plan& plan, int file) {
   const FilePlan& fp = plan.files[file];
   std::ostringstream out;
   out << Banner(model, file, "//");
-  out << "// Checks, at compile time, that Boost.PFR sees each struct as rpcboot-codegen did;\n"
+  out << "// Checks, at compile time, that each struct still has the fields rpcboot-codegen read;\n"
          "// defines each service's binding (method table and codec entry points) and its client\n"
          "// proxy's methods.\n"
       << "#include " << Quoted(model.headers[file].stem + ".rpcboot.h") << "\n\n"
-      << "#include <boost/pfr/core.hpp>\n#include <type_traits>\n\n"
       << "#include \"rpcboot/internal/binding_impl.h\"\n";
+  if (!fp.structs.empty()) out << "\nnamespace {\n";
   for (int s : fp.structs) {
     const StructDecl& d = model.structs[s];
-    std::string shown = d.cpp_name.substr(2);
-    out << "\nstatic_assert(boost::pfr::tuple_size_v<" << d.cpp_name << "> == " << d.fields.size()
-        << ",\n"
-        << "              \"rpcboot-codegen: Boost.PFR does not see " << d.fields.size()
-        << " fields in " << shown << "; regenerate from " << model.headers[file].include_path
-        << "\");\n";
-    for (std::size_t i = 0; i < d.fields.size(); ++i) {
-      out << "static_assert(std::is_same_v<boost::pfr::tuple_element_t<" << i << ", " << d.cpp_name
-          << ">, decltype(" << d.cpp_name << "::" << d.fields[i].name << ")>,\n"
-          << "              \"rpcboot-codegen: field " << (i + 1) << " of " << shown << " is not '"
-          << d.fields[i].name << "' as Boost.PFR sees it; regenerate\");\n";
+    // A struct binds to exactly as many names as it has fields: an error on one of these lines
+    // says the header has changed since it was read (regenerate from it).
+    out << "\n// rpcboot-codegen read " << d.fields.size() << " field(s) of "
+        << d.cpp_name.substr(2) << " in " << model.headers[file].include_path
+        << "; if this does not compile, regenerate.\n"
+        << "[[maybe_unused]] void CheckFieldsOf" << s << "(const " << d.cpp_name << "& v) {\n";
+    if (d.fields.empty()) {
+      out << "  static_assert(std::is_empty_v<" << d.cpp_name << ">);\n  (void)v;\n";
+    } else {
+      out << "  [[maybe_unused]] const auto& [";
+      for (std::size_t i = 0; i < d.fields.size(); ++i)
+        out << (i > 0 ? ", " : "") << "field" << i + 1;
+      out << "] = v;\n";
     }
+    out << "}\n";
   }
+  if (!fp.structs.empty()) out << "\n}  // namespace\n";
   if (!fp.services.empty()) out << "\nnamespace rpcboot::internal {\n";
   for (int s : fp.services) {
     const ServiceDecl& d = model.services[s];

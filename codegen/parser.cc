@@ -209,6 +209,25 @@ FieldDefault DefaultOf(CXCursor field, const TypeRef& type) {
   return out;
 }
 
+// True when a std::optional field starts empty: no default member initializer, or one that says
+// so (`{}`, `= std::nullopt`, `{std::nullopt}`). Decoders leave a field the bytes do not hold at
+// its initializer, and an empty optional is not sent: one that starts with a value could never
+// arrive empty.
+bool StartsDisengaged(CXCursor field) {
+  std::optional<CXCursor> init;
+  for (CXCursor child : Children(field))
+    if (clang_isExpression(clang_getCursorKind(child))) init = child;
+  if (!init) return true;
+  std::vector<std::string> tokens = TokensOf(*init);
+  if (!tokens.empty() && tokens.front() == "=") tokens.erase(tokens.begin());
+  if (tokens.size() >= 2 && tokens.front() == "{" && tokens.back() == "}")
+    tokens = std::vector<std::string>(tokens.begin() + 1, tokens.end() - 1);
+  if (!tokens.empty() && tokens.front() == "::") tokens.erase(tokens.begin());
+  if (tokens.size() >= 2 && tokens[0] == "std" && tokens[1] == "::")
+    tokens.erase(tokens.begin(), tokens.begin() + 2);
+  return tokens.empty() || (tokens.size() == 1 && tokens[0] == "nullopt");
+}
+
 // Namespaces enclosing a declaration, outermost first, skipping inline namespaces (std::__cxx11).
 // `scope` receives the C++ scopes (namespaces and classes) that qualify its name. Sets
 // *local when a function encloses it and *anonymous_ns inside an anonymous namespace.
@@ -878,6 +897,16 @@ std::optional<int> Parser::ResolveStruct(CXCursor decl, const std::string& spell
         }
         field.type = *type;
         field.initial = DefaultOf(child, field.type);
+        if (field.type.kind == Kind::kOptional && !StartsDisengaged(child)) {
+          diags_->Error(loc, fwhat +
+                                 " is a std::optional whose default member initializer may hold a "
+                                 "value: std::nullopt is not sent, so a receiver would read that "
+                                 "default in its place; leave the optional without an initializer "
+                                 "(or = std::nullopt) and apply the default where you read it, or "
+                                 "make it a plain field with that default");
+          ok = false;
+          break;
+        }
         for (const std::string& a : AnnotationsOf(child)) {
           if (a.rfind("rpcboot_id:", 0) != 0) continue;
           std::vector<long long> ids;

@@ -3,8 +3,8 @@
 // Boost.PFR gives rpcboot the order and types of a struct's fields; it cannot give their names.
 // rpcboot-codegen fills that gap: for every struct, enum and service an interface reaches, the
 // generated `<stem>.rpcboot.h` specializes the templates below. Codecs and transports read them
-// when they are present (for names in error messages and debug protocols) and work on field ids
-// alone when they are not.
+// when they are present (for names in error messages and debug protocols, and a struct's fields
+// by name) and work on field ids and Boost.PFR alone when they are not.
 //
 // Everything here is constexpr data: thread-safe, no ownership, no lifetime concerns.
 #ifndef RPCBOOT_REFLECT_H_
@@ -16,6 +16,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 namespace rpcboot {
 
@@ -24,6 +25,11 @@ namespace rpcboot {
 //   kFullName    package-qualified IDL name ("shop.MenuItem")
 //   kFieldNames  std::array<std::string_view, N>
 //   kFieldIds    std::array<std::uint16_t, N>: each field's wire id (RPCBOOT_ID, else index + 1)
+//   kFieldPointers  std::tuple of pointers to its data members, in declaration order. The
+//                codecs reach a described struct's fields through them rather than Boost.PFR,
+//                whose field count g++ 12 cannot compile for some structs (an internal compiler
+//                error on a default member initializer such as `std::vector<std::string> tags =
+//                {"new"};`)
 template <class T>
 struct StructInfo;
 
@@ -97,6 +103,12 @@ constexpr const char* StructName() {
     return "";
   }
 }
+
+template <class T, class = void>
+struct HasFieldPointers : std::false_type {};
+template <class T>
+struct HasFieldPointers<T, std::void_t<decltype(StructInfo<T>::kFieldPointers)>> : std::true_type {
+};
 
 template <class T, class = void>
 struct HasFieldIds : std::false_type {};

@@ -22,6 +22,7 @@
 #ifndef RPCBOOT_CODEC_PROTO_CODEC_H_
 #define RPCBOOT_CODEC_PROTO_CODEC_H_
 
+#include <array>
 #include <boost/pfr/core.hpp>
 #include <cstring>
 #include <string>
@@ -468,12 +469,49 @@ bool ProtoReadElem(ProtoReader& r, T* v) {
 template <class T, std::size_t I>
 bool ProtoReadFieldOf(ProtoReader& r, uint32_t wire, T* v);
 
-template <class T, std::size_t... I>
-bool ProtoDispatch(ProtoReader& r, uint32_t number, uint32_t wire, T* v, bool* known,
+// A field the bytes hold replaces the value it starts with (the struct's default member
+// initializer), whole: a list or map is emptied and a struct or optional made anew at its first
+// occurrence in a message, and the occurrences that follow merge into it, as proto3 merges one
+// message's repeated and message fields. Without this a list that defaults to {1, 2} read
+// {1, 2} from the wire as {1, 2, 1, 2}, and a struct that defaults to {1, 20} read {0, 50},
+// whose 0 proto3 leaves off the wire, as {1, 50}.
+template <class F>
+inline constexpr bool kProtoReplacedWhole = kIsContainer<F> || kIsMessage<F> || kIsOptional<F>;
+
+template <class T>
+constexpr std::size_t ProtoFieldSlots() {
+  if constexpr (kIsMessage<T>) {
+    return FieldCount<T>();
+  } else {
+    return 0;  // a wrapper message around a container: its field 1 appends
+  }
+}
+
+template <class T, std::size_t I, class Seen>
+void ProtoFirstOccurrence(T* v, Seen& seen) {
+  auto& field = FieldRef<I>(*v);
+  using F = std::decay_t<decltype(field)>;
+  if constexpr (kProtoReplacedWhole<F>) {
+    if (seen[I]) return;
+    seen[I] = true;
+    if constexpr (kIsContainer<F>) {
+      field.clear();
+    } else if constexpr (kIsOptional<F>) {
+      field.reset();
+    } else {
+      field = F{};
+    }
+  }
+}
+
+template <class T, class Seen, std::size_t... I>
+bool ProtoDispatch(ProtoReader& r, uint32_t number, uint32_t wire, T* v, Seen& seen, bool* known,
                    std::index_sequence<I...>) {
-  (void)r, (void)number, (void)wire, (void)v;  // unused for an empty message
+  (void)r, (void)number, (void)wire, (void)v, (void)seen;  // unused for an empty message
   bool ok = true;
-  *known = ((number == FieldId<T, I>() ? (ok = ProtoReadFieldOf<T, I>(r, wire, v), true) : false) ||
+  *known = ((number == FieldId<T, I>() ? (ProtoFirstOccurrence<T, I>(v, seen),
+                                          ok = ProtoReadFieldOf<T, I>(r, wire, v), true)
+                                       : false) ||
             ...);
   return ok;
 }
@@ -485,6 +523,7 @@ bool ProtoReadBody(ProtoReader& r, const uint8_t* end, T* v) {
   if (++r.depth > kProtoMaxDepth) return r.Fail("messages nested deeper than 100");
   const uint8_t* saved_end = r.end;
   r.end = end;
+  [[maybe_unused]] std::array<bool, ProtoFieldSlots<T>()> seen{};
   while (r.p < end) {
     uint64_t tag;
     if (!r.ReadVarint(&tag)) return false;
@@ -493,7 +532,7 @@ bool ProtoReadBody(ProtoReader& r, const uint8_t* end, T* v) {
     if (number == 0 || tag > 0xFFFFFFFFu) return r.Fail("invalid field number");
     bool known = false;
     if constexpr (kIsMessage<T>) {
-      if (!ProtoDispatch(r, number, wire, v, &known, FieldIndexes<T>{})) {
+      if (!ProtoDispatch(r, number, wire, v, seen, &known, FieldIndexes<T>{})) {
         return false;
       }
     } else {  // wrapper message around a container
@@ -636,8 +675,9 @@ std::string ProtoEncode(const T& value) {
   return out;
 }
 
-// Decodes a proto3 message body into `*out`, merging into what it holds (start from a
-// default-constructed value for a plain decode).
+// Decodes a proto3 message body into `*out`: a field the bytes hold replaces what `*out` holds
+// (a list, map, struct or optional whole), a field they do not hold keeps it (start from a
+// default-constructed value for a plain decode: its default member initializers).
 template <class T>
 absl::Status ProtoDecode(std::string_view bytes, T* out) {
   static_assert(internal::kIsMessage<T>,

@@ -345,7 +345,7 @@ void ThriftReadInteger(P& p, T& v) {
     wide = x;
   }
   if constexpr (std::is_unsigned_v<T> && sizeof(T) == 8) {  // uint64_t, unsigned long long
-    v = static_cast<T>(static_cast<uint64_t>(wide));         // same bits by contract
+    v = static_cast<T>(static_cast<uint64_t>(wide));        // same bits by contract
   } else {
     if (!FitsIn<T>(wide)) {
       ThrowThriftDecodeError(absl::StrCat("value ", wide, " is out of range for the field's type"));
@@ -460,8 +460,15 @@ void ThriftReadField(P& p, T& v, TType wire_type) {
       ThrowThriftDecodeError(absl::StrCat("wire type ", ThriftTypeName(wire_type), ", expected ",
                                           ThriftTypeName(ThriftTypeOf<F>())));
     }
+    // A field read replaces its default member initializer whole: an optional or a struct starts
+    // from its type's defaults (a stock peer leaves off the fields it has not set; a struct that
+    // defaults to {1, 20} must not read such a {size: 50} as {1, 50}); lists and maps are emptied
+    // as they are read.
     if constexpr (kIsOptional<F>) {
       ThriftReadValue(p, field.emplace());
+    } else if constexpr (kIsMessage<F>) {
+      field = F{};
+      ThriftReadValue(p, field);
     } else {
       ThriftReadValue(p, field);
     }

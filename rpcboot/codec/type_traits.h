@@ -75,10 +75,14 @@ struct IsTuple<std::tuple<A...>> : std::true_type {};
 template <class T>
 inline constexpr bool kIsMessage = kIsStruct<T> || IsTuple<T>::value;
 
+// A message's fields: a tuple's elements; a struct codegen described through its generated
+// StructInfo<T>::kFieldPointers (see rpcboot/reflect.h); any other struct through Boost.PFR.
 template <class T>
 constexpr std::size_t FieldCount() {
   if constexpr (IsTuple<T>::value) {
     return std::tuple_size_v<T>;
+  } else if constexpr (HasFieldPointers<T>::value) {
+    return std::tuple_size_v<std::remove_const_t<decltype(StructInfo<T>::kFieldPointers)>>;
   } else {
     return boost::pfr::tuple_size_v<T>;
   }
@@ -87,8 +91,11 @@ constexpr std::size_t FieldCount() {
 // Field I (0-based) of a message.
 template <std::size_t I, class T>
 constexpr decltype(auto) FieldRef(T& v) {
-  if constexpr (IsTuple<std::remove_const_t<T>>::value) {
+  using U = std::remove_const_t<T>;
+  if constexpr (IsTuple<U>::value) {
     return std::get<I>(v);
+  } else if constexpr (HasFieldPointers<U>::value) {
+    return (v.*std::get<I>(StructInfo<U>::kFieldPointers));  // an lvalue: a reference
   } else {
     return boost::pfr::get<I>(v);
   }

@@ -335,6 +335,35 @@ class RPCBOOT_SERVICE S {
               "an optional of an optional cannot be said on either wire");
 }
 
+// Decoders leave a field the bytes do not hold at its initializer, and an empty optional is not
+// sent: an optional that starts with a value could never arrive empty.
+TEST(CodegenDiagnostics, OptionalThatStartsWithAValue) {
+  ExpectError(RunOn("optional_initialized", R"(
+struct Opts { std::optional<int32_t> @retries = 5; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual Opts Get() = 0; };
+)"),
+              "field 'retries' of struct 'Opts' is a std::optional whose default member "
+              "initializer may hold a value: std::nullopt is not sent");
+  ExpectError(RunOn("optional_struct_initialized", R"(
+struct Page { int32_t size = 0; };
+struct Opts { std::optional<Page> @page{Page{20}}; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual Opts Get() = 0; };
+)"),
+              "field 'page' of struct 'Opts' is a std::optional whose default member initializer");
+  Expected empty = RunOn("optional_empty_initializers", R"(
+struct Opts {
+  std::optional<int32_t> a;
+  std::optional<int32_t> b{};
+  std::optional<int32_t> c = {};
+  std::optional<std::string> d = std::nullopt;
+  std::optional<int64_t> e{std::nullopt};
+  std::optional<bool> f = ::std::nullopt;
+};
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual Opts Get() = 0; };
+)");
+  EXPECT_EQ(empty.run.exit_code, 0) << empty.run.output;
+}
+
 TEST(CodegenDiagnostics, EnumMapKey) {
   ExpectError(RunOn("enum_key", R"(
 enum class Color { kRed };

@@ -193,14 +193,14 @@ TEST(ThriftCodec, WidensUnsignedTypes) {
 TEST(Codecs, EveryIntegerSpellingRoundTripsAtItsLimits) {
   using ULL = unsigned long long;
   using LL = long long;
-  spellings::Integers limits{std::numeric_limits<long>::min(),
-                             std::numeric_limits<LL>::min(),
-                             std::numeric_limits<unsigned long>::max(),
-                             std::numeric_limits<ULL>::max(),
-                             std::numeric_limits<std::size_t>::max(),
-                             {{std::numeric_limits<ULL>::max(), std::numeric_limits<LL>::max()},
-                              {0, -1}},
-                             {std::numeric_limits<ULL>::max(), ULL{1} << 63, 0}};
+  spellings::Integers limits{
+      std::numeric_limits<long>::min(),
+      std::numeric_limits<LL>::min(),
+      std::numeric_limits<unsigned long>::max(),
+      std::numeric_limits<ULL>::max(),
+      std::numeric_limits<std::size_t>::max(),
+      {{std::numeric_limits<ULL>::max(), std::numeric_limits<LL>::max()}, {0, -1}},
+      {std::numeric_limits<ULL>::max(), ULL{1} << 63, 0}};
   auto check = [&](const spellings::Integers& back, const char* wire) {
     EXPECT_EQ(back.l, limits.l) << wire;
     EXPECT_EQ(back.ll, limits.ll) << wire;

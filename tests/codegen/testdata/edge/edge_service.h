@@ -1,8 +1,8 @@
 // An interface at the edges of the IDL: fields named after keywords of the languages thrift and
-// protoc generate for, a field named like its struct, defaults that are not zero, explicit field
-// ids with removed (reserved) ones, optional parameters and results, and two services of one
-// package with the same method names. Its emitted files must compile with thrift-compiler (cpp,
-// java, py, go) and protoc (cpp, java, python).
+// protoc generate for, a field named like its struct, defaults that are not zero (some made by
+// braced lists), explicit field ids with removed (reserved) ones, optional parameters and
+// results, and two services of one package with the same method names. Its emitted files must
+// compile with thrift-compiler (cpp, java, py, go) and protoc (cpp, java, python).
 #pragma once
 
 #include <cstdint>
@@ -80,6 +80,22 @@ struct ItemV1 {
   int32_t legacy = 0;
 };
 
+// Defaults made by braced lists. g++ 12 cannot count this struct's fields through Boost.PFR (an
+// internal compiler error), so the generated glue names them; a value read from the wire
+// replaces each default whole (tests/rpcboot/defaults_test.cc).
+struct Page {
+  int32_t number = 0;
+  int32_t size = 0;
+};
+struct Basket {
+  Page page = {1, 20};
+  std::vector<std::string> tags = {"new"};
+  std::map<std::string, int32_t> quotas = {{"default", 1}};
+  std::vector<std::vector<int32_t>> grid = {{1, 2}};
+  std::vector<int32_t> ids = {1, 2};
+  std::optional<Page> next;
+};
+
 class RPCBOOT_SERVICE Catalog {
  public:
   virtual ~Catalog() = default;
@@ -87,6 +103,7 @@ class RPCBOOT_SERVICE Catalog {
   virtual Item Get(int64_t sku) = 0;
   virtual ItemV1 GetOld(int64_t sku) = 0;
   virtual Box Pack(const Box& box) = 0;
+  virtual Basket Fill(const Basket& basket) = 0;
   virtual std::optional<Item> Find(std::optional<std::string> title,
                                    std::optional<int32_t> limit) = 0;
 };
