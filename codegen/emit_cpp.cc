@@ -66,6 +66,26 @@ std::vector<int> WithImports(const Plan& plan, int file) {
   return order;
 }
 
+// A type's description is emitted by one generated header only. Two interfaces built apart that
+// both reach a type (each emitting it) would otherwise meet as a redefinition error deep in a
+// template; this marks the type ("::a::B" -> RPCBOOT_DESCRIBED_1a1B) and says what to do. The
+// description follows, closed by "#endif".
+std::string DescribedGuard(const std::string& cpp_name, const std::string& header) {
+  std::string macro = "RPCBOOT_DESCRIBED_";
+  for (std::size_t start = 2; start <= cpp_name.size();) {
+    std::size_t end = cpp_name.find("::", start);
+    if (end == std::string::npos) end = cpp_name.size();
+    macro += std::to_string(end - start) + cpp_name.substr(start, end - start);
+    start = end + 2;
+  }
+  return "\n#ifdef " + macro + "\n#error \"" + cpp_name.substr(2) +
+         " is described by two generated headers: " + header +
+         " and one included before it. Its interfaces were generated apart: name the one that "
+         "declares the type in the other's rpcboot_add_interface(... DEPENDS ...) (rpcboot-codegen "
+         "--import), which then imports the type instead of emitting it again\"\n#else\n#define " +
+         macro + "\n";
+}
+
 }  // namespace
 
 // "::rpcboot::ServiceInfo<::shop::ShopService>::Method<0>"
@@ -111,6 +131,7 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
     const EnumDecl& d = model.enums[e];
     std::vector<std::string> names;
     for (const auto& v : d.values) names.push_back(v.name);
+    out << DescribedGuard(d.cpp_name, model.headers[file].stem + ".rpcboot.h");
     out << "\ntemplate <>\nstruct EnumInfo<" << d.cpp_name << "> {\n"
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
         << "  static constexpr std::string_view kFullName = "
@@ -122,12 +143,13 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
       out << (i > 0 ? ", " : "") << d.cpp_name << "::" << d.values[i].name;
     out << "};\n"
         << "  static constexpr std::int64_t kMinValue = " << d.min_value << ";\n"
-        << "  static constexpr std::int64_t kMaxValue = " << d.max_value << ";\n};\n";
+        << "  static constexpr std::int64_t kMaxValue = " << d.max_value << ";\n};\n#endif\n";
   }
   for (int s : fp.structs) {
     const StructDecl& d = model.structs[s];
     std::vector<std::string> names;
     for (const auto& f : d.fields) names.push_back(f.name);
+    out << DescribedGuard(d.cpp_name, model.headers[file].stem + ".rpcboot.h");
     out << "\ntemplate <>\nstruct StructInfo<" << d.cpp_name << "> {\n"
         << "  static constexpr std::string_view kName = " << Quoted(d.name) << ";\n"
         << "  static constexpr std::string_view kFullName = "
@@ -139,7 +161,7 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
         << "  static constexpr auto kFieldPointers = std::make_tuple(";
     for (std::size_t i = 0; i < d.fields.size(); ++i)
       out << (i > 0 ? ", " : "") << "&" << d.cpp_name << "::" << d.fields[i].name;
-    out << ");\n};\n";
+    out << ");\n};\n#endif\n";
   }
   for (int s : fp.services) {
     const ServiceDecl& d = model.services[s];

@@ -55,8 +55,14 @@ class ThriftEmitter {
   std::string Emit() {
     const FilePlan& fp = plan_.files[file_];
     out_ << Banner(model_, file_, "//");
-    if (!fp.imports.empty()) out_ << "\n";
-    for (int f : fp.imports) out_ << "include \"" << model_.headers[f].stem << ".thrift\"\n";
+    std::vector<int> includes = fp.imports;
+    if (fp.thrift_error_file >= 0 && fp.thrift_error_file != file_ &&
+        std::find(includes.begin(), includes.end(), fp.thrift_error_file) == includes.end()) {
+      includes.push_back(fp.thrift_error_file);
+      std::sort(includes.begin(), includes.end());
+    }
+    if (!includes.empty()) out_ << "\n";
+    for (int f : includes) out_ << "include \"" << model_.headers[f].stem << ".thrift\"\n";
     if (!fp.package.empty()) {
       std::string go = GoPackage(plan_.options, fp.package, model_.headers[file_].stem);
       go = go.substr(0, go.find(';'));
@@ -66,7 +72,7 @@ class ThriftEmitter {
     }
     for (int e : fp.enums) EmitEnum(model_.enums[e]);
     for (int s : fp.structs) EmitStruct(model_.structs[s]);
-    if (!fp.services.empty()) {
+    if (!fp.services.empty() && fp.thrift_error_file == file_) {
       out_ << "\n// The error every method may throw: code is an rpcboot::StatusCode (gRPC's "
               "canonical codes).\n"
               "exception RpcError {\n  1: i32 code,\n  2: string message,\n}\n";
@@ -175,7 +181,8 @@ class ThriftEmitter {
         out_ << m.params[p].id << ": " << TypeName(m.params[p].type) << " "
              << ThriftSafeName(m.params[p].name);
       }
-      out_ << ") throws (1: RpcError error),\n";
+      out_ << ") throws (1: " << Qualified("RpcError", plan_.files[file_].thrift_error_file)
+           << " error),\n";
     }
     out_ << "}\n";
   }

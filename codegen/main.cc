@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -17,6 +18,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -51,6 +53,10 @@ constexpr const char* kUsage =
     "  --go-package-prefix P\n"
     "                      go_package = P/<package path>;<name> (default: <package path>,\n"
     "                      none for a one-word package: protoc-gen-go needs a '/' or '.')\n"
+    "  --import H[,H...]   headers of an interface this one depends on (its own codegen\n"
+    "                      run's inputs, comma-separated): their types are referred to\n"
+    "                      (include, import, #include) instead of emitted again. Once per\n"
+    "                      dependency, dependencies of dependencies first\n"
     "  --check             report errors only, write nothing\n"
     "  --check-compat PREV compare with the IDL emitted before (a .proto file, or a directory\n"
     "                      holding <stem>.proto for each header) and fail with a list of the\n"
@@ -154,14 +160,16 @@ int CheckCompat(const Model& model, const Plan& plan, const std::string& previou
     return 1;
   }
   bool is_dir = S_ISDIR(st.st_mode);
-  if (!is_dir && model.headers.size() != 1) {
+  std::size_t inputs = 0;
+  for (const Header& h : model.headers) inputs += h.imported ? 0 : 1;
+  if (!is_dir && inputs != 1) {
     std::cerr << "rpcboot-codegen: error: --check-compat: '" << previous << "' is one file but "
-              << model.headers.size()
-              << " headers were given; pass the directory that holds the previous IDL\n";
+              << inputs << " headers were given; pass the directory that holds the previous IDL\n";
     return 1;
   }
   int breaking = 0;
   for (std::size_t f = 0; f < model.headers.size(); ++f) {
+    if (model.headers[f].imported) continue;
     std::string path = is_dir ? previous + "/" + model.headers[f].stem + ".proto" : previous;
     if (path.size() > 7 && path.compare(path.size() - 7, 7, ".thrift") == 0)
       path = path.substr(0, path.size() - 7) + ".proto";
@@ -218,6 +226,7 @@ int Run(int argc, char** argv) {
   std::vector<std::string> clang_args;
   std::vector<std::string> include_dirs;
   std::vector<std::string> inputs;
+  std::vector<std::vector<std::string>> import_groups;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const std::string& flag) -> const char* {
@@ -255,6 +264,24 @@ int Run(int argc, char** argv) {
             "'example.com/gen' (no spaces, quotes or ';', no trailing '/')");
       }
       plan.options.go_package_prefix = v;
+    } else if (a == "--import") {
+      const char* v = value(a);
+      std::vector<std::string> group;
+      if (v != nullptr) {
+        std::string list = v;
+        for (std::size_t start = 0;;) {
+          std::size_t comma = list.find(',', start);
+          group.push_back(list.substr(start, comma - start));
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+      }
+      if (group.empty() || std::count(group.begin(), group.end(), "") != 0) {
+        return UsageError(
+            "option '--import' needs the headers of one dependency, separated by commas "
+            "(no empty entries)");
+      }
+      import_groups.push_back(std::move(group));
     } else if (a == "--check") {
       check_only = true;
     } else if (a == "--check-compat") {
@@ -323,28 +350,45 @@ int Run(int argc, char** argv) {
 
   Model model;
   Diagnostics diags;
-  std::set<std::string> stems;
-  for (const std::string& path : inputs) {
+  std::map<std::string, std::string> stems;  // stem -> header
+  std::set<std::string> real_paths;
+  std::set<std::string> stems_of_inputs;
+  auto add_header = [&](const std::string& path, int group, bool imported) {
     Header h;
     h.path = path;
+    h.group = group;
+    h.imported = imported;
+    const char* role = imported ? "imported header" : "header";
     h.real_path = RealPath(path);
     if (h.real_path.empty()) {
-      diags.Error({}, "cannot read header '" + path + "': no such file");
-      continue;
+      diags.Error({}, std::string("cannot read ") + role + " '" + path + "': no such file");
+      return;
     }
     // A directory, a device (/dev/zero: clang reads until memory runs out) or a pipe.
     if (struct stat st{}; ::stat(h.real_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      diags.Error({}, "header '" + path + "' is not a regular file");
-      continue;
+      diags.Error({}, std::string(role) + " '" + path + "' is not a regular file");
+      return;
+    }
+    if (!real_paths.insert(h.real_path).second) {
+      diags.Error({}, "header '" + path +
+                          "' is given twice (as an input or with --import); give it once: a "
+                          "header's types belong to one interface");
+      return;
     }
     h.stem = Stem(path);
-    if (!stems.insert(h.stem).second) {
-      diags.Error(
-          {},
-          "two input headers are named '" + h.stem +
-              "'; outputs are named after the header, so run rpcboot-codegen once per header name");
-      continue;
+    if (auto [it, inserted] = stems.emplace(h.stem, path); !inserted) {
+      if (!imported && stems_of_inputs.count(h.stem) != 0) {
+        diags.Error({}, "two input headers are named '" + h.stem +
+                            "'; outputs are named after the header, so run rpcboot-codegen once "
+                            "per header name");
+      } else {
+        diags.Error({}, "headers '" + it->second + "' and '" + path + "' are both named '" +
+                            h.stem + "', and IDL files include and import each other by name ('" +
+                            h.stem + ".proto'); rename one of them");
+      }
+      return;
     }
+    if (!imported) stems_of_inputs.insert(h.stem);
     // Generated C++ includes the header by the shortest path an include directory gives, or
     // by its file name (protoc's convention) when none does.
     h.include_path = h.real_path.substr(h.real_path.find_last_of('/') + 1);
@@ -361,7 +405,12 @@ int Run(int argc, char** argv) {
       }
     }
     model.headers.push_back(std::move(h));
+  };
+  for (std::size_t g = 0; g < import_groups.size(); ++g) {
+    for (const std::string& path : import_groups[g]) add_header(path, static_cast<int>(g), true);
   }
+  for (const std::string& path : inputs)
+    add_header(path, static_cast<int>(import_groups.size()), false);
   if (diags.has_errors()) {
     diags.Print(std::cerr);
     return 1;
@@ -377,6 +426,7 @@ int Run(int argc, char** argv) {
   bool ok = true;
   std::string first_output;
   for (std::size_t f = 0; f < model.headers.size(); ++f) {
+    if (model.headers[f].imported) continue;
     int file = static_cast<int>(f);
     std::string base = out_dir + "/" + model.headers[f].stem;
     if (first_output.empty()) first_output = base + ".thrift";

@@ -111,6 +111,12 @@ struct Header {
   std::string real_path;     // for matching clang's file names
   std::string include_path;  // how generated C++ includes it
   std::string stem;          // output file stem
+  // Headers of the interfaces this one depends on (--import) come first, one group per
+  // dependency's own codegen run, in the order those runs see each other; the input headers form
+  // the last group. Files are written for the input headers only: an imported header's types
+  // are emitted by its own run and referred to here.
+  int group = 0;
+  bool imported = false;
 };
 
 struct Model {

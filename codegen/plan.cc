@@ -156,12 +156,18 @@ class Planner {
     plan_->files.assign(model_.headers.size(), FilePlan{});
     plan_->enum_file.assign(model_.enums.size(), -1);
     plan_->struct_file.assign(model_.structs.size(), -1);
-    for (std::size_t s = 0; s < model_.services.size(); ++s) {
-      const ServiceDecl& service = model_.services[s];
-      plan_->files[service.header].services.push_back(static_cast<int>(s));
-      for (const MethodDecl& m : service.methods) {
-        for (const FieldDecl& p : m.params) Reach(p.type, service.header);
-        Reach(m.result, service.header);
+    for (const Header& h : model_.headers) groups_ = std::max(groups_, h.group + 1);
+    // Group by group: an imported interface's types go where its own run put them, whatever
+    // the headers that import it reach.
+    for (int g = 0; g < groups_; ++g) {
+      for (std::size_t s = 0; s < model_.services.size(); ++s) {
+        const ServiceDecl& service = model_.services[s];
+        if (GroupOf(service.header) != g) continue;
+        plan_->files[service.header].services.push_back(static_cast<int>(s));
+        for (const MethodDecl& m : service.methods) {
+          for (const FieldDecl& p : m.params) Reach(p.type, service.header);
+          Reach(m.result, service.header);
+        }
       }
     }
     AssignPackages();
@@ -172,17 +178,25 @@ class Planner {
   }
 
  private:
+  int GroupOf(int file) const { return model_.headers[file].group; }
+
+  // The file that emits a type first reached from `referrer_file`: the header that declares it
+  // when that header is part of the same codegen run (group), else the referrer (a header not
+  // given to codegen, or one of another run that did not emit the type itself).
+  int OwnerOf(const std::string& declaring_file, int referrer_file) const {
+    int owner = HeaderIndexOf(model_, declaring_file);
+    return owner >= 0 && GroupOf(owner) == GroupOf(referrer_file) ? owner : referrer_file;
+  }
+
   // Assigns owners and emission order: post-order, so a type comes after everything it uses.
   void Reach(const TypeRef& type, int referrer_file) {
     for (const TypeRef& arg : type.args) Reach(arg, referrer_file);
     if (type.kind == Kind::kEnum && plan_->enum_file[type.decl] < 0) {
-      int owner = HeaderIndexOf(model_, model_.enums[type.decl].file);
-      if (owner < 0) owner = referrer_file;
+      int owner = OwnerOf(model_.enums[type.decl].file, referrer_file);
       plan_->enum_file[type.decl] = owner;
       plan_->files[owner].enums.push_back(type.decl);
     } else if (type.kind == Kind::kStruct && plan_->struct_file[type.decl] < 0) {
-      int owner = HeaderIndexOf(model_, model_.structs[type.decl].file);
-      if (owner < 0) owner = referrer_file;
+      int owner = OwnerOf(model_.structs[type.decl].file, referrer_file);
       plan_->struct_file[type.decl] = owner;  // set first: a struct may reach itself
       for (const FieldDecl& f : model_.structs[type.decl].fields) Reach(f.type, owner);
       plan_->files[owner].structs.push_back(type.decl);
@@ -213,7 +227,8 @@ class Planner {
     }
   }
 
-  void CheckTypeName(const Decl& decl, const char* kind) {
+  void CheckTypeName(const Decl& decl, const char* kind, int file) {
+    type_group_.emplace(decl.name, GroupOf(file));
     if (auto [it, inserted] = type_names_.emplace(decl.name, &decl); !inserted) {
       diags_->Error(decl.loc, std::string(kind) + " '" + decl.cpp_name.substr(2) +
                                   "' has the same IDL name '" + decl.name + "' as '" +
@@ -257,6 +272,7 @@ class Planner {
   void CheckFiles() {
     for (std::size_t f = 0; f < plan_->files.size(); ++f) {
       const FilePlan& file = plan_->files[f];
+      if (model_.headers[f].imported) continue;  // checked by its own run
       if (file.services.empty() && file.structs.empty() && file.enums.empty() &&
           !model_.services.empty()) {
         diags_->Error({}, "the header '" + model_.headers[f].path +
@@ -277,13 +293,14 @@ class Planner {
         CheckJsonNames(m.params, "method '" + service.name + "::" + m.name + "' (parameters)");
     }
     for (std::size_t i = 0; i < model_.enums.size(); ++i) {
-      if (plan_->enum_file[i] >= 0) CheckTypeName(model_.enums[i], "enum");
+      if (plan_->enum_file[i] >= 0) CheckTypeName(model_.enums[i], "enum", plan_->enum_file[i]);
     }
     for (std::size_t i = 0; i < model_.structs.size(); ++i) {
-      if (plan_->struct_file[i] >= 0) CheckTypeName(model_.structs[i], "struct");
+      if (plan_->struct_file[i] >= 0)
+        CheckTypeName(model_.structs[i], "struct", plan_->struct_file[i]);
     }
     for (const ServiceDecl& service : model_.services) {
-      CheckTypeName(service, "service");
+      CheckTypeName(service, "service", service.header);
       for (const MethodDecl& m : service.methods) {
         if (IsThriftReserved(m.name)) {
           diags_->Error(
@@ -303,44 +320,82 @@ class Planner {
   // travels in <Method>Response on Thrift too (a Thrift result cannot be absent).
   void PlanMethods() {
     plan_->methods.resize(model_.services.size());
-    std::map<std::string, std::map<std::string, int>> wanted;  // package -> short name -> count
     for (std::size_t s = 0; s < model_.services.size(); ++s) {
-      const ServiceDecl& service = model_.services[s];
-      for (const MethodDecl& m : service.methods) {
+      for (const MethodDecl& m : model_.services[s].methods) {
         MethodPlan mp;
         mp.request_is_param = m.params.size() == 1 && m.params[0].type.kind == Kind::kStruct;
         mp.response_is_return = m.result.kind == Kind::kStruct;
         mp.thrift_result_wrapped = m.result.kind == Kind::kOptional;
-        if (!mp.request_is_param) ++wanted[service.package][m.name + "Request"];
-        if (!mp.response_is_return) ++wanted[service.package][m.name + "Response"];
         plan_->methods[s].push_back(mp);
       }
     }
-    std::map<std::string, std::set<std::string>> taken;  // package -> names given
-    for (std::size_t s = 0; s < model_.services.size(); ++s) {
-      const ServiceDecl& service = model_.services[s];
-      for (std::size_t i = 0; i < service.methods.size(); ++i) {
-        const MethodDecl& m = service.methods[i];
-        MethodPlan& mp = plan_->methods[s][i];
-        auto name_for = [&](const std::string& suffix) {
-          std::string short_name = m.name + suffix;
-          if (wanted[service.package][short_name] == 1 && type_names_.count(short_name) == 0)
-            return short_name;
-          std::string long_name = service.name + short_name;
-          if (type_names_.count(long_name) != 0 || wanted[service.package].count(long_name) != 0 ||
-              !taken[service.package].insert(long_name).second) {
-            diags_->Error(m.loc, "cannot name the gRPC message for method '" + service.name +
-                                     "::" + m.name + "': '" + short_name + "' and '" + long_name +
-                                     "' are both taken by other types or methods of package '" +
-                                     service.package + "'; rename the method or the struct");
-          }
-          return long_name;
-        };
-        mp.request =
-            mp.request_is_param ? model_.structs[m.params[0].type.decl].name : name_for("Request");
-        mp.response =
-            mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
+    // Group by group, each seeing what it and the groups before it declare, as its own run did:
+    // an imported interface keeps the names its files already have.
+    std::map<std::string, std::map<std::string, int>> wanted;  // package -> short name -> count
+    std::map<std::string, std::set<std::string>> taken;        // package -> names given
+    // (package, message name) -> the method it was made for, and its group
+    std::map<std::pair<std::string, std::string>, std::pair<std::string, int>> made;
+    for (int g = 0; g < groups_; ++g) {
+      for (std::size_t s = 0; s < model_.services.size(); ++s) {
+        const ServiceDecl& service = model_.services[s];
+        if (GroupOf(service.header) != g) continue;
+        for (std::size_t i = 0; i < service.methods.size(); ++i) {
+          const MethodPlan& mp = plan_->methods[s][i];
+          if (!mp.request_is_param) ++wanted[service.package][service.methods[i].name + "Request"];
+          if (!mp.response_is_return)
+            ++wanted[service.package][service.methods[i].name + "Response"];
+        }
       }
+      auto type_named = [&](const std::string& name) {
+        auto it = type_group_.find(name);
+        return it != type_group_.end() && it->second <= g;
+      };
+      for (std::size_t s = 0; s < model_.services.size(); ++s) {
+        const ServiceDecl& service = model_.services[s];
+        if (GroupOf(service.header) != g) continue;
+        for (std::size_t i = 0; i < service.methods.size(); ++i) {
+          const MethodDecl& m = service.methods[i];
+          MethodPlan& mp = plan_->methods[s][i];
+          auto name_for = [&](const std::string& suffix) {
+            std::string short_name = m.name + suffix;
+            std::string chosen = short_name;
+            if (wanted[service.package][short_name] != 1 || type_named(short_name)) {
+              chosen = service.name + short_name;
+              if (type_named(chosen) || wanted[service.package].count(chosen) != 0 ||
+                  !taken[service.package].insert(chosen).second) {
+                diags_->Error(m.loc, "cannot name the gRPC message for method '" + service.name +
+                                         "::" + m.name + "': '" + short_name + "' and '" + chosen +
+                                         "' are both taken by other types or methods of "
+                                         "package '" +
+                                         service.package + "'; rename the method or the struct");
+              }
+            }
+            made.emplace(std::make_pair(service.package, chosen),
+                         std::make_pair(service.name + "::" + m.name, g));
+            return chosen;
+          };
+          mp.request = mp.request_is_param ? model_.structs[m.params[0].type.decl].name
+                                           : name_for("Request");
+          mp.response =
+              mp.response_is_return ? model_.structs[m.result.decl].name : name_for("Response");
+        }
+      }
+    }
+    // A type of a later group named like a message an imported interface already made.
+    auto check = [&](const Decl& decl, int file) {
+      auto it = made.find({plan_->files[file].package, decl.name});
+      if (it == made.end() || it->second.second >= GroupOf(file)) return;
+      const std::string& method = it->second.first;
+      diags_->Error(decl.loc, "'" + decl.name +
+                                  "' is the name of the gRPC message made for method '" + method +
+                                  "' of an imported interface in the same package; "
+                                  "rename this type");
+    };
+    for (std::size_t i = 0; i < model_.structs.size(); ++i) {
+      if (plan_->struct_file[i] >= 0) check(model_.structs[i], plan_->struct_file[i]);
+    }
+    for (std::size_t i = 0; i < model_.enums.size(); ++i) {
+      if (plan_->enum_file[i] >= 0) check(model_.enums[i], plan_->enum_file[i]);
     }
   }
 
@@ -387,6 +442,7 @@ class Planner {
       uses[f].erase(static_cast<int>(f));
       plan_->files[f].imports.assign(uses[f].begin(), uses[f].end());
     }
+    PlanThriftErrors();
     // Thrift and protoc reject import cycles.
     std::vector<int> state(plan_->files.size(), 0);
     std::function<bool(int)> cyclic = [&](int f) {
@@ -411,10 +467,37 @@ class Planner {
     }
   }
 
+  // After PlanImports. Files are visited imports first, so a file sees what its imports chose.
+  void PlanThriftErrors() {
+    std::vector<int> state(plan_->files.size(), 0);  // 1: visiting (a cycle: reported later)
+    std::function<void(int)> visit = [&](int f) {
+      if (state[f] != 0) return;
+      state[f] = 1;
+      for (int i : plan_->files[f].imports) visit(i);
+      state[f] = 2;
+      if (plan_->files[f].services.empty()) return;
+      std::vector<bool> seen(plan_->files.size(), false);
+      std::function<int(int)> declared_in = [&](int g) -> int {
+        for (int i : plan_->files[g].imports) {
+          if (seen[i]) continue;
+          seen[i] = true;
+          if (plan_->files[i].thrift_error_file == i) return i;
+          if (int found = declared_in(i); found >= 0) return found;
+        }
+        return -1;
+      };
+      int found = declared_in(f);
+      plan_->files[f].thrift_error_file = found >= 0 ? found : f;
+    };
+    for (std::size_t f = 0; f < plan_->files.size(); ++f) visit(static_cast<int>(f));
+  }
+
   const Model& model_;
   Plan* plan_;
   Diagnostics* diags_;
   std::map<std::string, const Decl*> type_names_;
+  std::map<std::string, int> type_group_;  // type name -> group of the file that emits it
+  int groups_ = 0;
 };
 
 }  // namespace

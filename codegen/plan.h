@@ -19,6 +19,10 @@ struct FilePlan {
   std::vector<int> structs;  // owned structs, dependencies first
   std::vector<int> services;
   std::vector<int> imports;  // indices of other files whose types this one uses
+  // The file whose .thrift declares the RpcError exception this one's methods throw: itself, or
+  // the first file it imports (directly or not) that declares one (Thrift refuses a second
+  // declaration in one namespace); the .thrift includes it. -1 for a file without services.
+  int thrift_error_file = -1;
 };
 
 struct MethodPlan {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/transport/server_transport.h"
@@ -59,6 +60,20 @@ const Route* MethodTable::FindThrift(std::string_view message_name) const {
   auto it = thrift_plain_.find(name);
   if (it != thrift_plain_.end() && it->second.size() == 1) return &it->second.front();
   return nullptr;  // unknown, or ambiguous without the service name
+}
+
+std::string MethodTable::ThriftUnknownReason(std::string_view message_name) const {
+  const absl::string_view name(message_name.data(), message_name.size());
+  auto it = thrift_plain_.find(name);
+  if (it == thrift_plain_.end() || it->second.size() < 2) return "";
+  std::string services;
+  for (const Route& route : it->second) {
+    const std::string& path = route.method->grpc_path;  // "/shop.ShopService/GetShop"
+    std::size_t slash = path.find('/', 1);
+    absl::StrAppend(&services, services.empty() ? "" : ", ", path.substr(1, slash - 1));
+  }
+  return absl::StrCat("several services on this port have a method '", name, "' (", services,
+                      "): call it by its multiplexed name, '<service>:", name, "'");
 }
 
 const Route* MethodTable::FindGrpc(std::string_view path) const {

@@ -80,6 +80,9 @@ class MethodTable {
   // "shop.ShopService:GetShop" (the multiplexed protocol's name), or a plain "GetShop" when
   // exactly one bound service has that method. nullptr: unknown or ambiguous.
   const Route* FindThrift(std::string_view message_name) const;
+  // Why FindThrift found nothing when the plain name is ambiguous (naming the services that
+  // have it); "" when the name is simply unknown.
+  std::string ThriftUnknownReason(std::string_view message_name) const;
   // "/shop.ShopService/GetShop". nullptr: unknown.
   const Route* FindGrpc(std::string_view path) const;
   // Calls `fn` with every route by gRPC path, in path order.

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,10 @@ class ThriftChannel final : public Channel {
 
   WireFormat format() const override { return options_.thrift_format; }
 
+  // The plain message name first ("GetShop": what a stock server with one processor knows). A
+  // server whose services share the name (or that knows only multiplexed names) answers
+  // "unknown method" without running anything; the call then goes again by its multiplexed name
+  // ("shop.ShopService:GetShop"), which this channel uses from then on.
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
     auto timeout = options_.TimeoutFor(call_options);
@@ -53,9 +58,44 @@ class ThriftChannel final : public Channel {
       throw RpcError(StatusCode::kDeadlineExceeded,
                      "deadline of the call being served has passed; " + method.name + " not sent");
     }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const bool multiplexed = multiplexed_.load(std::memory_order_relaxed);
+    std::string unknown;
+    std::optional<std::string> reply = Exchange(multiplexed ? MultiplexedName(method) : method.name,
+                                                request, call_options, timeout, &unknown);
+    if (!reply && !multiplexed) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        throw RpcError(StatusCode::kDeadlineExceeded,
+                       "Thrift: " + Endpoint() + " does not know '" + method.name +
+                           "' by its plain name, and the deadline passed before it was sent by "
+                           "its multiplexed name");
+      }
+      reply = Exchange(MultiplexedName(method), request, call_options, left, &unknown);
+      if (reply) multiplexed_.store(true, std::memory_order_relaxed);
+    }
+    if (!reply) throw RpcError(StatusCode::kUnimplemented, unknown);
+    return *std::move(reply);
+  }
+
+ private:
+  // "/shop.ShopService/GetShop" -> "shop.ShopService:GetShop".
+  static std::string MultiplexedName(const internal::MethodBinding& method) {
+    std::string name = method.grpc_path.substr(1);
+    std::size_t slash = name.rfind('/');
+    if (slash != std::string::npos) name[slash] = ':';
+    return name;
+  }
+
+  // One call by message `name`. nullopt: the server answered "unknown method" (nothing ran
+  // there), saying `unknown`.
+  std::optional<std::string> Exchange(const std::string& name, std::string_view request,
+                                      const CallOptions& call_options,
+                                      std::chrono::milliseconds timeout, std::string* unknown) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     int32_t seqid = next_seqid_.fetch_add(1);
-    std::string message = internal::ThriftMessage(options_.thrift_format, method.name,
+    std::string message = internal::ThriftMessage(options_.thrift_format, name,
                                                   internal::kThriftCall, seqid, request);
     std::string frame(4, '\0');
     if (options_.thrift_header || !options_.bearer_token.empty()) {
@@ -190,12 +230,13 @@ class ThriftChannel final : public Channel {
     std::string_view body = reply_message.substr(header.body_offset);
     if (header.type == internal::kThriftException) {
       auto [type, what] = internal::ReadThriftApplicationException(header.format, body);
-      // The server does not have the method.
-      StatusCode code =
-          (type == internal::kThriftUnknownMethod || type == internal::kThriftWrongMethodName)
-              ? StatusCode::kUnimplemented
-              : StatusCode::kInternal;
-      throw RpcError(code, what);
+      if (type == internal::kThriftUnknownMethod) {  // the server does not have it by this name
+        *unknown = what;
+        return std::nullopt;
+      }
+      throw RpcError(type == internal::kThriftWrongMethodName ? StatusCode::kUnimplemented
+                                                              : StatusCode::kInternal,
+                     what);
     }
     // An error the server answered inside the result struct: thrown here, so that channels
     // above (outlier detection, circuit, retries) see the call's status as on gRPC.
@@ -207,7 +248,6 @@ class ThriftChannel final : public Channel {
     return std::string(body);
   }
 
- private:
   struct Connection {
     int fd = -1;
     SSL* ssl = nullptr;                    // TLS: the session on fd
@@ -365,6 +405,8 @@ class ThriftChannel final : public Channel {
   ChannelOptions options_;
   TlsContext tls_;  // null: plaintext
   std::atomic<int32_t> next_seqid_{1};
+  // The server knows this channel's methods only by their multiplexed names (see Call).
+  std::atomic<bool> multiplexed_{false};
   std::mutex mu_;
   std::vector<Connection> idle_;
 };

@@ -1615,11 +1615,12 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   if (route == nullptr) {
     Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
     std::string shown = Printable(header.name);
-    Log(LogLevel::kInfo, "Thrift: " + conn->peer + " called unknown method '" + shown + "'");
-    QueueReply(conn,
-               ReplyFrame(wrap, header, kThriftException,
-                          ThriftApplicationException(header.format, kThriftUnknownMethod,
-                                                     "rpcboot: unknown method '" + shown + "'")));
+    std::string why = server_->table().ThriftUnknownReason(header.name);
+    if (why.empty()) why = "unknown method '" + shown + "'";
+    Log(LogLevel::kInfo, "Thrift: " + conn->peer + ": " + why);
+    QueueReply(conn, ReplyFrame(wrap, header, kThriftException,
+                                ThriftApplicationException(header.format, kThriftUnknownMethod,
+                                                           "rpcboot: " + why)));
     return true;
   }
   CallStats* stats = route->runtime->thrift_stats;

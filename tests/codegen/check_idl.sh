@@ -4,7 +4,7 @@
 # the C++ with g++ -fsyntax-only, the Java with javac, the Python by importing every module, the
 # Go with go build (Debian's Go libraries). Then the Thrift schema rpcboot-codegen writes
 # beside the IDL (<stem>.thrift.json) is compared with thrift-compiler's JSON reading of it.
-#   check_idl.sh IDL_DIR WORK_DIR THRIFT PROTOC
+#   check_idl.sh IDL_DIR[:IDL_DIR...] WORK_DIR THRIFT PROTOC
 set -euo pipefail
 idl_dir=$1 work=$2 thrift=$3 protoc=$4
 python=/usr/bin/python3
@@ -16,6 +16,14 @@ for jar in thrift slf4j-api protobuf; do
   [ -f "$jars/$jar.jar" ] || fail "$jars/$jar.jar missing: apt-get install libthrift-java libslf4j-java libprotobuf-java"
 done
 rm -rf "$work" && mkdir -p "$work/thrift" "$work/proto" "$work/classes/thrift" "$work/classes/proto"
+# DIR:DIR...: interfaces generated apart whose files include and import each other, checked
+# together as a peer compiles them (every file on one include path).
+if [[ "$idl_dir" == *:* ]]; then
+  IFS=: read -ra dirs <<<"$idl_dir"
+  mkdir -p "$work/idl"
+  for d in "${dirs[@]}"; do cp "$d"/*.thrift "$d"/*.proto "$d"/*.thrift.json "$work/idl/"; done
+  idl_dir=$work/idl
+fi
 shopt -s nullglob
 thrift_files=("$idl_dir"/*.thrift)
 proto_files=("$idl_dir"/*.proto)

@@ -693,5 +693,66 @@ TEST(CodegenCli, OptionMissingItsValue) {
       << run.output;
 }
 
+// --import: the headers of an interface generated apart. Each mistake is named.
+TEST(CodegenCli, ImportMistakes) {
+  std::string dir = MakeTempDir("diag_import");
+  std::string inc = std::string(RPCBOOT_SOURCE_DIR);
+  WriteFile(dir + "/money.h",
+            "#pragma once\n#include <cstdint>\n#include \"rpcboot/annotations.h\"\n"
+            "namespace p { struct Money { int64_t cents = 0; };\n"
+            "class RPCBOOT_SERVICE Wallet { public: virtual ~Wallet() = default;\n"
+            "  virtual Money Get(int64_t user) = 0; }; }\n");
+  WriteFile(dir + "/order.h",
+            "#pragma once\n#include \"money.h\"\nnamespace p {\n"
+            "class RPCBOOT_SERVICE Orders { public: virtual ~Orders() = default;\n"
+            "  virtual Money Total(int64_t order) = 0; }; }\n");
+  CodegenRun run =
+      RunCodegen({"--check", "--import", dir + "/money.h,", "-I", inc, dir + "/order.h"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("option '--import' needs the headers of one dependency, separated by "
+                            "commas (no empty entries)"),
+            std::string::npos)
+      << run.output;
+  run = RunCodegen({"--check", "--import", dir + "/nothere.h", "-I", inc, dir + "/order.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("cannot read imported header '" + dir + "/nothere.h': no such file"),
+            std::string::npos)
+      << run.output;
+  run = RunCodegen({"--check", "--import", dir + "/money.h", "-I", inc, dir + "/money.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("header '" + dir + "/money.h' is given twice"), std::string::npos)
+      << run.output;
+  std::filesystem::create_directories(dir + "/other");
+  WriteFile(dir + "/other/order.h", "#pragma once\n#include \"../money.h\"\n");
+  run = RunCodegen({"--check", "--import", dir + "/other/order.h", "-I", inc, dir + "/order.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("are both named 'order', and IDL files include and import each other "
+                            "by name ('order.proto'); rename one of them"),
+            std::string::npos)
+      << run.output;
+  // A type of the importing header named like a message the imported interface made (Wallet's
+  // Get made GetRequest in package p).
+  WriteFile(dir + "/clash.h",
+            "#pragma once\n#include \"money.h\"\nnamespace p {\nstruct GetRequest { int32_t a = 0; "
+            "};\n"
+            "class RPCBOOT_SERVICE Shop { public: virtual ~Shop() = default;\n"
+            "  virtual Money Price(const GetRequest& r) = 0; }; }\n");
+  run = RunCodegen({"--check", "--import", dir + "/money.h", "-I", inc, dir + "/clash.h"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("clash.h:4:8: error: 'GetRequest' is the name of the gRPC message made "
+                            "for method 'Wallet::Get' of an imported interface in the same "
+                            "package; rename this type"),
+            std::string::npos)
+      << run.output;
+  // Imported properly, the same headers pass, and only the input's files are written.
+  std::string out = dir + "/out";
+  std::filesystem::create_directories(out);
+  run = RunCodegen({"-o", out, "--import", dir + "/money.h", "-I", inc, dir + "/order.h"});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_TRUE(std::filesystem::exists(out + "/order.proto"));
+  EXPECT_FALSE(std::filesystem::exists(out + "/money.proto")) << "an imported header's files are "
+                                                                 "its own run's";
+}
+
 }  // namespace
 }  // namespace rpcboot::testing
