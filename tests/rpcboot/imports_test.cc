@@ -91,16 +91,27 @@ TEST(Imports, TheImportingFilesReferToTheImportedTypesInsteadOfDeclaringThem) {
   EXPECT_EQ(StructInfo<Discount>::kFullName, "platform.Discount");
 }
 
+// One server on 127.0.0.1 with both services (grpc_port -1: Thrift only).
+struct BothServed {
+  explicit BothServed(int grpc_port) : server(Options(grpc_port)) {
+    server.AddService<platform::Wallet>(wallet);
+    server.AddService<platform::Orders>(orders);
+  }
+  static ServerOptions Options(int grpc_port) {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.grpc_port = grpc_port;
+    options.thrift_port = 0;
+    return options;
+  }
+  std::shared_ptr<Wallet> wallet = std::make_shared<Wallet>();
+  std::shared_ptr<Orders> orders = std::make_shared<Orders>();
+  Server server;
+};
+
 TEST(Imports, BothInterfacesServeFromOneServerOnEveryWire) {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  options.thrift_port = 0;
-  Server server(options);
-  auto wallet = std::make_shared<Wallet>();
-  auto orders = std::make_shared<Orders>();
-  server.AddService<platform::Wallet>(wallet);
-  server.AddService<platform::Orders>(orders);
+  BothServed both(0);
+  Server& server = both.server;
   ASSERT_TRUE(server.Start().ok());
   std::string thrift = "127.0.0.1:" + std::to_string(server.thrift_port());
   ChannelOptions binary, header;
@@ -140,23 +151,16 @@ TEST(Imports, BothInterfacesServeFromOneServerOnEveryWire) {
     EXPECT_EQ(from_orders[0].cents, -1);
     EXPECT_EQ(o->Settle(1, Currency::kEur), Currency::kUsd);
   }
-  EXPECT_EQ(wallet->calls.load(), 4);
-  EXPECT_EQ(orders->calls.load(), 4);
+  EXPECT_EQ(both.wallet->calls.load(), 4);
+  EXPECT_EQ(both.orders->calls.load(), 4);
   server.Shutdown();
 }
 
 // A peer that calls a plain name two services share is told which services have it and to use
 // the multiplexed name; rpcboot's own Thrift channel does so by itself (above).
 TEST(Imports, APlainNameTwoServicesShareIsAnsweredWithTheirNames) {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = -1;
-  options.thrift_port = 0;
-  Server server(options);
-  auto wallet = std::make_shared<Wallet>();
-  auto orders = std::make_shared<Orders>();
-  server.AddService<platform::Wallet>(wallet);
-  server.AddService<platform::Orders>(orders);
+  BothServed both(-1);
+  Server& server = both.server;
   ASSERT_TRUE(server.Start().ok());
   int fd = testing::ConnectTo(server.thrift_port());
   ASSERT_GE(fd, 0);
@@ -176,7 +180,7 @@ TEST(Imports, APlainNameTwoServicesShareIsAnsweredWithTheirNames) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("'<service>:History'"), std::string::npos) << text;
-  EXPECT_EQ(wallet->calls.load() + orders->calls.load(), 0) << "nothing ran";
+  EXPECT_EQ(both.wallet->calls.load() + both.orders->calls.load(), 0) << "nothing ran";
   server.Shutdown();
 }
 
