@@ -87,6 +87,12 @@ struct ChannelOptions {
   // server (rpcboot servers and Thrift's THeader servers read them; plain framed servers,
   // such as a stock TThreadedServer with TFramedTransport, do not).
   bool thrift_header = false;
+  // Thrift channels: send every call by its multiplexed name ("shop.ShopService:GetShop"), as
+  // TMultiplexedProtocol does, from the first call: what a stock server built on
+  // TMultiplexedProcessor needs (it closes the connection on a plain name). Off, a call goes by
+  // its plain name, and by the multiplexed one from then on when the server answers that it does
+  // not know the plain one (an rpcboot server whose services share the method name).
+  bool thrift_multiplexed = false;
   // "zk://" and App clients: instances registered without rpcboot metadata (a plain Spring or
   // Curator service) are called too, over this channel's protocol at their `port` (gRPC: at
   // their gRPC_port when they publish one, which is called even without this); plain framed

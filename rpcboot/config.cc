@@ -520,6 +520,11 @@ const std::vector<ClientKey>& ClientKeys() {
            0, [](ClientConfig& c) -> std::chrono::milliseconds& { return c.channel.hedge_delay; })},
       {"hedge_at_p95", "the hedge delay is the observed p95 latency (hedge_delay_ms until known)",
        BoolRule<ClientConfig>([](ClientConfig& c) -> bool& { return c.channel.hedge_at_p95; })},
+      {"thrift_multiplexed",
+       "send Thrift calls by their multiplexed names (service:method), for a stock "
+       "TMultiplexedProcessor server",
+       BoolRule<ClientConfig>(
+           [](ClientConfig& c) -> bool& { return c.channel.thrift_multiplexed; })},
       {"foreign_instances",
        "also call instances registered without rpcboot metadata (Spring, Curator) over this "
        "client's protocol at their port",

@@ -39,7 +39,8 @@ class ThriftChannel final : public Channel {
       : host_(std::move(host)),
         port_(std::move(port)),
         options_(std::move(options)),
-        tls_(std::move(tls)) {}
+        tls_(std::move(tls)),
+        multiplexed_(options_.thrift_multiplexed) {}
 
   ~ThriftChannel() override {
     for (Connection& conn : idle_) CloseConnection(conn);

@@ -67,6 +67,17 @@ TEST(StockServers, RpcbootProxyCallsThriftCompilerServerBinary) {
       MakeThriftChannel("127.0.0.1:" + std::to_string(server.port()), options)));
 }
 
+// A stock server built on TMultiplexedProcessor knows only multiplexed names
+// ("rich.RichService:Count"): ChannelOptions::thrift_multiplexed sends them from the first call.
+TEST(StockServers, RpcbootProxyCallsAStockMultiplexedThriftServer) {
+  StockThriftServer<apache::thrift::protocol::TCompactProtocolFactory> server(/*multiplexed=*/true);
+  ASSERT_GT(server.port(), 0);
+  ChannelOptions options;
+  options.thrift_multiplexed = true;
+  CheckAgainstStockThrift(MakeClient<rich::RichService>(
+      MakeThriftChannel("127.0.0.1:" + std::to_string(server.port()), options)));
+}
+
 TEST(StockServers, UnknownMethodOnAStockThriftServerIsUnimplemented) {
   StockThriftServer<apache::thrift::protocol::TCompactProtocolFactory> server;
   auto admin = MakeClient<rich::AdminService>(

@@ -5,6 +5,7 @@
 #define RPCBOOT_TESTS_INTEROP_STOCK_SERVICES_H_
 
 #include <grpcpp/grpcpp.h>
+#include <thrift/processor/TMultiplexedProcessor.h>
 #include <thrift/server/TThreadedServer.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TServerSocket.h>
@@ -126,11 +127,19 @@ class StockGrpcService : public rich_pb::RichService::Service {
 template <class ProtocolFactory>
 class StockThriftServer {
  public:
-  StockThriftServer() {
+  // multiplexed: RichService registered in a TMultiplexedProcessor as "rich.RichService", the
+  // way a stock server offers several services on one port.
+  explicit StockThriftServer(bool multiplexed = false) {
     auto socket = std::make_shared<apache::thrift::transport::TServerSocket>("127.0.0.1", 0);
+    std::shared_ptr<apache::thrift::TProcessor> processor =
+        std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>());
+    if (multiplexed) {
+      auto mux = std::make_shared<apache::thrift::TMultiplexedProcessor>();
+      mux->registerProcessor("rich.RichService", processor);
+      processor = mux;
+    }
     server_ = std::make_unique<apache::thrift::server::TThreadedServer>(
-        std::make_shared<rich_thrift::RichServiceProcessor>(std::make_shared<StockThriftHandler>()),
-        socket, std::make_shared<apache::thrift::transport::TFramedTransportFactory>(),
+        processor, socket, std::make_shared<apache::thrift::transport::TFramedTransportFactory>(),
         std::make_shared<ProtocolFactory>());
     thread_ = std::thread([this] { server_->serve(); });
     // TServerSocket publishes its port once it listens; serve() gets there within milliseconds.

@@ -142,6 +142,15 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
     ASSERT_TRUE(foreign.ok()) << foreign.status();
     EXPECT_TRUE(foreign->clients.at("shop.ShopService").channel.call_foreign_instances);
   }
+  {
+    absl::StatusOr<AppConfig> mux = LoadConfig(
+        {"--app.name=order", "--clients.shop.ShopService.thrift_multiplexed=true"}, &kNoEnv);
+    ASSERT_TRUE(mux.ok()) << mux.status();
+    EXPECT_TRUE(mux->clients.at("shop.ShopService").channel.thrift_multiplexed);
+  }
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.thrift_multiplexed=2"}),
+            "clients.shop.ShopService.thrift_multiplexed: '2' from command line "
+            "--clients.shop.ShopService.thrift_multiplexed is not true or false");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocol=http"}),
             "clients.shop.ShopService.protocol: 'http' from command line "
             "--clients.shop.ShopService.protocol is not grpc or thrift");
