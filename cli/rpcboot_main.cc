@@ -577,8 +577,10 @@ class Reflection {
     if (!reply.ok()) return reply.status();
     for (const std::string& response : Fields(*reply, 4)) {
       for (const std::string& bytes : Fields(response, 1)) {
-        google::protobuf::FileDescriptorProto file;
-        if (file.ParseFromString(bytes)) database_.Add(file);
+        google::protobuf::FileDescriptorProto file, known;
+        // A file two services import comes with each: kept once (Add would log an error).
+        if (file.ParseFromString(bytes) && !database_.FindFileByName(file.name(), &known))
+          database_.Add(file);
       }
     }
     if (const auto* found = pool_.FindServiceByName(service)) return found;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -182,6 +183,30 @@ TEST(Imports, APlainNameTwoServicesShareIsAnsweredWithTheirNames) {
   EXPECT_NE(text.find("'<service>:History'"), std::string::npos) << text;
   EXPECT_EQ(both.wallet->calls.load() + both.orders->calls.load(), 0) << "nothing ran";
   server.Shutdown();
+}
+
+// The rpcboot tool learns both services through gRPC reflection: money.proto comes with each
+// (Orders' file imports it) and is read once, without protobuf's "already exists" error.
+TEST(Imports, TheToolDescribesBothServicesThroughReflection) {
+  BothServed both(0);
+  ASSERT_TRUE(both.server.Start().ok());
+  std::string command = std::string(RPCBOOT_CLI) +
+                        " describe 127.0.0.1:" + std::to_string(both.server.grpc_port()) + " 2>&1";
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  int status = ::pclose(pipe);
+  both.server.Shutdown();
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("platform.Wallet (money.proto)"), std::string::npos) << out;
+  EXPECT_NE(out.find("platform.Orders (order.proto)"), std::string::npos) << out;
+  EXPECT_NE(out.find("rpc History(platform.OrdersHistoryRequest) returns "
+                     "(platform.OrdersHistoryResponse)"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("ERROR"), std::string::npos) << out;
 }
 
 // What gRPC reflection builds from both services: each file once, money.proto from whichever
