@@ -158,6 +158,18 @@ std::string EmitCppHeader(const Model& model, const Plan& plan, int file) {
         << "  static constexpr std::array<std::uint16_t, " << d.fields.size() << "> kFieldIds{";
     for (std::size_t i = 0; i < d.fields.size(); ++i) out << (i > 0 ? ", " : "") << d.fields[i].id;
     out << "};\n"
+        << "  static constexpr std::array<std::uint8_t, " << d.fields.size()
+        << "> kNonZeroDefaults{";
+    // What the proto encoder needs of each default member initializer: 0 zero (a zero is left
+    // off the wire), 1 not zero (a zero is written), 2 not known here (asked at run time).
+    for (std::size_t i = 0; i < d.fields.size(); ++i) {
+      const FieldDecl& f = d.fields[i];
+      int state = f.type.kind == Kind::kBytes ? 2
+                  : f.initial.nonzero         ? (f.initial.known ? 1 : 2)
+                                              : 0;
+      out << (i > 0 ? ", " : "") << state;
+    }
+    out << "};\n"
         << "  static constexpr auto kFieldPointers = std::make_tuple(";
     for (std::size_t i = 0; i < d.fields.size(); ++i)
       out << (i > 0 ? ", " : "") << "&" << d.cpp_name << "::" << d.fields[i].name;

@@ -111,6 +111,12 @@ struct HasFieldPointers<T, std::void_t<decltype(StructInfo<T>::kFieldPointers)>>
 };
 
 template <class T, class = void>
+struct HasNonZeroDefaults : std::false_type {};
+template <class T>
+struct HasNonZeroDefaults<T, std::void_t<decltype(StructInfo<T>::kNonZeroDefaults)>>
+    : std::true_type {};
+
+template <class T, class = void>
 struct HasFieldIds : std::false_type {};
 template <class T>
 struct HasFieldIds<T, std::void_t<decltype(StructInfo<T>::kFieldIds)>> : std::true_type {};

@@ -166,10 +166,21 @@ uint8_t* ProtoWriteField(const T& v, ProtoSizeCache& cache, uint8_t* p, bool wri
 // omits them, byte for byte. Lists and maps have no way to say "empty" in proto3: give them
 // empty defaults.
 template <class T, std::size_t I>
+constexpr bool ProtoDefaultKnown() {
+  if constexpr (HasNonZeroDefaults<T>::value) {
+    return StructInfo<T>::kNonZeroDefaults[I] != 2;
+  } else {
+    return false;
+  }
+}
+
+template <class T, std::size_t I>
 bool ProtoMustWriteZero() {
   using F = std::decay_t<decltype(FieldRef<I>(std::declval<T&>()))>;
   if constexpr (IsTuple<T>::value || kIsOptional<F> || kIsList<F> || kIsMap<F> || kIsMessage<F>) {
     return false;  // arguments start value-initialized; the others carry presence themselves
+  } else if constexpr (ProtoDefaultKnown<T, I>()) {
+    return StructInfo<T>::kNonZeroDefaults[I] == 1;  // what codegen read in the header
   } else {
     static const bool kNonZeroDefault = [] {
       const T defaults{};
