@@ -358,6 +358,11 @@ absl::Status App::SetMigrationMode(const std::string& service, MigrationMode mod
 absl::Status App::Start() {
   if (started_) return absl::FailedPreconditionError("App::Start called twice");
   started_ = true;
+  // A misspelt key of the application's own would otherwise be ignored without a word.
+  for (const std::string& unread : config_.settings.Unread()) {
+    Log(LogLevel::kWarning, absl::StrCat(config_.name, ": ", unread,
+                                         " has not been read by the application (misspelt?)"));
+  }
   // A client-only process (no port, no service) serves nothing and registers nothing; it may
   // still have an admin port.
   const bool client_only =

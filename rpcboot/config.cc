@@ -714,6 +714,12 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     std::string problem = key.rule.set(*config, s.value);
     return problem.empty() ? absl::OkStatus() : fail(problem);
   }
+  if (s.key == "settings" && s.value.empty()) return absl::OkStatus();  // `settings:` alone
+  if (s.key.rfind("settings.", 0) == 0) {
+    if (s.key.size() == 9) return fail("names no key (settings.<key>=<value>)");
+    config->settings.Set(s.key.substr(9), s.value, s.source);
+    return absl::OkStatus();
+  }
   if (s.key.rfind("clients.", 0) == 0) {
     // clients.<package.Service>.<field>, where a field may hold dots (tls.ca_file).
     for (const ClientKey& key : ClientKeys()) {
@@ -735,7 +741,8 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown key '", s.key, "' from ", s.source,
                                                  " (rpcboot's keys: --help or "
-                                                 "docs/configuration.md)"));
+                                                 "docs/configuration.md; the application's own "
+                                                 "go under settings.)"));
 }
 
 // What `client.*` sets, for a client that does not set it itself.
@@ -864,6 +871,68 @@ absl::StatusOr<std::vector<Setting>> ReadYaml(const std::string& yaml, const std
 
 }  // namespace
 
+const Settings::Value* Settings::Find(std::string_view key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) return nullptr;
+  it->second.read.store(true, std::memory_order_relaxed);
+  return &it->second;
+}
+
+std::string Settings::String(std::string_view key, std::string fallback) const {
+  const Value* v = Find(key);
+  return v != nullptr ? v->value : fallback;
+}
+
+absl::StatusOr<int64_t> Settings::Int(std::string_view key, int64_t fallback, int64_t min,
+                                      int64_t max) const {
+  const Value* v = Find(key);
+  if (v == nullptr) return fallback;
+  int64_t out = 0;
+  if (std::string problem = SetInt(v->value, min, max, &out); !problem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("settings.", std::string(key), ": '", v->value,
+                                                   "' from ", v->source, " ", problem));
+  }
+  return out;
+}
+
+absl::StatusOr<bool> Settings::Bool(std::string_view key, bool fallback) const {
+  const Value* v = Find(key);
+  if (v == nullptr) return fallback;
+  bool out = false;
+  if (std::string problem = ParseBool(v->value, &out); !problem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("settings.", std::string(key), ": '", v->value,
+                                                   "' from ", v->source, " ", problem));
+  }
+  return out;
+}
+
+bool Settings::Has(std::string_view key) const { return Find(key) != nullptr; }
+
+void Settings::Set(const std::string& key, std::string value, std::string source) {
+  values_.insert_or_assign(key, Value(std::move(value), std::move(source)));
+}
+
+std::vector<std::pair<std::string, std::string>> Settings::Shown() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, v] : values_) {
+    std::string lower = absl::AsciiStrToLower(key);
+    bool secret = false;
+    for (const char* word : {"password", "passwd", "secret", "token", "credential"})
+      secret = secret || lower.find(word) != std::string::npos;
+    out.emplace_back(key, secret && !v.value.empty() ? "(redacted)" : v.value);
+  }
+  return out;
+}
+
+std::vector<std::string> Settings::Unread() const {
+  std::vector<std::string> out;
+  for (const auto& [key, v] : values_) {
+    if (!v.read.load(std::memory_order_relaxed))
+      out.push_back(absl::StrCat("settings.", std::string(key), " from ", v.source));
+  }
+  return out;
+}
+
 absl::StatusOr<AppConfig> ParseConfig(const std::string& yaml, const std::string& source) {
   absl::StatusOr<std::vector<Setting>> settings = ReadYaml(yaml, source);
   if (!settings.ok()) return settings.status();
@@ -965,6 +1034,7 @@ std::vector<std::pair<std::string, std::string>> EffectiveConfig(const AppConfig
       out.emplace_back(absl::StrCat("clients.", service, ".", key.field), key.rule.show(client));
     }
   }
+  for (auto& [key, value] : config.settings.Shown()) out.emplace_back("settings." + key, value);
   return out;
 }
 
@@ -983,6 +1053,9 @@ std::string ConfigHelp() {
     absl::StrAppend(&help, "    ", key.field, " (default ", key.rule.show(client_defaults),
                     ")\n      ", key.meaning, "\n");
   }
+  absl::StrAppend(&help,
+                  "\n  settings.<key>\n      the application's own keys (file and flags, not "
+                  "the environment); the application reads them through AppConfig::settings\n");
   return help;
 }
 

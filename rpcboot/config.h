@@ -15,9 +15,12 @@
 #ifndef RPCBOOT_CONFIG_H_
 #define RPCBOOT_CONFIG_H_
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +49,55 @@ struct ClientConfig {
   // shadow settings and fallback_to_local (rpcboot/migration.h). mode_set: `mode` was given.
   MigrationOptions migration;
   bool mode_set = false;
+};
+
+// The application's own keys: `settings.<key>` in the config file (any mapping under
+// `settings:`) or `--settings.<key>=<value>` on the command line, a flag over the file. rpcboot
+// only carries them; the application reads each with a typed getter, which names the key, the
+// value and where it came from when the value does not fit:
+//
+//   absl::StatusOr<int64_t> shards = app->config().settings.Int("store.shards", 8, 1, 64);
+//   // "settings.store.shards: 'x' from order.yaml:21 is not an integer in 1..64"
+//
+// A key never read by the time App::Start runs is logged as a warning (a misspelt key would
+// otherwise be ignored). Not from the environment: RPCBOOT_<KEY> covers rpcboot's own keys.
+// Getters are thread-safe; Set is for loading.
+class Settings {
+ public:
+  // The value of settings.<key>, or `fallback` when the key is not set.
+  std::string String(std::string_view key, std::string fallback) const;
+  // An integer in min..max; `fallback` when unset.
+  absl::StatusOr<int64_t> Int(std::string_view key, int64_t fallback, int64_t min,
+                              int64_t max) const;
+  // true/false, yes/no, on/off, 1/0; `fallback` when unset.
+  absl::StatusOr<bool> Bool(std::string_view key, bool fallback) const;
+  bool Has(std::string_view key) const;
+
+  // `key` is the part after "settings."; a later Set of a key replaces it.
+  void Set(const std::string& key, std::string value, std::string source);
+  // Every key with its value (for the status page: a key naming a password, secret, token or
+  // credential shows "(redacted)").
+  std::vector<std::pair<std::string, std::string>> Shown() const;
+  // "settings.<key> from <source>" of each key no getter has asked for yet.
+  std::vector<std::string> Unread() const;
+
+ private:
+  struct Value {
+    Value(std::string v, std::string s) : value(std::move(v)), source(std::move(s)) {}
+    Value(const Value& other) : value(other.value), source(other.source), read(other.read.load()) {}
+    Value& operator=(const Value& other) {
+      value = other.value;
+      source = other.source;
+      read = other.read.load();
+      return *this;
+    }
+    std::string value;
+    std::string source;  // "order.yaml:21", "command line --settings.store.path"
+    mutable std::atomic<bool> read{false};
+  };
+  const Value* Find(std::string_view key) const;
+
+  std::map<std::string, Value, std::less<>> values_;
 };
 
 struct AppConfig {
@@ -99,6 +151,7 @@ struct AppConfig {
   // tracing.*: W3C trace context across calls, sampling, OTLP export (rpcboot/tracing.h);
   // service_name is app.name.
   TracingOptions tracing;
+  Settings settings;  // settings.*: the application's own keys
 };
 
 // Reads `args` (argv without the program name): --config=FILE (or --config FILE), then every

@@ -120,7 +120,7 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
             "and is not a directory");
   EXPECT_EQ(Error({"--app.name=shop", "--server.grcp_port=1"}),
             "unknown key 'server.grcp_port' from command line --server.grcp_port (rpcboot's keys: "
-            "--help or docs/configuration.md)");
+            "--help or docs/configuration.md; the application's own go under settings.)");
   EXPECT_EQ(
       Error({"--app.name=shop", "--clients.shop.ShopService.protocl=grpc"}),
       "unknown key 'clients.shop.ShopService.protocl' from command line "
@@ -550,6 +550,93 @@ TEST(Config, NamesAndPathsZooKeeperWouldRefuse) {
     EXPECT_NE(config.status().message().find("registry.base_path"), std::string::npos)
         << config.status();
   }
+}
+
+TEST(Config, TheApplicationsOwnKeysComeFromTheFileAndTheFlags) {
+  std::string file = WriteFile("settings.yaml", R"(
+app: {name: order}
+settings:
+  store:
+    path: /var/lib/order/orders.db
+    shards: 16
+  loyalty: on
+  note: "a:b c"
+)");
+  absl::StatusOr<AppConfig> c = LoadConfig(
+      {"--config=" + file, "--settings.store.shards=32", "--settings.region=eu"}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const Settings& settings = c->settings;
+  EXPECT_EQ(settings.String("store.path", "x"), "/var/lib/order/orders.db");
+  EXPECT_EQ(settings.String("note", ""), "a:b c");
+  EXPECT_EQ(settings.String("region", ""), "eu") << "a flag may add a key";
+  EXPECT_EQ(settings.String("absent", "fallback"), "fallback");
+  EXPECT_EQ(settings.Int("store.shards", 8, 1, 64).value_or(-1), 32) << "flag over file";
+  EXPECT_EQ(settings.Int("absent", 8, 1, 64).value_or(-1), 8);
+  EXPECT_EQ(settings.Bool("loyalty", false).value_or(false), true);
+  EXPECT_EQ(settings.Bool("absent", true).value_or(false), true);
+  EXPECT_TRUE(settings.Has("store.path"));
+  EXPECT_FALSE(settings.Has("store")) << "a mapping is not a value";
+
+  absl::StatusOr<AppConfig> empty = ParseConfig("app: {name: order}\nsettings:\n", "empty.yaml");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->settings.Unread().empty());
+}
+
+TEST(Config, TheApplicationsOwnKeysNameTheirProblems) {
+  std::string file =
+      WriteFile("bad_settings.yaml", "app: {name: order}\nsettings:\n  shards: many\n");
+  absl::StatusOr<AppConfig> c =
+      LoadConfig({"--config=" + file, "--settings.loyalty=perhaps", "--settings.big=99"}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << "rpcboot only carries them: " << c.status();
+  EXPECT_EQ(c->settings.Int("shards", 8, 1, 64).status().message(),
+            "settings.shards: 'many' from " + file + ":3 is not an integer in 1..64");
+  EXPECT_EQ(c->settings.Int("big", 8, 1, 64).status().message(),
+            "settings.big: '99' from command line --settings.big is not an integer in 1..64");
+  EXPECT_EQ(c->settings.Bool("loyalty", false).status().message(),
+            "settings.loyalty: 'perhaps' from command line --settings.loyalty is not true or "
+            "false");
+  EXPECT_EQ(Error({"--app.name=order", "--settings.=1"}),
+            "settings.: '1' from command line --settings. names no key (settings.<key>=<value>)");
+  std::string list =
+      WriteFile("list_settings.yaml", "app: {name: order}\nsettings:\n  tags: [a, b]\n");
+  EXPECT_EQ(Error({"--config=" + list}),
+            "settings.tags: a list from " + list + ":3 where a single value belongs");
+}
+
+TEST(Config, TheEffectiveConfigurationShowsTheApplicationsKeysButNotItsSecrets) {
+  absl::StatusOr<AppConfig> c = ParseConfig(
+      "app: {name: order}\nsettings:\n  db: {path: o.db, password: hunter2}\n  api_token: t0k\n",
+      "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::map<std::string, std::string> shown;
+  for (const auto& [key, value] : EffectiveConfig(*c)) shown[key] = value;
+  EXPECT_EQ(shown["settings.db.path"], "o.db");
+  EXPECT_EQ(shown["settings.db.password"], "(redacted)");
+  EXPECT_EQ(shown["settings.api_token"], "(redacted)");
+  EXPECT_EQ(c->settings.String("db.password", ""), "hunter2") << "the application reads it";
+}
+
+TEST(Config, AKeyTheApplicationNeverReadIsReportedAtStart) {
+  absl::StatusOr<AppConfig> c = ParseConfig(
+      "app: {name: order}\nserver: {grpc_port: -1, thrift_port: -1}\n"
+      "settings:\n  store: {path: o.db, shrads: 4}\n",
+      "typo.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<std::unique_ptr<App>> app = App::FromConfig(*c);
+  ASSERT_TRUE(app.ok()) << app.status();
+  EXPECT_EQ((*app)->config().settings.String("store.path", ""), "o.db");
+  std::vector<std::string> lines;
+  SetLogSink([&](LogLevel level, std::string_view message) {
+    if (level == LogLevel::kWarning) lines.emplace_back(message);
+  });
+  absl::Status started = (*app)->Start();
+  SetLogSink(nullptr);
+  ASSERT_TRUE(started.ok()) << started;
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "order: settings.store.shrads from typo.yaml:4 has not been read by the application "
+            "(misspelt?)");
+  (*app)->Shutdown();
 }
 
 TEST(Config, AMisspeltEnvironmentVariableIsReported) {
