@@ -74,11 +74,13 @@ for n in 1 2; do
 done
 # order.yaml says remote; the flag node wins while it exists: order starts on its in-process copy.
 "$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService local
+# Orders are kept in SQLite under build/demo-orders, from one run of the demo to the next.
 "$build/samples/order" --config=samples/order/order.yaml --registry.zookeeper="$zk" \
-  >"$run/order.log" 2>&1 &
+  --settings.store.dir="$build/demo-orders" >"$run/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$run/order.log" "order"
 echo "order:  pid $!, $(grep -o 'registered .*' "$run/order.log" | head -1)"
+echo "        $(grep -o 'store .* orders' "$run/order.log" | head -1) (SQLite, kept between runs)"
 echo "        $(status_page "$run/order.log")"
 
 step "5/8 order moves from its in-process shop catalog to the shop service, a step at a time"
@@ -152,6 +154,11 @@ echo "  migration local -> shadow -> percent:50 -> remote: $([ $migration_rc -eq
 echo "  demo client: $([ $client_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  python client: $([ $python_rc -eq 0 ] && echo OK || echo FAILED)"
 echo "  rpcboot tool over Thrift: $([ $tool_rc -eq 0 ] && echo OK || echo FAILED)"
+stored=0
+for f in "$build"/demo-orders/shard-*.db; do
+  stored=$((stored + $(sqlite3 "$f" 'SELECT COUNT(*) FROM orders')))
+done
+echo "  orders in order's store ($build/demo-orders, SQLite): $stored, read with the sqlite3 tool"
 echo "  logs: $run/"
 if [ $client_rc -eq 0 ] && [ $python_rc -eq 0 ] && [ $migration_rc -eq 0 ] && [ $tool_rc -eq 0 ]; then
   echo "demo.sh: OK"

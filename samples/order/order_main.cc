@@ -1,21 +1,18 @@
 // The order service process: served over Thrift; validates each order against the shop service
-// through a discovery-backed proxy; keeps orders in key-based shards (samples/order/order.yaml).
+// through a discovery-backed proxy; keeps orders in SQLite, one file per shard
+// (samples/order/order.yaml: settings.store.*).
 //
-//   order --config=samples/order/order.yaml [--registry.zookeeper=h:p]
-#include <unistd.h>
-
-#include <array>
-#include <atomic>
+//   order --config=samples/order/order.yaml [--registry.zookeeper=h:p] [--settings.store.dir=D]
+#include <cstdint>
 #include <iostream>
-#include <map>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 
 #include "catalog.h"
 #include "order_service.rpcboot.h"
+#include "order_store.h"
 #include "rpcboot/app.h"
-#include "rpcboot/base/hash.h"
 #include "rpcboot/status.h"
 #include "shop_service.rpcboot.h"
 
@@ -24,41 +21,11 @@ namespace {
 using rpcboot::RpcError;
 using rpcboot::StatusCode;
 
-// Orders sharded by the hash of their id, as a large order store shards its tables: each shard
-// has its own lock, so orders of different shards never contend.
-class OrderStore {
- public:
-  static constexpr int kShards = 8;
-
-  static int ShardOf(const std::string& order_id) {
-    return static_cast<int>(rpcboot::StableHash(order_id) % kShards);
-  }
-  void Put(const order::Order& o) {
-    Shard& shard = shards_[o.shard];
-    std::lock_guard<std::mutex> lock(shard.mu);
-    shard.orders[o.order_id] = o;
-  }
-  bool Get(const std::string& order_id, order::Order* out) {
-    Shard& shard = shards_[ShardOf(order_id)];
-    std::lock_guard<std::mutex> lock(shard.mu);
-    auto it = shard.orders.find(order_id);
-    if (it == shard.orders.end()) return false;
-    *out = it->second;
-    return true;
-  }
-
- private:
-  struct Shard {
-    std::mutex mu;
-    std::map<std::string, order::Order> orders;
-  };
-  std::array<Shard, kShards> shards_;
-};
-
 class OrderServiceImpl final : public order::OrderService {
  public:
-  explicit OrderServiceImpl(std::shared_ptr<shop::ShopService> shops)
-      : shops_(std::move(shops)), prefix_("o" + std::to_string(getpid()) + "-") {}
+  OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
+                   std::unique_ptr<order::OrderStore> store)
+      : shops_(std::move(shops)), store_(std::move(store)) {}
 
   order::Order PlaceOrder(const order::PlaceOrderRequest& request) override {
     if (request.lines.empty()) throw RpcError(StatusCode::kInvalidArgument, "an order needs lines");
@@ -89,28 +56,30 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.total_cents += item->price_cents * line.quantity;
     }
-    o.order_id = prefix_ + std::to_string(next_.fetch_add(1));
+    o.order_id = store_->NextId();
     o.shop_id = s.id;
     o.customer = request.customer;
     o.lines = request.lines;
-    o.shard = OrderStore::ShardOf(o.order_id);
+    o.shard = store_->ShardOf(o.order_id);
     o.shop_checked_by = s.served_by;
-    store_.Put(o);
+    // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
+    // SQLite and commits before it answers.
+    if (absl::Status stored = store_->Put(o); !stored.ok())
+      throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
     return o;
   }
 
   order::Order GetOrder(const order::GetOrderRequest& request) override {
-    order::Order o;
-    if (!store_.Get(request.order_id, &o))
-      throw RpcError(StatusCode::kNotFound, "no order " + request.order_id);
-    return o;
+    absl::StatusOr<std::optional<order::Order>> o = store_->Get(request.order_id);
+    if (!o.ok())
+      throw RpcError(StatusCode::kInternal, "order store: " + std::string(o.status().message()));
+    if (!o->has_value()) throw RpcError(StatusCode::kNotFound, "no order " + request.order_id);
+    return **o;
   }
 
  private:
   std::shared_ptr<shop::ShopService> shops_;
-  const std::string prefix_;
-  std::atomic<int64_t> next_{1};
-  OrderStore store_;
+  std::unique_ptr<order::OrderStore> store_;
 };
 
 }  // namespace
@@ -132,6 +101,22 @@ int main(int argc, char** argv) {
     std::cerr << "order: " << e.message() << "\n";
     return 2;
   }
-  app->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops));
+  // settings.store.* in order.yaml: where the orders are kept.
+  const rpcboot::Settings& settings = app->config().settings;
+  std::string dir = settings.String("store.dir", "");
+  absl::StatusOr<int64_t> shards = settings.Int("store.shards", 8, 1, 64);
+  if (!shards.ok()) {
+    std::cerr << "order: " << shards.status().message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<order::OrderStore>> store =
+      order::OrderStore::Open(dir, static_cast<int>(*shards));
+  if (!store.ok()) {
+    std::cerr << "order: settings.store.dir: " << store.status().message() << "\n";
+    return 2;
+  }
+  std::cerr << "order: store " << (dir.empty() ? "in memory" : dir) << ": " << (*store)->shards()
+            << " shards, " << (*store)->size() << " orders\n";
+  app->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops, std::move(*store)));
   return app->Run();
 }

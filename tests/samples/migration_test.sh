@@ -15,6 +15,7 @@ pids+=($!)
 wait_registered "$work/shop.log"
 "$tool" flag "zk://$zk" order shop.ShopService local >"$work/flag.out" || fail "rpcboot flag"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+  --settings.store.dir="$work/orders" \
   >"$work/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/order.log"

@@ -21,6 +21,7 @@ admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|
 pids+=($!)
 wait_registered "$work/shop.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+  --settings.store.dir="$work/orders" \
   --admin.port=0 >"$work/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/order.log"

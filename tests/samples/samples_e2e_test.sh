@@ -14,6 +14,7 @@ for n in 1 2; do
   wait_registered "$work/shop$n.log"
 done
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+  --settings.store.dir="$work/orders" \
   >"$work/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/order.log"

@@ -20,6 +20,7 @@ for _ in $(seq 300); do [ -f "$work/ready" ] && break; sleep 0.1; done
 [ -f "$work/ready" ] || fail "the stock shop never registered"
 
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+  --settings.store.dir="$work/orders" \
   >"$work/order.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/order.log"

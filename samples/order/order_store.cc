@@ -1,0 +1,325 @@
+#include "order_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "rpcboot/base/hash.h"
+
+namespace order {
+namespace {
+
+constexpr const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+  order_id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  shop_id INTEGER NOT NULL,
+  customer TEXT NOT NULL,
+  total_cents INTEGER NOT NULL,
+  shard INTEGER NOT NULL,
+  shop_checked_by TEXT NOT NULL,
+  placed_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS order_lines (
+  order_id TEXT NOT NULL REFERENCES orders (order_id),
+  line_no INTEGER NOT NULL,
+  item_id INTEGER NOT NULL,
+  quantity INTEGER NOT NULL,
+  unit_price_cents INTEGER NOT NULL,
+  PRIMARY KEY (order_id, line_no));
+)";
+
+std::string Text(sqlite3_stmt* st, int column) {
+  const unsigned char* text = sqlite3_column_text(st, column);
+  return text != nullptr ? reinterpret_cast<const char*>(text) : "";
+}
+
+}  // namespace
+
+struct OrderStore::Shard {
+  std::string name;  // the file, or "shard N (memory)"
+  std::mutex mu;
+  sqlite3* db = nullptr;
+  sqlite3_stmt* insert_order = nullptr;
+  sqlite3_stmt* insert_line = nullptr;
+  sqlite3_stmt* select_order = nullptr;
+  sqlite3_stmt* select_lines = nullptr;
+
+  ~Shard() {
+    for (sqlite3_stmt* st : {insert_order, insert_line, select_order, select_lines})
+      sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+
+  absl::Status Error(const std::string& doing) const {
+    return absl::InternalError(absl::StrCat(name, ": ", doing, ": ", sqlite3_errmsg(db)));
+  }
+
+  absl::Status Exec(const char* sql, const std::string& doing) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Error(doing);
+    return absl::OkStatus();
+  }
+
+  absl::Status Open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      return Error("cannot open");
+    }
+    sqlite3_busy_timeout(db, 2000);
+    // WAL: a reader never waits for the writer; NORMAL: a commit survives a process crash (an
+    // OS crash may lose the last ones).
+    if (path != ":memory:") {
+      if (absl::Status s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                                "is not an SQLite database it can use");
+          !s.ok())
+        return s;
+    }
+    if (absl::Status s = Exec(kSchema, "cannot create the tables"); !s.ok()) return s;
+    struct {
+      sqlite3_stmt** st;
+      const char* sql;
+    } statements[] = {
+        {&insert_order,
+         "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
+         "shop_checked_by, placed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&insert_line,
+         "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
+         "VALUES (?, ?, ?, ?, ?)"},
+        {&select_order,
+         "SELECT shop_id, customer, total_cents, shard, shop_checked_by FROM orders "
+         "WHERE order_id = ?"},
+        {&select_lines,
+         "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
+         "ORDER BY line_no"},
+    };
+    for (auto& [st, sql] : statements) {
+      if (sqlite3_prepare_v2(db, sql, -1, st, nullptr) != SQLITE_OK)
+        return Error("has tables of another shape");
+    }
+    return absl::OkStatus();
+  }
+
+  // The value of meta.key, "" when absent.
+  absl::StatusOr<std::string> Meta(const char* key) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, nullptr) !=
+        SQLITE_OK) {
+      return Error("cannot read meta");
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    std::string value;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) value = Text(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("cannot read meta");
+    return value;
+  }
+
+  absl::Status SetMeta(const char* key, const std::string& value) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", -1, &st,
+                           nullptr) != SQLITE_OK) {
+      return Error("cannot write meta");
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value.c_str(), -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? absl::OkStatus() : Error("cannot write meta");
+  }
+
+  absl::StatusOr<int64_t> Single(const char* sql, const std::string& doing = "cannot read") {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return Error(doing);
+    int64_t value = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) value = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return Error(doing);
+    return value;
+  }
+};
+
+absl::StatusOr<std::unique_ptr<OrderStore>> OrderStore::Open(const std::string& dir, int shards) {
+  std::unique_ptr<OrderStore> store(new OrderStore());
+  if (!dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (!std::filesystem::is_directory(dir)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          dir, " is not a directory", ec ? " and cannot be created: " + ec.message() : ""));
+    }
+    // One process per directory: two would hand out the same order ids.
+    std::string lock = dir + "/LOCK";
+    store->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (store->lock_fd_ < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(lock, " cannot be opened: ", std::strerror(errno)));
+    }
+    if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      ssize_t n = ::pread(store->lock_fd_, pid, sizeof(pid) - 1, 0);
+      std::string owner = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "unknown";
+      while (!owner.empty() && owner.back() == '\n') owner.pop_back();
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " is in use by another order process (pid ", owner,
+                       "): one process per store directory"));
+    }
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(store->lock_fd_, 0) != 0 ||
+        ::pwrite(store->lock_fd_, pid.data(), pid.size(), 0) < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(lock, " cannot be written: ", std::strerror(errno)));
+    }
+  }
+  // The number of shards the directory was made with, checked before anything is written: a
+  // refused start leaves the files as they were.
+  if (std::string first = dir + "/shard-0.db"; !dir.empty() && std::filesystem::exists(first)) {
+    Shard probe;
+    probe.name = first;
+    if (sqlite3_open_v2(first.c_str(), &probe.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
+      return probe.Error("cannot open");
+    absl::StatusOr<int64_t> has_meta =
+        probe.Single("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                     "is not an SQLite database it can use");
+    if (!has_meta.ok()) return has_meta.status();
+    absl::StatusOr<std::string> kept = *has_meta > 0 ? probe.Meta("shards") : std::string();
+    if (!kept.ok()) return kept.status();
+    if (!kept->empty() && *kept != std::to_string(shards)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " holds ", *kept, " shards, not ", shards,
+                       " (an order's shard depends on the number: keep settings.store.shards at ",
+                       *kept, " or use a new directory)"));
+    }
+  }
+  for (int i = 0; i < shards; ++i) {
+    auto shard = std::make_unique<Shard>();
+    std::string path = dir.empty() ? ":memory:" : absl::StrCat(dir, "/shard-", i, ".db");
+    shard->name = dir.empty() ? absl::StrCat("shard ", i, " (memory)") : path;
+    if (absl::Status s = shard->Open(path); !s.ok()) return s;
+    store->shards_.push_back(std::move(shard));
+  }
+  // The first shard keeps the number of shards (an order's shard depends on it) and the tag
+  // that makes this store's order ids its own.
+  Shard& first = *store->shards_[0];
+  absl::StatusOr<std::string> tag = first.Meta("tag");
+  if (!tag.ok()) return tag.status();
+  store->tag_ = *tag;
+  if (store->tag_.empty()) {
+    std::random_device random;
+    store->tag_ = absl::StrCat(absl::Hex(random() & 0xffffff, absl::kZeroPad6));
+    if (absl::Status s = first.SetMeta("tag", store->tag_); !s.ok()) return s;
+    if (absl::Status s = first.SetMeta("shards", std::to_string(shards)); !s.ok()) return s;
+  }
+  int64_t last = 0;
+  for (auto& shard : store->shards_) {
+    absl::StatusOr<int64_t> max = shard->Single("SELECT COALESCE(MAX(seq), 0) FROM orders");
+    if (!max.ok()) return max.status();
+    last = std::max(last, *max);
+  }
+  store->next_ = last + 1;
+  return store;
+}
+
+OrderStore::~OrderStore() {
+  shards_.clear();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string OrderStore::NextId() { return absl::StrCat("o", tag_, "-", next_.fetch_add(1)); }
+
+int OrderStore::ShardOf(const std::string& order_id) const {
+  return static_cast<int>(rpcboot::StableHash(order_id) % shards_.size());
+}
+
+absl::Status OrderStore::Put(const Order& o) {
+  Shard& shard = *shards_[static_cast<std::size_t>(o.shard)];
+  int64_t seq = 0;
+  absl::SimpleAtoi(o.order_id.substr(o.order_id.rfind('-') + 1), &seq);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
+  auto fail = [&](const std::string& doing) {
+    absl::Status s = shard.Error(doing);
+    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  };
+  sqlite3_stmt* st = shard.insert_order;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, seq);
+  sqlite3_bind_int64(st, 3, o.shop_id);
+  sqlite3_bind_text(st, 4, o.customer.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 5, o.total_cents);
+  sqlite3_bind_int64(st, 6, o.shard);
+  sqlite3_bind_text(st, 7, o.shop_checked_by.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 8, now);
+  if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
+  for (std::size_t i = 0; i < o.lines.size(); ++i) {
+    const OrderLine& line = o.lines[i];
+    st = shard.insert_line;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, static_cast<int64_t>(i));
+    sqlite3_bind_int64(st, 3, line.item_id);
+    sqlite3_bind_int64(st, 4, line.quantity);
+    sqlite3_bind_int64(st, 5, line.unit_price_cents);
+    if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store a line of " + o.order_id);
+  }
+  if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return fail("cannot commit order " + o.order_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id) {
+  Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(order_id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  sqlite3_stmt* st = shard.select_order;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) return std::nullopt;
+  if (rc != SQLITE_ROW) return shard.Error("cannot read order " + order_id);
+  Order o{};
+  o.order_id = order_id;
+  o.shop_id = sqlite3_column_int64(st, 0);
+  o.customer = Text(st, 1);
+  o.total_cents = sqlite3_column_int64(st, 2);
+  o.shard = sqlite3_column_int(st, 3);
+  o.shop_checked_by = Text(st, 4);
+  sqlite3_reset(st);
+  st = shard.select_lines;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    o.lines.push_back(
+        {sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2)});
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return shard.Error("cannot read the lines of order " + order_id);
+  return o;
+}
+
+int64_t OrderStore::size() {
+  int64_t total = 0;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    absl::StatusOr<int64_t> n = shard->Single("SELECT COUNT(*) FROM orders");
+    if (n.ok()) total += *n;
+  }
+  return total;
+}
+
+}  // namespace order

@@ -1,0 +1,54 @@
+// Where the order service keeps its orders: SQLite, one database file per shard in a directory
+// (settings.store.dir in order.yaml), each shard with its own connection and lock, so orders of
+// different shards never wait for each other. An order's shard is the hash of its id. Orders
+// survive a restart; an empty directory setting keeps them in memory only.
+//
+// One order process owns a directory at a time (a lock file says which); the number of shards is
+// fixed when the directory is created. Thread-safe.
+#ifndef RPCBOOT_SAMPLES_ORDER_ORDER_STORE_H_
+#define RPCBOOT_SAMPLES_ORDER_ORDER_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "order_service.h"
+
+namespace order {
+
+class OrderStore {
+ public:
+  // Opens (or creates) the shards in `dir`; "" keeps them in memory. Every error names the file
+  // and what is wrong with it ("... is not an SQLite database", "... is in use by process 123").
+  static absl::StatusOr<std::unique_ptr<OrderStore>> Open(const std::string& dir, int shards);
+  ~OrderStore();
+  OrderStore(const OrderStore&) = delete;
+  OrderStore& operator=(const OrderStore&) = delete;
+
+  // A new order id, unique in this store across restarts: "o<store tag>-<sequence>".
+  std::string NextId();
+  int ShardOf(const std::string& order_id) const;
+  // Stores `o` (o.shard already set) in its shard, atomically with its lines.
+  absl::Status Put(const Order& o);
+  // The order, std::nullopt when there is none, or an error from the database.
+  absl::StatusOr<std::optional<Order>> Get(const std::string& order_id);
+  int shards() const { return static_cast<int>(shards_.size()); }
+  int64_t size();  // orders stored, across shards
+
+ private:
+  struct Shard;
+  OrderStore() = default;
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::string tag_;
+  std::atomic<int64_t> next_{1};
+  int lock_fd_ = -1;
+};
+
+}  // namespace order
+
+#endif  // RPCBOOT_SAMPLES_ORDER_ORDER_STORE_H_

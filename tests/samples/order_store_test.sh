@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The order sample keeps its orders in SQLite (settings.store.* in order.yaml): orders placed
+# through the registry are in the shard files (read with the sqlite3 tool, not by the sample),
+# survive a restart and keep their ids unique; a second process on the same directory, a shard
+# count that does not match, a file that is not a database, a store path that is a file and a bad
+# setting each stop the start with a message naming them; a store damaged under a running process
+# fails the one call (INTERNAL, naming the file) and the process keeps serving.
+#   order_store_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
+set -euo pipefail
+src=$1 build=$2 work=$3
+command -v sqlite3 >/dev/null ||
+  { echo "FAIL: the sqlite3 tool is not installed (apt-get install sqlite3; ./scripts/setup.sh does)" >&2; exit 1; }
+source "$(dirname "$0")/samples_common.sh"
+tool() { "$build/cli/rpcboot" "$@"; }
+store=$work/orders
+order_args=(--config="$src/samples/order/order.yaml" --registry.zookeeper="$zk")
+
+"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
+  >"$work/shop.log" 2>&1 &
+pids+=($!)
+wait_registered "$work/shop.log"
+
+start_order() {  # LOG [FLAGS...]: starts order on $store; sets order_pid
+  local log=$1
+  shift
+  "$build/samples/order" "${order_args[@]}" --settings.store.dir="$store" "$@" >"$log" 2>&1 &
+  order_pid=$!
+  pids+=($order_pid)
+  wait_registered "$log"
+}
+place() {  # CUSTOMER: prints the reply of a PlaceOrder through the registry
+  tool call "zk://$zk/services/order" order.OrderService/PlaceOrder \
+    "{\"shop_id\": 1, \"customer\": \"$1\", \"lines\": [{\"item_id\": 11, \"quantity\": 2, \"unit_price_cents\": 1250}, {\"item_id\": 13, \"quantity\": 1, \"unit_price_cents\": 250}]}"
+}
+stored() {  # SQL: the rows of SQL summed over every shard file
+  for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
+}
+
+start_order "$work/order1.log"
+grep -q "order: store $store: 8 shards, 0 orders" "$work/order1.log" || fail "first start: $(head -1 "$work/order1.log")"
+ids=()
+for n in 1 2 3 4 5 6; do
+  place "c$n" >"$work/place$n.json" 2>&1 || fail "PlaceOrder $n: $(cat "$work/place$n.json")"
+  ids+=("$(sed -n 's/.*"order_id": "\([^"]*\)".*/\1/p' "$work/place$n.json")")
+done
+echo "placed: ${ids[*]}"
+tag=${ids[0]%-*}
+[ "${ids[5]}" = "$tag-6" ] || fail "ids are not <tag>-<sequence>: ${ids[*]}"
+
+# What is on disk, read by SQLite's own tool.
+[ "$(stored 'SELECT COUNT(*) FROM orders' | awk '{s += $1} END {print s}')" = 6 ] || fail "not 6 orders in the shard files"
+[ "$(stored 'SELECT COUNT(*) FROM order_lines' | awk '{s += $1} END {print s}')" = 12 ] || fail "not 12 lines in the shard files"
+row=$(stored "SELECT customer, total_cents, shop_id FROM orders WHERE order_id = '${ids[2]}'")
+[ "$row" = "c3|2750|1" ] || fail "order ${ids[2]} on disk: '$row'"
+# Each order is in the shard its reply names, and only there.
+for n in 1 2 3 4 5 6; do
+  shard=$(sed -n 's/.*"shard": \([0-9]*\).*/\1/p' "$work/place$n.json")
+  [ "$(sqlite3 "$store/shard-$shard.db" "SELECT COUNT(*) FROM orders WHERE order_id = '${ids[$((n - 1))]}'")" = 1 ] ||
+    fail "order ${ids[$((n - 1))]} is not in shard-$shard.db"
+done
+
+# A second order process on the same directory is refused; the first keeps serving.
+set +e
+"$build/samples/order" "${order_args[@]}" --settings.store.dir="$store" --server.thrift_port=0 \
+  >"$work/second.out" 2>&1
+rc=$?
+set -e
+[ $rc = 2 ] || fail "a second process on the store exited $rc, not 2"
+grep -q "order: settings.store.dir: $store is in use by another order process (pid $order_pid): one process per store directory" \
+  "$work/second.out" || fail "second process: $(cat "$work/second.out")"
+
+# Restart: every order reads back as it was placed; new ids continue the sequence.
+kill -TERM "$order_pid"
+wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
+start_order "$work/order2.log" --settings.store.shrads=4
+grep -q "order: store $store: 8 shards, 6 orders" "$work/order2.log" || fail "restart: $(head -1 "$work/order2.log")"
+grep -q "settings.store.shrads from command line --settings.store.shrads has not been read by the application (misspelt?)" \
+  "$work/order2.log" || fail "a misspelt setting was not reported"
+for n in 1 2 3 4 5 6; do
+  tool call "zk://$zk/services/order" order.OrderService/GetOrder "{\"order_id\": \"${ids[$((n - 1))]}\"}" \
+    >"$work/get$n.json" 2>&1 || fail "GetOrder ${ids[$((n - 1))]} after the restart: $(cat "$work/get$n.json")"
+  # The shop instance that checked it is stored too, so the reply is the one PlaceOrder gave.
+  diff "$work/place$n.json" "$work/get$n.json" >/dev/null ||
+    fail "order ${ids[$((n - 1))]} changed across the restart: $(diff "$work/place$n.json" "$work/get$n.json")"
+done
+place c7 >"$work/place7.json" 2>&1 || fail "PlaceOrder after the restart: $(cat "$work/place7.json")"
+grep -q "\"order_id\": \"$tag-7\"" "$work/place7.json" || fail "after the restart: $(grep order_id "$work/place7.json")"
+
+# A store damaged under the running process: the call fails and names it; the process serves on.
+# The lowest shard holding an order (a refused start below with 4 shards would reach it).
+victim=$(cat "$work"/place[1-6].json | sed -n 's/.*"shard": \([0-9]*\).*/\1/p' | sort -n | head -1)
+victim_id=$(grep -l "\"shard\": $victim," "$work"/place[1-6].json | head -1 | xargs sed -n 's/.*"order_id": "\([^"]*\)".*/\1/p')
+sqlite3 "$store/shard-$victim.db" 'DROP TABLE order_lines; DROP TABLE orders;'
+set +e
+tool call "zk://$zk/services/order" order.OrderService/GetOrder "{\"order_id\": \"$victim_id\"}" >"$work/damaged.out" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "GetOrder on a damaged shard exited $rc: $(cat "$work/damaged.out")"
+grep -q "INTERNAL: order store: $store/shard-$victim.db: cannot read order $victim_id" "$work/damaged.out" ||
+  fail "damaged shard: $(cat "$work/damaged.out")"
+for n in 1 2 3 4 5 6; do
+  shard=$(sed -n 's/.*"shard": \([0-9]*\).*/\1/p' "$work/place$n.json")
+  [ "$shard" = "$victim" ] && continue
+  tool call "zk://$zk/services/order" order.OrderService/GetOrder "{\"order_id\": \"${ids[$((n - 1))]}\"}" \
+    >/dev/null 2>&1 || fail "an order of an intact shard could not be read after another was damaged"
+done
+kill -0 "$order_pid" || fail "order died after its store was damaged"
+kill -TERM "$order_pid"
+wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
+
+# Start-up mistakes: exit 2, one line naming the setting and what is wrong; the store untouched.
+dump() { for f in "$store"/shard-*.db; do echo "$f"; sqlite3 "$f" .dump; done; }
+before=$(dump)
+refused() {  # EXPECTED-MESSAGE FLAGS...
+  local expected=$1
+  shift
+  set +e
+  "$build/samples/order" "${order_args[@]}" --server.thrift_port=0 "$@" >"$work/refused.out" 2>&1
+  local rc=$?
+  set -e
+  [ $rc = 2 ] || fail "$* exited $rc, not 2: $(cat "$work/refused.out")"
+  grep -qF "$expected" "$work/refused.out" || fail "$*: $(cat "$work/refused.out")"
+  echo "refused: $expected"
+}
+refused "order: settings.store.dir: $store holds 8 shards, not 4 (an order's shard depends on the number: keep settings.store.shards at 8 or use a new directory)" \
+  --settings.store.dir="$store" --settings.store.shards=4
+mkdir -p "$work/garbage"
+head -c 8192 /dev/urandom >"$work/garbage/shard-0.db"
+refused "order: settings.store.dir: $work/garbage/shard-0.db: is not an SQLite database it can use: file is not a database" \
+  --settings.store.dir="$work/garbage"
+echo text >"$work/a_file"
+refused "order: settings.store.dir: $work/a_file is not a directory" --settings.store.dir="$work/a_file"
+refused "order: settings.store.shards: 'lots' from command line --settings.store.shards is not an integer in 1..64" \
+  --settings.store.dir="$store" --settings.store.shards=lots
+[ "$(dump)" = "$before" ] || fail "a refused start changed the store"
+echo "order store: OK"
