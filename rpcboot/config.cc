@@ -714,7 +714,10 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     std::string problem = key.rule.set(*config, s.value);
     return problem.empty() ? absl::OkStatus() : fail(problem);
   }
-  if (s.key == "settings" && s.value.empty()) return absl::OkStatus();  // `settings:` alone
+  if (s.key == "settings") {  // `settings:` alone is an empty section
+    return s.value.empty() ? absl::OkStatus()
+                           : fail("is not a mapping (the application's keys go under settings:)");
+  }
   if (s.key.rfind("settings.", 0) == 0) {
     if (s.key.size() == 9) return fail("names no key (settings.<key>=<value>)");
     config->settings.Set(s.key.substr(9), s.value, s.source);

@@ -597,6 +597,11 @@ TEST(Config, TheApplicationsOwnKeysNameTheirProblems) {
             "false");
   EXPECT_EQ(Error({"--app.name=order", "--settings.=1"}),
             "settings.: '1' from command line --settings. names no key (settings.<key>=<value>)");
+  std::string scalar_settings =
+      WriteFile("scalar_settings.yaml", "app: {name: order}\nsettings: 5\n");
+  EXPECT_EQ(Error({"--config=" + scalar_settings}),
+            "settings: '5' from " + scalar_settings +
+                ":2 is not a mapping (the application's keys go under settings:)");
   std::string list =
       WriteFile("list_settings.yaml", "app: {name: order}\nsettings:\n  tags: [a, b]\n");
   EXPECT_EQ(Error({"--config=" + list}),
