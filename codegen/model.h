@@ -117,6 +117,9 @@ struct Header {
   // are emitted by its own run and referred to here.
   int group = 0;
   bool imported = false;
+  // In a group without services (an interface of types only): every struct and enum the header
+  // declares at namespace scope, in declaration order; all of them are emitted.
+  std::vector<TypeRef> types;
 };
 
 struct Model {

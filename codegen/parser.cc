@@ -288,10 +288,15 @@ class Parser {
 
   void VisitTopLevel(CXCursor cursor);
   void CollectDependencies(CXTranslationUnit tu);
-  // Classes of the input headers with pure virtual methods but no RPCBOOT_SERVICE.
+  // Classes of the input headers (the last group) with pure virtual methods but no
+  // RPCBOOT_SERVICE.
   const std::vector<std::pair<std::string, SourceLocation>>& unannotated() const {
     return unannotated_;
   }
+  // A group of headers without a service is an interface of types only (a file of shared
+  // messages): every struct and enum its headers declare at namespace scope is resolved and
+  // becomes one of its header's `types`. Returns how many the input headers gave.
+  int ResolveTypesOnlyGroups();
 
  private:
   void ParseService(CXCursor cls, int header);
@@ -318,6 +323,8 @@ class Parser {
   int struct_depth_ = 0;              // structs being resolved, one within another
   int type_depth_ = 0;                // types being resolved, one within another
   std::vector<std::pair<std::string, SourceLocation>> unannotated_;
+  // Struct and enum definitions at namespace scope, by header, in declaration order.
+  std::vector<std::pair<int, CXCursor>> declared_;
 };
 
 int Parser::HeaderIndex(const std::string& real_path) const {
@@ -336,6 +343,11 @@ void Parser::VisitTopLevel(CXCursor cursor) {
     }
     bool is_class = kind == CXCursor_ClassDecl || kind == CXCursor_StructDecl;
     bool is_template = kind == CXCursor_ClassTemplate;
+    if (kind == CXCursor_EnumDecl && clang_isCursorDefinition(child)) {
+      if (int header = HeaderIndex(RealPathOf(child)); header >= 0)
+        declared_.emplace_back(header, child);
+      continue;
+    }
     if (!is_class && !is_template) continue;
     int header = HeaderIndex(RealPathOf(child));
     if (header < 0 || !clang_isCursorDefinition(child)) continue;
@@ -344,8 +356,11 @@ void Parser::VisitTopLevel(CXCursor cursor) {
       for (CXCursor member : Children(child))
         abstract |= clang_getCursorKind(member) == CXCursor_CXXMethod &&
                     clang_CXXMethod_isPureVirtual(member);
-      if (abstract)
+      if (abstract && !model_->headers[header].imported) {
         unannotated_.emplace_back(ToString(clang_getCursorSpelling(child)), LocationOf(child));
+      } else if (!abstract && is_class) {
+        declared_.emplace_back(header, child);
+      }
       continue;
     }
     if (is_template) {
@@ -356,6 +371,35 @@ void Parser::VisitTopLevel(CXCursor cursor) {
     }
     ParseService(child, header);
   }
+}
+
+int Parser::ResolveTypesOnlyGroups() {
+  std::set<int> with_services;
+  for (const ServiceDecl& service : model_->services)
+    with_services.insert(model_->headers[service.header].group);
+  int input_types = 0;
+  for (const auto& [header, cursor] : declared_) {
+    Header& h = model_->headers[header];
+    if (with_services.count(h.group) != 0) continue;
+    std::string spelling = ToString(clang_getCursorSpelling(cursor));
+    std::string what = "the types-only header " + h.path;
+    SourceLocation loc = LocationOf(cursor);
+    TypeRef type;
+    if (clang_getCursorKind(cursor) == CXCursor_EnumDecl) {
+      std::optional<int> index = ResolveEnum(cursor, spelling, loc, what);
+      if (!index) continue;
+      type.kind = Kind::kEnum;
+      type.decl = *index;
+    } else {
+      std::optional<int> index = ResolveStruct(cursor, spelling, loc, what);
+      if (!index) continue;
+      type.kind = Kind::kStruct;
+      type.decl = *index;
+    }
+    h.types.push_back(type);
+    if (!h.imported) ++input_types;
+  }
+  return input_types;
 }
 
 void Parser::ParseService(CXCursor cls, int header) {
@@ -1109,18 +1153,25 @@ bool ParseHeaders(const std::vector<std::string>& clang_args, Model* model, Diag
   Parser parser(model, diags);
   parser.VisitTopLevel(clang_getTranslationUnitCursor(tu));
   parser.CollectDependencies(tu);
-  if (model->services.empty() && !diags->has_errors()) {
-    if (parser.unannotated().empty()) {
-      diags->Error({},
-                   "no RPCBOOT_SERVICE class in the input headers; mark the interface class "
-                   "'class RPCBOOT_SERVICE Name { ... }' (rpcboot/annotations.h)");
-    }
+  bool input_services = false;
+  for (const ServiceDecl& service : model->services)
+    input_services |= !model->headers[service.header].imported;
+  // A class that looks like a service but is not marked is a mistake, never a types-only header.
+  if (!input_services && !diags->has_errors()) {
     for (const auto& [name, loc] : parser.unannotated()) {
       diags->Error(loc, "class '" + name +
                             "' has pure virtual methods but no RPCBOOT_SERVICE annotation, and "
                             "no input header declares a service; write 'class RPCBOOT_SERVICE " +
                             name + "' to serve it");
     }
+  }
+  if (diags->has_errors()) return false;
+  int input_types = parser.ResolveTypesOnlyGroups();
+  if (!input_services && input_types == 0 && !diags->has_errors()) {
+    diags->Error({},
+                 "no RPCBOOT_SERVICE class and no struct or enum in the input headers; mark the "
+                 "interface class 'class RPCBOOT_SERVICE Name { ... }' (rpcboot/annotations.h), "
+                 "or declare the types a header of types only shares");
   }
   return !diags->has_errors();
 }

@@ -169,6 +169,10 @@ class Planner {
           Reach(m.result, service.header);
         }
       }
+      for (std::size_t h = 0; h < model_.headers.size(); ++h) {
+        if (GroupOf(static_cast<int>(h)) != g) continue;
+        for (const TypeRef& type : model_.headers[h].types) Reach(type, static_cast<int>(h));
+      }
     }
     AssignPackages();
     CheckNames();

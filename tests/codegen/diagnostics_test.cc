@@ -462,14 +462,52 @@ class @Shop { public: virtual ~Shop() = default; virtual int32_t Get(int32_t id)
               "class 'Shop' has pure virtual methods but no RPCBOOT_SERVICE annotation");
 }
 
-TEST(CodegenDiagnostics, HeaderWithoutAnyService) {
+TEST(CodegenDiagnostics, HeaderWithNeitherAServiceNorAType) {
   std::string dir = MakeTempDir("diag_no_service");
-  WriteFile(dir + "/types.h", "#include <cstdint>\nstruct Item { int32_t id = 0; };\n");
-  CodegenRun run = RunCodegen({"-o", dir, dir + "/types.h"});
+  WriteFile(dir + "/nothing.h",
+            "#include <cstdint>\ninline int32_t Twice(int32_t x) { return 2 * x; }\n");
+  CodegenRun run = RunCodegen({"-o", dir, dir + "/nothing.h"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.output.find("error: no RPCBOOT_SERVICE class in the input headers"),
+  EXPECT_NE(run.output.find("error: no RPCBOOT_SERVICE class and no struct or enum in the input "
+                            "headers"),
             std::string::npos)
       << run.output;
+}
+
+// A header without a service is an interface of types only (a shared common.proto): every
+// struct and enum it declares is emitted, reached or not, with no service and no RpcError.
+TEST(CodegenDiagnostics, HeaderOfTypesOnlyEmitsEveryType) {
+  std::string dir = MakeTempDir("types_only");
+  WriteFile(dir + "/types.h",
+            "#include <cstdint>\n#include <vector>\nnamespace shared {\nenum class Tier { kFree, "
+            "kGold };\nstruct Item { int32_t id = 0; Tier tier = Tier::kGold; };\nstruct Basket { "
+            "std::vector<Item> items; };\nstruct Item;\n}\n");
+  std::filesystem::create_directories(dir + "/out");
+  CodegenRun run = RunCodegen({"-o", dir + "/out", dir + "/types.h"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::string proto = ReadFile(dir + "/out/types.proto");
+  std::string thrift = ReadFile(dir + "/out/types.thrift");
+  for (const char* type : {"enum Tier", "message Item", "message Basket"})
+    EXPECT_NE(proto.find(type), std::string::npos) << type << "\n" << proto;
+  EXPECT_LT(proto.find("message Item"), proto.find("message Basket")) << proto;
+  EXPECT_EQ(proto.find("service"), std::string::npos) << proto;
+  EXPECT_NE(thrift.find("struct Basket"), std::string::npos) << thrift;
+  EXPECT_EQ(thrift.find("RpcError"), std::string::npos) << thrift;
+}
+
+TEST(CodegenDiagnostics, TypesOnlyHeaderWithATypeThatCannotCross) {
+  ExpectError(RunOn("types_only_pointer", R"(
+struct Item { int64_t id; Item* @next_item; };
+)"),
+              "pointers cannot cross the wire");
+}
+
+TEST(CodegenDiagnostics, TypesOnlyHeaderBesideAnUnmarkedService) {
+  ExpectError(RunOn("types_only_unmarked", R"(
+struct Item { int64_t id; };
+class @Shop { public: virtual ~Shop() = default; virtual Item Get(int64_t id) = 0; };
+)"),
+              "class 'Shop' has pure virtual methods but no RPCBOOT_SERVICE annotation");
 }
 
 TEST(CodegenDiagnostics, HeaderThatContributesNothing) {

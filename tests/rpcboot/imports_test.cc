@@ -1,6 +1,7 @@
-// Two interfaces generated apart (rpcboot_add_interface ... DEPENDS): order.h's files import the
-// types money.h declares instead of emitting them again, so both interfaces build into one
-// program, serve from one server, and describe themselves to gRPC reflection without a clash.
+// Interfaces generated apart (rpcboot_add_interface ... DEPENDS): geo.h (types only, no
+// service) <- money.h <- order.h. Each one's files import the types the ones before declare
+// instead of emitting them again, so all build into one program, serve from one server, and
+// describe themselves to gRPC reflection without a clash.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <gtest/gtest.h>
@@ -27,6 +28,7 @@
 namespace rpcboot {
 namespace {
 
+using platform::Address;
 using platform::Currency;
 using platform::Discount;
 using platform::Line;
@@ -43,6 +45,11 @@ class Wallet final : public platform::Wallet {
     ++calls;
     return out;
   }
+  Money DeliveryFee(const Address& to) override {
+    // kCentral is zero, the field's default is kNorth: the zero must cross the wire.
+    return {to.region == platform::Region::kCentral ? 111 : 999,
+            to.point.lat > 50 ? Currency::kEur : Currency::kUsd};
+  }
   std::atomic<int> calls{0};
 };
 
@@ -55,6 +62,7 @@ class Orders final : public platform::Orders {
     for (const Line& line : lines) order.total.cents += line.price.cents;
     if (discount) order.total.cents -= discount->off.cents;
     order.discount = std::move(discount);
+    order.deliver_to = {"Main St 1", {52.5, 13.4}, platform::Region::kCentral};
     return order;
   }
   std::vector<Money> History(const std::string&, int32_t limit) override {
@@ -78,7 +86,11 @@ TEST(Imports, TheImportingFilesReferToTheImportedTypesInsteadOfDeclaringThem) {
   std::string order_proto = Read(std::string(RPCBOOT_ORDER_IDL_DIR) + "/order.proto");
   std::string order_thrift = Read(std::string(RPCBOOT_ORDER_IDL_DIR) + "/order.thrift");
   std::string money_proto = Read(std::string(RPCBOOT_MONEY_IDL_DIR) + "/money.proto");
+  std::string money_thrift = Read(std::string(RPCBOOT_MONEY_IDL_DIR) + "/money.thrift");
+  std::string geo_proto = Read(std::string(RPCBOOT_GEO_IDL_DIR) + "/geo.proto");
+  std::string geo_thrift = Read(std::string(RPCBOOT_GEO_IDL_DIR) + "/geo.thrift");
   ASSERT_FALSE(order_proto.empty());
+  ASSERT_FALSE(geo_proto.empty());
   EXPECT_NE(order_proto.find("import \"money.proto\";"), std::string::npos) << order_proto;
   EXPECT_EQ(order_proto.find("message Money"), std::string::npos) << order_proto;
   EXPECT_EQ(order_proto.find("enum Currency"), std::string::npos) << order_proto;
@@ -87,9 +99,28 @@ TEST(Imports, TheImportingFilesReferToTheImportedTypesInsteadOfDeclaringThem) {
   // Declared in money.h but reached only by order.h: emitted by the interface that reaches it.
   EXPECT_EQ(money_proto.find("message Discount"), std::string::npos) << money_proto;
   EXPECT_NE(order_proto.find("message Discount"), std::string::npos) << order_proto;
+  // The interface of types only declares every type of its header, reached or not, and no
+  // service and no RpcError; the others import it.
+  for (const char* message :
+       {"enum Region", "message GeoPoint", "message Address", "message Area"}) {
+    EXPECT_NE(geo_proto.find(message), std::string::npos) << message << "\n" << geo_proto;
+  }
+  EXPECT_EQ(geo_proto.find("service"), std::string::npos) << geo_proto;
+  EXPECT_EQ(geo_thrift.find("RpcError"), std::string::npos) << geo_thrift;
+  EXPECT_NE(money_proto.find("import \"geo.proto\";"), std::string::npos) << money_proto;
+  EXPECT_NE(money_proto.find("rpc DeliveryFee(Address) returns (Money);"), std::string::npos)
+      << money_proto;
+  EXPECT_NE(money_thrift.find("Money DeliveryFee(1: geo.Address to)"), std::string::npos)
+      << money_thrift;
+  EXPECT_EQ(money_proto.find("message Address"), std::string::npos) << money_proto;
+  EXPECT_NE(order_proto.find("import \"geo.proto\";"), std::string::npos) << order_proto;
+  EXPECT_NE(order_thrift.find("geo.Address deliver_to"), std::string::npos) << order_thrift;
+  EXPECT_EQ(order_proto.find("message Address"), std::string::npos) << order_proto;
   // One description of each type in the program, where its interface put it.
   EXPECT_EQ(StructInfo<Money>::kFullName, "platform.Money");
   EXPECT_EQ(StructInfo<Discount>::kFullName, "platform.Discount");
+  EXPECT_EQ(StructInfo<Address>::kFullName, "platform.Address");
+  EXPECT_EQ(StructInfo<platform::Area>::kFullName, "platform.Area");
 }
 
 // One server on 127.0.0.1 with both services (grpc_port -1: Thrift only).
@@ -143,6 +174,13 @@ TEST(Imports, BothInterfacesServeFromOneServerOnEveryWire) {
     EXPECT_EQ(order.total.cents, 1400);
     ASSERT_TRUE(order.discount.has_value());
     EXPECT_EQ(order.discount->code, "NEW");
+    EXPECT_EQ(order.deliver_to.street, "Main St 1");
+    EXPECT_EQ(order.deliver_to.point.lng, 13.4);
+    EXPECT_EQ(order.deliver_to.region, platform::Region::kCentral);
+    Money fee = w->DeliveryFee({"Elm St 2", {51.0, 7.0}, platform::Region::kCentral});
+    EXPECT_EQ(fee.cents, 111);
+    EXPECT_EQ(fee.currency, Currency::kEur);
+    EXPECT_EQ(w->DeliveryFee({}).cents, 999) << "the default region, kNorth";
     // Same method name on both services: each call reaches its own service.
     std::vector<Money> from_wallet = w->History("ab", 3);
     std::vector<Money> from_orders = o->History("ab", 2);
@@ -223,7 +261,7 @@ TEST(Imports, BothServicesDescriptorsBuildIntoOnePool) {
       ASSERT_NE(pool.BuildFile(file), nullptr) << file.name();
     }
   }
-  EXPECT_EQ(built, (std::set<std::string>{"money.proto", "order.proto"}));
+  EXPECT_EQ(built, (std::set<std::string>{"geo.proto", "money.proto", "order.proto"}));
   const google::protobuf::MethodDescriptor* history =
       pool.FindMethodByName("platform.Orders.History");
   ASSERT_NE(history, nullptr);

@@ -22,6 +22,7 @@ struct Order {
   std::vector<Line> lines;
   Money total;
   std::optional<Discount> discount;
+  Address deliver_to;  // from geo.h, imported through money's interface
 };
 
 class RPCBOOT_SERVICE Orders {
