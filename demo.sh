@@ -124,7 +124,7 @@ client_rc=$?
 set -e
 
 step "7/8 a Python client from the emitted IDL places an order; the rpcboot tool calls order over Thrift"
-thrift --gen py -out "$run" "$build/samples/order_interface_rpcboot/order_service.thrift"
+thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$run" "$build/samples/order_interface_rpcboot/order_service.thrift"
 set +e
 /usr/bin/python3 samples/demo/python_client.py --zookeeper "$zk" --gen "$run"
 python_rc=$?

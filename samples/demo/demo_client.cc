@@ -81,10 +81,12 @@ int main(int argc, char** argv) {
   for (int n = 0; n < orders; ++n) {
     order::PlaceOrderRequest request;
     request.customer = "customer-" + std::to_string(n % 7);
-    if (n % 2 == 0) {
+    if (n % 2 == 0) {  // delivered, from shop 1 to an address 1-3 km away
       request.shop_id = 1;
       request.lines = {{11, 1 + n % 3, 1250}, {13, 2, 250}};
-    } else {
+      request.deliver_to = {"Wiener Str. " + std::to_string(1 + n % 5),
+                            {52.4980 + 0.002 * (n % 5), 13.4300}};
+    } else {  // picked up at shop 2
       request.shop_id = 2;
       request.lines = {{21, 1, 990}};
     }
@@ -93,9 +95,15 @@ int main(int argc, char** argv) {
       ++placed;
       ++checked_by[o.shop_checked_by];
       ids.push_back(o.order_id);
-      std::printf("  order %-12s shop %lld  %6lld cents  shard %d  checked by %s\n",
+      char delivery[48] = "pickup";
+      if (o.distance_m > 0) {
+        std::snprintf(delivery, sizeof delivery, "%.1f km, fee %lld", o.distance_m / 1000.0,
+                      static_cast<long long>(o.delivery_fee_cents));
+      }
+      std::printf("  order %-12s shop %lld  %6lld cents  %-17s shard %d  checked by %s\n",
                   o.order_id.c_str(), static_cast<long long>(o.shop_id),
-                  static_cast<long long>(o.total_cents), o.shard, o.shop_checked_by.c_str());
+                  static_cast<long long>(o.total_cents), delivery, o.shard,
+                  o.shop_checked_by.c_str());
     } catch (const rpcboot::RpcError& e) {
       ++failed;
       std::printf("  order FAILED: %s\n", e.what());
@@ -123,6 +131,9 @@ int main(int argc, char** argv) {
       {"unknown shop", {9, "c", {{11, 1, 1250}}}, rpcboot::StatusCode::kNotFound},
       {"unknown item", {1, "c", {{99, 1, 100}}}, rpcboot::StatusCode::kInvalidArgument},
       {"wrong price", {1, "c", {{12, 1, 600}}}, rpcboot::StatusCode::kInvalidArgument},
+      {"too far",
+       {1, "c", {{11, 1, 1250}}, {"Marienplatz 1, Munich", {48.1374, 11.5755}}},
+       rpcboot::StatusCode::kFailedPrecondition},
   };
   int rejected_right = 0;
   for (Bad& b : bad) {

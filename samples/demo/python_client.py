@@ -20,6 +20,7 @@ def main():
     from thrift.protocol import TCompactProtocol
     from thrift.transport import TSocket, TTransport
     from order_service import OrderService, ttypes
+    from geo import ttypes as geo  # the types-only interface order_service.thrift includes
 
     zk = KazooClient(hosts=args.zookeeper)
     zk.start(timeout=10)
@@ -43,14 +44,19 @@ def main():
     try:
         request = ttypes.PlaceOrderRequest(
             shop_id=2, customer="python",
-            lines=[ttypes.OrderLine(item_id=22, quantity=2, unit_price_cents=1290)])
+            lines=[ttypes.OrderLine(item_id=22, quantity=2, unit_price_cents=1290)],
+            deliver_to=geo.Address(street="Oranienstr. 1",
+                                   point=geo.GeoPoint(lat=52.5015, lng=13.4110)))
         order = client.PlaceOrder(request)
-        print("python client: placed order %s: %d cents, shard %d, checked by %s"
-              % (order.order_id, order.total_cents, order.shard, order.shop_checked_by))
+        print("python client: placed order %s: %d cents (delivery %d m, %d cents), shard %d, "
+              "checked by %s" % (order.order_id, order.total_cents, order.distance_m,
+                                 order.delivery_fee_cents, order.shard, order.shop_checked_by))
+        # 2 x 1290 for the pizzas; 199 + 50 per started km for the ~0.6 km to Oranienstr. 1.
+        assert order.delivery_fee_cents == 249 and order.total_cents == 2580 + 249, order
         again = client.GetOrder(ttypes.GetOrderRequest(order_id=order.order_id))
-        assert again.total_cents == 2580, again
-        print("python client: read it back: %d line(s), %d cents"
-              % (len(again.lines), again.total_cents))
+        assert again == order, (again, order)
+        print("python client: read it back: %d line(s), %d cents, to %s"
+              % (len(again.lines), again.total_cents, again.deliver_to.street))
         try:
             client.PlaceOrder(ttypes.PlaceOrderRequest(
                 shop_id=3, customer="python",

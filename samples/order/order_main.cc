@@ -3,6 +3,7 @@
 // (samples/order/order.yaml: settings.store.*).
 //
 //   order --config=samples/order/order.yaml [--registry.zookeeper=h:p] [--settings.store.dir=D]
+#include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -21,11 +22,38 @@ namespace {
 using rpcboot::RpcError;
 using rpcboot::StatusCode;
 
+// Who delivers how far, for how much (settings.delivery.* in order.yaml).
+struct DeliveryPolicy {
+  int64_t max_m = 10000;
+  int64_t base_fee_cents = 199;
+  int64_t per_km_cents = 50;  // per started kilometre
+};
+
+bool HasPosition(const common::GeoPoint& p) { return p.lat != 0 || p.lng != 0; }
+
+// Great-circle distance (haversine, mean Earth radius), in metres.
+double DistanceMetres(const common::GeoPoint& a, const common::GeoPoint& b) {
+  constexpr double kEarthRadiusM = 6371000.0;
+  constexpr double kRadians = M_PI / 180.0;
+  double dlat = (b.lat - a.lat) * kRadians;
+  double dlng = (b.lng - a.lng) * kRadians;
+  double h = std::pow(std::sin(dlat / 2), 2) + std::cos(a.lat * kRadians) *
+                                                   std::cos(b.lat * kRadians) *
+                                                   std::pow(std::sin(dlng / 2), 2);
+  return 2 * kEarthRadiusM * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+std::string Km(double metres) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f km", metres / 1000);
+  return text;
+}
+
 class OrderServiceImpl final : public order::OrderService {
  public:
   OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
-                   std::unique_ptr<order::OrderStore> store)
-      : shops_(std::move(shops)), store_(std::move(store)) {}
+                   std::unique_ptr<order::OrderStore> store, DeliveryPolicy delivery)
+      : shops_(std::move(shops)), store_(std::move(store)), delivery_(delivery) {}
 
   order::Order PlaceOrder(const order::PlaceOrderRequest& request) override {
     if (request.lines.empty()) throw RpcError(StatusCode::kInvalidArgument, "an order needs lines");
@@ -34,7 +62,33 @@ class OrderServiceImpl final : public order::OrderService {
       throw RpcError(StatusCode::kFailedPrecondition,
                      "shop " + std::to_string(s.id) + " (" + s.name + ") is closed");
     }
+    const common::GeoPoint& to = request.deliver_to.point;
+    if (!std::isfinite(to.lat) || !std::isfinite(to.lng) || std::abs(to.lat) > 90 ||
+        std::abs(to.lng) > 180) {
+      throw RpcError(StatusCode::kInvalidArgument, "deliver_to.point (" + std::to_string(to.lat) +
+                                                       ", " + std::to_string(to.lng) +
+                                                       ") is not a point on the globe");
+    }
     order::Order o{};
+    if (HasPosition(to)) {
+      if (!HasPosition(s.location)) {
+        throw RpcError(
+            StatusCode::kFailedPrecondition,
+            "shop " + std::to_string(s.id) + " (" + s.name + ") has no location: pickup only");
+      }
+      double metres = DistanceMetres(s.location, to);
+      if (metres > static_cast<double>(delivery_.max_m)) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       request.deliver_to.street + " is " + Km(metres) + " from shop " +
+                           std::to_string(s.id) + " (" + s.name + "); it delivers within " +
+                           Km(static_cast<double>(delivery_.max_m)));
+      }
+      o.distance_m = static_cast<int32_t>(std::lround(metres));
+      o.delivery_fee_cents =
+          delivery_.base_fee_cents +
+          delivery_.per_km_cents * static_cast<int64_t>(std::ceil(metres / 1000));
+      o.deliver_to = request.deliver_to;
+    }
     for (const order::OrderLine& line : request.lines) {
       const shop::MenuItem* item = nullptr;
       for (const shop::MenuItem& m : s.menu)
@@ -56,6 +110,7 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.total_cents += item->price_cents * line.quantity;
     }
+    o.total_cents += o.delivery_fee_cents;
     o.order_id = store_->NextId();
     o.shop_id = s.id;
     o.customer = request.customer;
@@ -80,6 +135,7 @@ class OrderServiceImpl final : public order::OrderService {
  private:
   std::shared_ptr<shop::ShopService> shops_;
   std::unique_ptr<order::OrderStore> store_;
+  const DeliveryPolicy delivery_;
 };
 
 }  // namespace
@@ -105,10 +161,17 @@ int main(int argc, char** argv) {
   const rpcboot::Settings& settings = app->config().settings;
   std::string dir = settings.String("store.dir", "");
   absl::StatusOr<int64_t> shards = settings.Int("store.shards", 8, 1, 64);
-  if (!shards.ok()) {
-    std::cerr << "order: " << shards.status().message() << "\n";
-    return 2;
+  DeliveryPolicy delivery;
+  absl::StatusOr<int64_t> max_km = settings.Int("delivery.max_km", 10, 0, 1000);
+  absl::StatusOr<int64_t> base_fee = settings.Int("delivery.base_fee_cents", 199, 0, 100000);
+  absl::StatusOr<int64_t> per_km = settings.Int("delivery.per_km_cents", 50, 0, 100000);
+  for (const absl::StatusOr<int64_t>* value : {&shards, &max_km, &base_fee, &per_km}) {
+    if (!value->ok()) {
+      std::cerr << "order: " << value->status().message() << "\n";
+      return 2;
+    }
   }
+  delivery = {*max_km * 1000, *base_fee, *per_km};
   absl::StatusOr<std::unique_ptr<order::OrderStore>> store =
       order::OrderStore::Open(dir, static_cast<int>(*shards));
   if (!store.ok()) {
@@ -117,6 +180,7 @@ int main(int argc, char** argv) {
   }
   std::cerr << "order: store " << (dir.empty() ? "in memory" : dir) << ": " << (*store)->shards()
             << " shards, " << (*store)->size() << " orders\n";
-  app->Serve<order::OrderService>(std::make_shared<OrderServiceImpl>(shops, std::move(*store)));
+  app->Serve<order::OrderService>(
+      std::make_shared<OrderServiceImpl>(shops, std::move(*store), delivery));
   return app->Run();
 }

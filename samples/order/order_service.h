@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/geo.h"
 #include "rpcboot/annotations.h"
 
 namespace order {
@@ -22,6 +23,7 @@ struct PlaceOrderRequest {
   int64_t shop_id;
   std::string customer;
   std::vector<OrderLine> lines;
+  common::Address deliver_to;  // no point: picked up at the shop
 };
 
 struct Order {
@@ -32,6 +34,9 @@ struct Order {
   int64_t total_cents;
   int32_t shard;                // the store shard that keeps it (hash of order_id)
   std::string shop_checked_by;  // the shop instance that validated it
+  common::Address deliver_to;
+  int32_t distance_m;          // shop to deliver_to, as the crow flies; 0 for a pickup
+  int64_t delivery_fee_cents;  // included in total_cents
 };
 
 struct GetOrderRequest {
@@ -41,8 +46,9 @@ struct GetOrderRequest {
 class RPCBOOT_SERVICE OrderService {
  public:
   virtual ~OrderService() = default;
-  // NOT_FOUND: unknown shop; FAILED_PRECONDITION: shop closed; INVALID_ARGUMENT: empty order,
-  // unknown item, wrong price, quantity out of 1..100.
+  // NOT_FOUND: unknown shop; FAILED_PRECONDITION: shop closed, address farther than the shop
+  // delivers; INVALID_ARGUMENT: empty order, unknown item, wrong price, quantity out of 1..100,
+  // a point off the globe.
   virtual Order PlaceOrder(const PlaceOrderRequest& request) = 0;
   // NOT_FOUND for an unknown order id.
   RPCBOOT_IDEMPOTENT virtual Order GetOrder(const GetOrderRequest& request) = 0;

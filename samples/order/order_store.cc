@@ -29,7 +29,12 @@ CREATE TABLE IF NOT EXISTS orders (
   total_cents INTEGER NOT NULL,
   shard INTEGER NOT NULL,
   shop_checked_by TEXT NOT NULL,
-  placed_at_ms INTEGER NOT NULL);
+  placed_at_ms INTEGER NOT NULL,
+  deliver_street TEXT NOT NULL DEFAULT '',
+  deliver_lat REAL NOT NULL DEFAULT 0,
+  deliver_lng REAL NOT NULL DEFAULT 0,
+  distance_m INTEGER NOT NULL DEFAULT 0,
+  delivery_fee_cents INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -38,6 +43,19 @@ CREATE TABLE IF NOT EXISTS order_lines (
   unit_price_cents INTEGER NOT NULL,
   PRIMARY KEY (order_id, line_no));
 )";
+
+// Columns added after the first stores were written, with what older rows hold: a store opened
+// by a newer build gains them (a pickup, no fee), so the demo's store survives the upgrade.
+constexpr struct {
+  const char* name;
+  const char* declaration;
+} kAddedColumns[] = {
+    {"deliver_street", "TEXT NOT NULL DEFAULT ''"},
+    {"deliver_lat", "REAL NOT NULL DEFAULT 0"},
+    {"deliver_lng", "REAL NOT NULL DEFAULT 0"},
+    {"distance_m", "INTEGER NOT NULL DEFAULT 0"},
+    {"delivery_fee_cents", "INTEGER NOT NULL DEFAULT 0"},
+};
 
 std::string Text(sqlite3_stmt* st, int column) {
   const unsigned char* text = sqlite3_column_text(st, column);
@@ -85,19 +103,32 @@ struct OrderStore::Shard {
         return s;
     }
     if (absl::Status s = Exec(kSchema, "cannot create the tables"); !s.ok()) return s;
+    for (const auto& column : kAddedColumns) {
+      sqlite3_stmt* probe = nullptr;
+      std::string select = absl::StrCat("SELECT ", column.name, " FROM orders LIMIT 0");
+      bool present = sqlite3_prepare_v2(db, select.c_str(), -1, &probe, nullptr) == SQLITE_OK;
+      sqlite3_finalize(probe);
+      if (present) continue;
+      std::string alter =
+          absl::StrCat("ALTER TABLE orders ADD COLUMN ", column.name, " ", column.declaration);
+      if (absl::Status s = Exec(alter.c_str(), "cannot add column " + std::string(column.name));
+          !s.ok())
+        return s;
+    }
     struct {
       sqlite3_stmt** st;
       const char* sql;
     } statements[] = {
         {&insert_order,
          "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
-         "shop_checked_by, placed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+         "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
+         "delivery_fee_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {&insert_line,
          "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
          "VALUES (?, ?, ?, ?, ?)"},
         {&select_order,
-         "SELECT shop_id, customer, total_cents, shard, shop_checked_by FROM orders "
-         "WHERE order_id = ?"},
+         "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
+         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents FROM orders WHERE order_id = ?"},
         {&select_lines,
          "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
          "ORDER BY line_no"},
@@ -266,6 +297,11 @@ absl::Status OrderStore::Put(const Order& o) {
   sqlite3_bind_int64(st, 6, o.shard);
   sqlite3_bind_text(st, 7, o.shop_checked_by.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 8, now);
+  sqlite3_bind_text(st, 9, o.deliver_to.street.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_double(st, 10, o.deliver_to.point.lat);
+  sqlite3_bind_double(st, 11, o.deliver_to.point.lng);
+  sqlite3_bind_int64(st, 12, o.distance_m);
+  sqlite3_bind_int64(st, 13, o.delivery_fee_cents);
   if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
@@ -299,6 +335,10 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.total_cents = sqlite3_column_int64(st, 2);
   o.shard = sqlite3_column_int(st, 3);
   o.shop_checked_by = Text(st, 4);
+  o.deliver_to.street = Text(st, 5);
+  o.deliver_to.point = {sqlite3_column_double(st, 6), sqlite3_column_double(st, 7)};
+  o.distance_m = sqlite3_column_int(st, 8);
+  o.delivery_fee_cents = sqlite3_column_int64(st, 9);
   sqlite3_reset(st);
   st = shard.select_lines;
   sqlite3_reset(st);

@@ -23,12 +23,16 @@ class Catalog final : public ShopService {
     Add({1,
          "Noodle Bar",
          ShopStatus::kOpen,
-         {{11, "beef noodles", 1250}, {12, "dumplings", 650}, {13, "green tea", 250}}});
+         {{11, "beef noodles", 1250}, {12, "dumplings", 650}, {13, "green tea", 250}},
+         "",
+         {52.5200, 13.4050}});
     Add({2,
          "Pizza Corner",
          ShopStatus::kOpen,
-         {{21, "margherita", 990}, {22, "quattro formaggi", 1290}}});
-    Add({3, "Night Grill", ShopStatus::kClosed, {{31, "skewers", 800}}});
+         {{21, "margherita", 990}, {22, "quattro formaggi", 1290}},
+         "",
+         {52.4990, 13.4180}});
+    Add({3, "Night Grill", ShopStatus::kClosed, {{31, "skewers", 800}}, "", {52.5300, 13.3850}});
   }
 
   // Renames an item: an edit made to one copy of the catalog only (before start: not locked).

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/geo.h"
 #include "rpcboot/annotations.h"
 
 namespace shop {
@@ -24,7 +25,8 @@ struct Shop {
   std::string name;
   ShopStatus status;
   std::vector<MenuItem> menu;
-  std::string served_by;  // the instance that answered (the demo shows the spread)
+  std::string served_by;      // the instance that answered (the demo shows the spread)
+  common::GeoPoint location;  // where couriers pick orders up
 };
 
 struct GetShopRequest {

@@ -4,7 +4,8 @@
 # survive a restart and keep their ids unique; a second process on the same directory, a shard
 # count that does not match, a file that is not a database, a store path that is a file and a bad
 # setting each stop the start with a message naming them; a store damaged under a running process
-# fails the one call (INTERNAL, naming the file) and the process keeps serving.
+# fails the one call (INTERNAL, naming the file) and the process keeps serving; a store written
+# before the delivery columns existed is upgraded in place.
 #   order_store_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -28,10 +29,12 @@ start_order() {  # LOG [FLAGS...]: starts order on $store; sets order_pid
   pids+=($order_pid)
   wait_registered "$log"
 }
-place() {  # CUSTOMER: prints the reply of a PlaceOrder through the registry
+place() {  # CUSTOMER [DELIVER_TO-JSON]: prints the reply of a PlaceOrder through the registry
   tool call "zk://$zk/services/order" order.OrderService/PlaceOrder \
-    "{\"shop_id\": 1, \"customer\": \"$1\", \"lines\": [{\"item_id\": 11, \"quantity\": 2, \"unit_price_cents\": 1250}, {\"item_id\": 13, \"quantity\": 1, \"unit_price_cents\": 250}]}"
+    "{\"shop_id\": 1, \"customer\": \"$1\", \"lines\": [{\"item_id\": 11, \"quantity\": 2, \"unit_price_cents\": 1250}, {\"item_id\": 13, \"quantity\": 1, \"unit_price_cents\": 250}]${2:+, \"deliver_to\": $2}}"
 }
+# 2.9 km from shop 1 (Noodle Bar): 199 + 3 x 50 cents for delivery.
+wiener='{"street": "Wiener Str. 1", "point": {"lat": 52.498, "lng": 13.43}}'
 stored() {  # SQL: the rows of SQL summed over every shard file
   for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
 }
@@ -40,7 +43,9 @@ start_order "$work/order1.log"
 grep -q "order: store $store: 8 shards, 0 orders" "$work/order1.log" || fail "first start: $(head -1 "$work/order1.log")"
 ids=()
 for n in 1 2 3 4 5 6; do
-  place "c$n" >"$work/place$n.json" 2>&1 || fail "PlaceOrder $n: $(cat "$work/place$n.json")"
+  # Orders 3 and 5 are delivered, the others picked up.
+  place "c$n" "$([ $((n % 2)) = 1 ] && [ $n != 1 ] && echo "$wiener")" >"$work/place$n.json" 2>&1 ||
+    fail "PlaceOrder $n: $(cat "$work/place$n.json")"
   ids+=("$(sed -n 's/.*"order_id": "\([^"]*\)".*/\1/p' "$work/place$n.json")")
 done
 echo "placed: ${ids[*]}"
@@ -50,8 +55,10 @@ tag=${ids[0]%-*}
 # What is on disk, read by SQLite's own tool.
 [ "$(stored 'SELECT COUNT(*) FROM orders' | awk '{s += $1} END {print s}')" = 6 ] || fail "not 6 orders in the shard files"
 [ "$(stored 'SELECT COUNT(*) FROM order_lines' | awk '{s += $1} END {print s}')" = 12 ] || fail "not 12 lines in the shard files"
-row=$(stored "SELECT customer, total_cents, shop_id FROM orders WHERE order_id = '${ids[2]}'")
-[ "$row" = "c3|2750|1" ] || fail "order ${ids[2]} on disk: '$row'"
+row=$(stored "SELECT customer, total_cents, shop_id, deliver_street, delivery_fee_cents FROM orders WHERE order_id = '${ids[2]}'")
+[ "$row" = "c3|3099|1|Wiener Str. 1|349" ] || fail "delivered order ${ids[2]} on disk: '$row'"
+row=$(stored "SELECT customer, total_cents, deliver_street, distance_m FROM orders WHERE order_id = '${ids[3]}'")
+[ "$row" = "c4|2750||0" ] || fail "picked-up order ${ids[3]} on disk: '$row'"
 # Each order is in the shard its reply names, and only there.
 for n in 1 2 3 4 5 6; do
   shard=$(sed -n 's/.*"shard": \([0-9]*\).*/\1/p' "$work/place$n.json")
@@ -133,4 +140,35 @@ refused "order: settings.store.dir: $work/a_file is not a directory" --settings.
 refused "order: settings.store.shards: 'lots' from command line --settings.store.shards is not an integer in 1..64" \
   --settings.store.dir="$store" --settings.store.shards=lots
 [ "$(dump)" = "$before" ] || fail "a refused start changed the store"
+
+# A store written before the delivery columns existed: the order process adds them (old rows
+# read as pickups) and goes on with the store's own sequence. The old row is put in every shard
+# file, so it is found whatever shard its id hashes to.
+store=$work/legacy
+mkdir -p "$store"
+for i in 0 1 2 3 4 5 6 7; do
+  sqlite3 "$store/shard-$i.db" "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE orders (order_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, shop_id INTEGER NOT NULL,
+      customer TEXT NOT NULL, total_cents INTEGER NOT NULL, shard INTEGER NOT NULL,
+      shop_checked_by TEXT NOT NULL, placed_at_ms INTEGER NOT NULL);
+    CREATE TABLE order_lines (order_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+      item_id INTEGER NOT NULL, quantity INTEGER NOT NULL, unit_price_cents INTEGER NOT NULL,
+      PRIMARY KEY (order_id, line_no));
+    INSERT INTO orders VALUES ('oabcdef-41', 41, 2, 'old', 990, $i, 'shop@1', 0);
+    INSERT INTO order_lines VALUES ('oabcdef-41', 0, 21, 1, 990);"
+done
+sqlite3 "$store/shard-0.db" "INSERT INTO meta VALUES ('tag', 'abcdef'), ('shards', '8');"
+start_order "$work/order3.log"
+grep -q "order: store $store: 8 shards, 8 orders" "$work/order3.log" || fail "legacy store: $(head -1 "$work/order3.log")"
+tool call "zk://$zk/services/order" order.OrderService/GetOrder '{"order_id": "oabcdef-41"}' \
+  >"$work/legacy_get.json" 2>&1 || fail "GetOrder of a legacy order: $(cat "$work/legacy_get.json")"
+grep -q '"customer": "old"' "$work/legacy_get.json" || fail "legacy order: $(cat "$work/legacy_get.json")"
+grep -q '"delivery_fee_cents": 0' "$work/legacy_get.json" || fail "legacy order not a pickup: $(cat "$work/legacy_get.json")"
+place c8 "$wiener" >"$work/place8.json" 2>&1 || fail "PlaceOrder on the legacy store: $(cat "$work/place8.json")"
+grep -q '"order_id": "oabcdef-42"' "$work/place8.json" || fail "legacy store's sequence: $(grep order_id "$work/place8.json")"
+[ "$(stored "SELECT COUNT(*) FROM orders WHERE delivery_fee_cents = 349" | awk '{s += $1} END {print s}')" = 1 ] ||
+  fail "the delivered order on the legacy store"
+kill -TERM "$order_pid"
+wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
 echo "order store: OK"

@@ -27,14 +27,20 @@ wait "$shop2" || fail "shop 2 did not exit 0 on SIGTERM"
 wait "$client" || fail "demo client reported failures: $(tail -12 "$work/client.out")"
 cat "$work/client.out"
 
-grep -q "summary: 40 placed, 0 failed, 40 read back, 4/4 invalid orders rejected correctly" "$work/client.out" ||
+grep -q "summary: 40 placed, 0 failed, 40 read back, 5/5 invalid orders rejected correctly" "$work/client.out" ||
   fail "unexpected summary"
 # Shop lookups spread over both instances before one stopped.
 [ "$(grep -c '^  shop instance shop@' "$work/client.out")" = 2 ] || fail "lookups did not reach both shop instances"
 grep -q "closed shop   FAILED_PRECONDITION: shop 3 (Night Grill) is closed" "$work/client.out" || fail "closed shop"
 grep -q "unknown item  INVALID_ARGUMENT: item 99 is not on the menu of shop 1" "$work/client.out" || fail "unknown item"
 grep -q "wrong price   INVALID_ARGUMENT: item 12 (dumplings) costs 650 cents, not 600" "$work/client.out" || fail "wrong price"
+grep -q "too far       FAILED_PRECONDITION: Marienplatz 1, Munich is 504.3 km from shop 1 (Noodle Bar); it delivers within 10.0 km" \
+  "$work/client.out" || fail "too far"
+# Delivered orders carry their distance and fee (199 + 50 per started km, in the total).
+grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 1 +[0-9]+ cents  [0-9.]+ km, fee (249|299|349)  " "$work/client.out" ||
+  fail "no delivered order with its fee"
+grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 2 +990 cents  pickup " "$work/client.out" || fail "no pickup order"
 
-thrift --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
+thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
 /usr/bin/python3 "$src/samples/demo/python_client.py" --zookeeper "$zk" --gen "$work" || fail "python client"
 echo "samples end to end: OK"

@@ -19,20 +19,24 @@ try:
     from kazoo.client import KazooClient
 except ImportError as e:
     sys.exit(f"FAIL: {e}: install python3-grpcio and python3-kazoo (run with /usr/bin/python3)")
+import geo_pb2  # the types-only interface shop_service.proto imports
 import shop_service_pb2 as pb
 import shop_service_pb2_grpc
 
 SHOPS = {
-    1: ("Noodle Bar", pb.SHOP_STATUS_OPEN, [(11, "beef noodles", 1250), (12, "dumplings", 650)]),
-    2: ("Pizza Corner", pb.SHOP_STATUS_OPEN, [(21, "margherita", 990), (22, "quattro formaggi", 1290)]),
-    3: ("Night Grill", pb.SHOP_STATUS_CLOSED, [(31, "skewers", 800)]),
+    1: ("Noodle Bar", pb.SHOP_STATUS_OPEN, [(11, "beef noodles", 1250), (12, "dumplings", 650)],
+        (52.5200, 13.4050)),
+    2: ("Pizza Corner", pb.SHOP_STATUS_OPEN, [(21, "margherita", 990), (22, "quattro formaggi", 1290)],
+        (52.4990, 13.4180)),
+    3: ("Night Grill", pb.SHOP_STATUS_CLOSED, [(31, "skewers", 800)], (52.5300, 13.3850)),
 }
 
 
 def make_shop(shop_id):
-    name, status, menu = SHOPS[shop_id]
+    name, status, menu, (lat, lng) = SHOPS[shop_id]
     return pb.Shop(id=shop_id, name=name, status=status, served_by="python-stock-shop",
-                   menu=[pb.MenuItem(id=i, name=n, price_cents=p) for i, n, p in menu])
+                   menu=[pb.MenuItem(id=i, name=n, price_cents=p) for i, n, p in menu],
+                   location=geo_pb2.GeoPoint(lat=lat, lng=lng))
 
 
 class ShopService(shop_service_pb2_grpc.ShopServiceServicer):

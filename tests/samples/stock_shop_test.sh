@@ -11,8 +11,10 @@ for tool in /usr/bin/grpc_python_plugin protoc thrift; do
   command -v "$tool" >/dev/null || fail "$tool missing: run ./scripts/setup.sh"
 done
 mkdir -p "$work/gen"
-protoc -I"$build/samples/shop_interface_rpcboot" --python_out="$work/gen" --grpc_out="$work/gen" \
-  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin shop_service.proto
+# shop_service.proto imports geo.proto (the types-only interface both samples share).
+protoc -I"$build/samples/shop_interface_rpcboot" -I"$build/samples/geo_types_rpcboot" \
+  --python_out="$work/gen" --grpc_out="$work/gen" \
+  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin shop_service.proto geo.proto
 /usr/bin/python3 "$src/tests/samples/stock_shop_server.py" "$work/gen" "$zk" "$work/ready" \
   >"$work/stock_shop.log" 2>&1 &
 pids+=($!)
@@ -25,7 +27,7 @@ for _ in $(seq 300); do [ -f "$work/ready" ] && break; sleep 0.1; done
 pids+=($!)
 wait_registered "$work/order.log"
 
-thrift --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
+thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
 /usr/bin/python3 "$src/samples/demo/python_client.py" --zookeeper "$zk" --gen "$work" \
   >"$work/client.out" 2>&1 || { cat "$work/client.out"; fail "python client"; }
 cat "$work/client.out"
