@@ -1,8 +1,11 @@
 // The demo's client: shows the registry, places and reads orders through the order service
-// (Thrift, found in ZooKeeper), and tries invalid orders. Prints what happens; exits 0 when
-// every valid order succeeded and every invalid one was rejected with the expected code.
+// (Thrift, found in ZooKeeper), retries one with its request_id, and tries invalid orders.
+// Prints what happens; exits 0 when every valid order succeeded, the retry got its order back
+// and every invalid one was rejected with the expected code.
 //
 //   demo_client --zookeeper=127.0.0.1:2181 [--orders=30] [--interval_ms=100]
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,9 +81,13 @@ int main(int argc, char** argv) {
   int placed = 0, failed = 0;
   std::map<std::string, int> checked_by;
   std::vector<std::string> ids;
+  order::PlaceOrderRequest first_request;
+  std::string first_id;
   for (int n = 0; n < orders; ++n) {
     order::PlaceOrderRequest request;
     request.customer = "customer-" + std::to_string(n % 7);
+    // The client's key for the order: a retry after a lost answer repeats it (below).
+    request.request_id = "demo-" + std::to_string(getpid()) + "-" + std::to_string(n);
     if (n % 2 == 0) {  // delivered, from shop 1 to an address 1-3 km away
       request.shop_id = 1;
       request.lines = {{11, 1 + n % 3, 1250}, {13, 2, 250}};
@@ -92,6 +99,10 @@ int main(int argc, char** argv) {
     }
     try {
       order::Order o = orders_client->PlaceOrder(request);
+      if (first_request.request_id.empty()) {
+        first_request = request;
+        first_id = o.order_id;
+      }
       ++placed;
       ++checked_by[o.shop_checked_by];
       ids.push_back(o.order_id);
@@ -109,6 +120,21 @@ int main(int argc, char** argv) {
       std::printf("  order FAILED: %s\n", e.what());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+
+  // A client that lost the answer to its first order sends it again, with the same request_id:
+  // the order service answers with the order it placed then, and places no second one.
+  bool retried_right = false;
+  if (!first_id.empty()) {
+    try {
+      order::Order again = orders_client->PlaceOrder(first_request);
+      retried_right = again.order_id == first_id;
+      std::printf("\na retry of the first order (request_id %s) returned %s%s\n",
+                  first_request.request_id.c_str(), again.order_id.c_str(),
+                  retried_right ? ": the same order, not a second one" : " (WRONG: a new order)");
+    } catch (const rpcboot::RpcError& e) {
+      std::printf("\na retry of the first order FAILED: %s\n", e.what());
+    }
   }
 
   int read_back = 0;
@@ -153,8 +179,8 @@ int main(int argc, char** argv) {
       placed, failed, read_back, rejected_right, std::size(bad));
   for (const auto& [instance, count] : checked_by)
     std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
-  bool ok =
-      failed == 0 && read_back == placed && rejected_right == static_cast<int>(std::size(bad));
+  bool ok = failed == 0 && read_back == placed && retried_right &&
+            rejected_right == static_cast<int>(std::size(bad));
   std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");
   return ok ? 0 : 1;
 }

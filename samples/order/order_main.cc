@@ -3,10 +3,12 @@
 // (samples/order/order.yaml: settings.store.*).
 //
 //   order --config=samples/order/order.yaml [--registry.zookeeper=h:p] [--settings.store.dir=D]
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -49,6 +51,22 @@ std::string Km(double metres) {
   return text;
 }
 
+// Whether `placed` is what `request` asks for (a retry must repeat its request).
+bool SameRequest(const order::Order& placed, const order::PlaceOrderRequest& request) {
+  auto same_line = [](const order::OrderLine& a, const order::OrderLine& b) {
+    return a.item_id == b.item_id && a.quantity == b.quantity &&
+           a.unit_price_cents == b.unit_price_cents;
+  };
+  bool delivered = HasPosition(request.deliver_to.point);
+  return placed.shop_id == request.shop_id && placed.customer == request.customer &&
+         std::equal(placed.lines.begin(), placed.lines.end(), request.lines.begin(),
+                    request.lines.end(), same_line) &&
+         (delivered ? placed.deliver_to.street == request.deliver_to.street &&
+                          placed.deliver_to.point.lat == request.deliver_to.point.lat &&
+                          placed.deliver_to.point.lng == request.deliver_to.point.lng
+                    : placed.distance_m == 0);
+}
+
 class OrderServiceImpl final : public order::OrderService {
  public:
   OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
@@ -61,6 +79,30 @@ class OrderServiceImpl final : public order::OrderService {
     if (s.status != shop::ShopStatus::kOpen) {
       throw RpcError(StatusCode::kFailedPrecondition,
                      "shop " + std::to_string(s.id) + " (" + s.name + ") is closed");
+    }
+    // A retry of an order already placed gets that order back, never a second one.
+    std::unique_lock<std::mutex> once;
+    if (request.request_id.size() > 128) {
+      throw RpcError(
+          StatusCode::kInvalidArgument,
+          "request_id is " + std::to_string(request.request_id.size()) + " bytes; at most 128");
+    }
+    if (!request.request_id.empty()) {
+      once = std::unique_lock<std::mutex>(store_->RequestLock(request.request_id));
+      absl::StatusOr<std::optional<order::Order>> earlier =
+          store_->FindByRequest(request.request_id);
+      if (!earlier.ok())
+        throw RpcError(StatusCode::kInternal,
+                       "order store: " + std::string(earlier.status().message()));
+      if (earlier->has_value()) {
+        if (!SameRequest(**earlier, request)) {
+          throw RpcError(StatusCode::kInvalidArgument,
+                         "request_id '" + request.request_id + "' placed order " +
+                             (*earlier)->order_id +
+                             " for a different request: a retry repeats the request as it was");
+        }
+        return **earlier;
+      }
     }
     const common::GeoPoint& to = request.deliver_to.point;
     if (!std::isfinite(to.lat) || !std::isfinite(to.lng) || std::abs(to.lat) > 90 ||
@@ -119,7 +161,7 @@ class OrderServiceImpl final : public order::OrderService {
     o.shop_checked_by = s.served_by;
     // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
     // SQLite and commits before it answers.
-    if (absl::Status stored = store_->Put(o); !stored.ok())
+    if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok())
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
     return o;
   }

@@ -24,6 +24,10 @@ struct PlaceOrderRequest {
   std::string customer;
   std::vector<OrderLine> lines;
   common::Address deliver_to;  // no point: picked up at the shop
+  // The caller's key for this order (up to 128 bytes; empty: none). The same key again, with the
+  // same request, returns the order it placed instead of a second one: a client may retry a
+  // PlaceOrder whose answer it never got.
+  std::string request_id;
 };
 
 struct Order {
@@ -48,7 +52,7 @@ class RPCBOOT_SERVICE OrderService {
   virtual ~OrderService() = default;
   // NOT_FOUND: unknown shop; FAILED_PRECONDITION: shop closed, address farther than the shop
   // delivers; INVALID_ARGUMENT: empty order, unknown item, wrong price, quantity out of 1..100,
-  // a point off the globe.
+  // a point off the globe, a request_id used before for a different request.
   virtual Order PlaceOrder(const PlaceOrderRequest& request) = 0;
   // NOT_FOUND for an unknown order id.
   RPCBOOT_IDEMPOTENT virtual Order GetOrder(const GetOrderRequest& request) = 0;

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS orders (
   deliver_lat REAL NOT NULL DEFAULT 0,
   deliver_lng REAL NOT NULL DEFAULT 0,
   distance_m INTEGER NOT NULL DEFAULT 0,
-  delivery_fee_cents INTEGER NOT NULL DEFAULT 0);
+  delivery_fee_cents INTEGER NOT NULL DEFAULT 0,
+  request_id TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -55,6 +56,7 @@ constexpr struct {
     {"deliver_lng", "REAL NOT NULL DEFAULT 0"},
     {"distance_m", "INTEGER NOT NULL DEFAULT 0"},
     {"delivery_fee_cents", "INTEGER NOT NULL DEFAULT 0"},
+    {"request_id", "TEXT NOT NULL DEFAULT ''"},
 };
 
 std::string Text(sqlite3_stmt* st, int column) {
@@ -72,9 +74,11 @@ struct OrderStore::Shard {
   sqlite3_stmt* insert_line = nullptr;
   sqlite3_stmt* select_order = nullptr;
   sqlite3_stmt* select_lines = nullptr;
+  sqlite3_stmt* select_by_request = nullptr;
 
   ~Shard() {
-    for (sqlite3_stmt* st : {insert_order, insert_line, select_order, select_lines})
+    for (sqlite3_stmt* st :
+         {insert_order, insert_line, select_order, select_lines, select_by_request})
       sqlite3_finalize(st);
     sqlite3_close(db);
   }
@@ -115,6 +119,11 @@ struct OrderStore::Shard {
           !s.ok())
         return s;
     }
+    if (absl::Status s = Exec("CREATE INDEX IF NOT EXISTS orders_by_request ON orders "
+                              "(request_id) WHERE request_id != ''",
+                              "cannot index the request ids");
+        !s.ok())
+      return s;
     struct {
       sqlite3_stmt** st;
       const char* sql;
@@ -122,7 +131,8 @@ struct OrderStore::Shard {
         {&insert_order,
          "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
          "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
-         "delivery_fee_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "delivery_fee_cents, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&select_by_request, "SELECT order_id FROM orders WHERE request_id = ?"},
         {&insert_line,
          "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
          "VALUES (?, ?, ?, ?, ?)"},
@@ -273,7 +283,7 @@ int OrderStore::ShardOf(const std::string& order_id) const {
   return static_cast<int>(rpcboot::StableHash(order_id) % shards_.size());
 }
 
-absl::Status OrderStore::Put(const Order& o) {
+absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   Shard& shard = *shards_[static_cast<std::size_t>(o.shard)];
   int64_t seq = 0;
   absl::SimpleAtoi(o.order_id.substr(o.order_id.rfind('-') + 1), &seq);
@@ -302,6 +312,7 @@ absl::Status OrderStore::Put(const Order& o) {
   sqlite3_bind_double(st, 11, o.deliver_to.point.lng);
   sqlite3_bind_int64(st, 12, o.distance_m);
   sqlite3_bind_int64(st, 13, o.delivery_fee_cents);
+  sqlite3_bind_text(st, 14, request_id.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
@@ -350,6 +361,29 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return shard.Error("cannot read the lines of order " + order_id);
   return o;
+}
+
+std::mutex& OrderStore::RequestLock(const std::string& request_id) {
+  return request_locks_[rpcboot::StableHash(request_id) % request_locks_.size()];
+}
+
+absl::StatusOr<std::optional<Order>> OrderStore::FindByRequest(const std::string& request_id) {
+  for (auto& shard : shards_) {
+    std::string order_id;
+    {
+      std::lock_guard<std::mutex> lock(shard->mu);
+      sqlite3_stmt* st = shard->select_by_request;
+      sqlite3_reset(st);
+      sqlite3_bind_text(st, 1, request_id.c_str(), -1, SQLITE_TRANSIENT);
+      int rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) order_id = Text(st, 0);
+      sqlite3_reset(st);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return shard->Error("cannot look up request " + request_id);
+    }
+    if (!order_id.empty()) return Get(order_id);
+  }
+  return std::nullopt;
 }
 
 int64_t OrderStore::size() {

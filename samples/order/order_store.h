@@ -8,9 +8,11 @@
 #ifndef RPCBOOT_SAMPLES_ORDER_ORDER_STORE_H_
 #define RPCBOOT_SAMPLES_ORDER_ORDER_STORE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,10 +34,15 @@ class OrderStore {
   // A new order id, unique in this store across restarts: "o<store tag>-<sequence>".
   std::string NextId();
   int ShardOf(const std::string& order_id) const;
-  // Stores `o` (o.shard already set) in its shard, atomically with its lines.
-  absl::Status Put(const Order& o);
+  // Stores `o` (o.shard already set) in its shard, atomically with its lines, under the caller's
+  // request id ("" for none).
+  absl::Status Put(const Order& o, const std::string& request_id);
   // The order, std::nullopt when there is none, or an error from the database.
   absl::StatusOr<std::optional<Order>> Get(const std::string& order_id);
+  // The order stored under a request id, std::nullopt when none is. Hold RequestLock(id) from
+  // the lookup to the Put, so that two calls with one id place one order.
+  absl::StatusOr<std::optional<Order>> FindByRequest(const std::string& request_id);
+  std::mutex& RequestLock(const std::string& request_id);
   int shards() const { return static_cast<int>(shards_.size()); }
   int64_t size();  // orders stored, across shards
 
@@ -46,6 +53,7 @@ class OrderStore {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::string tag_;
   std::atomic<int64_t> next_{1};
+  std::array<std::mutex, 64> request_locks_;  // by hash of the request id
   int lock_fd_ = -1;
 };
 

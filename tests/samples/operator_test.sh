@@ -68,14 +68,14 @@ def value(families, family, sample, **labels):
                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
 
 order, shop = scrape(sys.argv[1]), scrape(sys.argv[2])
-# The demo placed 6 valid and 5 invalid orders over Thrift; 4 of the invalid ones were refused
-# by order itself after asking shop (closed shop, unknown item, wrong price, too far), one named
-# no shop.
+# The demo placed 6 valid orders, retried one with its request_id (answered OK with the order
+# already placed) and sent 5 invalid ones over Thrift; 4 of the invalid ones were refused by order
+# itself after asking shop (closed shop, unknown item, wrong price, too far), one named no shop.
 placed_ok = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
                   method="PlaceOrder", protocol="thrift", code="OK")
 placed_all = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
                    method="PlaceOrder", protocol="thrift")
-assert placed_ok == 6 and placed_all == 11, (placed_ok, placed_all)
+assert placed_ok == 7 and placed_all == 12, (placed_ok, placed_all)
 asked = value(order, "rpcboot_client_handled", "rpcboot_client_handled_total",
               service="shop.ShopService", method="GetShop")
 served = value(shop, "rpcboot_server_handled", "rpcboot_server_handled_total",

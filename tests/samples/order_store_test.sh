@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The order sample keeps its orders in SQLite (settings.store.* in order.yaml): orders placed
 # through the registry are in the shard files (read with the sqlite3 tool, not by the sample),
-# survive a restart and keep their ids unique; a second process on the same directory, a shard
+# survive a restart and keep their ids unique; a PlaceOrder retried with its request_id returns
+# the order it placed, also after a restart; a second process on the same directory, a shard
 # count that does not match, a file that is not a database, a store path that is a file and a bad
 # setting each stop the start with a message naming them; a store damaged under a running process
 # fails the one call (INTERNAL, naming the file) and the process keeps serving; a store written
@@ -66,6 +67,31 @@ for n in 1 2 3 4 5 6; do
     fail "order ${ids[$((n - 1))]} is not in shard-$shard.db"
 done
 
+# A request_id makes a retried PlaceOrder return the order it placed, never a second one.
+keyed() {  # REQUEST-ID QUANTITY: a PlaceOrder with that key
+  tool call "zk://$zk/services/order" order.OrderService/PlaceOrder \
+    "{\"shop_id\": 2, \"customer\": \"keyed\", \"request_id\": \"$1\", \"lines\": [{\"item_id\": 21, \"quantity\": $2, \"unit_price_cents\": 990}]}"
+}
+keyed r-1 1 >"$work/keyed1.json" 2>&1 || fail "keyed PlaceOrder: $(cat "$work/keyed1.json")"
+keyed_id=$(sed -n 's/.*"order_id": "\([^"]*\)".*/\1/p' "$work/keyed1.json")
+[ "$keyed_id" = "$tag-7" ] || fail "keyed order id: $keyed_id"
+keyed r-1 1 >"$work/keyed2.json" 2>&1 || fail "the retry: $(cat "$work/keyed2.json")"
+diff "$work/keyed1.json" "$work/keyed2.json" >/dev/null || fail "the retry got another answer: $(cat "$work/keyed2.json")"
+[ "$(stored 'SELECT COUNT(*) FROM orders' | awk '{s += $1} END {print s}')" = 7 ] || fail "the retry stored a second order"
+set +e
+keyed r-1 3 >"$work/keyed3.out" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] || fail "a key reused for another request exited $rc: $(cat "$work/keyed3.out")"
+grep -q "INVALID_ARGUMENT: request_id 'r-1' placed order $keyed_id for a different request: a retry repeats the request as it was" \
+  "$work/keyed3.out" || fail "a key reused for another request: $(cat "$work/keyed3.out")"
+set +e
+keyed "$(printf 'k%.0s' $(seq 129))" 1 >"$work/keyed4.out" 2>&1
+rc=$?
+set -e
+[ $rc = 1 ] && grep -q "INVALID_ARGUMENT: request_id is 129 bytes; at most 128" "$work/keyed4.out" ||
+  fail "a 129-byte request_id: $(cat "$work/keyed4.out")"
+
 # A second order process on the same directory is refused; the first keeps serving.
 set +e
 "$build/samples/order" "${order_args[@]}" --settings.store.dir="$store" --server.thrift_port=0 \
@@ -80,7 +106,9 @@ grep -q "order: settings.store.dir: $store is in use by another order process (p
 kill -TERM "$order_pid"
 wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
 start_order "$work/order2.log" --settings.store.shrads=4
-grep -q "order: store $store: 8 shards, 6 orders" "$work/order2.log" || fail "restart: $(head -1 "$work/order2.log")"
+grep -q "order: store $store: 8 shards, 7 orders" "$work/order2.log" || fail "restart: $(head -1 "$work/order2.log")"
+keyed r-1 1 >"$work/keyed5.json" 2>&1 || fail "the retry after the restart: $(cat "$work/keyed5.json")"
+diff "$work/keyed1.json" "$work/keyed5.json" >/dev/null || fail "the retry after the restart: $(cat "$work/keyed5.json")"
 grep -q "settings.store.shrads from command line --settings.store.shrads has not been read by the application (misspelt?)" \
   "$work/order2.log" || fail "a misspelt setting was not reported"
 for n in 1 2 3 4 5 6; do
@@ -91,7 +119,7 @@ for n in 1 2 3 4 5 6; do
     fail "order ${ids[$((n - 1))]} changed across the restart: $(diff "$work/place$n.json" "$work/get$n.json")"
 done
 place c7 >"$work/place7.json" 2>&1 || fail "PlaceOrder after the restart: $(cat "$work/place7.json")"
-grep -q "\"order_id\": \"$tag-7\"" "$work/place7.json" || fail "after the restart: $(grep order_id "$work/place7.json")"
+grep -q "\"order_id\": \"$tag-8\"" "$work/place7.json" || fail "after the restart: $(grep order_id "$work/place7.json")"
 
 # A store damaged under the running process: the call fails and names it; the process serves on.
 # The lowest shard holding an order (a refused start below with 4 shards would reach it).

@@ -31,6 +31,8 @@ grep -q "summary: 40 placed, 0 failed, 40 read back, 5/5 invalid orders rejected
   fail "unexpected summary"
 # Shop lookups spread over both instances before one stopped.
 [ "$(grep -c '^  shop instance shop@' "$work/client.out")" = 2 ] || fail "lookups did not reach both shop instances"
+grep -qE "a retry of the first order \(request_id demo-[0-9]+-0\) returned o[0-9a-f]{6}-[0-9]+: the same order, not a second one" \
+  "$work/client.out" || fail "a retried order with its request_id was not the same order"
 grep -q "closed shop   FAILED_PRECONDITION: shop 3 (Night Grill) is closed" "$work/client.out" || fail "closed shop"
 grep -q "unknown item  INVALID_ARGUMENT: item 99 is not on the menu of shop 1" "$work/client.out" || fail "unknown item"
 grep -q "wrong price   INVALID_ARGUMENT: item 12 (dumplings) costs 650 cents, not 600" "$work/client.out" || fail "wrong price"
