@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The order/shop demo, one command on Debian 12: installs what is missing, builds, starts a local
-# ZooKeeper, two shop instances (gRPC) and one order instance (Thrift) that starts on its
-# in-process shop catalog and moves to the shop service (local, shadow, percent:50, remote through
-# its flag node), then a demo client that places and reads orders while one shop instance is
-# stopped, and a Python client generated from the emitted IDL. Stops everything it started, also
-# on Ctrl-C.
+# ZooKeeper, two shop instances (gRPC), a delivery instance (gRPC and Thrift) and one order
+# instance (Thrift) that starts on its in-process shop catalog and moves to the shop service
+# (local, shadow, percent:50, remote through its flag node), then a demo client that places and
+# reads orders while one shop instance is stopped, and a Python client generated from the
+# emitted IDL. Stops everything it started, also on Ctrl-C.
 #
 #   ./demo.sh                         ZooKeeper on 127.0.0.1:2181
 #   RPCBOOT_DEMO_ZK_PORT=2281 ./demo.sh
@@ -62,7 +62,7 @@ wait_registered() {  # LOG NAME
 # "status page http://127.0.0.1:PORT/" from an instance's log (admin.port: 0 in the samples).
 status_page() { grep -o 'status page http://[^ ]*' "$1" | head -1; }
 
-step "4/8 start two shop instances (gRPC) and one order instance (Thrift)"
+step "4/8 start two shop instances (gRPC), a delivery instance (gRPC and Thrift) and an order instance (Thrift)"
 for n in 1 2; do
   "$build/samples/shop" --config=samples/shop/shop.yaml --registry.zookeeper="$zk" \
     >"$run/shop$n.log" 2>&1 &
@@ -72,6 +72,12 @@ for n in 1 2; do
   echo "shop $n: pid $!, $(grep -o 'registered .*' "$run/shop$n.log" | head -1)"
   echo "        $(status_page "$run/shop$n.log")"
 done
+"$build/samples/delivery" --config=samples/delivery/delivery.yaml --registry.zookeeper="$zk" \
+  >"$run/delivery.log" 2>&1 &
+pids+=($!)
+wait_registered "$run/delivery.log" "delivery"
+echo "delivery: pid $!, $(grep -o 'registered .*' "$run/delivery.log" | head -1) (gRPC and Thrift)"
+echo "        $(status_page "$run/delivery.log")"
 # order.yaml says remote; the flag node wins while it exists: order starts on its in-process copy.
 "$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService local
 # Orders are kept in SQLite under build/demo-orders, from one run of the demo to the next.
@@ -142,7 +148,7 @@ set -e
 grep -E '"(order_id|total_cents)"' "$run/tool.out" | sed 's/^/   /'
 
 step "8/8 summary"
-echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), order instance 1"
+echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), delivery instance 1, order instance 1"
 echo "  order's $(status_page "$run/order.log") (live until the demo ends)"
 curl_metrics=$(command -v curl || true)
 order_admin=$(status_page "$run/order.log" | sed -n 's|.*http://\([^/]*\)/.*|\1|p')

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "delivery_service.rpcboot.h"
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "order_service.rpcboot.h"
@@ -66,10 +67,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   rpcboot::discovery::Resolver resolver(session, "/services");
-  for (const char* app : {"shop", "order"}) resolver.Watch(app, [](const auto&) {});
+  for (const char* app : {"shop", "order", "delivery"}) resolver.Watch(app, [](const auto&) {});
   std::printf("registered in ZooKeeper %s under /services:\n", zookeeper.c_str());
-  ShowInstances(resolver, "shop");
-  ShowInstances(resolver, "order");
+  for (const char* app : {"shop", "order", "delivery"}) ShowInstances(resolver, app);
 
   auto orders_client = rpcboot::MakeClient<order::OrderService>(
       rpcboot::MakeChannel("zk://" + zookeeper + "/services/order", rpcboot::Protocol::kThrift));
@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> ids;
   order::PlaceOrderRequest first_request;
   std::string first_id;
+  std::string tracked_id;  // a delivered order, tracked with the delivery service below
   for (int n = 0; n < orders; ++n) {
     order::PlaceOrderRequest request;
     request.customer = "customer-" + std::to_string(n % 7);
@@ -106,12 +107,16 @@ int main(int argc, char** argv) {
       ++placed;
       ++checked_by[o.shop_checked_by];
       ids.push_back(o.order_id);
-      char delivery[48] = "pickup";
+      char delivery[96] = "pickup";
       if (o.distance_m > 0) {
-        std::snprintf(delivery, sizeof delivery, "%.1f km, fee %lld", o.distance_m / 1000.0,
-                      static_cast<long long>(o.delivery_fee_cents));
+        std::snprintf(delivery, sizeof delivery, "%.1f km, fee %lld, %s", o.distance_m / 1000.0,
+                      static_cast<long long>(o.delivery_fee_cents),
+                      o.courier.empty()
+                          ? "no courier yet"
+                          : (o.courier + " in " + std::to_string(o.eta_minutes) + " min").c_str());
+        if (!o.courier.empty() && tracked_id.empty()) tracked_id = o.order_id;
       }
-      std::printf("  order %-12s shop %lld  %6lld cents  %-17s shard %d  checked by %s\n",
+      std::printf("  order %-12s shop %lld  %6lld cents  %-36s shard %d  checked by %s\n",
                   o.order_id.c_str(), static_cast<long long>(o.shop_id),
                   static_cast<long long>(o.total_cents), delivery, o.shard,
                   o.shop_checked_by.c_str());
@@ -134,6 +139,25 @@ int main(int argc, char** argv) {
                   retried_right ? ": the same order, not a second one" : " (WRONG: a new order)");
     } catch (const rpcboot::RpcError& e) {
       std::printf("\na retry of the first order FAILED: %s\n", e.what());
+    }
+  }
+
+  // The delivery service serves gRPC and Thrift at once: order assigned the courier over Thrift,
+  // this client asks over gRPC.
+  bool tracked_right = true;
+  if (!tracked_id.empty()) {
+    auto couriers = rpcboot::MakeClient<delivery::DeliveryService>(
+        rpcboot::MakeChannel("zk://" + zookeeper + "/services/delivery", rpcboot::Protocol::kGrpc));
+    try {
+      delivery::Assignment a = couriers->Track({tracked_id});
+      std::printf(
+          "tracked %s with the delivery service over gRPC: courier %s, %d m from the shop, "
+          "at the door in %d min (kept by %s)\n",
+          tracked_id.c_str(), a.courier.c_str(), a.courier_to_pickup_m, a.eta_minutes,
+          a.served_by.c_str());
+    } catch (const rpcboot::RpcError& e) {
+      tracked_right = false;
+      std::printf("tracking %s FAILED: %s\n", tracked_id.c_str(), e.what());
     }
   }
 
@@ -179,7 +203,7 @@ int main(int argc, char** argv) {
       placed, failed, read_back, rejected_right, std::size(bad));
   for (const auto& [instance, count] : checked_by)
     std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
-  bool ok = failed == 0 && read_back == placed && retried_right &&
+  bool ok = failed == 0 && read_back == placed && retried_right && tracked_right &&
             rejected_right == static_cast<int>(std::size(bad));
   std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");
   return ok ? 0 : 1;

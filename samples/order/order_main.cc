@@ -13,6 +13,8 @@
 #include <string>
 
 #include "catalog.h"
+#include "common/distance.h"
+#include "delivery_service.rpcboot.h"
 #include "order_service.rpcboot.h"
 #include "order_store.h"
 #include "rpcboot/app.h"
@@ -31,19 +33,8 @@ struct DeliveryPolicy {
   int64_t per_km_cents = 50;  // per started kilometre
 };
 
-bool HasPosition(const common::GeoPoint& p) { return p.lat != 0 || p.lng != 0; }
-
-// Great-circle distance (haversine, mean Earth radius), in metres.
-double DistanceMetres(const common::GeoPoint& a, const common::GeoPoint& b) {
-  constexpr double kEarthRadiusM = 6371000.0;
-  constexpr double kRadians = M_PI / 180.0;
-  double dlat = (b.lat - a.lat) * kRadians;
-  double dlng = (b.lng - a.lng) * kRadians;
-  double h = std::pow(std::sin(dlat / 2), 2) + std::cos(a.lat * kRadians) *
-                                                   std::cos(b.lat * kRadians) *
-                                                   std::pow(std::sin(dlng / 2), 2);
-  return 2 * kEarthRadiusM * std::asin(std::min(1.0, std::sqrt(h)));
-}
+using common::DistanceMetres;
+using common::HasPosition;
 
 std::string Km(double metres) {
   char text[32];
@@ -70,8 +61,12 @@ bool SameRequest(const order::Order& placed, const order::PlaceOrderRequest& req
 class OrderServiceImpl final : public order::OrderService {
  public:
   OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
+                   std::shared_ptr<delivery::DeliveryService> couriers,
                    std::unique_ptr<order::OrderStore> store, DeliveryPolicy delivery)
-      : shops_(std::move(shops)), store_(std::move(store)), delivery_(delivery) {}
+      : shops_(std::move(shops)),
+        couriers_(std::move(couriers)),
+        store_(std::move(store)),
+        delivery_(delivery) {}
 
   order::Order PlaceOrder(const order::PlaceOrderRequest& request) override {
     if (request.lines.empty()) throw RpcError(StatusCode::kInvalidArgument, "an order needs lines");
@@ -159,6 +154,7 @@ class OrderServiceImpl final : public order::OrderService {
     o.lines = request.lines;
     o.shard = store_->ShardOf(o.order_id);
     o.shop_checked_by = s.served_by;
+    if (o.distance_m > 0) AssignCourier(s.location, &o);
     // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
     // SQLite and commits before it answers.
     if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok())
@@ -175,7 +171,24 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
  private:
+  // A courier from the delivery service (over Thrift, consistent_hash by order id: a retry of the
+  // same order reaches the instance that keeps its assignment). The order stands without one:
+  // it says no courier yet, and the log says why.
+  void AssignCourier(const common::GeoPoint& shop, order::Order* o) {
+    try {
+      rpcboot::CallOptions by_order;
+      by_order.request_key = o->order_id;
+      rpcboot::ScopedCallOptions scope(by_order);
+      delivery::Assignment a = couriers_->Assign({o->order_id, shop, o->deliver_to.point});
+      o->courier = a.courier;
+      o->eta_minutes = a.eta_minutes;
+    } catch (const RpcError& e) {
+      std::cerr << "order: " << o->order_id << ": no courier assigned: " << e.what() << "\n";
+    }
+  }
+
   std::shared_ptr<shop::ShopService> shops_;
+  std::shared_ptr<delivery::DeliveryService> couriers_;
   std::unique_ptr<order::OrderStore> store_;
   const DeliveryPolicy delivery_;
 };
@@ -193,8 +206,10 @@ int main(int argc, char** argv) {
   app->Local<shop::ShopService>(in_process);
   // The shop service, found through the registry (clients.shop.ShopService in order.yaml).
   std::shared_ptr<shop::ShopService> shops;
+  std::shared_ptr<delivery::DeliveryService> couriers;
   try {
     shops = app->Client<shop::ShopService>();
+    couriers = app->Client<delivery::DeliveryService>();  // clients.delivery.DeliveryService
   } catch (const rpcboot::RpcError& e) {  // no registry and no address, an unknown balancer
     std::cerr << "order: " << e.message() << "\n";
     return 2;
@@ -223,6 +238,6 @@ int main(int argc, char** argv) {
   std::cerr << "order: store " << (dir.empty() ? "in memory" : dir) << ": " << (*store)->shards()
             << " shards, " << (*store)->size() << " orders\n";
   app->Serve<order::OrderService>(
-      std::make_shared<OrderServiceImpl>(shops, std::move(*store), delivery));
+      std::make_shared<OrderServiceImpl>(shops, couriers, std::move(*store), delivery));
   return app->Run();
 }

@@ -41,6 +41,9 @@ struct Order {
   common::Address deliver_to;
   int32_t distance_m;          // shop to deliver_to, as the crow flies; 0 for a pickup
   int64_t delivery_fee_cents;  // included in total_cents
+  std::string courier;         // who delivers it (the delivery service); "" for a pickup, or
+                               // when no courier could be assigned when it was placed
+  int32_t eta_minutes;         // from placing to the door, as the delivery service said
 };
 
 struct GetOrderRequest {

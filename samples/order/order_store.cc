@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS orders (
   deliver_lng REAL NOT NULL DEFAULT 0,
   distance_m INTEGER NOT NULL DEFAULT 0,
   delivery_fee_cents INTEGER NOT NULL DEFAULT 0,
-  request_id TEXT NOT NULL DEFAULT '');
+  request_id TEXT NOT NULL DEFAULT '',
+  courier TEXT NOT NULL DEFAULT '',
+  eta_minutes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -57,6 +59,8 @@ constexpr struct {
     {"distance_m", "INTEGER NOT NULL DEFAULT 0"},
     {"delivery_fee_cents", "INTEGER NOT NULL DEFAULT 0"},
     {"request_id", "TEXT NOT NULL DEFAULT ''"},
+    {"courier", "TEXT NOT NULL DEFAULT ''"},
+    {"eta_minutes", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 std::string Text(sqlite3_stmt* st, int column) {
@@ -131,14 +135,16 @@ struct OrderStore::Shard {
         {&insert_order,
          "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
          "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
-         "delivery_fee_cents, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "delivery_fee_cents, request_id, courier, eta_minutes) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {&select_by_request, "SELECT order_id FROM orders WHERE request_id = ?"},
         {&insert_line,
          "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
          "VALUES (?, ?, ?, ?, ?)"},
         {&select_order,
          "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
-         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents FROM orders WHERE order_id = ?"},
+         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes "
+         "FROM orders WHERE order_id = ?"},
         {&select_lines,
          "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
          "ORDER BY line_no"},
@@ -313,6 +319,8 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   sqlite3_bind_int64(st, 12, o.distance_m);
   sqlite3_bind_int64(st, 13, o.delivery_fee_cents);
   sqlite3_bind_text(st, 14, request_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 15, o.courier.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 16, o.eta_minutes);
   if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
@@ -350,6 +358,8 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.deliver_to.point = {sqlite3_column_double(st, 6), sqlite3_column_double(st, 7)};
   o.distance_m = sqlite3_column_int(st, 8);
   o.delivery_fee_cents = sqlite3_column_int64(st, 9);
+  o.courier = Text(st, 10);
+  o.eta_minutes = sqlite3_column_int(st, 11);
   sqlite3_reset(st);
   st = shard.select_lines;
   sqlite3_reset(st);

@@ -53,6 +53,11 @@ echo "placed: ${ids[*]}"
 tag=${ids[0]%-*}
 [ "${ids[5]}" = "$tag-6" ] || fail "ids are not <tag>-<sequence>: ${ids[*]}"
 
+# No delivery service runs here: delivered orders stand without a courier, and the log says why.
+grep -q "order: ${ids[2]}: no courier assigned: UNAVAILABLE: zk://$zk/services/delivery: no instance to call" \
+  "$work/order1.log" || fail "a delivered order without a delivery service: $(grep courier "$work/order1.log")"
+grep -q '"courier": ""' "$work/place3.json" || fail "order 3 names a courier: $(cat "$work/place3.json")"
+
 # What is on disk, read by SQLite's own tool.
 [ "$(stored 'SELECT COUNT(*) FROM orders' | awk '{s += $1} END {print s}')" = 6 ] || fail "not 6 orders in the shard files"
 [ "$(stored 'SELECT COUNT(*) FROM order_lines' | awk '{s += $1} END {print s}')" = 12 ] || fail "not 12 lines in the shard files"

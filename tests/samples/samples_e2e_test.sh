@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End to end over the samples: a real ZooKeeper (free port), two shop instances (gRPC), one order
-# instance (Thrift), the demo client placing orders while one shop instance is stopped, and the
-# Python client generated from the emitted IDL. Every process is stopped by pid at the end.
+# End to end over the samples: a real ZooKeeper (free port), two shop instances (gRPC), one
+# delivery instance (gRPC and Thrift), one order instance (Thrift), the demo client placing
+# orders while one shop instance is stopped, and the Python client generated from the emitted
+# IDL. Every process is stopped by pid at the end.
 #   samples_e2e_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -13,6 +14,18 @@ for n in 1 2; do
   eval "shop$n=$!"
   wait_registered "$work/shop$n.log"
 done
+# A fleet setting out of range stops the delivery process at start, naming it.
+set +e
+"$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
+  --settings.fleet.couriers=0 >"$work/delivery_refused.out" 2>&1
+rc=$?
+set -e
+[ $rc = 2 ] && grep -q "delivery: settings.fleet.couriers: '0' from command line --settings.fleet.couriers is not an integer in 1..1000" \
+  "$work/delivery_refused.out" || fail "delivery with no couriers: exit $rc: $(cat "$work/delivery_refused.out")"
+"$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
+  >"$work/delivery.log" 2>&1 &
+pids+=($!)
+wait_registered "$work/delivery.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \
   >"$work/order.log" 2>&1 &
@@ -39,8 +52,11 @@ grep -q "wrong price   INVALID_ARGUMENT: item 12 (dumplings) costs 650 cents, no
 grep -q "too far       FAILED_PRECONDITION: Marienplatz 1, Munich is 504.3 km from shop 1 (Noodle Bar); it delivers within 10.0 km" \
   "$work/client.out" || fail "too far"
 # Delivered orders carry their distance and fee (199 + 50 per started km, in the total).
-grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 1 +[0-9]+ cents  [0-9.]+ km, fee (249|299|349)  " "$work/client.out" ||
-  fail "no delivered order with its fee"
+# and the courier the delivery service assigned (over Thrift), tracked by the client over gRPC.
+grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 1 +[0-9]+ cents  [0-9.]+ km, fee (249|299|349), [A-Z][a-z]+ in [0-9]+ min " "$work/client.out" ||
+  fail "no delivered order with its fee and courier"
+grep -qE "^tracked o[0-9a-f]{6}-[0-9]+ with the delivery service over gRPC: courier [A-Z][a-z]+, [0-9]+ m from the shop, at the door in [0-9]+ min \(kept by delivery@[0-9]+\)" \
+  "$work/client.out" || fail "tracking over gRPC"
 grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 2 +990 cents  pickup " "$work/client.out" || fail "no pickup order"
 
 thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"

@@ -1,0 +1,47 @@
+// The delivery service: assigns a courier to each delivered order and tracks it. This header is
+// the IDL: rpcboot-codegen emits delivery_service.thrift and delivery_service.proto from it,
+// importing geo's types. Served over gRPC and Thrift at once (delivery.yaml): the order service
+// calls it over Thrift, the demo client tracks orders over gRPC.
+#ifndef RPCBOOT_SAMPLES_DELIVERY_DELIVERY_SERVICE_H_
+#define RPCBOOT_SAMPLES_DELIVERY_DELIVERY_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "common/geo.h"
+#include "rpcboot/annotations.h"
+
+namespace delivery {
+
+struct AssignRequest {
+  std::string order_id;
+  common::GeoPoint pickup;   // the shop
+  common::GeoPoint dropoff;  // the customer
+};
+
+struct Assignment {
+  std::string order_id;
+  std::string courier;
+  int32_t courier_to_pickup_m;  // how far the courier was from the shop
+  int32_t eta_minutes;          // from now to the door: preparation, the ride to the shop and on
+  std::string served_by;        // the delivery instance that keeps the assignment
+};
+
+struct TrackRequest {
+  std::string order_id;
+};
+
+class RPCBOOT_SERVICE DeliveryService {
+ public:
+  virtual ~DeliveryService() = default;
+  // The courier nearest to the pickup takes the order. The same order_id again returns the
+  // assignment made then, so a retry never takes a second courier. INVALID_ARGUMENT: no order id
+  // or a point off the globe.
+  RPCBOOT_IDEMPOTENT virtual Assignment Assign(const AssignRequest& request) = 0;
+  // NOT_FOUND for an order this instance never assigned.
+  RPCBOOT_IDEMPOTENT virtual Assignment Track(const TrackRequest& request) = 0;
+};
+
+}  // namespace delivery
+
+#endif  // RPCBOOT_SAMPLES_DELIVERY_DELIVERY_SERVICE_H_
