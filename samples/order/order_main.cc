@@ -69,13 +69,8 @@ class OrderServiceImpl final : public order::OrderService {
         delivery_(delivery) {}
 
   order::Order PlaceOrder(const order::PlaceOrderRequest& request) override {
-    if (request.lines.empty()) throw RpcError(StatusCode::kInvalidArgument, "an order needs lines");
-    shop::Shop s = shops_->GetShop({request.shop_id});  // NOT_FOUND passes through
-    if (s.status != shop::ShopStatus::kOpen) {
-      throw RpcError(StatusCode::kFailedPrecondition,
-                     "shop " + std::to_string(s.id) + " (" + s.name + ") is closed");
-    }
-    // A retry of an order already placed gets that order back, never a second one.
+    // A retry of an order already placed gets that order back, never a second one: looked up
+    // first, before anything that may have changed since (the shop may have closed).
     std::unique_lock<std::mutex> once;
     if (request.request_id.size() > 128) {
       throw RpcError(
@@ -98,6 +93,12 @@ class OrderServiceImpl final : public order::OrderService {
         }
         return **earlier;
       }
+    }
+    if (request.lines.empty()) throw RpcError(StatusCode::kInvalidArgument, "an order needs lines");
+    shop::Shop s = shops_->GetShop({request.shop_id});  // NOT_FOUND passes through
+    if (s.status != shop::ShopStatus::kOpen) {
+      throw RpcError(StatusCode::kFailedPrecondition,
+                     "shop " + std::to_string(s.id) + " (" + s.name + ") is closed");
     }
     const common::GeoPoint& to = request.deliver_to.point;
     if (!std::isfinite(to.lat) || !std::isfinite(to.lng) || std::abs(to.lat) > 90 ||

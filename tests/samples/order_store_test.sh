@@ -17,10 +17,14 @@ tool() { "$build/cli/rpcboot" "$@"; }
 store=$work/orders
 order_args=(--config="$src/samples/order/order.yaml" --registry.zookeeper="$zk")
 
-"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-  >"$work/shop.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/shop.log"
+start_shop() {  # LOG: sets shop_pid
+  "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
+    >"$1" 2>&1 &
+  shop_pid=$!
+  pids+=($shop_pid)
+  wait_registered "$1"
+}
+start_shop "$work/shop.log"
 
 start_order() {  # LOG [FLAGS...]: starts order on $store; sets order_pid
   local log=$1
@@ -112,8 +116,13 @@ kill -TERM "$order_pid"
 wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
 start_order "$work/order2.log" --settings.store.shrads=4
 grep -q "order: store $store: 8 shards, 7 orders" "$work/order2.log" || fail "restart: $(head -1 "$work/order2.log")"
+# The retry is answered from the store, before anything that may have changed: even with the
+# shop service gone.
+kill -TERM "$shop_pid"
+wait "$shop_pid" || fail "shop did not exit 0 on SIGTERM"
 keyed r-1 1 >"$work/keyed5.json" 2>&1 || fail "the retry after the restart: $(cat "$work/keyed5.json")"
 diff "$work/keyed1.json" "$work/keyed5.json" >/dev/null || fail "the retry after the restart: $(cat "$work/keyed5.json")"
+start_shop "$work/shop2.log"
 grep -q "settings.store.shrads from command line --settings.store.shrads has not been read by the application (misspelt?)" \
   "$work/order2.log" || fail "a misspelt setting was not reported"
 for n in 1 2 3 4 5 6; do
