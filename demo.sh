@@ -3,8 +3,9 @@
 # ZooKeeper, two shop instances (gRPC), a delivery instance (gRPC and Thrift) and one order
 # instance (Thrift) that starts on its in-process shop catalog and moves to the shop service
 # (local, shadow, percent:50, remote through its flag node), then a demo client that places and
-# reads orders while one shop instance is stopped, and a Python client generated from the
-# emitted IDL. Stops everything it started, also on Ctrl-C.
+# reads orders while one shop instance is stopped, cancels one, and plays the couriers and the
+# customers who collect until every order has reached its end, and a Python client generated
+# from the emitted IDL. Stops everything it started, also on Ctrl-C.
 #
 #   ./demo.sh                         ZooKeeper on 127.0.0.1:2181
 #   RPCBOOT_DEMO_ZK_PORT=2281 ./demo.sh
@@ -37,9 +38,12 @@ step "2/8 build the samples ($build/)"
 mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
   cat "$build/configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order demo_client rpcboot_cli
-echo "emitted IDL: $build/samples/shop_interface_rpcboot/shop_service.{thrift,proto,thrift.json}"
-echo "             $build/samples/order_interface_rpcboot/order_service.{thrift,proto,thrift.json}"
+cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order sample_delivery demo_client \
+  rpcboot_cli
+echo "emitted IDL: $build/samples/geo_types_rpcboot/geo.{thrift,proto,thrift.json}"
+for i in shop order delivery; do
+  echo "             $build/samples/${i}_interface_rpcboot/${i}_service.{thrift,proto,thrift.json}"
+done
 
 step "3/8 start ZooKeeper on $zk"
 rm -rf "$run"

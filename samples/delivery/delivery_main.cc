@@ -1,12 +1,14 @@
 // The delivery service process: a fleet of couriers in memory, served over gRPC and Thrift at
-// once (samples/delivery/delivery.yaml). Each order goes to the courier nearest its shop, who
-// then rides to the customer and waits there for the next order.
+// once (samples/delivery/delivery.yaml). Each order goes to the free courier nearest its shop,
+// who is busy with it until the order service releases it (delivered or cancelled) and then
+// waits at the customer's door for the next order.
 //
 //   delivery --config=samples/delivery/delivery.yaml [--settings.fleet.couriers=N]
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -27,6 +29,7 @@ using rpcboot::StatusCode;
 struct Courier {
   std::string name;
   common::GeoPoint at;
+  std::string busy_with;  // the order it carries; "" when free
 };
 
 class Fleet final : public delivery::DeliveryService {
@@ -40,7 +43,7 @@ class Fleet final : public delivery::DeliveryService {
       std::string name = kNames[i % 8];
       if (i >= 8) name += " " + std::to_string(i / 8 + 1);
       couriers_.push_back(
-          {name, {52.5150 + 0.02 * std::sin(angle), 13.4100 + 0.03 * std::cos(angle)}});
+          {name, {52.5150 + 0.02 * std::sin(angle), 13.4100 + 0.03 * std::cos(angle)}, ""});
     }
   }
 
@@ -54,45 +57,79 @@ class Fleet final : public delivery::DeliveryService {
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = assigned_.find(request.order_id); it != assigned_.end()) return it->second;
+    if (auto it = assigned_.find(request.order_id); it != assigned_.end()) return it->second.a;
     Courier* nearest = nullptr;
     double to_pickup = 0;
     for (Courier& c : couriers_) {
+      if (!c.busy_with.empty()) continue;
       double d = common::DistanceMetres(c.at, request.pickup);
       if (nearest == nullptr || d < to_pickup) {
         nearest = &c;
         to_pickup = d;
       }
     }
-    double ride = to_pickup + common::DistanceMetres(request.pickup, request.dropoff);
-    delivery::Assignment a;
+    delivery::Assignment a{};
     a.order_id = request.order_id;
+    a.served_by = served_by_;
+    if (nearest == nullptr) return a;  // every courier is busy: not kept, asked again later
+    double ride = to_pickup + common::DistanceMetres(request.pickup, request.dropoff);
     a.courier = nearest->name;
     a.courier_to_pickup_m = static_cast<int32_t>(std::lround(to_pickup));
     a.eta_minutes = prep_minutes_ + static_cast<int32_t>(std::ceil(ride / 1000 / speed_kmh_ * 60));
-    a.served_by = served_by_;
-    nearest->at = request.dropoff;  // where the courier waits for the next order
-    assigned_.emplace(a.order_id, a);
+    nearest->busy_with = a.order_id;
+    assigned_.emplace(
+        a.order_id, Kept{a, static_cast<std::size_t>(nearest - couriers_.data()), request.dropoff});
     return a;
   }
 
   delivery::Assignment Track(const delivery::TrackRequest& request) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = assigned_.find(request.order_id);
+    return Find(request.order_id).a;
+  }
+
+  delivery::Assignment Release(const delivery::ReleaseRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Kept& kept = Find(request.order_id);
+    if (kept.a.done) return kept.a;
+    kept.a.done = true;
+    Courier& c = couriers_[kept.courier];
+    c.busy_with.clear();
+    if (request.delivered) c.at = kept.dropoff;  // waits there for the next order
+    delivery::Assignment a = kept.a;
+    // Finished assignments stay trackable for a while, not for ever: the oldest are forgotten.
+    done_.push_back(request.order_id);
+    if (done_.size() > kKeepDone) {
+      assigned_.erase(done_.front());
+      done_.pop_front();
+    }
+    return a;
+  }
+
+ private:
+  struct Kept {
+    delivery::Assignment a;
+    std::size_t courier;  // index in couriers_
+    common::GeoPoint dropoff;
+  };
+
+  Kept& Find(const std::string& order_id) {  // requires mu_
+    auto it = assigned_.find(order_id);
     if (it == assigned_.end()) {
       throw RpcError(StatusCode::kNotFound,
-                     "order " + request.order_id + " was not assigned by " + served_by_);
+                     "order " + order_id + " was not assigned by " + served_by_);
     }
     return it->second;
   }
 
- private:
+  static constexpr std::size_t kKeepDone = 100000;
+
   const int speed_kmh_;
   const int prep_minutes_;
   const std::string served_by_;
   std::mutex mu_;
-  std::vector<Courier> couriers_;                         // guarded by mu_
-  std::map<std::string, delivery::Assignment> assigned_;  // by order id; guarded by mu_
+  std::vector<Courier> couriers_;         // guarded by mu_
+  std::map<std::string, Kept> assigned_;  // by order id; guarded by mu_
+  std::deque<std::string> done_;          // released order ids, oldest first; guarded by mu_
 };
 
 }  // namespace

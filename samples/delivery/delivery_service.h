@@ -21,25 +21,35 @@ struct AssignRequest {
 
 struct Assignment {
   std::string order_id;
-  std::string courier;
+  std::string courier;          // "" when every courier is busy: ask again later
   int32_t courier_to_pickup_m;  // how far the courier was from the shop
   int32_t eta_minutes;          // from now to the door: preparation, the ride to the shop and on
   std::string served_by;        // the delivery instance that keeps the assignment
+  bool done;                    // delivered or cancelled: the courier is free again
 };
 
 struct TrackRequest {
   std::string order_id;
 };
 
+struct ReleaseRequest {
+  std::string order_id;
+  bool delivered;  // true: the courier waits at the dropoff; false (cancelled): where it was
+};
+
 class RPCBOOT_SERVICE DeliveryService {
  public:
   virtual ~DeliveryService() = default;
-  // The courier nearest to the pickup takes the order. The same order_id again returns the
-  // assignment made then, so a retry never takes a second courier. INVALID_ARGUMENT: no order id
-  // or a point off the globe.
+  // The free courier nearest to the pickup takes the order and is busy with it until Release.
+  // The same order_id again returns the assignment made then, so a retry never takes a second
+  // courier. No free courier is not an error: the courier is "" and nothing is kept.
+  // INVALID_ARGUMENT: no order id or a point off the globe.
   RPCBOOT_IDEMPOTENT virtual Assignment Assign(const AssignRequest& request) = 0;
   // NOT_FOUND for an order this instance never assigned.
   RPCBOOT_IDEMPOTENT virtual Assignment Track(const TrackRequest& request) = 0;
+  // The order was delivered or cancelled: its courier is free. Released again: answered as it
+  // is. NOT_FOUND for an order this instance never assigned.
+  RPCBOOT_IDEMPOTENT virtual Assignment Release(const ReleaseRequest& request) = 0;
 };
 
 }  // namespace delivery

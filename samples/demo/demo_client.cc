@@ -1,7 +1,9 @@
 // The demo's client: shows the registry, places and reads orders through the order service
-// (Thrift, found in ZooKeeper), retries one with its request_id, and tries invalid orders.
-// Prints what happens; exits 0 when every valid order succeeded, the retry got its order back
-// and every invalid one was rejected with the expected code.
+// (Thrift, found in ZooKeeper), retries one with its request_id, cancels one, plays the couriers
+// and the customers who collect (each order to its end: delivered or picked up), and tries
+// invalid orders and steps. Prints what happens; exits 0 when every valid order succeeded, the
+// retry got its order back, every order reached its end (when a delivery instance is up) and
+// every invalid order or step was refused with the expected code.
 //
 //   demo_client --zookeeper=127.0.0.1:2181 [--orders=30] [--interval_ms=100]
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "delivery_service.rpcboot.h"
 #include "discovery/resolver.h"
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   int placed = 0, failed = 0;
   std::map<std::string, int> checked_by;
   std::vector<std::string> ids;
+  std::vector<std::string> delivered_ids, pickup_ids;
   order::PlaceOrderRequest first_request;
   std::string first_id;
   std::string tracked_id;  // a delivered order, tracked with the delivery service below
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
       ++placed;
       ++checked_by[o.shop_checked_by];
       ids.push_back(o.order_id);
+      (o.distance_m > 0 ? delivered_ids : pickup_ids).push_back(o.order_id);
       char delivery[96] = "pickup";
       if (o.distance_m > 0) {
         std::snprintf(delivery, sizeof delivery, "%.1f km, fee %lld, %s", o.distance_m / 1000.0,
@@ -161,6 +166,78 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The customer of the last delivered order changes their mind before it is picked up: its
+  // courier is free again for the others.
+  std::string cancelled_id;
+  bool cancelled_right = true;
+  if (!delivered_ids.empty()) {
+    cancelled_id = delivered_ids.back();
+    delivered_ids.pop_back();
+    try {
+      order::Order o =
+          orders_client->CancelOrder({cancelled_id, "the customer changed their mind"});
+      cancelled_right = o.status == order::OrderStatus::kCancelled;
+      std::printf("\ncancelled %s: %s%s\n", cancelled_id.c_str(), o.status_reason.c_str(),
+                  o.courier.empty() ? "" : (" (" + o.courier + " is free again)").c_str());
+    } catch (const rpcboot::RpcError& e) {
+      cancelled_right = false;
+      std::printf("\ncancelling %s FAILED: %s\n", cancelled_id.c_str(), e.what());
+    }
+  }
+
+  // The couriers pick their orders up and deliver them; each delivery frees a courier, and the
+  // order service's dispatcher gives the orders that wait for one to it. Customers collect the
+  // pickup orders. Without a delivery instance the delivered orders wait.
+  int delivered = 0, collected = 0, waited = 0, step_failures = 0;
+  bool couriers_up = resolver.Current("delivery")->size() > 0;
+  for (const std::string& id : pickup_ids) {
+    try {
+      orders_client->AdvanceOrder({id, order::OrderStatus::kPickedUp, ""});
+      ++collected;
+    } catch (const rpcboot::RpcError& e) {
+      ++step_failures;
+      std::printf("  collecting %s FAILED: %s\n", id.c_str(), e.what());
+    }
+  }
+  if (!couriers_up) {
+    std::printf("no delivery instance is registered: %zu delivered order(s) wait for a courier\n",
+                delivered_ids.size());
+  } else {
+    std::printf("couriers at work (%zu delivered orders):\n", delivered_ids.size());
+    std::vector<std::string> left = delivered_ids;
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    bool first_round = true;
+    while (!left.empty() && std::chrono::steady_clock::now() < give_up) {
+      std::vector<std::string> still;
+      for (const std::string& id : left) {
+        try {
+          order::Order o = orders_client->GetOrder({id});
+          if (o.courier.empty()) {
+            still.push_back(id);
+            continue;
+          }
+          if (!first_round) ++waited;
+          orders_client->AdvanceOrder({id, order::OrderStatus::kPickedUp, o.courier});
+          if (id == tracked_id) {  // a repeated report is answered as it is
+            orders_client->AdvanceOrder({id, order::OrderStatus::kPickedUp, o.courier});
+          }
+          o = orders_client->AdvanceOrder({id, order::OrderStatus::kDelivered, o.courier});
+          ++delivered;
+          std::printf("  %-12s %-5s picked up and delivered%s\n", id.c_str(), o.courier.c_str(),
+                      first_round ? "" : " (after waiting for a free courier)");
+        } catch (const rpcboot::RpcError& e) {
+          ++step_failures;
+          std::printf("  %s FAILED: %s\n", id.c_str(), e.what());
+        }
+      }
+      left = std::move(still);
+      first_round = false;
+      if (!left.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (const std::string& id : left) std::printf("  %s got no courier within 30 s\n", id.c_str());
+    step_failures += static_cast<int>(left.size());
+  }
+
   int read_back = 0;
   for (const std::string& id : ids) {
     try {
@@ -197,14 +274,53 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Steps out of order are refused too.
+  struct BadStep {
+    const char* what;
+    order::AdvanceOrderRequest request;
+    rpcboot::StatusCode expected;
+  };
+  std::vector<BadStep> bad_steps;
+  if (!cancelled_id.empty()) {
+    bad_steps.push_back({"cancelled",
+                         {cancelled_id, order::OrderStatus::kPickedUp, ""},
+                         rpcboot::StatusCode::kFailedPrecondition});
+  }
+  if (!pickup_ids.empty()) {
+    bad_steps.push_back({"a courier",
+                         {pickup_ids[0], order::OrderStatus::kPickedUp, "Ana"},
+                         rpcboot::StatusCode::kPermissionDenied});
+    bad_steps.push_back({"not a step",
+                         {pickup_ids[0], order::OrderStatus::kCancelled, ""},
+                         rpcboot::StatusCode::kInvalidArgument});
+  }
+  int steps_refused_right = 0;
+  for (BadStep& b : bad_steps) {
+    try {
+      orders_client->AdvanceOrder(b.request);
+      std::printf("  step: %-10s ACCEPTED (wrong)\n", b.what);
+    } catch (const rpcboot::RpcError& e) {
+      bool right = e.code() == b.expected;
+      steps_refused_right += right;
+      std::printf("  step: %-10s %s%s\n", b.what, e.what(), right ? "" : "  (unexpected code)");
+    }
+  }
+
   std::printf(
       "\nsummary: %d placed, %d failed, %d read back, %d/%zu invalid orders rejected "
       "correctly\n",
       placed, failed, read_back, rejected_right, std::size(bad));
+  std::printf(
+      "  %d delivered (%d after waiting for a courier), %d collected at the shop, %d cancelled, "
+      "%d/%zu invalid steps refused correctly\n",
+      delivered, waited, collected, cancelled_id.empty() ? 0 : 1, steps_refused_right,
+      bad_steps.size());
   for (const auto& [instance, count] : checked_by)
     std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
   bool ok = failed == 0 && read_back == placed && retried_right && tracked_right &&
-            rejected_right == static_cast<int>(std::size(bad));
+            cancelled_right && step_failures == 0 &&
+            rejected_right == static_cast<int>(std::size(bad)) &&
+            steps_refused_right == static_cast<int>(bad_steps.size());
   std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");
   return ok ? 0 : 1;
 }

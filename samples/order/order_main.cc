@@ -1,16 +1,24 @@
 // The order service process: served over Thrift; validates each order against the shop service
 // through a discovery-backed proxy; keeps orders in SQLite, one file per shard
-// (samples/order/order.yaml: settings.store.*).
+// (samples/order/order.yaml: settings.store.*); has the delivery service assign a courier to each
+// delivered order, at once or, when every courier is busy, from a dispatcher that tries again
+// until one is free (settings.delivery.*).
 //
 //   order --config=samples/order/order.yaml [--registry.zookeeper=h:p] [--settings.store.dir=D]
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "catalog.h"
 #include "common/distance.h"
@@ -30,8 +38,29 @@ using rpcboot::StatusCode;
 struct DeliveryPolicy {
   int64_t max_m = 10000;
   int64_t base_fee_cents = 199;
-  int64_t per_km_cents = 50;  // per started kilometre
+  int64_t per_km_cents = 50;        // per started kilometre
+  int64_t give_up_ms = 30 * 60000;  // an order no courier took by then is cancelled
 };
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* Named(order::OrderStatus status) {
+  switch (status) {
+    case order::OrderStatus::kPlaced:
+      return "placed";
+    case order::OrderStatus::kPickedUp:
+      return "picked up";
+    case order::OrderStatus::kDelivered:
+      return "delivered";
+    case order::OrderStatus::kCancelled:
+      return "cancelled";
+  }
+  return "in no known status";
+}
 
 using common::DistanceMetres;
 using common::HasPosition;
@@ -56,6 +85,16 @@ bool SameRequest(const order::Order& placed, const order::PlaceOrderRequest& req
                           placed.deliver_to.point.lat == request.deliver_to.point.lat &&
                           placed.deliver_to.point.lng == request.deliver_to.point.lng
                     : placed.distance_m == 0);
+}
+
+// Calls to the delivery service carry the order id as their key: consistent_hash takes every
+// call about one order to the instance that keeps its assignment.
+template <typename Fn>
+auto WithKey(const std::string& order_id, Fn fn) {
+  rpcboot::CallOptions by_order;
+  by_order.request_key = order_id;
+  rpcboot::ScopedCallOptions scope(by_order);
+  return fn();
 }
 
 class OrderServiceImpl final : public order::OrderService {
@@ -155,36 +194,206 @@ class OrderServiceImpl final : public order::OrderService {
     o.lines = request.lines;
     o.shard = store_->ShardOf(o.order_id);
     o.shop_checked_by = s.served_by;
+    o.status = order::OrderStatus::kPlaced;
+    o.placed_at_ms = o.updated_at_ms = NowMs();
     if (o.distance_m > 0) AssignCourier(s.location, &o);
     // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
     // SQLite and commits before it answers.
-    if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok())
+    if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok()) {
+      if (!o.courier.empty()) ReleaseCourier(o.order_id, false);  // no order, no ride
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
+    }
     return o;
   }
 
   order::Order GetOrder(const order::GetOrderRequest& request) override {
-    absl::StatusOr<std::optional<order::Order>> o = store_->Get(request.order_id);
-    if (!o.ok())
-      throw RpcError(StatusCode::kInternal, "order store: " + std::string(o.status().message()));
-    if (!o->has_value()) throw RpcError(StatusCode::kNotFound, "no order " + request.order_id);
-    return **o;
+    return Load(request.order_id);
+  }
+
+  order::Order CancelOrder(const order::CancelOrderRequest& request) override {
+    if (request.reason.size() > 256) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     "reason is " + std::to_string(request.reason.size()) + " bytes; at most 256");
+    }
+    order::Order o;
+    {
+      std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
+      o = Load(request.order_id);
+      if (o.status == order::OrderStatus::kCancelled) return o;
+      if (o.status != order::OrderStatus::kPlaced) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + o.order_id + " is " + Named(o.status) + ": too late to cancel");
+      }
+      o.status = order::OrderStatus::kCancelled;
+      o.status_reason = request.reason.empty() ? "cancelled by the customer" : request.reason;
+      Save(o);
+    }
+    if (!o.courier.empty()) ReleaseCourier(o.order_id, false);
+    return o;
+  }
+
+  order::Order AdvanceOrder(const order::AdvanceOrderRequest& request) override {
+    using order::OrderStatus;
+    if (request.status != OrderStatus::kPickedUp && request.status != OrderStatus::kDelivered) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     "status must be picked up (1) or delivered (2), not " +
+                         std::to_string(static_cast<int>(request.status)) +
+                         "; CancelOrder cancels");
+    }
+    order::Order o;
+    {
+      std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
+      o = Load(request.order_id);
+      const std::string& id = o.order_id;
+      bool pickup = o.distance_m == 0;
+      if (o.status == OrderStatus::kCancelled) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " was cancelled (" + o.status_reason + ")");
+      }
+      if (pickup && !request.by.empty()) {
+        throw RpcError(StatusCode::kPermissionDenied,
+                       "order " + id + " is picked up at the shop: no courier ('" + request.by +
+                           "') carries it");
+      }
+      if (!pickup && o.courier.empty()) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " has no courier yet (the dispatcher assigns one)");
+      }
+      if (!pickup && request.by != o.courier) {
+        throw RpcError(StatusCode::kPermissionDenied, "order " + id + " is carried by " +
+                                                          o.courier + ", not '" + request.by + "'");
+      }
+      if (o.status == request.status) return o;  // a repeated report
+      if (pickup && request.status == OrderStatus::kDelivered) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " is picked up at the shop: it is never delivered");
+      }
+      OrderStatus before =
+          request.status == OrderStatus::kPickedUp ? OrderStatus::kPlaced : OrderStatus::kPickedUp;
+      if (o.status != before) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " is " + Named(o.status) + ", not " + Named(before) +
+                           ": it cannot be " + Named(request.status) + " now");
+      }
+      o.status = request.status;
+      Save(o);
+    }
+    if (o.status == OrderStatus::kDelivered) ReleaseCourier(o.order_id, true);
+    return o;
+  }
+
+  // One round of the dispatcher: a courier for each delivered order that waits for one, oldest
+  // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
+  void DispatchWaiting() {
+    absl::StatusOr<std::vector<std::string>> waiting = store_->Waiting(32);
+    if (!waiting.ok()) {
+      Say("cannot list the orders that wait: " + std::string(waiting.status().message()));
+      return;
+    }
+    std::map<int64_t, common::GeoPoint> shop_at;
+    for (const std::string& id : *waiting) {
+      order::Order o;
+      try {
+        o = Load(id);
+        if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) continue;
+        if (NowMs() - o.placed_at_ms > delivery_.give_up_ms) {
+          GiveUp(id);
+          continue;
+        }
+        if (shop_at.count(o.shop_id) == 0)
+          shop_at[o.shop_id] = shops_->GetShop({o.shop_id}).location;
+        delivery::Assignment a = WithKey(id, [&] {
+          return couriers_->Assign({id, shop_at[o.shop_id], o.deliver_to.point});
+        });
+        if (a.courier.empty()) {
+          Say(std::to_string(waiting->size()) + " order(s) wait: every courier is busy");
+          return;
+        }
+        bool taken = false;
+        {
+          std::lock_guard<std::mutex> lock(store_->OrderLock(id));
+          o = Load(id);
+          if (o.status == order::OrderStatus::kPlaced && o.courier.empty()) {
+            o.courier = a.courier;
+            o.eta_minutes = a.eta_minutes;
+            Save(o);
+            taken = true;
+          }
+        }
+        if (!taken) {  // cancelled (or assigned) while the courier was asked for
+          ReleaseCourier(id, false);
+          continue;
+        }
+        char waited[32];
+        std::snprintf(waited, sizeof waited, "%.1f s",
+                      static_cast<double>(o.updated_at_ms - o.placed_at_ms) / 1000);
+        std::cerr << "order: " << id << ": courier " << a.courier << " assigned after " << waited
+                  << " of waiting\n";
+        last_said_.clear();
+      } catch (const RpcError& e) {
+        // The shop or the delivery service cannot be reached: the next round tries again.
+        Say(std::to_string(waiting->size()) + " order(s) wait for a courier: " + e.what());
+        return;
+      }
+    }
   }
 
  private:
-  // A courier from the delivery service (over Thrift, consistent_hash by order id: a retry of the
-  // same order reaches the instance that keeps its assignment). The order stands without one:
-  // it says no courier yet, and the log says why.
+  order::Order Load(const std::string& order_id) {
+    absl::StatusOr<std::optional<order::Order>> o = store_->Get(order_id);
+    if (!o.ok())
+      throw RpcError(StatusCode::kInternal, "order store: " + std::string(o.status().message()));
+    if (!o->has_value()) throw RpcError(StatusCode::kNotFound, "no order " + order_id);
+    return std::move(**o);
+  }
+
+  // Stores the changes of `o` (its OrderLock held), stamped now.
+  void Save(order::Order& o) {
+    o.updated_at_ms = NowMs();
+    if (absl::Status s = store_->Update(o); !s.ok())
+      throw RpcError(StatusCode::kInternal, "order store: " + std::string(s.message()));
+  }
+
+  void GiveUp(const std::string& id) {
+    std::lock_guard<std::mutex> lock(store_->OrderLock(id));
+    order::Order o = Load(id);
+    if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) return;
+    o.status = order::OrderStatus::kCancelled;
+    o.status_reason = "no courier within " + std::to_string(delivery_.give_up_ms / 1000) + " s";
+    Save(o);
+    std::cerr << "order: " << id << ": cancelled: " << o.status_reason << "\n";
+  }
+
+  // Logs a dispatcher problem once, not every round while it lasts.
+  void Say(const std::string& what) {
+    if (what == last_said_) return;
+    last_said_ = what;
+    std::cerr << "order: dispatcher: " << what << "\n";
+  }
+
+  // A courier from the delivery service (over Thrift). The order stands without one: it says no
+  // courier yet, and the dispatcher asks again.
   void AssignCourier(const common::GeoPoint& shop, order::Order* o) {
     try {
-      rpcboot::CallOptions by_order;
-      by_order.request_key = o->order_id;
-      rpcboot::ScopedCallOptions scope(by_order);
-      delivery::Assignment a = couriers_->Assign({o->order_id, shop, o->deliver_to.point});
+      delivery::Assignment a = WithKey(o->order_id, [&] {
+        return couriers_->Assign({o->order_id, shop, o->deliver_to.point});
+      });
       o->courier = a.courier;
       o->eta_minutes = a.eta_minutes;
+      if (a.courier.empty())
+        std::cerr << "order: " << o->order_id << ": every courier is busy; it waits for one\n";
     } catch (const RpcError& e) {
       std::cerr << "order: " << o->order_id << ": no courier assigned: " << e.what() << "\n";
+    }
+  }
+
+  // The courier is free again. When the delivery service cannot be told, the log says so: its
+  // courier stays busy there until it is (a real platform would keep the release in an outbox).
+  void ReleaseCourier(const std::string& order_id, bool delivered) {
+    try {
+      WithKey(order_id, [&] { return couriers_->Release({order_id, delivered}); });
+    } catch (const RpcError& e) {
+      std::cerr << "order: " << order_id << ": courier not released: " << e.what() << "\n";
     }
   }
 
@@ -192,6 +401,39 @@ class OrderServiceImpl final : public order::OrderService {
   std::shared_ptr<delivery::DeliveryService> couriers_;
   std::unique_ptr<order::OrderStore> store_;
   const DeliveryPolicy delivery_;
+  std::string last_said_;  // the dispatcher's last problem (one dispatcher thread)
+};
+
+// Runs DispatchWaiting every `every` until destroyed.
+class Dispatcher {
+ public:
+  Dispatcher(std::shared_ptr<OrderServiceImpl> service, std::chrono::milliseconds every)
+      : service_(std::move(service)), every_(every), thread_([this] { Loop(); }) {}
+  ~Dispatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!wake_.wait_for(lock, every_, [this] { return stop_; })) {
+      lock.unlock();
+      service_->DispatchWaiting();
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<OrderServiceImpl> service_;
+  const std::chrono::milliseconds every_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
 };
 
 }  // namespace
@@ -223,13 +465,16 @@ int main(int argc, char** argv) {
   absl::StatusOr<int64_t> max_km = settings.Int("delivery.max_km", 10, 0, 1000);
   absl::StatusOr<int64_t> base_fee = settings.Int("delivery.base_fee_cents", 199, 0, 100000);
   absl::StatusOr<int64_t> per_km = settings.Int("delivery.per_km_cents", 50, 0, 100000);
-  for (const absl::StatusOr<int64_t>* value : {&shards, &max_km, &base_fee, &per_km}) {
+  absl::StatusOr<int64_t> dispatch_ms = settings.Int("delivery.dispatch_ms", 1000, 50, 600000);
+  absl::StatusOr<int64_t> give_up_s = settings.Int("delivery.give_up_s", 1800, 1, 86400);
+  for (const absl::StatusOr<int64_t>* value :
+       {&shards, &max_km, &base_fee, &per_km, &dispatch_ms, &give_up_s}) {
     if (!value->ok()) {
       std::cerr << "order: " << value->status().message() << "\n";
       return 2;
     }
   }
-  delivery = {*max_km * 1000, *base_fee, *per_km};
+  delivery = {*max_km * 1000, *base_fee, *per_km, *give_up_s * 1000};
   absl::StatusOr<std::unique_ptr<order::OrderStore>> store =
       order::OrderStore::Open(dir, static_cast<int>(*shards));
   if (!store.ok()) {
@@ -238,7 +483,12 @@ int main(int argc, char** argv) {
   }
   std::cerr << "order: store " << (dir.empty() ? "in memory" : dir) << ": " << (*store)->shards()
             << " shards, " << (*store)->size() << " orders\n";
-  app->Serve<order::OrderService>(
-      std::make_shared<OrderServiceImpl>(shops, couriers, std::move(*store), delivery));
-  return app->Run();
+  auto service = std::make_shared<OrderServiceImpl>(shops, couriers, std::move(*store), delivery);
+  app->Serve<order::OrderService>(service);
+  int rc;
+  {
+    Dispatcher dispatcher(service, std::chrono::milliseconds(*dispatch_ms));
+    rc = app->Run();
+  }  // the dispatcher stops before the clients it calls go
+  return rc;
 }

@@ -1,5 +1,6 @@
-// The order service: places orders after checking them against the shop service, and reads
-// them back. This header is the IDL: rpcboot-codegen emits order_service.thrift and
+// The order service: places orders after checking them against the shop service, has a courier
+// from the delivery service take each delivered one, follows it to the door, and reads them
+// back. This header is the IDL: rpcboot-codegen emits order_service.thrift and
 // order_service.proto from it.
 #ifndef RPCBOOT_SAMPLES_ORDER_ORDER_SERVICE_H_
 #define RPCBOOT_SAMPLES_ORDER_ORDER_SERVICE_H_
@@ -12,6 +13,14 @@
 #include "rpcboot/annotations.h"
 
 namespace order {
+
+// Where an order is. Forward only: placed, picked up, delivered; cancelled only while placed.
+enum class OrderStatus : int32_t {
+  kPlaced = 0,     // taken; a delivered order waits for its courier (or for one to be assigned)
+  kPickedUp = 1,   // the courier has it; for a pickup order, the customer has it (final)
+  kDelivered = 2,  // at the door (final)
+  kCancelled = 3,  // by the customer, or by the service when no courier came in time (final)
+};
 
 struct OrderLine {
   int64_t item_id;
@@ -43,11 +52,27 @@ struct Order {
   int64_t delivery_fee_cents;  // included in total_cents
   std::string courier;         // who delivers it (the delivery service); "" for a pickup, or
                                // when no courier could be assigned when it was placed
-  int32_t eta_minutes;         // from placing to the door, as the delivery service said
+  int32_t eta_minutes;         // from assignment to the door, as the delivery service said
+  OrderStatus status;
+  std::string status_reason;  // why it was cancelled; "" otherwise
+  int64_t placed_at_ms;       // milliseconds since the Unix epoch
+  int64_t updated_at_ms;      // when the status or the courier last changed
 };
 
 struct GetOrderRequest {
   std::string order_id;
+};
+
+struct CancelOrderRequest {
+  std::string order_id;
+  std::string reason;  // kept with the order (up to 256 bytes)
+};
+
+// A courier (or, for a pickup order, the shop) reports progress.
+struct AdvanceOrderRequest {
+  std::string order_id;
+  OrderStatus status;  // kPickedUp or kDelivered
+  std::string by;      // the courier named on the order; "" for a pickup order
 };
 
 class RPCBOOT_SERVICE OrderService {
@@ -59,6 +84,15 @@ class RPCBOOT_SERVICE OrderService {
   virtual Order PlaceOrder(const PlaceOrderRequest& request) = 0;
   // NOT_FOUND for an unknown order id.
   RPCBOOT_IDEMPOTENT virtual Order GetOrder(const GetOrderRequest& request) = 0;
+  // Cancels a placed order and frees its courier. A cancelled order again is answered as it is.
+  // NOT_FOUND: unknown order; FAILED_PRECONDITION: picked up or delivered already.
+  RPCBOOT_IDEMPOTENT virtual Order CancelOrder(const CancelOrderRequest& request) = 0;
+  // Moves an order forward one step: placed -> picked up -> delivered (a pickup order ends at
+  // picked up); delivered frees the courier. The status it already has is answered as it is (a
+  // repeated report). NOT_FOUND: unknown order; INVALID_ARGUMENT: a status other than picked up
+  // or delivered; PERMISSION_DENIED: `by` is not the order's courier; FAILED_PRECONDITION: a
+  // step back or skipped, a cancelled order, a delivered order with no courier yet.
+  RPCBOOT_IDEMPOTENT virtual Order AdvanceOrder(const AdvanceOrderRequest& request) = 0;
 };
 
 }  // namespace order

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -37,7 +36,10 @@ CREATE TABLE IF NOT EXISTS orders (
   delivery_fee_cents INTEGER NOT NULL DEFAULT 0,
   request_id TEXT NOT NULL DEFAULT '',
   courier TEXT NOT NULL DEFAULT '',
-  eta_minutes INTEGER NOT NULL DEFAULT 0);
+  eta_minutes INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 0,
+  status_reason TEXT NOT NULL DEFAULT '',
+  updated_at_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -61,6 +63,9 @@ constexpr struct {
     {"request_id", "TEXT NOT NULL DEFAULT ''"},
     {"courier", "TEXT NOT NULL DEFAULT ''"},
     {"eta_minutes", "INTEGER NOT NULL DEFAULT 0"},
+    {"status", "INTEGER NOT NULL DEFAULT 0"},
+    {"status_reason", "TEXT NOT NULL DEFAULT ''"},
+    {"updated_at_ms", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 std::string Text(sqlite3_stmt* st, int column) {
@@ -79,10 +84,12 @@ struct OrderStore::Shard {
   sqlite3_stmt* select_order = nullptr;
   sqlite3_stmt* select_lines = nullptr;
   sqlite3_stmt* select_by_request = nullptr;
+  sqlite3_stmt* update_order = nullptr;
+  sqlite3_stmt* select_waiting = nullptr;
 
   ~Shard() {
-    for (sqlite3_stmt* st :
-         {insert_order, insert_line, select_order, select_lines, select_by_request})
+    for (sqlite3_stmt* st : {insert_order, insert_line, select_order, select_lines,
+                             select_by_request, update_order, select_waiting})
       sqlite3_finalize(st);
     sqlite3_close(db);
   }
@@ -128,6 +135,12 @@ struct OrderStore::Shard {
                               "cannot index the request ids");
         !s.ok())
       return s;
+    // The delivered orders that wait for a courier: the dispatcher reads them often.
+    if (absl::Status s = Exec("CREATE INDEX IF NOT EXISTS orders_waiting ON orders (seq) "
+                              "WHERE status = 0 AND distance_m > 0 AND courier = ''",
+                              "cannot index the orders that wait for a courier");
+        !s.ok())
+      return s;
     struct {
       sqlite3_stmt** st;
       const char* sql;
@@ -135,16 +148,23 @@ struct OrderStore::Shard {
         {&insert_order,
          "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
          "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
-         "delivery_fee_cents, request_id, courier, eta_minutes) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "delivery_fee_cents, request_id, courier, eta_minutes, status, status_reason, "
+         "updated_at_ms) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&update_order,
+         "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
+         "updated_at_ms = ? WHERE order_id = ?"},
+        {&select_waiting,
+         "SELECT order_id FROM orders WHERE status = 0 AND distance_m > 0 AND courier = '' "
+         "ORDER BY seq LIMIT ?"},
         {&select_by_request, "SELECT order_id FROM orders WHERE request_id = ?"},
         {&insert_line,
          "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
          "VALUES (?, ?, ?, ?, ?)"},
         {&select_order,
          "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
-         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes "
-         "FROM orders WHERE order_id = ?"},
+         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes, "
+         "status, status_reason, placed_at_ms, updated_at_ms FROM orders WHERE order_id = ?"},
         {&select_lines,
          "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
          "ORDER BY line_no"},
@@ -293,9 +313,6 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   Shard& shard = *shards_[static_cast<std::size_t>(o.shard)];
   int64_t seq = 0;
   absl::SimpleAtoi(o.order_id.substr(o.order_id.rfind('-') + 1), &seq);
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
   std::lock_guard<std::mutex> lock(shard.mu);
   if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
   auto fail = [&](const std::string& doing) {
@@ -312,7 +329,7 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   sqlite3_bind_int64(st, 5, o.total_cents);
   sqlite3_bind_int64(st, 6, o.shard);
   sqlite3_bind_text(st, 7, o.shop_checked_by.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(st, 8, now);
+  sqlite3_bind_int64(st, 8, o.placed_at_ms);
   sqlite3_bind_text(st, 9, o.deliver_to.street.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_double(st, 10, o.deliver_to.point.lat);
   sqlite3_bind_double(st, 11, o.deliver_to.point.lng);
@@ -321,6 +338,9 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   sqlite3_bind_text(st, 14, request_id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 15, o.courier.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 16, o.eta_minutes);
+  sqlite3_bind_int64(st, 17, static_cast<int64_t>(o.status));
+  sqlite3_bind_text(st, 18, o.status_reason.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 19, o.updated_at_ms);
   if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
@@ -360,7 +380,18 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.delivery_fee_cents = sqlite3_column_int64(st, 9);
   o.courier = Text(st, 10);
   o.eta_minutes = sqlite3_column_int(st, 11);
+  int status = sqlite3_column_int(st, 12);
+  o.status = status >= 0 && status <= static_cast<int>(OrderStatus::kCancelled)
+                 ? static_cast<OrderStatus>(status)
+                 : OrderStatus::kPlaced;
+  o.status_reason = Text(st, 13);
+  o.placed_at_ms = sqlite3_column_int64(st, 14);
+  o.updated_at_ms = sqlite3_column_int64(st, 15);
   sqlite3_reset(st);
+  if (status != static_cast<int>(o.status)) {
+    return absl::InternalError(
+        absl::StrCat(shard.name, ": order ", order_id, " has status ", status, ", which is none"));
+  }
   st = shard.select_lines;
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
@@ -371,6 +402,44 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return shard.Error("cannot read the lines of order " + order_id);
   return o;
+}
+
+absl::Status OrderStore::Update(const Order& o) {
+  Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(o.order_id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  sqlite3_stmt* st = shard.update_order;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, o.courier.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, o.eta_minutes);
+  sqlite3_bind_int64(st, 3, static_cast<int64_t>(o.status));
+  sqlite3_bind_text(st, 4, o.status_reason.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 5, o.updated_at_ms);
+  sqlite3_bind_text(st, 6, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return shard.Error("cannot update order " + o.order_id);
+  if (sqlite3_changes(shard.db) != 1)
+    return absl::NotFoundError(absl::StrCat(shard.name, ": no order ", o.order_id, " to update"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> OrderStore::Waiting(int per_shard) {
+  std::vector<std::string> ids;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    sqlite3_stmt* st = shard->select_waiting;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, per_shard);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) ids.push_back(Text(st, 0));
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return shard->Error("cannot list the orders that wait for a courier");
+  }
+  return ids;
+}
+
+std::mutex& OrderStore::OrderLock(const std::string& order_id) {
+  return order_locks_[rpcboot::StableHash(order_id) % order_locks_.size()];
 }
 
 std::mutex& OrderStore::RequestLock(const std::string& request_id) {

@@ -37,6 +37,13 @@ class OrderStore {
   // Stores `o` (o.shard already set) in its shard, atomically with its lines, under the caller's
   // request id ("" for none).
   absl::Status Put(const Order& o, const std::string& request_id);
+  // Stores what changes after placing: courier, eta, status, its reason and updated_at_ms.
+  // Hold OrderLock(o.order_id) from the Get that read the order to here.
+  absl::Status Update(const Order& o);
+  std::mutex& OrderLock(const std::string& order_id);
+  // The ids of delivered orders still placed and without a courier, the oldest first, up to
+  // `per_shard` from each shard.
+  absl::StatusOr<std::vector<std::string>> Waiting(int per_shard);
   // The order, std::nullopt when there is none, or an error from the database.
   absl::StatusOr<std::optional<Order>> Get(const std::string& order_id);
   // The order stored under a request id, std::nullopt when none is. Hold RequestLock(id) from
@@ -54,6 +61,7 @@ class OrderStore {
   std::string tag_;
   std::atomic<int64_t> next_{1};
   std::array<std::mutex, 64> request_locks_;  // by hash of the request id
+  std::array<std::mutex, 64> order_locks_;    // by hash of the order id
   int lock_fd_ = -1;
 };
 

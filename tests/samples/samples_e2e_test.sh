@@ -58,6 +58,13 @@ grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 1 +[0-9]+ cents  [0-9.]+ km, fee (2
 grep -qE "^tracked o[0-9a-f]{6}-[0-9]+ with the delivery service over gRPC: courier [A-Z][a-z]+, [0-9]+ m from the shop, at the door in [0-9]+ min \(kept by delivery@[0-9]+\)" \
   "$work/client.out" || fail "tracking over gRPC"
 grep -qE "^  order o[0-9a-f]{6}-[0-9]+ +shop 2 +990 cents  pickup " "$work/client.out" || fail "no pickup order"
+# Every order reaches its end: 8 couriers for 20 delivered orders, so most wait until a delivery
+# frees a courier and the order service's dispatcher gives it to them; one is cancelled.
+grep -qE "^  19 delivered \([0-9]+ after waiting for a courier\), 20 collected at the shop, 1 cancelled, 3/3 invalid steps refused correctly" \
+  "$work/client.out" || fail "not every order reached its end"
+grep -qE "^order: o[0-9a-f]{6}-[0-9]+: courier [A-Z][a-z]+ assigned after [0-9.]+ s of waiting" "$work/order.log" ||
+  fail "the dispatcher assigned no waiting order"
+grep -qE "^cancelled o[0-9a-f]{6}-[0-9]+: the customer changed their mind" "$work/client.out" || fail "no cancelled order"
 
 thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
 /usr/bin/python3 "$src/samples/demo/python_client.py" --zookeeper "$zk" --gen "$work" || fail "python client"
