@@ -200,7 +200,7 @@ class OrderServiceImpl final : public order::OrderService {
     // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
     // SQLite and commits before it answers.
     if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok()) {
-      if (!o.courier.empty()) ReleaseCourier(o.order_id, false);  // no order, no ride
+      if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);  // no order, no ride
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
     }
     return o;
@@ -226,9 +226,9 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.status = order::OrderStatus::kCancelled;
       o.status_reason = request.reason.empty() ? "cancelled by the customer" : request.reason;
-      Save(o);
+      Save(o, o.courier.empty() ? std::nullopt : std::optional<bool>(false));
     }
-    if (!o.courier.empty()) ReleaseCourier(o.order_id, false);
+    if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);
     return o;
   }
 
@@ -276,15 +276,28 @@ class OrderServiceImpl final : public order::OrderService {
                            ": it cannot be " + Named(request.status) + " now");
       }
       o.status = request.status;
-      Save(o);
+      Save(o, o.status == OrderStatus::kDelivered ? std::optional<bool>(true) : std::nullopt);
     }
-    if (o.status == OrderStatus::kDelivered) ReleaseCourier(o.order_id, true);
+    if (o.status == OrderStatus::kDelivered) ReleaseOrSay(o.order_id, true);
     return o;
   }
 
   // One round of the dispatcher: a courier for each delivered order that waits for one, oldest
   // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
   void DispatchWaiting() {
+    // First the couriers that are still to be released (the delivery service could not be told).
+    absl::StatusOr<std::vector<std::pair<std::string, bool>>> releases =
+        store_->PendingReleases(32);
+    if (!releases.ok()) {
+      Say("cannot list the couriers to release: " + std::string(releases.status().message()));
+      return;
+    }
+    for (const auto& [id, delivered] : *releases) {
+      if (std::string problem = ReleaseCourier(id, delivered); !problem.empty()) {
+        Say(problem);
+        return;  // the next round tries again
+      }
+    }
     absl::StatusOr<std::vector<std::string>> waiting = store_->Waiting(32);
     if (!waiting.ok()) {
       Say("cannot list the orders that wait: " + std::string(waiting.status().message()));
@@ -321,7 +334,9 @@ class OrderServiceImpl final : public order::OrderService {
           }
         }
         if (!taken) {  // cancelled (or assigned) while the courier was asked for
-          ReleaseCourier(id, false);
+          if (absl::Status kept = store_->Update(o, false); !kept.ok())
+            Say("cannot keep a release: " + std::string(kept.message()));
+          if (std::string problem = ReleaseCourier(id, false); !problem.empty()) Say(problem);
           continue;
         }
         char waited[32];
@@ -347,10 +362,11 @@ class OrderServiceImpl final : public order::OrderService {
     return std::move(**o);
   }
 
-  // Stores the changes of `o` (its OrderLock held), stamped now.
-  void Save(order::Order& o) {
+  // Stores the changes of `o` (its OrderLock held), stamped now, and, with `release`, that its
+  // courier is to be released (see ReleaseCourier).
+  void Save(order::Order& o, std::optional<bool> release = std::nullopt) {
     o.updated_at_ms = NowMs();
-    if (absl::Status s = store_->Update(o); !s.ok())
+    if (absl::Status s = store_->Update(o, release); !s.ok())
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(s.message()));
   }
 
@@ -387,14 +403,28 @@ class OrderServiceImpl final : public order::OrderService {
     }
   }
 
-  // The courier is free again. When the delivery service cannot be told, the log says so: its
-  // courier stays busy there until it is (a real platform would keep the release in an outbox).
-  void ReleaseCourier(const std::string& order_id, bool delivered) {
+  // Tells the delivery service that the order's courier is free, and forgets the release the
+  // store kept for it (an outbox row written with the status change). When the delivery service
+  // cannot be told, the row stays and the dispatcher tries again; an assignment that service no
+  // longer knows (it restarted) has nothing to release. Returns what went wrong, "" when the
+  // courier is free.
+  std::string ReleaseCourier(const std::string& order_id, bool delivered) {
     try {
       WithKey(order_id, [&] { return couriers_->Release({order_id, delivered}); });
     } catch (const RpcError& e) {
-      std::cerr << "order: " << order_id << ": courier not released: " << e.what() << "\n";
+      if (e.code() != StatusCode::kNotFound)
+        return order_id + ": courier not released yet (the dispatcher tries again): " + e.what();
+      std::cerr << "order: " << order_id << ": nothing to release: " << e.what() << "\n";
     }
+    if (absl::Status s = store_->Released(order_id); !s.ok())
+      std::cerr << "order: " << order_id << ": " << s.message() << "\n";
+    return "";
+  }
+
+  // ReleaseCourier for a handler: a problem goes to the log.
+  void ReleaseOrSay(const std::string& order_id, bool delivered) {
+    if (std::string problem = ReleaseCourier(order_id, delivered); !problem.empty())
+      std::cerr << "order: " << problem << "\n";
   }
 
   std::shared_ptr<shop::ShopService> shops_;

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS order_lines (
   quantity INTEGER NOT NULL,
   unit_price_cents INTEGER NOT NULL,
   PRIMARY KEY (order_id, line_no));
+CREATE TABLE IF NOT EXISTS releases (
+  order_id TEXT PRIMARY KEY,
+  delivered INTEGER NOT NULL,
+  since_ms INTEGER NOT NULL);
 )";
 
 // Columns added after the first stores were written, with what older rows hold: a store opened
@@ -86,10 +90,14 @@ struct OrderStore::Shard {
   sqlite3_stmt* select_by_request = nullptr;
   sqlite3_stmt* update_order = nullptr;
   sqlite3_stmt* select_waiting = nullptr;
+  sqlite3_stmt* insert_release = nullptr;
+  sqlite3_stmt* delete_release = nullptr;
+  sqlite3_stmt* select_releases = nullptr;
 
   ~Shard() {
-    for (sqlite3_stmt* st : {insert_order, insert_line, select_order, select_lines,
-                             select_by_request, update_order, select_waiting})
+    for (sqlite3_stmt* st :
+         {insert_order, insert_line, select_order, select_lines, select_by_request, update_order,
+          select_waiting, insert_release, delete_release, select_releases})
       sqlite3_finalize(st);
     sqlite3_close(db);
   }
@@ -154,6 +162,10 @@ struct OrderStore::Shard {
         {&update_order,
          "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
          "updated_at_ms = ? WHERE order_id = ?"},
+        {&insert_release,
+         "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
+        {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
+        {&select_releases, "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
         {&select_waiting,
          "SELECT order_id FROM orders WHERE status = 0 AND distance_m > 0 AND courier = '' "
          "ORDER BY seq LIMIT ?"},
@@ -404,9 +416,15 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   return o;
 }
 
-absl::Status OrderStore::Update(const Order& o) {
+absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
   Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(o.order_id))];
   std::lock_guard<std::mutex> lock(shard.mu);
+  if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
+  auto fail = [&](const std::string& doing) {
+    absl::Status s = shard.Error(doing);
+    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  };
   sqlite3_stmt* st = shard.update_order;
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, o.courier.c_str(), -1, SQLITE_TRANSIENT);
@@ -417,10 +435,53 @@ absl::Status OrderStore::Update(const Order& o) {
   sqlite3_bind_text(st, 6, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return shard.Error("cannot update order " + o.order_id);
-  if (sqlite3_changes(shard.db) != 1)
+  if (rc != SQLITE_DONE) return fail("cannot update order " + o.order_id);
+  if (sqlite3_changes(shard.db) != 1) {
+    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
     return absl::NotFoundError(absl::StrCat(shard.name, ": no order ", o.order_id, " to update"));
+  }
+  if (release.has_value()) {
+    st = shard.insert_release;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, *release ? 1 : 0);
+    sqlite3_bind_int64(st, 3, o.updated_at_ms);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail("cannot keep the release of " + o.order_id);
+  }
+  if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return fail("cannot commit order " + o.order_id);
   return absl::OkStatus();
+}
+
+absl::Status OrderStore::Released(const std::string& order_id) {
+  Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(order_id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  sqlite3_stmt* st = shard.delete_release;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? absl::OkStatus()
+                           : shard.Error("cannot forget the release of " + order_id);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingReleases(
+    int per_shard) {
+  std::vector<std::pair<std::string, bool>> pending;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    sqlite3_stmt* st = shard->select_releases;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, per_shard);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1) != 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return shard->Error("cannot list the couriers to release");
+  }
+  return pending;
 }
 
 absl::StatusOr<std::vector<std::string>> OrderStore::Waiting(int per_shard) {

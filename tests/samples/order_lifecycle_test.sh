@@ -4,7 +4,8 @@
 # a courier once one starts; with one courier, a second order waits until the first is delivered
 # (or cancelled) and the courier is released; steps go forward only, by the order's own courier,
 # and a repeated step is answered as it is; a cancelled order keeps its reason; a pickup order
-# ends when the customer collects it; what changed is on disk (read with sqlite3) and survives a
+# ends when the customer collects it; a release the delivery service cannot be told about is
+# kept on disk and made later; what changed is on disk (read with sqlite3) and survives a
 # restart; an order no courier takes in time is cancelled by the service; bad requests and bad
 # settings are refused, naming what is wrong.
 #   order_lifecycle_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
@@ -119,6 +120,21 @@ advance b_after.json 1 "$b" $picked_up Ana
 says b_after.json "FAILED_PRECONDITION: order $b was cancelled (ordered twice)"
 c=$(place c.json "$wiener")
 [ "$(field c.json courier)" = Ana ] || fail "cancelling b did not free Ana for c: $(cat "$work/c.json")"
+
+# The delivery service cannot be told (stopped with SIGSTOP): c is delivered all the same, the
+# release is kept on disk with the status change, and the dispatcher makes it once the service
+# answers again; then the waiting order f gets Ana.
+kill -STOP "$delivery_pid"
+advance c_picked.json 0 "$c" $picked_up Ana
+advance c_done.json 0 "$c" $delivered Ana
+[ "$(field c_done.json status)" = kDelivered ] || fail "c not delivered while delivery is stopped: $(cat "$work/c_done.json")"
+says order1.log "order: $c: courier not released yet (the dispatcher tries again): "
+[ "$(on_disk "SELECT order_id, delivered FROM releases")" = "$c|1" ] || fail "the release of c is not kept on disk"
+f=$(place f.json "$wiener")
+[ "$(field f.json courier)" = "" ] || fail "order f got a courier from a stopped service: $(cat "$work/f.json")"
+kill -CONT "$delivery_pid"
+wait_courier "$f" Ana
+[ -z "$(on_disk "SELECT order_id FROM releases")" ] || fail "a release made is still kept: $(on_disk "SELECT * FROM releases")"
 
 # A pickup order ends when the customer collects it; no courier carries it.
 d=$(place d.json)
