@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +21,7 @@
 #include "discovery/session.h"
 #include "rpcboot/base/internal/read_file.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/codec/type_traits.h"
 #include "rpcboot/internal/auth.h"
 
 extern char** environ;
@@ -709,6 +711,17 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(
         absl::StrCat(s.key, ": '", s.value, "' from ", s.source, " ", problem));
   };
+  // Values go into the registry's JSON, the status page, logs and peers' strings: UTF-8 only.
+  auto utf8 = [](const std::string& text) {
+    return internal::ValidUtf8(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  };
+  for (const std::string* text : {&s.key, &s.value}) {
+    if (!utf8(*text)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          text == &s.key ? "a key" : s.key, ": '", absl::CHexEscape(*text), "' from ",
+          utf8(s.source) ? s.source : absl::CHexEscape(s.source), " is not UTF-8 text"));
+    }
+  }
   for (const Key& key : Keys()) {
     if (s.key != key.name) continue;
     std::string problem = key.rule.set(*config, s.value);

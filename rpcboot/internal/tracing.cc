@@ -167,7 +167,9 @@ class OtlpExporter final : public SpanExporter {
                         {{"attributes", Json::array({attribute("service.name", service_name)})}}},
                        {"scopeSpans", Json::array({{{"scope", {{"name", "rpcboot"}}},
                                                     {"spans", std::move(out_spans)}}})}}})}};
-    return request.dump();
+    // A span's message may hold bytes that are not UTF-8 (a handler's text, a peer's status
+    // message): written as U+FFFD, never thrown on the exporter's thread.
+    return request.dump(-1, ' ', false, Json::error_handler_t::replace);
   }
 
  private:

@@ -608,6 +608,25 @@ TEST(Config, TheApplicationsOwnKeysNameTheirProblems) {
             "settings.tags: a list from " + list + ":3 where a single value belongs");
 }
 
+// Configuration text goes into the registry's JSON, the status page and peers' strings: bytes
+// that are not UTF-8 are refused at load, naming the key (a zone of 0xff aborted the process
+// when it registered).
+TEST(Config, TextThatIsNotUtf8IsRefusedNamingTheKey) {
+  EXPECT_EQ(Error({"--app.name=shop", "--app.zone=\xff"}),
+            "app.zone: '\\xff' from command line --app.zone is not UTF-8 text");
+  std::string file =
+      WriteFile("not_utf8.yaml", "app: {name: shop}\nsettings:\n  motto: \"a\xc3\"\n");
+  EXPECT_EQ(Error({"--config=" + file}),
+            "settings.motto: 'a\\xc3' from " + file + ":3 is not UTF-8 text");
+  EXPECT_EQ(Error({"--app.name=shop", "--settings.k\xfe=1"}),
+            "a key: 'settings.k\\xfe' from command line --settings.k\\xfe is not UTF-8 text");
+  // UTF-8 itself is fine.
+  absl::StatusOr<AppConfig> c =
+      LoadConfig({"--app.name=shop", "--app.zone=z\xc3\xbcrich"}, &kNoEnv);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->zone, "z\xc3\xbcrich");
+}
+
 TEST(Config, TheEffectiveConfigurationShowsTheApplicationsKeysButNotItsSecrets) {
   absl::StatusOr<AppConfig> c = ParseConfig(
       "app: {name: order}\nsettings:\n  db: {path: o.db, password: hunter2}\n  api_token: t0k\n",

@@ -232,26 +232,60 @@ TEST(Tracing, LogLinesWrittenWhileServingCarryTheTraceId) {
   EXPECT_EQ(lines[1], "after it");
 }
 
-TEST(Tracing, TheOtlpExporterPostsOtlpJsonToTheCollector) {
-  // A collector: a real HTTP server that keeps what is posted to /v1/traces.
-  httplib::Server receiver;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> bodies;
-  receiver.Post("/v1/traces", [&](const httplib::Request& req, httplib::Response& res) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      EXPECT_EQ(req.get_header_value("Content-Type"), "application/json");
-      bodies.push_back(req.body);
-    }
-    cv.notify_all();
-    res.set_content("{}", "application/json");
-  });
-  int port = receiver.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(port, 0);
-  std::thread serving([&] { receiver.listen_after_bind(); });
+// An OTLP collector: a real HTTP server that keeps what is posted to /v1/traces.
+class OtlpCollector {
+ public:
+  OtlpCollector() {
+    receiver_.Post("/v1/traces", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        EXPECT_EQ(req.get_header_value("Content-Type"), "application/json");
+        bodies_.push_back(req.body);
+      }
+      cv_.notify_all();
+      res.set_content("{}", "application/json");
+    });
+    port_ = receiver_.bind_to_any_port("127.0.0.1");
+    serving_ = std::thread([this] { receiver_.listen_after_bind(); });
+  }
+  ~OtlpCollector() {
+    receiver_.stop();
+    serving_.join();
+  }
+  std::string endpoint() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/v1/traces";
+  }
+  // Waits (by count, up to 20 s) for `n` spans; every span posted so far, and the resource of
+  // the last request in *resource. Each body must parse as JSON.
+  nlohmann::json WaitForSpans(std::size_t n, nlohmann::json* resource) {
+    nlohmann::json spans = nlohmann::json::array();
+    std::unique_lock<std::mutex> lock(mu_);
+    auto count = [&] {
+      spans = nlohmann::json::array();
+      for (const std::string& body : bodies_) {
+        nlohmann::json request = nlohmann::json::parse(body);
+        *resource = request["resourceSpans"][0]["resource"];
+        for (const auto& s : request["resourceSpans"][0]["scopeSpans"][0]["spans"])
+          spans.push_back(s);
+      }
+      return spans.size() >= n;
+    };
+    EXPECT_TRUE(cv_.wait_for(lock, std::chrono::seconds(20), count)) << spans.dump(2);
+    return spans;
+  }
 
-  Trace(1.0, "http://127.0.0.1:" + std::to_string(port) + "/v1/traces");
+ private:
+  httplib::Server receiver_;
+  int port_ = -1;
+  std::thread serving_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> bodies_;  // guarded by mu_
+};
+
+TEST(Tracing, TheOtlpExporterPostsOtlpJsonToTheCollector) {
+  OtlpCollector collector;
+  Trace(1.0, collector.endpoint());
   auto impl = std::make_shared<testing::RichServiceImpl>();
   ServerOptions options;
   options.host = "127.0.0.1";
@@ -266,25 +300,9 @@ TEST(Tracing, TheOtlpExporterPostsOtlpJsonToTheCollector) {
 
   // Four spans (two calls, each a client and a server span) reach the collector within the
   // exporter's one-second batching; wait for them by count.
-  nlohmann::json spans = nlohmann::json::array();
   nlohmann::json resource;
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    auto count = [&] {
-      spans = nlohmann::json::array();
-      for (const std::string& body : bodies) {
-        nlohmann::json request = nlohmann::json::parse(body);
-        resource = request["resourceSpans"][0]["resource"];
-        for (const auto& s : request["resourceSpans"][0]["scopeSpans"][0]["spans"])
-          spans.push_back(s);
-      }
-      return spans.size() >= 4;
-    };
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), count)) << spans.dump(2);
-  }
+  nlohmann::json spans = collector.WaitForSpans(4, &resource);
   Trace(0.01);  // back to the default; the exporter goes
-  receiver.stop();
-  serving.join();
 
   EXPECT_EQ(resource["attributes"][0]["key"], "service.name");
   EXPECT_EQ(resource["attributes"][0]["value"]["stringValue"], "tracing_test");
@@ -319,6 +337,40 @@ TEST(Tracing, TheOtlpExporterPostsOtlpJsonToTheCollector) {
   }
   EXPECT_EQ(servers, 2);
   EXPECT_EQ(errors, 2) << "the failed call's client and server spans";
+}
+
+// A handler's error message need not be UTF-8 (text cut at a byte count mid-character, bytes
+// from a file or a peer); over gRPC the client gets the same bytes. The exporter writes them as
+// U+FFFD and goes on: it used to throw on its thread and end the process.
+class CutMessageImpl : public testing::RichServiceImpl {
+ public:
+  int64_t Count() override {
+    throw RpcError(StatusCode::kInternal, std::string("cut \xc3 mid-character"));
+  }
+};
+
+TEST(Tracing, BytesThatAreNotUtf8InASpanNeverStopTheExporter) {
+  OtlpCollector collector;
+  Trace(1.0, collector.endpoint());
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  Server server(options);
+  server.AddService<rich::RichService>(std::make_shared<CutMessageImpl>());
+  ASSERT_TRUE(server.Start().ok());
+  auto client = MakeClient<rich::RichService>(
+      MakeChannel("127.0.0.1:" + std::to_string(server.grpc_port()), Protocol::kGrpc));
+  EXPECT_THROW(client->Count(), RpcError);
+  nlohmann::json resource;
+  nlohmann::json spans = collector.WaitForSpans(2, &resource);
+  Trace(0.01);
+  int replaced = 0;
+  for (const auto& s : spans) {
+    if (s.contains("status") && s["status"]["message"].get<std::string>().find(
+                                    "cut \xef\xbf\xbd mid-character") != std::string::npos)
+      ++replaced;
+  }
+  EXPECT_EQ(replaced, 2) << "the client and the server span: " << spans.dump(2);
 }
 
 TEST(Tracing, ABadConfigurationIsRefusedAndChangesNothing) {
