@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -15,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/admin_http.h"
+#include "rpcboot/internal/app_metrics.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/migration.h"
 #include "rpcboot/tracing.h"
@@ -52,6 +56,14 @@ std::string Html(std::string_view text) {
     }
   }
   return out;
+}
+
+// A metric's value as a person reads it: whole numbers without a fraction.
+std::string Quantity(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return absl::StrCat(static_cast<int64_t>(v));
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", v);
+  return text;
 }
 
 std::string UtcTime(int64_t unix_ms) {
@@ -245,6 +257,16 @@ class AdminServer::Impl {
     Json config = Json::array();
     for (const auto& [key, value] : info.config) config.push_back({{"key", key}, {"value", value}});
     j["config"] = std::move(config);
+    Json app_metrics = Json::array();
+    for (const AppSample& sample : ReadAppMetrics()) {
+      Json labels = Json::object();
+      for (const auto& [name, value] : sample.labels) labels[name] = value;
+      app_metrics.push_back({{"name", sample.name},
+                             {"type", sample.counter ? "counter" : "gauge"},
+                             {"labels", std::move(labels)},
+                             {"value", sample.value}});
+    }
+    j["app_metrics"] = std::move(app_metrics);
     return j;
   }
 
@@ -404,6 +426,25 @@ class AdminServer::Impl {
     }
     if (spans.empty()) out += "<tr><td colspan=\"8\" class=\"muted\">none yet</td></tr>\n";
     out +=
+        "</table>\n<h2>Application metrics</h2>\n<table id=\"app_metrics\"><tr><th>metric</th>"
+        "<th>labels</th><th>type</th><th>value</th></tr>\n";
+    for (const Json& m : j["app_metrics"]) {
+      std::string labels;
+      for (const auto& [name, value] : m["labels"].items())
+        absl::StrAppend(&labels, labels.empty() ? "" : ", ", name, "=", value.get<std::string>());
+      const Json& value = m["value"];
+      absl::StrAppend(&out, "<tr><td>", Html(m["name"].get<std::string>()), "</td><td>",
+                      Html(labels), "</td><td>", Html(m["type"].get<std::string>()),
+                      "</td><td class=\"n\">",
+                      Html(value.is_number() ? Quantity(value.get<double>()) : std::string("NaN")),
+                      "</td></tr>\n");
+    }
+    if (j["app_metrics"].empty()) {
+      out +=
+          "<tr><td colspan=\"4\" class=\"muted\">none (rpcboot/metrics.h: GetCounter, "
+          "AddGauge)</td></tr>\n";
+    }
+    out +=
         "</table>\n<h2>Configuration</h2>\n<table id=\"config\"><tr><th>key</th><th>value</th>"
         "</tr>\n";
     for (const Json& kv : j["config"]) {
@@ -555,7 +596,11 @@ AdminServer::~AdminServer() { Stop(); }
 
 AdminHttp::Reply AdminServer::Impl::Route(std::string_view path) {
   if (path == "/") return {200, "text/html; charset=utf-8", Page()};
-  if (path == "/status.json") return {200, "application/json", StatusJson().dump(2)};
+  if (path == "/status.json") {
+    // Text from peers (error messages, addresses) need not be UTF-8: such bytes become U+FFFD.
+    return {200, "application/json",
+            StatusJson().dump(2, ' ', false, Json::error_handler_t::replace)};
+  }
   if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", Metrics()};
   if (path == "/health" || path == "/health.json") {
     const bool serving = serving_();
@@ -595,7 +640,9 @@ void AdminServer::Stop() {
 int AdminServer::port() const { return impl_->http.port(); }
 
 std::string AdminServer::StatusPage() { return impl_->Page(); }
-std::string AdminServer::StatusJson() { return impl_->StatusJson().dump(2); }
+std::string AdminServer::StatusJson() {
+  return impl_->StatusJson().dump(2, ' ', false, Json::error_handler_t::replace);
+}
 std::string AdminServer::Metrics() { return impl_->Metrics(); }
 
 }  // namespace rpcboot::internal

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/internal/app_metrics.h"
 #include "rpcboot/internal/binding.h"
 
 namespace rpcboot::internal {
@@ -372,6 +373,11 @@ void MetricsRegistry::Collect(MetricWriter& out) const {
     }
     ::closedir(fds);
     out.Add("process_open_fds", Type::kGauge, "Open file descriptors.", {}, open - 1);
+  }
+  // The application's own (rpcboot/metrics.h), after rpcboot's.
+  for (const AppSample& sample : ReadAppMetrics()) {
+    out.Add(sample.name, sample.counter ? Type::kCounter : Type::kGauge, sample.help, sample.labels,
+            sample.value);
   }
 }
 

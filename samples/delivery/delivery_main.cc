@@ -19,6 +19,7 @@
 #include "common/distance.h"
 #include "delivery_service.rpcboot.h"
 #include "rpcboot/app.h"
+#include "rpcboot/metrics.h"
 #include "rpcboot/status.h"
 
 namespace {
@@ -44,6 +45,13 @@ class Fleet final : public delivery::DeliveryService {
       if (i >= 8) name += " " + std::to_string(i / 8 + 1);
       couriers_.push_back(
           {name, {52.5150 + 0.02 * std::sin(angle), 13.4100 + 0.03 * std::cos(angle)}, ""});
+    }
+    // How busy the fleet is, on /metrics and the status page (rpcboot/metrics.h).
+    for (bool busy : {true, false}) {
+      gauges_.push_back(rpcboot::AddGauge("delivery_couriers", "Couriers, busy or free.",
+                                          {{"state", busy ? "busy" : "free"}},
+                                          [this, busy] { return Couriers(busy) * 1.0; })
+                            .value());
     }
   }
 
@@ -112,6 +120,13 @@ class Fleet final : public delivery::DeliveryService {
     common::GeoPoint dropoff;
   };
 
+  int Couriers(bool busy) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const Courier& c : couriers_) n += c.busy_with.empty() != busy;
+    return n;
+  }
+
   Kept& Find(const std::string& order_id) {  // requires mu_
     auto it = assigned_.find(order_id);
     if (it == assigned_.end()) {
@@ -130,6 +145,7 @@ class Fleet final : public delivery::DeliveryService {
   std::vector<Courier> couriers_;         // guarded by mu_
   std::map<std::string, Kept> assigned_;  // by order id; guarded by mu_
   std::deque<std::string> done_;          // released order ids, oldest first; guarded by mu_
+  std::vector<std::unique_ptr<rpcboot::GaugeRegistration>> gauges_;  // last: go first
 };
 
 }  // namespace

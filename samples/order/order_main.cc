@@ -6,6 +6,7 @@
 //
 //   order --config=samples/order/order.yaml [--registry.zookeeper=h:p] [--settings.store.dir=D]
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -26,6 +27,7 @@
 #include "order_service.rpcboot.h"
 #include "order_store.h"
 #include "rpcboot/app.h"
+#include "rpcboot/metrics.h"
 #include "rpcboot/status.h"
 #include "shop_service.rpcboot.h"
 
@@ -97,6 +99,11 @@ auto WithKey(const std::string& order_id, Fn fn) {
   return fn();
 }
 
+// A counter of the service's own; the names are constants, so it cannot fail.
+rpcboot::Counter* Counted(const char* name, const char* help, const rpcboot::MetricLabels& labels) {
+  return rpcboot::GetCounter(name, help, labels).value();
+}
+
 class OrderServiceImpl final : public order::OrderService {
  public:
   OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
@@ -105,7 +112,26 @@ class OrderServiceImpl final : public order::OrderService {
       : shops_(std::move(shops)),
         couriers_(std::move(couriers)),
         store_(std::move(store)),
-        delivery_(delivery) {}
+        delivery_(delivery) {
+    // The service's own metrics, beside rpcboot's on /metrics and the status page.
+    for (const char* kind : {"delivery", "pickup"})
+      placed_.push_back(Counted("order_placed_total", "Orders placed, by kind.", {{"kind", kind}}));
+    const char* const label[] = {"placed", "picked_up", "delivered", "cancelled"};
+    for (int status = 1; status < 4; ++status) {
+      reached_[status] = Counted("order_status_reached_total", "Orders that reached a status.",
+                                 {{"status", label[status]}});
+    }
+    gauges_.push_back(rpcboot::AddGauge("order_waiting_for_courier",
+                                        "Delivered orders without a courier at the dispatcher's "
+                                        "last round (up to 32 a shard).",
+                                        {}, [this] { return waiting_.load() * 1.0; })
+                          .value());
+    gauges_.push_back(rpcboot::AddGauge("order_releases_pending",
+                                        "Couriers still to be released at the dispatcher's last "
+                                        "round (up to 32 a shard).",
+                                        {}, [this] { return releasing_.load() * 1.0; })
+                          .value());
+  }
 
   order::Order PlaceOrder(const order::PlaceOrderRequest& request) override {
     // A retry of an order already placed gets that order back, never a second one: looked up
@@ -203,6 +229,7 @@ class OrderServiceImpl final : public order::OrderService {
       if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);  // no order, no ride
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
     }
+    placed_[o.distance_m > 0 ? 0 : 1]->Add();
     return o;
   }
 
@@ -227,6 +254,7 @@ class OrderServiceImpl final : public order::OrderService {
       o.status = order::OrderStatus::kCancelled;
       o.status_reason = request.reason.empty() ? "cancelled by the customer" : request.reason;
       Save(o, o.courier.empty() ? std::nullopt : std::optional<bool>(false));
+      reached_[static_cast<int>(o.status)]->Add();
     }
     if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);
     return o;
@@ -277,6 +305,7 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.status = request.status;
       Save(o, o.status == OrderStatus::kDelivered ? std::optional<bool>(true) : std::nullopt);
+      reached_[static_cast<int>(o.status)]->Add();
     }
     if (o.status == OrderStatus::kDelivered) ReleaseOrSay(o.order_id, true);
     return o;
@@ -292,6 +321,7 @@ class OrderServiceImpl final : public order::OrderService {
       Say("cannot list the couriers to release: " + std::string(releases.status().message()));
       return;
     }
+    releasing_ = static_cast<int64_t>(releases->size());
     for (const auto& [id, delivered] : *releases) {
       if (std::string problem = ReleaseCourier(id, delivered); !problem.empty()) {
         Say(problem);
@@ -303,6 +333,7 @@ class OrderServiceImpl final : public order::OrderService {
       Say("cannot list the orders that wait: " + std::string(waiting.status().message()));
       return;
     }
+    waiting_ = static_cast<int64_t>(waiting->size());
     std::map<int64_t, common::GeoPoint> shop_at;
     for (const std::string& id : *waiting) {
       order::Order o;
@@ -377,6 +408,7 @@ class OrderServiceImpl final : public order::OrderService {
     o.status = order::OrderStatus::kCancelled;
     o.status_reason = "no courier within " + std::to_string(delivery_.give_up_ms / 1000) + " s";
     Save(o);
+    reached_[static_cast<int>(o.status)]->Add();
     std::cerr << "order: " << id << ": cancelled: " << o.status_reason << "\n";
   }
 
@@ -431,7 +463,11 @@ class OrderServiceImpl final : public order::OrderService {
   std::shared_ptr<delivery::DeliveryService> couriers_;
   std::unique_ptr<order::OrderStore> store_;
   const DeliveryPolicy delivery_;
-  std::string last_said_;  // the dispatcher's last problem (one dispatcher thread)
+  std::string last_said_;                  // the dispatcher's last problem (one dispatcher thread)
+  std::vector<rpcboot::Counter*> placed_;  // delivery, pickup
+  rpcboot::Counter* reached_[4] = {};      // by OrderStatus
+  std::atomic<int64_t> waiting_{0}, releasing_{0};  // at the dispatcher's last round
+  std::vector<std::unique_ptr<rpcboot::GaugeRegistration>> gauges_;  // last: go first
 };
 
 // Runs DispatchWaiting every `every` until destroyed.

@@ -10,8 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <future>
 #include <map>
@@ -29,6 +31,8 @@
 #include "rpcboot/app.h"
 #include "rpcboot/client.h"
 #include "rpcboot/config.h"
+#include "rpcboot/internal/metrics.h"
+#include "rpcboot/metrics.h"
 #include "socket_testing.h"
 
 namespace rpcboot {
@@ -658,6 +662,196 @@ TEST_F(AdminPortTest, WithMetricsOffNoCallIsCounted) {
   EXPECT_EQ(after.Get("rpcboot_client_started_total", client),
             before.Get("rpcboot_client_started_total", client));
   EXPECT_EQ(impl_->count.load(), 5) << "the calls themselves were served";
+}
+
+// An application's own metrics (rpcboot/metrics.h) are served beside rpcboot's: on /metrics
+// under the strict reader, in /status.json and on the page; a gauge is read at each scrape and
+// goes with its registration.
+TEST_F(AdminPortTest, TheApplicationsOwnMetricsAreServedBesideRpcboots) {
+  StartApp();
+  absl::StatusOr<Counter*> pickups =
+      GetCounter("admintest_orders_total", "Orders placed.", {{"kind", "pickup"}});
+  ASSERT_TRUE(pickups.ok()) << pickups.status();
+  absl::StatusOr<Counter*> odd =
+      GetCounter("admintest_orders_total", "ignored: the first help", {{"kind", "say \"hi\"\\\n"}});
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  (*pickups)->Add(3);
+  (*odd)->Add();
+  std::atomic<int> waiting{7};
+  absl::StatusOr<std::unique_ptr<GaugeRegistration>> gauge =
+      AddGauge("admintest_waiting", "Orders that wait.", {}, [&] { return waiting.load() * 1.0; });
+  ASSERT_TRUE(gauge.ok()) << gauge.status();
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Get("admintest_orders_total", {{"kind", "pickup"}}), 3);
+  EXPECT_EQ(e.Get("admintest_orders_total", {{"kind", "say \"hi\"\\\n"}}), 1);
+  EXPECT_EQ(e.families["admintest_orders_total"].type, "counter");
+  EXPECT_EQ(e.families["admintest_orders_total"].help, "Orders placed.");
+  EXPECT_EQ(e.Get("admintest_waiting", {}), 7);
+  EXPECT_EQ(e.families["admintest_waiting"].type, "gauge");
+  waiting = 2;
+  EXPECT_EQ(Scrape().Get("admintest_waiting", {}), 2) << "a gauge is read at each scrape";
+
+  nlohmann::json status = nlohmann::json::parse(Get("/status.json"));
+  bool listed = false;
+  for (const auto& m : status["app_metrics"]) {
+    if (m["name"] == "admintest_orders_total" && m["labels"]["kind"] == "pickup" &&
+        m["type"] == "counter" && m["value"] == 3)
+      listed = true;
+  }
+  EXPECT_TRUE(listed) << status["app_metrics"].dump(2);
+  std::string page = Get("/");
+  EXPECT_NE(page.find("<table id=\"app_metrics\">"), std::string::npos);
+  EXPECT_NE(page.find("<td>admintest_waiting</td><td></td><td>gauge</td><td class=\"n\">2</td>"),
+            std::string::npos);
+
+  gauge->reset();
+  EXPECT_FALSE(Scrape().Has("admintest_waiting", {})) << "the gauge went with its registration";
+}
+
+TEST(AppMetrics, NamesAndLabelsPrometheusCannotTakeAreRefusedNamingThem) {
+  struct Case {
+    std::string name;
+    MetricLabels labels;
+    std::string says;
+  } cases[] = {
+      {"", {}, "metric name '' is not a Prometheus name"},
+      {"9lives", {}, "metric name '9lives' is not a Prometheus name"},
+      {"orders-total", {}, "metric name 'orders-total' is not a Prometheus name"},
+      {"rpcboot_mine", {}, "starts with rpcboot_, which is rpcboot's own"},
+      {"process_mine", {}, "starts with process_, which is rpcboot's own"},
+      {"apptest_x", {{"a b", "1"}}, "label name 'a b' of metric apptest_x is not a Prometheus"},
+      {"apptest_x", {{"__reserved", "1"}}, "label name '__reserved'"},
+      {"apptest_x", {{"k", "1"}, {"k", "2"}}, "label 'k' is given twice for metric apptest_x"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Counter*> counter = GetCounter(c.name, "help", c.labels);
+    ASSERT_FALSE(counter.ok()) << c.name;
+    EXPECT_EQ(counter.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(counter.status().message().find(c.says), absl::string_view::npos) << counter.status();
+    auto gauge = AddGauge(c.name, "help", c.labels, [] { return 1.0; });
+    EXPECT_FALSE(gauge.ok()) << c.name;
+  }
+  // One name is one type.
+  ASSERT_TRUE(GetCounter("apptest_typed_total", "h").ok());
+  auto as_gauge = AddGauge("apptest_typed_total", "h", {}, [] { return 1.0; });
+  ASSERT_FALSE(as_gauge.ok());
+  EXPECT_NE(as_gauge.status().message().find("apptest_typed_total is a counter, not a gauge"),
+            absl::string_view::npos)
+      << as_gauge.status();
+  auto gauge = AddGauge("apptest_level", "h", {{"pool", "a"}}, [] { return 1.0; });
+  ASSERT_TRUE(gauge.ok());
+  auto twice = AddGauge("apptest_level", "h", {{"pool", "a"}}, [] { return 2.0; });
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kAlreadyExists) << twice.status();
+  EXPECT_FALSE(GetCounter("apptest_level", "h").ok());
+  EXPECT_FALSE(AddGauge("apptest_empty", "h", {}, nullptr).ok()) << "a gauge without a function";
+  // Labels in any order are one series; a negative Add is ignored.
+  auto ab = GetCounter("apptest_pairs_total", "h", {{"a", "1"}, {"b", "2"}});
+  auto ba = GetCounter("apptest_pairs_total", "h", {{"b", "2"}, {"a", "1"}});
+  ASSERT_TRUE(ab.ok() && ba.ok());
+  EXPECT_EQ(*ab, *ba);
+  (*ab)->Add(-5);
+  EXPECT_EQ((*ab)->Value(), 0);
+}
+
+TEST(AppMetrics, CountersAddUpExactlyAcrossThreads) {
+  absl::StatusOr<Counter*> counter = GetCounter("apptest_threads_total", "h");
+  ASSERT_TRUE(counter.ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100000; ++i) (*counter)->Add();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ((*counter)->Value(), 800000);
+}
+
+TEST(AppMetrics, AGaugeThatThrowsIsLeftOutAndDestroyingARegistrationWaitsForItsRead) {
+  auto bad = AddGauge("apptest_broken", "h", {}, []() -> double { throw std::runtime_error("x"); });
+  ASSERT_TRUE(bad.ok());
+  internal::MetricWriter out;
+  internal::MetricsRegistry::Get().Collect(out);
+  EXPECT_EQ(out.Text().find("apptest_broken "), std::string::npos);
+
+  // A read in progress holds the registration's destruction until it returns.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> order{0}, read_done{0}, destroyed{0};
+  auto slow = AddGauge("apptest_slow", "h", {}, [&, released]() {
+    entered.set_value();
+    released.wait();
+    read_done = ++order;
+    return 1.0;
+  });
+  ASSERT_TRUE(slow.ok());
+  std::thread scrape([] {
+    internal::MetricWriter w;
+    internal::MetricsRegistry::Get().Collect(w);
+  });
+  entered.get_future().wait();
+  std::thread destroy([&] {
+    slow->reset();
+    destroyed = ++order;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the destroyer reach its wait
+  EXPECT_EQ(destroyed.load(), 0) << "destroyed while its read was running";
+  release.set_value();
+  scrape.join();
+  destroy.join();
+  EXPECT_LT(read_done.load(), destroyed.load());
+}
+
+// Text from outside (a peer's error message, an address) and from the application (a label
+// value) need not be UTF-8, and a long message is cut at a byte count: the status data stays
+// valid JSON and the page and /metrics still answer.
+TEST_F(AdminPortTest, TextThatIsNotUtf8NeverBreaksTheStatusData) {
+  StartApp();
+  internal::CallStats* stats = internal::MetricsRegistry::Get().Server(service_, "Count", "grpc");
+  internal::MetricsRegistry::Get().RecordFailure(*stats, StatusCode::kInternal, "peer\xff",
+                                                 "bad byte \xff\xfe here");
+  std::string long_message(299, 'a');
+  for (int i = 0; i < 10; ++i) long_message += "\xc3\xbc";  // u-umlaut, cut after its first byte
+  internal::MetricsRegistry::Get().RecordFailure(*stats, StatusCode::kInternal, "peer",
+                                                 long_message);
+  auto counter = GetCounter("admintest_bytes_total", "h", {{"value", "\xff"}});
+  ASSERT_TRUE(counter.ok());
+  int status = 0;
+  std::string json = Get("/status.json", &status);
+  ASSERT_EQ(status, 200) << json;
+  nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << json;
+  bool shown = false;
+  for (const auto& f : parsed["recent_failures"]) {
+    if (f["message"].get<std::string>().find("bad byte") != std::string::npos) shown = true;
+  }
+  EXPECT_TRUE(shown) << parsed["recent_failures"].dump(2);
+  Get("/", &status);
+  EXPECT_EQ(status, 200);
+  Get("/metrics", &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST(AppMetrics, SeriesWithoutEndAreRefusedAtTheCap) {
+  // A label per order id would grow without end: past kMaxAppSeries, ResourceExhausted.
+  int made = 0;
+  absl::Status refused;
+  for (std::size_t i = 0; i <= kMaxAppSeries; ++i) {
+    auto c = GetCounter("apptest_per_order_total", "h", {{"order", std::to_string(i)}});
+    if (!c.ok()) {
+      refused = c.status();
+      break;
+    }
+    ++made;
+  }
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("a label per user or order grows without end"),
+            absl::string_view::npos)
+      << refused;
+  EXPECT_LE(made, static_cast<int>(kMaxAppSeries));
+  EXPECT_GT(made, static_cast<int>(kMaxAppSeries) - 100) << "other tests made only a few";
+  // What exists is still counted.
+  auto first = GetCounter("apptest_per_order_total", "h", {{"order", "0"}});
+  ASSERT_TRUE(first.ok()) << first.status();
 }
 
 }  // namespace

@@ -49,6 +49,8 @@ check "127.0.0.1:$shop_grpc</td><td class=\"ok\">healthy" "the shop instance the
 check 'shop 3 (Night Grill) is closed' "the failed call made just before"
 check 'FAILED_PRECONDITION' "the failed call's code"
 check '/services/order/' "the registry node"
+check '<td>order_placed_total</td><td>kind=pickup</td><td>counter</td><td class="n">3</td>' \
+  "the order service's own metrics (rpcboot/metrics.h)"
 timeout 120 "${chrome[@]}" --screenshot="$work/status_page.png" "http://127.0.0.1:$order_admin/" \
   >>"$work/chromium.log" 2>&1 || fail "chromium could not take a screenshot"
 [ -s "$work/status_page.png" ] || fail "no screenshot"
@@ -82,6 +84,13 @@ served = value(shop, "rpcboot_server_handled", "rpcboot_server_handled_total",
                service="shop.ShopService", method="GetShop", protocol="grpc")
 assert asked == served > 0, (asked, served)
 assert order["rpcboot_server_handling_seconds"].type == "histogram"
+# The order service's own metrics (rpcboot/metrics.h), beside rpcboot's: 3 delivered orders (no
+# delivery instance here: they wait, and the client cancels one) and 3 pickups, collected.
+assert value(order, "order_placed", "order_placed_total", kind="delivery") == 3
+assert value(order, "order_placed", "order_placed_total", kind="pickup") == 3
+assert value(order, "order_status_reached", "order_status_reached_total", status="picked_up") == 3
+assert value(order, "order_status_reached", "order_status_reached_total", status="cancelled") == 1
+assert order["order_waiting_for_courier"].type == "gauge"
 assert value(order, "rpcboot_client_instances", "rpcboot_client_instances",
              service="shop.ShopService") == 1
 print(f"metrics: order placed {placed_ok:.0f} of {placed_all:.0f}; "
