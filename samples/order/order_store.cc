@@ -106,6 +106,13 @@ struct OrderStore::Shard {
     return absl::InternalError(absl::StrCat(name, ": ", doing, ": ", sqlite3_errmsg(db)));
   }
 
+  // Ends the transaction in progress without its changes; the error of `doing`.
+  absl::Status Abort(const std::string& doing) {
+    absl::Status s = Error(doing);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  }
+
   absl::Status Exec(const char* sql, const std::string& doing) {
     if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Error(doing);
     return absl::OkStatus();
@@ -327,11 +334,6 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   absl::SimpleAtoi(o.order_id.substr(o.order_id.rfind('-') + 1), &seq);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
-  auto fail = [&](const std::string& doing) {
-    absl::Status s = shard.Error(doing);
-    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
-    return s;
-  };
   sqlite3_stmt* st = shard.insert_order;
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
@@ -353,7 +355,7 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   sqlite3_bind_int64(st, 17, static_cast<int64_t>(o.status));
   sqlite3_bind_text(st, 18, o.status_reason.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 19, o.updated_at_ms);
-  if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store order " + o.order_id);
+  if (sqlite3_step(st) != SQLITE_DONE) return shard.Abort("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
     st = shard.insert_line;
@@ -363,10 +365,10 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
     sqlite3_bind_int64(st, 3, line.item_id);
     sqlite3_bind_int64(st, 4, line.quantity);
     sqlite3_bind_int64(st, 5, line.unit_price_cents);
-    if (sqlite3_step(st) != SQLITE_DONE) return fail("cannot store a line of " + o.order_id);
+    if (sqlite3_step(st) != SQLITE_DONE) return shard.Abort("cannot store a line of " + o.order_id);
   }
   if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return fail("cannot commit order " + o.order_id);
+    return shard.Abort("cannot commit order " + o.order_id);
   return absl::OkStatus();
 }
 
@@ -420,11 +422,6 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
   Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(o.order_id))];
   std::lock_guard<std::mutex> lock(shard.mu);
   if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
-  auto fail = [&](const std::string& doing) {
-    absl::Status s = shard.Error(doing);
-    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
-    return s;
-  };
   sqlite3_stmt* st = shard.update_order;
   sqlite3_reset(st);
   sqlite3_bind_text(st, 1, o.courier.c_str(), -1, SQLITE_TRANSIENT);
@@ -435,7 +432,7 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
   sqlite3_bind_text(st, 6, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return fail("cannot update order " + o.order_id);
+  if (rc != SQLITE_DONE) return shard.Abort("cannot update order " + o.order_id);
   if (sqlite3_changes(shard.db) != 1) {
     sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
     return absl::NotFoundError(absl::StrCat(shard.name, ": no order ", o.order_id, " to update"));
@@ -448,10 +445,10 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
     sqlite3_bind_int64(st, 3, o.updated_at_ms);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return fail("cannot keep the release of " + o.order_id);
+    if (rc != SQLITE_DONE) return shard.Abort("cannot keep the release of " + o.order_id);
   }
   if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-    return fail("cannot commit order " + o.order_id);
+    return shard.Abort("cannot commit order " + o.order_id);
   return absl::OkStatus();
 }
 

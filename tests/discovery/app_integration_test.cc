@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <map>
@@ -16,6 +18,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "count_calls.h"
@@ -709,17 +712,28 @@ TEST(AppZooKeeper, GarbageAndForeignNodesNeverBreakTheViewUnderLoad) {
   EXPECT_EQ(load.failed(), 0) << load.first_failure();
 }
 
-// A port free now (bound and released), for a child process told where to listen.
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+// `n` distinct ports free now (bound together, then released), for a child process told where
+// to listen. Bound together so that two of them are never the same port.
+std::vector<int> FreePorts(int n) {
+  std::vector<int> fds;
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot find a free port: " << std::strerror(errno);
+    }
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  return ports;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -736,14 +750,21 @@ std::size_t Occurrences(const std::string& text, const std::string& what) {
 // A rich_app without a registry on two fixed loopback ports, optionally under prlimit.
 struct LocalApp {
   LocalApp(const std::string& name, std::vector<std::string> extra,
-           std::vector<std::string> prefix = {})
-      : grpc_port(FreePort()), thrift_port(FreePort()), log(ZooKeeperDir(name) + ".log") {
+           std::vector<std::string> prefix = {}, bool with_admin = false)
+      : LocalApp(name, std::move(extra), std::move(prefix), with_admin, FreePorts(3)) {}
+  LocalApp(const std::string& name, std::vector<std::string> extra, std::vector<std::string> prefix,
+           bool with_admin, const std::vector<int>& ports)
+      : grpc_port(ports[0]),
+        thrift_port(ports[1]),
+        admin_port(with_admin ? ports[2] : 0),
+        log(ZooKeeperDir(name) + ".log") {
     std::vector<std::string> argv = std::move(prefix);
     for (const std::string& a :
          {std::string(RPCBOOT_RICH_APP), std::string("--app.name=rich"),
           std::string("--server.host=127.0.0.1"), "--server.grpc_port=" + std::to_string(grpc_port),
           "--server.thrift_port=" + std::to_string(thrift_port)})
       argv.push_back(a);
+    if (with_admin) argv.push_back("--admin.port=" + std::to_string(admin_port));
     for (std::string& a : extra) argv.push_back(std::move(a));
     std::remove(log.c_str());
     process = std::make_unique<ChildProcess>(argv, log);
@@ -766,6 +787,7 @@ struct LocalApp {
   }
   int grpc_port;
   int thrift_port;
+  int admin_port;  // 0 without one
   std::string log;
   std::unique_ptr<ChildProcess> process;
 };
@@ -870,10 +892,9 @@ std::string HttpGet(int port, const std::string& path) {
 }
 
 TEST(AppResources, AConnectionFloodOnTheAdminPortWhileOutOfDescriptorsFailsConnectionsOnly) {
-  const int admin_port = FreePort();
-  LocalApp app("app-fd-flood-admin",
-               {"--server.max_connections=100000", "--admin.port=" + std::to_string(admin_port)},
-               {"/usr/bin/prlimit", "--nofile=160:160", "--"});
+  LocalApp app("app-fd-flood-admin", {"--server.max_connections=100000"},
+               {"/usr/bin/prlimit", "--nofile=160:160", "--"}, /*with_admin=*/true);
+  const int admin_port = app.admin_port;
   ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
   ASSERT_EQ(HttpGet(admin_port, "/health").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
   // Thrift's connections take every descriptor the process has; then the admin port is flooded.
