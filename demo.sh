@@ -76,8 +76,10 @@ for n in 1 2; do
   echo "shop $n: pid $!, $(grep -o 'registered .*' "$run/shop$n.log" | head -1)"
   echo "        $(status_page "$run/shop$n.log")"
 done
+# The fleet is kept in SQLite for this run (a restarted delivery instance keeps its busy couriers
+# busy); each run starts a fresh fleet, as couriers of an interrupted run would stay busy.
 "$build/samples/delivery" --config=samples/delivery/delivery.yaml --registry.zookeeper="$zk" \
-  >"$run/delivery.log" 2>&1 &
+  --settings.fleet.store="$run/fleet.db" >"$run/delivery.log" 2>&1 &
 pids+=($!)
 wait_registered "$run/delivery.log" "delivery"
 echo "delivery: pid $!, $(grep -o 'registered .*' "$run/delivery.log" | head -1) (gRPC and Thrift)"

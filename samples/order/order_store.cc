@@ -1,12 +1,7 @@
 #include "order_store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -72,17 +67,12 @@ constexpr struct {
     {"updated_at_ms", "INTEGER NOT NULL DEFAULT 0"},
 };
 
-std::string Text(sqlite3_stmt* st, int column) {
-  const unsigned char* text = sqlite3_column_text(st, column);
-  return text != nullptr ? reinterpret_cast<const char*>(text) : "";
-}
+using common::Text;
 
 }  // namespace
 
-struct OrderStore::Shard {
-  std::string name;  // the file, or "shard N (memory)"
+struct OrderStore::Shard : common::SqliteFile {
   std::mutex mu;
-  sqlite3* db = nullptr;
   sqlite3_stmt* insert_order = nullptr;
   sqlite3_stmt* insert_line = nullptr;
   sqlite3_stmt* select_order = nullptr;
@@ -94,49 +84,13 @@ struct OrderStore::Shard {
   sqlite3_stmt* delete_release = nullptr;
   sqlite3_stmt* select_releases = nullptr;
 
-  ~Shard() {
-    for (sqlite3_stmt* st :
-         {insert_order, insert_line, select_order, select_lines, select_by_request, update_order,
-          select_waiting, insert_release, delete_release, select_releases})
-      sqlite3_finalize(st);
-    sqlite3_close(db);
-  }
-
-  absl::Status Error(const std::string& doing) const {
-    return absl::InternalError(absl::StrCat(name, ": ", doing, ": ", sqlite3_errmsg(db)));
-  }
-
-  // Ends the transaction in progress without its changes; the error of `doing`.
-  absl::Status Abort(const std::string& doing) {
-    absl::Status s = Error(doing);
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    return s;
-  }
-
-  absl::Status Exec(const char* sql, const std::string& doing) {
-    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Error(doing);
-    return absl::OkStatus();
-  }
-
-  absl::Status Open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      return Error("cannot open");
-    }
-    sqlite3_busy_timeout(db, 2000);
-    // WAL: a reader never waits for the writer; NORMAL: a commit survives a process crash (an
-    // OS crash may lose the last ones).
-    if (path != ":memory:") {
-      if (absl::Status s = Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                                "is not an SQLite database it can use");
-          !s.ok())
-        return s;
-    }
+  absl::Status Open(const std::string& path, const std::string& shown_as) {
+    if (absl::Status s = SqliteFile::Open(path, shown_as); !s.ok()) return s;
     if (absl::Status s = Exec(kSchema, "cannot create the tables"); !s.ok()) return s;
     for (const auto& column : kAddedColumns) {
       sqlite3_stmt* probe = nullptr;
       std::string select = absl::StrCat("SELECT ", column.name, " FROM orders LIMIT 0");
-      bool present = sqlite3_prepare_v2(db, select.c_str(), -1, &probe, nullptr) == SQLITE_OK;
+      bool present = sqlite3_prepare_v2(db(), select.c_str(), -1, &probe, nullptr) == SQLITE_OK;
       sqlite3_finalize(probe);
       if (present) continue;
       std::string alter =
@@ -189,8 +143,7 @@ struct OrderStore::Shard {
          "ORDER BY line_no"},
     };
     for (auto& [st, sql] : statements) {
-      if (sqlite3_prepare_v2(db, sql, -1, st, nullptr) != SQLITE_OK)
-        return Error("has tables of another shape");
+      if (absl::Status s = Prepare(st, sql, "has tables of another shape"); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -198,7 +151,7 @@ struct OrderStore::Shard {
   // The value of meta.key, "" when absent.
   absl::StatusOr<std::string> Meta(const char* key) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, nullptr) !=
+    if (sqlite3_prepare_v2(db(), "SELECT value FROM meta WHERE key = ?", -1, &st, nullptr) !=
         SQLITE_OK) {
       return Error("cannot read meta");
     }
@@ -213,7 +166,7 @@ struct OrderStore::Shard {
 
   absl::Status SetMeta(const char* key, const std::string& value) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", -1, &st,
+    if (sqlite3_prepare_v2(db(), "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", -1, &st,
                            nullptr) != SQLITE_OK) {
       return Error("cannot write meta");
     }
@@ -222,17 +175,6 @@ struct OrderStore::Shard {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? absl::OkStatus() : Error("cannot write meta");
-  }
-
-  absl::StatusOr<int64_t> Single(const char* sql, const std::string& doing = "cannot read") {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return Error(doing);
-    int64_t value = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) value = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return Error(doing);
-    return value;
   }
 };
 
@@ -246,35 +188,17 @@ absl::StatusOr<std::unique_ptr<OrderStore>> OrderStore::Open(const std::string& 
           dir, " is not a directory", ec ? " and cannot be created: " + ec.message() : ""));
     }
     // One process per directory: two would hand out the same order ids.
-    std::string lock = dir + "/LOCK";
-    store->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (store->lock_fd_ < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(lock, " cannot be opened: ", std::strerror(errno)));
-    }
-    if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      char pid[32] = {};
-      ssize_t n = ::pread(store->lock_fd_, pid, sizeof(pid) - 1, 0);
-      std::string owner = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "unknown";
-      while (!owner.empty() && owner.back() == '\n') owner.pop_back();
-      return absl::FailedPreconditionError(
-          absl::StrCat(dir, " is in use by another order process (pid ", owner,
-                       "): one process per store directory"));
-    }
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(store->lock_fd_, 0) != 0 ||
-        ::pwrite(store->lock_fd_, pid.data(), pid.size(), 0) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(lock, " cannot be written: ", std::strerror(errno)));
-    }
+    absl::StatusOr<common::OwnerLock> lock =
+        common::OwnerLock::Take(dir + "/LOCK", dir, "order", "one process per store directory");
+    if (!lock.ok()) return lock.status();
+    store->owner_lock_ = *std::move(lock);
   }
   // The number of shards the directory was made with, checked before anything is written: a
   // refused start leaves the files as they were.
   if (std::string first = dir + "/shard-0.db"; !dir.empty() && std::filesystem::exists(first)) {
     Shard probe;
-    probe.name = first;
-    if (sqlite3_open_v2(first.c_str(), &probe.db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK)
-      return probe.Error("cannot open");
+    if (absl::Status s = probe.SqliteFile::Open(first, first, /*probe_only=*/true); !s.ok())
+      return s;
     absl::StatusOr<int64_t> has_meta =
         probe.Single("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
                      "is not an SQLite database it can use");
@@ -291,8 +215,10 @@ absl::StatusOr<std::unique_ptr<OrderStore>> OrderStore::Open(const std::string& 
   for (int i = 0; i < shards; ++i) {
     auto shard = std::make_unique<Shard>();
     std::string path = dir.empty() ? ":memory:" : absl::StrCat(dir, "/shard-", i, ".db");
-    shard->name = dir.empty() ? absl::StrCat("shard ", i, " (memory)") : path;
-    if (absl::Status s = shard->Open(path); !s.ok()) return s;
+    if (absl::Status s =
+            shard->Open(path, dir.empty() ? absl::StrCat("shard ", i, " (memory)") : path);
+        !s.ok())
+      return s;
     store->shards_.push_back(std::move(shard));
   }
   // The first shard keeps the number of shards (an order's shard depends on it) and the tag
@@ -317,10 +243,7 @@ absl::StatusOr<std::unique_ptr<OrderStore>> OrderStore::Open(const std::string& 
   return store;
 }
 
-OrderStore::~OrderStore() {
-  shards_.clear();
-  if (lock_fd_ >= 0) ::close(lock_fd_);
-}
+OrderStore::~OrderStore() = default;
 
 std::string OrderStore::NextId() { return absl::StrCat("o", tag_, "-", next_.fetch_add(1)); }
 
@@ -367,7 +290,7 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
     sqlite3_bind_int64(st, 5, line.unit_price_cents);
     if (sqlite3_step(st) != SQLITE_DONE) return shard.Abort("cannot store a line of " + o.order_id);
   }
-  if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+  if (sqlite3_exec(shard.db(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
     return shard.Abort("cannot commit order " + o.order_id);
   return absl::OkStatus();
 }
@@ -403,8 +326,8 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.updated_at_ms = sqlite3_column_int64(st, 15);
   sqlite3_reset(st);
   if (status != static_cast<int>(o.status)) {
-    return absl::InternalError(
-        absl::StrCat(shard.name, ": order ", order_id, " has status ", status, ", which is none"));
+    return absl::InternalError(absl::StrCat(shard.name(), ": order ", order_id, " has status ",
+                                            status, ", which is none"));
   }
   st = shard.select_lines;
   sqlite3_reset(st);
@@ -433,9 +356,9 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return shard.Abort("cannot update order " + o.order_id);
-  if (sqlite3_changes(shard.db) != 1) {
-    sqlite3_exec(shard.db, "ROLLBACK", nullptr, nullptr, nullptr);
-    return absl::NotFoundError(absl::StrCat(shard.name, ": no order ", o.order_id, " to update"));
+  if (sqlite3_changes(shard.db()) != 1) {
+    sqlite3_exec(shard.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+    return absl::NotFoundError(absl::StrCat(shard.name(), ": no order ", o.order_id, " to update"));
   }
   if (release.has_value()) {
     st = shard.insert_release;
@@ -447,7 +370,7 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return shard.Abort("cannot keep the release of " + o.order_id);
   }
-  if (sqlite3_exec(shard.db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+  if (sqlite3_exec(shard.db(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
     return shard.Abort("cannot commit order " + o.order_id);
   return absl::OkStatus();
 }

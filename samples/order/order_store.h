@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/sqlite_file.h"
 #include "order_service.h"
 
 namespace order {
@@ -64,12 +65,12 @@ class OrderStore {
   struct Shard;
   OrderStore() = default;
 
+  common::OwnerLock owner_lock_;  // before shards_: held until they are closed
   std::vector<std::unique_ptr<Shard>> shards_;
   std::string tag_;
   std::atomic<int64_t> next_{1};
   std::array<std::mutex, 64> request_locks_;  // by hash of the request id
   std::array<std::mutex, 64> order_locks_;    // by hash of the order id
-  int lock_fd_ = -1;
 };
 
 }  // namespace order

@@ -33,7 +33,7 @@ start_order() {  # LOG [FLAGS...]: sets order_pid
 }
 start_delivery() {  # LOG: one courier (Ana); sets delivery_pid
   "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-    --settings.fleet.couriers=1 >"$1" 2>&1 &
+    --settings.fleet.couriers=1 --settings.fleet.store="$work/fleet.db" >"$1" 2>&1 &
   delivery_pid=$!
   pids+=($delivery_pid)
   wait_registered "$1"

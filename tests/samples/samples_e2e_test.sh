@@ -23,7 +23,7 @@ set -e
 [ $rc = 2 ] && grep -q "delivery: settings.fleet.couriers: '0' from command line --settings.fleet.couriers is not an integer in 1..1000" \
   "$work/delivery_refused.out" || fail "delivery with no couriers: exit $rc: $(cat "$work/delivery_refused.out")"
 "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-  >"$work/delivery.log" 2>&1 &
+  --settings.fleet.store="$work/fleet.db" >"$work/delivery.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/delivery.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
