@@ -65,7 +65,11 @@ class Fleet final : public delivery::DeliveryService {
   }
 
   delivery::Assignment Assign(const delivery::AssignRequest& request) override {
-    if (request.order_id.empty()) throw RpcError(StatusCode::kInvalidArgument, "no order_id");
+    if (request.order_id.empty() || request.order_id.size() > kMaxOrderId) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     "order_id is " + std::to_string(request.order_id.size()) + " bytes; 1 to " +
+                         std::to_string(kMaxOrderId));
+    }
     for (const common::GeoPoint* p : {&request.pickup, &request.dropoff}) {
       if (!std::isfinite(p->lat) || !std::isfinite(p->lng) || std::abs(p->lat) > 90 ||
           std::abs(p->lng) > 180 || !common::HasPosition(*p)) {
@@ -225,6 +229,7 @@ class Fleet final : public delivery::DeliveryService {
   }
 
   static constexpr int64_t kKeepDone = 100000;
+  static constexpr std::size_t kMaxOrderId = 128;  // what a peer can make each assignment keep
 
   const int speed_kmh_;
   const int prep_minutes_;

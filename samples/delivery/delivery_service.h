@@ -43,7 +43,7 @@ class RPCBOOT_SERVICE DeliveryService {
   // The free courier nearest to the pickup takes the order and is busy with it until Release.
   // The same order_id again returns the assignment made then, so a retry never takes a second
   // courier. No free courier is not an error: the courier is "" and nothing is kept.
-  // INVALID_ARGUMENT: no order id or a point off the globe.
+  // INVALID_ARGUMENT: an order id of no bytes or more than 128, or a point off the globe.
   RPCBOOT_IDEMPOTENT virtual Assignment Assign(const AssignRequest& request) = 0;
   // NOT_FOUND for an order this instance never assigned.
   RPCBOOT_IDEMPOTENT virtual Assignment Track(const TrackRequest& request) = 0;

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "catalog.h"
@@ -137,10 +138,19 @@ class OrderServiceImpl final : public order::OrderService {
     // A retry of an order already placed gets that order back, never a second one: looked up
     // first, before anything that may have changed since (the shop may have closed).
     std::unique_lock<std::mutex> once;
-    if (request.request_id.size() > 128) {
-      throw RpcError(
-          StatusCode::kInvalidArgument,
-          "request_id is " + std::to_string(request.request_id.size()) + " bytes; at most 128");
+    // What a stored order may hold: a peer cannot make the store keep megabytes per order.
+    for (const auto& [field, size, most] :
+         {std::tuple<const char*, std::size_t, std::size_t>{"request_id", request.request_id.size(),
+                                                            128},
+          {"customer", request.customer.size(), 128},
+          {"deliver_to.street", request.deliver_to.street.size(), 256},
+          {"lines", request.lines.size(), 50}}) {
+      if (size > most) {
+        throw RpcError(StatusCode::kInvalidArgument,
+                       std::string(field) + " is " + std::to_string(size) +
+                           (field == std::string("lines") ? " lines" : " bytes") + "; at most " +
+                           std::to_string(most));
+      }
     }
     if (!request.request_id.empty()) {
       once = std::unique_lock<std::mutex>(store_->RequestLock(request.request_id));

@@ -30,9 +30,9 @@ struct OrderLine {
 
 struct PlaceOrderRequest {
   int64_t shop_id;
-  std::string customer;
-  std::vector<OrderLine> lines;
-  common::Address deliver_to;  // no point: picked up at the shop
+  std::string customer;          // up to 128 bytes
+  std::vector<OrderLine> lines;  // 1 to 50
+  common::Address deliver_to;    // no point: picked up at the shop; street up to 256 bytes
   // The caller's key for this order (up to 128 bytes; empty: none). The same key again, with the
   // same request, returns the order it placed instead of a second one: a client may retry a
   // PlaceOrder whose answer it never got.
@@ -80,7 +80,8 @@ class RPCBOOT_SERVICE OrderService {
   virtual ~OrderService() = default;
   // NOT_FOUND: unknown shop; FAILED_PRECONDITION: shop closed, address farther than the shop
   // delivers; INVALID_ARGUMENT: empty order, unknown item, wrong price, quantity out of 1..100,
-  // a point off the globe, a request_id used before for a different request.
+  // a point off the globe, a request_id used before for a different request, a field past its
+  // size (customer and request_id 128 bytes, street 256, 50 lines).
   virtual Order PlaceOrder(const PlaceOrderRequest& request) = 0;
   // NOT_FOUND for an unknown order id.
   RPCBOOT_IDEMPOTENT virtual Order GetOrder(const GetOrderRequest& request) = 0;

@@ -57,6 +57,14 @@ assign o3.json o3
 call o1_done.json Release '{"order_id": "o1", "delivered": true}'
 [ "$(field o1_done.json done)" = true ] || fail "release: $(cat "$work/o1_done.json")"
 
+# An order id is at most 128 bytes (each assignment keeps it, on disk too).
+rc=0
+"$build/cli/rpcboot" call "$fleet" delivery.DeliveryService/Assign \
+  "{\"order_id\": \"$(printf 'o%.0s' $(seq 129))\", \"pickup\": {\"lat\": 52.52, \"lng\": 13.41}, \"dropoff\": {\"lat\": 52.5, \"lng\": 13.43}}" \
+  >"$work/long_id.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -qF "INVALID_ARGUMENT: order_id is 129 bytes; 1 to 128" "$work/long_id.out" ||
+  fail "a 129-byte order id: exit $rc: $(cat "$work/long_id.out")"
+
 # The same store opened by a second process is refused while the first runs.
 refused second.out "delivery: settings.fleet.store: $store is in use by another delivery process (pid $delivery_pid): one process per fleet store"
 

@@ -100,6 +100,21 @@ rc=$?
 set -e
 [ $rc = 1 ] && grep -q "INVALID_ARGUMENT: request_id is 129 bytes; at most 128" "$work/keyed4.out" ||
   fail "a 129-byte request_id: $(cat "$work/keyed4.out")"
+# What a stored order may hold is bounded: a peer cannot make the store keep megabytes per order.
+line='{"item_id": 21, "quantity": 1, "unit_price_cents": 990}'
+fifty_one=$(printf "$line,%.0s" $(seq 50))$line
+long129=$(printf 'c%.0s' $(seq 129))
+long257=$(printf 's%.0s' $(seq 257))
+for case in "customer is 129 bytes; at most 128|\"customer\": \"$long129\", \"lines\": [$line]" \
+            "deliver_to.street is 257 bytes; at most 256|\"customer\": \"c\", \"lines\": [$line], \"deliver_to\": {\"street\": \"$long257\"}" \
+            "lines is 51 lines; at most 50|\"customer\": \"c\", \"lines\": [$fifty_one]"; do
+  rc=0
+  tool call "zk://$zk/services/order" order.OrderService/PlaceOrder "{\"shop_id\": 2, ${case#*|}}" \
+    >"$work/too_big.out" 2>&1 || rc=$?
+  [ $rc = 1 ] && grep -qF "INVALID_ARGUMENT: ${case%%|*}" "$work/too_big.out" ||
+    fail "wanted '${case%%|*}': exit $rc: $(cat "$work/too_big.out")"
+done
+[ "$(stored 'SELECT COUNT(*) FROM orders' | awk '{s += $1} END {print s}')" = 7 ] || fail "an order past a limit was stored"
 
 # A second order process on the same directory is refused; the first keeps serving.
 set +e
