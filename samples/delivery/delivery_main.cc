@@ -169,11 +169,10 @@ class Fleet final : public delivery::DeliveryService {
           store_->name(), " holds ", kept, " couriers, more than settings.fleet.couriers (", count,
           "): a fleet store only grows; raise the setting or use a new store"));
     }
-    if (kept < count) {
-      std::vector<delivery::StoredCourier> added = StartingRing(count, kept);
-      if (absl::Status s = store_->AddCouriers(kept, added); !s.ok()) return s;
-      stored->insert(stored->end(), added.begin(), added.end());
-    }
+    // Couriers the fleet grows by are written once the assignments are read and found sound: a
+    // refused start leaves the store as it was.
+    std::vector<delivery::StoredCourier> added = StartingRing(count, kept);
+    stored->insert(stored->end(), added.begin(), added.end());
     for (delivery::StoredCourier& c : *stored) couriers_.push_back({std::move(c.name), c.at, ""});
     absl::StatusOr<std::vector<delivery::StoredAssignment>> assignments =
         store_->Assignments(kKeepDone);
@@ -199,6 +198,9 @@ class Fleet final : public delivery::DeliveryService {
       } else {
         couriers_[s.courier].busy_with = s.order_id;
       }
+    }
+    if (!added.empty()) {
+      if (absl::Status s = store_->AddCouriers(kept, added); !s.ok()) return s;
     }
     return absl::OkStatus();
   }

@@ -103,13 +103,14 @@ call o3_track.json Track '{"order_id": "o3"}'
 stop_delivery
 [ "$(sqlite3 "$store" "SELECT COUNT(*) FROM couriers")" = 3 ] || fail "the third courier is not on disk"
 
-# Rows that cannot be a fleet, and a file that is not SQLite, are refused and left as they were.
+# Rows that cannot be a fleet, and a file that is not SQLite, are refused and left as they were
+# (also when the start would have grown the fleet).
 cp "$store" "$work/good.db"
 sqlite3 "$store" "UPDATE assignments SET courier_idx = 99 WHERE order_id = 'o3'"
 cp "$store" "$work/broken.db"
-refused broken.out "delivery: settings.fleet.store: $store: order o3 is carried by courier 99, and the fleet has 3" \
-  --settings.fleet.couriers=3
-cmp -s "$store" "$work/broken.db" || fail "a refused start changed the store"
+refused broken.out "delivery: settings.fleet.store: $store: order o3 is carried by courier 99, and the fleet has 4" \
+  --settings.fleet.couriers=4
+cmp -s "$store" "$work/broken.db" || fail "a refused start changed the store (it would have grown the fleet)"
 cp "$work/good.db" "$store"
 sqlite3 "$store" "INSERT INTO assignments VALUES ('o4', (SELECT courier_idx FROM assignments WHERE order_id = 'o3'), 1, 1, 52.5, 13.4, 0)"
 refused twice.out "delivery: settings.fleet.store: $store: order o4 is carried by courier" --settings.fleet.couriers=3
