@@ -83,6 +83,7 @@ done
 pids+=($!)
 wait_registered "$run/delivery.log" "delivery"
 echo "delivery: pid $!, $(grep -o 'registered .*' "$run/delivery.log" | head -1) (gRPC and Thrift)"
+echo "        $(grep -o 'fleet of .*' "$run/delivery.log" | head -1) (SQLite, this run)"
 echo "        $(status_page "$run/delivery.log")"
 # order.yaml says remote; the flag node wins while it exists: order starts on its in-process copy.
 "$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService local
