@@ -12,6 +12,13 @@ namespace common {
 // (0, 0) stands for "no position".
 inline bool HasPosition(const GeoPoint& p) { return p.lat != 0 || p.lng != 0; }
 
+// A latitude in -90..90 and a longitude in -180..180 (not NaN, not infinite): a point that came
+// from outside (a request, a stored row) is checked with this before any distance is taken.
+inline bool OnTheGlobe(const GeoPoint& p) {
+  return std::isfinite(p.lat) && std::isfinite(p.lng) && std::abs(p.lat) <= 90 &&
+         std::abs(p.lng) <= 180;
+}
+
 // Great-circle distance (haversine, mean Earth radius), in metres.
 inline double DistanceMetres(const GeoPoint& a, const GeoPoint& b) {
   constexpr double kEarthRadiusM = 6371000.0;

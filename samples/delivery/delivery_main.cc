@@ -71,8 +71,7 @@ class Fleet final : public delivery::DeliveryService {
                          std::to_string(kMaxOrderId));
     }
     for (const common::GeoPoint* p : {&request.pickup, &request.dropoff}) {
-      if (!std::isfinite(p->lat) || !std::isfinite(p->lng) || std::abs(p->lat) > 90 ||
-          std::abs(p->lng) > 180 || !common::HasPosition(*p)) {
+      if (!common::OnTheGlobe(*p) || !common::HasPosition(*p)) {
         throw RpcError(StatusCode::kInvalidArgument,
                        "order " + request.order_id + ": a pickup and a dropoff point are needed");
       }

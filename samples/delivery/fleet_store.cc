@@ -1,8 +1,7 @@
 #include "fleet_store.h"
 
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
+#include "common/distance.h"
 
 namespace delivery {
 namespace {
@@ -23,10 +22,6 @@ CREATE TABLE IF NOT EXISTS assignments (
   done_seq INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS assignments_done ON assignments (done_seq) WHERE done_seq > 0;
 )";
-
-bool OnTheGlobe(double lat, double lng) {
-  return std::isfinite(lat) && std::isfinite(lng) && std::abs(lat) <= 90 && std::abs(lng) <= 180;
-}
 
 }  // namespace
 
@@ -78,7 +73,7 @@ absl::StatusOr<std::vector<StoredCourier>> FleetStore::Couriers() {
                     {sqlite3_column_double(st, 2), sqlite3_column_double(st, 3)}};
     if (idx != static_cast<int64_t>(couriers.size())) {
       wrong = absl::StrCat("courier ", idx, " where courier ", couriers.size(), " was expected");
-    } else if (c.name.empty() || !OnTheGlobe(c.at.lat, c.at.lng)) {
+    } else if (c.name.empty() || !common::OnTheGlobe(c.at)) {
       wrong = absl::StrCat("courier ", idx, " has no name or a place off the globe");
     }
     if (!wrong.empty()) break;
@@ -131,8 +126,8 @@ absl::StatusOr<std::vector<StoredAssignment>> FleetStore::Assignments(int64_t ke
     a.eta_minutes = sqlite3_column_int(st, 3);
     a.dropoff = {sqlite3_column_double(st, 4), sqlite3_column_double(st, 5)};
     a.done_seq = sqlite3_column_int64(st, 6);
-    if (a.order_id.empty() || courier < 0 || courier > 1000000 ||
-        !OnTheGlobe(a.dropoff.lat, a.dropoff.lng) || a.done_seq < 0) {
+    if (a.order_id.empty() || courier < 0 || courier > 1000000 || !common::OnTheGlobe(a.dropoff) ||
+        a.done_seq < 0) {
       wrong = absl::StrCat("the assignment of order '", a.order_id,
                            "' has no order id, a courier index below 0 or a dropoff off the globe");
       break;

@@ -19,9 +19,9 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "catalog.h"
 #include "common/distance.h"
 #include "delivery_service.rpcboot.h"
@@ -139,17 +139,20 @@ class OrderServiceImpl final : public order::OrderService {
     // first, before anything that may have changed since (the shop may have closed).
     std::unique_lock<std::mutex> once;
     // What a stored order may hold: a peer cannot make the store keep megabytes per order.
-    for (const auto& [field, size, most] :
-         {std::tuple<const char*, std::size_t, std::size_t>{"request_id", request.request_id.size(),
-                                                            128},
-          {"customer", request.customer.size(), 128},
-          {"deliver_to.street", request.deliver_to.street.size(), 256},
-          {"lines", request.lines.size(), 50}}) {
-      if (size > most) {
+    struct Limit {
+      const char* field;
+      std::size_t size;
+      std::size_t most;
+      const char* unit;
+    };
+    for (const Limit& l :
+         {Limit{"request_id", request.request_id.size(), 128, "bytes"},
+          Limit{"customer", request.customer.size(), 128, "bytes"},
+          Limit{"deliver_to.street", request.deliver_to.street.size(), 256, "bytes"},
+          Limit{"lines", request.lines.size(), 50, "lines"}}) {
+      if (l.size > l.most) {
         throw RpcError(StatusCode::kInvalidArgument,
-                       std::string(field) + " is " + std::to_string(size) +
-                           (field == std::string("lines") ? " lines" : " bytes") + "; at most " +
-                           std::to_string(most));
+                       absl::StrCat(l.field, " is ", l.size, " ", l.unit, "; at most ", l.most));
       }
     }
     if (!request.request_id.empty()) {
@@ -176,8 +179,7 @@ class OrderServiceImpl final : public order::OrderService {
                      "shop " + std::to_string(s.id) + " (" + s.name + ") is closed");
     }
     const common::GeoPoint& to = request.deliver_to.point;
-    if (!std::isfinite(to.lat) || !std::isfinite(to.lng) || std::abs(to.lat) > 90 ||
-        std::abs(to.lng) > 180) {
+    if (!common::OnTheGlobe(to)) {
       throw RpcError(StatusCode::kInvalidArgument, "deliver_to.point (" + std::to_string(to.lat) +
                                                        ", " + std::to_string(to.lng) +
                                                        ") is not a point on the globe");
