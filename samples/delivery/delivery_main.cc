@@ -7,6 +7,7 @@
 //            [--settings.fleet.store=FILE]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -76,12 +77,27 @@ class Fleet final : public delivery::DeliveryService {
                        "order " + request.order_id + ": a pickup and a dropoff point are needed");
       }
     }
+    if (request.not_couriers.size() > kMaxNotCouriers) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     absl::StrCat("not_couriers has ", request.not_couriers.size(),
+                                  " names; at most ", kMaxNotCouriers));
+    }
+    auto declined = [&request](const std::string& name) {
+      return std::find(request.not_couriers.begin(), request.not_couriers.end(), name) !=
+             request.not_couriers.end();
+    };
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = assigned_.find(request.order_id); it != assigned_.end()) return it->second.a;
+    auto earlier = assigned_.find(request.order_id);
+    if (earlier != assigned_.end()) {
+      Kept& kept = earlier->second;
+      if (!declined(kept.a.courier)) return kept.a;
+      // Its courier gave the order up: free where they are, and someone else is asked.
+      if (!kept.a.done) Free(request.order_id, kept, std::nullopt);
+    }
     Courier* nearest = nullptr;
     double to_pickup = 0;
     for (Courier& c : couriers_) {
-      if (!c.busy_with.empty()) continue;
+      if (!c.busy_with.empty() || declined(c.name)) continue;
       double d = common::DistanceMetres(c.at, request.pickup);
       if (nearest == nullptr || d < to_pickup) {
         nearest = &c;
@@ -105,7 +121,11 @@ class Fleet final : public delivery::DeliveryService {
       throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
     }
     nearest->busy_with = a.order_id;
-    assigned_.emplace(a.order_id, Kept{a, static_cast<std::size_t>(index), request.dropoff});
+    if (earlier != assigned_.end()) {  // finished when it was given up: no longer
+      if (auto d = std::find(done_.begin(), done_.end(), request.order_id); d != done_.end())
+        done_.erase(d);
+    }
+    assigned_[a.order_id] = Kept{a, static_cast<std::size_t>(index), request.dropoff};
     return a;
   }
 
@@ -118,20 +138,11 @@ class Fleet final : public delivery::DeliveryService {
     std::lock_guard<std::mutex> lock(mu_);
     Kept& kept = Find(request.order_id);
     if (kept.a.done) return kept.a;
-    std::optional<common::GeoPoint> now_at;  // a courier who delivered waits at the door
-    if (request.delivered) now_at = kept.dropoff;
-    if (absl::Status s = store_->Released(request.order_id, next_done_seq_,
-                                          static_cast<int>(kept.courier), now_at, kKeepDone);
-        !s.ok()) {
-      throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
-    }
-    ++next_done_seq_;
-    kept.a.done = true;
-    Courier& c = couriers_[kept.courier];
-    c.busy_with.clear();
-    if (now_at) c.at = *now_at;
     delivery::Assignment a = kept.a;
-    Finished(request.order_id);
+    // A courier who delivered waits at the door.
+    Free(request.order_id, kept,
+         request.delivered ? std::optional<common::GeoPoint>(kept.dropoff) : std::nullopt);
+    a.done = true;
     return a;
   }
 
@@ -204,6 +215,23 @@ class Fleet final : public delivery::DeliveryService {
     return absl::OkStatus();
   }
 
+  // The courier of `kept` (an assignment not done) is free, at `now_at` when they moved; on disk
+  // first (UNAVAILABLE when the store cannot take it).
+  void Free(const std::string& order_id, Kept& kept,
+            std::optional<common::GeoPoint> now_at) {  // requires mu_
+    if (absl::Status s = store_->Released(order_id, next_done_seq_, static_cast<int>(kept.courier),
+                                          now_at, kKeepDone);
+        !s.ok()) {
+      throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
+    }
+    ++next_done_seq_;
+    kept.a.done = true;
+    Courier& c = couriers_[kept.courier];
+    c.busy_with.clear();
+    if (now_at) c.at = *now_at;
+    Finished(order_id);
+  }
+
   // Finished assignments stay trackable for a while, not for ever: the oldest are forgotten.
   void Finished(const std::string& order_id) {  // requires mu_
     done_.push_back(order_id);
@@ -231,6 +259,7 @@ class Fleet final : public delivery::DeliveryService {
 
   static constexpr int64_t kKeepDone = 100000;
   static constexpr std::size_t kMaxOrderId = 128;  // what a peer can make each assignment keep
+  static constexpr std::size_t kMaxNotCouriers = 16;
 
   const int speed_kmh_;
   const int prep_minutes_;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/geo.h"
 #include "rpcboot/annotations.h"
@@ -17,6 +18,9 @@ struct AssignRequest {
   std::string order_id;
   common::GeoPoint pickup;   // the shop
   common::GeoPoint dropoff;  // the customer
+  // Couriers who gave this order up (up to 16): none of them takes it again, and the one who
+  // carries it now is free from this call on.
+  std::vector<std::string> not_couriers;
 };
 
 struct Assignment {
@@ -42,8 +46,10 @@ class RPCBOOT_SERVICE DeliveryService {
   virtual ~DeliveryService() = default;
   // The free courier nearest to the pickup takes the order and is busy with it until Release.
   // The same order_id again returns the assignment made then, so a retry never takes a second
-  // courier. No free courier is not an error: the courier is "" and nothing is kept.
-  // INVALID_ARGUMENT: an order id of no bytes or more than 128, or a point off the globe.
+  // courier, unless that courier is in not_couriers: then the courier is free and another one
+  // takes the order. No free courier is not an error: the courier is "" and nothing is kept.
+  // INVALID_ARGUMENT: an order id of no bytes or more than 128, a point off the globe, more than
+  // 16 not_couriers.
   RPCBOOT_IDEMPOTENT virtual Assignment Assign(const AssignRequest& request) = 0;
   // NOT_FOUND for an order this instance never assigned.
   RPCBOOT_IDEMPOTENT virtual Assignment Track(const TrackRequest& request) = 0;

@@ -46,7 +46,8 @@ absl::StatusOr<std::unique_ptr<FleetStore>> FleetStore::Open(const std::string& 
   } statements[] = {
       {&store->insert_courier_, "INSERT INTO couriers (idx, name, lat, lng) VALUES (?, ?, ?, ?)"},
       {&store->insert_assignment_,
-       "INSERT INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, dropoff_lat, "
+       "INSERT OR REPLACE INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, "
+       "dropoff_lat, "
        "dropoff_lng, done_seq) VALUES (?, ?, ?, ?, ?, ?, 0)"},
       {&store->finish_assignment_, "UPDATE assignments SET done_seq = ? WHERE order_id = ?"},
       {&store->move_courier_, "UPDATE couriers SET lat = ?, lng = ? WHERE idx = ?"},

@@ -48,6 +48,7 @@ class FleetStore {
   absl::Status AddCouriers(int first_index, const std::vector<StoredCourier>& couriers);
   // The assignments still carried, and the last `keep_done` finished ones (oldest first).
   absl::StatusOr<std::vector<StoredAssignment>> Assignments(int64_t keep_done);
+  // Keeps `a`, in place of an earlier assignment of the order (one its courier gave up).
   absl::Status Assigned(const StoredAssignment& a);
   // The order's courier is free, now at `now_at` when it moved (delivered); finished
   // assignments older than the last `keep_done` are forgotten. One transaction.

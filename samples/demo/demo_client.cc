@@ -1,9 +1,10 @@
 // The demo's client: shows the registry, places and reads orders through the order service
-// (Thrift, found in ZooKeeper), retries one with its request_id, cancels one, plays the couriers
-// and the customers who collect (each order to its end: delivered or picked up), and tries
-// invalid orders and steps. Prints what happens; exits 0 when every valid order succeeded, the
-// retry got its order back, every order reached its end (when a delivery instance is up) and
-// every invalid order or step was refused with the expected code.
+// (Thrift, found in ZooKeeper), retries one with its request_id, has a courier give one up,
+// cancels one, plays the couriers and the customers who collect (each order to its end:
+// delivered or picked up), and tries invalid orders and steps. Prints what happens; exits 0 when
+// every valid order succeeded, the retry got its order back, the order given up went to another
+// courier, every order reached its end (when a delivery instance is up) and every invalid order
+// or step was refused with the expected code.
 //
 //   demo_client --zookeeper=127.0.0.1:2181 [--orders=30] [--interval_ms=100]
 #include <unistd.h>
@@ -166,6 +167,23 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The courier of the tracked order gives it up before picking it up: the order waits again,
+  // and the order service's dispatcher gives it to another courier, never the same one.
+  std::string gave_up;  // who gave the tracked order up
+  bool declined_right = true;
+  if (!tracked_id.empty()) {
+    try {
+      gave_up = orders_client->GetOrder({tracked_id}).courier;
+      order::Order o = orders_client->DeclineOrder({tracked_id, gave_up, "a flat tyre"});
+      declined_right = o.courier.empty() && o.declined_by == std::vector<std::string>{gave_up};
+      std::printf("%s gave %s up (a flat tyre): it waits for another courier%s\n", gave_up.c_str(),
+                  tracked_id.c_str(), declined_right ? "" : " (WRONG: the order did not change)");
+    } catch (const rpcboot::RpcError& e) {
+      declined_right = false;
+      std::printf("giving %s up FAILED: %s\n", tracked_id.c_str(), e.what());
+    }
+  }
+
   // The customer of the last delivered order changes their mind before it is picked up: its
   // courier is free again for the others.
   std::string cancelled_id;
@@ -217,6 +235,7 @@ int main(int argc, char** argv) {
             continue;
           }
           if (!first_round) ++waited;
+          if (id == tracked_id && o.courier == gave_up) declined_right = false;
           orders_client->AdvanceOrder({id, order::OrderStatus::kPickedUp, o.courier});
           if (id == tracked_id) {  // a repeated report is answered as it is
             orders_client->AdvanceOrder({id, order::OrderStatus::kPickedUp, o.courier});
@@ -224,7 +243,9 @@ int main(int argc, char** argv) {
           o = orders_client->AdvanceOrder({id, order::OrderStatus::kDelivered, o.courier});
           ++delivered;
           std::printf("  %-12s %-5s picked up and delivered%s\n", id.c_str(), o.courier.c_str(),
-                      first_round ? "" : " (after waiting for a free courier)");
+                      id == tracked_id ? (" (after " + gave_up + " gave it up)").c_str()
+                      : first_round    ? ""
+                                       : " (after waiting for a free courier)");
         } catch (const rpcboot::RpcError& e) {
           ++step_failures;
           std::printf("  %s FAILED: %s\n", id.c_str(), e.what());
@@ -318,7 +339,7 @@ int main(int argc, char** argv) {
   for (const auto& [instance, count] : checked_by)
     std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
   bool ok = failed == 0 && read_back == placed && retried_right && tracked_right &&
-            cancelled_right && step_failures == 0 &&
+            declined_right && cancelled_right && step_failures == 0 &&
             rejected_right == static_cast<int>(std::size(bad)) &&
             steps_refused_right == static_cast<int>(bad_steps.size());
   std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");

@@ -265,10 +265,10 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.status = order::OrderStatus::kCancelled;
       o.status_reason = request.reason.empty() ? "cancelled by the customer" : request.reason;
-      Save(o, o.courier.empty() ? std::nullopt : std::optional<bool>(false));
+      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt);
       reached_[static_cast<int>(o.status)]->Add();
     }
-    if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);
+    if (MayHoldACourier(o)) ReleaseOrSay(o.order_id, false);
     return o;
   }
 
@@ -323,6 +323,53 @@ class OrderServiceImpl final : public order::OrderService {
     return o;
   }
 
+  order::Order DeclineOrder(const order::DeclineOrderRequest& request) override {
+    if (request.reason.size() > 256) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     "reason is " + std::to_string(request.reason.size()) + " bytes; at most 256");
+    }
+    order::Order o;
+    {
+      std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
+      o = Load(request.order_id);
+      const std::string& id = o.order_id;
+      bool again =
+          std::find(o.declined_by.begin(), o.declined_by.end(), request.by) != o.declined_by.end();
+      if (o.distance_m == 0) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " is picked up at the shop: no courier carries it");
+      }
+      if (again && o.courier != request.by) return o;  // a repeated report
+      if (o.status != order::OrderStatus::kPlaced) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " is " + Named(o.status) + ": too late to give it up");
+      }
+      if (o.courier.empty()) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " has no courier yet (the dispatcher assigns one)");
+      }
+      if (request.by != o.courier) {
+        throw RpcError(StatusCode::kPermissionDenied, "order " + id + " is carried by " +
+                                                          o.courier + ", not '" + request.by + "'");
+      }
+      if (o.declined_by.size() >= kMostDeclines) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       absl::StrCat("order ", id, " was given up by ", o.declined_by.size(),
+                                    " couriers already: cancel it"));
+      }
+      // The delivery service frees the courier when the dispatcher asks it for another one.
+      o.declined_by.push_back(o.courier);
+      o.courier.clear();
+      o.eta_minutes = 0;
+      Save(o);
+    }
+    declined_->Add();
+    std::cerr << "order: " << o.order_id << ": " << request.by << " gave it up"
+              << (request.reason.empty() ? "" : " (" + request.reason + ")")
+              << "; it waits for another courier\n";
+    return o;
+  }
+
   // One round of the dispatcher: a courier for each delivered order that waits for one, oldest
   // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
   void DispatchWaiting() {
@@ -346,11 +393,24 @@ class OrderServiceImpl final : public order::OrderService {
       return;
     }
     waiting_ = static_cast<int64_t>(waiting->size());
+    // Orders a courier gave up come first: asking for their next courier frees the one who gave
+    // it up, also when nobody else is free, so none of them ends the round. Then the oldest.
+    std::vector<order::Order> orders;
+    try {
+      for (const std::string& id : *waiting) orders.push_back(Load(id));
+    } catch (const RpcError& e) {
+      Say(std::string("cannot read the orders that wait: ") + e.what());
+      return;
+    }
+    std::stable_sort(orders.begin(), orders.end(),
+                     [](const order::Order& a, const order::Order& b) {
+                       return std::make_pair(a.declined_by.empty(), a.placed_at_ms) <
+                              std::make_pair(b.declined_by.empty(), b.placed_at_ms);
+                     });
     std::map<int64_t, common::GeoPoint> shop_at;
-    for (const std::string& id : *waiting) {
-      order::Order o;
+    for (order::Order& o : orders) {
+      const std::string id = o.order_id;
       try {
-        o = Load(id);
         if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) continue;
         if (NowMs() - o.placed_at_ms > delivery_.give_up_ms) {
           GiveUp(id);
@@ -359,9 +419,11 @@ class OrderServiceImpl final : public order::OrderService {
         if (shop_at.count(o.shop_id) == 0)
           shop_at[o.shop_id] = shops_->GetShop({o.shop_id}).location;
         delivery::Assignment a = WithKey(id, [&] {
-          return couriers_->Assign({id, shop_at[o.shop_id], o.deliver_to.point});
+          return couriers_->Assign({id, shop_at[o.shop_id], o.deliver_to.point, o.declined_by});
         });
         if (a.courier.empty()) {
+          // A courier this order may not have (one gave it up) may still take the next one.
+          if (!o.declined_by.empty()) continue;
           Say(std::to_string(waiting->size()) + " order(s) wait: every courier is busy");
           return;
         }
@@ -414,14 +476,25 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
   void GiveUp(const std::string& id) {
-    std::lock_guard<std::mutex> lock(store_->OrderLock(id));
-    order::Order o = Load(id);
-    if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) return;
-    o.status = order::OrderStatus::kCancelled;
-    o.status_reason = "no courier within " + std::to_string(delivery_.give_up_ms / 1000) + " s";
-    Save(o);
-    reached_[static_cast<int>(o.status)]->Add();
+    order::Order o;
+    {
+      std::lock_guard<std::mutex> lock(store_->OrderLock(id));
+      o = Load(id);
+      if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) return;
+      o.status = order::OrderStatus::kCancelled;
+      o.status_reason = "no courier within " + std::to_string(delivery_.give_up_ms / 1000) + " s";
+      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt);
+      reached_[static_cast<int>(o.status)]->Add();
+    }
     std::cerr << "order: " << id << ": cancelled: " << o.status_reason << "\n";
+    if (MayHoldACourier(o)) ReleaseOrSay(id, false);
+  }
+
+  // Whether the delivery service may hold a courier for `o`: the one on it, or one who gave it
+  // up and whom no later Assign has freed yet. Releasing an order no courier holds is answered
+  // as it is.
+  static bool MayHoldACourier(const order::Order& o) {
+    return !o.courier.empty() || !o.declined_by.empty();
   }
 
   // Logs a dispatcher problem once, not every round while it lasts.
@@ -474,10 +547,14 @@ class OrderServiceImpl final : public order::OrderService {
   std::shared_ptr<shop::ShopService> shops_;
   std::shared_ptr<delivery::DeliveryService> couriers_;
   std::unique_ptr<order::OrderStore> store_;
+  static constexpr std::size_t kMostDeclines = 16;  // the delivery service's not_couriers limit
+
   const DeliveryPolicy delivery_;
   std::string last_said_;                  // the dispatcher's last problem (one dispatcher thread)
   std::vector<rpcboot::Counter*> placed_;  // delivery, pickup
   rpcboot::Counter* reached_[4] = {};      // by OrderStatus
+  rpcboot::Counter* declined_ =
+      Counted("order_declined_total", "Orders a courier gave up (DeclineOrder).", {});
   std::atomic<int64_t> waiting_{0}, releasing_{0};  // at the dispatcher's last round
   std::vector<std::unique_ptr<rpcboot::GaugeRegistration>> gauges_;  // last: go first
 };

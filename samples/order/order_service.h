@@ -57,6 +57,9 @@ struct Order {
   std::string status_reason;  // why it was cancelled; "" otherwise
   int64_t placed_at_ms;       // milliseconds since the Unix epoch
   int64_t updated_at_ms;      // when the status or the courier last changed
+  // Couriers who gave the order up (DeclineOrder), first first: none of them is assigned to it
+  // again.
+  std::vector<std::string> declined_by;
 };
 
 struct GetOrderRequest {
@@ -73,6 +76,13 @@ struct AdvanceOrderRequest {
   std::string order_id;
   OrderStatus status;  // kPickedUp or kDelivered
   std::string by;      // the courier named on the order; "" for a pickup order
+};
+
+// The order's courier gives it up before picking it up.
+struct DeclineOrderRequest {
+  std::string order_id;
+  std::string by;      // the courier named on the order
+  std::string reason;  // for the log (up to 256 bytes)
 };
 
 class RPCBOOT_SERVICE OrderService {
@@ -94,6 +104,13 @@ class RPCBOOT_SERVICE OrderService {
   // or delivered; PERMISSION_DENIED: `by` is not the order's courier; FAILED_PRECONDITION: a
   // step back or skipped, a cancelled order, a delivered order with no courier yet.
   RPCBOOT_IDEMPOTENT virtual Order AdvanceOrder(const AdvanceOrderRequest& request) = 0;
+  // The courier on a placed order gives it up: the order waits for another courier (the
+  // dispatcher asks for one), never one who gave it up before, and the courier is free for other
+  // orders. The same courier again is answered as it is. NOT_FOUND: unknown order;
+  // PERMISSION_DENIED: `by` is not the order's courier; FAILED_PRECONDITION: picked up, delivered
+  // or cancelled, a pickup order, no courier yet, given up by 16 couriers already (cancel it);
+  // INVALID_ARGUMENT: a reason of more than 256 bytes.
+  RPCBOOT_IDEMPOTENT virtual Order DeclineOrder(const DeclineOrderRequest& request) = 0;
 };
 
 }  // namespace order

@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS order_lines (
   quantity INTEGER NOT NULL,
   unit_price_cents INTEGER NOT NULL,
   PRIMARY KEY (order_id, line_no));
+CREATE TABLE IF NOT EXISTS declines (
+  order_id TEXT NOT NULL REFERENCES orders (order_id),
+  courier TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY (order_id, courier));
 CREATE TABLE IF NOT EXISTS releases (
   order_id TEXT PRIMARY KEY,
   delivered INTEGER NOT NULL,
@@ -83,6 +88,8 @@ struct OrderStore::Shard : common::SqliteFile {
   sqlite3_stmt* insert_release = nullptr;
   sqlite3_stmt* delete_release = nullptr;
   sqlite3_stmt* select_releases = nullptr;
+  sqlite3_stmt* insert_decline = nullptr;
+  sqlite3_stmt* select_declines = nullptr;
 
   absl::Status Open(const std::string& path, const std::string& shown_as) {
     if (absl::Status s = SqliteFile::Open(path, shown_as); !s.ok()) return s;
@@ -127,6 +134,9 @@ struct OrderStore::Shard : common::SqliteFile {
          "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
         {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
         {&select_releases, "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
+        {&insert_decline,
+         "INSERT OR IGNORE INTO declines (order_id, courier, at_ms) VALUES (?, ?, ?)"},
+        {&select_declines, "SELECT courier FROM declines WHERE order_id = ? ORDER BY at_ms, rowid"},
         {&select_waiting,
          "SELECT order_id FROM orders WHERE status = 0 AND distance_m > 0 AND courier = '' "
          "ORDER BY seq LIMIT ?"},
@@ -338,6 +348,12 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return shard.Error("cannot read the lines of order " + order_id);
+  st = shard.select_declines;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) o.declined_by.push_back(Text(st, 0));
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return shard.Error("cannot read who gave order " + order_id + " up");
   return o;
 }
 
@@ -359,6 +375,16 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
   if (sqlite3_changes(shard.db()) != 1) {
     sqlite3_exec(shard.db(), "ROLLBACK", nullptr, nullptr, nullptr);
     return absl::NotFoundError(absl::StrCat(shard.name(), ": no order ", o.order_id, " to update"));
+  }
+  for (const std::string& courier : o.declined_by) {  // those stored already are kept as they are
+    st = shard.insert_decline;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, courier.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, o.updated_at_ms);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return shard.Abort("cannot keep who gave order " + o.order_id + " up");
   }
   if (release.has_value()) {
     st = shard.insert_release;

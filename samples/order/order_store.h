@@ -39,11 +39,11 @@ class OrderStore {
   // Stores `o` (o.shard already set) in its shard, atomically with its lines, under the caller's
   // request id ("" for none).
   absl::Status Put(const Order& o, const std::string& request_id);
-  // Stores what changes after placing: courier, eta, status, its reason and updated_at_ms, and,
-  // with `release`, in the same transaction, that the order's courier is to be released
-  // (true: delivered, false: cancelled) until Released says it was: an outbox, so a release the
-  // delivery service could not be told about is not lost. Hold OrderLock(o.order_id) from the
-  // Get that read the order to here.
+  // Stores what changes after placing: courier, eta, status, its reason, updated_at_ms and who
+  // gave the order up (names not stored yet are added), and, with `release`, in the same
+  // transaction, that the order's courier is to be released (true: delivered, false: cancelled)
+  // until Released says it was: an outbox, so a release the delivery service could not be told
+  // about is not lost. Hold OrderLock(o.order_id) from the Get that read the order to here.
   absl::Status Update(const Order& o, std::optional<bool> release = std::nullopt);
   absl::Status Released(const std::string& order_id);
   // The releases still to be made, the oldest first, up to `per_shard` from each shard.

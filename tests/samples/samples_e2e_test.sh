@@ -65,6 +65,11 @@ grep -qE "^  19 delivered \([0-9]+ after waiting for a courier\), 20 collected a
 grep -qE "^order: o[0-9a-f]{6}-[0-9]+: courier [A-Z][a-z]+ assigned after [0-9.]+ s of waiting" "$work/order.log" ||
   fail "the dispatcher assigned no waiting order"
 grep -qE "^cancelled o[0-9a-f]{6}-[0-9]+: the customer changed their mind" "$work/client.out" || fail "no cancelled order"
+# The tracked order's courier gave it up; another courier delivered it.
+gave=$(sed -n 's/^\([A-Z][a-z]*\) gave o[0-9a-f]\{6\}-[0-9]* up (a flat tyre): it waits for another courier$/\1/p' "$work/client.out")
+[ -n "$gave" ] || fail "no courier gave an order up"
+grep -qE "^  o[0-9a-f]{6}-[0-9]+ +[A-Z][a-z]+ +picked up and delivered \(after $gave gave it up\)" "$work/client.out" ||
+  fail "the order $gave gave up was not delivered by another courier"
 # Every courier is free again, as the delivery service's own gauge says on its /metrics.
 delivery_admin=$(sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/delivery.log" | head -1)
 /usr/bin/python3 - "$delivery_admin" <<'EOF' || fail "delivery's couriers gauge"
@@ -74,6 +79,16 @@ with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=1
     families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
 couriers = {s.labels["state"]: s.value for s in families["delivery_couriers"].samples}
 assert couriers == {"busy": 0, "free": 8}, couriers
+EOF
+# One order was given up, as the order service's own counter says.
+order_admin=$(sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/order.log" | head -1)
+/usr/bin/python3 - "$order_admin" <<'EOF' || fail "order's declined counter"
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10) as r:
+    families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+declined = [s.value for s in families["order_declined"].samples if s.name == "order_declined_total"]
+assert declined == [1], declined
 EOF
 
 thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
