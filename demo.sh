@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The order/shop demo, one command on Debian 12: installs what is missing, builds, starts a local
-# ZooKeeper, two shop instances (gRPC), a delivery instance (gRPC and Thrift) and one order
-# instance (Thrift) that starts on its in-process shop catalog and moves to the shop service
+# ZooKeeper, two shop instances (gRPC), a delivery instance (gRPC and Thrift), a payment instance
+# (gRPC) and one order instance (Thrift) that starts on its in-process shop catalog and moves to the shop service
 # (local, shadow, percent:50, remote through its flag node), then a demo client that places and
 # reads orders while one shop instance is stopped, cancels one, and plays the couriers and the
 # customers who collect until every order has reached its end, and a Python client generated
@@ -38,10 +38,11 @@ step "2/8 build the samples ($build/)"
 mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
   cat "$build/configure.log"; exit 1; }
-cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order sample_delivery demo_client \
+cmake --build "$build" -j "$(nproc)" --target sample_shop sample_order sample_delivery sample_payment \
+  demo_client \
   rpcboot_cli
 echo "emitted IDL: $build/samples/geo_types_rpcboot/geo.{thrift,proto,thrift.json}"
-for i in shop order delivery; do
+for i in shop order delivery payment; do
   echo "             $build/samples/${i}_interface_rpcboot/${i}_service.{thrift,proto,thrift.json}"
 done
 
@@ -66,7 +67,7 @@ wait_registered() {  # LOG NAME
 # "status page http://127.0.0.1:PORT/" from an instance's log (admin.port: 0 in the samples).
 status_page() { grep -o 'status page http://[^ ]*' "$1" | head -1; }
 
-step "4/8 start two shop instances (gRPC), a delivery instance (gRPC and Thrift) and an order instance (Thrift)"
+step "4/8 start two shop instances (gRPC), a delivery instance (gRPC and Thrift), a payment instance (gRPC) and an order instance (Thrift)"
 for n in 1 2; do
   "$build/samples/shop" --config=samples/shop/shop.yaml --registry.zookeeper="$zk" \
     >"$run/shop$n.log" 2>&1 &
@@ -85,6 +86,14 @@ wait_registered "$run/delivery.log" "delivery"
 echo "delivery: pid $!, $(grep -o 'registered .*' "$run/delivery.log" | head -1) (gRPC and Thrift)"
 echo "        $(grep -o 'fleet of .*' "$run/delivery.log" | head -1) (SQLite, this run)"
 echo "        $(status_page "$run/delivery.log")"
+# Card holds are kept in SQLite for this run too (each run starts with no holds).
+"$build/samples/payment" --config=samples/payment/payment.yaml --registry.zookeeper="$zk" \
+  --settings.payment.store="$run/payments.db" >"$run/payment.log" 2>&1 &
+pids+=($!)
+wait_registered "$run/payment.log" "payment"
+echo "payment: pid $!, $(grep -o 'registered .*' "$run/payment.log" | head -1) (gRPC)"
+echo "        $(grep -o 'hold limit .*' "$run/payment.log" | head -1) (SQLite, this run)"
+echo "        $(status_page "$run/payment.log")"
 # order.yaml says remote; the flag node wins while it exists: order starts on its in-process copy.
 "$build/cli/rpcboot" flag "zk://$zk" order shop.ShopService local
 # Orders are kept in SQLite under build/demo-orders, from one run of the demo to the next.
@@ -155,7 +164,7 @@ set -e
 grep -E '"(order_id|total_cents)"' "$run/tool.out" | sed 's/^/   /'
 
 step "8/8 summary"
-echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), delivery instance 1, order instance 1"
+echo "  ZooKeeper $zk; shop instances 2 (one stopped mid-run), delivery instance 1, payment instance 1, order instance 1"
 echo "  order's $(status_page "$run/order.log") (live until the demo ends)"
 curl_metrics=$(command -v curl || true)
 order_admin=$(status_page "$run/order.log" | sed -n 's|.*http://\([^/]*\)/.*|\1|p')

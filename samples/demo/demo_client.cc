@@ -282,6 +282,9 @@ int main(int argc, char** argv) {
       {"too far",
        {1, "c", {{11, 1, 1250}}, {"Marienplatz 1, Munich", {48.1374, 11.5755}}},
        rpcboot::StatusCode::kFailedPrecondition},
+      {"card declined",  // 1,250.00 on a card that may hold 200.00 (payment.yaml)
+       {1, "big-spender", {{11, 100, 1250}}},
+       rpcboot::StatusCode::kFailedPrecondition},
   };
   int rejected_right = 0;
   for (Bad& b : bad) {

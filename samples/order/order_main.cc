@@ -27,6 +27,7 @@
 #include "delivery_service.rpcboot.h"
 #include "order_service.rpcboot.h"
 #include "order_store.h"
+#include "payment_service.rpcboot.h"
 #include "rpcboot/app.h"
 #include "rpcboot/metrics.h"
 #include "rpcboot/status.h"
@@ -109,9 +110,11 @@ class OrderServiceImpl final : public order::OrderService {
  public:
   OrderServiceImpl(std::shared_ptr<shop::ShopService> shops,
                    std::shared_ptr<delivery::DeliveryService> couriers,
+                   std::shared_ptr<payment::PaymentService> payments,
                    std::unique_ptr<order::OrderStore> store, DeliveryPolicy delivery)
       : shops_(std::move(shops)),
         couriers_(std::move(couriers)),
+        payments_(std::move(payments)),
         store_(std::move(store)),
         delivery_(delivery) {
     // The service's own metrics, beside rpcboot's on /metrics and the status page.
@@ -126,6 +129,11 @@ class OrderServiceImpl final : public order::OrderService {
                                         "Delivered orders without a courier at the dispatcher's "
                                         "last round (up to 32 a shard).",
                                         {}, [this] { return waiting_.load() * 1.0; })
+                          .value());
+    gauges_.push_back(rpcboot::AddGauge("order_settlements_pending",
+                                        "Payments still to be captured or voided at the "
+                                        "dispatcher's last round (up to 32 a shard).",
+                                        {}, [this] { return settling_.load() * 1.0; })
                           .value());
     gauges_.push_back(rpcboot::AddGauge("order_releases_pending",
                                         "Couriers still to be released at the dispatcher's last "
@@ -234,11 +242,13 @@ class OrderServiceImpl final : public order::OrderService {
     o.shop_checked_by = s.served_by;
     o.status = order::OrderStatus::kPlaced;
     o.placed_at_ms = o.updated_at_ms = NowMs();
+    Hold(&o);
     if (o.distance_m > 0) AssignCourier(s.location, &o);
     // A handler may block (the handler pool runs it, never an I/O thread): this one writes to
     // SQLite and commits before it answers.
     if (absl::Status stored = store_->Put(o, request.request_id); !stored.ok()) {
       if (!o.courier.empty()) ReleaseOrSay(o.order_id, false);  // no order, no ride
+      VoidUnplaced(o.order_id);                                 // and no hold
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(stored.message()));
     }
     placed_[o.distance_m > 0 ? 0 : 1]->Add();
@@ -265,10 +275,11 @@ class OrderServiceImpl final : public order::OrderService {
       }
       o.status = order::OrderStatus::kCancelled;
       o.status_reason = request.reason.empty() ? "cancelled by the customer" : request.reason;
-      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt);
+      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt, Settlement(o));
       reached_[static_cast<int>(o.status)]->Add();
     }
     if (MayHoldACourier(o)) ReleaseOrSay(o.order_id, false);
+    SettleOrSay(o);
     return o;
   }
 
@@ -316,10 +327,12 @@ class OrderServiceImpl final : public order::OrderService {
                            ": it cannot be " + Named(request.status) + " now");
       }
       o.status = request.status;
-      Save(o, o.status == OrderStatus::kDelivered ? std::optional<bool>(true) : std::nullopt);
+      Save(o, o.status == OrderStatus::kDelivered ? std::optional<bool>(true) : std::nullopt,
+           Settlement(o));
       reached_[static_cast<int>(o.status)]->Add();
     }
     if (o.status == OrderStatus::kDelivered) ReleaseOrSay(o.order_id, true);
+    SettleOrSay(o);
     return o;
   }
 
@@ -373,23 +386,41 @@ class OrderServiceImpl final : public order::OrderService {
   // One round of the dispatcher: a courier for each delivered order that waits for one, oldest
   // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
   void DispatchWaiting() {
-    // First the couriers that are still to be released (the delivery service could not be told).
+    // First the payments still to be captured or voided (the payment service could not be told).
+    // They do not hold up the couriers: a problem ends this part of the round only.
+    absl::StatusOr<std::vector<std::pair<std::string, bool>>> settlements =
+        store_->PendingSettlements(32);
+    if (!settlements.ok()) {
+      Say("payments",
+          "cannot list the payments to settle: " + std::string(settlements.status().message()));
+    } else {
+      settling_ = static_cast<int64_t>(settlements->size());
+      for (const auto& [id, capture] : *settlements) {
+        if (std::string problem = SettlePayment(id, capture); !problem.empty()) {
+          Say("payments", problem);
+          break;  // the next round tries again
+        }
+      }
+    }
+    // Then the couriers that are still to be released (the delivery service could not be told).
     absl::StatusOr<std::vector<std::pair<std::string, bool>>> releases =
         store_->PendingReleases(32);
     if (!releases.ok()) {
-      Say("cannot list the couriers to release: " + std::string(releases.status().message()));
+      Say("couriers",
+          "cannot list the couriers to release: " + std::string(releases.status().message()));
       return;
     }
     releasing_ = static_cast<int64_t>(releases->size());
     for (const auto& [id, delivered] : *releases) {
       if (std::string problem = ReleaseCourier(id, delivered); !problem.empty()) {
-        Say(problem);
+        Say("couriers", problem);
         return;  // the next round tries again
       }
     }
     absl::StatusOr<std::vector<std::string>> waiting = store_->Waiting(32);
     if (!waiting.ok()) {
-      Say("cannot list the orders that wait: " + std::string(waiting.status().message()));
+      Say("couriers",
+          "cannot list the orders that wait: " + std::string(waiting.status().message()));
       return;
     }
     waiting_ = static_cast<int64_t>(waiting->size());
@@ -399,7 +430,7 @@ class OrderServiceImpl final : public order::OrderService {
     try {
       for (const std::string& id : *waiting) orders.push_back(Load(id));
     } catch (const RpcError& e) {
-      Say(std::string("cannot read the orders that wait: ") + e.what());
+      Say("couriers", std::string("cannot read the orders that wait: ") + e.what());
       return;
     }
     std::stable_sort(orders.begin(), orders.end(),
@@ -424,7 +455,8 @@ class OrderServiceImpl final : public order::OrderService {
         if (a.courier.empty()) {
           // A courier this order may not have (one gave it up) may still take the next one.
           if (!o.declined_by.empty()) continue;
-          Say(std::to_string(waiting->size()) + " order(s) wait: every courier is busy");
+          Say("couriers",
+              std::to_string(waiting->size()) + " order(s) wait: every courier is busy");
           return;
         }
         bool taken = false;
@@ -440,8 +472,9 @@ class OrderServiceImpl final : public order::OrderService {
         }
         if (!taken) {  // cancelled (or assigned) while the courier was asked for
           if (absl::Status kept = store_->Update(o, false); !kept.ok())
-            Say("cannot keep a release: " + std::string(kept.message()));
-          if (std::string problem = ReleaseCourier(id, false); !problem.empty()) Say(problem);
+            Say("couriers", "cannot keep a release: " + std::string(kept.message()));
+          if (std::string problem = ReleaseCourier(id, false); !problem.empty())
+            Say("couriers", problem);
           continue;
         }
         char waited[32];
@@ -449,10 +482,11 @@ class OrderServiceImpl final : public order::OrderService {
                       static_cast<double>(o.updated_at_ms - o.placed_at_ms) / 1000);
         std::cerr << "order: " << id << ": courier " << a.courier << " assigned after " << waited
                   << " of waiting\n";
-        last_said_.clear();
+        last_said_["couriers"].clear();
       } catch (const RpcError& e) {
         // The shop or the delivery service cannot be reached: the next round tries again.
-        Say(std::to_string(waiting->size()) + " order(s) wait for a courier: " + e.what());
+        Say("couriers",
+            std::to_string(waiting->size()) + " order(s) wait for a courier: " + e.what());
         return;
       }
     }
@@ -468,10 +502,12 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
   // Stores the changes of `o` (its OrderLock held), stamped now, and, with `release`, that its
-  // courier is to be released (see ReleaseCourier).
-  void Save(order::Order& o, std::optional<bool> release = std::nullopt) {
+  // courier is to be released (see ReleaseCourier), with `settle`, that its payment is to be
+  // captured or voided (see SettlePayment).
+  void Save(order::Order& o, std::optional<bool> release = std::nullopt,
+            std::optional<bool> settle = std::nullopt) {
     o.updated_at_ms = NowMs();
-    if (absl::Status s = store_->Update(o, release); !s.ok())
+    if (absl::Status s = store_->Update(o, release, settle); !s.ok())
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(s.message()));
   }
 
@@ -483,11 +519,93 @@ class OrderServiceImpl final : public order::OrderService {
       if (o.status != order::OrderStatus::kPlaced || !o.courier.empty()) return;
       o.status = order::OrderStatus::kCancelled;
       o.status_reason = "no courier within " + std::to_string(delivery_.give_up_ms / 1000) + " s";
-      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt);
+      Save(o, MayHoldACourier(o) ? std::optional<bool>(false) : std::nullopt, Settlement(o));
       reached_[static_cast<int>(o.status)]->Add();
     }
     std::cerr << "order: " << id << ": cancelled: " << o.status_reason << "\n";
     if (MayHoldACourier(o)) ReleaseOrSay(id, false);
+    SettleOrSay(o);
+  }
+
+  // Holds the order's total on the customer's card, or refuses the order: the card declined
+  // (FAILED_PRECONDITION), or the payment service did not answer (UNAVAILABLE; a hold it may
+  // have made all the same is voided).
+  void Hold(order::Order* o) {
+    try {
+      WithKey(o->order_id, [&] {
+        return payments_->Authorize({o->order_id, o->customer, o->total_cents});
+      });
+      o->payment = order::PaymentState::kHeld;
+    } catch (const RpcError& e) {
+      if (e.code() == StatusCode::kFailedPrecondition) {
+        throw RpcError(StatusCode::kFailedPrecondition, "payment service: " + e.message());
+      }
+      VoidUnplaced(o->order_id);
+      throw RpcError(StatusCode::kUnavailable,
+                     "payment service: " + std::string(e.what()) + "; the order is not placed");
+    }
+  }
+
+  // Voids whatever the payment service holds for an order that was not placed: at once, or by
+  // the dispatcher (kept on disk) when it cannot be told now.
+  void VoidUnplaced(const std::string& order_id) {
+    try {
+      WithKey(order_id, [&] { return payments_->Settle({order_id, false}); });
+    } catch (const RpcError& e) {
+      std::cerr << "order: " << order_id
+                << ": hold not voided yet (the dispatcher tries again): " << e.what() << "\n";
+      if (absl::Status s = store_->KeepVoid(order_id, NowMs()); !s.ok())
+        std::cerr << "order: " << order_id << ": " << s.message() << "\n";
+    }
+  }
+
+  // What the payment service is to be told now that `o` changed: capture when it reached its
+  // end, void when it was cancelled, nothing otherwise (or when nothing is held).
+  static std::optional<bool> Settlement(const order::Order& o) {
+    if (o.payment != order::PaymentState::kHeld) return std::nullopt;
+    if (o.status == order::OrderStatus::kCancelled) return false;
+    if (o.status == order::OrderStatus::kDelivered ||
+        (o.status == order::OrderStatus::kPickedUp && o.distance_m == 0))
+      return true;
+    return std::nullopt;
+  }
+
+  // Tells the payment service to capture or void the order's payment, and keeps the new state
+  // (forgetting the settlement the store kept for it). When the service cannot be told, the
+  // settlement stays and the dispatcher tries again. Returns what went wrong, "" when done.
+  std::string SettlePayment(const std::string& order_id, bool capture,
+                            order::PaymentState* settled = nullptr) {
+    order::PaymentState now =
+        capture ? order::PaymentState::kCaptured : order::PaymentState::kVoided;
+    try {
+      payment::Payment p = WithKey(order_id, [&] {
+        return payments_->Settle({order_id, capture});
+      });
+      now = p.status == payment::PaymentStatus::kCaptured ? order::PaymentState::kCaptured
+                                                          : order::PaymentState::kVoided;
+    } catch (const RpcError& e) {
+      if (e.code() != StatusCode::kNotFound && e.code() != StatusCode::kFailedPrecondition) {
+        return order_id + ": payment not " + (capture ? "captured" : "voided") +
+               " yet (the dispatcher tries again): " + e.what();
+      }
+      // The service has no such payment, or settled it the other way: nothing more to do.
+      std::cerr << "order: " << order_id << ": payment not " << (capture ? "captured" : "voided")
+                << ": " << e.what() << "\n";
+      if (e.code() == StatusCode::kNotFound) now = order::PaymentState::kNone;
+    }
+    if (absl::Status s = store_->Settled(order_id, now); !s.ok())
+      std::cerr << "order: " << order_id << ": " << s.message() << "\n";
+    if (settled != nullptr) *settled = now;
+    return "";
+  }
+
+  // SettlePayment for a handler, when `o`'s change calls for one: `o` says the new state, a
+  // problem goes to the log.
+  void SettleOrSay(order::Order& o) {
+    std::optional<bool> capture = Settlement(o);
+    if (!capture) return;
+    if (std::string problem = SettlePayment(o.order_id, *capture, &o.payment); !problem.empty())
+      std::cerr << "order: " << problem << "\n";
   }
 
   // Whether the delivery service may hold a courier for `o`: the one on it, or one who gave it
@@ -497,10 +615,11 @@ class OrderServiceImpl final : public order::OrderService {
     return !o.courier.empty() || !o.declined_by.empty();
   }
 
-  // Logs a dispatcher problem once, not every round while it lasts.
-  void Say(const std::string& what) {
-    if (what == last_said_) return;
-    last_said_ = what;
+  // Logs a dispatcher problem once, not every round while it lasts (each topic on its own).
+  void Say(const std::string& topic, const std::string& what) {
+    std::string& last = last_said_[topic];
+    if (what == last) return;
+    last = what;
     std::cerr << "order: dispatcher: " << what << "\n";
   }
 
@@ -546,16 +665,18 @@ class OrderServiceImpl final : public order::OrderService {
 
   std::shared_ptr<shop::ShopService> shops_;
   std::shared_ptr<delivery::DeliveryService> couriers_;
+  std::shared_ptr<payment::PaymentService> payments_;
   std::unique_ptr<order::OrderStore> store_;
   static constexpr std::size_t kMostDeclines = 16;  // the delivery service's not_couriers limit
 
   const DeliveryPolicy delivery_;
-  std::string last_said_;                  // the dispatcher's last problem (one dispatcher thread)
-  std::vector<rpcboot::Counter*> placed_;  // delivery, pickup
-  rpcboot::Counter* reached_[4] = {};      // by OrderStatus
+  std::map<std::string, std::string> last_said_;  // the dispatcher's last problem by topic
+                                                  // (one dispatcher thread)
+  std::vector<rpcboot::Counter*> placed_;         // delivery, pickup
+  rpcboot::Counter* reached_[4] = {};             // by OrderStatus
   rpcboot::Counter* declined_ =
       Counted("order_declined_total", "Orders a courier gave up (DeclineOrder).", {});
-  std::atomic<int64_t> waiting_{0}, releasing_{0};  // at the dispatcher's last round
+  std::atomic<int64_t> waiting_{0}, releasing_{0}, settling_{0};  // at the dispatcher's last round
   std::vector<std::unique_ptr<rpcboot::GaugeRegistration>> gauges_;  // last: go first
 };
 
@@ -605,9 +726,11 @@ int main(int argc, char** argv) {
   // The shop service, found through the registry (clients.shop.ShopService in order.yaml).
   std::shared_ptr<shop::ShopService> shops;
   std::shared_ptr<delivery::DeliveryService> couriers;
+  std::shared_ptr<payment::PaymentService> payments;
   try {
     shops = app->Client<shop::ShopService>();
     couriers = app->Client<delivery::DeliveryService>();  // clients.delivery.DeliveryService
+    payments = app->Client<payment::PaymentService>();    // clients.payment.PaymentService
   } catch (const rpcboot::RpcError& e) {  // no registry and no address, an unknown balancer
     std::cerr << "order: " << e.message() << "\n";
     return 2;
@@ -638,7 +761,8 @@ int main(int argc, char** argv) {
   }
   std::cerr << "order: store " << (dir.empty() ? "in memory" : dir) << ": " << (*store)->shards()
             << " shards, " << (*store)->size() << " orders\n";
-  auto service = std::make_shared<OrderServiceImpl>(shops, couriers, std::move(*store), delivery);
+  auto service =
+      std::make_shared<OrderServiceImpl>(shops, couriers, payments, std::move(*store), delivery);
   app->Serve<order::OrderService>(service);
   int rc;
   {

@@ -1,7 +1,7 @@
-// The order service: places orders after checking them against the shop service, has a courier
-// from the delivery service take each delivered one, follows it to the door, and reads them
-// back. This header is the IDL: rpcboot-codegen emits order_service.thrift and
-// order_service.proto from it.
+// The order service: places orders after checking them against the shop service and holding
+// their total on the customer's card (the payment service), has a courier from the delivery
+// service take each delivered one, follows it to the door, and reads them back. This header is
+// the IDL: rpcboot-codegen emits order_service.thrift and order_service.proto from it.
 #ifndef RPCBOOT_SAMPLES_ORDER_ORDER_SERVICE_H_
 #define RPCBOOT_SAMPLES_ORDER_ORDER_SERVICE_H_
 
@@ -20,6 +20,14 @@ enum class OrderStatus : int32_t {
   kPickedUp = 1,   // the courier has it; for a pickup order, the customer has it (final)
   kDelivered = 2,  // at the door (final)
   kCancelled = 3,  // by the customer, or by the service when no courier came in time (final)
+};
+
+// The order's total on the customer's card (the payment service).
+enum class PaymentState : int32_t {
+  kNone = 0,      // placed before the service took payments (an older store)
+  kHeld = 1,      // held on the card since the order was placed
+  kCaptured = 2,  // taken: delivered or collected (final)
+  kVoided = 3,    // the hold lifted: cancelled (final)
 };
 
 struct OrderLine {
@@ -60,6 +68,9 @@ struct Order {
   // Couriers who gave the order up (DeclineOrder), first first: none of them is assigned to it
   // again.
   std::vector<std::string> declined_by;
+  // Held when placed; captured or voided once the order ends (the payment service may be told a
+  // little later: the order service keeps what it still has to tell it).
+  PaymentState payment;
 };
 
 struct GetOrderRequest {
@@ -88,10 +99,13 @@ struct DeclineOrderRequest {
 class RPCBOOT_SERVICE OrderService {
  public:
   virtual ~OrderService() = default;
-  // NOT_FOUND: unknown shop; FAILED_PRECONDITION: shop closed, address farther than the shop
-  // delivers; INVALID_ARGUMENT: empty order, unknown item, wrong price, quantity out of 1..100,
-  // a point off the globe, a request_id used before for a different request, a field past its
-  // size (customer and request_id 128 bytes, street 256, 50 lines).
+  // The total is held on the customer's card first. NOT_FOUND: unknown shop;
+  // FAILED_PRECONDITION: shop closed, address farther than the shop delivers, the card declined
+  // ("payment service: card of ... declined: ..."); UNAVAILABLE: the payment service did not answer
+  // (nothing is held and the order is not placed: retry with the same request_id);
+  // INVALID_ARGUMENT: empty order, unknown item, wrong price, quantity out of 1..100, a point off
+  // the globe, a request_id used before for a different request, a field past its size (customer
+  // and request_id 128 bytes, street 256, 50 lines).
   virtual Order PlaceOrder(const PlaceOrderRequest& request) = 0;
   // NOT_FOUND for an unknown order id.
   RPCBOOT_IDEMPOTENT virtual Order GetOrder(const GetOrderRequest& request) = 0;

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS orders (
   eta_minutes INTEGER NOT NULL DEFAULT 0,
   status INTEGER NOT NULL DEFAULT 0,
   status_reason TEXT NOT NULL DEFAULT '',
-  updated_at_ms INTEGER NOT NULL DEFAULT 0);
+  updated_at_ms INTEGER NOT NULL DEFAULT 0,
+  payment INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS declines (
   courier TEXT NOT NULL,
   at_ms INTEGER NOT NULL,
   PRIMARY KEY (order_id, courier));
+CREATE TABLE IF NOT EXISTS settlements (
+  order_id TEXT PRIMARY KEY,
+  capture INTEGER NOT NULL,
+  since_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (
   order_id TEXT PRIMARY KEY,
   delivered INTEGER NOT NULL,
@@ -70,6 +75,7 @@ constexpr struct {
     {"status", "INTEGER NOT NULL DEFAULT 0"},
     {"status_reason", "TEXT NOT NULL DEFAULT ''"},
     {"updated_at_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"payment", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 using common::Text;
@@ -88,6 +94,10 @@ struct OrderStore::Shard : common::SqliteFile {
   sqlite3_stmt* insert_release = nullptr;
   sqlite3_stmt* delete_release = nullptr;
   sqlite3_stmt* select_releases = nullptr;
+  sqlite3_stmt* insert_settlement = nullptr;
+  sqlite3_stmt* settle_order = nullptr;
+  sqlite3_stmt* delete_settlement = nullptr;
+  sqlite3_stmt* select_settlements = nullptr;
   sqlite3_stmt* insert_decline = nullptr;
   sqlite3_stmt* select_declines = nullptr;
 
@@ -125,8 +135,8 @@ struct OrderStore::Shard : common::SqliteFile {
          "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
          "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
          "delivery_fee_cents, request_id, courier, eta_minutes, status, status_reason, "
-         "updated_at_ms) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+         "updated_at_ms, payment) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
         {&update_order,
          "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
          "updated_at_ms = ? WHERE order_id = ?"},
@@ -134,6 +144,12 @@ struct OrderStore::Shard : common::SqliteFile {
          "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
         {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
         {&select_releases, "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
+        {&insert_settlement,
+         "INSERT OR REPLACE INTO settlements (order_id, capture, since_ms) VALUES (?, ?, ?)"},
+        {&settle_order, "UPDATE orders SET payment = ? WHERE order_id = ?"},
+        {&delete_settlement, "DELETE FROM settlements WHERE order_id = ?"},
+        {&select_settlements,
+         "SELECT order_id, capture FROM settlements ORDER BY since_ms LIMIT ?"},
         {&insert_decline,
          "INSERT OR IGNORE INTO declines (order_id, courier, at_ms) VALUES (?, ?, ?)"},
         {&select_declines, "SELECT courier FROM declines WHERE order_id = ? ORDER BY at_ms, rowid"},
@@ -147,7 +163,8 @@ struct OrderStore::Shard : common::SqliteFile {
         {&select_order,
          "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
          "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes, "
-         "status, status_reason, placed_at_ms, updated_at_ms FROM orders WHERE order_id = ?"},
+         "status, status_reason, placed_at_ms, updated_at_ms, payment FROM orders "
+         "WHERE order_id = ?"},
         {&select_lines,
          "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
          "ORDER BY line_no"},
@@ -288,6 +305,7 @@ absl::Status OrderStore::Put(const Order& o, const std::string& request_id) {
   sqlite3_bind_int64(st, 17, static_cast<int64_t>(o.status));
   sqlite3_bind_text(st, 18, o.status_reason.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 19, o.updated_at_ms);
+  sqlite3_bind_int64(st, 20, static_cast<int64_t>(o.payment));
   if (sqlite3_step(st) != SQLITE_DONE) return shard.Abort("cannot store order " + o.order_id);
   for (std::size_t i = 0; i < o.lines.size(); ++i) {
     const OrderLine& line = o.lines[i];
@@ -334,10 +352,15 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.status_reason = Text(st, 13);
   o.placed_at_ms = sqlite3_column_int64(st, 14);
   o.updated_at_ms = sqlite3_column_int64(st, 15);
+  int payment = sqlite3_column_int(st, 16);
+  o.payment = payment >= 0 && payment <= static_cast<int>(PaymentState::kVoided)
+                  ? static_cast<PaymentState>(payment)
+                  : PaymentState::kNone;
   sqlite3_reset(st);
-  if (status != static_cast<int>(o.status)) {
+  if (status != static_cast<int>(o.status) || payment != static_cast<int>(o.payment)) {
     return absl::InternalError(absl::StrCat(shard.name(), ": order ", order_id, " has status ",
-                                            status, ", which is none"));
+                                            status, " and payment ", payment,
+                                            ", which an order cannot have"));
   }
   st = shard.select_lines;
   sqlite3_reset(st);
@@ -357,7 +380,8 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   return o;
 }
 
-absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
+absl::Status OrderStore::Update(const Order& o, std::optional<bool> release,
+                                std::optional<bool> settle) {
   Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(o.order_id))];
   std::lock_guard<std::mutex> lock(shard.mu);
   if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
@@ -396,9 +420,72 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release) {
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return shard.Abort("cannot keep the release of " + o.order_id);
   }
+  if (settle.has_value()) {
+    st = shard.insert_settlement;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, *settle ? 1 : 0);
+    sqlite3_bind_int64(st, 3, o.updated_at_ms);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return shard.Abort("cannot keep the payment of " + o.order_id);
+  }
   if (sqlite3_exec(shard.db(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
     return shard.Abort("cannot commit order " + o.order_id);
   return absl::OkStatus();
+}
+
+absl::Status OrderStore::KeepVoid(const std::string& order_id, int64_t now_ms) {
+  Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(order_id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  sqlite3_stmt* st = shard.insert_settlement;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 2, 0);
+  sqlite3_bind_int64(st, 3, now_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? absl::OkStatus() : shard.Error("cannot keep the void of " + order_id);
+}
+
+absl::Status OrderStore::Settled(const std::string& order_id, PaymentState now) {
+  Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(order_id))];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const std::string doing = "cannot keep the settled payment of " + order_id;
+  if (absl::Status s = shard.Exec("BEGIN", doing); !s.ok()) return s;
+  sqlite3_stmt* st = shard.settle_order;
+  sqlite3_reset(st);
+  sqlite3_bind_int(st, 1, static_cast<int>(now));
+  sqlite3_bind_text(st, 2, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return shard.Abort(doing);
+  st = shard.delete_settlement;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return shard.Abort(doing);
+  if (sqlite3_exec(shard.db(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+    return shard.Abort(doing);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingSettlements(
+    int per_shard) {
+  std::vector<std::pair<std::string, bool>> pending;
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    sqlite3_stmt* st = shard->select_settlements;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, per_shard);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1) != 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return shard->Error("cannot list the payments to settle");
+  }
+  return pending;
 }
 
 absl::Status OrderStore::Released(const std::string& order_id) {

@@ -40,11 +40,24 @@ class OrderStore {
   // request id ("" for none).
   absl::Status Put(const Order& o, const std::string& request_id);
   // Stores what changes after placing: courier, eta, status, its reason, updated_at_ms and who
-  // gave the order up (names not stored yet are added), and, with `release`, in the same
-  // transaction, that the order's courier is to be released (true: delivered, false: cancelled)
-  // until Released says it was: an outbox, so a release the delivery service could not be told
-  // about is not lost. Hold OrderLock(o.order_id) from the Get that read the order to here.
-  absl::Status Update(const Order& o, std::optional<bool> release = std::nullopt);
+  // gave the order up (names not stored yet are added), and, in the same transaction, what the
+  // other services are still to be told: with `release`, that the order's courier is to be
+  // released (true: delivered, false: cancelled) until Released says it was; with `settle`, that
+  // its payment is to be captured (true) or voided (false) until Settled says it was. Outboxes,
+  // so that nothing another service could not be told at once is lost. Hold
+  // OrderLock(o.order_id) from the Get that read the order to here. The payment state is
+  // written by Put and Settled only.
+  absl::Status Update(const Order& o, std::optional<bool> release = std::nullopt,
+                      std::optional<bool> settle = std::nullopt);
+  // The payment service settled the order's payment: its state is `now`, and the settlement is
+  // no longer pending. One transaction.
+  absl::Status Settled(const std::string& order_id, PaymentState now);
+  // A void to make of an order that was never stored (its hold may have been made when placing
+  // it failed).
+  absl::Status KeepVoid(const std::string& order_id, int64_t now_ms);
+  // The settlements still to be made (order id, capture), the oldest first, up to `per_shard`
+  // from each shard.
+  absl::StatusOr<std::vector<std::pair<std::string, bool>>> PendingSettlements(int per_shard);
   absl::Status Released(const std::string& order_id);
   // The releases still to be made, the oldest first, up to `per_shard` from each shard.
   absl::StatusOr<std::vector<std::pair<std::string, bool>>> PendingReleases(int per_shard);

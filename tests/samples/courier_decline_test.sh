@@ -19,6 +19,7 @@ orders="zk://$zk/services/order"
   >"$work/shop.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/shop.log"
+start_payment "$work/payment.log"
 
 start_order() {  # LOG: sets order_pid
   "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \

@@ -13,6 +13,9 @@ tool=$build/cli/rpcboot
   >"$work/shop.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/shop.log"
+# Delivered orders never end in this test (no delivery instance), so the holds only grow: a limit
+# above them (at most 10 orders of 46.00 a customer), below the demo's big spender (1,250.00).
+start_payment "$work/payment.log" --settings.payment.hold_limit_cents=100000
 "$tool" flag "zk://$zk" order shop.ShopService local >"$work/flag.out" || fail "rpcboot flag"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \

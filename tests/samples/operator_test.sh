@@ -20,6 +20,7 @@ admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|
   --admin.port=0 >"$work/shop.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/shop.log"
+start_payment "$work/payment.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \
   --admin.port=0 >"$work/order.log" 2>&1 &
@@ -69,19 +70,34 @@ def value(families, family, sample, **labels):
     return sum(s.value for s in families[family].samples
                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
 
-order, shop = scrape(sys.argv[1]), scrape(sys.argv[2])
+def asked_of(order):
+    return value(order, "rpcboot_client_handled", "rpcboot_client_handled_total",
+                 service="shop.ShopService", method="GetShop")
+
+def served_of(shop):
+    return value(shop, "rpcboot_server_handled", "rpcboot_server_handled_total",
+                 service="shop.ShopService", method="GetShop", protocol="grpc")
+
+# The dispatcher asks shop for the orders that wait, once a round (every second): both sides
+# are read between two rounds, when order's count is the same before and after shop's.
+for _ in range(20):
+    order, shop, order_after = scrape(sys.argv[1]), scrape(sys.argv[2]), scrape(sys.argv[1])
+    if asked_of(order) == asked_of(order_after):
+        break
 # The demo placed 6 valid orders, retried one with its request_id (answered OK with the order
-# already placed) and sent 5 invalid ones over Thrift; 4 of the invalid ones were refused by order
-# itself after asking shop (closed shop, unknown item, wrong price, too far), one named no shop.
+# already placed) and sent 6 invalid ones over Thrift; 5 of the invalid ones were refused by order
+# itself after asking shop (closed shop, unknown item, wrong price, too far, and a card the
+# payment service declined), one named no shop.
 placed_ok = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
                   method="PlaceOrder", protocol="thrift", code="OK")
 placed_all = value(order, "rpcboot_server_handled", "rpcboot_server_handled_total",
                    method="PlaceOrder", protocol="thrift")
-assert placed_ok == 7 and placed_all == 12, (placed_ok, placed_all)
-asked = value(order, "rpcboot_client_handled", "rpcboot_client_handled_total",
-              service="shop.ShopService", method="GetShop")
-served = value(shop, "rpcboot_server_handled", "rpcboot_server_handled_total",
-               service="shop.ShopService", method="GetShop", protocol="grpc")
+assert placed_ok == 7 and placed_all == 13, (placed_ok, placed_all)
+# Each order placed held its total once, and the declined card was asked too.
+holds = value(order, "rpcboot_client_handled", "rpcboot_client_handled_total",
+              service="payment.PaymentService", method="Authorize")
+assert holds == 7, holds
+asked, served = asked_of(order), served_of(shop)
 assert asked == served > 0, (asked, served)
 assert order["rpcboot_server_handling_seconds"].type == "histogram"
 # The order service's own metrics (rpcboot/metrics.h), beside rpcboot's: 3 delivered orders (no

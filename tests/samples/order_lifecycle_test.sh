@@ -21,6 +21,7 @@ orders="zk://$zk/services/order"
   >"$work/shop.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/shop.log"
+start_payment "$work/payment.log"
 
 start_order() {  # LOG [FLAGS...]: sets order_pid
   local log=$1

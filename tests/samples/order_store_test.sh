@@ -25,6 +25,7 @@ start_shop() {  # LOG: sets shop_pid
   wait_registered "$1"
 }
 start_shop "$work/shop.log"
+start_payment "$work/payment.log"
 
 start_order() {  # LOG [FLAGS...]: starts order on $store; sets order_pid
   local log=$1

@@ -18,3 +18,14 @@ wait_registered() {
   for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
   fail "$1 never registered"
 }
+# start_payment LOG [FLAGS...]: a payment instance keeping its holds in $work/payments.db (the
+# order service holds every order's total through it); sets payment_pid.
+start_payment() {
+  local log=$1
+  shift
+  "$build/samples/payment" --config="$src/samples/payment/payment.yaml" --registry.zookeeper="$zk" \
+    --settings.payment.store="$work/payments.db" "$@" >"$log" 2>&1 &
+  payment_pid=$!
+  pids+=($payment_pid)
+  wait_registered "$log"
+}

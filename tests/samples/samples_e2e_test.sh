@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End to end over the samples: a real ZooKeeper (free port), two shop instances (gRPC), one
-# delivery instance (gRPC and Thrift), one order instance (Thrift), the demo client placing
-# orders while one shop instance is stopped, and the Python client generated from the emitted
-# IDL. Every process is stopped by pid at the end.
+# delivery instance (gRPC and Thrift), one payment instance (gRPC), one order instance (Thrift),
+# the demo client placing orders while one shop instance is stopped, and the Python client
+# generated from the emitted IDL. Every process is stopped by pid at the end.
 #   samples_e2e_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -26,6 +26,7 @@ set -e
   --settings.fleet.store="$work/fleet.db" >"$work/delivery.log" 2>&1 &
 pids+=($!)
 wait_registered "$work/delivery.log"
+start_payment "$work/payment.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \
   >"$work/order.log" 2>&1 &
@@ -40,13 +41,15 @@ wait "$shop2" || fail "shop 2 did not exit 0 on SIGTERM"
 wait "$client" || fail "demo client reported failures: $(tail -12 "$work/client.out")"
 cat "$work/client.out"
 
-grep -q "summary: 40 placed, 0 failed, 40 read back, 5/5 invalid orders rejected correctly" "$work/client.out" ||
+grep -q "summary: 40 placed, 0 failed, 40 read back, 6/6 invalid orders rejected correctly" "$work/client.out" ||
   fail "unexpected summary"
 # Shop lookups spread over both instances before one stopped.
 [ "$(grep -c '^  shop instance shop@' "$work/client.out")" = 2 ] || fail "lookups did not reach both shop instances"
 grep -qE "a retry of the first order \(request_id demo-[0-9]+-0\) returned o[0-9a-f]{6}-[0-9]+: the same order, not a second one" \
   "$work/client.out" || fail "a retried order with its request_id was not the same order"
 grep -q "closed shop   FAILED_PRECONDITION: shop 3 (Night Grill) is closed" "$work/client.out" || fail "closed shop"
+grep -q "card declined FAILED_PRECONDITION: payment service: card of big-spender declined: 0.00 held already, and 1250.00 more passes its limit of 200.00" \
+  "$work/client.out" || fail "card declined"
 grep -q "unknown item  INVALID_ARGUMENT: item 99 is not on the menu of shop 1" "$work/client.out" || fail "unknown item"
 grep -q "wrong price   INVALID_ARGUMENT: item 12 (dumplings) costs 650 cents, not 600" "$work/client.out" || fail "wrong price"
 grep -q "too far       FAILED_PRECONDITION: Marienplatz 1, Munich is 504.3 km from shop 1 (Noodle Bar); it delivers within 10.0 km" \

@@ -20,6 +20,7 @@ protoc -I"$build/samples/shop_interface_rpcboot" -I"$build/samples/geo_types_rpc
 pids+=($!)
 for _ in $(seq 300); do [ -f "$work/ready" ] && break; sleep 0.1; done
 [ -f "$work/ready" ] || fail "the stock shop never registered"
+start_payment "$work/payment.log"
 
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \
