@@ -5,13 +5,17 @@
 # is declined and the order is not placed; while the payment service does not answer, an order
 # is refused (nothing stays held: the hold it may have made is voided later) and the capture or
 # void of an order that ends is kept on disk and made once it answers; payments survive a
-# restart; bad requests and bad settings are refused, naming what is wrong.
+# restart; a stock Python gRPC client from the emitted .proto calls the payment service; bad
+# requests and bad settings are refused, naming what is wrong.
 #   payment_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
 command -v sqlite3 >/dev/null ||
   { echo "FAIL: the sqlite3 tool is not installed (apt-get install sqlite3; ./scripts/setup.sh does)" >&2; exit 1; }
 source "$(dirname "$0")/samples_common.sh"
+for tool in /usr/bin/grpc_python_plugin protoc; do
+  command -v "$tool" >/dev/null || fail "$tool missing: run ./scripts/setup.sh"
+done
 store=$work/orders
 
 "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
@@ -139,6 +143,32 @@ call bad6.json 1 Settle "{\"order_id\": \"nobody\", \"capture\": true}" payment
 says bad6.json "NOT_FOUND: no payment for order nobody"
 call again.json 0 Authorize "{\"order_id\": \"$a\", \"customer\": \"c\", \"amount_cents\": $total_a}" payment
 [ "$(field again.json status)" = PAYMENT_STATUS_CAPTURED ] || fail "Authorize again is not answered as it is: $(cat "$work/again.json")"
+
+# A stock Python gRPC client from the emitted payment_service.proto holds, reads and is declined.
+mkdir -p "$work/gen"
+protoc -I"$build/samples/payment_interface_rpcboot" --python_out="$work/gen" --grpc_out="$work/gen" \
+  --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin payment_service.proto ||
+  fail "protoc could not compile the emitted payment_service.proto"
+payment_grpc=$(sed -n 's|.*gRPC listening on 127.0.0.1:\([0-9]*\).*|\1|p' "$work/payment2.log" | head -1)
+/usr/bin/python3 - "$work/gen" "$payment_grpc" <<'PY' || fail "the stock Python client"
+import sys
+sys.path.insert(0, sys.argv[1])
+import grpc
+import payment_service_pb2 as pb, payment_service_pb2_grpc as rpc
+stub = rpc.PaymentServiceStub(grpc.insecure_channel(f"127.0.0.1:{sys.argv[2]}"))
+p = stub.Authorize(pb.AuthorizeRequest(order_id="py-1", customer="py", amount_cents=4000), timeout=10)
+assert p.status == pb.PAYMENT_STATUS_AUTHORIZED and p.amount_cents == 4000, p
+assert stub.GetPayment(pb.GetPaymentRequest(order_id="py-1"), timeout=10).customer == "py"
+try:
+    stub.Authorize(pb.AuthorizeRequest(order_id="py-2", customer="py", amount_cents=1001), timeout=10)
+    raise SystemExit("a hold past the limit was made")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e
+    assert e.details() == "card of py declined: 40.00 held already, and 10.01 more passes its limit of 50.00", e.details()
+p = stub.Settle(pb.SettleRequest(order_id="py-1", capture=False), timeout=10)
+assert p.status == pb.PAYMENT_STATUS_VOIDED, p
+print("stock Python client: held, read, declined, voided")
+PY
 
 # Settings and stores that cannot be used stop the start (exit 2), naming them.
 echo "not a database" >"$work/junk.db"
