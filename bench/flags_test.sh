@@ -35,5 +35,9 @@ expect "--seconds takes a number" discovery_bench --seconds=1x
 expect "--changes takes a whole number" discovery_bench --changes=5
 expect "--calls takes a whole number" migration_bench --calls=abc
 expect "unknown flag '--bogus'" migration_bench --bogus
+if [ -x "$dir/order_bench" ]; then  # built with the samples (RPCBOOT_BUILD_SAMPLES)
+  expect "--callers takes a list" order_bench --callers=0
+  expect "--seconds takes a number" order_bench --seconds=100
+fi
 expect "unrecognized command-line flag: --bogus" codec_bench --bogus
 exit $fail

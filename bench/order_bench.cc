@@ -1,0 +1,202 @@
+// The samples' order path under load, each service in its own process as on a platform: a
+// ZooKeeper, the shop service (gRPC), the payment service (gRPC) and the order service (Thrift),
+// started from the built samples with their own YAML files. `callers` threads call the order
+// service through its proxy (found in ZooKeeper), as a platform's front end would. For each
+// caller count it prints calls/s and p50/p99 of:
+//   - GetShop on the shop service: one hop over gRPC, what one call of the slice costs;
+//   - GetOrder: one hop over Thrift and an SQLite read;
+//   - PlaceOrder of a pickup order: the order service asks shop for the menu and payment for a
+//     hold (two calls over gRPC, found in ZooKeeper) and commits the order to SQLite;
+// and their ratios to GetShop measured in the same run. Every process it starts is stopped by pid
+// when it ends; the stores are made fresh in the build tree each run.
+//
+//   order_bench [--callers=1,8,32] [--seconds=3]
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/flags.h"
+#include "bench/load_testing.h"
+#include "order_service.rpcboot.h"
+#include "rpcboot/client.h"
+#include "shop_service.rpcboot.h"
+#include "tests/discovery/zookeeper_testing.h"
+
+extern char** environ;
+
+namespace {
+
+// A sample's process, its output in `log`; stopped with SIGTERM (and waited for) when destroyed.
+class Service {
+ public:
+  Service(const std::vector<std::string>& args, const std::string& log) : log_(log) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      std::fprintf(stderr, "order_bench: cannot write %s\n", log.c_str());
+      std::exit(1);
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, fd, 2);
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
+      std::fprintf(stderr, "order_bench: cannot start %s\n", argv[0]);
+      std::exit(1);
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fd);
+  }
+  ~Service() {
+    ::kill(pid_, SIGTERM);
+    int status;
+    ::waitpid(pid_, &status, 0);
+  }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Waits (up to 20 s) until the instance is in the registry; exits naming the log if it never is.
+  void WaitRegistered() const {
+    for (int i = 0; i < 200; ++i) {
+      std::ifstream in(log_);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (text.str().find("registry: registered") != std::string::npos) return;
+      int status;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::fprintf(stderr, "order_bench: %s never registered; see %s\n", log_.c_str(), log_.c_str());
+    std::exit(1);
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+struct Part {
+  const char* name;
+  std::vector<rpcboot::bench::Result> results;  // by caller count
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> callers = {1, 8, 32};
+  double seconds = 3;
+  rpcboot::bench::Flags flags("order_bench", "[--callers=1,8,32] [--seconds=3]");
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (flags.List(a, "callers", 1, 256, &callers) || flags.Number(a, "seconds", 0.2, 60, &seconds))
+      continue;
+    flags.Unknown(a);
+  }
+  const std::string src = RPCBOOT_SOURCE_DIR, samples = RPCBOOT_SAMPLES_DIR;
+  const std::string work = std::string(RPCBOOT_TEST_TMP) + "/order_bench_run";
+  std::system(("rm -rf '" + work + "' && mkdir -p '" + work + "'").c_str());
+
+  rpcboot::testing::ZooKeeperServer zk("order_bench");
+  const std::string registry = "--registry.zookeeper=" + zk.connect();
+  Service shop({samples + "/shop", "--config=" + src + "/samples/shop/shop.yaml", registry},
+               work + "/shop.log");
+  Service payment({samples + "/payment", "--config=" + src + "/samples/payment/payment.yaml",
+                   registry, "--settings.payment.store=" + work + "/payments.db",
+                   "--settings.payment.hold_limit_cents=100000000"},
+                  work + "/payment.log");
+  shop.WaitRegistered();
+  payment.WaitRegistered();
+  Service order({samples + "/order", "--config=" + src + "/samples/order/order.yaml", registry,
+                 "--settings.store.dir=" + work + "/orders"},
+                work + "/order.log");
+  order.WaitRegistered();
+
+  const std::string base = "zk://" + zk.connect() + "/services/";
+  auto orders_client = [&] {
+    return rpcboot::MakeClient<order::OrderService>(
+        rpcboot::MakeChannel(base + "order", rpcboot::Protocol::kThrift));
+  };
+  // One order to read back, placed before any load.
+  const std::string known = orders_client()->PlaceOrder({2, "reader", {{21, 1, 990}}}).order_id;
+
+  std::mutex first_error_mu;
+  std::string first_error;
+  auto failed = [&](const rpcboot::RpcError& e) {
+    std::lock_guard<std::mutex> lock(first_error_mu);
+    if (first_error.empty()) first_error = e.what();
+    return false;
+  };
+  std::vector<Part> parts = {{"GetShop", {}}, {"GetOrder", {}}, {"PlaceOrder", {}}};
+  for (int n : callers) {
+    parts[0].results.push_back(rpcboot::bench::Load(n, seconds, [&](int) {
+      std::shared_ptr<shop::ShopService> shops = rpcboot::MakeClient<shop::ShopService>(
+          rpcboot::MakeChannel(base + "shop", rpcboot::Protocol::kGrpc));
+      return std::function<bool()>([shops, &failed] {
+        try {
+          return shops->GetShop({2}).id == 2;
+        } catch (const rpcboot::RpcError& e) {
+          return failed(e);
+        }
+      });
+    }));
+    parts[1].results.push_back(rpcboot::bench::Load(n, seconds, [&](int) {
+      std::shared_ptr<order::OrderService> client = orders_client();
+      return std::function<bool()>([client, &known, &failed] {
+        try {
+          return client->GetOrder({known}).order_id == known;
+        } catch (const rpcboot::RpcError& e) {
+          return failed(e);
+        }
+      });
+    }));
+    parts[2].results.push_back(rpcboot::bench::Load(n, seconds, [&](int caller) {
+      std::shared_ptr<order::OrderService> client = orders_client();
+      auto placed = std::make_shared<long>(0);
+      return std::function<bool()>([client, caller, placed, &failed] {
+        // A customer per caller and 50 more for its orders: holds spread over many cards.
+        order::PlaceOrderRequest request{
+            2,
+            "load-" + std::to_string(caller) + "-" + std::to_string((*placed)++ % 50),
+            {{21, 1, 990}}};
+        try {
+          return !client->PlaceOrder(request).order_id.empty();
+        } catch (const rpcboot::RpcError& e) {
+          return failed(e);
+        }
+      });
+    }));
+  }
+
+  std::printf(
+      "the samples' order path, each service its own process (ZooKeeper, shop and payment over "
+      "gRPC, order over Thrift, SQLite stores in %s), %.1f s per point:\n",
+      work.c_str(), seconds);
+  std::printf("%-11s %7s %12s %9s %9s %8s %9s\n", "call", "callers", "calls/s", "p50 us", "p99 us",
+              "errors", "/GetShop");
+  for (const Part& part : parts) {
+    for (std::size_t i = 0; i < callers.size(); ++i) {
+      const rpcboot::bench::Result& r = part.results[i];
+      std::printf("%-11s %7d %12.0f %9.0f %9.0f %8ld %8.2fx\n", part.name, callers[i],
+                  r.calls_per_second, r.p50_us, r.p99_us, r.errors,
+                  r.calls_per_second / parts[0].results[i].calls_per_second);
+    }
+  }
+  if (!first_error.empty()) std::printf("first error: %s\n", first_error.c_str());
+  return first_error.empty() ? 0 : 1;
+}
