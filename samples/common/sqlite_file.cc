@@ -37,6 +37,14 @@ absl::Status SqliteFile::Prepare(sqlite3_stmt** st, const char* sql, const std::
   return absl::OkStatus();
 }
 
+absl::Status SqliteFile::PrepareAll(std::initializer_list<Statement> statements) {
+  for (const Statement& s : statements) {
+    if (absl::Status status = Prepare(s.st, s.sql, "has tables of another shape"); !status.ok())
+      return status;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteFile::Exec(const char* sql, const std::string& doing) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return Error(doing);
   return absl::OkStatus();

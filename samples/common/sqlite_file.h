@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ class SqliteFile {
   absl::Status Open(const std::string& path, const std::string& name, bool probe_only = false);
   // `sql` as a prepared statement in *st, finalized with this file.
   absl::Status Prepare(sqlite3_stmt** st, const char* sql, const std::string& doing);
+  // Each statement's SQL prepared into its place; the first that does not prepare is the error
+  // "has tables of another shape" (a file some other program or version wrote).
+  struct Statement {
+    sqlite3_stmt** st;
+    const char* sql;
+  };
+  absl::Status PrepareAll(std::initializer_list<Statement> statements);
   absl::Status Exec(const char* sql, const std::string& doing);
   // The first column of the first row of `sql`; an error when there is no row.
   absl::StatusOr<int64_t> Single(const char* sql, const std::string& doing = "cannot read");

@@ -40,22 +40,18 @@ absl::StatusOr<std::unique_ptr<FleetStore>> FleetStore::Open(const std::string& 
       !s.ok())
     return s;
   if (absl::Status s = file.Exec(kSchema, "cannot create the tables"); !s.ok()) return s;
-  struct {
-    sqlite3_stmt** st;
-    const char* sql;
-  } statements[] = {
-      {&store->insert_courier_, "INSERT INTO couriers (idx, name, lat, lng) VALUES (?, ?, ?, ?)"},
-      {&store->insert_assignment_,
-       "INSERT OR REPLACE INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, "
-       "dropoff_lat, "
-       "dropoff_lng, done_seq) VALUES (?, ?, ?, ?, ?, ?, 0)"},
-      {&store->finish_assignment_, "UPDATE assignments SET done_seq = ? WHERE order_id = ?"},
-      {&store->move_courier_, "UPDATE couriers SET lat = ?, lng = ? WHERE idx = ?"},
-      {&store->forget_done_, "DELETE FROM assignments WHERE done_seq > 0 AND done_seq <= ?"},
-  };
-  for (auto& [st, sql] : statements) {
-    if (absl::Status s = file.Prepare(st, sql, "has tables of another shape"); !s.ok()) return s;
-  }
+  if (absl::Status s = file.PrepareAll({
+          {&store->insert_courier_,
+           "INSERT INTO couriers (idx, name, lat, lng) VALUES (?, ?, ?, ?)"},
+          {&store->insert_assignment_,
+           "INSERT OR REPLACE INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, "
+           "dropoff_lat, dropoff_lng, done_seq) VALUES (?, ?, ?, ?, ?, ?, 0)"},
+          {&store->finish_assignment_, "UPDATE assignments SET done_seq = ? WHERE order_id = ?"},
+          {&store->move_courier_, "UPDATE couriers SET lat = ?, lng = ? WHERE idx = ?"},
+          {&store->forget_done_, "DELETE FROM assignments WHERE done_seq > 0 AND done_seq <= ?"},
+      });
+      !s.ok())
+    return s;
   return store;
 }
 

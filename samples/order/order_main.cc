@@ -260,10 +260,7 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
   order::Order CancelOrder(const order::CancelOrderRequest& request) override {
-    if (request.reason.size() > 256) {
-      throw RpcError(StatusCode::kInvalidArgument,
-                     "reason is " + std::to_string(request.reason.size()) + " bytes; at most 256");
-    }
+    CheckReason(request.reason);
     order::Order o;
     {
       std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
@@ -337,10 +334,7 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
   order::Order DeclineOrder(const order::DeclineOrderRequest& request) override {
-    if (request.reason.size() > 256) {
-      throw RpcError(StatusCode::kInvalidArgument,
-                     "reason is " + std::to_string(request.reason.size()) + " bytes; at most 256");
-    }
+    CheckReason(request.reason);
     order::Order o;
     {
       std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
@@ -493,6 +487,14 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
  private:
+  // A reason a caller gives is kept or logged: up to 256 bytes.
+  static void CheckReason(const std::string& reason) {
+    if (reason.size() > 256) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     "reason is " + std::to_string(reason.size()) + " bytes; at most 256");
+    }
+  }
+
   order::Order Load(const std::string& order_id) {
     absl::StatusOr<std::optional<order::Order>> o = store_->Get(order_id);
     if (!o.ok())

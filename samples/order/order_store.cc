@@ -127,51 +127,49 @@ struct OrderStore::Shard : common::SqliteFile {
                               "cannot index the orders that wait for a courier");
         !s.ok())
       return s;
-    struct {
-      sqlite3_stmt** st;
-      const char* sql;
-    } statements[] = {
-        {&insert_order,
-         "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
-         "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
-         "delivery_fee_cents, request_id, courier, eta_minutes, status, status_reason, "
-         "updated_at_ms, payment) "
-         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
-        {&update_order,
-         "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
-         "updated_at_ms = ? WHERE order_id = ?"},
-        {&insert_release,
-         "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
-        {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
-        {&select_releases, "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
-        {&insert_settlement,
-         "INSERT OR REPLACE INTO settlements (order_id, capture, since_ms) VALUES (?, ?, ?)"},
-        {&settle_order, "UPDATE orders SET payment = ? WHERE order_id = ?"},
-        {&delete_settlement, "DELETE FROM settlements WHERE order_id = ?"},
-        {&select_settlements,
-         "SELECT order_id, capture FROM settlements ORDER BY since_ms LIMIT ?"},
-        {&insert_decline,
-         "INSERT OR IGNORE INTO declines (order_id, courier, at_ms) VALUES (?, ?, ?)"},
-        {&select_declines, "SELECT courier FROM declines WHERE order_id = ? ORDER BY at_ms, rowid"},
-        {&select_waiting,
-         "SELECT order_id FROM orders WHERE status = 0 AND distance_m > 0 AND courier = '' "
-         "ORDER BY seq LIMIT ?"},
-        {&select_by_request, "SELECT order_id FROM orders WHERE request_id = ?"},
-        {&insert_line,
-         "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
-         "VALUES (?, ?, ?, ?, ?)"},
-        {&select_order,
-         "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
-         "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes, "
-         "status, status_reason, placed_at_ms, updated_at_ms, payment FROM orders "
-         "WHERE order_id = ?"},
-        {&select_lines,
-         "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
-         "ORDER BY line_no"},
-    };
-    for (auto& [st, sql] : statements) {
-      if (absl::Status s = Prepare(st, sql, "has tables of another shape"); !s.ok()) return s;
-    }
+    if (absl::Status s = PrepareAll({
+            {&insert_order,
+             "INSERT INTO orders (order_id, seq, shop_id, customer, total_cents, shard, "
+             "shop_checked_by, placed_at_ms, deliver_street, deliver_lat, deliver_lng, distance_m, "
+             "delivery_fee_cents, request_id, courier, eta_minutes, status, status_reason, "
+             "updated_at_ms, payment) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+            {&update_order,
+             "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
+             "updated_at_ms = ? WHERE order_id = ?"},
+            {&insert_release,
+             "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
+            {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
+            {&select_releases,
+             "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
+            {&insert_settlement,
+             "INSERT OR REPLACE INTO settlements (order_id, capture, since_ms) VALUES (?, ?, ?)"},
+            {&settle_order, "UPDATE orders SET payment = ? WHERE order_id = ?"},
+            {&delete_settlement, "DELETE FROM settlements WHERE order_id = ?"},
+            {&select_settlements,
+             "SELECT order_id, capture FROM settlements ORDER BY since_ms LIMIT ?"},
+            {&insert_decline,
+             "INSERT OR IGNORE INTO declines (order_id, courier, at_ms) VALUES (?, ?, ?)"},
+            {&select_declines,
+             "SELECT courier FROM declines WHERE order_id = ? ORDER BY at_ms, rowid"},
+            {&select_waiting,
+             "SELECT order_id FROM orders WHERE status = 0 AND distance_m > 0 AND courier = '' "
+             "ORDER BY seq LIMIT ?"},
+            {&select_by_request, "SELECT order_id FROM orders WHERE request_id = ?"},
+            {&insert_line,
+             "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_cents) "
+             "VALUES (?, ?, ?, ?, ?)"},
+            {&select_order,
+             "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
+             "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes, "
+             "status, status_reason, placed_at_ms, updated_at_ms, payment FROM orders "
+             "WHERE order_id = ?"},
+            {&select_lines,
+             "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
+             "ORDER BY line_no"},
+        });
+        !s.ok())
+      return s;
     return absl::OkStatus();
   }
 
@@ -473,17 +471,22 @@ absl::Status OrderStore::Settled(const std::string& order_id, PaymentState now) 
 
 absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingSettlements(
     int per_shard) {
+  return Outbox(&Shard::select_settlements, per_shard, "cannot list the payments to settle");
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::Outbox(
+    sqlite3_stmt* Shard::*select, int per_shard, const std::string& doing) {
   std::vector<std::pair<std::string, bool>> pending;
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
-    sqlite3_stmt* st = shard->select_settlements;
+    sqlite3_stmt* st = (*shard).*select;
     sqlite3_reset(st);
     sqlite3_bind_int(st, 1, per_shard);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
       pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1) != 0);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return shard->Error("cannot list the payments to settle");
+    if (rc != SQLITE_DONE) return shard->Error(doing);
   }
   return pending;
 }
@@ -502,19 +505,7 @@ absl::Status OrderStore::Released(const std::string& order_id) {
 
 absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingReleases(
     int per_shard) {
-  std::vector<std::pair<std::string, bool>> pending;
-  for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mu);
-    sqlite3_stmt* st = shard->select_releases;
-    sqlite3_reset(st);
-    sqlite3_bind_int(st, 1, per_shard);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-      pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1) != 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return shard->Error("cannot list the couriers to release");
-  }
-  return pending;
+  return Outbox(&Shard::select_releases, per_shard, "cannot list the couriers to release");
 }
 
 absl::StatusOr<std::vector<std::string>> OrderStore::Waiting(int per_shard) {

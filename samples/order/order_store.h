@@ -77,6 +77,10 @@ class OrderStore {
  private:
   struct Shard;
   OrderStore() = default;
+  // The rows a statement of each shard lists (order id, a flag), up to `per_shard` from each.
+  absl::StatusOr<std::vector<std::pair<std::string, bool>>> Outbox(sqlite3_stmt* Shard::*select,
+                                                                   int per_shard,
+                                                                   const std::string& doing);
 
   common::OwnerLock owner_lock_;  // before shards_: held until they are closed
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -74,21 +74,19 @@ CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0
                                    "cannot create the tables");
         !s.ok())
       return s;
-    struct {
-      sqlite3_stmt** st;
-      const char* sql;
-    } statements[] = {
-        {&ledger->select_,
-         "SELECT customer, amount_cents, status, updated_at_ms FROM payments WHERE order_id = ?"},
-        {&ledger->held_,
-         "SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE customer = ? AND status = 0"},
-        {&ledger->put_,
-         "INSERT OR REPLACE INTO payments (order_id, customer, amount_cents, status, "
-         "updated_at_ms) VALUES (?, ?, ?, ?, ?)"},
-    };
-    for (auto& [st, sql] : statements) {
-      if (absl::Status s = file.Prepare(st, sql, "has tables of another shape"); !s.ok()) return s;
-    }
+    if (absl::Status s = file.PrepareAll({
+            {&ledger->select_,
+             "SELECT customer, amount_cents, status, updated_at_ms FROM payments WHERE order_id = "
+             "?"},
+            {&ledger->held_,
+             "SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE customer = ? AND status = "
+             "0"},
+            {&ledger->put_,
+             "INSERT OR REPLACE INTO payments (order_id, customer, amount_cents, status, "
+             "updated_at_ms) VALUES (?, ?, ?, ?, ?)"},
+        });
+        !s.ok())
+      return s;
     return ledger;
   }
 

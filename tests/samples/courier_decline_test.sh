@@ -15,10 +15,7 @@ source "$(dirname "$0")/samples_common.sh"
 store=$work/orders
 orders="zk://$zk/services/order"
 
-"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-  >"$work/shop.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/shop.log"
+start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 
 start_order() {  # LOG: sets order_pid

@@ -9,10 +9,7 @@ src=$1 build=$2 work=$3
 source "$(dirname "$0")/samples_common.sh"
 tool=$build/cli/rpcboot
 
-"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-  >"$work/shop.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/shop.log"
+start_shop "$work/shop.log"
 # Delivered orders never end in this test (no delivery instance), so the holds only grow: a limit
 # above them (at most 10 orders of 46.00 a customer), below the demo's big spender (1,250.00).
 start_payment "$work/payment.log" --settings.payment.hold_limit_cents=100000

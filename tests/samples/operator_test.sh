@@ -16,10 +16,7 @@ command -v chromium >/dev/null ||
 source "$(dirname "$0")/samples_common.sh"
 admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$1" | head -1; }
 
-"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-  --admin.port=0 >"$work/shop.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/shop.log"
+start_shop "$work/shop.log" --admin.port=0
 start_payment "$work/payment.log"
 "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
   --settings.store.dir="$work/orders" \

@@ -17,13 +17,6 @@ tool() { "$build/cli/rpcboot" "$@"; }
 store=$work/orders
 order_args=(--config="$src/samples/order/order.yaml" --registry.zookeeper="$zk")
 
-start_shop() {  # LOG: sets shop_pid
-  "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-    >"$1" 2>&1 &
-  shop_pid=$!
-  pids+=($shop_pid)
-  wait_registered "$1"
-}
 start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 

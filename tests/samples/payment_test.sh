@@ -18,10 +18,7 @@ for tool in /usr/bin/grpc_python_plugin protoc; do
 done
 store=$work/orders
 
-"$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-  >"$work/shop.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/shop.log"
+start_shop "$work/shop.log"
 "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
   --settings.fleet.couriers=1 --settings.fleet.store="" >"$work/delivery.log" 2>&1 &
 pids+=($!)

@@ -1,7 +1,8 @@
 # Sourced by the samples' end-to-end scripts after `src`, `build` and `work` are set: a fresh
 # WORK_DIR, a real ZooKeeper on a free port ($zk), processes started in the background stopped
-# by pid on exit (add each to `pids`), fail() that shows the tail of every log, and
-# wait_registered LOG (an instance's "registry: registered" line).
+# by pid on exit (add each to `pids`), fail() that shows the tail of every log,
+# wait_registered LOG (an instance's "registry: registered" line), and start_shop and
+# start_payment (below).
 rm -rf "$work"
 mkdir -p "$work"
 pids=()
@@ -17,6 +18,16 @@ zk=127.0.0.1:$port
 wait_registered() {
   for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
   fail "$1 never registered"
+}
+# start_shop LOG [FLAGS...]: a shop instance; sets shop_pid.
+start_shop() {
+  local log=$1
+  shift
+  "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" "$@" \
+    >"$log" 2>&1 &
+  shop_pid=$!
+  pids+=($shop_pid)
+  wait_registered "$log"
 }
 # start_payment LOG [FLAGS...]: a payment instance keeping its holds in $work/payments.db (the
 # order service holds every order's total through it); sets payment_pid.

@@ -8,11 +8,8 @@ set -euo pipefail
 src=$1 build=$2 work=$3
 source "$(dirname "$0")/samples_common.sh"
 for n in 1 2; do
-  "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" \
-    >"$work/shop$n.log" 2>&1 &
-  pids+=($!)
-  eval "shop$n=$!"
-  wait_registered "$work/shop$n.log"
+  start_shop "$work/shop$n.log"
+  eval "shop$n=$shop_pid"
 done
 # A fleet setting out of range stops the delivery process at start, naming it.
 set +e
