@@ -40,12 +40,6 @@ call() {
   "$build/cli/rpcboot" call "$target" "$service/$method" "$4" >"$work/$out" 2>&1 || rc=$?
   [ "$rc" = "$want" ] || fail "$method $4: exit $rc, wanted $want: $(cat "$work/$out")"
 }
-says() {  # OUT TEXT: the output holds TEXT
-  grep -qF -- "$2" "$work/$1" || fail "no '$2' in $1: $(cat "$work/$1")"
-}
-field() {  # OUT NAME: a top-level string, number or boolean field of a reply
-  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/$1"
-}
 declined_by() {  # OUT: the reply's declined_by, as one line of JSON
   tr -d ' \n' <"$work/$1" | grep -o '"declined_by":\[[^]]*\]' || echo none
 }
@@ -55,14 +49,6 @@ place() {  # OUT [DELIVER_TO-JSON]: a PlaceOrder from shop 1; prints the order i
 }
 decline() {  # OUT STATUS ORDER-ID BY [REASON]
   call "$1" "$2" DeclineOrder "{\"order_id\": \"$3\", \"by\": \"$4\", \"reason\": \"${5:-}\"}"
-}
-courier_of() { call courier.json 0 GetOrder "{\"order_id\": \"$1\"}"; field courier.json courier; }
-wait_courier() {  # ORDER-ID NAME: until the dispatcher has given the order that courier
-  for _ in $(seq 200); do [ "$(courier_of "$1")" = "$2" ] && return 0; sleep 0.1; done
-  fail "order $1 never got courier $2: $(cat "$work/courier.json")"
-}
-on_disk() {  # SQL: its rows over every shard file
-  for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
 }
 wiener='{"street": "Wiener Str. 1", "point": {"lat": 52.498, "lng": 13.43}}'
 

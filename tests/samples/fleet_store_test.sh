@@ -31,9 +31,6 @@ call() {  # OUT METHOD JSON: delivery.DeliveryService/METHOD, which must succeed
   "$build/cli/rpcboot" call "$fleet" "delivery.DeliveryService/$2" "$3" >"$work/$1" 2>&1 ||
     fail "$2 $3: $(cat "$work/$1")"
 }
-field() {  # OUT NAME: a top-level string, number or boolean field of a reply
-  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/$1"
-}
 assign() {  # OUT ORDER-ID: from shop 1 (Alexanderplatz) to Wiener Str.
   call "$1" Assign "{\"order_id\": \"$2\", \"pickup\": {\"lat\": 52.5219, \"lng\": 13.4132}, \"dropoff\": {\"lat\": 52.498, \"lng\": 13.43}}"
 }

@@ -42,26 +42,12 @@ call() {
   "$build/cli/rpcboot" call "$orders" "order.OrderService/$method" "$4" >"$work/$out" 2>&1 || rc=$?
   [ "$rc" = "$want" ] || fail "$method $4: exit $rc, wanted $want: $(cat "$work/$out")"
 }
-says() {  # OUT TEXT: the output holds TEXT
-  grep -qF -- "$2" "$work/$1" || fail "no '$2' in $1: $(cat "$work/$1")"
-}
-field() {  # OUT NAME: a top-level string or number field of a reply
-  sed -n "s/^  \"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/$1"
-}
 place() {  # OUT [DELIVER_TO-JSON]: a PlaceOrder from shop 1; prints the order id
   call "$1" 0 PlaceOrder "{\"shop_id\": 1, \"customer\": \"c\", \"lines\": [{\"item_id\": 11, \"quantity\": 1, \"unit_price_cents\": 1250}]${2:+, \"deliver_to\": $2}}"
   field "$1" order_id
 }
 advance() {  # OUT STATUS ORDER-ID STEP BY
   call "$1" "$2" AdvanceOrder "{\"order_id\": \"$3\", \"status\": $4, \"by\": \"$5\"}"
-}
-courier_of() { call courier.json 0 GetOrder "{\"order_id\": \"$1\"}"; field courier.json courier; }
-wait_courier() {  # ORDER-ID NAME: until the dispatcher has given the order that courier
-  for _ in $(seq 200); do [ "$(courier_of "$1")" = "$2" ] && return 0; sleep 0.1; done
-  fail "order $1 never got courier $2: $(cat "$work/courier.json")"
-}
-on_disk() {  # SQL: its rows over every shard file
-  for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
 }
 wiener='{"street": "Wiener Str. 1", "point": {"lat": 52.498, "lng": 13.43}}'
 picked_up=1 delivered=2

@@ -37,12 +37,6 @@ call() {
   "$build/cli/rpcboot" --timeout_ms=10000 call "$target" "$service/$method" "$4" >"$work/$out" 2>&1 || rc=$?
   [ "$rc" = "$want" ] || fail "$method $4: exit $rc, wanted $want: $(cat "$work/$out")"
 }
-says() {  # OUT TEXT: the output holds TEXT
-  grep -qF -- "$2" "$work/$1" || fail "no '$2' in $1: $(cat "$work/$1")"
-}
-field() {  # OUT NAME: a top-level string, number or boolean field of a reply
-  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/$1" | head -1
-}
 place() {  # OUT CUSTOMER QUANTITY [DELIVER_TO-JSON]: item 11 of shop 1; prints the order id
   call "$1" 0 PlaceOrder "{\"shop_id\": 1, \"customer\": \"$2\", \"lines\": [{\"item_id\": 11, \"quantity\": $3, \"unit_price_cents\": 1250}]${4:+, \"deliver_to\": $4}}"
   field "$1" order_id
@@ -52,7 +46,7 @@ payment_of() {  # ORDER-ID: the payment service's status for it (as gRPC's JSON 
   field pay.json status
 }
 money() { printf '%d.%02d' $(($1 / 100)) $(($1 % 100)); }
-orders_on_disk() { for f in "$store"/shard-*.db; do sqlite3 "$f" "SELECT COUNT(*) FROM orders"; done | awk '{n += $1} END {print n}'; }
+orders_on_disk() { on_disk "SELECT COUNT(*) FROM orders" | awk '{n += $1} END {print n}'; }
 wiener='{"street": "Wiener Str. 1", "point": {"lat": 52.498, "lng": 13.43}}'
 
 # Order a: its total is held on c's card.
@@ -102,8 +96,7 @@ y=$(sed -n 's/^order: \([^:]*\): hold not voided yet (the dispatcher tries again
 call x_cancel.json 0 CancelOrder "{\"order_id\": \"$x\"}"
 [ "$(field x_cancel.json status)" = kCancelled ] && [ "$(field x_cancel.json payment)" = kHeld ] ||
   fail "cancel x while payment is stopped: $(cat "$work/x_cancel.json")"
-on_disk() { for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done | sort; }
-[ "$(on_disk "SELECT order_id, capture FROM settlements")" = "$(printf '%s|0\n%s|0' "$x" "$y" | sort)" ] ||
+[ "$(on_disk "SELECT order_id, capture FROM settlements" | sort)" = "$(printf '%s|0\n%s|0' "$x" "$y" | sort)" ] ||
   fail "the voids are not kept on disk: $(on_disk "SELECT * FROM settlements")"
 kill -CONT "$payment_pid"
 for _ in $(seq 300); do [ -z "$(on_disk "SELECT order_id FROM settlements")" ] && break; sleep 0.1; done

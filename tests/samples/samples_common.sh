@@ -19,6 +19,22 @@ wait_registered() {
   for _ in $(seq 150); do grep -q "registry: registered" "$1" && return 0; sleep 0.1; done
   fail "$1 never registered"
 }
+# The rpcboot tool's replies, read by the sample tests (each defines `call OUT STATUS METHOD JSON`,
+# which writes the reply to $work/OUT):
+says() {  # OUT TEXT: the output holds TEXT
+  grep -qF -- "$2" "$work/$1" || fail "no '$2' in $1: $(cat "$work/$1")"
+}
+field() {  # OUT NAME: a top-level string, number or boolean field of a reply (the first)
+  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$work/$1" | head -1
+}
+courier_of() { call courier.json 0 GetOrder "{\"order_id\": \"$1\"}"; field courier.json courier; }
+wait_courier() {  # ORDER-ID NAME: until the dispatcher has given the order that courier
+  for _ in $(seq 200); do [ "$(courier_of "$1")" = "$2" ] && return 0; sleep 0.1; done
+  fail "order $1 never got courier $2: $(cat "$work/courier.json")"
+}
+on_disk() {  # SQL: its rows over every shard file of the order store in $store
+  for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
+}
 # start_shop LOG [FLAGS...]: a shop instance; sets shop_pid.
 start_shop() {
   local log=$1
