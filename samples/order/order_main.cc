@@ -610,12 +610,11 @@ class OrderServiceImpl final : public order::OrderService {
       std::cerr << "order: " << problem << "\n";
   }
 
-  // Whether the delivery service may hold a courier for `o`: the one on it, or one who gave it
-  // up and whom no later Assign has freed yet. Releasing an order no courier holds is answered
-  // as it is.
-  static bool MayHoldACourier(const order::Order& o) {
-    return !o.courier.empty() || !o.declined_by.empty();
-  }
+  // Whether the delivery service may hold a courier for `o`: any delivered order may, also one
+  // with no courier here: the one who gave it up until a later Assign freed them, or the one an
+  // Assign whose answer was lost (a timeout) gave it. Releasing an order no courier holds is
+  // answered as it is, or NOT_FOUND when the service never assigned it: nothing to release.
+  static bool MayHoldACourier(const order::Order& o) { return o.distance_m > 0; }
 
   // Logs a dispatcher problem once, not every round while it lasts (each topic on its own).
   void Say(const std::string& topic, const std::string& what) {

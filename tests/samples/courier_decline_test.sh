@@ -5,7 +5,8 @@
 # once; a repeated report is answered as it is; both the order store (table declines) and the
 # fleet store (the assignment replaced) keep it across restarts; an order every free courier gave
 # up waits without holding anyone, and its cancel frees no courier of another order; a
-# seventeenth decline is refused; wrong requests are refused naming what is wrong.
+# seventeenth decline is refused; a cancel frees a courier the order service never heard of;
+# wrong requests are refused naming what is wrong.
 #   courier_decline_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -18,12 +19,14 @@ orders="zk://$zk/services/order"
 start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 
-start_order() {  # LOG: sets order_pid
+start_order() {  # LOG [FLAGS...]: sets order_pid
+  local log=$1
+  shift
   "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-    --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 >"$1" 2>&1 &
+    --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 "$@" >"$log" 2>&1 &
   order_pid=$!
   pids+=($order_pid)
-  wait_registered "$1"
+  wait_registered "$log"
 }
 start_delivery() {  # LOG COURIERS: Ana, Ben, ... on the ring; sets delivery_pid
   "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
@@ -159,4 +162,19 @@ for i in $(seq 17); do
 done
 decline e_17.json 1 "$e" "$now"
 says e_17.json "FAILED_PRECONDITION: order $e was given up by 16 couriers already: cancel it"
+# A courier the order service never heard of (an Assign whose answer was lost): the delivery
+# service holds one for order w, the order has none, and its dispatcher does not run in this
+# window; cancelling w releases that courier all the same.
+kill -TERM "$order_pid"
+wait "$order_pid" || fail "order did not exit 0 on SIGTERM"
+start_order "$work/order3.log" --settings.delivery.dispatch_ms=600000
+kill -STOP "$delivery_pid"
+w=$(place w.json "$wiener")
+kill -CONT "$delivery_pid"
+[ "$(field w.json courier)" = "" ] || fail "order w got a courier from a stopped service: $(cat "$work/w.json")"
+call w_assign.json 0 Assign "{\"order_id\": \"$w\", \"pickup\": {\"lat\": 52.52, \"lng\": 13.405}, \"dropoff\": {\"lat\": 52.498, \"lng\": 13.43}}" delivery
+[ -n "$(field w_assign.json courier)" ] || fail "the delivery service gave w no courier: $(cat "$work/w_assign.json")"
+call w_cancel.json 0 CancelOrder "{\"order_id\": \"$w\"}"
+call track_w.json 0 Track "{\"order_id\": \"$w\"}" delivery
+[ "$(field track_w.json done)" = true ] || fail "cancelling w left its courier busy: $(cat "$work/track_w.json")"
 echo "courier decline: OK"
