@@ -3,8 +3,8 @@
 // cancels one, plays the couriers and the customers who collect (each order to its end:
 // delivered or picked up), and tries invalid orders and steps. Prints what happens; exits 0 when
 // every valid order succeeded, the retry got its order back, the order given up went to another
-// courier, every order reached its end (when a delivery instance is up) and every invalid order
-// or step was refused with the expected code.
+// courier, every order reached its end (when a delivery instance is up), every payment is as its
+// order says and every invalid order or step was refused with the expected code.
 //
 //   demo_client --zookeeper=127.0.0.1:2181 [--orders=30] [--interval_ms=100]
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #include "discovery/resolver.h"
 #include "discovery/session.h"
 #include "order_service.rpcboot.h"
+#include "payment_service.rpcboot.h"
 #include "rpcboot/client.h"
 
 namespace {
@@ -259,14 +260,41 @@ int main(int argc, char** argv) {
     step_failures += static_cast<int>(left.size());
   }
 
-  int read_back = 0;
+  // Each order read back, and its payment from the payment service (over gRPC): captured once
+  // delivered or collected, voided once cancelled, held while under way, as the order says.
+  auto payments = rpcboot::MakeClient<payment::PaymentService>(
+      rpcboot::MakeChannel("zk://" + zookeeper + "/services/payment", rpcboot::Protocol::kGrpc));
+  int read_back = 0, payments_wrong = 0;
+  std::map<payment::PaymentStatus, int> by_payment;
   for (const std::string& id : ids) {
     try {
-      if (orders_client->GetOrder({id}).order_id == id) ++read_back;
+      order::Order o = orders_client->GetOrder({id});
+      if (o.order_id == id) ++read_back;
+      payment::Payment p = payments->GetPayment({id});
+      bool ended = o.status == order::OrderStatus::kDelivered ||
+                   (o.status == order::OrderStatus::kPickedUp && o.distance_m == 0);
+      auto want = o.status == order::OrderStatus::kCancelled
+                      ? std::pair(order::PaymentState::kVoided, payment::PaymentStatus::kVoided)
+                  : ended
+                      ? std::pair(order::PaymentState::kCaptured, payment::PaymentStatus::kCaptured)
+                      : std::pair(order::PaymentState::kHeld, payment::PaymentStatus::kAuthorized);
+      ++by_payment[p.status];
+      if (o.payment != want.first || p.status != want.second || p.amount_cents != o.total_cents) {
+        ++payments_wrong;
+        std::printf("  the payment of %s is %d (order says %d) for %lld cents: WRONG\n", id.c_str(),
+                    static_cast<int>(p.status), static_cast<int>(o.payment),
+                    static_cast<long long>(p.amount_cents));
+      }
     } catch (const rpcboot::RpcError& e) {
-      std::printf("  GetOrder %s FAILED: %s\n", id.c_str(), e.what());
+      ++payments_wrong;
+      std::printf("  reading %s and its payment FAILED: %s\n", id.c_str(), e.what());
     }
   }
+  std::printf(
+      "\npayments, read from the payment service over gRPC: %d captured, %d voided, %d held%s\n",
+      by_payment[payment::PaymentStatus::kCaptured], by_payment[payment::PaymentStatus::kVoided],
+      by_payment[payment::PaymentStatus::kAuthorized],
+      payments_wrong == 0 ? "; each as its order says" : "");
 
   std::printf("\ninvalid orders are rejected with a code and a reason:\n");
   struct Bad {
@@ -342,7 +370,7 @@ int main(int argc, char** argv) {
   for (const auto& [instance, count] : checked_by)
     std::printf("  shop instance %-14s checked %d order(s)\n", instance.c_str(), count);
   bool ok = failed == 0 && read_back == placed && retried_right && tracked_right &&
-            declined_right && cancelled_right && step_failures == 0 &&
+            declined_right && cancelled_right && step_failures == 0 && payments_wrong == 0 &&
             rejected_right == static_cast<int>(std::size(bad)) &&
             steps_refused_right == static_cast<int>(bad_steps.size());
   std::printf("%s\n", ok ? "demo client: OK" : "demo client: FAILED");

@@ -65,6 +65,9 @@ grep -qE "^  19 delivered \([0-9]+ after waiting for a courier\), 20 collected a
 grep -qE "^order: o[0-9a-f]{6}-[0-9]+: courier [A-Z][a-z]+ assigned after [0-9.]+ s of waiting" "$work/order.log" ||
   fail "the dispatcher assigned no waiting order"
 grep -qE "^cancelled o[0-9a-f]{6}-[0-9]+: the customer changed their mind" "$work/client.out" || fail "no cancelled order"
+# Every payment as its order says: the 39 that ended captured, the cancelled one voided.
+grep -q "^payments, read from the payment service over gRPC: 39 captured, 1 voided, 0 held; each as its order says" \
+  "$work/client.out" || fail "payments: $(grep -A3 '^payments' "$work/client.out")"
 # The tracked order's courier gave it up; another courier delivered it.
 gave=$(sed -n 's/^\([A-Z][a-z]*\) gave o[0-9a-f]\{6\}-[0-9]* up (a flat tyre): it waits for another courier$/\1/p' "$work/client.out")
 [ -n "$gave" ] || fail "no courier gave an order up"
