@@ -87,12 +87,17 @@ class Fleet final : public delivery::DeliveryService {
              request.not_couriers.end();
     };
     std::lock_guard<std::mutex> lock(mu_);
-    auto earlier = assigned_.find(request.order_id);
-    if (earlier != assigned_.end()) {
+    if (auto earlier = assigned_.find(request.order_id); earlier != assigned_.end()) {
       Kept& kept = earlier->second;
-      if (!declined(kept.a.courier)) return kept.a;
-      // Its courier gave the order up: free where they are, and someone else is asked.
-      if (!kept.a.done) Free(request.order_id, kept, std::nullopt);
+      // A finished assignment stays finished: a delivered or cancelled order is never carried
+      // again.
+      if (kept.a.done || !declined(kept.a.courier)) return kept.a;
+      // Its courier gave the order up: the assignment is forgotten (on disk first), the courier
+      // is free where they are, and someone else is asked.
+      if (absl::Status s = store_->Forget(request.order_id); !s.ok())
+        throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
+      couriers_[kept.courier].busy_with.clear();
+      assigned_.erase(earlier);
     }
     Courier* nearest = nullptr;
     double to_pickup = 0;
@@ -121,11 +126,7 @@ class Fleet final : public delivery::DeliveryService {
       throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
     }
     nearest->busy_with = a.order_id;
-    if (earlier != assigned_.end()) {  // finished when it was given up: no longer
-      if (auto d = std::find(done_.begin(), done_.end(), request.order_id); d != done_.end())
-        done_.erase(d);
-    }
-    assigned_[a.order_id] = Kept{a, static_cast<std::size_t>(index), request.dropoff};
+    assigned_.emplace(a.order_id, Kept{a, static_cast<std::size_t>(index), request.dropoff});
     return a;
   }
 
@@ -138,11 +139,20 @@ class Fleet final : public delivery::DeliveryService {
     std::lock_guard<std::mutex> lock(mu_);
     Kept& kept = Find(request.order_id);
     if (kept.a.done) return kept.a;
+    std::optional<common::GeoPoint> now_at;  // a courier who delivered waits at the door
+    if (request.delivered) now_at = kept.dropoff;
+    if (absl::Status s = store_->Released(request.order_id, next_done_seq_,
+                                          static_cast<int>(kept.courier), now_at, kKeepDone);
+        !s.ok()) {
+      throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
+    }
+    ++next_done_seq_;
+    kept.a.done = true;
+    Courier& c = couriers_[kept.courier];
+    c.busy_with.clear();
+    if (now_at) c.at = *now_at;
     delivery::Assignment a = kept.a;
-    // A courier who delivered waits at the door.
-    Free(request.order_id, kept,
-         request.delivered ? std::optional<common::GeoPoint>(kept.dropoff) : std::nullopt);
-    a.done = true;
+    Finished(request.order_id);
     return a;
   }
 
@@ -213,23 +223,6 @@ class Fleet final : public delivery::DeliveryService {
       if (absl::Status s = store_->AddCouriers(kept, added); !s.ok()) return s;
     }
     return absl::OkStatus();
-  }
-
-  // The courier of `kept` (an assignment not done) is free, at `now_at` when they moved; on disk
-  // first (UNAVAILABLE when the store cannot take it).
-  void Free(const std::string& order_id, Kept& kept,
-            std::optional<common::GeoPoint> now_at) {  // requires mu_
-    if (absl::Status s = store_->Released(order_id, next_done_seq_, static_cast<int>(kept.courier),
-                                          now_at, kKeepDone);
-        !s.ok()) {
-      throw RpcError(StatusCode::kUnavailable, std::string(s.message()));
-    }
-    ++next_done_seq_;
-    kept.a.done = true;
-    Courier& c = couriers_[kept.courier];
-    c.busy_with.clear();
-    if (now_at) c.at = *now_at;
-    Finished(order_id);
   }
 
   // Finished assignments stay trackable for a while, not for ever: the oldest are forgotten.

@@ -46,8 +46,10 @@ class RPCBOOT_SERVICE DeliveryService {
   virtual ~DeliveryService() = default;
   // The free courier nearest to the pickup takes the order and is busy with it until Release.
   // The same order_id again returns the assignment made then, so a retry never takes a second
-  // courier, unless that courier is in not_couriers: then the courier is free and another one
-  // takes the order. No free courier is not an error: the courier is "" and nothing is kept.
+  // courier, unless that courier is in not_couriers and still carries the order: then the
+  // assignment is forgotten, the courier is free and another one takes the order. A finished
+  // assignment is answered as it is. No free courier is not an error: the courier is "" and
+  // nothing is kept.
   // INVALID_ARGUMENT: an order id of no bytes or more than 128, a point off the globe, more than
   // 16 not_couriers.
   RPCBOOT_IDEMPOTENT virtual Assignment Assign(const AssignRequest& request) = 0;

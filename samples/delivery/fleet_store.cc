@@ -44,11 +44,12 @@ absl::StatusOr<std::unique_ptr<FleetStore>> FleetStore::Open(const std::string& 
           {&store->insert_courier_,
            "INSERT INTO couriers (idx, name, lat, lng) VALUES (?, ?, ?, ?)"},
           {&store->insert_assignment_,
-           "INSERT OR REPLACE INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, "
+           "INSERT INTO assignments (order_id, courier_idx, to_pickup_m, eta_minutes, "
            "dropoff_lat, dropoff_lng, done_seq) VALUES (?, ?, ?, ?, ?, ?, 0)"},
           {&store->finish_assignment_, "UPDATE assignments SET done_seq = ? WHERE order_id = ?"},
           {&store->move_courier_, "UPDATE couriers SET lat = ?, lng = ? WHERE idx = ?"},
           {&store->forget_done_, "DELETE FROM assignments WHERE done_seq > 0 AND done_seq <= ?"},
+          {&store->forget_, "DELETE FROM assignments WHERE order_id = ?"},
       });
       !s.ok())
     return s;
@@ -150,6 +151,15 @@ absl::Status FleetStore::Assigned(const StoredAssignment& a) {
   sqlite3_bind_double(st, 6, a.dropoff.lng);
   if (sqlite3_step(st) != SQLITE_DONE) {
     return file_.Error("cannot keep the assignment of order " + a.order_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FleetStore::Forget(const std::string& order_id) {
+  sqlite3_reset(forget_);
+  sqlite3_bind_text(forget_, 1, order_id.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(forget_) != SQLITE_DONE) {
+    return file_.Error("cannot forget the assignment of order " + order_id);
   }
   return absl::OkStatus();
 }

@@ -48,8 +48,9 @@ class FleetStore {
   absl::Status AddCouriers(int first_index, const std::vector<StoredCourier>& couriers);
   // The assignments still carried, and the last `keep_done` finished ones (oldest first).
   absl::StatusOr<std::vector<StoredAssignment>> Assignments(int64_t keep_done);
-  // Keeps `a`, in place of an earlier assignment of the order (one its courier gave up).
   absl::Status Assigned(const StoredAssignment& a);
+  // The order's assignment is gone (its courier gave the order up).
+  absl::Status Forget(const std::string& order_id);
   // The order's courier is free, now at `now_at` when it moved (delivered); finished
   // assignments older than the last `keep_done` are forgotten. One transaction.
   absl::Status Released(const std::string& order_id, int64_t done_seq, int courier,
@@ -67,6 +68,7 @@ class FleetStore {
   sqlite3_stmt* finish_assignment_ = nullptr;
   sqlite3_stmt* move_courier_ = nullptr;
   sqlite3_stmt* forget_done_ = nullptr;
+  sqlite3_stmt* forget_ = nullptr;
 };
 
 }  // namespace delivery

@@ -102,15 +102,15 @@ decline a_ana2.json 0 "$a" Ana
 c=$(place c.json "$wiener")
 wait_courier "$c" Ana
 [ "$(courier_of "$a")" = "" ] || fail "order a went to a courier who gave it up"
-call track_a2.json 0 Track "{\"order_id\": \"$a\"}" delivery
-[ "$(field track_a2.json done)" = true ] || fail "the delivery service still holds a courier for a: $(cat "$work/track_a2.json")"
+call track_a2.json 1 Track "{\"order_id\": \"$a\"}" delivery
+says track_a2.json "NOT_FOUND: order $a was not assigned by delivery@"
 decline a_none.json 1 "$a" Cem
 says a_none.json "FAILED_PRECONDITION: order $a has no courier yet (the dispatcher assigns one)"
 
-# On disk: who gave a up, in order (sqlite3), and the fleet store's assignment of a, finished.
+# On disk: who gave a up, in order (sqlite3); the fleet store no longer has an assignment of a.
 [ "$(on_disk "SELECT courier FROM declines WHERE order_id = '$a' ORDER BY at_ms, rowid" | tr '\n' ,)" = "Ben,Ana," ] ||
   fail "declines on disk: $(on_disk "SELECT * FROM declines")"
-[ "$(sqlite3 "$work/fleet.db" "SELECT courier_idx, done_seq > 0 FROM assignments WHERE order_id = '$a'")" = "0|1" ] ||
+[ -z "$(sqlite3 "$work/fleet.db" "SELECT * FROM assignments WHERE order_id = '$a'")" ] ||
   fail "the fleet store's assignment of a: $(sqlite3 "$work/fleet.db" "SELECT * FROM assignments")"
 
 # The order service restarts: a reads back with who gave it up.
@@ -126,6 +126,7 @@ call a_cancel.json 0 CancelOrder "{\"order_id\": \"$a\", \"reason\": \"nobody wa
 [ "$(field a_cancel.json status)" = kCancelled ] || fail "cancel: $(cat "$work/a_cancel.json")"
 [ -z "$(on_disk "SELECT order_id FROM releases")" ] || fail "the release of a is still kept: $(on_disk "SELECT * FROM releases")"
 [ "$(courier_of "$b")" = Ben ] && [ "$(courier_of "$c")" = Ana ] || fail "cancelling a freed a courier of another order"
+says order2.log "order: $a: nothing to release: NOT_FOUND: order $a was not assigned by delivery@"
 call track_b2.json 0 Track "{\"order_id\": \"$b\"}" delivery
 [ "$(field track_b2.json done)" = false ] || fail "cancelling a released Ben from b: $(cat "$work/track_b2.json")"
 
@@ -141,11 +142,16 @@ says unknown.json "NOT_FOUND: no order ${a%-*}-999"
 decline long.json 1 "$c" Ana "$(printf 'x%.0s' $(seq 257))"
 says long.json "INVALID_ARGUMENT: reason is 257 bytes; at most 256"
 [ "$(courier_of "$c")" = Ana ] || fail "a refused decline changed order c"
+# A finished assignment stays finished, also when asked with its courier among not_couriers.
+call b_done.json 0 AdvanceOrder "{\"order_id\": \"$b\", \"status\": 2, \"by\": \"Ben\"}"
+call b_again.json 0 Assign "{\"order_id\": \"$b\", \"pickup\": {\"lat\": 52.52, \"lng\": 13.405}, \"dropoff\": {\"lat\": 52.498, \"lng\": 13.43}, \"not_couriers\": [\"Ben\"]}" delivery
+[ "$(field b_again.json courier)" = Ben ] && [ "$(field b_again.json done)" = true ] ||
+  fail "a delivered order was carried again: $(cat "$work/b_again.json")"
 names=$(printf '"n%s",' $(seq 17))
 call many.json 1 Assign "{\"order_id\": \"x\", \"pickup\": {\"lat\": 52.52, \"lng\": 13.405}, \"dropoff\": {\"lat\": 52.5, \"lng\": 13.43}, \"not_couriers\": [${names%,}]}" delivery
 says many.json "INVALID_ARGUMENT: not_couriers has 17 names; at most 16"
 
-# A fleet of 19 (Ana and Ben busy): sixteen couriers give order e up one after the other, each
+# A fleet of 19 (Ana busy): sixteen couriers give order e up one after the other, each
 # time to one who has not; the seventeenth is refused.
 kill -TERM "$delivery_pid"
 wait "$delivery_pid" || fail "delivery did not exit 0 on SIGTERM"
