@@ -279,7 +279,9 @@ int main(int argc, char** argv) {
                       ? std::pair(order::PaymentState::kCaptured, payment::PaymentStatus::kCaptured)
                       : std::pair(order::PaymentState::kHeld, payment::PaymentStatus::kAuthorized);
       ++by_payment[p.status];
-      if (o.payment != want.first || p.status != want.second || p.amount_cents != o.total_cents) {
+      if (o.refunded_cents > 0) want.first = order::PaymentState::kRefunded;
+      if (o.payment != want.first || p.status != want.second || p.amount_cents != o.total_cents ||
+          p.refunded_cents != o.refunded_cents) {
         ++payments_wrong;
         std::printf("  the payment of %s is %d (order says %d) for %lld cents: WRONG\n", id.c_str(),
                     static_cast<int>(p.status), static_cast<int>(o.payment),

@@ -377,20 +377,61 @@ class OrderServiceImpl final : public order::OrderService {
     return o;
   }
 
+  order::Order RefundOrder(const order::RefundOrderRequest& request) override {
+    CheckReason(request.reason);
+    order::Order o;
+    {
+      std::lock_guard<std::mutex> lock(store_->OrderLock(request.order_id));
+      o = Load(request.order_id);
+      const std::string& id = o.order_id;
+      if (!Ended(o)) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id + " is " + Named(o.status) +
+                           ": only a delivered or collected order is refunded");
+      }
+      if (o.refunded_cents > 0) {
+        if (o.refunded_cents == request.amount_cents) return o;  // the same refund again
+        throw RpcError(
+            StatusCode::kFailedPrecondition,
+            absl::StrCat("order ", id, " was refunded ", o.refunded_cents, " cents already"));
+      }
+      if (request.amount_cents < 1 || request.amount_cents > o.total_cents) {
+        throw RpcError(StatusCode::kInvalidArgument,
+                       absl::StrCat("amount_cents ", request.amount_cents, " is not in 1..",
+                                    o.total_cents, " (the order's total)"));
+      }
+      if (o.payment != order::PaymentState::kCaptured) {
+        throw RpcError(StatusCode::kFailedPrecondition,
+                       "order " + id +
+                           (o.payment == order::PaymentState::kHeld
+                                ? ": its payment is not captured yet (the dispatcher captures it)"
+                                : ": it has no captured payment to refund"));
+      }
+      o.refunded_cents = request.amount_cents;
+      Save(o, std::nullopt, order::Settle::kRefund);
+    }
+    refunded_->Add();
+    std::cerr << "order: " << o.order_id << ": " << o.refunded_cents << " cents refunded"
+              << (request.reason.empty() ? "" : " (" + request.reason + ")") << "\n";
+    SettleOrSay(o);
+    return o;
+  }
+
   // One round of the dispatcher: a courier for each delivered order that waits for one, oldest
   // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
   void DispatchWaiting() {
-    // First the payments still to be captured or voided (the payment service could not be told).
+    // First the payments still to be voided, captured or refunded (the payment service could not
+    // be told).
     // They do not hold up the couriers: a problem ends this part of the round only.
-    absl::StatusOr<std::vector<std::pair<std::string, bool>>> settlements =
+    absl::StatusOr<std::vector<std::pair<std::string, order::Settle>>> settlements =
         store_->PendingSettlements(32);
     if (!settlements.ok()) {
       Say("payments",
           "cannot list the payments to settle: " + std::string(settlements.status().message()));
     } else {
       settling_ = static_cast<int64_t>(settlements->size());
-      for (const auto& [id, capture] : *settlements) {
-        if (std::string problem = SettlePayment(id, capture); !problem.empty()) {
+      for (const auto& [id, what] : *settlements) {
+        if (std::string problem = SettlePayment(id, what); !problem.empty()) {
           Say("payments", problem);
           break;  // the next round tries again
         }
@@ -505,9 +546,9 @@ class OrderServiceImpl final : public order::OrderService {
 
   // Stores the changes of `o` (its OrderLock held), stamped now, and, with `release`, that its
   // courier is to be released (see ReleaseCourier), with `settle`, that its payment is to be
-  // captured or voided (see SettlePayment).
+  // voided, captured or refunded (see SettlePayment).
   void Save(order::Order& o, std::optional<bool> release = std::nullopt,
-            std::optional<bool> settle = std::nullopt) {
+            std::optional<order::Settle> settle = std::nullopt) {
     o.updated_at_ms = NowMs();
     if (absl::Status s = store_->Update(o, release, settle); !s.ok())
       throw RpcError(StatusCode::kInternal, "order store: " + std::string(s.message()));
@@ -562,38 +603,67 @@ class OrderServiceImpl final : public order::OrderService {
   }
 
   // What the payment service is to be told now that `o` changed: capture when it reached its
-  // end, void when it was cancelled, nothing otherwise (or when nothing is held).
-  static std::optional<bool> Settlement(const order::Order& o) {
+  // end, void when it was cancelled (both only while the total is held), refund when a captured
+  // order was given a refund; nothing otherwise.
+  static std::optional<order::Settle> Settlement(const order::Order& o) {
+    if (o.payment == order::PaymentState::kCaptured && o.refunded_cents > 0)
+      return order::Settle::kRefund;
     if (o.payment != order::PaymentState::kHeld) return std::nullopt;
-    if (o.status == order::OrderStatus::kCancelled) return false;
-    if (o.status == order::OrderStatus::kDelivered ||
-        (o.status == order::OrderStatus::kPickedUp && o.distance_m == 0))
-      return true;
+    if (o.status == order::OrderStatus::kCancelled) return order::Settle::kVoid;
+    if (Ended(o)) return order::Settle::kCapture;
     return std::nullopt;
   }
 
-  // Tells the payment service to capture or void the order's payment, and keeps the new state
-  // (forgetting the settlement the store kept for it). When the service cannot be told, the
-  // settlement stays and the dispatcher tries again. Returns what went wrong, "" when done.
-  std::string SettlePayment(const std::string& order_id, bool capture,
+  // Delivered, or a pickup order collected.
+  static bool Ended(const order::Order& o) {
+    return o.status == order::OrderStatus::kDelivered ||
+           (o.status == order::OrderStatus::kPickedUp && o.distance_m == 0);
+  }
+
+  // The order's payment state as the payment service's answer says it.
+  static order::PaymentState StateOf(const payment::Payment& p) {
+    switch (p.status) {
+      case payment::PaymentStatus::kAuthorized:
+        return order::PaymentState::kHeld;
+      case payment::PaymentStatus::kCaptured:
+        return p.refunded_cents > 0 ? order::PaymentState::kRefunded
+                                    : order::PaymentState::kCaptured;
+      case payment::PaymentStatus::kVoided:
+        return order::PaymentState::kVoided;
+    }
+    return order::PaymentState::kNone;
+  }
+
+  // Tells the payment service to void, capture or refund the order's payment, and keeps the new
+  // state (forgetting the settlement the store kept for it). When the service cannot be told, the
+  // settlement stays and the dispatcher tries again; when it refuses for good (no such payment,
+  // settled the other way), the order keeps the state the service says. Returns what went
+  // wrong, "" when done.
+  std::string SettlePayment(const std::string& order_id, order::Settle what,
                             order::PaymentState* settled = nullptr) {
-    order::PaymentState now =
-        capture ? order::PaymentState::kCaptured : order::PaymentState::kVoided;
+    static const char* const kDone[] = {"voided", "captured", "refunded"};
+    const std::string not_yet = order_id + ": payment not " + kDone[static_cast<int>(what)] +
+                                " yet (the dispatcher tries again): ";
+    order::PaymentState now;
     try {
-      payment::Payment p = WithKey(order_id, [&] {
-        return payments_->Settle({order_id, capture});
-      });
-      now = p.status == payment::PaymentStatus::kCaptured ? order::PaymentState::kCaptured
-                                                          : order::PaymentState::kVoided;
+      now = StateOf(WithKey(order_id, [&] {
+        if (what == order::Settle::kRefund)
+          return payments_->Refund({order_id, Load(order_id).refunded_cents});
+        return payments_->Settle({order_id, what == order::Settle::kCapture});
+      }));
     } catch (const RpcError& e) {
-      if (e.code() != StatusCode::kNotFound && e.code() != StatusCode::kFailedPrecondition) {
-        return order_id + ": payment not " + (capture ? "captured" : "voided") +
-               " yet (the dispatcher tries again): " + e.what();
+      if (e.code() != StatusCode::kNotFound && e.code() != StatusCode::kFailedPrecondition &&
+          e.code() != StatusCode::kInvalidArgument) {
+        return not_yet + e.what();
       }
-      // The service has no such payment, or settled it the other way: nothing more to do.
-      std::cerr << "order: " << order_id << ": payment not " << (capture ? "captured" : "voided")
+      std::cerr << "order: " << order_id << ": payment not " << kDone[static_cast<int>(what)]
                 << ": " << e.what() << "\n";
-      if (e.code() == StatusCode::kNotFound) now = order::PaymentState::kNone;
+      try {
+        now = StateOf(WithKey(order_id, [&] { return payments_->GetPayment({order_id}); }));
+      } catch (const RpcError& g) {
+        if (g.code() != StatusCode::kNotFound) return not_yet + g.what();
+        now = order::PaymentState::kNone;
+      }
     }
     if (absl::Status s = store_->Settled(order_id, now); !s.ok())
       std::cerr << "order: " << order_id << ": " << s.message() << "\n";
@@ -604,9 +674,9 @@ class OrderServiceImpl final : public order::OrderService {
   // SettlePayment for a handler, when `o`'s change calls for one: `o` says the new state, a
   // problem goes to the log.
   void SettleOrSay(order::Order& o) {
-    std::optional<bool> capture = Settlement(o);
-    if (!capture) return;
-    if (std::string problem = SettlePayment(o.order_id, *capture, &o.payment); !problem.empty())
+    std::optional<order::Settle> what = Settlement(o);
+    if (!what) return;
+    if (std::string problem = SettlePayment(o.order_id, *what, &o.payment); !problem.empty())
       std::cerr << "order: " << problem << "\n";
   }
 
@@ -675,6 +745,8 @@ class OrderServiceImpl final : public order::OrderService {
                                                   // (one dispatcher thread)
   std::vector<rpcboot::Counter*> placed_;         // delivery, pickup
   rpcboot::Counter* reached_[4] = {};             // by OrderStatus
+  rpcboot::Counter* refunded_ =
+      Counted("order_refunded_total", "Orders given a refund (RefundOrder).", {});
   rpcboot::Counter* declined_ =
       Counted("order_declined_total", "Orders a courier gave up (DeclineOrder).", {});
   std::atomic<int64_t> waiting_{0}, releasing_{0}, settling_{0};  // at the dispatcher's last round

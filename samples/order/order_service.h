@@ -28,6 +28,7 @@ enum class PaymentState : int32_t {
   kHeld = 1,      // held on the card since the order was placed
   kCaptured = 2,  // taken: delivered or collected (final)
   kVoided = 3,    // the hold lifted: cancelled (final)
+  kRefunded = 4,  // captured, then refunded_cents of it given back (RefundOrder; final)
 };
 
 struct OrderLine {
@@ -71,6 +72,7 @@ struct Order {
   // Held when placed; captured or voided once the order ends (the payment service may be told a
   // little later: the order service keeps what it still has to tell it).
   PaymentState payment;
+  int64_t refunded_cents;  // what RefundOrder gave back of the total; 0 otherwise
 };
 
 struct GetOrderRequest {
@@ -83,6 +85,14 @@ struct CancelOrderRequest {
 };
 
 // A courier (or, for a pickup order, the shop) reports progress.
+// Part or all of a delivered or collected order's total given back (a missing item, a late
+// delivery): once per order.
+struct RefundOrderRequest {
+  std::string order_id;
+  int64_t amount_cents;  // 1 to the order's total
+  std::string reason;    // for the log (up to 256 bytes)
+};
+
 struct AdvanceOrderRequest {
   std::string order_id;
   OrderStatus status;  // kPickedUp or kDelivered
@@ -125,6 +135,12 @@ class RPCBOOT_SERVICE OrderService {
   // or cancelled, a pickup order, no courier yet, given up by 16 couriers already (cancel it);
   // INVALID_ARGUMENT: a reason of more than 256 bytes.
   RPCBOOT_IDEMPOTENT virtual Order DeclineOrder(const DeclineOrderRequest& request) = 0;
+  // Gives back part or all of the total of a delivered or collected order (the payment service
+  // is told at once, or later by the dispatcher; payment says kRefunded once it was). The same
+  // refund again is answered as it is. NOT_FOUND: unknown order; FAILED_PRECONDITION: not
+  // delivered or collected, its payment not captured (yet), refunded another amount already;
+  // INVALID_ARGUMENT: an amount out of 1..total, a reason of more than 256 bytes.
+  RPCBOOT_IDEMPOTENT virtual Order RefundOrder(const RefundOrderRequest& request) = 0;
 };
 
 }  // namespace order

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS orders (
   status INTEGER NOT NULL DEFAULT 0,
   status_reason TEXT NOT NULL DEFAULT '',
   updated_at_ms INTEGER NOT NULL DEFAULT 0,
-  payment INTEGER NOT NULL DEFAULT 0);
+  payment INTEGER NOT NULL DEFAULT 0,
+  refunded_cents INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS order_lines (
   order_id TEXT NOT NULL REFERENCES orders (order_id),
   line_no INTEGER NOT NULL,
@@ -76,6 +77,7 @@ constexpr struct {
     {"status_reason", "TEXT NOT NULL DEFAULT ''"},
     {"updated_at_ms", "INTEGER NOT NULL DEFAULT 0"},
     {"payment", "INTEGER NOT NULL DEFAULT 0"},
+    {"refunded_cents", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 using common::Text;
@@ -136,7 +138,7 @@ struct OrderStore::Shard : common::SqliteFile {
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
             {&update_order,
              "UPDATE orders SET courier = ?, eta_minutes = ?, status = ?, status_reason = ?, "
-             "updated_at_ms = ? WHERE order_id = ?"},
+             "updated_at_ms = ?, refunded_cents = ? WHERE order_id = ?"},
             {&insert_release,
              "INSERT OR REPLACE INTO releases (order_id, delivered, since_ms) VALUES (?, ?, ?)"},
             {&delete_release, "DELETE FROM releases WHERE order_id = ?"},
@@ -162,7 +164,8 @@ struct OrderStore::Shard : common::SqliteFile {
             {&select_order,
              "SELECT shop_id, customer, total_cents, shard, shop_checked_by, deliver_street, "
              "deliver_lat, deliver_lng, distance_m, delivery_fee_cents, courier, eta_minutes, "
-             "status, status_reason, placed_at_ms, updated_at_ms, payment FROM orders "
+             "status, status_reason, placed_at_ms, updated_at_ms, payment, refunded_cents "
+             "FROM orders "
              "WHERE order_id = ?"},
             {&select_lines,
              "SELECT item_id, quantity, unit_price_cents FROM order_lines WHERE order_id = ? "
@@ -351,7 +354,8 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
   o.placed_at_ms = sqlite3_column_int64(st, 14);
   o.updated_at_ms = sqlite3_column_int64(st, 15);
   int payment = sqlite3_column_int(st, 16);
-  o.payment = payment >= 0 && payment <= static_cast<int>(PaymentState::kVoided)
+  o.refunded_cents = sqlite3_column_int64(st, 17);
+  o.payment = payment >= 0 && payment <= static_cast<int>(PaymentState::kRefunded)
                   ? static_cast<PaymentState>(payment)
                   : PaymentState::kNone;
   sqlite3_reset(st);
@@ -379,7 +383,7 @@ absl::StatusOr<std::optional<Order>> OrderStore::Get(const std::string& order_id
 }
 
 absl::Status OrderStore::Update(const Order& o, std::optional<bool> release,
-                                std::optional<bool> settle) {
+                                std::optional<Settle> settle) {
   Shard& shard = *shards_[static_cast<std::size_t>(ShardOf(o.order_id))];
   std::lock_guard<std::mutex> lock(shard.mu);
   if (absl::Status s = shard.Exec("BEGIN", "cannot begin"); !s.ok()) return s;
@@ -390,7 +394,8 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release,
   sqlite3_bind_int64(st, 3, static_cast<int64_t>(o.status));
   sqlite3_bind_text(st, 4, o.status_reason.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 5, o.updated_at_ms);
-  sqlite3_bind_text(st, 6, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 6, o.refunded_cents);
+  sqlite3_bind_text(st, 7, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return shard.Abort("cannot update order " + o.order_id);
@@ -422,7 +427,7 @@ absl::Status OrderStore::Update(const Order& o, std::optional<bool> release,
     st = shard.insert_settlement;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, o.order_id.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, *settle ? 1 : 0);
+    sqlite3_bind_int(st, 2, static_cast<int>(*settle));
     sqlite3_bind_int64(st, 3, o.updated_at_ms);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -469,14 +474,24 @@ absl::Status OrderStore::Settled(const std::string& order_id, PaymentState now) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingSettlements(
+absl::StatusOr<std::vector<std::pair<std::string, Settle>>> OrderStore::PendingSettlements(
     int per_shard) {
-  return Outbox(&Shard::select_settlements, per_shard, "cannot list the payments to settle");
+  auto rows = Outbox(&Shard::select_settlements, per_shard, "cannot list the payments to settle");
+  if (!rows.ok()) return rows.status();
+  std::vector<std::pair<std::string, Settle>> pending;
+  for (auto& [id, what] : *rows) {
+    if (what < 0 || what > static_cast<int>(Settle::kRefund)) {
+      return absl::InternalError(absl::StrCat("the settlement of order ", id, " is ", what,
+                                              ", which is none (0 void, 1 capture, 2 refund)"));
+    }
+    pending.emplace_back(std::move(id), static_cast<Settle>(what));
+  }
+  return pending;
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::Outbox(
+absl::StatusOr<std::vector<std::pair<std::string, int>>> OrderStore::Outbox(
     sqlite3_stmt* Shard::*select, int per_shard, const std::string& doing) {
-  std::vector<std::pair<std::string, bool>> pending;
+  std::vector<std::pair<std::string, int>> pending;
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     sqlite3_stmt* st = (*shard).*select;
@@ -484,7 +499,7 @@ absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::Outbox(
     sqlite3_bind_int(st, 1, per_shard);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-      pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1) != 0);
+      pending.emplace_back(Text(st, 0), sqlite3_column_int(st, 1));
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return shard->Error(doing);
   }
@@ -505,7 +520,11 @@ absl::Status OrderStore::Released(const std::string& order_id) {
 
 absl::StatusOr<std::vector<std::pair<std::string, bool>>> OrderStore::PendingReleases(
     int per_shard) {
-  return Outbox(&Shard::select_releases, per_shard, "cannot list the couriers to release");
+  auto rows = Outbox(&Shard::select_releases, per_shard, "cannot list the couriers to release");
+  if (!rows.ok()) return rows.status();
+  std::vector<std::pair<std::string, bool>> pending;
+  for (auto& [id, delivered] : *rows) pending.emplace_back(std::move(id), delivered != 0);
+  return pending;
 }
 
 absl::StatusOr<std::vector<std::string>> OrderStore::Waiting(int per_shard) {

@@ -24,6 +24,9 @@
 
 namespace order {
 
+// What the payment service is still to be told of an order (the settlements outbox).
+enum class Settle : int { kVoid = 0, kCapture = 1, kRefund = 2 };
+
 class OrderStore {
  public:
   // Opens (or creates) the shards in `dir`; "" keeps them in memory. Every error names the file
@@ -43,21 +46,21 @@ class OrderStore {
   // gave the order up (names not stored yet are added), and, in the same transaction, what the
   // other services are still to be told: with `release`, that the order's courier is to be
   // released (true: delivered, false: cancelled) until Released says it was; with `settle`, that
-  // its payment is to be captured (true) or voided (false) until Settled says it was. Outboxes,
+  // its payment is to be voided, captured or refunded until Settled says it was. Outboxes,
   // so that nothing another service could not be told at once is lost. Hold
   // OrderLock(o.order_id) from the Get that read the order to here. The payment state is
   // written by Put and Settled only.
   absl::Status Update(const Order& o, std::optional<bool> release = std::nullopt,
-                      std::optional<bool> settle = std::nullopt);
+                      std::optional<Settle> settle = std::nullopt);
   // The payment service settled the order's payment: its state is `now`, and the settlement is
   // no longer pending. One transaction.
   absl::Status Settled(const std::string& order_id, PaymentState now);
   // A void to make of an order that was never stored (its hold may have been made when placing
   // it failed).
   absl::Status KeepVoid(const std::string& order_id, int64_t now_ms);
-  // The settlements still to be made (order id, capture), the oldest first, up to `per_shard`
+  // The settlements still to be made (order id, what), the oldest first, up to `per_shard`
   // from each shard.
-  absl::StatusOr<std::vector<std::pair<std::string, bool>>> PendingSettlements(int per_shard);
+  absl::StatusOr<std::vector<std::pair<std::string, Settle>>> PendingSettlements(int per_shard);
   absl::Status Released(const std::string& order_id);
   // The releases still to be made, the oldest first, up to `per_shard` from each shard.
   absl::StatusOr<std::vector<std::pair<std::string, bool>>> PendingReleases(int per_shard);
@@ -78,9 +81,9 @@ class OrderStore {
   struct Shard;
   OrderStore() = default;
   // The rows a statement of each shard lists (order id, a flag), up to `per_shard` from each.
-  absl::StatusOr<std::vector<std::pair<std::string, bool>>> Outbox(sqlite3_stmt* Shard::*select,
-                                                                   int per_shard,
-                                                                   const std::string& doing);
+  absl::StatusOr<std::vector<std::pair<std::string, int>>> Outbox(sqlite3_stmt* Shard::*select,
+                                                                  int per_shard,
+                                                                  const std::string& doing);
 
   common::OwnerLock owner_lock_;  // before shards_: held until they are closed
   std::vector<std::unique_ptr<Shard>> shards_;

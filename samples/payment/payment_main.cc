@@ -68,22 +68,35 @@ CREATE TABLE IF NOT EXISTS payments (
   customer TEXT NOT NULL,
   amount_cents INTEGER NOT NULL,
   status INTEGER NOT NULL,
-  updated_at_ms INTEGER NOT NULL);
+  updated_at_ms INTEGER NOT NULL,
+  refunded_cents INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0;
 )",
                                    "cannot create the tables");
         !s.ok())
       return s;
+    // A store written before refunds gains the column (nothing refunded).
+    sqlite3_stmt* probe = nullptr;
+    bool refunds = sqlite3_prepare_v2(file.db(), "SELECT refunded_cents FROM payments LIMIT 0", -1,
+                                      &probe, nullptr) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (!refunds) {
+      if (absl::Status s =
+              file.Exec("ALTER TABLE payments ADD COLUMN refunded_cents INTEGER NOT NULL DEFAULT 0",
+                        "cannot add column refunded_cents");
+          !s.ok())
+        return s;
+    }
     if (absl::Status s = file.PrepareAll({
             {&ledger->select_,
-             "SELECT customer, amount_cents, status, updated_at_ms FROM payments WHERE order_id = "
-             "?"},
+             "SELECT customer, amount_cents, status, updated_at_ms, refunded_cents FROM payments "
+             "WHERE order_id = ?"},
             {&ledger->held_,
              "SELECT COALESCE(SUM(amount_cents), 0) FROM payments WHERE customer = ? AND status = "
              "0"},
             {&ledger->put_,
              "INSERT OR REPLACE INTO payments (order_id, customer, amount_cents, status, "
-             "updated_at_ms) VALUES (?, ?, ?, ?, ?)"},
+             "updated_at_ms, refunded_cents) VALUES (?, ?, ?, ?, ?, ?)"},
         });
         !s.ok())
       return s;
@@ -104,11 +117,13 @@ CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0
     p.amount_cents = sqlite3_column_int64(select_, 1);
     int64_t status = sqlite3_column_int64(select_, 2);
     p.updated_at_ms = sqlite3_column_int64(select_, 3);
+    p.refunded_cents = sqlite3_column_int64(select_, 4);
     sqlite3_reset(select_);
-    if (status < 0 || status > static_cast<int64_t>(PaymentStatus::kVoided) || p.amount_cents < 0) {
-      return absl::InternalError(absl::StrCat(file_.name(), ": the payment of order ", order_id,
-                                              " has status ", status, " and amount ",
-                                              p.amount_cents, ", which no payment has"));
+    if (status < 0 || status > static_cast<int64_t>(PaymentStatus::kVoided) || p.amount_cents < 0 ||
+        p.refunded_cents < 0 || p.refunded_cents > p.amount_cents) {
+      return absl::InternalError(absl::StrCat(
+          file_.name(), ": the payment of order ", order_id, " has status ", status, ", amount ",
+          p.amount_cents, " and refunded ", p.refunded_cents, ", which no payment has"));
     }
     p.status = static_cast<PaymentStatus>(status);
     return p;
@@ -132,6 +147,7 @@ CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0
     sqlite3_bind_int64(put_, 3, p.amount_cents);
     sqlite3_bind_int64(put_, 4, static_cast<int64_t>(p.status));
     sqlite3_bind_int64(put_, 5, p.updated_at_ms);
+    sqlite3_bind_int64(put_, 6, p.refunded_cents);
     int rc = sqlite3_step(put_);
     sqlite3_reset(put_);
     if (rc != SQLITE_DONE) return file_.Error("cannot keep the payment of order " + p.order_id);
@@ -196,8 +212,13 @@ class Payments final : public payment::PaymentService {
                                   " held already, and ", Money(request.amount_cents),
                                   " more passes its limit of ", Money(hold_limit_cents_)));
     }
-    Payment p{request.order_id,           request.customer, request.amount_cents,
-              PaymentStatus::kAuthorized, served_by_,       NowMs()};
+    Payment p{request.order_id,
+              request.customer,
+              request.amount_cents,
+              PaymentStatus::kAuthorized,
+              served_by_,
+              NowMs(),
+              0};
     Keep(p);
     authorized_->Add();
     return p;
@@ -214,7 +235,7 @@ class Payments final : public payment::PaymentService {
       }
       // A void that overtook its Authorize (one that timed out, say): nothing is held, and the
       // Authorize, if it still comes, holds nothing either.
-      p = Payment{request.order_id, "", 0, PaymentStatus::kVoided, served_by_, NowMs()};
+      p = Payment{request.order_id, "", 0, PaymentStatus::kVoided, served_by_, NowMs(), 0};
       Keep(*p);
       return *p;
     }
@@ -236,6 +257,33 @@ class Payments final : public payment::PaymentService {
     std::lock_guard<std::mutex> lock(mu_);
     std::optional<Payment> p = Find(request.order_id);
     if (!p) throw RpcError(StatusCode::kNotFound, "no payment for order " + request.order_id);
+    return *p;
+  }
+
+  Payment Refund(const payment::RefundRequest& request) override {
+    CheckOrderId(request.order_id);
+    std::lock_guard<std::mutex> lock(mu_);
+    std::optional<Payment> p = Find(request.order_id);
+    if (!p) throw RpcError(StatusCode::kNotFound, "no payment for order " + request.order_id);
+    if (p->status != PaymentStatus::kCaptured) {
+      throw RpcError(StatusCode::kFailedPrecondition,
+                     absl::StrCat("the payment of order ", request.order_id, " is ",
+                                  Named(p->status), ": only a captured payment is refunded"));
+    }
+    if (request.amount_cents < 1 || request.amount_cents > p->amount_cents) {
+      throw RpcError(StatusCode::kInvalidArgument,
+                     absl::StrCat("amount_cents ", request.amount_cents, " is not in 1..",
+                                  p->amount_cents, " (what was captured)"));
+    }
+    if (p->refunded_cents == request.amount_cents) return *p;  // the same refund again
+    if (p->refunded_cents > 0) {
+      throw RpcError(StatusCode::kFailedPrecondition,
+                     absl::StrCat("order ", request.order_id, " was refunded ",
+                                  Money(p->refunded_cents), " already"));
+    }
+    p->refunded_cents = request.amount_cents;
+    p->updated_at_ms = NowMs();
+    Keep(*p);
     return *p;
   }
 

@@ -29,13 +29,20 @@ struct Payment {
   std::string customer;
   int64_t amount_cents;  // 0 for a void that came before any hold
   PaymentStatus status;
-  std::string served_by;  // the payment instance that answered
-  int64_t updated_at_ms;  // milliseconds since the Unix epoch
+  std::string served_by;   // the payment instance that answered
+  int64_t updated_at_ms;   // milliseconds since the Unix epoch
+  int64_t refunded_cents;  // of a captured payment, given back (Refund); 0 otherwise
 };
 
 struct SettleRequest {
   std::string order_id;
   bool capture;  // true: take the amount (the order reached its end); false: void the hold
+};
+
+// Part or all of a captured payment given back (a missing item, a late delivery): once per order.
+struct RefundRequest {
+  std::string order_id;
+  int64_t amount_cents;  // 1 to what was captured
 };
 
 struct GetPaymentRequest {
@@ -57,6 +64,10 @@ class RPCBOOT_SERVICE PaymentService {
   RPCBOOT_IDEMPOTENT virtual Payment Settle(const SettleRequest& request) = 0;
   // NOT_FOUND for an order with no payment.
   RPCBOOT_IDEMPOTENT virtual Payment GetPayment(const GetPaymentRequest& request) = 0;
+  // Gives back part or all of a captured payment; the same refund again is answered as it is.
+  // NOT_FOUND: no payment; FAILED_PRECONDITION: not captured, or refunded another amount
+  // already; INVALID_ARGUMENT: an amount out of 1..what was captured.
+  RPCBOOT_IDEMPOTENT virtual Payment Refund(const RefundRequest& request) = 0;
 };
 
 }  // namespace payment

@@ -3,10 +3,11 @@
 # customer's card when it is placed (the payment service, over gRPC), captured when the order is
 # delivered or collected and voided when it is cancelled; a card whose holds would pass the limit
 # is declined and the order is not placed; while the payment service does not answer, an order
-# is refused (nothing stays held: the hold it may have made is voided later) and the capture or
-# void of an order that ends is kept on disk and made once it answers; payments survive a
-# restart; a stock Python gRPC client from the emitted .proto calls the payment service; bad
-# requests and bad settings are refused, naming what is wrong.
+# is refused (nothing stays held: the hold it may have made is voided later) and the capture,
+# void or refund of an order is kept on disk and made once it answers; a delivered order is
+# refunded in part, once; payments survive a restart; a stock Python gRPC client from the
+# emitted .proto calls the payment service; bad requests and bad settings are refused, naming
+# what is wrong.
 #   payment_test.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -euo pipefail
 src=$1 build=$2 work=$3
@@ -85,8 +86,27 @@ call p_done.json 0 AdvanceOrder "{\"order_id\": \"$p\", \"status\": 1, \"by\": \
 [ "$(field p_done.json payment)" = kCaptured ] && [ "$(payment_of "$p")" = PAYMENT_STATUS_CAPTURED ] ||
   fail "collected p: $(cat "$work/p_done.json")"
 
+# A refund of part of a delivered order, told to the payment service at once; the same refund
+# again is answered as it is; another amount, too much, or an order not at its end is refused.
+call a_refund.json 0 RefundOrder "{\"order_id\": \"$a\", \"amount_cents\": 500, \"reason\": \"cold noodles\"}"
+[ "$(field a_refund.json payment)" = kRefunded ] && [ "$(field a_refund.json refunded_cents)" = 500 ] ||
+  fail "refund of a: $(cat "$work/a_refund.json")"
+[ "$(payment_of "$a")" = PAYMENT_STATUS_CAPTURED ] && [ "$(field pay.json refunded_cents)" = 500 ] ||
+  fail "the payment of a after its refund: $(cat "$work/pay.json")"
+says order.log "order: $a: 500 cents refunded (cold noodles)"
+call a_now.json 0 GetOrder "{\"order_id\": \"$a\"}"
+call a_refund2.json 0 RefundOrder "{\"order_id\": \"$a\", \"amount_cents\": 500}"
+diff "$work/a_now.json" "$work/a_refund2.json" >/dev/null || fail "the same refund again changed a: $(cat "$work/a_refund2.json")"
+call a_refund3.json 1 RefundOrder "{\"order_id\": \"$a\", \"amount_cents\": 600}"
+says a_refund3.json "FAILED_PRECONDITION: order $a was refunded 500 cents already"
+call x_refund.json 1 RefundOrder "{\"order_id\": \"$x\", \"amount_cents\": 1}"
+says x_refund.json "FAILED_PRECONDITION: order $x is placed: only a delivered or collected order is refunded"
+call p_refund.json 1 RefundOrder "{\"order_id\": \"$p\", \"amount_cents\": 999999}"
+says p_refund.json "INVALID_ARGUMENT: amount_cents 999999 is not in 1..1250 (the order's total)"
+
 # The payment service does not answer (SIGSTOP): a new order is refused and its possible hold is
-# kept to void; cancelling x succeeds, its void kept on disk; both are made once it answers.
+# kept to void; cancelling x succeeds, its void kept on disk, and so does a refund of p; all are
+# made once it answers.
 kill -STOP "$payment_pid"
 call y.json 1 PlaceOrder "{\"shop_id\": 1, \"customer\": \"c\", \"lines\": [{\"item_id\": 12, \"quantity\": 1, \"unit_price_cents\": 650}]}"
 says y.json "UNAVAILABLE: payment service: "
@@ -96,8 +116,11 @@ y=$(sed -n 's/^order: \([^:]*\): hold not voided yet (the dispatcher tries again
 call x_cancel.json 0 CancelOrder "{\"order_id\": \"$x\"}"
 [ "$(field x_cancel.json status)" = kCancelled ] && [ "$(field x_cancel.json payment)" = kHeld ] ||
   fail "cancel x while payment is stopped: $(cat "$work/x_cancel.json")"
-[ "$(on_disk "SELECT order_id, capture FROM settlements" | sort)" = "$(printf '%s|0\n%s|0' "$x" "$y" | sort)" ] ||
-  fail "the voids are not kept on disk: $(on_disk "SELECT * FROM settlements")"
+call p_refund.json 0 RefundOrder "{\"order_id\": \"$p\", \"amount_cents\": 250}"
+[ "$(field p_refund.json payment)" = kCaptured ] && [ "$(field p_refund.json refunded_cents)" = 250 ] ||
+  fail "refund p while payment is stopped: $(cat "$work/p_refund.json")"
+[ "$(on_disk "SELECT order_id, capture FROM settlements" | sort)" = "$(printf '%s|0\n%s|0\n%s|2' "$x" "$y" "$p" | sort)" ] ||
+  fail "the voids and the refund are not kept on disk: $(on_disk "SELECT * FROM settlements")"
 kill -CONT "$payment_pid"
 for _ in $(seq 300); do [ -z "$(on_disk "SELECT order_id FROM settlements")" ] && break; sleep 0.1; done
 [ -z "$(on_disk "SELECT order_id FROM settlements")" ] || fail "the voids were never made: $(on_disk "SELECT * FROM settlements")"
@@ -105,6 +128,9 @@ for _ in $(seq 300); do [ -z "$(on_disk "SELECT order_id FROM settlements")" ] &
 [ "$(payment_of "$y")" = PAYMENT_STATUS_VOIDED ] || fail "the payment of the refused order: $(cat "$work/pay.json")"
 call x_now.json 0 GetOrder "{\"order_id\": \"$x\"}"
 [ "$(field x_now.json payment)" = kVoided ] || fail "order x after the void: $(cat "$work/x_now.json")"
+call p_now.json 0 GetOrder "{\"order_id\": \"$p\"}"
+[ "$(field p_now.json payment)" = kRefunded ] && [ "$(payment_of "$p")" = PAYMENT_STATUS_CAPTURED ] &&
+  [ "$(field pay.json refunded_cents)" = 250 ] || fail "the refund of p was not made: $(cat "$work/pay.json")"
 # A late Authorize of the refused order holds nothing.
 call y_late.json 1 Authorize "{\"order_id\": \"$y\", \"customer\": \"c\", \"amount_cents\": 650}" payment
 says y_late.json "FAILED_PRECONDITION: the payment of order $y was voided"
@@ -131,6 +157,10 @@ call bad5.json 1 Settle "{\"order_id\": \"$a\", \"capture\": false}" payment
 says bad5.json "FAILED_PRECONDITION: the payment of order $a is captured: it cannot be voided"
 call bad6.json 1 Settle "{\"order_id\": \"nobody\", \"capture\": true}" payment
 says bad6.json "NOT_FOUND: no payment for order nobody"
+call bad7.json 1 Refund "{\"order_id\": \"$b\", \"amount_cents\": 1}" payment
+says bad7.json "FAILED_PRECONDITION: the payment of order $b is voided: only a captured payment is refunded"
+call bad8.json 1 Refund "{\"order_id\": \"$a\", \"amount_cents\": $((total_a + 1))}" payment
+says bad8.json "INVALID_ARGUMENT: amount_cents $((total_a + 1)) is not in 1..$total_a (what was captured)"
 call again.json 0 Authorize "{\"order_id\": \"$a\", \"customer\": \"c\", \"amount_cents\": $total_a}" payment
 [ "$(field again.json status)" = PAYMENT_STATUS_CAPTURED ] || fail "Authorize again is not answered as it is: $(cat "$work/again.json")"
 
