@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS declines (
   PRIMARY KEY (order_id, courier));
 CREATE TABLE IF NOT EXISTS settlements (
   order_id TEXT PRIMARY KEY,
-  capture INTEGER NOT NULL,
+  kind INTEGER NOT NULL,  -- order::Settle: 0 void, 1 capture, 2 refund
   since_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (
   order_id TEXT PRIMARY KEY,
@@ -145,11 +145,11 @@ struct OrderStore::Shard : common::SqliteFile {
             {&select_releases,
              "SELECT order_id, delivered FROM releases ORDER BY since_ms LIMIT ?"},
             {&insert_settlement,
-             "INSERT OR REPLACE INTO settlements (order_id, capture, since_ms) VALUES (?, ?, ?)"},
+             "INSERT OR REPLACE INTO settlements (order_id, kind, since_ms) VALUES (?, ?, ?)"},
             {&settle_order, "UPDATE orders SET payment = ? WHERE order_id = ?"},
             {&delete_settlement, "DELETE FROM settlements WHERE order_id = ?"},
             {&select_settlements,
-             "SELECT order_id, capture FROM settlements ORDER BY since_ms LIMIT ?"},
+             "SELECT order_id, kind FROM settlements ORDER BY since_ms LIMIT ?"},
             {&insert_decline,
              "INSERT OR IGNORE INTO declines (order_id, courier, at_ms) VALUES (?, ?, ?)"},
             {&select_declines,

@@ -119,7 +119,7 @@ call x_cancel.json 0 CancelOrder "{\"order_id\": \"$x\"}"
 call p_refund.json 0 RefundOrder "{\"order_id\": \"$p\", \"amount_cents\": 250}"
 [ "$(field p_refund.json payment)" = kCaptured ] && [ "$(field p_refund.json refunded_cents)" = 250 ] ||
   fail "refund p while payment is stopped: $(cat "$work/p_refund.json")"
-[ "$(on_disk "SELECT order_id, capture FROM settlements" | sort)" = "$(printf '%s|0\n%s|0\n%s|2' "$x" "$y" "$p" | sort)" ] ||
+[ "$(on_disk "SELECT order_id, kind FROM settlements" | sort)" = "$(printf '%s|0\n%s|0\n%s|2' "$x" "$y" "$p" | sort)" ] ||
   fail "the voids and the refund are not kept on disk: $(on_disk "SELECT * FROM settlements")"
 kill -CONT "$payment_pid"
 for _ in $(seq 300); do [ -z "$(on_disk "SELECT order_id FROM settlements")" ] && break; sleep 0.1; done
