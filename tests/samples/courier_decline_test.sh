@@ -19,15 +19,6 @@ orders="zk://$zk/services/order"
 start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 
-start_order() {  # LOG [FLAGS...]: sets order_pid
-  local log=$1
-  shift
-  "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-    --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 "$@" >"$log" 2>&1 &
-  order_pid=$!
-  pids+=($order_pid)
-  wait_registered "$log"
-}
 start_delivery() {  # LOG COURIERS: Ana, Ben, ... on the ring; sets delivery_pid
   "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
     --settings.fleet.couriers="$2" --settings.fleet.store="$work/fleet.db" >"$1" 2>&1 &

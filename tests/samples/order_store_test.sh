@@ -20,7 +20,7 @@ order_args=(--config="$src/samples/order/order.yaml" --registry.zookeeper="$zk")
 start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 
-start_order() {  # LOG [FLAGS...]: starts order on $store; sets order_pid
+start_order() {  # LOG [FLAGS...]: starts order on $store as order.yaml has it (not samples_common.sh's); sets order_pid
   local log=$1
   shift
   "$build/samples/order" "${order_args[@]}" --settings.store.dir="$store" "$@" >"$log" 2>&1 &

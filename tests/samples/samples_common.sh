@@ -45,6 +45,17 @@ start_shop() {
   pids+=($shop_pid)
   wait_registered "$log"
 }
+# start_order LOG [FLAGS...]: an order instance on the store in $store, its dispatcher every
+# 100 ms; sets order_pid.
+start_order() {
+  local log=$1
+  shift
+  "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
+    --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 "$@" >"$log" 2>&1 &
+  order_pid=$!
+  pids+=($order_pid)
+  wait_registered "$log"
+}
 # start_payment LOG [FLAGS...]: a payment instance keeping its holds in $work/payments.db (the
 # order service holds every order's total through it); sets payment_pid.
 start_payment() {
