@@ -13,7 +13,7 @@
 //   order_bench [--callers=1,8,32] [--seconds=3]
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,32 +37,31 @@
 #include "shop_service.rpcboot.h"
 #include "tests/discovery/zookeeper_testing.h"
 
-extern char** environ;
-
 namespace {
 
-// A sample's process, its output in `log`; stopped with SIGTERM (and waited for) when destroyed.
+// A sample's process, its output in `log`; stopped with SIGTERM (and waited for) when destroyed,
+// and by the kernel when this process ends any other way (PR_SET_PDEATHSIG). A failure to start
+// it throws, so the ones started before it are stopped as the stack unwinds.
 class Service {
  public:
   Service(const std::vector<std::string>& args, const std::string& log) : log_(log) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      std::fprintf(stderr, "order_bench: cannot write %s\n", log.c_str());
-      std::exit(1);
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, fd, 2);
+    if (fd < 0) throw std::runtime_error("cannot write " + log);
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
-      std::fprintf(stderr, "order_bench: cannot start %s\n", argv[0]);
-      std::exit(1);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);  // the parent ended before prctl
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
     }
-    posix_spawn_file_actions_destroy(&actions);
     ::close(fd);
+    if (pid_ < 0) throw std::runtime_error(std::string("cannot start ") + argv[0]);
   }
   ~Service() {
     ::kill(pid_, SIGTERM);
@@ -71,19 +71,18 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // Waits (up to 20 s) until the instance is in the registry; exits naming the log if it never is.
+  // Waits (up to 20 s) until the instance is in the registry; throws naming the log if it never
+  // is.
   void WaitRegistered() const {
     for (int i = 0; i < 200; ++i) {
       std::ifstream in(log_);
       std::stringstream text;
       text << in.rdbuf();
       if (text.str().find("registry: registered") != std::string::npos) return;
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) break;
+      if (::kill(pid_, 0) != 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    std::fprintf(stderr, "order_bench: %s never registered; see %s\n", log_.c_str(), log_.c_str());
-    std::exit(1);
+    throw std::runtime_error(log_ + " never registered: see it");
   }
 
  private:
@@ -98,16 +97,8 @@ struct Part {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  std::vector<int> callers = {1, 8, 32};
-  double seconds = 3;
-  rpcboot::bench::Flags flags("order_bench", "[--callers=1,8,32] [--seconds=3]");
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (flags.List(a, "callers", 1, 256, &callers) || flags.Number(a, "seconds", 0.2, 60, &seconds))
-      continue;
-    flags.Unknown(a);
-  }
+// Starts the services, loads them and prints the table; stops them however it ends.
+int Run(const std::vector<int>& callers, double seconds) {
   const std::string src = RPCBOOT_SOURCE_DIR, samples = RPCBOOT_SAMPLES_DIR;
   const std::string work = std::string(RPCBOOT_TEST_TMP) + "/order_bench_run";
   std::system(("rm -rf '" + work + "' && mkdir -p '" + work + "'").c_str());
@@ -199,4 +190,22 @@ int main(int argc, char** argv) {
   }
   if (!first_error.empty()) std::printf("first error: %s\n", first_error.c_str());
   return first_error.empty() ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  std::vector<int> callers = {1, 8, 32};
+  double seconds = 3;
+  rpcboot::bench::Flags flags("order_bench", "[--callers=1,8,32] [--seconds=3]");
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (flags.List(a, "callers", 1, 256, &callers) || flags.Number(a, "seconds", 0.2, 60, &seconds))
+      continue;
+    flags.Unknown(a);
+  }
+  try {
+    return Run(callers, seconds);
+  } catch (const std::exception& e) {  // a service that did not start; the others are stopped
+    std::fprintf(stderr, "order_bench: %s\n", e.what());
+    return 1;
+  }
 }
