@@ -421,8 +421,7 @@ class OrderServiceImpl final : public order::OrderService {
   // first, until every courier is busy; an order that waited past give_up_ms is cancelled.
   void DispatchWaiting() {
     // First the payments still to be voided, captured or refunded (the payment service could not
-    // be told).
-    // They do not hold up the couriers: a problem ends this part of the round only.
+    // be told). They do not hold up the couriers: a problem ends this part of the round only.
     absl::StatusOr<std::vector<std::pair<std::string, order::Settle>>> settlements =
         store_->PendingSettlements(32);
     if (!settlements.ok()) {
@@ -741,10 +740,10 @@ class OrderServiceImpl final : public order::OrderService {
   static constexpr std::size_t kMostDeclines = 16;  // the delivery service's not_couriers limit
 
   const DeliveryPolicy delivery_;
-  std::map<std::string, std::string> last_said_;  // the dispatcher's last problem by topic
-                                                  // (one dispatcher thread)
-  std::vector<rpcboot::Counter*> placed_;         // delivery, pickup
-  rpcboot::Counter* reached_[4] = {};             // by OrderStatus
+  // The dispatcher's last problem, by topic (only its thread uses it).
+  std::map<std::string, std::string> last_said_;
+  std::vector<rpcboot::Counter*> placed_;  // delivery, pickup
+  rpcboot::Counter* reached_[4] = {};      // by OrderStatus
   rpcboot::Counter* refunded_ =
       Counted("order_refunded_total", "Orders given a refund (RefundOrder).", {});
   rpcboot::Counter* declined_ =
