@@ -255,36 +255,33 @@ class Payments final : public payment::PaymentService {
   Payment GetPayment(const payment::GetPaymentRequest& request) override {
     CheckOrderId(request.order_id);
     std::lock_guard<std::mutex> lock(mu_);
-    std::optional<Payment> p = Find(request.order_id);
-    if (!p) throw RpcError(StatusCode::kNotFound, "no payment for order " + request.order_id);
-    return *p;
+    return Existing(request.order_id);
   }
 
   Payment Refund(const payment::RefundRequest& request) override {
     CheckOrderId(request.order_id);
     std::lock_guard<std::mutex> lock(mu_);
-    std::optional<Payment> p = Find(request.order_id);
-    if (!p) throw RpcError(StatusCode::kNotFound, "no payment for order " + request.order_id);
-    if (p->status != PaymentStatus::kCaptured) {
+    Payment p = Existing(request.order_id);
+    if (p.status != PaymentStatus::kCaptured) {
       throw RpcError(StatusCode::kFailedPrecondition,
                      absl::StrCat("the payment of order ", request.order_id, " is ",
-                                  Named(p->status), ": only a captured payment is refunded"));
+                                  Named(p.status), ": only a captured payment is refunded"));
     }
-    if (request.amount_cents < 1 || request.amount_cents > p->amount_cents) {
+    if (request.amount_cents < 1 || request.amount_cents > p.amount_cents) {
       throw RpcError(StatusCode::kInvalidArgument,
                      absl::StrCat("amount_cents ", request.amount_cents, " is not in 1..",
-                                  p->amount_cents, " (what was captured)"));
+                                  p.amount_cents, " (what was captured)"));
     }
-    if (p->refunded_cents == request.amount_cents) return *p;  // the same refund again
-    if (p->refunded_cents > 0) {
+    if (p.refunded_cents == request.amount_cents) return p;  // the same refund again
+    if (p.refunded_cents > 0) {
       throw RpcError(StatusCode::kFailedPrecondition,
                      absl::StrCat("order ", request.order_id, " was refunded ",
-                                  Money(p->refunded_cents), " already"));
+                                  Money(p.refunded_cents), " already"));
     }
-    p->refunded_cents = request.amount_cents;
-    p->updated_at_ms = NowMs();
-    Keep(*p);
-    return *p;
+    p.refunded_cents = request.amount_cents;
+    p.updated_at_ms = NowMs();
+    Keep(p);
+    return p;
   }
 
   int64_t Count() {
@@ -319,6 +316,13 @@ class Payments final : public payment::PaymentService {
     absl::StatusOr<std::optional<Payment>> p = ledger_->Find(order_id);
     if (!p.ok()) throw RpcError(StatusCode::kUnavailable, std::string(p.status().message()));
     if (p->has_value()) (*p)->served_by = served_by_;
+    return *std::move(p);
+  }
+
+  // The order's payment; NOT_FOUND when it has none.
+  Payment Existing(const std::string& order_id) {  // requires mu_
+    std::optional<Payment> p = Find(order_id);
+    if (!p) throw RpcError(StatusCode::kNotFound, "no payment for order " + order_id);
     return *std::move(p);
   }
 
