@@ -7,6 +7,8 @@
 //   - GetOrder: one hop over Thrift and an SQLite read;
 //   - PlaceOrder of a pickup order: the order service asks shop for the menu and payment for a
 //     hold (two calls over gRPC, found in ZooKeeper) and commits the order to SQLite;
+//   - PlaceOrder/grpcpp: the same against a second order service whose two gRPC clients run on
+//     gRPC's C++ library instead of rpcboot's native channel (grpc_client: grpcpp);
 // and their ratios to GetShop measured in the same run. Every process it starts is stopped by pid
 // when it ends; the stores are made fresh in the build tree each run.
 //
@@ -116,12 +118,20 @@ int Run(const std::vector<int>& callers, double seconds) {
   Service order({samples + "/order", "--config=" + src + "/samples/order/order.yaml", registry,
                  "--settings.store.dir=" + work + "/orders"},
                 work + "/order.log");
+  // The same order service with its gRPC clients (shop, payment) on gRPC's C++ library instead
+  // of the native channel, under its own name and store: the PlaceOrder rows compare the two.
+  Service order_grpcpp({samples + "/order", "--config=" + src + "/samples/order/order.yaml",
+                        registry, "--settings.store.dir=" + work + "/orders_grpcpp",
+                        "--app.name=order_grpcpp", "--clients.shop.ShopService.grpc_client=grpcpp",
+                        "--clients.payment.PaymentService.grpc_client=grpcpp"},
+                       work + "/order_grpcpp.log");
   order.WaitRegistered();
+  order_grpcpp.WaitRegistered();
 
   const std::string base = "zk://" + zk.connect() + "/services/";
-  auto orders_client = [&] {
+  auto orders_client = [&](const std::string& app = "order") {
     return rpcboot::MakeClient<order::OrderService>(
-        rpcboot::MakeChannel(base + "order", rpcboot::Protocol::kThrift));
+        rpcboot::MakeChannel(base + app, rpcboot::Protocol::kThrift));
   };
   // One order to read back, placed before any load.
   const std::string known = orders_client()->PlaceOrder({2, "reader", {{21, 1, 990}}}).order_id;
@@ -133,7 +143,8 @@ int Run(const std::vector<int>& callers, double seconds) {
     if (first_error.empty()) first_error = e.what();
     return false;
   };
-  std::vector<Part> parts = {{"GetShop", {}}, {"GetOrder", {}}, {"PlaceOrder", {}}};
+  std::vector<Part> parts = {
+      {"GetShop", {}}, {"GetOrder", {}}, {"PlaceOrder", {}}, {"PlaceOrder/grpcpp", {}}};
   for (int n : callers) {
     parts[0].results.push_back(rpcboot::bench::Load(n, seconds, [&](int) {
       std::shared_ptr<shop::ShopService> shops = rpcboot::MakeClient<shop::ShopService>(
@@ -156,34 +167,39 @@ int Run(const std::vector<int>& callers, double seconds) {
         }
       });
     }));
-    parts[2].results.push_back(rpcboot::bench::Load(n, seconds, [&](int caller) {
-      std::shared_ptr<order::OrderService> client = orders_client();
-      auto placed = std::make_shared<long>(0);
-      return std::function<bool()>([client, caller, placed, &failed] {
-        // A customer per caller and 50 more for its orders: holds spread over many cards.
-        order::PlaceOrderRequest request{
-            2,
-            "load-" + std::to_string(caller) + "-" + std::to_string((*placed)++ % 50),
-            {{21, 1, 990}}};
-        try {
-          return !client->PlaceOrder(request).order_id.empty();
-        } catch (const rpcboot::RpcError& e) {
-          return failed(e);
-        }
+    // Pickup orders, a customer per caller and 50 more for its orders: holds spread over many
+    // cards. `app`: the order service with native gRPC clients, or the one on grpcpp.
+    auto place = [&](const std::string& app) {
+      return rpcboot::bench::Load(n, seconds, [&, app](int caller) {
+        std::shared_ptr<order::OrderService> client = orders_client(app);
+        auto placed = std::make_shared<long>(0);
+        return std::function<bool()>([client, caller, placed, &failed] {
+          order::PlaceOrderRequest request{
+              2,
+              "load-" + std::to_string(caller) + "-" + std::to_string((*placed)++ % 50),
+              {{21, 1, 990}}};
+          try {
+            return !client->PlaceOrder(request).order_id.empty();
+          } catch (const rpcboot::RpcError& e) {
+            return failed(e);
+          }
+        });
       });
-    }));
+    };
+    parts[2].results.push_back(place("order"));
+    parts[3].results.push_back(place("order_grpcpp"));
   }
 
   std::printf(
       "the samples' order path, each service its own process (ZooKeeper, shop and payment over "
       "gRPC, order over Thrift, SQLite stores in %s), %.1f s per point:\n",
       work.c_str(), seconds);
-  std::printf("%-11s %7s %12s %9s %9s %8s %9s\n", "call", "callers", "calls/s", "p50 us", "p99 us",
+  std::printf("%-18s %7s %12s %9s %9s %8s %9s\n", "call", "callers", "calls/s", "p50 us", "p99 us",
               "errors", "/GetShop");
   for (const Part& part : parts) {
     for (std::size_t i = 0; i < callers.size(); ++i) {
       const rpcboot::bench::Result& r = part.results[i];
-      std::printf("%-11s %7d %12.0f %9.0f %9.0f %8ld %8.2fx\n", part.name, callers[i],
+      std::printf("%-18s %7d %12.0f %9.0f %9.0f %8ld %8.2fx\n", part.name, callers[i],
                   r.calls_per_second, r.p50_us, r.p99_us, r.errors,
                   r.calls_per_second / parts[0].results[i].calls_per_second);
     }

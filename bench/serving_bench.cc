@@ -1,6 +1,6 @@
 // The serving core against the stock servers and the physical bound, with the load generator
 // and the server in separate processes (this binary starts itself as the server, by pid, and
-// stops it). Five parts, all on 127.0.0.1, each bounded in time:
+// stops it). Seven parts, all on 127.0.0.1, each bounded in time:
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
@@ -32,14 +32,19 @@
 //     direct cost of counting and of tracing one call. BENCH_OBSERVE=metrics (or tracing)
 //     switches only that one.
 //
-//  6. h2load (not in the default parts): gRPC's Mix driven by nghttp2's h2load, a load generator
+//  6. clients: the gRPC clients against one rpcboot gRPC server: the generated stub's call,
+//     rpcboot's proxy on gRPC's C++ channel and on its native channel, and the raw echo, with
+//     the load process's own CPU and context switches per call.
+//
+//  7. h2load (not in the default parts): gRPC's Mix driven by nghttp2's h2load, a load generator
 //     neither rpcboot nor gRPC wrote (one thread, in C, cheaper per call than gRPC's client), at
 //     the given connections with one stream each and at 8 connections with 8 streams each,
 //     against rpcboot and the sync service: ratios. h2load counts HTTP statuses only; the
 //     throughput part checks every reply with gRPC's client. Needs nghttp2-client.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
-//                             [--parts=throughput,replay,mixed,scale,tls,observability,h2load]
+//                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
+//                                      h2load]
 //                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
@@ -1113,6 +1118,101 @@ void Observability(const char* self, double seconds, const std::vector<int>& cal
   }
 }
 
+// What this process (the load generator) spends per call over the measured loop: CPU of all its
+// threads and context switches (getrusage).
+struct ClientCost {
+  double cpu_seconds = 0;
+  long switches = 0;
+  long calls = 0;
+  rusage before{};
+
+  std::function<void(bool)> Mark() {
+    return [this](bool end) {
+      rusage now{};
+      ::getrusage(RUSAGE_SELF, &now);
+      if (!end) {
+        before = now;
+        return;
+      }
+      auto seconds = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+      };
+      cpu_seconds += seconds(now.ru_utime) + seconds(now.ru_stime) - seconds(before.ru_utime) -
+                     seconds(before.ru_stime);
+      switches += now.ru_nvcsw + now.ru_nivcsw - before.ru_nvcsw - before.ru_nivcsw;
+    };
+  }
+  std::string Text() const {
+    if (calls == 0) return "";
+    char text[96];
+    std::snprintf(text, sizeof text, "  [client %.1f us, %.2f switches per call]",
+                  cpu_seconds * 1e6 / static_cast<double>(calls),
+                  static_cast<double>(switches) / static_cast<double>(calls));
+    return text;
+  }
+};
+
+// The gRPC clients side by side against one rpcboot gRPC server (its own process): the
+// generated stub's call (stock: gRPC's C++ library, one HTTP/2 connection per 32 callers),
+// rpcboot's proxy on a channel of gRPC's C++ library (grpcpp) and on its native channel
+// (native: I/O on the calling thread, a connection per concurrent caller), one channel shared
+// by the callers as an application holds it; and the raw TCP echo (the bound). Each row ends
+// with the load process's own CPU and context switches per call.
+void Clients(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess raw(self, "raw");
+  const int port = ours.grpc_port, raw_port = raw.raw_port;
+  auto proxy = [port](rpcboot::GrpcClient client) {
+    rpcboot::ChannelOptions options;
+    options.grpc_client = client;
+    auto channel = rpcboot::MakeChannel("127.0.0.1:" + std::to_string(port),
+                                        rpcboot::Protocol::kGrpc, options);
+    return rpcboot::MakeClient<rich::RichService>(channel);
+  };
+  for (int n : callers) {
+    ClientCost cost[4];
+    auto load = [&](ClientCost* counted, std::function<std::function<bool()>(int)> make_caller) {
+      return std::function<Result()>([counted, n, seconds, make_caller] {
+        Result r = Load(n, seconds, make_caller, counted->Mark());
+        counted->calls += r.calls;
+        return r;
+      });
+    };
+    auto proxied = [&](rpcboot::GrpcClient client) {
+      auto made = proxy(client);
+      return [made](int) {
+        return std::function<bool()>([made] {
+          try {
+            return made->Mix(rich::Color::kRed, rich::Color::kGreen) == rich::Color::kBlue;
+          } catch (const rpcboot::RpcError&) {
+            return false;
+          }
+        });
+      };
+    };
+    std::vector<Measured> m = MeasureRounds(
+        rounds,
+        {load(&cost[0], [raw_port](int) { return RawCaller(raw_port); }),
+         load(&cost[1], [port](int i) { return GrpcMixCaller(port, i, "/rich.RichService/Mix"); }),
+         load(&cost[2], proxied(rpcboot::GrpcClient::kGrpcpp)),
+         load(&cost[3], proxied(rpcboot::GrpcClient::kNative))});
+    const Result &r_raw = m[0].median, &r_stock = m[1].median, &r_grpcpp = m[2].median;
+    Print("clients", "raw", n, "tcp", r_raw, m[0].spread + cost[0].Text());
+    Print("clients", "grpc", n, "stock", r_stock,
+          Ratio("vs raw", r_stock.calls_per_second, r_raw.calls_per_second) + m[1].spread +
+              cost[1].Text());
+    Print("clients", "grpc", n, "grpcpp", r_grpcpp,
+          Ratio("vs stock", r_grpcpp.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs raw", r_grpcpp.calls_per_second, r_raw.calls_per_second) + m[2].spread +
+              cost[2].Text());
+    Print("clients", "grpc", n, "native", m[3].median,
+          Ratio("vs stock", m[3].median.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs grpcpp", m[3].median.calls_per_second, r_grpcpp.calls_per_second) + "  " +
+              Ratio("vs raw", m[3].median.calls_per_second, r_raw.calls_per_second) + m[3].spread +
+              cost[3].Text());
+  }
+}
+
 // The same Thrift servers under the replay caller, whose cost per call is the raw loop's: what
 // each server reaches against the physical bound when the load generator takes no more CPU
 // than the raw loop's does.
@@ -1306,19 +1406,20 @@ int main(int argc, char** argv) {
   double seconds = 1.5;
   std::vector<int> callers = {1, 8, 64, 512};
   int idle = 10000;
-  std::vector<std::string> parts = {"throughput", "replay", "mixed",
+  std::vector<std::string> parts = {"throughput", "replay", "clients",      "mixed",
                                     "scale",      "tls",    "observability"};
   int rounds = 1;
   const rpcboot::bench::Flags flags(
       "serving_bench",
       "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-      "[--parts=throughput,replay,mixed,scale,tls,observability,h2load] [--rounds=N]");
+      "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load] [--rounds=N]");
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.substr(0, 8) == "--serve=") return Serve(std::string(a.substr(8)));
     if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
         flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
-        flags.Words(a, "parts", "throughput replay mixed scale tls observability h2load", &parts) ||
+        flags.Words(a, "parts", "throughput replay clients mixed scale tls observability h2load",
+                    &parts) ||
         flags.Int(a, "rounds", 1, 15, &rounds)) {
       continue;
     }
@@ -1333,6 +1434,7 @@ int main(int argc, char** argv) {
               "calls/s", "p50 us", "p99 us", "errors", "ratio");
   if (part("throughput")) Throughput(argv[0], seconds, callers, rounds);
   if (part("replay")) Replay(argv[0], seconds, callers, rounds);
+  if (part("clients")) Clients(argv[0], seconds, callers, rounds);
   if (part("mixed")) Mixed(argv[0], seconds);
   if (part("scale")) Scale(argv[0], seconds, idle);
   if (part("observability")) {

@@ -77,10 +77,23 @@ struct RetryBudget {
   std::chrono::milliseconds backoff{25};
 };
 
+// The HTTP/2 client under a gRPC channel.
+enum class GrpcClient {
+  // gRPC's C++ library: its own I/O threads (a blocking call waits for one of them), any gRPC
+  // target string, gRPC's own connection management.
+  kGrpcpp,
+  // rpcboot's own (nghttp2 framing): each call does its I/O on the calling thread over a pooled
+  // connection, one call per connection at a time, as the Thrift channel does. No thread hop per
+  // call; "host:port" targets only; identity encoding only.
+  kNative,
+};
+
 struct ChannelOptions {
   // Deadline of a call that sets none (see ScopedCallOptions).
   std::chrono::milliseconds default_timeout{std::chrono::seconds(5)};
   std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // gRPC channels: which HTTP/2 client carries the calls (see GrpcClient).
+  GrpcClient grpc_client = GrpcClient::kNative;
   // Thrift channels: compact (default) or binary.
   WireFormat thrift_format = WireFormat::kThriftCompact;
   // Thrift channels: wrap calls in THeader frames, which carry the call's deadline to the
@@ -154,8 +167,12 @@ struct ChannelOptions {
   std::chrono::milliseconds TimeoutFor(const CallOptions& call) const;
 };
 
-// A channel to one gRPC endpoint ("host:port", or any gRPC target string).
+// A channel to one gRPC endpoint: "host:port", or with options.grpc_client == kGrpcpp any gRPC
+// target string.
 std::shared_ptr<Channel> MakeGrpcChannel(const std::string& target, ChannelOptions options = {});
+// The native gRPC client to one "host:port" (what MakeGrpcChannel makes with kNative).
+std::shared_ptr<Channel> MakeNativeGrpcChannel(const std::string& host_port,
+                                               ChannelOptions options = {});
 
 // A channel to one Thrift endpoint ("host:port"): framed transport, a pool of connections.
 std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port,

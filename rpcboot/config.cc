@@ -464,6 +464,12 @@ const std::vector<ClientKey>& ClientKeys() {
        EnumRule<ClientConfig, Protocol>(
            [](ClientConfig& c) -> Protocol& { return c.protocol; },
            {{"grpc", Protocol::kGrpc}, {"thrift", Protocol::kThrift}})},
+      {"grpc_client",
+       "the HTTP/2 client of a grpc client: grpcpp (gRPC's C++ library) or native (rpcboot's, "
+       "I/O on the calling thread)",
+       EnumRule<ClientConfig, GrpcClient>(
+           [](ClientConfig& c) -> GrpcClient& { return c.channel.grpc_client; },
+           {{"grpcpp", GrpcClient::kGrpcpp}, {"native", GrpcClient::kNative}})},
       // Checked by App::FromConfig (a balancer of your own is registered before it).
       {"load_balancer", "p2c, round_robin, weighted_random, consistent_hash, or your own",
        StringRule<ClientConfig>(
@@ -751,7 +757,8 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
-        "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
+        "grpc_client, load_balancer, timeout_ms, max_attempts, subset_size, subset_position, "
+        "thrift_format, "
         "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, "
         "shadow_* (--help lists them)"));
   }

@@ -16,7 +16,7 @@ PACKAGES=(
   python3-grpcio python3-protobuf python3-thrift python3-kazoo python3-h2
   libcurator-discovery-java libcurator-framework-java libcurator-client-java
   libcurator-recipes-java libthrift-java libslf4j-java libprotobuf-java
-  uuid-dev netcat-openbsd nghttp2-client liburing-dev
+  uuid-dev netcat-openbsd nghttp2-client libnghttp2-dev liburing-dev
   chromium fonts-liberation python3-prometheus-client
   libsqlite3-dev sqlite3
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev

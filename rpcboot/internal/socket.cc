@@ -16,15 +16,14 @@
 
 namespace rpcboot::internal {
 
-bool RecvFull(int fd, char* out, std::size_t n, IoError* error) {
-  std::size_t done = 0;
-  while (done < n) {
-    ssize_t got = ::recv(fd, out + done, n - done, 0);
-    if (got > 0) {
-      done += static_cast<std::size_t>(got);
-      continue;
+bool RecvSome(int fd, char* out, std::size_t n, std::size_t* got, IoError* error) {
+  for (;;) {
+    ssize_t read = ::recv(fd, out, n, 0);
+    if (read > 0) {
+      *got = static_cast<std::size_t>(read);
+      return true;
     }
-    if (got == 0) {
+    if (read == 0) {
       *error = IoError::kClosed;
       return false;
     }
@@ -33,6 +32,14 @@ bool RecvFull(int fd, char* out, std::size_t n, IoError* error) {
              : errno == ECONNRESET                   ? IoError::kClosed
                                                      : IoError::kFailed;
     return false;
+  }
+}
+
+bool RecvFull(int fd, char* out, std::size_t n, IoError* error) {
+  for (std::size_t done = 0; done < n;) {
+    std::size_t got = 0;
+    if (!RecvSome(fd, out + done, n - done, &got, error)) return false;
+    done += got;
   }
   return true;
 }

@@ -22,6 +22,8 @@ enum class IoError { kNone, kClosed, kTimeout, kFailed };
 // Reads exactly n bytes / writes all of `data`; false with *error set otherwise.
 bool RecvFull(int fd, char* out, std::size_t n, IoError* error);
 bool SendFull(int fd, std::string_view data, IoError* error);
+// Reads between 1 and n bytes (*got); false with *error set otherwise.
+bool RecvSome(int fd, char* out, std::size_t n, std::size_t* got, IoError* error);
 // Sets SO_RCVTIMEO and SO_SNDTIMEO (at least 1 ms).
 void SetSocketTimeouts(int fd, std::chrono::milliseconds timeout);
 

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
 
+#include "rpcboot/base/internal/host_port.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/abseil_mutex.h"
 #include "rpcboot/internal/binding.h"
@@ -102,6 +103,10 @@ class GrpcChannel final : public Channel {
 }  // namespace
 
 std::shared_ptr<Channel> MakeGrpcChannel(const std::string& target, ChannelOptions options) {
+  // The native client takes host:port; any other gRPC target ("dns:///...", "unix:...") is
+  // gRPC's own to resolve.
+  if (options.grpc_client == GrpcClient::kNative && internal::IsHostPort(target))
+    return MakeNativeGrpcChannel(target, options);
   return std::make_shared<GrpcChannel>(target, options);
 }
 

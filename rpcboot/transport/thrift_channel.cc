@@ -3,12 +3,6 @@
 // call's deadline, and returns the connection to the pool; a connection that failed or timed out
 // is closed instead, because a late reply would confuse the next call. With options.tls, each
 // connection is a TLS session (OpenSSL), the server's certificate verified for the host called.
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -18,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
-#include "rpcboot/internal/socket.h"
+#include "rpcboot/internal/client_connection.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -35,9 +29,8 @@ constexpr std::size_t kReplyChunk = 64 * 1024;
 
 class ThriftChannel final : public Channel {
  public:
-  ThriftChannel(std::string host, std::string port, ChannelOptions options, TlsContext tls)
-      : host_(std::move(host)),
-        port_(std::move(port)),
+  ThriftChannel(internal::ClientEndpoint endpoint, ChannelOptions options, TlsContext tls)
+      : endpoint_(std::move(endpoint)),
         options_(std::move(options)),
         tls_(std::move(tls)),
         multiplexed_(options_.thrift_multiplexed) {}
@@ -136,39 +129,10 @@ class ThriftChannel final : public Channel {
     // Reads and writes block with the call's timeout as SO_RCVTIMEO/SO_SNDTIMEO: one system
     // call per read in the common case. The timeout bounds each read, so a reply that trickles
     // in can take longer than the deadline; a silent server cannot.
-    if (conn.timeout != timeout) {
-      internal::SetSocketTimeouts(conn.fd, timeout);
-      conn.timeout = timeout;
-    }
-    // Cancelled from another thread (hedging): the socket is shut down, which ends a blocked
-    // read or write at once; the connection is closed, never reused.
-    // The action shuts down a duplicate descriptor, closed only after the action is cleared:
-    // the connection's own may be closed (and its number reused) before then.
-    struct CancelScope {
-      Cancellation* cancellation = nullptr;
-      int fd = -1;
-      // Ends the window for a cancel; true when one came (the socket may be shut down).
-      bool Finish() {
-        bool cancelled = false;
-        if (cancellation != nullptr) {
-          cancellation->Clear();
-          cancelled = cancellation->cancelled();
-          cancellation = nullptr;
-        }
-        if (fd >= 0) ::close(fd);
-        fd = -1;
-        return cancelled;
-      }
-      ~CancelScope() { Finish(); }
-    } cancel_scope;
-    if (call_options.cancellation) {
-      cancel_scope.fd = ::dup(conn.fd);
-      if (cancel_scope.fd >= 0) {
-        cancel_scope.cancellation = call_options.cancellation.get();
-        int fd = cancel_scope.fd;
-        call_options.cancellation->OnCancel([fd] { ::shutdown(fd, SHUT_RDWR); });
-      }
-    }
+    internal::SetClientTimeout(conn, timeout);
+    // Cancelled from another thread (hedging): the socket is shut down; the connection is then
+    // closed, never reused.
+    internal::CancelScope cancel_scope(call_options.cancellation.get(), conn.fd);
     IoError error = IoError::kNone;
     if (!Send(conn, frame, &error)) {
       CloseConnection(conn);
@@ -249,68 +213,16 @@ class ThriftChannel final : public Channel {
     return std::string(body);
   }
 
-  struct Connection {
-    int fd = -1;
-    SSL* ssl = nullptr;                    // TLS: the session on fd
-    std::string tls_error;                 // why TLS failed a read or write
-    std::chrono::milliseconds timeout{0};  // the SO_RCVTIMEO last set
-    std::chrono::steady_clock::time_point last_used;
-  };
+  using Connection = internal::ClientConnection;
 
-  std::string Endpoint() const { return host_ + ":" + port_; }
+  std::string Endpoint() const { return endpoint_.Name(); }
 
-  static void CloseConnection(Connection& conn) {
-    if (conn.ssl != nullptr) SSL_free(conn.ssl);
-    conn.ssl = nullptr;
-    ::close(conn.fd);
-  }
-
-  // The whole of `data` written / exactly n bytes read, through TLS when the connection has it.
+  static void CloseConnection(Connection& conn) { internal::CloseClientConnection(conn); }
   static bool Send(Connection& conn, std::string_view data, IoError* error) {
-    if (conn.ssl == nullptr) return internal::SendFull(conn.fd, data, error);
-    while (!data.empty()) {
-      ERR_clear_error();
-      int n = SSL_write(conn.ssl, data.data(),
-                        static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30)));
-      if (n <= 0) {
-        *error = TlsIoError(conn, n);
-        return false;
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
+    return internal::SendAll(conn, data, error);
   }
-
   static bool Recv(Connection& conn, char* out, std::size_t n, IoError* error) {
-    if (conn.ssl == nullptr) return internal::RecvFull(conn.fd, out, n, error);
-    while (n > 0) {
-      ERR_clear_error();
-      int got = SSL_read(conn.ssl, out, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-      if (got <= 0) {
-        *error = TlsIoError(conn, got);
-        return false;
-      }
-      out += got;
-      n -= static_cast<std::size_t>(got);
-    }
-    return true;
-  }
-
-  // On a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO, "want read/write" is the timeout.
-  static IoError TlsIoError(Connection& conn, int result) {
-    switch (SSL_get_error(conn.ssl, result)) {
-      case SSL_ERROR_WANT_READ:
-      case SSL_ERROR_WANT_WRITE:
-        return IoError::kTimeout;
-      case SSL_ERROR_ZERO_RETURN:
-        return IoError::kClosed;
-      case SSL_ERROR_SYSCALL:
-        return errno == 0 ? IoError::kClosed : IoError::kFailed;
-      default:
-        // An alert from the server (it refused this client's certificate) or a bad record.
-        conn.tls_error = internal::TlsError(conn.ssl);
-        return IoError::kFailed;
-    }
+    return internal::RecvAll(conn, out, n, error);
   }
 
   [[noreturn]] void Fail(Connection& conn, IoError error, std::chrono::milliseconds timeout) {
@@ -339,8 +251,7 @@ class ThriftChannel final : public Channel {
         // restart); it then reads as readable. Recently used ones skip the check.
         if (std::chrono::steady_clock::now() - conn.last_used < std::chrono::seconds(1))
           return conn;
-        pollfd p{conn.fd, POLLIN, 0};
-        if (::poll(&p, 1, 0) == 0) return conn;
+        if (internal::LooksIdle(conn)) return conn;
         CloseConnection(conn);
       }
     }
@@ -358,51 +269,10 @@ class ThriftChannel final : public Channel {
   }
 
   Connection Connect(std::chrono::steady_clock::time_point deadline) {
-    internal::ConnectError error;
-    int fd = internal::Connect(host_, port_, deadline, &error);
-    if (fd < 0) {
-      if (error.kind == internal::ConnectError::Kind::kTimeout) {
-        throw RpcError(StatusCode::kDeadlineExceeded, "Thrift: " + error.message);
-      }
-      throw internal::UnsentError("Thrift: " + error.message);
-    }
-    Connection conn;
-    conn.fd = fd;
-    if (tls_ != nullptr) Handshake(conn, deadline);
-    return conn;
+    return internal::ConnectClient(endpoint_, deadline);
   }
 
-  // TLS: the handshake within the call's deadline, the server's certificate verified against
-  // the CAs for tls.server_name (default: the host called). Nothing of the call has left.
-  void Handshake(Connection& conn, std::chrono::steady_clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    internal::SetSocketTimeouts(conn.fd, std::max(left, std::chrono::milliseconds(1)));
-    conn.ssl = internal::NewSsl(tls_.get(), conn.fd);
-    if (conn.ssl == nullptr) {
-      CloseConnection(conn);
-      throw internal::UnsentError("Thrift: TLS to " + Endpoint() + ": out of memory");
-    }
-    internal::ExpectPeerName(conn.ssl,
-                             options_.tls.server_name.empty() ? host_ : options_.tls.server_name);
-    ERR_clear_error();
-    errno = 0;
-    int result = SSL_connect(conn.ssl);
-    if (result == 1) return;
-    IoError error = TlsIoError(conn, result);
-    std::string why = error == IoError::kClosed
-                          ? "the server closed the connection (is its port TLS?)"
-                          : internal::TlsError(conn.ssl);
-    CloseConnection(conn);
-    if (error == IoError::kTimeout) {
-      throw RpcError(StatusCode::kDeadlineExceeded,
-                     "Thrift: TLS handshake with " + Endpoint() + " not done within the deadline");
-    }
-    throw internal::UnsentError("Thrift: TLS handshake with " + Endpoint() + " failed: " + why);
-  }
-
-  std::string host_;
-  std::string port_;
+  internal::ClientEndpoint endpoint_;
   ChannelOptions options_;
   TlsContext tls_;  // null: plaintext
   std::atomic<int32_t> next_seqid_{1};
@@ -415,23 +285,10 @@ class ThriftChannel final : public Channel {
 }  // namespace
 
 std::shared_ptr<Channel> MakeThriftChannel(const std::string& host_port, ChannelOptions options) {
-  std::size_t colon = host_port.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= host_port.size()) {
-    throw RpcError(StatusCode::kInvalidArgument,
-                   "Thrift endpoint '" + host_port + "' is not host:port");
-  }
-  std::string host = host_port.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
   internal::TlsContext tls;
-  if (options.tls.enabled) {
-    absl::StatusOr<internal::TlsContext> made = internal::MakeClientTlsContext(options.tls, "tls");
-    if (!made.ok())
-      throw RpcError(StatusCode::kInvalidArgument, std::string(made.status().message()));
-    tls = *std::move(made);
-  }
-  return std::make_shared<ThriftChannel>(host, host_port.substr(colon + 1), std::move(options),
-                                         std::move(tls));
+  internal::ClientEndpoint endpoint =
+      internal::MakeClientEndpoint("Thrift", host_port, options.tls, &tls);
+  return std::make_shared<ThriftChannel>(std::move(endpoint), std::move(options), std::move(tls));
 }
 
 }  // namespace rpcboot

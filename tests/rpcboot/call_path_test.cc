@@ -26,7 +26,8 @@ using testing::RichServiceImpl;
 
 enum class Path {
   kInProcess,
-  kGrpc,
+  kGrpc,    // the native gRPC channel (the default)
+  kGrpcpp,  // a gRPC channel on gRPC's C++ library
   kThriftCompact,
   kThriftBinary,
   kTHeaderCompact,
@@ -39,6 +40,8 @@ std::string PathName(Path path) {
       return "InProcess";
     case Path::kGrpc:
       return "Grpc";
+    case Path::kGrpcpp:
+      return "Grpcpp";
     case Path::kThriftCompact:
       return "ThriftCompact";
     case Path::kThriftBinary:
@@ -53,7 +56,8 @@ std::string PathName(Path path) {
 
 // Does the handler learn the caller's deadline on this path?
 bool CarriesDeadline(Path path) {
-  return path == Path::kGrpc || path == Path::kTHeaderCompact || path == Path::kTHeaderBinary;
+  return path == Path::kGrpc || path == Path::kGrpcpp || path == Path::kTHeaderCompact ||
+         path == Path::kTHeaderBinary;
 }
 
 class CallPathTest : public ::testing::TestWithParam<Path> {
@@ -88,7 +92,8 @@ class CallPathTest : public ::testing::TestWithParam<Path> {
         GetParam() == Path::kTHeaderCompact || GetParam() == Path::kTHeaderBinary;
     if (GetParam() == Path::kThriftBinary || GetParam() == Path::kTHeaderBinary)
       options.thrift_format = WireFormat::kThriftBinary;
-    if (GetParam() == Path::kGrpc)
+    options.grpc_client = GetParam() == Path::kGrpcpp ? GrpcClient::kGrpcpp : GrpcClient::kNative;
+    if (GetParam() == Path::kGrpc || GetParam() == Path::kGrpcpp)
       return MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()), options);
     return MakeThriftChannel("127.0.0.1:" + std::to_string(server_->thrift_port()), options);
   }
@@ -281,14 +286,15 @@ TEST_P(NetworkCallPathTest, ShutdownLetsInFlightCallsFinish) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, CallPathTest,
-                         ::testing::Values(Path::kInProcess, Path::kGrpc, Path::kThriftCompact,
-                                           Path::kThriftBinary, Path::kTHeaderCompact,
-                                           Path::kTHeaderBinary),
+                         ::testing::Values(Path::kInProcess, Path::kGrpc, Path::kGrpcpp,
+                                           Path::kThriftCompact, Path::kThriftBinary,
+                                           Path::kTHeaderCompact, Path::kTHeaderBinary),
                          [](const auto& param_info) { return PathName(param_info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Paths, NetworkCallPathTest,
-                         ::testing::Values(Path::kGrpc, Path::kThriftCompact, Path::kThriftBinary,
-                                           Path::kTHeaderCompact, Path::kTHeaderBinary),
+                         ::testing::Values(Path::kGrpc, Path::kGrpcpp, Path::kThriftCompact,
+                                           Path::kThriftBinary, Path::kTHeaderCompact,
+                                           Path::kTHeaderBinary),
                          [](const auto& param_info) { return PathName(param_info.param); });
 
 TEST(Binding, DescribesMethodsForTransports) {

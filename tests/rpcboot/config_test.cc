@@ -125,8 +125,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
       Error({"--app.name=shop", "--clients.shop.ShopService.protocl=grpc"}),
       "unknown key 'clients.shop.ShopService.protocl' from command line "
       "--clients.shop.ShopService.protocl: client keys are "
-      "clients.<package.Service>.<field>, fields app, address, protocol, load_balancer, "
-      "timeout_ms, max_attempts, subset_size, subset_position, thrift_format, tls.*, "
+      "clients.<package.Service>.<field>, fields app, address, protocol, grpc_client, "
+      "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
+      "tls.*, "
       "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, shadow_* (--help "
       "lists them)");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.subset_position=10/10"}),
@@ -151,6 +152,18 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.thrift_multiplexed=2"}),
             "clients.shop.ShopService.thrift_multiplexed: '2' from command line "
             "--clients.shop.ShopService.thrift_multiplexed is not true or false");
+  {
+    absl::StatusOr<AppConfig> native = LoadConfig({"--app.name=order"}, &kNoEnv);
+    ASSERT_TRUE(native.ok()) << native.status();
+    EXPECT_EQ(ChannelOptions().grpc_client, GrpcClient::kNative);  // the default
+    absl::StatusOr<AppConfig> grpcpp =
+        LoadConfig({"--app.name=order", "--clients.shop.ShopService.grpc_client=grpcpp"}, &kNoEnv);
+    ASSERT_TRUE(grpcpp.ok()) << grpcpp.status();
+    EXPECT_EQ(grpcpp->clients.at("shop.ShopService").channel.grpc_client, GrpcClient::kGrpcpp);
+  }
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.grpc_client=quic"}),
+            "clients.shop.ShopService.grpc_client: 'quic' from command line "
+            "--clients.shop.ShopService.grpc_client is not grpcpp or native");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.protocol=http"}),
             "clients.shop.ShopService.protocol: 'http' from command line "
             "--clients.shop.ShopService.protocol is not grpc or thrift");

@@ -1,0 +1,428 @@
+// The native gRPC channel against servers that answer with what a stock gRPC server never would:
+// a scripted HTTP/2 server (frames and HPACK written by hand) stands in for a hostile or broken
+// peer, and a real rpcboot server beside it shows what is retried. Each reply is input from
+// outside: every case ends in a clear status on the call, and the process goes on.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rich_service.rpcboot.h"
+#include "rich_service_impl.h"
+#include "rpcboot/client.h"
+#include "rpcboot/server.h"
+#include "socket_testing.h"
+
+namespace rpcboot {
+namespace {
+
+using testing::Http2Frame;
+using testing::RichServiceImpl;
+
+constexpr unsigned char kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4,
+                        kGoaway = 0x7, kContinuation = 0x9;
+constexpr unsigned char kEndStream = 0x1, kEndHeaders = 0x4, kAck = 0x1;
+
+// An HPACK integer with an n-bit prefix whose high bits are `first`.
+std::string HpackInt(std::size_t value, int prefix_bits, unsigned char first) {
+  const std::size_t max = (std::size_t{1} << prefix_bits) - 1;
+  std::string out;
+  if (value < max) {
+    out.push_back(static_cast<char>(first | value));
+    return out;
+  }
+  out.push_back(static_cast<char>(first | max));
+  value -= max;
+  while (value >= 128) {
+    out.push_back(static_cast<char>((value % 128) + 128));
+    value /= 128;
+  }
+  out.push_back(static_cast<char>(value));
+  return out;
+}
+
+// A header block of literal fields without indexing, new names, no Huffman coding.
+std::string HeaderBlock(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out;
+  for (const auto& [name, value] : fields) {
+    out.push_back('\0');
+    out += HpackInt(name.size(), 7, 0) + name + HpackInt(value.size(), 7, 0) + value;
+  }
+  return out;
+}
+
+std::string Uint32(uint32_t v) {
+  std::string out;
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  return out;
+}
+
+// A gRPC message: its 5-byte prefix (`compressed`, `declared` length) and the bytes.
+std::string GrpcMessage(const std::string& bytes, bool compressed = false,
+                        uint32_t declared = UINT32_MAX) {
+  return std::string(1, compressed ? '\1' : '\0') +
+         Uint32(declared == UINT32_MAX ? static_cast<uint32_t>(bytes.size()) : declared) + bytes;
+}
+
+std::string ResponseHeaders(uint32_t stream, const std::string& status = "200",
+                            const std::string& content_type = "application/grpc") {
+  return Http2Frame(kHeaders, kEndHeaders,
+                    HeaderBlock({{":status", status}, {"content-type", content_type}}), stream);
+}
+
+std::string Trailers(uint32_t stream, const std::string& status, const std::string& message = "") {
+  std::vector<std::pair<std::string, std::string>> fields = {{"grpc-status", status}};
+  if (!message.empty()) fields.emplace_back("grpc-message", message);
+  return Http2Frame(kHeaders, kEndHeaders | kEndStream, HeaderBlock(fields), stream);
+}
+
+// What Notify answers when all is well: an empty message, then grpc-status 0.
+std::string GoodReply(uint32_t stream) {
+  return ResponseHeaders(stream) + Http2Frame(kData, 0, GrpcMessage(""), stream) +
+         Trailers(stream, "0");
+}
+
+// A server on 127.0.0.1 that reads HTTP/2 frames and, when a request stream ends, writes what
+// `reply(stream)` gives. An empty reply closes the connection; kHang writes nothing.
+class ScriptedServer {
+ public:
+  static inline const std::string kHang = "hang";
+
+  explicit ScriptedServer(std::function<std::string(uint32_t)> reply) : reply_(std::move(reply)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot listen";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accept_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~ScriptedServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    accept_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (std::thread& t : connections_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return accepted_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      ++accepted_;
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(fd);
+      connections_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  void Serve(int fd) {
+    std::string in;
+    char buf[65536];
+    bool preface = false;
+    std::string settings = Http2Frame(kSettings, 0, "");
+    if (::send(fd, settings.data(), settings.size(), MSG_NOSIGNAL) < 0) return;
+    for (;;) {
+      ssize_t got = ::recv(fd, buf, sizeof buf, 0);
+      if (got <= 0) return;
+      in.append(buf, static_cast<std::size_t>(got));
+      if (!preface) {
+        if (in.size() < 24) continue;
+        in.erase(0, 24);
+        preface = true;
+      }
+      while (in.size() >= 9) {
+        std::size_t length = (std::size_t{static_cast<unsigned char>(in[0])} << 16) |
+                             (std::size_t{static_cast<unsigned char>(in[1])} << 8) |
+                             static_cast<unsigned char>(in[2]);
+        if (in.size() < 9 + length) break;
+        const unsigned char type = static_cast<unsigned char>(in[3]);
+        const unsigned char flags = static_cast<unsigned char>(in[4]);
+        const uint32_t stream = ((static_cast<unsigned char>(in[5]) & 0x7fu) << 24) |
+                                (static_cast<uint32_t>(static_cast<unsigned char>(in[6])) << 16) |
+                                (static_cast<uint32_t>(static_cast<unsigned char>(in[7])) << 8) |
+                                static_cast<unsigned char>(in[8]);
+        in.erase(0, 9 + length);
+        std::string out;
+        if (type == kSettings && (flags & kAck) == 0) out = Http2Frame(kSettings, kAck, "");
+        if (type == kData && (flags & kEndStream) != 0) {
+          ++requests_;
+          std::string reply = reply_(stream);
+          if (reply.empty()) {  // the connection drops mid-call
+            ::shutdown(fd, SHUT_RDWR);
+            return;
+          }
+          if (reply != kHang) out += reply;
+        }
+        if (!out.empty() && ::send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) return;
+      }
+    }
+  }
+
+  std::function<std::string(uint32_t)> reply_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread accept_;
+  std::atomic<int> accepted_{0};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> connections_;
+};
+
+std::shared_ptr<rich::RichService> NativeClient(
+    const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  ChannelOptions options;
+  options.grpc_client = GrpcClient::kNative;
+  options.default_timeout = timeout;
+  return MakeClient<rich::RichService>(MakeGrpcChannel(address, options));
+}
+
+// The status a Notify through `address` ends with, and its message.
+std::pair<StatusCode, std::string> NotifyThrough(
+    const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  try {
+    NativeClient(address, timeout)->Notify(1, "hello", rich::Color::kRed);
+    return {StatusCode::kOk, ""};
+  } catch (const RpcError& e) {
+    return {e.code(), e.message()};
+  }
+}
+
+TEST(NativeGrpcChannel, AConnectionCarriesOneCallAfterAnother) {
+  ScriptedServer server(GoodReply);
+  auto client = NativeClient(server.address());
+  for (int i = 0; i < 5; ++i) client->Notify(i, "hello", rich::Color::kRed);
+  EXPECT_EQ(server.requests(), 5);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(NativeGrpcChannel, AnErrorStatusArrivesWithItsMessagePercentDecoded) {
+  ScriptedServer server(
+      [](uint32_t s) { return ResponseHeaders(s) + Trailers(s, "5", "caf%C3%A9 at 100%25%zz"); });
+  auto [code, message] = NotifyThrough(server.address());
+  EXPECT_EQ(code, StatusCode::kNotFound);
+  EXPECT_EQ(message, "caf\xC3\xA9 at 100%%zz");
+  // A trailers-only reply (one HEADERS frame that ends the stream) says the same.
+  ScriptedServer only([](uint32_t s) {
+    return Http2Frame(kHeaders, kEndHeaders | kEndStream,
+                      HeaderBlock({{":status", "200"},
+                                   {"content-type", "application/grpc"},
+                                   {"grpc-status", "7"},
+                                   {"grpc-message", "no"}}),
+                      s);
+  });
+  EXPECT_EQ(NotifyThrough(only.address()),
+            std::make_pair(StatusCode::kPermissionDenied, std::string("no")));
+}
+
+TEST(NativeGrpcChannel, AReplyDeclaredOverTheLimitIsRefusedBeforeItArrives) {
+  ScriptedServer server([](uint32_t s) {
+    // Declares 1 GiB and sends 3 bytes: nothing of the size is kept.
+    return ResponseHeaders(s) + Http2Frame(kData, 0, GrpcMessage("abc", false, 1u << 30), s);
+  });
+  auto [code, message] = NotifyThrough(server.address());
+  EXPECT_EQ(code, StatusCode::kResourceExhausted);
+  EXPECT_NE(message.find("reply of 1073741824 bytes exceeds the limit of 16777216"),
+            std::string::npos)
+      << message;
+}
+
+TEST(NativeGrpcChannel, AReplyWithoutGrpcStatusTakesItsCodeFromTheHttpStatus) {
+  ScriptedServer unavailable([](uint32_t s) {
+    return Http2Frame(kHeaders, kEndHeaders | kEndStream,
+                      HeaderBlock({{":status", "503"}, {"content-type", "text/html"}}), s);
+  });
+  auto [code, message] = NotifyThrough(unavailable.address());
+  EXPECT_EQ(code, StatusCode::kUnavailable);
+  EXPECT_NE(message.find("answered HTTP status 503 without a grpc-status"), std::string::npos)
+      << message;
+  ScriptedServer silent([](uint32_t s) {
+    return ResponseHeaders(s) + Http2Frame(kData, kEndStream, GrpcMessage(""), s);
+  });
+  auto [code2, message2] = NotifyThrough(silent.address());
+  EXPECT_EQ(code2, StatusCode::kInternal);
+  EXPECT_NE(message2.find("ended without a grpc-status"), std::string::npos) << message2;
+}
+
+TEST(NativeGrpcChannel, MalformedRepliesAreInternalErrorsNamingWhatWasWrong) {
+  struct Case {
+    const char* name;
+    std::function<std::string(uint32_t)> reply;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"bad grpc-status", [](uint32_t s) { return ResponseHeaders(s) + Trailers(s, "abc"); },
+       "bad grpc-status 'abc'"},
+      {"grpc-status out of range",
+       [](uint32_t s) { return ResponseHeaders(s) + Trailers(s, "17"); }, "bad grpc-status '17'"},
+      {"two messages",
+       [](uint32_t s) {
+         return ResponseHeaders(s) + Http2Frame(kData, 0, GrpcMessage("") + GrpcMessage(""), s) +
+                Trailers(s, "0");
+       },
+       "more than one reply message"},
+      {"no message", [](uint32_t s) { return ResponseHeaders(s) + Trailers(s, "0"); },
+       "no complete message"},
+      {"a message cut short",
+       [](uint32_t s) {
+         return ResponseHeaders(s) + Http2Frame(kData, 0, GrpcMessage("ab", false, 9), s) +
+                Trailers(s, "0");
+       },
+       "no complete message"},
+      {"compressed",
+       [](uint32_t s) {
+         return Http2Frame(kHeaders, kEndHeaders,
+                           HeaderBlock({{":status", "200"},
+                                        {"content-type", "application/grpc"},
+                                        {"grpc-encoding", "gzip"}}),
+                           s) +
+                Http2Frame(kData, 0, GrpcMessage("x", true), s) + Trailers(s, "0");
+       },
+       "compressed with 'gzip'"},
+      {"not gRPC content",
+       [](uint32_t s) {
+         return ResponseHeaders(s, "200", "text/html") + Http2Frame(kData, 0, GrpcMessage(""), s) +
+                Trailers(s, "0");
+       },
+       "content-type 'text/html'"},
+      {"not HTTP/2", [](uint32_t) { return std::string("HTTP/1.1 400 Bad Request\r\n\r\n"); },
+       "bad HTTP/2 from"},
+  };
+  for (const Case& c : cases) {
+    ScriptedServer server(c.reply);
+    auto [code, message] = NotifyThrough(server.address());
+    EXPECT_EQ(code, StatusCode::kInternal) << c.name << ": " << message;
+    EXPECT_NE(message.find(c.expected), std::string::npos) << c.name << ": " << message;
+  }
+}
+
+TEST(NativeGrpcChannel, ReplyHeadersOverTheirLimitAreRefused) {
+  ScriptedServer server([](uint32_t s) {
+    // 80 KB of headers in a HEADERS frame and CONTINUATION frames of 16 KB.
+    std::string block = HeaderBlock({{":status", "200"},
+                                     {"content-type", "application/grpc"},
+                                     {"x-a", std::string(40000, 'a')},
+                                     {"x-b", std::string(40000, 'b')}});
+    std::string out;
+    for (std::size_t at = 0; at < block.size(); at += 16384) {
+      const bool last = at + 16384 >= block.size();
+      out += Http2Frame(at == 0 ? kHeaders : kContinuation, last ? kEndHeaders : 0,
+                        block.substr(at, 16384), s);
+    }
+    return out;
+  });
+  auto [code, message] = NotifyThrough(server.address());
+  EXPECT_EQ(code, StatusCode::kResourceExhausted) << message;
+  EXPECT_NE(message.find("reply headers over 65536 bytes"), std::string::npos) << message;
+}
+
+TEST(NativeGrpcChannel, AStreamResetByTheServerMapsAsGrpcDoes) {
+  const std::pair<uint32_t, StatusCode> cases[] = {
+      {0x8, StatusCode::kCancelled},          // CANCEL
+      {0xb, StatusCode::kResourceExhausted},  // ENHANCE_YOUR_CALM
+      {0x2, StatusCode::kInternal},           // INTERNAL_ERROR
+      {0x7, StatusCode::kUnavailable},        // REFUSED_STREAM: never ran
+  };
+  for (auto [error, expected] : cases) {
+    ScriptedServer server([error = error](uint32_t s) {
+      return ResponseHeaders(s) + Http2Frame(kRstStream, 0, Uint32(error), s);
+    });
+    auto [code, message] = NotifyThrough(server.address());
+    EXPECT_EQ(code, expected) << "RST_STREAM " << error << ": " << message;
+  }
+}
+
+TEST(NativeGrpcChannel, ADroppedOrSilentServerFailsTheCallAndTheNextCallGoesOn) {
+  ScriptedServer dropping([](uint32_t) { return std::string(); });
+  auto [code, message] = NotifyThrough(dropping.address());
+  EXPECT_EQ(code, StatusCode::kUnavailable);
+  EXPECT_NE(message.find("lost during the call"), std::string::npos) << message;
+
+  ScriptedServer silent([](uint32_t) { return ScriptedServer::kHang; });
+  auto [code2, message2] = NotifyThrough(silent.address(), std::chrono::milliseconds(300));
+  EXPECT_EQ(code2, StatusCode::kDeadlineExceeded) << message2;
+
+  // A call that timed out leaves no connection behind to confuse the next one.
+  int calls = 0;
+  ScriptedServer once_silent(
+      [&calls](uint32_t s) { return ++calls == 1 ? ScriptedServer::kHang : GoodReply(s); });
+  auto client = NativeClient(once_silent.address(), std::chrono::milliseconds(300));
+  EXPECT_THROW(client->Notify(1, "first", rich::Color::kRed), RpcError);
+  client->Notify(2, "second", rich::Color::kRed);
+  EXPECT_EQ(once_silent.connections(), 2);
+}
+
+// A stream the server refused (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream) never
+// ran: a list moves such a call to another instance even for a method that is not idempotent.
+TEST(NativeGrpcChannel, AStreamTheServerRefusedMovesToAnotherInstanceWhateverTheMethod) {
+  auto impl = std::make_shared<RichServiceImpl>();
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  Server real(options);
+  real.AddService<rich::RichService>(impl);
+  ASSERT_TRUE(real.Start().ok());
+  const std::string real_address = "127.0.0.1:" + std::to_string(real.grpc_port());
+  ScriptedServer refusing([](uint32_t s) { return Http2Frame(kRstStream, 0, Uint32(0x7), s); });
+  ScriptedServer going([](uint32_t) { return Http2Frame(kGoaway, 0, Uint32(0) + Uint32(0), 0); });
+  for (const ScriptedServer* fake : {&refusing, &going}) {
+    ChannelOptions list;
+    list.grpc_client = GrpcClient::kNative;
+    list.load_balancer = "round_robin";
+    list.outlier.enabled = false;
+    auto client = MakeClient<rich::RichService>(
+        MakeChannel("static://" + fake->address() + "," + real_address, Protocol::kGrpc, list));
+    const int64_t before = impl->notified.load();
+    for (int i = 0; i < 10; ++i) client->Notify(10 + i, "moved", rich::Color::kRed);  // none fails
+    EXPECT_GE(fake->requests(), 1);
+    EXPECT_EQ(impl->notified.load() - before, 10);
+  }
+  real.Shutdown();
+}
+
+TEST(NativeGrpcChannel, TakesHostAndPortOnlyWhileGrpcChannelsTakeAnyTarget) {
+  try {
+    MakeNativeGrpcChannel("dns:///localhost");
+    FAIL() << "a target that is not host:port was taken";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.message().find("is not host:port"), std::string::npos) << e.message();
+  }
+  // MakeGrpcChannel gives any other gRPC target to gRPC's own library.
+  auto impl = std::make_shared<RichServiceImpl>();
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  Server real(options);
+  real.AddService<rich::RichService>(impl);
+  ASSERT_TRUE(real.Start().ok());
+  auto client = MakeClient<rich::RichService>(
+      MakeGrpcChannel("dns:///127.0.0.1:" + std::to_string(real.grpc_port())));
+  EXPECT_EQ(client->Mix(rich::Color::kRed, rich::Color::kGreen), rich::Color::kBlue);
+  real.Shutdown();
+}
+
+}  // namespace
+}  // namespace rpcboot
