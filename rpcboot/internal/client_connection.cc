@@ -11,6 +11,7 @@
 
 #include "rpcboot/base/internal/host_port.h"
 #include "rpcboot/channel.h"
+#include "rpcboot/client.h"
 #include "rpcboot/internal/unsent_error.h"
 #include "rpcboot/status.h"
 
@@ -70,6 +71,16 @@ void Handshake(const ClientEndpoint& endpoint, ClientConnection& conn,
 }
 
 }  // namespace
+
+std::chrono::milliseconds CallTimeout(const ChannelOptions& options, const CallOptions& call,
+                                      const std::string& method) {
+  std::chrono::milliseconds timeout = options.TimeoutFor(call);
+  if (timeout.count() <= 0) {
+    throw RpcError(StatusCode::kDeadlineExceeded,
+                   "deadline of the call being served has passed; " + method + " not sent");
+  }
+  return timeout;
+}
 
 ClientEndpoint MakeClientEndpoint(const std::string& protocol, const std::string& host_port,
                                   const TlsOptions& tls, TlsContext* context) {

@@ -15,6 +15,9 @@
 
 namespace rpcboot {
 class Cancellation;
+struct CallOptions;
+struct ChannelOptions;
+struct TlsOptions;
 }  // namespace rpcboot
 
 namespace rpcboot::internal {
@@ -37,6 +40,11 @@ struct ClientEndpoint {
   std::string alpn;         // TLS ALPN protocols in wire format ("\x02h2"); empty: none
   std::string Name() const { return host + ":" + port; }
 };
+
+// A call's time budget (ChannelOptions::TimeoutFor); throws RpcError(kDeadlineExceeded), naming
+// `method` as not sent, when the deadline of the call being served has already passed.
+std::chrono::milliseconds CallTimeout(const ChannelOptions& options, const CallOptions& call,
+                                      const std::string& method);
 
 // The endpoint of "host:port" ("[::1]:port" too) for `protocol`, with its TLS context in *context
 // when tls.enabled (null otherwise). Throws RpcError(kInvalidArgument) naming what is wrong: not

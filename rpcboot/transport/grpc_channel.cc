@@ -8,6 +8,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/abseil_mutex.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/client_connection.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -36,11 +37,7 @@ class GrpcChannel final : public Channel {
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
     grpc::ClientContext context;
-    auto timeout = options_.TimeoutFor(call_options);
-    if (timeout.count() <= 0) {
-      throw RpcError(StatusCode::kDeadlineExceeded,
-                     "deadline of the call being served has passed; " + method.name + " not sent");
-    }
+    const auto timeout = internal::CallTimeout(options_, call_options, method.name);
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     if (!options_.bearer_token.empty()) {
       context.AddMetadata("authorization", "Bearer " + options_.bearer_token);

@@ -322,11 +322,7 @@ class NativeGrpcChannel final : public Channel {
 
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
-    auto timeout = options_.TimeoutFor(call_options);
-    if (timeout.count() <= 0) {
-      throw RpcError(StatusCode::kDeadlineExceeded,
-                     "deadline of the call being served has passed; " + method.name + " not sent");
-    }
+    const auto timeout = internal::CallTimeout(options_, call_options, method.name);
     // The same limit, and the same answer, as a Thrift channel's: nothing is sent.
     if (request.size() > options_.max_message_bytes) {
       throw RpcError(

@@ -47,11 +47,7 @@ class ThriftChannel final : public Channel {
   // ("shop.ShopService:GetShop"), which this channel uses from then on.
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
-    auto timeout = options_.TimeoutFor(call_options);
-    if (timeout.count() <= 0) {
-      throw RpcError(StatusCode::kDeadlineExceeded,
-                     "deadline of the call being served has passed; " + method.name + " not sent");
-    }
+    const auto timeout = internal::CallTimeout(options_, call_options, method.name);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const bool multiplexed = multiplexed_.load(std::memory_order_relaxed);
     std::string unknown;

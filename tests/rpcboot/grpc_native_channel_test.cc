@@ -191,6 +191,17 @@ class ScriptedServer {
   std::vector<std::thread> connections_;
 };
 
+// A real rpcboot server of `impl` on a free gRPC port of 127.0.0.1.
+std::unique_ptr<Server> StartServer(std::shared_ptr<RichServiceImpl> impl) {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  auto server = std::make_unique<Server>(options);
+  server->AddService<rich::RichService>(std::move(impl));
+  EXPECT_TRUE(server->Start().ok());
+  return server;
+}
+
 std::shared_ptr<rich::RichService> NativeClient(
     const std::string& address, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
   ChannelOptions options;
@@ -378,13 +389,8 @@ TEST(NativeGrpcChannel, ADroppedOrSilentServerFailsTheCallAndTheNextCallGoesOn) 
 // ran: a list moves such a call to another instance even for a method that is not idempotent.
 TEST(NativeGrpcChannel, AStreamTheServerRefusedMovesToAnotherInstanceWhateverTheMethod) {
   auto impl = std::make_shared<RichServiceImpl>();
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  Server real(options);
-  real.AddService<rich::RichService>(impl);
-  ASSERT_TRUE(real.Start().ok());
-  const std::string real_address = "127.0.0.1:" + std::to_string(real.grpc_port());
+  std::unique_ptr<Server> real = StartServer(impl);
+  const std::string real_address = "127.0.0.1:" + std::to_string(real->grpc_port());
   ScriptedServer refusing([](uint32_t s) { return Http2Frame(kRstStream, 0, Uint32(0x7), s); });
   ScriptedServer going([](uint32_t) { return Http2Frame(kGoaway, 0, Uint32(0) + Uint32(0), 0); });
   for (const ScriptedServer* fake : {&refusing, &going}) {
@@ -399,7 +405,7 @@ TEST(NativeGrpcChannel, AStreamTheServerRefusedMovesToAnotherInstanceWhateverThe
     EXPECT_GE(fake->requests(), 1);
     EXPECT_EQ(impl->notified.load() - before, 10);
   }
-  real.Shutdown();
+  real->Shutdown();
 }
 
 TEST(NativeGrpcChannel, TakesHostAndPortOnlyWhileGrpcChannelsTakeAnyTarget) {
@@ -411,17 +417,11 @@ TEST(NativeGrpcChannel, TakesHostAndPortOnlyWhileGrpcChannelsTakeAnyTarget) {
     EXPECT_NE(e.message().find("is not host:port"), std::string::npos) << e.message();
   }
   // MakeGrpcChannel gives any other gRPC target to gRPC's own library.
-  auto impl = std::make_shared<RichServiceImpl>();
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  Server real(options);
-  real.AddService<rich::RichService>(impl);
-  ASSERT_TRUE(real.Start().ok());
+  std::unique_ptr<Server> real = StartServer(std::make_shared<RichServiceImpl>());
   auto client = MakeClient<rich::RichService>(
-      MakeGrpcChannel("dns:///127.0.0.1:" + std::to_string(real.grpc_port())));
+      MakeGrpcChannel("dns:///127.0.0.1:" + std::to_string(real->grpc_port())));
   EXPECT_EQ(client->Mix(rich::Color::kRed, rich::Color::kGreen), rich::Color::kBlue);
-  real.Shutdown();
+  real->Shutdown();
 }
 
 }  // namespace
