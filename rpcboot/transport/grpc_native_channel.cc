@@ -128,6 +128,7 @@ struct Connection {
   nghttp2_session* session = nullptr;
   Stream* stream = nullptr;  // the call in progress
   bool goaway = false;       // the server will take no new stream on it
+  bool heard = false;        // the server has sent something on it
   // What nghttp2 found against HTTP/2 in what the server sent (it then reset the stream or ended
   // the connection); empty while all is well.
   std::string broken;
@@ -427,9 +428,27 @@ class NativeGrpcChannel final : public Channel {
           throw fail(StatusCode::kUnavailable, "gRPC: TLS with " + endpoint_.Name() +
                                                    " failed during the call: " + tls_error);
         }
+        if (!conn->heard) {
+          // Closed before a byte came: what a TLS port does to a plaintext client, and a
+          // server that requires a client certificate to a client without one.
+          throw fail(
+              StatusCode::kUnavailable,
+              "gRPC: " + endpoint_.Name() + " closed the connection before answering" +
+                  (tls_ == nullptr ? " (is its port TLS? this client has TLS off: "
+                                     "ChannelOptions::tls, clients.<service>.tls.*)"
+                                   : " (does it require a client certificate? tls.cert_file)"));
+        }
         throw fail(StatusCode::kUnavailable,
                    "gRPC: connection to " + endpoint_.Name() + " lost during the call");
       }
+      if (!conn->heard && tls_ == nullptr &&
+          internal::LooksLikeTls(std::string_view(in, std::min<std::size_t>(got, 4)))) {
+        throw fail(StatusCode::kUnavailable,
+                   "gRPC: " + endpoint_.Name() +
+                       " answered in TLS: its port requires TLS, and this client has TLS off "
+                       "(ChannelOptions::tls, clients.<service>.tls.*)");
+      }
+      conn->heard = true;
       ssize_t used =
           nghttp2_session_mem_recv(conn->session, reinterpret_cast<const uint8_t*>(in), got);
       if (used < 0) {
