@@ -122,6 +122,12 @@ class ScriptedServer {
   }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Writes `bytes` on every connection open now (between calls: a frame the client finds on its
+  // idle connection; loopback delivers it before send returns).
+  void SendToAll(const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
   int connections() const { return accepted_.load(); }
   int requests() const { return requests_.load(); }
 
@@ -383,6 +389,23 @@ TEST(NativeGrpcChannel, ADroppedOrSilentServerFailsTheCallAndTheNextCallGoesOn) 
   EXPECT_THROW(client->Notify(1, "first", rich::Color::kRed), RpcError);
   client->Notify(2, "second", rich::Color::kRed);
   EXPECT_EQ(once_silent.connections(), 2);
+}
+
+// A server going away between calls (a GOAWAY on the idle connection, as one that drains sends):
+// the pooled connection is read before reuse and left, and the next call opens a new one.
+TEST(NativeGrpcChannel, AConnectionTheServerLeftWhileIdleIsNotReused) {
+  ScriptedServer draining(GoodReply);
+  auto client = NativeClient(draining.address());
+  client->Notify(10, "first", rich::Color::kRed);
+  draining.SendToAll(Http2Frame(kGoaway, 0, Uint32(1) + Uint32(0), 0));
+  client->Notify(11, "second", rich::Color::kRed);
+  EXPECT_EQ(draining.requests(), 2);
+  EXPECT_EQ(draining.connections(), 2);
+  // A PING on the idle connection is answered and the connection stays in use.
+  draining.SendToAll(Http2Frame(0x6, 0, std::string(8, 'p'), 0));
+  client->Notify(12, "third", rich::Color::kRed);
+  EXPECT_EQ(draining.requests(), 3);
+  EXPECT_EQ(draining.connections(), 2);
 }
 
 // A stream the server refused (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream) never
