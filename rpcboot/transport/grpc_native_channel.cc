@@ -311,11 +311,10 @@ class NativeGrpcChannel final : public Channel {
       : authority_(std::move(authority)),
         options_(std::move(options)),
         tls_(std::move(tls)),
-        endpoint_(std::move(endpoint)) {
-    // The windows let a whole message of the largest size come in one go.
-    window_ = static_cast<int32_t>(
-        std::clamp<std::size_t>(options_.max_message_bytes + 1024, 65535, (1u << 31) - 1));
-  }
+        endpoint_(std::move(endpoint)),
+        // The windows let a whole message of the largest size come in one go.
+        window_(static_cast<int32_t>(
+            std::clamp<std::size_t>(options_.max_message_bytes + 1024, 65535, (1u << 31) - 1))) {}
 
   ~NativeGrpcChannel() override = default;
 
@@ -332,7 +331,7 @@ class NativeGrpcChannel final : public Channel {
                        options_.max_message_bytes, " (max_message_bytes)"));
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::vector<std::string> values = {method.grpc_path, GrpcTimeout(timeout)};
+    const std::string timeout_value = GrpcTimeout(timeout);
     std::vector<nghttp2_nv> headers;
     headers.reserve(12);
     auto add = [&headers](std::string_view name, std::string_view value) {
@@ -342,12 +341,12 @@ class NativeGrpcChannel final : public Channel {
     };
     add(":method", "POST");
     add(":scheme", tls_ != nullptr ? "https" : "http");
-    add(":path", values[0]);
+    add(":path", method.grpc_path);
     add(":authority", authority_);
     add("te", "trailers");
     add("content-type", "application/grpc");
     add("user-agent", "rpcboot-grpc");
-    add("grpc-timeout", values[1]);
+    add("grpc-timeout", timeout_value);
     if (!bearer_.empty()) add("authorization", bearer_);
     if (!call_options.traceparent.empty()) {
       add(internal::kTraceparentHeader, call_options.traceparent);
@@ -384,11 +383,15 @@ class NativeGrpcChannel final : public Channel {
     // checked after each read too, so a reply that trickles in cannot outlast it.
     internal::SetClientTimeout(conn->io, timeout);
     internal::CancelScope cancel_scope(call_options.cancellation.get(), conn->io.fd);
-    auto fail = [&](StatusCode code, std::string message) -> RpcError {
+    // The connection is closed on any failure: a late reply would confuse the next call.
+    auto drop = [&] {
       bool cancelled = cancel_scope.Finish();
       conn->stream = nullptr;
       conn.reset();
-      if (cancelled) return RpcError(StatusCode::kCancelled, "gRPC: call cancelled");
+      return cancelled;
+    };
+    auto fail = [&](StatusCode code, std::string message) -> RpcError {
+      if (drop()) return RpcError(StatusCode::kCancelled, "gRPC: call cancelled");
       return RpcError(code, std::move(message));
     };
 
@@ -403,7 +406,7 @@ class NativeGrpcChannel final : public Channel {
       if (!Flush(*conn, &out)) {
         std::string tls_error = std::move(conn->io.tls_error);
         if (!sent_all) {
-          fail(StatusCode::kUnavailable, "");
+          drop();
           // Not every byte went out: the server cannot have read a whole request.
           throw internal::UnsentError(absl::StrCat("gRPC: cannot send to ", endpoint_.Name(),
                                                    tls_error.empty() ? "" : ": ", tls_error));
@@ -510,8 +513,7 @@ class NativeGrpcChannel final : public Channel {
       throw RpcError(StatusCode::kInternal,
                      "gRPC: reply from " + endpoint_.Name() + " has no complete message");
     }
-    if (stream.reply_compressed && !stream.grpc_encoding.empty() &&
-        stream.grpc_encoding != "identity") {
+    if (stream.reply_compressed) {
       throw RpcError(StatusCode::kInternal,
                      "gRPC: reply compressed with '" + stream.grpc_encoding +
                          "', which this client did not accept (it accepts identity only)");
@@ -590,7 +592,7 @@ class NativeGrpcChannel final : public Channel {
   const internal::ClientEndpoint endpoint_;
   const std::string bearer_ =
       options_.bearer_token.empty() ? std::string() : "Bearer " + options_.bearer_token;
-  int32_t window_ = 65535;
+  const int32_t window_;
   Callbacks callbacks_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;
