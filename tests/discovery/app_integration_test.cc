@@ -896,7 +896,13 @@ TEST(AppResources, AConnectionFloodOnTheAdminPortWhileOutOfDescriptorsFailsConne
                {"/usr/bin/prlimit", "--nofile=160:160", "--"}, /*with_admin=*/true);
   const int admin_port = app.admin_port;
   ASSERT_TRUE(app.Ready()) << ReadFile(app.log);
-  ASSERT_EQ(HttpGet(admin_port, "/health").rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  // The admin port opens just after the RPC ports (App::Start): its /health answers 200 then.
+  std::string health;
+  ASSERT_TRUE(Eventually([&] {
+    health = HttpGet(admin_port, "/health");
+    return health.rfind("HTTP/1.1 200 OK\r\n", 0) == 0;
+  })) << "/health answered: "
+      << health;
   // Thrift's connections take every descriptor the process has; then the admin port is flooded.
   std::vector<int> flood = Flood(app.thrift_port, 400);
   ASSERT_TRUE(Eventually([&] {
