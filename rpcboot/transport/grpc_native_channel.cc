@@ -9,6 +9,9 @@
 // grpc-message (percent-decoded) in the trailers, or in the headers of a trailers-only reply;
 // without them, the HTTP status by gRPC's mapping. A stream the server refused (REFUSED_STREAM,
 // or above a GOAWAY's last stream) never ran, and may be retried elsewhere whatever the method.
+// When that happens on a pooled connection (the server went away while it sat idle, and its GOAWAY
+// or its close crossed the new stream), the call is sent once more on a new connection, as gRPC's
+// transparent retry does; on a new connection it is the caller's to retry.
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -129,6 +133,7 @@ struct Connection {
   Stream* stream = nullptr;  // the call in progress
   bool goaway = false;       // the server will take no new stream on it
   bool heard = false;        // the server has sent something on it
+  bool used = false;         // a stream has been started on it
   // What nghttp2 found against HTTP/2 in what the server sent (it then reset the stream or ended
   // the connection); empty while all is well.
   std::string broken;
@@ -355,6 +360,21 @@ class NativeGrpcChannel final : public Channel {
     }
     if (call_options.shadow) add(internal::kShadowHeader, "1");
 
+    // A pooled connection the server has left may take the stream before its GOAWAY or close
+    // arrives: nothing ran, and the call goes once more, on a new connection.
+    std::optional<std::string> reply =
+        Attempt(headers, request, call_options, timeout, deadline, /*fresh=*/false);
+    if (!reply) reply = Attempt(headers, request, call_options, timeout, deadline, /*fresh=*/true);
+    return *std::move(reply);
+  }
+
+ private:
+  // One try of a call: its stream on a pooled connection, or on a new one when `fresh`. Nothing
+  // when the stream was refused, or could not be sent, on a pooled connection: it did not run.
+  std::optional<std::string> Attempt(const std::vector<nghttp2_nv>& headers,
+                                     std::string_view request, const CallOptions& call_options,
+                                     std::chrono::milliseconds timeout,
+                                     std::chrono::steady_clock::time_point deadline, bool fresh) {
     Stream stream;
     stream.request = request;
     stream.prefix[0] = 0;
@@ -368,7 +388,7 @@ class NativeGrpcChannel final : public Channel {
     // A connection that can take no new stream (its stream ids are used up, or the server sent
     // GOAWAY) is replaced by a new one; nothing was sent on it.
     for (int attempt = 0;; ++attempt) {
-      conn = TakeConnection(deadline);
+      conn = TakeConnection(deadline, fresh);
       stream.id = nghttp2_submit_request(conn->session, nullptr, headers.data(), headers.size(),
                                          &body, nullptr);
       if (stream.id > 0) break;
@@ -379,6 +399,8 @@ class NativeGrpcChannel final : public Channel {
       }
     }
     conn->stream = &stream;
+    const bool may_resend = conn->used && !fresh;
+    conn->used = true;
     // Reads and writes block with the call's timeout as SO_RCVTIMEO/SO_SNDTIMEO; the deadline is
     // checked after each read too, so a reply that trickles in cannot outlast it.
     internal::SetClientTimeout(conn->io, timeout);
@@ -406,8 +428,9 @@ class NativeGrpcChannel final : public Channel {
       if (!Flush(*conn, &out)) {
         std::string tls_error = std::move(conn->io.tls_error);
         if (!sent_all) {
-          drop();
+          const bool cancelled = drop();
           // Not every byte went out: the server cannot have read a whole request.
+          if (may_resend && !cancelled) return std::nullopt;
           throw internal::UnsentError(absl::StrCat("gRPC: cannot send to ", endpoint_.Name(),
                                                    tls_error.empty() ? "" : ": ", tls_error));
         }
@@ -466,17 +489,21 @@ class NativeGrpcChannel final : public Channel {
       }
     }
     conn->stream = nullptr;
-    if (cancel_scope.Finish()) {
+    const bool cancelled = cancel_scope.Finish();
+    if (cancelled) {
       conn.reset();  // cancelled as it ended: its socket may be shut down
     } else if (stream.refused_code == StatusCode::kOk) {
       GiveBack(std::move(conn), &out);
     } else {
       conn.reset();
     }
+    if (may_resend && !cancelled && !stream.has_grpc_status &&
+        stream.reset_code == NGHTTP2_REFUSED_STREAM) {
+      return std::nullopt;
+    }
     return Reply(std::move(stream));
   }
 
- private:
   // The call's result from what its closed stream received.
   std::string Reply(Stream stream) const {
     if (stream.refused_code != StatusCode::kOk) throw RpcError(stream.refused_code, stream.refused);
@@ -536,8 +563,10 @@ class NativeGrpcChannel final : public Channel {
     return internal::SendAll(conn.io, *out, &error);
   }
 
-  std::unique_ptr<Connection> TakeConnection(std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
+  // An idle connection from the pool, or a new one (always when `fresh`).
+  std::unique_ptr<Connection> TakeConnection(std::chrono::steady_clock::time_point deadline,
+                                             bool fresh) {
+    while (!fresh) {
       std::unique_ptr<Connection> conn;
       {
         std::lock_guard<std::mutex> lock(mu_);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -128,6 +129,16 @@ class ScriptedServer {
     std::lock_guard<std::mutex> lock(mu_);
     for (int fd : fds_) ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   }
+  // Sends GOAWAY (last stream 1) on every open connection and, as a server that sent it would,
+  // takes no request above stream 1 on them: such a request is not counted and not answered.
+  void GoAway() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::string goaway = Http2Frame(kGoaway, 0, Uint32(1) + Uint32(0), 0);
+    for (int fd : fds_) {
+      gone_.push_back(fd);
+      ::send(fd, goaway.data(), goaway.size(), MSG_NOSIGNAL);
+    }
+  }
   int connections() const { return accepted_.load(); }
   int requests() const { return requests_.load(); }
 
@@ -172,6 +183,7 @@ class ScriptedServer {
         in.erase(0, 9 + length);
         std::string out;
         if (type == kSettings && (flags & kAck) == 0) out = Http2Frame(kSettings, kAck, "");
+        if (type == kData && (flags & kEndStream) != 0 && stream > 1 && Gone(fd)) continue;
         if (type == kData && (flags & kEndStream) != 0) {
           ++requests_;
           std::string reply = reply_(stream);
@@ -186,6 +198,11 @@ class ScriptedServer {
     }
   }
 
+  bool Gone(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::find(gone_.begin(), gone_.end(), fd) != gone_.end();
+  }
+
   std::function<std::string(uint32_t)> reply_;
   int listen_fd_ = -1;
   int port_ = 0;
@@ -194,6 +211,7 @@ class ScriptedServer {
   std::atomic<int> requests_{0};
   std::mutex mu_;
   std::vector<int> fds_;
+  std::vector<int> gone_;  // connections it sent GOAWAY on
   std::vector<std::thread> connections_;
 };
 
@@ -393,11 +411,14 @@ TEST(NativeGrpcChannel, ADroppedOrSilentServerFailsTheCallAndTheNextCallGoesOn) 
 
 // A server going away between calls (a GOAWAY on the idle connection, as one that drains sends):
 // the pooled connection is read before reuse and left, and the next call opens a new one.
+// The GOAWAY may reach the client before its next call (the connection is left) or after the call
+// has sent its stream on it (refused, sent again on a new connection): the call succeeds either
+// way, and the server that sent GOAWAY is never asked twice.
 TEST(NativeGrpcChannel, AConnectionTheServerLeftWhileIdleIsNotReused) {
   ScriptedServer draining(GoodReply);
   auto client = NativeClient(draining.address());
   client->Notify(10, "first", rich::Color::kRed);
-  draining.SendToAll(Http2Frame(kGoaway, 0, Uint32(1) + Uint32(0), 0));
+  draining.GoAway();
   client->Notify(11, "second", rich::Color::kRed);
   EXPECT_EQ(draining.requests(), 2);
   EXPECT_EQ(draining.connections(), 2);
@@ -406,6 +427,25 @@ TEST(NativeGrpcChannel, AConnectionTheServerLeftWhileIdleIsNotReused) {
   client->Notify(12, "third", rich::Color::kRed);
   EXPECT_EQ(draining.requests(), 3);
   EXPECT_EQ(draining.connections(), 2);
+}
+
+// A stream refused on a pooled connection is sent once more on a new connection, whatever the
+// method (it never ran); one refused on a new connection is the caller's to retry.
+TEST(NativeGrpcChannel, AStreamRefusedOnAPooledConnectionIsSentOnceMoreOnANewOne) {
+  // Answers the first stream of each connection and refuses every later one.
+  ScriptedServer first_only(
+      [](uint32_t s) { return s == 1 ? GoodReply(s) : Http2Frame(kRstStream, 0, Uint32(0x7), s); });
+  auto client = NativeClient(first_only.address());
+  for (int i = 0; i < 3; ++i) client->Notify(10 + i, "again", rich::Color::kRed);
+  EXPECT_EQ(first_only.connections(), 3);
+  EXPECT_EQ(first_only.requests(), 5);  // 1, then (refused, answered) twice
+
+  ScriptedServer refusing([](uint32_t s) { return Http2Frame(kRstStream, 0, Uint32(0x7), s); });
+  auto [code, message] = NotifyThrough(refusing.address());
+  EXPECT_EQ(code, StatusCode::kUnavailable);
+  EXPECT_NE(message.find("refused the stream"), std::string::npos) << message;
+  EXPECT_EQ(refusing.requests(), 1);
+  EXPECT_EQ(refusing.connections(), 1);
 }
 
 // A stream the server refused (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream) never
