@@ -18,7 +18,7 @@ PACKAGES=(
   libcurator-recipes-java libthrift-java libslf4j-java libprotobuf-java
   uuid-dev netcat-openbsd nghttp2-client libnghttp2-dev liburing-dev
   chromium fonts-liberation python3-prometheus-client
-  libsqlite3-dev sqlite3
+  libsqlite3-dev sqlite3 postgresql libpqxx-dev
   golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
   protoc-gen-go protoc-gen-go-grpc golang-thrift-dev
   libgrpc-java protobuf-compiler-grpc-java-plugin libnetty-java libguava-java libperfmark-java
