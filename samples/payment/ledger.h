@@ -45,6 +45,19 @@ class Ledger {
   virtual std::string Describe() const = 0;
 };
 
+// The table both stores keep, in SQL that SQLite and PostgreSQL both take (a status is a
+// PaymentStatus; an index finds a customer's holds).
+inline constexpr char kPaymentsTable[] = R"(
+CREATE TABLE IF NOT EXISTS payments (
+  order_id TEXT PRIMARY KEY,
+  customer TEXT NOT NULL,
+  amount_cents BIGINT NOT NULL,
+  status INTEGER NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  refunded_cents BIGINT NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0;
+)";
+
 // An SQLite file ("" for memory only) that one process owns (a lock file beside it).
 absl::StatusOr<std::unique_ptr<Ledger>> OpenSqliteLedger(const std::string& path);
 

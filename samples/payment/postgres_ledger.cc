@@ -57,16 +57,7 @@ class PostgresLedger final : public Ledger {
                             conn->dbname() ? conn->dbname() : "?");
       pqxx::work w(*conn);
       w.exec_params("SELECT pg_advisory_xact_lock($1)", LockKey("schema", "payments"));
-      w.exec(R"(
-CREATE TABLE IF NOT EXISTS payments (
-  order_id TEXT PRIMARY KEY,
-  customer TEXT NOT NULL,
-  amount_cents BIGINT NOT NULL,
-  status INTEGER NOT NULL,
-  updated_at_ms BIGINT NOT NULL,
-  refunded_cents BIGINT NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0;
-)");
+      w.exec(kPaymentsTable);
       // A table of another shape (some other program's "payments") is refused now, not at the
       // first call.
       w.exec(

@@ -25,19 +25,7 @@ class SqliteLedger final : public Ledger, private LedgerTransaction {
             file.Open(path.empty() ? ":memory:" : path, path.empty() ? "payments (memory)" : path);
         !s.ok())
       return s;
-    if (absl::Status s = file.Exec(R"(
-CREATE TABLE IF NOT EXISTS payments (
-  order_id TEXT PRIMARY KEY,
-  customer TEXT NOT NULL,
-  amount_cents INTEGER NOT NULL,
-  status INTEGER NOT NULL,
-  updated_at_ms INTEGER NOT NULL,
-  refunded_cents INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS payments_held ON payments (customer) WHERE status = 0;
-)",
-                                   "cannot create the tables");
-        !s.ok())
-      return s;
+    if (absl::Status s = file.Exec(kPaymentsTable, "cannot create the tables"); !s.ok()) return s;
     // A store written before refunds gains the column (nothing refunded).
     sqlite3_stmt* probe = nullptr;
     bool refunds = sqlite3_prepare_v2(file.db(), "SELECT refunded_cents FROM payments LIMIT 0", -1,
