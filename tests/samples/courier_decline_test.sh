@@ -20,11 +20,8 @@ start_shop "$work/shop.log"
 start_payment "$work/payment.log"
 
 start_delivery() {  # LOG COURIERS: Ana, Ben, ... on the ring; sets delivery_pid
-  "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-    --settings.fleet.couriers="$2" --settings.fleet.store="$work/fleet.db" >"$1" 2>&1 &
-  delivery_pid=$!
-  pids+=($delivery_pid)
-  wait_registered "$1"
+  start_sample delivery "$1" --settings.fleet.couriers="$2" --settings.fleet.store="$work/fleet.db"
+  delivery_pid=$sample_pid
 }
 # call OUT STATUS METHOD JSON [SERVICE]: the tool calls order.OrderService/METHOD (or SERVICE's
 # method: delivery.DeliveryService), exits STATUS (0 or 1).

@@ -17,11 +17,8 @@ fleet="zk://$zk/services/delivery"
 start_delivery() {  # LOG [FLAGS...]: sets delivery_pid
   local log=$1
   shift
-  "$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-    --settings.fleet.store="$store" "$@" >"$log" 2>&1 &
-  delivery_pid=$!
-  pids+=($delivery_pid)
-  wait_registered "$log"
+  start_sample delivery "$log" --settings.fleet.store="$store" "$@"
+  delivery_pid=$sample_pid
 }
 stop_delivery() {
   kill -TERM "$delivery_pid"

@@ -14,11 +14,7 @@ start_shop "$work/shop.log"
 # above them (at most 10 orders of 46.00 a customer), below the demo's big spender (1,250.00).
 start_payment "$work/payment.log" --settings.payment.hold_limit_cents=100000
 "$tool" flag "zk://$zk" order shop.ShopService local >"$work/flag.out" || fail "rpcboot flag"
-"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-  --settings.store.dir="$work/orders" \
-  >"$work/order.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/order.log"
+start_sample order "$work/order.log" --settings.store.dir="$work/orders"
 grep -q "migration mode remote -> local (flag /rpcboot/migration/order/shop.ShopService version 0)" \
   "$work/order.log" || fail "order did not start on the flag's mode"
 

@@ -18,11 +18,7 @@ admin_port() { sed -n 's|.*admin: status page http://127.0.0.1:\([0-9]*\)/.*|\1|
 
 start_shop "$work/shop.log" --admin.port=0
 start_payment "$work/payment.log"
-"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-  --settings.store.dir="$work/orders" \
-  --admin.port=0 >"$work/order.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/order.log"
+start_sample order "$work/order.log" --settings.store.dir="$work/orders" --admin.port=0
 shop_admin=$(admin_port "$work/shop.log")
 order_admin=$(admin_port "$work/order.log")
 [ -n "$shop_admin" ] && [ -n "$order_admin" ] || fail "no admin port in the logs"

@@ -24,11 +24,8 @@ sql() { psql "$dsn" -tAq -c "$1"; }
 start_shared() {
   local log=$1
   shift
-  "$build/samples/payment" --config="$src/samples/payment/payment.yaml" --registry.zookeeper="$zk" \
-    --settings.payment.store= --settings.payment.postgres="$dsn" "$@" >"$log" 2>&1 &
-  shared_pid=$!
-  pids+=($shared_pid)
-  wait_registered "$log"
+  start_sample payment "$log" --settings.payment.store= --settings.payment.postgres="$dsn" "$@"
+  shared_pid=$sample_pid
   shared_port=$(sed -n 's/.*gRPC listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
 }
 start_shared "$work/payment1.log" --settings.payment.hold_limit_cents=10000
@@ -97,10 +94,7 @@ echo "one order through both instances: one payment, captured through one, read 
 
 # The order service holds, through the shared instances, the totals of the orders it places.
 start_shop "$work/shop.log"
-"$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-  --settings.fleet.couriers=1 --settings.fleet.store="" >"$work/delivery.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/delivery.log"
+start_sample delivery "$work/delivery.log" --settings.fleet.couriers=1 --settings.fleet.store=""
 store=$work/orders
 start_order "$work/order.log"
 for c in o1 o2 o3; do

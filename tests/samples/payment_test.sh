@@ -20,15 +20,9 @@ done
 store=$work/orders
 
 start_shop "$work/shop.log"
-"$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-  --settings.fleet.couriers=1 --settings.fleet.store="" >"$work/delivery.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/delivery.log"
+start_sample delivery "$work/delivery.log" --settings.fleet.couriers=1 --settings.fleet.store=""
 start_payment "$work/payment1.log" --settings.payment.hold_limit_cents=5000
-"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-  --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 >"$work/order.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/order.log"
+start_order "$work/order.log"
 
 # call OUT STATUS METHOD JSON [payment]: the tool calls order.OrderService/METHOD (or the payment
 # service's), exits STATUS (0 or 1).

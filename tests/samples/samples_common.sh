@@ -1,8 +1,8 @@
 # Sourced by the samples' end-to-end scripts after `src`, `build` and `work` are set: a fresh
 # WORK_DIR, a real ZooKeeper on a free port ($zk), processes started in the background stopped
 # by pid on exit (add each to `pids`), fail() that shows the tail of every log,
-# wait_registered LOG (an instance's "registry: registered" line), and start_shop and
-# start_payment (below).
+# wait_registered LOG (an instance's "registry: registered" line), and start_sample, start_shop,
+# start_order and start_payment (below).
 rm -rf "$work"
 mkdir -p "$work"
 pids=()
@@ -35,35 +35,35 @@ wait_courier() {  # ORDER-ID NAME: until the dispatcher has given the order that
 on_disk() {  # SQL: its rows over every shard file of the order store in $store
   for f in "$store"/shard-*.db; do sqlite3 "$f" "$1"; done
 }
+# start_sample NAME LOG [FLAGS...]: an instance of samples/NAME with its own config, registered
+# in this test's ZooKeeper; sets sample_pid.
+start_sample() {
+  local name=$1 log=$2
+  shift 2
+  "$build/samples/$name" --config="$src/samples/$name/$name.yaml" --registry.zookeeper="$zk" "$@" \
+    >"$log" 2>&1 &
+  sample_pid=$!
+  pids+=($sample_pid)
+  wait_registered "$log"
+}
 # start_shop LOG [FLAGS...]: a shop instance; sets shop_pid.
 start_shop() {
-  local log=$1
-  shift
-  "$build/samples/shop" --config="$src/samples/shop/shop.yaml" --registry.zookeeper="$zk" "$@" \
-    >"$log" 2>&1 &
-  shop_pid=$!
-  pids+=($shop_pid)
-  wait_registered "$log"
+  start_sample shop "$@"
+  shop_pid=$sample_pid
 }
 # start_order LOG [FLAGS...]: an order instance on the store in $store, its dispatcher every
 # 100 ms; sets order_pid.
 start_order() {
   local log=$1
   shift
-  "$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-    --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 "$@" >"$log" 2>&1 &
-  order_pid=$!
-  pids+=($order_pid)
-  wait_registered "$log"
+  start_sample order "$log" --settings.store.dir="$store" --settings.delivery.dispatch_ms=100 "$@"
+  order_pid=$sample_pid
 }
 # start_payment LOG [FLAGS...]: a payment instance keeping its holds in $work/payments.db (the
 # order service holds every order's total through it); sets payment_pid.
 start_payment() {
   local log=$1
   shift
-  "$build/samples/payment" --config="$src/samples/payment/payment.yaml" --registry.zookeeper="$zk" \
-    --settings.payment.store="$work/payments.db" "$@" >"$log" 2>&1 &
-  payment_pid=$!
-  pids+=($payment_pid)
-  wait_registered "$log"
+  start_sample payment "$log" --settings.payment.store="$work/payments.db" "$@"
+  payment_pid=$sample_pid
 }

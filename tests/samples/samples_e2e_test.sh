@@ -19,16 +19,9 @@ rc=$?
 set -e
 [ $rc = 2 ] && grep -q "delivery: settings.fleet.couriers: '0' from command line --settings.fleet.couriers is not an integer in 1..1000" \
   "$work/delivery_refused.out" || fail "delivery with no couriers: exit $rc: $(cat "$work/delivery_refused.out")"
-"$build/samples/delivery" --config="$src/samples/delivery/delivery.yaml" --registry.zookeeper="$zk" \
-  --settings.fleet.store="$work/fleet.db" >"$work/delivery.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/delivery.log"
+start_sample delivery "$work/delivery.log" --settings.fleet.store="$work/fleet.db"
 start_payment "$work/payment.log"
-"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-  --settings.store.dir="$work/orders" \
-  >"$work/order.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/order.log"
+start_sample order "$work/order.log" --settings.store.dir="$work/orders"
 
 "$build/samples/demo_client" --zookeeper="$zk" --orders=40 --interval_ms=50 >"$work/client.out" 2>"$work/client.log" &
 client=$!

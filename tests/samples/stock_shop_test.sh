@@ -22,11 +22,7 @@ for _ in $(seq 300); do [ -f "$work/ready" ] && break; sleep 0.1; done
 [ -f "$work/ready" ] || fail "the stock shop never registered"
 start_payment "$work/payment.log"
 
-"$build/samples/order" --config="$src/samples/order/order.yaml" --registry.zookeeper="$zk" \
-  --settings.store.dir="$work/orders" \
-  >"$work/order.log" 2>&1 &
-pids+=($!)
-wait_registered "$work/order.log"
+start_sample order "$work/order.log" --settings.store.dir="$work/orders"
 
 thrift -r -I "$build/samples/geo_types_rpcboot" --gen py -out "$work" "$build/samples/order_interface_rpcboot/order_service.thrift"
 /usr/bin/python3 "$src/samples/demo/python_client.py" --zookeeper "$zk" --gen "$work" \
