@@ -176,9 +176,21 @@ bool RecvSome(ClientConnection& conn, char* out, std::size_t n, std::size_t* got
 }
 
 bool LooksIdle(const ClientConnection& conn) {
-  if (conn.ssl != nullptr && SSL_pending(conn.ssl) > 0) return false;
+  if (conn.ssl != nullptr && SSL_has_pending(conn.ssl) != 0) return false;
   pollfd p{conn.fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 0;
+}
+
+bool WaitReadable(const ClientConnection& conn, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{conn.fd, POLLIN, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1 << 30)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // the read that follows says what failed
+  }
 }
 
 CancelScope::CancelScope(Cancellation* cancellation, int fd) {

@@ -72,6 +72,11 @@ bool RecvSome(ClientConnection& conn, char* out, std::size_t n, std::size_t* got
 // connection the server closed (idle timeout, restart) reads as readable.
 bool LooksIdle(const ClientConnection& conn);
 
+// Waits until the socket has something to read (or was closed, or failed): true; false when
+// `deadline` passed first. Bytes TLS has read from the socket already (read-ahead) are not seen:
+// check SSL_has_pending first.
+bool WaitReadable(const ClientConnection& conn, std::chrono::steady_clock::time_point deadline);
+
 // Lets a call be cancelled from another thread (hedging) while it blocks on its connection: the
 // cancel shuts the socket down, which ends a blocked read or write at once. It shuts down a
 // duplicate descriptor, closed only once the window ends, because the connection's own may be

@@ -1,9 +1,11 @@
 // Native gRPC client channel: gRPC's HTTP/2 wire (framed by nghttp2) over a pool of rpcboot's own
-// connections, each call on the caller's thread. A call takes an idle connection (or opens one),
-// sends its stream on it, reads until the stream closes, and returns the connection to the pool:
-// no other thread takes part, so a reply never waits for a wake-up on another CPU, which is what
-// a blocking call through gRPC's C++ library pays twice (its I/O runs on gRPC's own threads).
-// A connection carries one call at a time; concurrent callers use as many connections.
+// connections, each call's I/O on the caller's thread; the channel has no thread of its own. Up
+// to kSoloConnections calls in flight, each has a connection to itself: it sends its stream,
+// reads until the stream closes, and returns the connection to the pool, so a reply never waits
+// for a wake-up on another CPU (what a blocking call through gRPC's C++ library pays twice: its
+// I/O runs on gRPC's own threads). Past that, calls share connections as HTTP/2 streams: one of
+// the callers on a connection reads it for all of them (leader and followers), so a thousand
+// callers do not mean a thousand connections for the server to poll.
 //
 // What the reply carries decides the status, as gRPC's own clients read it: grpc-status and
 // grpc-message (percent-decoded) in the trailers, or in the headers of a trailers-only reply;
@@ -13,9 +15,12 @@
 // or its close crossed the new stream), the call is sent once more on a new connection, as gRPC's
 // transparent retry does; on a new connection it is the caller's to retry.
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -42,6 +47,11 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 // Reply headers and trailers together; gRPC's own default hard limit is 16 KiB.
 constexpr std::size_t kMaxReplyHeaderBytes = 64 * 1024;
 constexpr std::size_t kMaxIdleConnections = 64;
+// Up to this many connections in use, each call has one to itself; past it, a call joins the
+// connection carrying the fewest (below the server's SETTINGS_MAX_CONCURRENT_STREAMS and this
+// client's own cap per connection), and a new one opens only when all are full.
+constexpr std::size_t kSoloConnections = 32;
+constexpr uint32_t kMaxStreamsPerConnection = 100;
 
 // "%E2%82%AC" -> the bytes; anything that is not a well-formed escape stays as it is.
 std::string PercentDecode(std::string_view in) {
@@ -122,22 +132,46 @@ struct Stream {
   int replies = 0;  // messages complete
   bool closed = false;
   uint32_t reset_code = 0;  // the HTTP/2 error code it closed with (0: none)
-  // A reply this client refuses (too large, malformed): the call fails with it.
+  // A reply this client refuses (too large, malformed, against HTTP/2), or a stream it leaves
+  // (its deadline passed): the call fails with it, and the stream is reset.
   StatusCode refused_code = StatusCode::kOk;
   std::string refused;
+  // Its caller waits on it while another caller reads the connection.
+  std::condition_variable wake;
 };
 
+// One HTTP/2 connection and the calls on it. No thread of its own: one of the callers waiting on
+// it reads the socket (the reader) and wakes the others as their streams close; when the reader's
+// own stream closes it hands the role to one still waiting. A call alone on its connection (every
+// call, up to kSoloConnections in flight) is its own reader and never waits for a wake-up.
 struct Connection {
   internal::ClientConnection io;
   nghttp2_session* session = nullptr;
-  Stream* stream = nullptr;  // the call in progress
-  bool goaway = false;       // the server will take no new stream on it
-  bool heard = false;        // the server has sent something on it
-  bool used = false;         // a stream has been started on it
-  // What nghttp2 found against HTTP/2 in what the server sent (it then reset the stream or ended
-  // the connection); empty while all is well.
-  std::string broken;
+  std::string name;  // host:port, for the messages of callbacks
   std::size_t max_message_bytes = 0;
+
+  // Guarded by mu: the session, the socket, and the fields up to the next comment.
+  std::mutex mu;
+  std::vector<Stream*> streams;  // the calls on it
+  bool reading = false;          // a caller waits for the socket to be readable
+  bool heard = false;            // the server has sent something on it
+  bool used = false;             // a stream has been started on it
+  bool write_failed = false;     // it failed on a write
+  // What nghttp2 found against HTTP/2 in what the server sent, outside any one stream (it then
+  // ended the connection); empty while all is well.
+  std::string broken;
+  // Why the connection failed; every call still on it fails with this.
+  StatusCode dead_code = StatusCode::kOk;
+  std::string dead_message;
+
+  // Read by the channel under its own lock.
+  std::atomic<bool> dead{false};
+  std::atomic<bool> goaway{false};  // the server will take no new stream on it
+  std::atomic<uint32_t> max_streams{kMaxStreamsPerConnection};
+
+  // Guarded by the channel's lock.
+  int calls = 0;        // calls that took it and have not given it back
+  bool shared = false;  // in the channel's list of connections others may join
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -146,18 +180,42 @@ struct Connection {
     if (session != nullptr) nghttp2_session_del(session);
     internal::CloseClientConnection(io);
   }
+
+  Stream* StreamOf(int32_t stream_id) const {
+    return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  }
+
+  // Fails every call still on the connection with `message` (the first failure is the one kept).
+  // The socket is shut down, so a reader waiting on it wakes at once; the descriptor stays open
+  // until the connection is gone.
+  void Fail(StatusCode code, std::string message) {
+    if (dead) return;
+    dead_code = code;
+    dead_message = std::move(message);
+    dead = true;
+    if (io.fd >= 0) ::shutdown(io.fd, SHUT_RDWR);
+    for (Stream* stream : streams) stream->wake.notify_one();
+  }
 };
 
-int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-             const uint8_t* value, size_t valuelen, uint8_t, void* user_data) {
-  auto* conn = static_cast<Connection*>(user_data);
-  Stream* stream = conn->stream;
-  if (stream == nullptr || frame->hd.stream_id != stream->id) return 0;
+// The stream's reply is refused (`code`, `message`) and the stream reset; the connection and its
+// other streams go on.
+void Refuse(nghttp2_session* session, Stream* stream, StatusCode code, std::string message) {
+  if (stream->refused_code != StatusCode::kOk) return;
+  stream->refused_code = code;
+  stream->refused = std::move(message);
+  nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream->id, NGHTTP2_CANCEL);
+}
+
+int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+             size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user_data) {
+  Stream* stream = static_cast<Connection*>(user_data)->StreamOf(frame->hd.stream_id);
+  if (stream == nullptr || stream->refused_code != StatusCode::kOk) return 0;
   stream->header_bytes += namelen + valuelen + 32;
   if (stream->header_bytes > kMaxReplyHeaderBytes) {
-    stream->refused_code = StatusCode::kResourceExhausted;
-    stream->refused = absl::StrCat("gRPC: reply headers over ", kMaxReplyHeaderBytes, " bytes");
-    return NGHTTP2_ERR_CALLBACK_FAILURE;
+    Refuse(session, stream, StatusCode::kResourceExhausted,
+           absl::StrCat("gRPC: reply headers over ", kMaxReplyHeaderBytes, " bytes"));
+    return 0;
   }
   std::string_view key(reinterpret_cast<const char*>(name), namelen);
   std::string_view text(reinterpret_cast<const char*>(value), valuelen);
@@ -184,11 +242,11 @@ int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, 
   return 0;
 }
 
-int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+int OnData(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
            void* user_data) {
   auto* conn = static_cast<Connection*>(user_data);
-  Stream* stream = conn->stream;
-  if (stream == nullptr || stream_id != stream->id) return 0;
+  Stream* stream = conn->StreamOf(stream_id);
+  if (stream == nullptr || stream->refused_code != StatusCode::kOk) return 0;
   const char* bytes = reinterpret_cast<const char*>(data);
   while (len > 0) {
     if (!stream->in_message) {
@@ -199,9 +257,9 @@ int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, si
       len -= take;
       if (stream->reply_prefix_got < 5) return 0;
       if (stream->replies > 0) {
-        stream->refused_code = StatusCode::kInternal;
-        stream->refused = "gRPC: more than one reply message to a unary call";
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+        Refuse(session, stream, StatusCode::kInternal,
+               "gRPC: more than one reply message to a unary call");
+        return 0;
       }
       const auto* p = reinterpret_cast<const unsigned char*>(stream->reply_prefix);
       stream->reply_compressed = (p[0] & 1) != 0;
@@ -211,11 +269,10 @@ int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, si
       // The declared length is a limit, checked before any of the message is kept; the message
       // then grows as its bytes arrive.
       if (stream->reply_length > conn->max_message_bytes) {
-        stream->refused_code = StatusCode::kResourceExhausted;
-        stream->refused =
-            absl::StrCat("gRPC: reply of ", stream->reply_length, " bytes exceeds the limit of ",
-                         conn->max_message_bytes, " (max_message_bytes)");
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+        Refuse(session, stream, StatusCode::kResourceExhausted,
+               absl::StrCat("gRPC: reply of ", stream->reply_length, " bytes exceeds the limit of ",
+                            conn->max_message_bytes, " (max_message_bytes)"));
+        return 0;
       }
       stream->in_message = stream->reply_length > 0;
       if (!stream->in_message) ++stream->replies;  // an empty message
@@ -234,10 +291,10 @@ int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, si
 }
 
 int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user_data) {
-  auto* conn = static_cast<Connection*>(user_data);
-  if (conn->stream != nullptr && stream_id == conn->stream->id) {
-    conn->stream->closed = true;
-    conn->stream->reset_code = error_code;
+  Stream* stream = static_cast<Connection*>(user_data)->StreamOf(stream_id);
+  if (stream != nullptr) {
+    stream->closed = true;
+    stream->reset_code = error_code;
   }
   return 0;
 }
@@ -247,26 +304,37 @@ int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   return 0;
 }
 
-int OnInvalidFrame(nghttp2_session*, const nghttp2_frame*, int lib_error, void* user_data) {
-  auto* conn = static_cast<Connection*>(user_data);
-  if (conn->broken.empty()) conn->broken = nghttp2_strerror(lib_error);
+// What the server sent broke HTTP/2: within a stream, that stream fails (nothing, for a stream its
+// call has left); otherwise the connection does.
+void Broken(Connection* conn, int32_t stream_id, std::string why) {
+  if (stream_id == 0) {
+    if (conn->broken.empty()) conn->broken = std::move(why);
+    return;
+  }
+  Stream* stream = conn->StreamOf(stream_id);
+  if (stream != nullptr && stream->refused_code == StatusCode::kOk) {
+    stream->refused_code = StatusCode::kInternal;
+    stream->refused = absl::StrCat("gRPC: bad HTTP/2 from ", conn->name, ": ", why);
+  }
+}
+
+int OnInvalidFrame(nghttp2_session*, const nghttp2_frame* frame, int lib_error, void* user_data) {
+  Broken(static_cast<Connection*>(user_data), frame->hd.stream_id, nghttp2_strerror(lib_error));
   return 0;
 }
 
-// A GOAWAY with an error, or a RST_STREAM of the call's stream, that nghttp2 sends: what the
-// server sent broke HTTP/2.
+// A GOAWAY with an error, or a RST_STREAM this client did not ask for, that nghttp2 sends: what
+// the server sent broke HTTP/2.
 int OnFrameSent(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   auto* conn = static_cast<Connection*>(user_data);
-  if (!conn->broken.empty()) return 0;
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
-    conn->broken = frame->goaway.opaque_data_len > 0
-                       ? std::string(reinterpret_cast<const char*>(frame->goaway.opaque_data),
-                                     frame->goaway.opaque_data_len)
-                       : nghttp2_http2_strerror(frame->goaway.error_code);
-  } else if (frame->hd.type == NGHTTP2_RST_STREAM && conn->stream != nullptr &&
-             frame->hd.stream_id == conn->stream->id &&
-             conn->stream->refused_code == StatusCode::kOk) {
-    conn->broken = nghttp2_http2_strerror(frame->rst_stream.error_code);
+    Broken(conn, 0,
+           frame->goaway.opaque_data_len > 0
+               ? std::string(reinterpret_cast<const char*>(frame->goaway.opaque_data),
+                             frame->goaway.opaque_data_len)
+               : nghttp2_http2_strerror(frame->goaway.error_code));
+  } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    Broken(conn, frame->hd.stream_id, nghttp2_http2_strerror(frame->rst_stream.error_code));
   }
   return 0;
 }
@@ -369,8 +437,9 @@ class NativeGrpcChannel final : public Channel {
   }
 
  private:
-  // One try of a call: its stream on a pooled connection, or on a new one when `fresh`. Nothing
-  // when the stream was refused, or could not be sent, on a pooled connection: it did not run.
+  // One try of a call: its stream on a connection of the pool, or on a new one when `fresh`.
+  // Nothing when the stream was refused, or could not be sent, on a connection used before: it
+  // did not run.
   std::optional<std::string> Attempt(const std::vector<nghttp2_nv>& headers,
                                      std::string_view request, const CallOptions& call_options,
                                      std::chrono::milliseconds timeout,
@@ -384,128 +453,196 @@ class NativeGrpcChannel final : public Channel {
     body.source.ptr = &stream;
     body.read_callback = ReadRequest;
 
-    std::unique_ptr<Connection> conn;
-    // A connection that can take no new stream (its stream ids are used up, or the server sent
-    // GOAWAY) is replaced by a new one; nothing was sent on it.
+    // A call that may be cancelled (a hedged attempt) has a connection to itself: the cancel
+    // shuts its socket down, which ends a blocked read or write at once.
+    const bool exclusive = call_options.cancellation != nullptr;
+    std::shared_ptr<Connection> conn;
+    std::unique_lock<std::mutex> lock;
+    // A connection that can take no new stream (its stream ids are used up, the server sent
+    // GOAWAY, or it failed) is left for another, or a new one; nothing was sent on it.
     for (int attempt = 0;; ++attempt) {
-      conn = TakeConnection(deadline, fresh);
-      stream.id = nghttp2_submit_request(conn->session, nullptr, headers.data(), headers.size(),
-                                         &body, nullptr);
-      if (stream.id > 0) break;
+      conn = TakeConnection(deadline, fresh, exclusive);
+      lock = std::unique_lock<std::mutex>(conn->mu);
+      std::string why = conn->dead_message;
+      if (!conn->dead) {
+        stream.id = nghttp2_submit_request(conn->session, nullptr, headers.data(), headers.size(),
+                                           &body, &stream);
+        if (stream.id > 0) break;
+        why = nghttp2_strerror(stream.id);
+        conn->goaway = true;  // no stream more on it (its stream ids are used up)
+      }
+      lock.unlock();
+      GiveBack(conn);
       if (attempt > 0) {
-        throw internal::UnsentError(absl::StrCat("gRPC: cannot start a stream to ",
-                                                 endpoint_.Name(), ": ",
-                                                 nghttp2_strerror(stream.id)));
+        throw internal::UnsentError(
+            absl::StrCat("gRPC: cannot start a stream to ", endpoint_.Name(), ": ", why));
       }
     }
-    conn->stream = &stream;
+    conn->streams.push_back(&stream);
     const bool may_resend = conn->used && !fresh;
     conn->used = true;
-    // Reads and writes block with the call's timeout as SO_RCVTIMEO/SO_SNDTIMEO; the deadline is
-    // checked after each read too, so a reply that trickles in cannot outlast it.
-    internal::SetClientTimeout(conn->io, timeout);
+    // Reads and writes of the socket block at most this long (a TLS record coming in parts, a
+    // write the server does not read); a call alone on the connection sets its own timeout, one
+    // that joins others only lengthens it.
+    internal::SetClientTimeout(
+        conn->io, conn->streams.size() == 1 ? timeout : std::max(timeout, conn->io.timeout));
     internal::CancelScope cancel_scope(call_options.cancellation.get(), conn->io.fd);
-    // The connection is closed on any failure: a late reply would confuse the next call.
-    auto drop = [&] {
-      bool cancelled = cancel_scope.Finish();
-      conn->stream = nullptr;
-      conn.reset();
-      return cancelled;
-    };
-    auto fail = [&](StatusCode code, std::string message) -> RpcError {
-      if (drop()) return RpcError(StatusCode::kCancelled, "gRPC: call cancelled");
-      return RpcError(code, std::move(message));
-    };
 
     std::string out;
-    char in[kReadChunk];
-    bool sent_all = false;
-    auto broken = [&](const std::string& why) {
-      return fail(StatusCode::kInternal,
-                  absl::StrCat("gRPC: bad HTTP/2 from ", endpoint_.Name(), ": ", why));
-    };
-    for (;;) {
-      if (!Flush(*conn, &out)) {
-        std::string tls_error = std::move(conn->io.tls_error);
-        if (!sent_all) {
-          const bool cancelled = drop();
-          // Not every byte went out: the server cannot have read a whole request.
-          if (may_resend && !cancelled) return std::nullopt;
-          throw internal::UnsentError(absl::StrCat("gRPC: cannot send to ", endpoint_.Name(),
-                                                   tls_error.empty() ? "" : ": ", tls_error));
-        }
-        throw fail(StatusCode::kUnavailable,
-                   "gRPC: connection to " + endpoint_.Name() + " lost during the call");
+    if (!Flush(*conn, &out)) Lost(*conn);
+    bool timed_out = false;
+    while (!stream.closed && !conn->dead) {
+      if (!conn->reading) {
+        timed_out = !Read(*conn, lock, deadline);
+        if (timed_out) break;
+        // The deadline is checked after each read too, so a reply that trickles in cannot
+        // outlast it.
+        timed_out = !stream.closed && std::chrono::steady_clock::now() >= deadline;
+        if (timed_out) break;
+        continue;
       }
-      if (!conn->broken.empty()) throw broken(conn->broken);
-      if (stream.sent == 5 + request.size()) sent_all = true;
-      if (stream.closed) break;
-      if (nghttp2_session_want_read(conn->session) == 0) throw broken("the session ended");
-      std::size_t got = 0;
-      IoError error = IoError::kNone;
-      if (!internal::RecvSome(conn->io, in, sizeof in, &got, &error)) {
-        std::string tls_error = std::move(conn->io.tls_error);
-        if (error == IoError::kTimeout) {
-          throw fail(StatusCode::kDeadlineExceeded,
-                     absl::StrCat("gRPC: no reply from ", endpoint_.Name(), " within ",
-                                  timeout.count(), " ms"));
-        }
-        if (!tls_error.empty()) {
-          throw fail(StatusCode::kUnavailable, "gRPC: TLS with " + endpoint_.Name() +
-                                                   " failed during the call: " + tls_error);
-        }
-        if (!conn->heard) {
-          // Closed before a byte came: what a TLS port does to a plaintext client, and a
-          // server that requires a client certificate to a client without one.
-          throw fail(
-              StatusCode::kUnavailable,
-              "gRPC: " + endpoint_.Name() + " closed the connection before answering" +
-                  (tls_ == nullptr ? " (is its port TLS? this client has TLS off: "
-                                     "ChannelOptions::tls, clients.<service>.tls.*)"
-                                   : " (does it require a client certificate? tls.cert_file)"));
-        }
-        throw fail(StatusCode::kUnavailable,
-                   "gRPC: connection to " + endpoint_.Name() + " lost during the call");
-      }
-      if (!conn->heard && tls_ == nullptr &&
-          internal::LooksLikeTls(std::string_view(in, std::min<std::size_t>(got, 4)))) {
-        throw fail(StatusCode::kUnavailable,
-                   "gRPC: " + endpoint_.Name() +
-                       " answered in TLS: its port requires TLS, and this client has TLS off "
-                       "(ChannelOptions::tls, clients.<service>.tls.*)");
-      }
-      conn->heard = true;
-      ssize_t used =
-          nghttp2_session_mem_recv(conn->session, reinterpret_cast<const uint8_t*>(in), got);
-      if (used < 0) {
-        if (stream.refused_code != StatusCode::kOk)
-          throw fail(stream.refused_code, std::move(stream.refused));
-        throw broken(nghttp2_strerror(static_cast<int>(used)));
-      }
-      if (!stream.closed && std::chrono::steady_clock::now() >= deadline) {
-        throw fail(StatusCode::kDeadlineExceeded,
-                   absl::StrCat("gRPC: reply from ", endpoint_.Name(), " not complete within ",
-                                timeout.count(), " ms"));
-      }
+      timed_out = !stream.wake.wait_until(
+          lock, deadline, [&] { return stream.closed || conn->dead || !conn->reading; });
+      if (timed_out) break;
     }
-    conn->stream = nullptr;
+    const bool sent_all = stream.sent == 5 + request.size();
+    if (timed_out) {
+      // The call leaves its stream: the server is told (RST_STREAM CANCEL), and the connection
+      // goes on with the others.
+      Refuse(conn->session, &stream, StatusCode::kDeadlineExceeded,
+             stream.http_status == 0
+                 ? absl::StrCat("gRPC: no reply from ", endpoint_.Name(), " within ",
+                                timeout.count(), " ms")
+                 : absl::StrCat("gRPC: reply from ", endpoint_.Name(), " not complete within ",
+                                timeout.count(), " ms"));
+      if (!Flush(*conn, &out)) Lost(*conn);
+    }
+    // Nothing of nghttp2's may reach this stream (on this thread's stack) once the call returns:
+    // a stream still open on a connection that goes on would be a fault of this code.
+    if (!stream.closed && !conn->dead) {
+      conn->Fail(StatusCode::kInternal, "gRPC: a stream to " + endpoint_.Name() + " left open");
+    }
+    conn->streams.erase(std::find(conn->streams.begin(), conn->streams.end(), &stream));
+    // The reader role goes to a call still waiting.
+    if (!conn->reading && !conn->streams.empty()) conn->streams.front()->wake.notify_one();
+    const bool dead = conn->dead && !stream.closed;
+    const bool write_failed = conn->write_failed;
+    const StatusCode dead_code = conn->dead_code;
+    std::string dead_message = conn->dead_message;
+    std::string tls_error = conn->io.tls_error;
+    lock.unlock();
     const bool cancelled = cancel_scope.Finish();
     if (cancelled) {
-      conn.reset();  // cancelled as it ended: its socket may be shut down
-    } else if (stream.refused_code == StatusCode::kOk) {
-      GiveBack(std::move(conn), &out);
-    } else {
-      conn.reset();
+      // Cancelled as it ended: its socket may be shut down.
+      std::lock_guard<std::mutex> conn_lock(conn->mu);
+      conn->Fail(StatusCode::kCancelled, "gRPC: call cancelled");
     }
-    if (may_resend && !cancelled && !stream.has_grpc_status &&
+    GiveBack(conn);
+    if (cancelled) throw RpcError(StatusCode::kCancelled, "gRPC: call cancelled");
+    if (dead) {
+      // A write failed before every byte of the request went out: the server cannot have read a
+      // whole request.
+      if (write_failed && !sent_all) {
+        if (may_resend) return std::nullopt;
+        throw internal::UnsentError(absl::StrCat("gRPC: cannot send to ", endpoint_.Name(),
+                                                 tls_error.empty() ? "" : ": ", tls_error));
+      }
+      throw RpcError(dead_code, std::move(dead_message));
+    }
+    if (may_resend && !stream.has_grpc_status && stream.refused_code == StatusCode::kOk &&
         stream.reset_code == NGHTTP2_REFUSED_STREAM) {
       return std::nullopt;
     }
-    return Reply(std::move(stream));
+    return Reply(stream);
+  }
+
+  // The reader's turn, entered and left with `lock` held: waits (without the lock) until the
+  // socket has something or `deadline` passes (false), then reads once, hands the bytes to
+  // nghttp2, sends what it answers, and wakes the calls whose streams closed. A failure fails the
+  // connection.
+  bool Read(Connection& conn, std::unique_lock<std::mutex>& lock,
+            std::chrono::steady_clock::time_point deadline) {
+    if (conn.io.ssl == nullptr || SSL_has_pending(conn.io.ssl) == 0) {
+      conn.reading = true;
+      lock.unlock();
+      const bool ready = internal::WaitReadable(conn.io, deadline);
+      lock.lock();
+      conn.reading = false;
+      if (!ready) return false;
+      if (conn.dead) return true;
+    }
+    char in[kReadChunk];
+    std::size_t got = 0;
+    IoError error = IoError::kNone;
+    if (!internal::RecvSome(conn.io, in, sizeof in, &got, &error)) {
+      if (error == IoError::kTimeout) {
+        conn.Fail(StatusCode::kDeadlineExceeded,
+                  absl::StrCat("gRPC: no reply from ", endpoint_.Name(), " within ",
+                               conn.io.timeout.count(), " ms"));
+      } else if (!conn.io.tls_error.empty()) {
+        conn.Fail(StatusCode::kUnavailable, "gRPC: TLS with " + endpoint_.Name() +
+                                                " failed during the call: " + conn.io.tls_error);
+      } else if (!conn.heard) {
+        // Closed before a byte came: what a TLS port does to a plaintext client, and a server
+        // that requires a client certificate to a client without one.
+        conn.Fail(StatusCode::kUnavailable,
+                  "gRPC: " + endpoint_.Name() + " closed the connection before answering" +
+                      (tls_ == nullptr ? " (is its port TLS? this client has TLS off: "
+                                         "ChannelOptions::tls, clients.<service>.tls.*)"
+                                       : " (does it require a client certificate? tls.cert_file)"));
+      } else {
+        conn.Fail(StatusCode::kUnavailable,
+                  "gRPC: connection to " + endpoint_.Name() + " lost during the call");
+      }
+      return true;
+    }
+    if (!conn.heard && tls_ == nullptr &&
+        internal::LooksLikeTls(std::string_view(in, std::min<std::size_t>(got, 4)))) {
+      conn.Fail(StatusCode::kUnavailable,
+                "gRPC: " + endpoint_.Name() +
+                    " answered in TLS: its port requires TLS, and this client has TLS off "
+                    "(ChannelOptions::tls, clients.<service>.tls.*)");
+      return true;
+    }
+    conn.heard = true;
+    ssize_t used =
+        nghttp2_session_mem_recv(conn.session, reinterpret_cast<const uint8_t*>(in), got);
+    if (used >= 0) {
+      std::string out;
+      if (!Flush(conn, &out)) Lost(conn);
+    }
+    for (Stream* stream : conn.streams) {
+      if (stream->closed) stream->wake.notify_one();
+    }
+    if (conn.dead) return true;
+    auto broken = [&](const std::string& why) {
+      conn.Fail(StatusCode::kInternal,
+                absl::StrCat("gRPC: bad HTTP/2 from ", endpoint_.Name(), ": ", why));
+    };
+    if (used < 0) {
+      broken(nghttp2_strerror(static_cast<int>(used)));
+    } else if (!conn.broken.empty()) {
+      broken(conn.broken);
+    } else if (nghttp2_session_want_read(conn.session) == 0) {
+      broken("the session ended");
+    } else {
+      conn.max_streams = std::min(kMaxStreamsPerConnection,
+                                  nghttp2_session_get_remote_settings(
+                                      conn.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
+    }
+    return true;
+  }
+
+  // A write to the connection failed: every call on it fails.
+  void Lost(Connection& conn) {
+    if (conn.dead) return;
+    conn.write_failed = true;
+    conn.Fail(StatusCode::kUnavailable,
+              "gRPC: connection to " + endpoint_.Name() + " lost during the call");
   }
 
   // The call's result from what its closed stream received.
-  std::string Reply(Stream stream) const {
+  std::string Reply(Stream& stream) const {
     if (stream.refused_code != StatusCode::kOk) throw RpcError(stream.refused_code, stream.refused);
     if (!stream.has_grpc_status) {
       if (stream.reset_code == NGHTTP2_REFUSED_STREAM) {
@@ -548,8 +685,10 @@ class NativeGrpcChannel final : public Channel {
     return std::move(stream.reply);
   }
 
-  // Hands nghttp2's pending frames to the socket in one write. False when the write failed.
+  // Hands nghttp2's pending frames to the socket in one write. False when the write failed, or
+  // the connection had failed already.
   static bool Flush(Connection& conn, std::string* out) {
+    if (conn.dead) return false;
     out->clear();
     for (;;) {
       const uint8_t* data = nullptr;
@@ -563,24 +702,45 @@ class NativeGrpcChannel final : public Channel {
     return internal::SendAll(conn.io, *out, &error);
   }
 
-  // An idle connection from the pool, or a new one (always when `fresh`).
-  std::unique_ptr<Connection> TakeConnection(std::chrono::steady_clock::time_point deadline,
-                                             bool fresh) {
+  // A connection for a call: an idle one from the pool; past kSoloConnections in use, a shared
+  // one with room; otherwise (and always when `fresh`) a new one. `exclusive`: one no other call
+  // joins.
+  std::shared_ptr<Connection> TakeConnection(std::chrono::steady_clock::time_point deadline,
+                                             bool fresh, bool exclusive) {
     while (!fresh) {
-      std::unique_ptr<Connection> conn;
+      std::shared_ptr<Connection> conn;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (idle_.empty()) break;
-        conn = std::move(idle_.back());
-        idle_.pop_back();
+        if (!idle_.empty()) {
+          conn = std::move(idle_.back());
+          idle_.pop_back();
+        } else if (!exclusive && shared_.size() >= kSoloConnections) {
+          Connection* best = nullptr;
+          for (const auto& candidate : shared_) {
+            if (candidate->dead || candidate->goaway ||
+                static_cast<uint32_t>(candidate->calls) >= candidate->max_streams) {
+              continue;
+            }
+            if (best == nullptr || candidate->calls < best->calls) best = candidate.get();
+          }
+          if (best == nullptr) break;
+          ++best->calls;
+          for (const auto& candidate : shared_) {
+            if (candidate.get() == best) return candidate;
+          }
+        } else {
+          break;
+        }
       }
-      if (internal::LooksIdle(conn->io)) return conn;
-      // Something came while it was idle: a PING, SETTINGS, or the server going (GOAWAY, or the
-      // connection closed). Read it; keep the connection only if it can take a new stream.
-      if (Absorb(*conn)) return conn;
+      // An idle connection is this call's alone until it is published below.
+      if (internal::LooksIdle(conn->io) || Absorb(*conn)) {
+        Publish(conn, exclusive);
+        return conn;
+      }
     }
-    auto conn = std::make_unique<Connection>();
+    auto conn = std::make_shared<Connection>();
     conn->io = internal::ConnectClient(endpoint_, deadline);
+    conn->name = endpoint_.Name();
     conn->max_message_bytes = options_.max_message_bytes;
     if (nghttp2_session_client_new(&conn->session, callbacks_.get(), conn.get()) != 0) {
       throw internal::UnsentError("gRPC: out of memory for a connection to " + endpoint_.Name());
@@ -592,7 +752,16 @@ class NativeGrpcChannel final : public Channel {
     };
     nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 3);
     nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, window_);
+    Publish(conn, exclusive);
     return conn;
+  }
+
+  // The connection carries one call now; others may join it unless `exclusive`.
+  void Publish(const std::shared_ptr<Connection>& conn, bool exclusive) {
+    std::lock_guard<std::mutex> lock(mu_);
+    conn->calls = 1;
+    conn->shared = !exclusive;
+    if (conn->shared) shared_.push_back(conn);
   }
 
   // Reads what is waiting on an idle connection. True when it can still take a stream.
@@ -604,15 +773,21 @@ class NativeGrpcChannel final : public Channel {
     if (!internal::RecvSome(conn.io, in, sizeof in, &got, &error)) return false;
     if (nghttp2_session_mem_recv(conn.session, reinterpret_cast<const uint8_t*>(in), got) < 0)
       return false;
-    return !conn.goaway && nghttp2_session_want_read(conn.session) != 0 &&
+    std::string out;
+    return !conn.goaway && nghttp2_session_want_read(conn.session) != 0 && Flush(conn, &out) &&
            internal::LooksIdle(conn.io);
   }
 
-  void GiveBack(std::unique_ptr<Connection> conn, std::string* out) {
-    // What nghttp2 has to say after the stream (window updates) goes now, not with the next call.
-    if (conn->goaway || !Flush(*conn, out) || nghttp2_session_want_read(conn->session) == 0) return;
+  // A call is done with the connection; the last one returns it to the pool, if it can still
+  // take a stream.
+  void GiveBack(const std::shared_ptr<Connection>& conn) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
+    if (--conn->calls > 0) return;
+    if (conn->shared) {
+      shared_.erase(std::find(shared_.begin(), shared_.end(), conn));
+      conn->shared = false;
+    }
+    if (!conn->dead && !conn->goaway && idle_.size() < kMaxIdleConnections) idle_.push_back(conn);
   }
 
   const std::string authority_;
@@ -624,7 +799,8 @@ class NativeGrpcChannel final : public Channel {
   const int32_t window_;
   Callbacks callbacks_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<Connection>> idle_;
+  std::vector<std::shared_ptr<Connection>> idle_;    // no call on them
+  std::vector<std::shared_ptr<Connection>> shared_;  // calls on them, and room for more
 };
 
 }  // namespace

@@ -139,8 +139,19 @@ class ScriptedServer {
       ::send(fd, goaway.data(), goaway.size(), MSG_NOSIGNAL);
     }
   }
+  // Answers every stream it left hanging (kHang) so far, with GoodReply.
+  void AnswerHung() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto [fd, stream] : hung_) {
+      const std::string reply = GoodReply(stream);
+      ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    }
+    hung_.clear();
+  }
   int connections() const { return accepted_.load(); }
   int requests() const { return requests_.load(); }
+  // RST_STREAM frames with CANCEL (8) the client sent: streams it left.
+  int cancels() const { return cancels_.load(); }
 
  private:
   void AcceptLoop() {
@@ -180,6 +191,8 @@ class ScriptedServer {
                                 (static_cast<uint32_t>(static_cast<unsigned char>(in[6])) << 16) |
                                 (static_cast<uint32_t>(static_cast<unsigned char>(in[7])) << 8) |
                                 static_cast<unsigned char>(in[8]);
+        if (type == kRstStream && length == 4 && in.substr(9, 4) == std::string("\0\0\0\x08", 4))
+          ++cancels_;
         in.erase(0, 9 + length);
         std::string out;
         if (type == kSettings && (flags & kAck) == 0) out = Http2Frame(kSettings, kAck, "");
@@ -191,7 +204,12 @@ class ScriptedServer {
             ::shutdown(fd, SHUT_RDWR);
             return;
           }
-          if (reply != kHang) out += reply;
+          if (reply != kHang) {
+            out += reply;
+          } else {
+            std::lock_guard<std::mutex> lock(mu_);
+            hung_.emplace_back(fd, stream);
+          }
         }
         if (!out.empty() && ::send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) return;
       }
@@ -209,9 +227,11 @@ class ScriptedServer {
   std::thread accept_;
   std::atomic<int> accepted_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> cancels_{0};
   std::mutex mu_;
   std::vector<int> fds_;
-  std::vector<int> gone_;  // connections it sent GOAWAY on
+  std::vector<int> gone_;                       // connections it sent GOAWAY on
+  std::vector<std::pair<int, uint32_t>> hung_;  // (connection, stream) of each kHang
   std::vector<std::thread> connections_;
 };
 
@@ -399,14 +419,79 @@ TEST(NativeGrpcChannel, ADroppedOrSilentServerFailsTheCallAndTheNextCallGoesOn) 
   auto [code2, message2] = NotifyThrough(silent.address(), std::chrono::milliseconds(300));
   EXPECT_EQ(code2, StatusCode::kDeadlineExceeded) << message2;
 
-  // A call that timed out leaves no connection behind to confuse the next one.
+  // A call that timed out resets its stream (CANCEL: the server learns the caller left), and its
+  // connection carries the next call. The first call's reply, late (an error), comes before the
+  // second's on that connection and is not taken for it.
   int calls = 0;
-  ScriptedServer once_silent(
-      [&calls](uint32_t s) { return ++calls == 1 ? ScriptedServer::kHang : GoodReply(s); });
+  ScriptedServer once_silent([&calls](uint32_t s) {
+    if (++calls == 1) return ScriptedServer::kHang;
+    return ResponseHeaders(1) + Trailers(1, "13", "late") + GoodReply(s);
+  });
   auto client = NativeClient(once_silent.address(), std::chrono::milliseconds(300));
   EXPECT_THROW(client->Notify(1, "first", rich::Color::kRed), RpcError);
   client->Notify(2, "second", rich::Color::kRed);
-  EXPECT_EQ(once_silent.connections(), 2);
+  EXPECT_EQ(once_silent.connections(), 1);
+  EXPECT_EQ(once_silent.cancels(), 1);
+}
+
+// Past the solo connections, calls share connections as HTTP/2 streams. 200 calls in flight at
+// once (the server answers none until all have come) take the 32 connections the first 32 opened,
+// and each gets its own reply, read for it by whichever caller reads its connection. A call on a
+// shared connection whose deadline passes resets its stream (CANCEL) and leaves the others on the
+// connection going; its late reply, when it comes, goes to nobody.
+TEST(NativeGrpcChannel, CallsPastTheSoloConnectionsShareConnectionsAsStreams) {
+  constexpr int kSolo = 32;  // kSoloConnections of grpc_native_channel.cc
+  constexpr int kCalls = 200;
+  constexpr int kShortCalls = 20;
+  std::atomic<int> requests{0};
+  ScriptedServer server([&requests](uint32_t s) {
+    return ++requests <= kCalls ? ScriptedServer::kHang : GoodReply(s);
+  });
+  auto client = NativeClient(server.address(), std::chrono::seconds(60));
+  std::atomic<int> ok{0};
+  std::atomic<int> timed_out{0};
+  std::vector<std::thread> callers;
+  auto start = [&](int from, int to, std::chrono::milliseconds timeout) {
+    for (int i = from; i < to; ++i) {
+      callers.emplace_back([&, i, timeout] {
+        CallOptions call;
+        call.timeout = timeout;
+        ScopedCallOptions scope(call);
+        try {
+          client->Notify(i, "hello", rich::Color::kRed);
+          ++ok;
+        } catch (const RpcError& e) {
+          if (e.code() == StatusCode::kDeadlineExceeded) {
+            ++timed_out;
+          } else {
+            ADD_FAILURE() << "call " << i << ": " << e.message();
+          }
+        }
+      });
+    }
+  };
+  // Bounded waits for counts, not for times.
+  auto until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 3000 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
+  };
+  start(0, kSolo, std::chrono::seconds(60));
+  ASSERT_TRUE(until([&] { return server.requests() == kSolo; })) << server.requests();
+  start(kSolo, kCalls - kShortCalls, std::chrono::seconds(60));
+  ASSERT_TRUE(until([&] { return server.requests() == kCalls - kShortCalls; }))
+      << server.requests();
+  start(kCalls - kShortCalls, kCalls, std::chrono::milliseconds(200));
+  EXPECT_TRUE(until([&] { return timed_out == kShortCalls; })) << timed_out;
+  EXPECT_TRUE(until([&] { return server.cancels() == kShortCalls; })) << server.cancels();
+  EXPECT_EQ(ok, 0);
+  server.AnswerHung();
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(ok, kCalls - kShortCalls);
+  EXPECT_EQ(server.connections(), kSolo);
+  // The connections go on: the next calls find them.
+  client->Notify(0, "after", rich::Color::kRed);
+  EXPECT_EQ(server.connections(), kSolo);
 }
 
 // A server going away between calls (a GOAWAY on the idle connection, as one that drains sends):
