@@ -459,12 +459,19 @@ class NativeGrpcChannel final : public Channel {
     std::shared_ptr<Connection> conn;
     std::unique_lock<std::mutex> lock;
     // A connection that can take no new stream (its stream ids are used up, the server sent
-    // GOAWAY, or it failed) is left for another, or a new one; nothing was sent on it.
+    // GOAWAY, or it failed) is left for another, or a new one; nothing was sent on it. Nor is a
+    // stream started above the server's SETTINGS_MAX_CONCURRENT_STREAMS: nghttp2 would hold its
+    // request back, unsent, past the call.
     for (int attempt = 0;; ++attempt) {
       conn = TakeConnection(deadline, fresh, exclusive);
       lock = std::unique_lock<std::mutex>(conn->mu);
       std::string why = conn->dead_message;
-      if (!conn->dead) {
+      if (!conn->dead &&
+          conn->streams.size() >= nghttp2_session_get_remote_settings(
+                                      conn->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)) {
+        why = absl::StrCat("it takes ", conn->streams.size(), " streams at once");
+        fresh = true;
+      } else if (!conn->dead) {
         stream.id = nghttp2_submit_request(conn->session, nullptr, headers.data(), headers.size(),
                                            &body, &stream);
         if (stream.id > 0) break;

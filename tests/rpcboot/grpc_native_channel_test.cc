@@ -97,7 +97,9 @@ class ScriptedServer {
  public:
   static inline const std::string kHang = "hang";
 
-  explicit ScriptedServer(std::function<std::string(uint32_t)> reply) : reply_(std::move(reply)) {
+  // `settings`: the payload of the SETTINGS frame it opens each connection with.
+  explicit ScriptedServer(std::function<std::string(uint32_t)> reply, std::string settings = "")
+      : reply_(std::move(reply)), settings_(std::move(settings)) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -152,6 +154,8 @@ class ScriptedServer {
   int requests() const { return requests_.load(); }
   // RST_STREAM frames with CANCEL (8) the client sent: streams it left.
   int cancels() const { return cancels_.load(); }
+  // SETTINGS acknowledged by the client: connections whose settings it has read.
+  int settings_acks() const { return settings_acks_.load(); }
 
  private:
   void AcceptLoop() {
@@ -169,7 +173,7 @@ class ScriptedServer {
     std::string in;
     char buf[65536];
     bool preface = false;
-    std::string settings = Http2Frame(kSettings, 0, "");
+    std::string settings = Http2Frame(kSettings, 0, settings_);
     if (::send(fd, settings.data(), settings.size(), MSG_NOSIGNAL) < 0) return;
     for (;;) {
       ssize_t got = ::recv(fd, buf, sizeof buf, 0);
@@ -195,6 +199,7 @@ class ScriptedServer {
           ++cancels_;
         in.erase(0, 9 + length);
         std::string out;
+        if (type == kSettings && (flags & kAck) != 0) ++settings_acks_;
         if (type == kSettings && (flags & kAck) == 0) out = Http2Frame(kSettings, kAck, "");
         if (type == kData && (flags & kEndStream) != 0 && stream > 1 && Gone(fd)) continue;
         if (type == kData && (flags & kEndStream) != 0) {
@@ -222,12 +227,14 @@ class ScriptedServer {
   }
 
   std::function<std::string(uint32_t)> reply_;
+  std::string settings_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::thread accept_;
   std::atomic<int> accepted_{0};
   std::atomic<int> requests_{0};
   std::atomic<int> cancels_{0};
+  std::atomic<int> settings_acks_{0};
   std::mutex mu_;
   std::vector<int> fds_;
   std::vector<int> gone_;                       // connections it sent GOAWAY on
@@ -477,9 +484,9 @@ TEST(NativeGrpcChannel, CallsPastTheSoloConnectionsShareConnectionsAsStreams) {
     return done();
   };
   start(0, kSolo, std::chrono::seconds(60));
-  ASSERT_TRUE(until([&] { return server.requests() == kSolo; })) << server.requests();
+  EXPECT_TRUE(until([&] { return server.requests() == kSolo; })) << server.requests();
   start(kSolo, kCalls - kShortCalls, std::chrono::seconds(60));
-  ASSERT_TRUE(until([&] { return server.requests() == kCalls - kShortCalls; }))
+  EXPECT_TRUE(until([&] { return server.requests() == kCalls - kShortCalls; }))
       << server.requests();
   start(kCalls - kShortCalls, kCalls, std::chrono::milliseconds(200));
   EXPECT_TRUE(until([&] { return timed_out == kShortCalls; })) << timed_out;
@@ -492,6 +499,83 @@ TEST(NativeGrpcChannel, CallsPastTheSoloConnectionsShareConnectionsAsStreams) {
   // The connections go on: the next calls find them.
   client->Notify(0, "after", rich::Color::kRed);
   EXPECT_EQ(server.connections(), kSolo);
+}
+
+// The server's SETTINGS_MAX_CONCURRENT_STREAMS bounds the calls on each shared connection: with 2,
+// 64 calls fill the 32 connections, the next opens a 33rd, one more joins it, and the one after
+// that opens a 34th. Every call gets its reply once the server answers.
+TEST(NativeGrpcChannel, TheServersStreamLimitBoundsTheCallsOnEachConnection) {
+  constexpr int kSolo = 32;  // kSoloConnections of grpc_native_channel.cc
+  std::atomic<bool> answer{false};
+  ScriptedServer server(
+      [&answer](uint32_t s) { return answer ? GoodReply(s) : ScriptedServer::kHang; },
+      /*settings=*/std::string("\0\3", 2) + Uint32(2));  // SETTINGS_MAX_CONCURRENT_STREAMS 2
+  auto client = NativeClient(server.address(), std::chrono::seconds(60));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> callers;
+  auto start = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      callers.emplace_back([&] {
+        try {
+          client->Notify(1, "hello", rich::Color::kRed);
+          ++ok;
+        } catch (const RpcError& e) {
+          ADD_FAILURE() << e.message();
+        }
+      });
+    }
+  };
+  auto until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 3000 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
+  };
+  // Each step waits until the client has read the settings of every connection it opened.
+  auto settled = [&](int requests, int connections) {
+    return until([&] {
+      return server.requests() == requests && server.connections() == connections &&
+             server.settings_acks() == connections;
+    });
+  };
+  start(kSolo);
+  EXPECT_TRUE(settled(kSolo, kSolo)) << server.requests() << " " << server.connections();
+  start(kSolo);
+  EXPECT_TRUE(settled(2 * kSolo, kSolo)) << server.requests() << " " << server.connections();
+  start(1);
+  EXPECT_TRUE(settled(2 * kSolo + 1, kSolo + 1))
+      << server.requests() << " " << server.connections();
+  start(1);
+  EXPECT_TRUE(settled(2 * kSolo + 2, kSolo + 1))
+      << server.requests() << " " << server.connections();
+  start(1);
+  EXPECT_TRUE(settled(2 * kSolo + 3, kSolo + 2))
+      << server.requests() << " " << server.connections();
+  answer = true;
+  server.AnswerHung();
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(ok, 2 * kSolo + 3);
+}
+
+// A server that takes no stream at all (SETTINGS_MAX_CONCURRENT_STREAMS 0, and REFUSED_STREAM to
+// a stream sent before the client read that): each call fails at once as never sent, none waits
+// for its deadline with its request held back, and a pooled connection whose server takes no
+// more streams is not used for one.
+TEST(NativeGrpcChannel, AServerThatTakesNoStreamFailsEachCallAsNeverSent) {
+  ScriptedServer server([](uint32_t s) { return Http2Frame(kRstStream, 0, Uint32(0x7), s); },
+                        /*settings=*/std::string("\0\3", 2) + Uint32(0));
+  auto client = NativeClient(server.address(), std::chrono::seconds(60));
+  for (int i = 0; i < 3; ++i) {
+    try {
+      client->Notify(1, "hello", rich::Color::kRed);
+      ADD_FAILURE() << "a call went through a server that takes no stream";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnavailable) << e.message();
+      EXPECT_NE(e.message().find("refused the stream"), std::string::npos) << e.message();
+    }
+  }
+  // Each call's one stream went out on a new connection.
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 3);
 }
 
 // A server going away between calls (a GOAWAY on the idle connection, as one that drains sends):
