@@ -82,9 +82,9 @@ enum class GrpcClient {
   // gRPC's C++ library: its own I/O threads (a blocking call waits for one of them), any gRPC
   // target string, gRPC's own connection management.
   kGrpcpp,
-  // rpcboot's own (nghttp2 framing): each call does its I/O on the calling thread over a pooled
-  // connection, one call per connection at a time, as the Thrift channel does. No thread hop per
-  // call; "host:port" targets only; identity encoding only.
+  // rpcboot's own (nghttp2): each call's I/O on the calling thread over a pooled connection of its
+  // own up to 32 calls in flight (no thread hop), past that as an HTTP/2 stream on one of those
+  // (one caller reads for the others). "host:port" targets only; identity encoding only.
   kNative,
 };
 
