@@ -722,19 +722,17 @@ class NativeGrpcChannel final : public Channel {
           conn = std::move(idle_.back());
           idle_.pop_back();
         } else if (!exclusive && shared_.size() >= kSoloConnections) {
-          Connection* best = nullptr;
+          const std::shared_ptr<Connection>* best = nullptr;
           for (const auto& candidate : shared_) {
             if (candidate->dead || candidate->goaway ||
                 static_cast<uint32_t>(candidate->calls) >= candidate->max_streams) {
               continue;
             }
-            if (best == nullptr || candidate->calls < best->calls) best = candidate.get();
+            if (best == nullptr || candidate->calls < (*best)->calls) best = &candidate;
           }
           if (best == nullptr) break;
-          ++best->calls;
-          for (const auto& candidate : shared_) {
-            if (candidate.get() == best) return candidate;
-          }
+          ++(*best)->calls;
+          return *best;
         } else {
           break;
         }
