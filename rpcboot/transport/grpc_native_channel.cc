@@ -226,8 +226,8 @@ int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t
   } else if (key == "grpc-status") {
     int status = 0;
     if (!absl::SimpleAtoi(number, &status) || status < 0 || status > 16) {
-      stream->refused_code = StatusCode::kInternal;
-      stream->refused = absl::StrCat("gRPC: reply with a bad grpc-status '", number, "'");
+      Refuse(session, stream, StatusCode::kInternal,
+             absl::StrCat("gRPC: reply with a bad grpc-status '", number, "'"));
       return 0;
     }
     stream->has_grpc_status = true;
