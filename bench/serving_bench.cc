@@ -11,7 +11,9 @@
 //     answering with a reply made once (the bound of any Thrift server under the stock
 //     client): ratios rpcboot/stock, rpcboot/raw, rpcboot/canned and rpcboot/epoll; rpcboot
 //     again with server.thrift_io: uring (row `uring`; `uring(e)` where io_uring is refused
-//     and that server runs on epoll).
+//     and that server runs on epoll). gRPC's rows also show rpcboot with server.grpc_server:
+//     native (rows `native`, `native-inline`), with ratios to the stock service and to rpcboot's
+//     server on gRPC's library.
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
@@ -39,8 +41,9 @@
 //  7. h2load (not in the default parts): gRPC's Mix driven by nghttp2's h2load, a load generator
 //     neither rpcboot nor gRPC wrote (one thread, in C, cheaper per call than gRPC's client), at
 //     the given connections with one stream each and at 8 connections with 8 streams each,
-//     against rpcboot and the sync service: ratios. h2load counts HTTP statuses only; the
-//     throughput part checks every reply with gRPC's client. Needs nghttp2-client.
+//     against rpcboot (on gRPC's library, and native) and the sync service: ratios. h2load counts
+//     HTTP statuses only; the throughput part checks every reply with gRPC's client. Needs
+//     nghttp2-client.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
@@ -455,14 +458,21 @@ int Serve(const std::string& kind) {
   } else if (kind == "canned") {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls" ||
-             kind == "rpcboot-uring") {
+             kind == "rpcboot-uring" || kind == "rpcboot-native" ||
+             kind == "rpcboot-native-inline") {
     static rpcboot::ServerOptions options;
     if (kind == "rpcboot-tls") {
       options.tls.cert_file = CertDir() + "/server.crt";
       options.tls.key_file = CertDir() + "/server.key";
     }
     // "rpcboot-inline": Mix marked as never blocking (server.inline_methods): no hop.
-    if (kind == "rpcboot-inline") options.inline_methods = {"rich.RichService/Mix"};
+    if (kind == "rpcboot-inline" || kind == "rpcboot-native-inline") {
+      options.inline_methods = {"rich.RichService/Mix"};
+    }
+    // "rpcboot-native": gRPC on rpcboot's native HTTP/2 server (server.grpc_server: native).
+    if (kind.rfind("rpcboot-native", 0) == 0) {
+      options.grpc_server = rpcboot::ServerOptions::GrpcServer::kNative;
+    }
     // "rpcboot-uring": the Thrift loops on io_uring (server.thrift_io: uring).
     if (kind == "rpcboot-uring") options.thrift_io = rpcboot::ServerOptions::ThriftIo::kUring;
     options.host = "127.0.0.1";
@@ -855,8 +865,10 @@ struct ThroughputServers {
         canned(self, "canned"),
         epoll(self, "epoll"),
         uring(self, "uring"),
-        ringed(self, "rpcboot-uring") {}
-  ServerProcess ours, inlined, stock, raw, canned, epoll, uring, ringed;
+        ringed(self, "rpcboot-uring"),
+        native(self, "rpcboot-native"),
+        native_inline(self, "rpcboot-native-inline") {}
+  ServerProcess ours, inlined, stock, raw, canned, epoll, uring, ringed, native, native_inline;
 };
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
@@ -987,7 +999,7 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
       rounds);
   const ServerProcess &stock = servers.stock, &ours = servers.ours, &inlined = servers.inlined;
   for (int n : callers) {
-    ServerCost cost[3];
+    ServerCost cost[5];
     auto grpc = [&](const ServerProcess& server, ServerCost* counted, const char* path) {
       const int port = server.grpc_port;
       return CountedLoad(server, counted, n, seconds,
@@ -996,7 +1008,9 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
     std::vector<Measured> m =
         MeasureRounds(rounds, {grpc(stock, &cost[0], "/rich_pb.RichService/Mix"),
                                grpc(ours, &cost[1], "/rich.RichService/Mix"),
-                               grpc(inlined, &cost[2], "/rich.RichService/Mix")});
+                               grpc(inlined, &cost[2], "/rich.RichService/Mix"),
+                               grpc(servers.native, &cost[3], "/rich.RichService/Mix"),
+                               grpc(servers.native_inline, &cost[4], "/rich.RichService/Mix")});
     const Result& r_stock = m[0].median;
     Print("throughput", "grpc", n, "stock", r_stock, m[0].spread + cost[0].Text());
     Print("throughput", "grpc", n, "rpcboot", m[1].median,
@@ -1005,6 +1019,13 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
     Print("throughput", "grpc", n, "inline", m[2].median,
           Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + m[2].spread +
               cost[2].Text());
+    // server.grpc_server: native, by default and with Mix in server.inline_methods.
+    for (int k : {3, 4}) {
+      Print("throughput", "grpc", n, k == 3 ? "native" : "native-inline", m[k].median,
+            Ratio("vs stock", m[k].median.calls_per_second, r_stock.calls_per_second) + "  " +
+                Ratio("vs rpcboot", m[k].median.calls_per_second, m[1].median.calls_per_second) +
+                m[k].spread + cost[k].Text());
+    }
   }
 }
 
@@ -1376,6 +1397,7 @@ void H2loadPart(const char* self, double seconds, const std::vector<int>& caller
     file.write(reinterpret_cast<const char*>(message), sizeof message);
   }
   ServerProcess ours(self, "rpcboot");
+  ServerProcess native(self, "rpcboot-native");
   ServerProcess stock(self, "stock");
   std::printf(
       "h2load: the p50 column holds the mean time of a call (h2load prints no "
@@ -1388,7 +1410,10 @@ void H2loadPart(const char* self, double seconds, const std::vector<int>& caller
         H2load(stock.grpc_port, "/rich_pb.RichService/Mix", connections, streams, seconds, body);
     Result r_ours =
         H2load(ours.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
-    if (r_stock.calls_per_second == 0 || r_ours.calls_per_second == 0) {
+    Result r_native =
+        H2load(native.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
+    if (r_stock.calls_per_second == 0 || r_ours.calls_per_second == 0 ||
+        r_native.calls_per_second == 0) {
       std::fprintf(stderr, "serving_bench: h2load failed at %d connections\n", connections);
       break;
     }
@@ -1396,6 +1421,9 @@ void H2loadPart(const char* self, double seconds, const std::vector<int>& caller
     Print("h2load", "grpc", connections, ("stock" + impl).c_str(), r_stock, "");
     Print("h2load", "grpc", connections, ("rpcboot" + impl).c_str(), r_ours,
           Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+    Print("h2load", "grpc", connections, ("native" + impl).c_str(), r_native,
+          Ratio("vs stock", r_native.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs rpcboot", r_native.calls_per_second, r_ours.calls_per_second));
   }
   std::system((std::string("rm -rf ") + dir).c_str());
 }

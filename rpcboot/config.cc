@@ -233,6 +233,13 @@ const std::vector<Key>& Keys() {
            [](AppConfig& c) -> ServerOptions::ThriftIo& { return c.server.thrift_io; },
            {{"epoll", ServerOptions::ThriftIo::kEpoll},
             {"uring", ServerOptions::ThriftIo::kUring}})},
+      {"server.grpc_server",
+       "gRPC's HTTP/2 server: grpcpp (gRPC's C++ library) or native (rpcboot's own, plaintext "
+       "only)",
+       EnumRule<AppConfig, ServerOptions::GrpcServer>(
+           [](AppConfig& c) -> ServerOptions::GrpcServer& { return c.server.grpc_server; },
+           {{"grpcpp", ServerOptions::GrpcServer::kGrpcpp},
+            {"native", ServerOptions::GrpcServer::kNative}})},
       {"server.max_connections",
        "open connections at most, per protocol (Thrift: the oldest idle one makes room)",
        IntRule<AppConfig, int>(1, 1000000,

@@ -133,7 +133,9 @@ absl::Status Server::Start() {
   }
   // Bind every port before serving anything, so that a failure leaves nothing half-started.
   if (impl_->options_.grpc_port >= 0) {
-    impl_->grpc_ = internal::MakeGrpcServerTransport(impl_->options_);
+    impl_->grpc_ = impl_->options_.grpc_server == ServerOptions::GrpcServer::kNative
+                       ? internal::MakeNativeGrpcServerTransport(impl_->options_)
+                       : internal::MakeGrpcServerTransport(impl_->options_);
     if (absl::Status s = impl_->grpc_->Start(*impl_->table_, impl_->scheduler_.get()); !s.ok()) {
       impl_->grpc_.reset();
       return s;

@@ -46,8 +46,15 @@ struct ServerOptions {
   // Calls queued and running at once, both protocols together; one more is answered
   // RESOURCE_EXHAUSTED at once. 0: 64 x handler threads.
   int max_concurrent_calls = 0;
-  // Thrift: I/O threads (event loops). 0: max(8, cores).
+  // Thrift: I/O threads (event loops). 0: max(8, cores). The native gRPC server's loops too
+  // (0: one per core).
   int io_threads = 0;
+  // Which HTTP/2 server carries gRPC. kGrpcpp: gRPC's C++ library (its completion queue polled
+  // by rpcboot's threads). kNative: rpcboot's own (HTTP/2 framing by nghttp2 on event loops of
+  // its own, every handler on the handler pool unless listed in inline_methods); plaintext
+  // only: a server with TLS refuses to start with it.
+  enum class GrpcServer { kGrpcpp, kNative };
+  GrpcServer grpc_server = GrpcServer::kGrpcpp;
   // Thrift: how the event loops wait on their sockets. kEpoll everywhere. kUring: io_uring (Linux
   // 6.0 or later), one system call per message where epoll makes three (wait, read, write);
   // plaintext only (a server with TLS stays on epoll), and a kernel or container that refuses

@@ -14,8 +14,6 @@
 // grpc.health.v1.Health and server reflection are served from the same queue (they run no user
 // code); a path no service has is answered UNIMPLEMENTED. No gRPC callback service is
 // registered: gRPC would start threads of its own to poll beside these.
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <grpc/compression.h>
 #include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/generic/async_generic_service.h>
@@ -47,6 +45,7 @@
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_bytes.h"
+#include "rpcboot/transport/grpc_health.h"
 #include "rpcboot/transport/grpc_reflection.h"
 #include "rpcboot/transport/server_transport.h"
 
@@ -491,63 +490,11 @@ class MethodService final : public grpc::Service {
   std::size_t methods_added_ = 0;
 };
 
-// grpc.health.v1.Health: the serving status of the server ("") and of each bound service.
-class HealthState {
- public:
-  // HealthCheckResponse.ServingStatus
-  static constexpr int kServing = 1;
-  static constexpr int kNotServing = 2;
-  static constexpr int kServiceUnknown = 3;
-
-  void Add(const std::string& service) {
-    std::lock_guard<std::mutex> lock(mu_);
-    statuses_[service] = kServing;
-  }
-  void StopServing() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [service, status] : statuses_) status = kNotServing;
-  }
-  int Of(const std::string& service) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = statuses_.find(service);
-    return it == statuses_.end() ? kServiceUnknown : it->second;
-  }
-
-  // The service a HealthCheckRequest names ({1: string service}); nullopt when it does not
-  // decode.
-  static std::optional<std::string> ServiceOf(const grpc::ByteBuffer& request) {
-    std::string bytes = ToBytes(request);
-    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                              static_cast<int>(bytes.size()));
-    std::string service;
-    while (uint32_t tag = in.ReadTag()) {
-      if (tag == ((1u << 3) | 2u)) {
-        uint32_t length = 0;
-        if (!in.ReadVarint32(&length) || !in.ReadString(&service, static_cast<int>(length))) {
-          return std::nullopt;
-        }
-      } else if (!google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) {
-        return std::nullopt;
-      }
-    }
-    if (!in.ConsumedEntireMessage()) return std::nullopt;
-    return service;
-  }
-  // The answer to a HealthCheckRequest that does not decode.
-  static grpc::Status Undecodable() {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "rpcboot: the HealthCheckRequest does not decode");
-  }
-  // A HealthCheckResponse ({1: ServingStatus status}).
-  static grpc::ByteBuffer Response(int status) {
-    const char bytes[] = {0x08, static_cast<char>(status)};
-    return ToByteBuffer(std::string_view(bytes, sizeof bytes));
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::map<std::string, int, std::less<>> statuses_;
-};
+// The answer to a HealthCheckRequest that does not decode.
+grpc::Status UndecodableHealthCheck() {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "rpcboot: the HealthCheckRequest does not decode");
+}
 
 class GrpcServerTransport;
 
@@ -836,7 +783,7 @@ class GrpcServerTransport final : public ServerTransport {
 
   MethodService& methods() { return *methods_; }
   grpc::ServerCompletionQueue* cq() { return cq_.get(); }
-  const HealthState& health() const { return health_; }
+  const GrpcHealth& health() const { return health_; }
   const GrpcReflection& reflection() const { return *reflection_; }
 
   // A watch that arrived: false once the server stopped serving (the watch closes itself).
@@ -929,7 +876,7 @@ class GrpcServerTransport final : public ServerTransport {
   CallScheduler* scheduler_ = nullptr;
   std::unique_ptr<MethodService> methods_;
   std::unique_ptr<GrpcReflection> reflection_;
-  HealthState health_;
+  GrpcHealth health_;
   std::mutex watch_mu_;
   std::set<WatchCall*> watches_;  // arrived and not yet over
   bool watches_closed_ = false;
@@ -1044,18 +991,18 @@ bool HealthCheckCall::Proceed(bool ok) {
   }
   transport_->RequestHealthCheck();
   finishing_ = true;
-  std::optional<std::string> service = HealthState::ServiceOf(request_);
+  std::optional<std::string> service = GrpcHealth::ServiceOf(ToBytes(request_));
   if (!service) {
-    writer_.FinishWithError(HealthState::Undecodable(), this);
+    writer_.FinishWithError(UndecodableHealthCheck(), this);
     return false;
   }
   int status = transport_->health().Of(*service);
-  if (status == HealthState::kServiceUnknown) {  // as gRPC's own health service answers
+  if (status == GrpcHealth::kServiceUnknown) {  // as gRPC's own health service answers
     writer_.FinishWithError(
         grpc::Status(grpc::StatusCode::NOT_FOUND, "rpcboot: no service '" + *service + "'"), this);
     return false;
   }
-  reply_ = HealthState::Response(status);
+  reply_ = ToByteBuffer(GrpcHealth::Response(status));
   writer_.Finish(reply_, grpc::Status::OK, this);
   return false;
 }
@@ -1073,11 +1020,11 @@ void WatchCall::OnArrived(bool ok) {
     return;
   }
   transport_->RequestWatch();
-  std::optional<std::string> service = HealthState::ServiceOf(request_);
+  std::optional<std::string> service = GrpcHealth::ServiceOf(ToBytes(request_));
   if (!service) {
     std::lock_guard<std::mutex> lock(mu_);
     finishing_ = true;
-    writer_.Finish(HealthState::Undecodable(), &finished_step_);
+    writer_.Finish(UndecodableHealthCheck(), &finished_step_);
     return;
   }
   service_ = *std::move(service);           // before AddWatch: Close may come from then on
@@ -1097,7 +1044,7 @@ void WatchCall::SendLocked() {
   if (writing_ || finishing_ || done_) return;
   if (int now = transport_->health().Of(service_); now != sent_) {
     sent_ = now;
-    reply_ = HealthState::Response(now);
+    reply_ = ToByteBuffer(GrpcHealth::Response(now));
     writing_ = true;
     writer_.Write(reply_, &written_);
     return;

@@ -130,7 +130,9 @@ class ServerTransport {
   virtual void Shutdown(std::chrono::steady_clock::time_point deadline) = 0;
 };
 
+// ServerOptions::grpc_server picks one of these two.
 std::unique_ptr<ServerTransport> MakeGrpcServerTransport(const ServerOptions& options);
+std::unique_ptr<ServerTransport> MakeNativeGrpcServerTransport(const ServerOptions& options);
 std::unique_ptr<ServerTransport> MakeThriftServerTransport(const ServerOptions& options);
 
 }  // namespace rpcboot::internal

@@ -61,6 +61,7 @@
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
+#include "rpcboot/internal/loop_runners.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
@@ -521,28 +522,24 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
     }
     loops_.front()->SetListener(listen_fd_);
     for (std::size_t i = 0; i < loops_.size(); ++i) {
-      try {
-        std::lock_guard<std::mutex> lock(runners_mu_);
-        threads_.emplace_back([this, l = loops_[i].get()] { RunnerMain(l); });
-        ++runner_count_;
-      } catch (const std::system_error& e) {
+      if (std::string error; !runners_.Start(loops_[i].get(), &error)) {
         if (i == 0) {
           loops_.clear();
           ::close(listen_fd_);
           return absl::ResourceExhaustedError(
-              absl::StrCat("Thrift: cannot start an I/O thread: ", e.what()));
+              absl::StrCat("Thrift: cannot start an I/O thread: ", error));
         }
         // Serve with the loops that have a thread. No connection is taken before the listener
         // is watched (below), so none was given to a loop dropped here.
         Log(LogLevel::kError, absl::StrCat("Thrift: started ", i, " of ", io_threads,
-                                           " I/O threads; the system refused more: ", e.what()));
+                                           " I/O threads; the system refused more: ", error));
         loops_.resize(i);
         io_threads = static_cast<int>(i);
         break;
       }
     }
     // A displaced call holds a handler slot: at most the pool's size of them at once.
-    max_runners_ = 2 * io_threads + std::max(1, scheduler_->threads());
+    runners_.set_max(2 * io_threads + std::max(1, scheduler_->threads()));
     loops_.front()->WatchListener();
     if (std::string error; !monitor_.Start(&error)) {
       // Without the monitor no call runs in place: every call goes to the handler pool.
@@ -582,7 +579,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
     }
     for (auto& loop : loops_) loop->PostStop();
     monitor_.Stop();
-    StopRunners();
+    runners_.Stop();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
     spare_.reset();
@@ -613,32 +610,9 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   // The check (the monitor thread's, or a poking loop's), under the loop's hand-off lock: makes
   // sure a spare thread can take a loop (starts one when none is spare). False when none can be
   // had: the loop waits for its call instead.
-  bool ReserveRunner() {
-    std::lock_guard<std::mutex> lock(runners_mu_);
-    if (free_runners_ > static_cast<int>(orphans_.size())) return true;
-    if (runner_count_ >= max_runners_) return false;
-    try {
-      threads_.emplace_back([this] { RunnerMain(nullptr); });
-    } catch (const std::system_error& e) {
-      if (ShouldLogFlood()) {
-        Log(LogLevel::kWarning,
-            absl::StrCat("Thrift: cannot start a thread for a loop whose call blocked: ", e.what(),
-                         "; the loop waits for the call"));
-      }
-      return false;
-    }
-    ++runner_count_;
-    ++free_runners_;
-    return true;
-  }
+  bool ReserveRunner() { return runners_.Reserve(); }
   // Monitor: `loop`'s thread is held by a blocked call; a spare thread takes the loop.
-  void HandOver(Loop* loop) {
-    {
-      std::lock_guard<std::mutex> lock(runners_mu_);
-      orphans_.push_back(loop);
-    }
-    runners_cv_.notify_one();
-  }
+  void HandOver(Loop* loop) { runners_.HandOver(loop); }
 
   const ServerOptions& options() const { return options_; }
   const MethodTable& table() const { return *table_; }
@@ -656,34 +630,6 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   int listen_fd_ = -1;
   std::unique_ptr<SpareDescriptor> spare_;  // only loop 0 accepts: one thread uses it
   int port_ = 0;
-  // A thread runs a loop until the loop stops or is handed off (its call blocked), then waits to
-  // take a handed-off loop.
-  void RunnerMain(Loop* loop) {
-    bool counted_free = loop == nullptr;  // started spare: counted by ReserveRunner
-    while (true) {
-      if (loop != nullptr) loop->Run();  // false (handed off) or true (stopped): free again
-      std::unique_lock<std::mutex> lock(runners_mu_);
-      if (!counted_free) ++free_runners_;
-      counted_free = false;
-      runners_cv_.wait(lock, [this] { return runners_stop_ || !orphans_.empty(); });
-      if (orphans_.empty()) return;
-      loop = orphans_.front();
-      orphans_.pop_front();
-      --free_runners_;
-    }
-  }
-
-  void StopRunners() {
-    {
-      std::lock_guard<std::mutex> lock(runners_mu_);
-      runners_stop_ = true;
-    }
-    runners_cv_.notify_all();
-    // No thread is added now: only the checks add, and none runs after monitor_.Stop().
-    for (std::thread& t : threads_) t.join();
-    threads_.clear();
-  }
-
   // InPlaceMonitor::Client: the loops' calls in place.
   bool CheckInPlace() override {
     bool active = false;
@@ -698,14 +644,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   }
 
   std::vector<std::unique_ptr<Loop>> loops_;
-  std::mutex runners_mu_;
-  std::condition_variable runners_cv_;
-  std::vector<std::thread> threads_;  // every runner thread; added to by the checks only
-  std::deque<Loop*> orphans_;         // handed-off loops waiting for a thread
-  int runner_count_ = 0;
-  int free_runners_ = 0;  // waiting for (or about to wait for) a handed-off loop
-  int max_runners_ = 0;
-  bool runners_stop_ = false;
+  LoopRunners<Loop> runners_{"Thrift"};
   InPlaceMonitor monitor_{this};
   ConnectionCount connections_;
   std::atomic<bool> accepting_stopped_{false};

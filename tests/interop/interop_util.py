@@ -13,6 +13,15 @@ def start_rich_server(binary, args, test):
     if not match:
         server.kill()
         sys.exit(f"{test}: the server did not print its ports")
+    if os.environ.get("RPCBOOT_TEST_GRPC_SERVER") == "native":
+        # The run against rpcboot's native gRPC server: its start-up line says so.
+        for _ in range(20):
+            line = server.stderr.readline()
+            if "gRPC listening" in line:
+                break
+        if "native HTTP/2" not in line:
+            server.kill()
+            sys.exit(f"{test}: FAIL: the server is not on the native gRPC server: {line!r}")
     return server, int(match.group(1))
 
 

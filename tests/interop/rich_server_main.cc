@@ -4,7 +4,8 @@
 // (and the other grpc_ options below) sets that server option; "tls_dir=DIR" serves TLS on both
 // ports with DIR/server.crt and server.key (scripts/make-test-certs.sh), verifying client
 // certificates against DIR/ca.crt and requiring one ("require_client_cert=false": optional);
-// "tokens_file=F" accepts those tokens; "require_identity=true" refuses anonymous callers.
+// "tokens_file=F" accepts those tokens; "require_identity=true" refuses anonymous callers. With
+// RPCBOOT_TEST_GRPC_SERVER=native in its environment it serves gRPC with the native server.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "rich_service.rpcboot.h"
 #include "rich_service_impl.h"
 #include "rpcboot/server.h"
+#include "thrift_io_testing.h"
 
 int main(int argc, char** argv) {
   sigset_t signals;
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   options.host = "127.0.0.1";
   options.grpc_port = 0;
   options.thrift_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();  // RPCBOOT_TEST_GRPC_SERVER=native
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::size_t eq = arg.find('=');

@@ -43,6 +43,10 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 read -r _ grpc thrift < "$work/server.out"
+# RPCBOOT_TEST_GRPC_SERVER=native: the peers below must reach rpcboot's native gRPC server.
+if [ "${RPCBOOT_TEST_GRPC_SERVER:-}" = native ] && ! grep -q 'native HTTP/2' "$work/server.err"; then
+  cat "$work/server.err"; echo "FAIL: the server is not on the native gRPC server"; exit 1
+fi
 if [ "$mode" = tls ]; then
   "$python" "$here/python_tls_clients.py" "$work" "${grpc#grpc=}" "${thrift#thrift=}" "$work/certs"
   # The rpcboot tool over mutual TLS: with the CA and a client certificate it reads health;

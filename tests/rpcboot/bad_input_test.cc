@@ -34,6 +34,7 @@ class BadInputTest : public ::testing::Test {
     ServerOptions options;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
+    options.grpc_server = rpcboot::testing::TestGrpcServer();
     options.thrift_port = 0;
     options.max_message_bytes = 64 * 1024;
     options.idle_timeout = std::chrono::milliseconds(300);
@@ -346,6 +347,7 @@ TEST_F(BadInputTest, GrpcHealthIsRpcbootsEvenWithGrpcsDefaultServiceOn) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   Server other(options);
   other.AddService<rich::RichService>(impl_);
   absl::Status started = other.Start();

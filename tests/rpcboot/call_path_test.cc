@@ -15,6 +15,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
+#include "thrift_io_testing.h"
 #include "value_testing.h"
 
 namespace rpcboot {
@@ -71,6 +72,7 @@ class CallPathTest : public ::testing::TestWithParam<Path> {
     ServerOptions options;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
+    options.grpc_server = rpcboot::testing::TestGrpcServer();
     options.thrift_port = 0;
     options.shutdown_grace = std::chrono::seconds(5);
     server_ = std::make_unique<Server>(options);
@@ -325,6 +327,7 @@ TEST(Server, BothProtocolsServeTheSameObjectAtOnce) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   options.thrift_port = 0;
   Server server(options);
   server.AddService<rich::RichService>(impl);
@@ -365,6 +368,7 @@ TEST(Server, GrpcPortInUseIsAClearErrorToo) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   Server first(options);
   first.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
   ASSERT_TRUE(first.Start().ok());

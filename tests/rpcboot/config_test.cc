@@ -32,6 +32,7 @@ server:
   thrift_port: 9090
   shutdown_grace_ms: 2500
   thrift_io: uring
+  grpc_server: native
   weight: 300
 registry:
   zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
@@ -61,6 +62,7 @@ clients:
   EXPECT_EQ(c->server.thrift_port, -1) << "flag over environment";
   EXPECT_EQ(c->server.shutdown_grace, std::chrono::milliseconds(2500));
   EXPECT_EQ(c->server.thrift_io, ServerOptions::ThriftIo::kUring);
+  EXPECT_EQ(c->server.grpc_server, ServerOptions::GrpcServer::kNative);
   EXPECT_EQ(c->weight, 300);
   EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
@@ -106,6 +108,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--server.thrift_io=kqueue"}),
             "server.thrift_io: 'kqueue' from command line --server.thrift_io is not epoll or "
             "uring");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.grpc_server=netty"}),
+            "server.grpc_server: 'netty' from command line --server.grpc_server is not grpcpp or "
+            "native");
   EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
             "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
             "false");
@@ -481,6 +486,7 @@ TEST(Config, HelpListsEveryKey) {
                           "server.grpc_max_unsent_bytes",
                           "server.grpc_memory_quota",
                           "server.thrift_io",
+                          "server.grpc_server",
                           "RPCBOOT_SERVER_GRPC_PORT",
                           "load_balancer",
                           "subset_size",

@@ -17,6 +17,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -44,6 +45,7 @@ TEST(Deadlines, ACallWhoseInheritedDeadlineHasPassedIsNotSent) {
   ServerOptions server_options;
   server_options.host = "127.0.0.1";
   server_options.grpc_port = 0;
+  server_options.grpc_server = rpcboot::testing::TestGrpcServer();
   server_options.thrift_port = 0;
   auto impl = std::make_shared<testing::RichServiceImpl>();
   Server server(server_options);

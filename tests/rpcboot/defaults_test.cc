@@ -15,6 +15,7 @@
 #include "rpcboot/codec/proto_codec.h"
 #include "rpcboot/codec/thrift_codec.h"
 #include "rpcboot/server.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -129,6 +130,7 @@ TEST(Defaults, ABasketRoundTripsThroughAServerOnEveryWire) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   options.thrift_port = 0;
   Server server(options);
   auto impl = std::make_shared<Catalog>();

@@ -89,6 +89,7 @@ class ServingCoreTest : public ::testing::Test {
   void StartServer(ServerOptions options) {
     options.host = "127.0.0.1";
     options.grpc_port = 0;
+    options.grpc_server = rpcboot::testing::TestGrpcServer();
     options.thrift_port = 0;
     options.thrift_io = testing::TestThriftIo();
     server_ = std::make_unique<Server>(options);

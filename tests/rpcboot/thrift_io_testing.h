@@ -1,5 +1,7 @@
 // The Thrift I/O a suite's servers use: epoll, or io_uring when ctest runs the suite a second time
-// with RPCBOOT_TEST_THRIFT_IO=uring (rpcboot_test(... URING) in tests/CMakeLists.txt).
+// with RPCBOOT_TEST_THRIFT_IO=uring (rpcboot_test(... URING) in tests/CMakeLists.txt). Likewise
+// their gRPC server: gRPC's library, or rpcboot's native one with RPCBOOT_TEST_GRPC_SERVER=native
+// (rpcboot_test(... NATIVE_GRPC)).
 #ifndef RPCBOOT_TESTS_RPCBOOT_THRIFT_IO_TESTING_H_
 #define RPCBOOT_TESTS_RPCBOOT_THRIFT_IO_TESTING_H_
 
@@ -17,6 +19,12 @@ inline ServerOptions::ThriftIo TestThriftIo() {
   const char* io = std::getenv("RPCBOOT_TEST_THRIFT_IO");
   return io != nullptr && std::string(io) == "uring" ? ServerOptions::ThriftIo::kUring
                                                      : ServerOptions::ThriftIo::kEpoll;
+}
+
+inline ServerOptions::GrpcServer TestGrpcServer() {
+  const char* server = std::getenv("RPCBOOT_TEST_GRPC_SERVER");
+  return server != nullptr && std::string(server) == "native" ? ServerOptions::GrpcServer::kNative
+                                                              : ServerOptions::GrpcServer::kGrpcpp;
 }
 
 // The process's log lines while it lives, for tests that check what a server says about its

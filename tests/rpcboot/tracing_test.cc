@@ -23,6 +23,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/server_context.h"
+#include "thrift_io_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -290,6 +291,7 @@ TEST(Tracing, TheOtlpExporterPostsOtlpJsonToTheCollector) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   Server server(options);
   server.AddService<rich::RichService>(impl);
   ASSERT_TRUE(server.Start().ok());
@@ -355,6 +357,7 @@ TEST(Tracing, BytesThatAreNotUtf8InASpanNeverStopTheExporter) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   Server server(options);
   server.AddService<rich::RichService>(std::make_shared<CutMessageImpl>());
   ASSERT_TRUE(server.Start().ok());

@@ -1,0 +1,136 @@
+// The threads that run a transport's event loops, and the spares that take over a loop whose
+// thread is held by a call it ran in place (in_place.h): the Thrift loops and the native gRPC
+// server's loops both run this way.
+//
+//   LoopRunners<Loop> runners("Thrift");   // Loop has `bool Run()`: false once handed off
+//   runners.Start(loop, &error);           // a thread for each loop, at start
+//   runners.set_max(n);                    // threads at most, spares included
+//   // the check, under the loop's hand-off lock, when the loop's call blocked:
+//   if (runners.Reserve() && here.Displace(token)) runners.HandOver(loop);
+//   runners.Stop();                        // after every loop was told to stop
+//
+// Thread-safe.
+#ifndef RPCBOOT_INTERNAL_LOOP_RUNNERS_H_
+#define RPCBOOT_INTERNAL_LOOP_RUNNERS_H_
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rpcboot/base/log.h"
+
+namespace rpcboot::internal {
+
+template <class Loop>
+class LoopRunners {
+ public:
+  // `protocol` names the transport in the log ("Thrift", "gRPC").
+  explicit LoopRunners(std::string protocol) : protocol_(std::move(protocol)) {}
+  ~LoopRunners() { Stop(); }
+  LoopRunners(const LoopRunners&) = delete;
+  LoopRunners& operator=(const LoopRunners&) = delete;
+
+  // A thread that runs `loop` (and, once it is handed off, waits to take another). False with
+  // the system's reason in *error when the thread could not be started.
+  bool Start(Loop* loop, std::string* error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      threads_.emplace_back([this, loop] { Main(loop); });
+    } catch (const std::system_error& e) {
+      *error = e.what();
+      return false;
+    }
+    ++count_;
+    return true;
+  }
+
+  // Threads at most, those running loops and the spares together.
+  void set_max(int max) {
+    std::lock_guard<std::mutex> lock(mu_);
+    max_ = max;
+  }
+
+  // The check, under the loop's hand-off lock: makes sure a spare thread can take a loop
+  // (starts one when none is spare). False when none can be had: the loop waits for its call.
+  bool Reserve() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_ > static_cast<int>(orphans_.size())) return true;
+    if (count_ >= max_) return false;
+    try {
+      threads_.emplace_back([this] { Main(nullptr); });
+    } catch (const std::system_error& e) {
+      if (log_.Allow()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat(protocol_, ": cannot start a thread for a loop whose call blocked: ",
+                         e.what(), "; the loop waits for the call"));
+      }
+      return false;
+    }
+    ++count_;
+    ++free_;
+    return true;
+  }
+
+  // `loop`'s thread is held by a blocked call (displaced): a spare thread takes the loop.
+  void HandOver(Loop* loop) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      orphans_.push_back(loop);
+    }
+    cv_.notify_one();
+  }
+
+  // Joins every thread; each loop must have been told to stop (its Run returns). No thread is
+  // added meanwhile: only the checks add, and none may run after the monitor stopped.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  // Runs a loop until it stops or is handed off, then waits to take a handed-off loop.
+  void Main(Loop* loop) {
+    bool counted_free = loop == nullptr;  // started spare: counted by Reserve
+    while (true) {
+      if (loop != nullptr) loop->Run();  // false (handed off) or true (stopped): free again
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!counted_free) ++free_;
+      counted_free = false;
+      cv_.wait(lock, [this] { return stop_ || !orphans_.empty(); });
+      if (orphans_.empty()) return;
+      loop = orphans_.front();
+      orphans_.pop_front();
+      --free_;
+    }
+  }
+
+  const std::string protocol_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;  // every runner thread
+  std::deque<Loop*> orphans_;         // handed-off loops waiting for a thread
+  int count_ = 0;
+  int free_ = 0;  // waiting for (or about to wait for) a handed-off loop
+  int max_ = 0;
+  bool stop_ = false;
+  LogLimiter log_;
+};
+
+}  // namespace rpcboot::internal
+
+#endif  // RPCBOOT_INTERNAL_LOOP_RUNNERS_H_

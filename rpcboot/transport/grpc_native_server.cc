@@ -1,0 +1,1565 @@
+// Native gRPC server transport (server.grpc_server: native): gRPC's HTTP/2 wire, framed by
+// nghttp2, on rpcboot's own event loops; gRPC's C++ library is not on the path of a call.
+//
+// Threads. Loop 0 accepts and hands each connection to a loop, round robin; a loop (one thread,
+// epoll) reads its connections, frames their streams, and writes what goes back. A call whose
+// request is complete goes to the handler pool (CallScheduler::Submit: max_concurrent_calls,
+// handler_threads and the drain count it like any call), and its reply comes back to the loop
+// through the loop's inbox; methods listed in server.inline_methods run on the loop itself. A
+// loop never runs a handler that may block, so a handler that blocks holds only its own call.
+//
+// Limits, each enforced before the resource is spent: connections (max_connections: one more is
+// closed at once), streams per connection (grpc_max_concurrent_streams, in the SETTINGS sent and
+// counted here too: a stream over it is refused, REFUSED_STREAM), request headers (16 KiB), a
+// message's length (max_message_bytes, checked on its 5-byte prefix: the message grows as its
+// bytes arrive), the request bytes held by all calls not yet handled (grpc_memory_quota), reply
+// bytes a connection's peer has not read (grpc_max_unsent_bytes: a reply past it becomes
+// RESOURCE_EXHAUSTED), a connection's handshake (frame_timeout), a connection without a call
+// (idle_timeout: GOAWAY, then closed) and a connection's age (grpc_max_connection_age, then its
+// grace). Compressed requests are refused (UNIMPLEMENTED) before any of their bytes is kept.
+//
+// grpc.health.v1.Health (Check and Watch) and server reflection are served by the loops (they
+// run no user code). TLS is not served by this transport: a server with TLS refuses to start
+// with it (server.grpc_server: grpcpp serves TLS).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/http2_guard.h"
+#include "rpcboot/internal/in_place.h"
+#include "rpcboot/internal/listener_guard.h"
+#include "rpcboot/internal/loop_runners.h"
+#include "rpcboot/internal/metrics.h"
+#include "rpcboot/internal/socket.h"
+#include "rpcboot/internal/tracing.h"
+#include "rpcboot/server_context.h"
+#include "rpcboot/transport/grpc_health.h"
+#include "rpcboot/transport/grpc_reflection.h"
+#include "rpcboot/transport/server_transport.h"
+
+namespace rpcboot::internal {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Request headers of one stream, names and values together (gRPC's own hard limit is 16 KiB).
+constexpr std::size_t kMaxRequestHeaderBytes = 16 * 1024;
+// One read's buffer; a loop reads a connection at most this many times per wake, so one busy
+// connection does not starve the others of its loop.
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerWake = 4;
+// Frames are taken from nghttp2 until this much waits for the socket; the rest when it drains.
+constexpr std::size_t kWriteBatch = 256 * 1024;
+// How often a loop looks at its connections' timers.
+constexpr std::chrono::milliseconds kTick{100};
+// A call run in place that keeps its thread busy this long has the loop handed on (one asleep in
+// the kernel, at two of the monitor's checks in a row: 0.5-1 ms).
+constexpr std::chrono::milliseconds kBusyFor{2};
+// How long a finished connection waits for its peer to close it.
+constexpr std::chrono::seconds kLinger{2};
+// The flow-control window each stream (and the connection) opens to the peer.
+constexpr uint32_t kStreamWindow = 1024 * 1024;
+
+// "%" and the bytes outside printable ASCII, as %XX: a grpc-message value.
+std::string PercentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e || c == '%') {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// A grpc-timeout value ("100m", "5S"): at most 8 digits and a unit. nullopt when malformed.
+std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value) {
+  if (value.size() < 2 || value.size() > 9) return std::nullopt;
+  int64_t amount = 0;
+  for (char c : value.substr(0, value.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    amount = amount * 10 + (c - '0');
+  }
+  switch (value.back()) {
+    case 'H':
+      return std::chrono::hours(amount);
+    case 'M':
+      return std::chrono::minutes(amount);
+    case 'S':
+      return std::chrono::seconds(amount);
+    case 'm':
+      return std::chrono::milliseconds(amount);
+    case 'u':
+      return std::chrono::microseconds(amount);
+    case 'n':
+      return std::chrono::nanoseconds(amount);
+    default:
+      return std::nullopt;
+  }
+}
+
+// A gRPC message: its 5-byte prefix (not compressed) and `bytes`.
+void AppendMessage(std::string* out, std::string_view bytes) {
+  const std::size_t n = bytes.size();
+  const char prefix[5] = {0, static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                          static_cast<char>(n >> 8), static_cast<char>(n)};
+  out->append(prefix, 5);
+  out->append(bytes);
+}
+
+// What a stream asks for.
+enum class Kind { kMethod, kUnknown, kHealthCheck, kHealthWatch, kReflection };
+
+class Loop;
+class NativeGrpcServerTransport;
+
+// One HTTP/2 stream: one call.
+struct Stream {
+  int32_t id = 0;
+  Kind kind = Kind::kUnknown;
+  const Route* route = nullptr;
+  // Request headers.
+  std::string path;
+  std::string method;  // :method
+  std::string content_type;
+  std::string encoding;  // grpc-encoding
+  std::string authorization;
+  std::string traceparent;
+  std::string tracestate;
+  bool shadow = false;
+  bool bad_timeout = false;
+  std::optional<ServerContext::Clock::time_point> deadline;
+  std::size_t header_bytes = 0;
+  // Request messages, as they arrive.
+  char prefix[5] = {};
+  std::size_t prefix_got = 0;
+  std::size_t length = 0;
+  bool in_message = false;
+  std::string message;
+  std::vector<std::string> complete;  // messages received whole, not yet handled
+  std::size_t held = 0;               // request bytes counted against the memory quota
+  bool half_closed = false;           // the client sent END_STREAM
+  // The call.
+  bool dispatched = false;  // its handler runs; the reply comes back through the inbox
+  bool answered = false;    // its end (trailers, or a trailers-only reply) is submitted
+  int64_t started = 0;      // for the method's CallStats
+  // Reply messages not yet handed to nghttp2, and how the stream ends once they are out.
+  std::string out;
+  std::size_t out_sent = 0;
+  std::size_t counted = 0;  // of `out`, in the connection's `unsent`
+  bool headers_sent = false;
+  bool end_pending = false;
+  StatusCode end_code = StatusCode::kOk;
+  std::string end_message;
+  bool deferred = false;  // nghttp2 waits for more of `out`
+  int watch_sent = -1;    // Health/Watch: the status last sent
+};
+
+struct Connection : std::enable_shared_from_this<Connection> {
+  int fd = -1;
+  std::string peer;  // "ipv4:127.0.0.1:4711", as gRPC names a peer
+  Loop* loop = nullptr;
+  nghttp2_session* session = nullptr;
+  std::map<int32_t, std::unique_ptr<Stream>> streams;
+  std::string wbuf;  // bytes for the socket
+  std::size_t wbuf_sent = 0;
+  // Reply bytes of streams whose replies nghttp2 has not framed in full (flow control holds them
+  // back while the peer does not read): each reply counts whole until its last byte is framed.
+  std::size_t unsent = 0;
+  int dispatched = 0;  // calls whose handler has not answered
+  bool writable_wait = false;
+  bool heard = false;  // the handshake is over: the client's preface and SETTINGS came
+  bool goaway = false;
+  bool lingering = false;  // done: its write side shut, waiting for the peer to close
+  bool closed = false;
+  Http2Scanner scanner;  // floods nghttp2 would take (rpcboot/internal/http2_guard.h)
+  SteadyClock::time_point opened;
+  SteadyClock::time_point last_call;  // a call started or ended (for idle_timeout)
+  SteadyClock::time_point aged_at;    // when its age passed (GOAWAY sent)
+  SteadyClock::time_point linger_since;
+  bool aged = false;
+
+  ~Connection() {
+    if (session != nullptr) nghttp2_session_del(session);
+  }
+  Stream* StreamOf(int32_t id) {
+    auto it = streams.find(id);
+    return it == streams.end() ? nullptr : it->second.get();
+  }
+};
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+// What a handler needs, owned by the call: the loop goes on with the connection.
+struct Call {
+  ConnectionPtr conn;
+  int32_t stream_id;
+  const Route* route;
+  std::string request;
+  std::string authorization, traceparent, tracestate;
+  bool shadow;
+  std::optional<ServerContext::Clock::time_point> deadline;
+  int64_t started;  // for the method's CallStats
+};
+
+// A handler's answer on its way back to the connection's loop.
+struct Answer {
+  ConnectionPtr conn;
+  int32_t stream_id = 0;
+  HandlerOutcome outcome;
+  bool shed = false;  // refused before its handler ran
+  const Route* route = nullptr;
+  int64_t started = 0;  // for the method's CallStats
+};
+
+class Loop {
+ public:
+  Loop(NativeGrpcServerTransport* transport, int index) : transport_(transport), index_(index) {}
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  absl::Status Init();
+  void SetListener(int fd) { listen_fd_ = fd; }
+  // Runs the loop on the calling thread until it stops (true) or is handed to another thread
+  // while this one runs a call in place that blocked (false).
+  bool Run();
+  // The monitor's check of the call this loop runs in place (InPlaceMonitor::Client).
+  bool CheckBlocked();
+  bool RunningHere() const { return here_.running(); }
+
+  // Any thread.
+  void Adopt(int fd, std::string peer);
+  void Post(Answer answer);
+  void PostDrain();
+  void PostStop();
+  // Calls whose handlers have not answered, and connections whose output waits for their peer
+  // (for Shutdown's wait).
+  int busy() const { return busy_.load(); }
+
+  // Loop thread (nghttp2's callbacks).
+  int OnBeginHeaders(Connection& conn, const nghttp2_frame* frame);
+  int OnHeader(Connection& conn, const nghttp2_frame* frame, std::string_view name,
+               std::string_view value);
+  int OnFrameRecv(Connection& conn, const nghttp2_frame* frame);
+  int OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::size_t len);
+  int OnStreamClose(Connection& conn, int32_t stream_id);
+  ssize_t ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::size_t length,
+                    uint32_t* flags);
+
+ private:
+  void Accept();
+  void Open(int fd, std::string peer);
+  void OnReadable(const ConnectionPtr& conn);
+  void Flush(const ConnectionPtr& conn);
+  void Close(const ConnectionPtr& conn);
+  void Linger(const ConnectionPtr& conn);
+  void Watch(const ConnectionPtr& conn, bool writable);
+  void TakeInbox();
+  void Scan(SteadyClock::time_point now);
+  void Drain();
+  void GoAway(Connection& conn, const char* why);
+
+  // A stream's request is complete (or one of a stream's messages is): serve it.
+  void Serve(Connection& conn, Stream& stream);
+  void Dispatch(Connection& conn, Stream& stream);
+  Answer Handle(const Call& call);
+  void Submit(std::shared_ptr<Call> call);
+  static Answer Refused(const Call& call, StatusCode code, const std::string& why);
+  bool RunReady();
+  void HandOff(uint64_t running);
+  void FlushDirty();
+  void Deliver(Answer answer);
+  // Ends `stream` with `code` (trailers-only when nothing was sent).
+  void Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message);
+  void SendMessage(Connection& conn, Stream& stream, std::string_view bytes);
+  void SubmitHeaders(Connection& conn, Stream& stream);
+  void Release(Stream& stream);
+  void WatchesNotServing();
+
+  NativeGrpcServerTransport* const transport_;
+  const int index_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int listen_fd_ = -1;
+  bool listening_ = false;
+  bool listener_added_ = false;
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::map<int, ConnectionPtr> connections_;
+  std::vector<ConnectionPtr> dirty_;         // have frames to send after this wake
+  std::deque<std::shared_ptr<Call>> ready_;  // to run in place once this wake's reads are framed
+  // The call run in place, and the lock the monitor's check holds through a hand-off.
+  InPlaceCall here_;
+  const Route* here_route_ = nullptr;
+  std::mutex handoff_mu_;
+  std::atomic<int> busy_{0};
+
+  std::mutex inbox_mu_;
+  struct Inbox {
+    std::vector<std::pair<int, std::string>> adopt;
+    std::vector<Answer> answers;
+    bool drain = false;
+    bool stop = false;
+  } inbox_;
+  bool woken_ = false;  // guarded by inbox_mu_: a wake is pending
+};
+
+class NativeGrpcServerTransport final : public ServerTransport, private InPlaceMonitor::Client {
+ public:
+  explicit NativeGrpcServerTransport(const ServerOptions& options) : options_(options) {}
+  ~NativeGrpcServerTransport() override { Shutdown(SteadyClock::now()); }
+
+  absl::Status Start(const MethodTable& table, CallScheduler* scheduler) override {
+    table_ = &table;
+    scheduler_ = scheduler;
+    if (!options_.tls.cert_file.empty()) {
+      return absl::InvalidArgumentError(
+          "gRPC: server.grpc_server native serves plaintext only; with server.tls.* set, use "
+          "server.grpc_server: grpcpp");
+    }
+    reflection_ = std::make_unique<GrpcReflection>(table);
+    health_.Add("");
+    for (const std::string& service : table.services()) health_.Add(service);
+    absl::StatusOr<int> fd = Listen(options_.host, options_.grpc_port, &port_);
+    if (!fd.ok()) {
+      return absl::Status(fd.status().code(), absl::StrCat("gRPC: ", fd.status().message()));
+    }
+    listen_fd_ = *fd;
+    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+    spare_ = std::make_unique<SpareDescriptor>();
+    // As many loops as Thrift's (at least 8): calls run in place on them.
+    int io_threads = options_.io_threads > 0
+                         ? options_.io_threads
+                         : std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < io_threads; ++i) {
+      loops_.push_back(std::make_unique<Loop>(this, i));
+      if (absl::Status s = loops_.back()->Init(); !s.ok()) {
+        loops_.clear();
+        ::close(listen_fd_);
+        listen_fd_ = -1;
+        return s;
+      }
+    }
+    loops_.front()->SetListener(listen_fd_);
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      if (std::string error; !runners_.Start(loops_[i].get(), &error)) {
+        if (i == 0) {
+          loops_.clear();
+          ::close(listen_fd_);
+          listen_fd_ = -1;
+          return absl::ResourceExhaustedError(
+              absl::StrCat("gRPC: cannot start an I/O thread: ", error));
+        }
+        // Serve with the loops that have a thread: connections go only to those.
+        Log(LogLevel::kError, absl::StrCat("gRPC: started ", i, " of ", io_threads,
+                                           " I/O threads; the system refused more: ", error));
+        running_loops_ = i;
+        break;
+      }
+    }
+    if (running_loops_ == 0) running_loops_ = loops_.size();
+    // A displaced call holds a handler slot: at most the pool's size of them at once.
+    runners_.set_max(static_cast<int>(2 * running_loops_) + std::max(1, scheduler_->threads()));
+    if (std::string error; !monitor_.Start(&error)) {
+      // Without the monitor no call runs in place: every call goes to the handler pool.
+      Log(LogLevel::kWarning, absl::StrCat("gRPC: no monitor thread (", error,
+                                           "); every call goes to the handler pool"));
+    }
+    Log(LogLevel::kInfo,
+        absl::StrCat("gRPC listening on ", options_.host, ":", port_,
+                     " (plaintext; native HTTP/2, I/O threads: ", running_loops_, ")"));
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  void StopAccepting() override {
+    if (loops_.empty() || accepting_stopped_.exchange(true)) return;
+    health_.StopServing();
+    for (std::size_t i = 0; i < running_loops_; ++i) loops_[i]->PostDrain();
+  }
+
+  // Stops the loops once the replies of finished calls are written (or `deadline` passes). The
+  // Loop objects live on until the transport is destroyed, which Server does only after the
+  // handler pool is gone: a handler that outlived the grace period may still post its reply.
+  void Shutdown(SteadyClock::time_point deadline) override {
+    if (loops_.empty() || stopped_) return;
+    stopped_ = true;
+    StopAccepting();
+    while (SteadyClock::now() < deadline) {
+      int busy = 0;
+      for (std::size_t i = 0; i < running_loops_; ++i) busy += loops_[i]->busy();
+      if (busy == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    for (std::size_t i = 0; i < running_loops_; ++i) loops_[i]->PostStop();
+    monitor_.Stop();
+    runners_.Stop();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+    spare_.reset();
+  }
+
+  // Loop 0 accepted `fd`: give it to a loop, round robin.
+  void Assign(int fd, std::string peer) {
+    loops_[next_loop_++ % running_loops_]->Adopt(fd, std::move(peer));
+  }
+  void ShedOneConnection(int listen_fd) {
+    if (spare_ != nullptr) spare_->Shed(listen_fd);
+  }
+
+  const ServerOptions& options() const { return options_; }
+  const MethodTable& table() const { return *table_; }
+  CallScheduler& scheduler() { return *scheduler_; }
+  const GrpcReflection& reflection() const { return *reflection_; }
+  const GrpcHealth& health() const { return health_; }
+  std::atomic<int>& connections() { return connections_; }
+  bool accepting_stopped() const { return accepting_stopped_.load(); }
+
+  // Request bytes held by calls (received, not yet handled): false when `bytes` more would pass
+  // server.grpc_memory_quota (nothing is counted then).
+  bool Hold(std::size_t bytes) {
+    if (options_.grpc_memory_quota == 0) return true;
+    std::size_t now = held_.load(std::memory_order_relaxed);
+    do {
+      if (now + bytes > options_.grpc_memory_quota) return false;
+    } while (!held_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void Unhold(std::size_t bytes) {
+    if (options_.grpc_memory_quota > 0) held_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+
+  // At most one log line a second for floods (refusals, descriptors, the quota).
+  bool ShouldLogFlood() { return flood_log_.Allow(); }
+
+  // Whether a loop may run a call in place now (else it goes to the handler pool).
+  bool MayRunHere() const { return monitor_.running(); }
+  // A loop started a call in place: the monitor must be awake to see it block.
+  void NoteRunningHere() { monitor_.Note(); }
+  // A loop between its calls: it checks the loops' calls in place when a check is due.
+  void PokeMonitor() { monitor_.Poke(); }
+  // The check, under the loop's hand-off lock: a spare thread can take a loop.
+  bool ReserveRunner() { return runners_.Reserve(); }
+  // `loop`'s thread is held by a blocked call: a spare thread takes the loop.
+  void HandOver(Loop* loop) { runners_.HandOver(loop); }
+
+ private:
+  // InPlaceMonitor::Client: the loops' calls in place.
+  bool CheckInPlace() override {
+    bool active = false;
+    for (std::size_t i = 0; i < running_loops_; ++i) active = loops_[i]->CheckBlocked() || active;
+    return active;
+  }
+  bool AnyInPlace() const override {
+    for (std::size_t i = 0; i < running_loops_; ++i) {
+      if (loops_[i]->RunningHere()) return true;
+    }
+    return false;
+  }
+
+  const ServerOptions options_;
+  const MethodTable* table_ = nullptr;
+  CallScheduler* scheduler_ = nullptr;
+  std::unique_ptr<GrpcReflection> reflection_;
+  GrpcHealth health_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::unique_ptr<SpareDescriptor> spare_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::size_t running_loops_ = 0;
+  LoopRunners<Loop> runners_{"gRPC"};
+  InPlaceMonitor monitor_{this};
+  std::atomic<int> connections_{0};
+  std::atomic<std::size_t> held_{0};
+  std::atomic<bool> accepting_stopped_{false};
+  bool stopped_ = false;
+  std::size_t next_loop_ = 0;  // loop 0's thread only
+  LogLimiter flood_log_;
+};
+
+// ---- nghttp2's callbacks: each hands the event to the connection's loop ----
+
+Connection& ConnOf(void* user_data) { return *static_cast<Connection*>(user_data); }
+
+int OnBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return ConnOf(user_data).loop->OnBeginHeaders(ConnOf(user_data), frame);
+}
+int OnHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+               const uint8_t* value, size_t valuelen, uint8_t, void* user_data) {
+  return ConnOf(user_data).loop->OnHeader(
+      ConnOf(user_data), frame, std::string_view(reinterpret_cast<const char*>(name), namelen),
+      std::string_view(reinterpret_cast<const char*>(value), valuelen));
+}
+int OnFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return ConnOf(user_data).loop->OnFrameRecv(ConnOf(user_data), frame);
+}
+int OnDataCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+             void* user_data) {
+  return ConnOf(user_data).loop->OnData(ConnOf(user_data), stream_id, data, len);
+}
+int OnStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
+  return ConnOf(user_data).loop->OnStreamClose(ConnOf(user_data), stream_id);
+}
+ssize_t ReadReplyCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                    uint32_t* flags, nghttp2_data_source*, void* user_data) {
+  return ConnOf(user_data).loop->ReadReply(ConnOf(user_data), stream_id, buf, length, flags);
+}
+
+class Callbacks {
+ public:
+  Callbacks() {
+    nghttp2_session_callbacks_new(&callbacks_);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks_, OnBeginHeadersCb);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks_, OnHeaderCb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks_, OnFrameRecvCb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks_, OnDataCb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks_, OnStreamCloseCb);
+    nghttp2_option_new(&option_);
+    // nghttp2 ends a connection past 1,000 resets and 33 a second, whatever the client's other
+    // calls: a client that cancels 1% of 30,000 calls a second would lose its connection within
+    // seconds. Calls reset at once are bounded by the connection's Http2Scanner instead (more
+    // than 1,000 a second, and more than half of the calls opened: a rapid reset).
+    nghttp2_option_set_stream_reset_rate_limit(option_, uint64_t{1} << 40, uint64_t{1} << 40);
+  }
+  ~Callbacks() {
+    nghttp2_option_del(option_);
+    nghttp2_session_callbacks_del(callbacks_);
+  }
+  const nghttp2_session_callbacks* get() const { return callbacks_; }
+  const nghttp2_option* option() const { return option_; }
+
+ private:
+  nghttp2_session_callbacks* callbacks_ = nullptr;
+  nghttp2_option* option_ = nullptr;
+};
+
+const Callbacks& TheCallbacks() {
+  static const Callbacks* callbacks = new Callbacks();
+  return *callbacks;
+}
+
+// ---- Loop ----
+
+Loop::~Loop() {
+  for (auto& [fd, conn] : connections_) {
+    conn->closed = true;
+    ::close(fd);
+  }
+  std::lock_guard<std::mutex> lock(inbox_mu_);
+  for (auto& [fd, peer] : inbox_.adopt) {
+    ::close(fd);
+    transport_->connections().fetch_sub(1);
+  }
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+absl::Status Loop::Init() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("gRPC: cannot create an event loop: ", std::strerror(errno)));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  return absl::OkStatus();
+}
+
+void Loop::Adopt(int fd, std::string peer) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.adopt.emplace_back(fd, std::move(peer));
+    wake = !std::exchange(woken_, true);
+  }
+  if (wake) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Loop::Post(Answer answer) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.answers.push_back(std::move(answer));
+    wake = !std::exchange(woken_, true);
+  }
+  if (wake) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Loop::PostDrain() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.drain = true;
+    woken_ = true;
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Loop::PostStop() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.stop = true;
+    woken_ = true;
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+bool Loop::Run() {
+  if (listen_fd_ >= 0 && !listener_added_) {
+    listener_added_ = true;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = listen_fd_;
+    listening_ = !draining_ && ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) == 0;
+  }
+  std::vector<epoll_event> events(256);
+  auto next_scan = SteadyClock::now() + kTick;
+  while (!stopping_) {
+    // Calls left to run by a thread that handed the loop on are run at once.
+    int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                         ready_.empty() ? static_cast<int>(kTick.count()) : 0);
+    if (n < 0 && errno != EINTR) {
+      Log(LogLevel::kError, absl::StrCat("gRPC: epoll_wait: ", std::strerror(errno)));
+      std::this_thread::sleep_for(kTick);
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        TakeInbox();
+        continue;
+      }
+      if (fd == listen_fd_) {
+        Accept();
+        continue;
+      }
+      auto it = connections_.find(fd);
+      if (it == connections_.end()) continue;
+      ConnectionPtr conn = it->second;
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(conn);
+      if (!conn->closed && (events[i].events & EPOLLOUT)) dirty_.push_back(conn);
+    }
+    FlushDirty();
+    if (!ready_.empty() && !RunReady()) return false;  // handed off
+    auto now = SteadyClock::now();
+    if (now >= next_scan) {
+      Scan(now);
+      next_scan = now + kTick;
+    }
+  }
+  // Stopped: every connection closes now.
+  std::vector<ConnectionPtr> all;
+  for (auto& [fd, conn] : connections_) all.push_back(conn);
+  for (auto& conn : all) Close(conn);
+  return true;
+}
+
+void Loop::Accept() {
+  for (int accepted = 0; accepted < 64; ++accepted) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        if (transport_->ShouldLogFlood()) {
+          Log(LogLevel::kWarning,
+              "gRPC: out of file descriptors: a new connection is closed at once");
+        }
+        transport_->ShedOneConnection(listen_fd_);
+      } else if (errno == ENOBUFS || errno == ENOMEM) {
+        if (transport_->ShouldLogFlood()) {
+          Log(LogLevel::kWarning,
+              absl::StrCat("gRPC: cannot accept a connection: ", std::strerror(errno)));
+        }
+      }
+      return;
+    }
+    if (transport_->connections().fetch_add(1) >= transport_->options().max_connections) {
+      transport_->connections().fetch_sub(1);
+      Transports().grpc_connections_refused.fetch_add(1, std::memory_order_relaxed);
+      if (transport_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("gRPC: ", transport_->options().max_connections,
+                         " connections open (server.max_connections): a new one is closed"));
+      }
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string name = PeerName(addr);
+    transport_->Assign(fd, (addr.ss_family == AF_INET6 ? "ipv6:" : "ipv4:") + name);
+  }
+}
+
+void Loop::Open(int fd, std::string peer) {
+  auto conn = std::make_shared<Connection>();
+  conn->fd = fd;
+  conn->peer = std::move(peer);
+  conn->loop = this;
+  conn->opened = conn->last_call = SteadyClock::now();
+  const ServerOptions& options = transport_->options();
+  if (nghttp2_session_server_new2(&conn->session, TheCallbacks().get(), conn.get(),
+                                  TheCallbacks().option()) != 0) {
+    if (transport_->ShouldLogFlood()) {
+      Log(LogLevel::kWarning, "gRPC: out of memory for a connection from " + conn->peer);
+    }
+    ::close(fd);
+    transport_->connections().fetch_sub(1);
+    return;
+  }
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+       static_cast<uint32_t>(std::max(0, options.grpc_max_concurrent_streams))},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxRequestHeaderBytes},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 4);
+  nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, 4 * kStreamWindow);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ::close(fd);
+    transport_->connections().fetch_sub(1);
+    return;
+  }
+  connections_[fd] = conn;
+  if (draining_) GoAway(*conn, "the server is shutting down");
+  Flush(conn);
+}
+
+void Loop::TakeInbox() {
+  Inbox inbox;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    std::swap(inbox, inbox_);
+    woken_ = false;
+  }
+  for (auto& [fd, peer] : inbox.adopt) Open(fd, std::move(peer));
+  for (Answer& answer : inbox.answers) Deliver(std::move(answer));
+  if (inbox.drain && !draining_) Drain();
+  if (inbox.stop) stopping_ = true;
+}
+
+void Loop::Drain() {
+  draining_ = true;
+  if (listening_) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    listening_ = false;
+  }
+  WatchesNotServing();
+  std::vector<ConnectionPtr> all;
+  for (auto& [fd, conn] : connections_) all.push_back(conn);
+  for (auto& conn : all) {
+    if (conn->lingering) continue;
+    GoAway(*conn, "the server is shutting down");
+    dirty_.push_back(conn);
+  }
+}
+
+// GOAWAY naming the last stream taken: the calls on it go on, and a client sends its next ones
+// elsewhere (streams it opened past that one never ran, so it may send them again).
+void Loop::GoAway(Connection& conn, const char* why) {
+  if (conn.goaway) return;
+  conn.goaway = true;
+  nghttp2_submit_goaway(conn.session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(conn.session), NGHTTP2_NO_ERROR,
+                        reinterpret_cast<const uint8_t*>(why), std::strlen(why));
+}
+
+void Loop::Scan(SteadyClock::time_point now) {
+  const ServerOptions& options = transport_->options();
+  std::vector<ConnectionPtr> all;
+  for (auto& [fd, conn] : connections_) all.push_back(conn);
+  for (auto& conn : all) {
+    if (conn->closed) continue;
+    if (conn->lingering) {
+      if (now - conn->linger_since > kLinger) Close(conn);
+      continue;
+    }
+    if (!conn->heard && now - conn->opened > options.frame_timeout) {
+      Close(conn);  // no HTTP/2 preface and settings within frame_timeout
+      continue;
+    }
+    if (conn->goaway) {
+      // Past its age: its calls have the grace to end.
+      if (conn->aged && now - conn->aged_at > options.grpc_max_connection_age_grace) Close(conn);
+      continue;
+    }
+    if (conn->streams.empty() && now - conn->last_call > options.idle_timeout) {
+      GoAway(*conn, "idle");
+      Flush(conn);
+      continue;
+    }
+    if (options.grpc_max_connection_age.count() > 0 &&
+        now - conn->opened > options.grpc_max_connection_age) {
+      conn->aged = true;
+      conn->aged_at = now;
+      GoAway(*conn, "max_age");
+      Flush(conn);
+    }
+  }
+}
+
+void Loop::OnReadable(const ConnectionPtr& conn) {
+  char in[kReadChunk];
+  for (int reads = 0; reads < kReadsPerWake && !conn->closed; ++reads) {
+    ssize_t got = ::recv(conn->fd, in, sizeof in, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      Close(conn);
+      return;
+    }
+    if (got == 0) {
+      Close(conn);
+      return;
+    }
+    if (conn->lingering) continue;  // what a closing peer still sends is dropped
+    if (!conn->scanner.Feed(reinterpret_cast<const unsigned char*>(in),
+                            static_cast<std::size_t>(got), SteadyNanos())) {
+      Transports().grpc_floods_refused.fetch_add(1, std::memory_order_relaxed);
+      if (transport_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning, absl::StrCat("gRPC: closed the connection of ", conn->peer, ": ",
+                                             conn->scanner.reason()));
+      }
+      Close(conn);
+      return;
+    }
+    ssize_t used = nghttp2_session_mem_recv(conn->session, reinterpret_cast<const uint8_t*>(in),
+                                            static_cast<std::size_t>(got));
+    if (used < 0) {
+      // Against HTTP/2 (a bad preface, a flood nghttp2 caught): it queued a GOAWAY if it could.
+      if (transport_->ShouldLogFlood()) {
+        Log(LogLevel::kWarning,
+            absl::StrCat("gRPC: closed the connection of ", conn->peer, ": bad HTTP/2 (",
+                         nghttp2_strerror(static_cast<int>(used)), ")"));
+      }
+      Flush(conn);
+      Close(conn);
+      return;
+    }
+    if (static_cast<std::size_t>(got) < sizeof in) break;
+  }
+  if (!conn->closed && !conn->lingering) Flush(conn);
+}
+
+// Hands nghttp2's frames to the socket. A connection whose session wants neither to read nor to
+// write more (after a GOAWAY, with every stream done) closes.
+void Loop::Flush(const ConnectionPtr& conn) {
+  Connection& c = *conn;
+  if (c.lingering) return;
+  for (;;) {
+    while (c.wbuf.size() - c.wbuf_sent < kWriteBatch) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(c.session, &data);
+      if (n < 0) {
+        Close(conn);
+        return;
+      }
+      if (n == 0) break;
+      if (c.wbuf_sent == c.wbuf.size()) {
+        c.wbuf.clear();
+        c.wbuf_sent = 0;
+      }
+      c.wbuf.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (c.wbuf_sent == c.wbuf.size()) break;
+    ssize_t n =
+        ::send(c.fd, c.wbuf.data() + c.wbuf_sent, c.wbuf.size() - c.wbuf_sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        Watch(conn, true);
+        return;
+      }
+      Close(conn);
+      return;
+    }
+    c.wbuf_sent += static_cast<std::size_t>(n);
+    if (c.wbuf_sent == c.wbuf.size()) {
+      c.wbuf.clear();
+      c.wbuf_sent = 0;
+    }
+  }
+  Watch(conn, false);
+  // Done (nghttp2 wants nothing more: a GOAWAY either way, every stream over; or after this
+  // server's GOAWAY, no call left), its frames out: the peer is left to read them and close.
+  if ((nghttp2_session_want_read(c.session) == 0 && nghttp2_session_want_write(c.session) == 0) ||
+      (c.goaway && c.streams.empty() && c.dispatched == 0)) {
+    Linger(conn);
+  }
+}
+
+// Closing at once with the peer's bytes unread would reset the connection, and a reset may
+// drop the GOAWAY the peer has not read yet: the write side is shut instead, and the socket
+// closes when the peer closes its side (or kLinger later).
+void Loop::Linger(const ConnectionPtr& conn) {
+  if (conn->lingering) return;
+  conn->lingering = true;
+  conn->linger_since = SteadyClock::now();
+  ::shutdown(conn->fd, SHUT_WR);
+}
+
+void Loop::Watch(const ConnectionPtr& conn, bool writable) {
+  if (conn->writable_wait == writable) return;
+  conn->writable_wait = writable;
+  busy_.fetch_add(writable ? 1 : -1);  // output waits for the peer
+  epoll_event ev{};
+  ev.events = writable ? EPOLLIN | EPOLLOUT : EPOLLIN;
+  ev.data.fd = conn->fd;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn->fd, &ev);
+}
+
+void Loop::Close(const ConnectionPtr& conn) {
+  if (conn->closed) return;
+  conn->closed = true;
+  for (auto& [id, stream] : conn->streams) Release(*stream);
+  // A call still with its handler keeps the connection object (its answer finds it closed).
+  busy_.fetch_sub(conn->dispatched + (conn->writable_wait ? 1 : 0));
+  conn->dispatched = 0;
+  conn->streams.clear();
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn->fd, nullptr);
+  ::close(conn->fd);
+  connections_.erase(conn->fd);
+  transport_->connections().fetch_sub(1);
+}
+
+void Loop::Release(Stream& stream) {
+  if (stream.held > 0) transport_->Unhold(stream.held);
+  stream.held = 0;
+}
+
+int Loop::OnBeginHeaders(Connection& conn, const nghttp2_frame* frame) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  const int limit = transport_->options().grpc_max_concurrent_streams;
+  if (static_cast<int>(conn.streams.size()) >= limit) {
+    // Over the limit this server announced (a peer that did not wait for its SETTINGS, or
+    // ignores them): the stream never runs.
+    nghttp2_submit_rst_stream(conn.session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
+  auto stream = std::make_unique<Stream>();
+  stream->id = frame->hd.stream_id;
+  nghttp2_session_set_stream_user_data(conn.session, stream->id, stream.get());
+  conn.streams[stream->id] = std::move(stream);
+  conn.last_call = SteadyClock::now();
+  return 0;
+}
+
+int Loop::OnHeader(Connection& conn, const nghttp2_frame* frame, std::string_view name,
+                   std::string_view value) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  Stream* stream = conn.StreamOf(frame->hd.stream_id);
+  if (stream == nullptr || stream->answered) return 0;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers of a request: ignored
+  stream->header_bytes += name.size() + value.size() + 32;
+  if (stream->header_bytes > kMaxRequestHeaderBytes) {
+    Finish(conn, *stream, StatusCode::kResourceExhausted,
+           absl::StrCat("rpcboot: request headers over ", kMaxRequestHeaderBytes, " bytes"));
+    return 0;
+  }
+  if (name == ":path") {
+    stream->path = std::string(value);
+  } else if (name == ":method") {
+    stream->method = std::string(value);
+  } else if (name == "content-type") {
+    stream->content_type = std::string(value);
+  } else if (name == "grpc-encoding") {
+    stream->encoding = std::string(value);
+  } else if (name == "grpc-timeout") {
+    std::optional<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(value);
+    if (!timeout) {
+      stream->bad_timeout = true;
+    } else {
+      stream->deadline = ServerContext::Clock::now() +
+                         std::chrono::duration_cast<ServerContext::Clock::duration>(*timeout);
+    }
+  } else if (name == "authorization") {
+    stream->authorization = std::string(value);
+  } else if (name == kTraceparentHeader) {
+    stream->traceparent = std::string(value);
+  } else if (name == kTracestateHeader) {
+    stream->tracestate = std::string(value);
+  } else if (name == kShadowHeader) {
+    stream->shadow = value == "1";
+  }
+  return 0;
+}
+
+int Loop::OnFrameRecv(Connection& conn, const nghttp2_frame* frame) {
+  // The handshake is over once the client's preface and SETTINGS are in.
+  if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+    conn.heard = true;
+  }
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  Stream* stream = conn.StreamOf(frame->hd.stream_id);
+  if (stream == nullptr) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+      !stream->answered) {
+    // The request's headers are complete: what the stream asks for is known before its
+    // message arrives, so a refusal costs none of its bytes.
+    if (stream->method != "POST") {
+      Finish(conn, *stream, StatusCode::kUnimplemented,
+             "rpcboot: gRPC takes POST, not '" + stream->method + "'");
+    } else if (stream->content_type.rfind("application/grpc", 0) != 0) {
+      Finish(conn, *stream, StatusCode::kInternal,
+             "rpcboot: content-type '" + stream->content_type + "' is not application/grpc");
+    } else if (!stream->encoding.empty() && stream->encoding != "identity") {
+      Finish(conn, *stream, StatusCode::kUnimplemented,
+             "rpcboot: compressed requests ('" + stream->encoding +
+                 "') are not accepted: compression is off on this server");
+    } else if (stream->bad_timeout) {
+      Finish(conn, *stream, StatusCode::kInternal, "rpcboot: malformed grpc-timeout");
+    } else if (const Route* route = transport_->table().FindGrpc(stream->path)) {
+      stream->kind = Kind::kMethod;
+      stream->route = route;
+    } else if (stream->path == "/grpc.health.v1.Health/Check") {
+      stream->kind = Kind::kHealthCheck;
+    } else if (stream->path == "/grpc.health.v1.Health/Watch") {
+      stream->kind = Kind::kHealthWatch;
+    } else if (stream->path == GrpcReflection::kPaths[0] ||
+               stream->path == GrpcReflection::kPaths[1]) {
+      // The schema is the server's to show, to the callers server.auth lets through.
+      PeerIdentity identity;
+      if (Refusal refusal = transport_->table().guard().Check(
+              stream->path, BearerToken(stream->authorization), &identity);
+          refusal.refused()) {
+        Finish(conn, *stream, refusal.code, refusal.message);
+      } else {
+        stream->kind = Kind::kReflection;
+      }
+    } else {
+      Transports().unknown_methods.fetch_add(1, std::memory_order_relaxed);
+      Finish(conn, *stream, StatusCode::kUnimplemented, "rpcboot: unknown method " + stream->path);
+    }
+  }
+  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+    stream->half_closed = true;
+    if (!stream->answered) Serve(conn, *stream);
+  }
+  return 0;
+}
+
+int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::size_t len) {
+  Stream* stream = conn.StreamOf(stream_id);
+  if (stream == nullptr || stream->answered) return 0;
+  const std::size_t limit = transport_->options().max_message_bytes;
+  const char* bytes = reinterpret_cast<const char*>(data);
+  while (len > 0) {
+    if (!stream->in_message) {
+      std::size_t take = std::min(len, 5 - stream->prefix_got);
+      std::memcpy(stream->prefix + stream->prefix_got, bytes, take);
+      stream->prefix_got += take;
+      bytes += take;
+      len -= take;
+      if (stream->prefix_got < 5) return 0;
+      stream->prefix_got = 0;
+      const auto* p = reinterpret_cast<const unsigned char*>(stream->prefix);
+      stream->length = (std::size_t{p[1]} << 24) | (std::size_t{p[2]} << 16) |
+                       (std::size_t{p[3]} << 8) | std::size_t{p[4]};
+      if (p[0] & 1) {
+        Finish(conn, *stream, StatusCode::kUnimplemented,
+               "rpcboot: a compressed request message: compression is off on this server");
+        return 0;
+      }
+      // The declared length is a limit, checked before any byte is kept.
+      if (stream->length > limit) {
+        Finish(conn, *stream, StatusCode::kResourceExhausted,
+               absl::StrCat("rpcboot: request of ", stream->length, " bytes exceeds the limit of ",
+                            limit, " (max_message_bytes)"));
+        return 0;
+      }
+      if (stream->kind == Kind::kMethod || stream->kind == Kind::kHealthCheck) {
+        if (!stream->complete.empty()) {
+          Finish(conn, *stream, StatusCode::kInternal,
+                 "rpcboot: more than one request message to a unary method");
+          return 0;
+        }
+      }
+      stream->in_message = true;
+      stream->message.clear();
+    }
+    std::size_t take = std::min(len, stream->length - stream->message.size());
+    if (take > 0) {
+      if (!transport_->Hold(take)) {
+        if (transport_->ShouldLogFlood()) {
+          Log(LogLevel::kWarning, "gRPC: " + conn.peer +
+                                      ": a request refused: the requests held pass "
+                                      "server.grpc_memory_quota");
+        }
+        Finish(conn, *stream, StatusCode::kResourceExhausted,
+               absl::StrCat("rpcboot: the server holds requests up to its memory quota of ",
+                            transport_->options().grpc_memory_quota,
+                            " bytes (server.grpc_memory_quota)"));
+        return 0;
+      }
+      stream->held += take;
+      stream->message.append(bytes, take);
+      bytes += take;
+      len -= take;
+    }
+    if (stream->message.size() == stream->length) {
+      stream->in_message = false;
+      stream->complete.push_back(std::move(stream->message));
+      stream->message = std::string();
+      // A stream of messages is answered as they come; a unary call once it ends.
+      if (stream->kind == Kind::kReflection) Serve(conn, *stream);
+      if (stream->answered) return 0;
+    }
+  }
+  return 0;
+}
+
+int Loop::OnStreamClose(Connection& conn, int32_t stream_id) {
+  auto it = conn.streams.find(stream_id);
+  if (it == conn.streams.end()) return 0;
+  Stream& stream = *it->second;
+  Release(stream);
+  // A handler still running answers later: its answer finds no stream and is dropped (the call
+  // stays counted in conn.dispatched until then).
+  conn.unsent -= stream.counted;
+  conn.last_call = SteadyClock::now();
+  conn.streams.erase(it);
+  return 0;
+}
+
+void Loop::Serve(Connection& conn, Stream& stream) {
+  switch (stream.kind) {
+    case Kind::kUnknown:
+      return;  // answered when its headers came
+    case Kind::kMethod: {
+      if (stream.in_message || stream.prefix_got != 0 || stream.complete.size() != 1) {
+        Finish(conn, stream, StatusCode::kInternal,
+               stream.complete.empty() ? "rpcboot: the request has no complete message"
+                                       : "rpcboot: the request ends inside a message");
+        return;
+      }
+      Dispatch(conn, stream);
+      return;
+    }
+    case Kind::kHealthCheck: {
+      if (stream.in_message || stream.complete.size() != 1) {
+        Finish(conn, stream, StatusCode::kInternal, "rpcboot: the request has no message");
+        return;
+      }
+      std::optional<std::string> service = GrpcHealth::ServiceOf(stream.complete.front());
+      if (!service) {
+        Finish(conn, stream, StatusCode::kInvalidArgument,
+               "rpcboot: the HealthCheckRequest does not decode");
+        return;
+      }
+      int status = transport_->health().Of(*service);
+      if (status == GrpcHealth::kServiceUnknown) {
+        Finish(conn, stream, StatusCode::kNotFound, "rpcboot: unknown service " + *service);
+        return;
+      }
+      SendMessage(conn, stream, GrpcHealth::Response(status));
+      Finish(conn, stream, StatusCode::kOk, "");
+      return;
+    }
+    case Kind::kHealthWatch: {
+      if (stream.watch_sent >= 0) {
+        return;  // the client ended its side: the watch goes on
+      }
+      if (stream.complete.size() != 1) {
+        Finish(conn, stream, StatusCode::kInternal, "rpcboot: the request has no message");
+        return;
+      }
+      std::optional<std::string> service = GrpcHealth::ServiceOf(stream.complete.front());
+      if (!service) {
+        Finish(conn, stream, StatusCode::kInvalidArgument,
+               "rpcboot: the HealthCheckRequest does not decode");
+        return;
+      }
+      stream.path = *service;  // the service watched, from here on
+      stream.watch_sent = transport_->health().Of(*service);
+      SendMessage(conn, stream, GrpcHealth::Response(stream.watch_sent));
+      if (draining_) {
+        Finish(conn, stream, StatusCode::kUnavailable, "rpcboot: the server is shutting down");
+      }
+      return;
+    }
+    case Kind::kReflection: {
+      for (const std::string& request : stream.complete) {
+        SendMessage(conn, stream, transport_->reflection().Answer(request));
+      }
+      stream.complete.clear();
+      Release(stream);
+      if (stream.half_closed && !stream.in_message) Finish(conn, stream, StatusCode::kOk, "");
+      return;
+    }
+  }
+}
+
+void Loop::Dispatch(Connection& conn, Stream& stream) {
+  const Route* route = stream.route;
+  stream.started = route->runtime->grpc_stats->Start();
+  if (stream.deadline && *stream.deadline <= ServerContext::Clock::now()) {
+    route->runtime->grpc_stats->Finish(stream.started, StatusCode::kDeadlineExceeded, conn.peer,
+                                       "deadline passed before the handler ran", true);
+    Finish(conn, stream, StatusCode::kDeadlineExceeded,
+           "rpcboot: deadline passed before the handler ran");
+    return;
+  }
+  stream.dispatched = true;
+  ++conn.dispatched;
+  busy_.fetch_add(1);
+  auto call = std::make_shared<Call>(
+      Call{conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
+           std::move(stream.authorization), std::move(stream.traceparent),
+           std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started});
+  stream.complete.clear();
+  if (route->run_inline ||  // server.inline_methods: never blocks, runs here, with no slot
+      (transport_->MayRunHere() && route->runtime->MayRunInPlace())) {
+    ready_.push_back(std::move(call));  // once this read is framed (RunReady)
+  } else {
+    Submit(std::move(call));
+  }
+}
+
+Answer Loop::Handle(const Call& call) {
+  ServerContext context("grpc", call.conn->peer, call.deadline);
+  std::string_view token = BearerToken(call.authorization);
+  BeginServerSpan(&context, call.traceparent, call.tracestate);
+  context.set_shadow(call.shadow);
+  ServerContext::Scope scope(&context);
+  Answer answer;
+  answer.outcome = RunHandler([&] {
+    if (Refusal refusal = transport_->table().guard().Check(call.route->method->grpc_path, token,
+                                                            context.mutable_identity());
+        refusal.refused()) {
+      throw RpcError(refusal.code, refusal.message);
+    }
+    return call.route->method->serve_proto(call.route->impl, call.request);
+  });
+  EndServerSpan(context, std::string_view(call.route->method->grpc_path).substr(1),
+                answer.outcome.code, answer.outcome.message);
+  answer.conn = call.conn;
+  answer.stream_id = call.stream_id;
+  answer.route = call.route;
+  answer.started = call.started;
+  return answer;
+}
+
+// The call goes to the handler pool; its answer comes back through the loop's inbox.
+void Loop::Submit(std::shared_ptr<Call> call) {
+  ScheduledCall scheduled;
+  scheduled.deadline = call->deadline;
+  scheduled.run = [this, call] { call->conn->loop->Post(Handle(*call)); };
+  scheduled.refuse = [call](StatusCode code, std::string why) {
+    call->conn->loop->Post(Refused(*call, code, why));
+  };
+  transport_->scheduler().Submit(std::move(scheduled));
+}
+
+Answer Loop::Refused(const Call& call, StatusCode code, const std::string& why) {
+  Answer answer;
+  answer.conn = call.conn;
+  answer.stream_id = call.stream_id;
+  answer.outcome.code = code;
+  answer.outcome.message = "rpcboot: " + why;
+  answer.shed = true;
+  answer.route = call.route;
+  answer.started = call.started;
+  return answer;
+}
+
+// The calls this wake framed, on this thread while a handler slot is free: no hop. A call that
+// blocks (asleep in the kernel at two of the monitor's checks in a row) or keeps its CPU past
+// kBusyFor has the loop taken from this thread (HandOff): the thread then finishes the call as a
+// handler thread would and returns false (it runs the loop no more).
+bool Loop::RunReady() {
+  while (!ready_.empty()) {
+    std::shared_ptr<Call> call = std::move(ready_.front());
+    ready_.pop_front();
+    if (call->conn->closed || call->conn->StreamOf(call->stream_id) == nullptr) {
+      // The client reset the stream, or the connection closed, before the call ran.
+      Deliver(Refused(*call, StatusCode::kCancelled, "the client cancelled the call"));
+      continue;
+    }
+    // A method in server.inline_methods runs here whatever the load, without a handler slot; if
+    // it blocks all the same (the listing was wrong), the monitor hands the loop on as for any
+    // call.
+    const bool listed = call->route->run_inline;
+    StatusCode code = StatusCode::kOk;
+    std::string why;
+    if (!listed && (!transport_->MayRunHere() || !call->route->runtime->MayRunInPlace())) {
+      Submit(std::move(call));
+      continue;
+    }
+    if (!listed && !transport_->scheduler().Enter(&code, &why)) {
+      // Every slot busy: it queues for the pool like any call; or it is refused.
+      if (code == StatusCode::kOk) {
+        Submit(std::move(call));
+      } else {
+        Deliver(Refused(*call, code, why));
+      }
+      continue;
+    }
+    here_route_ = call->route;
+    const uint64_t running = here_.Begin();
+    transport_->NoteRunningHere();
+    Answer answer = Handle(*call);
+    if (!here_.End(running)) {
+      // The loop went to another thread while the handler ran.
+      { std::lock_guard<std::mutex> lock(handoff_mu_); }  // the hand-off is complete
+      call->conn->loop->Post(std::move(answer));
+      if (!listed) transport_->scheduler().Leave();
+      return false;
+    }
+    if (!listed) transport_->scheduler().Leave();
+    Deliver(std::move(answer));
+    FlushDirty();  // the reply leaves before the next call runs
+    transport_->PokeMonitor();
+  }
+  return true;
+}
+
+bool Loop::CheckBlocked() {
+  uint64_t blocked = 0;
+  bool asleep = false;
+  bool active = here_.Check(kBusyFor, &blocked, &asleep);
+  if (blocked != 0) HandOff(blocked);
+  return active;
+}
+
+// The monitor's check: the call `running` blocked; a spare thread takes the loop.
+void Loop::HandOff(uint64_t running) {
+  std::lock_guard<std::mutex> lock(handoff_mu_);
+  if (!transport_->ReserveRunner()) return;  // no thread to be had: checked again next time
+  if (!here_.Displace(running)) return;      // it finished meanwhile
+  here_route_->runtime->BlockedInPlace();
+  transport_->HandOver(this);
+}
+
+void Loop::FlushDirty() {
+  for (std::size_t i = 0; i < dirty_.size(); ++i) {
+    ConnectionPtr conn = std::move(dirty_[i]);
+    if (!conn->closed) Flush(conn);
+  }
+  dirty_.clear();
+}
+
+// A handler's answer, on the loop: the reply goes out on its stream, if the stream is still
+// there.
+void Loop::Deliver(Answer answer) {
+  Connection& conn = *answer.conn;
+  CallStats* stats = answer.route->runtime->grpc_stats;
+  HandlerOutcome& outcome = answer.outcome;
+  Stream* stream = conn.closed ? nullptr : conn.StreamOf(answer.stream_id);
+  if (stream == nullptr) {
+    // The connection closed, or the client reset the stream (or gave up on its deadline),
+    // meanwhile: the call is counted as it ended, and its reply has nowhere to go.
+    stats->Finish(answer.started, outcome.code, conn.peer, outcome.message, answer.shed);
+    if (conn.closed) return;  // its count went with the connection
+    --conn.dispatched;
+    busy_.fetch_sub(1);
+    conn.last_call = SteadyClock::now();
+    dirty_.push_back(answer.conn);
+    return;
+  }
+  --conn.dispatched;
+  busy_.fetch_sub(1);
+  conn.last_call = SteadyClock::now();
+  stream->dispatched = false;
+  if (outcome.code != StatusCode::kOk) {
+    stats->Finish(answer.started, outcome.code, conn.peer, outcome.message, answer.shed);
+    Finish(conn, *stream, outcome.code, outcome.message);
+  } else {
+    const std::size_t limit = transport_->options().grpc_max_unsent_bytes;
+    const std::size_t held = conn.unsent + (conn.wbuf.size() - conn.wbuf_sent);
+    if (held > 0 && held + outcome.reply.size() > limit) {
+      std::string what =
+          absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
+                       " bytes of earlier replies to this connection are still unread (limit ",
+                       limit, ", server.grpc_max_unsent_bytes)");
+      if (transport_->ShouldLogFlood()) Log(LogLevel::kWarning, "gRPC: " + conn.peer + ": " + what);
+      stats->Finish(answer.started, StatusCode::kResourceExhausted, conn.peer, what);
+      Finish(conn, *stream, StatusCode::kResourceExhausted, what);
+    } else {
+      stats->Finish(answer.started, StatusCode::kOk);
+      SendMessage(conn, *stream, outcome.reply);
+      Finish(conn, *stream, StatusCode::kOk, "");
+    }
+  }
+  Release(*stream);
+  dirty_.push_back(answer.conn);
+}
+
+void Loop::SubmitHeaders(Connection& conn, Stream& stream) {
+  stream.headers_sent = true;
+  const nghttp2_nv headers[] = {
+      {reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
+       reinterpret_cast<uint8_t*>(const_cast<char*>("200")), 7, 3, NGHTTP2_NV_FLAG_NONE},
+      {reinterpret_cast<uint8_t*>(const_cast<char*>("content-type")),
+       reinterpret_cast<uint8_t*>(const_cast<char*>("application/grpc")), 12, 16,
+       NGHTTP2_NV_FLAG_NONE},
+  };
+  nghttp2_data_provider body;
+  body.source.ptr = nullptr;
+  body.read_callback = ReadReplyCb;
+  nghttp2_submit_response(conn.session, stream.id, headers, 2, &body);
+}
+
+void Loop::SendMessage(Connection& conn, Stream& stream, std::string_view bytes) {
+  if (stream.answered) return;
+  if (stream.out_sent == stream.out.size()) {
+    stream.out.clear();
+    stream.out_sent = 0;
+  }
+  const std::size_t before = stream.out.size();
+  AppendMessage(&stream.out, bytes);
+  stream.counted += stream.out.size() - before;
+  conn.unsent += stream.out.size() - before;
+  if (!stream.headers_sent) {
+    SubmitHeaders(conn, stream);
+  } else if (stream.deferred) {
+    stream.deferred = false;
+    nghttp2_session_resume_data(conn.session, stream.id);
+  }
+}
+
+void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message) {
+  if (stream.answered) return;
+  stream.answered = true;
+  Release(stream);
+  const std::string status = std::to_string(static_cast<int>(code));
+  const std::string encoded = PercentEncode(message);
+  auto nv = [](std::string_view name, std::string_view value) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                      value.size(), NGHTTP2_NV_FLAG_NONE};
+  };
+  if (!stream.headers_sent) {
+    // Trailers-only: the status in the one HEADERS frame, which ends the stream.
+    stream.headers_sent = true;
+    std::vector<nghttp2_nv> headers = {nv(":status", "200"), nv("content-type", "application/grpc"),
+                                       nv("grpc-status", status)};
+    if (!encoded.empty()) headers.push_back(nv("grpc-message", encoded));
+    if (code == StatusCode::kUnimplemented && !stream.encoding.empty() &&
+        stream.encoding != "identity") {
+      headers.push_back(nv("grpc-accept-encoding", "identity"));
+    }
+    nghttp2_submit_response(conn.session, stream.id, headers.data(), headers.size(), nullptr);
+  } else {
+    // After the messages: ReadReply submits the trailers when `out` is empty.
+    stream.end_pending = true;
+    stream.end_code = code;
+    stream.end_message = encoded;
+    if (stream.deferred) {
+      stream.deferred = false;
+      nghttp2_session_resume_data(conn.session, stream.id);
+    }
+  }
+  // A request not read to its end is left there: nghttp2 resets the stream (NO_ERROR) once the
+  // reply is out, as HTTP/2 lets a server do.
+  if (!stream.half_closed) {
+    stream.complete.clear();
+    stream.message = std::string();
+  }
+  dirty_.push_back(conn.shared_from_this());
+}
+
+ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::size_t length,
+                        uint32_t* flags) {
+  Stream* stream = conn.StreamOf(stream_id);
+  if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  std::size_t n = std::min(length, stream->out.size() - stream->out_sent);
+  std::memcpy(buf, stream->out.data() + stream->out_sent, n);
+  stream->out_sent += n;
+  if (stream->out_sent < stream->out.size()) return static_cast<ssize_t>(n);
+  conn.unsent -= stream->counted;  // a reply counts whole until its last byte is framed
+  stream->counted = 0;
+  if (!stream->end_pending) {
+    if (n > 0) return static_cast<ssize_t>(n);
+    stream->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  const std::string status = std::to_string(static_cast<int>(stream->end_code));
+  std::vector<nghttp2_nv> trailers;
+  trailers.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-status")),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(status.data())), 11,
+                      status.size(), NGHTTP2_NV_FLAG_NONE});
+  if (!stream->end_message.empty()) {
+    trailers.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-message")),
+                        reinterpret_cast<uint8_t*>(stream->end_message.data()), 12,
+                        stream->end_message.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_submit_trailer(conn.session, stream_id, trailers.data(), trailers.size());
+  return static_cast<ssize_t>(n);
+}
+
+// The server stops serving: every watch gets NOT_SERVING and ends.
+void Loop::WatchesNotServing() {
+  for (auto& [fd, conn] : connections_) {
+    for (auto& [id, stream] : conn->streams) {
+      if (stream->kind != Kind::kHealthWatch || stream->answered || stream->watch_sent < 0) {
+        continue;
+      }
+      int now = transport_->health().Of(stream->path);
+      if (now != stream->watch_sent) {
+        stream->watch_sent = now;
+        SendMessage(*conn, *stream, GrpcHealth::Response(now));
+      }
+      Finish(*conn, *stream, StatusCode::kUnavailable, "rpcboot: the server is shutting down");
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ServerTransport> MakeNativeGrpcServerTransport(const ServerOptions& options) {
+  return std::make_unique<NativeGrpcServerTransport>(options);
+}
+
+}  // namespace rpcboot::internal
