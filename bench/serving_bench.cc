@@ -11,9 +11,9 @@
 //     answering with a reply made once (the bound of any Thrift server under the stock
 //     client): ratios rpcboot/stock, rpcboot/raw, rpcboot/canned and rpcboot/epoll; rpcboot
 //     again with server.thrift_io: uring (row `uring`; `uring(e)` where io_uring is refused
-//     and that server runs on epoll). gRPC's rows also show rpcboot with server.grpc_server:
-//     native (rows `native`, `native-inline`), with ratios to the stock service and to rpcboot's
-//     server on gRPC's library.
+//     and that server runs on epoll). gRPC's rows: rpcboot (its native HTTP/2 server, the
+//     default) against the stock sync service and against rpcboot on gRPC's library
+//     (server.grpc_server: grpcpp, rows `grpcpp`, `grpcpp-inline`).
 //     replay: the same Thrift servers under a caller as cheap per call as the raw loop's (a
 //     Mix call made once by the stock library, sent as is; the reply checked byte for byte
 //     against the stock library's), so that the ratio to the raw echo measures the server alone.
@@ -41,9 +41,9 @@
 //  7. h2load (not in the default parts): gRPC's Mix driven by nghttp2's h2load, a load generator
 //     neither rpcboot nor gRPC wrote (one thread, in C, cheaper per call than gRPC's client), at
 //     the given connections with one stream each and at 8 connections with 8 streams each,
-//     against rpcboot (on gRPC's library, and native) and the sync service: ratios. h2load counts
-//     HTTP statuses only; the throughput part checks every reply with gRPC's client. Needs
-//     nghttp2-client.
+//     against rpcboot (its native server, and on gRPC's library) and the sync service: ratios.
+//     h2load counts HTTP statuses only; the throughput part checks every reply with gRPC's client.
+//     Needs nghttp2-client.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
@@ -458,20 +458,21 @@ int Serve(const std::string& kind) {
   } else if (kind == "canned") {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls" ||
-             kind == "rpcboot-uring" || kind == "rpcboot-native" ||
-             kind == "rpcboot-native-inline") {
+             kind == "rpcboot-uring" || kind == "rpcboot-grpcpp" ||
+             kind == "rpcboot-grpcpp-inline") {
     static rpcboot::ServerOptions options;
     if (kind == "rpcboot-tls") {
       options.tls.cert_file = CertDir() + "/server.crt";
       options.tls.key_file = CertDir() + "/server.key";
     }
     // "rpcboot-inline": Mix marked as never blocking (server.inline_methods): no hop.
-    if (kind == "rpcboot-inline" || kind == "rpcboot-native-inline") {
+    if (kind == "rpcboot-inline" || kind == "rpcboot-grpcpp-inline") {
       options.inline_methods = {"rich.RichService/Mix"};
     }
-    // "rpcboot-native": gRPC on rpcboot's native HTTP/2 server (server.grpc_server: native).
-    if (kind.rfind("rpcboot-native", 0) == 0) {
-      options.grpc_server = rpcboot::ServerOptions::GrpcServer::kNative;
+    // "rpcboot-grpcpp": gRPC on gRPC's C++ library (server.grpc_server: grpcpp); the others on
+    // rpcboot's native HTTP/2 server, the default.
+    if (kind.rfind("rpcboot-grpcpp", 0) == 0) {
+      options.grpc_server = rpcboot::ServerOptions::GrpcServer::kGrpcpp;
     }
     // "rpcboot-uring": the Thrift loops on io_uring (server.thrift_io: uring).
     if (kind == "rpcboot-uring") options.thrift_io = rpcboot::ServerOptions::ThriftIo::kUring;
@@ -866,9 +867,9 @@ struct ThroughputServers {
         epoll(self, "epoll"),
         uring(self, "uring"),
         ringed(self, "rpcboot-uring"),
-        native(self, "rpcboot-native"),
-        native_inline(self, "rpcboot-native-inline") {}
-  ServerProcess ours, inlined, stock, raw, canned, epoll, uring, ringed, native, native_inline;
+        grpcpp(self, "rpcboot-grpcpp"),
+        grpcpp_inline(self, "rpcboot-grpcpp-inline") {}
+  ServerProcess ours, inlined, stock, raw, canned, epoll, uring, ringed, grpcpp, grpcpp_inline;
 };
 
 // A server's own cost per call over the rounds of one caller count, from /proc: CPU and context
@@ -1009,21 +1010,24 @@ void Throughput(const char* self, double seconds, const std::vector<int>& caller
         MeasureRounds(rounds, {grpc(stock, &cost[0], "/rich_pb.RichService/Mix"),
                                grpc(ours, &cost[1], "/rich.RichService/Mix"),
                                grpc(inlined, &cost[2], "/rich.RichService/Mix"),
-                               grpc(servers.native, &cost[3], "/rich.RichService/Mix"),
-                               grpc(servers.native_inline, &cost[4], "/rich.RichService/Mix")});
+                               grpc(servers.grpcpp, &cost[3], "/rich.RichService/Mix"),
+                               grpc(servers.grpcpp_inline, &cost[4], "/rich.RichService/Mix")});
     const Result& r_stock = m[0].median;
     Print("throughput", "grpc", n, "stock", r_stock, m[0].spread + cost[0].Text());
     Print("throughput", "grpc", n, "rpcboot", m[1].median,
-          Ratio("vs stock", m[1].median.calls_per_second, r_stock.calls_per_second) + m[1].spread +
-              cost[1].Text());
-    Print("throughput", "grpc", n, "inline", m[2].median,
-          Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + m[2].spread +
-              cost[2].Text());
-    // server.grpc_server: native, by default and with Mix in server.inline_methods.
+          Ratio("vs stock", m[1].median.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs grpcpp", m[1].median.calls_per_second, m[3].median.calls_per_second) +
+              m[1].spread + cost[1].Text());
+    Print(
+        "throughput", "grpc", n, "inline", m[2].median,
+        Ratio("vs stock", m[2].median.calls_per_second, r_stock.calls_per_second) + "  " +
+            Ratio("vs grpcpp-inline", m[2].median.calls_per_second, m[4].median.calls_per_second) +
+            m[2].spread + cost[2].Text());
+    // server.grpc_server: grpcpp (gRPC's library under rpcboot), by default and with Mix in
+    // server.inline_methods.
     for (int k : {3, 4}) {
-      Print("throughput", "grpc", n, k == 3 ? "native" : "native-inline", m[k].median,
-            Ratio("vs stock", m[k].median.calls_per_second, r_stock.calls_per_second) + "  " +
-                Ratio("vs rpcboot", m[k].median.calls_per_second, m[1].median.calls_per_second) +
+      Print("throughput", "grpc", n, k == 3 ? "grpcpp" : "grpcpp-inline", m[k].median,
+            Ratio("vs stock", m[k].median.calls_per_second, r_stock.calls_per_second) +
                 m[k].spread + cost[k].Text());
     }
   }
@@ -1397,7 +1401,7 @@ void H2loadPart(const char* self, double seconds, const std::vector<int>& caller
     file.write(reinterpret_cast<const char*>(message), sizeof message);
   }
   ServerProcess ours(self, "rpcboot");
-  ServerProcess native(self, "rpcboot-native");
+  ServerProcess grpcpp(self, "rpcboot-grpcpp");
   ServerProcess stock(self, "stock");
   std::printf(
       "h2load: the p50 column holds the mean time of a call (h2load prints no "
@@ -1410,20 +1414,20 @@ void H2loadPart(const char* self, double seconds, const std::vector<int>& caller
         H2load(stock.grpc_port, "/rich_pb.RichService/Mix", connections, streams, seconds, body);
     Result r_ours =
         H2load(ours.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
-    Result r_native =
-        H2load(native.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
+    Result r_grpcpp =
+        H2load(grpcpp.grpc_port, "/rich.RichService/Mix", connections, streams, seconds, body);
     if (r_stock.calls_per_second == 0 || r_ours.calls_per_second == 0 ||
-        r_native.calls_per_second == 0) {
+        r_grpcpp.calls_per_second == 0) {
       std::fprintf(stderr, "serving_bench: h2load failed at %d connections\n", connections);
       break;
     }
     std::string impl = streams == 1 ? "" : "x" + std::to_string(streams);
     Print("h2load", "grpc", connections, ("stock" + impl).c_str(), r_stock, "");
+    Print("h2load", "grpc", connections, ("grpcpp" + impl).c_str(), r_grpcpp,
+          Ratio("vs stock", r_grpcpp.calls_per_second, r_stock.calls_per_second));
     Print("h2load", "grpc", connections, ("rpcboot" + impl).c_str(), r_ours,
-          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
-    Print("h2load", "grpc", connections, ("native" + impl).c_str(), r_native,
-          Ratio("vs stock", r_native.calls_per_second, r_stock.calls_per_second) + "  " +
-              Ratio("vs rpcboot", r_native.calls_per_second, r_ours.calls_per_second));
+          Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second) + "  " +
+              Ratio("vs grpcpp", r_ours.calls_per_second, r_grpcpp.calls_per_second));
   }
   std::system((std::string("rm -rf ") + dir).c_str());
 }

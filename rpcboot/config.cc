@@ -234,8 +234,8 @@ const std::vector<Key>& Keys() {
            {{"epoll", ServerOptions::ThriftIo::kEpoll},
             {"uring", ServerOptions::ThriftIo::kUring}})},
       {"server.grpc_server",
-       "gRPC's HTTP/2 server: grpcpp (gRPC's C++ library) or native (rpcboot's own, plaintext "
-       "only)",
+       "gRPC's HTTP/2 server: native (rpcboot's own, on event loops like Thrift's) or grpcpp "
+       "(gRPC's C++ library)",
        EnumRule<AppConfig, ServerOptions::GrpcServer>(
            [](AppConfig& c) -> ServerOptions::GrpcServer& { return c.server.grpc_server; },
            {{"grpcpp", ServerOptions::GrpcServer::kGrpcpp},

@@ -49,12 +49,12 @@ struct ServerOptions {
   // Thrift: I/O threads (event loops). 0: max(8, cores). The native gRPC server's loops too
   // (0: one per core).
   int io_threads = 0;
-  // Which HTTP/2 server carries gRPC. kGrpcpp: gRPC's C++ library (its completion queue polled
-  // by rpcboot's threads). kNative: rpcboot's own (HTTP/2 framing by nghttp2 on event loops of
-  // its own, every handler on the handler pool unless listed in inline_methods); plaintext
-  // only: a server with TLS refuses to start with it.
+  // Which HTTP/2 server carries gRPC. kNative: rpcboot's own (HTTP/2 framing by nghttp2 on
+  // event loops of its own, run as the Thrift loops are: a call runs on the loop that read it,
+  // and a loop whose call blocks goes to another thread). kGrpcpp: gRPC's C++ library, its
+  // completion queue polled by rpcboot's threads.
   enum class GrpcServer { kGrpcpp, kNative };
-  GrpcServer grpc_server = GrpcServer::kGrpcpp;
+  GrpcServer grpc_server = GrpcServer::kNative;
   // Thrift: how the event loops wait on their sockets. kEpoll everywhere. kUring: io_uring (Linux
   // 6.0 or later), one system call per message where epoll makes three (wait, read, write);
   // plaintext only (a server with TLS stays on epoll), and a kernel or container that refuses
@@ -97,8 +97,8 @@ struct ServerOptions {
   std::vector<std::string> inline_methods;
   // Shutdown: how long in-flight calls may take to finish.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(5)};
-  // TLS on both ports when tls.cert_file is set (gRPC through its SSL credentials, Thrift
-  // through OpenSSL); mutual TLS with tls.ca_file (and require_client_cert).
+  // TLS on both ports when tls.cert_file is set (OpenSSL; with grpc_server kGrpcpp, gRPC's SSL
+  // credentials); mutual TLS with tls.ca_file (and require_client_cert).
   TlsOptions tls;
   // Who may call what: tokens, required identity, an allow list, your own check.
   AuthOptions auth;

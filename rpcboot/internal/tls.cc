@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -295,6 +296,72 @@ bool LooksLikeTls(std::string_view bytes) {
   // application_data), then major version 3.
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) >= 20 &&
          static_cast<unsigned char>(bytes[0]) <= 23 && bytes[1] == 3;
+}
+
+ServerTlsSession::~ServerTlsSession() {
+  if (ssl != nullptr) SSL_free(ssl);
+}
+
+ssize_t ServerTlsSend(ServerTlsSession& tls, const char* data, std::size_t n) {
+  ERR_clear_error();
+  int sent = SSL_write(tls.ssl, data, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+  if (sent > 0) return sent;
+  int error = SSL_get_error(tls.ssl, sent);
+  if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+    errno = EAGAIN;
+  } else if (error != SSL_ERROR_SYSCALL || errno == 0) {
+    errno = EPIPE;
+  }
+  return -1;
+}
+
+ssize_t ServerTlsRecv(ServerTlsSession& tls, int fd, char* out, std::size_t n) {
+  if (SSL_in_before(tls.ssl)) {
+    // A plaintext client on this port: say so, rather than what OpenSSL makes of its bytes.
+    char first[1];
+    ssize_t peeked = ::recv(fd, first, sizeof first, MSG_PEEK);
+    if (peeked > 0 && static_cast<unsigned char>(first[0]) != 22) {  // not a handshake record
+      // Answer with a TLS alert (unexpected_message), which an rpcboot client reads as "this
+      // port speaks TLS". What the client sent is read first: closing a socket with unread
+      // bytes resets the connection, and the reset would overtake the alert.
+      static constexpr char kAlert[] = {21, 3, 3, 0, 2, 2, 10};
+      char sink[4096];
+      for (int i = 0; i < 16 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+      }
+      [[maybe_unused]] ssize_t sent =
+          ::send(fd, kAlert, sizeof kAlert, MSG_NOSIGNAL | MSG_DONTWAIT);
+      tls.error = "not a TLS handshake: a plaintext client on a TLS port (the client needs TLS on)";
+      errno = EPROTO;
+      return -1;
+    }
+  }
+  ERR_clear_error();
+  errno = 0;
+  int got = SSL_read(tls.ssl, out, static_cast<int>(n));
+  if (!tls.ready && SSL_is_init_finished(tls.ssl)) {
+    tls.ready = true;
+    PeerIdentity identity = CertificateIdentity(tls.ssl);
+    if (!identity.principal.empty()) tls.certificate = std::move(identity);
+  }
+  if (got > 0) return got;
+  switch (SSL_get_error(tls.ssl, got)) {
+    case SSL_ERROR_WANT_READ:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      tls.wants_write = true;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      if (errno == 0) return 0;
+      return -1;
+    default:
+      tls.error = (tls.ready ? "" : "handshake failed: ") + TlsError(tls.ssl);
+      errno = EPROTO;
+      return -1;
+  }
 }
 
 }  // namespace rpcboot::internal

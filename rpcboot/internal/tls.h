@@ -3,7 +3,10 @@
 #ifndef RPCBOOT_INTERNAL_TLS_H_
 #define RPCBOOT_INTERNAL_TLS_H_
 
+#include <sys/types.h>
+
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +42,29 @@ PeerIdentity CertificateIdentity(SSL* ssl);
 // certificate verification said when it failed: "certificate verify failed: unable to get
 // local issuer certificate".
 std::string TlsError(SSL* ssl);
+
+// A server's TLS session on a non-blocking socket, as an event loop drives it (the Thrift loops,
+// the native gRPC server's).
+struct ServerTlsSession {
+  SSL* ssl = nullptr;        // freed with the session
+  bool ready = false;        // its handshake is done
+  bool wants_write = false;  // a read waits for the socket to take bytes (a handshake message)
+  std::string error;         // why TLS refused the peer
+  std::optional<PeerIdentity> certificate;  // the client's certificate, once verified
+
+  ServerTlsSession() = default;
+  ServerTlsSession(const ServerTlsSession&) = delete;
+  ServerTlsSession& operator=(const ServerTlsSession&) = delete;
+  ~ServerTlsSession();
+};
+
+// Reads from `tls` on socket `fd`, driving its handshake: bytes read, 0 at the end, or -1 with
+// errno: EAGAIN (wait for more; with tls.wants_write, for the socket to be writable), EPROTO (TLS
+// refused the peer; tls.error says why). A plaintext client is told so with a TLS alert.
+ssize_t ServerTlsRecv(ServerTlsSession& tls, int fd, char* out, std::size_t n);
+// Writes through `tls` without blocking: bytes taken, or -1 with errno (EAGAIN: try when the
+// socket is writable).
+ssize_t ServerTlsSend(ServerTlsSession& tls, const char* data, std::size_t n);
 
 // A PEM file read whole, or an error naming `key` and the file.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::string& key);

@@ -19,12 +19,13 @@
 // grace). Compressed requests are refused (UNIMPLEMENTED) before any of their bytes is kept.
 //
 // grpc.health.v1.Health (Check and Watch) and server reflection are served by the loops (they
-// run no user code). TLS is not served by this transport: a server with TLS refuses to start
-// with it (server.grpc_server: grpcpp serves TLS).
+// run no user code). TLS (server.tls) is OpenSSL's on the loops' non-blocking sockets, with ALPN
+// h2 and the client certificate as the caller's identity, as on the Thrift port.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -56,6 +57,7 @@
 #include "rpcboot/internal/loop_runners.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/socket.h"
+#include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/server_context.h"
 #include "rpcboot/transport/grpc_health.h"
@@ -204,6 +206,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool lingering = false;  // done: its write side shut, waiting for the peer to close
   bool closed = false;
   Http2Scanner scanner;  // floods nghttp2 would take (rpcboot/internal/http2_guard.h)
+  ServerTlsSession tls;  // server.tls
   SteadyClock::time_point opened;
   SteadyClock::time_point last_call;  // a call started or ended (for idle_timeout)
   SteadyClock::time_point aged_at;    // when its age passed (GOAWAY sent)
@@ -344,9 +347,10 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     table_ = &table;
     scheduler_ = scheduler;
     if (!options_.tls.cert_file.empty()) {
-      return absl::InvalidArgumentError(
-          "gRPC: server.grpc_server native serves plaintext only; with server.tls.* set, use "
-          "server.grpc_server: grpcpp");
+      absl::StatusOr<TlsContext> tls = MakeServerTlsContext(options_.tls, "server.tls");
+      if (!tls.ok()) return tls.status();
+      tls_ = *std::move(tls);
+      SSL_CTX_set_alpn_select_cb(tls_.get(), SelectH2, nullptr);
     }
     reflection_ = std::make_unique<GrpcReflection>(table);
     health_.Add("");
@@ -397,8 +401,10 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
                                            "); every call goes to the handler pool"));
     }
     Log(LogLevel::kInfo,
-        absl::StrCat("gRPC listening on ", options_.host, ":", port_,
-                     " (plaintext; native HTTP/2, I/O threads: ", running_loops_, ")"));
+        absl::StrCat(
+            "gRPC listening on ", options_.host, ":", port_, tls_ ? " (TLS" : " (plaintext",
+            tls_ && options_.tls.require_client_cert ? ", client certificates required" : "",
+            "; native HTTP/2, I/O threads: ", running_loops_, ")"));
     return absl::OkStatus();
   }
 
@@ -440,6 +446,8 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   }
 
   const ServerOptions& options() const { return options_; }
+  // The TLS context, or null for plaintext.
+  SSL_CTX* tls() const { return tls_.get(); }
   const MethodTable& table() const { return *table_; }
   CallScheduler& scheduler() { return *scheduler_; }
   const GrpcReflection& reflection() const { return *reflection_; }
@@ -489,7 +497,22 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     return false;
   }
 
+  // ALPN: HTTP/2 when the client offers it (gRPC's clients always do); a client that offers
+  // nothing is served all the same.
+  static int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen,
+                      const unsigned char* in, unsigned int inlen, void*) {
+    static const unsigned char kH2[] = {2, 'h', '2'};
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, kH2, sizeof kH2, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED) {
+      return SSL_TLSEXT_ERR_NOACK;
+    }
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+
   const ServerOptions options_;
+  TlsContext tls_;
   const MethodTable* table_ = nullptr;
   CallScheduler* scheduler_ = nullptr;
   std::unique_ptr<GrpcReflection> reflection_;
@@ -529,6 +552,19 @@ int OnDataCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, 
              void* user_data) {
   return ConnOf(user_data).loop->OnData(ConnOf(user_data), stream_id, data, len);
 }
+int OnFrameSendCb(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+  // The reply ended a stream whose request the client is still sending (refused before it was
+  // whole): it is told to stop (RST_STREAM NO_ERROR, as HTTP/2 lets a server do), so that it
+  // sends nothing more on it.
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+    Stream* stream = ConnOf(user_data).StreamOf(frame->hd.stream_id);
+    if (stream != nullptr && !stream->half_closed) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+  }
+  return 0;
+}
 int OnStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
   return ConnOf(user_data).loop->OnStreamClose(ConnOf(user_data), stream_id);
 }
@@ -546,6 +582,7 @@ class Callbacks {
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks_, OnFrameRecvCb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks_, OnDataCb);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks_, OnStreamCloseCb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks_, OnFrameSendCb);
     nghttp2_option_new(&option_);
     // nghttp2 ends a connection past 1,000 resets and 33 a second, whatever the client's other
     // calls: a client that cancels 1% of 30,000 calls a second would lose its connection within
@@ -680,7 +717,14 @@ bool Loop::Run() {
       if (it == connections_.end()) continue;
       ConnectionPtr conn = it->second;
       if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(conn);
-      if (!conn->closed && (events[i].events & EPOLLOUT)) dirty_.push_back(conn);
+      if (!conn->closed && (events[i].events & EPOLLOUT)) {
+        if (conn->tls.wants_write) {
+          // A TLS read waited for the socket to take bytes (a handshake message).
+          conn->tls.wants_write = false;
+          OnReadable(conn);
+        }
+        if (!conn->closed) dirty_.push_back(conn);
+      }
     }
     FlushDirty();
     if (!ready_.empty() && !RunReady()) return false;  // handed off
@@ -743,6 +787,15 @@ void Loop::Open(int fd, std::string peer) {
   conn->peer = std::move(peer);
   conn->loop = this;
   conn->opened = conn->last_call = SteadyClock::now();
+  if (SSL_CTX* tls = transport_->tls()) {
+    conn->tls.ssl = NewSsl(tls, fd);
+    if (conn->tls.ssl == nullptr) {
+      ::close(fd);
+      transport_->connections().fetch_sub(1);
+      return;
+    }
+    SSL_set_accept_state(conn->tls.ssl);
+  }
   const ServerOptions& options = transport_->options();
   if (nghttp2_session_server_new2(&conn->session, TheCallbacks().get(), conn.get(),
                                   TheCallbacks().option()) != 0) {
@@ -850,11 +903,25 @@ void Loop::Scan(SteadyClock::time_point now) {
 
 void Loop::OnReadable(const ConnectionPtr& conn) {
   char in[kReadChunk];
-  for (int reads = 0; reads < kReadsPerWake && !conn->closed; ++reads) {
-    ssize_t got = ::recv(conn->fd, in, sizeof in, 0);
+  SSL* ssl = conn->lingering ? nullptr : conn->tls.ssl;
+  // Bytes TLS has taken from the socket are read before the loop waits again: epoll would not
+  // report them.
+  for (int reads = 0;
+       !conn->closed && (reads < kReadsPerWake || (ssl != nullptr && SSL_has_pending(ssl) != 0));
+       ++reads) {
+    ssize_t got = ssl != nullptr ? ServerTlsRecv(conn->tls, conn->fd, in, sizeof in)
+                                 : ::recv(conn->fd, in, sizeof in, 0);
     if (got < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (conn->tls.wants_write) Watch(conn, true);  // a handshake message waits to go out
+        break;
+      }
+      if (errno == EPROTO && transport_->ShouldLogFlood()) {
+        // TLS refused the peer: a failed handshake (a wrong certificate, plaintext on this
+        // port) or a corrupt record.
+        Log(LogLevel::kWarning, "gRPC: closing " + conn->peer + ": TLS: " + conn->tls.error);
+      }
       Close(conn);
       return;
     }
@@ -886,7 +953,8 @@ void Loop::OnReadable(const ConnectionPtr& conn) {
       Close(conn);
       return;
     }
-    if (static_cast<std::size_t>(got) < sizeof in) break;
+    if (static_cast<std::size_t>(got) < sizeof in && (ssl == nullptr || SSL_has_pending(ssl) == 0))
+      break;
   }
   if (!conn->closed && !conn->lingering) Flush(conn);
 }
@@ -913,7 +981,9 @@ void Loop::Flush(const ConnectionPtr& conn) {
     }
     if (c.wbuf_sent == c.wbuf.size()) break;
     ssize_t n =
-        ::send(c.fd, c.wbuf.data() + c.wbuf_sent, c.wbuf.size() - c.wbuf_sent, MSG_NOSIGNAL);
+        c.tls.ssl != nullptr
+            ? ServerTlsSend(c.tls, c.wbuf.data() + c.wbuf_sent, c.wbuf.size() - c.wbuf_sent)
+            : ::send(c.fd, c.wbuf.data() + c.wbuf_sent, c.wbuf.size() - c.wbuf_sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -929,7 +999,7 @@ void Loop::Flush(const ConnectionPtr& conn) {
       c.wbuf_sent = 0;
     }
   }
-  Watch(conn, false);
+  Watch(conn, c.tls.wants_write);
   // Done (nghttp2 wants nothing more: a GOAWAY either way, every stream over; or after this
   // server's GOAWAY, no call left), its frames out: the peer is left to read them and close.
   if ((nghttp2_session_want_read(c.session) == 0 && nghttp2_session_want_write(c.session) == 0) ||
@@ -945,6 +1015,7 @@ void Loop::Linger(const ConnectionPtr& conn) {
   if (conn->lingering) return;
   conn->lingering = true;
   conn->linger_since = SteadyClock::now();
+  if (conn->tls.ssl != nullptr && conn->tls.ready) SSL_shutdown(conn->tls.ssl);  // close_notify
   ::shutdown(conn->fd, SHUT_WR);
 }
 
@@ -1069,7 +1140,7 @@ int Loop::OnFrameRecv(Connection& conn, const nghttp2_frame* frame) {
     } else if (stream->path == GrpcReflection::kPaths[0] ||
                stream->path == GrpcReflection::kPaths[1]) {
       // The schema is the server's to show, to the callers server.auth lets through.
-      PeerIdentity identity;
+      PeerIdentity identity = conn.tls.certificate.value_or(PeerIdentity());
       if (Refusal refusal = transport_->table().guard().Check(
               stream->path, BearerToken(stream->authorization), &identity);
           refusal.refused()) {
@@ -1268,6 +1339,8 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
 
 Answer Loop::Handle(const Call& call) {
   ServerContext context("grpc", call.conn->peer, call.deadline);
+  // Set once, at the handshake, before any call: read here from any thread.
+  if (call.conn->tls.certificate) *context.mutable_identity() = *call.conn->tls.certificate;
   std::string_view token = BearerToken(call.authorization);
   BeginServerSpan(&context, call.traceparent, call.tracestate);
   context.set_shadow(call.shadow);
@@ -1500,8 +1573,8 @@ void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::
       nghttp2_session_resume_data(conn.session, stream.id);
     }
   }
-  // A request not read to its end is left there: nghttp2 resets the stream (NO_ERROR) once the
-  // reply is out, as HTTP/2 lets a server do.
+  // A request not read to its end: the stream is reset (NO_ERROR) once the reply is out
+  // (OnFrameSendCb); what it brings meanwhile is dropped.
   if (!stream.half_closed) {
     stream.complete.clear();
     stream.message = std::string();

@@ -209,14 +209,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   SteadyClock::time_point frame_start;  // first byte of the frame being read
   SteadyClock::time_point write_start;  // first byte of the reply being written
   SteadyClock::time_point last_active;
-  // TLS (server.tls): the session, freed with the connection; whether its handshake is done;
-  // an SSL_read that must wait for the socket to take bytes (the loop then asks for EPOLLOUT);
-  // the client certificate, once verified.
-  SSL* ssl = nullptr;
-  bool tls_ready = false;
-  bool tls_wants_write = false;
-  std::string tls_error;
-  std::optional<PeerIdentity> certificate;
+  ServerTlsSession tls;  // server.tls
   // io_uring loops, loop thread only: a receive is armed; a send is in flight (the kernel reads
   // `out` from out_sent on, so replies queued meanwhile wait in `queued`); operations the kernel
   // still holds (the descriptor is closed, and the object let go, once they have all ended); the
@@ -232,14 +225,11 @@ struct Connection : std::enable_shared_from_this<Connection> {
   Connection() = default;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  ~Connection() {
-    if (ssl != nullptr) SSL_free(ssl);
-  }
 };
 using ConnectionPtr = std::shared_ptr<Connection>;
 
 const PeerIdentity* Certificate(const Connection& conn) {
-  return conn.certificate ? &*conn.certificate : nullptr;
+  return conn.tls.certificate ? &*conn.tls.certificate : nullptr;
 }
 
 // Reply bytes of a connection not yet taken by the kernel.
@@ -250,69 +240,8 @@ std::size_t Unsent(const Connection& conn) {
 // Writes to a connection's socket (through TLS when it has it) without blocking: bytes taken,
 // or -1 with errno (EAGAIN: the socket is full; try when writable).
 ssize_t Send(Connection& conn, const char* data, std::size_t n) {
-  if (conn.ssl == nullptr) return ::send(conn.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-  ERR_clear_error();
-  int sent = SSL_write(conn.ssl, data, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-  if (sent > 0) return sent;
-  int error = SSL_get_error(conn.ssl, sent);
-  if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
-    errno = EAGAIN;
-  } else if (error != SSL_ERROR_SYSCALL || errno == 0) {
-    errno = EPIPE;
-  }
-  return -1;
-}
-
-// Reads from a TLS connection, driving its handshake: bytes read, 0 at the end, or -1 with
-// errno: EAGAIN (wait for more), EPROTO (TLS refused the peer; conn->tls_error says why).
-ssize_t TlsRecv(const ConnectionPtr& conn, char* out, std::size_t n) {
-  if (SSL_in_before(conn->ssl)) {
-    // A plaintext client on this port: say so, rather than what OpenSSL makes of its bytes.
-    char first[1];
-    ssize_t peeked = ::recv(conn->fd, first, sizeof first, MSG_PEEK);
-    if (peeked > 0 && static_cast<unsigned char>(first[0]) != 22) {  // not a handshake record
-      // Answer with a TLS alert (unexpected_message), which an rpcboot client reads as "this
-      // port speaks TLS". What the client sent is read first: closing a socket with unread
-      // bytes resets the connection, and the reset would overtake the alert.
-      static constexpr char kAlert[] = {21, 3, 3, 0, 2, 2, 10};
-      char sink[4096];
-      for (int i = 0; i < 16 && ::recv(conn->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
-      }
-      [[maybe_unused]] ssize_t sent =
-          ::send(conn->fd, kAlert, sizeof kAlert, MSG_NOSIGNAL | MSG_DONTWAIT);
-      conn->tls_error =
-          "not a TLS handshake: a plaintext client on a TLS port (the client needs TLS on)";
-      errno = EPROTO;
-      return -1;
-    }
-  }
-  ERR_clear_error();
-  errno = 0;
-  int got = SSL_read(conn->ssl, out, static_cast<int>(n));
-  if (!conn->tls_ready && SSL_is_init_finished(conn->ssl)) {
-    conn->tls_ready = true;
-    PeerIdentity identity = CertificateIdentity(conn->ssl);
-    if (!identity.principal.empty()) conn->certificate = std::move(identity);
-  }
-  if (got > 0) return got;
-  switch (SSL_get_error(conn->ssl, got)) {
-    case SSL_ERROR_WANT_READ:
-      errno = EAGAIN;
-      return -1;
-    case SSL_ERROR_WANT_WRITE:
-      conn->tls_wants_write = true;
-      errno = EAGAIN;
-      return -1;
-    case SSL_ERROR_ZERO_RETURN:
-      return 0;
-    case SSL_ERROR_SYSCALL:
-      if (errno == 0) return 0;
-      return -1;
-    default:
-      conn->tls_error = (conn->tls_ready ? "" : "handshake failed: ") + TlsError(conn->ssl);
-      errno = EPROTO;
-      return -1;
-  }
+  if (conn.tls.ssl == nullptr) return ::send(conn.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return ServerTlsSend(conn.tls, data, n);
 }
 
 class ThriftServerTransport;
@@ -1260,13 +1189,13 @@ void Loop::Register(int fd, std::string peer) {
   conn->last_active = now_;
   conn->frame_start = conn->last_active;  // TLS: the handshake must end within frame_timeout
   if (SSL_CTX* tls = server_->tls()) {
-    conn->ssl = NewSsl(tls, fd);
-    if (conn->ssl == nullptr) {
+    conn->tls.ssl = NewSsl(tls, fd);
+    if (conn->tls.ssl == nullptr) {
       ::close(fd);
       server_->connections().fetch_sub(1);
       return;
     }
-    SSL_set_accept_state(conn->ssl);
+    SSL_set_accept_state(conn->tls.ssl);
   }
   connections_.emplace(fd, conn);
   if (ring_ != nullptr) {
@@ -1325,13 +1254,14 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
   thread_local char buffer[64 * 1024];
   std::size_t budget = kReadBudget;
   while (budget > 0 && !conn->closed && !conn->call_in_flight) {
-    ssize_t got = conn->ssl != nullptr ? TlsRecv(conn, buffer, sizeof buffer)
-                                       : ::recv(conn->fd, buffer, sizeof buffer, 0);
+    ssize_t got = conn->tls.ssl != nullptr
+                      ? ServerTlsRecv(conn->tls, conn->fd, buffer, sizeof buffer)
+                      : ::recv(conn->fd, buffer, sizeof buffer, 0);
     if (got < 0 && errno == EPROTO) {
       // TLS refused the peer: a handshake that failed (wrong certificate, plaintext on this
       // port) or a corrupt record.
       if (server_->ShouldLogFlood()) {
-        Log(LogLevel::kWarning, "Thrift: closing " + conn->peer + ": TLS: " + conn->tls_error);
+        Log(LogLevel::kWarning, "Thrift: closing " + conn->peer + ": TLS: " + conn->tls.error);
       }
       Close(conn, "", LogLevel::kInfo);
       return true;
@@ -1342,7 +1272,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
       // A short read took all there was: epoll (level-triggered) reports what comes next, so
       // the usual call costs no recv that only says EAGAIN.
       if (static_cast<std::size_t>(got) < sizeof buffer &&
-          (conn->ssl == nullptr || SSL_has_pending(conn->ssl) == 0))
+          (conn->tls.ssl == nullptr || SSL_has_pending(conn->tls.ssl) == 0))
         return true;
       continue;
     }
@@ -1740,9 +1670,9 @@ void Loop::Flush(const ConnectionPtr& conn) {
 void Loop::OnWritable(const ConnectionPtr& conn) {
   Flush(conn);
   if (conn->closed) return;
-  if (conn->tls_wants_write) {
+  if (conn->tls.wants_write) {
     // A TLS read was waiting for the socket to take bytes (a handshake message).
-    conn->tls_wants_write = false;
+    conn->tls.wants_write = false;
     OnReadable(conn, false);
     if (conn->closed) return;
     UpdateEvents(conn);
@@ -1766,7 +1696,7 @@ void Loop::UpdateEvents(const ConnectionPtr& conn) {
   }
   uint32_t events = 0;
   if (WantsInput(*conn)) events |= EPOLLIN;
-  if (!conn->out.empty() || conn->tls_wants_write) events |= EPOLLOUT;
+  if (!conn->out.empty() || conn->tls.wants_write) events |= EPOLLOUT;
   if (events == conn->events || conn->closed) return;
   epoll_event ev{};
   ev.events = events;
@@ -1813,7 +1743,7 @@ void Loop::Scan(SteadyClock::time_point now) {
   std::vector<std::pair<ConnectionPtr, std::string>> expired;
   for (auto& [fd, conn] : connections_) {
     bool mid_frame =
-        (!conn->in.empty() || conn->skip > 0 || (conn->ssl != nullptr && !conn->tls_ready)) &&
+        (!conn->in.empty() || conn->skip > 0 || (conn->tls.ssl != nullptr && !conn->tls.ready)) &&
         !conn->call_in_flight;
     if (conn->hung_up && !conn->call_in_flight) {
       expired.emplace_back(conn, "");

@@ -32,7 +32,7 @@ server:
   thrift_port: 9090
   shutdown_grace_ms: 2500
   thrift_io: uring
-  grpc_server: native
+  grpc_server: grpcpp
   weight: 300
 registry:
   zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
@@ -62,7 +62,7 @@ clients:
   EXPECT_EQ(c->server.thrift_port, -1) << "flag over environment";
   EXPECT_EQ(c->server.shutdown_grace, std::chrono::milliseconds(2500));
   EXPECT_EQ(c->server.thrift_io, ServerOptions::ThriftIo::kUring);
-  EXPECT_EQ(c->server.grpc_server, ServerOptions::GrpcServer::kNative);
+  EXPECT_EQ(c->server.grpc_server, ServerOptions::GrpcServer::kGrpcpp);
   EXPECT_EQ(c->weight, 300);
   EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));

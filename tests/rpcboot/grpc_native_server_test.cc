@@ -1,9 +1,9 @@
 // rpcboot's native gRPC server (server.grpc_server: native) where it works unlike the server on
 // gRPC's library: calls run in place on its event loops, and a loop whose call blocks goes to
 // another thread; the memory quota counts the request bytes it holds; streams past its limit are
-// refused by the server itself; it serves no TLS. The suites that run a second time with
+// refused by the server itself. The suites that run a second time with
 // RPCBOOT_TEST_GRPC_SERVER=native (native_grpc.* in ctest: call paths, bad input, the serving
-// core, deadlines, tracing, stock clients of five languages, hostile peers) check the rest.
+// core, deadlines, tracing, TLS, stock clients of five languages, hostile peers) check the rest.
 // Every wait is on a latch, a count or a read; nothing asserts a duration.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,69 @@ std::string Literal(const std::string& name, const std::string& value) {
          static_cast<char>(value.size()) + value;
 }
 
+// The request headers of a call of `path`.
+std::string RequestHeaders(const std::string& path) {
+  return Literal(":method", "POST") + Literal(":scheme", "http") + Literal(":path", path) +
+         Literal(":authority", "localhost") + Literal("content-type", "application/grpc") +
+         Literal("te", "trailers");
+}
+
+// One HTTP/2 frame as it came: its header's fields and its payload.
+struct Frame {
+  unsigned char type = 0;
+  unsigned char flags = 0;
+  uint32_t stream = 0;
+  std::string payload;
+  // RST_STREAM's and GOAWAY's error code.
+  uint32_t Code() const {
+    const auto* p = reinterpret_cast<const unsigned char*>(payload.data()) + (type == 7 ? 4 : 0);
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+  }
+};
+
+// A raw HTTP/2 client's side of a connection: the bytes it sends, the frames it reads.
+class RawHttp2 {
+ public:
+  explicit RawHttp2(int port) : fd_(ConnectTo(port)) {}
+  ~RawHttp2() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return fd_ >= 0; }
+  bool Send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // The next frame from the server; nullopt once it closed the connection (or after 30 s).
+  std::optional<Frame> Next() {
+    while (true) {
+      if (in_.size() >= 9) {
+        const auto* h = reinterpret_cast<const unsigned char*>(in_.data());
+        std::size_t length = (std::size_t{h[0]} << 16) | (std::size_t{h[1]} << 8) | h[2];
+        if (in_.size() >= 9 + length) {
+          Frame frame;
+          frame.type = h[3];
+          frame.flags = h[4];
+          frame.stream = ((uint32_t{h[5]} & 0x7f) << 24) | (uint32_t{h[6]} << 16) |
+                         (uint32_t{h[7]} << 8) | h[8];
+          frame.payload = in_.substr(9, length);
+          in_.erase(0, 9 + length);
+          return frame;
+        }
+      }
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return std::nullopt;
+      in_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string in_;
+};
+
+constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 // A peer that opens more streams than the server's SETTINGS allow, without waiting for them: the
 // server refuses the streams past grpc_max_concurrent_streams itself (REFUSED_STREAM: they never
 // ran, so a client may send them again) and keeps the connection and the streams it took.
@@ -130,79 +194,66 @@ TEST_F(NativeGrpcServerTest, StreamsPastTheLimitAreRefusedEvenBeforeTheSettingsA
   ServerOptions options;
   options.grpc_max_concurrent_streams = 2;
   StartServer(options);
-  int fd = ConnectTo(server_->grpc_port());
-  ASSERT_GE(fd, 0);
-  const std::string block = Literal(":method", "POST") + Literal(":scheme", "http") +
-                            Literal(":path", "/rich.RichService/Count") +
-                            Literal(":authority", "localhost") +
-                            Literal("content-type", "application/grpc") + Literal("te", "trailers");
-  std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + Http2Frame(4, 0, "");
+  RawHttp2 peer(server_->grpc_port());
+  ASSERT_TRUE(peer.connected());
+  std::string out = kPreface + Http2Frame(4, 0, "");
   // Three calls opened, their requests not sent yet (no END_STREAM): all three are open at once.
-  for (unsigned stream : {1u, 3u, 5u}) out += Http2Frame(1, 0x4, block, stream);
-  ASSERT_EQ(::send(fd, out.data(), out.size(), MSG_NOSIGNAL), static_cast<ssize_t>(out.size()));
-  // Frames from the server until the third stream's RST_STREAM.
-  std::string in;
-  uint32_t refused_stream = 0, code = 0;
-  bool goaway = false;
-  char buf[4096];
-  while (refused_stream == 0 && !goaway) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    ASSERT_GT(n, 0) << "the server closed the connection";
-    in.append(buf, static_cast<std::size_t>(n));
-    while (in.size() >= 9) {
-      const auto* h = reinterpret_cast<const unsigned char*>(in.data());
-      std::size_t length = (std::size_t{h[0]} << 16) | (std::size_t{h[1]} << 8) | h[2];
-      if (in.size() < 9 + length) break;
-      const uint32_t stream =
-          ((uint32_t{h[5]} & 0x7f) << 24) | (uint32_t{h[6]} << 16) | (uint32_t{h[7]} << 8) | h[8];
-      if (h[3] == 3 && length == 4) {  // RST_STREAM
-        const auto* p = h + 9;
-        refused_stream = stream;
-        code = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-      }
-      if (h[3] == 7) goaway = true;
-      in.erase(0, 9 + length);
-    }
+  for (unsigned stream : {1u, 3u, 5u}) {
+    out += Http2Frame(1, 0x4, RequestHeaders("/rich.RichService/Count"), stream);
   }
-  EXPECT_FALSE(goaway) << "the connection was ended, not the stream";
-  EXPECT_EQ(refused_stream, 5u);
-  EXPECT_EQ(code, 7u) << "REFUSED_STREAM";
+  ASSERT_TRUE(peer.Send(out));
+  std::optional<Frame> frame;
+  while ((frame = peer.Next()) && frame->type != 3 && frame->type != 7) {
+  }
+  ASSERT_TRUE(frame) << "the server closed the connection";
+  ASSERT_EQ(frame->type, 3) << "the connection was ended (GOAWAY), not the stream";
+  EXPECT_EQ(frame->stream, 5u);
+  EXPECT_EQ(frame->Code(), 7u) << "REFUSED_STREAM";
   // The two streams taken are still served: their empty requests end them.
   const std::string request("\0\0\0\0\0", 5);
-  std::string finish = Http2Frame(0, 0x1, request, 1) + Http2Frame(0, 0x1, request, 3);
-  ASSERT_EQ(::send(fd, finish.data(), finish.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(finish.size()));
+  ASSERT_TRUE(peer.Send(Http2Frame(0, 0x1, request, 1) + Http2Frame(0, 0x1, request, 3)));
   int ended = 0;
-  while (ended < 2) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    ASSERT_GT(n, 0) << "the server closed the connection";
-    in.append(buf, static_cast<std::size_t>(n));
-    while (in.size() >= 9) {
-      const auto* h = reinterpret_cast<const unsigned char*>(in.data());
-      std::size_t length = (std::size_t{h[0]} << 16) | (std::size_t{h[1]} << 8) | h[2];
-      if (in.size() < 9 + length) break;
-      if (h[3] == 1 && (h[4] & 0x1) != 0) ++ended;  // HEADERS that end a stream: the trailers
-      in.erase(0, 9 + length);
-    }
+  while (ended < 2 && (frame = peer.Next())) {
+    if (frame->type == 1 && (frame->flags & 0x1) != 0) ++ended;  // the trailers
   }
+  EXPECT_EQ(ended, 2);
   EXPECT_EQ(impl_->Count(), 3) << "both calls taken ran (and this one)";
-  ::close(fd);
 }
 
-// The native server serves plaintext only: a server configured with TLS does not start with it,
-// and says which setting to change.
-TEST(NativeGrpcServer, TlsIsRefusedAtStartNamingTheSetting) {
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  options.grpc_server = ServerOptions::GrpcServer::kNative;
-  options.tls.cert_file = "/nonexistent/server.crt";
-  options.tls.key_file = "/nonexistent/server.key";
-  Server server(options);
-  server.AddService<rich::RichService>(std::make_shared<RichServiceImpl>());
-  absl::Status started = server.Start();
-  EXPECT_EQ(started.code(), absl::StatusCode::kInvalidArgument) << started;
-  EXPECT_NE(started.message().find("server.grpc_server: grpcpp"), std::string::npos) << started;
+// A request refused before it is whole (its prefix declares more than max_message_bytes) is
+// answered at once, and the stream is then reset with NO_ERROR, so the client stops sending a
+// message nobody will read; the connection goes on.
+TEST_F(NativeGrpcServerTest, ARequestRefusedBeforeItIsWholeEndsItsStreamWithoutError) {
+  StartServer(ServerOptions());
+  RawHttp2 peer(server_->grpc_port());
+  ASSERT_TRUE(peer.connected());
+  const std::string declared("\0\x7f\xff\xff\xff", 5);  // 2 GB to come
+  ASSERT_TRUE(peer.Send(kPreface + Http2Frame(4, 0, "") +
+                        Http2Frame(1, 0x4, RequestHeaders("/rich.RichService/Count"), 1) +
+                        Http2Frame(0, 0, declared, 1)));
+  bool answered = false, reset = false;
+  std::optional<Frame> frame;
+  while (!reset && (frame = peer.Next())) {
+    if (frame->stream != 1) continue;
+    if (frame->type == 1 && (frame->flags & 0x1) != 0) answered = true;
+    if (frame->type == 3) {
+      EXPECT_TRUE(answered) << "the reset came before the answer";
+      EXPECT_EQ(frame->Code(), 0u) << "NO_ERROR";
+      reset = true;
+    }
+  }
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(reset) << "the stream was left open to a message nobody reads";
+  // The connection goes on: the next call on it is answered.
+  const std::string request("\0\0\0\0\0", 5);
+  ASSERT_TRUE(peer.Send(Http2Frame(1, 0x4, RequestHeaders("/rich.RichService/Count"), 3) +
+                        Http2Frame(0, 0x1, request, 3)));
+  bool ended = false;
+  while (!ended && (frame = peer.Next())) {
+    ended = frame->stream == 3 && frame->type == 1 && (frame->flags & 0x1) != 0;
+  }
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(impl_->Count(), 2) << "the second call ran";
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The Thrift I/O a suite's servers use: epoll, or io_uring when ctest runs the suite a second time
 // with RPCBOOT_TEST_THRIFT_IO=uring (rpcboot_test(... URING) in tests/CMakeLists.txt). Likewise
-// their gRPC server: gRPC's library, or rpcboot's native one with RPCBOOT_TEST_GRPC_SERVER=native
-// (rpcboot_test(... NATIVE_GRPC)).
+// their gRPC server: gRPC's library, or rpcboot's native one (the default of ServerOptions, which
+// every other suite uses) with RPCBOOT_TEST_GRPC_SERVER=native (rpcboot_test(... NATIVE_GRPC)):
+// these suites cover both.
 #ifndef RPCBOOT_TESTS_RPCBOOT_THRIFT_IO_TESTING_H_
 #define RPCBOOT_TESTS_RPCBOOT_THRIFT_IO_TESTING_H_
 

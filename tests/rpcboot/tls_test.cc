@@ -79,6 +79,7 @@ class TlsTest : public ::testing::Test {
     ServerOptions options;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
+    options.grpc_server = rpcboot::testing::TestGrpcServer();
     options.thrift_port = 0;
     if (!cert.empty()) {
       options.tls.cert_file = File(cert + ".crt");
@@ -287,6 +288,7 @@ TEST_F(TlsTest, BadTlsFilesAreNamedAtStart) {
   options.tls.key_file = File("missing.key");
   options.thrift_port = -1;
   options.grpc_port = 0;
+  options.grpc_server = rpcboot::testing::TestGrpcServer();
   Server missing(options);
   missing.AddService<rich::RichService>(std::make_shared<WhoImpl>());
   s = missing.Start();
