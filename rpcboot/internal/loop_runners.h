@@ -1,10 +1,10 @@
 // The threads that run a transport's event loops, and the spares that take over a loop whose
 // thread is held by a call it ran in place (in_place.h): the Thrift loops and the native gRPC
-// server's loops both run this way.
+// server's loops both run this way. Also what both transports start the same way: their
+// listening socket and their number of loops.
 //
 //   LoopRunners<Loop> runners("Thrift");   // Loop has `bool Run()`: false once handed off
-//   runners.Start(loop, &error);           // a thread for each loop, at start
-//   runners.set_max(n);                    // threads at most, spares included
+//   runners.StartAll(&loops, handler_threads);  // a thread for each loop, at start
 //   // the check, under the loop's hand-off lock, when the loop's call blocked:
 //   if (runners.Reserve() && here.Displace(token)) runners.HandOver(loop);
 //   runners.Stop();                        // after every loop was told to stop
@@ -13,8 +13,12 @@
 #ifndef RPCBOOT_INTERNAL_LOOP_RUNNERS_H_
 #define RPCBOOT_INTERNAL_LOOP_RUNNERS_H_
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -22,10 +26,34 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/socket.h"
 
 namespace rpcboot::internal {
+
+// A non-blocking listening socket on host:port (port 0: a free one, *bound_port the one bound);
+// errors start with `protocol`.
+inline absl::StatusOr<int> ListenNonBlocking(const std::string& protocol, const std::string& host,
+                                             int port, int* bound_port) {
+  absl::StatusOr<int> fd = Listen(host, port, bound_port);
+  if (!fd.ok()) {
+    return absl::Status(fd.status().code(), absl::StrCat(protocol, ": ", fd.status().message()));
+  }
+  ::fcntl(*fd, F_SETFL, ::fcntl(*fd, F_GETFL) | O_NONBLOCK);
+  return *fd;
+}
+
+// A transport's event loops: server.io_threads, by default one per core and at least 8 (up to
+// 8 busy connections each get a thread of their own, as a thread per connection would give
+// them, which on a small machine whose cores the callers share costs less per call than one
+// thread waking several callers: docs/benchmarks.md).
+inline int IoThreads(int configured) {
+  return configured > 0 ? configured
+                        : std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+}
 
 template <class Loop>
 class LoopRunners {
@@ -48,6 +76,29 @@ class LoopRunners {
     }
     ++count_;
     return true;
+  }
+
+  // A thread for each of `loops` (index 0 first). When the system refuses one, the transport
+  // serves with the loops that got a thread: `loops` is cut to them (no connection was given to
+  // the others yet), and the log says so. An error when not even one started. Threads at most are
+  // then twice the loops and `handler_threads` (a displaced call holds a handler slot: at most the
+  // pool's size of them at once).
+  absl::Status StartAll(std::vector<std::unique_ptr<Loop>>* loops, int handler_threads) {
+    const std::size_t wanted = loops->size();
+    for (std::size_t i = 0; i < wanted; ++i) {
+      if (std::string error; !Start((*loops)[i].get(), &error)) {
+        if (i == 0) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat(protocol_, ": cannot start an I/O thread: ", error));
+        }
+        Log(LogLevel::kError, absl::StrCat(protocol_, ": started ", i, " of ", wanted,
+                                           " I/O threads; the system refused more: ", error));
+        loops->resize(i);
+        break;
+      }
+    }
+    set_max(static_cast<int>(2 * loops->size()) + std::max(1, handler_threads));
+    return absl::OkStatus();
   }
 
   // Threads at most, those running loops and the spares together.

@@ -289,6 +289,8 @@ class Loop {
   void Linger(const ConnectionPtr& conn);
   void Watch(const ConnectionPtr& conn, bool writable);
   void TakeInbox();
+  template <class Fn>
+  void ToInbox(Fn&& change);
   void Scan(SteadyClock::time_point now);
   void Drain();
   void GoAway(Connection& conn, const char* why);
@@ -296,6 +298,7 @@ class Loop {
   // A stream's request is complete (or one of a stream's messages is): serve it.
   void Serve(Connection& conn, Stream& stream);
   void Dispatch(Connection& conn, Stream& stream);
+  std::optional<std::string> HealthService(Connection& conn, Stream& stream);
   Answer Handle(const Call& call);
   void Submit(std::shared_ptr<Call> call);
   static Answer Refused(const Call& call, StatusCode code, const std::string& why);
@@ -355,17 +358,11 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     reflection_ = std::make_unique<GrpcReflection>(table);
     health_.Add("");
     for (const std::string& service : table.services()) health_.Add(service);
-    absl::StatusOr<int> fd = Listen(options_.host, options_.grpc_port, &port_);
-    if (!fd.ok()) {
-      return absl::Status(fd.status().code(), absl::StrCat("gRPC: ", fd.status().message()));
-    }
+    absl::StatusOr<int> fd = ListenNonBlocking("gRPC", options_.host, options_.grpc_port, &port_);
+    if (!fd.ok()) return fd.status();
     listen_fd_ = *fd;
-    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
     spare_ = std::make_unique<SpareDescriptor>();
-    // As many loops as Thrift's (at least 8): calls run in place on them.
-    int io_threads = options_.io_threads > 0
-                         ? options_.io_threads
-                         : std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+    const int io_threads = IoThreads(options_.io_threads);
     for (int i = 0; i < io_threads; ++i) {
       loops_.push_back(std::make_unique<Loop>(this, i));
       if (absl::Status s = loops_.back()->Init(); !s.ok()) {
@@ -376,25 +373,12 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
       }
     }
     loops_.front()->SetListener(listen_fd_);
-    for (std::size_t i = 0; i < loops_.size(); ++i) {
-      if (std::string error; !runners_.Start(loops_[i].get(), &error)) {
-        if (i == 0) {
-          loops_.clear();
-          ::close(listen_fd_);
-          listen_fd_ = -1;
-          return absl::ResourceExhaustedError(
-              absl::StrCat("gRPC: cannot start an I/O thread: ", error));
-        }
-        // Serve with the loops that have a thread: connections go only to those.
-        Log(LogLevel::kError, absl::StrCat("gRPC: started ", i, " of ", io_threads,
-                                           " I/O threads; the system refused more: ", error));
-        running_loops_ = i;
-        break;
-      }
+    if (absl::Status s = runners_.StartAll(&loops_, scheduler_->threads()); !s.ok()) {
+      loops_.clear();
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+      return s;
     }
-    if (running_loops_ == 0) running_loops_ = loops_.size();
-    // A displaced call holds a handler slot: at most the pool's size of them at once.
-    runners_.set_max(static_cast<int>(2 * running_loops_) + std::max(1, scheduler_->threads()));
     if (std::string error; !monitor_.Start(&error)) {
       // Without the monitor no call runs in place: every call goes to the handler pool.
       Log(LogLevel::kWarning, absl::StrCat("gRPC: no monitor thread (", error,
@@ -404,7 +388,7 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
         absl::StrCat(
             "gRPC listening on ", options_.host, ":", port_, tls_ ? " (TLS" : " (plaintext",
             tls_ && options_.tls.require_client_cert ? ", client certificates required" : "",
-            "; native HTTP/2, I/O threads: ", running_loops_, ")"));
+            "; native HTTP/2, I/O threads: ", loops_.size(), ")"));
     return absl::OkStatus();
   }
 
@@ -413,7 +397,7 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   void StopAccepting() override {
     if (loops_.empty() || accepting_stopped_.exchange(true)) return;
     health_.StopServing();
-    for (std::size_t i = 0; i < running_loops_; ++i) loops_[i]->PostDrain();
+    for (auto& loop : loops_) loop->PostDrain();
   }
 
   // Stops the loops once the replies of finished calls are written (or `deadline` passes). The
@@ -425,11 +409,11 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     StopAccepting();
     while (SteadyClock::now() < deadline) {
       int busy = 0;
-      for (std::size_t i = 0; i < running_loops_; ++i) busy += loops_[i]->busy();
+      for (auto& loop : loops_) busy += loop->busy();
       if (busy == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    for (std::size_t i = 0; i < running_loops_; ++i) loops_[i]->PostStop();
+    for (auto& loop : loops_) loop->PostStop();
     monitor_.Stop();
     runners_.Stop();
     if (listen_fd_ >= 0) ::close(listen_fd_);
@@ -439,7 +423,7 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
 
   // Loop 0 accepted `fd`: give it to a loop, round robin.
   void Assign(int fd, std::string peer) {
-    loops_[next_loop_++ % running_loops_]->Adopt(fd, std::move(peer));
+    loops_[next_loop_++ % loops_.size()]->Adopt(fd, std::move(peer));
   }
   void ShedOneConnection(int listen_fd) {
     if (spare_ != nullptr) spare_->Shed(listen_fd);
@@ -487,12 +471,12 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   // InPlaceMonitor::Client: the loops' calls in place.
   bool CheckInPlace() override {
     bool active = false;
-    for (std::size_t i = 0; i < running_loops_; ++i) active = loops_[i]->CheckBlocked() || active;
+    for (auto& loop : loops_) active = loop->CheckBlocked() || active;
     return active;
   }
   bool AnyInPlace() const override {
-    for (std::size_t i = 0; i < running_loops_; ++i) {
-      if (loops_[i]->RunningHere()) return true;
+    for (const auto& loop : loops_) {
+      if (loop->RunningHere()) return true;
     }
     return false;
   }
@@ -521,7 +505,6 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   int port_ = 0;
   std::unique_ptr<SpareDescriptor> spare_;
   std::vector<std::unique_ptr<Loop>> loops_;
-  std::size_t running_loops_ = 0;
   LoopRunners<Loop> runners_{"gRPC"};
   InPlaceMonitor monitor_{this};
   std::atomic<int> connections_{0};
@@ -637,50 +620,32 @@ absl::Status Loop::Init() {
   return absl::OkStatus();
 }
 
+// Changes the inbox under its lock, then wakes the loop unless a wake is already on its way.
+template <class Fn>
+void Loop::ToInbox(Fn&& change) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    change(inbox_);
+    wake = !std::exchange(woken_, true);
+  }
+  if (wake) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
 void Loop::Adopt(int fd, std::string peer) {
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.adopt.emplace_back(fd, std::move(peer));
-    wake = !std::exchange(woken_, true);
-  }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
+  ToInbox([&](Inbox& inbox) { inbox.adopt.emplace_back(fd, std::move(peer)); });
 }
-
 void Loop::Post(Answer answer) {
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.answers.push_back(std::move(answer));
-    wake = !std::exchange(woken_, true);
-  }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
+  ToInbox([&](Inbox& inbox) { inbox.answers.push_back(std::move(answer)); });
 }
-
 void Loop::PostDrain() {
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.drain = true;
-    woken_ = true;
-  }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  ToInbox([](Inbox& inbox) { inbox.drain = true; });
 }
-
 void Loop::PostStop() {
-  {
-    std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.stop = true;
-    woken_ = true;
-  }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  ToInbox([](Inbox& inbox) { inbox.stop = true; });
 }
 
 bool Loop::Run() {
@@ -1258,19 +1223,11 @@ void Loop::Serve(Connection& conn, Stream& stream) {
       return;
     }
     case Kind::kHealthCheck: {
-      if (stream.in_message || stream.complete.size() != 1) {
-        Finish(conn, stream, StatusCode::kInternal, "rpcboot: the request has no message");
-        return;
-      }
-      std::optional<std::string> service = GrpcHealth::ServiceOf(stream.complete.front());
-      if (!service) {
-        Finish(conn, stream, StatusCode::kInvalidArgument,
-               "rpcboot: the HealthCheckRequest does not decode");
-        return;
-      }
+      std::optional<std::string> service = HealthService(conn, stream);
+      if (!service) return;
       int status = transport_->health().Of(*service);
       if (status == GrpcHealth::kServiceUnknown) {
-        Finish(conn, stream, StatusCode::kNotFound, "rpcboot: unknown service " + *service);
+        Finish(conn, stream, StatusCode::kNotFound, "rpcboot: no service '" + *service + "'");
         return;
       }
       SendMessage(conn, stream, GrpcHealth::Response(status));
@@ -1281,16 +1238,8 @@ void Loop::Serve(Connection& conn, Stream& stream) {
       if (stream.watch_sent >= 0) {
         return;  // the client ended its side: the watch goes on
       }
-      if (stream.complete.size() != 1) {
-        Finish(conn, stream, StatusCode::kInternal, "rpcboot: the request has no message");
-        return;
-      }
-      std::optional<std::string> service = GrpcHealth::ServiceOf(stream.complete.front());
-      if (!service) {
-        Finish(conn, stream, StatusCode::kInvalidArgument,
-               "rpcboot: the HealthCheckRequest does not decode");
-        return;
-      }
+      std::optional<std::string> service = HealthService(conn, stream);
+      if (!service) return;
       stream.path = *service;  // the service watched, from here on
       stream.watch_sent = transport_->health().Of(*service);
       SendMessage(conn, stream, GrpcHealth::Response(stream.watch_sent));
@@ -1309,6 +1258,21 @@ void Loop::Serve(Connection& conn, Stream& stream) {
       return;
     }
   }
+}
+
+// The service a health stream's HealthCheckRequest names; nullopt when the stream was answered
+// with why it has none.
+std::optional<std::string> Loop::HealthService(Connection& conn, Stream& stream) {
+  if (stream.in_message || stream.complete.size() != 1) {
+    Finish(conn, stream, StatusCode::kInternal, "rpcboot: the request has no message");
+    return std::nullopt;
+  }
+  std::optional<std::string> service = GrpcHealth::ServiceOf(stream.complete.front());
+  if (!service) {
+    Finish(conn, stream, StatusCode::kInvalidArgument,
+           "rpcboot: the HealthCheckRequest does not decode");
+  }
+  return service;
 }
 
 void Loop::Dispatch(Connection& conn, Stream& stream) {

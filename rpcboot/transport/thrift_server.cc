@@ -412,21 +412,14 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
       if (!tls.ok()) return tls.status();
       tls_ = *std::move(tls);
     }
-    absl::StatusOr<int> fd = Listen(options_.host, options_.thrift_port, &port_);
-    if (!fd.ok()) {
-      return absl::Status(fd.status().code(), absl::StrCat("Thrift: ", fd.status().message()));
-    }
+    absl::StatusOr<int> fd =
+        ListenNonBlocking("Thrift", options_.host, options_.thrift_port, &port_);
+    if (!fd.ok()) return fd.status();
     listen_fd_ = *fd;
-    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
     // Held back for the moment the process runs out: accept() can then take a connection off
     // the backlog to close it, instead of spinning on EMFILE.
     spare_ = std::make_unique<SpareDescriptor>();
-    // At least 8: up to 8 busy connections each get a thread of their own, as a thread per
-    // connection would give them, which on a small machine whose cores the callers share costs
-    // less per call than one thread waking several callers (docs/benchmarks.md).
-    int io_threads = options_.io_threads > 0
-                         ? options_.io_threads
-                         : std::max(8, static_cast<int>(std::thread::hardware_concurrency()));
+    const int io_threads = IoThreads(options_.io_threads);
     for (int i = 0; i < io_threads; ++i) {
       loops_.push_back(std::make_unique<Loop>(this, i));
       if (absl::Status s = loops_.back()->Init(); !s.ok()) {
@@ -450,25 +443,13 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
       }
     }
     loops_.front()->SetListener(listen_fd_);
-    for (std::size_t i = 0; i < loops_.size(); ++i) {
-      if (std::string error; !runners_.Start(loops_[i].get(), &error)) {
-        if (i == 0) {
-          loops_.clear();
-          ::close(listen_fd_);
-          return absl::ResourceExhaustedError(
-              absl::StrCat("Thrift: cannot start an I/O thread: ", error));
-        }
-        // Serve with the loops that have a thread. No connection is taken before the listener
-        // is watched (below), so none was given to a loop dropped here.
-        Log(LogLevel::kError, absl::StrCat("Thrift: started ", i, " of ", io_threads,
-                                           " I/O threads; the system refused more: ", error));
-        loops_.resize(i);
-        io_threads = static_cast<int>(i);
-        break;
-      }
+    // No connection is taken before the listener is watched (below), so none was given to a
+    // loop that got no thread.
+    if (absl::Status s = runners_.StartAll(&loops_, scheduler_->threads()); !s.ok()) {
+      loops_.clear();
+      ::close(listen_fd_);
+      return s;
     }
-    // A displaced call holds a handler slot: at most the pool's size of them at once.
-    runners_.set_max(2 * io_threads + std::max(1, scheduler_->threads()));
     loops_.front()->WatchListener();
     if (std::string error; !monitor_.Start(&error)) {
       // Without the monitor no call runs in place: every call goes to the handler pool.
@@ -479,8 +460,8 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
         absl::StrCat(
             "Thrift listening on ", options_.host, ":", port_, tls_ ? " (TLS" : " (plaintext",
             tls_ && options_.tls.require_client_cert ? ", client certificates required" : "",
-            "; I/O threads: ", io_threads, loops_.front()->on_ring() ? " on io_uring" : " on epoll",
-            ")"));
+            "; I/O threads: ", loops_.size(),
+            loops_.front()->on_ring() ? " on io_uring" : " on epoll", ")"));
     return absl::OkStatus();
   }
 
