@@ -173,9 +173,8 @@ struct Stream {
   std::size_t held = 0;               // request bytes counted against the memory quota
   bool half_closed = false;           // the client sent END_STREAM
   // The call.
-  bool dispatched = false;  // its handler runs; the reply comes back through the inbox
-  bool answered = false;    // its end (trailers, or a trailers-only reply) is submitted
-  int64_t started = 0;      // for the method's CallStats
+  bool answered = false;  // its end (trailers, or a trailers-only reply) is submitted
+  int64_t started = 0;    // for the method's CallStats
   // Reply messages not yet handed to nghttp2, and how the stream ends once they are out.
   std::string out;
   std::size_t out_sent = 0;
@@ -247,7 +246,7 @@ struct Answer {
 
 class Loop {
  public:
-  Loop(NativeGrpcServerTransport* transport, int index) : transport_(transport), index_(index) {}
+  explicit Loop(NativeGrpcServerTransport* transport) : transport_(transport) {}
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -314,7 +313,6 @@ class Loop {
   void WatchesNotServing();
 
   NativeGrpcServerTransport* const transport_;
-  const int index_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int listen_fd_ = -1;
@@ -364,7 +362,7 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     spare_ = std::make_unique<SpareDescriptor>();
     const int io_threads = IoThreads(options_.io_threads);
     for (int i = 0; i < io_threads; ++i) {
-      loops_.push_back(std::make_unique<Loop>(this, i));
+      loops_.push_back(std::make_unique<Loop>(this));
       if (absl::Status s = loops_.back()->Init(); !s.ok()) {
         loops_.clear();
         ::close(listen_fd_);
@@ -1285,7 +1283,6 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
            "rpcboot: deadline passed before the handler ran");
     return;
   }
-  stream.dispatched = true;
   ++conn.dispatched;
   busy_.fetch_add(1);
   auto call = std::make_shared<Call>(
@@ -1447,7 +1444,6 @@ void Loop::Deliver(Answer answer) {
   --conn.dispatched;
   busy_.fetch_sub(1);
   conn.last_call = SteadyClock::now();
-  stream->dispatched = false;
   if (outcome.code != StatusCode::kOk) {
     stats->Finish(answer.started, outcome.code, conn.peer, outcome.message, answer.shed);
     Finish(conn, *stream, outcome.code, outcome.message);
@@ -1563,16 +1559,14 @@ ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::
   }
   *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
   const std::string status = std::to_string(static_cast<int>(stream->end_code));
-  std::vector<nghttp2_nv> trailers;
-  trailers.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-status")),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(status.data())), 11,
-                      status.size(), NGHTTP2_NV_FLAG_NONE});
-  if (!stream->end_message.empty()) {
-    trailers.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-message")),
-                        reinterpret_cast<uint8_t*>(stream->end_message.data()), 12,
-                        stream->end_message.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  nghttp2_submit_trailer(conn.session, stream_id, trailers.data(), trailers.size());
+  const nghttp2_nv trailers[] = {{reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-status")),
+                                  reinterpret_cast<uint8_t*>(const_cast<char*>(status.data())), 11,
+                                  status.size(), NGHTTP2_NV_FLAG_NONE},
+                                 {reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-message")),
+                                  reinterpret_cast<uint8_t*>(stream->end_message.data()), 12,
+                                  stream->end_message.size(), NGHTTP2_NV_FLAG_NONE}};
+  // nghttp2 copies them: they need not outlive the call.
+  nghttp2_submit_trailer(conn.session, stream_id, trailers, stream->end_message.empty() ? 1 : 2);
   return static_cast<ssize_t>(n);
 }
 
