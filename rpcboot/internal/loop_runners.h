@@ -7,7 +7,7 @@
 //   runners.StartAll(&loops, handler_threads);  // a thread for each loop, at start
 //   // the check, under the loop's hand-off lock, when the loop's call blocked:
 //   if (runners.Reserve() && here.Displace(token)) runners.HandOver(loop);
-//   runners.Stop();                        // after every loop was told to stop
+//   runners.StopAll(loops, deadline, &monitor);  // shutdown
 //
 // Thread-safe.
 #ifndef RPCBOOT_INTERNAL_LOOP_RUNNERS_H_
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/socket.h"
 
 namespace rpcboot::internal {
@@ -99,6 +101,22 @@ class LoopRunners {
     }
     set_max(static_cast<int>(2 * loops->size()) + std::max(1, handler_threads));
     return absl::OkStatus();
+  }
+
+  // Shutdown: waits until no loop is busy (the replies of finished calls written, as each loop's
+  // busy() says) or `deadline` passes; then stops every loop, then `monitor` (the checks are all
+  // that add threads), then joins every thread.
+  void StopAll(const std::vector<std::unique_ptr<Loop>>& loops,
+               std::chrono::steady_clock::time_point deadline, InPlaceMonitor* monitor) {
+    while (std::chrono::steady_clock::now() < deadline) {
+      int busy = 0;
+      for (const auto& loop : loops) busy += loop->busy();
+      if (busy == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    for (const auto& loop : loops) loop->PostStop();
+    monitor->Stop();
+    Stop();
   }
 
   // Threads at most, those running loops and the spares together.

@@ -481,15 +481,7 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
     stopped_ = true;
     StopAccepting();
     // Replies of calls that finished are written before the sockets close.
-    while (SteadyClock::now() < deadline) {
-      int busy = 0;
-      for (auto& loop : loops_) busy += loop->busy();
-      if (busy == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    for (auto& loop : loops_) loop->PostStop();
-    monitor_.Stop();
-    runners_.Stop();
+    runners_.StopAll(loops_, deadline, &monitor_);
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
     spare_.reset();
