@@ -105,7 +105,12 @@ std::string PercentEncode(std::string_view in) {
   return out;
 }
 
-// A grpc-timeout value ("100m", "5S"): at most 8 digits and a unit. nullopt when malformed.
+// The longest timeout a call keeps: 99,999,999 hours (grpc-timeout's largest) is past what a
+// clock's nanoseconds hold, so longer ones are cut to this (a deadline 100 years away).
+constexpr std::chrono::nanoseconds kLongestTimeout = std::chrono::hours(24 * 365 * 100);
+
+// A grpc-timeout value ("100m", "5S"): at most 8 digits and a unit, at most kLongestTimeout.
+// nullopt when malformed.
 std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value) {
   if (value.size() < 2 || value.size() > 9) return std::nullopt;
   int64_t amount = 0;
@@ -113,22 +118,31 @@ std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value)
     if (c < '0' || c > '9') return std::nullopt;
     amount = amount * 10 + (c - '0');
   }
+  int64_t unit_ns = 0;  // one unit, in nanoseconds
   switch (value.back()) {
     case 'H':
-      return std::chrono::hours(amount);
+      unit_ns = int64_t{3600} * 1000 * 1000 * 1000;
+      break;
     case 'M':
-      return std::chrono::minutes(amount);
+      unit_ns = int64_t{60} * 1000 * 1000 * 1000;
+      break;
     case 'S':
-      return std::chrono::seconds(amount);
+      unit_ns = 1000 * 1000 * 1000;
+      break;
     case 'm':
-      return std::chrono::milliseconds(amount);
+      unit_ns = 1000 * 1000;
+      break;
     case 'u':
-      return std::chrono::microseconds(amount);
+      unit_ns = 1000;
+      break;
     case 'n':
-      return std::chrono::nanoseconds(amount);
+      unit_ns = 1;
+      break;
     default:
       return std::nullopt;
   }
+  if (amount > kLongestTimeout.count() / unit_ns) return kLongestTimeout;
+  return std::chrono::nanoseconds(amount * unit_ns);
 }
 
 // A gRPC message: its 5-byte prefix (not compressed) and `bytes`.

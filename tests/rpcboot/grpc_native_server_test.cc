@@ -256,5 +256,28 @@ TEST_F(NativeGrpcServerTest, ARequestRefusedBeforeItIsWholeEndsItsStreamWithoutE
   EXPECT_EQ(impl_->Count(), 2) << "the second call ran";
 }
 
+// grpc-timeout's largest values (99,999,999 hours: more nanoseconds than a clock holds) and its
+// smallest are read without overflow: the first call runs with a deadline far away, the second,
+// whose deadline passed on arrival, is answered DEADLINE_EXCEEDED without running.
+TEST_F(NativeGrpcServerTest, TheLargestAndSmallestTimeoutsAreRead) {
+  StartServer(ServerOptions());
+  RawHttp2 peer(server_->grpc_port());
+  ASSERT_TRUE(peer.connected());
+  const std::string request("\0\0\0\0\0", 5);
+  const std::string headers = RequestHeaders("/rich.RichService/Count");
+  ASSERT_TRUE(peer.Send(kPreface + Http2Frame(4, 0, "") +
+                        Http2Frame(1, 0x4, headers + Literal("grpc-timeout", "99999999H"), 1) +
+                        Http2Frame(0, 0x1, request, 1) +
+                        Http2Frame(1, 0x4, headers + Literal("grpc-timeout", "1n"), 3) +
+                        Http2Frame(0, 0x1, request, 3)));
+  int ended = 0;
+  std::optional<Frame> frame;
+  while (ended < 2 && (frame = peer.Next())) {
+    if (frame->type == 1 && (frame->flags & 0x1) != 0) ++ended;
+  }
+  EXPECT_EQ(ended, 2);
+  EXPECT_EQ(impl_->Count(), 2) << "the first call ran, the second did not";
+}
+
 }  // namespace
 }  // namespace rpcboot
