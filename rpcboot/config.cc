@@ -286,6 +286,16 @@ const std::vector<Key>& Keys() {
        IntRule<AppConfig, std::size_t>(
            0, int64_t{1} << 40,
            [](AppConfig& c) -> std::size_t& { return c.server.grpc_memory_quota; })},
+      {"server.grpc_compression",
+       "gRPC (native server): off (compressed requests refused), accept (gzip/deflate requests "
+       "inflated up to max_message_bytes) or gzip (accept, and gzip replies of 1 KiB or more)",
+       EnumRule<AppConfig, ServerOptions::GrpcCompression>(
+           [](AppConfig& c) -> ServerOptions::GrpcCompression& {
+             return c.server.grpc_compression;
+           },
+           {{"off", ServerOptions::GrpcCompression::kOff},
+            {"accept", ServerOptions::GrpcCompression::kAccept},
+            {"gzip", ServerOptions::GrpcCompression::kGzip}})},
       {"server.max_message_bytes", "largest request or reply",
        IntRule<AppConfig, std::size_t>(
            1024, int64_t{1} << 30,

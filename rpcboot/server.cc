@@ -112,6 +112,13 @@ absl::Status Server::Start() {
     return absl::InvalidArgumentError(
         "neither grpc_port nor thrift_port is set (use 0 to pick a free port)");
   }
+  if (impl_->options_.grpc_port >= 0 &&
+      impl_->options_.grpc_server == ServerOptions::GrpcServer::kGrpcpp &&
+      impl_->options_.grpc_compression != ServerOptions::GrpcCompression::kOff) {
+    return absl::InvalidArgumentError(
+        "server.grpc_compression: accept and gzip need server.grpc_server: native (gRPC's "
+        "library inflates a compressed request whole before its size is checked)");
+  }
   absl::StatusOr<std::unique_ptr<internal::MethodTable>> table =
       internal::MethodTable::Make(impl_->services_, impl_->options_.inline_methods,
                                   impl_->options_.grpc_port >= 0, impl_->options_.thrift_port >= 0);

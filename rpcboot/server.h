@@ -89,6 +89,16 @@ struct ServerOptions {
   // gRPC: the memory gRPC itself may use for connections and calls (its ResourceQuota); under
   // pressure gRPC shrinks its flow-control windows and refuses new streams. 0: no quota.
   std::size_t grpc_memory_quota = std::size_t{1} << 30;
+  // gRPC: compressed messages (native server only). kOff: a compressed request is refused
+  // (UNIMPLEMENTED, grpc-accept-encoding: identity) before any of it is kept. kAccept: gzip and
+  // deflate requests are inflated, the output bounded by max_message_bytes (inflating stops
+  // there: RESOURCE_EXHAUSTED) and counted in grpc_memory_quota; replies are not compressed.
+  // kGzip: kAccept, and replies of 1 KiB or more go gzip-compressed (zlib level 1) to callers
+  // whose grpc-accept-encoding lists gzip, when that makes them smaller. gRPC's library
+  // (grpc_server kGrpcpp) inflates a message whole before its size is checked: Start() refuses
+  // anything but kOff with it.
+  enum class GrpcCompression { kOff, kAccept, kGzip };
+  GrpcCompression grpc_compression = GrpcCompression::kOff;
   // Methods whose handlers never block (no I/O, no locks held long), as
   // "<package>.<Service>/<Method>" or "<package>.<Service>/*": they run on the I/O thread that
   // read the call, with no hop to the handler pool (the fastest path for cheap methods). A

@@ -16,7 +16,9 @@
 // bytes a connection's peer has not read (grpc_max_unsent_bytes: a reply past it becomes
 // RESOURCE_EXHAUSTED), a connection's handshake (frame_timeout), a connection without a call
 // (idle_timeout: GOAWAY, then closed) and a connection's age (grpc_max_connection_age, then its
-// grace). Compressed requests are refused (UNIMPLEMENTED) before any of their bytes is kept.
+// grace). Compressed requests (server.grpc_compression) are refused (UNIMPLEMENTED) before any of
+// their bytes is kept, or inflated on the loop with the output bounded by max_message_bytes and
+// counted in the memory quota; replies are compressed by the call's thread (gzip).
 //
 // grpc.health.v1.Health (Check and Watch) and server reflection are served by the loops (they
 // run no user code). TLS (server.tls) is OpenSSL's on the loops' non-blocking sockets, with ALPN
@@ -51,6 +53,7 @@
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/grpc_compression.h"
 #include "rpcboot/internal/http2_guard.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
@@ -86,6 +89,8 @@ constexpr std::chrono::milliseconds kBusyFor{2};
 constexpr std::chrono::seconds kLinger{2};
 // The flow-control window each stream (and the connection) opens to the peer.
 constexpr uint32_t kStreamWindow = 1024 * 1024;
+// server.grpc_compression gzip: replies at least this long are compressed.
+constexpr std::size_t kCompressFrom = 1024;
 
 // "%" and the bytes outside printable ASCII, as %XX: a grpc-message value.
 std::string PercentEncode(std::string_view in) {
@@ -145,11 +150,19 @@ std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view value)
   return std::chrono::nanoseconds(amount * unit_ns);
 }
 
-// A gRPC message: its 5-byte prefix (not compressed) and `bytes`.
-void AppendMessage(std::string* out, std::string_view bytes) {
+// One header field for nghttp2 (it copies names and values when the frame is submitted).
+nghttp2_nv Header(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// A gRPC message: its 5-byte prefix (compressed or not) and `bytes`.
+void AppendMessage(std::string* out, std::string_view bytes, bool compressed) {
   const std::size_t n = bytes.size();
-  const char prefix[5] = {0, static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                          static_cast<char>(n >> 8), static_cast<char>(n)};
+  const char prefix[5] = {compressed ? '\1' : '\0', static_cast<char>(n >> 24),
+                          static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                          static_cast<char>(n)};
   out->append(prefix, 5);
   out->append(bytes);
 }
@@ -170,6 +183,8 @@ struct Stream {
   std::string method;  // :method
   std::string content_type;
   std::string encoding;  // grpc-encoding
+  GrpcCodec codec = GrpcCodec::kIdentity;
+  bool accepts_gzip = false;  // grpc-accept-encoding lists gzip
   std::string authorization;
   std::string traceparent;
   std::string tracestate;
@@ -182,6 +197,7 @@ struct Stream {
   std::size_t prefix_got = 0;
   std::size_t length = 0;
   bool in_message = false;
+  bool compressed = false;  // the message's prefix says so
   std::string message;
   std::vector<std::string> complete;  // messages received whole, not yet handled
   std::size_t held = 0;               // request bytes counted against the memory quota
@@ -194,6 +210,7 @@ struct Stream {
   std::size_t out_sent = 0;
   std::size_t counted = 0;  // of `out`, in the connection's `unsent`
   bool headers_sent = false;
+  bool reply_gzip = false;  // grpc-encoding: gzip sent with the headers
   bool end_pending = false;
   StatusCode end_code = StatusCode::kOk;
   std::string end_message;
@@ -246,6 +263,7 @@ struct Call {
   bool shadow;
   std::optional<ServerContext::Clock::time_point> deadline;
   int64_t started;  // for the method's CallStats
+  bool gzip_reply;  // server.grpc_compression gzip, and the caller takes gzip
 };
 
 // A handler's answer on its way back to the connection's loop.
@@ -253,7 +271,8 @@ struct Answer {
   ConnectionPtr conn;
   int32_t stream_id = 0;
   HandlerOutcome outcome;
-  bool shed = false;  // refused before its handler ran
+  bool shed = false;        // refused before its handler ran
+  bool compressed = false;  // outcome.reply is gzip
   const Route* route = nullptr;
   int64_t started = 0;  // for the method's CallStats
 };
@@ -321,9 +340,15 @@ class Loop {
   void Deliver(Answer answer);
   // Ends `stream` with `code` (trailers-only when nothing was sent).
   void Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message);
-  void SendMessage(Connection& conn, Stream& stream, std::string_view bytes);
+  void SendMessage(Connection& conn, Stream& stream, std::string_view bytes,
+                   bool compressed = false);
   void SubmitHeaders(Connection& conn, Stream& stream);
   void Release(Stream& stream);
+  // RESOURCE_EXHAUSTED: the requests held would pass server.grpc_memory_quota.
+  std::string QuotaRefusal() const;
+  void RefuseOverQuota(Connection& conn, Stream& stream);
+  // Inflates the stream's whole compressed message; false: refused (answered).
+  bool Inflate(Connection& conn, Stream& stream);
   void WatchesNotServing();
 
   NativeGrpcServerTransport* const transport_;
@@ -443,6 +468,10 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   const GrpcHealth& health() const { return health_; }
   std::atomic<int>& connections() { return connections_; }
   bool accepting_stopped() const { return accepting_stopped_.load(); }
+  // server.grpc_compression: compressed requests are inflated (accept or gzip).
+  bool accepts_compression() const {
+    return options_.grpc_compression != ServerOptions::GrpcCompression::kOff;
+  }
 
   // Request bytes held by calls (received, not yet handled): false when `bytes` more would pass
   // server.grpc_memory_quota (nothing is counted then).
@@ -1056,6 +1085,8 @@ int Loop::OnHeader(Connection& conn, const nghttp2_frame* frame, std::string_vie
     stream->content_type = std::string(value);
   } else if (name == "grpc-encoding") {
     stream->encoding = std::string(value);
+  } else if (name == "grpc-accept-encoding") {
+    stream->accepts_gzip = AcceptsGzip(value);
   } else if (name == "grpc-timeout") {
     std::optional<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(value);
     if (!timeout) {
@@ -1088,16 +1119,23 @@ int Loop::OnFrameRecv(Connection& conn, const nghttp2_frame* frame) {
       !stream->answered) {
     // The request's headers are complete: what the stream asks for is known before its
     // message arrives, so a refusal costs none of its bytes.
+    const std::optional<GrpcCodec> codec = GrpcCodecNamed(stream->encoding);
+    stream->codec = codec.value_or(GrpcCodec::kIdentity);
     if (stream->method != "POST") {
       Finish(conn, *stream, StatusCode::kUnimplemented,
              "rpcboot: gRPC takes POST, not '" + stream->method + "'");
     } else if (stream->content_type.rfind("application/grpc", 0) != 0) {
       Finish(conn, *stream, StatusCode::kInternal,
              "rpcboot: content-type '" + stream->content_type + "' is not application/grpc");
-    } else if (!stream->encoding.empty() && stream->encoding != "identity") {
+    } else if (codec != GrpcCodec::kIdentity && !transport_->accepts_compression()) {
       Finish(conn, *stream, StatusCode::kUnimplemented,
              "rpcboot: compressed requests ('" + stream->encoding +
-                 "') are not accepted: compression is off on this server");
+                 "') are not accepted: compression is off on this server "
+                 "(server.grpc_compression)");
+    } else if (!codec) {
+      Finish(conn, *stream, StatusCode::kUnimplemented,
+             "rpcboot: grpc-encoding '" + stream->encoding +
+                 "' is not supported: this server takes identity, deflate and gzip");
     } else if (stream->bad_timeout) {
       Finish(conn, *stream, StatusCode::kInternal, "rpcboot: malformed grpc-timeout");
     } else if (const Route* route = transport_->table().FindGrpc(stream->path)) {
@@ -1147,9 +1185,16 @@ int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::
       const auto* p = reinterpret_cast<const unsigned char*>(stream->prefix);
       stream->length = (std::size_t{p[1]} << 24) | (std::size_t{p[2]} << 16) |
                        (std::size_t{p[3]} << 8) | std::size_t{p[4]};
-      if (p[0] & 1) {
+      stream->compressed = (p[0] & 1) != 0;
+      if (stream->compressed && !transport_->accepts_compression()) {
         Finish(conn, *stream, StatusCode::kUnimplemented,
-               "rpcboot: a compressed request message: compression is off on this server");
+               "rpcboot: a compressed request message: compression is off on this server "
+               "(server.grpc_compression)");
+        return 0;
+      }
+      if (stream->compressed && stream->codec == GrpcCodec::kIdentity) {
+        Finish(conn, *stream, StatusCode::kInternal,
+               "rpcboot: a request message marked compressed on a call without grpc-encoding");
         return 0;
       }
       // The declared length is a limit, checked before any byte is kept.
@@ -1172,15 +1217,7 @@ int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::
     std::size_t take = std::min(len, stream->length - stream->message.size());
     if (take > 0) {
       if (!transport_->Hold(take)) {
-        if (transport_->ShouldLogFlood()) {
-          Log(LogLevel::kWarning, "gRPC: " + conn.peer +
-                                      ": a request refused: the requests held pass "
-                                      "server.grpc_memory_quota");
-        }
-        Finish(conn, *stream, StatusCode::kResourceExhausted,
-               absl::StrCat("rpcboot: the server holds requests up to its memory quota of ",
-                            transport_->options().grpc_memory_quota,
-                            " bytes (server.grpc_memory_quota)"));
+        RefuseOverQuota(conn, *stream);
         return 0;
       }
       stream->held += take;
@@ -1190,6 +1227,7 @@ int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::
     }
     if (stream->message.size() == stream->length) {
       stream->in_message = false;
+      if (stream->compressed && !Inflate(conn, *stream)) return 0;
       stream->complete.push_back(std::move(stream->message));
       stream->message = std::string();
       // A stream of messages is answered as they come; a unary call once it ends.
@@ -1198,6 +1236,48 @@ int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::
     }
   }
   return 0;
+}
+
+std::string Loop::QuotaRefusal() const {
+  return absl::StrCat("rpcboot: the server holds requests up to its memory quota of ",
+                      transport_->options().grpc_memory_quota, " bytes (server.grpc_memory_quota)");
+}
+
+void Loop::RefuseOverQuota(Connection& conn, Stream& stream) {
+  if (transport_->ShouldLogFlood()) {
+    Log(LogLevel::kWarning, "gRPC: " + conn.peer +
+                                ": a request refused: the requests held pass "
+                                "server.grpc_memory_quota");
+  }
+  Finish(conn, stream, StatusCode::kResourceExhausted, QuotaRefusal());
+}
+
+// The stream's message, compressed, is whole: it is inflated in its place, the output bounded by
+// max_message_bytes and held in the memory quota as it grows; the compressed bytes are let go.
+bool Loop::Inflate(Connection& conn, Stream& stream) {
+  std::string inflated;
+  std::size_t grown = 0;
+  const std::string refused = QuotaRefusal();
+  InflateError error = InflateMessage(
+      stream.codec, stream.message, transport_->options().max_message_bytes,
+      [&](std::size_t n) {
+        if (!transport_->Hold(n)) return false;
+        grown += n;
+        return true;
+      },
+      refused, &inflated);
+  stream.held += grown;
+  if (!error.ok()) {
+    if (transport_->ShouldLogFlood()) {
+      Log(LogLevel::kWarning, "gRPC: " + conn.peer + ": a request refused: " + error.message);
+    }
+    Finish(conn, stream, error.code, error.message);
+    return false;
+  }
+  transport_->Unhold(stream.message.size());
+  stream.held -= stream.message.size();
+  stream.message = std::move(inflated);
+  return true;
 }
 
 int Loop::OnStreamClose(Connection& conn, int32_t stream_id) {
@@ -1295,7 +1375,9 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
   auto call = std::make_shared<Call>(
       Call{conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
            std::move(stream.authorization), std::move(stream.traceparent),
-           std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started});
+           std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started,
+           stream.accepts_gzip &&
+               transport_->options().grpc_compression == ServerOptions::GrpcCompression::kGzip});
   stream.complete.clear();
   if (route->run_inline ||  // server.inline_methods: never blocks, runs here, with no slot
       (transport_->MayRunHere() && route->runtime->MayRunInPlace())) {
@@ -1324,6 +1406,14 @@ Answer Loop::Handle(const Call& call) {
   });
   EndServerSpan(context, std::string_view(call.route->method->grpc_path).substr(1),
                 answer.outcome.code, answer.outcome.message);
+  // Compressed here, on the call's thread, not on the loop.
+  if (call.gzip_reply && answer.outcome.code == StatusCode::kOk &&
+      answer.outcome.reply.size() >= kCompressFrom) {
+    if (std::optional<std::string> gzip = GzipMessage(answer.outcome.reply)) {
+      answer.outcome.reply = *std::move(gzip);
+      answer.compressed = true;
+    }
+  }
   answer.conn = call.conn;
   answer.stream_id = call.stream_id;
   answer.route = call.route;
@@ -1467,7 +1557,7 @@ void Loop::Deliver(Answer answer) {
       Finish(conn, *stream, StatusCode::kResourceExhausted, what);
     } else {
       stats->Finish(answer.started, StatusCode::kOk);
-      SendMessage(conn, *stream, outcome.reply);
+      SendMessage(conn, *stream, outcome.reply, answer.compressed);
       Finish(conn, *stream, StatusCode::kOk, "");
     }
   }
@@ -1477,27 +1567,28 @@ void Loop::Deliver(Answer answer) {
 
 void Loop::SubmitHeaders(Connection& conn, Stream& stream) {
   stream.headers_sent = true;
-  const nghttp2_nv headers[] = {
-      {reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
-       reinterpret_cast<uint8_t*>(const_cast<char*>("200")), 7, 3, NGHTTP2_NV_FLAG_NONE},
-      {reinterpret_cast<uint8_t*>(const_cast<char*>("content-type")),
-       reinterpret_cast<uint8_t*>(const_cast<char*>("application/grpc")), 12, 16,
-       NGHTTP2_NV_FLAG_NONE},
-  };
+  nghttp2_nv headers[4] = {Header(":status", "200"), Header("content-type", "application/grpc")};
+  std::size_t count = 2;
+  if (transport_->accepts_compression()) {
+    headers[count++] = Header("grpc-accept-encoding", kGrpcAcceptedEncodings);
+  }
+  if (stream.reply_gzip) headers[count++] = Header("grpc-encoding", "gzip");
   nghttp2_data_provider body;
   body.source.ptr = nullptr;
   body.read_callback = ReadReplyCb;
-  nghttp2_submit_response(conn.session, stream.id, headers, 2, &body);
+  nghttp2_submit_response(conn.session, stream.id, headers, count, &body);
 }
 
-void Loop::SendMessage(Connection& conn, Stream& stream, std::string_view bytes) {
+void Loop::SendMessage(Connection& conn, Stream& stream, std::string_view bytes, bool compressed) {
   if (stream.answered) return;
   if (stream.out_sent == stream.out.size()) {
     stream.out.clear();
     stream.out_sent = 0;
   }
   const std::size_t before = stream.out.size();
-  AppendMessage(&stream.out, bytes);
+  AppendMessage(&stream.out, bytes, compressed);
+  // A compressed message needs grpc-encoding in the headers, which the first message sends.
+  if (compressed && !stream.headers_sent) stream.reply_gzip = true;
   stream.counted += stream.out.size() - before;
   conn.unsent += stream.out.size() - before;
   if (!stream.headers_sent) {
@@ -1514,19 +1605,17 @@ void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::
   Release(stream);
   const std::string status = std::to_string(static_cast<int>(code));
   const std::string encoded = PercentEncode(message);
-  auto nv = [](std::string_view name, std::string_view value) {
-    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                      value.size(), NGHTTP2_NV_FLAG_NONE};
-  };
+  auto nv = Header;
   if (!stream.headers_sent) {
     // Trailers-only: the status in the one HEADERS frame, which ends the stream.
     stream.headers_sent = true;
     std::vector<nghttp2_nv> headers = {nv(":status", "200"), nv("content-type", "application/grpc"),
                                        nv("grpc-status", status)};
     if (!encoded.empty()) headers.push_back(nv("grpc-message", encoded));
-    if (code == StatusCode::kUnimplemented && !stream.encoding.empty() &&
-        stream.encoding != "identity") {
+    if (transport_->accepts_compression()) {
+      headers.push_back(nv("grpc-accept-encoding", kGrpcAcceptedEncodings));
+    } else if (code == StatusCode::kUnimplemented && !stream.encoding.empty() &&
+               stream.encoding != "identity") {
       headers.push_back(nv("grpc-accept-encoding", "identity"));
     }
     nghttp2_submit_response(conn.session, stream.id, headers.data(), headers.size(), nullptr);

@@ -46,6 +46,15 @@ int main(int argc, char** argv) {
       options.grpc_max_concurrent_streams = std::atoi(value.c_str());
     } else if (key == "grpc_memory_quota") {
       options.grpc_memory_quota = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (key == "grpc_compression") {
+      if (value != "off" && value != "accept" && value != "gzip") {
+        std::cerr << "rich_server: grpc_compression takes off, accept or gzip\n";
+        return 2;
+      }
+      options.grpc_compression = value == "off" ? rpcboot::ServerOptions::GrpcCompression::kOff
+                                 : value == "accept"
+                                     ? rpcboot::ServerOptions::GrpcCompression::kAccept
+                                     : rpcboot::ServerOptions::GrpcCompression::kGzip;
     } else if (key == "tls_dir") {
       options.tls.cert_file = value + "/server.crt";
       options.tls.key_file = value + "/server.key";

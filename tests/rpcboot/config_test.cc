@@ -33,6 +33,7 @@ server:
   shutdown_grace_ms: 2500
   thrift_io: uring
   grpc_server: grpcpp
+  grpc_compression: gzip
   weight: 300
 registry:
   zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
@@ -63,6 +64,7 @@ clients:
   EXPECT_EQ(c->server.shutdown_grace, std::chrono::milliseconds(2500));
   EXPECT_EQ(c->server.thrift_io, ServerOptions::ThriftIo::kUring);
   EXPECT_EQ(c->server.grpc_server, ServerOptions::GrpcServer::kGrpcpp);
+  EXPECT_EQ(c->server.grpc_compression, ServerOptions::GrpcCompression::kGzip);
   EXPECT_EQ(c->weight, 300);
   EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
@@ -111,6 +113,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--server.grpc_server=netty"}),
             "server.grpc_server: 'netty' from command line --server.grpc_server is not grpcpp or "
             "native");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.grpc_compression=zstd"}),
+            "server.grpc_compression: 'zstd' from command line --server.grpc_compression is not "
+            "off, accept or gzip");
   EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
             "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
             "false");
@@ -487,6 +492,7 @@ TEST(Config, HelpListsEveryKey) {
                           "server.grpc_memory_quota",
                           "server.thrift_io",
                           "server.grpc_server",
+                          "server.grpc_compression",
                           "RPCBOOT_SERVER_GRPC_PORT",
                           "load_balancer",
                           "subset_size",
