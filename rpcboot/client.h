@@ -84,8 +84,16 @@ enum class GrpcClient {
   kGrpcpp,
   // rpcboot's own (nghttp2): each call's I/O on the calling thread over a pooled connection of its
   // own up to 32 calls in flight (no thread hop), past that as an HTTP/2 stream on one of those
-  // (one caller reads for the others). "host:port" targets only; identity encoding only.
+  // (one caller reads for the others). "host:port" targets only.
   kNative,
+};
+
+// gRPC channels: how requests go (replies compressed with gzip or deflate are inflated either way,
+// up to max_message_bytes).
+enum class GrpcCompression {
+  kOff,   // requests go uncompressed
+  kGzip,  // native client: requests of 1 KiB or more go gzip-compressed (zlib level 1) when that
+          // makes them smaller; gRPC's library compresses every request with gzip
 };
 
 struct ChannelOptions {
@@ -94,6 +102,9 @@ struct ChannelOptions {
   std::size_t max_message_bytes = 16 * 1024 * 1024;
   // gRPC channels: which HTTP/2 client carries the calls (see GrpcClient).
   GrpcClient grpc_client = GrpcClient::kNative;
+  // gRPC channels: compressed requests (see GrpcCompression). The server must take them: an
+  // rpcboot server with server.grpc_compression accept or gzip, or a stock gRPC server.
+  GrpcCompression grpc_compression = GrpcCompression::kOff;
   // Thrift channels: compact (default) or binary.
   WireFormat thrift_format = WireFormat::kThriftCompact;
   // Thrift channels: wrap calls in THeader frames, which carry the call's deadline to the

@@ -487,6 +487,12 @@ const std::vector<ClientKey>& ClientKeys() {
        EnumRule<ClientConfig, GrpcClient>(
            [](ClientConfig& c) -> GrpcClient& { return c.channel.grpc_client; },
            {{"grpcpp", GrpcClient::kGrpcpp}, {"native", GrpcClient::kNative}})},
+      {"grpc_compression",
+       "a grpc client's requests: off, or gzip (the server must take gzip: rpcboot's "
+       "server.grpc_compression accept or gzip, or a stock gRPC server)",
+       EnumRule<ClientConfig, GrpcCompression>(
+           [](ClientConfig& c) -> GrpcCompression& { return c.channel.grpc_compression; },
+           {{"off", GrpcCompression::kOff}, {"gzip", GrpcCompression::kGzip}})},
       // Checked by App::FromConfig (a balancer of your own is registered before it).
       {"load_balancer", "p2c, round_robin, weighted_random, consistent_hash, or your own",
        StringRule<ClientConfig>(
@@ -774,7 +780,8 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
-        "grpc_client, load_balancer, timeout_ms, max_attempts, subset_size, subset_position, "
+        "grpc_client, grpc_compression, load_balancer, timeout_ms, max_attempts, subset_size, "
+        "subset_position, "
         "thrift_format, "
         "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, "
         "shadow_* (--help lists them)"));

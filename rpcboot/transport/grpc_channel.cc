@@ -1,5 +1,6 @@
 // gRPC client channel: generic unary calls on a grpc::Channel with bytes in and out, so no
 // generated stub is needed.
+#include <grpc/compression.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/client_unary_call.h>
@@ -24,6 +25,9 @@ class GrpcChannel final : public Channel {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
     args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+    if (options.grpc_compression == GrpcCompression::kGzip) {
+      args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+    }
     std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
     if (options.tls.enabled) {
       credentials = TlsCredentials(options.tls);

@@ -33,6 +33,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/client_connection.h"
+#include "rpcboot/internal/grpc_compression.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -52,6 +53,8 @@ constexpr std::size_t kMaxIdleConnections = 64;
 // client's own cap per connection), and a new one opens only when all are full.
 constexpr std::size_t kSoloConnections = 32;
 constexpr uint32_t kMaxStreamsPerConnection = 100;
+// GrpcCompression::kGzip: requests at least this long are compressed.
+constexpr std::size_t kCompressFrom = 1024;
 
 // "%E2%82%AC" -> the bytes; anything that is not a well-formed escape stays as it is.
 std::string PercentDecode(std::string_view in) {
@@ -112,7 +115,7 @@ struct Stream {
   int32_t id = 0;
   // The request: the 5-byte gRPC message prefix, then the message, fed to nghttp2 as its window
   // allows.
-  char prefix[5] = {};
+  char prefix[5] = {};  // its first byte says whether the message is compressed
   std::string_view request;
   std::size_t sent = 0;
   // The reply.
@@ -420,6 +423,13 @@ class NativeGrpcChannel final : public Channel {
     add("content-type", "application/grpc");
     add("user-agent", "rpcboot-grpc");
     add("grpc-timeout", timeout_value);
+    add("grpc-accept-encoding", internal::kGrpcAcceptedEncodings);
+    std::optional<std::string> gzip;
+    if (options_.grpc_compression == GrpcCompression::kGzip && request.size() >= kCompressFrom) {
+      gzip = internal::GzipMessage(request);
+      if (gzip) add("grpc-encoding", "gzip");
+    }
+    const std::string_view message = gzip ? std::string_view(*gzip) : request;
     if (!bearer_.empty()) add("authorization", bearer_);
     if (!call_options.traceparent.empty()) {
       add(internal::kTraceparentHeader, call_options.traceparent);
@@ -431,8 +441,12 @@ class NativeGrpcChannel final : public Channel {
     // A pooled connection the server has left may take the stream before its GOAWAY or close
     // arrives: nothing ran, and the call goes once more, on a new connection.
     std::optional<std::string> reply =
-        Attempt(headers, request, call_options, timeout, deadline, /*fresh=*/false);
-    if (!reply) reply = Attempt(headers, request, call_options, timeout, deadline, /*fresh=*/true);
+        Attempt(headers, message, gzip.has_value(), call_options, timeout, deadline,
+                /*fresh=*/false);
+    if (!reply) {
+      reply = Attempt(headers, message, gzip.has_value(), call_options, timeout, deadline,
+                      /*fresh=*/true);
+    }
     return *std::move(reply);
   }
 
@@ -441,12 +455,13 @@ class NativeGrpcChannel final : public Channel {
   // Nothing when the stream was refused, or could not be sent, on a connection used before: it
   // did not run.
   std::optional<std::string> Attempt(const std::vector<nghttp2_nv>& headers,
-                                     std::string_view request, const CallOptions& call_options,
+                                     std::string_view request, bool compressed,
+                                     const CallOptions& call_options,
                                      std::chrono::milliseconds timeout,
                                      std::chrono::steady_clock::time_point deadline, bool fresh) {
     Stream stream;
     stream.request = request;
-    stream.prefix[0] = 0;
+    stream.prefix[0] = compressed ? 1 : 0;
     for (int i = 0; i < 4; ++i)
       stream.prefix[1 + i] = static_cast<char>((request.size() >> (24 - 8 * i)) & 0xff);
     nghttp2_data_provider body;
@@ -685,9 +700,22 @@ class NativeGrpcChannel final : public Channel {
                      "gRPC: reply from " + endpoint_.Name() + " has no complete message");
     }
     if (stream.reply_compressed) {
-      throw RpcError(StatusCode::kInternal,
-                     "gRPC: reply compressed with '" + stream.grpc_encoding +
-                         "', which this client did not accept (it accepts identity only)");
+      const std::optional<internal::GrpcCodec> codec =
+          internal::GrpcCodecNamed(stream.grpc_encoding);
+      if (!codec || *codec == internal::GrpcCodec::kIdentity) {
+        throw RpcError(StatusCode::kInternal,
+                       "gRPC: reply from " + endpoint_.Name() + " compressed with '" +
+                           stream.grpc_encoding + "', which this client does not take (" +
+                           std::string(internal::kGrpcAcceptedEncodings) + ")");
+      }
+      std::string inflated;
+      internal::InflateError error = internal::InflateMessage(
+          *codec, stream.reply, options_.max_message_bytes, [](std::size_t) { return true; }, "",
+          &inflated);
+      if (!error.ok()) {
+        throw RpcError(error.code, "gRPC: reply from " + endpoint_.Name() + ": " + error.message);
+      }
+      return inflated;
     }
     return std::move(stream.reply);
   }

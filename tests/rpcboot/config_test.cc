@@ -45,6 +45,7 @@ clients:
   order.OrderService:
     protocol: thrift
     load_balancer: consistent_hash
+    grpc_compression: gzip
     timeout_ms: 800
     thrift_format: binary
   shop.ShopService:
@@ -76,6 +77,8 @@ clients:
   EXPECT_EQ(order.app, "order") << "the package by default";
   EXPECT_EQ(order.protocol, Protocol::kThrift);
   EXPECT_EQ(order.channel.load_balancer, "consistent_hash");
+  EXPECT_EQ(order.channel.grpc_compression, GrpcCompression::kGzip);
+  EXPECT_EQ(c->clients.at("shop.ShopService").channel.grpc_compression, GrpcCompression::kOff);
   EXPECT_EQ(order.channel.default_timeout, std::chrono::milliseconds(800));
   EXPECT_EQ(order.channel.thrift_format, WireFormat::kThriftBinary);
   EXPECT_EQ(c->clients.at("shop.ShopService").address, "static://127.0.0.1:1,127.0.0.1:2");
@@ -116,6 +119,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--server.grpc_compression=zstd"}),
             "server.grpc_compression: 'zstd' from command line --server.grpc_compression is not "
             "off, accept or gzip");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.grpc_compression=br"}),
+            "clients.shop.ShopService.grpc_compression: 'br' from command line "
+            "--clients.shop.ShopService.grpc_compression is not off or gzip");
   EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
             "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
             "false");
@@ -136,7 +142,8 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
       "unknown key 'clients.shop.ShopService.protocl' from command line "
       "--clients.shop.ShopService.protocl: client keys are "
       "clients.<package.Service>.<field>, fields app, address, protocol, grpc_client, "
-      "load_balancer, timeout_ms, max_attempts, subset_size, subset_position, thrift_format, "
+      "grpc_compression, load_balancer, timeout_ms, max_attempts, subset_size, subset_position, "
+      "thrift_format, "
       "tls.*, "
       "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, shadow_* (--help "
       "lists them)");
