@@ -14,8 +14,16 @@
 // When that happens on a pooled connection (the server went away while it sat idle, and its GOAWAY
 // or its close crossed the new stream), the call is sent once more on a new connection, as gRPC's
 // transparent retry does; on a new connection it is the caller's to retry.
+//
+// Idle connections. A pooled connection nobody uses is read by no call, so once a second one
+// thread of the process (IdleSweeper) looks for idle connections with bytes waiting and reads
+// them: a PING is answered (gRPC's servers wait up to 20 s for that answer when they shut down
+// gracefully, and close a connection that leaves their keepalive PINGs unanswered), a GOAWAY or a
+// close drops the connection from the pool before a call picks it. The path of a call is the same
+// with or without it.
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -26,10 +34,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/client_connection.h"
@@ -48,6 +59,8 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 // Reply headers and trailers together; gRPC's own default hard limit is 16 KiB.
 constexpr std::size_t kMaxReplyHeaderBytes = 64 * 1024;
 constexpr std::size_t kMaxIdleConnections = 64;
+// How often IdleSweeper reads the idle connections that have bytes waiting.
+constexpr std::chrono::seconds kSweepEvery{1};
 // Up to this many connections in use, each call has one to itself; past it, a call joins the
 // connection carrying the fewest (below the server's SETTINGS_MAX_CONCURRENT_STREAMS and this
 // client's own cap per connection), and a new one opens only when all are full.
@@ -450,6 +463,37 @@ class NativeGrpcChannel final : public Channel {
     return *std::move(reply);
   }
 
+  // What the server sent to idle connections (IdleSweeper, once a second): each with bytes
+  // waiting leaves the pool while they are read (PINGs answered) and returns unless the server
+  // has left it (GOAWAY, closed). A call that wants it meanwhile takes another, or a new one.
+  void SweepIdle() {
+    std::vector<std::shared_ptr<Connection>> idle;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      idle = idle_;
+    }
+    if (idle.empty()) return;
+    std::vector<pollfd> fds(idle.size());
+    for (std::size_t i = 0; i < idle.size(); ++i) fds[i] = pollfd{idle[i]->io.fd, POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), 0) <= 0) return;
+    std::vector<std::shared_ptr<Connection>> waiting;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (std::size_t i = 0; i < idle.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        auto it = std::find(idle_.begin(), idle_.end(), idle[i]);
+        if (it == idle_.end()) continue;  // a call took it meanwhile: the call reads it
+        waiting.push_back(std::move(*it));
+        idle_.erase(it);
+      }
+    }
+    for (std::shared_ptr<Connection>& conn : waiting) {
+      if (!Absorb(*conn)) continue;  // the server left it: it closes here
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
+    }
+  }
+
  private:
   // One try of a call: its stream on a connection of the pool, or on a new one when `fresh`.
   // Nothing when the stream was refused, or could not be sent, on a connection used before: it
@@ -807,7 +851,8 @@ class NativeGrpcChannel final : public Channel {
     if (nghttp2_session_mem_recv(conn.session, reinterpret_cast<const uint8_t*>(in), got) < 0)
       return false;
     std::string out;
-    return !conn.goaway && nghttp2_session_want_read(conn.session) != 0 && Flush(conn, &out) &&
+    const bool sent = Flush(conn, &out);  // a PING's answer, before anything else is decided
+    return sent && !conn.goaway && nghttp2_session_want_read(conn.session) != 0 &&
            internal::LooksIdle(conn.io);
   }
 
@@ -836,6 +881,54 @@ class NativeGrpcChannel final : public Channel {
   std::vector<std::shared_ptr<Connection>> shared_;  // calls on them, and room for more
 };
 
+// One thread for the process, started with the first native channel: once a second it has every
+// native channel still alive read its idle connections that have bytes waiting (SweepIdle).
+class IdleSweeper {
+ public:
+  static IdleSweeper& Get() {
+    static IdleSweeper* sweeper = new IdleSweeper();  // never destroyed: its thread outlives main
+    return *sweeper;
+  }
+
+  void Add(const std::shared_ptr<NativeGrpcChannel>& channel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    channels_.push_back(channel);
+    if (started_) return;
+    started_ = true;
+    try {
+      std::thread([this] { Run(); }).detach();
+    } catch (const std::system_error& e) {
+      // Idle connections are then read when a call takes them, as before.
+      internal::Log(LogLevel::kWarning,
+                    std::string("gRPC: no thread to read idle connections (") + e.what() + ")");
+    }
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::this_thread::sleep_for(kSweepEvery);
+      std::vector<std::shared_ptr<NativeGrpcChannel>> alive;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = channels_.begin(); it != channels_.end();) {
+          if (std::shared_ptr<NativeGrpcChannel> channel = it->lock()) {
+            alive.push_back(std::move(channel));
+            ++it;
+          } else {
+            it = channels_.erase(it);
+          }
+        }
+      }
+      for (const auto& channel : alive) channel->SweepIdle();
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<std::weak_ptr<NativeGrpcChannel>> channels_;
+  bool started_ = false;
+};
+
 }  // namespace
 
 std::shared_ptr<Channel> MakeNativeGrpcChannel(const std::string& host_port,
@@ -844,8 +937,10 @@ std::shared_ptr<Channel> MakeNativeGrpcChannel(const std::string& host_port,
   internal::ClientEndpoint endpoint =
       internal::MakeClientEndpoint("gRPC", host_port, options.tls, &tls);
   endpoint.alpn = "\x02h2";
-  return std::make_shared<NativeGrpcChannel>(host_port, std::move(endpoint), std::move(options),
-                                             std::move(tls));
+  auto channel = std::make_shared<NativeGrpcChannel>(host_port, std::move(endpoint),
+                                                     std::move(options), std::move(tls));
+  IdleSweeper::Get().Add(channel);
+  return channel;
 }
 
 }  // namespace rpcboot

@@ -353,16 +353,32 @@ TEST(NativeGrpcChannel, MalformedRepliesAreInternalErrorsNamingWhatWasWrong) {
                 Trailers(s, "0");
        },
        "no complete message"},
-      {"compressed",
+      {"marked gzip, not gzip",
        [](uint32_t s) {
          return Http2Frame(kHeaders, kEndHeaders,
                            HeaderBlock({{":status", "200"},
                                         {"content-type", "application/grpc"},
                                         {"grpc-encoding", "gzip"}}),
                            s) +
+                Http2Frame(kData, 0, GrpcMessage("plainly not gzip", true), s) + Trailers(s, "0");
+       },
+       "a message marked gzip does not inflate"},
+      {"compressed with an encoding this client does not take",
+       [](uint32_t s) {
+         return Http2Frame(kHeaders, kEndHeaders,
+                           HeaderBlock({{":status", "200"},
+                                        {"content-type", "application/grpc"},
+                                        {"grpc-encoding", "snappy"}}),
+                           s) +
                 Http2Frame(kData, 0, GrpcMessage("x", true), s) + Trailers(s, "0");
        },
-       "compressed with 'gzip'"},
+       "compressed with 'snappy', which this client does not take"},
+      {"marked compressed without grpc-encoding",
+       [](uint32_t s) {
+         return ResponseHeaders(s) + Http2Frame(kData, 0, GrpcMessage("x", true), s) +
+                Trailers(s, "0");
+       },
+       "compressed with '', which this client does not take"},
       {"not gRPC content",
        [](uint32_t s) {
          return ResponseHeaders(s, "200", "text/html") + Http2Frame(kData, 0, GrpcMessage(""), s) +
