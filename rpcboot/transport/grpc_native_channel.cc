@@ -24,6 +24,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -890,6 +891,17 @@ class IdleSweeper {
     return *sweeper;
   }
 
+  IdleSweeper() {
+    // fork() copies no thread: a child's first channel starts its own sweeper.
+    pthread_atfork([] { Get().mu_.lock(); }, [] { Get().mu_.unlock(); },
+                   [] {
+                     IdleSweeper& sweeper = Get();
+                     sweeper.channels_.clear();
+                     sweeper.started_ = false;
+                     sweeper.mu_.unlock();
+                   });
+  }
+
   void Add(const std::shared_ptr<NativeGrpcChannel>& channel) {
     std::lock_guard<std::mutex> lock(mu_);
     channels_.push_back(channel);
@@ -898,7 +910,7 @@ class IdleSweeper {
     try {
       std::thread([this] { Run(); }).detach();
     } catch (const std::system_error& e) {
-      // Idle connections are then read when a call takes them, as before.
+      // Idle connections are then read only when a call takes them.
       internal::Log(LogLevel::kWarning,
                     std::string("gRPC: no thread to read idle connections (") + e.what() + ")");
     }
