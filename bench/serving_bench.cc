@@ -1,6 +1,6 @@
 // The serving core against the stock servers and the physical bound, with the load generator
 // and the server in separate processes (this binary starts itself as the server, by pid, and
-// stops it). Seven parts, all on 127.0.0.1, each bounded in time:
+// stops it). Eight parts, all on 127.0.0.1, each bounded in time:
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
@@ -45,14 +45,22 @@
 //     h2load counts HTTP statuses only; the throughput part checks every reply with gRPC's client.
 //     Needs nghttp2-client.
 //
+//  8. compression (not in the default parts): EchoScalars with a 16 KiB order list (text as a
+//     JSON array would carry it) through the stock stub, against rpcboot's native server with
+//     server.grpc_compression off (plain requests) and gzip (gzip requests from the stub, gzip
+//     replies), and against the grpc sync service compressing its replies (gzip requests too):
+//     calls/s, the server's CPU per call and the bytes through the loopback interface per call
+//     (both ways, headers and all), with ratios.
+//
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
-//                                      h2load]
+//                                      h2load,compression]
 //                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <grpc/compression.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/client_unary_call.h>
 #include <liburing.h>
@@ -459,7 +467,7 @@ int Serve(const std::string& kind) {
     std::thread(ServeThreadPerConnection, CannedMixConnection).detach();
   } else if (kind == "rpcboot" || kind == "rpcboot-inline" || kind == "rpcboot-tls" ||
              kind == "rpcboot-uring" || kind == "rpcboot-grpcpp" ||
-             kind == "rpcboot-grpcpp-inline") {
+             kind == "rpcboot-grpcpp-inline" || kind == "rpcboot-gzip") {
     static rpcboot::ServerOptions options;
     if (kind == "rpcboot-tls") {
       options.tls.cert_file = CertDir() + "/server.crt";
@@ -473,6 +481,10 @@ int Serve(const std::string& kind) {
     // rpcboot's native HTTP/2 server, the default.
     if (kind.rfind("rpcboot-grpcpp", 0) == 0) {
       options.grpc_server = rpcboot::ServerOptions::GrpcServer::kGrpcpp;
+    }
+    // "rpcboot-gzip": gzip requests taken, gzip replies (server.grpc_compression: gzip).
+    if (kind == "rpcboot-gzip") {
+      options.grpc_compression = rpcboot::ServerOptions::GrpcCompression::kGzip;
     }
     // "rpcboot-uring": the Thrift loops on io_uring (server.thrift_io: uring).
     if (kind == "rpcboot-uring") options.thrift_io = rpcboot::ServerOptions::ThriftIo::kUring;
@@ -502,6 +514,16 @@ int Serve(const std::string& kind) {
     int grpc_port = 0;
     static auto grpc = rpcboot::testing::StartStockGrpcServer(&service, &grpc_port);
     std::printf("ports grpc=%d thrift=%d\n", grpc_port, socket->getPort());
+  } else if (kind == "stock-gzip") {
+    // The grpc sync service compressing its replies with gzip (and taking gzip requests).
+    static BlockingStockGrpc service;
+    grpc::ServerBuilder builder;
+    int grpc_port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &grpc_port);
+    builder.RegisterService(&service);
+    builder.SetDefaultCompressionAlgorithm(GRPC_COMPRESS_GZIP);
+    static auto grpc = builder.BuildAndStart();
+    std::printf("ports grpc=%d thrift=0\n", grpc_port);
   } else if (kind == "stock-tls") {
     using namespace apache::thrift;
     static auto factory = std::make_shared<transport::TSSLSocketFactory>();
@@ -723,6 +745,27 @@ std::function<bool()> GrpcNotifyCaller(int port, int caller, const char* path, i
     return grpc::internal::BlockingUnaryCall<rich_pb::NotifyRequest, rich_pb::NotifyResponse>(
                channel.get(), *method, &context, request, &reply)
         .ok();
+  };
+}
+
+// EchoScalars(text) through the generated stub's call, each caller on its own connection; the
+// request gzip-compressed when `gzip` (the reply as the server chooses: the stub takes gzip).
+std::function<bool()> GrpcEchoCaller(int port, int caller, const char* path,
+                                     const std::string& text, bool gzip) {
+  static GrpcChannels channels("rpcboot.bench.echo_channel");
+  auto channel = channels.For(port, caller, false);
+  auto method = std::make_shared<grpc::internal::RpcMethod>(
+      path, grpc::internal::RpcMethod::NORMAL_RPC, channel);
+  auto request = std::make_shared<rich_pb::Scalars>();
+  request->set_text(text);
+  return [channel, method, request, gzip] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (gzip) context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+    rich_pb::Scalars reply;
+    grpc::Status status = grpc::internal::BlockingUnaryCall<rich_pb::Scalars, rich_pb::Scalars>(
+        channel.get(), *method, &context, *request, &reply);
+    return status.ok() && reply.text().size() == request->text().size();
   };
 }
 
@@ -1346,6 +1389,65 @@ void Tls(const char* self, double seconds, const std::vector<int>& callers) {
   }
 }
 
+// Bytes the loopback interface has carried so far (what is sent on it is received on it).
+long LoopbackBytes() {
+  std::ifstream dev("/proc/net/dev");
+  std::string line;
+  while (std::getline(dev, line)) {
+    std::size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(0, name.find_first_not_of(' '));
+    if (name != "lo") continue;
+    return std::stol(line.substr(colon + 1));  // its first field: bytes received
+  }
+  return 0;
+}
+
+// gRPC compression off and on (server.grpc_compression gzip, gzip requests) for a 16 KiB order
+// list: calls/s, server CPU per call, loopback bytes per call.
+void Compression(const char* self, double seconds, const std::vector<int>& callers) {
+  ServerProcess plain(self, "rpcboot");
+  ServerProcess gzip(self, "rpcboot-gzip");
+  ServerProcess stock(self, "stock-gzip");
+  std::string text = "[";
+  for (int i = 0; text.size() < 16 * 1024; ++i) {
+    text += "{\"item\":" + std::to_string(4700 + i * 37 % 1000) +
+            ",\"name\":\"Margherita pizza, large\",\"price_cents\":" +
+            std::to_string(1190 + i % 7 * 50) + ",\"quantity\":" + std::to_string(1 + i % 3) +
+            ",\"notes\":\"no basil\"},";
+  }
+  text.back() = ']';
+  for (int n : callers) {
+    Result r[3];
+    ServerCost cost[3];
+    double bytes[3];
+    const ServerProcess* servers[3] = {&plain, &gzip, &stock};
+    for (int k = 0; k < 3; ++k) {
+      const long before = LoopbackBytes();
+      const int port = servers[k]->grpc_port;
+      const char* path =
+          k == 2 ? "/rich_pb.RichService/EchoScalars" : "/rich.RichService/EchoScalars";
+      r[k] = Load(
+          n, seconds, [&](int i) { return GrpcEchoCaller(port, i, path, text, k > 0); },
+          cost[k].Mark(*servers[k]));
+      cost[k].calls = r[k].calls;
+      bytes[k] = static_cast<double>(LoopbackBytes() - before) /
+                 static_cast<double>(std::max<long>(r[k].calls + n, 1));
+    }
+    auto volume = [&](int k) {
+      char shown[64];
+      std::snprintf(shown, sizeof shown, "%.0f bytes/call (%.2f)  ", bytes[k], bytes[k] / bytes[0]);
+      return std::string(shown);
+    };
+    Print("compress", "grpc", n, "off", r[0], volume(0) + cost[0].Text());
+    Print("compress", "grpc", n, "stock", r[2], volume(2) + cost[2].Text());
+    Print("compress", "grpc", n, "gzip", r[1],
+          volume(1) + Ratio("vs off", r[1].calls_per_second, r[0].calls_per_second) + "  " +
+              Ratio("vs stock", r[1].calls_per_second, r[2].calls_per_second) + cost[1].Text());
+  }
+}
+
 // One run of h2load against 127.0.0.1:`port` for `seconds`: `connections` connections with
 // `streams` calls in flight on each, every call Mix(RED, GREEN) to `path`. Calls that got an
 // HTTP status other than 200, or none, are errors; the mean time of a call goes in p50_us (h2load
@@ -1444,13 +1546,15 @@ int main(int argc, char** argv) {
   const rpcboot::bench::Flags flags(
       "serving_bench",
       "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-      "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load] [--rounds=N]");
+      "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load,compression] "
+      "[--rounds=N]");
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.substr(0, 8) == "--serve=") return Serve(std::string(a.substr(8)));
     if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
         flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
-        flags.Words(a, "parts", "throughput replay clients mixed scale tls observability h2load",
+        flags.Words(a, "parts",
+                    "throughput replay clients mixed scale tls observability h2load compression",
                     &parts) ||
         flags.Int(a, "rounds", 1, 15, &rounds)) {
       continue;
@@ -1492,5 +1596,6 @@ int main(int argc, char** argv) {
     std::system((std::string("rm -rf ") + dir).c_str());
   }
   if (part("h2load")) H2loadPart(argv[0], seconds, callers);
+  if (part("compression")) Compression(argv[0], seconds, callers);
   return 0;
 }

@@ -21,16 +21,51 @@ const char* CodecName(GrpcCodec codec) {
   return "identity";
 }
 
-// Ends a z_stream however the function that started it returns.
-class InflateEnd {
+// zlib's state for one thread, made once and reset for each message: making it costs more than
+// compressing a small message (about 270 KiB of tables for deflate, fresh pages each time).
+class Inflater {
  public:
-  explicit InflateEnd(z_stream* zs) : zs_(zs) {}
-  ~InflateEnd() { inflateEnd(zs_); }
-  InflateEnd(const InflateEnd&) = delete;
-  InflateEnd& operator=(const InflateEnd&) = delete;
+  Inflater() { ready_ = inflateInit2(&zs_, 15 + 16) == Z_OK; }
+  ~Inflater() {
+    if (ready_) inflateEnd(&zs_);
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+  // The stream, reset for a message in gzip's format (window bits + 16) or zlib's; null when zlib
+  // has no memory for it.
+  z_stream* For(GrpcCodec codec) {
+    if (!ready_) ready_ = inflateInit2(&zs_, 15 + 16) == Z_OK;
+    if (!ready_ || inflateReset2(&zs_, codec == GrpcCodec::kGzip ? 15 + 16 : 15) != Z_OK) {
+      return nullptr;
+    }
+    return &zs_;
+  }
 
  private:
-  z_stream* zs_;
+  z_stream zs_{};
+  bool ready_ = false;
+};
+
+class Deflater {
+ public:
+  Deflater() { ready_ = deflateInit2(&zs_, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK; }
+  ~Deflater() {
+    if (ready_) deflateEnd(&zs_);
+  }
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
+  // The stream, reset for a gzip message at level 1; null when zlib has no memory for it.
+  z_stream* Get() {
+    if (!ready_) {
+      ready_ = deflateInit2(&zs_, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    }
+    if (!ready_ || deflateReset(&zs_) != Z_OK) return nullptr;
+    return &zs_;
+  }
+
+ private:
+  z_stream zs_{};
+  bool ready_ = false;
 };
 
 }  // namespace
@@ -54,12 +89,12 @@ InflateError InflateMessage(GrpcCodec codec, std::string_view in, std::size_t li
                             absl::FunctionRef<bool(std::size_t)> grow, std::string_view refused,
                             std::string* out) {
   out->clear();
-  z_stream zs{};
-  // gzip's header and trailer (window bits + 16), or zlib's.
-  if (inflateInit2(&zs, codec == GrpcCodec::kGzip ? 15 + 16 : 15) != Z_OK) {
+  thread_local Inflater inflater;
+  z_stream* stream = inflater.For(codec);
+  if (stream == nullptr) {
     return {StatusCode::kResourceExhausted, "rpcboot: no memory to inflate a message"};
   }
-  InflateEnd end(&zs);
+  z_stream& zs = *stream;
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
   char chunk[32 * 1024];
@@ -101,10 +136,10 @@ InflateError InflateMessage(GrpcCodec codec, std::string_view in, std::size_t li
 }
 
 std::optional<std::string> GzipMessage(std::string_view in) {
-  z_stream zs{};
-  if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return std::nullopt;
-  }
+  thread_local Deflater deflater;
+  z_stream* stream = deflater.Get();
+  if (stream == nullptr) return std::nullopt;
+  z_stream& zs = *stream;
   std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = static_cast<uInt>(in.size());
@@ -112,7 +147,6 @@ std::optional<std::string> GzipMessage(std::string_view in) {
   zs.avail_out = static_cast<uInt>(out.size());
   const int rc = deflate(&zs, Z_FINISH);
   const std::size_t size = zs.total_out;
-  deflateEnd(&zs);
   if (rc != Z_STREAM_END || size >= in.size()) return std::nullopt;
   out.resize(size);
   return out;
