@@ -1371,21 +1371,33 @@ void Tls(const char* self, double seconds, const std::vector<int>& callers) {
           Ratio("vs plain", r_ours.calls_per_second, r_plain.calls_per_second) + "  " +
               Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
   }
+  // gRPC's rows also say what each call cost the server and the (stock) client, from /proc and
+  // getrusage: less noisy than calls/s when load and server share two cores.
   for (int n : callers) {
-    Result r_plain = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(plain.grpc_port, i, "/rich.RichService/Mix", false, 1);
-    });
-    Result r_stock = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(stock.grpc_port, i, "/rich_pb.RichService/Mix", true, 1);
-    });
-    Result r_ours = Load(n, seconds, [&](int i) {
-      return GrpcMixCaller(ours.grpc_port, i, "/rich.RichService/Mix", true, 1);
-    });
-    Print("tls", "grpc", n, "plain", r_plain, "");
-    Print("tls", "grpc", n, "stock", r_stock, "");
-    Print("tls", "grpc", n, "rpcboot", r_ours,
-          Ratio("vs plain", r_ours.calls_per_second, r_plain.calls_per_second) + "  " +
-              Ratio("vs stock", r_ours.calls_per_second, r_stock.calls_per_second));
+    const ServerProcess* servers[3] = {&plain, &stock, &ours};
+    const char* paths[3] = {"/rich.RichService/Mix", "/rich_pb.RichService/Mix",
+                            "/rich.RichService/Mix"};
+    Result r[3];
+    ServerCost server_cost[3];
+    ClientCost client_cost[3];
+    for (int k = 0; k < 3; ++k) {
+      auto client_mark = client_cost[k].Mark();
+      auto server_mark = server_cost[k].Mark(*servers[k]);
+      r[k] = Load(
+          n, seconds,
+          [&](int i) { return GrpcMixCaller(servers[k]->grpc_port, i, paths[k], k > 0, 1); },
+          [&](bool end) {
+            client_mark(end);
+            server_mark(end);
+          });
+      server_cost[k].calls = client_cost[k].calls = r[k].calls;
+    }
+    auto costs = [&](int k) { return server_cost[k].Text() + client_cost[k].Text(); };
+    Print("tls", "grpc", n, "plain", r[0], costs(0));
+    Print("tls", "grpc", n, "stock", r[1], costs(1));
+    Print("tls", "grpc", n, "rpcboot", r[2],
+          Ratio("vs plain", r[2].calls_per_second, r[0].calls_per_second) + "  " +
+              Ratio("vs stock", r[2].calls_per_second, r[1].calls_per_second) + costs(2));
   }
 }
 
