@@ -184,7 +184,7 @@ struct Stream {
   std::string content_type;
   std::string encoding;  // grpc-encoding
   GrpcCodec codec = GrpcCodec::kIdentity;
-  bool accepts_gzip = false;  // grpc-accept-encoding lists gzip
+  bool accepts_gzip = false;  // grpc-accept-encoding lists gzip (read when replies may be gzip)
   std::string authorization;
   std::string traceparent;
   std::string tracestate;
@@ -471,6 +471,10 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   // server.grpc_compression: compressed requests are inflated (accept or gzip).
   bool accepts_compression() const {
     return options_.grpc_compression != ServerOptions::GrpcCompression::kOff;
+  }
+  // server.grpc_compression gzip: replies go compressed to callers that take gzip.
+  bool compresses_replies() const {
+    return options_.grpc_compression == ServerOptions::GrpcCompression::kGzip;
   }
 
   // Request bytes held by calls (received, not yet handled): false when `bytes` more would pass
@@ -1086,7 +1090,8 @@ int Loop::OnHeader(Connection& conn, const nghttp2_frame* frame, std::string_vie
   } else if (name == "grpc-encoding") {
     stream->encoding = std::string(value);
   } else if (name == "grpc-accept-encoding") {
-    stream->accepts_gzip = AcceptsGzip(value);
+    // Read only where replies may go compressed: gRPC's clients send it with every call.
+    stream->accepts_gzip = transport_->compresses_replies() && AcceptsGzip(value);
   } else if (name == "grpc-timeout") {
     std::optional<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(value);
     if (!timeout) {
@@ -1372,12 +1377,10 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
   }
   ++conn.dispatched;
   busy_.fetch_add(1);
-  auto call = std::make_shared<Call>(
-      Call{conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
-           std::move(stream.authorization), std::move(stream.traceparent),
-           std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started,
-           stream.accepts_gzip &&
-               transport_->options().grpc_compression == ServerOptions::GrpcCompression::kGzip});
+  auto call = std::make_shared<Call>(Call{
+      conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
+      std::move(stream.authorization), std::move(stream.traceparent), std::move(stream.tracestate),
+      stream.shadow, stream.deadline, stream.started, stream.accepts_gzip});
   stream.complete.clear();
   if (route->run_inline ||  // server.inline_methods: never blocks, runs here, with no slot
       (transport_->MayRunHere() && route->runtime->MayRunInPlace())) {
