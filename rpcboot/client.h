@@ -105,6 +105,15 @@ struct ChannelOptions {
   // gRPC channels: compressed requests (see GrpcCompression). The server must take them: an
   // rpcboot server with server.grpc_compression accept or gzip, or a stock gRPC server.
   GrpcCompression grpc_compression = GrpcCompression::kOff;
+  // gRPC channels, native client: a connection idle in the pool this long is sent an HTTP/2
+  // PING, and closed when the answer takes longer than grpc_keepalive_timeout, so that no call
+  // lands on a connection a middlebox or a dead host dropped without a word (and a NAT keeps its
+  // mapping). Checked once a second. 0 (the default): no PINGs. gRPC's servers take PINGs on a
+  // connection without calls only when allowed (GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, and a
+  // GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS below this); otherwise they end the
+  // connection (GOAWAY too_many_pings) and the next call opens a new one.
+  std::chrono::milliseconds grpc_keepalive_time{0};
+  std::chrono::milliseconds grpc_keepalive_timeout{std::chrono::seconds(20)};
   // Thrift channels: compact (default) or binary.
   WireFormat thrift_format = WireFormat::kThriftCompact;
   // Thrift channels: wrap calls in THeader frames, which carry the call's deadline to the

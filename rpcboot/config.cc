@@ -503,6 +503,18 @@ const std::vector<ClientKey>& ClientKeys() {
                             [](ClientConfig& c) -> std::chrono::milliseconds& {
                               return c.channel.default_timeout;
                             })},
+      {"grpc_keepalive_time_ms",
+       "native gRPC client: PING a connection idle this long, close it when unanswered; 0: never",
+       MsRule<ClientConfig>(0,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.grpc_keepalive_time;
+                            })},
+      {"grpc_keepalive_timeout_ms",
+       "native gRPC client: how long a keepalive PING may go unanswered",
+       MsRule<ClientConfig>(1,
+                            [](ClientConfig& c) -> std::chrono::milliseconds& {
+                              return c.channel.grpc_keepalive_timeout;
+                            })},
       {"max_attempts", "instances one call may try when retrying is safe",
        IntRule<ClientConfig, int>(1, 10,
                                   [](ClientConfig& c) -> int& { return c.channel.max_attempts; })},
@@ -780,7 +792,8 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown key '", s.key, "' from ", s.source,
         ": client keys are clients.<package.Service>.<field>, fields app, address, protocol, "
-        "grpc_client, grpc_compression, load_balancer, timeout_ms, max_attempts, subset_size, "
+        "grpc_client, grpc_compression, grpc_keepalive_*, load_balancer, timeout_ms, max_attempts, "
+        "subset_size, "
         "subset_position, "
         "thrift_format, "
         "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, "

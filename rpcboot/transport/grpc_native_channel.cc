@@ -189,6 +189,12 @@ struct Connection {
   // Guarded by the channel's lock.
   int calls = 0;        // calls that took it and have not given it back
   bool shared = false;  // in the channel's list of connections others may join
+  // ChannelOptions::grpc_keepalive_time: since when it has been quiet (back in the pool, or its
+  // last PING answered), and when its PING went out (zero: none unanswered). Written by its
+  // holder (a call, or the sweeper with the connection out of the pool) and read under the
+  // channel's lock while it is idle.
+  std::chrono::steady_clock::time_point quiet_since{};
+  std::chrono::steady_clock::time_point ping_sent{};
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -317,7 +323,12 @@ int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void
 }
 
 int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-  if (frame->hd.type == NGHTTP2_GOAWAY) static_cast<Connection*>(user_data)->goaway = true;
+  auto* conn = static_cast<Connection*>(user_data);
+  if (frame->hd.type == NGHTTP2_GOAWAY) conn->goaway = true;
+  if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0) {
+    conn->ping_sent = {};  // answered: the connection is alive
+    conn->quiet_since = std::chrono::steady_clock::now();
+  }
   return 0;
 }
 
@@ -464,10 +475,14 @@ class NativeGrpcChannel final : public Channel {
     return *std::move(reply);
   }
 
-  // What the server sent to idle connections (IdleSweeper, once a second): each with bytes
-  // waiting leaves the pool while they are read (PINGs answered) and returns unless the server
-  // has left it (GOAWAY, closed). A call that wants it meanwhile takes another, or a new one.
+  // Idle connections, once a second (IdleSweeper): each with bytes waiting leaves the pool while
+  // they are read (PINGs answered) and returns unless the server has left it (GOAWAY, closed);
+  // with grpc_keepalive_time, one quiet that long is sent a PING, and one whose PING went
+  // unanswered past grpc_keepalive_timeout is closed. A call that wants one meanwhile takes
+  // another, or a new one.
   void SweepIdle() {
+    using Clock = std::chrono::steady_clock;
+    const bool keepalive = options_.grpc_keepalive_time.count() > 0;
     std::vector<std::shared_ptr<Connection>> idle;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -476,20 +491,56 @@ class NativeGrpcChannel final : public Channel {
     if (idle.empty()) return;
     std::vector<pollfd> fds(idle.size());
     for (std::size_t i = 0; i < idle.size(); ++i) fds[i] = pollfd{idle[i]->io.fd, POLLIN, 0};
-    if (::poll(fds.data(), fds.size(), 0) <= 0) return;
-    std::vector<std::shared_ptr<Connection>> waiting;
+    const int ready = ::poll(fds.data(), fds.size(), 0);
+    if (ready <= 0 && !keepalive) return;
+    if (ready < 0) {
+      for (pollfd& fd : fds) fd.revents = 0;
+    }
+    const Clock::time_point now = Clock::now();
+    // What each connection taken out needs: its bytes read, a PING, or closing.
+    enum class Due { kRead, kPing, kClose };
+    std::vector<std::pair<std::shared_ptr<Connection>, Due>> taken;
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (std::size_t i = 0; i < idle.size(); ++i) {
-        if (fds[i].revents == 0) continue;
+        if (fds[i].revents == 0 && !keepalive) continue;
         auto it = std::find(idle_.begin(), idle_.end(), idle[i]);
         if (it == idle_.end()) continue;  // a call took it meanwhile: the call reads it
-        waiting.push_back(std::move(*it));
+        // In the pool, so no one else touches it: its fields are read here under the lock.
+        const Connection& conn = **it;
+        Due due = Due::kRead;
+        if (fds[i].revents != 0) {
+          due = Due::kRead;
+        } else if (!keepalive) {
+          continue;
+        } else if (conn.ping_sent != Clock::time_point{}) {
+          if (now - conn.ping_sent < options_.grpc_keepalive_timeout) continue;
+          due = Due::kClose;
+        } else if (now - conn.quiet_since >= options_.grpc_keepalive_time) {
+          due = Due::kPing;
+        } else {
+          continue;
+        }
+        taken.emplace_back(std::move(*it), due);
         idle_.erase(it);
       }
     }
-    for (std::shared_ptr<Connection>& conn : waiting) {
-      if (!Absorb(*conn)) continue;  // the server left it: it closes here
+    for (auto& [conn, due] : taken) {
+      if (due == Due::kClose) {
+        internal::Log(LogLevel::kWarning,
+                      absl::StrCat("gRPC: ", endpoint_.Name(), " left a keepalive PING unanswered ",
+                                   options_.grpc_keepalive_timeout.count(),
+                                   " ms: its idle connection is closed"));
+        continue;
+      }
+      if (due == Due::kPing) {
+        std::string out;
+        nghttp2_submit_ping(conn->session, NGHTTP2_FLAG_NONE, nullptr);
+        if (!Flush(*conn, &out)) continue;  // the write failed: the connection is gone
+        conn->ping_sent = now;
+      } else if (!Absorb(*conn)) {
+        continue;  // the server left it: it closes here
+      }
       std::lock_guard<std::mutex> lock(mu_);
       if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
     }
@@ -866,7 +917,12 @@ class NativeGrpcChannel final : public Channel {
       shared_.erase(std::find(shared_.begin(), shared_.end(), conn));
       conn->shared = false;
     }
-    if (!conn->dead && !conn->goaway && idle_.size() < kMaxIdleConnections) idle_.push_back(conn);
+    if (!conn->dead && !conn->goaway && idle_.size() < kMaxIdleConnections) {
+      // Its calls were answered: quiet from now, no PING owed.
+      conn->quiet_since = std::chrono::steady_clock::now();
+      conn->ping_sent = {};
+      idle_.push_back(conn);
+    }
   }
 
   const std::string authority_;

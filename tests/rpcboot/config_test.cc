@@ -46,6 +46,7 @@ clients:
     protocol: thrift
     load_balancer: consistent_hash
     grpc_compression: gzip
+    grpc_keepalive_time_ms: 30000
     timeout_ms: 800
     thrift_format: binary
   shop.ShopService:
@@ -78,6 +79,8 @@ clients:
   EXPECT_EQ(order.protocol, Protocol::kThrift);
   EXPECT_EQ(order.channel.load_balancer, "consistent_hash");
   EXPECT_EQ(order.channel.grpc_compression, GrpcCompression::kGzip);
+  EXPECT_EQ(order.channel.grpc_keepalive_time, std::chrono::milliseconds(30000));
+  EXPECT_EQ(order.channel.grpc_keepalive_timeout, std::chrono::seconds(20)) << "the default";
   EXPECT_EQ(c->clients.at("shop.ShopService").channel.grpc_compression, GrpcCompression::kOff);
   EXPECT_EQ(order.channel.default_timeout, std::chrono::milliseconds(800));
   EXPECT_EQ(order.channel.thrift_format, WireFormat::kThriftBinary);
@@ -142,7 +145,8 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
       "unknown key 'clients.shop.ShopService.protocl' from command line "
       "--clients.shop.ShopService.protocl: client keys are "
       "clients.<package.Service>.<field>, fields app, address, protocol, grpc_client, "
-      "grpc_compression, load_balancer, timeout_ms, max_attempts, subset_size, subset_position, "
+      "grpc_compression, grpc_keepalive_*, load_balancer, timeout_ms, max_attempts, subset_size, "
+      "subset_position, "
       "thrift_format, "
       "tls.*, "
       "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, shadow_* (--help "
@@ -289,6 +293,10 @@ TEST(Config, ResilienceKeys) {
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.circuit.open_ms=-5"}),
             "clients.shop.ShopService.circuit.open_ms: '-5' from command line "
             "--clients.shop.ShopService.circuit.open_ms is not an integer in 1..86400000");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.grpc_keepalive_timeout_ms=0"}),
+            "clients.shop.ShopService.grpc_keepalive_timeout_ms: '0' from command line "
+            "--clients.shop.ShopService.grpc_keepalive_timeout_ms is not an integer in "
+            "1..86400000");
 }
 
 TEST(Config, MigrationKeys) {

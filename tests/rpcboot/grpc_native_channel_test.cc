@@ -28,7 +28,7 @@ namespace {
 using testing::Http2Frame;
 using testing::RichServiceImpl;
 
-constexpr unsigned char kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4,
+constexpr unsigned char kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4, kPing = 0x6,
                         kGoaway = 0x7, kContinuation = 0x9;
 constexpr unsigned char kEndStream = 0x1, kEndHeaders = 0x4, kAck = 0x1;
 
@@ -156,6 +156,11 @@ class ScriptedServer {
   int cancels() const { return cancels_.load(); }
   // SETTINGS acknowledged by the client: connections whose settings it has read.
   int settings_acks() const { return settings_acks_.load(); }
+  // PINGs the client sent (not acknowledgements); answered only after AnswerPings().
+  int pings() const { return pings_.load(); }
+  void AnswerPings() { answer_pings_ = true; }
+  // Connections the client closed.
+  int closed() const { return closed_.load(); }
 
  private:
   void AcceptLoop() {
@@ -177,7 +182,10 @@ class ScriptedServer {
     if (::send(fd, settings.data(), settings.size(), MSG_NOSIGNAL) < 0) return;
     for (;;) {
       ssize_t got = ::recv(fd, buf, sizeof buf, 0);
-      if (got <= 0) return;
+      if (got <= 0) {
+        if (got == 0) ++closed_;
+        return;
+      }
       in.append(buf, static_cast<std::size_t>(got));
       if (!preface) {
         if (in.size() < 24) continue;
@@ -197,8 +205,13 @@ class ScriptedServer {
                                 static_cast<unsigned char>(in[8]);
         if (type == kRstStream && length == 4 && in.substr(9, 4) == std::string("\0\0\0\x08", 4))
           ++cancels_;
+        const std::string payload = in.substr(9, length);
         in.erase(0, 9 + length);
         std::string out;
+        if (type == kPing && (flags & kAck) == 0) {
+          ++pings_;
+          if (answer_pings_) out = Http2Frame(kPing, kAck, payload, 0);
+        }
         if (type == kSettings && (flags & kAck) != 0) ++settings_acks_;
         if (type == kSettings && (flags & kAck) == 0) out = Http2Frame(kSettings, kAck, "");
         if (type == kData && (flags & kEndStream) != 0 && stream > 1 && Gone(fd)) continue;
@@ -235,6 +248,9 @@ class ScriptedServer {
   std::atomic<int> requests_{0};
   std::atomic<int> cancels_{0};
   std::atomic<int> settings_acks_{0};
+  std::atomic<int> pings_{0};
+  std::atomic<int> closed_{0};
+  std::atomic<bool> answer_pings_{false};
   std::mutex mu_;
   std::vector<int> fds_;
   std::vector<int> gone_;                       // connections it sent GOAWAY on
@@ -612,6 +628,50 @@ TEST(NativeGrpcChannel, AConnectionTheServerLeftWhileIdleIsNotReused) {
   client->Notify(12, "third", rich::Color::kRed);
   EXPECT_EQ(draining.requests(), 3);
   EXPECT_EQ(draining.connections(), 2);
+}
+
+// ChannelOptions::grpc_keepalive_time: an idle pooled connection is sent PINGs; while they are
+// answered it stays in the pool (the next call takes it), and one whose PING goes unanswered
+// past grpc_keepalive_timeout is closed, so the next call opens a new connection instead of
+// waiting out its deadline on a dead one. Every wait is on a count; a generous bound ends it.
+TEST(NativeGrpcChannel, KeepalivePingsIdleConnectionsAndClosesTheSilentOnes) {
+  auto wait_for = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 3000 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  };
+  ChannelOptions options;
+  options.grpc_client = GrpcClient::kNative;
+  options.grpc_keepalive_time = std::chrono::milliseconds(1);
+  options.grpc_keepalive_timeout = std::chrono::milliseconds(200);
+  {
+    ScriptedServer answering(GoodReply);
+    answering.AnswerPings();
+    auto client = MakeClient<rich::RichService>(MakeGrpcChannel(answering.address(), options));
+    client->Notify(1, "first", rich::Color::kRed);
+    EXPECT_TRUE(wait_for([&] { return answering.pings() >= 3; })) << answering.pings();
+    client->Notify(2, "second", rich::Color::kRed);
+    EXPECT_EQ(answering.connections(), 1) << "a connection whose PINGs are answered is kept";
+    EXPECT_EQ(answering.closed(), 0);
+  }
+  {
+    ScriptedServer silent(GoodReply);
+    auto client = MakeClient<rich::RichService>(MakeGrpcChannel(silent.address(), options));
+    client->Notify(1, "first", rich::Color::kRed);
+    EXPECT_TRUE(wait_for([&] { return silent.closed() >= 1; })) << "the silent one stayed open";
+    EXPECT_EQ(silent.pings(), 1);
+    client->Notify(2, "second", rich::Color::kRed);
+    EXPECT_EQ(silent.connections(), 2) << "the next call opens a new connection";
+  }
+  {
+    // Off (the default): no PING at all.
+    ScriptedServer quiet(GoodReply);
+    auto client = NativeClient(quiet.address());
+    client->Notify(1, "first", rich::Color::kRed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two sweeps, at least
+    EXPECT_EQ(quiet.pings(), 0);
+  }
 }
 
 // A stream refused on a pooled connection is sent once more on a new connection, whatever the
