@@ -508,12 +508,10 @@ class NativeGrpcChannel final : public Channel {
         if (it == idle_.end()) continue;  // a call took it meanwhile: the call reads it
         // In the pool, so no one else touches it: its fields are read here under the lock.
         const Connection& conn = **it;
-        Due due = Due::kRead;
+        Due due;
         if (fds[i].revents != 0) {
           due = Due::kRead;
-        } else if (!keepalive) {
-          continue;
-        } else if (conn.ping_sent != Clock::time_point{}) {
+        } else if (conn.ping_sent != Clock::time_point{}) {  // keepalive on (see above)
           if (now - conn.ping_sent < options_.grpc_keepalive_timeout) continue;
           due = Due::kClose;
         } else if (now - conn.quiet_since >= options_.grpc_keepalive_time) {
