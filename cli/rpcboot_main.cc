@@ -18,7 +18,8 @@
 // bearer token on F's first line with every call (servers with server.auth); --tls_ca=F
 // connects over TLS, trusting the PEM certificates in F; --tls_cert=F and --tls_key=F present a
 // client certificate (mutual TLS); --tls_server_name=N checks the server's certificate for N
-// instead of the host called. Exit status: 0
+// instead of the host called; --metadata=KEY=VALUE (repeatable) gives `call` metadata of its own
+// (gRPC metadata, THeader headers on Thrift). Exit status: 0
 // when everything asked about is serving (or listed, described, answered), 1 when something is not
 // (a call's error, a server not serving), 2 for bad usage, bad JSON, an unknown service or
 // method, or an address that cannot be read.
@@ -55,6 +56,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/address.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/socket.h"
 #include "rpcboot/migration.h"
 #include "rpcboot/status.h"
@@ -72,6 +74,10 @@ std::string g_token;
 void Authorize(grpc::ClientContext* context) {
   if (!g_token.empty()) context->AddMetadata("authorization", "Bearer " + g_token);
 }
+
+// --metadata=KEY=VALUE flags, in order: the call's own metadata (gRPC metadata; THeader headers
+// on Thrift), for `call`.
+rpcboot::CallOptions g_call_options;
 
 // --tls_*: empty root_certs means plaintext. The files' contents (gRPC) and paths (Thrift).
 struct TlsFlags {
@@ -157,8 +163,8 @@ constexpr const char* kUsage =
     "       rpcboot [--timeout_ms=N] health ADDRESS [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F] describe ADDRESS\n"
     "               [SERVICE]\n"
-    "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F] call ADDRESS\n"
-    "               package.Service/Method 'JSON'\n"
+    "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F]\n"
+    "               [--metadata=KEY=VALUE ...] call ADDRESS package.Service/Method 'JSON'\n"
     "       rpcboot [--timeout_ms=N] flag zk://HOST:PORT[/FLAG_ROOT] APP package.Service\n"
     "               [local | remote | shadow[:local|:remote] | percent:N | clear]\n"
     "  ADDRESS: HOST:PORT (gRPC; Thrift with --protocol=thrift or --schema),\n"
@@ -702,14 +708,14 @@ std::string ThriftCall(rpcboot::Channel& channel, const std::string& service,
   binding.name = service + ":" + method;
   binding.grpc_path = "/" + service + "/" + method;
   try {
-    return channel.Call(binding, args, rpcboot::CallOptions());
+    return channel.Call(binding, args, g_call_options);
   } catch (const rpcboot::RpcError& e) {
     if (e.code() != rpcboot::StatusCode::kUnimplemented ||
         e.message().find("rpcboot: unknown method") == 0)
       throw;
   }
   binding.name = method;
-  return channel.Call(binding, args, rpcboot::CallOptions());
+  return channel.Call(binding, args, g_call_options);
 }
 
 // The schema: --schema's file, or what the server's rpcboot.ThriftReflection answers (of
@@ -959,6 +965,7 @@ int Call(const std::string& address, const std::string& path, const std::string&
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
   Authorize(&context);
+  for (const auto& [key, value] : g_call_options.metadata) context.AddMetadata(key, value);
   grpc::ByteBuffer reply;
   std::string rpc_path = "/" + service_name + "/" + method_name;
   grpc::internal::RpcMethod rpc(rpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
@@ -1050,6 +1057,15 @@ int main(int argc, char** argv) {
         return Usage("--token_file: '" + a.substr(13) + "' has no token on its first line");
       while (!g_token.empty() && (g_token.back() == ' ' || g_token.back() == '\r'))
         g_token.pop_back();
+      continue;
+    }
+    if (a.rfind("--metadata=", 0) == 0) {
+      std::string entry = a.substr(11);
+      std::size_t equals = entry.find('=');
+      if (equals == std::string::npos) return Usage("--metadata: '" + entry + "' is not KEY=VALUE");
+      g_call_options.metadata.emplace_back(entry.substr(0, equals), entry.substr(equals + 1));
+      if (absl::Status s = rpcboot::internal::CheckCallMetadata(g_call_options.metadata); !s.ok())
+        return Usage("--metadata: " + std::string(s.message()));
       continue;
     }
     if (a.rfind("--protocol=", 0) == 0) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "rpcboot/wire_format.h"
@@ -71,6 +72,15 @@ struct CallOptions {
   // Set by a migration channel (rpcboot/migration.h) on the copy it sends to the shadow side:
   // the server sees ServerContext::shadow().
   bool shadow = false;
+  // The call's own metadata, for the handler (ServerContext::metadata): gRPC custom metadata,
+  // THeader headers on Thrift (a Thrift channel sends THeader frames for a call that has any;
+  // plain framed Thrift has no place for it). Keys: lowercase letters, digits, '-', '_', '.',
+  // not one the protocol or rpcboot uses (grpc-*, rpcboot-*, authorization, ...). Values:
+  // printable ASCII without spaces at either end, or any bytes under a key ending in "-bin".
+  // At most 8 KiB in all (each entry counts its key, its value and 32, as HTTP/2 does). A call
+  // with metadata that breaks these rules fails before it is sent: INVALID_ARGUMENT naming the
+  // entry, RESOURCE_EXHAUSTED over the size.
+  std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 namespace internal {

@@ -12,6 +12,7 @@
 
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/address.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/cluster_channel.h"
 #include "rpcboot/internal/discovery_channel.h"
 #include "rpcboot/internal/dispatch.h"
@@ -137,6 +138,12 @@ const CallOptions& ScopedCallOptions::Current() { return *current_call_options; 
 
 namespace internal {
 std::string CallThrough(Channel& channel, const MethodBinding& method, std::string_view request) {
+  if (const CallMetadata& metadata = ScopedCallOptions::Current().metadata; !metadata.empty()) {
+    // Checked once, here, before any channel (a list's, a retry's) sends it anywhere.
+    if (absl::Status s = CheckCallMetadata(metadata); !s.ok()) {
+      throw RpcError(static_cast<StatusCode>(s.code()), std::string(s.message()));
+    }
+  }
   std::optional<ClientSpan> span = BeginClientSpan();
   CallStats* stats = MetricsOn() ? MetricsRegistry::Get().Client(method) : nullptr;
   if (!span && stats == nullptr) return channel.Call(method, request, ScopedCallOptions::Current());

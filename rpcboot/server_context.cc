@@ -15,6 +15,13 @@ std::chrono::milliseconds ServerContext::remaining() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now());
 }
 
+const std::string* ServerContext::FindMetadata(std::string_view key) const {
+  for (const auto& [name, value] : metadata_) {
+    if (name == key) return &value;
+  }
+  return nullptr;
+}
+
 namespace {
 // rpcboot's log lines on this thread carry the served call's trace id.
 void LogTraceOf(const ServerContext* context) {

@@ -12,6 +12,9 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "rpcboot/security.h"
 #include "rpcboot/tracing.h"
@@ -62,6 +65,19 @@ class ServerContext {
   bool shadow() const { return shadow_; }
   void set_shadow(bool shadow) { shadow_ = shadow; }  // used by transports
 
+  // The caller's own metadata: what an rpcboot caller set in CallOptions::metadata, a gRPC
+  // client's custom metadata, a THeader client's headers. Values under one key keep the order
+  // they were sent in; different keys may come sorted (THeader, gRPC's library). Keys are
+  // lowercase; the value of a key ending in "-bin" is bytes (base64 on gRPC's wire, decoded
+  // here). What the protocol or rpcboot reads itself is not in it: pseudo-headers, grpc-*,
+  // rpcboot-*, content-type, te, user-agent, authorization (see identity()), traceparent and
+  // tracestate (see trace()). Plain framed Thrift carries none.
+  const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
+  // The first value sent under `key` (lowercase), or nullptr.
+  const std::string* FindMetadata(std::string_view key) const;
+  // Used by transports, before the handler runs.
+  std::vector<std::pair<std::string, std::string>>* mutable_metadata() { return &metadata_; }
+
   // Used by transports: makes `context` Current() for this thread until destroyed.
   class Scope {
    public:
@@ -86,6 +102,7 @@ class ServerContext {
   uint64_t parent_span_id_ = 0;
   int64_t trace_start_unix_ns_ = 0;
   bool shadow_ = false;
+  std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
 }  // namespace rpcboot

@@ -52,6 +52,7 @@ class GrpcChannel final : public Channel {
         context.AddMetadata(std::string(internal::kTracestateHeader), call_options.tracestate);
     }
     if (call_options.shadow) context.AddMetadata(std::string(internal::kShadowHeader), "1");
+    for (const auto& [key, value] : call_options.metadata) context.AddMetadata(key, value);
     grpc::ByteBuffer request_buffer = internal::ToByteBuffer(request);
     grpc::ByteBuffer reply;
     grpc::internal::RpcMethod rpc(method.grpc_path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);

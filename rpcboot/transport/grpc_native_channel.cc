@@ -39,11 +39,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/client_connection.h"
 #include "rpcboot/internal/grpc_compression.h"
 #include "rpcboot/internal/tls.h"
@@ -434,7 +436,7 @@ class NativeGrpcChannel final : public Channel {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const std::string timeout_value = GrpcTimeout(timeout);
     std::vector<nghttp2_nv> headers;
-    headers.reserve(12);
+    headers.reserve(12 + call_options.metadata.size());
     auto add = [&headers](std::string_view name, std::string_view value) {
       headers.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
@@ -462,6 +464,16 @@ class NativeGrpcChannel final : public Channel {
         add(internal::kTracestateHeader, call_options.tracestate);
     }
     if (call_options.shadow) add(internal::kShadowHeader, "1");
+    // The caller's own metadata; bytes ("-bin" keys) go base64, as gRPC sends them.
+    std::vector<std::string> encoded;
+    encoded.reserve(call_options.metadata.size());
+    for (const auto& [key, value] : call_options.metadata) {
+      if (internal::IsBinaryMetadataKey(key)) {
+        add(key, encoded.emplace_back(absl::Base64Escape(absl::string_view(value))));
+      } else {
+        add(key, value);
+      }
+    }
 
     // A pooled connection the server has left may take the stream before its GOAWAY or close
     // arrives: nothing ran, and the call goes once more, on a new connection.

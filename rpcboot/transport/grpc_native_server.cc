@@ -48,9 +48,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/internal/grpc_compression.h"
@@ -189,6 +191,7 @@ struct Stream {
   std::string traceparent;
   std::string tracestate;
   bool shadow = false;
+  CallMetadata metadata;  // the caller's own (ServerContext::metadata)
   bool bad_timeout = false;
   std::optional<ServerContext::Clock::time_point> deadline;
   std::size_t header_bytes = 0;
@@ -264,6 +267,7 @@ struct Call {
   std::optional<ServerContext::Clock::time_point> deadline;
   int64_t started;  // for the method's CallStats
   bool gzip_reply;  // server.grpc_compression gzip, and the caller takes gzip
+  CallMetadata metadata;
 };
 
 // A handler's answer on its way back to the connection's loop.
@@ -1108,6 +1112,24 @@ int Loop::OnHeader(Connection& conn, const nghttp2_frame* frame, std::string_vie
     stream->tracestate = std::string(value);
   } else if (name == kShadowHeader) {
     stream->shadow = value == "1";
+  } else if (IsCallMetadataKey(name)) {
+    // The caller's own, for ServerContext::metadata: held in the memory quota until the call
+    // is handled, as its request is (HPACK lets a few bytes on the wire stand for a long header).
+    std::string kept;
+    if (!IsBinaryMetadataKey(name)) {
+      kept = std::string(value);
+    } else if (!absl::Base64Unescape(absl::string_view(value.data(), value.size()), &kept)) {
+      Finish(conn, *stream, StatusCode::kInternal,
+             "rpcboot: metadata '" + std::string(name) + "' is not base64");
+      return 0;
+    }
+    const std::size_t bytes = MetadataEntryBytes(name, kept);
+    if (!transport_->Hold(bytes)) {
+      RefuseOverQuota(conn, *stream);
+      return 0;
+    }
+    stream->held += bytes;
+    stream->metadata.emplace_back(std::string(name), std::move(kept));
   }
   return 0;
 }
@@ -1377,10 +1399,11 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
   }
   ++conn.dispatched;
   busy_.fetch_add(1);
-  auto call = std::make_shared<Call>(Call{
-      conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
-      std::move(stream.authorization), std::move(stream.traceparent), std::move(stream.tracestate),
-      stream.shadow, stream.deadline, stream.started, stream.accepts_gzip});
+  auto call = std::make_shared<Call>(
+      Call{conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
+           std::move(stream.authorization), std::move(stream.traceparent),
+           std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started,
+           stream.accepts_gzip, std::move(stream.metadata)});
   stream.complete.clear();
   if (route->run_inline ||  // server.inline_methods: never blocks, runs here, with no slot
       (transport_->MayRunHere() && route->runtime->MayRunInPlace())) {
@@ -1397,6 +1420,7 @@ Answer Loop::Handle(const Call& call) {
   std::string_view token = BearerToken(call.authorization);
   BeginServerSpan(&context, call.traceparent, call.tracestate);
   context.set_shadow(call.shadow);
+  *context.mutable_metadata() = call.metadata;
   ServerContext::Scope scope(&context);
   Answer answer;
   answer.outcome = RunHandler([&] {

@@ -88,7 +88,8 @@ class ThriftChannel final : public Channel {
     std::string message = internal::ThriftMessage(options_.thrift_format, name,
                                                   internal::kThriftCall, seqid, request);
     std::string frame(4, '\0');
-    if (options_.thrift_header || !options_.bearer_token.empty()) {
+    if (options_.thrift_header || !options_.bearer_token.empty() ||
+        !call_options.metadata.empty()) {
       internal::THeaderFrame header;
       header.seqid = seqid;
       header.format = options_.thrift_format;
@@ -109,6 +110,8 @@ class ThriftChannel final : public Channel {
       }
       if (call_options.shadow)
         header.headers.emplace_back(std::string(internal::kShadowHeader), "1");
+      header.headers.insert(header.headers.end(), call_options.metadata.begin(),
+                            call_options.metadata.end());
       frame += internal::WrapTHeader(header, message);
     } else {
       frame += message;

@@ -58,6 +58,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
@@ -137,6 +138,7 @@ struct CallMeta {
   std::string token;                    // the "authorization" header's bearer token
   std::string traceparent, tracestate;  // W3C trace context
   bool shadow = false;                  // rpcboot-shadow: 1
+  CallMetadata metadata;                // the caller's own headers
   int64_t started = 0;                  // for the method's CallStats (thrift_stats)
 };
 
@@ -150,6 +152,7 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
   if (certificate != nullptr) *context.mutable_identity() = *certificate;
   BeginServerSpan(&context, meta.traceparent, meta.tracestate);
   context.set_shadow(meta.shadow);
+  *context.mutable_metadata() = meta.metadata;
   ServerContext::Scope scope(&context);
   HandlerOutcome outcome = RunHandler([&] {
     if (Refusal refusal =
@@ -1400,10 +1403,11 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
                        std::string* owned) {
   // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
   std::optional<THeaderFrame> theader;
+  THeaderMetadata custom;
   std::size_t offset = 0;
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
-    if (absl::Status s = ParseTHeader(frame, &*theader, &ServerHeader); !s.ok()) {
+    if (absl::Status s = ParseTHeader(frame, &*theader, &ServerHeader, &custom); !s.ok()) {
       Close(conn, std::string(s.message()), LogLevel::kWarning);
       return true;
     }
@@ -1432,6 +1436,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
       deadline = ServerContext::Clock::now() + std::chrono::milliseconds(ms);
     }
     theader->headers.clear();
+    meta.metadata = std::move(custom.entries);
   }
   const THeaderFrame* wrap = theader ? &*theader : nullptr;
   if (header.type != kThriftCall) {
@@ -1451,6 +1456,15 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
                          AnswerThriftSchema(server_->table().bindings(), server_->table().guard(),
                                             meta.token, certificate ? *certificate : PeerIdentity(),
                                             header.format, message.substr(header.body_offset))));
+    return true;
+  }
+  if (custom.bytes > kMaxReceivedMetadataBytes) {
+    // As the native gRPC server answers request headers past the same size.
+    QueueReply(conn, ReplyFrame(wrap, header, kThriftReply,
+                                ThriftErrorResult(
+                                    header.format, StatusCode::kResourceExhausted,
+                                    absl::StrCat("rpcboot: THeader metadata of ", custom.bytes,
+                                                 " bytes exceeds ", kMaxReceivedMetadataBytes))));
     return true;
   }
   const Route* route = server_->table().FindThrift(header.name);

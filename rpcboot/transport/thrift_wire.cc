@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "rpcboot/internal/call_metadata.h"
 
 namespace rpcboot::internal {
 
@@ -134,8 +135,22 @@ bool IsTHeaderFrame(std::string_view frame) {
          static_cast<uint8_t>(frame[1]) == 0xFF;
 }
 
+namespace {
+
+// A header key as call metadata: lowercased, when it is one.
+bool MetadataKey(std::string_view key, std::string* lower) {
+  if (key.empty() || key.size() > kMaxReceivedMetadataBytes) return false;
+  lower->assign(key);
+  for (char& c : *lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return IsCallMetadataKey(*lower);
+}
+
+}  // namespace
+
 absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
-                          bool (*keep)(std::string_view key)) {
+                          bool (*keep)(std::string_view key), THeaderMetadata* metadata) {
   auto bad = [](const char* what) {
     return absl::InvalidArgumentError(absl::StrCat("bad THeader frame: ", what));
   };
@@ -175,7 +190,15 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
         out->headers.emplace_back(kv[0], kv[1]);
         continue;
       }
-      if (!keep(kv[0])) continue;
+      if (!keep(kv[0])) {
+        std::string key;
+        if (metadata == nullptr || !MetadataKey(kv[0], &key)) continue;
+        metadata->bytes += MetadataEntryBytes(key, kv[1]);
+        if (metadata->bytes <= kMaxReceivedMetadataBytes) {
+          metadata->entries.emplace_back(std::move(key), kv[1]);
+        }
+        continue;
+      }
       auto same = std::find_if(out->headers.begin(), out->headers.end(),
                                [&](const auto& h) { return h.first == kv[0]; });
       if (same != out->headers.end()) {

@@ -3,6 +3,7 @@
 #ifndef RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
 #define RPCBOOT_TRANSPORT_THRIFT_WIRE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,12 +52,21 @@ inline constexpr std::string_view kTimeoutHeader = "rpcboot-timeout-ms";
 // The caller's credential ("Bearer <token>"), as gRPC carries it in metadata.
 inline constexpr std::string_view kAuthorizationHeader = "authorization";
 
+// The info headers of a call that are the caller's own metadata (ServerContext::metadata).
+struct THeaderMetadata {
+  std::vector<std::pair<std::string, std::string>> entries;  // keys lowercase, in order
+  std::size_t bytes = 0;  // all of them, counted as HTTP/2 counts a header list
+};
+
 bool IsTHeaderFrame(std::string_view frame);
 // Reads a THeader frame. With `keep`, only the info headers whose key it accepts are copied out,
 // each key once (its last value), and the rest are read past: up to 256 KiB of headers a peer
-// sends then cost no copy. Without it, every header in order.
+// sends then cost no copy. Without it, every header in order. With `metadata`, the headers
+// `keep` passes over that are call metadata (IsCallMetadataKey once lowercased) are copied
+// there as long as they stay within kMaxReceivedMetadataBytes; `bytes` counts them all.
 absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
-                          bool (*keep)(std::string_view key) = nullptr);
+                          bool (*keep)(std::string_view key) = nullptr,
+                          THeaderMetadata* metadata = nullptr);
 // A `keep` for ParseTHeader that copies no header (for a reader that needs only the message).
 inline bool NoInfoHeaders(std::string_view) { return false; }
 // A THeader frame body (without the 4-byte length) around `message`, laid out as Thrift's

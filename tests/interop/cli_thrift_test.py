@@ -116,6 +116,20 @@ def rpcboot_server_checks(thrift, grpc):
     out = run(*t, "call", target, "rich.RichService/Histogram", '{"words": ["a", "b", "a"]}')
     if json.loads(out or "null") != {"a": 2, "b": 1}:
         failures.append(f"Histogram: {out}")
+    # --metadata: the call's own metadata reaches the handler, over Thrift (THeader) and gRPC.
+    # (gRPC prints the reply message, Thrift the method's result.)
+    want = {"a": 1, "metadata:x-tenant=acme": 1, "metadata:x-note=a=b": 1}
+    for flags, where, shown in [(t, target, want), ([], f"127.0.0.1:{grpc}", {"value": want})]:
+        out = run(*flags, "--metadata=x-tenant=acme", "--metadata=x-note=a=b", "call", where,
+                  "rich.RichService/Histogram", '{"words": ["a"]}')
+        if json.loads(out or "null") != shown:
+            failures.append(f"Histogram with --metadata at {where}: {out}")
+    run(*t, "--metadata=X-Tenant=acme", "call", target, "rich.RichService/Count", "{}", want=2,
+        says="--metadata: call metadata key 'X-Tenant' is not a metadata key")
+    run(*t, "--metadata=grpc-timeout=1S", "call", target, "rich.RichService/Count", "{}", want=2,
+        says="'grpc-timeout' is the protocol's or rpcboot's own")
+    run(*t, "--metadata=x-tenant", "call", target, "rich.RichService/Count", "{}", want=2,
+        says="--metadata: 'x-tenant' is not KEY=VALUE")
     run(*t, "call", target, "rich.RichService/Lookup", '{"key": 0}', says='"value": "key 0"')
     # A static:// list: its first endpoint that accepts a connection.
     run(*t, "call", f"static://127.0.0.1:1,{target}", "rich.RichService/Lookup", '{"key": 1}',

@@ -10,8 +10,8 @@ sys.path[:0] = [gen_dir + "/thrift", gen_dir + "/proto"]
 
 try:
     import grpc
-    from thrift.protocol import TBinaryProtocol, TCompactProtocol, TMultiplexedProtocol
-    from thrift.transport import TSocket, TTransport
+    from thrift.protocol import TBinaryProtocol, TCompactProtocol, THeaderProtocol, TMultiplexedProtocol
+    from thrift.transport import THeaderTransport, TSocket, TTransport
 except ImportError as e:
     sys.exit(f"FAIL: {e}: install python3-grpcio, python3-protobuf and python3-thrift (run with /usr/bin/python3)")
 
@@ -94,6 +94,24 @@ for protocol_name, protocol_class in [("compact", TCompactProtocol.TCompactProto
           (20, True, 0.5, "eu", common_ttypes.Level.LEVEL_HIGH, 0), f"thrift {protocol_name}: EchoLimits(unset) {back}")
     transport.close()
 
+# ---- Thrift THeader (THeaderProtocol): the caller's headers reach the handler as metadata ----
+for subprotocol_name, subprotocol in [("compact", THeaderProtocol.THeaderSubprotocolID.COMPACT),
+                                      ("binary", THeaderProtocol.THeaderSubprotocolID.BINARY)]:
+    socket = TSocket.TSocket("127.0.0.1", thrift_port)
+    protocol = THeaderProtocol.THeaderProtocol(socket, [THeaderTransport.THeaderClientType.HEADERS],
+                                               subprotocol)
+    rich = RichService.Client(protocol)
+    socket.open()
+    protocol.trans.set_header(b"X-Tenant", b"acme")
+    protocol.trans.set_header(b"x-request-id", b"py-7")
+    protocol.trans.set_header(b"grpc-timeout", b"1S")  # the protocol's own: not metadata
+    seen = rich.Histogram(["a"])
+    check(seen == {"a": 1, "metadata:x-tenant=acme": 1, "metadata:x-request-id=py-7": 1},
+          f"thrift THeader {subprotocol_name}: metadata {seen}")
+    # The transport sends headers once: the next call carries none.
+    check(rich.Histogram(["a"]) == {"a": 1}, f"thrift THeader {subprotocol_name}: no metadata")
+    socket.close()
+
 # ---- gRPC ----
 channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
 stub = rich_service_pb2_grpc.RichServiceStub(channel)
@@ -104,6 +122,12 @@ reply = stub.Path(rich_service_pb2.PathRequest(points=[common_types_pb2.Point(x=
 check([(p.x, p.y) for p in reply.value] == [(3, 4), (1, 2)], "grpc: Path")
 reply = stub.Histogram(rich_service_pb2.HistogramRequest(words=["a", "b", "a"]), timeout=5)
 check(dict(reply.value) == {"a": 2, "b": 1}, "grpc: Histogram")
+# Custom metadata, text and binary ("-bin": grpcio sends it base64), reaches the handler as sent;
+# what gRPC itself adds (user-agent, te, grpc-*) does not show.
+reply = stub.Histogram(rich_service_pb2.HistogramRequest(words=["a"]), timeout=5,
+                       metadata=[("x-tenant", "acme"), ("x-tenant", "beta"), ("x-blob-bin", b"\x00\xff\n")])
+check(dict(reply.value) == {"a": 1, "metadata:x-tenant=acme": 1, "metadata:x-tenant=beta": 1,
+                            "metadata:x-blob-bin=00ff0a": 1}, f"grpc: metadata {dict(reply.value)}")
 matrix = [rich_service_pb2.TransposeRequest.Int32List(values=row) for row in [[1, 2], [3, 4]]]
 reply = stub.Transpose(rich_service_pb2.TransposeRequest(m=matrix), timeout=5)
 check([list(r.values) for r in reply.value] == [[1, 3], [2, 4]], "grpc: Transpose")
@@ -150,4 +174,4 @@ check((back.page_size, back.notify, back.ratio, back.region, back.level, back.sp
       (20, True, 0.5, "eu", common_types_pb2.LEVEL_HIGH, 0) and back.HasField("page_size"),
       f"grpc: EchoLimits(unset) {back}")
 
-print(f"python interop: {checks} checks passed (thrift compact, thrift binary, grpc)")
+print(f"python interop: {checks} checks passed (thrift compact, thrift binary, THeader, grpc)")

@@ -558,6 +558,41 @@ TEST_F(BadInputTest, PeerMethodNamesAreEscapedAndBoundedInTheReply) {
   ExpectStillServing();
 }
 
+// THeader info headers that are call metadata are kept up to 16 KiB (the native gRPC server's
+// bound on request headers); past it the call is answered RESOURCE_EXHAUSTED without running,
+// and the connection serves on. Keys are lowercased; what is not a metadata key is left out.
+TEST_F(BadInputTest, THeaderMetadataPastItsLimitIsRefusedAndTheRestReachesTheHandler) {
+  int fd = Connect();
+  internal::THeaderFrame theader;
+  theader.seqid = 7;
+  for (int i = 0; i < 20; ++i) {
+    theader.headers.emplace_back("x-part-" + std::to_string(i), std::string(1000, 'p'));
+  }
+  std::string message = internal::ThriftMessage(WireFormat::kThriftCompact, "Count",
+                                                internal::kThriftCall, 7, std::string(1, '\0'));
+  std::string reply = RoundTrip(fd, internal::WrapTHeader(theader, message));
+  ASSERT_TRUE(internal::IsTHeaderFrame(reply));
+  EXPECT_NE(reply.find("THeader metadata of 20810 bytes exceeds 16384"), std::string::npos)
+      << reply;
+  EXPECT_EQ(impl_->count.load(), 0) << "the handler did not run";
+
+  theader.headers = {{"X-Tenant", "acme"}, {"not a key", "x"}, {"grpc-timeout", "1S"}};
+  std::string words;  // Histogram(list<string> words = []): field 1, an empty list
+  words += '\x19';    // compact: field 1, type list
+  words += '\x08';    // 0 elements of binary
+  words += '\0';      // stop
+  message = internal::ThriftMessage(WireFormat::kThriftCompact, "Histogram", internal::kThriftCall,
+                                    8, words);
+  theader.seqid = 8;
+  reply = RoundTrip(fd, internal::WrapTHeader(theader, message));
+  ASSERT_TRUE(internal::IsTHeaderFrame(reply));
+  EXPECT_NE(reply.find("metadata:x-tenant=acme"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("not a key"), std::string::npos) << reply;
+  EXPECT_EQ(reply.find("grpc-timeout"), std::string::npos) << reply;
+  ::close(fd);
+  ExpectStillServing();
+}
+
 TEST_F(BadInputTest, AnAbsurdTHeaderDeadlineIsNoDeadline) {
   // 10^13 ms would overflow a time_point into the past: clamped, the call runs.
   int fd = Connect();

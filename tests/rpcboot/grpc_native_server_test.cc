@@ -120,6 +120,34 @@ TEST_F(NativeGrpcServerTest, TheMemoryQuotaBoundsTheRequestBytesHeld) {
   }
 }
 
+// A call's metadata is held in the memory quota with its request until the call is handled
+// (HPACK lets a peer name a long header again in a byte or two): past the quota the call is
+// refused naming the setting, and the bytes are given back.
+TEST_F(NativeGrpcServerTest, TheMemoryQuotaHoldsTheMetadataOfCallsNotYetHandled) {
+  ServerOptions options;
+  options.grpc_memory_quota = 4096;
+  StartServer(options);
+  auto client = MakeClient<rich::RichService>(GrpcChannel(ChannelOptions()));
+  CallOptions large;
+  large.metadata = {{"x-large", std::string(6000, 'm')}};
+  try {
+    ScopedCallOptions scope(large);
+    client->Count();
+    ADD_FAILURE() << "6 KB of metadata were held under a quota of 4 KiB";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kResourceExhausted) << e.what();
+    EXPECT_NE(std::string(e.what()).find("server.grpc_memory_quota"), std::string::npos)
+        << e.what();
+  }
+  CallOptions small;
+  small.metadata = {{"x-small", std::string(2000, 's')}};
+  for (int i = 0; i < 4; ++i) {
+    ScopedCallOptions scope(small);
+    EXPECT_EQ(client->Histogram({}).size(), 1u) << "the refused call's bytes were given back";
+  }
+  EXPECT_EQ(impl_->Count(), 1) << "the refused call did not run";
+}
+
 // server.grpc_compression with rpcboot's own channels (grpc_compression gzip): off, the server
 // refuses a compressed request (UNIMPLEMENTED, naming the setting) and takes one under 1 KiB, which
 // the native channel leaves plain; accept and gzip take gzip requests from both channels, and in
@@ -331,6 +359,34 @@ TEST_F(NativeGrpcServerTest, ARequestRefusedBeforeItIsWholeEndsItsStreamWithoutE
   }
   EXPECT_TRUE(ended);
   EXPECT_EQ(impl_->Count(), 2) << "the second call ran";
+}
+
+// A "-bin" metadata value that is not base64 ends its call (INTERNAL) before the handler runs;
+// the connection serves the next call.
+TEST_F(NativeGrpcServerTest, BinaryMetadataThatIsNotBase64EndsItsCall) {
+  StartServer(ServerOptions());
+  RawHttp2 peer(server_->grpc_port());
+  ASSERT_TRUE(peer.connected());
+  const std::string request("\0\0\0\0\0", 5);
+  const std::string headers = RequestHeaders("/rich.RichService/Count");
+  ASSERT_TRUE(peer.Send(kPreface + Http2Frame(4, 0, "") +
+                        Http2Frame(1, 0x4, headers + Literal("x-blob-bin", "not*base64!"), 1) +
+                        Http2Frame(0, 0x1, request, 1)));
+  bool ended = false;
+  std::optional<Frame> frame;
+  while (!ended && (frame = peer.Next())) {
+    ended = frame->stream == 1 && frame->type == 1 && (frame->flags & 0x1) != 0;
+  }
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(impl_->count.load(), 0) << "the handler did not run";
+  ASSERT_TRUE(peer.Send(Http2Frame(1, 0x4, headers + Literal("x-blob-bin", "AP8K"), 3) +
+                        Http2Frame(0, 0x1, request, 3)));
+  ended = false;
+  while (!ended && (frame = peer.Next())) {
+    ended = frame->stream == 3 && frame->type == 1 && (frame->flags & 0x1) != 0;
+  }
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(impl_->count.load(), 1) << "the next call on the connection ran";
 }
 
 // grpc-timeout's largest values (99,999,999 hours: more nanoseconds than a clock holds) and its

@@ -43,9 +43,24 @@ class RichServiceImpl : public rich::RichService {
     if (reversed) std::reverse(out.begin(), out.end());
     return out;
   }
+  // Counts the words, and each entry of the caller's metadata as the word
+  // "metadata:<key>=<value>" (a "-bin" key's value in hex): what the handler was given.
   std::map<std::string, int32_t> Histogram(std::vector<std::string> words) override {
     std::map<std::string, int32_t> h;
     for (const auto& w : words) h[w]++;
+    if (const ServerContext* call = ServerContext::Current()) {
+      for (const auto& [key, value] : call->metadata()) {
+        std::string shown = value;
+        if (key.size() > 4 && key.compare(key.size() - 4, 4, "-bin") == 0) {
+          shown.clear();
+          for (unsigned char c : value) {
+            shown += "0123456789abcdef"[c >> 4];
+            shown += "0123456789abcdef"[c & 15];
+          }
+        }
+        h["metadata:" + key + "=" + shown]++;
+      }
+    }
     return h;
   }
   rich::Color Mix(rich::Color a, rich::Color b) override { return a == b ? a : rich::Color::kBlue; }

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <random>
 
+#include "rpcboot/internal/call_metadata.h"
+
 namespace rpcboot::internal {
 namespace {
 
@@ -151,6 +153,48 @@ TEST(ThriftWire, THeaderParserCopiesOnlyTheHeadersAsked) {
   std::string cut = frame;
   cut[9] = 1;  // the section is 4 bytes now: the headers in it end early
   EXPECT_FALSE(ParseTHeader(cut, &parsed, [](std::string_view) { return false; }).ok());
+}
+
+// With a metadata sink, the headers not asked for that are call metadata are copied in the order
+// of the frame (sorted by key, as THeaderTransport writes them; keys lowercased, repeats kept), the
+// protocol's and malformed keys left out, and once past kMaxReceivedMetadataBytes no more are
+// copied while all are counted.
+TEST(ThriftWire, THeaderParserCollectsCallMetadataWithinItsBound) {
+  THeaderFrame ours;
+  ours.headers = {{"rpcboot-timeout-ms", "50"},
+                  {"X-Tenant", "acme"},
+                  {"x-tenant", "beta"},
+                  {"grpc-timeout", "1S"},
+                  {"bad key", "x"},
+                  {"authorization", "t"},
+                  {"x-blob-bin", std::string("\0\xff", 2)}};
+  THeaderFrame parsed;
+  THeaderMetadata metadata;
+  ASSERT_TRUE(ParseTHeader(
+                  WrapTHeader(ours, "m"), &parsed,
+                  [](std::string_view key) { return key == "rpcboot-timeout-ms"; }, &metadata)
+                  .ok());
+  EXPECT_EQ(parsed.headers,
+            (std::vector<std::pair<std::string, std::string>>{{"rpcboot-timeout-ms", "50"}}));
+  EXPECT_EQ(
+      metadata.entries,
+      (std::vector<std::pair<std::string, std::string>>{
+          {"x-tenant", "acme"}, {"x-blob-bin", std::string("\0\xff", 2)}, {"x-tenant", "beta"}}));
+  EXPECT_EQ(metadata.bytes, (8 + 4 + 32) + (8 + 4 + 32) + (10 + 2 + 32));
+
+  ours.headers.clear();
+  for (int i = 0; i < 40; ++i)
+    ours.headers.emplace_back("x-" + std::to_string(i), std::string(500, 'v'));
+  THeaderMetadata many;
+  ASSERT_TRUE(ParseTHeader(
+                  WrapTHeader(ours, "m"), &parsed, [](std::string_view) { return false; }, &many)
+                  .ok());
+  EXPECT_GT(many.bytes, kMaxReceivedMetadataBytes);
+  EXPECT_EQ(many.bytes, 10 * (3 + 500 + 32) + 30 * (4 + 500 + 32));
+  std::size_t kept = 0;
+  for (const auto& [key, value] : many.entries) kept += MetadataEntryBytes(key, value);
+  EXPECT_LE(kept, kMaxReceivedMetadataBytes);
+  EXPECT_EQ(many.entries.size(), 30u) << "copied up to the bound, in order";
 }
 
 TEST(ThriftWire, FrameLengthsAreBigEndian) {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	pb "pb/rich"
 	tr "tg/rich"
@@ -74,6 +75,11 @@ func grpcChecks(port string, tc *tls.Config) {
 	check(err == nil && len(path.GetValue()) == 2 && path.GetValue()[0].GetX() == 3, "grpc: Path %v %v", path, err)
 	h, err := c.Histogram(ctx, &pb.HistogramRequest{Words: []string{"a", "b", "a"}})
 	check(err == nil && h.GetValue()["a"] == 2 && h.GetValue()["b"] == 1, "grpc: Histogram %v %v", h, err)
+	// Custom metadata, text and binary (grpc-go sends "-bin" values base64), reaches the handler.
+	mdCtx := metadata.AppendToOutgoingContext(ctx, "x-tenant", "acme", "x-blob-bin", "\x00\xff\n")
+	h, err = c.Histogram(mdCtx, &pb.HistogramRequest{Words: []string{"a"}})
+	check(err == nil && len(h.GetValue()) == 3 && h.GetValue()["metadata:x-tenant=acme"] == 1 &&
+		h.GetValue()["metadata:x-blob-bin=00ff0a"] == 1, "grpc: metadata %v %v", h, err)
 	s := &pb.Scalars{Flag: true, I8: -5, I16: -300, I32: 70000, I64: -(1 << 40), U8: 255, U16: 65535,
 		U32: 1<<32 - 1, U64: 1<<64 - 1, F32: 1.5, F64: -2.25, Text: "héllo 🍕", Blob: []byte{0, 1, 255},
 		Color: pb.Color_COLOR_BLUE, Light: pb.Light_LIGHT_OFF, Level: pb.Level_LEVEL_HIGH.Enum(), Tier: pb.Tier_TIER_GOLD}
@@ -174,6 +180,15 @@ func thriftChecks(name string, port string, tc *tls.Config, framed thrift.TProto
 	check(err == nil && len(p) == 2 && p[0].X == 3 && p[1].Y == 2, "thrift %s: Path %v %v", name, p, err)
 	h, err := c.Histogram(ctx, []string{"a", "b", "a"})
 	check(err == nil && h["a"] == 2 && h["b"] == 1, "thrift %s: Histogram %v %v", name, h, err)
+	if framed == nil {
+		// THeader headers the caller sets reach the handler as its metadata (Go's client sends
+		// them only when its protocol is THeader's own, not wrapped in TMultiplexedProtocol).
+		hctx := thrift.SetHeader(ctx, "x-tenant", "acme")
+		hctx = thrift.SetWriteHeaderList(hctx, []string{"x-tenant"})
+		plain := tr.NewRichServiceClient(thrift.NewTStandardClient(protocol, protocol))
+		h, err = plain.Histogram(hctx, []string{"a"})
+		check(err == nil && len(h) == 2 && h["metadata:x-tenant=acme"] == 1, "thrift %s: metadata %v %v", name, h, err)
+	}
 	t, err := c.Transpose(ctx, [][]int32{{1, 2}, {3, 4}})
 	check(err == nil && fmt.Sprint(t) == "[[1 3] [2 4]]", "thrift %s: Transpose %v %v", name, t, err)
 	stamp, err := c.Now(ctx)

@@ -6,10 +6,12 @@
 // Prints "OK: <n> checks" and exits 0, or prints "FAIL: <what>" and exits 1.
 import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
 import java.io.File;
 import java.util.List;
@@ -75,6 +77,16 @@ public class StockGrpcClient {
     HistogramResponse histogram =
         stub.histogram(HistogramRequest.newBuilder().addWords("a").addWords("b").addWords("a").build());
     Checks.check(histogram.getValueOrThrow("a") == 2 && histogram.getValueOrThrow("b") == 1, "Histogram");
+    // Custom metadata, text and binary (grpc-java sends "-bin" values base64), reaches the handler.
+    Metadata headers = new Metadata();
+    headers.put(Metadata.Key.of("x-tenant", Metadata.ASCII_STRING_MARSHALLER), "acme");
+    headers.put(Metadata.Key.of("x-blob-bin", Metadata.BINARY_BYTE_MARSHALLER),
+        new byte[] {0, (byte) 0xff, 10});
+    HistogramResponse seen = stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
+                                 .histogram(HistogramRequest.newBuilder().addWords("a").build());
+    Checks.check(seen.getValueCount() == 3 && seen.getValueOrDefault("metadata:x-tenant=acme", 0) == 1
+            && seen.getValueOrDefault("metadata:x-blob-bin=00ff0a", 0) == 1,
+        "metadata " + seen.getValueMap());
     Scalars scalars = Scalars.newBuilder()
                           .setFlag(true)
                           .setI8(-5)

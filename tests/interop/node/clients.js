@@ -72,6 +72,17 @@ async function grpcChecks() {
   check(JSON.stringify(reversed.value) === '[{"x":3,"y":4},{"x":1,"y":2}]', 'grpc: Path');
   const histogram = await ok('Histogram', {words: ['a', 'b', 'a']});
   check(histogram.value.a === 2 && histogram.value.b === 1, 'grpc: Histogram');
+  // Custom metadata, text and binary (grpc-js sends "-bin" values base64), reaches the handler.
+  const metadata = new grpc.Metadata();
+  metadata.add('x-tenant', 'acme');
+  metadata.add('x-blob-bin', Buffer.from([0, 255, 10]));
+  const seen = await new Promise((resolve) => {
+    stub.Histogram({words: ['a']}, metadata, {deadline: Date.now() + 5000},
+        (error, reply) => resolve({error, reply}));
+  });
+  check(!seen.error && JSON.stringify(seen.reply.value) ===
+            '{"a":1,"metadata:x-blob-bin=00ff0a":1,"metadata:x-tenant=acme":1}',
+  `grpc: metadata ${seen.error ? seen.error.message : JSON.stringify(seen.reply.value)}`);
   const transposed = await ok('Transpose', {m: [{values: [1, 2]}, {values: [3, 4]}]});
   check(JSON.stringify(transposed.value.map((r) => r.values)) === '[[1,3],[2,4]]', 'grpc: Transpose');
   const scalars = {

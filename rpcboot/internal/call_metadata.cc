@@ -1,0 +1,94 @@
+#include "rpcboot/internal/call_metadata.h"
+
+#include <array>
+
+#include "absl/strings/str_cat.h"
+
+namespace rpcboot::internal {
+
+namespace {
+
+// HTTP/2 and gRPC read these themselves, or rpcboot gives them to the handler another way
+// (authorization: identity(); traceparent, tracestate: trace()).
+constexpr std::array<std::string_view, 14> kReserved = {"content-type",      "te",
+                                                        "user-agent",        "host",
+                                                        "authorization",     "traceparent",
+                                                        "tracestate",        "connection",
+                                                        "keep-alive",        "proxy-connection",
+                                                        "upgrade",           "content-length",
+                                                        "transfer-encoding", "accept-encoding"};
+
+bool KeyCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+std::string Shown(std::string_view text) {
+  std::string shown;
+  for (char c : text.substr(0, 64)) {
+    if (c >= 0x20 && c <= 0x7e) {
+      shown += c;
+    } else {
+      shown += absl::StrCat("\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  if (text.size() > 64) shown += "...";
+  return shown;
+}
+
+}  // namespace
+
+bool IsBinaryMetadataKey(std::string_view key) {
+  return key.size() >= 4 && key.substr(key.size() - 4) == "-bin";
+}
+
+bool IsCallMetadataKey(std::string_view key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    if (!KeyCharacter(c)) return false;
+  }
+  if (key.rfind("grpc-", 0) == 0 || key.rfind("rpcboot-", 0) == 0) return false;
+  for (std::string_view reserved : kReserved) {
+    if (key == reserved) return false;
+  }
+  return true;
+}
+
+absl::Status CheckCallMetadata(const CallMetadata& metadata) {
+  std::size_t bytes = 0;
+  for (const auto& [key, value] : metadata) {
+    bool key_ok = !key.empty();
+    for (char c : key) key_ok = key_ok && KeyCharacter(c);
+    if (!key_ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("call metadata key '", Shown(key),
+                       "' is not a metadata key (lowercase letters, digits, '-', '_', '.')"));
+    }
+    if (!IsCallMetadataKey(key)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "call metadata key '", key,
+          "' is the protocol's or rpcboot's own (grpc-*, rpcboot-*, authorization, ...)"));
+    }
+    if (!IsBinaryMetadataKey(key)) {
+      for (char c : value) {
+        if (c < 0x20 || c > 0x7e) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("call metadata '", key, "' has a value that is not printable ASCII ('",
+                           Shown(value), "'); bytes go under a key ending in \"-bin\""));
+        }
+      }
+      if (!value.empty() && (value.front() == ' ' || value.back() == ' ')) {
+        return absl::InvalidArgumentError(absl::StrCat("call metadata '", key,
+                                                       "' has a value with a space at one end ('",
+                                                       Shown(value), "')"));
+      }
+    }
+    bytes += MetadataEntryBytes(key, value);
+  }
+  if (bytes > kMaxCallMetadataBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "call metadata of ", bytes, " bytes exceeds the limit of ", kMaxCallMetadataBytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rpcboot::internal
