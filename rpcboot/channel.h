@@ -81,6 +81,12 @@ struct CallOptions {
   // with metadata that breaks these rules fails before it is sent: INVALID_ARGUMENT naming the
   // entry, RESOURCE_EXHAUSTED over the size.
   std::vector<std::pair<std::string, std::string>> metadata;
+  // Where the reply's metadata goes (ServerContext::AddReplyMetadata; gRPC initial and trailing
+  // metadata of any server, THeader headers of the reply), when set: the call's last attempt
+  // fills it, on success and on error, with the entries under metadata keys (the rules above;
+  // "-bin" values decoded); a hedged call, its winner's. The vector must outlive the call (with
+  // CallAsync, until its future is ready). Null: not read.
+  std::vector<std::pair<std::string, std::string>>* reply_metadata = nullptr;
 };
 
 namespace internal {

@@ -1,6 +1,7 @@
 #include "rpcboot/server_context.h"
 
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_metadata.h"
 
 namespace rpcboot {
 
@@ -20,6 +21,19 @@ const std::string* ServerContext::FindMetadata(std::string_view key) const {
     if (name == key) return &value;
   }
   return nullptr;
+}
+
+absl::Status ServerContext::AddReplyMetadata(std::string key, std::string value) {
+  const ServerContext* call = Current();
+  if (call == nullptr) {
+    return absl::FailedPreconditionError("reply metadata: this thread serves no call");
+  }
+  call->reply_metadata_.emplace_back(std::move(key), std::move(value));
+  if (absl::Status s = internal::CheckCallMetadata(call->reply_metadata_); !s.ok()) {
+    call->reply_metadata_.pop_back();
+    return absl::Status(s.code(), "reply metadata: " + std::string(s.message()));
+  }
+  return absl::OkStatus();
 }
 
 namespace {

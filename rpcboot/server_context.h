@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "rpcboot/security.h"
 #include "rpcboot/tracing.h"
 
@@ -78,6 +79,18 @@ class ServerContext {
   // Used by transports, before the handler runs.
   std::vector<std::pair<std::string, std::string>>* mutable_metadata() { return &metadata_; }
 
+  // Adds an entry to the reply's metadata of the call this thread serves: gRPC trailing
+  // metadata (sent with the status, success or error), THeader headers of the reply on Thrift
+  // when the call came in THeader (plain framed Thrift carries none). The caller reads it
+  // through CallOptions::reply_metadata. The rules of CallOptions::metadata hold (keys, values,
+  // 8 KiB in all): an entry that breaks them is not added (INVALID_ARGUMENT naming it,
+  // RESOURCE_EXHAUSTED over the size); FAILED_PRECONDITION on a thread serving no call.
+  static absl::Status AddReplyMetadata(std::string key, std::string value);
+  // Used by transports, once the handler returned.
+  std::vector<std::pair<std::string, std::string>> TakeReplyMetadata() {
+    return std::move(reply_metadata_);
+  }
+
   // Used by transports: makes `context` Current() for this thread until destroyed.
   class Scope {
    public:
@@ -103,6 +116,8 @@ class ServerContext {
   int64_t trace_start_unix_ns_ = 0;
   bool shadow_ = false;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  // The handler's output, added through the const context Current() gives it.
+  mutable std::vector<std::pair<std::string, std::string>> reply_metadata_;
 };
 
 }  // namespace rpcboot

@@ -680,8 +680,9 @@ struct ClusterChannel::Race {
   bool backup_running = false;
   bool won = false;  // an attempt answered
   bool backup_won = false;
-  std::string reply;                // the backup's answer, when it won
-  std::exception_ptr backup_error;  // the backup's failure
+  std::string reply;  // the backup's answer, when it won
+  std::vector<std::pair<std::string, std::string>> reply_metadata;  // and its metadata
+  std::exception_ptr backup_error;                                  // the backup's failure
 };
 
 bool ClusterChannel::Hedges(const MethodBinding& method) const {
@@ -752,6 +753,9 @@ void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
   RunOnClientExecutor([this, race, backup] {
     CallOptions options = race->options;
     options.cancellation = race->cancel_backup;
+    // Its own: the caller's vector is the first attempt's while both run.
+    std::vector<std::pair<std::string, std::string>> reply_metadata;
+    if (options.reply_metadata != nullptr) options.reply_metadata = &reply_metadata;
     options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         race->deadline - std::chrono::steady_clock::now());
     std::string reply;
@@ -784,6 +788,7 @@ void ClusterChannel::LaunchBackup(const std::shared_ptr<Race>& race) {
       race->won = true;
       race->backup_won = true;
       race->reply = std::move(reply);
+      race->reply_metadata = std::move(reply_metadata);
       hedges_won_.fetch_add(1, std::memory_order_relaxed);
       race->cancel_first->Cancel();  // the first attempt ends now
     } else if (!ok) {
@@ -851,7 +856,11 @@ std::string ClusterChannel::HedgedCall(const MethodBinding& method, std::string_
   }
   // The backup, if any, ends before this call returns (it uses this channel).
   race->cv.wait(lock, [&] { return !race->backup_running; });
-  if (race->backup_won) return std::move(race->reply);
+  if (race->backup_won) {
+    if (options.reply_metadata != nullptr)
+      *options.reply_metadata = std::move(race->reply_metadata);
+    return std::move(race->reply);
+  }
   if (ok) return reply;
   std::rethrow_exception(race->cancel_first->cancelled() && race->backup_error ? race->backup_error
                                                                                : error);

@@ -141,6 +141,7 @@ struct Stream {
   std::string grpc_message;
   std::string grpc_encoding;
   std::string content_type;
+  internal::CallMetadata metadata;  // the reply's (headers and trailers), "-bin" values decoded
   std::size_t header_bytes = 0;
   char reply_prefix[5] = {};
   std::size_t reply_prefix_got = 0;
@@ -263,6 +264,16 @@ int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t
     stream->grpc_encoding = std::string(text);
   } else if (key == "content-type") {
     stream->content_type = std::string(text);
+  } else if (internal::IsCallMetadataKey(key)) {
+    std::string kept;
+    if (!internal::IsBinaryMetadataKey(key)) {
+      kept = std::string(text);
+    } else if (!absl::Base64Unescape(absl::string_view(text.data(), text.size()), &kept)) {
+      Refuse(session, stream, StatusCode::kInternal,
+             "gRPC: reply metadata '" + std::string(key) + "' is not base64");
+      return 0;
+    }
+    stream->metadata.emplace_back(std::string(key), std::move(kept));
   }
   return 0;
 }
@@ -425,6 +436,7 @@ class NativeGrpcChannel final : public Channel {
 
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
+    if (call_options.reply_metadata != nullptr) call_options.reply_metadata->clear();
     const auto timeout = internal::CallTimeout(options_, call_options, method.name);
     // The same limit, and the same answer, as a Thrift channel's: nothing is sent.
     if (request.size() > options_.max_message_bytes) {
@@ -681,6 +693,7 @@ class NativeGrpcChannel final : public Channel {
         stream.reset_code == NGHTTP2_REFUSED_STREAM) {
       return std::nullopt;
     }
+    if (call_options.reply_metadata != nullptr) *call_options.reply_metadata = stream.metadata;
     return Reply(stream);
   }
 

@@ -217,8 +217,9 @@ struct Stream {
   bool end_pending = false;
   StatusCode end_code = StatusCode::kOk;
   std::string end_message;
-  bool deferred = false;  // nghttp2 waits for more of `out`
-  int watch_sent = -1;    // Health/Watch: the status last sent
+  CallMetadata end_metadata;  // the reply's metadata, as sent ("-bin" values base64)
+  bool deferred = false;      // nghttp2 waits for more of `out`
+  int watch_sent = -1;        // Health/Watch: the status last sent
 };
 
 struct Connection : std::enable_shared_from_this<Connection> {
@@ -275,8 +276,9 @@ struct Answer {
   ConnectionPtr conn;
   int32_t stream_id = 0;
   HandlerOutcome outcome;
-  bool shed = false;        // refused before its handler ran
-  bool compressed = false;  // outcome.reply is gzip
+  bool shed = false;            // refused before its handler ran
+  bool compressed = false;      // outcome.reply is gzip
+  CallMetadata reply_metadata;  // what the handler added (ServerContext::AddReplyMetadata)
   const Route* route = nullptr;
   int64_t started = 0;  // for the method's CallStats
 };
@@ -342,8 +344,10 @@ class Loop {
   void HandOff(uint64_t running);
   void FlushDirty();
   void Deliver(Answer answer);
-  // Ends `stream` with `code` (trailers-only when nothing was sent).
-  void Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message);
+  // Ends `stream` with `code` and the handler's reply `metadata` (trailers-only when nothing was
+  // sent).
+  void Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message,
+              CallMetadata metadata = {});
   void SendMessage(Connection& conn, Stream& stream, std::string_view bytes,
                    bool compressed = false);
   void SubmitHeaders(Connection& conn, Stream& stream);
@@ -1431,6 +1435,7 @@ Answer Loop::Handle(const Call& call) {
     }
     return call.route->method->serve_proto(call.route->impl, call.request);
   });
+  answer.reply_metadata = context.TakeReplyMetadata();
   EndServerSpan(context, std::string_view(call.route->method->grpc_path).substr(1),
                 answer.outcome.code, answer.outcome.message);
   // Compressed here, on the call's thread, not on the loop.
@@ -1570,7 +1575,7 @@ void Loop::Deliver(Answer answer) {
   conn.last_call = SteadyClock::now();
   if (outcome.code != StatusCode::kOk) {
     stats->Finish(answer.started, outcome.code, conn.peer, outcome.message, answer.shed);
-    Finish(conn, *stream, outcome.code, outcome.message);
+    Finish(conn, *stream, outcome.code, outcome.message, std::move(answer.reply_metadata));
   } else {
     const std::size_t limit = transport_->options().grpc_max_unsent_bytes;
     const std::size_t held = conn.unsent + (conn.wbuf.size() - conn.wbuf_sent);
@@ -1581,11 +1586,11 @@ void Loop::Deliver(Answer answer) {
                        limit, ", server.grpc_max_unsent_bytes)");
       if (transport_->ShouldLogFlood()) Log(LogLevel::kWarning, "gRPC: " + conn.peer + ": " + what);
       stats->Finish(answer.started, StatusCode::kResourceExhausted, conn.peer, what);
-      Finish(conn, *stream, StatusCode::kResourceExhausted, what);
+      Finish(conn, *stream, StatusCode::kResourceExhausted, what, std::move(answer.reply_metadata));
     } else {
       stats->Finish(answer.started, StatusCode::kOk);
       SendMessage(conn, *stream, outcome.reply, answer.compressed);
-      Finish(conn, *stream, StatusCode::kOk, "");
+      Finish(conn, *stream, StatusCode::kOk, "", std::move(answer.reply_metadata));
     }
   }
   Release(*stream);
@@ -1626,12 +1631,16 @@ void Loop::SendMessage(Connection& conn, Stream& stream, std::string_view bytes,
   }
 }
 
-void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message) {
+void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message,
+                  CallMetadata metadata) {
   if (stream.answered) return;
   stream.answered = true;
   Release(stream);
   const std::string status = std::to_string(static_cast<int>(code));
   const std::string encoded = PercentEncode(message);
+  for (auto& [key, value] : metadata) {
+    if (IsBinaryMetadataKey(key)) value = absl::Base64Escape(absl::string_view(value));
+  }
   auto nv = Header;
   if (!stream.headers_sent) {
     // Trailers-only: the status in the one HEADERS frame, which ends the stream.
@@ -1639,6 +1648,7 @@ void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::
     std::vector<nghttp2_nv> headers = {nv(":status", "200"), nv("content-type", "application/grpc"),
                                        nv("grpc-status", status)};
     if (!encoded.empty()) headers.push_back(nv("grpc-message", encoded));
+    for (const auto& [key, value] : metadata) headers.push_back(nv(key, value));
     if (transport_->accepts_compression()) {
       headers.push_back(nv("grpc-accept-encoding", kGrpcAcceptedEncodings));
     } else if (code == StatusCode::kUnimplemented && !stream.encoding.empty() &&
@@ -1651,6 +1661,7 @@ void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::
     stream.end_pending = true;
     stream.end_code = code;
     stream.end_message = encoded;
+    stream.end_metadata = std::move(metadata);
     if (stream.deferred) {
       stream.deferred = false;
       nghttp2_session_resume_data(conn.session, stream.id);
@@ -1682,14 +1693,11 @@ ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::
   }
   *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
   const std::string status = std::to_string(static_cast<int>(stream->end_code));
-  const nghttp2_nv trailers[] = {{reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-status")),
-                                  reinterpret_cast<uint8_t*>(const_cast<char*>(status.data())), 11,
-                                  status.size(), NGHTTP2_NV_FLAG_NONE},
-                                 {reinterpret_cast<uint8_t*>(const_cast<char*>("grpc-message")),
-                                  reinterpret_cast<uint8_t*>(stream->end_message.data()), 12,
-                                  stream->end_message.size(), NGHTTP2_NV_FLAG_NONE}};
+  std::vector<nghttp2_nv> trailers = {Header("grpc-status", status)};
+  if (!stream->end_message.empty()) trailers.push_back(Header("grpc-message", stream->end_message));
+  for (const auto& [key, value] : stream->end_metadata) trailers.push_back(Header(key, value));
   // nghttp2 copies them: they need not outlive the call.
-  nghttp2_submit_trailer(conn.session, stream_id, trailers, stream->end_message.empty() ? 1 : 2);
+  nghttp2_submit_trailer(conn.session, stream_id, trailers.data(), trailers.size());
   return static_cast<ssize_t>(n);
 }
 

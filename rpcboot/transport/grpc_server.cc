@@ -937,6 +937,8 @@ void UnaryCall::Handle() {
   });
   EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
                 outcome.message);
+  // gRPC base64-encodes "-bin" values itself.
+  for (auto& [key, value] : call.TakeReplyMetadata()) context_.AddTrailingMetadata(key, value);
   CallStats* stats = route_->runtime->grpc_stats;
   if (outcome.code != StatusCode::kOk) {
     stats->Finish(started_, outcome.code, peer_, outcome.message);

@@ -47,6 +47,7 @@ class ThriftChannel final : public Channel {
   // ("shop.ShopService:GetShop"), which this channel uses from then on.
   std::string Call(const internal::MethodBinding& method, std::string_view request,
                    const CallOptions& call_options) override {
+    if (call_options.reply_metadata != nullptr) call_options.reply_metadata->clear();
     const auto timeout = internal::CallTimeout(options_, call_options, method.name);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     const bool multiplexed = multiplexed_.load(std::memory_order_relaxed);
@@ -167,13 +168,19 @@ class ThriftChannel final : public Channel {
     std::size_t message_offset = 0;
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;
-      if (absl::Status s = internal::ParseTHeader(reply, &theader, &internal::NoInfoHeaders);
+      internal::THeaderMetadata metadata;  // what the handler added to the reply
+      if (absl::Status s =
+              internal::ParseTHeader(reply, &theader, &internal::NoInfoHeaders,
+                                     call_options.reply_metadata != nullptr ? &metadata : nullptr);
           !s.ok()) {
         CloseConnection(conn);
         throw RpcError(StatusCode::kInternal,
                        "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
       }
       message_offset = theader.payload_offset;
+      if (call_options.reply_metadata != nullptr) {
+        *call_options.reply_metadata = std::move(metadata.entries);
+      }
     }
     std::string_view reply_message = std::string_view(reply).substr(message_offset);
     internal::ThriftMessageHeader header;

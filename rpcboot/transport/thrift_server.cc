@@ -144,10 +144,14 @@ struct CallMeta {
 
 // Runs `route`'s handler on this thread under the call's ServerContext, once `guard` allowed
 // the caller (`certificate`: the connection's verified client certificate, or null); returns
-// the Thrift result struct: the reply, or the handler's error as RpcError (field 1).
+// the reply frame to the call (`header`, in `theader` when it came so): its result struct (the
+// reply, or the handler's error as RpcError, field 1), and in THeader the handler's reply
+// metadata as headers.
 std::string Serve(const Route& route, const CallGuard& guard, const std::string& peer,
-                  const PeerIdentity* certificate, const CallMeta& meta, WireFormat format,
+                  const PeerIdentity* certificate, const CallMeta& meta,
+                  const THeaderFrame* theader, const ThriftMessageHeader& header,
                   std::string_view args) {
+  const WireFormat format = header.format;
   ServerContext context("thrift", peer, meta.deadline);
   if (certificate != nullptr) *context.mutable_identity() = *certificate;
   BeginServerSpan(&context, meta.traceparent, meta.tracestate);
@@ -165,8 +169,16 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
   route.runtime->thrift_stats->Finish(meta.started, outcome.code, peer, outcome.message);
   EndServerSpan(context, std::string_view(route.method->grpc_path).substr(1), outcome.code,
                 outcome.message);
-  if (outcome.code == StatusCode::kOk) return std::move(outcome.reply);
-  return ThriftErrorResult(format, outcome.code, outcome.message);
+  std::string result = outcome.code == StatusCode::kOk
+                           ? std::move(outcome.reply)
+                           : ThriftErrorResult(format, outcome.code, outcome.message);
+  CallMetadata reply_metadata = context.TakeReplyMetadata();
+  if (theader == nullptr || reply_metadata.empty()) {
+    return ReplyFrame(theader, header, kThriftReply, result);  // plain framed: no place for it
+  }
+  THeaderFrame with = *theader;
+  with.headers = std::move(reply_metadata);
+  return ReplyFrame(&with, header, kThriftReply, result);
 }
 
 class Loop;
@@ -1492,10 +1504,8 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   }
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
-    QueueReply(conn,
-               ReplyFrame(wrap, header, kThriftReply,
-                          Serve(*route, server_->table().guard(), conn->peer, Certificate(*conn),
-                                meta, header.format, message.substr(header.body_offset))));
+    QueueReply(conn, Serve(*route, server_->table().guard(), conn->peer, Certificate(*conn), meta,
+                           wrap, header, message.substr(header.body_offset)));
     return true;
   }
   if (here && server_->MayRunHere() && route->runtime->MayRunInPlace()) {
@@ -1539,9 +1549,9 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
     const Pending& p = *pending;
-    std::string reply =
-        p.Reply(Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
-                      p.header.format, std::string_view(p.frame).substr(p.body_offset)));
+    std::string reply = Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
+                              p.theader ? &*p.theader : nullptr, p.header,
+                              std::string_view(p.frame).substr(p.body_offset));
     if (!p.conn->loop->FinishOnWorker(p.conn, reply)) p.conn->loop->PostReply(p.conn, reply);
   };
   call.refuse = [pending](StatusCode code, std::string why) {
@@ -1562,9 +1572,8 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   here_route_ = &route;
   const uint64_t running = here_.Begin();
   server_->NoteRunningHere();
-  std::string reply = ReplyFrame(wrap, header, kThriftReply,
-                                 Serve(route, server_->table().guard(), conn->peer,
-                                       Certificate(*conn), meta, header.format, args));
+  std::string reply = Serve(route, server_->table().guard(), conn->peer, Certificate(*conn), meta,
+                            wrap, header, args);
   if (here_.End(running)) {
     here_conn_.reset();
     QueueReply(conn, std::move(reply));

@@ -110,6 +110,10 @@ for subprotocol_name, subprotocol in [("compact", THeaderProtocol.THeaderSubprot
           f"thrift THeader {subprotocol_name}: metadata {seen}")
     # The transport sends headers once: the next call carries none.
     check(rich.Histogram(["a"]) == {"a": 1}, f"thrift THeader {subprotocol_name}: no metadata")
+    # What the handler adds to its reply's metadata comes back as the reply frame's headers.
+    rich.Histogram(["reply:x-served-by=py"])
+    got = protocol.trans.get_headers()
+    check(got.get(b"x-served-by") == b"py", f"thrift THeader {subprotocol_name}: reply headers {got}")
     socket.close()
 
 # ---- gRPC ----
@@ -128,6 +132,20 @@ reply = stub.Histogram(rich_service_pb2.HistogramRequest(words=["a"]), timeout=5
                        metadata=[("x-tenant", "acme"), ("x-tenant", "beta"), ("x-blob-bin", b"\x00\xff\n")])
 check(dict(reply.value) == {"a": 1, "metadata:x-tenant=acme": 1, "metadata:x-tenant=beta": 1,
                             "metadata:x-blob-bin=00ff0a": 1}, f"grpc: metadata {dict(reply.value)}")
+# What the handler adds to its reply's metadata arrives as trailing metadata, on success and on
+# error ("-bin" decoded by grpcio).
+reply, call = stub.Histogram.with_call(
+    rich_service_pb2.HistogramRequest(words=["reply:x-served-by=py", "reply:x-blob-bin=00ff0a"]), timeout=5)
+trailing = dict(call.trailing_metadata())
+check(trailing.get("x-served-by") == "py" and trailing.get("x-blob-bin") == b"\x00\xff\n",
+      f"grpc: reply metadata {trailing}")
+try:
+    stub.Notify(rich_service_pb2.NotifyRequest(id=-1, message="reply:x-why=negative"), timeout=5)
+    check(False, "grpc: Notify(-1) must fail")
+except grpc.RpcError as e:
+    trailing = dict(e.trailing_metadata())
+    check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and trailing.get("x-why") == "negative",
+          f"grpc: reply metadata with an error {trailing}")
 matrix = [rich_service_pb2.TransposeRequest.Int32List(values=row) for row in [[1, 2], [3, 4]]]
 reply = stub.Transpose(rich_service_pb2.TransposeRequest(m=matrix), timeout=5)
 check([list(r.values) for r in reply.value] == [[1, 3], [2, 4]], "grpc: Transpose")

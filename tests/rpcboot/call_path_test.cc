@@ -6,6 +6,7 @@
 // boundary (rpcboot/internal/dispatch.h) produced.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <thread>
@@ -284,6 +285,42 @@ TEST_P(NetworkCallPathTest, HandlerSeesTheCallersMetadata) {
   EXPECT_EQ(seen, expected);
   // A call without metadata carries none, on a connection that carried some.
   EXPECT_EQ(rich_->Histogram({"word"}), (std::map<std::string, int32_t>{{"word", 1}}));
+}
+
+// What a handler adds to the reply's metadata comes back to CallOptions::reply_metadata, with
+// a success and with an error, wherever the reply has a place for it (plain framed Thrift has
+// none: the caller gets none); an entry that breaks the rules is refused to the handler.
+TEST_P(NetworkCallPathTest, CallerReadsTheRepliesMetadata) {
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+  const bool carried = GetParam() != Path::kThriftCompact && GetParam() != Path::kThriftBinary;
+  Metadata got = {{"stale", "entry"}};
+  CallOptions options;
+  options.reply_metadata = &got;
+  std::map<std::string, int32_t> seen;
+  {
+    ScopedCallOptions scope(options);
+    seen = rich_->Histogram({"reply:x-served-by=one", "reply:x-blob-bin=00ff0a", "reply:X-Bad=1"});
+  }
+  EXPECT_EQ(seen["refused:reply metadata: call metadata key 'X-Bad' is not a metadata key "
+                 "(lowercase letters, digits, '-', '_', '.')"],
+            1);
+  std::sort(got.begin(), got.end());
+  const Metadata added = {{"x-blob-bin", std::string("\0\xff\n", 3)}, {"x-served-by", "one"}};
+  EXPECT_EQ(got, carried ? added : Metadata());
+  got = {{"stale", "entry"}};
+  {
+    ScopedCallOptions scope(options);
+    EXPECT_THROW(rich_->Notify(-1, "reply:x-why=negative", rich::Color::kRed), RpcError);
+  }
+  const Metadata why = {{"x-why", "negative"}};
+  EXPECT_EQ(got, carried ? why : Metadata());
+  // Without reply metadata, the caller's vector is emptied.
+  got = {{"stale", "entry"}};
+  {
+    ScopedCallOptions scope(options);
+    rich_->Count();
+  }
+  EXPECT_EQ(got, Metadata());
 }
 
 TEST_P(NetworkCallPathTest, MetadataThatCannotBeSentFailsBeforeItIsSent) {

@@ -403,6 +403,16 @@ TEST(NativeGrpcChannel, MalformedRepliesAreInternalErrorsNamingWhatWasWrong) {
        "content-type 'text/html'"},
       {"not HTTP/2", [](uint32_t) { return std::string("HTTP/1.1 400 Bad Request\r\n\r\n"); },
        "bad HTTP/2 from"},
+      {"binary reply metadata that is not base64",
+       [](uint32_t s) {
+         return Http2Frame(kHeaders, kEndHeaders,
+                           HeaderBlock({{":status", "200"},
+                                        {"content-type", "application/grpc"},
+                                        {"x-blob-bin", "not*base64!"}}),
+                           s) +
+                Http2Frame(kData, 0, GrpcMessage(""), s) + Trailers(s, "0");
+       },
+       "reply metadata 'x-blob-bin' is not base64"},
   };
   for (const Case& c : cases) {
     ScriptedServer server(c.reply);

@@ -35,8 +35,10 @@ class ChaosImpl : public testing::RichServiceImpl {
     if (fail_all.load() || (fail_half.load() && n % 2 == 0)) {
       throw RpcError(StatusCode::kUnavailable, "chaos: this instance fails");
     }
+    ServerContext::AddReplyMetadata("x-instance", std::to_string(index)).IgnoreError();
     return n;
   }
+  int index = 0;  // its place in the list, in its replies' metadata
   std::atomic<int64_t> received{0};
   std::atomic<int> delay_ms{0};
   std::atomic<bool> fail_half{false};
@@ -54,6 +56,7 @@ class Resilience : public ::testing::TestWithParam<Protocol> {
   void SetUp() override {
     for (int i = 0; i < 3; ++i) {
       impls_.push_back(std::make_shared<ChaosImpl>());
+      impls_.back()->index = i;
       ServerOptions options;
       options.host = "127.0.0.1";
       (GetParam() == Protocol::kGrpc ? options.grpc_port : options.thrift_port) = 0;
@@ -281,6 +284,31 @@ TEST_P(Resilience, HedgedCallsNeverWaitForAStalledInstanceAndTheLosersAreCancell
   EXPECT_GT(state.hedges_won, 0) << "no backup answered first";
   EXPECT_GE(state.cancelled, stalled) << "the stalled instance's attempts were not cancelled";
   EXPECT_EQ(slow.load(), 0) << "calls waited for the stalled instance";
+}
+
+// A hedged call's reply metadata is its winner's: the backup's when the first attempt went to
+// the stalled instance (whose attempt is cancelled), never a mix and never the loser's.
+TEST_P(Resilience, AHedgedCallGivesItsWinnersReplyMetadata) {
+  ChannelOptions options = Quick();
+  options.outlier.enabled = false;
+  options.hedge_delay = milliseconds(30);
+  options.retry_budget.ratio = 1;
+  options.thrift_header = true;  // plain framed Thrift replies have no place for metadata
+  impls_[0]->delay_ms = 3000;
+  auto channel =
+      MakeChannel("static://" + addresses_[0] + "," + addresses_[1], GetParam(), options);
+  auto client = MakeClient<rich::RichService>(channel);
+  const std::vector<std::pair<std::string, std::string>> fast = {{"x-instance", "1"}};
+  for (int i = 0; i < 12; ++i) {
+    std::vector<std::pair<std::string, std::string>> got;
+    CallOptions call;
+    call.reply_metadata = &got;
+    ScopedCallOptions scope(call);
+    client->Count();
+    EXPECT_EQ(got, fast) << "call " << i;
+  }
+  EXPECT_GT(impls_[0]->received.load(), 0) << "no call went to the stalled instance first";
+  EXPECT_GT(channel->State().hedges_won, 0) << "no backup answered first";
 }
 
 TEST_P(Resilience, WithQueueWhenFullACallPastMaxInFlightWaitsForASlot) {

@@ -24,7 +24,11 @@ class RichServiceImpl : public rich::RichService {
   // id == kHeld: the handler counts itself in (WaitEntered) and waits for Release();
   // id == 1000 + n: sleeps n milliseconds (deadline tests: the caller gives up first).
   static constexpr int64_t kHeld = 3;
+  // A message "reply:<key>=<value>" adds that to the reply's metadata first (kept on errors).
   void Notify(int64_t id, const std::string& message, rich::Color color) override {
+    if (message.rfind("reply:", 0) == 0 && !AddReplyMetadata(message.substr(6)).ok()) {
+      throw RpcError(StatusCode::kInvalidArgument, "reply metadata refused");
+    }
     if (id < 0)
       throw RpcError(StatusCode::kFailedPrecondition, "negative id " + std::to_string(id));
     if (id == 0) throw std::runtime_error("boom: " + message);
@@ -44,10 +48,18 @@ class RichServiceImpl : public rich::RichService {
     return out;
   }
   // Counts the words, and each entry of the caller's metadata as the word
-  // "metadata:<key>=<value>" (a "-bin" key's value in hex): what the handler was given.
+  // "metadata:<key>=<value>" (a "-bin" key's value in hex): what the handler was given. A word
+  // "reply:<key>=<value>" (hex again for "-bin") is also added to the reply's metadata; one the
+  // server refuses counts as "refused:<why>".
   std::map<std::string, int32_t> Histogram(std::vector<std::string> words) override {
     std::map<std::string, int32_t> h;
-    for (const auto& w : words) h[w]++;
+    for (const auto& w : words) {
+      h[w]++;
+      if (w.rfind("reply:", 0) != 0) continue;
+      if (absl::Status s = AddReplyMetadata(w.substr(6)); !s.ok()) {
+        h["refused:" + std::string(s.message())]++;
+      }
+    }
     if (const ServerContext* call = ServerContext::Current()) {
       for (const auto& [key, value] : call->metadata()) {
         std::string shown = value;
@@ -89,6 +101,20 @@ class RichServiceImpl : public rich::RichService {
     rich::Point p = *origin;
     p.x += 1;
     return p;
+  }
+
+  static absl::Status AddReplyMetadata(const std::string& entry) {
+    std::size_t equals = entry.find('=');
+    std::string key = entry.substr(0, equals);
+    std::string value = equals == std::string::npos ? "" : entry.substr(equals + 1);
+    if (key.size() > 4 && key.compare(key.size() - 4, 4, "-bin") == 0) {
+      std::string bytes;
+      for (std::size_t i = 0; i + 1 < value.size(); i += 2) {
+        bytes += static_cast<char>(std::stoi(value.substr(i, 2), nullptr, 16));
+      }
+      value = bytes;
+    }
+    return ServerContext::AddReplyMetadata(key, value);
   }
 
   // True once n held handlers have started (false after 10 s: the test fails, never hangs).

@@ -80,6 +80,11 @@ func grpcChecks(port string, tc *tls.Config) {
 	h, err = c.Histogram(mdCtx, &pb.HistogramRequest{Words: []string{"a"}})
 	check(err == nil && len(h.GetValue()) == 3 && h.GetValue()["metadata:x-tenant=acme"] == 1 &&
 		h.GetValue()["metadata:x-blob-bin=00ff0a"] == 1, "grpc: metadata %v %v", h, err)
+	// What the handler adds to its reply's metadata arrives as trailing metadata.
+	var trailer metadata.MD
+	_, err = c.Histogram(ctx, &pb.HistogramRequest{Words: []string{"reply:x-served-by=go"}}, grpc.Trailer(&trailer))
+	check(err == nil && len(trailer.Get("x-served-by")) == 1 && trailer.Get("x-served-by")[0] == "go",
+		"grpc: reply metadata %v %v", trailer, err)
 	s := &pb.Scalars{Flag: true, I8: -5, I16: -300, I32: 70000, I64: -(1 << 40), U8: 255, U16: 65535,
 		U32: 1<<32 - 1, U64: 1<<64 - 1, F32: 1.5, F64: -2.25, Text: "héllo 🍕", Blob: []byte{0, 1, 255},
 		Color: pb.Color_COLOR_BLUE, Light: pb.Light_LIGHT_OFF, Level: pb.Level_LEVEL_HIGH.Enum(), Tier: pb.Tier_TIER_GOLD}
