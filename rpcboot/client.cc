@@ -34,8 +34,12 @@ class InProcessChannel final : public Channel {
   WireFormat format() const override { return WireFormat::kProto; }
 
   std::string Call(const MethodBinding& method, std::string_view request,
-                   const CallOptions&) override {
-    HandlerOutcome outcome = RunHandler([&] { return method.serve_proto(impl_.get(), request); });
+                   const CallOptions& options) override {
+    HandlerOutcome outcome;
+    {
+      InProcessCallScope call(options);
+      outcome = RunHandler([&] { return method.serve_proto(impl_.get(), request); });
+    }
     if (outcome.code != StatusCode::kOk) throw RpcError(outcome.code, std::move(outcome.message));
     return std::move(outcome.reply);
   }
@@ -68,10 +72,14 @@ class FallbackChannel final : public Channel {
       }
       // The request is in the primary's encoding; the fallback answers in it too.
       WireFormat wire = primary_->format();
-      HandlerOutcome outcome = RunHandler([&] {
-        return wire == WireFormat::kProto ? method.serve_proto(fallback_.get(), request)
-                                          : method.serve_thrift(fallback_.get(), wire, request);
-      });
+      HandlerOutcome outcome;
+      {
+        InProcessCallScope call(options);
+        outcome = RunHandler([&] {
+          return wire == WireFormat::kProto ? method.serve_proto(fallback_.get(), request)
+                                            : method.serve_thrift(fallback_.get(), wire, request);
+        });
+      }
       if (outcome.code != StatusCode::kOk) {
         throw RpcError(outcome.code, outcome.message + " (from the fallback, after: " +
                                          std::string(e.what()) + ")");

@@ -91,4 +91,26 @@ absl::Status CheckCallMetadata(const CallMetadata& metadata) {
   return absl::OkStatus();
 }
 
+InProcessCallScope::InProcessCallScope(const CallOptions& options) : options_(options) {
+  if (options.reply_metadata != nullptr) options.reply_metadata->clear();
+  if (options.metadata.empty() && options.reply_metadata == nullptr) return;
+  if (const ServerContext* outer = ServerContext::Current()) {
+    context_.emplace(*outer);
+    context_->TakeReplyMetadata();  // the outer call's own, not this one's
+  } else {
+    std::optional<ServerContext::Clock::time_point> deadline;
+    if (options.timeout.count() > 0) deadline = ServerContext::Clock::now() + options.timeout;
+    context_.emplace("local", "in-process", deadline);
+  }
+  *context_->mutable_metadata() = options.metadata;
+  scope_.emplace(&*context_);
+}
+
+InProcessCallScope::~InProcessCallScope() {
+  scope_.reset();
+  if (context_ && options_.reply_metadata != nullptr) {
+    *options_.reply_metadata = context_->TakeReplyMetadata();
+  }
+}
+
 }  // namespace rpcboot::internal

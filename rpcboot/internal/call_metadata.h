@@ -5,12 +5,15 @@
 #define RPCBOOT_INTERNAL_CALL_METADATA_H_
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "rpcboot/channel.h"
+#include "rpcboot/server_context.h"
 
 namespace rpcboot::internal {
 
@@ -36,6 +39,24 @@ bool IsBinaryMetadataKey(std::string_view key);
 // OK, or why `metadata` cannot be sent: INVALID_ARGUMENT naming the entry, RESOURCE_EXHAUSTED
 // past kMaxCallMetadataBytes.
 absl::Status CheckCallMetadata(const CallMetadata& metadata);
+
+// An in-process call (BindInProcess, a fallback, an App's local side) while it lives: its handler
+// sees the call's metadata and its reply metadata reaches the caller, as over the network.
+// When the call has either, the handler runs under a copy of the context this thread serves
+// (its deadline, identity and trace go on) or a "local" one, with the call's metadata;
+// otherwise nothing changes.
+class InProcessCallScope {
+ public:
+  explicit InProcessCallScope(const CallOptions& options);
+  ~InProcessCallScope();  // hands the reply's metadata to options.reply_metadata
+  InProcessCallScope(const InProcessCallScope&) = delete;
+  InProcessCallScope& operator=(const InProcessCallScope&) = delete;
+
+ private:
+  const CallOptions& options_;
+  std::optional<ServerContext> context_;
+  std::optional<ServerContext::Scope> scope_;
+};
 
 }  // namespace rpcboot::internal
 

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "rpcboot/base/hash.h"
 #include "rpcboot/base/log.h"
+#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -139,19 +140,23 @@ struct Sides {
   }
 
   // Runs the shadow side of a call whose primary answered `primary`, compares, records.
+  // The shadow carries the call's own metadata, as the primary did: a handler that reads it
+  // answers the same way on both sides.
   void Shadow(const MethodBinding& method, const std::string& request, bool primary_remote,
-              const Outcome& primary) {
+              const Outcome& primary, const CallMetadata& metadata) {
     Outcome shadow;
     if (primary_remote) {
       ServerContext context("local", "shadow",
                             ServerContext::Clock::now() + options.shadow.timeout);
       context.set_shadow(true);
+      *context.mutable_metadata() = metadata;
       ServerContext::Scope scope(&context);
       shadow = RunHandler([&] { return CallLocal(method, request); });
     } else {
       CallOptions call;
       call.timeout = options.shadow.timeout;
       call.shadow = true;
+      call.metadata = metadata;
       shadow = RunHandler([&] { return remote->Call(method, request, call); });
     }
     const Outcome& local_side = primary_remote ? shadow : primary;
@@ -251,21 +256,21 @@ class MigrationChannelImpl final : public MigrationChannel {
     const MigrationMode mode = Unpack(mode_.load(std::memory_order_acquire));
     switch (mode.kind) {
       case MigrationMode::Kind::kLocal:
-        return Local(method, request);
+        return Local(method, request, options);
       case MigrationMode::Kind::kRemote:
         return Remote(method, request, options);
       case MigrationMode::Kind::kPercent:
         return GoesRemote(options.request_key, mode.percent) ? Remote(method, request, options)
-                                                             : Local(method, request);
+                                                             : Local(method, request, options);
       case MigrationMode::Kind::kShadow:
         break;
     }
     bool fell_back = false;  // the remote primary was never sent and the local side answered
     Outcome primary = RunHandler([&] {
       return mode.primary_remote ? Remote(method, request, options, &fell_back)
-                                 : Local(method, request);
+                                 : Local(method, request, options);
     });
-    if (!fell_back) MaybeShadow(method, request, mode.primary_remote, primary);
+    if (!fell_back) MaybeShadow(method, request, options, mode.primary_remote, primary);
     if (primary.code != StatusCode::kOk) throw RpcError(primary.code, std::move(primary.message));
     return std::move(primary.reply);
   }
@@ -338,8 +343,10 @@ class MigrationChannelImpl final : public MigrationChannel {
     return "";
   }
 
-  std::string Local(const MethodBinding& method, std::string_view request) {
+  std::string Local(const MethodBinding& method, std::string_view request,
+                    const CallOptions& options) {
     local_calls_.fetch_add(1, std::memory_order_relaxed);
+    InProcessCallScope call(options);
     return sides_->CallLocal(method, request);
   }
 
@@ -361,7 +368,7 @@ class MigrationChannelImpl final : public MigrationChannel {
                                              e.message(), "); ", n, " local fallback(s) so far"));
       }
       if (fell_back != nullptr) *fell_back = true;
-      return Local(method, request);
+      return Local(method, request, options);
     } catch (const RpcError&) {
       remote_calls_.fetch_add(1, std::memory_order_relaxed);
       throw;
@@ -377,8 +384,8 @@ class MigrationChannelImpl final : public MigrationChannel {
     return ((n + 1) * share) / 10000 > (n * share) / 10000;
   }
 
-  void MaybeShadow(const MethodBinding& method, std::string_view request, bool primary_remote,
-                   const Outcome& primary) {
+  void MaybeShadow(const MethodBinding& method, std::string_view request,
+                   const CallOptions& options, bool primary_remote, const Outcome& primary) {
     const ShadowOptions& config = sides_->options.shadow;
     if (!method.idempotent && std::find(config.methods.begin(), config.methods.end(),
                                         method.name) == config.methods.end()) {
@@ -394,8 +401,8 @@ class MigrationChannelImpl final : public MigrationChannel {
       return;
     }
     ShadowPool().Submit([sides = sides_, method = &method, request = std::string(request),
-                         primary_remote, primary] {
-      sides->Shadow(*method, request, primary_remote, primary);
+                         primary_remote, primary, metadata = options.metadata] {
+      sides->Shadow(*method, request, primary_remote, primary, metadata);
       sides->shadow_in_flight.fetch_sub(1);
     });
   }

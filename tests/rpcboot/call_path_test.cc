@@ -262,9 +262,10 @@ TEST_P(NetworkCallPathTest, HandlerSeesTheCallersDeadlineWhereTheWireCarriesIt) 
   }
 }
 
-// Custom metadata reaches the handler as sent on every network path (plain framed Thrift goes
-// THeader for a call that has any), and nothing the protocol adds shows up beside it.
-TEST_P(NetworkCallPathTest, HandlerSeesTheCallersMetadata) {
+// Custom metadata reaches the handler as sent on every path (plain framed Thrift goes THeader for
+// a call that has any; in process, the handler runs under a context that carries it), and
+// nothing the protocol adds shows up beside it.
+TEST_P(CallPathTest, HandlerSeesTheCallersMetadata) {
   CallOptions options;
   options.metadata = {{"x-tenant", "acme"},
                       {"x-tenant", "beta"},
@@ -290,7 +291,7 @@ TEST_P(NetworkCallPathTest, HandlerSeesTheCallersMetadata) {
 // What a handler adds to the reply's metadata comes back to CallOptions::reply_metadata, with
 // a success and with an error, wherever the reply has a place for it (plain framed Thrift has
 // none: the caller gets none); an entry that breaks the rules is refused to the handler.
-TEST_P(NetworkCallPathTest, CallerReadsTheRepliesMetadata) {
+TEST_P(CallPathTest, CallerReadsTheRepliesMetadata) {
   using Metadata = std::vector<std::pair<std::string, std::string>>;
   const bool carried = GetParam() != Path::kThriftCompact && GetParam() != Path::kThriftBinary;
   Metadata got = {{"stale", "entry"}};
@@ -323,7 +324,7 @@ TEST_P(NetworkCallPathTest, CallerReadsTheRepliesMetadata) {
   EXPECT_EQ(got, Metadata());
 }
 
-TEST_P(NetworkCallPathTest, MetadataThatCannotBeSentFailsBeforeItIsSent) {
+TEST_P(CallPathTest, MetadataThatCannotBeSentFailsBeforeItIsSent) {
   struct Case {
     std::string key, value;
     StatusCode code;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -276,6 +277,35 @@ TEST_P(Migration, ShadowReportsTheDifferingFieldsByName) {
   stats = Settled(*channel);
   EXPECT_EQ(stats.shadow.matches, 5);
   EXPECT_EQ(stats.shadow.mismatches, 5);
+}
+
+// The call's metadata reaches the handler on whichever side serves it, and on its shadow: a
+// handler that answers by it answers alike on both sides (no mismatch), and the local side's
+// reply metadata comes back as the remote side's does.
+TEST_P(Migration, MetadataReachesEitherSideAndItsShadow) {
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+  for (const char* mode : {"local", "remote", "shadow", "shadow:remote"}) {
+    MigrationOptions options;
+    options.shadow.methods = {"Histogram"};  // safe to run twice
+    auto channel = Make(mode, options);
+    auto client = MakeClient<rich::RichService>(channel);
+    Metadata got;
+    CallOptions call;
+    call.metadata = {{"x-tenant", "acme"}};
+    call.reply_metadata = &got;
+    std::map<std::string, int32_t> seen;
+    {
+      ScopedCallOptions scope(call);
+      seen = client->Histogram({"reply:x-side=any"});
+    }
+    EXPECT_EQ(seen["metadata:x-tenant=acme"], 1) << mode;
+    EXPECT_EQ(got, (Metadata{{"x-side", "any"}})) << mode;
+    MigrationStats stats = Settled(*channel);
+    EXPECT_EQ(stats.shadow.mismatches, 0) << mode << ": " << stats.recent_mismatches.size();
+    if (std::string(mode).rfind("shadow", 0) == 0) {
+      EXPECT_EQ(stats.shadow.matches, 1) << mode;
+    }
+  }
 }
 
 TEST_P(Migration, IgnoredFieldsAreLeftOutOfTheComparison) {
