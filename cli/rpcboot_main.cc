@@ -45,6 +45,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli/thrift_schema.h"
@@ -139,6 +140,15 @@ __attribute__((format(printf, 2, 3))) void Print(std::FILE* out, const char* for
     safe += escaped;
   }
   std::fwrite(safe.data(), 1, safe.size(), out);
+}
+
+// What `call` got back as the reply's metadata, on stderr ("-bin" values in base64).
+void PrintReplyMetadata(const rpcboot::internal::CallMetadata& metadata) {
+  for (const auto& [key, value] : metadata) {
+    const bool binary = rpcboot::internal::IsBinaryMetadataKey(key);
+    Print(stderr, "reply metadata: %s=%s\n", key.c_str(),
+          binary ? absl::Base64Escape(absl::string_view(value)).c_str() : value.c_str());
+  }
 }
 
 // A flag's file (a schema, a certificate, a key) is read up to this size, a token file up to the
@@ -844,13 +854,17 @@ int CallThrift(const std::string& endpoint, const std::string& service_name,
   std::shared_ptr<rpcboot::Channel> channel =
       ThriftChannelTo(endpoint, timeout, g_schema_file.empty() || !g_token.empty());
   std::string reply;
+  rpcboot::internal::CallMetadata reply_metadata;
+  g_call_options.reply_metadata = &reply_metadata;
   try {
     reply = ThriftCall(*channel, service_name, method_name, *args);
   } catch (const rpcboot::RpcError& e) {
+    PrintReplyMetadata(reply_metadata);
     Print(stdout, "%s: %s\n", std::string(rpcboot::StatusCodeName(e.code())).c_str(),
           e.message().c_str());
     return 1;
   }
+  PrintReplyMetadata(reply_metadata);
   absl::StatusOr<rpcboot::cli::ThriftReply> decoded =
       ThriftSchema::DecodeResult(*service, *method, reply, format);
   if (!decoded.ok()) {
@@ -972,6 +986,17 @@ int Call(const std::string& address, const std::string& path, const std::string&
   grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
       channel.get(), rpc, &context, rpcboot::internal::ToByteBuffer(request->SerializeAsString()),
       &reply);
+  rpcboot::internal::CallMetadata reply_metadata;
+  for (const auto* metadata :
+       {&context.GetServerInitialMetadata(), &context.GetServerTrailingMetadata()}) {
+    for (const auto& [key, value] : *metadata) {
+      std::string name(key.data(), key.size());
+      if (rpcboot::internal::IsCallMetadataKey(name)) {
+        reply_metadata.emplace_back(name, std::string(value.data(), value.size()));
+      }
+    }
+  }
+  PrintReplyMetadata(reply_metadata);
   if (!status.ok()) {
     int code = static_cast<int>(status.error_code());
     Print(stdout, "%s: %s\n",

@@ -124,6 +124,19 @@ def rpcboot_server_checks(thrift, grpc):
                   "rich.RichService/Histogram", '{"words": ["a"]}')
         if json.loads(out or "null") != shown:
             failures.append(f"Histogram with --metadata at {where}: {out}")
+    # The reply's metadata goes to stderr, the reply's JSON alone to stdout.
+    for flags, where in [(t, target), ([], f"127.0.0.1:{grpc}")]:
+        out = run(*flags, "call", where, "rich.RichService/Histogram",
+                  '{"words": ["reply:x-served-by=cli", "reply:x-blob-bin=00ff0a"]}',
+                  says="reply metadata: x-served-by=cli")
+        run(*flags, "call", where, "rich.RichService/Histogram", '{"words": ["reply:x-blob-bin=00ff0a"]}',
+            says="reply metadata: x-blob-bin=AP8K")
+        run(*flags, "call", where, "rich.RichService/Notify", '{"id": -1, "message": "reply:x-why=no"}',
+            want=1, says="reply metadata: x-why=no")
+        try:
+            json.loads(out)
+        except json.JSONDecodeError as e:
+            failures.append(f"Histogram at {where}: stdout is not JSON alone ({e}): {out}")
     run(*t, "--metadata=X-Tenant=acme", "call", target, "rich.RichService/Count", "{}", want=2,
         says="--metadata: call metadata key 'X-Tenant' is not a metadata key")
     run(*t, "--metadata=grpc-timeout=1S", "call", target, "rich.RichService/Count", "{}", want=2,

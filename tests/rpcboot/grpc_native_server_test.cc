@@ -284,6 +284,14 @@ class RawHttp2 {
       in_.append(buf, static_cast<std::size_t>(n));
     }
   }
+  // Reads until `stream` ends with its trailers (HEADERS with END_STREAM); false if the server
+  // closed the connection first.
+  bool WaitEnded(uint32_t stream) {
+    while (std::optional<Frame> frame = Next()) {
+      if (frame->stream == stream && frame->type == 1 && (frame->flags & 0x1) != 0) return true;
+    }
+    return false;
+  }
 
  private:
   int fd_;
@@ -353,11 +361,7 @@ TEST_F(NativeGrpcServerTest, ARequestRefusedBeforeItIsWholeEndsItsStreamWithoutE
   const std::string request("\0\0\0\0\0", 5);
   ASSERT_TRUE(peer.Send(Http2Frame(1, 0x4, RequestHeaders("/rich.RichService/Count"), 3) +
                         Http2Frame(0, 0x1, request, 3)));
-  bool ended = false;
-  while (!ended && (frame = peer.Next())) {
-    ended = frame->stream == 3 && frame->type == 1 && (frame->flags & 0x1) != 0;
-  }
-  EXPECT_TRUE(ended);
+  EXPECT_TRUE(peer.WaitEnded(3));
   EXPECT_EQ(impl_->Count(), 2) << "the second call ran";
 }
 
@@ -372,20 +376,11 @@ TEST_F(NativeGrpcServerTest, BinaryMetadataThatIsNotBase64EndsItsCall) {
   ASSERT_TRUE(peer.Send(kPreface + Http2Frame(4, 0, "") +
                         Http2Frame(1, 0x4, headers + Literal("x-blob-bin", "not*base64!"), 1) +
                         Http2Frame(0, 0x1, request, 1)));
-  bool ended = false;
-  std::optional<Frame> frame;
-  while (!ended && (frame = peer.Next())) {
-    ended = frame->stream == 1 && frame->type == 1 && (frame->flags & 0x1) != 0;
-  }
-  ASSERT_TRUE(ended);
+  ASSERT_TRUE(peer.WaitEnded(1));
   EXPECT_EQ(impl_->count.load(), 0) << "the handler did not run";
   ASSERT_TRUE(peer.Send(Http2Frame(1, 0x4, headers + Literal("x-blob-bin", "AP8K"), 3) +
                         Http2Frame(0, 0x1, request, 3)));
-  ended = false;
-  while (!ended && (frame = peer.Next())) {
-    ended = frame->stream == 3 && frame->type == 1 && (frame->flags & 0x1) != 0;
-  }
-  EXPECT_TRUE(ended);
+  EXPECT_TRUE(peer.WaitEnded(3));
   EXPECT_EQ(impl_->count.load(), 1) << "the next call on the connection ran";
 }
 
