@@ -76,7 +76,7 @@ struct AuthOptions {
   std::vector<std::string> allow;
   // Your own decision, after the checks above: `method` is "/package.Service/Method". Return
   // an empty string to allow, or the reason to refuse (PERMISSION_DENIED). Runs on a handler
-  // thread, like the handler.
+  // thread, like the handler, under the call's ServerContext (its metadata, deadline, peer).
   std::function<std::string(std::string_view method, const PeerIdentity& caller)> authorize;
 };
 

@@ -407,5 +407,29 @@ TEST_F(TlsTest, TheAllowListAndTheAuthorizeHookDecidePerMethod) {
       << "the hook sees the method and the caller";
 }
 
+// The authorize hook runs under the call's ServerContext: it can decide by the call's own
+// metadata (a tenant here), on every path.
+TEST_F(TlsTest, TheAuthorizeHookSeesTheCallsMetadata) {
+  auto impl = std::make_shared<WhoImpl>();
+  auto server = StartServer(impl, "", [&](ServerOptions& o) {
+    o.auth.authorize = [](std::string_view, const PeerIdentity&) -> std::string {
+      const ServerContext* call = ServerContext::Current();
+      const std::string* tenant = call != nullptr ? call->FindMetadata("x-tenant") : nullptr;
+      return tenant != nullptr && *tenant == "acme" ? "" : "no such tenant";
+    };
+  });
+  for (const Path& path : Paths()) {
+    auto proxy = Proxy(*server, path, ChannelOptions());
+    StatusCode code = StatusCode::kOk;
+    std::string error = Fails(*proxy, &code);
+    EXPECT_EQ(code, StatusCode::kPermissionDenied) << path.name << ": " << error;
+    EXPECT_NE(error.find("no such tenant"), std::string::npos) << error;
+    CallOptions call;
+    call.metadata = {{"x-tenant", "acme"}};
+    ScopedCallOptions scope(call);
+    EXPECT_EQ(Fails(*proxy), "") << path.name;
+  }
+}
+
 }  // namespace
 }  // namespace rpcboot
