@@ -296,6 +296,20 @@ const std::vector<Key>& Keys() {
            {{"off", ServerOptions::GrpcCompression::kOff},
             {"accept", ServerOptions::GrpcCompression::kAccept},
             {"gzip", ServerOptions::GrpcCompression::kGzip}})},
+      {"server.thrift_compression",
+       "Thrift: off (zlib THeader calls answered UNIMPLEMENTED) or zlib (inflated up to "
+       "max_message_bytes and thrift_inflated_quota; replies compressed alike)",
+       EnumRule<AppConfig, ServerOptions::ThriftCompression>(
+           [](AppConfig& c) -> ServerOptions::ThriftCompression& {
+             return c.server.thrift_compression;
+           },
+           {{"off", ServerOptions::ThriftCompression::kOff},
+            {"zlib", ServerOptions::ThriftCompression::kZlib}})},
+      {"server.thrift_inflated_quota",
+       "Thrift: inflated request bytes all zlib calls may hold at once",
+       IntRule<AppConfig, std::size_t>(
+           1024, int64_t{1} << 40,
+           [](AppConfig& c) -> std::size_t& { return c.server.thrift_inflated_quota; })},
       {"server.max_message_bytes", "largest request or reply",
        IntRule<AppConfig, std::size_t>(
            1024, int64_t{1} << 30,

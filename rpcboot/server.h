@@ -99,6 +99,18 @@ struct ServerOptions {
   // anything but kOff with it.
   enum class GrpcCompression { kOff, kAccept, kGzip };
   GrpcCompression grpc_compression = GrpcCompression::kOff;
+  // Thrift: THeader frames compressed with the zlib transform (THeaderTransport's
+  // ZLIB_TRANSFORM). kOff: such a call is answered UNIMPLEMENTED naming this setting, without
+  // running (its first 64 KiB are inflated to read whom to answer), and the connection serves
+  // on. kZlib: the request is inflated on the loop that read it, the output bounded by
+  // max_message_bytes (inflating stops there: RESOURCE_EXHAUSTED) and, with every other call's,
+  // by thrift_inflated_quota; the reply goes back zlib-compressed, as THeaderTransport answers.
+  // Other transforms (snappy, zstd: fbthrift's) close the connection with the reason logged.
+  enum class ThriftCompression { kOff, kZlib };
+  ThriftCompression thrift_compression = ThriftCompression::kOff;
+  // Thrift (kZlib): inflated request bytes all calls may hold at once, from inflating until the
+  // handler returns; a call that would pass it is answered RESOURCE_EXHAUSTED naming the setting.
+  std::size_t thrift_inflated_quota = std::size_t{256} << 20;
   // Methods whose handlers never block (no I/O, no locks held long), as
   // "<package>.<Service>/<Method>" or "<package>.<Service>/*": they run on the I/O thread that
   // read the call, with no hop to the handler pool (the fastest path for cheap methods). A

@@ -48,25 +48,43 @@ class Inflater {
 
 class Deflater {
  public:
-  Deflater() { ready_ = deflateInit2(&zs_, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK; }
+  // `window_bits`: 15 + 16 for gzip's format, 15 for zlib's.
+  explicit Deflater(int window_bits) : window_bits_(window_bits) { Init(); }
   ~Deflater() {
     if (ready_) deflateEnd(&zs_);
   }
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
-  // The stream, reset for a gzip message at level 1; null when zlib has no memory for it.
+  // The stream, reset for a message at level 1; null when zlib has no memory for it.
   z_stream* Get() {
-    if (!ready_) {
-      ready_ = deflateInit2(&zs_, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
-    }
+    if (!ready_) Init();
     if (!ready_ || deflateReset(&zs_) != Z_OK) return nullptr;
     return &zs_;
   }
 
  private:
+  void Init() {
+    ready_ = deflateInit2(&zs_, 1, Z_DEFLATED, window_bits_, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  const int window_bits_;
   z_stream zs_{};
   bool ready_ = false;
 };
+
+// `in` compressed whole by `deflater`'s stream; nullopt when zlib has no memory.
+std::optional<std::string> Compress(Deflater& deflater, std::string_view in) {
+  z_stream* stream = deflater.Get();
+  if (stream == nullptr) return std::nullopt;
+  z_stream& zs = *stream;
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) return std::nullopt;
+  out.resize(zs.total_out);
+  return out;
+}
 
 }  // namespace
 
@@ -136,20 +154,15 @@ InflateError InflateMessage(GrpcCodec codec, std::string_view in, std::size_t li
 }
 
 std::optional<std::string> GzipMessage(std::string_view in) {
-  thread_local Deflater deflater;
-  z_stream* stream = deflater.Get();
-  if (stream == nullptr) return std::nullopt;
-  z_stream& zs = *stream;
-  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  const std::size_t size = zs.total_out;
-  if (rc != Z_STREAM_END || size >= in.size()) return std::nullopt;
-  out.resize(size);
+  thread_local Deflater deflater(15 + 16);
+  std::optional<std::string> out = Compress(deflater, in);
+  if (out && out->size() >= in.size()) return std::nullopt;
   return out;
+}
+
+std::optional<std::string> ZlibMessage(std::string_view in) {
+  thread_local Deflater deflater(15);
+  return Compress(deflater, in);
 }
 
 }  // namespace rpcboot::internal

@@ -45,6 +45,9 @@ InflateError InflateMessage(GrpcCodec codec, std::string_view in, std::size_t li
 
 // `in` compressed as gzip (zlib level 1: the fastest), or nullopt when that is no smaller.
 std::optional<std::string> GzipMessage(std::string_view in);
+// `in` compressed in zlib's format (RFC 1950, level 1), whatever its size (THeader's zlib
+// transform); nullopt only when zlib has no memory.
+std::optional<std::string> ZlibMessage(std::string_view in);
 
 }  // namespace rpcboot::internal
 

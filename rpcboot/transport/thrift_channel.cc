@@ -177,6 +177,13 @@ class ThriftChannel final : public Channel {
         throw RpcError(StatusCode::kInternal,
                        "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
       }
+      if (!theader.transforms.empty()) {
+        CloseConnection(conn);
+        throw RpcError(
+            StatusCode::kInternal,
+            absl::StrCat("Thrift: reply from ", Endpoint(), " is compressed (THeader transform ",
+                         theader.transforms.front(), "), which this client did not ask for"));
+      }
       message_offset = theader.payload_offset;
       if (call_options.reply_metadata != nullptr) {
         *call_options.reply_metadata = std::move(metadata.entries);

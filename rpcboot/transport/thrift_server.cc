@@ -57,9 +57,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/grpc_compression.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
 #include "rpcboot/internal/loop_runners.h"
@@ -78,6 +80,8 @@ using SteadyClock = std::chrono::steady_clock;
 
 // Of a frame over the size limit, the bytes read to find the call it carries.
 constexpr std::size_t kOversizedHead = 4096;
+// Of a compressed frame refused (server.thrift_compression off), what is inflated to answer it.
+constexpr std::size_t kCompressedHead = 64 * 1024;
 // Bytes read from one socket per readiness event before the loop serves the others.
 constexpr std::size_t kReadBudget = 1 << 20;
 // A frame up to this size that arrived in pieces is served from a buffer each thread reuses.
@@ -182,6 +186,26 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
 }
 
 class Loop;
+class ThriftServerTransport;
+
+// Inflated request bytes a zlib THeader call holds in the server's thrift_inflated_quota, given
+// back when the call (its holder) ends.
+class InflatedHold {
+ public:
+  explicit InflatedHold(ThriftServerTransport* server) : server_(server) {}
+  ~InflatedHold();
+  InflatedHold(InflatedHold&& other) noexcept
+      : server_(other.server_), bytes_(std::exchange(other.bytes_, 0)) {}
+  InflatedHold(const InflatedHold&) = delete;
+  InflatedHold& operator=(const InflatedHold&) = delete;
+  InflatedHold& operator=(InflatedHold&&) = delete;
+  // False when `n` more would pass the quota.
+  bool Grow(std::size_t n);
+
+ private:
+  ThriftServerTransport* server_;
+  std::size_t bytes_ = 0;
+};
 
 // A server's open connections (the accepted ones not yet closed), mirrored in the process's
 // metrics (rpcboot_server_connections).
@@ -354,6 +378,10 @@ class Loop {
                    std::string* owned = nullptr);
   bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
                const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args);
+  // A compressed THeader frame's message (`payload`), inflated into *out under `hold`; false
+  // with the code and reason to answer (or to close with, when *out says nothing of whom).
+  bool Inflate(const THeaderFrame& theader, std::string_view payload, std::string* out,
+               InflatedHold* hold, StatusCode* code, std::string* why);
   void HandOff(uint64_t running);
   void QueueReply(const ConnectionPtr& conn, std::string reply);
   void Flush(const ConnectionPtr& conn);
@@ -539,8 +567,19 @@ class ThriftServerTransport final : public ServerTransport, private InPlaceMonit
   // At most one log line per second for floods (refusals, descriptor exhaustion).
   bool ShouldLogFlood() { return flood_log_.Allow(); }
 
+  // thrift_inflated_quota: false when `n` more inflated bytes would pass it.
+  bool HoldInflated(std::size_t n) {
+    std::size_t now = inflated_held_.load(std::memory_order_relaxed);
+    do {
+      if (now + n > options_.thrift_inflated_quota) return false;
+    } while (!inflated_held_.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+    return true;
+  }
+  void UnholdInflated(std::size_t n) { inflated_held_.fetch_sub(n, std::memory_order_relaxed); }
+
  private:
   const ServerOptions options_;
+  std::atomic<std::size_t> inflated_held_{0};
   TlsContext tls_;
   const MethodTable* table_ = nullptr;
   CallScheduler* scheduler_ = nullptr;
@@ -1386,7 +1425,8 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   std::string_view message = frame;
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
-    if (!ParseTHeader(frame, &*theader, &NoInfoHeaders).ok()) {
+    // A compressed head cannot be read without inflating: such a frame is closed as not Thrift.
+    if (!ParseTHeader(frame, &*theader, &NoInfoHeaders).ok() || !theader->transforms.empty()) {
       return not_thrift();
     }
     message = frame.substr(theader->payload_offset);
@@ -1417,6 +1457,8 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   std::optional<THeaderFrame> theader;
   THeaderMetadata custom;
   std::size_t offset = 0;
+  std::string inflated;  // a compressed frame's message
+  InflatedHold hold(server_);
   if (IsTHeaderFrame(frame)) {
     theader.emplace();
     if (absl::Status s = ParseTHeader(frame, &*theader, &ServerHeader, &custom); !s.ok()) {
@@ -1424,8 +1466,26 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
       return true;
     }
     offset = theader->payload_offset;
+    StatusCode code = StatusCode::kOk;
+    std::string why;
+    if (!theader->transforms.empty() &&
+        !Inflate(*theader, frame.substr(offset), &inflated, &hold, &code, &why)) {
+      // Answered (plainly) when what was inflated says whom to answer, else closed.
+      ThriftMessageHeader head;
+      if (!ParseThriftHeader(inflated, &head).ok() || head.type != kThriftCall) {
+        Close(conn, why, LogLevel::kWarning);
+        return true;
+      }
+      if (server_->ShouldLogFlood()) Log(LogLevel::kWarning, "Thrift: " + conn->peer + ": " + why);
+      THeaderFrame plain = *theader;
+      plain.transforms.clear();
+      QueueReply(conn,
+                 ReplyFrame(&plain, head, kThriftReply, ThriftErrorResult(head.format, code, why)));
+      return true;
+    }
   }
-  std::string_view message = frame.substr(offset);
+  const bool compressed = theader && !theader->transforms.empty();
+  std::string_view message = compressed ? std::string_view(inflated) : frame.substr(offset);
   ThriftMessageHeader header;
   if (absl::Status s = ParseThriftHeader(message, &header); !s.ok()) {
     Close(conn, std::string(s.message()), LogLevel::kWarning);
@@ -1529,22 +1589,26 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   // What the handler thread needs, owned by the call.
   struct Pending {
     ConnectionPtr conn;
-    std::string frame;
+    std::string frame;  // or a compressed frame's message, inflated
     std::optional<THeaderFrame> theader;
     ThriftMessageHeader header;
     std::size_t body_offset;
     const Route* route;
     const CallGuard* guard;
     CallMeta meta;
+    InflatedHold hold;
 
     std::string Reply(std::string_view result) const {
       return ReplyFrame(theader ? &*theader : nullptr, header, kThriftReply, result);
     }
   };
+  std::string kept = compressed         ? std::move(inflated)
+                     : owned != nullptr ? std::move(*owned)
+                                        : std::string(frame);
+  const std::size_t body_offset = (compressed ? 0 : offset) + header.body_offset;
   auto pending = std::make_shared<Pending>(
-      Pending{conn, owned != nullptr ? std::move(*owned) : std::string(frame), std::move(theader),
-              std::move(header), offset + header.body_offset, route, &server_->table().guard(),
-              std::move(meta)});
+      Pending{conn, std::move(kept), std::move(theader), std::move(header), body_offset, route,
+              &server_->table().guard(), std::move(meta), std::move(hold)});
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
@@ -1562,6 +1626,48 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   };
   server_->scheduler().Submit(std::move(call));
   return true;
+}
+
+InflatedHold::~InflatedHold() {
+  if (bytes_ > 0) server_->UnholdInflated(bytes_);
+}
+
+bool InflatedHold::Grow(std::size_t n) {
+  if (!server_->HoldInflated(n)) return false;
+  bytes_ += n;
+  return true;
+}
+
+bool Loop::Inflate(const THeaderFrame& theader, std::string_view payload, std::string* out,
+                   InflatedHold* hold, StatusCode* code, std::string* why) {
+  const ServerOptions& options = server_->options();
+  if (theader.transforms.size() != 1 || theader.transforms.front() != kTHeaderZlib) {
+    *code = StatusCode::kUnimplemented;
+    *why = absl::StrCat("THeader transform(s) ", absl::StrJoin(theader.transforms, ","),
+                        " not supported (zlib, 1, is the one this server reads)");
+    return false;
+  }
+  if (options.thrift_compression == ServerOptions::ThriftCompression::kOff) {
+    // Only the head, to say whom the refusal is for.
+    (void)InflateMessage(
+        GrpcCodec::kDeflate, payload, kCompressedHead, [](std::size_t) { return true; }, "", out);
+    *code = StatusCode::kUnimplemented;
+    *why =
+        "rpcboot: compressed THeader frames (zlib) are not accepted: compression is off on this "
+        "server (server.thrift_compression)";
+    return false;
+  }
+  InflateError error = InflateMessage(
+      GrpcCodec::kDeflate, payload, options.max_message_bytes,
+      [hold](std::size_t n) { return hold->Grow(n); },
+      absl::StrCat("rpcboot: a compressed request refused: the requests inflated pass the quota "
+                   "of ",
+                   options.thrift_inflated_quota, " bytes (server.thrift_inflated_quota)"),
+      out);
+  if (error.ok()) return true;
+  *code = error.code;
+  *why = std::move(error.message);
+  return false;
 }
 
 bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,

@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/internal/call_metadata.h"
+#include "rpcboot/internal/grpc_compression.h"
 
 namespace rpcboot::internal {
 
@@ -167,7 +169,12 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
   if (!ReadVarint32(header, &pos, &protocol_id) || !ReadVarint32(header, &pos, &transforms))
     return bad("truncated");
   if (protocol_id != 0 && protocol_id != 2) return bad("unsupported protocol id");
-  if (transforms != 0) return bad("transforms (zlib) are not supported");
+  out->transforms.clear();
+  for (uint32_t i = 0; i < transforms; ++i) {
+    uint32_t id;
+    if (!ReadVarint32(header, &pos, &id)) return bad("truncated transform list");
+    out->transforms.push_back(id);
+  }
   out->format = protocol_id == 0 ? WireFormat::kThriftBinary : WireFormat::kThriftCompact;
   out->headers.clear();
   while (pos < header.size()) {
@@ -215,7 +222,18 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message) {
   std::string info;
   WriteVarint32(header.format == WireFormat::kThriftBinary ? 0 : 2, &info);
-  WriteVarint32(0, &info);  // no transforms
+  std::optional<std::string> compressed;
+  if (std::find(header.transforms.begin(), header.transforms.end(), kTHeaderZlib) !=
+      header.transforms.end()) {
+    compressed = ZlibMessage(message);  // sent plain, and said so, when zlib has no memory
+  }
+  if (compressed) {
+    WriteVarint32(1, &info);
+    WriteVarint32(kTHeaderZlib, &info);
+    message = *compressed;
+  } else {
+    WriteVarint32(0, &info);  // no transforms
+  }
   if (!header.headers.empty()) {
     WriteVarint32(1, &info);  // key-value info headers
     WriteVarint32(static_cast<uint32_t>(header.headers.size()), &info);

@@ -46,8 +46,12 @@ struct THeaderFrame {
   int32_t seqid = 0;
   WireFormat format = WireFormat::kThriftCompact;  // the protocol id: 0 binary, 2 compact
   std::vector<std::pair<std::string, std::string>> headers;
+  // Transform ids, in the order applied when written (kTHeaderZlib: the message is zlib's
+  // format). ParseTHeader reads them and leaves the message as it is; WrapTHeader applies them.
+  std::vector<uint32_t> transforms;
   std::size_t payload_offset = 0;  // where the message starts in the frame body
 };
+inline constexpr uint32_t kTHeaderZlib = 1;
 inline constexpr std::string_view kTimeoutHeader = "rpcboot-timeout-ms";
 // The caller's credential ("Bearer <token>"), as gRPC carries it in metadata.
 inline constexpr std::string_view kAuthorizationHeader = "authorization";
@@ -70,7 +74,8 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
 // A `keep` for ParseTHeader that copies no header (for a reader that needs only the message).
 inline bool NoInfoHeaders(std::string_view) { return false; }
 // A THeader frame body (without the 4-byte length) around `message`, laid out as Thrift's
-// THeaderTransport writes it.
+// THeaderTransport writes it; with kTHeaderZlib among the transforms, `message` goes compressed
+// (and the frame lists only that transform: the only one written).
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message);
 
 // TApplicationException's types, as Thrift's runtimes number them.

@@ -1,11 +1,12 @@
 // Serves the rich test interface over gRPC and Thrift for interop tests with other languages'
 // clients. Prints "ports grpc=<port> thrift=<port>" once both are bound, then serves until
 // SIGTERM or SIGINT, and exits 0 after a graceful stop. Arguments: "grpc_max_unsent_bytes=N"
-// (and the other grpc_ options below) sets that server option; "tls_dir=DIR" serves TLS on both
-// ports with DIR/server.crt and server.key (scripts/make-test-certs.sh), verifying client
-// certificates against DIR/ca.crt and requiring one ("require_client_cert=false": optional);
-// "tokens_file=F" accepts those tokens; "require_identity=true" refuses anonymous callers. With
-// RPCBOOT_TEST_GRPC_SERVER=native in its environment it serves gRPC with the native server.
+// (and the other grpc_ and thrift_ options below, max_message_bytes) sets that server option;
+// "tls_dir=DIR" serves TLS on both ports with DIR/server.crt and server.key
+// (scripts/make-test-certs.sh), verifying client certificates against DIR/ca.crt and requiring one
+// ("require_client_cert=false": optional); "tokens_file=F" accepts those tokens;
+// "require_identity=true" refuses anonymous callers. With RPCBOOT_TEST_GRPC_SERVER=native in its
+// environment it serves gRPC with the native server.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +56,18 @@ int main(int argc, char** argv) {
                                  : value == "accept"
                                      ? rpcboot::ServerOptions::GrpcCompression::kAccept
                                      : rpcboot::ServerOptions::GrpcCompression::kGzip;
+    } else if (key == "thrift_compression") {
+      if (value != "off" && value != "zlib") {
+        std::cerr << "rich_server: thrift_compression takes off or zlib\n";
+        return 2;
+      }
+      options.thrift_compression = value == "zlib"
+                                       ? rpcboot::ServerOptions::ThriftCompression::kZlib
+                                       : rpcboot::ServerOptions::ThriftCompression::kOff;
+    } else if (key == "thrift_inflated_quota") {
+      options.thrift_inflated_quota = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (key == "max_message_bytes") {
+      options.max_message_bytes = std::strtoull(value.c_str(), nullptr, 10);
     } else if (key == "tls_dir") {
       options.tls.cert_file = value + "/server.crt";
       options.tls.key_file = value + "/server.key";

@@ -34,6 +34,8 @@ server:
   thrift_io: uring
   grpc_server: grpcpp
   grpc_compression: gzip
+  thrift_compression: zlib
+  thrift_inflated_quota: 1048576
   weight: 300
 registry:
   zookeeper: "127.0.0.1:2181,127.0.0.1:2182/apps"
@@ -67,6 +69,8 @@ clients:
   EXPECT_EQ(c->server.thrift_io, ServerOptions::ThriftIo::kUring);
   EXPECT_EQ(c->server.grpc_server, ServerOptions::GrpcServer::kGrpcpp);
   EXPECT_EQ(c->server.grpc_compression, ServerOptions::GrpcCompression::kGzip);
+  EXPECT_EQ(c->server.thrift_compression, ServerOptions::ThriftCompression::kZlib);
+  EXPECT_EQ(c->server.thrift_inflated_quota, 1048576u);
   EXPECT_EQ(c->weight, 300);
   EXPECT_EQ(c->registry.zookeeper, "127.0.0.1:2181,127.0.0.1:2182/apps");
   EXPECT_EQ(c->registry.session_timeout, std::chrono::milliseconds(4000));
@@ -122,6 +126,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--server.grpc_compression=zstd"}),
             "server.grpc_compression: 'zstd' from command line --server.grpc_compression is not "
             "off, accept or gzip");
+  EXPECT_EQ(Error({"--app.name=shop", "--server.thrift_compression=gzip"}),
+            "server.thrift_compression: 'gzip' from command line --server.thrift_compression is "
+            "not off or zlib");
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.grpc_compression=br"}),
             "clients.shop.ShopService.grpc_compression: 'br' from command line "
             "--clients.shop.ShopService.grpc_compression is not off or gzip");
@@ -508,6 +515,8 @@ TEST(Config, HelpListsEveryKey) {
                           "server.thrift_io",
                           "server.grpc_server",
                           "server.grpc_compression",
+                          "server.thrift_compression",
+                          "server.thrift_inflated_quota",
                           "RPCBOOT_SERVER_GRPC_PORT",
                           "load_balancer",
                           "subset_size",

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "rpcboot/internal/call_metadata.h"
+#include "rpcboot/internal/grpc_compression.h"
 
 namespace rpcboot::internal {
 namespace {
@@ -115,6 +116,47 @@ TEST(ThriftWire, THeaderMatchesThriftsHeaderTransport) {
       EXPECT_EQ(mine.substr(parsed.payload_offset), payload);
     }
   }
+}
+
+// With the zlib transform: what Thrift's THeaderTransport writes compressed, ParseTHeader reads
+// (the transform listed, the message left as sent, zlib's format) and the inflated message is
+// what was written; WrapTHeader lays out the same frame around zlib's output. (Thrift 0.17's C++
+// THeaderTransport cannot read zlib frames back, its own included: its reader aborts. Python's
+// reads rpcboot's: tests/interop/thrift_compression_test.py.)
+TEST(ThriftWire, THeaderZlibTransformMatchesThriftsHeaderTransport) {
+  using apache::thrift::transport::THeaderTransport;
+  const std::string payload(5000, 'z');
+  auto sink = std::make_shared<TMemoryBuffer>();
+  THeaderTransport writer(sink);
+  writer.setProtocolId(2);
+  writer.setTransform(THeaderTransport::ZLIB_TRANSFORM);
+  writer.write(reinterpret_cast<const uint8_t*>(payload.data()),
+               static_cast<uint32_t>(payload.size()));
+  writer.flush();
+  std::string theirs = sink->getBufferAsString().substr(4);
+  THeaderFrame parsed;
+  ASSERT_TRUE(ParseTHeader(theirs, &parsed).ok());
+  EXPECT_EQ(parsed.transforms, std::vector<uint32_t>{kTHeaderZlib});
+  auto inflate = [](std::string_view compressed) {
+    std::string out;
+    EXPECT_TRUE(
+        InflateMessage(
+            GrpcCodec::kDeflate, compressed, 1 << 20, [](std::size_t) { return true; }, "", &out)
+            .ok());
+    return out;
+  };
+  EXPECT_EQ(inflate(std::string_view(theirs).substr(parsed.payload_offset)), payload);
+
+  THeaderFrame ours;
+  ours.transforms = {kTHeaderZlib};
+  std::string mine = WrapTHeader(ours, payload);
+  EXPECT_LT(mine.size(), payload.size() / 10) << "compressed";
+  THeaderFrame back;
+  ASSERT_TRUE(ParseTHeader(mine, &back).ok());
+  EXPECT_EQ(back.transforms, std::vector<uint32_t>{kTHeaderZlib});
+  EXPECT_EQ(mine.substr(0, back.payload_offset), theirs.substr(0, parsed.payload_offset))
+      << "the same header as THeaderTransport's";
+  EXPECT_EQ(inflate(std::string_view(mine).substr(back.payload_offset)), payload);
 }
 
 TEST(ThriftWire, THeaderParserRejectsGarbage) {
