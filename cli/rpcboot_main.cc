@@ -713,19 +713,20 @@ std::shared_ptr<rpcboot::Channel> ThriftChannelTo(const std::string& endpoint,
 // and TMultiplexedProcessor read; a server that does not know that name (a stock server with one
 // plain processor) ran nothing, and is asked again by the plain name.
 std::string ThriftCall(rpcboot::Channel& channel, const std::string& service,
-                       const std::string& method, const std::string& args) {
+                       const std::string& method, const std::string& args,
+                       const rpcboot::CallOptions& options) {
   rpcboot::internal::MethodBinding binding;
   binding.name = service + ":" + method;
   binding.grpc_path = "/" + service + "/" + method;
   try {
-    return channel.Call(binding, args, g_call_options);
+    return channel.Call(binding, args, options);
   } catch (const rpcboot::RpcError& e) {
     if (e.code() != rpcboot::StatusCode::kUnimplemented ||
         e.message().find("rpcboot: unknown method") == 0)
       throw;
   }
   binding.name = method;
-  return channel.Call(binding, args, g_call_options);
+  return channel.Call(binding, args, options);
 }
 
 // The schema: --schema's file, or what the server's rpcboot.ThriftReflection answers (of
@@ -855,9 +856,10 @@ int CallThrift(const std::string& endpoint, const std::string& service_name,
       ThriftChannelTo(endpoint, timeout, g_schema_file.empty() || !g_token.empty());
   std::string reply;
   rpcboot::internal::CallMetadata reply_metadata;
-  g_call_options.reply_metadata = &reply_metadata;
+  rpcboot::CallOptions options = g_call_options;
+  options.reply_metadata = &reply_metadata;
   try {
-    reply = ThriftCall(*channel, service_name, method_name, *args);
+    reply = ThriftCall(*channel, service_name, method_name, *args, options);
   } catch (const rpcboot::RpcError& e) {
     PrintReplyMetadata(reply_metadata);
     Print(stdout, "%s: %s\n", std::string(rpcboot::StatusCodeName(e.code())).c_str(),

@@ -693,7 +693,9 @@ class NativeGrpcChannel final : public Channel {
         stream.reset_code == NGHTTP2_REFUSED_STREAM) {
       return std::nullopt;
     }
-    if (call_options.reply_metadata != nullptr) *call_options.reply_metadata = stream.metadata;
+    if (call_options.reply_metadata != nullptr) {
+      *call_options.reply_metadata = std::move(stream.metadata);
+    }
     return Reply(stream);
   }
 
