@@ -989,15 +989,8 @@ int Call(const std::string& address, const std::string& path, const std::string&
       channel.get(), rpc, &context, rpcboot::internal::ToByteBuffer(request->SerializeAsString()),
       &reply);
   rpcboot::internal::CallMetadata reply_metadata;
-  for (const auto* metadata :
-       {&context.GetServerInitialMetadata(), &context.GetServerTrailingMetadata()}) {
-    for (const auto& [key, value] : *metadata) {
-      std::string name(key.data(), key.size());
-      if (rpcboot::internal::IsCallMetadataKey(name)) {
-        reply_metadata.emplace_back(name, std::string(value.data(), value.size()));
-      }
-    }
-  }
+  rpcboot::internal::AppendCallMetadata(context.GetServerInitialMetadata(), &reply_metadata);
+  rpcboot::internal::AppendCallMetadata(context.GetServerTrailingMetadata(), &reply_metadata);
   PrintReplyMetadata(reply_metadata);
   if (!status.ok()) {
     int code = static_cast<int>(status.error_code());

@@ -18,8 +18,15 @@ constexpr std::array<std::string_view, 14> kReserved = {"content-type",      "te
                                                         "upgrade",           "content-length",
                                                         "transfer-encoding", "accept-encoding"};
 
-bool KeyCharacter(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+// Lowercase letters, digits, '-', '_', '.': gRPC's metadata key syntax.
+bool KeySyntax(std::string_view key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string Shown(std::string_view text) {
@@ -42,10 +49,7 @@ bool IsBinaryMetadataKey(std::string_view key) {
 }
 
 bool IsCallMetadataKey(std::string_view key) {
-  if (key.empty()) return false;
-  for (char c : key) {
-    if (!KeyCharacter(c)) return false;
-  }
+  if (!KeySyntax(key)) return false;
   if (key.rfind("grpc-", 0) == 0 || key.rfind("rpcboot-", 0) == 0) return false;
   for (std::string_view reserved : kReserved) {
     if (key == reserved) return false;
@@ -56,9 +60,7 @@ bool IsCallMetadataKey(std::string_view key) {
 absl::Status CheckCallMetadata(const CallMetadata& metadata) {
   std::size_t bytes = 0;
   for (const auto& [key, value] : metadata) {
-    bool key_ok = !key.empty();
-    for (char c : key) key_ok = key_ok && KeyCharacter(c);
-    if (!key_ok) {
+    if (!KeySyntax(key)) {
       return absl::InvalidArgumentError(
           absl::StrCat("call metadata key '", Shown(key),
                        "' is not a metadata key (lowercase letters, digits, '-', '_', '.')"));

@@ -1,12 +1,17 @@
-// Copies between grpc::ByteBuffer and contiguous bytes, shared by the gRPC server and channel.
+// Copies between grpc::ByteBuffer and contiguous bytes, and a call's own metadata out of gRPC's,
+// shared by the gRPC server and channel on gRPC's library (and the rpcboot tool).
 #ifndef RPCBOOT_TRANSPORT_GRPC_BYTES_H_
 #define RPCBOOT_TRANSPORT_GRPC_BYTES_H_
 
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/string_ref.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "rpcboot/internal/call_metadata.h"
 
 namespace rpcboot::internal {
 
@@ -22,6 +27,18 @@ inline std::string ToBytes(const grpc::ByteBuffer& buffer) {
 inline grpc::ByteBuffer ToByteBuffer(std::string_view bytes) {
   grpc::Slice slice(bytes.data(), bytes.size());
   return grpc::ByteBuffer(&slice, 1);
+}
+
+// Appends the entries of gRPC's `metadata` that are a call's own (IsCallMetadataKey) to *out;
+// gRPC has decoded "-bin" values.
+inline void AppendCallMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                               CallMetadata* out) {
+  for (const auto& [key, value] : metadata) {
+    std::string_view name(key.data(), key.size());
+    if (IsCallMetadataKey(name)) {
+      out->emplace_back(std::string(name), std::string(value.data(), value.size()));
+    }
+  }
 }
 
 }  // namespace rpcboot::internal

@@ -9,7 +9,6 @@
 #include "rpcboot/client.h"
 #include "rpcboot/internal/abseil_mutex.h"
 #include "rpcboot/internal/binding.h"
-#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/client_connection.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
@@ -64,18 +63,10 @@ class GrpcChannel final : public Channel {
         channel_.get(), rpc, &context, request_buffer, &reply);
     if (call_options.cancellation) call_options.cancellation->Clear();
     if (call_options.reply_metadata != nullptr) {
-      // gRPC has decoded "-bin" values.
       call_options.reply_metadata->clear();
-      for (const auto* metadata :
-           {&context.GetServerInitialMetadata(), &context.GetServerTrailingMetadata()}) {
-        for (const auto& [key, value] : *metadata) {
-          std::string_view name(key.data(), key.size());
-          if (internal::IsCallMetadataKey(name)) {
-            call_options.reply_metadata->emplace_back(std::string(name),
-                                                      std::string(value.data(), value.size()));
-          }
-        }
-      }
+      internal::AppendCallMetadata(context.GetServerInitialMetadata(), call_options.reply_metadata);
+      internal::AppendCallMetadata(context.GetServerTrailingMetadata(),
+                                   call_options.reply_metadata);
     }
     if (!status.ok()) {
       // gRPC retries by itself a call that never left. What still fails with "failed to connect

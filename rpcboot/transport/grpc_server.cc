@@ -37,7 +37,6 @@
 #include "absl/strings/str_cat.h"
 #include "rpcboot/base/log.h"
 #include "rpcboot/internal/abseil_mutex.h"
-#include "rpcboot/internal/call_metadata.h"
 #include "rpcboot/internal/call_scheduler.h"
 #include "rpcboot/internal/in_place.h"
 #include "rpcboot/internal/listener_guard.h"
@@ -916,14 +915,8 @@ void UnaryCall::Handle() {
   std::string_view token = BearerToken(Header(context_, "authorization"));
   BeginServerSpan(&call, Header(context_, kTraceparentHeader), Header(context_, kTracestateHeader));
   call.set_shadow(Header(context_, kShadowHeader) == "1");
-  // The caller's own metadata (gRPC has decoded "-bin" values and bounded the size already).
-  for (const auto& [key, value] : context_.client_metadata()) {
-    std::string_view name(key.data(), key.size());
-    if (IsCallMetadataKey(name)) {
-      call.mutable_metadata()->emplace_back(std::string(name),
-                                            std::string(value.data(), value.size()));
-    }
-  }
+  // The caller's own metadata (gRPC has bounded its size already).
+  AppendCallMetadata(context_.client_metadata(), call.mutable_metadata());
   ServerContext::Scope scope(&call);
   std::string request = ToBytes(request_);
   const MethodTable& table = transport_->table();
