@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -39,14 +40,9 @@ const char* ThriftTypeName(TType type) {
   }
 }
 
-ThriftScratchWriter& ScratchWriter() {
-  thread_local ThriftScratchWriter writer;
-  return writer;
-}
-
-std::unique_ptr<ThriftScratchReader>& ScratchReader() {
-  thread_local std::unique_ptr<ThriftScratchReader> reader;
-  return reader;
+ThriftWriters& Writers() {
+  thread_local ThriftWriters writers;
+  return writers;
 }
 
 void ThrowThriftDecodeError(std::string message) {
@@ -55,6 +51,53 @@ void ThrowThriftDecodeError(std::string message) {
 
 void ThrowInvalidTypeByte(int byte) {
   ThrowThriftDecodeError(absl::StrCat("invalid Thrift type byte ", byte));
+}
+
+void ThrowInvalidCompactType(int nibble) {
+  ThrowThriftDecodeError(absl::StrCat("invalid Thrift compact type ", nibble));
+}
+
+void ThriftWireOutput::Grow(std::size_t n) {
+  const auto used = static_cast<std::size_t>(cur_ - begin_);
+  const auto capacity = static_cast<std::size_t>(end_ - begin_);
+  std::size_t grown = std::max<std::size_t>({capacity * 2, used + n, 1024});
+  auto* bigger = new uint8_t[grown];
+  if (used != 0) std::memcpy(bigger, begin_, used);
+  delete[] begin_;
+  begin_ = bigger;
+  cur_ = bigger + used;
+  end_ = bigger + grown;
+}
+
+void ThriftWireOutput::Trim() {
+  constexpr std::size_t kKept = 1 << 20;
+  if (static_cast<std::size_t>(end_ - begin_) <= kKept) return;
+  delete[] begin_;
+  begin_ = cur_ = end_ = nullptr;
+}
+
+void ThriftWireOutput::ThrowTooLong(std::size_t size) {
+  throw TProtocolException(TProtocolException::SIZE_LIMIT,
+                           absl::StrCat("a value of ", size, " bytes is too long for Thrift"));
+}
+
+void ThriftWireInput::ThrowTruncated() { ThrowThriftDecodeError("the input ends inside a value"); }
+
+void ThriftWireInput::ThrowNegative() { ThrowThriftDecodeError("negative length or count"); }
+
+void ThriftWireInput::ThrowDepth() {
+  throw TProtocolException(TProtocolException::DEPTH_LIMIT,
+                           absl::StrCat("values nested deeper than ", kRecursionLimit));
+}
+
+uint64_t ThriftCompactReader::ReadLongVarint() {
+  uint64_t value = 0;
+  for (int i = 0; i < 10; ++i) {
+    const uint8_t byte = TakeByte();
+    value |= uint64_t{byte & 0x7fu} << (7 * i);
+    if (byte < 0x80) return value;
+  }
+  ThrowThriftDecodeError("a varint runs over 10 bytes");
 }
 
 bool ValidUtf8(const uint8_t* data, std::size_t size) {

@@ -44,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "rpcboot/codec/thrift_protocol.h"
 #include "rpcboot/codec/type_traits.h"
 #include "rpcboot/wire_format.h"
 
@@ -145,8 +146,11 @@ uint32_t ThriftWriteValue(P& p, const T& v) {
   } else if constexpr (kIsString<T>) {
     return p.writeString(v);
   } else if constexpr (kIsBytes<T>) {
-    // TProtocol takes binary as std::string only.
-    return p.writeBinary(std::string(v.begin(), v.end()));
+    if constexpr (kIsThriftWire<P>) {
+      return p.writeBinary(v.data(), v.size());
+    } else {
+      return p.writeBinary(std::string(v.begin(), v.end()));  // TProtocol takes std::string only
+    }
   } else if constexpr (kIsList<T>) {
     using E = typename T::value_type;
     uint32_t n = p.writeListBegin(ThriftTypeOf<E>(), static_cast<uint32_t>(v.size()));
@@ -193,8 +197,6 @@ Transport* ThriftBinaryTransport(
   return Access::Get(p);
 }
 
-void ThrowInvalidTypeByte(int byte);
-
 // Thrift's binary reader casts whatever byte it reads to TType, which is undefined behaviour for
 // bytes the enum cannot hold. Before a binary header is read, its `count` type bytes are peeked
 // (buffered transports, which rpcboot always uses, allow it) and checked. The compact reader
@@ -232,12 +234,26 @@ void ThriftReadMapBegin(P& p, TType& key_type, TType& value_type, uint32_t& size
   p.readMapBegin(key_type, value_type, size);
 }
 
+// Counts one level of nesting on a reader for as long as it lives (Thrift's
+// TInputRecursionTracker, for rpcboot's readers as well as Thrift's protocols).
+template <class P>
+class ThriftNesting {
+ public:
+  explicit ThriftNesting(P& p) : p_(p) { p_.incrementInputRecursionDepth(); }
+  ~ThriftNesting() { p_.decrementInputRecursionDepth(); }
+  ThriftNesting(const ThriftNesting&) = delete;
+  ThriftNesting& operator=(const ThriftNesting&) = delete;
+
+ private:
+  P& p_;
+};
+
 // Skips a value of a field this struct does not know (a newer peer's), like Thrift's skip() but
 // through the checked header readers above.
 template <class P>
 void ThriftSkip(P& p, TType type) {
   using namespace apache::thrift::protocol;
-  TInputRecursionTracker tracker(p);
+  ThriftNesting<P> nesting(p);
   switch (type) {
     case T_BOOL: {
       bool b;
@@ -270,8 +286,12 @@ void ThriftSkip(P& p, TType type) {
       return;
     }
     case T_STRING: {
-      std::string x;
-      p.readBinary(x);
+      if constexpr (kIsThriftWire<P>) {
+        p.ReadBytes();
+      } else {
+        std::string x;
+        p.readBinary(x);
+      }
       return;
     }
     case T_STRUCT: {
@@ -387,9 +407,14 @@ void ThriftReadValue(P& p, T& v) {
       ThrowThriftDecodeError("string field holds invalid UTF-8");
     }
   } else if constexpr (kIsBytes<T>) {
-    std::string tmp;
-    p.readBinary(tmp);
-    v.assign(tmp.begin(), tmp.end());
+    if constexpr (kIsThriftWire<P>) {
+      std::string_view bytes = p.ReadBytes();
+      v.assign(bytes.begin(), bytes.end());
+    } else {
+      std::string tmp;
+      p.readBinary(tmp);
+      v.assign(tmp.begin(), tmp.end());
+    }
   } else if constexpr (kIsList<T>) {
     using E = typename T::value_type;
     TType elem_type;
@@ -490,7 +515,7 @@ bool ThriftDispatchField(P& p, T& v, int16_t id, TType wire_type, std::index_seq
 // into their parents makes large, cache-unfriendly functions.
 template <class P, class T>
 __attribute__((noinline)) void ThriftReadStructFields(P& p, T& v) {
-  apache::thrift::protocol::TInputRecursionTracker tracker(p);
+  ThriftNesting<P> nesting(p);
   std::string name;
   TType wire_type;
   int16_t id;
@@ -506,105 +531,27 @@ __attribute__((noinline)) void ThriftReadStructFields(P& p, T& v) {
   p.readStructEnd();
 }
 
-using ThriftMemoryCompact =
-    apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
-using ThriftMemoryBinary =
-    apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
-
-// A memory buffer that reads bytes it does not own, pointed at one message after another.
-class ThriftObservedBuffer : public apache::thrift::transport::TMemoryBuffer {
- public:
-  explicit ThriftObservedBuffer(std::shared_ptr<apache::thrift::TConfiguration> config)
-      : TMemoryBuffer(nullptr, 0, OBSERVE, config), config_(std::move(config)) {}
-  // Reads `bytes` (which must outlive the reading) from their start, no more than they hold.
-  void Observe(std::string_view bytes) {
-    auto* data = reinterpret_cast<uint8_t*>(const_cast<char*>(bytes.data()));
-    const auto size = static_cast<uint32_t>(bytes.size());
-    setReadBuffer(data, size);
-    setWriteBuffer(data + size, 0);
-    config_->setMaxMessageSize(static_cast<int>(size));
-    resetConsumedMessageSize();
-  }
-
- private:
-  std::shared_ptr<apache::thrift::TConfiguration> config_;
-};
-
-// The compact protocol with limits that may change between messages (Thrift's sets them once).
-class ThriftLimitedCompact : public ThriftMemoryCompact {
- public:
-  using ThriftMemoryCompact::ThriftMemoryCompact;
-  void SetLimits(int32_t string_limit, int32_t container_limit) {
-    string_limit_ = string_limit;
-    container_limit_ = container_limit;
-  }
-};
-
-// An observing buffer and both protocols over it, reused by the decodes on one thread (no
-// allocation per message), with whether a decode holds it now.
-struct ThriftScratchReader {
-  std::shared_ptr<ThriftObservedBuffer> buffer =
-      std::make_shared<ThriftObservedBuffer>(std::make_shared<apache::thrift::TConfiguration>());
-  ThriftLimitedCompact compact{buffer};
-  ThriftMemoryBinary binary{buffer};
-  bool busy = false;
-};
-// This thread's reader; null after a decode failed (it is made again on the next one).
-std::unique_ptr<ThriftScratchReader>& ScratchReader();
-
-// Calls fn(protocol, buffer) with `reader` pointed at `bytes`, its strings and containers
-// limited to what the input holds.
-template <class Fn>
-decltype(auto) ReadWithScratch(ThriftScratchReader& reader, std::string_view bytes,
-                               WireFormat format, Fn&& fn) {
-  auto limit = static_cast<int32_t>(bytes.size());
-  reader.buffer->Observe(bytes);
-  apache::thrift::transport::TMemoryBuffer& buffer = *reader.buffer;
-  if (format == WireFormat::kThriftCompact) {
-    reader.compact.SetLimits(limit, limit);
-    return fn(static_cast<ThriftMemoryCompact&>(reader.compact), buffer);
-  }
-  reader.binary.setStringSizeLimit(limit);
-  reader.binary.setContainerSizeLimit(limit);
-  return fn(reader.binary, buffer);
-}
-
-// Calls fn(protocol, buffer) with a reader over `bytes` whose strings and containers may not
-// claim more than the input holds. Thrift's exceptions pass through.
+// Calls fn(reader) with rpcboot's reader of `format` over `bytes` (which must outlive it). Every
+// length and count it reads is bounded by the bytes left; Thrift's exceptions pass through.
 template <class Fn>
 decltype(auto) WithBoundedThriftReader(std::string_view bytes, WireFormat format, Fn&& fn) {
-  std::unique_ptr<ThriftScratchReader>& scratch = ScratchReader();
-  if (scratch == nullptr) scratch = std::make_unique<ThriftScratchReader>();
-  if (scratch->busy) {
-    // A decode inside a decode on this thread: a reader of its own.
-    ThriftScratchReader nested;
-    return ReadWithScratch(nested, bytes, format, std::forward<Fn>(fn));
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (format == WireFormat::kThriftCompact) {
+    ThriftCompactReader reader(data, bytes.size());
+    return fn(reader);
   }
-  scratch->busy = true;
-  // Free again once fn has returned. A decode that threw may have left a protocol mid-struct:
-  // that reader is dropped, not reused.
-  struct Release {
-    std::unique_ptr<ThriftScratchReader>& scratch;
-    int exceptions = std::uncaught_exceptions();
-    ~Release() {
-      if (std::uncaught_exceptions() > exceptions) {
-        scratch.reset();
-      } else {
-        scratch->busy = false;
-      }
-    }
-  } release{scratch};
-  return ReadWithScratch(*scratch, bytes, format, std::forward<Fn>(fn));
+  ThriftBinaryReader reader(data, bytes.size());
+  return fn(reader);
 }
 
 template <class T>
 absl::Status ThriftDecodeValue(std::string_view bytes, WireFormat format, T* out) {
   try {
-    return WithBoundedThriftReader(bytes, format, [out](auto& protocol, auto& buffer) {
-      ThriftReadValue(protocol, *out);
-      if (buffer.available_read() != 0) {
+    return WithBoundedThriftReader(bytes, format, [out](auto& reader) {
+      ThriftReadValue(reader, *out);
+      if (reader.available_read() != 0) {
         return absl::InvalidArgumentError(
-            absl::StrCat("thrift: ", buffer.available_read(), " bytes left after the struct"));
+            absl::StrCat("thrift: ", reader.available_read(), " bytes left after the struct"));
       }
       return absl::OkStatus();
     });
@@ -636,32 +583,32 @@ void ThriftReadStruct(Protocol& protocol, T* value) {
 }
 
 namespace internal {
-// A memory buffer and both protocols over it, reused by every encode on this thread (no
-// allocation per message once the buffer has grown).
-struct ThriftScratchWriter {
-  std::shared_ptr<apache::thrift::transport::TMemoryBuffer> buffer =
-      std::make_shared<apache::thrift::transport::TMemoryBuffer>(1024);
-  ThriftMemoryCompact compact{buffer};
-  ThriftMemoryBinary binary{buffer};
+// Both writers of this thread, reused by its encodes (no allocation per message once their
+// buffers have grown). An encode runs no user code, so none starts inside another.
+struct ThriftWriters {
+  ThriftBinaryWriter binary;
+  ThriftCompactWriter compact;
 };
-ThriftScratchWriter& ScratchWriter();
-}  // namespace internal
+ThriftWriters& Writers();
 
-namespace internal {
-// Runs fn(protocol) on this thread's scratch writer and appends what it wrote to `*out`.
+// Runs fn(writer) on this thread's writer of `format` and appends what it wrote to `*out`.
 template <class Fn>
 void ThriftWriteToString(WireFormat format, std::string* out, Fn&& fn) {
-  ThriftScratchWriter& w = ScratchWriter();
-  w.buffer->resetBuffer();
+  ThriftWriters& writers = Writers();
+  auto finish = [out](auto& writer) {
+    std::string_view bytes = writer.bytes();
+    out->append(bytes.data(), bytes.size());
+    writer.Trim();
+  };
   if (format == WireFormat::kThriftCompact) {
-    fn(w.compact);
+    writers.compact.Reset();
+    fn(writers.compact);
+    finish(writers.compact);
   } else {
-    fn(w.binary);
+    writers.binary.Reset();
+    fn(writers.binary);
+    finish(writers.binary);
   }
-  uint8_t* data;
-  uint32_t size;
-  w.buffer->getBuffer(&data, &size);
-  out->append(reinterpret_cast<const char*>(data), size);
 }
 }  // namespace internal
 

@@ -84,11 +84,6 @@ std::string ServeProto(void* impl, std::string_view request) {
   }
 }
 
-using ThriftMemoryCompactWriter =
-    apache::thrift::protocol::TCompactProtocolT<apache::thrift::transport::TMemoryBuffer>;
-using ThriftMemoryBinaryWriter =
-    apache::thrift::protocol::TBinaryProtocolT<apache::thrift::transport::TMemoryBuffer>;
-
 // A Thrift result struct: field 0 = the return value (absent for void), written like
 // thrift-compiler's <Service>_<Method>_result. An optional return value travels in the
 // emitted <Method>Response struct, {1: optional T value}: a result field cannot be absent.
@@ -235,8 +230,8 @@ R ThriftReadResult(P& p) {
 template <class R>
 R ThriftDecodeResult(std::string_view bytes, WireFormat format) {
   try {
-    return WithBoundedThriftReader(
-        bytes, format, [](auto& protocol, auto&) { return ThriftReadResult<R>(protocol); });
+    return WithBoundedThriftReader(bytes, format,
+                                   [](auto& reader) { return ThriftReadResult<R>(reader); });
   } catch (const apache::thrift::TException& e) {
     ThrowBadReply(e.what());
   }

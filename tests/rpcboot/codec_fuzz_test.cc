@@ -1,6 +1,7 @@
 // Feeds each decoder garbage: random bytes, and valid encodings with bytes flipped, inserted,
 // removed or cut. Decoders must return (ok or an error), never crash, hang or read out of
-// bounds; the suite runs under AddressSanitizer and UndefinedBehaviorSanitizer
+// bounds, and rpcboot's Thrift reader must accept what Thrift's protocol classes accept and
+// read the same values; the suite runs under AddressSanitizer and UndefinedBehaviorSanitizer
 // (RPCBOOT_SANITIZE=1 ./test.sh). Seeds are fixed so a failure reproduces; set
 // RPCBOOT_FUZZ_ITERATIONS to run longer.
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "rich_service.rpcboot.h"
 #include "rpcboot/codec/proto_codec.h"
 #include "rpcboot/codec/thrift_codec.h"
+#include "thrift_reference.h"
 #include "value_testing.h"
 
 namespace rpcboot {
@@ -71,11 +73,30 @@ void ExpectRoundTrip(const T& value, Encode encode, Decode decode) {
       << testing::Hex(encode(back));
 }
 
+// rpcboot's Thrift reader accepts what Thrift's own protocol classes accept, and reads the
+// same value.
+template <class T>
+void ExpectThriftsVerdict(const std::string& bytes, WireFormat p, const absl::Status& status,
+                          const T& value) {
+  T reference{};
+  absl::Status verdict = testing::ThriftReferenceDecode(bytes, p, &reference);
+  ASSERT_EQ(status.ok(), verdict.ok())
+      << (p == WireFormat::kThriftBinary ? "binary" : "compact") << ": rpcboot " << status
+      << ", Thrift " << verdict << " on " << testing::Hex(bytes);
+  if (status.ok()) {
+    EXPECT_TRUE(testing::DeepEqual(value, reference) ||
+                ThriftEncode(value, p) == ThriftEncode(reference, p))
+        << "rpcboot and Thrift read different values from " << testing::Hex(bytes);
+  }
+}
+
 template <class T>
 void DecodeEverywhere(const std::string& bytes, Accepted* accepted) {
   for (WireFormat p : {WireFormat::kThriftBinary, WireFormat::kThriftCompact}) {
     T value{};
-    if (ThriftDecode(bytes, p, &value).ok()) {
+    absl::Status status = ThriftDecode(bytes, p, &value);
+    ExpectThriftsVerdict(bytes, p, status, value);
+    if (status.ok()) {
       ++(*accepted)[p == WireFormat::kThriftBinary ? 0 : 1];
       ExpectRoundTrip(
           value, [p](const T& v) { return ThriftEncode(v, p); },

@@ -165,8 +165,8 @@ TEST(ThriftCodec, ADecodeInsideADecodeReadsItsOwnBytes) {
   const std::string outer = ThriftEncode(rich::Point{1, 2}, WireFormat::kThriftCompact);
   const std::string inner = ThriftEncode(rich::Point{3, 4}, WireFormat::kThriftBinary);
   rich::Point inner_point, outer_point;
-  absl::Status status = internal::WithBoundedThriftReader(
-      outer, WireFormat::kThriftCompact, [&](auto& protocol, auto&) {
+  absl::Status status =
+      internal::WithBoundedThriftReader(outer, WireFormat::kThriftCompact, [&](auto& protocol) {
         EXPECT_TRUE(ThriftDecode(inner, WireFormat::kThriftBinary, &inner_point).ok());
         ThriftReadStruct(protocol, &outer_point);
         return absl::OkStatus();
