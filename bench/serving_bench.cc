@@ -1,6 +1,6 @@
 // The serving core against the stock servers and the physical bound, with the load generator
 // and the server in separate processes (this binary starts itself as the server, by pid, and
-// stops it). Eight parts, all on 127.0.0.1, each bounded in time:
+// stops it). Nine parts, all on 127.0.0.1, each bounded in time:
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
@@ -52,9 +52,14 @@
 //     calls/s, the server's CPU per call and the bytes through the loopback interface per call
 //     (both ways, headers and all), with ratios.
 //
+//  9. metadata (not in the default parts): Mix through rpcboot's proxies with no call metadata
+//     and with two entries (a tenant, a 16-byte `-bin` request id), on the native gRPC channel
+//     and on Thrift (THeader with and without; plain framed for reference), with the client's
+//     and the server's CPU per call.
+//
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
-//                                      h2load,compression]
+//                                      h2load,compression,metadata]
 //                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
@@ -1281,6 +1286,97 @@ void Clients(const char* self, double seconds, const std::vector<int>& callers, 
   }
 }
 
+// What call metadata costs: rpcboot's proxies against one rpcboot server, each call without
+// metadata and with two entries as a routing or tracing layer adds them (a tenant name and a
+// 16-byte request id, `-bin`: base64 on gRPC's wire), on the native gRPC channel and on Thrift
+// (THeader frames with and without the entries; plain framed frames, which cannot carry them,
+// for reference). Every caller sets its options per call through ScopedCallOptions, as an
+// application would. With the client's and the server's CPU per call.
+void Metadata(const char* self, double seconds, const std::vector<int>& callers, int rounds) {
+  ServerProcess ours(self, "rpcboot");
+  const int grpc_port = ours.grpc_port, thrift_port = ours.thrift_port;
+  rpcboot::CallOptions with;
+  with.metadata = {{"tenant", "acme-foods"},
+                   {"request-id-bin", std::string("\x8f\x03\x5a\x00\x91\xee\x17\x42"
+                                                  "\xc0\x0b\x7d\x26\x00\xfa\x31\x9c",
+                                                  16)}};
+  auto proxy = [&](rpcboot::Protocol protocol, bool thrift_header) {
+    rpcboot::ChannelOptions options;
+    options.grpc_client = rpcboot::GrpcClient::kNative;
+    options.thrift_header = thrift_header;
+    const int port = protocol == rpcboot::Protocol::kGrpc ? grpc_port : thrift_port;
+    return rpcboot::MakeClient<rich::RichService>(
+        rpcboot::MakeChannel("127.0.0.1:" + std::to_string(port), protocol, options));
+  };
+  auto caller = [](std::shared_ptr<rich::RichService> client, rpcboot::CallOptions options) {
+    return [client, options](int) {
+      return std::function<bool()>([client, options] {
+        rpcboot::ScopedCallOptions scope(options);
+        try {
+          return client->Mix(rich::Color::kRed, rich::Color::kGreen) == rich::Color::kBlue;
+        } catch (const rpcboot::RpcError&) {
+          return false;
+        }
+      });
+    };
+  };
+  auto grpc = proxy(rpcboot::Protocol::kGrpc, false);
+  auto framed = proxy(rpcboot::Protocol::kThrift, false);
+  auto header = proxy(rpcboot::Protocol::kThrift, true);
+  struct Row {
+    const char* protocol;
+    const char* impl;
+    std::function<std::function<bool()>(int)> make_caller;
+  };
+  const std::vector<Row> rows = {
+      {"grpc", "none", caller(grpc, {})},       {"grpc", "two", caller(grpc, with)},
+      {"thrift", "framed", caller(framed, {})}, {"thrift", "theader", caller(header, {})},
+      {"thrift", "two", caller(header, with)},
+  };
+  for (int n : callers) {
+    std::vector<ClientCost> client(rows.size());
+    std::vector<ServerCost> server(rows.size());
+    std::vector<std::function<Result()>> loads;
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      loads.push_back([&, k, n] {
+        std::function<void(bool)> client_mark = client[k].Mark();
+        std::function<void(bool)> server_mark = server[k].Mark(ours);
+        Result r = Load(n, seconds, rows[k].make_caller, [&](bool end) {
+          client_mark(end);
+          server_mark(end);
+        });
+        client[k].calls += r.calls;
+        server[k].calls += r.calls;
+        return r;
+      });
+    }
+    std::vector<Measured> m = MeasureRounds(rounds, loads);
+    auto per_call = [](double cpu_seconds, long calls) {
+      return calls > 0 ? cpu_seconds * 1e6 / static_cast<double>(calls) : 0.0;
+    };
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      // Each row with entries against the same protocol's row without them just above it.
+      std::string ratio;
+      if (std::string_view(rows[k].impl) == "two") {
+        const std::size_t base = k - 1;
+        char text[160];
+        std::snprintf(
+            text, sizeof text, "%s  (client %+.1f us, server %+.1f us a call)",
+            Ratio("vs none", m[k].median.calls_per_second, m[base].median.calls_per_second).c_str(),
+            per_call(client[k].cpu_seconds, client[k].calls) -
+                per_call(client[base].cpu_seconds, client[base].calls),
+            per_call(server[k].cpu_seconds, server[k].calls) -
+                per_call(server[base].cpu_seconds, server[base].calls));
+        ratio = text;
+      } else if (std::string_view(rows[k].impl) == "theader") {
+        ratio = Ratio("vs framed", m[k].median.calls_per_second, m[k - 1].median.calls_per_second);
+      }
+      Print("metadata", rows[k].protocol, n, rows[k].impl, m[k].median,
+            ratio + m[k].spread + client[k].Text() + server[k].Text());
+    }
+  }
+}
+
 // The same Thrift servers under the replay caller, whose cost per call is the raw loop's: what
 // each server reaches against the physical bound when the load generator takes no more CPU
 // than the raw loop's does.
@@ -1558,7 +1654,8 @@ int main(int argc, char** argv) {
   const rpcboot::bench::Flags flags(
       "serving_bench",
       "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
-      "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load,compression] "
+      "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load,compression,"
+      "metadata] "
       "[--rounds=N]");
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -1566,7 +1663,8 @@ int main(int argc, char** argv) {
     if (flags.Number(a, "seconds", 0.01, 30, &seconds) ||
         flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
         flags.Words(a, "parts",
-                    "throughput replay clients mixed scale tls observability h2load compression",
+                    "throughput replay clients mixed scale tls observability h2load compression "
+                    "metadata",
                     &parts) ||
         flags.Int(a, "rounds", 1, 15, &rounds)) {
       continue;
@@ -1609,5 +1707,6 @@ int main(int argc, char** argv) {
   }
   if (part("h2load")) H2loadPart(argv[0], seconds, callers);
   if (part("compression")) Compression(argv[0], seconds, callers);
+  if (part("metadata")) Metadata(argv[0], seconds, callers, rounds);
   return 0;
 }
