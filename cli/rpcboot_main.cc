@@ -91,16 +91,20 @@ TlsFlags g_tls;
 // Thrift schema file to use instead of asking the server.
 std::string g_protocol;
 std::string g_schema_file;
+// --compression: "" (none), "gzip" (gRPC requests) or "zlib" (Thrift requests, THeader's zlib
+// transform).
+std::string g_compression;
 
 // A gRPC channel to `target`, over TLS when --tls_ca was given.
 std::shared_ptr<grpc::Channel> GrpcChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  if (g_compression == "gzip") args.SetCompressionAlgorithm(GRPC_COMPRESS_GZIP);
   if (g_tls.root_certs.empty())
-    return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = g_tls.root_certs;
   ssl.pem_cert_chain = g_tls.cert_chain;
   ssl.pem_private_key = g_tls.private_key;
-  grpc::ChannelArguments args;
   if (!g_tls.server_name.empty()) args.SetSslTargetNameOverride(g_tls.server_name);
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
@@ -174,7 +178,8 @@ constexpr const char* kUsage =
     "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F] describe ADDRESS\n"
     "               [SERVICE]\n"
     "       rpcboot [--timeout_ms=N] [--protocol=grpc|thrift] [--schema=F]\n"
-    "               [--metadata=KEY=VALUE ...] call ADDRESS package.Service/Method 'JSON'\n"
+    "               [--metadata=KEY=VALUE ...] [--compression=gzip|zlib]\n"
+    "               call ADDRESS package.Service/Method 'JSON'\n"
     "       rpcboot [--timeout_ms=N] flag zk://HOST:PORT[/FLAG_ROOT] APP package.Service\n"
     "               [local | remote | shadow[:local|:remote] | percent:N | clear]\n"
     "  ADDRESS: HOST:PORT (gRPC; Thrift with --protocol=thrift or --schema),\n"
@@ -184,6 +189,9 @@ constexpr const char* kUsage =
     "           (health of an admin port)\n"
     "  --schema=F: a Thrift schema (rpcboot-codegen's <stem>.thrift.json) instead of asking the\n"
     "              server through rpcboot.ThriftReflection\n"
+    "  --compression: requests compressed: gzip on gRPC (the server must take gzip), zlib on\n"
+    "              Thrift (THeader's zlib transform, for requests of 1 KiB or more; the server\n"
+    "              must take it); compressed replies are read either way\n"
     "  flag: reads or sets the migration mode of APP's client of the service (the node\n"
     "        FLAG_ROOT/APP/package.Service, FLAG_ROOT /rpcboot/migration by default); clear\n"
     "        deletes it (the client's configured mode again)\n";
@@ -697,6 +705,7 @@ std::shared_ptr<rpcboot::Channel> ThriftChannelTo(const std::string& endpoint,
   rpcboot::ChannelOptions options;
   options.default_timeout = timeout;
   options.thrift_header = header;
+  if (g_compression == "zlib") options.thrift_compression = rpcboot::ThriftCompression::kZlib;
   options.bearer_token = g_token;
   if (!g_tls.ca_file.empty()) {
     options.tls.enabled = true;
@@ -1094,6 +1103,13 @@ int main(int argc, char** argv) {
         return Usage("--protocol: '" + g_protocol + "' is neither grpc nor thrift");
       continue;
     }
+    if (a.rfind("--compression=", 0) == 0) {
+      g_compression = a.substr(14);
+      if (g_compression != "gzip" && g_compression != "zlib")
+        return Usage("--compression: '" + g_compression +
+                     "' is neither gzip (gRPC) nor zlib (Thrift)");
+      continue;
+    }
     if (a.rfind("--schema=", 0) == 0) {
       g_schema_file = a.substr(9);
       if (g_schema_file.empty()) return Usage("--schema needs a file (<stem>.thrift.json)");
@@ -1125,6 +1141,13 @@ int main(int argc, char** argv) {
     return Usage("--tls_cert, --tls_key and --tls_server_name need --tls_ca (the CA to trust)");
   if (g_protocol == "grpc" && !g_schema_file.empty())
     return Usage("--schema is a Thrift schema: it goes with --protocol=thrift, not grpc");
+  const bool thrift = g_protocol == "thrift" || !g_schema_file.empty();
+  if (g_compression == "zlib" && !thrift)
+    return Usage(
+        "--compression=zlib is Thrift's (THeader): it goes with --protocol=thrift or "
+        "--schema; gRPC takes gzip");
+  if (g_compression == "gzip" && thrift)
+    return Usage("--compression=gzip is gRPC's: Thrift takes zlib");
   if (args.empty()) return Usage("no command");
   const std::string& command = args[0];
   // A flag's file that does not hold what it should (a CA that is not PEM) is found when the

@@ -96,6 +96,14 @@ enum class GrpcCompression {
           // makes them smaller; gRPC's library compresses every request with gzip
 };
 
+// Thrift channels: how requests go (replies in THeader's zlib transform are inflated either way,
+// up to max_message_bytes).
+enum class ThriftCompression {
+  kOff,   // requests go uncompressed
+  kZlib,  // requests of 1 KiB or more go in THeader frames with the zlib transform (zlib level
+          // 1) when that makes them smaller, as THeaderTransport's ZLIB_TRANSFORM writes them
+};
+
 struct ChannelOptions {
   // Deadline of a call that sets none (see ScopedCallOptions).
   std::chrono::milliseconds default_timeout{std::chrono::seconds(5)};
@@ -116,6 +124,10 @@ struct ChannelOptions {
   std::chrono::milliseconds grpc_keepalive_timeout{std::chrono::seconds(20)};
   // Thrift channels: compact (default) or binary.
   WireFormat thrift_format = WireFormat::kThriftCompact;
+  // Thrift channels: compressed requests (see ThriftCompression). The server must take them: an
+  // rpcboot server with server.thrift_compression zlib, or Python's THeader server (Thrift's C++
+  // THeaderTransport cannot read the zlib transform: docs/interop.md).
+  ThriftCompression thrift_compression = ThriftCompression::kOff;
   // Thrift channels: wrap calls in THeader frames, which carry the call's deadline to the
   // server (rpcboot servers and Thrift's THeader servers read them; plain framed servers,
   // such as a stock TThreadedServer with TFramedTransport, do not).

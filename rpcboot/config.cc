@@ -706,6 +706,12 @@ const std::vector<ClientKey>& ClientKeys() {
        EnumRule<ClientConfig, WireFormat>(
            [](ClientConfig& c) -> WireFormat& { return c.channel.thrift_format; },
            {{"compact", WireFormat::kThriftCompact}, {"binary", WireFormat::kThriftBinary}})},
+      {"thrift_compression",
+       "a thrift client's requests: off, or zlib (THeader's zlib transform; the server must take "
+       "it: rpcboot's server.thrift_compression zlib, or Python's THeader server)",
+       EnumRule<ClientConfig, ThriftCompression>(
+           [](ClientConfig& c) -> ThriftCompression& { return c.channel.thrift_compression; },
+           {{"off", ThriftCompression::kOff}, {"zlib", ThriftCompression::kZlib}})},
   };
   return *keys;
 }
@@ -809,7 +815,7 @@ absl::Status Apply(const Setting& s, AppConfig* config) {
         "grpc_client, grpc_compression, grpc_keepalive_*, load_balancer, timeout_ms, max_attempts, "
         "subset_size, "
         "subset_position, "
-        "thrift_format, "
+        "thrift_format, thrift_compression, "
         "tls.*, token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, "
         "shadow_* (--help lists them)"));
   }

@@ -43,6 +43,10 @@ InflateError InflateMessage(GrpcCodec codec, std::string_view in, std::size_t li
                             absl::FunctionRef<bool(std::size_t)> grow, std::string_view refused,
                             std::string* out);
 
+// Channels that compress requests (grpc_compression gzip, thrift_compression zlib) compress
+// those at least this long: below it, compression rarely saves a packet.
+inline constexpr std::size_t kCompressRequestsFrom = 1024;
+
 // `in` compressed as gzip (zlib level 1: the fastest), or nullopt when that is no smaller.
 std::optional<std::string> GzipMessage(std::string_view in);
 // `in` compressed in zlib's format (RFC 1950, level 1), whatever its size (THeader's zlib

@@ -69,8 +69,6 @@ constexpr std::chrono::seconds kSweepEvery{1};
 // client's own cap per connection), and a new one opens only when all are full.
 constexpr std::size_t kSoloConnections = 32;
 constexpr uint32_t kMaxStreamsPerConnection = 100;
-// GrpcCompression::kGzip: requests at least this long are compressed.
-constexpr std::size_t kCompressFrom = 1024;
 
 // "%E2%82%AC" -> the bytes; anything that is not a well-formed escape stays as it is.
 std::string PercentDecode(std::string_view in) {
@@ -464,7 +462,8 @@ class NativeGrpcChannel final : public Channel {
     add("grpc-timeout", timeout_value);
     add("grpc-accept-encoding", internal::kGrpcAcceptedEncodings);
     std::optional<std::string> gzip;
-    if (options_.grpc_compression == GrpcCompression::kGzip && request.size() >= kCompressFrom) {
+    if (options_.grpc_compression == GrpcCompression::kGzip &&
+        request.size() >= internal::kCompressRequestsFrom) {
       gzip = internal::GzipMessage(request);
       if (gzip) add("grpc-encoding", "gzip");
     }

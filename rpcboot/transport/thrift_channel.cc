@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "rpcboot/client.h"
 #include "rpcboot/internal/binding.h"
 #include "rpcboot/internal/client_connection.h"
+#include "rpcboot/internal/grpc_compression.h"
 #include "rpcboot/internal/tls.h"
 #include "rpcboot/internal/tracing.h"
 #include "rpcboot/internal/unsent_error.h"
@@ -79,6 +81,26 @@ class ThriftChannel final : public Channel {
     return name;
   }
 
+  // A reply's message in THeader's zlib transform, inflated into *out up to max_message_bytes;
+  // another transform, or bytes that do not inflate, fail the call (and close the connection).
+  void InflateReply(internal::ClientConnection& conn, const internal::THeaderFrame& theader,
+                    std::string_view payload, std::string* out) {
+    if (theader.transforms.size() != 1 || theader.transforms.front() != internal::kTHeaderZlib) {
+      CloseConnection(conn);
+      throw RpcError(StatusCode::kInternal,
+                     absl::StrCat("Thrift: reply from ", Endpoint(), " has THeader transform(s) ",
+                                  absl::StrJoin(theader.transforms, ","),
+                                  ", which this client cannot read (it reads zlib, 1)"));
+    }
+    internal::InflateError error = internal::InflateMessage(
+        internal::GrpcCodec::kDeflate, payload, options_.max_message_bytes,
+        [](std::size_t) { return true; }, "", out);
+    if (!error.ok()) {
+      CloseConnection(conn);
+      throw RpcError(error.code, "Thrift: reply from " + Endpoint() + ": " + error.message);
+    }
+  }
+
   // One call by message `name`. nullopt: the server answered "unknown method" (nothing ran
   // there), saying `unknown`.
   std::optional<std::string> Exchange(const std::string& name, std::string_view request,
@@ -89,11 +111,14 @@ class ThriftChannel final : public Channel {
     std::string message = internal::ThriftMessage(options_.thrift_format, name,
                                                   internal::kThriftCall, seqid, request);
     std::string frame(4, '\0');
+    const bool compress = options_.thrift_compression == ThriftCompression::kZlib &&
+                          message.size() >= internal::kCompressRequestsFrom;
     if (options_.thrift_header || !options_.bearer_token.empty() ||
-        !call_options.metadata.empty()) {
+        !call_options.metadata.empty() || compress) {
       internal::THeaderFrame header;
       header.seqid = seqid;
       header.format = options_.thrift_format;
+      if (compress) header.transforms = {internal::kTHeaderZlib};
       header.headers.emplace_back(std::string(internal::kTimeoutHeader),
                                   std::to_string(timeout.count()));
       if (!options_.bearer_token.empty()) {
@@ -166,6 +191,7 @@ class ThriftChannel final : public Channel {
       got += chunk;
     }
     std::size_t message_offset = 0;
+    std::string inflated;  // a compressed reply's message
     if (internal::IsTHeaderFrame(reply)) {
       internal::THeaderFrame theader;
       internal::THeaderMetadata metadata;  // what the handler added to the reply
@@ -177,14 +203,12 @@ class ThriftChannel final : public Channel {
         throw RpcError(StatusCode::kInternal,
                        "Thrift: bad reply from " + Endpoint() + ": " + std::string(s.message()));
       }
-      if (!theader.transforms.empty()) {
-        CloseConnection(conn);
-        throw RpcError(
-            StatusCode::kInternal,
-            absl::StrCat("Thrift: reply from ", Endpoint(), " is compressed (THeader transform ",
-                         theader.transforms.front(), "), which this client did not ask for"));
-      }
       message_offset = theader.payload_offset;
+      if (!theader.transforms.empty()) {
+        InflateReply(conn, theader, std::string_view(reply).substr(message_offset), &inflated);
+        reply = std::move(inflated);
+        message_offset = 0;
+      }
       if (call_options.reply_metadata != nullptr) {
         *call_options.reply_metadata = std::move(metadata.entries);
       }

@@ -225,7 +225,9 @@ std::string WrapTHeader(const THeaderFrame& header, std::string_view message) {
   std::optional<std::string> compressed;
   if (std::find(header.transforms.begin(), header.transforms.end(), kTHeaderZlib) !=
       header.transforms.end()) {
-    compressed = ZlibMessage(message);  // sent plain, and said so, when zlib has no memory
+    compressed = ZlibMessage(message);
+    // Sent plain, and said so, when zlib has no memory or the bytes do not shrink.
+    if (compressed && compressed->size() >= message.size()) compressed.reset();
   }
   if (compressed) {
     WriteVarint32(1, &info);

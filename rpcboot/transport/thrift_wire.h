@@ -75,7 +75,8 @@ absl::Status ParseTHeader(std::string_view frame, THeaderFrame* out,
 inline bool NoInfoHeaders(std::string_view) { return false; }
 // A THeader frame body (without the 4-byte length) around `message`, laid out as Thrift's
 // THeaderTransport writes it; with kTHeaderZlib among the transforms, `message` goes compressed
-// (and the frame lists only that transform: the only one written).
+// (and the frame lists only that transform: the only one written), unless that makes it no
+// smaller (then it goes plain, and the frame lists no transform).
 std::string WrapTHeader(const THeaderFrame& header, std::string_view message);
 
 // TApplicationException's types, as Thrift's runtimes number them.

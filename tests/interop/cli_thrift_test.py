@@ -7,7 +7,10 @@
   and exit 2 (a server's error: its code and exit 1);
 - a stock Python Thrift server (thrift-compiler's Python code from the emitted IDL, plain
   processor, framed compact) that rpcboot did not write: without a schema the tool says the
-  server has no rpcboot.ThriftReflection; with the emitted <stem>.thrift.json it calls it.
+  server has no rpcboot.ThriftReflection; with the emitted <stem>.thrift.json it calls it;
+- --compression: zlib (THeader) and gzip to rpcboot's server with compression on (and refused by
+  one with it off, naming the setting), and zlib to Python's THeader server, which reads the
+  compressed request and answers compressed.
 
 usage: cli_thrift_test.py RICH_SERVER RPCBOOT_CLI IDL_DIR WORK_DIR
 """
@@ -137,6 +140,19 @@ def rpcboot_server_checks(thrift, grpc):
             json.loads(out)
         except json.JSONDecodeError as e:
             failures.append(f"Histogram at {where}: stdout is not JSON alone ({e}): {out}")
+    # --compression: the default server takes neither; a zlib call is refused naming the setting
+    # (it went compressed), a small one goes plain.
+    words = json.dumps({"words": [f"w{i % 50}" for i in range(2000)]})
+    run(*t, "--compression=zlib", "call", target, "rich.RichService/Histogram", words, want=1,
+        says="server.thrift_compression")
+    run(*t, "--compression=zlib", "call", target, "rich.RichService/Mix", '{"a": "kRed", "b": "kRed"}',
+        says='"kRed"')
+    run("--compression=zlib", "call", f"127.0.0.1:{grpc}", "rich.RichService/Count", "{}", want=2,
+        says="--compression=zlib is Thrift's (THeader)")
+    run(*t, "--compression=gzip", "call", target, "rich.RichService/Count", "{}", want=2,
+        says="--compression=gzip is gRPC's: Thrift takes zlib")
+    run("--compression=br", "call", target, "rich.RichService/Count", "{}", want=2,
+        says="--compression: 'br' is neither gzip (gRPC) nor zlib (Thrift)")
     run(*t, "--metadata=X-Tenant=acme", "call", target, "rich.RichService/Count", "{}", want=2,
         says="--metadata: call metadata key 'X-Tenant' is not a metadata key")
     run(*t, "--metadata=grpc-timeout=1S", "call", target, "rich.RichService/Count", "{}", want=2,
@@ -212,6 +228,97 @@ def rpcboot_server_checks(thrift, grpc):
         says="the server sent an i64 where the schema says string")
 
 
+def compressing_server_checks():
+    """rpcboot's server with server.thrift_compression zlib and grpc_compression accept (which
+    its native gRPC server serves)."""
+    server = subprocess.Popen([server_bin, "thrift_compression=zlib", "grpc_compression=accept"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ, RPCBOOT_TEST_GRPC_SERVER="native"))
+    try:
+        match = re.search(r"grpc=(\d+) thrift=(\d+)", server.stdout.readline())
+        if not match:
+            sys.exit("FAIL: the compressing rich server did not print its ports")
+        words = json.dumps({"words": [f"w{i % 50}" for i in range(2000)]})
+        want = {f"w{i}": 40 for i in range(50)}
+        for flags, where, shown in [
+                (["--protocol=thrift", "--compression=zlib"], f"127.0.0.1:{match.group(2)}", want),
+                (["--compression=gzip"], f"127.0.0.1:{match.group(1)}", {"value": want})]:
+            out = run(*flags, "call", where, "rich.RichService/Histogram", words)
+            if json.loads(out or "null") != shown:
+                failures.append(f"Histogram of 2000 words with {flags} at {where}: {out[:300]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def stock_header_server_checks(RichService, Handler):
+    """Python's THeader server with the zlib transform: it reads compressed requests and writes
+    its replies compressed (zlib's default level). The bytes it read show what the tool sent."""
+    from thrift.protocol import THeaderProtocol
+    from thrift.server import TServer
+    from thrift.transport import THeaderTransport, TSocket, TTransport
+
+    class Recording(TTransport.TTransportBase):
+        def __init__(self, inner):
+            self.inner, self.seen = inner, bytearray()
+
+        def isOpen(self):
+            return self.inner.isOpen()
+
+        def read(self, n):
+            data = self.inner.read(n)
+            self.seen += data
+            return data
+
+        def write(self, data):
+            self.inner.write(data)
+
+        def flush(self):
+            self.inner.flush()
+
+        def close(self):
+            self.inner.close()
+
+    class ZlibHeaderFactory(THeaderProtocol.THeaderProtocolFactory):
+        def __init__(self):
+            super().__init__(allowed_client_types=(THeaderTransport.THeaderClientType.HEADERS,
+                                                   THeaderTransport.THeaderClientType.FRAMED_COMPACT))
+            self.recordings = []
+
+        def getProtocol(self, trans):
+            recording = Recording(trans)
+            self.recordings.append(recording)
+            protocol = super().getProtocol(recording)
+            protocol.trans.add_transform(THeaderTransport.THeaderTransformID.ZLIB)
+            return protocol
+
+    factory = ZlibHeaderFactory()
+    socket = TSocket.TServerSocket(host="127.0.0.1", port=0)
+    server = TServer.TThreadedServer(RichService.Processor(Handler()), socket,
+                                     TTransport.TTransportFactoryBase(), factory, daemon=True)
+    socket.listen()
+    port = socket.handle.getsockname()[1]
+    socket.listen = lambda: None  # already listening
+    threading.Thread(target=server.serve, daemon=True).start()
+    target = f"127.0.0.1:{port}"
+    schema = f"--schema={os.path.join(idl_dir, 'rich_service.thrift.json')}"
+    words = json.dumps({"words": [f"w{i % 50}" for i in range(2000)]})
+    out = run(schema, "--compression=zlib", "call", target, "rich.RichService/Histogram", words)
+    if json.loads(out or "null") != {f"w{i}": 40 for i in range(50)}:
+        failures.append(f"Histogram through Python's THeader server: {out[:300]}")
+    # The request as the server read it: a THeader frame (0x0FFF) whose info lists one
+    # transform, zlib (1), after the protocol id: compact (2).
+    seen = bytes(factory.recordings[-1].seen) if factory.recordings else b""
+    if seen[4:6] != b"\x0f\xff" or seen[14:17] != b"\x02\x01\x01":
+        failures.append(f"the tool's request was not a zlib THeader frame: {seen[:20].hex()}")
+    # A small call goes plain framed; Python answers a framed caller in kind.
+    run(schema, "--compression=zlib", "call", target, "rich.RichService/Mix",
+        '{"a": "kRed", "b": "kBlue"}', says='"kGreen"')
+    seen = bytes(factory.recordings[-1].seen)
+    if seen[4:6] == b"\x0f\xff":
+        failures.append(f"a small request went in THeader: {seen[:20].hex()}")
+
+
 def stock_server_checks():
     """thrift-compiler's Python server, plain processor: rpcboot did not write it."""
     gen = os.path.join(work, "gen-py")
@@ -237,6 +344,12 @@ def stock_server_checks():
         def Lookup(self, key):
             return rich_ttypes.LookupResponse(value=None if key is None else f"stock {key}")
 
+        def Histogram(self, words):
+            counts = {}
+            for word in words:
+                counts[word] = counts.get(word, 0) + 1
+            return counts
+
     socket = TSocket.TServerSocket(host="127.0.0.1", port=0)
     server = TServer.TThreadedServer(RichService.Processor(Handler()), socket,
                                      TTransport.TFramedTransportFactory(),
@@ -253,6 +366,7 @@ def stock_server_checks():
         says='"kGreen"')
     run(schema, "call", target, "rich.RichService/Lookup", '{"key": 5}', says='"value": "stock 5"')
     run(schema, "describe", target, "rich.RichService", says="(Thrift, from schema file")
+    stock_header_server_checks(RichService, Handler)
 
 
 def main():
@@ -264,6 +378,7 @@ def main():
         if not match:
             sys.exit("FAIL: the rich server did not print its ports")
         rpcboot_server_checks(match.group(2), match.group(1))
+        compressing_server_checks()
         stock_server_checks()
     finally:
         server.terminate()

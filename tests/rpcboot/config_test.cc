@@ -51,6 +51,7 @@ clients:
     grpc_keepalive_time_ms: 30000
     timeout_ms: 800
     thrift_format: binary
+    thrift_compression: zlib
   shop.ShopService:
     address: static://127.0.0.1:1,127.0.0.1:2
 )");
@@ -88,6 +89,9 @@ clients:
   EXPECT_EQ(c->clients.at("shop.ShopService").channel.grpc_compression, GrpcCompression::kOff);
   EXPECT_EQ(order.channel.default_timeout, std::chrono::milliseconds(800));
   EXPECT_EQ(order.channel.thrift_format, WireFormat::kThriftBinary);
+  EXPECT_EQ(order.channel.thrift_compression, ThriftCompression::kZlib);
+  EXPECT_EQ(c->clients.at("shop.ShopService").channel.thrift_compression, ThriftCompression::kOff)
+      << "the default";
   EXPECT_EQ(c->clients.at("shop.ShopService").address, "static://127.0.0.1:1,127.0.0.1:2");
 }
 
@@ -132,6 +136,9 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
   EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.grpc_compression=br"}),
             "clients.shop.ShopService.grpc_compression: 'br' from command line "
             "--clients.shop.ShopService.grpc_compression is not off or gzip");
+  EXPECT_EQ(Error({"--app.name=shop", "--clients.shop.ShopService.thrift_compression=gzip"}),
+            "clients.shop.ShopService.thrift_compression: 'gzip' from command line "
+            "--clients.shop.ShopService.thrift_compression is not off or zlib");
   EXPECT_EQ(Error({"--app.name=shop", "--registry.fail_fast=maybe"}),
             "registry.fail_fast: 'maybe' from command line --registry.fail_fast is not true or "
             "false");
@@ -154,7 +161,7 @@ TEST(Config, ErrorsNameTheKeyTheValueAndWhereItCameFrom) {
       "clients.<package.Service>.<field>, fields app, address, protocol, grpc_client, "
       "grpc_compression, grpc_keepalive_*, load_balancer, timeout_ms, max_attempts, subset_size, "
       "subset_position, "
-      "thrift_format, "
+      "thrift_format, thrift_compression, "
       "tls.*, "
       "token_file, max_in_flight, outlier.*, circuit.*, retry_budget.*, mode, shadow_* (--help "
       "lists them)");
