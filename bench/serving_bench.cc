@@ -1,6 +1,6 @@
 // The serving core against the stock servers and the physical bound, with the load generator
 // and the server in separate processes (this binary starts itself as the server, by pid, and
-// stops it). Nine parts, all on 127.0.0.1, each bounded in time:
+// stops it). Ten parts, all on 127.0.0.1, each bounded in time:
 //
 //  1. throughput: Mix(Color, Color) at 1, 8, 64 and 512 callers, each caller its own connection
 //     and a stock client (thrift-compiler's, framed compact; grpc_cpp_plugin's stub), against
@@ -57,9 +57,15 @@
 //     and on Thrift (THeader with and without; plain framed for reference), with the client's
 //     and the server's CPU per call.
 //
+// 10. payload (not in the default parts): EchoScalars with a text of each --sizes (64 B to
+//     1 MiB by default), echoed back, through the stock clients, each caller on its own
+//     connection: Thrift against rpcboot and TThreadedServer, gRPC against rpcboot's native
+//     server and the sync service; MB/s both ways and each server's CPU per call.
+//
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
-//                                      h2load,compression,metadata]
+//                                      h2load,compression,metadata,payload]
+//                             [--sizes=64,4096,65536,1048576]
 //                             [--rounds=1]
 //   --rounds=N: throughput runs each server N times per caller count (the order turned each
 //   round) and prints the median round, with the range of calls/s.
@@ -675,6 +681,19 @@ std::function<bool()> ThriftMixCaller(int port, bool tls = false) {
 std::function<bool()> ThriftNotifyCaller(int port, int64_t id) {
   return ThriftCaller(port, false, [id](rich_thrift::RichServiceClient& client) {
     client.Notify(id, "blocking", rich_thrift::Color::kRed);
+  });
+}
+
+// EchoScalars(text) through thrift-compiler's client, on its own connection (framed compact).
+std::function<bool()> ThriftEchoCaller(int port, const std::string& text) {
+  auto request = std::make_shared<rich_thrift::Scalars>();
+  request->text = text;
+  return ThriftCaller(port, false, [request](rich_thrift::RichServiceClient& client) {
+    rich_thrift::Scalars reply;
+    client.EchoScalars(reply, *request);
+    if (reply.text.size() != request->text.size()) {
+      throw apache::thrift::TException("wrong reply");
+    }
   });
 }
 
@@ -1556,6 +1575,51 @@ void Compression(const char* self, double seconds, const std::vector<int>& calle
   }
 }
 
+// Messages of each size in `sizes` (a text field of that many bytes, echoed back) through the
+// stock clients, each caller on its own connection: Thrift against rpcboot and TThreadedServer,
+// gRPC against rpcboot's native server and the sync service; megabytes a second both ways, and
+// each server's CPU per call.
+void Payload(const char* self, double seconds, const std::vector<int>& callers, int rounds,
+             const std::vector<int>& sizes) {
+  ServerProcess ours(self, "rpcboot");
+  ServerProcess stock(self, "stock");
+  for (int size : sizes) {
+    const std::string text(static_cast<std::size_t>(size), 'p');
+    for (int n : callers) {
+      ServerCost cost[4];
+      auto thrift = [&text](int port) {
+        return [port, &text](int) { return ThriftEchoCaller(port, text); };
+      };
+      auto grpc = [&text](int port, const char* path) {
+        return [port, path, &text](int i) { return GrpcEchoCaller(port, i, path, text, false); };
+      };
+      std::vector<Measured> m = MeasureRounds(
+          rounds, {CountedLoad(stock, &cost[0], n, seconds, thrift(stock.thrift_port)),
+                   CountedLoad(ours, &cost[1], n, seconds, thrift(ours.thrift_port)),
+                   CountedLoad(stock, &cost[2], n, seconds,
+                               grpc(stock.grpc_port, "/rich_pb.RichService/EchoScalars")),
+                   CountedLoad(ours, &cost[3], n, seconds,
+                               grpc(ours.grpc_port, "/rich.RichService/EchoScalars"))});
+      auto rate = [size](const Result& r) {
+        char shown[64];
+        std::snprintf(shown, sizeof shown, "%d B: %.1f MB/s  ", size,
+                      r.calls_per_second * 2.0 * size / 1e6);
+        return std::string(shown);
+      };
+      for (int k = 0; k < 4; ++k) {
+        const bool ours_row = k % 2 == 1;
+        std::string ratio = rate(m[k].median);
+        if (ours_row) {
+          ratio +=
+              Ratio("vs stock", m[k].median.calls_per_second, m[k - 1].median.calls_per_second);
+        }
+        Print("payload", k < 2 ? "thrift" : "grpc", n, ours_row ? "rpcboot" : "stock", m[k].median,
+              ratio + m[k].spread + cost[k].Text());
+      }
+    }
+  }
+}
+
 // One run of h2load against 127.0.0.1:`port` for `seconds`: `connections` connections with
 // `streams` calls in flight on each, every call Mix(RED, GREEN) to `path`. Calls that got an
 // HTTP status other than 200, or none, are errors; the mean time of a call goes in p50_us (h2load
@@ -1651,11 +1715,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> parts = {"throughput", "replay", "clients",      "mixed",
                                     "scale",      "tls",    "observability"};
   int rounds = 1;
+  std::vector<int> sizes = {64, 4096, 65536, 1 << 20};
   const rpcboot::bench::Flags flags(
       "serving_bench",
       "[--seconds=S] [--callers=1,8,64,512] [--idle=N] "
       "[--parts=throughput,replay,clients,mixed,scale,tls,observability,h2load,compression,"
-      "metadata] "
+      "metadata,payload] [--sizes=64,4096,65536,1048576] "
       "[--rounds=N]");
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -1664,9 +1729,9 @@ int main(int argc, char** argv) {
         flags.List(a, "callers", 1, 4096, &callers) || flags.Int(a, "idle", 0, 100000, &idle) ||
         flags.Words(a, "parts",
                     "throughput replay clients mixed scale tls observability h2load compression "
-                    "metadata",
+                    "metadata payload",
                     &parts) ||
-        flags.Int(a, "rounds", 1, 15, &rounds)) {
+        flags.Int(a, "rounds", 1, 15, &rounds) || flags.List(a, "sizes", 1, 8 << 20, &sizes)) {
       continue;
     }
     flags.Unknown(a);
@@ -1708,5 +1773,6 @@ int main(int argc, char** argv) {
   if (part("h2load")) H2loadPart(argv[0], seconds, callers);
   if (part("compression")) Compression(argv[0], seconds, callers);
   if (part("metadata")) Metadata(argv[0], seconds, callers, rounds);
+  if (part("payload")) Payload(argv[0], seconds, callers, rounds, sizes);
   return 0;
 }
