@@ -31,6 +31,23 @@ inline int ConnectTo(int port) {
   return fd;
 }
 
+// A socket listening on 127.0.0.1 at a port the system chose (in *port), or -1.
+inline int ListenOnLoopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
 // An HTTP/2 frame on `stream`, its length and header written by hand.
 inline std::string Http2Frame(unsigned char type, unsigned char flags, const std::string& payload,
                               std::uint32_t stream) {

@@ -20,6 +20,7 @@
 #include "rpcboot/client.h"
 #include "rpcboot/server.h"
 #include "rpcboot/transport/thrift_wire.h"
+#include "socket_testing.h"
 
 namespace rpcboot {
 namespace {
@@ -102,15 +103,7 @@ TEST(ThriftChannelCompression, AReplyIsInflatedOnlyUpToTheChannelsLimit) {
 class CannedServer {
  public:
   explicit CannedServer(std::string reply) : reply_(std::move(reply)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 4);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    fd_ = testing::ListenOnLoopback(&port_);
     thread_ = std::thread([this] {
       while (!stop_) {
         pollfd p{fd_, POLLIN, 0};
