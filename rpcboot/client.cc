@@ -76,8 +76,9 @@ class FallbackChannel final : public Channel {
       {
         InProcessCallScope call(options);
         outcome = RunHandler([&] {
-          return wire == WireFormat::kProto ? method.serve_proto(fallback_.get(), request)
-                                            : method.serve_thrift(fallback_.get(), wire, request);
+          return wire == WireFormat::kProto
+                     ? method.serve_proto(fallback_.get(), request)
+                     : ServeThriftString(method, fallback_.get(), wire, request);
         });
       }
       if (outcome.code != StatusCode::kOk) {

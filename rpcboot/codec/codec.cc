@@ -60,7 +60,10 @@ void ThrowInvalidCompactType(int nibble) {
 void ThriftWireOutput::Grow(std::size_t n) {
   const auto used = static_cast<std::size_t>(cur_ - begin_);
   const auto capacity = static_cast<std::size_t>(end_ - begin_);
-  std::size_t grown = std::max<std::size_t>({capacity * 2, used + n, 1024});
+  // Half again past what is needed: the few bytes after a long string or list (the fields
+  // after it, the struct's end) fit without another copy of all of it.
+  const std::size_t needed = used + n;
+  std::size_t grown = std::max<std::size_t>({capacity * 2, needed + needed / 2, 1024});
   auto* bigger = new uint8_t[grown];
   if (used != 0) std::memcpy(bigger, begin_, used);
   delete[] begin_;

@@ -31,14 +31,23 @@ struct MethodBinding {
   // encoded proto response. Throws RpcError(kInvalidArgument) for a request that does not
   // decode; lets the handler's exceptions through.
   std::string (*serve_proto)(void* impl, std::string_view request) = nullptr;
-  // The same for a Thrift args struct; returns the result struct (success in field 0).
-  std::string (*serve_thrift)(void* impl, WireFormat format, std::string_view args) = nullptr;
+  // The same for a Thrift args struct; appends the result struct (success in field 0) to *out.
+  void (*serve_thrift)(void* impl, WireFormat format, std::string_view args,
+                       std::string* out) = nullptr;
   // Compares two successful replies of this method (as a channel of `format` returns them)
   // field by field, leaving out the fields `ignore` names (ShadowOptions::ignore_fields). Throws
   // RpcError(kInternal) for a reply that does not decode.
   ReplyDiff (*diff_replies)(WireFormat format, std::string_view a, std::string_view b,
                             const std::vector<std::string>& ignore, std::size_t limit) = nullptr;
 };
+
+// method.serve_thrift into a fresh string.
+inline std::string ServeThriftString(const MethodBinding& method, void* impl, WireFormat format,
+                                     std::string_view args) {
+  std::string out;
+  method.serve_thrift(impl, format, args, &out);
+  return out;
+}
 
 struct ServiceBinding {
   std::string full_name;  // "shop.ShopService": Thrift multiplexing name, gRPC service name

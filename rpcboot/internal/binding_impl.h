@@ -112,7 +112,7 @@ std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
 }
 
 template <class S, std::size_t I>
-std::string ServeThrift(void* impl, WireFormat format, std::string_view args) {
+void ServeThrift(void* impl, WireFormat format, std::string_view args, std::string* out) {
   using M = MethodOf<S, I>;
   using R = typename M::Return;
   typename M::Params params{};
@@ -120,10 +120,13 @@ std::string ServeThrift(void* impl, WireFormat format, std::string_view args) {
   if (!status.ok()) ThrowBadRequest(status, "struct", RequestNamesOf<M>());
   if constexpr (std::is_void_v<R>) {
     Apply<S, I>(impl, params);
-    return ThriftEncodeSuccess<void>(format, nullptr);
+    ThriftWriteToString(format, out, [](auto& protocol) {
+      ThriftWriteSuccess(protocol, static_cast<const void*>(nullptr));
+    });
   } else {
     R result = Apply<S, I>(impl, params);
-    return ThriftEncodeSuccess(format, &result);
+    ThriftWriteToString(format, out,
+                        [&result](auto& protocol) { ThriftWriteSuccess(protocol, &result); });
   }
 }
 

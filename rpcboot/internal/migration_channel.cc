@@ -133,7 +133,7 @@ struct Sides {
   std::string CallLocal(const MethodBinding& method, std::string_view request) const {
     HandlerOutcome outcome = RunHandler([&] {
       return format == WireFormat::kProto ? method.serve_proto(local.get(), request)
-                                          : method.serve_thrift(local.get(), format, request);
+                                          : ServeThriftString(method, local.get(), format, request);
     });
     if (outcome.code != StatusCode::kOk) throw RpcError(outcome.code, std::move(outcome.message));
     return std::move(outcome.reply);

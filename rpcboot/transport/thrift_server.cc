@@ -44,6 +44,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -117,6 +118,71 @@ constexpr uint64_t kOpTick = 14;
 // reply has at least this much room).
 constexpr std::size_t kQuickSendBytes = 64 * 1024;
 
+// The bytes of a connection's frame received so far (and any that came after it). Once 64 KiB of
+// a larger frame are in, its rest is read straight into it, the storage doubling with the bytes
+// received and never growing past the frame's end (the declared length is only a limit). A whole
+// frame moves on to its call without a copy.
+class FrameBuffer {
+ public:
+  FrameBuffer() = default;
+  FrameBuffer(FrameBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
+  FrameBuffer& operator=(FrameBuffer&& other) noexcept {
+    if (this != &other) {
+      std::free(data_);
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  ~FrameBuffer() { std::free(data_); }
+
+  const char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::string_view view() const { return std::string_view(data_, size_); }
+
+  // Where up to `want` (> 0) more bytes go, and in *room how many fit there (at least one):
+  // room for as many as it holds, at most. Commit says how many came. Throws std::bad_alloc.
+  char* Tail(std::size_t want, std::size_t* room) {
+    if (capacity_ - size_ < std::min(want, kMinRoom)) {
+      Grow(size_ + std::min(want, std::max(size_, kMinRoom)));
+    }
+    *room = std::min(capacity_ - size_, want);
+    return data_ + size_;
+  }
+  void Commit(std::size_t n) { size_ += n; }
+  void Append(const char* bytes, std::size_t n) {
+    if (capacity_ - size_ < n) Grow(std::max(size_ + n, 2 * capacity_));
+    if (n != 0) std::memcpy(data_ + size_, bytes, n);
+    size_ += n;
+  }
+  // Drops the first n bytes.
+  void Consume(std::size_t n) {
+    size_ -= n;
+    if (size_ != 0) std::memmove(data_, data_ + n, size_);
+  }
+  // Empty, and holding no storage.
+  void Release() { *this = FrameBuffer(); }
+
+ private:
+  static constexpr std::size_t kMinRoom = 4096;
+
+  void Grow(std::size_t capacity) {
+    void* grown = std::realloc(data_, capacity);
+    if (grown == nullptr) throw std::bad_alloc();
+    data_ = static_cast<char*>(grown);
+    capacity_ = capacity;
+  }
+
+  char* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
 // "shop.ShopService:GetShop" -> "GetShop": replies carry the plain method name, as Thrift's
 // TMultiplexedProcessor answers; a thrift-compiler client skips a reply of any other name.
 std::string_view ReplyName(std::string_view name) {
@@ -162,27 +228,40 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
   context.set_shadow(meta.shadow);
   *context.mutable_metadata() = meta.metadata;
   ServerContext::Scope scope(&context);
+  // Plain framed, the result is written where the frame will hold it, after the length and the
+  // message header (the length is filled in last); in THeader, whose headers come first, it is
+  // framed once written.
+  std::string reply;
+  if (theader == nullptr) {
+    reply.assign(4, '\0');
+    AppendThriftMessageHeader(format, ReplyName(header.name), kThriftReply, header.seqid, &reply);
+  }
+  const std::size_t result_at = reply.size();
   HandlerOutcome outcome = RunHandler([&] {
     if (Refusal refusal =
             guard.Check(route.method->grpc_path, meta.token, context.mutable_identity());
         refusal.refused()) {
       throw RpcError(refusal.code, refusal.message);
     }
-    return route.method->serve_thrift(route.impl, format, args);
+    route.method->serve_thrift(route.impl, format, args, &reply);
+    return std::string();
   });
   route.runtime->thrift_stats->Finish(meta.started, outcome.code, peer, outcome.message);
   EndServerSpan(context, std::string_view(route.method->grpc_path).substr(1), outcome.code,
                 outcome.message);
-  std::string result = outcome.code == StatusCode::kOk
-                           ? std::move(outcome.reply)
-                           : ThriftErrorResult(format, outcome.code, outcome.message);
-  CallMetadata reply_metadata = context.TakeReplyMetadata();
-  if (theader == nullptr || reply_metadata.empty()) {
-    return ReplyFrame(theader, header, kThriftReply, result);  // plain framed: no place for it
+  if (outcome.code != StatusCode::kOk) {
+    reply.resize(result_at);
+    reply += ThriftErrorResult(format, outcome.code, outcome.message);
   }
+  if (theader == nullptr) {  // plain framed: no place for reply metadata
+    EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
+    return reply;
+  }
+  CallMetadata reply_metadata = context.TakeReplyMetadata();
+  if (reply_metadata.empty()) return ReplyFrame(theader, header, kThriftReply, reply);
   THeaderFrame with = *theader;
   with.headers = std::move(reply_metadata);
-  return ReplyFrame(&with, header, kThriftReply, result);
+  return ReplyFrame(&with, header, kThriftReply, reply);
 }
 
 class Loop;
@@ -233,7 +312,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   int fd = -1;
   std::string peer;
   Loop* loop = nullptr;
-  std::string in;          // received, not yet consumed: the current frame so far
+  FrameBuffer in;          // received, not yet consumed: the current frame so far
   std::size_t skip = 0;    // of an oversized frame: bytes still to drop
   std::string skip_reply;  // its answer, sent once the frame has been dropped
   std::string out;         // reply bytes not yet written
@@ -312,13 +391,15 @@ class Loop {
 
   // From any thread: a new connection for this loop (over_cap: only if an idle one can go).
   void Adopt(int fd, std::string peer, bool over_cap);
-  // From a handler thread (or the loop itself): the reply of `conn`'s call; empty for none.
-  void PostReply(const ConnectionPtr& conn, std::string reply);
+  // From a handler thread (or the loop itself): the reply of `conn`'s call, of which the first
+  // `sent` bytes are written already; empty for none.
+  void PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent = 0);
   // From a handler thread: writes the reply straight to the socket and gives the connection
   // back to reading, without waking the loop (the common case: one thread hop per call, not
   // two). False when the loop must take it (draining, peer gone, bytes of a next frame already
   // read, a socket buffer full): post the reply instead.
-  bool FinishOnWorker(const ConnectionPtr& conn, const std::string& reply);
+  // When true, it may have taken `reply`.
+  bool FinishOnWorker(const ConnectionPtr& conn, std::string& reply);
   // From any thread: stop taking frames, close idle connections, and (finally) stop.
   void PostDrain();
   void PostStop();
@@ -336,7 +417,12 @@ class Loop {
   struct Inbox {
     std::vector<std::pair<int, std::string>> adopt;
     std::vector<std::pair<int, std::string>> adopt_over_cap;
-    std::vector<std::pair<ConnectionPtr, std::string>> replies;
+    struct Reply {
+      ConnectionPtr conn;
+      std::string bytes;
+      std::size_t sent;
+    };
+    std::vector<Reply> replies;
     bool drain = false;
     bool stop = false;
     bool watch_listener = false;  // io_uring: the listener is watched from the loop's thread
@@ -372,10 +458,14 @@ class Loop {
   void Retire(const ConnectionPtr& conn);
   void OnWritable(const ConnectionPtr& conn);
   bool ProcessInput(const ConnectionPtr& conn, bool here);
+  // Of a frame over kReusedFrameBytes (and within the limit) of which kReusedFrameBytes are in:
+  // the bytes still to come; else 0.
+  std::size_t LargeFrameRest(const Connection& conn) const;
   // `frame`: the frame's bytes after its length, valid until this returns.
-  // `owned`, when given, holds the frame's bytes and may be taken by a call sent to the pool.
+  // `buffer` or `owned`, when given, holds the frame's bytes and may be taken by a call sent to
+  // the pool.
   bool HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here,
-                   std::string* owned = nullptr);
+                   FrameBuffer* buffer = nullptr, std::string* owned = nullptr);
   bool RunHere(const ConnectionPtr& conn, const Route& route, const THeaderFrame* wrap,
                const ThriftMessageHeader& header, const CallMeta& meta, std::string_view args);
   // A compressed THeader frame's message (`payload`), inflated into *out under `hold`; false
@@ -383,7 +473,8 @@ class Loop {
   bool Inflate(const THeaderFrame& theader, std::string_view payload, std::string* out,
                InflatedHold* hold, StatusCode* code, std::string* why);
   void HandOff(uint64_t running);
-  void QueueReply(const ConnectionPtr& conn, std::string reply);
+  // Writes `reply` from byte `from` on.
+  void QueueReply(const ConnectionPtr& conn, std::string reply, std::size_t from = 0);
   void Flush(const ConnectionPtr& conn);
   void SetEvents(const ConnectionPtr& conn, uint32_t events);
   void UpdateEvents(const ConnectionPtr& conn);
@@ -786,15 +877,15 @@ void Loop::Adopt(int fd, std::string peer, bool over_cap) {
   Wake();
 }
 
-void Loop::PostReply(const ConnectionPtr& conn, std::string reply) {
+void Loop::PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent) {
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.replies.emplace_back(conn, std::move(reply));
+    inbox_.replies.push_back(Inbox::Reply{conn, std::move(reply), sent});
   }
   Wake();
 }
 
-bool Loop::FinishOnWorker(const ConnectionPtr& conn, const std::string& reply) {
+bool Loop::FinishOnWorker(const ConnectionPtr& conn, std::string& reply) {
   // An io_uring loop's operations are submitted by its own thread: the reply goes through it.
   if (ring_ != nullptr) return false;
   if (draining_seen_.load() || conn->hung_up.load() || !conn->in.empty()) return false;
@@ -811,7 +902,7 @@ bool Loop::FinishOnWorker(const ConnectionPtr& conn, const std::string& reply) {
   }
   if (sent == 0) return false;
   if (sent < reply.size()) {
-    PostReply(conn, reply.substr(sent));  // the loop writes the rest as the peer reads
+    PostReply(conn, std::move(reply), sent);  // the loop writes the rest as the peer reads
     return true;
   }
   epoll_event ev{};
@@ -1028,7 +1119,7 @@ bool Loop::OnReceived(const ConnectionPtr& conn, int res, uint32_t flags) {
     conn->last_active = now_;
     if (conn->in.empty()) conn->frame_start = now_;
     try {
-      conn->in.append(copy, n);
+      conn->in.Append(copy, n);
     } catch (const std::bad_alloc&) {
       Close(conn, "out of memory for its frame", LogLevel::kWarning);
     }
@@ -1163,7 +1254,7 @@ void Loop::TakeInbox() {
       Transports().thrift_connections_refused.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  for (auto& [conn, reply] : taken.replies) {
+  for (auto& [conn, reply, sent] : taken.replies) {
     if (conn->call_in_flight) {
       conn->call_in_flight = false;
       busy_.fetch_sub(1);
@@ -1175,7 +1266,7 @@ void Loop::TakeInbox() {
     }
     conn->last_active = now_;
     if (!conn->in.empty()) conn->frame_start = conn->last_active;  // waited on the call
-    if (!reply.empty()) QueueReply(conn, std::move(reply));
+    if (!reply.empty()) QueueReply(conn, std::move(reply), sent);
     if (conn->closed) continue;
     if (draining_ && conn->out.empty()) {
       Close(conn, "", LogLevel::kInfo);
@@ -1281,9 +1372,20 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
   thread_local char buffer[64 * 1024];
   std::size_t budget = kReadBudget;
   while (budget > 0 && !conn->closed && !conn->call_in_flight) {
-    ssize_t got = conn->tls.ssl != nullptr
-                      ? ServerTlsRecv(conn->tls, conn->fd, buffer, sizeof buffer)
-                      : ::recv(conn->fd, buffer, sizeof buffer, 0);
+    // The rest of a large frame goes straight into its buffer.
+    char* into = buffer;
+    std::size_t room = sizeof buffer;
+    const std::size_t rest = LargeFrameRest(*conn);
+    if (rest > 0) {
+      try {
+        into = conn->in.Tail(rest, &room);
+      } catch (const std::bad_alloc&) {
+        Close(conn, "out of memory for its frame", LogLevel::kWarning);
+        return true;
+      }
+    }
+    ssize_t got = conn->tls.ssl != nullptr ? ServerTlsRecv(conn->tls, conn->fd, into, room)
+                                           : ::recv(conn->fd, into, room, 0);
     if (got < 0 && errno == EPROTO) {
       // TLS refused the peer: a handshake that failed (wrong certificate, plaintext on this
       // port) or a corrupt record.
@@ -1295,10 +1397,16 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     }
     if (got > 0) {
       budget -= std::min(budget, static_cast<std::size_t>(got));
-      if (!OnBytes(conn, buffer, static_cast<std::size_t>(got), here)) return false;
+      if (into != buffer) {
+        conn->in.Commit(static_cast<std::size_t>(got));
+        conn->last_active = now_;
+        if (!ProcessInput(conn, here)) return false;
+      } else if (!OnBytes(conn, buffer, static_cast<std::size_t>(got), here)) {
+        return false;
+      }
       // A short read took all there was: epoll (level-triggered) reports what comes next, so
       // the usual call costs no recv that only says EAGAIN.
-      if (static_cast<std::size_t>(got) < sizeof buffer &&
+      if (static_cast<std::size_t>(got) < room &&
           (conn->tls.ssl == nullptr || SSL_has_pending(conn->tls.ssl) == 0))
         return true;
       continue;
@@ -1315,6 +1423,13 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     return true;
   }
   return true;
+}
+
+std::size_t Loop::LargeFrameRest(const Connection& conn) const {
+  if (conn.skip > 0 || conn.in.size() < kReusedFrameBytes) return 0;
+  const std::size_t length = DecodeFrameLength(conn.in.data());
+  if (length <= kReusedFrameBytes || length > server_->options().max_message_bytes) return 0;
+  return 4 + length > conn.in.size() ? 4 + length - conn.in.size() : 0;
 }
 
 bool Loop::OnBytes(const ConnectionPtr& conn, const char* data, std::size_t take, bool here) {
@@ -1338,7 +1453,7 @@ bool Loop::OnBytes(const ConnectionPtr& conn, const char* data, std::size_t take
   } else if (take > 0 && !conn->closed) {
     if (conn->in.empty()) conn->frame_start = conn->last_active;
     try {
-      conn->in.append(data, take);
+      conn->in.Append(data, take);
     } catch (const std::bad_alloc&) {
       Close(conn, "out of memory for its frame", LogLevel::kWarning);
       return true;
@@ -1361,35 +1476,44 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
     }
     if (conn->in.size() < 4 + std::size_t{length}) return true;  // wait for the rest
     // The frame leaves `in` before it is served (a call that blocks here hands the loop to
-    // another thread, which may read on meanwhile). A small one is served from a buffer this
-    // thread reuses.
+    // another thread, which may read on meanwhile): a large one alone in `in` takes its buffer
+    // along, the others are copied out (a small one into a buffer this thread reuses).
+    const std::string_view bytes = conn->in.view().substr(4, length);
+    if (length > kReusedFrameBytes && conn->in.size() == 4 + std::size_t{length}) {
+      FrameBuffer large = std::move(conn->in);  // a connection between frames holds no buffer
+      if (!HandleFrame(conn, bytes, here, &large)) return false;
+      continue;
+    }
     thread_local std::string reused;
-    std::string large;
-    std::string& frame = length <= kReusedFrameBytes ? reused : large;
+    std::string copied;
+    std::string& frame = length <= kReusedFrameBytes ? reused : copied;
+    frame.assign(bytes);
     if (conn->in.size() == 4 + std::size_t{length}) {
-      if (&frame == &large) {
-        frame = std::move(conn->in);
-        frame.erase(0, 4);
-      } else {
-        frame.assign(conn->in, 4, length);
-      }
-      conn->in = std::string();  // a connection between frames holds no buffer
+      conn->in.Release();
     } else {
-      frame.assign(conn->in, 4, length);
-      conn->in.erase(0, 4 + std::size_t{length});
+      conn->in.Consume(4 + std::size_t{length});
       conn->frame_start = now_;
     }
-    if (!HandleFrame(conn, frame, here, &frame == &large ? &large : nullptr)) return false;
+    if (!HandleFrame(conn, frame, here, nullptr, &frame == &copied ? &copied : nullptr)) {
+      return false;
+    }
   }
   return true;
 }
 
 std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
                        std::string_view body) {
-  std::string message =
-      ThriftMessage(header.format, ReplyName(header.name), type, header.seqid, body);
-  std::string reply = theader != nullptr ? WrapTHeader(*theader, message) : std::move(message);
-  reply.insert(0, 4, '\0');
+  std::string reply;
+  if (theader == nullptr) {
+    reply.reserve(4 + 16 + header.name.size() + body.size());
+    reply.assign(4, '\0');
+    AppendThriftMessageHeader(header.format, ReplyName(header.name), type, header.seqid, &reply);
+    reply.append(body);
+  } else {
+    reply = WrapTHeader(
+        *theader, ThriftMessage(header.format, ReplyName(header.name), type, header.seqid, body));
+    reply.insert(0, 4, '\0');
+  }
   EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
   return reply;
 }
@@ -1399,7 +1523,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   // does, and drop the rest as it arrives.
   const std::size_t limit = server_->options().max_message_bytes;
   auto not_thrift = [&] {
-    if (LooksLikeTls(conn->in)) {
+    if (LooksLikeTls(conn->in.view())) {
       Close(conn,
             "sent a TLS handshake: it has TLS on, this port is plaintext (server.tls.cert_file "
             "unset)",
@@ -1416,7 +1540,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
   if (conn->in.size() < 4 + head) {
     // Bytes that cannot start a Thrift message (an HTTP request read as a length, say) need no
     // more reading.
-    auto first = conn->in.size() > 4 ? static_cast<uint8_t>(conn->in[4]) : 0x82;
+    auto first = conn->in.size() > 4 ? static_cast<uint8_t>(conn->in.data()[4]) : 0x82;
     if (first != 0x82 && first != 0x80 && first != 0x0F) return not_thrift();
     return false;
   }
@@ -1441,7 +1565,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
                  ThriftErrorResult(header.format, StatusCode::kResourceExhausted, what));
   std::size_t dropped_now = std::min<std::size_t>(conn->in.size() - 4, length);
   conn->skip = length - dropped_now;
-  conn->in.erase(0, 4 + dropped_now);
+  conn->in.Consume(4 + dropped_now);
   if (!conn->in.empty()) conn->frame_start = now_;
   if (conn->skip == 0) {
     QueueReply(conn, std::move(reply));
@@ -1452,7 +1576,7 @@ bool Loop::TakeOversized(const ConnectionPtr& conn, uint32_t length) {
 }
 
 bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool here,
-                       std::string* owned) {
+                       FrameBuffer* buffer, std::string* owned) {
   // Unwrap THeader; serve the message inside with the caller's deadline; answer in kind.
   std::optional<THeaderFrame> theader;
   THeaderMetadata custom;
@@ -1589,7 +1713,9 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   // What the handler thread needs, owned by the call.
   struct Pending {
     ConnectionPtr conn;
-    std::string frame;  // or a compressed frame's message, inflated
+    std::string frame;   // or a compressed frame's message, inflated; or
+    FrameBuffer buffer;  // the frame, as it was read (frame_start into it)
+    std::size_t frame_start;
     std::optional<THeaderFrame> theader;
     ThriftMessageHeader header;
     std::size_t body_offset;
@@ -1602,21 +1728,30 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
       return ReplyFrame(theader ? &*theader : nullptr, header, kThriftReply, result);
     }
   };
+  const bool take_buffer = !compressed && buffer != nullptr;
   std::string kept = compressed         ? std::move(inflated)
+                     : take_buffer      ? std::string()
                      : owned != nullptr ? std::move(*owned)
                                         : std::string(frame);
+  FrameBuffer read = take_buffer ? std::move(*buffer) : FrameBuffer();
+  const std::size_t frame_start =
+      take_buffer ? static_cast<std::size_t>(frame.data() - read.data()) : 0;
   const std::size_t body_offset = (compressed ? 0 : offset) + header.body_offset;
-  auto pending = std::make_shared<Pending>(
-      Pending{conn, std::move(kept), std::move(theader), std::move(header), body_offset, route,
-              &server_->table().guard(), std::move(meta), std::move(hold)});
+  auto pending = std::make_shared<Pending>(Pending{
+      conn, std::move(kept), std::move(read), frame_start, std::move(theader), std::move(header),
+      body_offset, route, &server_->table().guard(), std::move(meta), std::move(hold)});
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
     const Pending& p = *pending;
-    std::string reply = Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
-                              p.theader ? &*p.theader : nullptr, p.header,
-                              std::string_view(p.frame).substr(p.body_offset));
-    if (!p.conn->loop->FinishOnWorker(p.conn, reply)) p.conn->loop->PostReply(p.conn, reply);
+    const std::string_view bytes =
+        p.buffer.empty() ? std::string_view(p.frame) : p.buffer.view().substr(p.frame_start);
+    std::string reply =
+        Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
+              p.theader ? &*p.theader : nullptr, p.header, bytes.substr(p.body_offset));
+    if (!p.conn->loop->FinishOnWorker(p.conn, reply)) {
+      p.conn->loop->PostReply(p.conn, std::move(reply));
+    }
   };
   call.refuse = [pending](StatusCode code, std::string why) {
     const Pending& p = *pending;
@@ -1717,22 +1852,22 @@ void Loop::HandOff(uint64_t running) {
   server_->HandOver(this);
 }
 
-void Loop::QueueReply(const ConnectionPtr& conn, std::string reply) {
+void Loop::QueueReply(const ConnectionPtr& conn, std::string reply, std::size_t from) {
   if (conn->send_armed) {
     // The kernel reads `out` until its send completes: this waits behind it.
-    if (conn->queued.empty()) {
+    if (conn->queued.empty() && from == 0) {
       conn->queued = std::move(reply);
     } else {
-      conn->queued.append(reply);
+      conn->queued.append(reply, from);
     }
     return;
   }
   if (conn->out.empty()) {
     conn->out = std::move(reply);
-    conn->out_sent = 0;
+    conn->out_sent = from;
     conn->write_start = now_;
   } else {
-    conn->out.append(reply);
+    conn->out.append(reply, from);
   }
   Flush(conn);
 }
@@ -1817,7 +1952,7 @@ void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level
     if (conn->send_armed) Cancel(reinterpret_cast<uint64_t>(conn.get()) | kOpSend);
     connections_.erase(conn->fd);
     conn->closed = true;
-    conn->in = std::string();
+    conn->in.Release();
     if (!conn->send_armed) conn->out = std::string();
     conn->queued = std::string();
     server_->connections().fetch_sub(1);
@@ -1832,8 +1967,7 @@ void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level
   ::close(conn->fd);
   connections_.erase(conn->fd);
   conn->closed = true;
-  conn->in.clear();
-  conn->in.shrink_to_fit();
+  conn->in.Release();
   conn->out.clear();
   conn->out.shrink_to_fit();
   server_->connections().fetch_sub(1);

@@ -112,22 +112,27 @@ absl::Status ParseThriftHeader(std::string_view frame, ThriftMessageHeader* head
                                                  "; expected 0x82 compact or 0x80 binary)"));
 }
 
+void AppendThriftMessageHeader(WireFormat format, std::string_view name, int32_t type,
+                               int32_t seqid, std::string* out) {
+  if (format == WireFormat::kThriftBinary) {
+    out->append({static_cast<char>(0x80), 0x01, 0x00, static_cast<char>(type)});
+    WriteBigEndian32(static_cast<uint32_t>(name.size()), out);
+    out->append(name);
+    WriteBigEndian32(static_cast<uint32_t>(seqid), out);
+  } else {
+    out->push_back(static_cast<char>(0x82));
+    out->push_back(static_cast<char>(0x01 | (type << 5)));
+    WriteVarint32(static_cast<uint32_t>(seqid), out);
+    WriteVarint32(static_cast<uint32_t>(name.size()), out);
+    out->append(name);
+  }
+}
+
 std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type, int32_t seqid,
                           std::string_view body) {
   std::string out;
   out.reserve(16 + name.size() + body.size());
-  if (format == WireFormat::kThriftBinary) {
-    out.append({static_cast<char>(0x80), 0x01, 0x00, static_cast<char>(type)});
-    WriteBigEndian32(static_cast<uint32_t>(name.size()), &out);
-    out.append(name);
-    WriteBigEndian32(static_cast<uint32_t>(seqid), &out);
-  } else {
-    out.push_back(static_cast<char>(0x82));
-    out.push_back(static_cast<char>(0x01 | (type << 5)));
-    WriteVarint32(static_cast<uint32_t>(seqid), &out);
-    WriteVarint32(static_cast<uint32_t>(name.size()), &out);
-    out.append(name);
-  }
+  AppendThriftMessageHeader(format, name, type, seqid, &out);
   out.append(body);
   return out;
 }

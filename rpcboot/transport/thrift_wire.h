@@ -34,6 +34,10 @@ struct ThriftMessageHeader {
 // Parses a message header, detecting compact (0x82) or binary (0x80 0x01) from the first byte.
 absl::Status ParseThriftHeader(std::string_view frame, ThriftMessageHeader* header);
 
+// Appends a message header: what precedes the struct in a message.
+void AppendThriftMessageHeader(WireFormat format, std::string_view name, int32_t type,
+                               int32_t seqid, std::string* out);
+
 // header + body, as a frame body (without the length prefix).
 std::string ThriftMessage(WireFormat format, std::string_view name, int32_t type, int32_t seqid,
                           std::string_view body);

@@ -28,7 +28,9 @@
 #include "rich_service_impl.h"
 #include "rpcboot/client.h"
 #include "rpcboot/codec/thrift_codec.h"
+#include "rpcboot/internal/binding_impl.h"
 #include "rpcboot/internal/metrics.h"
+#include "rpcboot/internal/socket.h"
 #include "rpcboot/server.h"
 #include "rpcboot/transport/grpc_bytes.h"
 #include "rpcboot/transport/thrift_wire.h"
@@ -452,6 +454,62 @@ TEST_F(ServingCoreTest, ATrickledFrameIsClosedAtItsDeadline) {
       << "a frame that never completes holds its connection forever";
   ::close(fd);
   EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+}
+
+// Once 64 KiB of a larger frame are in, the server reads the rest straight into that frame's
+// own buffer: large frames sent in small writes, back to back with small ones (a frame's end in
+// the same write as the next one's start) each come back whole, in order.
+TEST_F(ServingCoreTest, LargeFramesInPiecesAreEachServedWhole) {
+  StartServer(ServerOptions{});
+  const std::size_t sizes[] = {600 * 1024, 5, 70 * 1024, 3 * 1024 * 1024, 64 * 1024 + 1, 17};
+  const auto format = WireFormat::kThriftCompact;
+  std::vector<rich::Scalars> sent;
+  std::string bytes;
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    rich::Scalars scalars;
+    scalars.i32 = static_cast<int32_t>(i);
+    scalars.text.assign(sizes[i], static_cast<char>('a' + i));
+    scalars.blob.assign(i * 1000, static_cast<uint8_t>(i));
+    std::string message = internal::ThriftMessage(format, "EchoScalars", internal::kThriftCall,
+                                                  static_cast<int32_t>(i + 1),
+                                                  ThriftEncode(std::make_tuple(scalars), format));
+    char prefix[4];
+    internal::EncodeFrameLength(static_cast<uint32_t>(message.size()), prefix);
+    bytes.append(prefix, 4);
+    bytes += message;
+    sent.push_back(std::move(scalars));
+  }
+  int fd = ConnectTo(server_->thrift_port());
+  ASSERT_GE(fd, 0);
+  std::thread writer([fd, &bytes] {
+    for (std::size_t at = 0; at < bytes.size(); at += 4099) {
+      const std::size_t n = std::min<std::size_t>(4099, bytes.size() - at);
+      if (::send(fd, bytes.data() + at, n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) return;
+    }
+  });
+  auto read_replies = [&] {
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      internal::IoError error;
+      char prefix[4];
+      ASSERT_TRUE(internal::RecvFull(fd, prefix, 4, &error)) << "reply " << i + 1;
+      std::string body(internal::DecodeFrameLength(prefix), '\0');
+      ASSERT_TRUE(internal::RecvFull(fd, body.data(), body.size(), &error)) << "reply " << i + 1;
+      internal::ThriftMessageHeader header;
+      ASSERT_TRUE(internal::ParseThriftHeader(body, &header).ok());
+      EXPECT_EQ(header.seqid, static_cast<int32_t>(i + 1)) << "replies in the order of the calls";
+      EXPECT_EQ(header.type, internal::kThriftReply);
+      rich::Scalars echoed = internal::ThriftDecodeResult<rich::Scalars>(
+          std::string_view(body).substr(header.body_offset), format);
+      EXPECT_EQ(echoed.i32, sent[i].i32);
+      EXPECT_TRUE(echoed.text == sent[i].text)
+          << "reply " << i + 1 << ": text of " << echoed.text.size() << " bytes";
+      EXPECT_TRUE(echoed.blob == sent[i].blob) << "reply " << i + 1;
+    }
+  };
+  read_replies();
+  ::shutdown(fd, SHUT_RDWR);  // the writer stops too, should the server have closed early
+  writer.join();
+  ::close(fd);
 }
 
 TEST_F(ServingCoreTest, IdleSocketsAtTheCapDoNotLockOutAWorkingClient) {
