@@ -107,7 +107,13 @@ bool ValidUtf8(const uint8_t* data, std::size_t size) {
   const uint8_t* p = data;
   const uint8_t* end = data + size;
   while (p < end) {
-    // ASCII fast path, eight bytes at a time.
+    // ASCII fast path: 32 bytes at a time, then eight.
+    while (end - p >= 32) {
+      uint64_t words[4];
+      std::memcpy(words, p, 32);
+      if ((words[0] | words[1] | words[2] | words[3]) & 0x8080808080808080ull) break;
+      p += 32;
+    }
     while (end - p >= 8) {
       uint64_t word;
       std::memcpy(&word, p, 8);

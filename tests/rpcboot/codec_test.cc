@@ -524,6 +524,16 @@ TEST(ProtoCodec, Utf8Validation) {
   EXPECT_FALSE(check("\xed\xa0\x80")) << "surrogate";
   EXPECT_FALSE(check("\xf4\x90\x80\x80")) << "past U+10FFFF";
   EXPECT_FALSE(check("abc\xe6\x97")) << "truncated sequence";
+  // A sequence at every offset of the 32- and 8-byte ASCII blocks, valid and not.
+  for (std::size_t at = 0; at < 80; ++at) {
+    std::string text(100, 'a');
+    EXPECT_TRUE(check(text.replace(at, 2, "\xc3\xa9"))) << "valid at " << at;
+    text.assign(100, 'a');
+    EXPECT_FALSE(check(text.replace(at, 2, "\xc0\x80"))) << "overlong at " << at;
+    text.assign(100, 'a');
+    text[at] = '\x80';
+    EXPECT_FALSE(check(text)) << "a lone continuation byte at " << at;
+  }
 }
 
 // A Thrift peer's double does not fit every C++ float: out of range is an error, as an
