@@ -96,6 +96,12 @@ constexpr auto kBusyFor = std::chrono::milliseconds(10);
 // Reply bytes a connection may have unsent before the loop stops reading its next frames (a peer
 // that sends calls and never reads the answers is held here, then closed at frame_timeout).
 constexpr std::size_t kUnsentBeforeRead = 1 << 20;
+// A connection gets its frame's buffer back after the call, up to this size, for its next frame
+// (the stock servers keep one per connection for good), and lets it go once it has sent nothing
+// for kSpareFor: a client that keeps sending large calls reuses warm memory rather than taking
+// fresh pages for each, and an idle connection holds none.
+constexpr std::size_t kSpareKeptBytes = 4 << 20;
+constexpr auto kSpareFor = std::chrono::seconds(1);
 
 // io_uring loops: submission and completion queue sizes; the receive buffers the kernel picks
 // from (a connection holds one only from the moment bytes arrive until the loop copies them).
@@ -167,6 +173,9 @@ class FrameBuffer {
   }
   // Empty, and holding no storage.
   void Release() { *this = FrameBuffer(); }
+  // Empty, keeping its storage for the next frame.
+  void Clear() { size_ = 0; }
+  std::size_t capacity() const { return capacity_; }
 
  private:
   static constexpr std::size_t kMinRoom = 4096;
@@ -217,8 +226,8 @@ struct CallMeta {
 // the reply frame to the call (`header`, in `theader` when it came so): its result struct (the
 // reply, or the handler's error as RpcError, field 1), and in THeader the handler's reply
 // metadata as headers.
-std::string Serve(const Route& route, const CallGuard& guard, const std::string& peer,
-                  const PeerIdentity* certificate, const CallMeta& meta,
+std::string Serve(std::string storage, const Route& route, const CallGuard& guard,
+                  const std::string& peer, const PeerIdentity* certificate, const CallMeta& meta,
                   const THeaderFrame* theader, const ThriftMessageHeader& header,
                   std::string_view args) {
   const WireFormat format = header.format;
@@ -231,7 +240,8 @@ std::string Serve(const Route& route, const CallGuard& guard, const std::string&
   // Plain framed, the result is written where the frame will hold it, after the length and the
   // message header (the length is filled in last); in THeader, whose headers come first, it is
   // framed once written.
-  std::string reply;
+  std::string reply = std::move(storage);
+  reply.clear();
   if (theader == nullptr) {
     reply.assign(4, '\0');
     AppendThriftMessageHeader(format, ReplyName(header.name), kThriftReply, header.seqid, &reply);
@@ -316,6 +326,10 @@ struct Connection : std::enable_shared_from_this<Connection> {
   std::size_t skip = 0;    // of an oversized frame: bytes still to drop
   std::string skip_reply;  // its answer, sent once the frame has been dropped
   std::string out;         // reply bytes not yet written
+  // A written reply's string, emptied, that the next reply is made in (see kSpareKeptBytes).
+  // Whoever runs the connection's call owns it: the loop, or the call's thread while
+  // call_in_flight is set.
+  std::string spare_out;
   std::size_t out_sent = 0;
   // Set by the loop when it hands a call to the scheduler; cleared by whoever finishes it (the
   // loop, or the handler thread on the direct path). While set, the loop leaves `in` and `out`
@@ -393,13 +407,20 @@ class Loop {
   void Adopt(int fd, std::string peer, bool over_cap);
   // From a handler thread (or the loop itself): the reply of `conn`'s call, of which the first
   // `sent` bytes are written already; empty for none.
-  void PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent = 0);
+  // `spare`, when given, is the call's frame buffer, which the connection may keep.
+  void PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent = 0,
+                 FrameBuffer* spare = nullptr);
   // From a handler thread: writes the reply straight to the socket and gives the connection
   // back to reading, without waking the loop (the common case: one thread hop per call, not
   // two). False when the loop must take it (draining, peer gone, bytes of a next frame already
   // read, a socket buffer full): post the reply instead.
   // When true, it may have taken `reply`.
-  bool FinishOnWorker(const ConnectionPtr& conn, std::string& reply);
+  bool FinishOnWorker(const ConnectionPtr& conn, std::string& reply, FrameBuffer* spare = nullptr);
+  // Gives `conn` the buffer of its last frame, emptied, when it has none and it is not too big.
+  static void Recycle(Connection& conn, FrameBuffer* spare);
+  // Keeps a written reply's string as conn.spare_out, emptied, when it has none and it is not
+  // too big.
+  static void KeepReplyString(Connection& conn, std::string* written);
   // From any thread: stop taking frames, close idle connections, and (finally) stop.
   void PostDrain();
   void PostStop();
@@ -421,6 +442,7 @@ class Loop {
       ConnectionPtr conn;
       std::string bytes;
       std::size_t sent;
+      FrameBuffer spare;
     };
     std::vector<Reply> replies;
     bool drain = false;
@@ -877,15 +899,34 @@ void Loop::Adopt(int fd, std::string peer, bool over_cap) {
   Wake();
 }
 
-void Loop::PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent) {
+void Loop::PostReply(const ConnectionPtr& conn, std::string reply, std::size_t sent,
+                     FrameBuffer* spare) {
+  FrameBuffer kept = spare != nullptr ? std::move(*spare) : FrameBuffer();
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
-    inbox_.replies.push_back(Inbox::Reply{conn, std::move(reply), sent});
+    inbox_.replies.push_back(Inbox::Reply{conn, std::move(reply), sent, std::move(kept)});
   }
   Wake();
 }
 
-bool Loop::FinishOnWorker(const ConnectionPtr& conn, std::string& reply) {
+void Loop::Recycle(Connection& conn, FrameBuffer* spare) {
+  if (spare == nullptr || spare->capacity() == 0 || spare->capacity() > kSpareKeptBytes ||
+      conn.in.capacity() != 0) {
+    return;
+  }
+  spare->Clear();
+  conn.in = std::move(*spare);
+}
+
+void Loop::KeepReplyString(Connection& conn, std::string* written) {
+  if (written->capacity() > kSpareKeptBytes || conn.spare_out.capacity() >= written->capacity()) {
+    return;
+  }
+  written->clear();
+  conn.spare_out = std::move(*written);
+}
+
+bool Loop::FinishOnWorker(const ConnectionPtr& conn, std::string& reply, FrameBuffer* spare) {
   // An io_uring loop's operations are submitted by its own thread: the reply goes through it.
   if (ring_ != nullptr) return false;
   if (draining_seen_.load() || conn->hung_up.load() || !conn->in.empty()) return false;
@@ -902,9 +943,12 @@ bool Loop::FinishOnWorker(const ConnectionPtr& conn, std::string& reply) {
   }
   if (sent == 0) return false;
   if (sent < reply.size()) {
-    PostReply(conn, std::move(reply), sent);  // the loop writes the rest as the peer reads
+    PostReply(conn, std::move(reply), sent, spare);  // the loop writes the rest as the peer reads
     return true;
   }
+  // The loop touches neither `in` nor spare_out until the call is over.
+  Recycle(*conn, spare);
+  KeepReplyString(*conn, &reply);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = conn->fd;
@@ -1254,7 +1298,7 @@ void Loop::TakeInbox() {
       Transports().thrift_connections_refused.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  for (auto& [conn, reply, sent] : taken.replies) {
+  for (auto& [conn, reply, sent, spare] : taken.replies) {
     if (conn->call_in_flight) {
       conn->call_in_flight = false;
       busy_.fetch_sub(1);
@@ -1265,6 +1309,7 @@ void Loop::TakeInbox() {
       continue;
     }
     conn->last_active = now_;
+    Recycle(*conn, &spare);
     if (!conn->in.empty()) conn->frame_start = conn->last_active;  // waited on the call
     if (!reply.empty()) QueueReply(conn, std::move(reply), sent);
     if (conn->closed) continue;
@@ -1480,8 +1525,9 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
     // along, the others are copied out (a small one into a buffer this thread reuses).
     const std::string_view bytes = conn->in.view().substr(4, length);
     if (length > kReusedFrameBytes && conn->in.size() == 4 + std::size_t{length}) {
-      FrameBuffer large = std::move(conn->in);  // a connection between frames holds no buffer
+      FrameBuffer large = std::move(conn->in);
       if (!HandleFrame(conn, bytes, here, &large)) return false;
+      if (!conn->call_in_flight && !conn->closed) Recycle(*conn, &large);  // served in place
       continue;
     }
     thread_local std::string reused;
@@ -1489,7 +1535,7 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
     std::string& frame = length <= kReusedFrameBytes ? reused : copied;
     frame.assign(bytes);
     if (conn->in.size() == 4 + std::size_t{length}) {
-      conn->in.Release();
+      conn->in.Clear();
     } else {
       conn->in.Consume(4 + std::size_t{length});
       conn->frame_start = now_;
@@ -1688,8 +1734,9 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   }
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
-    QueueReply(conn, Serve(*route, server_->table().guard(), conn->peer, Certificate(*conn), meta,
-                           wrap, header, message.substr(header.body_offset)));
+    QueueReply(conn,
+               Serve(std::move(conn->spare_out), *route, server_->table().guard(), conn->peer,
+                     Certificate(*conn), meta, wrap, header, message.substr(header.body_offset)));
     return true;
   }
   if (here && server_->MayRunHere() && route->runtime->MayRunInPlace()) {
@@ -1743,14 +1790,14 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
-    const Pending& p = *pending;
+    Pending& p = *pending;
     const std::string_view bytes =
         p.buffer.empty() ? std::string_view(p.frame) : p.buffer.view().substr(p.frame_start);
     std::string reply =
-        Serve(*p.route, *p.guard, p.conn->peer, Certificate(*p.conn), p.meta,
-              p.theader ? &*p.theader : nullptr, p.header, bytes.substr(p.body_offset));
-    if (!p.conn->loop->FinishOnWorker(p.conn, reply)) {
-      p.conn->loop->PostReply(p.conn, std::move(reply));
+        Serve(std::move(p.conn->spare_out), *p.route, *p.guard, p.conn->peer, Certificate(*p.conn),
+              p.meta, p.theader ? &*p.theader : nullptr, p.header, bytes.substr(p.body_offset));
+    if (!p.conn->loop->FinishOnWorker(p.conn, reply, &p.buffer)) {
+      p.conn->loop->PostReply(p.conn, std::move(reply), 0, &p.buffer);
     }
   };
   call.refuse = [pending](StatusCode code, std::string why) {
@@ -1813,8 +1860,8 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   here_route_ = &route;
   const uint64_t running = here_.Begin();
   server_->NoteRunningHere();
-  std::string reply = Serve(route, server_->table().guard(), conn->peer, Certificate(*conn), meta,
-                            wrap, header, args);
+  std::string reply = Serve(std::move(conn->spare_out), route, server_->table().guard(), conn->peer,
+                            Certificate(*conn), meta, wrap, header, args);
   if (here_.End(running)) {
     here_conn_.reset();
     QueueReply(conn, std::move(reply));
@@ -1863,6 +1910,7 @@ void Loop::QueueReply(const ConnectionPtr& conn, std::string reply, std::size_t 
     return;
   }
   if (conn->out.empty()) {
+    if (!conn->call_in_flight) KeepReplyString(*conn, &conn->out);
     conn->out = std::move(reply);
     conn->out_sent = from;
     conn->write_start = now_;
@@ -1955,6 +2003,7 @@ void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level
     conn->in.Release();
     if (!conn->send_armed) conn->out = std::string();
     conn->queued = std::string();
+    conn->spare_out = std::string();
     server_->connections().fetch_sub(1);
     if (conn->ring_ops > 0) {
       closing_.emplace(conn.get(), conn);
@@ -1970,6 +2019,7 @@ void Loop::Close(const ConnectionPtr& conn, std::string_view why, LogLevel level
   conn->in.Release();
   conn->out.clear();
   conn->out.shrink_to_fit();
+  conn->spare_out = std::string();
   server_->connections().fetch_sub(1);
   // A call still running keeps the object; its reply finds the connection closed.
 }
@@ -1978,9 +2028,14 @@ void Loop::Scan(SteadyClock::time_point now) {
   const ServerOptions& options = server_->options();
   std::vector<std::pair<ConnectionPtr, std::string>> expired;
   for (auto& [fd, conn] : connections_) {
-    bool mid_frame =
-        (!conn->in.empty() || conn->skip > 0 || (conn->tls.ssl != nullptr && !conn->tls.ready)) &&
-        !conn->call_in_flight;
+    if (!conn->call_in_flight && now - conn->last_active > kSpareFor) {
+      if (conn->in.empty()) conn->in.Release();
+      if (conn->out.empty() && !conn->send_armed) conn->out = std::string();
+      conn->spare_out = std::string();
+    }
+    // A call's thread may hand `in` its buffer back (Recycle): read only when none runs.
+    bool mid_frame = !conn->call_in_flight && (!conn->in.empty() || conn->skip > 0 ||
+                                               (conn->tls.ssl != nullptr && !conn->tls.ready));
     if (conn->hung_up && !conn->call_in_flight) {
       expired.emplace_back(conn, "");
     } else if (mid_frame && now - conn->frame_start > options.frame_timeout) {
@@ -1993,7 +2048,7 @@ void Loop::Scan(SteadyClock::time_point now) {
     } else if (!conn->out.empty() && now - conn->write_start > options.frame_timeout) {
       expired.emplace_back(
           conn, absl::StrCat("reply not read within ", options.frame_timeout.count(), " ms"));
-    } else if (conn->in.empty() && conn->skip == 0 && !conn->call_in_flight && conn->out.empty() &&
+    } else if (!conn->call_in_flight && conn->in.empty() && conn->skip == 0 && conn->out.empty() &&
                now - conn->last_active > options.idle_timeout) {
       expired.emplace_back(conn, absl::StrCat("idle for ", options.idle_timeout.count(), " ms"));
     }
