@@ -38,7 +38,8 @@ class InProcessChannel final : public Channel {
     HandlerOutcome outcome;
     {
       InProcessCallScope call(options);
-      outcome = RunHandler([&] { return method.serve_proto(impl_.get(), request); });
+      outcome = RunHandler(
+          [&] { return ServeToString(method, impl_.get(), WireFormat::kProto, request); });
     }
     if (outcome.code != StatusCode::kOk) throw RpcError(outcome.code, std::move(outcome.message));
     return std::move(outcome.reply);
@@ -75,11 +76,7 @@ class FallbackChannel final : public Channel {
       HandlerOutcome outcome;
       {
         InProcessCallScope call(options);
-        outcome = RunHandler([&] {
-          return wire == WireFormat::kProto
-                     ? method.serve_proto(fallback_.get(), request)
-                     : ServeThriftString(method, fallback_.get(), wire, request);
-        });
+        outcome = RunHandler([&] { return ServeToString(method, fallback_.get(), wire, request); });
       }
       if (outcome.code != StatusCode::kOk) {
         throw RpcError(outcome.code, outcome.message + " (from the fallback, after: " +

@@ -679,6 +679,18 @@ void ProtoEncode(const T& value, std::string* out) {
   internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data()), kFields);
 }
 
+// Appends `value`, encoded as a proto3 message body, to `*out`.
+template <class T>
+void ProtoEncodeAppend(const T& value, std::string* out) {
+  static_assert(internal::kIsMessage<T>,
+                "rpcboot: ProtoEncodeAppend takes an aggregate struct or a std::tuple");
+  internal::ProtoSizeCache cache;
+  constexpr auto kFields = internal::FieldIndexes<T>{};
+  const std::size_t at = out->size();
+  out->resize(at + internal::ProtoBodySize(value, cache, kFields));
+  internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data() + at), kFields);
+}
+
 template <class T>
 std::string ProtoEncode(const T& value) {
   std::string out;

@@ -30,7 +30,7 @@ struct MethodBinding {
   // Decodes a proto request, calls the method on `impl` (the service interface) and returns the
   // encoded proto response. Throws RpcError(kInvalidArgument) for a request that does not
   // decode; lets the handler's exceptions through.
-  std::string (*serve_proto)(void* impl, std::string_view request) = nullptr;
+  void (*serve_proto)(void* impl, std::string_view request, std::string* out) = nullptr;
   // The same for a Thrift args struct; appends the result struct (success in field 0) to *out.
   void (*serve_thrift)(void* impl, WireFormat format, std::string_view args,
                        std::string* out) = nullptr;
@@ -41,11 +41,15 @@ struct MethodBinding {
                             const std::vector<std::string>& ignore, std::size_t limit) = nullptr;
 };
 
-// method.serve_thrift into a fresh string.
-inline std::string ServeThriftString(const MethodBinding& method, void* impl, WireFormat format,
-                                     std::string_view args) {
+// method.serve_proto or serve_thrift, as `format` says, into a fresh string.
+inline std::string ServeToString(const MethodBinding& method, void* impl, WireFormat format,
+                                 std::string_view request) {
   std::string out;
-  method.serve_thrift(impl, format, args, &out);
+  if (format == WireFormat::kProto) {
+    method.serve_proto(impl, request, &out);
+  } else {
+    method.serve_thrift(impl, format, request, &out);
+  }
   return out;
 }
 

@@ -60,7 +60,7 @@ RequestNames RequestNamesOf() {
 }
 
 template <class S, std::size_t I>
-std::string ServeProto(void* impl, std::string_view request) {
+void ServeProto(void* impl, std::string_view request, std::string* out) {
   using M = MethodOf<S, I>;
   using R = typename M::Return;
   typename M::Params params{};
@@ -73,13 +73,12 @@ std::string ServeProto(void* impl, std::string_view request) {
   if (!status.ok()) ThrowBadRequest(status, "message", RequestNamesOf<M>());
   if constexpr (std::is_void_v<R>) {
     Apply<S, I>(impl, params);
-    return std::string();
   } else {
     R result = Apply<S, I>(impl, params);
     if constexpr (M::kProtoResponseIsReturn) {
-      return ProtoEncode(result);
+      ProtoEncodeAppend(result, out);
     } else {
-      return ProtoEncode(std::tuple<const R&>(result));
+      ProtoEncodeAppend(std::tuple<const R&>(result), out);
     }
   }
 }

@@ -131,10 +131,8 @@ struct Sides {
   LogLimiter no_answer_log;
 
   std::string CallLocal(const MethodBinding& method, std::string_view request) const {
-    HandlerOutcome outcome = RunHandler([&] {
-      return format == WireFormat::kProto ? method.serve_proto(local.get(), request)
-                                          : ServeThriftString(method, local.get(), format, request);
-    });
+    HandlerOutcome outcome =
+        RunHandler([&] { return ServeToString(method, local.get(), format, request); });
     if (outcome.code != StatusCode::kOk) throw RpcError(outcome.code, std::move(outcome.message));
     return std::move(outcome.reply);
   }

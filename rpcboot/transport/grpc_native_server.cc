@@ -93,6 +93,20 @@ constexpr std::chrono::seconds kLinger{2};
 constexpr uint32_t kStreamWindow = 1024 * 1024;
 // server.grpc_compression gzip: replies at least this long are compressed.
 constexpr std::size_t kCompressFrom = 1024;
+// A connection keeps the string of a finished call's request (its next request of at least
+// kSpareFrom bytes is gathered in it) and of its reply (the next reply is encoded in it), up to
+// kSpareKeptBytes each (and all connections' together within HoldSpare's bound), and lets them go
+// once no call has started or ended for kSpareFor: large calls in a row reuse warm memory rather
+// than taking fresh pages for each.
+constexpr std::size_t kSpareFrom = 64 * 1024;
+constexpr std::size_t kSpareKeptBytes = 4 << 20;
+constexpr auto kSpareFor = std::chrono::seconds(1);
+
+// A string kept for reuse, and the bytes of the spare bound it holds.
+struct SpareString {
+  std::string bytes;
+  std::size_t held = 0;
+};
 
 // "%" and the bytes outside printable ASCII, as %XX: a grpc-message value.
 std::string PercentEncode(std::string_view in) {
@@ -159,14 +173,21 @@ nghttp2_nv Header(std::string_view name, std::string_view value) {
                     value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
-// A gRPC message: its 5-byte prefix (compressed or not) and `bytes`.
-void AppendMessage(std::string* out, std::string_view bytes, bool compressed) {
-  const std::size_t n = bytes.size();
-  const char prefix[5] = {compressed ? '\1' : '\0', static_cast<char>(n >> 24),
-                          static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                          static_cast<char>(n)};
-  out->append(prefix, 5);
-  out->append(bytes);
+// A gRPC message's 5-byte prefix, at `at`: compressed or not, and its length `n`.
+void WriteMessagePrefix(char* at, std::size_t n, bool compressed) {
+  at[0] = compressed ? '\1' : '\0';
+  at[1] = static_cast<char>(n >> 24);
+  at[2] = static_cast<char>(n >> 16);
+  at[3] = static_cast<char>(n >> 8);
+  at[4] = static_cast<char>(n);
+}
+
+// A gRPC message: its prefix and `bytes`.
+std::string FramedMessage(std::string_view bytes, bool compressed) {
+  std::string out(5 + bytes.size(), '\0');
+  WriteMessagePrefix(out.data(), bytes.size(), compressed);
+  if (!bytes.empty()) std::memcpy(out.data() + 5, bytes.data(), bytes.size());
+  return out;
 }
 
 // What a stream asks for.
@@ -242,8 +263,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
   Http2Scanner scanner;  // floods nghttp2 would take (rpcboot/internal/http2_guard.h)
   ServerTlsSession tls;  // server.tls
   SteadyClock::time_point opened;
-  SteadyClock::time_point last_call;  // a call started or ended (for idle_timeout)
-  SteadyClock::time_point aged_at;    // when its age passed (GOAWAY sent)
+  SteadyClock::time_point last_call;       // a call started or ended (for idle_timeout)
+  SpareString spare_request, spare_reply;  // see kSpareKeptBytes; the loop's
+  SteadyClock::time_point aged_at;         // when its age passed (GOAWAY sent)
   SteadyClock::time_point linger_since;
   bool aged = false;
 
@@ -269,6 +291,7 @@ struct Call {
   int64_t started;  // for the method's CallStats
   bool gzip_reply;  // server.grpc_compression gzip, and the caller takes gzip
   CallMetadata metadata;
+  std::string reply_storage;  // the connection's spare reply string, for this reply
 };
 
 // A handler's answer on its way back to the connection's loop.
@@ -278,6 +301,8 @@ struct Answer {
   HandlerOutcome outcome;
   bool shed = false;            // refused before its handler ran
   bool compressed = false;      // outcome.reply is gzip
+  bool framed = false;          // outcome.reply starts with its 5-byte message prefix
+  std::string request;          // the call's request bytes, for the connection to reuse
   CallMetadata reply_metadata;  // what the handler added (ServerContext::AddReplyMetadata)
   const Route* route = nullptr;
   int64_t started = 0;  // for the method's CallStats
@@ -337,7 +362,7 @@ class Loop {
   void Serve(Connection& conn, Stream& stream);
   void Dispatch(Connection& conn, Stream& stream);
   std::optional<std::string> HealthService(Connection& conn, Stream& stream);
-  Answer Handle(const Call& call);
+  Answer Handle(Call& call);
   void Submit(std::shared_ptr<Call> call);
   static Answer Refused(const Call& call, StatusCode code, const std::string& why);
   bool RunReady();
@@ -349,9 +374,18 @@ class Loop {
   void Finish(Connection& conn, Stream& stream, StatusCode code, const std::string& message,
               CallMetadata metadata = {});
   void SendMessage(Connection& conn, Stream& stream, std::string_view bytes,
-                   bool compressed = false);
+                   bool compressed = false) {
+    SendFramed(conn, stream, FramedMessage(bytes, compressed), compressed);
+  }
+  // A message with its prefix in place, taken whole when nothing waits before it.
+  void SendFramed(Connection& conn, Stream& stream, std::string framed, bool compressed);
   void SubmitHeaders(Connection& conn, Stream& stream);
   void Release(Stream& stream);
+  // A connection's spare strings: `used` kept (emptied) when larger than `spare` and within
+  // kSpareKeptBytes and HoldSpare's bound; taken for use; let go.
+  void Keep(SpareString* spare, std::string* used);
+  std::string Take(SpareString* spare);
+  void Drop(SpareString* spare);
   // RESOURCE_EXHAUSTED: the requests held would pass server.grpc_memory_quota.
   std::string QuotaRefusal() const;
   void RefuseOverQuota(Connection& conn, Stream& stream);
@@ -495,6 +529,19 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
     } while (!held_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
     return true;
   }
+  // The connections' spare strings (kSpareKeptBytes), counted apart from the quota: all of them
+  // together hold at most a quarter of it (64 MiB with no quota), and requests never wait on
+  // them.
+  bool HoldSpare(std::size_t bytes) {
+    const std::size_t limit =
+        options_.grpc_memory_quota == 0 ? std::size_t{64} << 20 : options_.grpc_memory_quota / 4;
+    std::size_t now = spare_held_.load(std::memory_order_relaxed);
+    do {
+      if (now + bytes > limit) return false;
+    } while (!spare_held_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
+    return true;
+  }
+  void UnholdSpare(std::size_t bytes) { spare_held_.fetch_sub(bytes, std::memory_order_relaxed); }
   void Unhold(std::size_t bytes) {
     if (options_.grpc_memory_quota > 0) held_.fetch_sub(bytes, std::memory_order_relaxed);
   }
@@ -555,6 +602,7 @@ class NativeGrpcServerTransport final : public ServerTransport, private InPlaceM
   InPlaceMonitor monitor_{this};
   std::atomic<int> connections_{0};
   std::atomic<std::size_t> held_{0};
+  std::atomic<std::size_t> spare_held_{0};
   std::atomic<bool> accepting_stopped_{false};
   bool stopped_ = false;
   std::size_t next_loop_ = 0;  // loop 0's thread only
@@ -897,6 +945,10 @@ void Loop::Scan(SteadyClock::time_point now) {
       if (conn->aged && now - conn->aged_at > options.grpc_max_connection_age_grace) Close(conn);
       continue;
     }
+    if (now - conn->last_call > kSpareFor) {
+      Drop(&conn->spare_request);
+      Drop(&conn->spare_reply);
+    }
     if (conn->streams.empty() && now - conn->last_call > options.idle_timeout) {
       GoAway(*conn, "idle");
       Flush(conn);
@@ -1044,6 +1096,8 @@ void Loop::Close(const ConnectionPtr& conn) {
   if (conn->closed) return;
   conn->closed = true;
   for (auto& [id, stream] : conn->streams) Release(*stream);
+  Drop(&conn->spare_request);
+  Drop(&conn->spare_reply);
   // A call still with its handler keeps the connection object (its answer finds it closed).
   busy_.fetch_sub(conn->dispatched + (conn->writable_wait ? 1 : 0));
   conn->dispatched = 0;
@@ -1052,6 +1106,28 @@ void Loop::Close(const ConnectionPtr& conn) {
   ::close(conn->fd);
   connections_.erase(conn->fd);
   transport_->connections().fetch_sub(1);
+}
+
+void Loop::Keep(SpareString* spare, std::string* used) {
+  const std::size_t capacity = used->capacity();
+  if (capacity > kSpareKeptBytes || capacity <= spare->held) return;
+  if (!transport_->HoldSpare(capacity)) return;
+  Drop(spare);
+  used->clear();
+  spare->bytes = std::move(*used);
+  spare->held = capacity;
+}
+
+std::string Loop::Take(SpareString* spare) {
+  std::string taken = std::move(spare->bytes);
+  Drop(spare);
+  return taken;
+}
+
+void Loop::Drop(SpareString* spare) {
+  if (spare->held > 0) transport_->UnholdSpare(spare->held);
+  spare->held = 0;
+  spare->bytes = std::string();
 }
 
 void Loop::Release(Stream& stream) {
@@ -1244,6 +1320,9 @@ int Loop::OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::
       }
       stream->in_message = true;
       stream->message.clear();
+      if (stream->length >= kSpareFrom && conn.spare_request.held > stream->message.capacity()) {
+        stream->message = Take(&conn.spare_request);
+      }
     }
     std::size_t take = std::min(len, stream->length - stream->message.size());
     if (take > 0) {
@@ -1320,6 +1399,7 @@ int Loop::OnStreamClose(Connection& conn, int32_t stream_id) {
   // stays counted in conn.dispatched until then).
   conn.unsent -= stream.counted;
   conn.last_call = SteadyClock::now();
+  Keep(&conn.spare_reply, &stream.out);
   conn.streams.erase(it);
   return 0;
 }
@@ -1407,7 +1487,7 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
       Call{conn.shared_from_this(), stream.id, route, std::move(stream.complete.front()),
            std::move(stream.authorization), std::move(stream.traceparent),
            std::move(stream.tracestate), stream.shadow, stream.deadline, stream.started,
-           stream.accepts_gzip, std::move(stream.metadata)});
+           stream.accepts_gzip, std::move(stream.metadata), Take(&conn.spare_reply)});
   stream.complete.clear();
   if (route->run_inline ||  // server.inline_methods: never blocks, runs here, with no slot
       (transport_->MayRunHere() && route->runtime->MayRunInPlace())) {
@@ -1417,7 +1497,7 @@ void Loop::Dispatch(Connection& conn, Stream& stream) {
   }
 }
 
-Answer Loop::Handle(const Call& call) {
+Answer Loop::Handle(Call& call) {
   ServerContext context("grpc", call.conn->peer, call.deadline);
   // Set once, at the handshake, before any call: read here from any thread.
   if (call.conn->tls.certificate) *context.mutable_identity() = *call.conn->tls.certificate;
@@ -1427,29 +1507,41 @@ Answer Loop::Handle(const Call& call) {
   *context.mutable_metadata() = call.metadata;
   ServerContext::Scope scope(&context);
   Answer answer;
+  // The reply is encoded after room for its message prefix: sent as it is, with no copy.
+  std::string framed = std::move(call.reply_storage);
+  framed.assign(5, '\0');
   answer.outcome = RunHandler([&] {
     if (Refusal refusal = transport_->table().guard().Check(call.route->method->grpc_path, token,
                                                             context.mutable_identity());
         refusal.refused()) {
       throw RpcError(refusal.code, refusal.message);
     }
-    return call.route->method->serve_proto(call.route->impl, call.request);
+    call.route->method->serve_proto(call.route->impl, call.request, &framed);
+    return std::string();
   });
   answer.reply_metadata = context.TakeReplyMetadata();
   EndServerSpan(context, std::string_view(call.route->method->grpc_path).substr(1),
                 answer.outcome.code, answer.outcome.message);
-  // Compressed here, on the call's thread, not on the loop.
-  if (call.gzip_reply && answer.outcome.code == StatusCode::kOk &&
-      answer.outcome.reply.size() >= kCompressFrom) {
-    if (std::optional<std::string> gzip = GzipMessage(answer.outcome.reply)) {
-      answer.outcome.reply = *std::move(gzip);
-      answer.compressed = true;
+  if (answer.outcome.code == StatusCode::kOk) {
+    const std::string_view body = std::string_view(framed).substr(5);
+    // Compressed here, on the call's thread, not on the loop.
+    if (call.gzip_reply && body.size() >= kCompressFrom) {
+      if (std::optional<std::string> gzip = GzipMessage(body)) {
+        answer.outcome.reply = *std::move(gzip);
+        answer.compressed = true;
+      }
+    }
+    if (!answer.compressed) {
+      WriteMessagePrefix(framed.data(), body.size(), false);
+      answer.outcome.reply = std::move(framed);
+      answer.framed = true;
     }
   }
   answer.conn = call.conn;
   answer.stream_id = call.stream_id;
   answer.route = call.route;
   answer.started = call.started;
+  answer.request = std::move(call.request);
   return answer;
 }
 
@@ -1558,6 +1650,7 @@ void Loop::Deliver(Answer answer) {
   Connection& conn = *answer.conn;
   CallStats* stats = answer.route->runtime->grpc_stats;
   HandlerOutcome& outcome = answer.outcome;
+  if (!conn.closed) Keep(&conn.spare_request, &answer.request);
   Stream* stream = conn.closed ? nullptr : conn.StreamOf(answer.stream_id);
   if (stream == nullptr) {
     // The connection closed, or the client reset the stream (or gave up on its deadline),
@@ -1579,9 +1672,10 @@ void Loop::Deliver(Answer answer) {
   } else {
     const std::size_t limit = transport_->options().grpc_max_unsent_bytes;
     const std::size_t held = conn.unsent + (conn.wbuf.size() - conn.wbuf_sent);
-    if (held > 0 && held + outcome.reply.size() > limit) {
+    const std::size_t size = outcome.reply.size() - (answer.framed ? 5 : 0);
+    if (held > 0 && held + size > limit) {
       std::string what =
-          absl::StrCat("rpcboot: reply of ", outcome.reply.size(), " bytes not sent: ", held,
+          absl::StrCat("rpcboot: reply of ", size, " bytes not sent: ", held,
                        " bytes of earlier replies to this connection are still unread (limit ",
                        limit, ", server.grpc_max_unsent_bytes)");
       if (transport_->ShouldLogFlood()) Log(LogLevel::kWarning, "gRPC: " + conn.peer + ": " + what);
@@ -1589,7 +1683,11 @@ void Loop::Deliver(Answer answer) {
       Finish(conn, *stream, StatusCode::kResourceExhausted, what, std::move(answer.reply_metadata));
     } else {
       stats->Finish(answer.started, StatusCode::kOk);
-      SendMessage(conn, *stream, outcome.reply, answer.compressed);
+      if (answer.framed) {
+        SendFramed(conn, *stream, std::move(outcome.reply), false);
+      } else {
+        SendMessage(conn, *stream, outcome.reply, answer.compressed);
+      }
       Finish(conn, *stream, StatusCode::kOk, "", std::move(answer.reply_metadata));
     }
   }
@@ -1611,18 +1709,19 @@ void Loop::SubmitHeaders(Connection& conn, Stream& stream) {
   nghttp2_submit_response(conn.session, stream.id, headers, count, &body);
 }
 
-void Loop::SendMessage(Connection& conn, Stream& stream, std::string_view bytes, bool compressed) {
+void Loop::SendFramed(Connection& conn, Stream& stream, std::string framed, bool compressed) {
   if (stream.answered) return;
+  const std::size_t added = framed.size();
   if (stream.out_sent == stream.out.size()) {
-    stream.out.clear();
+    stream.out = std::move(framed);
     stream.out_sent = 0;
+  } else {
+    stream.out.append(framed);
   }
-  const std::size_t before = stream.out.size();
-  AppendMessage(&stream.out, bytes, compressed);
   // A compressed message needs grpc-encoding in the headers, which the first message sends.
   if (compressed && !stream.headers_sent) stream.reply_gzip = true;
-  stream.counted += stream.out.size() - before;
-  conn.unsent += stream.out.size() - before;
+  stream.counted += added;
+  conn.unsent += added;
   if (!stream.headers_sent) {
     SubmitHeaders(conn, stream);
   } else if (stream.deferred) {

@@ -926,7 +926,7 @@ void UnaryCall::Handle() {
         refusal.refused()) {
       throw RpcError(refusal.code, refusal.message);
     }
-    return route_->method->serve_proto(route_->impl, request);
+    return ServeToString(*route_->method, route_->impl, WireFormat::kProto, request);
   });
   EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
                 outcome.message);

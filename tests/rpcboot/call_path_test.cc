@@ -410,7 +410,8 @@ TEST(Binding, UndecodableRequestIsInvalidArgument) {
   auto impl = std::make_shared<RichServiceImpl>();
   const internal::MethodBinding* echo = internal::BindingOf<rich::RichService>().Find("Echo");
   try {
-    echo->serve_proto(impl.get(), std::string("\x0a\x05\x01", 3));
+    std::string reply;
+    echo->serve_proto(impl.get(), std::string("\x0a\x05\x01", 3), &reply);
     FAIL();
   } catch (const RpcError& e) {
     EXPECT_EQ(e.code(), StatusCode::kInvalidArgument);

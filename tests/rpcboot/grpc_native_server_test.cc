@@ -120,6 +120,49 @@ TEST_F(NativeGrpcServerTest, TheMemoryQuotaBoundsTheRequestBytesHeld) {
   }
 }
 
+// A connection reuses the strings of its last large request and reply for the next ones: calls
+// of different sizes in a row, and several at once on one connection, each come back whole
+// (nothing of an earlier, longer message shows through). The strings kept are bounded apart
+// from the memory quota: right after them, a request the quota allows is served.
+TEST_F(NativeGrpcServerTest, LargeCallsInARowEachComeBackWholeAndWhatTheyLeaveTakesNoQuota) {
+  ServerOptions options;
+  options.max_message_bytes = 8 << 20;
+  options.grpc_memory_quota = 5 << 20;
+  StartServer(options);
+  ChannelOptions large;
+  large.max_message_bytes = 8 << 20;
+  auto client = MakeClient<rich::RichService>(GrpcChannel(large));
+  const std::size_t sizes[] = {600 << 10, 5, 3 << 20, 70 << 10, 1 << 20, 64 << 10, 17};
+  for (std::size_t i = 0; i < std::size(sizes); ++i) {
+    rich::Scalars sent;
+    sent.i32 = static_cast<int32_t>(i);
+    sent.text.assign(sizes[i], static_cast<char>('a' + i));
+    sent.blob.assign(i * 1000, static_cast<uint8_t>(i));
+    rich::Scalars echoed = client->EchoScalars(sent);
+    EXPECT_EQ(echoed.i32, sent.i32);
+    EXPECT_TRUE(echoed.text == sent.text) << "call " << i << ": " << echoed.text.size() << " bytes";
+    EXPECT_TRUE(echoed.blob == sent.blob) << "call " << i;
+  }
+  std::vector<std::future<int>> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.push_back(std::async(std::launch::async, [client, t] {
+      int whole = 0;
+      for (int k = 0; k < 5; ++k) {
+        rich::Scalars sent;
+        sent.text.assign(static_cast<std::size_t>((t * 5 + k) * 50000 + 1),
+                         static_cast<char>('A' + t));
+        whole += client->EchoScalars(sent).text == sent.text ? 1 : 0;
+      }
+      return whole;
+    }));
+  }
+  for (auto& caller : callers) EXPECT_EQ(caller.get(), 5);
+  rich::Scalars within;
+  within.text.assign((9 << 20) / 2, 'q');  // 4.5 MiB of the 5 MiB quota
+  auto other = MakeClient<rich::RichService>(GrpcChannel(large));
+  EXPECT_EQ(other->EchoScalars(within).text.size(), within.text.size());
+}
+
 // A call's metadata is held in the memory quota with its request until the call is handled
 // (HPACK lets a peer name a long header again in a byte or two): past the quota the call is
 // refused naming the setting, and the bytes are given back.
