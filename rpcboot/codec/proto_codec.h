@@ -667,28 +667,23 @@ std::size_t ProtoByteSize(const T& value) {
   return internal::ProtoBodySize(value, cache, internal::FieldIndexes<T>{});
 }
 
-// Encodes `value` as a proto3 message body, replacing `*out`.
-template <class T>
-void ProtoEncode(const T& value, std::string* out) {
-  static_assert(internal::kIsMessage<T>,
-                "rpcboot: ProtoEncode takes an aggregate struct or a std::tuple");
-  internal::ProtoSizeCache cache;
-  constexpr auto kFields = internal::FieldIndexes<T>{};
-  std::size_t size = internal::ProtoBodySize(value, cache, kFields);
-  out->resize(size);
-  internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data()), kFields);
-}
-
 // Appends `value`, encoded as a proto3 message body, to `*out`.
 template <class T>
 void ProtoEncodeAppend(const T& value, std::string* out) {
   static_assert(internal::kIsMessage<T>,
-                "rpcboot: ProtoEncodeAppend takes an aggregate struct or a std::tuple");
+                "rpcboot: ProtoEncode takes an aggregate struct or a std::tuple");
   internal::ProtoSizeCache cache;
   constexpr auto kFields = internal::FieldIndexes<T>{};
   const std::size_t at = out->size();
   out->resize(at + internal::ProtoBodySize(value, cache, kFields));
   internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data() + at), kFields);
+}
+
+// Encodes `value` as a proto3 message body, replacing `*out`.
+template <class T>
+void ProtoEncode(const T& value, std::string* out) {
+  out->clear();
+  ProtoEncodeAppend(value, out);
 }
 
 template <class T>

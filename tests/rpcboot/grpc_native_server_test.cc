@@ -50,6 +50,17 @@ class NativeGrpcServerTest : public ::testing::Test {
   std::shared_ptr<Channel> GrpcChannel(ChannelOptions options = {}) {
     return MakeGrpcChannel("127.0.0.1:" + std::to_string(server_->grpc_port()), options);
   }
+  // A server and a client (on a channel of its own) that take messages of up to 8 MiB, the
+  // server holding up to `quota` bytes of requests.
+  std::shared_ptr<rich::RichService> LargeMessages(std::size_t quota) {
+    ServerOptions options;
+    options.max_message_bytes = 8 << 20;
+    options.grpc_memory_quota = quota;
+    if (!server_) StartServer(options);
+    ChannelOptions large;
+    large.max_message_bytes = 8 << 20;
+    return MakeClient<rich::RichService>(GrpcChannel(large));
+  }
 
   std::shared_ptr<RichServiceImpl> impl_ = std::make_shared<RichServiceImpl>();
   std::unique_ptr<Server> server_;
@@ -95,13 +106,7 @@ TEST_F(NativeGrpcServerTest, ALoopWhoseCallBlocksIsHandedToAnotherThread) {
 // whatever max_message_bytes allows: a request past it is answered RESOURCE_EXHAUSTED naming the
 // setting, and the bytes it held are free again for the next call.
 TEST_F(NativeGrpcServerTest, TheMemoryQuotaBoundsTheRequestBytesHeld) {
-  ServerOptions options;
-  options.max_message_bytes = 8 << 20;
-  options.grpc_memory_quota = 1 << 20;
-  StartServer(options);
-  ChannelOptions large;
-  large.max_message_bytes = 8 << 20;
-  auto client = MakeClient<rich::RichService>(GrpcChannel(large));
+  auto client = LargeMessages(1 << 20);
   rich::Scalars big;
   big.text.assign(2 << 20, 'a');
   try {
@@ -125,13 +130,7 @@ TEST_F(NativeGrpcServerTest, TheMemoryQuotaBoundsTheRequestBytesHeld) {
 // (nothing of an earlier, longer message shows through). The strings kept are bounded apart
 // from the memory quota: right after them, a request the quota allows is served.
 TEST_F(NativeGrpcServerTest, LargeCallsInARowEachComeBackWholeAndWhatTheyLeaveTakesNoQuota) {
-  ServerOptions options;
-  options.max_message_bytes = 8 << 20;
-  options.grpc_memory_quota = 5 << 20;
-  StartServer(options);
-  ChannelOptions large;
-  large.max_message_bytes = 8 << 20;
-  auto client = MakeClient<rich::RichService>(GrpcChannel(large));
+  auto client = LargeMessages(5 << 20);
   const std::size_t sizes[] = {600 << 10, 5, 3 << 20, 70 << 10, 1 << 20, 64 << 10, 17};
   for (std::size_t i = 0; i < std::size(sizes); ++i) {
     rich::Scalars sent;
@@ -159,7 +158,7 @@ TEST_F(NativeGrpcServerTest, LargeCallsInARowEachComeBackWholeAndWhatTheyLeaveTa
   for (auto& caller : callers) EXPECT_EQ(caller.get(), 5);
   rich::Scalars within;
   within.text.assign((9 << 20) / 2, 'q');  // 4.5 MiB of the 5 MiB quota
-  auto other = MakeClient<rich::RichService>(GrpcChannel(large));
+  auto other = LargeMessages(5 << 20);     // the same server, another connection
   EXPECT_EQ(other->EchoScalars(within).text.size(), within.text.size());
 }
 
