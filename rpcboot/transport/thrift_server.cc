@@ -205,6 +205,18 @@ std::string_view ReplyName(std::string_view name) {
 std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& header, int32_t type,
                        std::string_view body);
 
+// Starts a plain framed reply in *out (its storage reused): room for the frame's length, and the
+// message header of a reply of `type` to the call `header` describes. The struct goes after it;
+// FillFrameLength fills in the length.
+void StartPlainReply(const ThriftMessageHeader& header, int32_t type, std::string* out) {
+  out->assign(4, '\0');
+  AppendThriftMessageHeader(header.format, ReplyName(header.name), type, header.seqid, out);
+}
+// The frame in *out, its first 4 bytes kept for it: its length.
+void FillFrameLength(std::string* out) {
+  EncodeFrameLength(static_cast<uint32_t>(out->size() - 4), out->data());
+}
+
 // The THeader info headers a server reads (ParseTHeader copies only these, each once).
 bool ServerHeader(std::string_view key) {
   return key == kTimeoutHeader || key == kAuthorizationHeader || key == kTraceparentHeader ||
@@ -242,10 +254,7 @@ std::string Serve(std::string storage, const Route& route, const CallGuard& guar
   // framed once written.
   std::string reply = std::move(storage);
   reply.clear();
-  if (theader == nullptr) {
-    reply.assign(4, '\0');
-    AppendThriftMessageHeader(format, ReplyName(header.name), kThriftReply, header.seqid, &reply);
-  }
+  if (theader == nullptr) StartPlainReply(header, kThriftReply, &reply);
   const std::size_t result_at = reply.size();
   HandlerOutcome outcome = RunHandler([&] {
     if (Refusal refusal =
@@ -264,7 +273,7 @@ std::string Serve(std::string storage, const Route& route, const CallGuard& guar
     reply += ThriftErrorResult(format, outcome.code, outcome.message);
   }
   if (theader == nullptr) {  // plain framed: no place for reply metadata
-    EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
+    FillFrameLength(&reply);
     return reply;
   }
   CallMetadata reply_metadata = context.TakeReplyMetadata();
@@ -418,8 +427,8 @@ class Loop {
   bool FinishOnWorker(const ConnectionPtr& conn, std::string& reply, FrameBuffer* spare = nullptr);
   // Gives `conn` the buffer of its last frame, emptied, when it has none and it is not too big.
   static void Recycle(Connection& conn, FrameBuffer* spare);
-  // Keeps a written reply's string as conn.spare_out, emptied, when it has none and it is not
-  // too big.
+  // Keeps a written reply's string as conn.spare_out, emptied, when it is larger than the one
+  // kept and not too big.
   static void KeepReplyString(Connection& conn, std::string* written);
   // From any thread: stop taking frames, close idle connections, and (finally) stop.
   void PostDrain();
@@ -1552,15 +1561,15 @@ std::string ReplyFrame(const THeaderFrame* theader, const ThriftMessageHeader& h
   std::string reply;
   if (theader == nullptr) {
     reply.reserve(4 + 16 + header.name.size() + body.size());
-    reply.assign(4, '\0');
-    AppendThriftMessageHeader(header.format, ReplyName(header.name), type, header.seqid, &reply);
+    StartPlainReply(header, type, &reply);
     reply.append(body);
+    FillFrameLength(&reply);
   } else {
     reply = WrapTHeader(
         *theader, ThriftMessage(header.format, ReplyName(header.name), type, header.seqid, body));
     reply.insert(0, 4, '\0');
+    FillFrameLength(&reply);
   }
-  EncodeFrameLength(static_cast<uint32_t>(reply.size() - 4), reply.data());
   return reply;
 }
 
