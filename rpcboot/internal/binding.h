@@ -27,8 +27,8 @@ struct MethodBinding {
   std::string name;       // "GetShop": the Thrift message name
   std::string grpc_path;  // "/shop.ShopService/GetShop"
   bool idempotent = false;
-  // Decodes a proto request, calls the method on `impl` (the service interface) and returns the
-  // encoded proto response. Throws RpcError(kInvalidArgument) for a request that does not
+  // Decodes a proto request, calls the method on `impl` (the service interface) and appends the
+  // encoded proto response to *out. Throws RpcError(kInvalidArgument) for a request that does not
   // decode; lets the handler's exceptions through.
   void (*serve_proto)(void* impl, std::string_view request, std::string* out) = nullptr;
   // The same for a Thrift args struct; appends the result struct (success in field 0) to *out.

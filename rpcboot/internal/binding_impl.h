@@ -102,11 +102,17 @@ void ThriftWriteSuccess(P& p, const R* result) {
   p.writeStructEnd();
 }
 
+// Appends the result struct of `result` (null for void) to *out.
+template <class R>
+void ThriftAppendSuccess(WireFormat format, const R* result, std::string* out) {
+  ThriftWriteToString(format, out,
+                      [result](auto& protocol) { ThriftWriteSuccess(protocol, result); });
+}
+
 template <class R>
 std::string ThriftEncodeSuccess(WireFormat format, const R* result) {
   std::string out;
-  ThriftWriteToString(format, &out,
-                      [result](auto& protocol) { ThriftWriteSuccess(protocol, result); });
+  ThriftAppendSuccess(format, result, &out);
   return out;
 }
 
@@ -119,13 +125,10 @@ void ServeThrift(void* impl, WireFormat format, std::string_view args, std::stri
   if (!status.ok()) ThrowBadRequest(status, "struct", RequestNamesOf<M>());
   if constexpr (std::is_void_v<R>) {
     Apply<S, I>(impl, params);
-    ThriftWriteToString(format, out, [](auto& protocol) {
-      ThriftWriteSuccess(protocol, static_cast<const void*>(nullptr));
-    });
+    ThriftAppendSuccess<void>(format, nullptr, out);
   } else {
     R result = Apply<S, I>(impl, params);
-    ThriftWriteToString(format, out,
-                        [&result](auto& protocol) { ThriftWriteSuccess(protocol, &result); });
+    ThriftAppendSuccess(format, &result, out);
   }
 }
 
