@@ -59,24 +59,15 @@ void ThrowInvalidCompactType(int nibble) {
 
 void ThriftWireOutput::Grow(std::size_t n) {
   const auto used = static_cast<std::size_t>(cur_ - begin_);
-  const auto capacity = static_cast<std::size_t>(end_ - begin_);
-  // Half again past what is needed: the few bytes after a long string or list (the fields
-  // after it, the struct's end) fit without another copy of all of it.
-  const std::size_t needed = used + n;
-  std::size_t grown = std::max<std::size_t>({capacity * 2, needed + needed / 2, 1024});
-  auto* bigger = new uint8_t[grown];
-  if (used != 0) std::memcpy(bigger, begin_, used);
-  delete[] begin_;
-  begin_ = bigger;
-  cur_ = bigger + used;
-  end_ = bigger + grown;
-}
-
-void ThriftWireOutput::Trim() {
-  constexpr std::size_t kKept = 1 << 20;
-  if (static_cast<std::size_t>(end_ - begin_) <= kKept) return;
-  delete[] begin_;
-  begin_ = cur_ = end_ = nullptr;
+  // Past what is needed, half of what is written so far (from 256 bytes up to 64 KiB): many small
+  // values take few resizes, and the few bytes after a long string or list (the fields after it,
+  // the struct's end) fit without another. The string's capacity grows by doubling, so a string
+  // kept from an earlier message of this size resizes without allocating.
+  const std::size_t slack = std::clamp<std::size_t>((used - start_) / 2, 256, 64 * 1024);
+  out_->resize(used + n + slack);
+  begin_ = reinterpret_cast<uint8_t*>(out_->data());
+  cur_ = begin_ + used;
+  end_ = begin_ + out_->size();
 }
 
 void ThriftWireOutput::ThrowTooLong(std::size_t size) {

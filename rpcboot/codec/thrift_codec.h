@@ -583,31 +583,33 @@ void ThriftReadStruct(Protocol& protocol, T* value) {
 }
 
 namespace internal {
-// Both writers of this thread, reused by its encodes (no allocation per message once their
-// buffers have grown). An encode runs no user code, so none starts inside another.
+// Both writers of this thread, reused by its encodes (the compact writer's stack of field ids
+// allocates only once). An encode runs no user code, so none starts inside another.
 struct ThriftWriters {
   ThriftBinaryWriter binary;
   ThriftCompactWriter compact;
 };
 ThriftWriters& Writers();
 
-// Runs fn(writer) on this thread's writer of `format` and appends what it wrote to `*out`.
+// Runs fn(writer) on this thread's writer of `format`, which appends to `*out`; an encode that
+// throws leaves `*out` as it was.
 template <class Fn>
 void ThriftWriteToString(WireFormat format, std::string* out, Fn&& fn) {
   ThriftWriters& writers = Writers();
-  auto finish = [out](auto& writer) {
-    std::string_view bytes = writer.bytes();
-    out->append(bytes.data(), bytes.size());
-    writer.Trim();
+  auto run = [out, &fn](auto& writer) {
+    writer.Reset(out);
+    try {
+      fn(writer);
+    } catch (...) {
+      writer.Abandon();
+      throw;
+    }
+    writer.Finish();
   };
   if (format == WireFormat::kThriftCompact) {
-    writers.compact.Reset();
-    fn(writers.compact);
-    finish(writers.compact);
+    run(writers.compact);
   } else {
-    writers.binary.Reset();
-    fn(writers.binary);
-    finish(writers.binary);
+    run(writers.binary);
   }
 }
 }  // namespace internal

@@ -34,27 +34,37 @@ using apache::thrift::protocol::TType;
 
 // ---- writing ----
 
-// A growing output buffer, reused by the encodes of one thread. Values are written at `cur_`
-// after a check that `n` bytes fit.
+// Where a message is written: straight onto the end of a std::string (a reply's, after its
+// frame and message header), which grows as the values need room; no buffer of its own, so a
+// large message is neither copied once more nor kept in memory after it is sent. Values are
+// written at `cur_` after a check that `n` bytes fit.
 class ThriftWireOutput {
  public:
   ThriftWireOutput() = default;
   ThriftWireOutput(const ThriftWireOutput&) = delete;
   ThriftWireOutput& operator=(const ThriftWireOutput&) = delete;
 
-  // What has been written since Reset.
-  std::string_view bytes() const {
-    return std::string_view(reinterpret_cast<const char*>(begin_),
-                            static_cast<std::size_t>(cur_ - begin_));
+  // Ends the message: *out holds what it held before, then the message.
+  void Finish() {
+    out_->resize(static_cast<std::size_t>(cur_ - begin_));
+    out_ = nullptr;
   }
-  // Gives back a buffer a large message grew, keeping one that fits the usual ones.
-  void Trim();
+  // Ends a message that failed: *out holds only what it held before.
+  void Abandon() {
+    out_->resize(start_);
+    out_ = nullptr;
+  }
 
  protected:
-  ~ThriftWireOutput() { delete[] begin_; }
+  ~ThriftWireOutput() = default;
 
-  // Starts a message: the buffer is empty.
-  void ResetOutput() { cur_ = begin_; }
+  // Starts a message on the end of *out.
+  void ResetOutput(std::string* out) {
+    out_ = out;
+    start_ = out->size();
+    begin_ = reinterpret_cast<uint8_t*>(out->data());
+    cur_ = end_ = begin_ + start_;
+  }
 
   uint8_t* Room(std::size_t n) {
     if (static_cast<std::size_t>(end_ - cur_) < n) Grow(n);
@@ -81,6 +91,8 @@ class ThriftWireOutput {
  private:
   void Grow(std::size_t n);
 
+  std::string* out_ = nullptr;
+  std::size_t start_ = 0;  // out_'s size before the message
   uint8_t* begin_ = nullptr;
   uint8_t* end_ = nullptr;
 };
@@ -88,8 +100,8 @@ class ThriftWireOutput {
 // TBinaryProtocol's bytes (strict: no message header is written here), big-endian.
 class ThriftBinaryWriter : public ThriftWireOutput {
  public:
-  // Starts a message.
-  void Reset() { ResetOutput(); }
+  // Starts a message on the end of *out.
+  void Reset(std::string* out) { ResetOutput(out); }
 
   uint32_t writeStructBegin(const char*) { return 0; }
   uint32_t writeStructEnd() { return 0; }
@@ -202,9 +214,9 @@ constexpr uint8_t ThriftCompactType(TType type) {
 // TCompactProtocol's bytes: zigzag varints, field id deltas, a bool field's value in its header.
 class ThriftCompactWriter : public ThriftWireOutput {
  public:
-  // Starts a message (an encode that threw may have left a struct open).
-  void Reset() {
-    ResetOutput();
+  // Starts a message on the end of *out (an encode that threw may have left a struct open).
+  void Reset(std::string* out) {
+    ResetOutput(out);
     last_id_ = 0;
     bool_field_pending_ = false;
     depth_ = 0;

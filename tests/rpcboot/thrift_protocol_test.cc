@@ -97,6 +97,34 @@ TEST(ThriftProtocol, WritesThriftsBytesAtTheLimitsOfEachType) {
   ExpectSameBytes(c);
 }
 
+// The writers write straight onto the end of the caller's string (a reply's, after its frame
+// and message header): what it held stays, and what follows is Thrift's bytes, whatever room
+// the string had, for values small and large, one after another.
+TEST(ThriftProtocol, AppendsThriftsBytesAfterWhatTheStringHolds) {
+  testing::Randomizer random(22);
+  rich::Scalars large;
+  large.text = std::string(1 << 20, 't');  // one write past any room the string has
+  large.blob.assign(70000, 0x5a);
+  for (WireFormat format : kFormats) {
+    for (std::size_t reserved : {std::size_t{0}, std::size_t{16}, std::size_t{4 << 20}}) {
+      std::string out = "head";
+      out.reserve(reserved);
+      std::string expected = out;
+      for (int i = 0; i < 20; ++i) {
+        auto value = random.Make<rich::Everything>();
+        ThriftEncodeAppend(value, format, &out);
+        expected += testing::ThriftReferenceEncode(value, format);
+        if (i % 5 == 0) {
+          ThriftEncodeAppend(large, format, &out);
+          expected += testing::ThriftReferenceEncode(large, format);
+        }
+      }
+      ASSERT_EQ(out.size(), expected.size()) << Name(format) << ", " << reserved << " reserved";
+      EXPECT_TRUE(out == expected) << Name(format) << ", " << reserved << " reserved";
+    }
+  }
+}
+
 // Structs nested past the compact writer's inline stack of 64 field ids.
 TEST(ThriftProtocol, WritesThriftsBytesForDeepNesting) {
   rich::Everything root;
