@@ -590,19 +590,22 @@ struct ServerProcess {
   struct Usage {
     double cpu_seconds = 0;
     double user_seconds = 0;               // of cpu_seconds, in user space (the rest in the kernel)
+    long page_faults = 0;                  // minor: fresh pages mapped in
     std::map<std::string, long> switches;  // by thread id
   };
   Usage Used() const {
     Usage used;
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    // Fields after the command's closing parenthesis: state is field 3, minflt 10, utime 14,
+    // stime 15.
     std::size_t command_end = text.rfind(')');
     if (command_end == std::string::npos) return used;  // the process is gone
     std::istringstream fields(text.substr(command_end + 1));
     std::string field;
     long ticks[2] = {0, 0};  // utime, stime
     for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 10) used.page_faults = std::stol(field);
       if (i >= 14) ticks[i - 14] = std::stol(field);
     }
     const double tick = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
@@ -949,6 +952,7 @@ struct ServerCost {
   double cpu_seconds = 0;
   double user_seconds = 0;
   long switches = 0;
+  long page_faults = 0;
   long calls = 0;
   ServerProcess::Usage before;
 
@@ -962,6 +966,7 @@ struct ServerCost {
       }
       cpu_seconds += now.cpu_seconds - before.cpu_seconds;
       user_seconds += now.user_seconds - before.user_seconds;
+      page_faults += now.page_faults - before.page_faults;
       for (const auto& [thread, count] : now.switches) {
         auto then = before.switches.find(thread);
         switches += count - (then != before.switches.end() ? then->second : 0);
@@ -970,12 +975,14 @@ struct ServerCost {
   }
   std::string Text() const {
     if (calls == 0) return "";
-    char text[128];
-    std::snprintf(text, sizeof text,
-                  "  [server %.1f us (%.1f in user space), %.2f switches per call]",
-                  cpu_seconds * 1e6 / static_cast<double>(calls),
-                  user_seconds * 1e6 / static_cast<double>(calls),
-                  static_cast<double>(switches) / static_cast<double>(calls));
+    char text[160];
+    std::snprintf(
+        text, sizeof text,
+        "  [server %.1f us (%.1f in user space), %.2f switches, %.1f page faults per call]",
+        cpu_seconds * 1e6 / static_cast<double>(calls),
+        user_seconds * 1e6 / static_cast<double>(calls),
+        static_cast<double>(switches) / static_cast<double>(calls),
+        static_cast<double>(page_faults) / static_cast<double>(calls));
     return text;
   }
 };
