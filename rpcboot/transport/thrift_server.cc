@@ -1426,7 +1426,9 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
   thread_local char buffer[64 * 1024];
   std::size_t budget = kReadBudget;
   while (budget > 0 && !conn->closed && !conn->call_in_flight) {
-    // The rest of a large frame goes straight into its buffer.
+    // The rest of a large frame goes straight into its buffer, and so does the next frame of a
+    // connection that kept a large frame's buffer (Recycle): a client that keeps sending large
+    // calls has none of their bytes copied on the way in.
     char* into = buffer;
     std::size_t room = sizeof buffer;
     const std::size_t rest = LargeFrameRest(*conn);
@@ -1437,6 +1439,8 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
         Close(conn, "out of memory for its frame", LogLevel::kWarning);
         return true;
       }
+    } else if (conn->in.empty() && conn->skip == 0 && conn->in.capacity() > sizeof buffer) {
+      into = conn->in.Tail(conn->in.capacity(), &room);  // fits: allocates nothing
     }
     ssize_t got = conn->tls.ssl != nullptr ? ServerTlsRecv(conn->tls, conn->fd, into, room)
                                            : ::recv(conn->fd, into, room, 0);
@@ -1452,6 +1456,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
     if (got > 0) {
       budget -= std::min(budget, static_cast<std::size_t>(got));
       if (into != buffer) {
+        if (conn->in.empty()) conn->frame_start = now_;
         conn->in.Commit(static_cast<std::size_t>(got));
         conn->last_active = now_;
         if (!ProcessInput(conn, here)) return false;
