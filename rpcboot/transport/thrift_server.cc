@@ -344,6 +344,11 @@ struct Connection : std::enable_shared_from_this<Connection> {
   // loop, or the handler thread on the direct path). While set, the loop leaves `in` and `out`
   // alone and never closes the descriptor.
   std::atomic<bool> call_in_flight{false};
+  // Held by the handler thread on the direct path from re-arming EPOLLIN until it has cleared
+  // call_in_flight: a loop told the connection is readable while the flag is still set waits
+  // on it, rather than spin on the level-triggered event (and, on a busy machine, keep the very
+  // thread that would clear the flag off the CPU).
+  std::mutex rearm_mu;
   std::atomic<bool> hung_up{false};  // the peer is gone while a call ran: close when it ends
   bool closed = false;
   uint32_t events = 0;                  // registered with epoll
@@ -963,6 +968,7 @@ bool Loop::FinishOnWorker(const ConnectionPtr& conn, std::string& reply, FrameBu
   ev.data.fd = conn->fd;
   conn->events = EPOLLIN;
   busy_.fetch_sub(1);
+  std::lock_guard<std::mutex> rearming(conn->rearm_mu);
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn->fd, &ev) != 0) {
     // The loop dropped it (the peer hung up): let the loop close it.
     conn->call_in_flight = false;
@@ -1034,8 +1040,15 @@ bool Loop::Run() {
           continue;
         }
         if (events[i].events & EPOLLOUT) OnWritable(conn);
-        if (!conn->closed && (events[i].events & EPOLLIN) && !OnReadable(conn, true)) {
-          return false;  // handed off: the events not yet served are reported again
+        if (!conn->closed && (events[i].events & EPOLLIN)) {
+          // Readable while its call is in flight: the call's thread has armed EPOLLIN and is
+          // about to hand the connection back (FinishOnWorker).
+          if (conn->call_in_flight) {
+            std::lock_guard<std::mutex> handed_back(conn->rearm_mu);  // waits for it
+          }
+          if (!OnReadable(conn, true)) {
+            return false;  // handed off: the events not yet served are reported again
+          }
         }
       }
     }
