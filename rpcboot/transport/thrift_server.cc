@@ -47,6 +47,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -87,6 +88,10 @@ constexpr std::size_t kCompressedHead = 64 * 1024;
 constexpr std::size_t kReadBudget = 1 << 20;
 // A frame up to this size that arrived in pieces is served from a buffer each thread reuses.
 constexpr std::size_t kReusedFrameBytes = 64 * 1024;
+// A frame with at least this much still to come is waited for whole: the socket's low-water mark
+// (SO_RCVLOWAT) is set to the rest, so the loop wakes once when it is in rather than for each
+// piece the peer's window let through.
+constexpr std::size_t kWaitWholeBytes = 128 * 1024;
 constexpr auto kScanInterval = std::chrono::milliseconds(100);
 // A call a loop runs in place that is still running at two of the monitor's checks in a row
 // (InPlaceMonitor::kInterval apart) and is asleep in the kernel has blocked: the loop goes to
@@ -353,6 +358,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool closed = false;
   uint32_t events = 0;                  // registered with epoll
   SteadyClock::time_point frame_start;  // first byte of the frame being read
+  // Loop only (epoll): the socket's SO_RCVLOWAT while a large frame is being read (WaitForRest);
+  // 0 when it is the kernel's default of one byte.
+  std::size_t low_water = 0;
   SteadyClock::time_point write_start;  // first byte of the reply being written
   SteadyClock::time_point last_active;
   ServerTlsSession tls;  // server.tls
@@ -497,6 +505,9 @@ class Loop {
   // Of a frame over kReusedFrameBytes (and within the limit) of which kReusedFrameBytes are in:
   // the bytes still to come; else 0.
   std::size_t LargeFrameRest(const Connection& conn) const;
+  // Plaintext epoll loops: sets the socket's low-water mark to the rest of the frame being read
+  // when that is kWaitWholeBytes or more, else back to the default (one byte).
+  void WaitForRest(Connection& conn);
   // `frame`: the frame's bytes after its length, valid until this returns.
   // `buffer` or `owned`, when given, holds the frame's bytes and may be taken by a call sent to
   // the pool.
@@ -1480,7 +1491,7 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
       // the usual call costs no recv that only says EAGAIN.
       if (static_cast<std::size_t>(got) < room &&
           (conn->tls.ssl == nullptr || SSL_has_pending(conn->tls.ssl) == 0))
-        return true;
+        break;
       continue;
     }
     if (got == 0) {
@@ -1490,11 +1501,34 @@ bool Loop::OnReadable(const ConnectionPtr& conn, bool here) {
       return true;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
     Close(conn, absl::StrCat("read failed: ", std::strerror(errno)), LogLevel::kInfo);
     return true;
   }
+  // Also after the read budget ran out: a mark left at an earlier, larger rest would leave the
+  // rest that did arrive unreported.
+  if (!conn->closed && !conn->call_in_flight && conn->tls.ssl == nullptr) WaitForRest(*conn);
   return true;
+}
+
+void Loop::WaitForRest(Connection& conn) {
+  std::size_t rest = 0;
+  if (conn.skip == 0 && conn.in.size() >= 4) {
+    const std::size_t length = DecodeFrameLength(conn.in.data());
+    if (length <= server_->options().max_message_bytes && 4 + length > conn.in.size()) {
+      rest = 4 + length - conn.in.size();
+    }
+  }
+  if (rest < kWaitWholeBytes) rest = 0;
+  if (rest == conn.low_water) return;
+  // The kernel caps the mark at half its largest receive buffer (net.ipv4.tcp_rmem) and raises
+  // the socket's buffer to hold it; the loop is then woken with less than the rest, and sets
+  // the mark again to what is left.
+  const int mark =
+      rest == 0 ? 1
+                : static_cast<int>(std::min<std::size_t>(rest, std::numeric_limits<int>::max()));
+  if (::setsockopt(conn.fd, SOL_SOCKET, SO_RCVLOWAT, &mark, sizeof mark) != 0) rest = 0;
+  conn.low_water = rest;
 }
 
 std::size_t Loop::LargeFrameRest(const Connection& conn) const {
@@ -1547,6 +1581,12 @@ bool Loop::ProcessInput(const ConnectionPtr& conn, bool here) {
       continue;
     }
     if (conn->in.size() < 4 + std::size_t{length}) return true;  // wait for the rest
+    // The frame is in: the next one's first bytes must wake the loop (WaitForRest).
+    if (conn->low_water != 0) {
+      const int one = 1;
+      ::setsockopt(conn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+      conn->low_water = 0;
+    }
     // The frame leaves `in` before it is served (a call that blocks here hands the loop to
     // another thread, which may read on meanwhile): a large one alone in `in` takes its buffer
     // along, the others are copied out (a small one into a buffer this thread reuses).

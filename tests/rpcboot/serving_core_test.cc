@@ -512,6 +512,116 @@ TEST_F(ServingCoreTest, LargeFramesInPiecesAreEachServedWhole) {
   ::close(fd);
 }
 
+// While a large frame is coming the epoll loop waits for its whole rest (the socket's low-water
+// mark), and takes the mark down once the frame is in. Calls one after another, each waiting for
+// its reply, with pauses that let the server read a part and wait on the rest: a mark left up
+// would keep the small call after a large one (or a frame's last bytes) from ever being read.
+TEST_F(ServingCoreTest, AfterALargeFrameWaitedForWholeTheNextSmallCallIsRead) {
+  StartServer(ServerOptions{});
+  int fd = ConnectTo(server_->thrift_port());
+  ASSERT_GE(fd, 0);
+  // A mark left up shows as a reply that never comes: fail then rather than hang.
+  timeval limit{60, 0};
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0);
+  struct Call {
+    std::size_t text;               // the call's size, about
+    std::vector<std::size_t> cuts;  // where the sender pauses, in bytes from the frame's start
+  };
+  const Call calls[] = {
+      {600 * 1024, {70 * 1024}},                     // part read, rest waited for
+      {5, {}},                                       // small after large
+      {600 * 1024, {10 * 1024}},                     // less than 64 KiB in when the wait starts
+      {17, {}},                                      //
+      {3 * 1024 * 1024, {}},                         // whole, past one event's read budget
+      {9, {}},                                       //
+      {2 * 1024 * 1024, {100 * 1024, 1024 * 1024}},  // three parts: the mark holds
+      {3, {}},                                       //
+      {200 * 1024, {200 * 1024 - 50 * 1024}},        // under the size worth waiting for
+      {1, {}},
+  };
+  const auto format = WireFormat::kThriftCompact;
+  for (std::size_t i = 0; i < std::size(calls); ++i) {
+    rich::Scalars scalars;
+    scalars.i32 = static_cast<int32_t>(i);
+    scalars.text.assign(calls[i].text, static_cast<char>('a' + i));
+    std::string message = internal::ThriftMessage(format, "EchoScalars", internal::kThriftCall,
+                                                  static_cast<int32_t>(i + 1),
+                                                  ThriftEncode(std::make_tuple(scalars), format));
+    std::string bytes(4, '\0');
+    internal::EncodeFrameLength(static_cast<uint32_t>(message.size()), bytes.data());
+    bytes += message;
+    std::size_t at = 0;
+    std::vector<std::size_t> cuts = calls[i].cuts;
+    cuts.push_back(bytes.size());
+    for (std::size_t cut : cuts) {
+      if (at > 0) std::this_thread::sleep_for(std::chrono::milliseconds(30));  // shape, not time
+      internal::IoError sent;
+      ASSERT_TRUE(internal::SendFull(fd, std::string_view(bytes).substr(at, cut - at), &sent))
+          << "call " << i + 1;
+      at = cut;
+    }
+    internal::IoError error;
+    char prefix[4];
+    ASSERT_TRUE(internal::RecvFull(fd, prefix, 4, &error))
+        << "call " << i + 1 << " of " << bytes.size() << " bytes: no reply";
+    std::string body(internal::DecodeFrameLength(prefix), '\0');
+    ASSERT_TRUE(internal::RecvFull(fd, body.data(), body.size(), &error)) << "call " << i + 1;
+    internal::ThriftMessageHeader header;
+    ASSERT_TRUE(internal::ParseThriftHeader(body, &header).ok());
+    EXPECT_EQ(header.seqid, static_cast<int32_t>(i + 1));
+    ASSERT_EQ(header.type, internal::kThriftReply);
+    rich::Scalars echoed = internal::ThriftDecodeResult<rich::Scalars>(
+        std::string_view(body).substr(header.body_offset), format);
+    EXPECT_EQ(echoed.i32, scalars.i32);
+    EXPECT_TRUE(echoed.text == scalars.text) << "call " << i + 1;
+  }
+  ::close(fd);
+}
+
+// The same when the large call blocks where it runs and its loop goes on on another thread: the
+// mark comes down as the frame is taken, not when the loop next looks at the connection.
+TEST_F(ServingCoreTest, AfterALargeCallThatBlockedTheNextSmallCallIsRead) {
+  ServerOptions options;
+  options.io_threads = 1;
+  StartServer(options);
+  int fd = ConnectTo(server_->thrift_port());
+  ASSERT_GE(fd, 0);
+  timeval limit{60, 0};
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0);
+  const auto format = WireFormat::kThriftCompact;
+  auto notify = [&](int32_t seqid, int64_t id, std::size_t size) {
+    std::string message = internal::ThriftMessage(
+        format, "Notify", internal::kThriftCall, seqid,
+        ThriftEncode(std::make_tuple(id, std::string(size, 'n'), rich::Color::kBlue), format));
+    std::string bytes(4, '\0');
+    internal::EncodeFrameLength(static_cast<uint32_t>(message.size()), bytes.data());
+    return bytes + message;
+  };
+  auto reply_to = [&](int32_t seqid) {
+    internal::IoError error;
+    char prefix[4];
+    if (!internal::RecvFull(fd, prefix, 4, &error)) return false;
+    std::string body(internal::DecodeFrameLength(prefix), '\0');
+    internal::ThriftMessageHeader header;
+    return internal::RecvFull(fd, body.data(), body.size(), &error) &&
+           internal::ParseThriftHeader(body, &header).ok() && header.seqid == seqid &&
+           header.type == internal::kThriftReply;
+  };
+  const std::string large = notify(1, RichServiceImpl::kHeld, 700 * 1024);
+  internal::IoError sent;
+  ASSERT_TRUE(internal::SendFull(fd, std::string_view(large).substr(0, 80 * 1024), &sent));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // read, the rest waited for
+  ASSERT_TRUE(internal::SendFull(fd, std::string_view(large).substr(80 * 1024), &sent));
+  ASSERT_TRUE(impl_->WaitEntered(1));
+  // The loop's one thread is held by the call: another connection served shows the loop moved.
+  EXPECT_EQ(Client(Protocol::kThrift)->Count(), 1);
+  impl_->Release();
+  ASSERT_TRUE(reply_to(1)) << "the held call's reply";
+  ASSERT_TRUE(internal::SendFull(fd, notify(2, 1, 3), &sent));
+  EXPECT_TRUE(reply_to(2)) << "the small call after the large one was never read";
+  ::close(fd);
+}
+
 TEST_F(ServingCoreTest, IdleSocketsAtTheCapDoNotLockOutAWorkingClient) {
   ServerOptions options;
   options.max_connections = 40;
