@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "rpcboot/codec/proto_codec.h"
@@ -57,16 +59,37 @@ void ThrowInvalidCompactType(int nibble) {
   ThrowThriftDecodeError(absl::StrCat("invalid Thrift compact type ", nibble));
 }
 
+namespace {
+
+// Room past what a value needs: half of what the message holds so far (from 256 bytes up to 64
+// KiB), so many small values take few resizes, and the few bytes after a long string or list
+// (the fields after it, the struct's end) fit without another. The string's capacity grows by
+// doubling, so a string kept from an earlier message of this size resizes without allocating.
+std::size_t Slack(std::size_t written) {
+  return std::clamp<std::size_t>(written / 2, 256, 64 * 1024);
+}
+
+}  // namespace
+
 void ThriftWireOutput::Grow(std::size_t n) {
   const auto used = static_cast<std::size_t>(cur_ - begin_);
-  // Past what is needed, half of what is written so far (from 256 bytes up to 64 KiB): many small
-  // values take few resizes, and the few bytes after a long string or list (the fields after it,
-  // the struct's end) fit without another. The string's capacity grows by doubling, so a string
-  // kept from an earlier message of this size resizes without allocating.
-  const std::size_t slack = std::clamp<std::size_t>((used - start_) / 2, 256, 64 * 1024);
-  out_->resize(used + n + slack);
+  out_->resize(used + n + Slack(used - start_));
   begin_ = reinterpret_cast<uint8_t*>(out_->data());
   cur_ = begin_ + used;
+  end_ = begin_ + out_->size();
+}
+
+void ThriftWireOutput::GrowWith(const void* data, std::size_t size) {
+  // resize() zero-fills what it adds: for a 1 MiB string that is a second pass over 1 MiB. The
+  // bytes are appended instead (a copy, no fill), and only the slack after them is filled.
+  const auto used = static_cast<std::size_t>(cur_ - begin_);
+  const std::size_t total = used + size + Slack(used - start_);
+  out_->reserve(total);  // may move the bytes so far, as resize would
+  out_->resize(used);    // down to what is written: no fill
+  out_->append(static_cast<const char*>(data), size);
+  out_->resize(total);
+  begin_ = reinterpret_cast<uint8_t*>(out_->data());
+  cur_ = begin_ + used + size;
   end_ = begin_ + out_->size();
 }
 
@@ -142,6 +165,53 @@ bool ValidUtf8(const uint8_t* data, std::size_t size) {
       return false;
     }
     p += n;
+  }
+  return true;
+}
+
+std::string& ProtoDeferBuffer(std::size_t size) {
+  thread_local std::string buffer;
+  // Kept for the next message, unless it grew large for one with many small values.
+  if (buffer.capacity() > 64 * 1024 && size <= 64 * 1024) std::string().swap(buffer);
+  buffer.resize(size);
+  return buffer;
+}
+
+void ProtoAppendDeferred(const std::string& buffer, std::size_t written,
+                         const std::vector<ProtoSizeCache::Deferred>& deferred, std::size_t size,
+                         std::string* out) {
+  if (written != buffer.size()) {
+    throw std::logic_error(absl::StrCat("rpcboot: proto encode wrote ", written,
+                                        " bytes around its large values, sized ", buffer.size()));
+  }
+  out->reserve(out->size() + size);
+  std::size_t from = 0;
+  for (const ProtoSizeCache::Deferred& value : deferred) {
+    out->append(buffer, from, value.at - from);
+    out->append(value.data, value.size);
+    from = value.at;
+  }
+  out->append(buffer, from, written - from);
+}
+
+bool AssignValidUtf8(const uint8_t* data, std::size_t size, std::string* out) {
+  constexpr std::size_t kPiece = 16 * 1024;
+  if (size <= kPiece) {
+    if (!ValidUtf8(data, size)) return false;
+    out->assign(reinterpret_cast<const char*>(data), size);
+    return true;
+  }
+  out->clear();
+  out->reserve(size);
+  std::size_t at = 0;
+  while (at < size) {
+    // A piece ends before a byte that can start a character, so none is split: valid UTF-8 is
+    // then valid piece by piece, and a character cut short fails its piece.
+    std::size_t end = std::min(size, at + kPiece);
+    while (end < size && end > at && (data[end] & 0xC0) == 0x80) --end;
+    if (end == at || !ValidUtf8(data + at, end - at)) return false;
+    out->append(reinterpret_cast<const char*>(data) + at, end - at);
+    at = end;
   }
   return true;
 }

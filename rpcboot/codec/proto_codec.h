@@ -92,12 +92,36 @@ class ProtoSizeCache {
     return slot < kInline ? inline_[slot] : overflow_[slot - kInline];
   }
 
+  // String and bytes values of kDeferBytes or more. The size pass counts their bytes; a write
+  // pass that defers (Defer) leaves them out of the buffer it writes and records where each
+  // goes, and ProtoEncodeAppend appends them to the output around what was written: a 1 MiB
+  // string is copied once, into memory nothing filled first.
+  static constexpr std::size_t kDeferBytes = 16 * 1024;
+  struct Deferred {
+    std::size_t at;  // offset in the written buffer
+    const char* data;
+    std::size_t size;
+  };
+  void CountLarge(std::size_t size) { large_bytes_ += size; }
+  std::size_t large_bytes() const { return large_bytes_; }
+  void DeferFrom(const uint8_t* base) { defer_base_ = base; }
+  // True when the value is left out of the buffer (written by whoever called DeferFrom).
+  bool Defer(const uint8_t* at, const char* data, std::size_t size) {
+    if (defer_base_ == nullptr || size < kDeferBytes) return false;
+    deferred_.push_back({static_cast<std::size_t>(at - defer_base_), data, size});
+    return true;
+  }
+  const std::vector<Deferred>& deferred() const { return deferred_; }
+
  private:
   static constexpr std::size_t kInline = 32;
   std::size_t inline_[kInline];
   std::vector<std::size_t> overflow_;
   std::size_t count_ = 0;
   std::size_t read_ = 0;
+  std::size_t large_bytes_ = 0;
+  const uint8_t* defer_base_ = nullptr;
+  std::vector<Deferred> deferred_;
 };
 
 // Which proto shape a C++ type takes.
@@ -214,6 +238,7 @@ std::size_t ProtoElemSize(const T& v, ProtoSizeCache& cache) {
   } else if constexpr (kProtoPackable<T>) {
     return VarintSize(ProtoVarintOf(v));
   } else if constexpr (kIsString<T> || kIsBytes<T>) {
+    if (v.size() >= ProtoSizeCache::kDeferBytes) cache.CountLarge(v.size());
     return VarintSize(v.size()) + v.size();
   } else if constexpr (kIsMessage<T> || kIsContainer<T>) {
     // A struct is a message; a container here is a wrapper message holding it as field 1.
@@ -241,6 +266,7 @@ uint8_t* ProtoWriteElem(const T& v, ProtoSizeCache& cache, uint8_t* p) {
     return WriteVarint(ProtoVarintOf(v), p);
   } else if constexpr (kIsString<T> || kIsBytes<T>) {
     p = WriteVarint(v.size(), p);
+    if (cache.Defer(p, reinterpret_cast<const char*>(v.data()), v.size())) return p;
     if (!v.empty()) std::memcpy(p, v.data(), v.size());
     return p + v.size();
   } else if constexpr (kIsMessage<T> || kIsContainer<T>) {
@@ -466,9 +492,10 @@ bool ProtoReadElem(ProtoReader& r, T* v) {
     if (!r.ReadLength(&len)) return false;
     if constexpr (kIsString<T> || kIsBytes<T>) {
       if constexpr (kIsString<T>) {
-        if (!ValidUtf8(r.p, len)) return r.Fail("string field holds invalid UTF-8");
+        if (!AssignValidUtf8(r.p, len, v)) return r.Fail("string field holds invalid UTF-8");
+      } else {
+        v->assign(reinterpret_cast<const char*>(r.p), reinterpret_cast<const char*>(r.p) + len);
       }
-      v->assign(reinterpret_cast<const char*>(r.p), reinterpret_cast<const char*>(r.p) + len);
       r.p += len;
       return true;
     } else {
@@ -667,6 +694,29 @@ std::size_t ProtoByteSize(const T& value) {
   return internal::ProtoBodySize(value, cache, internal::FieldIndexes<T>{});
 }
 
+namespace internal {
+
+// A buffer of this thread, `size` bytes long, for the parts of a message around its deferred
+// values (ProtoSizeCache::Defer).
+std::string& ProtoDeferBuffer(std::size_t size);
+// Appends to *out the `written` bytes of `buffer` with the deferred values put back in between.
+void ProtoAppendDeferred(const std::string& buffer, std::size_t written,
+                         const std::vector<ProtoSizeCache::Deferred>& deferred, std::size_t size,
+                         std::string* out);
+
+// Writes a message of `size` bytes whose large values `cache` counted: `write(p)` writes the
+// rest from p on, the large values are appended to *out where they go.
+template <class Write>
+void ProtoEncodeAround(std::size_t size, ProtoSizeCache& cache, std::string* out, Write&& write) {
+  std::string& buffer = ProtoDeferBuffer(size - cache.large_bytes());
+  auto* base = reinterpret_cast<uint8_t*>(buffer.data());
+  cache.DeferFrom(base);
+  const uint8_t* end = write(base);
+  ProtoAppendDeferred(buffer, static_cast<std::size_t>(end - base), cache.deferred(), size, out);
+}
+
+}  // namespace internal
+
 // Appends `value`, encoded as a proto3 message body, to `*out`.
 template <class T>
 void ProtoEncodeAppend(const T& value, std::string* out) {
@@ -675,8 +725,17 @@ void ProtoEncodeAppend(const T& value, std::string* out) {
   internal::ProtoSizeCache cache;
   constexpr auto kFields = internal::FieldIndexes<T>{};
   const std::size_t at = out->size();
-  out->resize(at + internal::ProtoBodySize(value, cache, kFields));
-  internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data() + at), kFields);
+  const std::size_t size = internal::ProtoBodySize(value, cache, kFields);
+  if (cache.large_bytes() == 0) {
+    out->resize(at + size);
+    internal::ProtoWriteBody(value, cache, reinterpret_cast<uint8_t*>(out->data() + at), kFields);
+    return;
+  }
+  // resize() zero-fills what it adds, a second pass over every byte of a large value: the rest
+  // is written to a buffer instead, and the large values appended to *out between its parts.
+  internal::ProtoEncodeAround(size, cache, out, [&](uint8_t* p) {
+    return internal::ProtoWriteBody(value, cache, p, kFields);
+  });
 }
 
 // Encodes `value` as a proto3 message body, replacing `*out`.

@@ -402,10 +402,15 @@ void ThriftReadValue(P& p, T& v) {
     }
     v = static_cast<T>(x);
   } else if constexpr (kIsString<T>) {
-    p.readString(v);
-    if (!ValidUtf8(reinterpret_cast<const uint8_t*>(v.data()), v.size())) {
-      ThrowThriftDecodeError("string field holds invalid UTF-8");
+    bool valid;
+    if constexpr (kIsThriftWire<P>) {
+      std::string_view bytes = p.ReadBytes();
+      valid = AssignValidUtf8(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &v);
+    } else {
+      p.readString(v);
+      valid = ValidUtf8(reinterpret_cast<const uint8_t*>(v.data()), v.size());
     }
+    if (!valid) ThrowThriftDecodeError("string field holds invalid UTF-8");
   } else if constexpr (kIsBytes<T>) {
     if constexpr (kIsThriftWire<P>) {
       std::string_view bytes = p.ReadBytes();

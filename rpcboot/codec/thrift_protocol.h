@@ -79,9 +79,12 @@ class ThriftWireOutput {
     return 1;
   }
   uint32_t PutBytes(const void* data, std::size_t size) {
-    uint8_t* at = Room(size);
-    if (size != 0) std::memcpy(at, data, size);
-    cur_ = at + size;
+    if (static_cast<std::size_t>(end_ - cur_) < size) {
+      GrowWith(data, size);
+    } else if (size != 0) {
+      std::memcpy(cur_, data, size);
+      cur_ += size;
+    }
     return static_cast<uint32_t>(size);
   }
   [[noreturn]] static void ThrowTooLong(std::size_t size);
@@ -90,6 +93,8 @@ class ThriftWireOutput {
 
  private:
   void Grow(std::size_t n);
+  // Grow, with `data` written as the string grows rather than into room zero-filled first.
+  void GrowWith(const void* data, std::size_t size);
 
   std::string* out_ = nullptr;
   std::size_t start_ = 0;  // out_'s size before the message
@@ -161,7 +166,7 @@ class ThriftBinaryWriter : public ThriftWireOutput {
   uint32_t writeString(std::string_view s) { return writeBinary(s.data(), s.size()); }
   uint32_t writeBinary(const void* data, std::size_t size) {
     if (size > static_cast<std::size_t>(INT32_MAX)) ThrowTooLong(size);
-    uint8_t* at = Room(4 + size);
+    uint8_t* at = Room(4);  // the bytes make their own room (PutBytes)
     PutBig32(at, static_cast<uint32_t>(size));
     cur_ = at + 4;
     return 4 + PutBytes(data, size);
@@ -301,7 +306,7 @@ class ThriftCompactWriter : public ThriftWireOutput {
   uint32_t writeString(std::string_view s) { return writeBinary(s.data(), s.size()); }
   uint32_t writeBinary(const void* data, std::size_t size) {
     if (size > static_cast<std::size_t>(INT32_MAX)) ThrowTooLong(size);
-    Room(5 + size);
+    Room(5);  // the bytes make their own room (PutBytes)
     uint32_t n = PutVarint(static_cast<uint32_t>(size));
     return n + PutBytes(data, size);
   }

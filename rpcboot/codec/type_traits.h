@@ -140,6 +140,10 @@ constexpr bool EnumValueFits(std::int64_t v) {
 // and Go peers decode strings as UTF-8), so a string behaves the same over either wire. Bytes
 // belong in std::vector<uint8_t>.
 bool ValidUtf8(const uint8_t* data, std::size_t size);
+// Replaces *out with the `size` bytes at `data` if they are valid UTF-8; false (with *out holding
+// some of them) if not. A long string is checked and copied a piece at a time, each piece copied
+// while its check has it in cache: one pass over memory, not two.
+bool AssignValidUtf8(const uint8_t* data, std::size_t size, std::string* out);
 
 }  // namespace rpcboot::internal
 

@@ -243,6 +243,48 @@ TEST(CodecDifferential, DesignCardStyleRequest) {
   RunDifferential<rich::EchoRequest, rich_thrift::EchoRequest, rich_pb::EchoRequest>(25, 50);
 }
 
+// Strings and bytes of 16 KiB or more are appended to the output around the rest of the message
+// (ProtoSizeCache::Defer), and long strings are checked and copied a piece at a time
+// (AssignValidUtf8). Wherever they sit (nested, in lists, maps and optionals, next to short
+// ones, at and around 16 KiB, with characters of every length across each piece's end) the
+// bytes are still protoc's and thrift-compiler's, and decode to the same value.
+TEST(CodecDifferential, LargeStringsAndBytesAnywhereInAMessage) {
+  RandomOptions options;
+  options.max_unordered = 1;
+  options.uint64_keys_below_sign_bit = true;
+  Randomizer random(27, options);
+  auto text = [](std::size_t n, std::size_t salt) {
+    const char* characters[] = {"a", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x8d\x95"};
+    std::string s;
+    for (std::size_t i = salt; s.size() < n; ++i) s += characters[(i * 7 + i / 3) % 4];
+    return s;
+  };
+  const std::size_t sizes[] = {16383, 16384, 16385, 40000, 70001};
+  for (std::size_t i = 0; i < 10; ++i) {
+    SCOPED_TRACE("iteration " + std::to_string(i));
+    const std::size_t n = sizes[i % std::size(sizes)];
+    rich::Everything value = random.Make<rich::Everything>();
+    value.scalars.text = text(n, i);
+    value.scalars.blob.assign(n + i, static_cast<uint8_t>(0xf0 + i));
+    value.containers.names = {text(n, i + 1), "short", text(n + 3, i + 2)};
+    value.containers.labels[7] = text(n, i + 3);
+    value.containers.tags["k"] = {text(n, i + 4)};
+    value.optionals.maybe_text = text(n, i + 5);
+    value.optionals.maybe_blob = std::vector<uint8_t>(n, 0xff);
+    value.end = text(2 * n, i + 6);
+    rich::Everything child = random.Make<rich::Everything>();
+    child.scalars.text = text(n + 1, i + 7);
+    child.end = "tail";
+    value.children.push_back(std::move(child));
+    CheckProto<rich::Everything, rich_pb::Everything>(value);
+    CheckThrift<Compact, rich::Everything, rich_thrift::Everything>(value,
+                                                                    WireFormat::kThriftCompact);
+    CheckThrift<Binary, rich::Everything, rich_thrift::Everything>(value,
+                                                                   WireFormat::kThriftBinary);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
 // A method's argument list (std::tuple) is the Thrift args struct and the proto request message.
 TEST(CodecDifferential, ArgumentListsAreArgsStructsAndRequestMessages) {
   Randomizer random(26);

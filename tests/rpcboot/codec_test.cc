@@ -536,6 +536,60 @@ TEST(ProtoCodec, Utf8Validation) {
   }
 }
 
+// A long string is checked and copied 16 KiB at a time, each piece ending before a byte that can
+// start a character: the answer is ValidUtf8's for the whole, with characters of every length
+// and broken ones at and around each piece's end, and a valid string is copied whole.
+TEST(ProtoCodec, LongStringsAreCheckedPieceByPieceAsAWhole) {
+  const std::string inserts[] = {
+      "\xc3\xa9",
+      "\xe6\x97\xa5",
+      "\xf0\x9f\x8d\x95",  // valid, 2 to 4 bytes
+      "\xc0\x80",
+      "\xed\xa0\x80",  // overlong, surrogate
+      "\xe6\x97",
+      "\x80",
+      "\x80\x80\x80\x80\x80",              // cut short, lone continuation bytes
+      "\xf0\x9f\x8d\x95\xf0\x9f\x8d\x95",  // two 4-byte characters
+  };
+  int checked = 0;
+  for (std::size_t boundary : {std::size_t{16 * 1024}, std::size_t{32 * 1024}}) {
+    for (std::size_t at = boundary - 6; at <= boundary + 2; ++at) {
+      for (const std::string& insert : inserts) {
+        std::string text(40000, 'a');
+        text.replace(at, insert.size(), insert);
+        const auto* data = reinterpret_cast<const uint8_t*>(text.data());
+        std::string copied = "old";
+        const bool valid = internal::ValidUtf8(data, text.size());
+        EXPECT_EQ(internal::AssignValidUtf8(data, text.size(), &copied), valid)
+            << "at " << at << ", " << insert.size() << " bytes";
+        if (valid) {
+          EXPECT_TRUE(copied == text) << "at " << at;
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 9 * 9);
+  // Through both decoders: a string field of 40,000 bytes with a character across 16 KiB.
+  std::string text(40000, 'b');
+  text.replace(16 * 1024 - 1, 3, "\xe6\x97\xa5");
+  rich::Stamp stamp;
+  stamp.zone = text;
+  for (WireFormat format : {WireFormat::kThriftCompact, WireFormat::kThriftBinary}) {
+    rich::Stamp decoded;
+    ASSERT_TRUE(ThriftDecode(ThriftEncode(stamp, format), format, &decoded).ok());
+    EXPECT_TRUE(decoded.zone == text);
+  }
+  rich::Stamp decoded;
+  ASSERT_TRUE(ProtoDecode(ProtoEncode(stamp), &decoded).ok());
+  EXPECT_TRUE(decoded.zone == text);
+  stamp.zone[16 * 1024] = 'x';  // the character cut short at the piece's end
+  EXPECT_FALSE(ThriftDecode(ThriftEncode(stamp, WireFormat::kThriftCompact),
+                            WireFormat::kThriftCompact, &decoded)
+                   .ok());
+  EXPECT_FALSE(ProtoDecode(ProtoEncode(stamp), &decoded).ok());
+}
+
 // A Thrift peer's double does not fit every C++ float: out of range is an error, as an
 // out-of-range integer is; infinities and NaN stay what they are; rounding is fine.
 TEST(ThriftCodec, RejectsADoubleOutOfAFloatsRange) {
