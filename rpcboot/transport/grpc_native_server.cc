@@ -231,8 +231,9 @@ struct Stream {
   int64_t started = 0;    // for the method's CallStats
   // Reply messages not yet handed to nghttp2, and how the stream ends once they are out.
   std::string out;
-  std::size_t out_sent = 0;
-  std::size_t counted = 0;  // of `out`, in the connection's `unsent`
+  std::size_t out_sent = 0;    // framed: handed to nghttp2 (ReadReply)
+  std::size_t out_copied = 0;  // and copied onto the connection's write buffer (SendReplyData)
+  std::size_t counted = 0;     // of `out`, in the connection's `unsent`
   bool headers_sent = false;
   bool reply_gzip = false;  // grpc-encoding: gzip sent with the headers
   bool end_pending = false;
@@ -340,8 +341,11 @@ class Loop {
   int OnFrameRecv(Connection& conn, const nghttp2_frame* frame);
   int OnData(Connection& conn, int32_t stream_id, const uint8_t* data, std::size_t len);
   int OnStreamClose(Connection& conn, int32_t stream_id);
-  ssize_t ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::size_t length,
-                    uint32_t* flags);
+  // The DATA frame nghttp2 framed from the reply (ReadReply), its bytes copied straight from the
+  // stream's `out` onto the connection's write buffer.
+  int SendReplyData(Connection& conn, const nghttp2_frame& frame, const uint8_t* header,
+                    std::size_t length);
+  ssize_t ReadReply(Connection& conn, int32_t stream_id, std::size_t length, uint32_t* flags);
 
  private:
   void Accept();
@@ -645,9 +649,13 @@ int OnFrameSendCb(nghttp2_session* session, const nghttp2_frame* frame, void* us
 int OnStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
   return ConnOf(user_data).loop->OnStreamClose(ConnOf(user_data), stream_id);
 }
-ssize_t ReadReplyCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
-                    uint32_t* flags, nghttp2_data_source*, void* user_data) {
-  return ConnOf(user_data).loop->ReadReply(ConnOf(user_data), stream_id, buf, length, flags);
+ssize_t ReadReplyCb(nghttp2_session*, int32_t stream_id, uint8_t*, size_t length, uint32_t* flags,
+                    nghttp2_data_source*, void* user_data) {
+  return ConnOf(user_data).loop->ReadReply(ConnOf(user_data), stream_id, length, flags);
+}
+int SendReplyDataCb(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                    nghttp2_data_source*, void* user_data) {
+  return ConnOf(user_data).loop->SendReplyData(ConnOf(user_data), *frame, framehd, length);
 }
 
 class Callbacks {
@@ -660,6 +668,7 @@ class Callbacks {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks_, OnDataCb);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks_, OnStreamCloseCb);
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks_, OnFrameSendCb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks_, SendReplyDataCb);
     nghttp2_option_new(&option_);
     // nghttp2 ends a connection past 1,000 resets and 33 a second, whatever the client's other
     // calls: a client that cancels 1% of 30,000 calls a second would lose its connection within
@@ -1712,9 +1721,10 @@ void Loop::SubmitHeaders(Connection& conn, Stream& stream) {
 void Loop::SendFramed(Connection& conn, Stream& stream, std::string framed, bool compressed) {
   if (stream.answered) return;
   const std::size_t added = framed.size();
-  if (stream.out_sent == stream.out.size()) {
+  if (stream.out_copied == stream.out.size()) {
     stream.out = std::move(framed);
     stream.out_sent = 0;
+    stream.out_copied = 0;
   } else {
     stream.out.append(framed);
   }
@@ -1775,12 +1785,13 @@ void Loop::Finish(Connection& conn, Stream& stream, StatusCode code, const std::
   dirty_.push_back(conn.shared_from_this());
 }
 
-ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::size_t length,
-                        uint32_t* flags) {
+ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, std::size_t length, uint32_t* flags) {
   Stream* stream = conn.StreamOf(stream_id);
   if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  // The bytes are not copied here (into nghttp2's frame buffer, to be copied again onto the write
+  // buffer): SendReplyData copies them once, when nghttp2 sends the frame.
   std::size_t n = std::min(length, stream->out.size() - stream->out_sent);
-  std::memcpy(buf, stream->out.data() + stream->out_sent, n);
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   stream->out_sent += n;
   if (stream->out_sent < stream->out.size()) return static_cast<ssize_t>(n);
   conn.unsent -= stream->counted;  // a reply counts whole until its last byte is framed
@@ -1798,6 +1809,25 @@ ssize_t Loop::ReadReply(Connection& conn, int32_t stream_id, uint8_t* buf, std::
   // nghttp2 copies them: they need not outlive the call.
   nghttp2_submit_trailer(conn.session, stream_id, trailers.data(), trailers.size());
   return static_cast<ssize_t>(n);
+}
+
+int Loop::SendReplyData(Connection& conn, const nghttp2_frame& frame, const uint8_t* header,
+                        std::size_t length) {
+  // Held at kWriteBatch unsent, as Flush holds what it takes from nghttp2: the frame is asked
+  // for again once the socket has taken some.
+  if (conn.wbuf.size() - conn.wbuf_sent >= kWriteBatch) return NGHTTP2_ERR_WOULDBLOCK;
+  Stream* stream = conn.StreamOf(frame.hd.stream_id);
+  if (stream == nullptr || stream->out.size() - stream->out_copied < length) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream alone
+  }
+  const std::size_t padding = frame.data.padlen;  // none: no padding callback is set
+  conn.wbuf.reserve(conn.wbuf.size() + 9 + padding + length);
+  conn.wbuf.append(reinterpret_cast<const char*>(header), 9);
+  if (padding > 0) conn.wbuf.push_back(static_cast<char>(padding - 1));
+  conn.wbuf.append(stream->out, stream->out_copied, length);
+  if (padding > 1) conn.wbuf.append(padding - 1, '\0');
+  stream->out_copied += length;
+  return 0;
 }
 
 // The server stops serving: every watch gets NOT_SERVING and ends.
