@@ -269,6 +269,7 @@ TEST(CodecDifferential, LargeStringsAndBytesAnywhereInAMessage) {
     value.containers.names = {text(n, i + 1), "short", text(n + 3, i + 2)};
     value.containers.labels[7] = text(n, i + 3);
     value.containers.tags["k"] = {text(n, i + 4)};
+    value.containers.counts[text(n, i + 8)] = 5;  // a large map key
     value.optionals.maybe_text = text(n, i + 5);
     value.optionals.maybe_blob = std::vector<uint8_t>(n, 0xff);
     value.end = text(2 * n, i + 6);
