@@ -60,7 +60,8 @@
 // 10. payload (not in the default parts): EchoScalars with a text of each --sizes (64 B to
 //     1 MiB by default), echoed back, through the stock clients, each caller on its own
 //     connection: Thrift against rpcboot and TThreadedServer, gRPC against rpcboot's native
-//     server and the sync service; MB/s both ways and each server's CPU per call.
+//     server and the sync service, each protocol on server processes of its own; MB/s both
+//     ways and each server's CPU per call.
 //
 //   build/bench/serving_bench [--seconds=1.5] [--callers=1,8,64,512] [--idle=10000]
 //                             [--parts=throughput,replay,clients,mixed,scale,tls,observability,
@@ -1585,11 +1586,15 @@ void Compression(const char* self, double seconds, const std::vector<int>& calle
 // Messages of each size in `sizes` (a text field of that many bytes, echoed back) through the
 // stock clients, each caller on its own connection: Thrift against rpcboot and TThreadedServer,
 // gRPC against rpcboot's native server and the sync service; megabytes a second both ways, and
-// each server's CPU per call.
+// each server's CPU per call. Each protocol has server processes of its own: a large message's
+// buffers left in a process by one protocol's run would otherwise serve the other's (a stock
+// server's 1 MiB gRPC calls took 69-160 page faults each after its Thrift run, 300 without).
 void Payload(const char* self, double seconds, const std::vector<int>& callers, int rounds,
              const std::vector<int>& sizes) {
-  ServerProcess ours(self, "rpcboot");
-  ServerProcess stock(self, "stock");
+  ServerProcess ours_thrift(self, "rpcboot");
+  ServerProcess stock_thrift(self, "stock");
+  ServerProcess ours_grpc(self, "rpcboot");
+  ServerProcess stock_grpc(self, "stock");
   for (int size : sizes) {
     const std::string text(static_cast<std::size_t>(size), 'p');
     for (int n : callers) {
@@ -1601,12 +1606,13 @@ void Payload(const char* self, double seconds, const std::vector<int>& callers, 
         return [port, path, &text](int i) { return GrpcEchoCaller(port, i, path, text, false); };
       };
       std::vector<Measured> m = MeasureRounds(
-          rounds, {CountedLoad(stock, &cost[0], n, seconds, thrift(stock.thrift_port)),
-                   CountedLoad(ours, &cost[1], n, seconds, thrift(ours.thrift_port)),
-                   CountedLoad(stock, &cost[2], n, seconds,
-                               grpc(stock.grpc_port, "/rich_pb.RichService/EchoScalars")),
-                   CountedLoad(ours, &cost[3], n, seconds,
-                               grpc(ours.grpc_port, "/rich.RichService/EchoScalars"))});
+          rounds,
+          {CountedLoad(stock_thrift, &cost[0], n, seconds, thrift(stock_thrift.thrift_port)),
+           CountedLoad(ours_thrift, &cost[1], n, seconds, thrift(ours_thrift.thrift_port)),
+           CountedLoad(stock_grpc, &cost[2], n, seconds,
+                       grpc(stock_grpc.grpc_port, "/rich_pb.RichService/EchoScalars")),
+           CountedLoad(ours_grpc, &cost[3], n, seconds,
+                       grpc(ours_grpc.grpc_port, "/rich.RichService/EchoScalars"))});
       auto rate = [size](const Result& r) {
         char shown[64];
         std::snprintf(shown, sizeof shown, "%d B: %.1f MB/s  ", size,
