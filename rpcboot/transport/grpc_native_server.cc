@@ -89,8 +89,17 @@ constexpr std::chrono::milliseconds kTick{100};
 constexpr std::chrono::milliseconds kBusyFor{2};
 // How long a finished connection waits for its peer to close it.
 constexpr std::chrono::seconds kLinger{2};
-// The flow-control window each stream (and the connection) opens to the peer.
-constexpr uint32_t kStreamWindow = 1024 * 1024;
+// The flow-control window each stream opens to the peer: room for a whole request of
+// max_message_bytes and its prefix, at least 1 MiB; the connection's is four times that.
+// Received bytes are taken at once, and what they hold is counted against grpc_memory_quota as
+// they arrive, so the windows bound nothing that is not bounded already; a window just short of
+// a message would stall each such request a round trip (a request of 1 MiB and a few bytes,
+// against a 1 MiB window, waited for its WINDOW_UPDATE to send its last 9 bytes).
+uint32_t StreamWindow(std::size_t max_message_bytes) {
+  constexpr std::size_t kMost = (std::size_t{1} << 31) - 1;  // HTTP/2's largest
+  return static_cast<uint32_t>(std::clamp<std::size_t>(max_message_bytes + 1024, 1 << 20, kMost));
+}
+
 // server.grpc_compression gzip: replies at least this long are compressed.
 constexpr std::size_t kCompressFrom = 1024;
 // A connection keeps the string of a finished call's request (its next request of at least
@@ -877,12 +886,15 @@ void Loop::Open(int fd, std::string peer) {
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
        static_cast<uint32_t>(std::max(0, options.grpc_max_concurrent_streams))},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, StreamWindow(options.max_message_bytes)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxRequestHeaderBytes},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
   };
   nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 4);
-  nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0, 4 * kStreamWindow);
+  nghttp2_session_set_local_window_size(
+      conn->session, NGHTTP2_FLAG_NONE, 0,
+      static_cast<int32_t>(std::min<uint64_t>(4 * uint64_t{StreamWindow(options.max_message_bytes)},
+                                              (uint64_t{1} << 31) - 1)));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd;
