@@ -95,9 +95,10 @@ constexpr std::chrono::seconds kLinger{2};
 // they arrive, so the windows bound nothing that is not bounded already; a window just short of
 // a message would stall each such request a round trip (a request of 1 MiB and a few bytes,
 // against a 1 MiB window, waited for its WINDOW_UPDATE to send its last 9 bytes).
+constexpr std::size_t kMostWindow = (std::size_t{1} << 31) - 1;  // HTTP/2's largest
 uint32_t StreamWindow(std::size_t max_message_bytes) {
-  constexpr std::size_t kMost = (std::size_t{1} << 31) - 1;  // HTTP/2's largest
-  return static_cast<uint32_t>(std::clamp<std::size_t>(max_message_bytes + 1024, 1 << 20, kMost));
+  return static_cast<uint32_t>(
+      std::clamp<std::size_t>(max_message_bytes + 1024, 1 << 20, kMostWindow));
 }
 
 // server.grpc_compression gzip: replies at least this long are compressed.
@@ -883,18 +884,18 @@ void Loop::Open(int fd, std::string peer) {
     transport_->connections().fetch_sub(1);
     return;
   }
+  const uint32_t window = StreamWindow(options.max_message_bytes);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
        static_cast<uint32_t>(std::max(0, options.grpc_max_concurrent_streams))},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, StreamWindow(options.max_message_bytes)},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxRequestHeaderBytes},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
   };
   nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings, 4);
   nghttp2_session_set_local_window_size(
       conn->session, NGHTTP2_FLAG_NONE, 0,
-      static_cast<int32_t>(std::min<uint64_t>(4 * uint64_t{StreamWindow(options.max_message_bytes)},
-                                              (uint64_t{1} << 31) - 1)));
+      static_cast<int32_t>(std::min<std::size_t>(4 * std::size_t{window}, kMostWindow)));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd;

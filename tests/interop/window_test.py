@@ -2,11 +2,11 @@
 """The native gRPC server grants a request of the largest size room to arrive whole.
 
 A raw HTTP/2 peer (python3-h2) reads the server's SETTINGS and window, then sends three calls of
-EchoScalars at once on one connection, each a message of exactly max_message_bytes, every byte of every
-request before it reads anything more from the server: python3-h2 refuses to send past the
-windows the server granted, so a window short of a whole request fails the test (a request that
-has to wait for a WINDOW_UPDATE costs a round trip; before, a request of 1 MiB and a few bytes
-waited for one to send its last 9 bytes). Each reply must then carry its request's text.
+EchoScalars at once on one connection, each a message of exactly max_message_bytes, every byte
+of every request before it reads anything more from the server: python3-h2 refuses to send past
+the windows the server granted, so a window short of a whole request fails the test (a request
+that has to wait for a WINDOW_UPDATE costs a round trip; before, a request of 1 MiB and a few
+bytes waited for one to send its last 9 bytes). Each reply must then carry its request's text.
 Usage: window_test.py RICH_SERVER_BINARY
 """
 import sys
