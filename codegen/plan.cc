@@ -231,13 +231,23 @@ class Planner {
     }
   }
 
+  // Type names are compared folded (ProtoJsonKey): Go's generators, protoc's and Thrift's, turn
+  // `Foo_bar` and `FooBar` into one Go name, and the Java files of `Foobar` and `FooBar` are one
+  // file on a file system that ignores case (macOS's, Windows').
   void CheckTypeName(const Decl& decl, const char* kind, int file) {
-    type_group_.emplace(decl.name, GroupOf(file));
-    if (auto [it, inserted] = type_names_.emplace(decl.name, &decl); !inserted) {
-      diags_->Error(decl.loc, std::string(kind) + " '" + decl.cpp_name.substr(2) +
-                                  "' has the same IDL name '" + decl.name + "' as '" +
-                                  it->second->cpp_name.substr(2) +
-                                  "' (IDL names are unqualified); rename one of them");
+    type_group_.emplace(ProtoJsonKey(decl.name), GroupOf(file));
+    if (auto [it, inserted] = type_names_.emplace(ProtoJsonKey(decl.name), &decl); !inserted) {
+      const Decl& other = *it->second;
+      diags_->Error(decl.loc,
+                    std::string(kind) + " '" + decl.cpp_name.substr(2) +
+                        (other.name == decl.name
+                             ? "' has the same IDL name '" + decl.name + "' as '" +
+                                   other.cpp_name.substr(2) + "' (IDL names are unqualified)"
+                             : "' is named like '" + other.cpp_name.substr(2) +
+                                   "' but for case and underscores, which Go's generated code "
+                                   "(protoc's and Thrift's) and Java's files on a file system "
+                                   "that ignores case do not tell apart") +
+                        "; rename one of them");
     }
     if (decl.name == "RpcError") {
       diags_->Error(
@@ -305,7 +315,15 @@ class Planner {
     }
     for (const ServiceDecl& service : model_.services) {
       CheckTypeName(service, "service", service.header);
+      std::map<std::string, const MethodDecl*> folded;
       for (const MethodDecl& m : service.methods) {
+        if (auto [it, inserted] = folded.emplace(ProtoJsonKey(m.name), &m); !inserted) {
+          diags_->Error(m.loc, "methods '" + service.name + "::" + it->second->name + "' and '" +
+                                   service.name + "::" + m.name +
+                                   "' differ only in case or underscores, and Go's generated "
+                                   "clients (gRPC's and Thrift's) and gRPC's Java stubs give "
+                                   "them one name; rename one of them");
+        }
         if (IsThriftReserved(m.name)) {
           diags_->Error(
               m.loc,
@@ -335,6 +353,7 @@ class Planner {
     }
     // Group by group, each seeing what it and the groups before it declare, as its own run did:
     // an imported interface keeps the names its files already have.
+    // Message names are compared folded, as type names are (CheckTypeName).
     std::map<std::string, std::map<std::string, int>> wanted;  // package -> short name -> count
     std::map<std::string, std::set<std::string>> taken;        // package -> names given
     // (package, message name) -> the method it was made for, and its group
@@ -345,13 +364,13 @@ class Planner {
         if (GroupOf(service.header) != g) continue;
         for (std::size_t i = 0; i < service.methods.size(); ++i) {
           const MethodPlan& mp = plan_->methods[s][i];
-          if (!mp.request_is_param) ++wanted[service.package][service.methods[i].name + "Request"];
-          if (!mp.response_is_return)
-            ++wanted[service.package][service.methods[i].name + "Response"];
+          const std::string& name = service.methods[i].name;
+          if (!mp.request_is_param) ++wanted[service.package][ProtoJsonKey(name + "Request")];
+          if (!mp.response_is_return) ++wanted[service.package][ProtoJsonKey(name + "Response")];
         }
       }
       auto type_named = [&](const std::string& name) {
-        auto it = type_group_.find(name);
+        auto it = type_group_.find(ProtoJsonKey(name));
         return it != type_group_.end() && it->second <= g;
       };
       for (std::size_t s = 0; s < model_.services.size(); ++s) {
@@ -363,10 +382,10 @@ class Planner {
           auto name_for = [&](const std::string& suffix) {
             std::string short_name = m.name + suffix;
             std::string chosen = short_name;
-            if (wanted[service.package][short_name] != 1 || type_named(short_name)) {
+            if (wanted[service.package][ProtoJsonKey(short_name)] != 1 || type_named(short_name)) {
               chosen = service.name + short_name;
-              if (type_named(chosen) || wanted[service.package].count(chosen) != 0 ||
-                  !taken[service.package].insert(chosen).second) {
+              if (type_named(chosen) || wanted[service.package].count(ProtoJsonKey(chosen)) != 0 ||
+                  !taken[service.package].insert(ProtoJsonKey(chosen)).second) {
                 diags_->Error(m.loc, "cannot name the gRPC message for method '" + service.name +
                                          "::" + m.name + "': '" + short_name + "' and '" + chosen +
                                          "' are both taken by other types or methods of "
@@ -374,7 +393,7 @@ class Planner {
                                          service.package + "'; rename the method or the struct");
               }
             }
-            made.emplace(std::make_pair(service.package, chosen),
+            made.emplace(std::make_pair(service.package, ProtoJsonKey(chosen)),
                          std::make_pair(service.name + "::" + m.name, g));
             return chosen;
           };
@@ -387,7 +406,7 @@ class Planner {
     }
     // A type of a later group named like a message an imported interface already made.
     auto check = [&](const Decl& decl, int file) {
-      auto it = made.find({plan_->files[file].package, decl.name});
+      auto it = made.find({plan_->files[file].package, ProtoJsonKey(decl.name)});
       if (it == made.end() || it->second.second >= GroupOf(file)) return;
       const std::string& method = it->second.first;
       diags_->Error(decl.loc, "'" + decl.name +
@@ -499,8 +518,9 @@ class Planner {
   const Model& model_;
   Plan* plan_;
   Diagnostics* diags_;
+  // Keyed by the folded name (ProtoJsonKey).
   std::map<std::string, const Decl*> type_names_;
-  std::map<std::string, int> type_group_;  // type name -> group of the file that emits it
+  std::map<std::string, int> type_group_;  // -> group of the file that emits the type
   int groups_ = 0;
 };
 

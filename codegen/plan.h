@@ -61,6 +61,7 @@ std::string ThriftFieldName(const std::string& field, const std::string& owner);
 std::string RealText(double value, Kind kind);
 
 // The key under which protoc compares field names for JSON clashes: lowercase, no underscores.
+// Type, message and method names are compared under it too (Go and Java: plan.cc).
 std::string ProtoJsonKey(const std::string& name);
 
 // The Java package of an IDL package ("shop" -> "com.example.shop" with a prefix).

@@ -392,6 +392,34 @@ class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual a::Item Get(b:
               "has the same IDL name 'Item' as");
 }
 
+// Go's generated code (protoc's and Thrift's) gives names that differ only in case or underscores
+// one Go name; Java's files for them are one file where case is ignored.
+TEST(CodegenDiagnostics, TypeNamesEqualButForCase) {
+  ExpectError(RunOn("folded_type", R"(
+struct @FooBar { int32_t x; };
+struct Foo_bar { int32_t y; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual FooBar Get(Foo_bar f) = 0; };
+)"),
+              "struct 'FooBar' is named like 'Foo_bar' but for case and underscores");
+  ExpectError(RunOn("folded_service", R"(
+class RPCBOOT_SERVICE ShopApi { public: virtual ~ShopApi() = default; virtual void A() = 0; };
+class RPCBOOT_SERVICE @Shop_api { public: virtual ~Shop_api() = default; virtual void B() = 0; };
+)"),
+              "service 'Shop_api' is named like 'ShopApi' but for case and underscores");
+}
+
+TEST(CodegenDiagnostics, MethodNamesEqualButForCase) {
+  ExpectError(RunOn("folded_method", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual int32_t GetShop(int32_t id) = 0;
+  virtual int32_t @get_shop(int32_t id) = 0;
+};
+)"),
+              "methods 'S::GetShop' and 'S::get_shop' differ only in case or underscores");
+}
+
 TEST(CodegenDiagnostics, ThriftReservedMethodName) {
   ExpectError(RunOn("reserved_method", R"(
 class RPCBOOT_SERVICE S {

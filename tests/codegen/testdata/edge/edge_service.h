@@ -1,8 +1,9 @@
 // An interface at the edges of the IDL: fields named after keywords of the languages thrift and
 // protoc generate for, a field named like its struct, defaults that are not zero (some made by
 // braced lists), explicit field ids with removed (reserved) ones, optional parameters and
-// results, and two services of one package with the same method names. Its emitted files must
-// compile with thrift-compiler (cpp, java, py, go) and protoc (cpp, java, python).
+// results, and two services of one package with the same method names (or the same but for case
+// and underscores). Its emitted files must compile with thrift-compiler (cpp, java, py, go) and
+// protoc (cpp, java, python, go).
 #pragma once
 
 #include <cstdint>
@@ -109,12 +110,15 @@ class RPCBOOT_SERVICE Catalog {
 };
 
 // Same method names as Catalog: its messages are named CatalogGetRequest / StockGetRequest,
-// whatever the order of the two classes.
+// whatever the order of the two classes. So are those of get_old, named like Catalog's GetOld but
+// for case and underscores (CatalogGetOldRequest, Stockget_oldRequest), which Go's generated
+// code would not tell apart (GetOldRequest).
 class RPCBOOT_SERVICE Stock {
  public:
   virtual ~Stock() = default;
   virtual int32_t Get(int64_t sku) = 0;
   virtual void Find(const std::string& title) = 0;
+  virtual int32_t get_old(int64_t sku) = 0;
   // Parameters named like the locals of thrift-compiler's clients (C++, Java, Go).
   virtual void Track(int32_t seqid, int32_t cseqid, int32_t sentry, int32_t client,
                      int32_t resultHandler, int32_t protocolFactory, int32_t transport,
