@@ -281,6 +281,36 @@ class Planner {
                                  "('user_id' and 'userId' are one name to it); rename one of them");
       }
     }
+    CheckCppAccessors(fields, what);
+  }
+
+  // protoc's C++ code names a field's accessors after its lowercased name, and gives a list or
+  // map field `x` an x_size() and a field with presence (a struct, an optional, a default that is
+  // not zero: `optional` in the .proto) a has_x(): a field named x_size or has_x beside it
+  // declares the same method again, and the generated header does not compile.
+  void CheckCppAccessors(const std::vector<FieldDecl>& fields, const std::string& what) {
+    auto lower = [](std::string name) {
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return name;
+    };
+    std::map<std::string, const FieldDecl*> by_name;
+    for (const FieldDecl& f : fields) by_name.emplace(lower(f.name), &f);
+    auto clash = [&](const std::string& method, const FieldDecl& owner, const char* kind) {
+      auto it = by_name.find(method);
+      if (it == by_name.end()) return;
+      diags_->Error(it->second->loc, "'" + it->second->name + "' of " + what +
+                                         " is named like the " + method +
+                                         "() protoc's C++ code gives " + kind + " '" + owner.name +
+                                         "', and that code would not compile; rename one of them");
+    };
+    for (const FieldDecl& f : fields) {
+      const Kind kind = f.type.kind;
+      if (kind == Kind::kList || kind == Kind::kMap) {
+        clash(lower(f.name) + "_size", f, kind == Kind::kList ? "list field" : "map field");
+      }
+      if (kind == Kind::kStruct || kind == Kind::kOptional || f.initial.nonzero)
+        clash("has_" + lower(f.name), f, "field");
+    }
   }
 
   void CheckFiles() {

@@ -420,6 +420,40 @@ class RPCBOOT_SERVICE S {
               "methods 'S::GetShop' and 'S::get_shop' differ only in case or underscores");
 }
 
+// protoc's C++ code gives a list `items` an items_size() and a field with presence `coupon`
+// a has_coupon(): fields of those names beside them would declare them twice.
+TEST(CodegenDiagnostics, FieldsNamedLikeProtocAccessors) {
+  ExpectError(RunOn("size_accessor", R"(
+struct Cart { std::vector<int64_t> items; int32_t @items_size = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Cart c) = 0; };
+)"),
+              "'items_size' of struct 'Cart' is named like the items_size() protoc's C++ code "
+              "gives list field 'items'");
+  ExpectError(RunOn("has_accessor", R"(
+struct Coupon { int32_t percent = 0; };
+struct Order { bool @has_coupon = false; std::optional<Coupon> coupon; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Order o) = 0; };
+)"),
+              "'has_coupon' of struct 'Order' is named like the has_coupon() protoc's C++ code "
+              "gives field 'coupon'");
+  ExpectError(RunOn("size_of_param", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual void Put(std::map<std::string, int32_t> Tags, int32_t @tags_size) = 0;
+};
+)"),
+              "'tags_size' of method 'S::Put' (parameters) is named like the tags_size() "
+              "protoc's C++ code gives map field 'Tags'");
+  // A default that is not zero makes the field `optional` in the .proto: it has presence too.
+  ExpectError(RunOn("has_nonzero", R"(
+struct Page { int32_t size = 20; bool @has_size = false; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Page p) = 0; };
+)"),
+              "'has_size' of struct 'Page' is named like the has_size() protoc's C++ code gives "
+              "field 'size'");
+}
+
 TEST(CodegenDiagnostics, ThriftReservedMethodName) {
   ExpectError(RunOn("reserved_method", R"(
 class RPCBOOT_SERVICE S {
