@@ -281,35 +281,55 @@ class Planner {
                                  "('user_id' and 'userId' are one name to it); rename one of them");
       }
     }
-    CheckCppAccessors(fields, what);
+    CheckGeneratedAccessors(fields, what);
   }
 
-  // protoc's C++ code names a field's accessors after its lowercased name, and gives a list or
-  // map field `x` an x_size() and a field with presence (a struct, an optional, a default that is
-  // not zero: `optional` in the .proto) a has_x(): a field named x_size or has_x beside it
-  // declares the same method again, and the generated header does not compile.
-  void CheckCppAccessors(const std::vector<FieldDecl>& fields, const std::string& what) {
+  // Accessors the IDL compilers generate for one field can be another field's:
+  //   - protoc's C++ code names them after the lowercased name, and gives a list or map `x` an
+  //     x_size() and a field with presence (a struct, an optional, a default that is not zero:
+  //     `optional` in the .proto) a has_x(): so a field x_size or has_x;
+  //   - thrift-compiler's Java capitalizes the first letter, and gives a list or map `x`
+  //     getXSize() and a list getXIterator(): so a field xSize or xIterator.
+  // Either declares a method twice, and the generated code does not compile.
+  void CheckGeneratedAccessors(const std::vector<FieldDecl>& fields, const std::string& what) {
     auto lower = [](std::string name) {
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       return name;
     };
-    std::map<std::string, const FieldDecl*> by_name;
-    for (const FieldDecl& f : fields) by_name.emplace(lower(f.name), &f);
-    auto clash = [&](const std::string& method, const FieldDecl& owner, const char* kind) {
-      auto it = by_name.find(method);
-      if (it == by_name.end()) return;
+    auto capitalized = [](std::string name) {
+      if (!name.empty())
+        name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
+      return name;
+    };
+    std::map<std::string, const FieldDecl*> by_lower, by_capitalized;
+    for (const FieldDecl& f : fields) {
+      by_lower.emplace(lower(f.name), &f);
+      by_capitalized.emplace(capitalized(f.name), &f);
+    }
+    auto clash = [&](const std::map<std::string, const FieldDecl*>& names, const std::string& name,
+                     const std::string& method, const char* compiler, const FieldDecl& owner) {
+      auto it = names.find(name);
+      if (it == names.end()) return;
+      const char* kind = owner.type.kind == Kind::kList  ? "list "
+                         : owner.type.kind == Kind::kMap ? "map "
+                                                         : "";
       diags_->Error(it->second->loc, "'" + it->second->name + "' of " + what +
-                                         " is named like the " + method +
-                                         "() protoc's C++ code gives " + kind + " '" + owner.name +
+                                         " is named like the " + method + "() " + compiler +
+                                         " gives " + kind + "field '" + owner.name +
                                          "', and that code would not compile; rename one of them");
     };
     for (const FieldDecl& f : fields) {
       const Kind kind = f.type.kind;
+      const std::string low = lower(f.name), cap = capitalized(f.name);
       if (kind == Kind::kList || kind == Kind::kMap) {
-        clash(lower(f.name) + "_size", f, kind == Kind::kList ? "list field" : "map field");
+        clash(by_lower, low + "_size", low + "_size", "protoc's C++ code", f);
+        clash(by_capitalized, cap + "Size", "get" + cap + "Size", "thrift-compiler's Java", f);
       }
+      if (kind == Kind::kList)
+        clash(by_capitalized, cap + "Iterator", "get" + cap + "Iterator", "thrift-compiler's Java",
+              f);
       if (kind == Kind::kStruct || kind == Kind::kOptional || f.initial.nonzero)
-        clash("has_" + lower(f.name), f, "field");
+        clash(by_lower, "has_" + low, "has_" + low, "protoc's C++ code", f);
     }
   }
 

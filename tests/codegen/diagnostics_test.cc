@@ -421,7 +421,8 @@ class RPCBOOT_SERVICE S {
 }
 
 // protoc's C++ code gives a list `items` an items_size() and a field with presence `coupon`
-// a has_coupon(): fields of those names beside them would declare them twice.
+// a has_coupon(), thrift-compiler's Java a list getItemsSize() and getItemsIterator(): fields
+// of those names beside them would declare them twice.
 TEST(CodegenDiagnostics, FieldsNamedLikeProtocAccessors) {
   ExpectError(RunOn("size_accessor", R"(
 struct Cart { std::vector<int64_t> items; int32_t @items_size = 0; };
@@ -452,6 +453,22 @@ class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Page 
 )"),
               "'has_size' of struct 'Page' is named like the has_size() protoc's C++ code gives "
               "field 'size'");
+  // thrift-compiler's Java gives a list `items` getItemsSize() and getItemsIterator().
+  ExpectError(RunOn("java_size", R"(
+struct Cart { std::vector<int64_t> items; int32_t @itemsSize = 0; };
+class RPCBOOT_SERVICE S { public: virtual ~S() = default; virtual void Put(Cart c) = 0; };
+)"),
+              "'itemsSize' of struct 'Cart' is named like the getItemsSize() thrift-compiler's "
+              "Java gives list field 'items'");
+  ExpectError(RunOn("java_iterator", R"(
+class RPCBOOT_SERVICE S {
+ public:
+  virtual ~S() = default;
+  virtual void Put(std::vector<std::string> lines, int64_t @LinesIterator) = 0;
+};
+)"),
+              "'LinesIterator' of method 'S::Put' (parameters) is named like the "
+              "getLinesIterator() thrift-compiler's Java gives list field 'lines'");
 }
 
 TEST(CodegenDiagnostics, ThriftReservedMethodName) {
