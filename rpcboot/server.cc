@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -76,6 +78,41 @@ std::string MethodTable::ThriftUnknownReason(std::string_view message_name) cons
                       "): call it by its multiplexed name, '<service>:", name, "'");
 }
 
+void MethodTable::Intercept(const ServerContext& context, std::string_view method,
+                            absl::FunctionRef<void()> serve) const {
+  // Interceptor i's proceed runs interceptor i + 1, the last one's the handler. A handler that
+  // threw left no reply to send: its error stands even when an interceptor swallowed it.
+  std::exception_ptr failed;
+  std::function<void(std::size_t)> run = [&](std::size_t i) {
+    if (i == interceptors_.size()) {
+      try {
+        serve();
+      } catch (...) {
+        failed = std::current_exception();
+        throw;
+      }
+      return;
+    }
+    bool proceeded = false;
+    const std::function<void()> proceed = [&] {
+      if (proceeded) {
+        throw RpcError(StatusCode::kInternal, absl::StrCat("rpcboot: server interceptor ", i + 1,
+                                                           " called proceed twice"));
+      }
+      proceeded = true;
+      run(i + 1);
+    };
+    interceptors_[i](context, method, proceed);
+    if (!proceeded) {
+      throw RpcError(StatusCode::kInternal,
+                     absl::StrCat("rpcboot: server interceptor ", i + 1,
+                                  " returned without calling proceed for ", std::string(method)));
+    }
+  };
+  run(0);
+  if (failed) std::rethrow_exception(failed);
+}
+
 const Route* MethodTable::FindGrpc(std::string_view path) const {
   auto it = grpc_.find(path);
   return it == grpc_.end() ? nullptr : &it->second;
@@ -128,6 +165,7 @@ absl::Status Server::Start() {
       internal::CallGuard::Make(impl_->options_.auth);
   if (!guard.ok()) return guard.status();
   impl_->table_->set_guard(*std::move(guard));
+  impl_->table_->set_interceptors(impl_->options_.interceptors);
   const ServerOptions& options = impl_->options_;
   int threads = options.handler_threads > 0
                     ? options.handler_threads

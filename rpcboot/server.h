@@ -23,8 +23,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,6 +34,22 @@
 #include "rpcboot/security.h"
 
 namespace rpcboot {
+
+class ServerContext;
+
+// Code of yours around the handler of every call, on both protocols: logging, a per-tenant
+// quota, a thread-local the handler reads. It runs on the handler's thread once the call is
+// admitted and its caller authorized (ServerOptions::auth), with the call's context (metadata,
+// identity, deadline) and its method ("/shop.ShopService/GetShop"). `proceed()` runs the
+// interceptors after it and then the handler (the request's decoding and the reply's encoding
+// included), and throws what they throw: an interceptor sees the handler's RpcError and may
+// catch it, throw another or let it pass. Throwing RpcError before or after proceed fails the
+// call with that code and message (any other exception: INTERNAL). A failed handler leaves no
+// reply to send, so its error stands even when an interceptor catches it and returns. Returning
+// without calling proceed fails the call with INTERNAL naming the method; a second call of
+// proceed throws.
+using ServerInterceptor = std::function<void(const ServerContext& call, std::string_view method,
+                                             const std::function<void()>& proceed)>;
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
@@ -124,6 +142,9 @@ struct ServerOptions {
   TlsOptions tls;
   // Who may call what: tokens, required identity, an allow list, your own check.
   AuthOptions auth;
+  // Run around every handler, the first listed outermost (see ServerInterceptor). Health
+  // checks and reflection do not pass through them.
+  std::vector<ServerInterceptor> interceptors;
 };
 
 class Server {

@@ -1533,12 +1533,9 @@ Answer Loop::Handle(Call& call) {
   std::string framed = std::move(call.reply_storage);
   framed.assign(5, '\0');
   answer.outcome = RunHandler([&] {
-    if (Refusal refusal = transport_->table().guard().Check(call.route->method->grpc_path, token,
-                                                            context.mutable_identity());
-        refusal.refused()) {
-      throw RpcError(refusal.code, refusal.message);
-    }
-    call.route->method->serve_proto(call.route->impl, call.request, &framed);
+    transport_->table().Serve(*call.route, token, context, [&] {
+      call.route->method->serve_proto(call.route->impl, call.request, &framed);
+    });
     return std::string();
   });
   answer.reply_metadata = context.TakeReplyMetadata();

@@ -921,12 +921,11 @@ void UnaryCall::Handle() {
   std::string request = ToBytes(request_);
   const MethodTable& table = transport_->table();
   HandlerOutcome outcome = RunHandler([&] {
-    if (Refusal refusal =
-            table.guard().Check(route_->method->grpc_path, token, call.mutable_identity());
-        refusal.refused()) {
-      throw RpcError(refusal.code, refusal.message);
-    }
-    return ServeToString(*route_->method, route_->impl, WireFormat::kProto, request);
+    std::string reply;
+    table.Serve(*route_, token, call, [&] {
+      reply = ServeToString(*route_->method, route_->impl, WireFormat::kProto, request);
+    });
+    return reply;
   });
   EndServerSpan(call, std::string_view(route_->method->grpc_path).substr(1), outcome.code,
                 outcome.message);

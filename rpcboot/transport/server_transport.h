@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rpcboot/base/internal/clock.h"
@@ -22,6 +23,7 @@
 #include "rpcboot/internal/dispatch.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/server.h"
+#include "rpcboot/server_context.h"
 
 namespace rpcboot::internal {
 
@@ -98,12 +100,35 @@ class MethodTable {
   // Start; never null once set).
   const CallGuard& guard() const { return *guard_; }
   void set_guard(std::shared_ptr<const CallGuard> guard) { guard_ = std::move(guard); }
+  void set_interceptors(std::vector<ServerInterceptor> interceptors) {
+    interceptors_ = std::move(interceptors);
+  }
+
+  // What every transport runs for a call of `route`, inside RunHandler: checks the caller
+  // (guard: throws RpcError when refused), then runs `serve` (decode, handler, encode) inside
+  // ServerOptions::interceptors.
+  template <class Fn>
+  void Serve(const Route& route, std::string_view token, ServerContext& context, Fn&& serve) const {
+    if (Refusal refusal = guard().Check(route.method->grpc_path, token, context.mutable_identity());
+        refusal.refused()) {
+      throw RpcError(refusal.code, refusal.message);
+    }
+    if (interceptors_.empty()) {
+      serve();
+    } else {
+      Intercept(context, route.method->grpc_path, serve);
+    }
+  }
 
  private:
   MethodTable() = default;
   std::vector<std::string> services_;
   std::vector<const ServiceBinding*> bindings_;
+  void Intercept(const ServerContext& context, std::string_view method,
+                 absl::FunctionRef<void()> serve) const;
+
   std::shared_ptr<const CallGuard> guard_;
+  std::vector<ServerInterceptor> interceptors_;
   std::deque<MethodRuntime> runtimes_;  // one per method; never moves
   // Looked up on every Thrift call: hashed (read-only once made, so a Route never moves).
   absl::flat_hash_map<std::string, Route> thrift_qualified_;

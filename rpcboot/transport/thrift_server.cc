@@ -238,12 +238,12 @@ struct CallMeta {
   int64_t started = 0;                  // for the method's CallStats (thrift_stats)
 };
 
-// Runs `route`'s handler on this thread under the call's ServerContext, once `guard` allowed
-// the caller (`certificate`: the connection's verified client certificate, or null); returns
-// the reply frame to the call (`header`, in `theader` when it came so): its result struct (the
-// reply, or the handler's error as RpcError, field 1), and in THeader the handler's reply
-// metadata as headers.
-std::string Serve(std::string storage, const Route& route, const CallGuard& guard,
+// Runs `route`'s handler on this thread under the call's ServerContext, once `table`'s guard
+// allowed the caller, inside the interceptors (`certificate`: the connection's verified client
+// certificate, or null); returns the reply frame to the call (`header`, in `theader` when it came
+// so): its result struct (the reply, or the handler's error as RpcError, field 1), and in THeader
+// the handler's reply metadata as headers.
+std::string Serve(std::string storage, const Route& route, const MethodTable& table,
                   const std::string& peer, const PeerIdentity* certificate, const CallMeta& meta,
                   const THeaderFrame* theader, const ThriftMessageHeader& header,
                   std::string_view args) {
@@ -262,12 +262,8 @@ std::string Serve(std::string storage, const Route& route, const CallGuard& guar
   if (theader == nullptr) StartPlainReply(header, kThriftReply, &reply);
   const std::size_t result_at = reply.size();
   HandlerOutcome outcome = RunHandler([&] {
-    if (Refusal refusal =
-            guard.Check(route.method->grpc_path, meta.token, context.mutable_identity());
-        refusal.refused()) {
-      throw RpcError(refusal.code, refusal.message);
-    }
-    route.method->serve_thrift(route.impl, format, args, &reply);
+    table.Serve(route, meta.token, context,
+                [&] { route.method->serve_thrift(route.impl, format, args, &reply); });
     return std::string();
   });
   route.runtime->thrift_stats->Finish(meta.started, outcome.code, peer, outcome.message);
@@ -1802,7 +1798,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   if (route->run_inline) {
     // Listed in server.inline_methods: never blocks, so it runs right here, without a hop.
     QueueReply(conn,
-               Serve(std::move(conn->spare_out), *route, server_->table().guard(), conn->peer,
+               Serve(std::move(conn->spare_out), *route, server_->table(), conn->peer,
                      Certificate(*conn), meta, wrap, header, message.substr(header.body_offset)));
     return true;
   }
@@ -1834,7 +1830,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
     ThriftMessageHeader header;
     std::size_t body_offset;
     const Route* route;
-    const CallGuard* guard;
+    const MethodTable* table;
     CallMeta meta;
     InflatedHold hold;
 
@@ -1853,7 +1849,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
   const std::size_t body_offset = (compressed ? 0 : offset) + header.body_offset;
   auto pending = std::make_shared<Pending>(Pending{
       conn, std::move(kept), std::move(read), frame_start, std::move(theader), std::move(header),
-      body_offset, route, &server_->table().guard(), std::move(meta), std::move(hold)});
+      body_offset, route, &server_->table(), std::move(meta), std::move(hold)});
   ScheduledCall call;
   call.deadline = pending->meta.deadline;
   call.run = [pending] {
@@ -1861,7 +1857,7 @@ bool Loop::HandleFrame(const ConnectionPtr& conn, std::string_view frame, bool h
     const std::string_view bytes =
         p.buffer.empty() ? std::string_view(p.frame) : p.buffer.view().substr(p.frame_start);
     std::string reply =
-        Serve(std::move(p.conn->spare_out), *p.route, *p.guard, p.conn->peer, Certificate(*p.conn),
+        Serve(std::move(p.conn->spare_out), *p.route, *p.table, p.conn->peer, Certificate(*p.conn),
               p.meta, p.theader ? &*p.theader : nullptr, p.header, bytes.substr(p.body_offset));
     if (!p.conn->loop->FinishOnWorker(p.conn, reply, &p.buffer)) {
       p.conn->loop->PostReply(p.conn, std::move(reply), 0, &p.buffer);
@@ -1927,7 +1923,7 @@ bool Loop::RunHere(const ConnectionPtr& conn, const Route& route, const THeaderF
   here_route_ = &route;
   const uint64_t running = here_.Begin();
   server_->NoteRunningHere();
-  std::string reply = Serve(std::move(conn->spare_out), route, server_->table().guard(), conn->peer,
+  std::string reply = Serve(std::move(conn->spare_out), route, server_->table(), conn->peer,
                             Certificate(*conn), meta, wrap, header, args);
   if (here_.End(running)) {
     here_conn_.reset();

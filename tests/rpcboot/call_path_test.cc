@@ -9,7 +9,11 @@
 #include <algorithm>
 #include <future>
 #include <map>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common_types.rpcboot.h"
 #include "rich_service.rpcboot.h"
@@ -71,12 +75,19 @@ class CallPathTest : public ::testing::TestWithParam<Path> {
       admin_ = BindInProcess<rich::AdminService>(admin_impl_);
       return;
     }
+    StartServer({});
+  }
+  // A server of both services on both protocols, with `interceptors`, and proxies calling it (a
+  // server started before is shut down).
+  void StartServer(std::vector<ServerInterceptor> interceptors) {
+    if (server_) server_->Shutdown();
     ServerOptions options;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
     options.grpc_server = rpcboot::testing::TestGrpcServer();
     options.thrift_port = 0;
     options.shutdown_grace = std::chrono::seconds(5);
+    options.interceptors = std::move(interceptors);
     server_ = std::make_unique<Server>(options);
     server_->AddService<rich::RichService>(impl_);
     server_->AddService<rich::AdminService>(admin_impl_);
@@ -382,6 +393,118 @@ TEST_P(NetworkCallPathTest, ShutdownLetsInFlightCallsFinish) {
   stopping.get();
   EXPECT_EQ(impl_->last_color, rich::Color::kGreen);
   EXPECT_THROW(rich_->Count(), RpcError) << "no new calls after shutdown";
+}
+
+// What the interceptors of the tests below saw, in order.
+class InterceptorLog {
+ public:
+  void Add(std::string event) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(events_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+// An interceptor that logs `name>` and `name<` (or `name!<code>`) around the rest of the call.
+ServerInterceptor Logging(std::shared_ptr<InterceptorLog> log, std::string name) {
+  return [log, name](const ServerContext& call, std::string_view method,
+                     const std::function<void()>& proceed) {
+    log->Add(name + ">" + std::string(method) + (&call == ServerContext::Current() ? "" : " ?"));
+    try {
+      proceed();
+    } catch (const RpcError& e) {
+      log->Add(name + "!" + std::string(StatusCodeName(e.code())));
+      throw;
+    }
+    log->Add(name + "<");
+  };
+}
+
+TEST_P(NetworkCallPathTest, InterceptorsRunAroundEveryHandlerFirstListedOutermost) {
+  auto log = std::make_shared<InterceptorLog>();
+  // The inner one refuses AdminService/Reset before its handler runs.
+  ServerInterceptor refuse_resets = [log](const ServerContext&, std::string_view method,
+                                          const std::function<void()>& proceed) {
+    if (method == "/rich.AdminService/Reset")
+      throw RpcError(StatusCode::kPermissionDenied, "resets are off");
+    proceed();
+  };
+  StartServer({Logging(log, "outer"), Logging(log, "inner"), refuse_resets});
+
+  EXPECT_EQ(rich_->Count(), 1);
+  EXPECT_EQ(log->Take(),
+            (std::vector<std::string>{"outer>/rich.RichService/Count",
+                                      "inner>/rich.RichService/Count", "inner<", "outer<"}));
+  try {
+    admin_->Reset();
+    ADD_FAILURE() << "the interceptor's refusal did not reach the caller";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kPermissionDenied);
+    EXPECT_EQ(e.message(), "resets are off");
+  }
+  EXPECT_EQ(admin_impl_->resets, 0) << "the handler of a refused call ran";
+  EXPECT_EQ(log->Take(), (std::vector<std::string>{
+                             "outer>/rich.AdminService/Reset", "inner>/rich.AdminService/Reset",
+                             "inner!PERMISSION_DENIED", "outer!PERMISSION_DENIED"}));
+  // The handler's own error passes through both, unchanged.
+  try {
+    rich_->Notify(-4, "x", rich::Color::kRed);
+    ADD_FAILURE() << "the handler's error did not reach the caller";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(e.message(), "negative id -4");
+  }
+  EXPECT_EQ(log->Take(), (std::vector<std::string>{
+                             "outer>/rich.RichService/Notify", "inner>/rich.RichService/Notify",
+                             "inner!FAILED_PRECONDITION", "outer!FAILED_PRECONDITION"}));
+}
+
+TEST_P(NetworkCallPathTest, InterceptorsCannotSendAReplyTheHandlerDidNotGive) {
+  // Swallows every error; fails Count after its handler ran; skips the handler of Mix.
+  ServerInterceptor odd = [](const ServerContext&, std::string_view method,
+                             const std::function<void()>& proceed) {
+    if (method == "/rich.RichService/Mix") return;
+    try {
+      proceed();
+    } catch (const RpcError&) {
+      return;
+    }
+    if (method == "/rich.RichService/Count") throw RpcError(StatusCode::kAborted, "counted");
+  };
+  StartServer({odd});
+  try {
+    rich_->Notify(-2, "x", rich::Color::kRed);
+    ADD_FAILURE() << "a failed handler's call succeeded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kFailedPrecondition) << e.message();
+  }
+  try {
+    rich_->Count();
+    ADD_FAILURE() << "the interceptor's error after the handler did not reach the caller";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kAborted);
+    EXPECT_EQ(e.message(), "counted");
+  }
+  EXPECT_EQ(impl_->count, 1) << "Count's handler ran once";
+  try {
+    rich_->Mix(rich::Color::kRed, rich::Color::kGreen);
+    ADD_FAILURE() << "a call whose handler never ran succeeded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInternal);
+    EXPECT_EQ(e.message(),
+              "rpcboot: server interceptor 1 returned without calling proceed for "
+              "/rich.RichService/Mix");
+  }
+  // The server serves on.
+  rich_->Notify(7, "fine", rich::Color::kBlue);
+  EXPECT_EQ(impl_->last_color, rich::Color::kBlue);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, CallPathTest,
