@@ -266,6 +266,15 @@ void App::AddLocal(const internal::ServiceBinding& binding, std::shared_ptr<void
   locals_[binding.full_name] = LocalImpl{&binding, std::move(impl)};
 }
 
+void App::AddServerInterceptor(ServerInterceptor interceptor) {
+  server_->AddInterceptor(std::move(interceptor));
+}
+
+void App::AddClientInterceptor(ClientInterceptor interceptor) {
+  std::lock_guard<std::mutex> lock(session_mu_);
+  client_interceptors_.push_back(std::move(interceptor));
+}
+
 std::shared_ptr<Channel> App::ChannelFor(const internal::ServiceBinding& binding) {
   const std::string& service = binding.full_name;
   std::optional<LocalImpl> local;
@@ -311,6 +320,7 @@ std::shared_ptr<Channel> App::ChannelFor(const internal::ServiceBinding& binding
   std::shared_ptr<Channel> channel;
   {
     std::lock_guard<std::mutex> lock(session_mu_);
+    made.channel = WithInterceptors(std::move(made.channel), client_interceptors_);
     // Two threads asking at once: the first one's channel is the one.
     auto placed = channels_.emplace(service, std::move(made));
     if (placed.second) start = placed.first->second.flag;

@@ -108,6 +108,13 @@ class App {
                                          std::move(options)));
   }
 
+  // Code of yours around calls: every call this app serves, on both protocols (ServerInterceptor
+  // in rpcboot/server.h; after config().server.interceptors; before Start), and every call of
+  // the proxies Client makes (ClientInterceptor in rpcboot/client.h; a service's proxies keep
+  // the interceptors added before its first Client). The first added is outermost.
+  void AddServerInterceptor(ServerInterceptor interceptor);
+  void AddClientInterceptor(ClientInterceptor interceptor);
+
   // Start, wait for SIGTERM/SIGINT (or Stop()), Shutdown. Returns the exit code: 0 after a clean
   // stop, 1 when Start failed (the error is logged).
   int Run();
@@ -153,8 +160,9 @@ class App {
     const internal::ServiceBinding* binding;
     std::shared_ptr<void> impl;
   };
-  std::map<std::string, LocalImpl> locals_;        // by service; under session_mu_
-  std::map<std::string, ClientChannel> channels_;  // by service; under session_mu_
+  std::map<std::string, LocalImpl> locals_;             // by service; under session_mu_
+  std::map<std::string, ClientChannel> channels_;       // by service; under session_mu_
+  std::vector<ClientInterceptor> client_interceptors_;  // under session_mu_
   std::unique_ptr<internal::AdminServer> admin_;
   std::atomic<bool> serving_{false};
   std::vector<std::pair<std::string, std::string>> effective_config_;  // for the status page

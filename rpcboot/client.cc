@@ -16,6 +16,7 @@
 #include "rpcboot/internal/cluster_channel.h"
 #include "rpcboot/internal/discovery_channel.h"
 #include "rpcboot/internal/dispatch.h"
+#include "rpcboot/internal/interceptors.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/internal/thread_pool.h"
 #include "rpcboot/internal/tls.h"
@@ -107,10 +108,45 @@ class FallbackChannel final : public Channel {
   LogLimiter log_;
 };
 
+// Runs each call through the interceptors, then through the channel it wraps.
+class InterceptedChannel final : public Channel {
+ public:
+  InterceptedChannel(std::shared_ptr<Channel> inner, std::vector<ClientInterceptor> interceptors)
+      : inner_(std::move(inner)), interceptors_(std::move(interceptors)) {}
+
+  WireFormat format() const override { return inner_->format(); }
+
+  std::string Call(const MethodBinding& method, std::string_view request,
+                   const CallOptions& options) override {
+    CallOptions call = options;
+    std::string reply;
+    RunIntercepted(
+        interceptors_.size(),
+        [&](std::size_t i, const std::function<void()>& proceed) {
+          interceptors_[i](method.grpc_path, call, proceed);
+        },
+        [&] { reply = inner_->Call(method, request, call); }, "client", method.grpc_path);
+    return reply;
+  }
+
+  ChannelState State() const override { return inner_->State(); }
+
+ private:
+  std::shared_ptr<Channel> inner_;
+  std::vector<ClientInterceptor> interceptors_;
+};
+
 }  // namespace
 }  // namespace rpcboot::internal
 
 namespace rpcboot {
+
+std::shared_ptr<Channel> WithInterceptors(std::shared_ptr<Channel> channel,
+                                          std::vector<ClientInterceptor> interceptors) {
+  if (interceptors.empty()) return channel;
+  return std::make_shared<internal::InterceptedChannel>(std::move(channel),
+                                                        std::move(interceptors));
+}
 
 std::shared_ptr<Channel> MakeFallbackChannel(std::shared_ptr<Channel> primary,
                                              std::shared_ptr<void> fallback,

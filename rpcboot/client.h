@@ -18,6 +18,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -318,6 +319,26 @@ std::shared_ptr<Channel> WithFallback(std::shared_ptr<Channel> primary, std::sha
                              std::shared_ptr<void>(fallback, static_cast<S*>(fallback.get())),
                              std::move(options));
 }
+
+// Your code around every call through a channel: metadata every call carries (a tenant, a
+// request id), a log line per call, a timeout by method. It runs on the calling thread with the
+// method ("/shop.ShopService/GetShop") and the call's options, which it may change before it
+// calls `proceed()`; proceed sends the call (with the retries, failover and hedging of the
+// channel it wraps) and throws its RpcError, which the interceptor may catch and replace. As on
+// the server (ServerInterceptor): the first listed is outermost; throwing RpcError fails the
+// call with it; a failed call's error stands even if an interceptor catches it and returns (there
+// is no reply to give); returning without calling proceed is INTERNAL naming the method.
+//
+//   auto shops = rpcboot::MakeClient<shop::ShopService>(rpcboot::WithInterceptors(
+//       rpcboot::MakeGrpcChannel("127.0.0.1:9091"),
+//       {[](std::string_view, rpcboot::CallOptions& call, const std::function<void()>& proceed) {
+//         call.metadata.emplace_back("x-tenant", "eu-1");
+//         proceed();
+//       }}));
+using ClientInterceptor = std::function<void(std::string_view method, CallOptions& call,
+                                             const std::function<void()>& proceed)>;
+std::shared_ptr<Channel> WithInterceptors(std::shared_ptr<Channel> channel,
+                                          std::vector<ClientInterceptor> interceptors);
 
 // A channel that serves calls with `impl` in the calling thread, encoding and decoding them as
 // gRPC would (so copies, errors and limits behave as over the network).

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
 #include <functional>
 #include <thread>
 #include <utility>
@@ -11,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "rpcboot/internal/call_scheduler.h"
+#include "rpcboot/internal/interceptors.h"
 #include "rpcboot/transport/server_transport.h"
 
 namespace rpcboot {
@@ -80,37 +80,12 @@ std::string MethodTable::ThriftUnknownReason(std::string_view message_name) cons
 
 void MethodTable::Intercept(const ServerContext& context, std::string_view method,
                             absl::FunctionRef<void()> serve) const {
-  // Interceptor i's proceed runs interceptor i + 1, the last one's the handler. A handler that
-  // threw left no reply to send: its error stands even when an interceptor swallowed it.
-  std::exception_ptr failed;
-  std::function<void(std::size_t)> run = [&](std::size_t i) {
-    if (i == interceptors_.size()) {
-      try {
-        serve();
-      } catch (...) {
-        failed = std::current_exception();
-        throw;
-      }
-      return;
-    }
-    bool proceeded = false;
-    const std::function<void()> proceed = [&] {
-      if (proceeded) {
-        throw RpcError(StatusCode::kInternal, absl::StrCat("rpcboot: server interceptor ", i + 1,
-                                                           " called proceed twice"));
-      }
-      proceeded = true;
-      run(i + 1);
-    };
-    interceptors_[i](context, method, proceed);
-    if (!proceeded) {
-      throw RpcError(StatusCode::kInternal,
-                     absl::StrCat("rpcboot: server interceptor ", i + 1,
-                                  " returned without calling proceed for ", std::string(method)));
-    }
-  };
-  run(0);
-  if (failed) std::rethrow_exception(failed);
+  RunIntercepted(
+      interceptors_.size(),
+      [&](std::size_t i, const std::function<void()>& proceed) {
+        interceptors_[i](context, method, proceed);
+      },
+      serve, "server", method);
 }
 
 const Route* MethodTable::FindGrpc(std::string_view path) const {
@@ -139,6 +114,10 @@ Server::~Server() { Shutdown(); }
 
 void Server::AddBinding(const internal::ServiceBinding& binding, std::shared_ptr<void> impl) {
   impl_->services_.push_back({&binding, std::move(impl)});
+}
+
+void Server::AddInterceptor(ServerInterceptor interceptor) {
+  impl_->options_.interceptors.push_back(std::move(interceptor));
 }
 
 absl::Status Server::Start() {

@@ -161,6 +161,9 @@ class Server {
     AddBinding(internal::BindingOf<S>(), std::shared_ptr<void>(impl, static_cast<S*>(impl.get())));
   }
 
+  // Adds an interceptor after those of ServerOptions::interceptors. Before Start().
+  void AddInterceptor(ServerInterceptor interceptor);
+
   // Binds every configured port and starts serving. Errors name the port that failed.
   absl::Status Start();
   int grpc_port() const;    // the bound port, -1 when off

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -33,6 +34,7 @@
 #include "rpcboot/config.h"
 #include "rpcboot/internal/metrics.h"
 #include "rpcboot/metrics.h"
+#include "rpcboot/server_context.h"
 #include "socket_testing.h"
 
 namespace rpcboot {
@@ -852,6 +854,46 @@ TEST(AppMetrics, SeriesWithoutEndAreRefusedAtTheCap) {
   // What exists is still counted.
   auto first = GetCounter("apptest_per_order_total", "h", {{"order", "0"}});
   ASSERT_TRUE(first.ok()) << first.status();
+}
+
+// Interceptors added to an App: the server's run on the calls it serves over both protocols,
+// the clients' on every call of the proxies it makes (here a local implementation, by config).
+TEST(AppInterceptors, RunOnServedCallsAndOnTheAppsOwnProxies) {
+  const std::map<std::string, std::string> no_env;
+  absl::StatusOr<AppConfig> config =
+      LoadConfig({"--app.name=rich", "--server.host=127.0.0.1", "--server.grpc_port=0",
+                  "--server.thrift_port=0", "--clients.rich.RichService.mode=local"},
+                 &no_env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::unique_ptr<App>> made = App::FromConfig(*config);
+  ASSERT_TRUE(made.ok()) << made.status();
+  App& app = **made;
+  app.Serve<rich::RichService>(std::make_shared<testing::RichServiceImpl>());
+  auto local = std::make_shared<testing::RichServiceImpl>();
+  app.Local<rich::RichService>(local);
+  std::atomic<int> counted{0};
+  app.AddServerInterceptor(
+      [&](const ServerContext&, std::string_view method, const std::function<void()>& proceed) {
+        if (method == "/rich.RichService/Count") counted++;
+        proceed();
+      });
+  app.AddClientInterceptor(
+      [](std::string_view, CallOptions& call, const std::function<void()>& proceed) {
+        call.metadata.emplace_back("x-app", "rich");
+        proceed();
+      });
+  absl::Status started = app.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  for (Protocol protocol : {Protocol::kGrpc, Protocol::kThrift}) {
+    int port = protocol == Protocol::kGrpc ? app.grpc_port() : app.thrift_port();
+    MakeClient<rich::RichService>(MakeChannel("127.0.0.1:" + std::to_string(port), protocol))
+        ->Count();
+  }
+  EXPECT_EQ(counted.load(), 2) << "the server interceptor saw both protocols' calls";
+  auto histogram = app.Client<rich::RichService>()->Histogram({"w"});
+  EXPECT_EQ(histogram["metadata:x-app=rich"], 1) << "the client interceptor's metadata";
+  EXPECT_EQ(counted.load(), 2) << "a local call is not served by the server";
+  app.Shutdown();
 }
 
 }  // namespace

@@ -507,6 +507,72 @@ TEST_P(NetworkCallPathTest, InterceptorsCannotSendAReplyTheHandlerDidNotGive) {
   EXPECT_EQ(impl_->last_color, rich::Color::kBlue);
 }
 
+TEST_P(CallPathTest, ClientInterceptorsRunAroundEveryCallAndMayChangeIt) {
+  auto log = std::make_shared<InterceptorLog>();
+  // Adds metadata the handler sees (Histogram counts it as a word).
+  ClientInterceptor tenant = [log](std::string_view method, CallOptions& call,
+                                   const std::function<void()>& proceed) {
+    log->Add("tenant>" + std::string(method));
+    call.metadata.emplace_back("x-tenant", "eu-1");
+    proceed();
+    log->Add("tenant<");
+  };
+  // Replaces the call's error with its own.
+  ClientInterceptor translate = [log](std::string_view, CallOptions&,
+                                      const std::function<void()>& proceed) {
+    try {
+      proceed();
+    } catch (const RpcError& e) {
+      log->Add("translate!" + std::string(StatusCodeName(e.code())));
+      throw RpcError(StatusCode::kAborted, "translated: " + e.message());
+    }
+  };
+  std::shared_ptr<Channel> channel =
+      channel_ ? channel_ : MakeInProcessChannel(internal::BindingOf<rich::RichService>(), impl_);
+  auto rich = MakeClient<rich::RichService>(WithInterceptors(channel, {tenant, translate}));
+
+  auto histogram = rich->Histogram({"a"});
+  EXPECT_EQ(histogram["a"], 1);
+  EXPECT_EQ(histogram["metadata:x-tenant=eu-1"], 1) << "the handler did not get the metadata";
+  EXPECT_EQ(log->Take(),
+            (std::vector<std::string>{"tenant>/rich.RichService/Histogram", "tenant<"}));
+  try {
+    rich->Notify(-4, "x", rich::Color::kRed);
+    ADD_FAILURE() << "a failed call succeeded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kAborted);
+    EXPECT_EQ(e.message(), "translated: negative id -4");
+  }
+  EXPECT_EQ(log->Take(), (std::vector<std::string>{"tenant>/rich.RichService/Notify",
+                                                   "translate!FAILED_PRECONDITION"}));
+
+  // One that swallows errors cannot make a reply; one that never proceeds fails the call.
+  auto odd = MakeClient<rich::RichService>(WithInterceptors(
+      channel, {[](std::string_view method, CallOptions&, const std::function<void()>& proceed) {
+        if (method == "/rich.RichService/Mix") return;
+        try {
+          proceed();
+        } catch (const RpcError&) {
+        }
+      }}));
+  try {
+    odd->Notify(-2, "x", rich::Color::kRed);
+    ADD_FAILURE() << "a failed call succeeded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kFailedPrecondition) << e.message();
+  }
+  try {
+    odd->Mix(rich::Color::kRed, rich::Color::kGreen);
+    ADD_FAILURE() << "a call never sent succeeded";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.code(), StatusCode::kInternal);
+    EXPECT_EQ(e.message(),
+              "rpcboot: client interceptor 1 returned without calling proceed for "
+              "/rich.RichService/Mix");
+  }
+  EXPECT_EQ(odd->Count(), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, CallPathTest,
                          ::testing::Values(Path::kInProcess, Path::kGrpc, Path::kGrpcpp,
                                            Path::kThriftCompact, Path::kThriftBinary,
